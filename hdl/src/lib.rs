@@ -1,0 +1,13 @@
+//! tern-hdl: the engine configuration, the ternary weight format and stream formats,
+//! the rust-hdl RTL of the engine, and its Verilog emission.
+
+pub mod config;
+pub mod emit;
+pub mod memory;
+pub mod netlist;
+pub mod streams;
+pub mod tlmm;
+pub mod weights;
+
+pub use config::{Config, ConfigError, EngineKind, Geometry};
+pub use emit::{generate, write_design, Design, Manifest};
