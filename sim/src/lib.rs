@@ -1,1 +1,5 @@
+//! tern-sim: golden models, the Verilator bridge and the co-verification harness.
+
+pub mod cosim;
 pub mod golden;
+pub mod verilator;

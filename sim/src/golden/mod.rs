@@ -1,1 +1,3 @@
+//! Golden models: bit-exact references the RTL is compared with.
 
+pub mod tlmm;

@@ -1,0 +1,312 @@
+//! Co-verification: stream weights and activations through the Verilated engine and
+//! compare every output with the golden model, bit for bit.
+//!
+//! On a mismatch the run is repeated with the same seed and a waveform (VCD) is written;
+//! the error names the configuration, the seed, the first differing output and the file.
+
+use ndarray::{Array2, Axis};
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use tern_hdl::streams::{pack_activations, pack_weights, unpack_results, Beat, StreamError};
+use tern_hdl::{Config, Design};
+
+use crate::golden::tlmm::ternary_gemm;
+use crate::verilator::{BridgeError, Handshake, Inputs, Model, ModelLibrary};
+
+/// What the vectors look like.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum VectorKind {
+    /// Uniform int8 activations, uniform ternary weights.
+    Random,
+    /// Mostly-zero weights (BitNet layers are ~1/3 zeros; this is 90%).
+    Sparse,
+    /// All activations −128, all weights +1: the most negative sum.
+    MinTimesPlus,
+    /// All activations −128, all weights −1: the most positive sum (+128·K).
+    MinTimesMinus,
+    /// All activations 127, all weights +1.
+    MaxTimesPlus,
+    /// Alternating extremes in activations and weights.
+    Alternating,
+}
+
+impl VectorKind {
+    pub const ALL: [VectorKind; 6] = [
+        VectorKind::Random,
+        VectorKind::Sparse,
+        VectorKind::MinTimesPlus,
+        VectorKind::MinTimesMinus,
+        VectorKind::MaxTimesPlus,
+        VectorKind::Alternating,
+    ];
+}
+
+/// One workload's operands: `W` (M×K) and the tokens `X` (T×K).
+#[derive(Debug, Clone)]
+pub struct Vectors {
+    pub kind: VectorKind,
+    pub w: Array2<i8>,
+    pub xs: Array2<i8>,
+}
+
+impl Vectors {
+    pub fn generate(cfg: &Config, kind: VectorKind, seed: u64) -> Vectors {
+        let (m, k, t) = (cfg.workload.m, cfg.workload.k, cfg.workload.tokens);
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (w, xs) = match kind {
+            VectorKind::Random => (
+                Array2::from_shape_fn((m, k), |_| rng.gen_range(-1i8..=1)),
+                Array2::from_shape_fn((t, k), |_| rng.gen::<i8>()),
+            ),
+            VectorKind::Sparse => (
+                Array2::from_shape_fn((m, k), |_| if rng.gen_bool(0.1) { if rng.gen() { 1 } else { -1 } } else { 0 }),
+                Array2::from_shape_fn((t, k), |_| rng.gen::<i8>()),
+            ),
+            VectorKind::MinTimesPlus => (Array2::from_elem((m, k), 1), Array2::from_elem((t, k), i8::MIN)),
+            VectorKind::MinTimesMinus => (Array2::from_elem((m, k), -1), Array2::from_elem((t, k), i8::MIN)),
+            VectorKind::MaxTimesPlus => (Array2::from_elem((m, k), 1), Array2::from_elem((t, k), i8::MAX)),
+            VectorKind::Alternating => (
+                Array2::from_shape_fn((m, k), |(r, c)| if (r + c) % 2 == 0 { 1 } else { -1 }),
+                Array2::from_shape_fn((t, k), |(r, c)| if (r + c) % 2 == 0 { i8::MIN } else { i8::MAX }),
+            ),
+        };
+        Vectors { kind, w, xs }
+    }
+}
+
+/// How the testbench drives the handshakes. Gaps and stalls exercise the engine's
+/// flow control; `Stimulus::STREAMING` measures its throughput.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Stimulus {
+    /// Probability that an activation or weight beat is withheld on a clock.
+    pub valid_gap: f64,
+    /// Probability that `res_ready` is low on a clock.
+    pub result_stall: f64,
+}
+
+impl Stimulus {
+    pub const STREAMING: Stimulus = Stimulus {
+        valid_gap: 0.0,
+        result_stall: 0.0,
+    };
+    pub const BURSTY: Stimulus = Stimulus {
+        valid_gap: 0.3,
+        result_stall: 0.3,
+    };
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum CosimError {
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+    #[error("packing the vectors: {0}")]
+    Stream(#[from] StreamError),
+    #[error("{0}")]
+    Mismatch(Box<Mismatch>),
+    #[error(
+        "engine stalled: {results} of {expected} results after {cycles} clocks (config {config}, seed {seed})"
+    )]
+    Hung {
+        config: String,
+        seed: u64,
+        results: usize,
+        expected: usize,
+        cycles: u64,
+    },
+}
+
+/// The first differing output of a failed co-simulation.
+#[derive(Debug)]
+pub struct Mismatch {
+    pub config: String,
+    pub seed: u64,
+    pub kind: VectorKind,
+    pub token: usize,
+    pub row: usize,
+    pub expected: i64,
+    pub got: i64,
+    pub mismatches: usize,
+    pub waveform: Option<PathBuf>,
+}
+
+impl fmt::Display for Mismatch {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(f, "RTL and golden model differ ({} outputs differ)", self.mismatches)?;
+        writeln!(f, "  config:   {}", self.config)?;
+        writeln!(f, "  seed:     {} ({:?} vectors)", self.seed, self.kind)?;
+        writeln!(f, "  first:    token {}, row {}: expected {}, got {}", self.token, self.row, self.expected, self.got)?;
+        match &self.waveform {
+            Some(p) => write!(f, "  waveform: {}", p.display()),
+            None => write!(f, "  waveform: (not written)"),
+        }
+    }
+}
+
+/// The outcome of driving one workload through the engine.
+#[derive(Debug, Clone)]
+pub struct Run {
+    /// Result beats in arrival order.
+    pub results: Vec<Beat>,
+    /// Clocks from the end of reset to the last result.
+    pub cycles: u64,
+    /// Clock on which the first weight beat was accepted.
+    pub first_weight: u64,
+    /// Clock on which the last result was accepted.
+    pub last_result: u64,
+}
+
+/// A one-line summary of a config for messages.
+pub fn describe(cfg: &Config) -> String {
+    let e = &cfg.engine;
+    let w = &cfg.workload;
+    format!(
+        "{:?} G={} P={} Q={} acc={} fifo={} M={} K={} T={}",
+        e.kind, e.group_size, e.rows_parallel, e.groups_per_cycle, e.accumulator_bits, e.weight_buffer_depth, w.m, w.k, w.tokens
+    )
+    .to_lowercase()
+}
+
+/// Drive the workload through `model`; returns every result beat and the clock counts.
+pub fn drive(
+    model: &mut Model,
+    cfg: &Config,
+    vectors: &Vectors,
+    stimulus: Stimulus,
+    seed: u64,
+) -> Result<Run, CosimError> {
+    let geo = &cfg.geometry;
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let weights = pack_weights(geo, vectors.w.as_slice().expect("standard layout"), m, k)?;
+    let mut acts: Vec<Beat> = Vec::new();
+    for x in vectors.xs.axis_iter(Axis(0)) {
+        acts.extend(pack_activations(geo, x.as_slice().expect("standard layout"), k)?);
+    }
+    let tokens = vectors.xs.nrows();
+    let expected = tokens * geo.row_blocks;
+    let total_weights = tokens * weights.len();
+    // Generous bound: every beat, slowed by the gaps and stalls, plus the table fills.
+    let slowdown = 1.0 / ((1.0 - stimulus.valid_gap) * (1.0 - stimulus.result_stall)).max(0.01);
+    let limit = ((total_weights + acts.len() + expected) as f64 * slowdown * 4.0) as u64 + 10_000;
+
+    let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_F10C);
+    let idle = Inputs {
+        reset: true,
+        act: None,
+        wgt: None,
+        res_ready: false,
+    };
+    for _ in 0..2 {
+        model.drive(&idle);
+        model.tick();
+    }
+    let (mut next_act, mut next_wgt) = (0usize, 0usize);
+    let mut results = Vec::with_capacity(expected);
+    let (mut first_weight, mut last_result) = (None, 0);
+    let mut cycle = 0u64;
+    while results.len() < expected {
+        if cycle >= limit {
+            return Err(CosimError::Hung {
+                config: describe(cfg),
+                seed,
+                results: results.len(),
+                expected,
+                cycles: cycle,
+            });
+        }
+        let offer_act = next_act < acts.len() && !rng.gen_bool(stimulus.valid_gap);
+        let offer_wgt = next_wgt < total_weights && !rng.gen_bool(stimulus.valid_gap);
+        let res_ready = !rng.gen_bool(stimulus.result_stall);
+        let inputs = Inputs {
+            reset: false,
+            act: offer_act.then(|| acts[next_act].as_slice()),
+            wgt: offer_wgt.then(|| weights[next_wgt % weights.len()].as_slice()),
+            res_ready,
+        };
+        let Handshake {
+            act_ready,
+            wgt_ready,
+            res_valid,
+        } = model.drive(&inputs);
+        if offer_act && act_ready {
+            next_act += 1;
+        }
+        if offer_wgt && wgt_ready {
+            first_weight.get_or_insert(cycle);
+            next_wgt += 1;
+        }
+        if res_valid && res_ready {
+            results.push(model.result());
+            last_result = cycle;
+        }
+        model.tick();
+        cycle += 1;
+    }
+    Ok(Run {
+        results,
+        cycles: cycle,
+        first_weight: first_weight.unwrap_or(0),
+        last_result,
+    })
+}
+
+/// A passing co-simulation.
+#[derive(Debug, Clone)]
+pub struct Report {
+    pub outputs: usize,
+    pub run: Run,
+}
+
+/// Run `vectors` through a fresh model of `design` and compare with the golden model.
+/// On a mismatch, rerun with the same seed writing `waveform_dir/<hash>-seed<seed>.vcd`.
+pub fn cosimulate(
+    design: &Design,
+    library: &ModelLibrary,
+    vectors: &Vectors,
+    stimulus: Stimulus,
+    seed: u64,
+    waveform_dir: &Path,
+) -> Result<Report, CosimError> {
+    let cfg = &design.config;
+    let mut model = library.instantiate(None)?;
+    let run = drive(&mut model, cfg, vectors, stimulus, seed)?;
+    let golden = ternary_gemm(vectors.w.view(), vectors.xs.view());
+    let rb = cfg.geometry.row_blocks;
+    let mut first = None;
+    let mut count = 0;
+    for t in 0..golden.nrows() {
+        let got = unpack_results(&cfg.geometry, &run.results[t * rb..(t + 1) * rb], cfg.workload.m);
+        for (row, (&want, &have)) in golden.row(t).iter().zip(&got).enumerate() {
+            if want != have {
+                count += 1;
+                first.get_or_insert((t, row, want, have));
+            }
+        }
+    }
+    let Some((token, row, expected, got)) = first else {
+        return Ok(Report {
+            outputs: golden.len(),
+            run,
+        });
+    };
+    let waveform = std::fs::create_dir_all(waveform_dir).ok().and_then(|_| {
+        let path = waveform_dir.join(format!("{}-seed{seed}.vcd", design.short_hash()));
+        let mut traced = library.instantiate(Some(&path)).ok()?;
+        drive(&mut traced, cfg, vectors, stimulus, seed).ok()?;
+        drop(traced);
+        path.exists().then_some(path)
+    });
+    Err(CosimError::Mismatch(Box::new(Mismatch {
+        config: describe(cfg),
+        seed,
+        kind: vectors.kind,
+        token,
+        row,
+        expected,
+        got,
+        mismatches: count,
+        waveform,
+    })))
+}
