@@ -16,11 +16,8 @@ pub const MAX_LANES: usize = 1024;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
-    #[error("cannot read config {path}: {source}")]
-    Read {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("cannot read config {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: `{key}` = {value} is out of range: allowed {allowed}")]
@@ -181,9 +178,9 @@ impl Geometry {
 
 impl Config {
     pub fn from_path(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
             path: path.display().to_string(),
-            source,
+            cause,
         })?;
         Config::from_toml(&text, &path.display().to_string())
     }
@@ -256,7 +253,10 @@ impl Config {
             return Err(ConfigError::OutOfRange {
                 origin: origin.to_string(),
                 key: "engine.rows_parallel",
-                value: format!("{} (× {lanes_per_row} lanes per row = {lanes} lanes)", e.rows_parallel),
+                value: format!(
+                    "{} (× {lanes_per_row} lanes per row = {lanes} lanes)",
+                    e.rows_parallel
+                ),
                 allowed: format!("at most {MAX_LANES} lanes in total"),
             });
         }
@@ -374,7 +374,10 @@ tokens = 2
     fn out_of_range_names_key_and_range() {
         let text = GOOD.replace("group_size = 3", "group_size = 6");
         let err = Config::from_toml(&text, "f.toml").unwrap_err().to_string();
-        assert!(err.contains("engine.group_size") && err.contains("2..=5"), "{err}");
+        assert!(
+            err.contains("engine.group_size") && err.contains("2..=5"),
+            "{err}"
+        );
     }
 
     #[test]
@@ -384,7 +387,10 @@ tokens = 2
             .replace("accumulator_bits = 24", "accumulator_bits = 16")
             .replace("k = 100", "k = 300");
         let err = Config::from_toml(&text, "f.toml").unwrap_err();
-        assert!(matches!(err, ConfigError::AccumulatorOverflow { needed: 18, .. }), "{err}");
+        assert!(
+            matches!(err, ConfigError::AccumulatorOverflow { needed: 18, .. }),
+            "{err}"
+        );
         // ... and K = 128 (needs 16) is accepted.
         let text = text.replace("k = 300", "k = 128");
         Config::from_toml(&text, "f.toml").unwrap();
@@ -407,7 +413,10 @@ tokens = 2
     fn ceil_log2_matches_definition() {
         for n in 1..5000usize {
             let c = ceil_log2(n);
-            assert!(1usize << c >= n && (c == 0 || 1usize << (c - 1) < n), "n = {n}");
+            assert!(
+                1usize << c >= n && (c == 0 || 1usize << (c - 1) < n),
+                "n = {n}"
+            );
         }
     }
 }

@@ -26,7 +26,12 @@ pub struct WordMemory<const W: usize> {
 impl<const W: usize> WordMemory<W> {
     /// `registered_read`: block-RAM style (data one clock after the address);
     /// otherwise the read is combinational (LUT RAM / registers).
-    pub fn new(fields: usize, depth: usize, registered_read: bool, ram_style: &'static str) -> Self {
+    pub fn new(
+        fields: usize,
+        depth: usize,
+        registered_read: bool,
+        ram_style: &'static str,
+    ) -> Self {
         assert!(fields > 0 && depth > 0 && depth <= 1 << 16);
         WordMemory {
             clock: Default::default(),
@@ -101,7 +106,13 @@ impl<const W: usize> Logic for WordMemory<W> {
             .collect::<Vec<_>>()
             .join(", ");
         let unpack = (0..fields)
-            .map(|i| format!("    read_data${i} = read_word[{}:{}];", (i + 1) * W - 1, i * W))
+            .map(|i| {
+                format!(
+                    "    read_data${i} = read_word[{}:{}];",
+                    (i + 1) * W - 1,
+                    i * W
+                )
+            })
             .collect::<Vec<_>>()
             .join("\n");
         let read = if self._registered_read {

@@ -70,7 +70,12 @@ pub fn if_else(test: Expr, then: VerilogBlock, otherwise: VerilogBlock) -> Stmt 
 }
 
 /// `case (test) value: body ... default: default_body endcase`, values as `W'dN`.
-pub fn case(test: Expr, width: usize, arms: Vec<(u64, VerilogBlock)>, default: VerilogBlock) -> Stmt {
+pub fn case(
+    test: Expr,
+    width: usize,
+    arms: Vec<(u64, VerilogBlock)>,
+    default: VerilogBlock,
+) -> Stmt {
     let mut cases: Vec<VerilogCase> = arms
         .into_iter()
         .map(|(value, block)| VerilogCase {

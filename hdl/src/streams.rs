@@ -60,7 +60,12 @@ pub enum StreamError {
 }
 
 /// Pack a row-major ternary matrix (M×K) into weight beats for one token.
-pub fn pack_weights(geo: &Geometry, w: &[i8], m: usize, k: usize) -> Result<Vec<Beat>, StreamError> {
+pub fn pack_weights(
+    geo: &Geometry,
+    w: &[i8],
+    m: usize,
+    k: usize,
+) -> Result<Vec<Beat>, StreamError> {
     if w.len() != m * k {
         return Err(StreamError::WeightShape { got: w.len(), m, k });
     }
@@ -77,7 +82,11 @@ pub fn pack_weights(geo: &Geometry, w: &[i8], m: usize, k: usize) -> Result<Vec<
                     let col0 = c * geo.chunk_activations + l * g;
                     for (j, slot) in group.iter_mut().enumerate() {
                         let col = col0 + j;
-                        *slot = if row < m && col < k { w[row * k + col] } else { 0 };
+                        *slot = if row < m && col < k {
+                            w[row * k + col]
+                        } else {
+                            0
+                        };
                     }
                     let code = encode_group(&group).map_err(|source| StreamError::Weight {
                         row,
@@ -85,7 +94,12 @@ pub fn pack_weights(geo: &Geometry, w: &[i8], m: usize, k: usize) -> Result<Vec<
                         source,
                     })?;
                     let lane = p * geo.lanes_per_row + l;
-                    put_field(&mut beat, lane * code_bits, code_bits, u64::from(code.to_bits(g)));
+                    put_field(
+                        &mut beat,
+                        lane * code_bits,
+                        code_bits,
+                        u64::from(code.to_bits(g)),
+                    );
                 }
             }
             beats.push(beat);
@@ -185,7 +199,10 @@ mod tests {
     #[test]
     fn bad_shapes_and_values_are_errors() {
         let geo = config("tlmm", 3, 2, 2, 4, 10).geometry;
-        assert!(matches!(pack_weights(&geo, &[0; 39], 4, 10), Err(StreamError::WeightShape { .. })));
+        assert!(matches!(
+            pack_weights(&geo, &[0; 39], 4, 10),
+            Err(StreamError::WeightShape { .. })
+        ));
         let mut w = vec![0i8; 40];
         w[13] = 3;
         let err = pack_weights(&geo, &w, 4, 10).unwrap_err().to_string();

@@ -11,7 +11,7 @@
 
 /// Folded table entries for group size `g`: ⌈3^g / 2⌉ (g = 1 gives {0, x}).
 pub fn table_entries(g: usize) -> usize {
-    (3usize.pow(g as u32) + 1) / 2
+    3usize.pow(g as u32).div_ceil(2)
 }
 
 /// Bits of a group index.
@@ -72,12 +72,18 @@ pub enum WeightError {
 /// Encode one group of ternary weights (length = g, 1..=5).
 pub fn encode_group(w: &[i8]) -> Result<GroupCode, WeightError> {
     if w.is_empty() || w.len() > 5 {
-        return Err(WeightError::BadGroup { got: w.len(), max: 5 });
+        return Err(WeightError::BadGroup {
+            got: w.len(),
+            max: 5,
+        });
     }
     let mut v: i32 = 0;
     for (j, &d) in w.iter().enumerate().rev() {
         if !(-1..=1).contains(&d) {
-            return Err(WeightError::NotTernary { position: j, value: d });
+            return Err(WeightError::NotTernary {
+                position: j,
+                value: d,
+            });
         }
         v = v * 3 + i32::from(d);
     }
@@ -155,7 +161,13 @@ mod tests {
                 assert!(code.to_bits(g) < 1 << code_bits(g));
                 // The zero pattern has one code only (sign clear).
                 if p.iter().all(|&d| d == 0) {
-                    assert_eq!(code, GroupCode { negative: false, index: 0 });
+                    assert_eq!(
+                        code,
+                        GroupCode {
+                            negative: false,
+                            index: 0
+                        }
+                    );
                 }
                 assert!(seen.insert(code), "g={g}: {p:?} collides");
                 assert_eq!(decode_group(code, g), p);
@@ -170,7 +182,7 @@ mod tests {
         for g in 2..=5 {
             let w = entry_bits(g);
             let max = 128 * g as i64;
-            assert!(max <= (1 << (w - 1)) - 1 && -max >= -(1 << (w - 1)));
+            assert!(max < (1 << (w - 1)) && -max >= -(1 << (w - 1)));
             assert!(max > (1 << (w - 2)) - 1, "g={g}: {w} bits is not minimal");
         }
     }
@@ -179,7 +191,10 @@ mod tests {
     fn non_ternary_weight_is_rejected_with_its_position() {
         assert_eq!(
             encode_group(&[1, 0, 2]),
-            Err(WeightError::NotTernary { position: 2, value: 2 })
+            Err(WeightError::NotTernary {
+                position: 2,
+                value: 2
+            })
         );
         assert!(encode_group(&[0; 6]).is_err());
     }

@@ -14,7 +14,7 @@ use tern_hdl::streams::{pack_activations, pack_weights, unpack_results, Beat, St
 use tern_hdl::{Config, Design};
 
 use crate::golden::tlmm::ternary_gemm;
-use crate::verilator::{BridgeError, Handshake, Inputs, Model, ModelLibrary};
+use crate::verilator::{BridgeError, EngineSim, Handshake, Inputs, ModelLibrary};
 
 /// What the vectors look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -62,15 +62,37 @@ impl Vectors {
                 Array2::from_shape_fn((t, k), |_| rng.gen::<i8>()),
             ),
             VectorKind::Sparse => (
-                Array2::from_shape_fn((m, k), |_| if rng.gen_bool(0.1) { if rng.gen() { 1 } else { -1 } } else { 0 }),
+                Array2::from_shape_fn((m, k), |_| {
+                    if rng.gen_bool(0.1) {
+                        if rng.gen() {
+                            1
+                        } else {
+                            -1
+                        }
+                    } else {
+                        0
+                    }
+                }),
                 Array2::from_shape_fn((t, k), |_| rng.gen::<i8>()),
             ),
-            VectorKind::MinTimesPlus => (Array2::from_elem((m, k), 1), Array2::from_elem((t, k), i8::MIN)),
-            VectorKind::MinTimesMinus => (Array2::from_elem((m, k), -1), Array2::from_elem((t, k), i8::MIN)),
-            VectorKind::MaxTimesPlus => (Array2::from_elem((m, k), 1), Array2::from_elem((t, k), i8::MAX)),
+            VectorKind::MinTimesPlus => (
+                Array2::from_elem((m, k), 1),
+                Array2::from_elem((t, k), i8::MIN),
+            ),
+            VectorKind::MinTimesMinus => (
+                Array2::from_elem((m, k), -1),
+                Array2::from_elem((t, k), i8::MIN),
+            ),
+            VectorKind::MaxTimesPlus => (
+                Array2::from_elem((m, k), 1),
+                Array2::from_elem((t, k), i8::MAX),
+            ),
             VectorKind::Alternating => (
                 Array2::from_shape_fn((m, k), |(r, c)| if (r + c) % 2 == 0 { 1 } else { -1 }),
-                Array2::from_shape_fn((t, k), |(r, c)| if (r + c) % 2 == 0 { i8::MIN } else { i8::MAX }),
+                Array2::from_shape_fn(
+                    (t, k),
+                    |(r, c)| if (r + c) % 2 == 0 { i8::MIN } else { i8::MAX },
+                ),
             ),
         };
         Vectors { kind, w, xs }
@@ -134,10 +156,18 @@ pub struct Mismatch {
 
 impl fmt::Display for Mismatch {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        writeln!(f, "RTL and golden model differ ({} outputs differ)", self.mismatches)?;
+        writeln!(
+            f,
+            "RTL and golden model differ ({} outputs differ)",
+            self.mismatches
+        )?;
         writeln!(f, "  config:   {}", self.config)?;
         writeln!(f, "  seed:     {} ({:?} vectors)", self.seed, self.kind)?;
-        writeln!(f, "  first:    token {}, row {}: expected {}, got {}", self.token, self.row, self.expected, self.got)?;
+        writeln!(
+            f,
+            "  first:    token {}, row {}: expected {}, got {}",
+            self.token, self.row, self.expected, self.got
+        )?;
         match &self.waveform {
             Some(p) => write!(f, "  waveform: {}", p.display()),
             None => write!(f, "  waveform: (not written)"),
@@ -164,14 +194,22 @@ pub fn describe(cfg: &Config) -> String {
     let w = &cfg.workload;
     format!(
         "{:?} G={} P={} Q={} acc={} fifo={} M={} K={} T={}",
-        e.kind, e.group_size, e.rows_parallel, e.groups_per_cycle, e.accumulator_bits, e.weight_buffer_depth, w.m, w.k, w.tokens
+        e.kind,
+        e.group_size,
+        e.rows_parallel,
+        e.groups_per_cycle,
+        e.accumulator_bits,
+        e.weight_buffer_depth,
+        w.m,
+        w.k,
+        w.tokens
     )
     .to_lowercase()
 }
 
 /// Drive the workload through `model`; returns every result beat and the clock counts.
 pub fn drive(
-    model: &mut Model,
+    model: &mut impl EngineSim,
     cfg: &Config,
     vectors: &Vectors,
     stimulus: Stimulus,
@@ -182,7 +220,11 @@ pub fn drive(
     let weights = pack_weights(geo, vectors.w.as_slice().expect("standard layout"), m, k)?;
     let mut acts: Vec<Beat> = Vec::new();
     for x in vectors.xs.axis_iter(Axis(0)) {
-        acts.extend(pack_activations(geo, x.as_slice().expect("standard layout"), k)?);
+        acts.extend(pack_activations(
+            geo,
+            x.as_slice().expect("standard layout"),
+            k,
+        )?);
     }
     let tokens = vectors.xs.nrows();
     let expected = tokens * geo.row_blocks;
@@ -272,22 +314,16 @@ pub fn cosimulate(
     let cfg = &design.config;
     let mut model = library.instantiate(None)?;
     let run = drive(&mut model, cfg, vectors, stimulus, seed)?;
-    let golden = ternary_gemm(vectors.w.view(), vectors.xs.view());
-    let rb = cfg.geometry.row_blocks;
-    let mut first = None;
-    let mut count = 0;
-    for t in 0..golden.nrows() {
-        let got = unpack_results(&cfg.geometry, &run.results[t * rb..(t + 1) * rb], cfg.workload.m);
-        for (row, (&want, &have)) in golden.row(t).iter().zip(&got).enumerate() {
-            if want != have {
-                count += 1;
-                first.get_or_insert((t, row, want, have));
-            }
-        }
-    }
-    let Some((token, row, expected, got)) = first else {
+    let Some(FirstDifference {
+        token,
+        row,
+        expected,
+        got,
+        count,
+    }) = compare(cfg, vectors, &run)
+    else {
         return Ok(Report {
-            outputs: golden.len(),
+            outputs: cfg.workload.m * vectors.xs.nrows(),
             run,
         });
     };
@@ -309,4 +345,42 @@ pub fn cosimulate(
         mismatches: count,
         waveform,
     })))
+}
+
+/// Where a run first differs from the golden model, and how many outputs differ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FirstDifference {
+    pub token: usize,
+    pub row: usize,
+    pub expected: i64,
+    pub got: i64,
+    pub count: usize,
+}
+
+/// Compare a run's results with the golden model ([`ternary_gemm`]).
+pub fn compare(cfg: &Config, vectors: &Vectors, run: &Run) -> Option<FirstDifference> {
+    let golden = ternary_gemm(vectors.w.view(), vectors.xs.view());
+    let rb = cfg.geometry.row_blocks;
+    let mut first: Option<FirstDifference> = None;
+    let mut count = 0;
+    for t in 0..golden.nrows() {
+        let got = unpack_results(
+            &cfg.geometry,
+            &run.results[t * rb..(t + 1) * rb],
+            cfg.workload.m,
+        );
+        for (row, (&want, &have)) in golden.row(t).iter().zip(&got).enumerate() {
+            if want != have {
+                count += 1;
+                first.get_or_insert(FirstDifference {
+                    token: t,
+                    row,
+                    expected: want,
+                    got: have,
+                    count: 0,
+                });
+            }
+        }
+    }
+    first.map(|f| FirstDifference { count, ..f })
 }

@@ -2,4 +2,5 @@
 
 pub mod cosim;
 pub mod golden;
+pub mod rust_hdl_sim;
 pub mod verilator;

@@ -18,7 +18,11 @@ use tern_hdl::Geometry;
 
 const SHIM: &str = include_str!("../cpp/shim.cpp");
 const SHIM_ABI: u32 = 1;
-const RUNTIME_SOURCES: [&str; 3] = ["verilated.cpp", "verilated_threads.cpp", "verilated_vcd_c.cpp"];
+const RUNTIME_SOURCES: [&str; 3] = [
+    "verilated.cpp",
+    "verilated_threads.cpp",
+    "verilated_vcd_c.cpp",
+];
 const DEFINES: [(&str, &str); 5] = [
     ("VM_COVERAGE", "0"),
     ("VM_SC", "0"),
@@ -32,15 +36,19 @@ pub enum BridgeError {
     #[error("Verilator was not found on PATH ({0}); install it with `scripts/setup.sh` or `apt-get install verilator`")]
     VerilatorMissing(String),
     #[error("verilator failed on the design in {dir} (exit {status}):\n{log}")]
-    VerilatorFailed { dir: String, status: String, log: String },
+    VerilatorFailed {
+        dir: String,
+        status: String,
+        log: String,
+    },
     #[error("compiling the Verilated model in {dir} failed: {message}")]
     CompileFailed { dir: String, message: String },
     #[error("loading the model {path}: {message}")]
     Load { path: String, message: String },
-    #[error("{context}: {source}")]
+    #[error("{context}: {cause}")]
     Io {
         context: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
     #[error("writing the design: {0}")]
     Emit(#[from] tern_hdl::emit::EmitError),
@@ -48,7 +56,7 @@ pub enum BridgeError {
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BridgeError {
     let context = context.into();
-    move |source| BridgeError::Io { context, source }
+    move |cause| BridgeError::Io { context, cause }
 }
 
 /// Where built models live: `$TERN_CACHE_DIR`, else `~/.cache/tern`.
@@ -117,21 +125,35 @@ fn publish(tmp: &Path, dest: &Path) -> Result<(), BridgeError> {
             let _ = std::fs::remove_dir_all(tmp);
             Ok(())
         }
-        Err(e) => Err(io(format!("moving {} to {}", tmp.display(), dest.display()))(e)),
+        Err(e) => Err(io(format!(
+            "moving {} to {}",
+            tmp.display(),
+            dest.display()
+        ))(e)),
     }
 }
 
 fn unique_tmp(parent: &Path, name: &str) -> PathBuf {
     use std::sync::atomic::{AtomicUsize, Ordering};
     static N: AtomicUsize = AtomicUsize::new(0);
-    parent.join(format!(".{name}.tmp-{}-{}", std::process::id(), N.fetch_add(1, Ordering::Relaxed)))
+    parent.join(format!(
+        ".{name}.tmp-{}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    ))
 }
 
 /// Verilator's runtime library, compiled once per Verilator version.
 fn runtime_library(cache: &Path, version: &str, root: &Path) -> Result<PathBuf, BridgeError> {
     let key: String = version
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '.' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '.' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     let dir = cache.join(format!("verilator-runtime-{key}"));
     let lib = dir.join("libternverilated.a");
@@ -145,10 +167,11 @@ fn runtime_library(cache: &Path, version: &str, root: &Path) -> Result<PathBuf, 
     for src in RUNTIME_SOURCES {
         b.file(root.join("include").join(src));
     }
-    b.try_compile("ternverilated").map_err(|e| BridgeError::CompileFailed {
-        dir: tmp.display().to_string(),
-        message: e.to_string(),
-    })?;
+    b.try_compile("ternverilated")
+        .map_err(|e| BridgeError::CompileFailed {
+            dir: tmp.display().to_string(),
+            message: e.to_string(),
+        })?;
     publish(&tmp, &dir)?;
     Ok(lib)
 }
@@ -199,10 +222,22 @@ impl ModelCache {
         tracing::info!(hash = design.short_hash(), "verilating design");
         let out = Command::new("verilator")
             .current_dir(&src)
-            .args(["--cc", "--trace", "-O3", "--x-assign", "fast", "--x-initial", "fast"])
+            .args([
+                "--cc",
+                "--trace",
+                "-O3",
+                "--x-assign",
+                "fast",
+                "--x-initial",
+                "fast",
+            ])
             .args(["--top-module", WRAPPER_MODULE, "--Mdir"])
             .arg(&obj)
-            .args([tern_hdl::emit::WAIVER_FILE, WRAPPER_FILE, tern_hdl::emit::DESIGN_FILE])
+            .args([
+                tern_hdl::emit::WAIVER_FILE,
+                WRAPPER_FILE,
+                tern_hdl::emit::DESIGN_FILE,
+            ])
             .output()
             .map_err(|e| BridgeError::VerilatorMissing(e.to_string()))?;
         if !out.status.success() {
@@ -227,8 +262,12 @@ impl ModelCache {
             dir: tmp.display().to_string(),
             message,
         };
-        b.try_compile("ternmodel").map_err(|e| compile_err(e.to_string()))?;
-        let mut link = b.try_get_compiler().map_err(|e| compile_err(e.to_string()))?.to_command();
+        b.try_compile("ternmodel")
+            .map_err(|e| compile_err(e.to_string()))?;
+        let mut link = b
+            .try_get_compiler()
+            .map_err(|e| compile_err(e.to_string()))?
+            .to_command();
         let out = link
             .arg("-shared")
             .arg("-o")
@@ -298,11 +337,15 @@ impl ModelLibrary {
                 .get::<unsafe extern "C" fn() -> u32>(b"tern_model_abi\0")
                 .map_err(|e| load_err(e.to_string()))?;
             if abi() != SHIM_ABI {
-                return Err(load_err(format!("shim ABI {} != expected {SHIM_ABI}", abi())));
+                return Err(load_err(format!(
+                    "shim ABI {} != expected {SHIM_ABI}",
+                    abi()
+                )));
             }
             macro_rules! sym {
                 ($name:literal) => {
-                    *lib.get(concat!($name, "\0").as_bytes()).map_err(|e| load_err(e.to_string()))?
+                    *lib.get(concat!($name, "\0").as_bytes())
+                        .map_err(|e| load_err(e.to_string()))?
                 };
             }
             let api = Api {
@@ -333,7 +376,8 @@ impl ModelLibrary {
                 message: format!("waveform path: {e}"),
             })?;
         // SAFETY: `new` returns an owned model freed in `Drop`; the path outlives the call.
-        let handle = unsafe { (self.api.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr())) };
+        let handle =
+            unsafe { (self.api.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr())) };
         let geo = self.geometry;
         Ok(Model {
             lib: self.clone(),
@@ -359,6 +403,29 @@ pub struct Inputs<'a> {
     pub act: Option<&'a [u32]>,
     pub wgt: Option<&'a [u32]>,
     pub res_ready: bool,
+}
+
+/// A clocked engine simulation the testbench can drive: the Verilator model or
+/// rust-hdl's own simulator.
+pub trait EngineSim {
+    /// Drive the inputs (clock low) and settle; returns the handshake outputs.
+    fn drive(&mut self, inputs: &Inputs) -> Handshake;
+    /// The result bus (valid when `res_valid`).
+    fn result(&self) -> Vec<u32>;
+    /// A rising and a falling clock edge.
+    fn tick(&mut self);
+}
+
+impl EngineSim for Model {
+    fn drive(&mut self, inputs: &Inputs) -> Handshake {
+        Model::drive(self, inputs)
+    }
+    fn result(&self) -> Vec<u32> {
+        Model::result(self)
+    }
+    fn tick(&mut self) {
+        Model::tick(self)
+    }
 }
 
 /// One instance of the engine. Not `Send`: Verilator models stay on their thread.

@@ -22,7 +22,9 @@ pub struct LookupArray<const SW: usize, const LW: usize, const IW: usize, const 
     _stored: usize,
 }
 
-impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> LookupArray<SW, LW, IW, ACC> {
+impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>
+    LookupArray<SW, LW, IW, ACC>
+{
     pub fn new(rows: usize, lanes_per_row: usize, table_entries: usize) -> Self {
         let lanes = rows * lanes_per_row;
         let stored = table_entries - 1;
@@ -54,7 +56,9 @@ fn balanced_sum(mut terms: Vec<VerilogExpression>) -> VerilogExpression {
     terms.pop().expect("at least one lane")
 }
 
-impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic for LookupArray<SW, LW, IW, ACC> {
+impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic
+    for LookupArray<SW, LW, IW, ACC>
+{
     fn update(&mut self) {
         let lanes_per_row = self._lanes_per_row;
         for (p, row) in self.row_sum.iter_mut().enumerate() {
@@ -67,7 +71,11 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic 
                 } else {
                     sign_extend(self.table[l * self._stored + index - 1].val().to_u64(), SW)
                 };
-                sum += if self.sign[k].val().any() { -entry } else { entry };
+                sum += if self.sign[k].val().any() {
+                    -entry
+                } else {
+                    entry
+                };
             }
             row.next = Bits::from((sum as u64) & (u64::MAX >> (64 - ACC)));
         }
@@ -91,17 +99,29 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic 
             let arms = (1..=self._stored)
                 .map(|i| {
                     let entry = signed(elem("table", l * self._stored + i - 1));
-                    let negated = VerilogExpression::Unary(VerilogOpUnary::Neg, Box::new(entry.clone()));
+                    let negated =
+                        VerilogExpression::Unary(VerilogOpUnary::Neg, Box::new(entry.clone()));
                     (
                         i as u64,
-                        vec![if_else(elem("sign", k), vec![assign(elem("lane", k), negated)], vec![assign(elem("lane", k), entry)])],
+                        vec![if_else(
+                            elem("sign", k),
+                            vec![assign(elem("lane", k), negated)],
+                            vec![assign(elem("lane", k), entry)],
+                        )],
                     )
                 })
                 .collect();
-            body.push(case(elem("index", k), IW, arms, vec![assign(elem("lane", k), lit::<LW>(0))]));
+            body.push(case(
+                elem("index", k),
+                IW,
+                arms,
+                vec![assign(elem("lane", k), lit::<LW>(0))],
+            ));
         }
         for p in 0..self.row_sum.len() {
-            let terms = (0..lanes_per_row).map(|l| signed(elem("lane", p * lanes_per_row + l))).collect();
+            let terms = (0..lanes_per_row)
+                .map(|l| signed(elem("lane", p * lanes_per_row + l)))
+                .collect();
             body.push(assign(elem("row_sum", p), balanced_sum(terms)));
         }
         Verilog::Combinatorial(body)

@@ -95,10 +95,15 @@ fn constant(v: usize) -> Constant<Bits<16>> {
     Constant::new(Bits::from(v as u64))
 }
 
-impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> TlmmEngine<SW, LW, IW, ACC> {
+impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>
+    TlmmEngine<SW, LW, IW, ACC>
+{
     pub fn new(cfg: &Config) -> Self {
         let geo = &cfg.geometry;
-        assert_eq!((SW, IW, ACC), (geo.entry_bits, geo.index_bits, geo.accumulator_bits));
+        assert_eq!(
+            (SW, IW, ACC),
+            (geo.entry_bits, geo.index_bits, geo.accumulator_bits)
+        );
         let lanes = geo.lanes();
         let depth = cfg.engine.weight_buffer_depth;
         let stored = geo.stored_entries_per_chunk();
@@ -116,7 +121,12 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> TlmmEn
             res_ready: Default::default(),
             res_data: signals(geo.rows),
             builder: TableBuilder::new(geo.lanes_per_row, geo.lane_group),
-            tables: WordMemory::new(stored, 2 * geo.chunks, true, cfg.engine.table_storage.ram_style()),
+            tables: WordMemory::new(
+                stored,
+                2 * geo.chunks,
+                true,
+                cfg.engine.table_storage.ram_style(),
+            ),
             fifo_sign: WordMemory::new(lanes, depth, false, "distributed"),
             fifo_index: WordMemory::new(lanes, depth, false, "distributed"),
             lookup: LookupArray::new(geo.rows, geo.lanes_per_row, geo.table_entries),
@@ -154,16 +164,21 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> TlmmEn
 
     /// Bits held in the table memory and the weight FIFO.
     pub fn memory_bits(&self) -> (usize, usize) {
-        (self.tables.bits(), self.fifo_sign.bits() + self.fifo_index.bits())
+        (
+            self.tables.bits(),
+            self.fifo_sign.bits() + self.fifo_index.bits(),
+        )
     }
 }
 
-impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic for TlmmEngine<SW, LW, IW, ACC> {
+impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic
+    for TlmmEngine<SW, LW, IW, ACC>
+{
     #[hdl_gen]
     fn update(&mut self) {
         dff_setup!(
-            self, clock, wbank, wchunk, filled0, filled1, fifo_head, fifo_tail, fifo_count, rbank, rchunk, rblock,
-            s1_valid, s1_first, s1_last, out_valid
+            self, clock, wbank, wchunk, filled0, filled1, fifo_head, fifo_tail, fifo_count, rbank,
+            rchunk, rblock, s1_valid, s1_first, s1_last, out_valid
         );
         for k in 0..self.s1_sign.len() {
             self.s1_sign[k].clock.next = self.clock.val();
@@ -182,7 +197,8 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic 
         self.fifo_index.clock.next = self.clock.val();
 
         // 1. Table precompute into bank `wbank`, while that bank is free.
-        self.write_bank_free.next = (!self.wbank.q.val() & !self.filled0.q.val()) | (self.wbank.q.val() & !self.filled1.q.val());
+        self.write_bank_free.next = (!self.wbank.q.val() & !self.filled0.q.val())
+            | (self.wbank.q.val() & !self.filled1.q.val());
         self.act_ready.next = self.write_bank_free.val() & !self.reset.val();
         self.act_fire.next = self.act_valid.val() & self.act_ready.val();
         for a in 0..self.act_data.len() {
@@ -212,7 +228,8 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic 
         }
 
         // 2. Weight FIFO (combinational read of the head).
-        self.wgt_ready.next = (self.fifo_count.q.val() != self.fifo_depth.val()) & !self.reset.val();
+        self.wgt_ready.next =
+            (self.fifo_count.q.val() != self.fifo_depth.val()) & !self.reset.val();
         self.wgt_fire.next = self.wgt_valid.val() & self.wgt_ready.val();
         for k in 0..self.wgt_sign.len() {
             self.fifo_sign.write_data[k].next = self.wgt_sign[k].val();
@@ -235,10 +252,13 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic 
         }
 
         // 3. Issue: one weight beat and its chunk's tables per clock.
-        self.read_bank_filled.next = (!self.rbank.q.val() & self.filled0.q.val()) | (self.rbank.q.val() & self.filled1.q.val());
+        self.read_bank_filled.next = (!self.rbank.q.val() & self.filled0.q.val())
+            | (self.rbank.q.val() & self.filled1.q.val());
         self.advance.next = !self.out_valid.q.val() | self.res_ready.val();
-        self.issue.next =
-            (self.fifo_count.q.val() != 0) & self.read_bank_filled.val() & self.advance.val() & !self.reset.val();
+        self.issue.next = (self.fifo_count.q.val() != 0)
+            & self.read_bank_filled.val()
+            & self.advance.val()
+            & !self.reset.val();
         self.tables.read_enable.next = self.issue.val();
         if self.rbank.q.val() {
             self.tables.read_address.next = self.rchunk.q.val() + self.n_chunks.val();

@@ -54,7 +54,9 @@ impl<const SW: usize> Logic for TableBuilder<SW> {
         for (slot, digits) in self.terms() {
             let sum: i64 = digits
                 .iter()
-                .map(|&(a, d)| i64::from(d) * i64::from(self.activation[a].val().to_u64() as u8 as i8))
+                .map(|&(a, d)| {
+                    i64::from(d) * i64::from(self.activation[a].val().to_u64() as u8 as i8)
+                })
                 .sum();
             self.entry[slot].next = Bits::from((sum as u64) & ((1u64 << SW) - 1));
         }
@@ -78,9 +80,18 @@ impl<const SW: usize> Logic for TableBuilder<SW> {
                 let first = if d0 > 0 {
                     signed(a0)
                 } else {
-                    VerilogExpression::Unary(rust_hdl::core::ast::VerilogOpUnary::Neg, Box::new(signed(a0)))
+                    VerilogExpression::Unary(
+                        rust_hdl::core::ast::VerilogOpUnary::Neg,
+                        Box::new(signed(a0)),
+                    )
                 };
-                let sum = terms.fold(first, |acc, (a, d)| if d > 0 { add(acc, signed(a)) } else { sub(acc, signed(a)) });
+                let sum = terms.fold(first, |acc, (a, d)| {
+                    if d > 0 {
+                        add(acc, signed(a))
+                    } else {
+                        sub(acc, signed(a))
+                    }
+                });
                 assign(elem("entry", slot), sum)
             })
             .collect();

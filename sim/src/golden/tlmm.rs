@@ -14,7 +14,12 @@ use tern_hdl::weights::{encode_group, table_entries, WeightError};
 pub fn ternary_gemv(w: ArrayView2<i8>, x: ArrayView1<i8>) -> Array1<i64> {
     assert_eq!(w.ncols(), x.len(), "W is M×K and x has K entries");
     w.outer_iter()
-        .map(|row| row.iter().zip(x.iter()).map(|(&a, &b)| i64::from(a) * i64::from(b)).sum())
+        .map(|row| {
+            row.iter()
+                .zip(x.iter())
+                .map(|(&a, &b)| i64::from(a) * i64::from(b))
+                .sum()
+        })
         .collect()
 }
 
@@ -51,13 +56,21 @@ pub fn folded_table(x: &[i8]) -> Vec<i64> {
 }
 
 /// `y = W·x` by table lookup with groups of `g` (K zero-padded to a multiple of g).
-pub fn table_gemv(w: ArrayView2<i8>, x: ArrayView1<i8>, g: usize) -> Result<Array1<i64>, WeightError> {
+pub fn table_gemv(
+    w: ArrayView2<i8>,
+    x: ArrayView1<i8>,
+    g: usize,
+) -> Result<Array1<i64>, WeightError> {
     let k = x.len();
     let groups = k.div_ceil(g);
     let padded = |v: &dyn Fn(usize) -> i8, grp: usize| -> Vec<i8> {
-        (0..g).map(|j| if grp * g + j < k { v(grp * g + j) } else { 0 }).collect()
+        (0..g)
+            .map(|j| if grp * g + j < k { v(grp * g + j) } else { 0 })
+            .collect()
     };
-    let tables: Vec<Vec<i64>> = (0..groups).map(|grp| folded_table(&padded(&|i| x[i], grp))).collect();
+    let tables: Vec<Vec<i64>> = (0..groups)
+        .map(|grp| folded_table(&padded(&|i| x[i], grp)))
+        .collect();
     let mut y = Array1::zeros(w.nrows());
     for (m, row) in w.outer_iter().enumerate() {
         let mut acc = 0i64;
@@ -107,7 +120,11 @@ mod tests {
                     let x = Array1::from_elem(k, xv);
                     let y = ternary_gemv(w.view(), x.view());
                     assert_eq!(y[0], i64::from(xv) * i64::from(wv) * k as i64);
-                    assert_eq!(table_gemv(w.view(), x.view(), g).unwrap(), y, "g={g} k={k} x={xv} w={wv}");
+                    assert_eq!(
+                        table_gemv(w.view(), x.view(), g).unwrap(),
+                        y,
+                        "g={g} k={k} x={xv} w={wv}"
+                    );
                 }
             }
         }

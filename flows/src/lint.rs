@@ -1,0 +1,46 @@
+//! `tern lint`: Verilator's lint with every warning on (`-Wall`) over a design directory.
+//! rust-hdl's generated core has its waivers (see `tern_hdl::emit::RUST_HDL_WAIVERS`);
+//! the wrapper has none.
+
+use anyhow::{bail, Context, Result};
+use std::path::Path;
+use std::process::Command;
+
+use tern_hdl::emit::{DESIGN_FILE, MANIFEST_FILE, WAIVER_FILE, WRAPPER_FILE, WRAPPER_MODULE};
+
+/// Lint the design in `dir`; returns Verilator's diagnostics (empty when clean).
+pub fn lint_dir(dir: &Path) -> Result<Vec<String>> {
+    if !dir.join(MANIFEST_FILE).exists() {
+        bail!(
+            "{} has no {MANIFEST_FILE}: not a complete design directory (run `tern gen`)",
+            dir.display()
+        );
+    }
+    let out = Command::new("verilator")
+        .current_dir(dir)
+        .args([
+            "--lint-only",
+            "-Wall",
+            "--top-module",
+            WRAPPER_MODULE,
+            WAIVER_FILE,
+            WRAPPER_FILE,
+            DESIGN_FILE,
+        ])
+        .output()
+        .context(
+            "running verilator (install it with scripts/setup.sh or `apt-get install verilator`)",
+        )?;
+    let diagnostics: Vec<String> = String::from_utf8_lossy(&out.stderr)
+        .lines()
+        .filter(|l| l.starts_with("%Warning") || l.starts_with("%Error"))
+        .map(str::to_string)
+        .collect();
+    if !out.status.success() && diagnostics.is_empty() {
+        bail!(
+            "verilator --lint-only failed ({}) without diagnostics",
+            out.status
+        );
+    }
+    Ok(diagnostics)
+}

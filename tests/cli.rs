@@ -1,0 +1,240 @@
+//! End-to-end: the `tern` binary as a user runs it.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tern(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tern"))
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn example(name: &str) -> String {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("examples")
+        .join(name)
+        .display()
+        .to_string()
+}
+
+fn config_file(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+fn engine(kind: &str, g: usize, p: usize, q: usize, acc: usize, m: usize, k: usize) -> String {
+    format!(
+        "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = {p}\ngroups_per_cycle = {q}\n\
+         activation_bits = 8\naccumulator_bits = {acc}\ntable_storage = \"block\"\nweight_buffer_depth = 4\n\
+         [workload]\nm = {m}\nk = {k}\ntokens = 1\n"
+    )
+}
+
+#[test]
+fn demo_generates_cosimulates_and_reports() {
+    let out = tempfile::tempdir().unwrap();
+    let o = tern(&["demo", "--out", &out.path().display().to_string()]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for needle in [
+        "lint         verilator -Wall: clean",
+        "bit-exact",
+        "utilisation",
+        "result       PASS",
+    ] {
+        assert!(t.contains(needle), "missing `{needle}` in:\n{t}");
+    }
+}
+
+/// `verilator --lint-only -Wall` is clean (rust-hdl's core under its listed waivers)
+/// for every group size, both kinds and all accumulator widths.
+#[test]
+fn generated_designs_are_lint_clean() {
+    let tmp = tempfile::tempdir().unwrap();
+    let mut configs = vec![];
+    for g in 2..=5 {
+        configs.push(engine("tlmm", g, 2, 2, 24, 9, 31));
+        configs.push(engine("adder-tree", g, 3, 1, 16, 4, 17));
+    }
+    configs.push(engine("tlmm", 3, 1, 1, 32, 1, 1));
+    for (i, body) in configs.iter().enumerate() {
+        let cfg = config_file(tmp.path(), &format!("c{i}.toml"), body);
+        let dir = tmp.path().join(format!("d{i}")).display().to_string();
+        let o = tern(&["gen", "--config", &cfg, "-o", &dir]);
+        assert!(o.status.success(), "{}", text(&o));
+        for f in [
+            "tern_engine.v",
+            "tern_engine_core.v",
+            "tern_waivers.vlt",
+            "manifest.json",
+        ] {
+            assert!(Path::new(&dir).join(f).exists(), "{f} missing");
+        }
+        let o = tern(&["lint", "--dir", &dir]);
+        assert!(o.status.success(), "config:\n{body}\n{}", text(&o));
+    }
+}
+
+#[test]
+fn wrapper_alone_has_no_warnings_under_wall() {
+    // The waivers name only the core file: lint with them and check that every
+    // diagnostic Verilator would print without them points into the core.
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("d");
+    let o = tern(&[
+        "gen",
+        "--config",
+        &example("default.toml"),
+        "-o",
+        &dir.display().to_string(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let raw = Command::new("verilator")
+        .current_dir(&dir)
+        .args([
+            "--lint-only",
+            "-Wall",
+            "-Wno-fatal",
+            "--top-module",
+            "tern_engine",
+            "tern_engine.v",
+            "tern_engine_core.v",
+        ])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&raw.stderr);
+    let warnings: Vec<&str> = stderr
+        .lines()
+        .filter(|l| l.starts_with("%Warning"))
+        .collect();
+    assert!(
+        !warnings.is_empty(),
+        "expected rust-hdl's core to need its waivers"
+    );
+    for w in warnings {
+        assert!(
+            w.contains("tern_engine_core.v"),
+            "warning outside the core: {w}"
+        );
+    }
+}
+
+#[test]
+fn cosim_command_passes_and_reports_counts() {
+    let o = tern(&[
+        "cosim",
+        "--config",
+        &example("adder_tree.toml"),
+        "--vectors",
+        "7",
+        "--seed",
+        "3",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("PASS: 7 vector sets, 7168 outputs"), "{t}");
+}
+
+#[test]
+fn bad_configs_fail_cleanly_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = engine("tlmm", 3, 2, 2, 24, 8, 20);
+    let cases = [
+        (
+            good.replace("group_size = 3", "group_size = 7"),
+            "engine.group_size",
+        ),
+        (
+            good.replace("tokens = 1", "tokens = 1\nlayers = 3"),
+            "layers",
+        ),
+        (
+            good.replace("accumulator_bits = 24", "accumulator_bits = 16")
+                .replace("k = 20", "k = 5000"),
+            "overflow",
+        ),
+        (
+            good.replace("kind = \"tlmm\"", "kind = \"systolic\""),
+            "systolic",
+        ),
+        (good.replace("m = 8", "m = 0"), "workload.m"),
+        (
+            good.replace("weight_buffer_depth = 4", "weight_buffer_depth = 6"),
+            "power of two",
+        ),
+        ("[engine\n".to_string(), "TOML parse error"),
+    ];
+    for (i, (body, needle)) in cases.iter().enumerate() {
+        let cfg = config_file(tmp.path(), &format!("bad{i}.toml"), body);
+        let dir = tmp.path().join(format!("out{i}"));
+        let o = tern(&["gen", "--config", &cfg, "-o", &dir.display().to_string()]);
+        let t = text(&o);
+        assert!(!o.status.success(), "accepted:\n{body}");
+        assert!(
+            t.contains(needle) && t.contains(&format!("bad{i}.toml")),
+            "`{needle}` not in: {t}"
+        );
+        assert!(!t.contains("panicked"), "{t}");
+        assert!(!dir.exists(), "output written for a bad config");
+    }
+    let o = tern(&["gen", "--config", "no/such/file.toml", "-o", "x"]);
+    assert!(!o.status.success() && text(&o).contains("no/such/file.toml"));
+}
+
+#[test]
+fn missing_verilator_is_a_clear_error() {
+    let cache = tempfile::tempdir().unwrap();
+    let o = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .args([
+            "cosim",
+            "--config",
+            &example("default.toml"),
+            "--vectors",
+            "1",
+        ])
+        .env("PATH", "/nonexistent")
+        .env("TERN_CACHE_DIR", cache.path())
+        .output()
+        .unwrap();
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("Verilator was not found") && t.contains("scripts/setup.sh"),
+        "{t}"
+    );
+}
+
+#[test]
+fn gen_output_is_deterministic() {
+    let tmp = tempfile::tempdir().unwrap();
+    let a: PathBuf = tmp.path().join("a");
+    let b: PathBuf = tmp.path().join("b");
+    for d in [&a, &b] {
+        let o = tern(&[
+            "gen",
+            "--config",
+            &example("tlmm_g5_wide.toml"),
+            "-o",
+            &d.display().to_string(),
+        ]);
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    for f in ["tern_engine.v", "tern_engine_core.v", "manifest.json"] {
+        assert_eq!(
+            std::fs::read(a.join(f)).unwrap(),
+            std::fs::read(b.join(f)).unwrap(),
+            "{f} differs"
+        );
+    }
+}
