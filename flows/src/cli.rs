@@ -90,17 +90,28 @@ pub fn main() -> Result<()> {
             );
         }
         Command::Lint { config, dir } => {
-            let tmp;
+            let mut tmp = None;
+            let subject = match (&config, &dir) {
+                (Some(c), _) => c.display().to_string(),
+                (None, Some(d)) => d.display().to_string(),
+                (None, None) => String::new(),
+            };
             let dir = match (config, dir) {
                 (Some(config), _) => {
-                    tmp = tempdir()?;
-                    write_design(&generate(&Config::from_path(&config)?)?, &tmp)?;
-                    tmp.clone()
+                    let design = generate(&Config::from_path(&config)?)?;
+                    let dir = tempdir()?;
+                    tmp = Some(dir.clone());
+                    write_design(&design, &dir)?;
+                    dir
                 }
                 (None, Some(dir)) => dir,
                 (None, None) => bail!("give --config or --dir"),
             };
-            let diagnostics = lint::lint_dir(&dir)?;
+            let diagnostics = lint::lint_dir(&dir);
+            if let Some(tmp) = &tmp {
+                let _ = std::fs::remove_dir_all(tmp);
+            }
+            let diagnostics = diagnostics?;
             if !diagnostics.is_empty() {
                 bail!(
                     "verilator -Wall reported {} diagnostics:\n{}",
@@ -108,10 +119,7 @@ pub fn main() -> Result<()> {
                     diagnostics.join("\n")
                 );
             }
-            println!(
-                "lint clean: verilator --lint-only -Wall on {}",
-                dir.display()
-            );
+            println!("lint clean: verilator --lint-only -Wall on {subject}");
         }
         Command::Cosim {
             config,
@@ -122,7 +130,7 @@ pub fn main() -> Result<()> {
         } => {
             let cfg = Config::from_path(&config)?;
             let design = generate(&cfg)?;
-            let library = cosim::load_model(&design, &ModelCache::default())?;
+            let library = ModelCache::default().load(&design)?;
             let s = cosim::run(&design, &library, vectors, seed, handshakes, &waveforms)?;
             println!(
                 "PASS: {} vector sets, {} outputs bit-exact against the golden model ({} clocks simulated)",

@@ -6,7 +6,7 @@ use std::path::Path;
 
 use tern_hdl::{Config, Design};
 use tern_sim::cosim::{cosimulate, drive, Stimulus, VectorKind, Vectors};
-use tern_sim::verilator::{ModelCache, ModelLibrary};
+use tern_sim::verilator::ModelLibrary;
 
 /// Which handshake pattern each vector set uses.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
@@ -32,10 +32,6 @@ pub fn kind_of(i: usize) -> VectorKind {
         .get(i)
         .copied()
         .unwrap_or(VectorKind::Random)
-}
-
-pub fn load_model(design: &Design, cache: &ModelCache) -> Result<ModelLibrary> {
-    Ok(cache.load(design)?)
 }
 
 /// Run `sets` vector sets (seeds `seed`, `seed+1`, ...); stops at the first mismatch.

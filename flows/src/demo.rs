@@ -59,7 +59,7 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
     }
 
     let t = Instant::now();
-    let library = cosim::load_model(&design, &ModelCache::default())?;
+    let library = ModelCache::default().load(&design)?;
     println!(
         "  model        Verilator model ready ({:.1} s)",
         t.elapsed().as_secs_f64()

@@ -110,8 +110,8 @@ pub fn ports(geo: &Geometry) -> Vec<Port> {
 
 /// Generate the design for a validated config.
 pub fn generate(cfg: &Config) -> Result<Design, EmitError> {
-    // The RTL's widths are type parameters; this maps the config onto them. The
-    // (entry, lane, index) widths per lane group are checked against `weights` in tests.
+    // The RTL's widths are type parameters; this maps the config onto them.
+    // `TlmmEngine::new` checks each width against the config's geometry.
     macro_rules! with_acc {
         ($sw:literal, $lw:literal, $iw:literal) => {
             match cfg.engine.accumulator_bits {
@@ -157,15 +157,6 @@ pub fn generate(cfg: &Config) -> Result<Design, EmitError> {
         manifest,
     })
 }
-
-/// Per-width table (lane group → entry, lane, index bits) used by `generate`.
-pub const RTL_WIDTHS: [(usize, usize, usize, usize); 5] = [
-    (1, 8, 9, 1),
-    (2, 10, 10, 3),
-    (3, 10, 10, 4),
-    (4, 11, 11, 6),
-    (5, 11, 11, 7),
-];
 
 fn core<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>(
     cfg: &Config,
@@ -299,13 +290,33 @@ mod tests {
     use crate::weights;
 
     #[test]
-    fn rtl_widths_follow_the_weight_format() {
-        for (g, sw, lw, iw) in RTL_WIDTHS {
-            assert_eq!(sw, weights::entry_bits(g), "entry bits, g={g}");
-            assert_eq!(iw, weights::index_bits(g), "index bits, g={g}");
-            // The lane holds the negated entry: for g = 1 (+128) it needs one more bit.
-            let max = if g == 1 { 128 } else { 128 * g as i64 };
-            assert!(max < (1 << (lw - 1)), "lane bits, g={g}");
+    fn every_lane_group_and_accumulator_maps_onto_matching_rtl_widths() {
+        // `TlmmEngine::new` asserts its type widths against the config's geometry,
+        // so generating every (kind, G, accumulator) checks the mapping in `generate`.
+        for kind in ["tlmm", "adder-tree"] {
+            for g in 2..=5 {
+                for acc in crate::config::ACCUMULATOR_WIDTHS {
+                    let cfg = Config::from_toml(
+                        &format!(
+                            "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = 1\ngroups_per_cycle = 1\n\
+                             activation_bits = 8\naccumulator_bits = {acc}\ntable_storage = \"block\"\n\
+                             weight_buffer_depth = 2\n[workload]\nm = 1\nk = 8\ntokens = 1\n"
+                        ),
+                        "test",
+                    )
+                    .unwrap();
+                    let design = generate(&cfg).unwrap();
+                    // The index port rust-hdl declared has the weight format's width.
+                    let iw = weights::index_bits(cfg.geometry.lane_group);
+                    if iw > 1 {
+                        let decl = format!("input wire  [{}:0] wgt_index$0;", iw - 1);
+                        assert!(
+                            design.core_verilog.contains(&decl),
+                            "{kind} g={g}: no `{decl}`"
+                        );
+                    }
+                }
+            }
         }
     }
 }

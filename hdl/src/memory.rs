@@ -48,6 +48,13 @@ impl<const W: usize> WordMemory<W> {
         }
     }
 
+    fn show_read_word(&mut self) {
+        let word = &self._mem[self.read_address.val().index() % self._depth];
+        for (out, v) in self.read_data.iter_mut().zip(word) {
+            out.next = *v;
+        }
+    }
+
     pub fn bits(&self) -> usize {
         self._depth * self.write_data.len() * W
     }
@@ -59,33 +66,19 @@ pub(crate) fn signals<D: Direction, T: Synth>(n: usize) -> Vec<Signal<D, T>> {
 
 impl<const W: usize> Logic for WordMemory<W> {
     fn update(&mut self) {
-        let read = |s: &Self| s._mem[s.read_address.val().index() % s._depth].clone();
-        if self._registered_read {
-            if self.clock.pos_edge() {
-                if self.read_enable.val() {
-                    let word = read(self);
-                    for (out, v) in self.read_data.iter_mut().zip(word) {
-                        out.next = v;
-                    }
-                }
-                if self.write_enable.val() {
-                    let a = self.write_address.val().index() % self._depth;
-                    for (i, d) in self.write_data.iter().enumerate() {
-                        self._mem[a][i] = d.val();
-                    }
-                }
+        let edge = self.clock.pos_edge();
+        // Registered reads sample the word before this edge's write (read-first).
+        if self._registered_read && edge && self.read_enable.val() {
+            self.show_read_word();
+        }
+        if edge && self.write_enable.val() {
+            let a = self.write_address.val().index() % self._depth;
+            for (i, d) in self.write_data.iter().enumerate() {
+                self._mem[a][i] = d.val();
             }
-        } else {
-            if self.clock.pos_edge() && self.write_enable.val() {
-                let a = self.write_address.val().index() % self._depth;
-                for (i, d) in self.write_data.iter().enumerate() {
-                    self._mem[a][i] = d.val();
-                }
-            }
-            let word = read(self);
-            for (out, v) in self.read_data.iter_mut().zip(word) {
-                out.next = v;
-            }
+        }
+        if !self._registered_read {
+            self.show_read_word();
         }
     }
 

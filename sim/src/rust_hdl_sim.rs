@@ -20,7 +20,7 @@ pub struct RustHdlEngine<const SW: usize, const LW: usize, const IW: usize, cons
 impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>
     RustHdlEngine<SW, LW, IW, ACC>
 {
-    /// Panics if the widths do not match the config (see `tern_hdl::emit::RTL_WIDTHS`).
+    /// Panics if the widths do not match the config (the mapping is in `tern_hdl::emit::generate`).
     pub fn new(cfg: &Config) -> Self {
         let mut engine = Box::new(TlmmEngine::<SW, LW, IW, ACC>::new(cfg));
         engine.connect_all();
