@@ -5,7 +5,7 @@ use clap::{Parser, Subcommand};
 use std::path::{Path, PathBuf};
 
 use tern_boards::Board;
-use tern_hdl::{generate, write_design, Config};
+use tern_hdl::{generate_any, write_design, DesignConfig};
 use tern_sim::verilator::ModelCache;
 
 use crate::cosim::{self, Handshakes};
@@ -76,17 +76,21 @@ pub fn main() -> Result<()> {
         .init();
     match Cli::parse().command {
         Command::Gen { config, out } => {
-            let cfg = Config::from_path(&config)?;
-            let design = generate(&cfg)?;
+            let cfg = DesignConfig::from_path(&config)?;
+            let design = generate_any(&cfg)?;
             write_design(&design, &out)?;
             let m = &design.manifest;
+            let timing = match (m.cycles_per_token, m.pipeline_latency) {
+                (Some(c), Some(l)) => format!(", {c} clocks/token, latency {l} clocks"),
+                _ => String::new(),
+            };
             println!(
-                "wrote {} ({} lines of Verilog, hash {}, {} clocks/token, latency {} clocks)",
+                "wrote {} ({} engine, {} lines of Verilog, hash {}, {} bits of on-chip memory{timing})",
                 out.display(),
+                m.engine,
                 m.verilog_lines,
                 design.short_hash(),
-                m.cycles_per_token,
-                m.pipeline_latency
+                m.total_memory_bits(),
             );
         }
         Command::Lint { config, dir } => {
@@ -98,7 +102,7 @@ pub fn main() -> Result<()> {
             };
             let dir = match (config, dir) {
                 (Some(config), _) => {
-                    let design = generate(&Config::from_path(&config)?)?;
+                    let design = generate_any(&DesignConfig::from_path(&config)?)?;
                     let dir = tempdir()?;
                     tmp = Some(dir.clone());
                     write_design(&design, &dir)?;
@@ -128,8 +132,8 @@ pub fn main() -> Result<()> {
             handshakes,
             waveforms,
         } => {
-            let cfg = Config::from_path(&config)?;
-            let design = generate(&cfg)?;
+            let cfg = DesignConfig::from_path(&config)?;
+            let design = generate_any(&cfg)?;
             let library = ModelCache::default().load(&design)?;
             let s = cosim::run(&design, &library, vectors, seed, handshakes, &waveforms)?;
             println!(

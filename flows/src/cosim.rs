@@ -4,7 +4,8 @@ use anyhow::Result;
 use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 
-use tern_hdl::{Config, Design};
+use tern_hdl::{Config, Design, DesignConfig};
+use tern_sim::cosim::attention::{self as attention_cosim, AttentionVectorKind, AttentionVectors};
 use tern_sim::cosim::{cosimulate, drive, Stimulus, VectorKind, Vectors};
 use tern_sim::verilator::ModelLibrary;
 
@@ -32,6 +33,22 @@ pub fn kind_of(i: usize) -> VectorKind {
         .get(i)
         .copied()
         .unwrap_or(VectorKind::Random)
+}
+
+/// The attention vector kind of set `i`: every corner case first, then Gaussian.
+pub fn attention_kind_of(i: usize) -> AttentionVectorKind {
+    AttentionVectorKind::ALL
+        .get(i)
+        .copied()
+        .unwrap_or(AttentionVectorKind::Gaussian)
+}
+
+/// Vector sets that cover every corner case of the design's engine.
+pub fn corner_cases(design: &Design) -> usize {
+    match design.config {
+        DesignConfig::Matmul(_) => VectorKind::ALL.len(),
+        DesignConfig::Attention(_) => AttentionVectorKind::ALL.len(),
+    }
 }
 
 /// Run `sets` vector sets (seeds `seed`, `seed+1`, ...); stops at the first mismatch.
@@ -62,10 +79,19 @@ pub fn run(
             Handshakes::Mixed if i % 2 == 0 => Stimulus::STREAMING,
             Handshakes::Mixed => Stimulus::BURSTY,
         };
-        let vectors = Vectors::generate(&design.config, kind_of(i), s);
-        bar.set_message(format!("seed {s} {:?}", vectors.kind));
-        let report = cosimulate(design, library, &vectors, stimulus, s, waveforms)
-            .inspect_err(|_| bar.abandon())?;
+        let report = match &design.config {
+            DesignConfig::Matmul(cfg) => {
+                let vectors = Vectors::generate(cfg, kind_of(i), s);
+                bar.set_message(format!("seed {s} {:?}", vectors.kind));
+                cosimulate(design, library, &vectors, stimulus, s, waveforms)
+            }
+            DesignConfig::Attention(cfg) => {
+                let vectors = AttentionVectors::generate(cfg, attention_kind_of(i), s);
+                bar.set_message(format!("seed {s} {:?}", vectors.kind));
+                attention_cosim::cosimulate(design, library, &vectors, stimulus, s, waveforms)
+            }
+        }
+        .inspect_err(|_| bar.abandon())?;
         summary.vector_sets += 1;
         summary.outputs += report.outputs;
         summary.cycles += report.run.cycles;

@@ -88,16 +88,20 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
         u.ideal,
         u.ratio()
     );
-    let memory_bits = m.table_memory_bits + m.weight_fifo_bits;
+    let memory_bits = m.total_memory_bits();
+    let parts: Vec<String> = m
+        .memory_bits
+        .iter()
+        .map(|(name, bits)| format!("{name} {bits}"))
+        .collect();
     match &board {
         Some(b) => println!(
-            "  memory       tables {} bits + weight FIFO {} bits = {:.2}% of the {}'s block RAM bits",
-            m.table_memory_bits,
-            m.weight_fifo_bits,
+            "  memory       {} bits = {:.2}% of the {}'s block RAM bits",
+            parts.join(" + "),
             100.0 * memory_bits as f64 / b.resources.bram_bits as f64,
             b.name
         ),
-        None => println!("  memory       tables {} bits + weight FIFO {} bits", m.table_memory_bits, m.weight_fifo_bits),
+        None => println!("  memory       {} bits", parts.join(" + ")),
     }
     if !diagnostics.is_empty() {
         bail!("lint failed:\n{}", diagnostics.join("\n"));

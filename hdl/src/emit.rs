@@ -9,7 +9,10 @@ use std::path::{Path, PathBuf};
 
 use rust_hdl::prelude::*;
 
-use crate::config::{Config, Geometry};
+use std::collections::BTreeMap;
+
+use crate::attention::AttentionEngine;
+use crate::config::{AttentionConfig, Config, DesignConfig, Geometry};
 use crate::tlmm::{TlmmEngine, PIPELINE_LATENCY};
 
 pub const WRAPPER_MODULE: &str = "tern_engine";
@@ -28,6 +31,10 @@ pub const RUST_HDL_WAIVERS: &[(&str, &str)] = &[
     (
         "UNUSEDSIGNAL",
         "rust-hdl gives every Vec element and DFF its own port, some read only in part",
+    ),
+    (
+        "UNUSEDPARAM",
+        "rust-hdl declares a state enum's localparams in every module that carries the state",
     ),
     (
         "DECLFILENAME",
@@ -60,22 +67,41 @@ pub struct Manifest {
     pub files: Vec<String>,
     /// SHA-256 of the wrapper and the core Verilog.
     pub content_hash: String,
+    /// `tlmm`, `adder-tree` or `attention`.
+    pub engine: String,
     pub config_toml: String,
-    pub geometry: serde_json::Value,
+    /// The derived parameters: the matmul geometry, or the attention constants.
+    pub parameters: serde_json::Value,
     pub ports: Vec<Port>,
-    /// Clocks from the last weight beat of a row block to its result (empty FIFO).
-    pub pipeline_latency: usize,
-    /// Clocks per token in steady state: one weight beat per clock.
-    pub cycles_per_token: usize,
-    pub table_memory_bits: usize,
-    pub weight_fifo_bits: usize,
+    /// Bits of each on-chip memory, by name.
+    pub memory_bits: BTreeMap<String, usize>,
+    /// Matmul: clocks from the last weight beat of a row block to its result (empty FIFO).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub pipeline_latency: Option<usize>,
+    /// Matmul: clocks per token in steady state (one weight beat per clock).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cycles_per_token: Option<usize>,
     pub verilog_lines: usize,
+}
+
+impl Manifest {
+    pub fn total_memory_bits(&self) -> usize {
+        self.memory_bits.values().sum()
+    }
+}
+
+/// Data bits of the shell's three streams (every engine has the same shell).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct StreamBits {
+    pub act: usize,
+    pub wgt: usize,
+    pub res: usize,
 }
 
 /// A generated design held in memory.
 #[derive(Debug, Clone)]
 pub struct Design {
-    pub config: Config,
+    pub config: DesignConfig,
     pub core_verilog: String,
     pub wrapper_verilog: String,
     pub manifest: Manifest,
@@ -85,9 +111,29 @@ impl Design {
     pub fn short_hash(&self) -> &str {
         &self.manifest.content_hash[..16]
     }
+
+    pub fn stream_bits(&self) -> StreamBits {
+        stream_bits(&self.config)
+    }
 }
 
-pub fn ports(geo: &Geometry) -> Vec<Port> {
+pub fn stream_bits(config: &DesignConfig) -> StreamBits {
+    match config {
+        DesignConfig::Matmul(cfg) => StreamBits {
+            act: cfg.geometry.activation_beat_bits(),
+            wgt: cfg.geometry.weight_beat_bits(),
+            res: cfg.geometry.result_beat_bits(),
+        },
+        DesignConfig::Attention(cfg) => StreamBits {
+            act: cfg.bus_bits(),
+            wgt: cfg.bus_bits(),
+            res: crate::streams::attention::result_bits(cfg),
+        },
+    }
+}
+
+/// The shell's ports: clock, reset and three valid/ready streams.
+pub fn ports(bits: StreamBits) -> Vec<Port> {
     let p = |name: &str, direction: &str, bits: usize| Port {
         name: name.into(),
         direction: direction.into(),
@@ -98,17 +144,62 @@ pub fn ports(geo: &Geometry) -> Vec<Port> {
         p("rst", "input", 1),
         p("act_valid", "input", 1),
         p("act_ready", "output", 1),
-        p("act_data", "input", geo.activation_beat_bits()),
+        p("act_data", "input", bits.act),
         p("wgt_valid", "input", 1),
         p("wgt_ready", "output", 1),
-        p("wgt_data", "input", geo.weight_beat_bits()),
+        p("wgt_data", "input", bits.wgt),
         p("res_valid", "output", 1),
         p("res_ready", "input", 1),
-        p("res_data", "output", geo.result_beat_bits()),
+        p("res_data", "output", bits.res),
     ]
 }
 
-/// Generate the design for a validated config.
+/// Generate the design for a validated config (either kind).
+pub fn generate_any(config: &DesignConfig) -> Result<Design, EmitError> {
+    match config {
+        DesignConfig::Matmul(cfg) => generate(cfg),
+        DesignConfig::Attention(cfg) => generate_attention(cfg),
+    }
+}
+
+fn finish(
+    config: DesignConfig,
+    engine: &str,
+    parameters: serde_json::Value,
+    core_verilog: String,
+    connections: Vec<String>,
+    memory_bits: BTreeMap<String, usize>,
+    timing: (Option<usize>, Option<usize>),
+) -> Design {
+    let bits = stream_bits(&config);
+    let wrapper_verilog = wrapper(bits, &connections);
+    let mut hasher = Sha256::new();
+    hasher.update(wrapper_verilog.as_bytes());
+    hasher.update(core_verilog.as_bytes());
+    let content_hash = hex::encode(hasher.finalize());
+    let manifest = Manifest {
+        tern_version: env!("CARGO_PKG_VERSION").into(),
+        top: WRAPPER_MODULE.into(),
+        files: vec![WRAPPER_FILE.into(), DESIGN_FILE.into()],
+        content_hash,
+        engine: engine.into(),
+        config_toml: config.to_toml(),
+        parameters,
+        ports: ports(bits),
+        memory_bits,
+        pipeline_latency: timing.0,
+        cycles_per_token: timing.1,
+        verilog_lines: core_verilog.lines().count() + wrapper_verilog.lines().count(),
+    };
+    Design {
+        config,
+        core_verilog,
+        wrapper_verilog,
+        manifest,
+    }
+}
+
+/// Generate a matmul (TLMM or adder-tree) design.
 pub fn generate(cfg: &Config) -> Result<Design, EmitError> {
     // The RTL's widths are type parameters; this maps the config onto them.
     // `TlmmEngine::new` checks each width against the config's geometry.
@@ -130,32 +221,20 @@ pub fn generate(cfg: &Config) -> Result<Design, EmitError> {
         5 => with_acc!(11, 11, 7),
         other => unreachable!("lane group {other} passed validation"),
     }?;
-    let wrapper_verilog = wrapper(&cfg.geometry);
-    let mut hasher = Sha256::new();
-    hasher.update(wrapper_verilog.as_bytes());
-    hasher.update(core_verilog.as_bytes());
-    let content_hash = hex::encode(hasher.finalize());
     let geo = &cfg.geometry;
-    let manifest = Manifest {
-        tern_version: env!("CARGO_PKG_VERSION").into(),
-        top: WRAPPER_MODULE.into(),
-        files: vec![WRAPPER_FILE.into(), DESIGN_FILE.into()],
-        content_hash,
-        config_toml: cfg.to_toml(),
-        geometry: serde_json::to_value(geo).expect("geometry serialises"),
-        ports: ports(geo),
-        pipeline_latency: PIPELINE_LATENCY,
-        cycles_per_token: geo.weight_beats_per_token(),
-        table_memory_bits: memory_bits.0,
-        weight_fifo_bits: memory_bits.1,
-        verilog_lines: core_verilog.lines().count() + wrapper_verilog.lines().count(),
-    };
-    Ok(Design {
-        config: cfg.clone(),
+    let kind = serde_json::to_value(cfg.engine.kind).expect("kind serialises");
+    Ok(finish(
+        DesignConfig::Matmul(cfg.clone()),
+        kind.as_str().unwrap_or("matmul"),
+        serde_json::to_value(geo).expect("geometry serialises"),
         core_verilog,
-        wrapper_verilog,
-        manifest,
-    })
+        matmul_connections(geo),
+        BTreeMap::from([
+            ("tables".to_string(), memory_bits.0),
+            ("weight_fifo".to_string(), memory_bits.1),
+        ]),
+        (Some(PIPELINE_LATENCY), Some(geo.weight_beats_per_token())),
+    ))
 }
 
 fn core<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>(
@@ -168,41 +247,52 @@ fn core<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>(
     Ok((generate_verilog_unchecked(&engine), bits))
 }
 
-fn wrapper(geo: &Geometry) -> String {
-    let mut v = String::new();
+/// Generate an attention design.
+pub fn generate_attention(cfg: &AttentionConfig) -> Result<Design, EmitError> {
+    // The stream width is a type parameter: one instantiation per supported MAC count.
+    let (core_verilog, (query, scores, accumulators)) = match cfg.attention.macs {
+        4 => attention_core::<32, 128>(cfg),
+        8 => attention_core::<64, 256>(cfg),
+        16 => attention_core::<128, 512>(cfg),
+        32 => attention_core::<256, 1024>(cfg),
+        other => unreachable!("macs {other} passed validation"),
+    }?;
+    let bus = cfg.bus_bits();
+    let connections = vec![
+        format!(".act_data(act_data)"),
+        format!(".wgt_data(wgt_data)"),
+        format!(".res_data(res_data[{}:0])", bus - 1),
+        format!(".res_empty(res_data[{bus}])"),
+    ];
+    Ok(finish(
+        DesignConfig::Attention(cfg.clone()),
+        "attention",
+        serde_json::to_value(&cfg.constants).expect("constants serialise"),
+        core_verilog,
+        connections,
+        BTreeMap::from([
+            ("query".to_string(), query),
+            ("scores".to_string(), scores),
+            ("accumulators".to_string(), accumulators),
+        ]),
+        (None, None),
+    ))
+}
+
+fn attention_core<const BUS: usize, const ACCW: usize>(
+    cfg: &AttentionConfig,
+) -> Result<(String, (usize, usize, usize)), EmitError> {
+    let mut engine = AttentionEngine::<BUS, ACCW>::new(cfg);
+    engine.connect_all();
+    check_all(&engine).map_err(|e| EmitError::Check(format!("{e:?}")))?;
+    let bits = engine.memory_bits();
+    Ok((generate_verilog_unchecked(&engine), bits))
+}
+
+fn matmul_connections(geo: &Geometry) -> Vec<String> {
     let cb = 1 + geo.index_bits;
     let acc = geo.accumulator_bits;
-    writeln!(
-        v,
-        "// Generated by tern {}: packed-port wrapper around rust-hdl's `top`.",
-        env!("CARGO_PKG_VERSION")
-    )
-    .unwrap();
-    writeln!(v, "// Stream formats: see tern-hdl `streams`.").unwrap();
-    writeln!(v, "`default_nettype none").unwrap();
-    writeln!(v, "module {WRAPPER_MODULE} (").unwrap();
-    let ports = ports(geo);
-    for (i, p) in ports.iter().enumerate() {
-        let range = if p.bits > 1 {
-            format!(" [{}:0]", p.bits - 1)
-        } else {
-            String::new()
-        };
-        let comma = if i + 1 < ports.len() { "," } else { "" };
-        writeln!(v, "    {:<6} wire{range} {}{comma}", p.direction, p.name).unwrap();
-    }
-    writeln!(v, ");").unwrap();
-    writeln!(v, "    top core (").unwrap();
-    let mut conns = vec![
-        ".clock(clk)".to_string(),
-        ".reset(rst)".into(),
-        ".act_valid(act_valid)".into(),
-        ".act_ready(act_ready)".into(),
-        ".wgt_valid(wgt_valid)".into(),
-        ".wgt_ready(wgt_ready)".into(),
-        ".res_valid(res_valid)".into(),
-        ".res_ready(res_ready)".into(),
-    ];
+    let mut conns = vec![];
     for a in 0..geo.chunk_activations {
         conns.push(format!(".act_data${a}(act_data[{}:{}])", 8 * a + 7, 8 * a));
     }
@@ -227,6 +317,45 @@ fn wrapper(geo: &Geometry) -> String {
             p * acc
         ));
     }
+    conns
+}
+
+/// The packed-port wrapper `tern_engine` around rust-hdl's `top`: the shell's control
+/// ports plus the engine-specific data connections.
+fn wrapper(bits: StreamBits, data_connections: &[String]) -> String {
+    let mut v = String::new();
+    writeln!(
+        v,
+        "// Generated by tern {}: packed-port wrapper around rust-hdl's `top`.",
+        env!("CARGO_PKG_VERSION")
+    )
+    .unwrap();
+    writeln!(v, "// Stream formats: see tern-hdl `streams`.").unwrap();
+    writeln!(v, "`default_nettype none").unwrap();
+    writeln!(v, "module {WRAPPER_MODULE} (").unwrap();
+    let ports = ports(bits);
+    for (i, p) in ports.iter().enumerate() {
+        let range = if p.bits > 1 {
+            format!(" [{}:0]", p.bits - 1)
+        } else {
+            String::new()
+        };
+        let comma = if i + 1 < ports.len() { "," } else { "" };
+        writeln!(v, "    {:<6} wire{range} {}{comma}", p.direction, p.name).unwrap();
+    }
+    writeln!(v, ");").unwrap();
+    writeln!(v, "    top core (").unwrap();
+    let mut conns = vec![
+        ".clock(clk)".to_string(),
+        ".reset(rst)".into(),
+        ".act_valid(act_valid)".into(),
+        ".act_ready(act_ready)".into(),
+        ".wgt_valid(wgt_valid)".into(),
+        ".wgt_ready(wgt_ready)".into(),
+        ".res_valid(res_valid)".into(),
+        ".res_ready(res_ready)".into(),
+    ];
+    conns.extend(data_connections.iter().cloned());
     writeln!(v, "        {}", conns.join(",\n        ")).unwrap();
     writeln!(v, "    );").unwrap();
     writeln!(v, "endmodule").unwrap();
@@ -308,6 +437,7 @@ mod tests {
                     let design = generate(&cfg).unwrap();
                     // The index port rust-hdl declared has the weight format's width.
                     let iw = weights::index_bits(cfg.geometry.lane_group);
+                    assert_eq!(design.manifest.engine, kind);
                     if iw > 1 {
                         let decl = format!("input wire  [{}:0] wgt_index$0;", iw - 1);
                         assert!(
@@ -317,6 +447,27 @@ mod tests {
                     }
                 }
             }
+        }
+    }
+
+    #[test]
+    fn attention_generates_for_every_mac_count() {
+        for macs in crate::config::attention::MAC_LANES {
+            let text = include_str!("../../examples/attention_decode.toml")
+                .replace("macs = 16", &format!("macs = {macs}"));
+            let cfg = AttentionConfig::from_toml(&text, "test").unwrap();
+            let design = generate_attention(&cfg).unwrap();
+            assert_eq!(design.manifest.engine, "attention");
+            let bus = 8 * macs;
+            let decl = format!("input wire  [{}:0] act_data;", bus - 1);
+            assert!(
+                design.core_verilog.contains(&decl),
+                "macs {macs}: no `{decl}`"
+            );
+            // One tile of 32-bit scores; d/macs words of query and accumulators.
+            assert_eq!(design.manifest.memory_bits["scores"], 32 * 32);
+            assert_eq!(design.manifest.memory_bits["accumulators"], 64 * 32);
+            assert_eq!(design.manifest.memory_bits["query"], 64 * 8);
         }
     }
 }

@@ -1,6 +1,7 @@
 //! tern-hdl: the engine configuration, the ternary weight format and stream formats,
 //! the rust-hdl RTL of the engine, and its Verilog emission.
 
+pub mod attention;
 pub mod config;
 pub mod emit;
 pub mod memory;
@@ -9,5 +10,7 @@ pub mod streams;
 pub mod tlmm;
 pub mod weights;
 
-pub use config::{Config, ConfigError, EngineKind, Geometry};
-pub use emit::{generate, write_design, Design, Manifest};
+pub use config::{AttentionConfig, Config, ConfigError, DesignConfig, EngineKind, Geometry};
+pub use emit::{
+    generate, generate_any, generate_attention, write_design, Design, Manifest, StreamBits,
+};

@@ -89,3 +89,50 @@ pub fn case(
     });
     Stmt::Match(VerilogMatch { test, cases })
 }
+
+pub fn mul(a: Expr, b: Expr) -> Expr {
+    bin(a, VerilogOp::Mul, b)
+}
+
+/// `a > b` with both sides read as two's complement (`$signed`).
+pub fn signed_gt(a: Expr, b: Expr) -> Expr {
+    bin(signed(a), VerilogOp::Gt, signed(b))
+}
+
+pub fn signed_lt(a: Expr, b: Expr) -> Expr {
+    bin(signed(a), VerilogOp::Lt, signed(b))
+}
+
+/// `a > b`, unsigned.
+pub fn gt(a: Expr, b: Expr) -> Expr {
+    bin(a, VerilogOp::Gt, b)
+}
+
+pub fn signed(e: Expr) -> Expr {
+    Expr::Signed(Box::new(e))
+}
+
+/// `signal[offset +: width]` (a part-select of a named signal, never of an expression).
+pub fn slice(signal: &str, width: usize, offset: usize) -> Expr {
+    Expr::Slice(
+        Box::new(sig(signal)),
+        width,
+        Box::new(Expr::Literal((offset as u32).into())),
+    )
+}
+
+/// `signal[offset +: width] = value;`
+pub fn assign_slice(signal: &str, width: usize, offset: usize, value: Expr) -> Stmt {
+    Stmt::SliceAssignment {
+        base: sig(signal),
+        width,
+        offset: Expr::Literal((offset as u32).into()),
+        replacement: value,
+    }
+}
+
+/// A sized literal wider than 64 bits.
+pub fn wide_lit<const N: usize>(value: u128) -> Expr {
+    let v = rust_hdl::prelude::Bits::<N>::from(num_bigint::BigUint::from(value));
+    Expr::Literal(v.into())
+}

@@ -11,6 +11,8 @@
 //!
 //! `K` is zero-padded to whole chunks and `M` to whole row blocks.
 
+pub mod attention;
+
 use crate::config::Geometry;
 use crate::weights::{encode_group, WeightError};
 

@@ -16,6 +16,8 @@ use tern_hdl::{Config, Design};
 use crate::golden::tlmm::ternary_gemm;
 use crate::verilator::{BridgeError, EngineSim, Handshake, Inputs, ModelLibrary};
 
+pub mod attention;
+
 /// What the vectors look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum VectorKind {
@@ -128,6 +130,10 @@ pub enum CosimError {
     Stream(#[from] StreamError),
     #[error("{0}")]
     Mismatch(Box<Mismatch>),
+    #[error("this co-simulation needs {0} design")]
+    WrongEngine(&'static str),
+    #[error("packing the attention vectors: {0}")]
+    AttentionStream(#[from] tern_hdl::streams::attention::AttentionStreamError),
     #[error(
         "engine stalled: {results} of {expected} results after {cycles} clocks (config {config}, seed {seed})"
     )]
@@ -145,9 +151,10 @@ pub enum CosimError {
 pub struct Mismatch {
     pub config: String,
     pub seed: u64,
-    pub kind: VectorKind,
-    pub token: usize,
-    pub row: usize,
+    /// The vector set (its kind).
+    pub vectors: String,
+    /// Where the first difference is, e.g. `token 2, row 17`.
+    pub location: String,
     pub expected: i64,
     pub got: i64,
     pub mismatches: usize,
@@ -162,11 +169,11 @@ impl fmt::Display for Mismatch {
             self.mismatches
         )?;
         writeln!(f, "  config:   {}", self.config)?;
-        writeln!(f, "  seed:     {} ({:?} vectors)", self.seed, self.kind)?;
+        writeln!(f, "  seed:     {} ({} vectors)", self.seed, self.vectors)?;
         writeln!(
             f,
-            "  first:    token {}, row {}: expected {}, got {}",
-            self.token, self.row, self.expected, self.got
+            "  first:    {}: expected {}, got {}",
+            self.location, self.expected, self.got
         )?;
         match &self.waveform {
             Some(p) => write!(f, "  waveform: {}", p.display()),
@@ -207,6 +214,18 @@ pub fn describe(cfg: &Config) -> String {
     .to_lowercase()
 }
 
+/// The beats of one workload on the shell's three streams.
+#[derive(Debug, Clone)]
+pub struct StreamPlan {
+    pub act: Vec<Beat>,
+    /// The weight-stream beats, sent `wgt_repeats` times over (weights are streamed
+    /// again for every token; attention streams each beat once).
+    pub wgt: Vec<Beat>,
+    pub wgt_repeats: usize,
+    /// Result beats the workload produces.
+    pub results: usize,
+}
+
 /// Drive the workload through `model`; returns every result beat and the clock counts.
 pub fn drive(
     model: &mut impl EngineSim,
@@ -227,11 +246,32 @@ pub fn drive(
         )?);
     }
     let tokens = vectors.xs.nrows();
-    let expected = tokens * geo.row_blocks;
-    let total_weights = tokens * weights.len();
+    let plan = StreamPlan {
+        act: acts,
+        wgt: weights,
+        wgt_repeats: tokens,
+        results: tokens * geo.row_blocks,
+    };
     // Generous bound: every beat, slowed by the gaps and stalls, plus the table fills.
+    drive_plan(model, &plan, stimulus, seed, 4.0, &describe(cfg))
+}
+
+/// Drive `plan` through `model` with `stimulus`; `clocks_per_beat` bounds the run
+/// (a hang is reported, never waited out).
+pub fn drive_plan(
+    model: &mut impl EngineSim,
+    plan: &StreamPlan,
+    stimulus: Stimulus,
+    seed: u64,
+    clocks_per_beat: f64,
+    config: &str,
+) -> Result<Run, CosimError> {
+    let total_wgt = plan.wgt.len() * plan.wgt_repeats;
+    let expected = plan.results;
     let slowdown = 1.0 / ((1.0 - stimulus.valid_gap) * (1.0 - stimulus.result_stall)).max(0.01);
-    let limit = ((total_weights + acts.len() + expected) as f64 * slowdown * 4.0) as u64 + 10_000;
+    let limit = ((total_wgt + plan.act.len() + expected) as f64 * slowdown * clocks_per_beat)
+        as u64
+        + 10_000;
 
     let mut rng = ChaCha8Rng::seed_from_u64(seed ^ 0x5EED_F10C);
     let idle = Inputs {
@@ -251,20 +291,20 @@ pub fn drive(
     while results.len() < expected {
         if cycle >= limit {
             return Err(CosimError::Hung {
-                config: describe(cfg),
+                config: config.to_string(),
                 seed,
                 results: results.len(),
                 expected,
                 cycles: cycle,
             });
         }
-        let offer_act = next_act < acts.len() && !rng.gen_bool(stimulus.valid_gap);
-        let offer_wgt = next_wgt < total_weights && !rng.gen_bool(stimulus.valid_gap);
+        let offer_act = next_act < plan.act.len() && !rng.gen_bool(stimulus.valid_gap);
+        let offer_wgt = next_wgt < total_wgt && !rng.gen_bool(stimulus.valid_gap);
         let res_ready = !rng.gen_bool(stimulus.result_stall);
         let inputs = Inputs {
             reset: false,
-            act: offer_act.then(|| acts[next_act].as_slice()),
-            wgt: offer_wgt.then(|| weights[next_wgt % weights.len()].as_slice()),
+            act: offer_act.then(|| plan.act[next_act].as_slice()),
+            wgt: offer_wgt.then(|| plan.wgt[next_wgt % plan.wgt.len()].as_slice()),
             res_ready,
         };
         let Handshake {
@@ -294,6 +334,23 @@ pub fn drive(
     })
 }
 
+/// Rerun a failed workload on a fresh model writing `waveform_dir/<hash>-seed<seed>.vcd`;
+/// returns the file if it was written.
+pub fn rerun_with_waveform(
+    design: &Design,
+    library: &ModelLibrary,
+    seed: u64,
+    waveform_dir: &Path,
+    rerun: impl FnOnce(&mut crate::verilator::Model) -> Result<Run, CosimError>,
+) -> Option<PathBuf> {
+    std::fs::create_dir_all(waveform_dir).ok()?;
+    let path = waveform_dir.join(format!("{}-seed{seed}.vcd", design.short_hash()));
+    let mut traced = library.instantiate(Some(&path)).ok()?;
+    rerun(&mut traced).ok()?;
+    drop(traced);
+    path.exists().then_some(path)
+}
+
 /// A passing co-simulation.
 #[derive(Debug, Clone)]
 pub struct Report {
@@ -311,7 +368,9 @@ pub fn cosimulate(
     seed: u64,
     waveform_dir: &Path,
 ) -> Result<Report, CosimError> {
-    let cfg = &design.config;
+    let Some(cfg) = design.config.matmul() else {
+        return Err(CosimError::WrongEngine("a matmul"));
+    };
     let mut model = library.instantiate(None)?;
     let run = drive(&mut model, cfg, vectors, stimulus, seed)?;
     let Some(FirstDifference {
@@ -327,19 +386,14 @@ pub fn cosimulate(
             run,
         });
     };
-    let waveform = std::fs::create_dir_all(waveform_dir).ok().and_then(|_| {
-        let path = waveform_dir.join(format!("{}-seed{seed}.vcd", design.short_hash()));
-        let mut traced = library.instantiate(Some(&path)).ok()?;
-        drive(&mut traced, cfg, vectors, stimulus, seed).ok()?;
-        drop(traced);
-        path.exists().then_some(path)
+    let waveform = rerun_with_waveform(design, library, seed, waveform_dir, |traced| {
+        drive(traced, cfg, vectors, stimulus, seed)
     });
     Err(CosimError::Mismatch(Box::new(Mismatch {
         config: describe(cfg),
         seed,
-        kind: vectors.kind,
-        token,
-        row,
+        vectors: format!("{:?}", vectors.kind),
+        location: format!("token {token}, row {row}"),
         expected,
         got,
         mismatches: count,

@@ -12,9 +12,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::Arc;
 
-use tern_hdl::emit::{write_design, Design, WRAPPER_FILE, WRAPPER_MODULE};
+use tern_hdl::emit::{write_design, Design, StreamBits, WRAPPER_FILE, WRAPPER_MODULE};
 use tern_hdl::streams::words_for;
-use tern_hdl::Geometry;
 
 const SHIM: &str = include_str!("../cpp/shim.cpp");
 const SHIM_ABI: u32 = 1;
@@ -207,7 +206,7 @@ impl ModelCache {
         if !so.exists() {
             self.build(design, &dir)?;
         }
-        ModelLibrary::open(&so, design.config.geometry)
+        ModelLibrary::open(&so, design.stream_bits())
     }
 
     fn build(&self, design: &Design, dir: &Path) -> Result<(), BridgeError> {
@@ -317,12 +316,12 @@ struct Api {
 pub struct ModelLibrary {
     _lib: Arc<Library>,
     api: Api,
-    geometry: Geometry,
+    streams: StreamBits,
     pub path: PathBuf,
 }
 
 impl ModelLibrary {
-    fn open(path: &Path, geometry: Geometry) -> Result<ModelLibrary, BridgeError> {
+    fn open(path: &Path, streams: StreamBits) -> Result<ModelLibrary, BridgeError> {
         let load_err = |message: String| BridgeError::Load {
             path: path.display().to_string(),
             message,
@@ -360,7 +359,7 @@ impl ModelLibrary {
             Ok(ModelLibrary {
                 _lib: Arc::new(lib),
                 api,
-                geometry,
+                streams,
                 path: path.to_path_buf(),
             })
         }
@@ -378,13 +377,13 @@ impl ModelLibrary {
         // SAFETY: `new` returns an owned model freed in `Drop`; the path outlives the call.
         let handle =
             unsafe { (self.api.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr())) };
-        let geo = self.geometry;
+        let bits = self.streams;
         Ok(Model {
             lib: self.clone(),
             handle,
-            act_buf: vec![0; words_for(geo.activation_beat_bits()).max(2)],
-            wgt_buf: vec![0; words_for(geo.weight_beat_bits()).max(2)],
-            res_words: words_for(geo.result_beat_bits()).max(2),
+            act_buf: vec![0; words_for(bits.act).max(2)],
+            wgt_buf: vec![0; words_for(bits.wgt).max(2)],
+            res_words: words_for(bits.res).max(2),
         })
     }
 }
@@ -468,7 +467,7 @@ impl Model {
         let mut out = vec![0u32; self.res_words];
         // SAFETY: `out` holds at least the port's words.
         unsafe { (self.lib.api.result)(self.handle, out.as_mut_ptr()) };
-        out.truncate(words_for(self.lib.geometry.result_beat_bits()));
+        out.truncate(words_for(self.lib.streams.res));
         out
     }
 

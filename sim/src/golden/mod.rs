@@ -1,3 +1,4 @@
 //! Golden models: bit-exact references the RTL is compared with.
 
+pub mod attention;
 pub mod tlmm;

@@ -7,6 +7,9 @@ use thiserror::Error;
 
 use crate::weights;
 
+pub mod attention;
+pub use attention::{AttentionConfig, AttentionMode};
+
 /// The accumulator widths the RTL is generated for (each is a distinct rust-hdl type).
 pub const ACCUMULATOR_WIDTHS: [usize; 3] = [16, 24, 32];
 /// Counters in the engine are 16 bits wide; the table memory holds two banks.
@@ -317,6 +320,64 @@ impl Config {
         let e = &self.engine;
         let w = &self.workload;
         (w.m * w.k * w.tokens) as f64 / (e.rows_parallel * e.groups_per_cycle * e.group_size) as f64
+    }
+}
+
+/// Any design tern can generate: a file with an `[attention]` table is an attention
+/// engine, anything else a matmul engine (TLMM or adder tree).
+#[derive(Debug, Clone, PartialEq)]
+pub enum DesignConfig {
+    Matmul(Config),
+    Attention(AttentionConfig),
+}
+
+impl DesignConfig {
+    pub fn from_path(path: &Path) -> Result<DesignConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+            path: path.display().to_string(),
+            cause,
+        })?;
+        DesignConfig::from_toml(&text, &path.display().to_string())
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<DesignConfig, ConfigError> {
+        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        if table.contains_key("attention") {
+            AttentionConfig::from_toml(text, origin).map(DesignConfig::Attention)
+        } else {
+            Config::from_toml(text, origin).map(DesignConfig::Matmul)
+        }
+    }
+
+    pub fn to_toml(&self) -> String {
+        match self {
+            DesignConfig::Matmul(c) => c.to_toml(),
+            DesignConfig::Attention(c) => c.to_toml(),
+        }
+    }
+
+    pub fn board(&self) -> Option<&str> {
+        match self {
+            DesignConfig::Matmul(c) => c.board.as_deref(),
+            DesignConfig::Attention(c) => c.board.as_deref(),
+        }
+    }
+
+    pub fn matmul(&self) -> Option<&Config> {
+        match self {
+            DesignConfig::Matmul(c) => Some(c),
+            DesignConfig::Attention(_) => None,
+        }
+    }
+
+    pub fn attention(&self) -> Option<&AttentionConfig> {
+        match self {
+            DesignConfig::Attention(c) => Some(c),
+            DesignConfig::Matmul(_) => None,
+        }
     }
 }
 

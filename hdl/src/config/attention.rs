@@ -1,0 +1,384 @@
+//! The attention engine's configuration: `[attention]`, `[attention.quant]` and an
+//! attention `[workload]`, validated once into [`AttentionConfig`] together with every
+//! integer constant the RTL and the golden model share (threshold, tables, reciprocals).
+//!
+//! The arithmetic these constants define is the contract in DESIGN.md, "Integer
+//! attention"; `tern-sim`'s `golden::attention` states it operation by operation.
+
+use serde::{Deserialize, Serialize};
+
+use super::{ceil_log2, ConfigError};
+
+/// Entries of the IndexSoftmax exp table (IntAttention's 5-bit index).
+pub const EXP_TABLE_ENTRIES: usize = 32;
+/// Fraction bits of the online-softmax rescale factors (`2^15` is 1.0).
+pub const RESCALE_FRACTION_BITS: u32 = 15;
+/// Width of the engine's running sum, output accumulators and scores.
+pub const STATE_BITS: usize = 32;
+/// Width of the output reciprocal's numerator (the divider runs this many steps).
+pub const RECIPROCAL_NUMERATOR_BITS: u32 = 48;
+/// Largest supported sequence: keeps `255·L·128` inside the 32-bit accumulators.
+pub const MAX_SEQ_LEN: usize = 16384;
+/// MAC lane counts the RTL is generated for (the bus is `8·macs` bits).
+pub const MAC_LANES: [usize; 4] = [4, 8, 16, 32];
+/// Largest clip threshold in score units (keeps the index multiply within 72 bits).
+pub const MAX_THRESHOLD: i64 = 1 << 24;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum AttentionMode {
+    /// One query (the newest token) against the whole KV cache.
+    Decode,
+    /// A block of queries, each masked causally (if `causal`) against the keys.
+    Prefill,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionQuant {
+    /// Real value of one unit of the int8 Q, K, V and output tensors (per tensor).
+    pub scale_q: f64,
+    pub scale_k: f64,
+    pub scale_v: f64,
+    pub scale_out: f64,
+    /// Clip distance from the row maximum, in real (softmax-input) units; IntAttention
+    /// uses 6.6. Scores further below the maximum get probability 0.
+    #[serde(default = "default_clip")]
+    pub clip: f64,
+    /// Steps of the online-softmax rescale table over `[0, clip]`; a power of two.
+    #[serde(default = "default_rescale_steps")]
+    pub rescale_steps: usize,
+}
+
+fn default_clip() -> f64 {
+    6.6
+}
+fn default_rescale_steps() -> usize {
+    256
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionSection {
+    /// d: elements per query/key/value vector.
+    pub head_dim: usize,
+    /// int8 multiply-accumulates per clock (also the stream width in int8 lanes).
+    pub macs: usize,
+    /// Bc: keys per KV tile; on-chip score storage is one tile.
+    pub tile: usize,
+    /// Longest KV sequence the engine accepts.
+    pub max_seq_len: usize,
+    pub mode: AttentionMode,
+    /// Prefill only: query `i` sees keys `0..=i` (positions within the sequence).
+    #[serde(default)]
+    pub causal: bool,
+    pub quant: AttentionQuant,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionWorkload {
+    /// Keys (and values) in the sequence, the current token included.
+    pub seq_len: usize,
+    /// Query rows: the last `queries` positions of the sequence (decode: 1).
+    pub queries: usize,
+}
+
+/// The raw attention config file.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionFile {
+    pub attention: AttentionSection,
+    pub workload: AttentionWorkload,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub board: Option<String>,
+}
+
+/// Integer constants derived from the scales; see the module docs.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct AttentionConstants {
+    /// Clip threshold in score units: `trunc(clip / (s_q·s_k/√d))`, as IntAttention.
+    pub threshold: i64,
+    /// `exp_table[i] = round(255·exp(−i·clip/31))`, first 255, last 0 (IntAttention).
+    pub exp_table: Vec<u8>,
+    /// `rescale_table[i] = round(2^15·exp(−i·clip/R))` for `i < R`, `rescale_table[R] = 0`.
+    pub rescale_table: Vec<u32>,
+    /// `floor(n / threshold) = (n·threshold_reciprocal) >> threshold_shift` for every
+    /// numerator the engine forms (Granlund–Montgomery, proved and tested).
+    pub threshold_reciprocal: u64,
+    pub threshold_shift: u32,
+    /// Output requantisation: `out = sat8((acc·floor(K/ℓ) + 2^(S−1)) >> S)` with
+    /// `K = output_numerator`, `S = output_shift`.
+    pub output_numerator: u64,
+    pub output_shift: u32,
+}
+
+/// A validated attention configuration.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct AttentionConfig {
+    pub attention: AttentionSection,
+    pub workload: AttentionWorkload,
+    pub board: Option<String>,
+    pub constants: AttentionConstants,
+}
+
+impl AttentionConfig {
+    pub fn from_toml(text: &str, origin: &str) -> Result<AttentionConfig, ConfigError> {
+        let file: AttentionFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
+            origin: origin.to_string(),
+            message: e.to_string().trim_end().to_string(),
+        })?;
+        AttentionConfig::validate(file, origin)
+    }
+
+    pub fn validate(file: AttentionFile, origin: &str) -> Result<AttentionConfig, ConfigError> {
+        let a = &file.attention;
+        let q = &a.quant;
+        let w = &file.workload;
+        let bad = |key: &'static str, value: String, allowed: String| ConfigError::OutOfRange {
+            origin: origin.to_string(),
+            key,
+            value,
+            allowed,
+        };
+        let range = |key: &'static str, value: usize, lo: usize, hi: usize| {
+            if value < lo || value > hi {
+                Err(bad(key, value.to_string(), format!("{lo}..={hi}")))
+            } else {
+                Ok(())
+            }
+        };
+        if !MAC_LANES.contains(&a.macs) {
+            return Err(bad(
+                "attention.macs",
+                a.macs.to_string(),
+                format!("one of {MAC_LANES:?}"),
+            ));
+        }
+        range("attention.head_dim", a.head_dim, a.macs, 256)?;
+        if !a.head_dim.is_multiple_of(a.macs) {
+            return Err(bad(
+                "attention.head_dim",
+                a.head_dim.to_string(),
+                format!("a multiple of attention.macs = {}", a.macs),
+            ));
+        }
+        range("attention.tile", a.tile, 1, 1024)?;
+        range("attention.max_seq_len", a.max_seq_len, 1, MAX_SEQ_LEN)?;
+        range("workload.seq_len", w.seq_len, 1, a.max_seq_len)?;
+        match a.mode {
+            AttentionMode::Decode => range("workload.queries", w.queries, 1, 1)?,
+            AttentionMode::Prefill => range("workload.queries", w.queries, 1, w.seq_len)?,
+        }
+        for (key, value) in [
+            ("attention.quant.scale_q", q.scale_q),
+            ("attention.quant.scale_k", q.scale_k),
+            ("attention.quant.scale_v", q.scale_v),
+            ("attention.quant.scale_out", q.scale_out),
+            ("attention.quant.clip", q.clip),
+        ] {
+            if !(value.is_finite() && value > 0.0) {
+                return Err(bad(key, value.to_string(), "a finite number > 0".into()));
+            }
+        }
+        if !q.rescale_steps.is_power_of_two() || !(32..=1024).contains(&q.rescale_steps) {
+            return Err(bad(
+                "attention.quant.rescale_steps",
+                q.rescale_steps.to_string(),
+                "a power of two in 32..=1024".into(),
+            ));
+        }
+        let ratio = q.scale_v / q.scale_out;
+        if !(1.0 / 256.0..=128.0).contains(&ratio) {
+            return Err(bad(
+                "attention.quant.scale_out",
+                q.scale_out.to_string(),
+                format!(
+                    "scale_v / scale_out in [2^-8, 2^7] (it is {ratio:.3e} with scale_v = {})",
+                    q.scale_v
+                ),
+            ));
+        }
+        let score_unit = q.scale_q * q.scale_k / (a.head_dim as f64).sqrt();
+        let threshold = (q.clip / score_unit).trunc();
+        if !(1.0..=MAX_THRESHOLD as f64).contains(&threshold) {
+            return Err(bad(
+                "attention.quant.clip",
+                q.clip.to_string(),
+                format!(
+                    "a clip threshold of 1..={MAX_THRESHOLD} score units; clip / (scale_q·scale_k/√d) = {threshold:.3e}: \
+                     check the scales"
+                ),
+            ));
+        }
+        let constants = constants(a, threshold as i64);
+        Ok(AttentionConfig {
+            attention: file.attention,
+            workload: file.workload,
+            board: file.board,
+            constants,
+        })
+    }
+
+    pub fn to_toml(&self) -> String {
+        let file = AttentionFile {
+            attention: self.attention.clone(),
+            workload: self.workload.clone(),
+            board: self.board.clone(),
+        };
+        toml::to_string(&file).expect("a validated config always serialises")
+    }
+
+    /// Beats of `macs` int8 per vector (query, key or value).
+    pub fn chunks(&self) -> usize {
+        self.attention.head_dim / self.attention.macs
+    }
+
+    /// Bits of every stream beat's data (header, q, k, v and output beats).
+    pub fn bus_bits(&self) -> usize {
+        8 * self.attention.macs
+    }
+
+    /// The real value of one score unit, `s_q·s_k/√d`.
+    pub fn score_unit(&self) -> f64 {
+        let q = &self.attention.quant;
+        q.scale_q * q.scale_k / (self.attention.head_dim as f64).sqrt()
+    }
+
+    /// Ideal clocks for one query row against `keys` keys: every MAC busy every clock
+    /// on `q·k` and then on `p·v` (2·keys·d MACs).
+    pub fn ideal_row_cycles(&self, keys: usize) -> f64 {
+        (2 * keys * self.attention.head_dim) as f64 / self.attention.macs as f64
+    }
+}
+
+/// `ceil(log2(n + 1))`: bits to hold every value in `0..=n`.
+fn bits_for(n: u64) -> u32 {
+    64 - n.leading_zeros()
+}
+
+fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
+    let q = &a.quant;
+    let last = EXP_TABLE_ENTRIES - 1;
+    let mut exp_table: Vec<u8> = (0..EXP_TABLE_ENTRIES)
+        .map(|i| (255.0 * (-(i as f64) * q.clip / last as f64).exp()).round() as u8)
+        .collect();
+    exp_table[0] = 255;
+    exp_table[last] = 0;
+    let steps = q.rescale_steps;
+    let one = f64::from(1u32 << RESCALE_FRACTION_BITS);
+    let mut rescale_table: Vec<u32> = (0..=steps)
+        .map(|i| (one * (-(i as f64) * q.clip / steps as f64).exp()).round() as u32)
+        .collect();
+    rescale_table[steps] = 0;
+
+    // Numerators are `min(Δ, thr)·n` with n ≤ max(31, R): N bits. With l = ceil(log2 thr),
+    // m = ceil(2^(N+l) / thr) satisfies 2^(N+l) ≤ m·thr < 2^(N+l) + 2^l, so
+    // floor(n·m / 2^(N+l)) = floor(n / thr) for all n < 2^N (Granlund & Montgomery 1994,
+    // Thm 4.2).
+    let thr = threshold as u64;
+    let max_numerator = thr * (last.max(steps) as u64);
+    let n_bits = bits_for(max_numerator);
+    let l = ceil_log2(thr as usize) as u32;
+    let shift = n_bits + l;
+    let reciprocal = ((1u128 << shift).div_ceil(u128::from(thr))) as u64;
+
+    let max_sum = 255 * a.max_seq_len as u64;
+    let output_shift = bits_for(max_sum) + 16;
+    let ratio = q.scale_v / q.scale_out;
+    let output_numerator = (ratio * (1u64 << output_shift) as f64).round() as u64;
+    AttentionConstants {
+        threshold,
+        exp_table,
+        rescale_table,
+        threshold_reciprocal: reciprocal,
+        threshold_shift: shift,
+        output_numerator,
+        output_shift,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    pub const GOOD: &str = r#"
+[attention]
+head_dim = 64
+macs = 16
+tile = 16
+max_seq_len = 2048
+mode = "prefill"
+causal = true
+
+[attention.quant]
+scale_q = 0.035
+scale_k = 0.035
+scale_v = 0.03
+scale_out = 0.03
+
+[workload]
+seq_len = 100
+queries = 4
+"#;
+
+    #[test]
+    fn good_config_derives_intattention_constants() {
+        let c = AttentionConfig::from_toml(GOOD, "good").unwrap();
+        let k = &c.constants;
+        // trunc(6.6 / (0.035²/8))
+        assert_eq!(k.threshold, (6.6f64 / (0.035 * 0.035 / 8.0)).trunc() as i64);
+        assert_eq!(k.exp_table.len(), 32);
+        assert_eq!((k.exp_table[0], k.exp_table[31]), (255, 0));
+        assert!(k.exp_table.windows(2).all(|w| w[0] >= w[1]));
+        assert_eq!(k.rescale_table.len(), 257);
+        assert_eq!(k.rescale_table[0], 1 << 15);
+        assert_eq!(k.rescale_table[256], 0);
+        assert!(k.output_numerator < 1 << RECIPROCAL_NUMERATOR_BITS);
+        assert_eq!(
+            AttentionConfig::from_toml(&c.to_toml(), "again").unwrap(),
+            c
+        );
+    }
+
+    #[test]
+    fn reciprocal_divides_exactly_by_the_threshold() {
+        // Exhaustive over every numerator the engine can form, for a spread of
+        // thresholds (small, power of two, odd, large).
+        for thr in [1i64, 2, 3, 31, 32, 1000, 4097, 65_521] {
+            let a = AttentionConfig::from_toml(GOOD, "t").unwrap().attention;
+            let k = constants(&a, thr);
+            let max = thr as u64 * 256;
+            for n in 0..=max {
+                let fast = ((u128::from(n) * u128::from(k.threshold_reciprocal))
+                    >> k.threshold_shift) as u64;
+                assert_eq!(fast, n / thr as u64, "thr {thr}, n {n}");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        for (from, to, key) in [
+            ("scale_q = 0.035", "scale_q = 0.0", "scale_q"),
+            ("scale_k = 0.035", "scale_k = -1.0", "scale_k"),
+            ("macs = 16", "macs = 12", "attention.macs"),
+            ("head_dim = 64", "head_dim = 72", "attention.head_dim"),
+            ("seq_len = 100", "seq_len = 4096", "workload.seq_len"),
+            ("queries = 4", "queries = 101", "workload.queries"),
+            ("scale_out = 0.03", "scale_out = 100.0", "scale_out"),
+            ("scale_q = 0.035", "scale_q = 1e-9", "attention.quant.clip"),
+        ] {
+            let text = GOOD.replace(from, to);
+            let err = AttentionConfig::from_toml(&text, "f.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(err.contains(key) && err.contains("f.toml"), "{to}: {err}");
+        }
+        let decode = GOOD.replace("\"prefill\"", "\"decode\"");
+        let err = AttentionConfig::from_toml(&decode, "f")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("workload.queries"), "{err}");
+    }
+}

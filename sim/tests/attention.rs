@@ -1,0 +1,184 @@
+//! Co-verification of the streaming integer attention engine against the golden
+//! model under Verilator: head dims 64 and 128, sequence lengths that are and are not
+//! multiples of the tile, decode and prefill (causal and not), and the corner cases of
+//! `AttentionVectorKind` (equal scores, one dominant score, scores beyond the clip,
+//! growing maxima, all-but-one masked, no key visible, −128 everywhere).
+
+use std::path::PathBuf;
+
+use tern_hdl::{generate_attention, AttentionConfig};
+use tern_sim::cosim::attention::{
+    cosimulate, describe, outputs, AttentionVectorKind, AttentionVectors,
+};
+use tern_sim::cosim::Stimulus;
+use tern_sim::verilator::ModelCache;
+
+/// An attention config: `(d, macs, Bc, max)`, mode, causal, `(seq_len, queries)`.
+fn config(
+    (d, macs, tile, max): (usize, usize, usize, usize),
+    mode: &str,
+    causal: bool,
+    (seq_len, queries): (usize, usize),
+    rescale_steps: usize,
+) -> AttentionConfig {
+    AttentionConfig::from_toml(
+        &format!(
+            "[attention]\nhead_dim = {d}\nmacs = {macs}\ntile = {tile}\nmax_seq_len = {max}\n\
+             mode = \"{mode}\"\ncausal = {causal}\n\
+             [attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\nscale_out = 0.03\n\
+             clip = 6.6\nrescale_steps = {rescale_steps}\n\
+             [workload]\nseq_len = {seq_len}\nqueries = {queries}\n"
+        ),
+        "test config",
+    )
+    .unwrap_or_else(|e| panic!("{e}"))
+}
+
+fn waveforms() -> PathBuf {
+    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms")
+}
+
+/// Co-simulate every vector kind on `cfg`, alternating streaming and bursty handshakes.
+fn check(cfg: AttentionConfig, seed: u64) {
+    let design = generate_attention(&cfg).unwrap();
+    let lib = ModelCache::default()
+        .load(&design)
+        .unwrap_or_else(|e| panic!("{}: {e}", describe(&cfg)));
+    for (n, kind) in AttentionVectorKind::ALL.into_iter().enumerate() {
+        let seed = seed + n as u64;
+        let stimulus = if n % 2 == 0 {
+            Stimulus::STREAMING
+        } else {
+            Stimulus::BURSTY
+        };
+        let vectors = AttentionVectors::generate(&cfg, kind, seed);
+        let report = cosimulate(&design, &lib, &vectors, stimulus, seed, &waveforms())
+            .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(
+            report.outputs,
+            cfg.workload.queries * cfg.attention.head_dim
+        );
+        // The comparison is only as good as the vectors: the rows must carry signal,
+        // and exactly the rows without a visible key must be flagged.
+        let rows = outputs(&cfg, &report.run);
+        for (row, out) in vectors.rows.iter().zip(&rows) {
+            assert_eq!(out.empty, row.visible == 0, "{kind:?} {row:?}");
+        }
+        if kind == AttentionVectorKind::Gaussian {
+            let distinct: std::collections::BTreeSet<i8> =
+                rows.iter().flat_map(|r| r.values.iter().copied()).collect();
+            assert!(distinct.len() > 4, "degenerate outputs {distinct:?}");
+        }
+    }
+}
+
+#[test]
+fn decode_d64_one_key() {
+    check(config((64, 16, 16, 256), "decode", false, (1, 1), 256), 100);
+}
+
+#[test]
+fn decode_d64_tile_minus_one() {
+    check(
+        config((64, 16, 16, 256), "decode", false, (15, 1), 256),
+        200,
+    );
+}
+
+#[test]
+fn decode_d64_exactly_one_tile() {
+    check(
+        config((64, 16, 16, 256), "decode", false, (16, 1), 256),
+        300,
+    );
+}
+
+#[test]
+fn decode_d64_three_tiles_and_five() {
+    // 3·Bc + 5 keys: a ragged last tile after several rescales.
+    check(config((64, 8, 16, 256), "decode", false, (53, 1), 256), 400);
+}
+
+#[test]
+fn decode_d128_at_max_seq_len() {
+    check(
+        config((128, 32, 32, 160), "decode", false, (160, 1), 128),
+        500,
+    );
+}
+
+#[test]
+fn decode_d128_tile_of_one_key() {
+    // Bc = 1: a rescale decision after every key.
+    check(
+        config((128, 16, 1, 64), "decode", false, (37, 1), 1024),
+        600,
+    );
+}
+
+#[test]
+fn prefill_causal_d64() {
+    check(
+        config((64, 16, 8, 128), "prefill", true, (29, 12), 256),
+        700,
+    );
+}
+
+#[test]
+fn prefill_non_causal_d64() {
+    check(config((64, 4, 16, 64), "prefill", false, (21, 5), 32), 800);
+}
+
+#[test]
+fn prefill_causal_d128_whole_prompt() {
+    // Every row of the prompt, from position 0 (one visible key) up.
+    check(
+        config((128, 8, 16, 64), "prefill", true, (40, 40), 256),
+        900,
+    );
+}
+
+#[test]
+fn decode_d32_narrow_bus() {
+    check(config((32, 4, 4, 32), "decode", false, (32, 1), 64), 1000);
+}
+
+/// Break the RTL on purpose (the exp table's first entry) and expect a mismatch that
+/// names the config, the seed, the first differing output and a waveform on disk.
+#[test]
+fn broken_rtl_is_reported_with_seed_and_waveform() {
+    let cfg = config((64, 16, 16, 256), "decode", false, (40, 1), 256);
+    let mut design = generate_attention(&cfg).unwrap();
+    // The exp table's entry 0 (255) is the only 8-bit 0xff literal in the design.
+    let needle = "value = 8'hff;";
+    assert_eq!(
+        design.core_verilog.matches(needle).count(),
+        1,
+        "generated exp table changed shape"
+    );
+    design.core_verilog = design.core_verilog.replacen(needle, "value = 8'hfe;", 1);
+    design.manifest.content_hash = format!("broken{}", design.manifest.content_hash);
+    let lib = ModelCache::default().load(&design).unwrap();
+    let seed = 11;
+    let vectors = AttentionVectors::generate(&cfg, AttentionVectorKind::Gaussian, seed);
+    let err = cosimulate(
+        &design,
+        &lib,
+        &vectors,
+        Stimulus::STREAMING,
+        seed,
+        &waveforms(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        text.contains("seed:     11") && text.contains("d=64") && text.contains("output"),
+        "{text}"
+    );
+    let tern_sim::cosim::CosimError::Mismatch(m) = err else {
+        panic!("{text}")
+    };
+    let vcd = m.waveform.expect("a waveform is written");
+    let dump = std::fs::read_to_string(&vcd).unwrap();
+    assert!(dump.contains("res_data"), "not a VCD: {}", vcd.display());
+}
