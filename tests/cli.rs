@@ -238,3 +238,64 @@ fn gen_output_is_deterministic() {
         );
     }
 }
+
+#[test]
+fn attention_examples_generate_lint_and_cosimulate() {
+    let tmp = tempfile::tempdir().unwrap();
+    for name in ["attention_decode.toml", "attention_prefill.toml"] {
+        let dir = tmp.path().join(name).display().to_string();
+        let o = tern(&["gen", "--config", &example(name), "-o", &dir]);
+        let t = text(&o);
+        assert!(o.status.success() && t.contains("attention engine"), "{t}");
+        let o = tern(&["lint", "--dir", &dir]);
+        assert!(o.status.success(), "{name}: {}", text(&o));
+    }
+    // 9 vector sets cover every attention corner case; 16 rows × d = 128 outputs each.
+    let o = tern(&[
+        "cosim",
+        "--config",
+        &example("attention_prefill.toml"),
+        "--vectors",
+        "9",
+    ]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("PASS: 9 vector sets, 18432 outputs"), "{t}");
+}
+
+#[test]
+fn bad_attention_configs_fail_cleanly_and_write_nothing() {
+    let tmp = tempfile::tempdir().unwrap();
+    let good = std::fs::read_to_string(example("attention_decode.toml")).unwrap();
+    let cases = [
+        (
+            good.replace("seq_len = 512", "seq_len = 4096"),
+            "workload.seq_len",
+        ),
+        (good.replace("scale_q = 0.035", "scale_q = 0.0"), "scale_q"),
+        (good.replace("scale_v = 0.03", "scale_v = -0.03"), "scale_v"),
+        (
+            good.replace("head_dim = 64", "head_dim = 72"),
+            "attention.head_dim",
+        ),
+        (
+            good.replace("queries = 1", "queries = 2"),
+            "workload.queries",
+        ),
+        (good.replace("tile = 32", "tile = 32\nrows = 2"), "rows"),
+        (good.replace("mode = \"decode\"", "mode = \"chat\""), "chat"),
+    ];
+    for (i, (body, needle)) in cases.iter().enumerate() {
+        let cfg = config_file(tmp.path(), &format!("bad{i}.toml"), body);
+        let dir = tmp.path().join(format!("out{i}"));
+        let o = tern(&["gen", "--config", &cfg, "-o", &dir.display().to_string()]);
+        let t = text(&o);
+        assert!(!o.status.success(), "accepted:\n{body}");
+        assert!(
+            t.contains(needle) && t.contains(&format!("bad{i}.toml")),
+            "`{needle}` not in: {t}"
+        );
+        assert!(!t.contains("panicked"), "{t}");
+        assert!(!dir.exists(), "output written for a bad config");
+    }
+}

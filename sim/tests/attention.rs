@@ -182,3 +182,41 @@ fn broken_rtl_is_reported_with_seed_and_waveform() {
     let dump = std::fs::read_to_string(&vcd).unwrap();
     assert!(dump.contains("res_data"), "not a VCD: {}", vcd.display());
 }
+
+/// Fidelity gates on Gaussian Q/K/V (the full table is `cargo bench --bench attention`):
+/// the engine stays close to float attention, streaming costs (almost) nothing against
+/// the same arithmetic in one tile, and IntAttention's own IndexSoftmax is reproduced
+/// well enough at a short length to match its published behaviour.
+#[test]
+fn fidelity_against_float_attention() {
+    use tern_hdl::config::IndexRounding;
+    use tern_sim::fidelity::{measure, FidelityCase};
+    let case = |seq_len, rounding| FidelityCase {
+        head_dim: 64,
+        seq_len,
+        tile: 32,
+        queries: 8,
+        rescale_steps: 256,
+        clip: 6.6,
+        rounding,
+        seed: 5,
+    };
+    let long = measure(case(512, IndexRounding::Nearest));
+    assert!(long.quantised_inputs.mean_cosine > 0.9995, "{long:?}");
+    assert!(long.engine.mean_cosine > 0.997, "{long:?}");
+    assert!(long.engine.min_cosine > 0.99, "{long:?}");
+    assert!(
+        (long.streamed.mean_cosine - long.single_tile.mean_cosine).abs() < 1e-3,
+        "{long:?}"
+    );
+    // Nearest-step indexing is the better default.
+    let floor = measure(case(512, IndexRounding::Floor));
+    assert!(
+        floor.engine.mean_cosine < long.engine.mean_cosine,
+        "{floor:?}"
+    );
+    // IntAttention's u8 probabilities hold up at short lengths only.
+    let short = measure(case(128, IndexRounding::Floor));
+    assert!(short.index.mean_cosine > 0.99, "{short:?}");
+    assert!(long.index.mean_cosine < short.index.mean_cosine, "{long:?}");
+}

@@ -1,7 +1,10 @@
 //! The attention engine's arithmetic leaves. Each is combinational, sized from the
 //! config at run time, and builds rust-hdl's Verilog AST by hand (through `netlist`),
 //! because `#[hdl_gen]` has no multiplier wider than 16 bits and no per-lane slicing of
-//! a runtime lane count. Each `update()` is the rust-hdl simulation of the same logic.
+//! a runtime lane count. Their `update()` models exist so the engine elaborates under
+//! rust-hdl, but unlike the TLMM leaves they are not verified: the attention engine is
+//! verified on its Verilog, under Verilator (rust-hdl's simulator disagreed with the
+//! golden model on multi-key rows; see ARCHITECTURE.md, "Known gaps").
 //!
 //! Widths: scores, the running sum and the output accumulators are 32-bit two's
 //! complement (`STATE_BITS`); all products are formed in a context wide enough that no
@@ -209,9 +212,9 @@ impl<const BUS: usize, const ACCW: usize> Logic for ValueLanes<BUS, ACCW> {
 
 /// `SoftmaxIndex`: the distance `Δ = max − s` (or the growth of the running maximum)
 /// clamped at the threshold and mapped to table indices without a divider:
-/// `exp_index = floor(31·min(Δ,thr)/thr)`, `rescale_index = floor(R·min(Δ,thr)/thr)`,
-/// each as `(n·reciprocal) >> shift`, exact for every `n` formed here (see
-/// `AttentionConstants`). n·reciprocal < 2^71: exact in 72 bits.
+/// `exp_index = floor((31·min(Δ,thr) + o)/thr)`, `rescale_index = floor((R·min(Δ,thr) + o)/thr)`
+/// (`o` = `index_offset`), each as `(n·reciprocal) >> shift`, exact for every `n`
+/// formed here (see `AttentionConstants`). n·reciprocal < 2^71: exact in 72 bits.
 #[derive(LogicBlock)]
 pub struct SoftmaxIndex {
     pub delta: Signal<In, Bits<32>>,
@@ -224,6 +227,7 @@ pub struct SoftmaxIndex {
     _reciprocal: u64,
     _shift: usize,
     _steps: u64,
+    _offset: u64,
 }
 
 impl SoftmaxIndex {
@@ -239,6 +243,7 @@ impl SoftmaxIndex {
             _reciprocal: k.threshold_reciprocal,
             _shift: k.threshold_shift as usize,
             _steps: (k.rescale_table.len() - 1) as u64,
+            _offset: k.index_offset,
         }
     }
 }
@@ -263,6 +268,7 @@ impl Logic for SoftmaxIndex {
     fn hdl(&self) -> Verilog {
         let thr = lit::<32>(self._threshold);
         let recip = || wide_lit::<72>(u128::from(self._reciprocal));
+        let offset = || wide_lit::<72>(u128::from(self._offset));
         Verilog::Combinatorial(vec![
             if_else(
                 gt(sig("delta"), thr.clone()),
@@ -271,12 +277,18 @@ impl Logic for SoftmaxIndex {
             ),
             assign(
                 sig("exp_product"),
-                mul(mul(sig("clamped"), wide_lit::<72>(31)), recip()),
+                mul(
+                    add(mul(sig("clamped"), wide_lit::<72>(31)), offset()),
+                    recip(),
+                ),
             ),
             assign(
                 sig("rescale_product"),
                 mul(
-                    mul(sig("clamped"), wide_lit::<72>(u128::from(self._steps))),
+                    add(
+                        mul(sig("clamped"), wide_lit::<72>(u128::from(self._steps))),
+                        offset(),
+                    ),
                     recip(),
                 ),
             ),

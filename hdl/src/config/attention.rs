@@ -33,6 +33,16 @@ pub enum AttentionMode {
     Prefill,
 }
 
+/// How a clipped distance maps to a table index: `floor(n·Δ/thr)` as IntAttention, or
+/// to the nearest step, `floor((n·Δ + ⌊thr/2⌋)/thr)`, which halves the worst-case error
+/// of each weight (measured in `BENCHMARKS.md`, "Attention fidelity").
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum IndexRounding {
+    Floor,
+    Nearest,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AttentionQuant {
@@ -48,6 +58,13 @@ pub struct AttentionQuant {
     /// Steps of the online-softmax rescale table over `[0, clip]`; a power of two.
     #[serde(default = "default_rescale_steps")]
     pub rescale_steps: usize,
+    /// Index rounding of the streamed engine (the exp and the rescale index alike).
+    #[serde(default = "default_index_rounding")]
+    pub index_rounding: IndexRounding,
+}
+
+fn default_index_rounding() -> IndexRounding {
+    IndexRounding::Nearest
 }
 
 fn default_clip() -> f64 {
@@ -107,6 +124,8 @@ pub struct AttentionConstants {
     /// numerator the engine forms (Granlund–Montgomery, proved and tested).
     pub threshold_reciprocal: u64,
     pub threshold_shift: u32,
+    /// Added to every index numerator before the division: 0 (floor) or ⌊thr/2⌋ (nearest).
+    pub index_offset: u64,
     /// Output requantisation: `out = sat8((acc·floor(K/ℓ) + 2^(S−1)) >> S)` with
     /// `K = output_numerator`, `S = output_shift`.
     pub output_numerator: u64,
@@ -277,7 +296,11 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
     // floor(n·m / 2^(N+l)) = floor(n / thr) for all n < 2^N (Granlund & Montgomery 1994,
     // Thm 4.2).
     let thr = threshold as u64;
-    let max_numerator = thr * (last.max(steps) as u64);
+    let index_offset = match q.index_rounding {
+        IndexRounding::Floor => 0,
+        IndexRounding::Nearest => thr / 2,
+    };
+    let max_numerator = thr * (last.max(steps) as u64) + index_offset;
     let n_bits = bits_for(max_numerator);
     let l = ceil_log2(thr as usize) as u32;
     let shift = n_bits + l;
@@ -293,6 +316,7 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
         rescale_table,
         threshold_reciprocal: reciprocal,
         threshold_shift: shift,
+        index_offset,
         output_numerator,
         output_shift,
     }
@@ -348,7 +372,7 @@ queries = 4
         for thr in [1i64, 2, 3, 31, 32, 1000, 4097, 65_521] {
             let a = AttentionConfig::from_toml(GOOD, "t").unwrap().attention;
             let k = constants(&a, thr);
-            let max = thr as u64 * 256;
+            let max = thr as u64 * 256 + k.index_offset;
             for n in 0..=max {
                 let fast = ((u128::from(n) * u128::from(k.threshold_reciprocal))
                     >> k.threshold_shift) as u64;

@@ -8,7 +8,7 @@ use thiserror::Error;
 use crate::weights;
 
 pub mod attention;
-pub use attention::{AttentionConfig, AttentionMode};
+pub use attention::{AttentionConfig, AttentionMode, IndexRounding};
 
 /// The accumulator widths the RTL is generated for (each is a distinct rust-hdl type).
 pub const ACCUMULATOR_WIDTHS: [usize; 3] = [16, 24, 32];

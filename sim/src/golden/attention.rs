@@ -12,7 +12,8 @@
 //!
 //! The integer contract, per query row (`thr`, tables and constants from the config):
 //! ```text
-//! idx(Δ)  = floor(31·min(Δ,thr)/thr)      ridx(Δ) = floor(R·min(Δ,thr)/thr)
+//! idx(Δ)  = floor((31·min(Δ,thr) + o)/thr)   ridx(Δ) = floor((R·min(Δ,thr) + o)/thr)
+//!           (o = 0 for `floor` index rounding, ⌊thr/2⌋ for `nearest`)
 //! for each tile of Bc keys (masked keys: no score in the maximum, weight 0):
 //!     s_j = q·k_j;   t = max over visible s_j (skip the rest if none is visible)
 //!     if there is no running maximum m: m = t
@@ -37,8 +38,14 @@ pub struct RowState {
     pub sum: i64,
 }
 
+/// IntAttention's index: `floor(31·min(Δ,thr)/thr)`.
 fn exp_index(delta: i64, thr: i64) -> usize {
     (31 * delta.min(thr) / thr) as usize
+}
+
+/// The streamed engine's index into a table of `steps + 1` entries.
+fn table_index(delta: i64, thr: i64, steps: i64, offset: i64) -> usize {
+    ((steps * delta.min(thr) + offset) / thr) as usize
 }
 
 fn rescale(x: i64, factor: i64) -> i64 {
@@ -63,6 +70,7 @@ pub fn streamed_row(
     let c = &cfg.constants;
     let thr = c.threshold;
     let steps = (c.rescale_table.len() - 1) as i64;
+    let offset = c.index_offset as i64;
     let d = cfg.attention.head_dim;
     let mut acc = vec![0i64; d];
     let mut sum = 0i64;
@@ -80,7 +88,7 @@ pub fn streamed_row(
             match max {
                 None => max = Some(t),
                 Some(m) if t > m => {
-                    let ridx = (steps * (t - m).min(thr) / thr) as usize;
+                    let ridx = table_index(t - m, thr, steps, offset);
                     let f = i64::from(c.rescale_table[ridx]);
                     sum = rescale(sum, f);
                     for a in &mut acc {
@@ -93,7 +101,9 @@ pub fn streamed_row(
         }
         for (j, &s) in keys.zip(&scores) {
             let e = match max {
-                Some(m) if j < row.visible => i64::from(c.exp_table[exp_index(m - s, thr)]),
+                Some(m) if j < row.visible => {
+                    i64::from(c.exp_table[table_index(m - s, thr, 31, offset)])
+                }
                 _ => 0,
             };
             sum += e;
@@ -230,11 +240,12 @@ mod tests {
     use tern_hdl::streams::attention::rows;
 
     fn config(tile: usize, seq: usize, steps: usize) -> AttentionConfig {
+        // IntAttention's floor indexing, so that one tile reproduces IndexSoftmax.
         AttentionConfig::from_toml(
             &format!(
                 "[attention]\nhead_dim = 8\nmacs = 4\ntile = {tile}\nmax_seq_len = 256\nmode = \"decode\"\n\
                  [attention.quant]\nscale_q = 0.05\nscale_k = 0.05\nscale_v = 0.02\nscale_out = 0.02\n\
-                 rescale_steps = {steps}\n[workload]\nseq_len = {seq}\nqueries = 1\n"
+                 rescale_steps = {steps}\nindex_rounding = \"floor\"\n[workload]\nseq_len = {seq}\nqueries = 1\n"
             ),
             "test",
         )
