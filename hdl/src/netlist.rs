@@ -136,3 +136,19 @@ pub fn wide_lit<const N: usize>(value: u128) -> Expr {
     let v = rust_hdl::prelude::Bits::<N>::from(num_bigint::BigUint::from(value));
     Expr::Literal(v.into())
 }
+
+/// Sum `terms` pairwise so the adder depth is ⌈log2 n⌉.
+pub fn balanced_sum(mut terms: Vec<Expr>) -> Expr {
+    while terms.len() > 1 {
+        let mut next = Vec::with_capacity(terms.len().div_ceil(2));
+        let mut it = terms.into_iter();
+        while let Some(a) = it.next() {
+            next.push(match it.next() {
+                Some(b) => add(a, b),
+                None => a,
+            });
+        }
+        terms = next;
+    }
+    terms.pop().expect("at least one term")
+}

@@ -10,29 +10,14 @@
 //! complement (`STATE_BITS`); all products are formed in a context wide enough that no
 //! intermediate wraps (the bounds are stated beside each block).
 
-use num_bigint::BigUint;
 use rust_hdl::prelude::*;
 
 use crate::config::attention::{AttentionConstants, RESCALE_FRACTION_BITS};
 use crate::netlist::{
-    add, assign, assign_slice, case, gt, if_else, lit, mul, sig, sign_extended, signed, signed_gt,
-    signed_lt, slice, wide_lit, Expr,
+    add, assign, assign_slice, balanced_sum, case, gt, if_else, lit, mul, sig, sign_extended,
+    signed, signed_gt, signed_lt, slice, wide_lit,
 };
-
-fn sext(v: u64, bits: usize) -> i64 {
-    crate::streams::sign_extend(v, bits)
-}
-
-/// Two's complement of `v` in `N` bits, as rust-hdl bits (any `N`).
-fn bits_of<const N: usize>(v: i128) -> Bits<N> {
-    let modulus = BigUint::from(1u8) << N;
-    let value = if v < 0 {
-        &modulus - BigUint::from(v.unsigned_abs())
-    } else {
-        BigUint::from(v as u128)
-    };
-    Bits::<N>::from(value % modulus)
-}
+use crate::streams::sign_extend;
 
 /// `ScoreDot`: `dot = Σ_i q[i]·k[i]` over the `macs` int8 lanes of one beat.
 /// |dot| ≤ 128²·macs ≤ 2^19: exact in 32 bits.
@@ -53,28 +38,13 @@ impl<const BUS: usize> Default for ScoreDot<BUS> {
     }
 }
 
-/// Sum `terms` pairwise so the adder depth is ⌈log2 n⌉.
-pub fn balanced_sum(mut terms: Vec<Expr>) -> Expr {
-    while terms.len() > 1 {
-        let mut next = Vec::with_capacity(terms.len().div_ceil(2));
-        let mut it = terms.into_iter();
-        while let Some(a) = it.next() {
-            next.push(match it.next() {
-                Some(b) => add(a, b),
-                None => a,
-            });
-        }
-        terms = next;
-    }
-    terms.pop().expect("at least one term")
-}
-
 impl<const BUS: usize> Logic for ScoreDot<BUS> {
     fn update(&mut self) {
         let (q, k) = (self.q.val(), self.k.val());
         let dot: i64 = (0..BUS / 8)
             .map(|i| {
-                sext(q.get_bits::<8>(8 * i).to_u64(), 8) * sext(k.get_bits::<8>(8 * i).to_u64(), 8)
+                sign_extend(q.get_bits::<8>(8 * i).to_u64(), 8)
+                    * sign_extend(k.get_bits::<8>(8 * i).to_u64(), 8)
             })
             .sum();
         self.dot.next = Bits::from(dot as u64 & 0xFFFF_FFFF);
@@ -145,12 +115,12 @@ impl<const BUS: usize, const ACCW: usize> Logic for ValueLanes<BUS, ACCW> {
         let (acc_in, v) = (self.acc_in.val(), self.v.val());
         let mut out = Bits::<ACCW>::default();
         for i in 0..BUS / 8 {
-            let acc = sext(acc_in.get_bits::<32>(32 * i).to_u64(), 32);
+            let acc = sign_extend(acc_in.get_bits::<32>(32 * i).to_u64(), 32);
             let value = if self.rescale.val() {
                 rescale_value(acc, f)
             } else {
                 let base = if self.clear.val() { 0 } else { acc };
-                base + e * sext(v.get_bits::<8>(8 * i).to_u64(), 8)
+                base + e * sign_extend(v.get_bits::<8>(8 * i).to_u64(), 8)
             };
             out.set_bits::<32>(32 * i, Bits::from(value as u64 & 0xFFFF_FFFF));
         }
@@ -384,11 +354,10 @@ impl OutputRequant {
 
 impl Logic for OutputRequant {
     fn update(&mut self) {
-        let acc = i128::from(sext(self.acc.val().to_u64(), 32));
+        let acc = i128::from(sign_extend(self.acc.val().to_u64(), 32));
         let r = i128::from(self.reciprocal.val().to_u64());
         let q = (acc * r + (1i128 << (self._shift - 1))) >> self._shift;
         self.value.next = Bits::from(q.clamp(-128, 127) as u64 & 0xFF);
-        self.product.next = bits_of::<72>(acc * r);
     }
 
     fn connect(&mut self) {

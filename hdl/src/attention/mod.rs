@@ -47,11 +47,6 @@ pub enum Phase {
     Emit,
 }
 
-/// Clocks the control spends outside the MAC-busy beats, per row and per tile (for
-/// the cycle model in benchmarks; rescale clocks come on top when the maximum grows).
-pub const ROW_OVERHEAD_CLOCKS: usize = 1 + 1 + RECIPROCAL_NUMERATOR_BITS as usize + 1;
-pub const TILE_OVERHEAD_CLOCKS: usize = 3;
-
 #[derive(LogicBlock)]
 pub struct AttentionEngine<const BUS: usize, const ACCW: usize> {
     pub clock: Signal<In, Clock>,

@@ -6,7 +6,7 @@ use rust_hdl::core::ast::{VerilogExpression, VerilogOpUnary};
 use rust_hdl::prelude::*;
 
 use crate::memory::signals;
-use crate::netlist::{add, assign, case, elem, if_else, lit};
+use crate::netlist::{assign, balanced_sum, case, elem, if_else, lit};
 use crate::streams::sign_extend;
 
 #[derive(LogicBlock)]
@@ -38,22 +38,6 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>
             _stored: stored,
         }
     }
-}
-
-/// Sum `terms` pairwise so the adder depth is ⌈log2 n⌉.
-fn balanced_sum(mut terms: Vec<VerilogExpression>) -> VerilogExpression {
-    while terms.len() > 1 {
-        let mut next = Vec::with_capacity(terms.len().div_ceil(2));
-        let mut it = terms.into_iter();
-        while let Some(a) = it.next() {
-            next.push(match it.next() {
-                Some(b) => add(a, b),
-                None => a,
-            });
-        }
-        terms = next;
-    }
-    terms.pop().expect("at least one lane")
 }
 
 impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> Logic
