@@ -1,16 +1,23 @@
 //! tern-boards: FPGA boards as data. One TOML file per board in `boards/data/`,
 //! compiled into the crate so the binary needs no data directory, and validated on load.
+//! A board says what the chip offers (resources, clock, memory, host links) and which
+//! open toolchain applies; designs never name a board's numbers themselves.
 
 use serde::{Deserialize, Serialize};
+use std::path::Path;
 
 /// The boards shipped with tern: (name, TOML text).
 pub const BUILTIN: &[(&str, &str)] = &[
     ("kv260", include_str!("../data/kv260.toml")),
+    ("zcu104", include_str!("../data/zcu104.toml")),
+    ("u280", include_str!("../data/u280.toml")),
+    ("arty_a7_100t", include_str!("../data/arty_a7_100t.toml")),
     ("ulx3s", include_str!("../data/ulx3s.toml")),
     ("icebreaker", include_str!("../data/icebreaker.toml")),
+    ("tangnano20k", include_str!("../data/tangnano20k.toml")),
 ];
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Family {
     /// Xilinx UltraScale+ (Yosys `synth_xilinx -family xcup`).
@@ -22,6 +29,30 @@ pub enum Family {
     Gowin,
 }
 
+impl Family {
+    pub fn name(self) -> &'static str {
+        match self {
+            Family::Xcup => "xcup",
+            Family::Xc7 => "xc7",
+            Family::Ecp5 => "ecp5",
+            Family::Ice40 => "ice40",
+            Family::Gowin => "gowin",
+        }
+    }
+
+    /// The one place-and-route tool that fits this family, if an open one exists.
+    pub fn router(self) -> PnrTool {
+        match self {
+            Family::Xcup | Family::Xc7 => PnrTool::None,
+            Family::Ecp5 => PnrTool::NextpnrEcp5,
+            Family::Ice40 => PnrTool::NextpnrIce40,
+            Family::Gowin => PnrTool::NextpnrHimbaechel,
+        }
+    }
+}
+
+/// What the chip offers. Block RAM and the large-RAM class (UltraRAM, iCE40 SPRAM) are
+/// given as blocks and bits so that both "blocks used" and "bits used" can be checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Resources {
@@ -31,9 +62,80 @@ pub struct Resources {
     pub bram_blocks: u64,
     pub bram_bits: u64,
     pub urams: u64,
+    pub uram_bits: u64,
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Clock {
+    /// The clock a design runs at on this board when no router gives an Fmax.
+    pub default_mhz: f64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Memory {
+    /// ddr4, hbm2, sdram, qspi-flash, ...
+    pub kind: String,
+    pub bytes: u64,
+    /// Peak external-memory bandwidth in GB/s (10⁹ bytes/s).
+    pub gbyte_per_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum HostLinkKind {
+    /// PCIe with Xilinx's XDMA char-device driver.
+    PcieXdma,
+    /// USB 3 through an FTDI FT601 FIFO bridge.
+    UsbFt601,
+    /// A USB serial bridge (FTDI, BL616, ...).
+    UsbUart,
+    /// The chip's own Arm cores over the PS–PL AXI ports (Zynq MPSoC, Kria).
+    SocAxi,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct HostLink {
+    pub kind: HostLinkKind,
+    /// Peak payload bandwidth in MB/s (10⁶ bytes/s).
+    pub mbyte_per_s: f64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum PnrTool {
+    /// No open router for this family (Xilinx): Yosys gives a timing estimate only.
+    None,
+    NextpnrEcp5,
+    NextpnrIce40,
+    /// nextpnr's himbächel architecture with the Gowin micro-architecture.
+    NextpnrHimbaechel,
+}
+
+/// Which open toolchain applies, and the router's device arguments.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Toolchain {
+    pub pnr: PnrTool,
+    /// nextpnr's device: `85k` (ECP5), `up5k` (iCE40), the full part (Gowin).
+    #[serde(default)]
+    pub device: Option<String>,
+    #[serde(default)]
+    pub package: Option<String>,
+    #[serde(default)]
+    pub speed: Option<String>,
+    /// himbächel's `--vopt family=...` (Gowin).
+    #[serde(default)]
+    pub pnr_family: Option<String>,
+    /// Package pins for the place-and-route harness's clock, reset, serial in and serial
+    /// out, where the router needs every IO placed (Gowin).
+    #[serde(default)]
+    pub harness_pins: Option<[String; 4]>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Board {
     pub name: String,
@@ -41,14 +143,25 @@ pub struct Board {
     pub part: String,
     pub family: Family,
     pub resources: Resources,
+    pub clock: Clock,
+    pub memory: Memory,
+    pub host_links: Vec<HostLink>,
+    pub toolchain: Toolchain,
 }
 
 #[derive(Debug, thiserror::Error)]
 pub enum BoardError {
-    #[error("unknown board `{name}`; known boards: {known}")]
+    #[error(
+        "unknown board `{name}`; known boards: {known} (or give the path of a board TOML file)"
+    )]
     Unknown { name: String, known: String },
     #[error("board file {origin}: {message}")]
     Invalid { origin: String, message: String },
+    #[error("board file {origin}: {source}")]
+    Io {
+        origin: String,
+        source: std::io::Error,
+    },
 }
 
 impl Board {
@@ -57,16 +170,82 @@ impl Board {
             origin: origin.to_string(),
             message: e.to_string().trim_end().to_string(),
         })?;
-        let r = &board.resources;
+        board.validate().map_err(|message| BoardError::Invalid {
+            origin: origin.to_string(),
+            message,
+        })?;
+        Ok(board)
+    }
+
+    fn validate(&self) -> Result<(), String> {
+        let r = &self.resources;
         for (key, value) in [("resources.luts", r.luts), ("resources.ffs", r.ffs)] {
             if value == 0 {
-                return Err(BoardError::Invalid {
-                    origin: origin.to_string(),
-                    message: format!("`{key}` must be positive"),
-                });
+                return Err(format!("`{key}` must be positive"));
             }
         }
-        Ok(board)
+        for (blocks, bits, what) in [
+            (r.bram_blocks, r.bram_bits, "bram"),
+            (r.urams, r.uram_bits, "uram"),
+        ] {
+            if (blocks == 0) != (bits == 0) {
+                return Err(format!(
+                    "`resources.{what}_blocks`/`{what}_bits` disagree: {blocks} blocks but {bits} bits"
+                ));
+            }
+        }
+        let positive = |key: &str, v: f64| {
+            if v.is_finite() && v > 0.0 {
+                Ok(())
+            } else {
+                Err(format!("`{key}` must be a positive number, not {v}"))
+            }
+        };
+        positive("clock.default_mhz", self.clock.default_mhz)?;
+        positive("memory.gbyte_per_s", self.memory.gbyte_per_s)?;
+        if self.host_links.is_empty() {
+            return Err("at least one `[[host_links]]` entry is needed".into());
+        }
+        for link in &self.host_links {
+            positive("host_links.mbyte_per_s", link.mbyte_per_s)?;
+        }
+        let expected = self.family.router();
+        let t = &self.toolchain;
+        if t.pnr != expected && t.pnr != PnrTool::None {
+            return Err(format!(
+                "`toolchain.pnr` = {:?} does not place family `{}` (use {:?} or \"none\")",
+                t.pnr,
+                self.family.name(),
+                expected
+            ));
+        }
+        let need = |key: &str, v: &Option<String>| match v {
+            Some(s) if !s.trim().is_empty() => Ok(()),
+            _ => Err(format!("`toolchain.{key}` is required for {:?}", t.pnr)),
+        };
+        match t.pnr {
+            PnrTool::None => {}
+            PnrTool::NextpnrEcp5 => {
+                need("device", &t.device)?;
+                need("package", &t.package)?;
+                need("speed", &t.speed)?;
+            }
+            PnrTool::NextpnrIce40 => {
+                need("device", &t.device)?;
+                need("package", &t.package)?;
+            }
+            PnrTool::NextpnrHimbaechel => {
+                need("device", &t.device)?;
+                need("pnr_family", &t.pnr_family)?;
+                if t.harness_pins.is_none() {
+                    return Err(
+                        "`toolchain.harness_pins` (clock, reset, in, out) is required for nextpnr-himbaechel"
+                            .into(),
+                    );
+                }
+            }
+        }
+        Ok(())
     }
 
     /// A shipped board by name.
@@ -84,8 +263,27 @@ impl Board {
         }
     }
 
+    /// A shipped board by name, or a board TOML file by path (anything ending in `.toml`).
+    pub fn resolve(name_or_path: &str) -> Result<Board, BoardError> {
+        if name_or_path.ends_with(".toml") {
+            let path = Path::new(name_or_path);
+            let text = std::fs::read_to_string(path).map_err(|source| BoardError::Io {
+                origin: path.display().to_string(),
+                source,
+            })?;
+            Board::from_toml(&text, &path.display().to_string())
+        } else {
+            Board::builtin(name_or_path)
+        }
+    }
+
     pub fn all() -> Result<Vec<Board>, BoardError> {
         BUILTIN.iter().map(|(n, _)| Board::builtin(n)).collect()
+    }
+
+    /// Whether an open router places this board (and so reports a real Fmax).
+    pub fn has_router(&self) -> bool {
+        self.toolchain.pnr != PnrTool::None
     }
 }
 
@@ -93,11 +291,37 @@ impl Board {
 mod tests {
     use super::*;
 
+    fn kv260_text() -> &'static str {
+        BUILTIN.iter().find(|(n, _)| *n == "kv260").unwrap().1
+    }
+
     #[test]
     fn every_shipped_board_loads_and_is_named_after_its_file() {
-        for board in Board::all().unwrap() {
+        let boards = Board::all().unwrap();
+        assert_eq!(boards.len(), BUILTIN.len());
+        for board in boards {
             assert!(BUILTIN.iter().any(|(n, _)| *n == board.name));
-            assert!(board.resources.luts > 0 && board.resources.bram_bits > 0);
+        }
+    }
+
+    #[test]
+    fn the_issue_families_are_all_present_with_their_routers() {
+        let boards = Board::all().unwrap();
+        for family in [
+            Family::Xcup,
+            Family::Xc7,
+            Family::Ecp5,
+            Family::Ice40,
+            Family::Gowin,
+        ] {
+            assert!(boards.iter().any(|b| b.family == family), "{family:?}");
+        }
+        for b in &boards {
+            assert!(
+                b.toolchain.pnr == PnrTool::None || b.toolchain.pnr == b.family.router(),
+                "{}",
+                b.name
+            );
         }
     }
 
@@ -108,19 +332,52 @@ mod tests {
     }
 
     #[test]
-    fn negative_or_missing_resource_is_an_error() {
-        let text = BUILTIN[0].1;
-        let negative = text.replace("luts = 117120", "luts = -5");
-        assert!(Board::from_toml(&negative, "x")
-            .unwrap_err()
-            .to_string()
-            .contains("luts"));
-        let missing = text.replace("dsps = 1248\n", "");
-        assert!(Board::from_toml(&missing, "x")
-            .unwrap_err()
-            .to_string()
-            .contains("dsps"));
-        let zero = text.replace("luts = 117120", "luts = 0");
+    fn negative_or_missing_resource_is_an_error_naming_the_key() {
+        let negative = kv260_text().replace("luts = 117120", "luts = -5");
+        let err = Board::from_toml(&negative, "x").unwrap_err().to_string();
+        assert!(err.contains("luts"), "{err}");
+        let missing = kv260_text().replace("dsps = 1248\n", "");
+        let err = Board::from_toml(&missing, "x").unwrap_err().to_string();
+        assert!(err.contains("dsps"), "{err}");
+        let zero = kv260_text().replace("luts = 117120", "luts = 0");
         assert!(Board::from_toml(&zero, "x").is_err());
+        let bits = kv260_text().replace("bram_bits = 5308416", "bram_bits = 0");
+        let err = Board::from_toml(&bits, "x").unwrap_err().to_string();
+        assert!(err.contains("bram"), "{err}");
+    }
+
+    #[test]
+    fn clock_bandwidth_and_router_are_checked() {
+        let clock = kv260_text().replace("default_mhz = 300.0", "default_mhz = -1.0");
+        let err = Board::from_toml(&clock, "f.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("f.toml") && err.contains("default_mhz"),
+            "{err}"
+        );
+        let router = kv260_text().replace("pnr = \"none\"", "pnr = \"nextpnr-ecp5\"");
+        let err = Board::from_toml(&router, "x").unwrap_err().to_string();
+        assert!(err.contains("toolchain.pnr"), "{err}");
+        let ulx3s = BUILTIN.iter().find(|(n, _)| *n == "ulx3s").unwrap().1;
+        let no_package = ulx3s.replace("package = \"CABGA381\"\n", "");
+        let err = Board::from_toml(&no_package, "x").unwrap_err().to_string();
+        assert!(err.contains("toolchain.package"), "{err}");
+    }
+
+    #[test]
+    fn a_board_file_path_resolves_and_a_missing_one_is_named() {
+        let dir = std::env::temp_dir().join(format!("tern-board-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("mine.toml");
+        std::fs::write(
+            &path,
+            kv260_text().replace("name = \"kv260\"", "name = \"mine\""),
+        )
+        .unwrap();
+        assert_eq!(Board::resolve(path.to_str().unwrap()).unwrap().name, "mine");
+        let err = Board::resolve("/nonexistent/b.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/b.toml"), "{err}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 }

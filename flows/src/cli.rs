@@ -65,6 +65,101 @@ enum Command {
     },
     /// List the boards tern knows.
     Boards,
+    /// Synthesise a design with Yosys for a board: cells, utilisation, fit verdict.
+    Synth {
+        #[arg(long)]
+        config: PathBuf,
+        /// A board name (`tern boards`) or a board TOML file; default: the config's board.
+        #[arg(long)]
+        board: Option<String>,
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// Write the typed report here (JSON).
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Place and route with nextpnr (ECP5, iCE40, Gowin): Fmax and post-route utilisation.
+    Pnr {
+        #[arg(long)]
+        config: PathBuf,
+        #[arg(long)]
+        board: Option<String>,
+        /// nextpnr's placement seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        flow: FlowArgs,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Synthesise many configs on one or more boards in parallel (resumable from the cache).
+    Sweep {
+        /// Config files, or directories of *.toml configs.
+        #[arg(required = true)]
+        configs: Vec<PathBuf>,
+        /// Boards (comma-separated names or board files).
+        #[arg(long, value_delimiter = ',', required = true)]
+        boards: Vec<String>,
+        /// Also place and route where a board has an open router.
+        #[arg(long)]
+        pnr: bool,
+        /// Parallel tool runs (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        #[command(flatten)]
+        flow: FlowArgs,
+        /// Write every row (records, timings) and the sweep's throughput here (JSON).
+        #[arg(long)]
+        out: Option<PathBuf>,
+    },
+    /// Measure TLMM against the adder-tree baseline at equal weights/clock (G = 2..5).
+    Area {
+        /// Where the table, plots and raw results go.
+        #[arg(long, default_value = "docs/area")]
+        out: PathBuf,
+        /// Parallel tool runs (default: the number of cores).
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Skip place and route (no Fmax).
+        #[arg(long)]
+        no_pnr: bool,
+        #[command(flatten)]
+        flow: FlowArgs,
+    },
+}
+
+/// Options every synthesis flow takes.
+#[derive(clap::Args)]
+struct FlowArgs {
+    /// Time limit per tool run, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    time_limit: u64,
+    /// Ignore and overwrite cached results.
+    #[arg(long)]
+    force: bool,
+    /// Keep the work directories of successful runs (failed ones are always kept).
+    #[arg(long)]
+    keep_work: bool,
+}
+
+impl FlowArgs {
+    fn options(&self) -> crate::synth::SynthOptions {
+        let mut o = crate::synth::SynthOptions::new(tern_sim::verilator::default_cache_root());
+        o.time_limit = std::time::Duration::from_secs(self.time_limit.max(1));
+        o.force = self.force;
+        o.keep_work = self.keep_work;
+        o
+    }
+}
+
+fn jobs(requested: Option<usize>) -> usize {
+    requested.unwrap_or_else(|| {
+        std::thread::available_parallelism()
+            .map(|n| n.get())
+            .unwrap_or(1)
+    })
 }
 
 pub fn main() -> Result<()> {
@@ -143,22 +238,98 @@ pub fn main() -> Result<()> {
         }
         Command::Demo { config, out } => demo::run(&config, &out)?,
         Command::Boards => {
+            println!(
+                "{:<13} {:<20} {:<6} {:>9} {:>9} {:>5} {:>10} {:>10} {:>6} {:>9}  {:<22} {:<19} description",
+                "board", "part", "family", "LUT", "FF", "DSP", "BRAM", "URAM", "MHz", "mem GB/s", "host links", "place & route"
+            );
             for b in Board::all()? {
                 let r = &b.resources;
+                let links: Vec<String> = b
+                    .host_links
+                    .iter()
+                    .map(|l| {
+                        serde_json::to_value(l.kind)
+                            .unwrap()
+                            .as_str()
+                            .unwrap_or("")
+                            .to_string()
+                    })
+                    .collect();
+                let pnr = serde_json::to_value(b.toolchain.pnr).unwrap();
                 println!(
-                    "{:<11} {:<20} {:?}  {} LUT  {} FF  {} DSP  {} BRAM ({} kbit)  {}",
+                    "{:<13} {:<20} {:<6} {:>9} {:>9} {:>5} {:>4} ({:>4}k) {:>3} ({:>4}k) {:>6} {:>9}  {:<22} {:<19} {}",
                     b.name,
                     b.part,
-                    b.family,
+                    b.family.name(),
                     r.luts,
                     r.ffs,
                     r.dsps,
                     r.bram_blocks,
                     r.bram_bits / 1024,
+                    r.urams,
+                    r.uram_bits / 1024,
+                    b.clock.default_mhz,
+                    b.memory.gbyte_per_s,
+                    links.join(","),
+                    pnr.as_str().unwrap_or(""),
                     b.description
                 );
             }
         }
+        Command::Synth {
+            config,
+            board,
+            flow,
+            json,
+        } => crate::synthesis::synth(&config, board.as_deref(), &flow.options(), json.as_deref())?,
+        Command::Pnr {
+            config,
+            board,
+            seed,
+            flow,
+            json,
+        } => crate::synthesis::pnr(
+            &config,
+            board.as_deref(),
+            seed,
+            &flow.options(),
+            json.as_deref(),
+        )?,
+        Command::Sweep {
+            configs,
+            boards,
+            pnr,
+            jobs: j,
+            seed,
+            flow,
+            out,
+        } => {
+            let items = crate::synthesis::collect_configs(&configs)?;
+            let boards = boards
+                .iter()
+                .map(|b| Board::resolve(b))
+                .collect::<Result<Vec<_>, _>>()?;
+            let plan = crate::sweep::SweepPlan {
+                jobs: jobs(j),
+                pnr,
+                seed,
+            };
+            let rows =
+                crate::synthesis::sweep(&items, &boards, plan, &flow.options(), out.as_deref())?;
+            let failed = rows
+                .iter()
+                .filter(|r| r.error.is_some() || !r.synth_ok())
+                .count();
+            if failed > 0 {
+                bail!("{failed} of {} sweep rows failed (see above)", rows.len());
+            }
+        }
+        Command::Area {
+            out,
+            jobs: j,
+            no_pnr,
+            flow,
+        } => crate::area::run(&out, jobs(j), !no_pnr, &flow.options())?,
     }
     Ok(())
 }

@@ -1,6 +1,10 @@
-//! tern-flows: the flows behind the `tern` command (gen, lint, cosim, demo, boards).
+//! tern-flows: the flows behind the `tern` command (gen, lint, cosim, demo, boards, synth, pnr, sweep, area).
 
+pub mod area;
 pub mod cli;
 pub mod cosim;
 pub mod demo;
 pub mod lint;
+pub mod sweep;
+pub mod synth;
+pub mod synthesis;

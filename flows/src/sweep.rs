@@ -1,0 +1,203 @@
+//! Sweeps: synthesise (and place and route) many designs on many boards in parallel.
+//! Every finished step is in the result cache before the next starts, so a killed sweep
+//! resumes where it stopped; failures and time-outs are rows of their own, never zeros.
+
+use indicatif::{ProgressBar, ProgressStyle};
+use rayon::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::time::Instant;
+
+use tern_boards::Board;
+use tern_hdl::{generate_any, DesignConfig};
+
+use crate::synth::{self, PnrRecord, SynthOptions, SynthOutcome, SynthRecord};
+
+/// One design of a sweep, named for tables and plots.
+#[derive(Debug, Clone)]
+pub struct SweepItem {
+    pub name: String,
+    pub config: DesignConfig,
+}
+
+/// What happened to one (design, board) pair.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepRow {
+    pub name: String,
+    pub board: String,
+    /// Generation failed, or the flow itself failed (a missing tool, a full disk).
+    pub error: Option<String>,
+    pub synth: Option<SynthRecord>,
+    pub pnr: Option<PnrRecord>,
+    /// Steps answered from the cache.
+    pub cached: bool,
+    /// Wall time in tern for this row (generation, tools, parsing, cache).
+    pub wall_seconds: f64,
+    /// Of which the tools themselves (zero when cached).
+    pub tool_seconds: f64,
+}
+
+impl SweepRow {
+    pub fn synth_ok(&self) -> bool {
+        matches!(
+            self.synth.as_ref().map(|s| &s.outcome),
+            Some(SynthOutcome::Ok { .. })
+        )
+    }
+}
+
+#[derive(Debug, Clone, Copy)]
+pub struct SweepPlan {
+    pub jobs: usize,
+    /// Also place and route on boards that have an open router.
+    pub pnr: bool,
+    pub seed: u64,
+}
+
+/// Run every item on every board; rows come back in input order.
+pub fn run(
+    items: &[SweepItem],
+    boards: &[Board],
+    plan: SweepPlan,
+    opts: &SynthOptions,
+) -> Vec<SweepRow> {
+    let pairs: Vec<(&SweepItem, &Board)> = items
+        .iter()
+        .flat_map(|i| boards.iter().map(move |b| (i, b)))
+        .collect();
+    let bar = ProgressBar::new(pairs.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    if std::env::var_os("TERN_NO_PROGRESS").is_some() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(plan.jobs.max(1))
+        .build()
+        .expect("thread pool");
+    let rows = pool.install(|| {
+        pairs
+            .par_iter()
+            .map(|(item, board)| {
+                let row = run_one(item, board, plan, opts);
+                bar.set_message(format!(
+                    "{} on {}: {}",
+                    row.name,
+                    row.board,
+                    row_summary(&row)
+                ));
+                bar.inc(1);
+                row
+            })
+            .collect()
+    });
+    bar.finish_and_clear();
+    rows
+}
+
+fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOptions) -> SweepRow {
+    let start = Instant::now();
+    let mut row = SweepRow {
+        name: item.name.clone(),
+        board: board.name.clone(),
+        error: None,
+        synth: None,
+        pnr: None,
+        cached: true,
+        wall_seconds: 0.0,
+        tool_seconds: 0.0,
+    };
+    let result = (|| -> Result<(), String> {
+        let design = generate_any(&item.config).map_err(|e| e.to_string())?;
+        let s = synth::synthesize(&design, board, opts).map_err(|e| e.to_string())?;
+        row.cached &= s.cached;
+        if !s.cached {
+            row.tool_seconds += s.record.tool_seconds;
+        }
+        row.synth = Some(s.record);
+        if plan.pnr && board.has_router() {
+            let p = synth::place_and_route(&design, board, plan.seed, opts)
+                .map_err(|e| e.to_string())?;
+            row.cached &= p.cached;
+            if !p.cached {
+                row.tool_seconds += p.record.tool_seconds;
+            }
+            row.pnr = Some(p.record);
+        }
+        Ok(())
+    })();
+    row.error = result.err();
+    row.wall_seconds = start.elapsed().as_secs_f64();
+    row
+}
+
+/// One line on a row, for progress messages and tables.
+pub fn row_summary(row: &SweepRow) -> String {
+    if let Some(e) = &row.error {
+        return format!("ERROR: {e}");
+    }
+    let mut s = row
+        .synth
+        .as_ref()
+        .map(|r| synth::outcome_summary(&r.outcome))
+        .unwrap_or_default();
+    if let Some(p) = &row.pnr {
+        match p.fmax_mhz() {
+            Some(f) => s.push_str(&format!(", Fmax {f:.1} MHz")),
+            None => s.push_str(&format!(", pnr {:?}", status_word(&p.outcome))),
+        }
+    }
+    s
+}
+
+fn status_word(o: &synth::PnrOutcome) -> &'static str {
+    match o {
+        synth::PnrOutcome::Ok { .. } => "ok",
+        synth::PnrOutcome::Skipped { .. } => "skipped",
+        synth::PnrOutcome::Failed { .. } => "failed",
+        synth::PnrOutcome::TimedOut { .. } => "timed out",
+    }
+}
+
+/// Throughput and overhead of a sweep, from the rows that ran their tools.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SweepStats {
+    pub rows: usize,
+    pub ran_tools: usize,
+    pub failed: usize,
+    pub wall_seconds: f64,
+    pub tool_seconds: f64,
+    /// (row wall − tool time) / tool time over rows that ran tools, in percent.
+    pub overhead_percent: f64,
+    pub designs_per_hour: f64,
+}
+
+pub fn stats(rows: &[SweepRow], wall_seconds: f64) -> SweepStats {
+    let ran: Vec<&SweepRow> = rows
+        .iter()
+        .filter(|r| !r.cached && r.tool_seconds > 0.0)
+        .collect();
+    let tool: f64 = ran.iter().map(|r| r.tool_seconds).sum();
+    let wall: f64 = ran.iter().map(|r| r.wall_seconds).sum();
+    SweepStats {
+        rows: rows.len(),
+        ran_tools: ran.len(),
+        failed: rows
+            .iter()
+            .filter(|r| r.error.is_some() || !r.synth_ok())
+            .count(),
+        wall_seconds,
+        tool_seconds: tool,
+        overhead_percent: if tool > 0.0 {
+            100.0 * (wall - tool) / tool
+        } else {
+            0.0
+        },
+        designs_per_hour: if wall_seconds > 0.0 {
+            ran.len() as f64 * 3600.0 / wall_seconds
+        } else {
+            0.0
+        },
+    }
+}

@@ -1,0 +1,577 @@
+//! Real synthesis and place-and-route: `tern synth` (Yosys, every family) and `tern pnr`
+//! (nextpnr for ECP5, iCE40 and Gowin). Each run happens in its own work directory, with
+//! a time limit, and its result — success, tool failure or unreadable output — is one
+//! typed record, cached by (design content, tool versions, script). Time-outs are
+//! reported but not cached: a longer limit may succeed.
+
+pub mod cache;
+pub mod harness;
+pub mod report;
+pub mod script;
+pub mod tools;
+
+use serde::{Deserialize, Serialize};
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+use tern_boards::{Board, Family, PnrTool};
+use tern_hdl::{write_design, Design};
+
+use cache::ResultCache;
+use report::{CellUsage, RouteReport, TimingEstimate, Utilisation};
+use script::{Purpose, NETLIST_FILE, STAT_FILE, STA_FILE};
+use tools::{RunStatus, Tool};
+
+/// Bumped whenever a record's meaning changes, so old cache entries are not reused.
+pub const RECORD_SCHEMA: u32 = 1;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SynthError {
+    #[error("{tool} not found (tried {tried}); {hint}")]
+    ToolMissing {
+        tool: &'static str,
+        tried: String,
+        hint: &'static str,
+    },
+    #[error("{path}: {source}")]
+    Io {
+        path: String,
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Emit(#[from] tern_hdl::emit::EmitError),
+    #[error("board `{board}` ({family}) has no open place-and-route flow; `tern synth` reports a labelled timing estimate instead")]
+    NoRouter { board: String, family: &'static str },
+}
+
+impl SynthError {
+    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> SynthError {
+        SynthError::Io {
+            path: path.as_ref().display().to_string(),
+            source,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct SynthOptions {
+    /// tern's cache root: results in `results/`, work directories in `work/`.
+    pub cache_root: PathBuf,
+    /// Per tool run.
+    pub time_limit: Duration,
+    /// Ignore cached results (and overwrite them).
+    pub force: bool,
+    /// Keep work directories of successful runs too (failed runs always keep theirs).
+    pub keep_work: bool,
+}
+
+impl SynthOptions {
+    pub fn new(cache_root: PathBuf) -> SynthOptions {
+        SynthOptions {
+            cache_root,
+            time_limit: Duration::from_secs(3600),
+            force: false,
+            keep_work: false,
+        }
+    }
+}
+
+/// Which design a record describes.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct DesignId {
+    pub engine: String,
+    pub content_hash: String,
+    pub top: String,
+    pub config_toml: String,
+}
+
+impl DesignId {
+    fn of(design: &Design) -> DesignId {
+        let m = &design.manifest;
+        DesignId {
+            engine: m.engine.clone(),
+            content_hash: m.content_hash.clone(),
+            top: m.top.clone(),
+            config_toml: m.config_toml.clone(),
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum SynthOutcome {
+    Ok {
+        cells: BTreeMap<String, u64>,
+        usage: CellUsage,
+        utilisation: Vec<Utilisation>,
+        /// Every resource within the board's budget.
+        fits: bool,
+        /// Xilinx only (no open router): see `report::TimingEstimate`.
+        timing_estimate: Option<TimingEstimate>,
+    },
+    /// The tool failed, or its output could not be read.
+    Failed {
+        message: String,
+        log_tail: String,
+        work_dir: String,
+    },
+    TimedOut {
+        limit_s: f64,
+    },
+}
+
+/// One Yosys run on one design for one board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SynthRecord {
+    pub schema: u32,
+    pub key: String,
+    pub design: DesignId,
+    pub board: String,
+    pub family: Family,
+    pub part: String,
+    pub yosys: String,
+    pub outcome: SynthOutcome,
+    /// Wall time of the tool itself.
+    pub tool_seconds: f64,
+}
+
+impl SynthRecord {
+    pub fn usage(&self) -> Option<&CellUsage> {
+        match &self.outcome {
+            SynthOutcome::Ok { usage, .. } => Some(usage),
+            _ => None,
+        }
+    }
+}
+
+/// A record and how it was obtained.
+#[derive(Debug, Clone)]
+pub struct Run<R> {
+    pub record: R,
+    pub cached: bool,
+    /// Wall time of the whole step in tern, tools included.
+    pub wall_seconds: f64,
+}
+
+/// A fresh work directory under the cache root.
+fn work_dir(opts: &SynthOptions, key: &str, what: &str) -> Result<PathBuf, SynthError> {
+    static COUNTER: AtomicUsize = AtomicUsize::new(0);
+    let dir = opts.cache_root.join("work").join(format!(
+        "{what}-{}-{}-{}",
+        &key[..12],
+        std::process::id(),
+        COUNTER.fetch_add(1, Ordering::Relaxed)
+    ));
+    std::fs::create_dir_all(&dir).map_err(|e| SynthError::io(&dir, e))?;
+    Ok(dir)
+}
+
+fn finish_work_dir(dir: &Path, ok: bool, opts: &SynthOptions) {
+    if ok && !opts.keep_work {
+        let _ = std::fs::remove_dir_all(dir);
+    }
+}
+
+fn design_files(design: &Design) -> Vec<&str> {
+    design.manifest.files.iter().map(|s| s.as_str()).collect()
+}
+
+/// Synthesise `design` for `board` with Yosys, or return the cached record.
+pub fn synthesize(
+    design: &Design,
+    board: &Board,
+    opts: &SynthOptions,
+) -> Result<Run<SynthRecord>, SynthError> {
+    let start = Instant::now();
+    let yosys = tools::find(Tool::Yosys)?;
+    let text = script::yosys_script(
+        board.family,
+        &design_files(design),
+        &design.manifest.top,
+        Purpose::Report,
+    );
+    let key = cache::key(&[
+        "synth",
+        &RECORD_SCHEMA.to_string(),
+        &design.manifest.content_hash,
+        &yosys.version,
+        &text,
+    ]);
+    let cache = ResultCache::new(&opts.cache_root);
+    if !opts.force {
+        if let Some(mut record) = cache.get::<SynthRecord>(&key) {
+            if record.schema == RECORD_SCHEMA {
+                // The verdicts depend on the board; the cells do not.
+                if let SynthOutcome::Ok {
+                    usage,
+                    utilisation,
+                    fits,
+                    ..
+                } = &mut record.outcome
+                {
+                    *utilisation = report::utilisation(usage, board);
+                    *fits = utilisation.iter().all(|u| u.fits);
+                }
+                record.board = board.name.clone();
+                record.part = board.part.clone();
+                return Ok(Run {
+                    record,
+                    cached: true,
+                    wall_seconds: start.elapsed().as_secs_f64(),
+                });
+            }
+        }
+    }
+    let dir = work_dir(opts, &key, "synth")?;
+    write_design(design, &dir)?;
+    std::fs::write(dir.join("synth.ys"), &text).map_err(|e| SynthError::io(&dir, e))?;
+    let run = tools::run(
+        &yosys,
+        &["-q".into(), "synth.ys".into()],
+        &dir,
+        "yosys.log",
+        opts.time_limit,
+    )?;
+    let outcome = match run.status {
+        RunStatus::TimedOut => SynthOutcome::TimedOut {
+            limit_s: opts.time_limit.as_secs_f64(),
+        },
+        RunStatus::Failed(how) => failed(format!("yosys failed ({how})"), &run.log_tail, &dir),
+        RunStatus::Success => match read_synth_outputs(&dir, board) {
+            Ok(ok) => ok,
+            Err(message) => failed(message, &run.log_tail, &dir),
+        },
+    };
+    let record = SynthRecord {
+        schema: RECORD_SCHEMA,
+        key: key.clone(),
+        design: DesignId::of(design),
+        board: board.name.clone(),
+        family: board.family,
+        part: board.part.clone(),
+        yosys: yosys.version.clone(),
+        outcome,
+        tool_seconds: run.seconds,
+    };
+    if !matches!(record.outcome, SynthOutcome::TimedOut { .. }) {
+        cache.put(&key, &record)?;
+    }
+    finish_work_dir(
+        &dir,
+        matches!(record.outcome, SynthOutcome::Ok { .. }),
+        opts,
+    );
+    Ok(Run {
+        record,
+        cached: false,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    })
+}
+
+fn failed(message: String, log_tail: &str, dir: &Path) -> SynthOutcome {
+    SynthOutcome::Failed {
+        message,
+        log_tail: log_tail.to_string(),
+        work_dir: dir.display().to_string(),
+    }
+}
+
+fn read_synth_outputs(dir: &Path, board: &Board) -> Result<SynthOutcome, String> {
+    let stat_path = dir.join(STAT_FILE);
+    let stat = std::fs::read_to_string(&stat_path)
+        .map_err(|e| format!("yosys left no {STAT_FILE}: {e}"))?;
+    let cells = report::parse_stat_json(&stat).map_err(|e| format!("{STAT_FILE}: {e}"))?;
+    let usage = report::classify(board.family, &cells);
+    let timing_estimate = if matches!(board.family, Family::Xcup | Family::Xc7) {
+        let sta = std::fs::read_to_string(dir.join(STA_FILE))
+            .map_err(|e| format!("yosys left no {STA_FILE}: {e}"))?;
+        Some(report::parse_sta(&sta).map_err(|e| format!("{STA_FILE}: {e}"))?)
+    } else {
+        None
+    };
+    let utilisation = report::utilisation(&usage, board);
+    Ok(SynthOutcome::Ok {
+        fits: utilisation.iter().all(|u| u.fits),
+        cells,
+        usage,
+        utilisation,
+        timing_estimate,
+    })
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(tag = "status", rename_all = "snake_case")]
+pub enum PnrOutcome {
+    Ok {
+        route: RouteReport,
+        /// Flip-flops of the IO harness included in `route.utilisation`, if one was used.
+        harness_ffs: Option<usize>,
+        /// Whether the achieved Fmax reaches the board's default clock.
+        meets_board_clock: bool,
+    },
+    /// Not attempted, e.g. synthesis says the design does not fit.
+    Skipped {
+        reason: String,
+    },
+    Failed {
+        stage: String,
+        message: String,
+        log_tail: String,
+        work_dir: String,
+    },
+    TimedOut {
+        stage: String,
+        limit_s: f64,
+    },
+}
+
+/// One Yosys + nextpnr run on one design for one board.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PnrRecord {
+    pub schema: u32,
+    pub key: String,
+    pub design: DesignId,
+    pub board: String,
+    pub part: String,
+    pub yosys: String,
+    pub nextpnr: String,
+    pub seed: u64,
+    pub target_mhz: f64,
+    pub outcome: PnrOutcome,
+    pub tool_seconds: f64,
+}
+
+impl PnrRecord {
+    pub fn fmax_mhz(&self) -> Option<f64> {
+        match &self.outcome {
+            PnrOutcome::Ok { route, .. } => Some(route.fmax_mhz),
+            _ => None,
+        }
+    }
+}
+
+/// Place and route `design` on `board` with nextpnr (after synthesis, which must fit).
+pub fn place_and_route(
+    design: &Design,
+    board: &Board,
+    seed: u64,
+    opts: &SynthOptions,
+) -> Result<Run<PnrRecord>, SynthError> {
+    let start = Instant::now();
+    let router = match board.toolchain.pnr {
+        PnrTool::None => {
+            return Err(SynthError::NoRouter {
+                board: board.name.clone(),
+                family: board.family.name(),
+            })
+        }
+        PnrTool::NextpnrEcp5 => Tool::NextpnrEcp5,
+        PnrTool::NextpnrIce40 => Tool::NextpnrIce40,
+        PnrTool::NextpnrHimbaechel => Tool::NextpnrHimbaechelGowin,
+    };
+    let synth = synthesize(design, board, opts)?;
+    let yosys = tools::find(Tool::Yosys)?;
+    let nextpnr = tools::find(router)?;
+    // ECP5 has an out-of-context mode; the others place the engine inside the IO harness.
+    let harness = (board.family != Family::Ecp5)
+        .then(|| harness::harness_verilog(&design.manifest.top, &design.manifest.ports));
+    let mut files = design_files(design);
+    let top = match &harness {
+        Some(_) => {
+            files.push(harness::HARNESS_FILE);
+            harness::HARNESS_TOP
+        }
+        None => design.manifest.top.as_str(),
+    };
+    let text = script::yosys_script(board.family, &files, top, Purpose::Netlist);
+    let args = nextpnr_args(board, seed);
+    let key = cache::key(&[
+        "pnr",
+        &RECORD_SCHEMA.to_string(),
+        &design.manifest.content_hash,
+        &yosys.version,
+        &nextpnr.version,
+        &text,
+        harness.as_deref().unwrap_or(""),
+        &args.join(" "),
+    ]);
+    let record = |outcome, tool_seconds| PnrRecord {
+        schema: RECORD_SCHEMA,
+        key: key.clone(),
+        design: DesignId::of(design),
+        board: board.name.clone(),
+        part: board.part.clone(),
+        yosys: yosys.version.clone(),
+        nextpnr: nextpnr.version.clone(),
+        seed,
+        target_mhz: board.clock.default_mhz,
+        outcome,
+        tool_seconds,
+    };
+    let done = |record, cached| Run {
+        record,
+        cached,
+        wall_seconds: start.elapsed().as_secs_f64(),
+    };
+    match &synth.record.outcome {
+        SynthOutcome::Ok { fits: true, .. } => {}
+        SynthOutcome::Ok { utilisation, .. } => {
+            let over: Vec<String> = utilisation
+                .iter()
+                .filter(|u| !u.fits)
+                .map(|u| format!("{} {:.0}%", u.resource, u.percent))
+                .collect();
+            let reason = format!("synthesis says it does not fit: {}", over.join(", "));
+            return Ok(done(record(PnrOutcome::Skipped { reason }, 0.0), false));
+        }
+        other => {
+            let reason = format!("synthesis did not succeed: {}", outcome_summary(other));
+            return Ok(done(record(PnrOutcome::Skipped { reason }, 0.0), false));
+        }
+    }
+    let cache = ResultCache::new(&opts.cache_root);
+    if !opts.force {
+        if let Some(r) = cache.get::<PnrRecord>(&key) {
+            if r.schema == RECORD_SCHEMA {
+                return Ok(done(r, true));
+            }
+        }
+    }
+    let dir = work_dir(opts, &key, "pnr")?;
+    write_design(design, &dir)?;
+    if let Some(h) = &harness {
+        std::fs::write(dir.join(harness::HARNESS_FILE), h).map_err(|e| SynthError::io(&dir, e))?;
+    }
+    if let Some(pins) = &board.toolchain.harness_pins {
+        let pins = [&pins[0], &pins[1], &pins[2], &pins[3]].map(|s| s.as_str());
+        std::fs::write(dir.join("pins.cst"), harness::gowin_cst(pins))
+            .map_err(|e| SynthError::io(&dir, e))?;
+    }
+    std::fs::write(dir.join("netlist.ys"), &text).map_err(|e| SynthError::io(&dir, e))?;
+    let limit_s = opts.time_limit.as_secs_f64();
+    let y = tools::run(
+        &yosys,
+        &["-q".into(), "netlist.ys".into()],
+        &dir,
+        "yosys.log",
+        opts.time_limit,
+    )?;
+    let mut seconds = y.seconds;
+    let outcome = match y.status {
+        RunStatus::TimedOut => PnrOutcome::TimedOut {
+            stage: "yosys".into(),
+            limit_s,
+        },
+        RunStatus::Failed(how) => PnrOutcome::Failed {
+            stage: "yosys".into(),
+            message: format!("yosys failed ({how})"),
+            log_tail: y.log_tail,
+            work_dir: dir.display().to_string(),
+        },
+        RunStatus::Success => {
+            let n = tools::run(&nextpnr, &args, &dir, "nextpnr.log", opts.time_limit)?;
+            seconds += n.seconds;
+            match n.status {
+                RunStatus::TimedOut => PnrOutcome::TimedOut {
+                    stage: "nextpnr".into(),
+                    limit_s,
+                },
+                RunStatus::Failed(how) => PnrOutcome::Failed {
+                    stage: "nextpnr".into(),
+                    message: format!("nextpnr failed ({how})"),
+                    log_tail: n.log_tail,
+                    work_dir: dir.display().to_string(),
+                },
+                RunStatus::Success => match std::fs::read_to_string(dir.join("report.json"))
+                    .map_err(|e| format!("nextpnr left no report.json: {e}"))
+                    .and_then(|t| report::parse_nextpnr_report(&t))
+                {
+                    Ok(route) => PnrOutcome::Ok {
+                        meets_board_clock: route.fmax_mhz >= board.clock.default_mhz,
+                        harness_ffs: harness
+                            .as_ref()
+                            .map(|_| harness::harness_ffs(&design.manifest.ports)),
+                        route,
+                    },
+                    Err(message) => PnrOutcome::Failed {
+                        stage: "nextpnr".into(),
+                        message,
+                        log_tail: n.log_tail,
+                        work_dir: dir.display().to_string(),
+                    },
+                },
+            }
+        }
+    };
+    let rec = record(outcome, seconds);
+    if !matches!(rec.outcome, PnrOutcome::TimedOut { .. }) {
+        cache.put(&key, &rec)?;
+    }
+    finish_work_dir(&dir, matches!(rec.outcome, PnrOutcome::Ok { .. }), opts);
+    Ok(done(rec, false))
+}
+
+/// nextpnr's command line for `board` (relative paths: it runs in the work directory).
+pub fn nextpnr_args(board: &Board, seed: u64) -> Vec<String> {
+    let t = &board.toolchain;
+    let s = |x: &Option<String>| x.clone().unwrap_or_default();
+    let mut args: Vec<String> = match t.pnr {
+        PnrTool::None => vec![],
+        PnrTool::NextpnrEcp5 => vec![
+            format!("--{}", s(&t.device)),
+            "--package".into(),
+            s(&t.package),
+            "--speed".into(),
+            s(&t.speed),
+            "--out-of-context".into(),
+        ],
+        PnrTool::NextpnrIce40 => vec![
+            format!("--{}", s(&t.device)),
+            "--package".into(),
+            s(&t.package),
+        ],
+        PnrTool::NextpnrHimbaechel => vec![
+            "--device".into(),
+            s(&t.device),
+            "--vopt".into(),
+            format!("family={}", s(&t.pnr_family)),
+            "--vopt".into(),
+            "cst=pins.cst".into(),
+        ],
+    };
+    args.extend(
+        [
+            "--json",
+            NETLIST_FILE,
+            "--report",
+            "report.json",
+            "--freq",
+            &format!("{}", board.clock.default_mhz),
+            "--seed",
+            &seed.to_string(),
+            // Report the Fmax reached rather than fail when it is below the board clock.
+            "--timing-allow-fail",
+            "-q",
+        ]
+        .map(String::from),
+    );
+    args
+}
+
+/// One line on how a synthesis ended (for tables and skip reasons).
+pub fn outcome_summary(outcome: &SynthOutcome) -> String {
+    match outcome {
+        SynthOutcome::Ok { usage, fits, .. } => format!(
+            "{} LUT, {} FF, {} DSP, {} BRAM{}",
+            usage.luts,
+            usage.ffs,
+            usage.dsps,
+            usage.bram_blocks,
+            if *fits { "" } else { " (does not fit)" }
+        ),
+        SynthOutcome::Failed { message, .. } => format!("FAILED: {message}"),
+        SynthOutcome::TimedOut { limit_s } => format!("TIMED OUT after {limit_s:.0} s"),
+    }
+}

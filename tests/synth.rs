@@ -1,0 +1,346 @@
+//! End-to-end: real Yosys and nextpnr driven by `tern synth`, `tern pnr` and `tern sweep`,
+//! each test with its own cache directory. Designs are small so that CI stays quick.
+
+use std::path::Path;
+use std::process::{Command, Output};
+use std::time::{Duration, Instant};
+
+fn tern_in(cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tern"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TERN_CACHE_DIR", cache)
+        .env("TERN_NO_PROGRESS", "1")
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// A small matmul engine: a few hundred LUTs on any family.
+fn small_config(dir: &Path, name: &str, kind: &str, g: usize) -> String {
+    let body = format!(
+        "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = 1\ngroups_per_cycle = 1\n\
+         activation_bits = 8\naccumulator_bits = 16\ntable_storage = \"registers\"\nweight_buffer_depth = 4\n\
+         [workload]\nm = 4\nk = 12\ntokens = 1\n"
+    );
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
+    p.display().to_string()
+}
+
+fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+#[test]
+fn synth_reports_cells_and_a_fit_verdict_then_answers_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let report = dir.path().join("report.json");
+    let r = report.display().to_string();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["synth", "--config", &cfg, "--board", "kv260", "--json", &r],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("fits on kv260") && t.contains("not an Fmax"),
+        "{t}"
+    );
+    let first = json(&report);
+    assert_eq!(first["outcome"]["status"], "ok");
+    let usage = &first["outcome"]["usage"];
+    let luts = usage["luts"].as_u64().unwrap();
+    let by_size: u64 = usage["luts_by_size"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|v| v.as_u64().unwrap())
+        .sum();
+    assert!(luts > 0 && usage["ffs"].as_u64().unwrap() > 0, "{usage}");
+    assert_eq!(luts, by_size + usage["lutram_luts"].as_u64().unwrap());
+    assert!(
+        first["outcome"]["timing_estimate"]["logic_delay_ns"]
+            .as_f64()
+            .unwrap()
+            > 0.0
+    );
+
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["synth", "--config", &cfg, "--board", "kv260", "--json", &r],
+    );
+    assert!(text(&o).contains("cached result"), "{}", text(&o));
+    assert_eq!(json(&report)["outcome"], first["outcome"]);
+}
+
+#[test]
+fn a_design_larger_than_the_board_gets_a_does_not_fit_verdict() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "adder-tree", 2);
+    let kv260 = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/data/kv260.toml"),
+    )
+    .unwrap();
+    let tiny = dir.path().join("tiny.toml");
+    std::fs::write(&tiny, kv260.replace("luts = 117120", "luts = 10")).unwrap();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["synth", "--config", &cfg, "--board", tiny.to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("DOES NOT FIT") && t.contains("does NOT fit"),
+        "{t}"
+    );
+}
+
+#[test]
+fn place_and_route_gives_fmax_on_ecp5_and_ice40() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    for board in ["ulx3s", "icebreaker"] {
+        let report = dir.path().join(format!("{board}.json"));
+        let o = tern_in(
+            dir.path(),
+            &[],
+            &[
+                "pnr",
+                "--config",
+                &cfg,
+                "--board",
+                board,
+                "--json",
+                report.to_str().unwrap(),
+            ],
+        );
+        let t = text(&o);
+        assert!(o.status.success(), "{board}: {t}");
+        let r = json(&report);
+        assert_eq!(r["outcome"]["status"], "ok", "{board}: {r}");
+        let fmax = r["outcome"]["route"]["fmax_mhz"].as_f64().unwrap();
+        assert!(fmax > 1.0 && fmax < 2000.0, "{board}: {fmax}");
+        assert!(t.contains("Fmax"), "{t}");
+        // The iCE40 has no out-of-context mode: the IO harness is used and reported.
+        assert_eq!(
+            r["outcome"]["harness_ffs"].is_null(),
+            board == "ulx3s",
+            "{board}: {r}"
+        );
+    }
+}
+
+#[test]
+fn xilinx_pnr_reports_an_estimate_never_an_fmax() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["pnr", "--config", &cfg, "--board", "kv260"],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("no Fmax") && t.contains("not an Fmax") && !t.contains("MHz after routing"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_time_out_is_reported_and_not_cached() {
+    let dir = tempfile::tempdir().unwrap();
+    // The default example takes several seconds in Yosys.
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "synth",
+            "--config",
+            "examples/default.toml",
+            "--board",
+            "kv260",
+            "--time-limit",
+            "1",
+        ],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(t.contains("TIMED OUT"), "{t}");
+    let results = dir.path().join("results");
+    let cached = std::fs::read_dir(&results).map(|d| d.count()).unwrap_or(0);
+    assert_eq!(cached, 0, "a time-out must not be cached");
+}
+
+/// A stand-in for a Yosys that crashes, or that exits 0 but writes garbage: the one
+/// thing real Yosys will not do on demand. It answers `-V` like Yosys so it is found.
+fn fake_yosys(dir: &Path, body: &str) -> String {
+    let p = dir.join("fake-yosys");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = -V ]; then echo 'Yosys 0.0 (fake)'; exit 0; fi\n{body}\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_tool_crash_or_garbage_output_is_a_recorded_failure_not_a_success() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let report = dir.path().join("r.json");
+    let cases = [
+        ("echo 'ERROR: out of cheese' >&2; kill -SEGV $$", "signal"),
+        ("echo 'not json' > stat.json; exit 0", "stat.json"),
+    ];
+    for (body, expect) in cases {
+        let yosys = fake_yosys(dir.path(), body);
+        let o = tern_in(
+            dir.path(),
+            &[("TERN_YOSYS", &yosys)],
+            &[
+                "synth",
+                "--config",
+                &cfg,
+                "--board",
+                "kv260",
+                "--force",
+                "--json",
+                report.to_str().unwrap(),
+            ],
+        );
+        let t = text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains("FAILED") && t.contains(expect), "{t}");
+        let r = json(&report);
+        assert_eq!(r["outcome"]["status"], "failed", "{r}");
+    }
+}
+
+#[test]
+fn a_missing_router_says_how_to_install_it() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let o = tern_in(
+        dir.path(),
+        &[("TERN_NEXTPNR_ECP5", "/nonexistent/nextpnr-ecp5")],
+        &["pnr", "--config", &cfg, "--board", "ulx3s"],
+    );
+    let t = text(&o);
+    assert!(!o.status.success());
+    assert!(
+        t.contains("nextpnr-ecp5 not found") && t.contains("setup.sh"),
+        "{t}"
+    );
+}
+
+#[test]
+fn unknown_board_and_broken_board_file_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["synth", "--config", &cfg, "--board", "de10"],
+    );
+    assert!(text(&o).contains("unknown board `de10`"), "{}", text(&o));
+    let bad = dir.path().join("bad.toml");
+    std::fs::write(&bad, "name = \"x\"\n").unwrap();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["synth", "--config", &cfg, "--board", bad.to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("bad.toml") && t.contains("missing field"),
+        "{t}"
+    );
+}
+
+#[test]
+fn a_killed_sweep_resumes_from_the_cache() {
+    let dir = tempfile::tempdir().unwrap();
+    let configs = dir.path().join("configs");
+    std::fs::create_dir_all(&configs).unwrap();
+    for (i, (kind, g)) in [
+        ("tlmm", 2),
+        ("adder-tree", 2),
+        ("tlmm", 3),
+        ("adder-tree", 3),
+    ]
+    .iter()
+    .enumerate()
+    {
+        small_config(&configs, &format!("c{i}.toml"), kind, *g);
+    }
+    let cfgs = configs.display().to_string();
+    // First run: killed once at least one result is in the cache.
+    let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+        .env("TERN_CACHE_DIR", dir.path())
+        .env("TERN_NO_PROGRESS", "1")
+        .args(["sweep", &cfgs, "--boards", "kv260", "--jobs", "1"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let results = dir.path().join("results");
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let cached = || std::fs::read_dir(&results).map(|d| d.count()).unwrap_or(0);
+    while cached() == 0 && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let done_before = cached();
+    assert!(done_before >= 1, "nothing was cached before the kill");
+    // Second run: completes, and the finished ones come from the cache.
+    let out = dir.path().join("sweep.json");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "sweep",
+            &cfgs,
+            "--boards",
+            "kv260,ulx3s",
+            "--jobs",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let r = json(&out);
+    let rows = r["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 8);
+    let from_cache = rows.iter().filter(|r| r["cached"] == true).count();
+    assert!(
+        from_cache >= done_before.min(4),
+        "{from_cache} < {done_before}: {t}"
+    );
+    assert!(
+        rows.iter().all(|r| r["synth"]["outcome"]["status"] == "ok"),
+        "{t}"
+    );
+    assert_eq!(r["stats"]["rows"], 8);
+}
