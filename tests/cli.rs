@@ -51,6 +51,8 @@ fn demo_generates_cosimulates_and_reports() {
         "lint         verilator -Wall: clean",
         "bit-exact",
         "utilisation",
+        "fits on kv260",
+        "not an Fmax",
         "result       PASS",
     ] {
         assert!(t.contains(needle), "missing `{needle}` in:\n{t}");

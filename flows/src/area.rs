@@ -18,7 +18,7 @@ use crate::synthesis::write_json;
 
 pub const GROUP_SIZES: [usize; 4] = [2, 3, 4, 5];
 /// (P rows in parallel, Q groups per row per clock).
-pub const SHAPES: [(usize, usize); 3] = [(4, 1), (4, 2), (8, 2)];
+pub const SHAPES: [(usize, usize); 3] = [(2, 2), (4, 1), (4, 2)];
 pub const BOARDS: [&str; 2] = ["kv260", "ulx3s"];
 /// The layer every point is built for (sets table and buffer depths alike for both kinds).
 const LAYER: (usize, usize) = (256, 256);

@@ -1,5 +1,5 @@
 //! `tern demo`: the main job on the default config — generate, lint, co-simulate,
-//! measure utilisation, and print a short report.
+//! measure utilisation, synthesise for the config's board, and print a short report.
 
 use anyhow::{bail, Result};
 use std::path::Path;
@@ -12,6 +12,61 @@ use tern_sim::verilator::ModelCache;
 use crate::cli::find_in_repo;
 use crate::cosim::{self, Handshakes};
 use crate::lint;
+use crate::synth::{self, SynthOptions, SynthOutcome};
+
+/// Real synthesis for the config's board (Yosys; cached), with a fit verdict.
+fn synthesis(design: &tern_hdl::Design, board: &Board) -> Result<bool> {
+    let opts = SynthOptions::new(tern_sim::verilator::default_cache_root());
+    let run = synth::synthesize(design, board, &opts)?;
+    let r = &run.record;
+    let how = if run.cached {
+        "cached".to_string()
+    } else {
+        format!("{:.1} s", r.tool_seconds)
+    };
+    match &r.outcome {
+        SynthOutcome::Ok {
+            usage,
+            utilisation,
+            fits,
+            timing_estimate,
+            ..
+        } => {
+            let pct = |name: &str| {
+                utilisation
+                    .iter()
+                    .find(|u| u.resource == name)
+                    .map(|u| u.percent)
+                    .unwrap_or(0.0)
+            };
+            println!(
+                "  synth        {}: {} LUT ({:.1}%), {} FF ({:.1}%), {} DSP, {} BRAM: {} on {} ({how})",
+                r.yosys,
+                usage.luts,
+                pct("LUT"),
+                usage.ffs,
+                pct("FF"),
+                usage.dsps,
+                usage.bram_blocks,
+                if *fits { "fits" } else { "does NOT fit" },
+                board.name
+            );
+            if let Some(t) = timing_estimate {
+                println!(
+                    "  timing       no open router for {}: unrouted logic delay {:.2} ns, {} LUT levels (an estimate, not an Fmax)",
+                    board.family.name(),
+                    t.logic_delay_ns,
+                    t.lut_levels
+                );
+            }
+            Ok(true)
+        }
+        other => {
+            println!("  synth        {}", synth::outcome_summary(other));
+            Ok(false)
+        }
+    }
+}
 
 pub fn run(config: &Path, out: &Path) -> Result<()> {
     let config = find_in_repo(config);
@@ -103,8 +158,15 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
         ),
         None => println!("  memory       {} bits", parts.join(" + ")),
     }
+    let mut synth_ok = true;
+    if let Some(b) = &board {
+        synth_ok = synthesis(&design, b)?;
+    }
     if !diagnostics.is_empty() {
         bail!("lint failed:\n{}", diagnostics.join("\n"));
+    }
+    if !synth_ok {
+        bail!("synthesis for the board did not succeed (see above)");
     }
     println!("  result       PASS");
     Ok(())

@@ -182,13 +182,26 @@ pub fn run(
     let log = std::fs::File::create(&log_path).map_err(|e| SynthError::io(&log_path, e))?;
     let log_err = log.try_clone().map_err(|e| SynthError::io(&log_path, e))?;
     let start = Instant::now();
-    let mut child = Command::new(&tool.program)
+    let mut command = Command::new(&tool.program);
+    command
         .args(args)
         .current_dir(dir)
         .stdin(Stdio::null())
         .stdout(log)
         .stderr(log_err)
-        .process_group(0)
+        // Its own group, so a time-out kills the tool with its helpers (yosys-abc) ...
+        .process_group(0);
+    // ... and the tool dies with tern (Ctrl-C, kill): a stopped sweep leaves no orphans.
+    // SAFETY: prctl is async-signal-safe and touches only the child being started.
+    unsafe {
+        command.pre_exec(|| {
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGKILL) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let mut child = command
         .spawn()
         .map_err(|e| SynthError::io(&tool.program, e))?;
     let status = loop {
