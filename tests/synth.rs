@@ -235,6 +235,46 @@ fn a_tool_crash_or_garbage_output_is_a_recorded_failure_not_a_success() {
     }
 }
 
+/// The same for nextpnr: it answers `--version` like nextpnr, then crashes or lies.
+fn fake_nextpnr(dir: &Path, body: &str) -> String {
+    let p = dir.join("fake-nextpnr");
+    std::fs::write(
+        &p,
+        format!(
+            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'fake -- Next Generation Place and Route (Version nextpnr-0.0)'; exit 0; fi\n{body}\n"
+        ),
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+#[test]
+fn a_router_crash_or_garbage_report_is_a_recorded_failure() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let report = dir.path().join("r.json");
+    let cases = [
+        ("kill -ABRT $$", "signal"),
+        ("echo '{\"fmax\": 12' > report.json; exit 0", "not JSON"),
+    ];
+    for (body, expect) in cases {
+        let nextpnr = fake_nextpnr(dir.path(), body);
+        let o = tern_in(
+            dir.path(),
+            &[("TERN_NEXTPNR_ECP5", &nextpnr)],
+            &["pnr", "--config", &cfg, "--board", "ulx3s", "--force", "--json", report.to_str().unwrap()],
+        );
+        let t = text(&o);
+        assert!(!o.status.success(), "{t}");
+        assert!(t.contains("FAILED") && t.contains(expect), "{t}");
+        let r = json(&report);
+        assert_eq!(r["outcome"]["status"], "failed", "{r}");
+        assert_eq!(r["outcome"]["stage"], "nextpnr", "{r}");
+    }
+}
+
 #[test]
 fn a_missing_router_says_how_to_install_it() {
     let dir = tempfile::tempdir().unwrap();
