@@ -264,7 +264,16 @@ fn a_router_crash_or_garbage_report_is_a_recorded_failure() {
         let o = tern_in(
             dir.path(),
             &[("TERN_NEXTPNR_ECP5", &nextpnr)],
-            &["pnr", "--config", &cfg, "--board", "ulx3s", "--force", "--json", report.to_str().unwrap()],
+            &[
+                "pnr",
+                "--config",
+                &cfg,
+                "--board",
+                "ulx3s",
+                "--force",
+                "--json",
+                report.to_str().unwrap(),
+            ],
         );
         let t = text(&o);
         assert!(!o.status.success(), "{t}");

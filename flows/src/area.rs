@@ -126,6 +126,28 @@ fn point(row: &SweepRow, kind: &str, g: usize, p: usize, q: usize) -> AreaPoint 
     }
 }
 
+/// Redraw the table and plots from a previous run's `results.json`, without any tool.
+pub fn replot(out: &Path) -> Result<()> {
+    let path = out.join("results.json");
+    let text =
+        std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
+    #[derive(Deserialize)]
+    struct Saved {
+        tools: Vec<String>,
+        points: Vec<AreaPoint>,
+        rows: Vec<SweepRow>,
+    }
+    let saved: Saved = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not an area results file", path.display()))?;
+    let pnr = saved.rows.iter().any(|r| r.pnr.is_some());
+    let mut table = markdown(&saved.points, &saved.tools, pnr);
+    table.push_str(&tool_times(&saved.rows));
+    crate::synth::cache::write_atomic(&out.join("area.md"), table.as_bytes())?;
+    plot(&saved.points, &out.join("area.svg"), &out.join("area.png"))?;
+    print!("{table}");
+    Ok(())
+}
+
 pub fn run(out: &Path, jobs: usize, pnr: bool, opts: &SynthOptions) -> Result<()> {
     let items = items()?;
     let boards = BOARDS
@@ -176,7 +198,8 @@ pub fn run(out: &Path, jobs: usize, pnr: bool, opts: &SynthOptions) -> Result<()
         &out.join("results.json"),
         &serde_json::json!({ "tools": tools, "stats": stats, "points": points, "rows": rows }),
     )?;
-    let table = markdown(&points, &tools, pnr);
+    let mut table = markdown(&points, &tools, pnr);
+    table.push_str(&tool_times(&rows));
     crate::synth::cache::write_atomic(&out.join("area.md"), table.as_bytes())?;
     plot(&points, &out.join("area.svg"), &out.join("area.png"))?;
     print!("{table}");
@@ -199,6 +222,44 @@ pub fn run(out: &Path, jobs: usize, pnr: bool, opts: &SynthOptions) -> Result<()
     Ok(())
 }
 
+/// Tool time per design, from the records (cached records keep the time of their run).
+fn tool_times(rows: &[SweepRow]) -> String {
+    let summary = |mut v: Vec<f64>| -> String {
+        if v.is_empty() {
+            return "—".into();
+        }
+        v.sort_by(f64::total_cmp);
+        format!(
+            "{:.1} / {:.1} / {:.1}",
+            v[0],
+            v[v.len() / 2],
+            v[v.len() - 1]
+        )
+    };
+    let mut s = String::from(
+        "\n## Tool time per design (seconds: min / median / max)\n\n| board | Yosys synthesis | Yosys netlist + nextpnr |\n|---|---|---|\n",
+    );
+    for board in BOARDS {
+        let of_board = || rows.iter().filter(move |r| r.board == board);
+        let synth: Vec<f64> = of_board()
+            .filter_map(|r| r.synth.as_ref())
+            .filter(|r| matches!(r.outcome, crate::synth::SynthOutcome::Ok { .. }))
+            .map(|r| r.tool_seconds)
+            .collect();
+        let pnr: Vec<f64> = of_board()
+            .filter_map(|r| r.pnr.as_ref())
+            .filter(|r| matches!(r.outcome, crate::synth::PnrOutcome::Ok { .. }))
+            .map(|r| r.tool_seconds)
+            .collect();
+        s.push_str(&format!(
+            "| {board} | {} | {} |\n",
+            summary(synth),
+            summary(pnr)
+        ));
+    }
+    s
+}
+
 fn opt<T: std::fmt::Display>(x: Option<T>) -> String {
     x.map(|v| v.to_string()).unwrap_or_else(|| "—".into())
 }
@@ -211,6 +272,7 @@ fn markdown(points: &[AreaPoint], tools: &[String], pnr: bool) -> String {
     s.push_str("Both engines see the same layer (M = K = 256), accumulators of 24 bits, distributed tables, a 16-beat weight FIFO.\n");
     s.push_str("LUTs count LUT-RAM and (ECP5) carry LUTs as the vendor tools do. `LUT/w` is LUTs per weight/clock.\n");
     s.push_str("UltraScale+ has no open router: its column is Yosys's unrouted logic-delay estimate, not an Fmax.\n");
+    s.push_str("Plot (`area.png`, `area.svg`): thick lines and dots are TLMM, thin lines and triangles the adder tree; blue P×Q = 2×2, red 4×1, green 4×2.\n");
     if !pnr {
         s.push_str("Place and route was skipped for this run (`--no-pnr`).\n");
     }
@@ -272,7 +334,7 @@ fn markdown(points: &[AreaPoint], tools: &[String], pnr: bool) -> String {
     s
 }
 
-/// Fonts for the PNG (SVG text needs none). DejaVu comes with `fonts-dejavu-core`.
+/// The font plotters lays text out with. DejaVu comes with `fonts-dejavu-core`.
 fn register_png_font() -> Result<()> {
     const CANDIDATES: [&str; 2] = [
         "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
@@ -288,8 +350,18 @@ fn register_png_font() -> Result<()> {
             )
         })?;
     let bytes: &'static [u8] = Box::leak(std::fs::read(path)?.into_boxed_slice());
-    plotters::style::register_font("sans-serif", FontStyle::Normal, bytes)
-        .map_err(|_| anyhow::anyhow!("{path} is not a usable font"))?;
+    // Captions, axis descriptions and labels ask for different families and styles.
+    for family in ["sans-serif", "serif", "monospace"] {
+        for style in [
+            FontStyle::Normal,
+            FontStyle::Bold,
+            FontStyle::Italic,
+            FontStyle::Oblique,
+        ] {
+            plotters::style::register_font(family, style, bytes)
+                .map_err(|_| anyhow::anyhow!("{path} is not a usable font"))?;
+        }
+    }
     Ok(())
 }
 
@@ -314,7 +386,10 @@ where
     DB::ErrorType: 'static,
 {
     let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plotting: {e}");
-    root.fill(&WHITE).map_err(|e| err(&e))?;
+    root.fill(&WHITE)
+        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+    // plotters 0.3.7's captions and legends fail to find the registered font here, so
+    // the panel titles go in the axis text and the legend in area.md.
     let panels = root.split_evenly((1, 3));
     let colours = [
         RGBColor(31, 119, 180),
@@ -351,20 +426,19 @@ where
             .max(1.0)
             * 1.15;
         let mut chart = ChartBuilder::on(panel)
-            .caption(title, ("sans-serif", 18))
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(55)
             .build_cartesian_2d(1.5f64..5.5f64, 0f64..ymax)
-            .map_err(|e| err(&e))?;
+            .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
         chart
             .configure_mesh()
-            .x_desc("group size G")
+            .x_desc(format!("G — {title}"))
             .y_desc(ylabel)
             .x_labels(4)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
-            .map_err(|e| err(&e))?;
+            .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
         for (i, &(p, q)) in SHAPES.iter().enumerate() {
             let colour = colours[i % colours.len()];
             for kind in ["tlmm", "adder-tree"] {
@@ -389,12 +463,9 @@ where
                 } else {
                     colour.stroke_width(1)
                 };
-                let label = format!("{kind} P={p} Q={q}");
                 chart
                     .draw_series(LineSeries::new(series.clone(), style))
-                    .map_err(|e| err(&e))?
-                    .label(label)
-                    .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 18, y)], style));
+                    .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
                 if kind == "tlmm" {
                     chart
                         .draw_series(
@@ -402,7 +473,7 @@ where
                                 .iter()
                                 .map(|&(x, y)| Circle::new((x, y), 4, colour.filled())),
                         )
-                        .map_err(|e| err(&e))?;
+                        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
                 } else {
                     chart
                         .draw_series(
@@ -410,19 +481,13 @@ where
                                 TriangleMarker::new((x, y), 5, colour.stroke_width(1))
                             }),
                         )
-                        .map_err(|e| err(&e))?;
+                        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
                 }
             }
         }
-        chart
-            .configure_series_labels()
-            .background_style(WHITE.mix(0.85))
-            .border_style(BLACK)
-            .label_font(("sans-serif", 12))
-            .draw()
-            .map_err(|e| err(&e))?;
     }
-    root.present().map_err(|e| err(&e))?;
+    root.present()
+        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
     Ok(())
 }
 
@@ -443,5 +508,40 @@ mod tests {
                 assert_eq!(w(&t), p * q * g);
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod plot_tests {
+    use super::*;
+
+    #[test]
+    fn the_plot_is_drawn_from_points() {
+        let dir = tempfile::tempdir().unwrap();
+        let points: Vec<AreaPoint> = GROUP_SIZES
+            .iter()
+            .map(|&g| AreaPoint {
+                kind: "tlmm".into(),
+                g,
+                p: 2,
+                q: 2,
+                weights_per_clock: 4 * g,
+                board: "kv260".into(),
+                family: "xcup".into(),
+                luts: Some(100),
+                ffs: Some(10),
+                lutram_luts: Some(0),
+                luts_per_weight_clock: Some(10.0 * g as f64),
+                fmax_mhz: None,
+                logic_delay_ns: Some(1.0),
+                note: None,
+            })
+            .collect();
+        let (svg, png) = (dir.path().join("a.svg"), dir.path().join("a.png"));
+        plot(&points, &svg, &png).unwrap();
+        assert!(std::fs::read_to_string(&svg)
+            .unwrap()
+            .contains("LUTs per weight/clock"));
+        assert!(std::fs::metadata(&png).unwrap().len() > 1000);
     }
 }

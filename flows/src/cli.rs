@@ -125,6 +125,9 @@ enum Command {
         /// Skip place and route (no Fmax).
         #[arg(long)]
         no_pnr: bool,
+        /// Only redraw the table and plots from `OUT/results.json` (no tools run).
+        #[arg(long)]
+        replot: bool,
         #[command(flatten)]
         flow: FlowArgs,
     },
@@ -328,8 +331,15 @@ pub fn main() -> Result<()> {
             out,
             jobs: j,
             no_pnr,
+            replot,
             flow,
-        } => crate::area::run(&out, jobs(j), !no_pnr, &flow.options())?,
+        } => {
+            if replot {
+                crate::area::replot(&out)?
+            } else {
+                crate::area::run(&out, jobs(j), !no_pnr, &flow.options())?
+            }
+        }
     }
     Ok(())
 }
