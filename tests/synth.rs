@@ -186,20 +186,35 @@ fn a_time_out_is_reported_and_not_cached() {
     assert_eq!(cached, 0, "a time-out must not be cached");
 }
 
-/// A stand-in for a Yosys that crashes, or that exits 0 but writes garbage: the one
-/// thing real Yosys will not do on demand. It answers `-V` like Yosys so it is found.
-fn fake_yosys(dir: &Path, body: &str) -> String {
-    let p = dir.join("fake-yosys");
+/// A stand-in for a tool that crashes, or that exits 0 but writes garbage: the one thing
+/// real Yosys and nextpnr will not do on demand. It answers the version flag like the real
+/// tool so that it is found, then runs `body`.
+fn fake_tool(dir: &Path, name: &str, version_flag: &str, version_line: &str, body: &str) -> String {
+    let p = dir.join(name);
     std::fs::write(
         &p,
         format!(
-            "#!/bin/sh\nif [ \"$1\" = -V ]; then echo 'Yosys 0.0 (fake)'; exit 0; fi\n{body}\n"
+            "#!/bin/sh\nif [ \"$1\" = {version_flag} ]; then echo '{version_line}'; exit 0; fi\n{body}\n"
         ),
     )
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
     p.display().to_string()
+}
+
+fn fake_yosys(dir: &Path, body: &str) -> String {
+    fake_tool(dir, "fake-yosys", "-V", "Yosys 0.0 (fake)", body)
+}
+
+fn fake_nextpnr(dir: &Path, body: &str) -> String {
+    fake_tool(
+        dir,
+        "fake-nextpnr",
+        "--version",
+        "fake -- Next Generation Place and Route (Version nextpnr-0.0)",
+        body,
+    )
 }
 
 #[test]
@@ -233,21 +248,6 @@ fn a_tool_crash_or_garbage_output_is_a_recorded_failure_not_a_success() {
         let r = json(&report);
         assert_eq!(r["outcome"]["status"], "failed", "{r}");
     }
-}
-
-/// The same for nextpnr: it answers `--version` like nextpnr, then crashes or lies.
-fn fake_nextpnr(dir: &Path, body: &str) -> String {
-    let p = dir.join("fake-nextpnr");
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = --version ]; then echo 'fake -- Next Generation Place and Route (Version nextpnr-0.0)'; exit 0; fi\n{body}\n"
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p.display().to_string()
 }
 
 #[test]

@@ -140,10 +140,21 @@ pub fn replot(out: &Path) -> Result<()> {
     let saved: Saved = serde_json::from_str(&text)
         .with_context(|| format!("{} is not an area results file", path.display()))?;
     let pnr = saved.rows.iter().any(|r| r.pnr.is_some());
-    let mut table = markdown(&saved.points, &saved.tools, pnr);
-    table.push_str(&tool_times(&saved.rows));
+    write_outputs(out, &saved.points, &saved.tools, &saved.rows, pnr)
+}
+
+/// The table (`area.md`) and the plots, printed and written beside the raw results.
+fn write_outputs(
+    out: &Path,
+    points: &[AreaPoint],
+    tools: &[String],
+    rows: &[SweepRow],
+    pnr: bool,
+) -> Result<()> {
+    let mut table = markdown(points, tools, pnr);
+    table.push_str(&tool_times(rows));
     crate::synth::cache::write_atomic(&out.join("area.md"), table.as_bytes())?;
-    plot(&saved.points, &out.join("area.svg"), &out.join("area.png"))?;
+    plot(points, &out.join("area.svg"), &out.join("area.png"))?;
     print!("{table}");
     Ok(())
 }
@@ -198,11 +209,7 @@ pub fn run(out: &Path, jobs: usize, pnr: bool, opts: &SynthOptions) -> Result<()
         &out.join("results.json"),
         &serde_json::json!({ "tools": tools, "stats": stats, "points": points, "rows": rows }),
     )?;
-    let mut table = markdown(&points, &tools, pnr);
-    table.push_str(&tool_times(&rows));
-    crate::synth::cache::write_atomic(&out.join("area.md"), table.as_bytes())?;
-    plot(&points, &out.join("area.svg"), &out.join("area.png"))?;
-    print!("{table}");
+    write_outputs(out, &points, &tools, &rows, pnr)?;
     println!(
         "sweep: {} rows, {} ran tools, {} failed, {:.0} s wall, {:.0} designs/hour, flow overhead {:.2}% of tool time",
         stats.rows,
@@ -386,8 +393,7 @@ where
     DB::ErrorType: 'static,
 {
     let err = |e: &dyn std::fmt::Display| anyhow::anyhow!("plotting: {e}");
-    root.fill(&WHITE)
-        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+    root.fill(&WHITE).map_err(|e| err(&e))?;
     // plotters 0.3.7's captions and legends fail to find the registered font here, so
     // the panel titles go in the axis text and the legend in area.md.
     let panels = root.split_evenly((1, 3));
@@ -430,7 +436,7 @@ where
             .x_label_area_size(40)
             .y_label_area_size(55)
             .build_cartesian_2d(1.5f64..5.5f64, 0f64..ymax)
-            .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+            .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
             .x_desc(format!("G — {title}"))
@@ -438,7 +444,7 @@ where
             .x_labels(4)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
-            .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+            .map_err(|e| err(&e))?;
         for (i, &(p, q)) in SHAPES.iter().enumerate() {
             let colour = colours[i % colours.len()];
             for kind in ["tlmm", "adder-tree"] {
@@ -465,7 +471,7 @@ where
                 };
                 chart
                     .draw_series(LineSeries::new(series.clone(), style))
-                    .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+                    .map_err(|e| err(&e))?;
                 if kind == "tlmm" {
                     chart
                         .draw_series(
@@ -473,7 +479,7 @@ where
                                 .iter()
                                 .map(|&(x, y)| Circle::new((x, y), 4, colour.filled())),
                         )
-                        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+                        .map_err(|e| err(&e))?;
                 } else {
                     chart
                         .draw_series(
@@ -481,13 +487,12 @@ where
                                 TriangleMarker::new((x, y), 5, colour.stroke_width(1))
                             }),
                         )
-                        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+                        .map_err(|e| err(&e))?;
                 }
             }
         }
     }
-    root.present()
-        .map_err(|e| anyhow::anyhow!("plotting (line {}): {e}", line!()))?;
+    root.present().map_err(|e| err(&e))?;
     Ok(())
 }
 

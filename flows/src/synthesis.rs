@@ -7,7 +7,7 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tern_boards::Board;
-use tern_hdl::{generate_any, DesignConfig};
+use tern_hdl::{generate_any, Design, DesignConfig};
 
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use crate::synth::{self, PnrOutcome, PnrRecord, SynthOptions, SynthOutcome, SynthRecord};
@@ -23,13 +23,23 @@ pub fn board_for(config: &DesignConfig, board: Option<&str>, config_path: &Path)
     }
 }
 
-pub fn write_json<T: serde::Serialize>(path: &Path, value: &T) -> Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
-    let text = serde_json::to_vec_pretty(value).expect("records serialise");
-    synth::cache::write_atomic(path, &text)?;
-    Ok(())
+pub use synth::cache::write_json;
+
+/// Read the config, pick the board, generate the design, and say so.
+fn prepare(config_path: &Path, board: Option<&str>, what: &str) -> Result<(Design, Board)> {
+    let cfg = DesignConfig::from_path(config_path)?;
+    let board = board_for(&cfg, board, config_path)?;
+    let design = generate_any(&cfg)?;
+    println!(
+        "tern {what}: {} ({} engine, hash {}) for {} ({}, {})",
+        config_path.display(),
+        design.manifest.engine,
+        design.short_hash(),
+        board.name,
+        board.part,
+        board.family.name()
+    );
+    Ok((design, board))
 }
 
 pub fn synth(
@@ -38,18 +48,7 @@ pub fn synth(
     opts: &SynthOptions,
     json: Option<&Path>,
 ) -> Result<()> {
-    let cfg = DesignConfig::from_path(config_path)?;
-    let board = board_for(&cfg, board, config_path)?;
-    let design = generate_any(&cfg)?;
-    println!(
-        "tern synth: {} ({} engine, hash {}) for {} ({}, {})",
-        config_path.display(),
-        design.manifest.engine,
-        design.short_hash(),
-        board.name,
-        board.part,
-        board.family.name()
-    );
+    let (design, board) = prepare(config_path, board, "synth")?;
     let run = synth::synthesize(&design, &board, opts)?;
     print_synth(&run.record, run.cached, run.wall_seconds);
     if let Some(path) = json {
@@ -157,18 +156,7 @@ pub fn pnr(
     opts: &SynthOptions,
     json: Option<&Path>,
 ) -> Result<()> {
-    let cfg = DesignConfig::from_path(config_path)?;
-    let board = board_for(&cfg, board, config_path)?;
-    let design = generate_any(&cfg)?;
-    println!(
-        "tern pnr: {} ({} engine, hash {}) on {} ({}, {})",
-        config_path.display(),
-        design.manifest.engine,
-        design.short_hash(),
-        board.name,
-        board.part,
-        board.family.name()
-    );
+    let (design, board) = prepare(config_path, board, "pnr")?;
     if !board.has_router() {
         // No open router: the synthesis report carries the labelled logic-depth estimate.
         println!(

@@ -40,10 +40,17 @@ impl ResultCache {
     }
 
     pub fn put<T: Serialize>(&self, key: &str, value: &T) -> Result<(), SynthError> {
-        std::fs::create_dir_all(&self.dir).map_err(|e| SynthError::io(&self.dir, e))?;
-        let text = serde_json::to_vec_pretty(value).expect("results serialise");
-        write_atomic(&self.path(key), &text)
+        write_json(&self.path(key), value)
     }
+}
+
+/// Pretty JSON, written atomically, creating the parent directory if needed.
+pub fn write_json<T: Serialize>(path: &Path, value: &T) -> Result<(), SynthError> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).map_err(|e| SynthError::io(dir, e))?;
+    }
+    let text = serde_json::to_vec_pretty(value).expect("records serialise");
+    write_atomic(path, &text)
 }
 
 /// A cache key: SHA-256 over length-prefixed parts, so no two part lists collide.
