@@ -341,43 +341,12 @@ fn markdown(points: &[AreaPoint], tools: &[String], pnr: bool) -> String {
     s
 }
 
-/// The font plotters lays text out with. DejaVu comes with `fonts-dejavu-core`.
-fn register_png_font() -> Result<()> {
-    const CANDIDATES: [&str; 2] = [
-        "/usr/share/fonts/truetype/dejavu/DejaVuSans.ttf",
-        "/usr/share/fonts/dejavu/DejaVuSans.ttf",
-    ];
-    let path = CANDIDATES
-        .iter()
-        .find(|p| Path::new(p).exists())
-        .with_context(|| {
-            format!(
-                "no font for the PNG plot (looked for {}); install fonts-dejavu-core (scripts/setup.sh does)",
-                CANDIDATES.join(", ")
-            )
-        })?;
-    let bytes: &'static [u8] = Box::leak(std::fs::read(path)?.into_boxed_slice());
-    // Captions, axis descriptions and labels ask for different families and styles.
-    for family in ["sans-serif", "serif", "monospace"] {
-        for style in [
-            FontStyle::Normal,
-            FontStyle::Bold,
-            FontStyle::Italic,
-            FontStyle::Oblique,
-        ] {
-            plotters::style::register_font(family, style, bytes)
-                .map_err(|_| anyhow::anyhow!("{path} is not a usable font"))?;
-        }
-    }
-    Ok(())
-}
-
 pub fn plot(points: &[AreaPoint], svg: &Path, png: &Path) -> Result<()> {
     draw(
         points,
         SVGBackend::new(svg, (1500, 500)).into_drawing_area(),
     )?;
-    register_png_font()?;
+    crate::plot::register_png_font()?;
     draw(
         points,
         BitMapBackend::new(png, (1500, 500)).into_drawing_area(),

@@ -114,6 +114,103 @@ enum Command {
         #[arg(long)]
         out: Option<PathBuf>,
     },
+    /// Sample a design space, synthesise every sample for a board and append the rows
+    /// (design graph + targets + tool versions) to a dataset file. Resumable.
+    Dataset {
+        /// A space name (`matmul`, `matmul-edge`, `matmul-small`) or a space TOML file.
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        board: String,
+        /// Samples (the first N valid points of the space's Sobol sequence).
+        #[arg(long)]
+        n: usize,
+        #[arg(long, default_value_t = 1)]
+        seed: u32,
+        /// The dataset file (JSON lines); default `datasets/<space>-<board>.jsonl`.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Also place and route (for Fmax) where the board has an open router.
+        #[arg(long)]
+        pnr: bool,
+        #[arg(long)]
+        jobs: Option<usize>,
+        #[command(flatten)]
+        flow: FlowArgs,
+    },
+    /// Train the GNN surrogate (an ensemble) on a dataset's training split.
+    Train {
+        #[arg(long)]
+        dataset: PathBuf,
+        /// The weights file to write (default: models/<dataset name>.tgnn).
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Ensemble members (their spread is the stated uncertainty).
+        #[arg(long, default_value_t = 3)]
+        members: usize,
+        #[arg(long, default_value_t = 150)]
+        epochs: usize,
+        #[arg(long, default_value_t = 64)]
+        hidden: usize,
+        #[arg(long, default_value_t = 3)]
+        layers: usize,
+        #[arg(long, default_value_t = 42)]
+        seed: u64,
+    },
+    /// Evaluate a surrogate on a dataset's test rows and held-out region against the
+    /// linear baseline: error table and predicted-vs-actual plots.
+    Eval {
+        #[arg(long)]
+        dataset: PathBuf,
+        #[arg(long)]
+        model: PathBuf,
+        #[arg(long, default_value = "docs/surrogate")]
+        out: PathBuf,
+    },
+    /// Predict resources and latency of a design with the surrogate (milliseconds).
+    Predict {
+        #[arg(long)]
+        config: PathBuf,
+        /// Default: the config's board.
+        #[arg(long)]
+        board: Option<String>,
+        /// Default: the model in models/ trained for the board (or its family).
+        #[arg(long)]
+        model: Option<PathBuf>,
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Explore a design space with the surrogate for a board and workload: fit filter,
+    /// Pareto front, real synthesis of the top picks, predicted vs actual, plot.
+    Dse {
+        #[arg(long)]
+        space: String,
+        #[arg(long)]
+        board: String,
+        /// `bitnet-2b`, `small`, or a workload TOML file.
+        #[arg(long, default_value = "bitnet-2b")]
+        workload: String,
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Candidates sampled from the space (ignored with --exhaustive).
+        #[arg(long, default_value_t = 4000)]
+        n: usize,
+        /// Designs of the predicted front synthesised for real.
+        #[arg(long, default_value_t = 5)]
+        top_k: usize,
+        #[arg(long, default_value_t = 7)]
+        seed: u32,
+        /// Enumerate the whole (small) space, synthesise every point and compare fronts.
+        #[arg(long)]
+        exhaustive: bool,
+        #[arg(long)]
+        jobs: Option<usize>,
+        /// Default: docs/dse/<space>-<board>-<workload>.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        #[command(flatten)]
+        flow: FlowArgs,
+    },
     /// Measure TLMM against the adder-tree baseline at equal weights/clock (G = 2..5).
     Area {
         /// Where the table, plots and raw results go.
@@ -326,6 +423,130 @@ pub fn main() -> Result<()> {
             if failed > 0 {
                 bail!("{failed} of {} sweep rows failed (see above)", rows.len());
             }
+        }
+        Command::Dataset {
+            space,
+            board,
+            n,
+            seed,
+            out,
+            pnr,
+            jobs: j,
+            flow,
+        } => {
+            let space = tern_surrogate::space::Space::resolve(&space)?;
+            let board = Board::resolve(&board)?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!("datasets/{}-{}.jsonl", space.name, board.name))
+            });
+            let plan = crate::dataset::DatasetPlan {
+                n,
+                seed,
+                jobs: jobs(j),
+                pnr,
+            };
+            let s = crate::dataset::build(&space, &board, &out, &plan, &flow.options())?;
+            println!(
+                "{}: {} rows already there, {} added ({} ok, {} failed, {} timed out) in {:.0} s \
+                 ({:.0} s in tools); {} points skipped as invalid configs, {} over the space's limits",
+                out.display(),
+                s.already,
+                s.added,
+                s.ok,
+                s.failed,
+                s.timed_out,
+                s.wall_seconds,
+                s.tool_seconds,
+                s.rejected_invalid,
+                s.rejected_over_limits
+            );
+        }
+        Command::Train {
+            dataset,
+            out,
+            members,
+            epochs,
+            hidden,
+            layers,
+            seed,
+        } => {
+            let out = out.unwrap_or_else(|| {
+                let stem = dataset
+                    .file_stem()
+                    .map(|s| s.to_string_lossy().to_string())
+                    .unwrap_or_else(|| "model".into());
+                PathBuf::from(format!("models/{stem}.tgnn"))
+            });
+            let options = tern_surrogate::train::TrainOptions {
+                shape: tern_surrogate::model::Shape { hidden, layers },
+                members,
+                max_epochs: epochs,
+                seed,
+                ..Default::default()
+            };
+            crate::surrogate::train(&dataset, &out, options)?;
+        }
+        Command::Eval {
+            dataset,
+            model,
+            out,
+        } => {
+            crate::surrogate::eval(&dataset, &model, &out)?;
+        }
+        Command::Predict {
+            config,
+            board,
+            model,
+            json,
+        } => {
+            let cfg = DesignConfig::from_path(&config)?;
+            let board = crate::synthesis::board_for(&cfg, board.as_deref(), &config)?;
+            let model = crate::surrogate::find_model(&board, model.as_deref())?;
+            let report = crate::surrogate::predict_one(&cfg, &board, &model)?;
+            crate::surrogate::print_prediction(&report, &board);
+            if let Some(j) = json {
+                crate::synthesis::write_json(&j, &report)?;
+            }
+        }
+        Command::Dse {
+            space,
+            board,
+            workload,
+            model,
+            n,
+            top_k,
+            seed,
+            exhaustive,
+            jobs: j,
+            out,
+            flow,
+        } => {
+            let space = tern_surrogate::space::Space::resolve(&space)?;
+            let board = Board::resolve(&board)?;
+            let workload = tern_surrogate::workload::Workload::resolve(&workload)?;
+            let model = crate::surrogate::find_model(&board, model.as_deref())?;
+            let out = out.unwrap_or_else(|| {
+                PathBuf::from(format!(
+                    "docs/dse/{}-{}-{}",
+                    space.name, board.name, workload.name
+                ))
+            });
+            let plan = crate::dse::DsePlan {
+                n,
+                top_k,
+                seed,
+                exhaustive,
+                jobs: jobs(j),
+            };
+            crate::dse::run(
+                &space,
+                &board,
+                &workload,
+                &model,
+                &plan,
+                &flow.options(),
+                &out,
+            )?;
         }
         Command::Area {
             out,

@@ -161,6 +161,7 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
     let mut synth_ok = true;
     if let Some(b) = &board {
         synth_ok = synthesis(&design, b)?;
+        surrogate(&design.config, b, u.measured);
     }
     if !diagnostics.is_empty() {
         bail!("lint failed:\n{}", diagnostics.join("\n"));
@@ -170,4 +171,30 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
     }
     println!("  result       PASS");
     Ok(())
+}
+
+/// The surrogate's view of the same design, beside what synthesis and simulation said.
+/// A missing model is reported, not fatal: the demo's facts come from the real tools.
+fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measured_cycles: u64) {
+    let report = crate::surrogate::find_model(board, None)
+        .and_then(|m| crate::surrogate::predict_one(config, board, &m));
+    match report {
+        Ok(r) => {
+            let v = |t: usize| r.prediction.value[t].unwrap_or(f64::NAN);
+            let spread = r.prediction.spread[0].unwrap_or(0.0);
+            println!(
+                "  surrogate    predicted {:.0} LUT ± {:.0}%, {:.0} FF, {:.0} BRAM, {:.0} clocks ({:.1} ms, {}); cycle model {}, co-simulation {}",
+                v(0),
+                100.0 * spread,
+                v(1),
+                v(3),
+                v(4),
+                r.milliseconds,
+                if r.extrapolation.is_empty() { "inside the trained space" } else { "EXTRAPOLATION" },
+                config.matmul().map_or(0, |c| c.streaming_cycles()),
+                measured_cycles
+            );
+        }
+        Err(e) => println!("  surrogate    not run: {e}"),
+    }
 }

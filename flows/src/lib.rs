@@ -3,8 +3,12 @@
 pub mod area;
 pub mod cli;
 pub mod cosim;
+pub mod dataset;
 pub mod demo;
+pub mod dse;
 pub mod lint;
+pub mod plot;
+pub mod surrogate;
 pub mod sweep;
 pub mod synth;
 pub mod synthesis;

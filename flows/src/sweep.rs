@@ -96,7 +96,8 @@ pub fn run(
     rows
 }
 
-fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOptions) -> SweepRow {
+/// One (design, board) pair: generate, synthesise, and place and route if asked.
+pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOptions) -> SweepRow {
     let start = Instant::now();
     let mut row = SweepRow {
         name: item.name.clone(),

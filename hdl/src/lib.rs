@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod config;
 pub mod emit;
+pub mod graph;
 pub mod memory;
 pub mod netlist;
 pub mod streams;
@@ -14,3 +15,4 @@ pub use config::{AttentionConfig, Config, ConfigError, DesignConfig, EngineKind,
 pub use emit::{
     generate, generate_any, generate_attention, write_design, Design, Manifest, StreamBits,
 };
+pub use graph::{design_graph, BlockKind, DesignGraph};

@@ -46,7 +46,18 @@ fn check(cfg: Config, seed: u64) {
         };
         let vectors = Vectors::generate(&cfg, kind, seed);
         match cosimulate(&design, &lib, &vectors, stimulus, seed, &waveforms()) {
-            Ok(report) => assert_eq!(report.outputs, cfg.workload.m * cfg.workload.tokens),
+            Ok(report) => {
+                assert_eq!(report.outputs, cfg.workload.m * cfg.workload.tokens);
+                // The cycle model the dataset's latency targets come from.
+                if stimulus == Stimulus::STREAMING {
+                    assert_eq!(
+                        report.run.cycles,
+                        cfg.streaming_cycles(),
+                        "cycle model vs Verilator: {} seed {seed}",
+                        describe(&cfg)
+                    );
+                }
+            }
             Err(e) => panic!("{e}"),
         }
     }

@@ -315,6 +315,19 @@ impl Config {
         toml::to_string(&file).expect("a validated config always serialises")
     }
 
+    /// Clocks for the whole workload with streams that never stall, counted as the
+    /// co-simulation harness counts them (from the first clock after reset to the clock
+    /// that accepts the last result, inclusive). The first token's tables take one clock
+    /// per chunk before any weight can issue; after that one weight beat issues per clock
+    /// (the next token's tables are built in the other bank meanwhile); the last beat's
+    /// result appears `PIPELINE_LATENCY` clocks after it enters the FIFO. Checked
+    /// against Verilator in `sim/tests/tlmm.rs`.
+    pub fn streaming_cycles(&self) -> u64 {
+        let g = &self.geometry;
+        let beats = (self.workload.tokens * g.row_blocks * g.chunks) as u64;
+        g.chunks as u64 + beats + crate::tlmm::PIPELINE_LATENCY as u64 - 1
+    }
+
     /// Ideal cycles for the whole workload: every lane busy every cycle.
     pub fn ideal_cycles(&self) -> f64 {
         let e = &self.engine;

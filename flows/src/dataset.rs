@@ -1,0 +1,221 @@
+//! `tern dataset`: sample a design space, synthesise every sample for real (through the
+//! result cache), take latency from the cycle model, and append one row per design to
+//! a dataset file. Rows are written as they finish, so a killed run resumes from the
+//! file (and from the cache); failures are rows of their own.
+
+use anyhow::{Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use std::path::Path;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+use tern_boards::Board;
+use tern_hdl::{design_graph, DesignConfig};
+use tern_surrogate::dataset::{Header, Row, Status, Targets, Writer, FORMAT, VERSION};
+use tern_surrogate::space::{Sample, Space};
+
+use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use crate::synth::{PnrOutcome, SynthOptions, SynthOutcome};
+
+pub struct DatasetPlan {
+    pub n: usize,
+    pub seed: u32,
+    pub jobs: usize,
+    pub pnr: bool,
+}
+
+/// What a dataset run did.
+#[derive(Debug, Default)]
+pub struct DatasetSummary {
+    pub already: usize,
+    pub added: usize,
+    pub ok: usize,
+    pub failed: usize,
+    pub timed_out: usize,
+    pub rejected_invalid: usize,
+    pub rejected_over_limits: usize,
+    pub tool_seconds: f64,
+    pub wall_seconds: f64,
+}
+
+pub fn build(
+    space: &Space,
+    board: &Board,
+    out: &Path,
+    plan: &DatasetPlan,
+    opts: &SynthOptions,
+) -> Result<DatasetSummary> {
+    let start = Instant::now();
+    let (samples, rejected) = space.sample(plan.n, plan.seed)?;
+    let header = Header {
+        format: FORMAT.into(),
+        version: VERSION,
+        space: space.name.clone(),
+        space_hash: space.hash.clone(),
+        board: board.name.clone(),
+        family: board.family.name().into(),
+        seed: plan.seed,
+        pnr: plan.pnr && board.has_router(),
+    };
+    let (writer, existing) = Writer::open(out, &header)?;
+    let done: std::collections::HashSet<u32> = existing.iter().map(|r| r.index).collect();
+    let todo: Vec<&Sample> = samples
+        .iter()
+        .filter(|s| !done.contains(&s.index))
+        .collect();
+    let mut summary = DatasetSummary {
+        already: samples.len() - todo.len(),
+        rejected_invalid: rejected.invalid,
+        rejected_over_limits: rejected.over_limits,
+        ..Default::default()
+    };
+    tracing::info!(
+        "dataset {}: {} samples of space {} for {} ({} already there, {} to make)",
+        out.display(),
+        samples.len(),
+        space.name,
+        board.name,
+        summary.already,
+        todo.len()
+    );
+    let bar = ProgressBar::new(todo.len() as u64);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    if std::env::var_os("TERN_NO_PROGRESS").is_some() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    let sweep_plan = SweepPlan {
+        jobs: 1,
+        pnr: header.pnr,
+        seed: 1,
+    };
+    let writer = Mutex::new(writer);
+    // Workers take samples in sequence order, so a run stopped early leaves a prefix
+    // of the sequence (a smaller, still well-spread sample), not scattered blocks.
+    let next = AtomicUsize::new(0);
+    let results = Mutex::new(Vec::with_capacity(todo.len()));
+    std::thread::scope(|scope| {
+        for _ in 0..plan.jobs.max(1) {
+            scope.spawn(|| loop {
+                let i = next.fetch_add(1, Ordering::Relaxed);
+                let Some(sample) = todo.get(i) else { break };
+                let item = SweepItem {
+                    name: format!("{}-{}", space.name, sample.index),
+                    config: sample.config.clone(),
+                };
+                let swept = sweep::run_one(&item, board, sweep_plan, opts);
+                let row = to_row(sample, &swept);
+                let written = writer
+                    .lock()
+                    .expect("writer lock")
+                    .append(&row)
+                    .context("appending a dataset row");
+                bar.set_message(format!("{}: {}", item.name, sweep::row_summary(&swept)));
+                bar.inc(1);
+                let failed = written.is_err();
+                results
+                    .lock()
+                    .expect("results lock")
+                    .push(written.map(|()| (row, swept.tool_seconds)));
+                if failed {
+                    // A full disk stops every worker rather than losing rows.
+                    next.store(usize::MAX / 2, Ordering::Relaxed);
+                }
+            });
+        }
+    });
+    let results = results.into_inner().expect("results lock");
+    bar.finish_and_clear();
+    for r in results {
+        let (row, tool_seconds) = r?;
+        summary.added += 1;
+        summary.tool_seconds += tool_seconds;
+        match row.status {
+            Status::Ok => summary.ok += 1,
+            Status::Failed => summary.failed += 1,
+            Status::TimedOut => summary.timed_out += 1,
+        }
+    }
+    summary.wall_seconds = start.elapsed().as_secs_f64();
+    Ok(summary)
+}
+
+/// Latency in clocks of a config's workload, from the cycle model.
+pub fn workload_cycles(config: &DesignConfig) -> Option<f64> {
+    config.matmul().map(|c| c.streaming_cycles() as f64)
+}
+
+fn to_row(sample: &Sample, swept: &SweepRow) -> Row {
+    let mut row = Row {
+        index: sample.index,
+        name: swept.name.clone(),
+        config_toml: sample.config.to_toml(),
+        held_out: sample.held_out,
+        graph: design_graph(&sample.config),
+        status: Status::Failed,
+        error: swept.error.clone(),
+        targets: None,
+        yosys: swept
+            .synth
+            .as_ref()
+            .map(|s| s.yosys.clone())
+            .unwrap_or_default(),
+        nextpnr: swept.pnr.as_ref().map(|p| p.nextpnr.clone()),
+        tool_seconds: swept.synth.as_ref().map_or(0.0, |s| s.tool_seconds)
+            + swept.pnr.as_ref().map_or(0.0, |p| p.tool_seconds),
+    };
+    if row.error.is_some() {
+        return row;
+    }
+    let Some(synth) = &swept.synth else {
+        row.error = Some("no synthesis record".into());
+        return row;
+    };
+    match &synth.outcome {
+        SynthOutcome::Ok { usage, .. } => {
+            let Some(cycles) = workload_cycles(&sample.config) else {
+                row.error = Some("no cycle model for this engine".into());
+                return row;
+            };
+            let mut fmax = None;
+            if let Some(p) = &swept.pnr {
+                match &p.outcome {
+                    PnrOutcome::Ok { route, .. } => fmax = Some(route.fmax_mhz),
+                    PnrOutcome::TimedOut { stage, limit_s } => {
+                        row.status = Status::TimedOut;
+                        row.error = Some(format!("{stage} ran past {limit_s} s"));
+                        return row;
+                    }
+                    PnrOutcome::Failed { stage, message, .. } => {
+                        row.error = Some(format!("{stage}: {message}"));
+                        return row;
+                    }
+                    PnrOutcome::Skipped { reason } => {
+                        row.error = Some(format!("place and route skipped: {reason}"));
+                        return row;
+                    }
+                }
+            }
+            row.status = Status::Ok;
+            row.targets = Some(Targets {
+                luts: usage.luts as f64,
+                ffs: usage.ffs as f64,
+                dsps: usage.dsps as f64,
+                brams: usage.bram_blocks,
+                cycles,
+                fmax_mhz: fmax,
+            });
+        }
+        SynthOutcome::Failed { message, .. } => row.error = Some(message.clone()),
+        SynthOutcome::TimedOut { limit_s } => {
+            row.status = Status::TimedOut;
+            row.error = Some(format!("yosys ran past {limit_s} s"));
+        }
+    }
+    row
+}

@@ -1,0 +1,568 @@
+//! `tern dse`: search a design space with the surrogate for a board and a workload,
+//! keep what fits and is Pareto-optimal (decode tokens/s ↑, LUTs ↓, block RAMs ↓),
+//! synthesise the top of the front for real and report predicted against actual.
+//! With `--exhaustive` (small spaces), also synthesise every point and report how much
+//! of the true front's hypervolume the surrogate-guided picks reach.
+
+use anyhow::{bail, Result};
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+use std::time::Instant;
+
+use tern_boards::Board;
+use tern_hdl::{design_graph, Config, DesignConfig};
+use tern_surrogate::features::encode;
+use tern_surrogate::pareto::{front, greedy_by_contribution, hypervolume};
+use tern_surrogate::space::Space;
+use tern_surrogate::train::Surrogate;
+use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
+
+use crate::plot::{plot_error, register_png_font};
+use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use crate::synth::SynthOptions;
+
+const LUT: usize = 0;
+const FF: usize = 1;
+const DSP: usize = 2;
+const BRAM: usize = 3;
+const CYCLES: usize = 4;
+const FMAX: usize = 5;
+
+pub struct DsePlan {
+    pub n: usize,
+    pub top_k: usize,
+    pub seed: u32,
+    pub exhaustive: bool,
+    pub jobs: usize,
+}
+
+/// What is known about one candidate engine: its resources and decode projection.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Estimate {
+    pub luts: f64,
+    pub ffs: f64,
+    pub dsps: f64,
+    pub brams: f64,
+    /// Relative ensemble spread of the LUT prediction (predicted estimates only).
+    pub lut_spread: Option<f64>,
+    pub projection: Projection,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Candidate {
+    pub name: String,
+    pub config_toml: String,
+    pub predicted: Estimate,
+    pub fits: bool,
+    pub on_front: bool,
+    /// After real synthesis (top-k, or every point with `--exhaustive`).
+    pub actual: Option<Estimate>,
+    #[serde(default)]
+    pub error: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Exhaustive {
+    pub points: usize,
+    pub synthesised_by_guided: usize,
+    pub fraction_synthesised: f64,
+    pub hypervolume_exhaustive: f64,
+    pub hypervolume_guided: f64,
+    pub ratio: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct DseReport {
+    pub space: String,
+    pub board: String,
+    pub workload: Workload,
+    pub model: String,
+    pub candidates: usize,
+    pub fitting: usize,
+    pub predict_seconds: f64,
+    pub results: Vec<Candidate>,
+    pub exhaustive: Option<Exhaustive>,
+}
+
+/// The engine config of a candidate with the workload fields set for one run.
+fn with_workload(engine: &Config, m: usize, k: usize, tokens: usize) -> Result<Config> {
+    let mut file = tern_hdl::config::ConfigFile {
+        engine: engine.engine.clone(),
+        workload: engine.workload.clone(),
+        board: engine.board.clone(),
+    };
+    file.workload.m = m;
+    file.workload.k = k;
+    file.workload.tokens = tokens;
+    Ok(Config::validate(file, "dse candidate")?)
+}
+
+/// The runs (m rows, K tile, passes × count) one decode token needs on an engine
+/// whose K tile is `engine.workload.k`.
+fn runs(engine: &Config, w: &Workload) -> Result<Vec<(Config, f64)>> {
+    let tile = engine.workload.k;
+    w.matmuls
+        .iter()
+        .map(|mm| {
+            let passes = mm.k.div_ceil(tile);
+            let cfg = with_workload(engine, mm.m, tile.min(mm.k), 1)?;
+            Ok((cfg, (passes * mm.per_layer * w.layers) as f64))
+        })
+        .collect()
+}
+
+fn clock(board: &Board, fmax: Option<f64>, source: &str) -> (f64, String) {
+    match fmax {
+        Some(f) => (f, source.into()),
+        None => (board.clock.default_mhz, "board clock (no router)".into()),
+    }
+}
+
+fn projection(
+    engine: &Config,
+    w: &Workload,
+    cycles: f64,
+    board: &Board,
+    fmax: Option<f64>,
+    source: &str,
+) -> Projection {
+    let (mhz, source) = clock(board, fmax, source);
+    project(
+        cycles,
+        mhz,
+        &source,
+        packed_bytes(w.weights_per_token(), engine.geometry.lane_group),
+        board.memory.gbyte_per_s,
+    )
+}
+
+fn fits(e: &Estimate, board: &Board) -> bool {
+    let r = &board.resources;
+    e.luts <= r.luts as f64
+        && e.ffs <= r.ffs as f64
+        && e.dsps <= r.dsps as f64
+        && e.brams <= r.bram_blocks as f64
+}
+
+/// Minimised objectives: (−tokens/s, LUTs, BRAMs).
+fn objectives(e: &Estimate) -> Vec<f64> {
+    vec![-e.projection.tokens_per_s, e.luts, e.brams]
+}
+
+pub fn run(
+    space: &Space,
+    board: &Board,
+    workload: &Workload,
+    model_path: &Path,
+    plan: &DsePlan,
+    opts: &SynthOptions,
+    out: &Path,
+) -> Result<DseReport> {
+    let model = Surrogate::load(model_path)?;
+    let engines: Vec<Config> = if plan.exhaustive {
+        let (configs, _) = space.enumerate(4096)?;
+        configs
+            .into_iter()
+            .filter_map(|c| c.matmul().cloned())
+            .collect()
+    } else {
+        let (samples, _) = space.sample(plan.n, plan.seed)?;
+        samples
+            .into_iter()
+            .filter_map(|s| s.config.matmul().cloned())
+            .collect()
+    };
+    if engines.is_empty() {
+        bail!("space {} has no matmul engines to explore", space.name);
+    }
+
+    // Predict every (engine, run) graph in one batch.
+    let start = Instant::now();
+    let mut graphs = vec![];
+    let mut plans = vec![];
+    for engine in &engines {
+        let r = runs(engine, workload)?;
+        for (cfg, _) in &r {
+            let dc = DesignConfig::Matmul(cfg.clone());
+            graphs.push(encode(&design_graph(&dc), &dc));
+        }
+        plans.push(r);
+    }
+    let refs: Vec<_> = graphs.iter().collect();
+    let predictions = model.predict(&refs);
+    let predict_seconds = start.elapsed().as_secs_f64();
+
+    let mut results = vec![];
+    let mut at = 0;
+    for (i, (engine, r)) in engines.iter().zip(&plans).enumerate() {
+        let preds = &predictions[at..at + r.len()];
+        at += r.len();
+        // Resources from the run with the most rows; cycles summed over every run.
+        let widest = (0..r.len())
+            .max_by_key(|&j| r[j].0.workload.m)
+            .expect("runs");
+        let v = |t: usize| preds[widest].value[t].unwrap_or(0.0);
+        let cycles: f64 = r
+            .iter()
+            .zip(preds)
+            .map(|((_, times), p)| times * p.value[CYCLES].unwrap_or(f64::NAN))
+            .sum();
+        let fmax = preds[widest].value[FMAX];
+        let predicted = Estimate {
+            luts: v(LUT),
+            ffs: v(FF),
+            dsps: v(DSP),
+            brams: v(BRAM),
+            lut_spread: preds[widest].spread[LUT],
+            projection: projection(engine, workload, cycles, board, fmax, "fmax (predicted)"),
+        };
+        results.push(Candidate {
+            name: format!("{}-{i}", space.name),
+            config_toml: engine.to_toml(),
+            fits: fits(&predicted, board),
+            predicted,
+            on_front: false,
+            actual: None,
+            error: None,
+        });
+    }
+    let fitting: Vec<usize> = (0..results.len()).filter(|&i| results[i].fits).collect();
+    let objs: Vec<Vec<f64>> = fitting
+        .iter()
+        .map(|&i| objectives(&results[i].predicted))
+        .collect();
+    let on_front: Vec<usize> = front(&objs).into_iter().map(|j| fitting[j]).collect();
+    for &i in &on_front {
+        results[i].on_front = true;
+    }
+
+    // Real synthesis: the top-k of the predicted front, chosen by predicted hypervolume
+    // contribution; with --exhaustive, every point.
+    let all: Vec<Vec<f64>> = results.iter().map(|c| objectives(&c.predicted)).collect();
+    let reference = nadir(&all);
+    let front_objs: Vec<Vec<f64>> = on_front.iter().map(|&i| all[i].clone()).collect();
+    let guided: Vec<usize> = greedy_by_contribution(&front_objs, &reference, plan.top_k)
+        .into_iter()
+        .map(|j| on_front[j])
+        .collect();
+    let to_synth: Vec<usize> = if plan.exhaustive {
+        (0..results.len()).collect()
+    } else {
+        guided.clone()
+    };
+    synthesise(
+        &mut results,
+        &engines,
+        &to_synth,
+        board,
+        workload,
+        plan.jobs,
+        opts,
+    );
+
+    let exhaustive = if plan.exhaustive {
+        let actual: Vec<(usize, Vec<f64>)> = results
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| {
+                c.actual
+                    .as_ref()
+                    .filter(|a| fits(a, board))
+                    .map(|a| (i, objectives(a)))
+            })
+            .collect();
+        let all_actual: Vec<Vec<f64>> = actual.iter().map(|(_, o)| o.clone()).collect();
+        let reference = nadir(&all_actual);
+        let guided_actual: Vec<Vec<f64>> = actual
+            .iter()
+            .filter(|(i, _)| guided.contains(i))
+            .map(|(_, o)| o.clone())
+            .collect();
+        let hv_all = hypervolume(&all_actual, &reference);
+        let hv_guided = hypervolume(&guided_actual, &reference);
+        Some(Exhaustive {
+            points: results.len(),
+            synthesised_by_guided: guided.len(),
+            fraction_synthesised: guided.len() as f64 / results.len() as f64,
+            hypervolume_exhaustive: hv_all,
+            hypervolume_guided: hv_guided,
+            ratio: if hv_all > 0.0 {
+                hv_guided / hv_all
+            } else {
+                f64::NAN
+            },
+        })
+    } else {
+        None
+    };
+
+    let report = DseReport {
+        space: space.name.clone(),
+        board: board.name.clone(),
+        workload: workload.clone(),
+        model: model_path.display().to_string(),
+        candidates: results.len(),
+        fitting: fitting.len(),
+        predict_seconds,
+        results,
+        exhaustive,
+    };
+    std::fs::create_dir_all(out)?;
+    crate::synthesis::write_json(&out.join("dse.json"), &report)?;
+    let md = markdown(&report, &guided);
+    std::fs::write(out.join("dse.md"), &md)?;
+    plot(&report, &out.join("front.svg"), &out.join("front.png"))?;
+    println!("{md}");
+    println!("wrote {}/dse.md, dse.json, front.png/.svg", out.display());
+    Ok(report)
+}
+
+/// A reference point just beyond the worst value of every objective.
+fn nadir(points: &[Vec<f64>]) -> Vec<f64> {
+    let d = points.first().map_or(3, |p| p.len());
+    (0..d)
+        .map(|k| {
+            let worst = points
+                .iter()
+                .map(|p| p[k])
+                .fold(f64::NEG_INFINITY, f64::max);
+            let best = points.iter().map(|p| p[k]).fold(f64::INFINITY, f64::min);
+            worst + 0.1 * (worst - best).abs().max(1e-9)
+        })
+        .collect()
+}
+
+fn synthesise(
+    results: &mut [Candidate],
+    engines: &[Config],
+    which: &[usize],
+    board: &Board,
+    workload: &Workload,
+    jobs: usize,
+    opts: &SynthOptions,
+) {
+    let items: Vec<SweepItem> = which
+        .iter()
+        .map(|&i| SweepItem {
+            name: results[i].name.clone(),
+            config: DesignConfig::Matmul(engines[i].clone()),
+        })
+        .collect();
+    let plan = SweepPlan {
+        jobs,
+        pnr: board.has_router(),
+        seed: 1,
+    };
+    let rows: Vec<SweepRow> = sweep::run(&items, std::slice::from_ref(board), plan, opts);
+    for (&i, row) in which.iter().zip(&rows) {
+        let engine = &engines[i];
+        let usage = row.synth.as_ref().and_then(|s| s.usage());
+        let Some(usage) = usage else {
+            results[i].error = Some(row.error.clone().unwrap_or_else(|| sweep::row_summary(row)));
+            continue;
+        };
+        let Ok(r) = runs(engine, workload) else {
+            continue;
+        };
+        // Actual cycles: the cycle model, which the co-simulation tests check.
+        let cycles: f64 = r
+            .iter()
+            .map(|(cfg, times)| times * cfg.streaming_cycles() as f64)
+            .sum();
+        let fmax = row.pnr.as_ref().and_then(|p| p.fmax_mhz());
+        results[i].actual = Some(Estimate {
+            luts: usage.luts as f64,
+            ffs: usage.ffs as f64,
+            dsps: usage.dsps as f64,
+            brams: usage.bram_blocks,
+            lut_spread: None,
+            projection: projection(engine, workload, cycles, board, fmax, "fmax (nextpnr)"),
+        });
+    }
+}
+
+fn describe(toml_text: &str) -> String {
+    match Config::from_toml(toml_text, "dse") {
+        Ok(c) => {
+            let e = &c.engine;
+            format!(
+                "{} G={} P={} Q={} {} K-tile={}",
+                match e.kind {
+                    tern_hdl::EngineKind::Tlmm => "tlmm",
+                    tern_hdl::EngineKind::AdderTree => "adder",
+                },
+                e.group_size,
+                e.rows_parallel,
+                e.groups_per_cycle,
+                e.table_storage.ram_style(),
+                c.workload.k
+            )
+        }
+        Err(_) => "?".into(),
+    }
+}
+
+fn markdown(r: &DseReport, guided: &[usize]) -> String {
+    let w = &r.workload;
+    let mut s = format!(
+        "# DSE: space `{}` on `{}` for workload `{}`\n\n{}: {} layers, {} ternary weights per decoded token.\n\n\
+         {} candidates predicted in {:.2} s by `{}`; {} fit the board; {} on the predicted Pareto front \
+         (decode tokens/s ↑, LUTs ↓, block RAMs ↓). Decode tokens/s is a roofline: \
+         min(clock / engine clocks per token, memory bandwidth / packed weight bytes per token). \
+         Engines run each layer as ceil(k / K-tile) passes whose partial sums the host adds.\n\n",
+        r.space,
+        r.board,
+        w.name,
+        w.description,
+        w.layers,
+        w.weights_per_token(),
+        r.candidates,
+        r.predict_seconds,
+        r.model,
+        r.fitting,
+        r.results.iter().filter(|c| c.on_front).count()
+    );
+    s += "## Synthesised: predicted vs actual\n\n| engine | LUT pred | LUT actual | FF pred | FF actual | BRAM pred | BRAM actual | clocks/token pred | clocks/token actual | clock (MHz, source) | compute ms | memory ms | tok/s pred | tok/s actual | bound |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    for &i in guided {
+        let c = &r.results[i];
+        let p = &c.predicted;
+        match &c.actual {
+            Some(a) => {
+                s += &format!(
+                    "| {} | {:.0} ± {:.0}% | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3e} | {:.3e} | {:.0} ({}) | {:.1} | {:.1} | {:.2} | {:.2} | {} |\n",
+                    describe(&c.config_toml),
+                    p.luts,
+                    100.0 * p.lut_spread.unwrap_or(0.0),
+                    a.luts,
+                    p.ffs,
+                    a.ffs,
+                    p.brams,
+                    a.brams,
+                    p.projection.cycles_per_token,
+                    a.projection.cycles_per_token,
+                    a.projection.clock_mhz,
+                    a.projection.clock_source,
+                    1e3 * a.projection.compute_s,
+                    1e3 * a.projection.memory_s,
+                    p.projection.tokens_per_s,
+                    a.projection.tokens_per_s,
+                    a.projection.bound
+                )
+            }
+            None => {
+                s += &format!(
+                    "| {} | {:.0} | failed: {} | | | | | | | | | | {:.2} | | |\n",
+                    describe(&c.config_toml),
+                    p.luts,
+                    c.error.as_deref().unwrap_or("?"),
+                    p.projection.tokens_per_s
+                )
+            }
+        }
+    }
+    if let Some(e) = &r.exhaustive {
+        s += &format!(
+            "\n## Against exhaustive synthesis\n\nAll {} points synthesised. The surrogate-guided picks ({} designs, {:.1}% of the space) \
+             reach a hypervolume of {:.4} against {:.4} for the exhaustive front: **{:.3}** of it \
+             (objectives as above, actual values, reference point 10% beyond the worst fitting design).\n",
+            e.points,
+            e.synthesised_by_guided,
+            100.0 * e.fraction_synthesised,
+            e.hypervolume_guided,
+            e.hypervolume_exhaustive,
+            e.ratio
+        );
+    }
+    s
+}
+
+fn plot(r: &DseReport, svg: &Path, png: &Path) -> Result<()> {
+    draw(r, SVGBackend::new(svg, (900, 600)).into_drawing_area())?;
+    register_png_font()?;
+    draw(r, BitMapBackend::new(png, (900, 600)).into_drawing_area())
+}
+
+fn draw<DB: DrawingBackend>(
+    r: &DseReport,
+    root: DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| plot_error(&e))?;
+    let fitting: Vec<&Candidate> = r.results.iter().filter(|c| c.fits).collect();
+    let xmax = fitting
+        .iter()
+        .map(|c| c.predicted.luts)
+        .chain(
+            r.results
+                .iter()
+                .filter_map(|c| c.actual.as_ref().map(|a| a.luts)),
+        )
+        .fold(1.0f64, f64::max)
+        * 1.05;
+    let ymax = fitting
+        .iter()
+        .map(|c| c.predicted.projection.tokens_per_s)
+        .chain(
+            r.results
+                .iter()
+                .filter_map(|c| c.actual.as_ref().map(|a| a.projection.tokens_per_s)),
+        )
+        .fold(1e-3f64, f64::max)
+        * 1.1;
+    let mut chart = ChartBuilder::on(&root)
+        .margin(15)
+        .x_label_area_size(45)
+        .y_label_area_size(60)
+        .build_cartesian_2d(0f64..xmax, 0f64..ymax)
+        .map_err(|e| plot_error(&e))?;
+    chart
+        .configure_mesh()
+        .x_desc(format!(
+            "LUTs — {} on {}: grey predicted, blue predicted front, red actual (synthesised)",
+            r.workload.name, r.board
+        ))
+        .y_desc("decode tokens/s")
+        .draw()
+        .map_err(|e| plot_error(&e))?;
+    let grey = RGBColor(180, 180, 180);
+    let blue = RGBColor(31, 119, 180);
+    let red = RGBColor(214, 39, 40);
+    chart
+        .draw_series(fitting.iter().filter(|c| !c.on_front).map(|c| {
+            Circle::new(
+                (c.predicted.luts, c.predicted.projection.tokens_per_s),
+                2,
+                grey.filled(),
+            )
+        }))
+        .map_err(|e| plot_error(&e))?;
+    let mut front: Vec<(f64, f64)> = fitting
+        .iter()
+        .filter(|c| c.on_front)
+        .map(|c| (c.predicted.luts, c.predicted.projection.tokens_per_s))
+        .collect();
+    front.sort_by(|a, b| a.0.total_cmp(&b.0));
+    chart
+        .draw_series(front.iter().map(|&p| Circle::new(p, 4, blue.filled())))
+        .map_err(|e| plot_error(&e))?;
+    for c in r
+        .results
+        .iter()
+        .filter(|c| c.actual.is_some() && (c.on_front || r.exhaustive.is_none()))
+    {
+        let a = c.actual.as_ref().expect("filtered");
+        let p = (c.predicted.luts, c.predicted.projection.tokens_per_s);
+        let q = (a.luts, a.projection.tokens_per_s);
+        chart
+            .draw_series(LineSeries::new(vec![p, q], red.stroke_width(1)))
+            .map_err(|e| plot_error(&e))?;
+        chart
+            .draw_series(std::iter::once(TriangleMarker::new(q, 6, red.filled())))
+            .map_err(|e| plot_error(&e))?;
+    }
+    root.present().map_err(|e| plot_error(&e))?;
+    Ok(())
+}

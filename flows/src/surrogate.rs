@@ -1,0 +1,567 @@
+//! `tern train`, `tern eval`, `tern predict`: the surrogate's flows over a dataset file
+//! and a weights file. `tern dse` lives in `dse`.
+
+use anyhow::{bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use plotters::prelude::*;
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use tern_boards::Board;
+use tern_hdl::{design_graph, DesignConfig};
+use tern_surrogate::baseline::{raw_parameters, LinearBaseline};
+use tern_surrogate::dataset::{split, Dataset, Split};
+use tern_surrogate::features::{encode, target_vector, EncodedGraph, TARGETS, TARGET_COUNT};
+use tern_surrogate::metrics::{errors, Errors};
+use tern_surrogate::space::Space;
+use tern_surrogate::train::{Example, Prediction, Progress, Provenance, Surrogate, TrainOptions};
+
+use crate::plot::{plot_error, register_png_font};
+
+/// The wa-hls4ml GNN's SMAPE on its test split (arXiv 2511.05615), in percent, by target.
+pub const WA_HLS4ML_SMAPE: [Option<f64>; TARGET_COUNT] = [
+    Some(11.4),
+    Some(11.6),
+    Some(15.1),
+    Some(19.5),
+    Some(15.7),
+    None,
+];
+
+/// A dataset row ready for the model.
+pub struct Item {
+    pub index: u32,
+    pub config: DesignConfig,
+    pub example: Example,
+    pub raw: Vec<f64>,
+    pub split: Split,
+    pub tool_seconds: f64,
+}
+
+pub struct Loaded {
+    pub dataset: Dataset,
+    pub items: Vec<Item>,
+    pub sha256: String,
+}
+
+/// Read a dataset and turn its ok rows into examples (failed rows are counted, never
+/// trained on).
+pub fn load(path: &Path) -> Result<Loaded> {
+    let dataset = Dataset::read(path)?;
+    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
+    let sha256 = hex::encode(Sha256::digest(&bytes));
+    let mut items = vec![];
+    for row in dataset.ok_rows() {
+        let config = DesignConfig::from_toml(
+            &row.config_toml,
+            &format!("{} row {}", path.display(), row.index),
+        )?;
+        let targets = row.targets.as_ref().expect("ok rows carry targets");
+        items.push(Item {
+            index: row.index,
+            example: Example {
+                graph: encode(&row.graph, &config),
+                targets: target_vector(targets),
+            },
+            raw: raw_parameters(&config),
+            split: split(row),
+            tool_seconds: row.tool_seconds,
+            config,
+        });
+    }
+    Ok(Loaded {
+        dataset,
+        items,
+        sha256,
+    })
+}
+
+struct Bar(ProgressBar, usize);
+
+impl Progress for Bar {
+    fn epoch(&self, member: usize, epoch: usize, train_loss: f64, validation_loss: f64) {
+        self.0.set_message(format!(
+            "member {}/{} epoch {epoch}: train {train_loss:.4}, validation {validation_loss:.4}",
+            member + 1,
+            self.1
+        ));
+        self.0.inc(1);
+    }
+}
+
+fn bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
+            .expect("valid template"),
+    );
+    if std::env::var_os("TERN_NO_PROGRESS").is_some() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
+}
+
+/// Train on the dataset's training split and save the ensemble.
+pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrogate> {
+    let loaded = load(dataset)?;
+    let h = &loaded.dataset.header;
+    let examples: Vec<Example> = loaded
+        .items
+        .iter()
+        .filter(|i| i.split == Split::Train)
+        .map(|i| i.example.clone())
+        .collect();
+    println!(
+        "training on {} of {} rows of {} ({} failed rows not used; {} test, {} in the held-out region)",
+        examples.len(),
+        loaded.dataset.rows.len(),
+        dataset.display(),
+        loaded.dataset.rows.len() - loaded.items.len(),
+        loaded.items.iter().filter(|i| i.split == Split::Test).count(),
+        loaded.items.iter().filter(|i| i.split == Split::HeldOutRegion).count(),
+    );
+    let progress = Bar(
+        bar((options.members * options.max_epochs) as u64),
+        options.members,
+    );
+    let start = Instant::now();
+    let model = Surrogate::train(
+        &examples,
+        options,
+        Provenance {
+            space: h.space.clone(),
+            space_hash: h.space_hash.clone(),
+            board: h.board.clone(),
+            family: h.family.clone(),
+            dataset_sha256: loaded.sha256.clone(),
+        },
+        &progress,
+    )?;
+    progress.0.finish_and_clear();
+    model.save(out)?;
+    println!(
+        "wrote {}: {} members × {} parameters, epochs {:?}, validation loss {:?}, {:.0} s",
+        out.display(),
+        model.header.members,
+        model.header.parameters_per_member,
+        model.header.epochs,
+        model
+            .header
+            .validation_loss
+            .iter()
+            .map(|l| format!("{l:.4}"))
+            .collect::<Vec<_>>(),
+        start.elapsed().as_secs_f64()
+    );
+    Ok(model)
+}
+
+/// Errors of one predictor on one split, per target.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalTable {
+    pub predictor: String,
+    pub split: Split,
+    pub errors: Vec<Option<Errors>>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct EvalReport {
+    pub dataset: String,
+    pub model: String,
+    pub rows: usize,
+    pub failed_rows: usize,
+    pub tables: Vec<EvalTable>,
+    /// Median over test designs of (Yosys seconds) / (prediction seconds per design).
+    pub prediction_ms_per_design: f64,
+    pub yosys_seconds_median: f64,
+    pub speedup: f64,
+    /// (split, target, actual, predicted) of every test row, for plots.
+    pub points: Vec<(Split, usize, f64, f64)>,
+}
+
+/// Evaluate a model (and the linear baseline fitted on the same training split) on the
+/// random test rows and the held-out region; write a table, plots and raw results.
+pub fn eval(dataset: &Path, model_path: &Path, out: &Path) -> Result<EvalReport> {
+    let loaded = load(dataset)?;
+    let model = Surrogate::load(model_path)?;
+    if model.header.dataset_sha256 != loaded.sha256 {
+        eprintln!(
+            "note: {} was trained on another version of the dataset (sha256 {}…); its training split is the same by construction",
+            model_path.display(),
+            &model.header.dataset_sha256[..12]
+        );
+    }
+    let train: Vec<&Item> = loaded
+        .items
+        .iter()
+        .filter(|i| i.split == Split::Train)
+        .collect();
+    let baseline = LinearBaseline::fit(
+        &train
+            .iter()
+            .map(|i| (i.raw.clone(), i.example.targets))
+            .collect::<Vec<_>>(),
+    );
+    let mut tables = vec![];
+    let mut points = vec![];
+    let mut timing = None;
+    for which in [Split::Test, Split::HeldOutRegion] {
+        let items: Vec<&Item> = loaded.items.iter().filter(|i| i.split == which).collect();
+        if items.is_empty() {
+            continue;
+        }
+        let graphs: Vec<&EncodedGraph> = items.iter().map(|i| &i.example.graph).collect();
+        let start = Instant::now();
+        let predictions = model.predict(&graphs);
+        let per_design = start.elapsed().as_secs_f64() / items.len() as f64;
+        if which == Split::Test {
+            timing = Some(per_design);
+        }
+        let mut gnn = vec![];
+        let mut lin = vec![];
+        for t in 0..TARGET_COUNT {
+            let mut g_pairs = vec![];
+            let mut l_pairs = vec![];
+            for (item, p) in items.iter().zip(&predictions) {
+                let Some(actual) = item.example.targets[t] else {
+                    continue;
+                };
+                if let Some(v) = p.value[t] {
+                    g_pairs.push((v, actual));
+                    points.push((which, t, actual, v));
+                }
+                if let Some(v) = baseline.predict(&item.raw)[t] {
+                    l_pairs.push((v, actual));
+                }
+            }
+            gnn.push(errors(&g_pairs));
+            lin.push(errors(&l_pairs));
+        }
+        tables.push(EvalTable {
+            predictor: "gnn".into(),
+            split: which,
+            errors: gnn,
+        });
+        tables.push(EvalTable {
+            predictor: "linear".into(),
+            split: which,
+            errors: lin,
+        });
+    }
+    if tables.is_empty() {
+        bail!(
+            "{} has no test or held-out rows to evaluate on",
+            dataset.display()
+        );
+    }
+    let mut yosys: Vec<f64> = loaded
+        .items
+        .iter()
+        .filter(|i| i.split != Split::Train)
+        .map(|i| i.tool_seconds)
+        .collect();
+    yosys.sort_by(f64::total_cmp);
+    let yosys_median = tern_surrogate::metrics::quantile(&yosys, 0.5);
+    let per_design = timing.unwrap_or(f64::NAN);
+    let report = EvalReport {
+        dataset: dataset.display().to_string(),
+        model: model_path.display().to_string(),
+        rows: loaded.dataset.rows.len(),
+        failed_rows: loaded.dataset.rows.len() - loaded.items.len(),
+        tables,
+        prediction_ms_per_design: per_design * 1e3,
+        yosys_seconds_median: yosys_median,
+        speedup: yosys_median / per_design,
+        points,
+    };
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    let md = eval_markdown(&report, &model);
+    std::fs::write(out.join("eval.md"), &md)?;
+    crate::synthesis::write_json(&out.join("eval.json"), &report)?;
+    plot_eval(
+        &report,
+        &out.join("predicted_vs_actual.svg"),
+        &out.join("predicted_vs_actual.png"),
+    )?;
+    println!("{md}");
+    println!(
+        "wrote {}/eval.md, eval.json, predicted_vs_actual.png/.svg",
+        out.display()
+    );
+    Ok(report)
+}
+
+fn fmt(v: f64) -> String {
+    if v.is_nan() {
+        "–".into()
+    } else {
+        format!("{v:.1}")
+    }
+}
+
+fn eval_markdown(r: &EvalReport, model: &Surrogate) -> String {
+    let h = &model.header;
+    let mut s = format!(
+        "# Surrogate evaluation\n\nDataset `{}` ({} rows, {} failed rows excluded), model `{}` \
+         ({} members, {} parameters each, trained on {} rows of space `{}` for `{}`).\n\n\
+         Splits: **test** = a fixed {}% of the space's rows chosen by a hash of the sample index; \
+         **held-out region** = every row in the space's `[holdout]` region, which training never sees. \
+         APE is over rows whose actual value is nonzero (the `n≠0` column); SMAPE and R² over all rows \
+         (0/0 counts as 0 in SMAPE). The linear baseline is a least-squares power law on the raw \
+         config parameters, fitted on the same training rows. wa-hls4ml: its GNN's test SMAPE \
+         (arXiv 2511.05615), for scale only — a different design space and tool.\n\n",
+        r.dataset,
+        r.rows,
+        r.failed_rows,
+        r.model,
+        h.members,
+        h.parameters_per_member,
+        h.trained_rows,
+        h.space,
+        h.board,
+        tern_surrogate::dataset::TEST_PERCENT
+    );
+    for which in [Split::Test, Split::HeldOutRegion] {
+        let gnn = r
+            .tables
+            .iter()
+            .find(|t| t.split == which && t.predictor == "gnn");
+        let lin = r
+            .tables
+            .iter()
+            .find(|t| t.split == which && t.predictor == "linear");
+        let (Some(gnn), Some(lin)) = (gnn, lin) else {
+            continue;
+        };
+        s += &format!(
+            "## {}\n\n| target | rows | n≠0 | GNN median APE % | GNN p90 APE % | GNN SMAPE % | GNN R² | linear median APE % | linear p90 APE % | linear SMAPE % | linear R² | wa-hls4ml SMAPE % |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
+            match which {
+                Split::Test => "Random test rows",
+                Split::HeldOutRegion => "Held-out region",
+                Split::Train => "Training rows",
+            }
+        );
+        for t in 0..TARGET_COUNT {
+            let (Some(g), l) = (gnn.errors[t], lin.errors[t]) else {
+                continue;
+            };
+            let l = l.unwrap_or(g);
+            s += &format!(
+                "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} | {} | {:.3} | {} |\n",
+                TARGETS[t],
+                g.rows,
+                g.nonzero,
+                fmt(g.median_ape),
+                fmt(g.p90_ape),
+                fmt(g.smape),
+                g.r2,
+                fmt(l.median_ape),
+                fmt(l.p90_ape),
+                fmt(l.smape),
+                l.r2,
+                WA_HLS4ML_SMAPE[t].map_or("–".into(), |v| format!("{v:.1}"))
+            );
+        }
+        s += "\n";
+    }
+    s += &format!(
+        "Prediction: {:.3} ms per design (ensemble, batched over the test rows) against a median of \
+         {:.1} s of Yosys per design: {:.0}× faster.\n",
+        r.prediction_ms_per_design, r.yosys_seconds_median, r.speedup
+    );
+    s
+}
+
+fn plot_eval(r: &EvalReport, svg: &Path, png: &Path) -> Result<()> {
+    let targets: Vec<usize> = (0..TARGET_COUNT)
+        .filter(|t| r.points.iter().any(|p| p.1 == *t))
+        .collect();
+    let size = (400 * targets.len().max(1) as u32, 420);
+    draw_eval(r, &targets, SVGBackend::new(svg, size).into_drawing_area())?;
+    register_png_font()?;
+    draw_eval(
+        r,
+        &targets,
+        BitMapBackend::new(png, size).into_drawing_area(),
+    )
+}
+
+fn draw_eval<DB: DrawingBackend>(
+    r: &EvalReport,
+    targets: &[usize],
+    root: DrawingArea<DB, plotters::coord::Shift>,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
+    root.fill(&WHITE).map_err(|e| plot_error(&e))?;
+    let panels = root.split_evenly((1, targets.len().max(1)));
+    for (panel, &t) in panels.iter().zip(targets) {
+        let pts: Vec<&(Split, usize, f64, f64)> = r.points.iter().filter(|p| p.1 == t).collect();
+        // log1p axes: zero-valued targets (no BRAM, no DSP) stay on the plot.
+        let l = |v: f64| (1.0 + v.max(0.0)).log10();
+        let hi = pts
+            .iter()
+            .map(|p| l(p.2).max(l(p.3)))
+            .fold(0.5f64, f64::max)
+            * 1.05;
+        let mut chart = ChartBuilder::on(panel)
+            .margin(12)
+            .x_label_area_size(40)
+            .y_label_area_size(55)
+            .build_cartesian_2d(0f64..hi, 0f64..hi)
+            .map_err(|e| plot_error(&e))?;
+        chart
+            .configure_mesh()
+            .x_desc(format!("actual {} (log10(1+x))", TARGETS[t]))
+            .y_desc("predicted")
+            .draw()
+            .map_err(|e| plot_error(&e))?;
+        chart
+            .draw_series(LineSeries::new(
+                vec![(0.0, 0.0), (hi, hi)],
+                BLACK.stroke_width(1),
+            ))
+            .map_err(|e| plot_error(&e))?;
+        for (which, colour) in [
+            (Split::Test, RGBColor(31, 119, 180)),
+            (Split::HeldOutRegion, RGBColor(214, 39, 40)),
+        ] {
+            chart
+                .draw_series(
+                    pts.iter()
+                        .filter(|p| p.0 == which)
+                        .map(|p| Circle::new((l(p.2), l(p.3)), 2, colour.filled())),
+                )
+                .map_err(|e| plot_error(&e))?;
+        }
+    }
+    root.present().map_err(|e| plot_error(&e))?;
+    Ok(())
+}
+
+/// Where to look for a model when none is named: `models/*.tgnn` beside the repository.
+pub fn find_model(board: &Board, explicit: Option<&Path>) -> Result<PathBuf> {
+    if let Some(p) = explicit {
+        return Ok(p.to_path_buf());
+    }
+    let dir = crate::cli::find_in_repo(Path::new("models"));
+    let mut same_family = None;
+    if let Ok(entries) = std::fs::read_dir(&dir) {
+        let mut paths: Vec<PathBuf> = entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "tgnn"))
+            .collect();
+        paths.sort();
+        for p in paths {
+            let Ok(m) = Surrogate::load(&p) else { continue };
+            if m.header.board == board.name {
+                return Ok(p);
+            }
+            if m.header.family == board.family.name() && same_family.is_none() {
+                same_family = Some(p);
+            }
+        }
+    }
+    same_family.with_context(|| {
+        format!(
+            "no surrogate model for {} ({}) in {}; build one with `tern dataset` and `tern train`, or pass --model",
+            board.name,
+            board.family.name(),
+            dir.display()
+        )
+    })
+}
+
+/// A prediction for one config, with what it may not be trusted for.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct PredictReport {
+    pub model: String,
+    pub board: String,
+    pub prediction: Prediction,
+    /// Why this is an extrapolation (empty: inside the trained space).
+    pub extrapolation: Vec<String>,
+    pub milliseconds: f64,
+}
+
+pub fn predict_one(
+    config: &DesignConfig,
+    board: &Board,
+    model_path: &Path,
+) -> Result<PredictReport> {
+    let model = Surrogate::load(model_path)?;
+    let start = Instant::now();
+    let graph = encode(&design_graph(config), config);
+    let prediction = model.predict(&[&graph]).remove(0);
+    let milliseconds = start.elapsed().as_secs_f64() * 1e3;
+    let mut extrapolation = vec![];
+    match Space::resolve(&model.header.space) {
+        Ok(space) if space.hash == model.header.space_hash => {
+            extrapolation.extend(space.outside(config));
+            if let Some(why) = space.limits.exceeded(config) {
+                extrapolation.push(format!("beyond the space's limits: {why}"));
+            }
+        }
+        _ => extrapolation.push(format!(
+            "the model's space `{}` is not available in this tern (or has changed)",
+            model.header.space
+        )),
+    }
+    if model.header.family != board.family.name() {
+        extrapolation.push(format!(
+            "trained for the {} family, asked for {}",
+            model.header.family,
+            board.family.name()
+        ));
+    }
+    Ok(PredictReport {
+        model: model_path.display().to_string(),
+        board: board.name.clone(),
+        prediction,
+        extrapolation,
+        milliseconds,
+    })
+}
+
+pub fn print_prediction(r: &PredictReport, board: &Board) {
+    println!(
+        "prediction for {} by {} ({:.2} ms):",
+        r.board, r.model, r.milliseconds
+    );
+    let budget = |t: usize| -> Option<f64> {
+        let res = &board.resources;
+        match t {
+            0 => Some(res.luts as f64),
+            1 => Some(res.ffs as f64),
+            2 => Some(res.dsps as f64),
+            3 => Some(res.bram_blocks as f64),
+            _ => None,
+        }
+    };
+    for t in 0..TARGET_COUNT {
+        let name = TARGETS[t];
+        match (r.prediction.value[t], r.prediction.spread[t]) {
+            (Some(v), Some(s)) => {
+                let share = budget(t)
+                    .filter(|b| *b > 0.0)
+                    .map(|b| format!("  ({:.1}% of the board)", 100.0 * v / b))
+                    .unwrap_or_default();
+                println!("  {name:<9} {v:>12.1}  ± {:.1}%{share}", 100.0 * s);
+            }
+            _ => println!(
+                "  {name:<9} {:>12}  (not in the model's training data)",
+                "–"
+            ),
+        }
+    }
+    if r.extrapolation.is_empty() {
+        println!("  inside the trained space");
+    } else {
+        println!("  EXTRAPOLATION — outside the trained space:");
+        for why in &r.extrapolation {
+            println!("    {why}");
+        }
+    }
+}

@@ -1,0 +1,19 @@
+//! tern-surrogate: predicts what synthesis and simulation would say about a design from
+//! its graph, fast enough to search a design space before anything is synthesised.
+//!
+//! - [`space`]: declared design spaces and their Sobol sampling;
+//! - [`dataset`]: the dataset file (graph + targets + tool versions per design);
+//! - [`features`]: a design graph as the numbers the network reads;
+//! - [`model`]: the GNN (all burn code lives there);
+//! - [`train`]: ensemble training, prediction and the weights file;
+//! - [`baseline`] and [`metrics`]: the linear baseline and the error measures.
+
+pub mod baseline;
+pub mod dataset;
+pub mod features;
+pub mod metrics;
+pub mod model;
+pub mod pareto;
+pub mod space;
+pub mod train;
+pub mod workload;

@@ -1,0 +1,478 @@
+//! Design spaces: a TOML file that names config keys and the values each may take,
+//! sampled with an Owen-scrambled Sobol sequence (fixed seed, extensible: the first
+//! N samples of a larger run are the N samples of a smaller one).
+//!
+//! ```toml
+//! name = "matmul"
+//! [fixed]                      # keys every sample carries
+//! "engine.activation_bits" = 8
+//! [dimensions]                 # one Sobol dimension per key, in file order
+//! "engine.group_size" = [2, 3, 4, 5]
+//! [limits]                     # samples beyond these are skipped (too slow to synthesise)
+//! max_weights_per_clock = 64
+//! [holdout]                    # a region kept out of training, to test extrapolation
+//! "engine.rows_parallel" = [8]
+//! ```
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+use std::path::Path;
+
+use tern_hdl::config::TableStorage;
+use tern_hdl::DesignConfig;
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpaceError {
+    #[error("cannot read space file {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// A declared design space.
+#[derive(Debug, Clone)]
+pub struct Space {
+    pub name: String,
+    pub description: String,
+    /// (dotted key, value) set on every sample.
+    pub fixed: Vec<(String, toml::Value)>,
+    /// (dotted key, choices) in file order; dimension `d` of the sequence picks key `d`.
+    pub dimensions: Vec<(String, Vec<toml::Value>)>,
+    pub limits: Limits,
+    /// (dotted key, values): a sample is in the held-out region when any key takes one
+    /// of its listed values.
+    pub holdout: Vec<(String, Vec<toml::Value>)>,
+    /// SHA-256 of the file text; a dataset records it.
+    pub hash: String,
+}
+
+/// Bounds that keep a sweep's tool time finite. Zero means no bound.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Limits {
+    /// P·Q·G of a matmul engine.
+    #[serde(default)]
+    pub max_weights_per_clock: usize,
+    /// Table bits of a matmul engine whose tables are flip-flops.
+    #[serde(default)]
+    pub max_register_table_bits: usize,
+    /// Table bits of any matmul engine.
+    #[serde(default)]
+    pub max_table_bits: usize,
+    /// Lanes × stored table entries: the total width of the lanes' selects, which is
+    /// what makes large-G engines slow to synthesise.
+    #[serde(default)]
+    pub max_lookup_inputs: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct SpaceFile {
+    name: String,
+    #[serde(default)]
+    description: String,
+    #[serde(default)]
+    fixed: toml::Table,
+    dimensions: toml::Table,
+    #[serde(default)]
+    limits: Limits,
+    #[serde(default)]
+    holdout: toml::Table,
+}
+
+/// One sampled point.
+#[derive(Debug, Clone)]
+pub struct Sample {
+    /// Index in the Sobol sequence (stable across runs of any size).
+    pub index: u32,
+    pub config: DesignConfig,
+    /// The chosen value of every dimension, as TOML text.
+    pub choices: Vec<(String, String)>,
+    pub held_out: bool,
+}
+
+/// Why a point of the sequence did not become a sample.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Rejections {
+    /// Rejected by config validation (e.g. an accumulator too narrow for K).
+    pub invalid: usize,
+    /// Beyond the space's limits.
+    pub over_limits: usize,
+}
+
+const MAX_DIMENSIONS: usize = sobol_burley::NUM_DIMENSIONS as usize;
+
+impl Space {
+    pub fn from_path(path: &Path) -> Result<Space, SpaceError> {
+        let text = std::fs::read_to_string(path).map_err(|cause| SpaceError::Read {
+            path: path.display().to_string(),
+            cause,
+        })?;
+        Space::from_toml(&text, &path.display().to_string())
+    }
+
+    /// A space shipped with tern (`spaces/<name>.toml`), or a file.
+    pub fn resolve(name_or_path: &str) -> Result<Space, SpaceError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Space::from_toml(text, &format!("built-in space {name_or_path}"));
+        }
+        let path = Path::new(name_or_path);
+        if !path.exists() {
+            return Err(SpaceError::Invalid {
+                origin: name_or_path.into(),
+                message: format!(
+                    "no such space file, and not a built-in space (built-in: {})",
+                    BUILTIN
+                        .iter()
+                        .map(|(n, _)| *n)
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                ),
+            });
+        }
+        Space::from_path(path)
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<Space, SpaceError> {
+        let invalid = |message: String| SpaceError::Invalid {
+            origin: origin.into(),
+            message,
+        };
+        let file: SpaceFile =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+        let mut dimensions = vec![];
+        for (key, value) in file.dimensions {
+            let choices = match value {
+                toml::Value::Array(a) if !a.is_empty() => a,
+                _ => {
+                    return Err(invalid(format!(
+                        "dimensions.\"{key}\" must be a non-empty list of values"
+                    )))
+                }
+            };
+            check_key(&key).map_err(|m| invalid(format!("dimensions.\"{key}\": {m}")))?;
+            dimensions.push((key, choices));
+        }
+        if dimensions.is_empty() {
+            return Err(invalid("[dimensions] is empty".into()));
+        }
+        if dimensions.len() > MAX_DIMENSIONS {
+            return Err(invalid(format!(
+                "{} dimensions; the Sobol sequence has {MAX_DIMENSIONS}",
+                dimensions.len()
+            )));
+        }
+        let mut fixed = vec![];
+        for (key, value) in file.fixed {
+            check_key(&key).map_err(|m| invalid(format!("fixed.\"{key}\": {m}")))?;
+            if dimensions.iter().any(|(k, _)| *k == key) {
+                return Err(invalid(format!("\"{key}\" is both fixed and a dimension")));
+            }
+            fixed.push((key, value));
+        }
+        let mut holdout = vec![];
+        for (key, value) in file.holdout {
+            let Some((_, choices)) = dimensions.iter().find(|(k, _)| *k == key) else {
+                return Err(invalid(format!("holdout.\"{key}\" is not a dimension")));
+            };
+            let values = match value {
+                toml::Value::Array(a) => a,
+                other => vec![other],
+            };
+            for v in &values {
+                if !choices.contains(v) {
+                    return Err(invalid(format!(
+                        "holdout.\"{key}\" = {v} is not one of the dimension's values"
+                    )));
+                }
+            }
+            holdout.push((key, values));
+        }
+        Ok(Space {
+            name: file.name,
+            description: file.description,
+            fixed,
+            dimensions,
+            limits: file.limits,
+            holdout,
+            hash: hex::encode(Sha256::digest(text.as_bytes())),
+        })
+    }
+
+    /// Point `index` of the sequence as a config, or why it is not a sample.
+    pub fn point(&self, index: u32, seed: u32) -> Result<Sample, PointRejected> {
+        let mut doc = toml::Table::new();
+        for (key, value) in &self.fixed {
+            set(&mut doc, key, value.clone());
+        }
+        let mut choices = vec![];
+        let mut held_out = false;
+        for (d, (key, values)) in self.dimensions.iter().enumerate() {
+            let u = sobol_burley::sample(index, d as u32, seed) as f64;
+            let pick = ((u * values.len() as f64) as usize).min(values.len() - 1);
+            let value = values[pick].clone();
+            held_out |= self
+                .holdout
+                .iter()
+                .any(|(k, vs)| k == key && vs.contains(&value));
+            choices.push((key.clone(), value.to_string()));
+            set(&mut doc, key, value);
+        }
+        let text = toml::to_string(&doc).map_err(|e| PointRejected::Invalid(e.to_string()))?;
+        let config = DesignConfig::from_toml(&text, &format!("{} sample {index}", self.name))
+            .map_err(|e| PointRejected::Invalid(e.to_string()))?;
+        if let Some(why) = self.limits.exceeded(&config) {
+            return Err(PointRejected::OverLimits(why));
+        }
+        Ok(Sample {
+            index,
+            config,
+            choices,
+            held_out,
+        })
+    }
+
+    /// The first `n` valid points from `seed`'s sequence, and how many were rejected.
+    /// Fails when too few points of the sequence are valid (a space that is almost
+    /// entirely invalid is a mistake in the space file).
+    pub fn sample(&self, n: usize, seed: u32) -> Result<(Vec<Sample>, Rejections), SpaceError> {
+        let mut out = Vec::with_capacity(n);
+        let mut rejected = Rejections::default();
+        let budget = (n as u64 * 20 + 1000).min(u32::MAX as u64) as u32;
+        let mut index = 0u32;
+        while out.len() < n {
+            if index >= budget {
+                return Err(SpaceError::Invalid {
+                    origin: format!("space {}", self.name),
+                    message: format!(
+                        "only {} valid samples among the first {budget} points \
+                         ({} invalid configs, {} over the limits)",
+                        out.len(),
+                        rejected.invalid,
+                        rejected.over_limits
+                    ),
+                });
+            }
+            match self.point(index, seed) {
+                Ok(s) => out.push(s),
+                Err(PointRejected::Invalid(_)) => rejected.invalid += 1,
+                Err(PointRejected::OverLimits(_)) => rejected.over_limits += 1,
+            }
+            index += 1;
+        }
+        Ok((out, rejected))
+    }
+
+    /// Every point of a fully discrete space (for exhaustive comparisons), in
+    /// lexicographic order of the dimensions; fails beyond `max` points.
+    pub fn enumerate(&self, max: usize) -> Result<(Vec<DesignConfig>, Rejections), SpaceError> {
+        let total: usize = self.dimensions.iter().map(|(_, v)| v.len()).product();
+        if total > max {
+            return Err(SpaceError::Invalid {
+                origin: format!("space {}", self.name),
+                message: format!("{total} points; exhaustive enumeration is capped at {max}"),
+            });
+        }
+        let mut out = vec![];
+        let mut rejected = Rejections::default();
+        for flat in 0..total {
+            let mut doc = toml::Table::new();
+            for (key, value) in &self.fixed {
+                set(&mut doc, key, value.clone());
+            }
+            let mut rest = flat;
+            for (key, values) in self.dimensions.iter().rev() {
+                set(&mut doc, key, values[rest % values.len()].clone());
+                rest /= values.len();
+            }
+            let text = toml::to_string(&doc).expect("a table serialises");
+            match DesignConfig::from_toml(&text, &self.name) {
+                Ok(c) if self.limits.exceeded(&c).is_none() => out.push(c),
+                Ok(_) => rejected.over_limits += 1,
+                Err(_) => rejected.invalid += 1,
+            }
+        }
+        Ok((out, rejected))
+    }
+
+    /// Where a config sits relative to the space: the keys whose value is not one of the
+    /// space's choices (empty = inside). Used to flag extrapolation.
+    pub fn outside(&self, config: &DesignConfig) -> Vec<String> {
+        let text = config.to_toml();
+        let Ok(doc) = text.parse::<toml::Table>() else {
+            return vec!["(config does not serialise)".into()];
+        };
+        let mut out = vec![];
+        for (key, values) in &self.dimensions {
+            match get(&doc, key) {
+                Some(v) if values.contains(v) => {}
+                Some(v) => out.push(format!("{key} = {v}")),
+                None => out.push(format!("{key} (absent)")),
+            }
+        }
+        for (key, value) in &self.fixed {
+            match get(&doc, key) {
+                Some(v) if v == value => {}
+                Some(v) => out.push(format!("{key} = {v} (space fixes {value})")),
+                None => out.push(format!("{key} (absent)")),
+            }
+        }
+        out
+    }
+}
+
+#[derive(Debug, Clone)]
+pub enum PointRejected {
+    Invalid(String),
+    OverLimits(String),
+}
+
+impl Limits {
+    /// Which limit a config exceeds, if any.
+    pub fn exceeded(&self, config: &DesignConfig) -> Option<String> {
+        let cfg = config.matmul()?;
+        let geo = &cfg.geometry;
+        let per_clock = geo.lanes() * geo.lane_group;
+        if self.max_weights_per_clock > 0 && per_clock > self.max_weights_per_clock {
+            return Some(format!(
+                "{per_clock} weights/clock > {}",
+                self.max_weights_per_clock
+            ));
+        }
+        let lookup = geo.lanes() * (geo.table_entries - 1);
+        if self.max_lookup_inputs > 0 && lookup > self.max_lookup_inputs {
+            return Some(format!(
+                "{lookup} lookup inputs > {}",
+                self.max_lookup_inputs
+            ));
+        }
+        let table_bits = geo.table_memory_bits();
+        if self.max_table_bits > 0 && table_bits > self.max_table_bits {
+            return Some(format!("{table_bits} table bits > {}", self.max_table_bits));
+        }
+        if self.max_register_table_bits > 0
+            && cfg.engine.table_storage == TableStorage::Registers
+            && table_bits > self.max_register_table_bits
+        {
+            return Some(format!(
+                "{table_bits} register table bits > {}",
+                self.max_register_table_bits
+            ));
+        }
+        None
+    }
+}
+
+fn check_key(key: &str) -> Result<(), String> {
+    if key.is_empty() || key.split('.').any(|p| p.is_empty()) {
+        return Err("a key is dotted names, e.g. \"engine.group_size\"".into());
+    }
+    Ok(())
+}
+
+fn set(doc: &mut toml::Table, key: &str, value: toml::Value) {
+    let mut parts: Vec<&str> = key.split('.').collect();
+    let last = parts.pop().expect("checked non-empty");
+    let mut table = doc;
+    for p in parts {
+        let entry = table
+            .entry(p.to_string())
+            .or_insert_with(|| toml::Value::Table(toml::Table::new()));
+        if !entry.is_table() {
+            *entry = toml::Value::Table(toml::Table::new());
+        }
+        table = entry.as_table_mut().expect("just made a table");
+    }
+    table.insert(last.to_string(), value);
+}
+
+fn get<'a>(doc: &'a toml::Table, key: &str) -> Option<&'a toml::Value> {
+    let mut parts = key.split('.').peekable();
+    let mut table = doc;
+    while let Some(p) = parts.next() {
+        let v = table.get(p)?;
+        if parts.peek().is_none() {
+            return Some(v);
+        }
+        table = v.as_table()?;
+    }
+    None
+}
+
+/// Spaces shipped with tern.
+pub const BUILTIN: &[(&str, &str)] = &[
+    ("matmul", include_str!("../../spaces/matmul.toml")),
+    ("matmul-edge", include_str!("../../spaces/matmul-edge.toml")),
+    (
+        "matmul-small",
+        include_str!("../../spaces/matmul-small.toml"),
+    ),
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn samples_are_valid_deterministic_and_extensible() {
+        let space = Space::resolve("matmul").unwrap();
+        let (a, _) = space.sample(40, 7).unwrap();
+        let (b, _) = space.sample(60, 7).unwrap();
+        assert_eq!(a.len(), 40);
+        for (x, y) in a.iter().zip(&b) {
+            assert_eq!(x.index, y.index);
+            assert_eq!(x.config, y.config);
+        }
+        let (c, _) = space.sample(40, 8).unwrap();
+        assert!(a.iter().zip(&c).any(|(x, y)| x.config != y.config));
+    }
+
+    #[test]
+    fn every_choice_of_a_dimension_is_visited() {
+        let space = Space::resolve("matmul").unwrap();
+        let (samples, _) = space.sample(200, 1).unwrap();
+        for (d, (key, values)) in space.dimensions.iter().enumerate() {
+            for v in values {
+                let text = v.to_string();
+                let seen = samples.iter().filter(|s| s.choices[d].1 == text).count();
+                // Rejections can thin a value out, never remove it from 200 samples.
+                assert!(seen > 0, "{key} = {text} never sampled");
+            }
+        }
+    }
+
+    #[test]
+    fn bad_space_files_name_the_problem() {
+        for (text, needle) in [
+            ("name = \"x\"\n[dimensions]\n", "[dimensions] is empty"),
+            (
+                "name = \"x\"\n[dimensions]\n\"engine.group_size\" = 3\n",
+                "non-empty list",
+            ),
+            (
+                "name = \"x\"\n[dimensions]\n\"engine.group_size\" = [2]\n[holdout]\n\"engine.group_size\" = [4]\n",
+                "not one of the dimension's values",
+            ),
+            (
+                "name = \"x\"\n[dimensions]\n\"engine.group_size\" = [2]\n[limits]\nmax_luts = 3\n",
+                "max_luts",
+            ),
+        ] {
+            let err = Space::from_toml(text, "t.toml").unwrap_err().to_string();
+            assert!(err.contains(needle), "{err}");
+            assert!(err.starts_with("t.toml"), "{err}");
+        }
+    }
+
+    #[test]
+    fn configs_off_the_grid_are_reported_as_outside() {
+        let space = Space::resolve("matmul").unwrap();
+        let (samples, _) = space.sample(1, 3).unwrap();
+        assert!(space.outside(&samples[0].config).is_empty());
+        let mut cfg = samples[0].config.matmul().unwrap().clone();
+        cfg.engine.rows_parallel = 3;
+        let cfg = tern_hdl::Config::from_toml(&cfg.to_toml(), "t").unwrap();
+        let out = space.outside(&DesignConfig::Matmul(cfg));
+        assert_eq!(out, vec!["engine.rows_parallel = 3".to_string()]);
+    }
+}

@@ -1,0 +1,210 @@
+//! Workloads for design-space exploration: the ternary matmuls of one decode step of a
+//! transformer, and how an engine sized for a K tile runs them.
+//!
+//! An engine is built for a `K` tile (its table memory holds `K / (Q·G)` chunks); a
+//! layer with `k` inputs runs as `ceil(k / K)` passes whose int32 partial sums the host
+//! adds (exact). Each pass streams the layer's `m` rows once per token.
+
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Matmul {
+    pub name: String,
+    /// Output rows and inputs of the layer's weight matrix.
+    pub m: usize,
+    pub k: usize,
+    /// How many such matrices each transformer layer has.
+    #[serde(default = "one")]
+    pub per_layer: usize,
+}
+
+fn one() -> usize {
+    1
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Workload {
+    pub name: String,
+    #[serde(default)]
+    pub description: String,
+    pub layers: usize,
+    pub matmuls: Vec<Matmul>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WorkloadError {
+    #[error("cannot read workload {path}: {cause}")]
+    Read { path: String, cause: std::io::Error },
+    #[error("{origin}: {message}")]
+    Invalid { origin: String, message: String },
+}
+
+/// Built-in workloads.
+pub const BUILTIN: &[(&str, &str)] = &[
+    (
+        "bitnet-2b",
+        r#"
+name = "bitnet-2b"
+description = "BitNet-b1.58-2B-like decoder: hidden 2560, FFN 6912, 30 layers, 20 query / 5 KV heads of 128"
+layers = 30
+matmuls = [
+  { name = "q_proj", m = 2560, k = 2560 },
+  { name = "kv_proj", m = 640, k = 2560, per_layer = 2 },
+  { name = "o_proj", m = 2560, k = 2560 },
+  { name = "gate_up_proj", m = 6912, k = 2560, per_layer = 2 },
+  { name = "down_proj", m = 2560, k = 6912 },
+]
+"#,
+    ),
+    (
+        "small",
+        r#"
+name = "small"
+description = "a small decoder: hidden 512, FFN 1376, 8 layers, 8 heads of 64"
+layers = 8
+matmuls = [
+  { name = "qkv_proj", m = 512, k = 512, per_layer = 3 },
+  { name = "o_proj", m = 512, k = 512 },
+  { name = "gate_up_proj", m = 1376, k = 512, per_layer = 2 },
+  { name = "down_proj", m = 512, k = 1376 },
+]
+"#,
+    ),
+];
+
+impl Workload {
+    pub fn resolve(name_or_path: &str) -> Result<Workload, WorkloadError> {
+        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
+            return Workload::from_toml(text, &format!("built-in workload {name_or_path}"));
+        }
+        let path = Path::new(name_or_path);
+        let text = std::fs::read_to_string(path).map_err(|cause| WorkloadError::Read {
+            path: format!(
+                "{name_or_path} (not a built-in workload either: {})",
+                BUILTIN
+                    .iter()
+                    .map(|(n, _)| *n)
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+            cause,
+        })?;
+        Workload::from_toml(&text, name_or_path)
+    }
+
+    pub fn from_toml(text: &str, origin: &str) -> Result<Workload, WorkloadError> {
+        let invalid = |message: String| WorkloadError::Invalid {
+            origin: origin.into(),
+            message,
+        };
+        let w: Workload =
+            toml::from_str(text).map_err(|e| invalid(e.to_string().trim_end().to_string()))?;
+        if w.layers == 0 || w.matmuls.is_empty() {
+            return Err(invalid(
+                "a workload needs layers ≥ 1 and at least one matmul".into(),
+            ));
+        }
+        for mm in &w.matmuls {
+            if mm.m == 0 || mm.k == 0 || mm.per_layer == 0 || mm.m > 1 << 20 || mm.k > 1 << 20 {
+                return Err(invalid(format!(
+                    "matmul {}: m, k and per_layer must be in 1..=2^20",
+                    mm.name
+                )));
+            }
+        }
+        Ok(w)
+    }
+
+    /// Ternary weights read per decoded token.
+    pub fn weights_per_token(&self) -> u64 {
+        self.layers as u64
+            * self
+                .matmuls
+                .iter()
+                .map(|m| (m.m * m.k * m.per_layer) as u64)
+                .sum::<u64>()
+    }
+}
+
+/// The decode-rate projection of one engine on one workload: a roofline of compute
+/// (clocks at a clock rate) and weight streaming (bytes at the board's bandwidth).
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Projection {
+    /// Engine clocks per token (all passes of all matmuls of all layers).
+    pub cycles_per_token: f64,
+    pub clock_mhz: f64,
+    /// Where the clock came from: `fmax (predicted)`, `fmax (nextpnr)` or
+    /// `board clock (no router)`.
+    pub clock_source: String,
+    pub compute_s: f64,
+    /// Packed weight bytes streamed per token.
+    pub weight_bytes: f64,
+    pub memory_gbyte_per_s: f64,
+    pub memory_s: f64,
+    pub tokens_per_s: f64,
+    /// `compute` or `memory`.
+    pub bound: String,
+}
+
+/// Bytes of packed weights: `1 + index bits` per group of `g` weights.
+pub fn packed_bytes(weights: u64, group: usize) -> f64 {
+    let index_bits = tern_hdl::weights::index_bits(group);
+    weights as f64 * (1 + index_bits) as f64 / group as f64 / 8.0
+}
+
+pub fn project(
+    cycles_per_token: f64,
+    clock_mhz: f64,
+    clock_source: &str,
+    weight_bytes: f64,
+    memory_gbyte_per_s: f64,
+) -> Projection {
+    let compute_s = cycles_per_token / (clock_mhz * 1e6);
+    let memory_s = weight_bytes / (memory_gbyte_per_s * 1e9);
+    let slowest = compute_s.max(memory_s);
+    Projection {
+        cycles_per_token,
+        clock_mhz,
+        clock_source: clock_source.into(),
+        compute_s,
+        weight_bytes,
+        memory_gbyte_per_s,
+        memory_s,
+        tokens_per_s: if slowest > 0.0 { 1.0 / slowest } else { 0.0 },
+        bound: if compute_s >= memory_s {
+            "compute".into()
+        } else {
+            "memory".into()
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_workloads_parse_and_count_weights() {
+        let w = Workload::resolve("bitnet-2b").unwrap();
+        // per layer: 2560² ·2 (q, o) + 640·2560·2 (k, v) + 6912·2560·3 (gate, up, down)
+        let per_layer = 2560u64 * 2560 * 2 + 640 * 2560 * 2 + 6912 * 2560 * 3;
+        assert_eq!(w.weights_per_token(), 30 * per_layer);
+        assert!(Workload::resolve("small").is_ok());
+        let err = Workload::resolve("nope.toml").unwrap_err().to_string();
+        assert!(err.contains("bitnet-2b"), "{err}");
+    }
+
+    #[test]
+    fn roofline_picks_the_slower_term() {
+        // 1e6 clocks at 100 MHz = 10 ms; 1 GB at 10 GB/s = 100 ms → memory bound, 10 tok/s.
+        let p = project(1e6, 100.0, "board clock (no router)", 1e9, 10.0);
+        assert_eq!(p.bound, "memory");
+        assert!((p.tokens_per_s - 10.0).abs() < 1e-9);
+        let p = project(1e8, 100.0, "x", 1e9, 10.0);
+        assert_eq!(p.bound, "compute");
+        assert!((p.tokens_per_s - 1.0).abs() < 1e-9);
+    }
+}

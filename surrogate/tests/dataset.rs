@@ -1,0 +1,156 @@
+//! The dataset file: rows survive a crash mid-write, damage is reported with its line,
+//! and a file made for another space, board or format version is refused.
+
+use std::io::Write;
+
+use tern_hdl::design_graph;
+use tern_surrogate::dataset::{Dataset, DatasetError, Header, Row, Status, Targets, Writer};
+use tern_surrogate::space::Space;
+
+fn header() -> Header {
+    Header {
+        format: "tern-dataset".into(),
+        version: tern_surrogate::dataset::VERSION,
+        space: "matmul".into(),
+        space_hash: "abc".into(),
+        board: "kv260".into(),
+        family: "xcup".into(),
+        seed: 1,
+        pnr: false,
+    }
+}
+
+fn rows(n: usize) -> Vec<Row> {
+    let space = Space::resolve("matmul").unwrap();
+    let (samples, _) = space.sample(n, 5).unwrap();
+    samples
+        .iter()
+        .enumerate()
+        .map(|(i, s)| Row {
+            index: s.index,
+            name: format!("r{i}"),
+            config_toml: s.config.to_toml(),
+            held_out: s.held_out,
+            graph: design_graph(&s.config),
+            // every third row a failure: recorded, with no targets
+            status: if i % 3 == 2 {
+                Status::Failed
+            } else {
+                Status::Ok
+            },
+            error: (i % 3 == 2).then(|| "yosys: exit status 1".to_string()),
+            targets: (i % 3 != 2).then_some(Targets {
+                luts: 100.0 + i as f64,
+                ffs: 50.0,
+                dsps: 0.0,
+                brams: 0.5,
+                cycles: 1000.0,
+                fmax_mhz: None,
+            }),
+            yosys: "Yosys 0.23".into(),
+            nextpnr: None,
+            tool_seconds: 1.5,
+        })
+        .collect()
+}
+
+#[test]
+fn rows_round_trip_and_failures_are_kept() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.jsonl");
+    let (mut w, existing) = Writer::open(&path, &header()).unwrap();
+    assert!(existing.is_empty());
+    let written = rows(6);
+    for r in &written {
+        w.append(r).unwrap();
+    }
+    let ds = Dataset::read(&path).unwrap();
+    assert_eq!(ds.rows, written);
+    assert_eq!(ds.ok_rows().count(), 4);
+    assert!(ds
+        .rows
+        .iter()
+        .any(|r| r.status == Status::Failed && r.targets.is_none()));
+}
+
+#[test]
+fn a_torn_last_line_is_dropped_and_appending_resumes() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.jsonl");
+    let all = rows(4);
+    let (mut w, _) = Writer::open(&path, &header()).unwrap();
+    for r in &all[..3] {
+        w.append(r).unwrap();
+    }
+    drop(w);
+    // A writer killed halfway through the fourth row.
+    let line = serde_json::to_string(&all[3]).unwrap();
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    f.write_all(&line.as_bytes()[..line.len() / 2]).unwrap();
+    drop(f);
+    let ds = Dataset::read(&path).unwrap();
+    assert!(ds.torn_tail);
+    assert_eq!(ds.rows.len(), 3);
+    let (mut w, existing) = Writer::open(&path, &header()).unwrap();
+    assert_eq!(existing.len(), 3);
+    w.append(&all[3]).unwrap();
+    let ds = Dataset::read(&path).unwrap();
+    assert!(!ds.torn_tail);
+    assert_eq!(ds.rows, all);
+}
+
+#[test]
+fn damage_and_mismatches_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.jsonl");
+    let (mut w, _) = Writer::open(&path, &header()).unwrap();
+    for r in rows(3) {
+        w.append(&r).unwrap();
+    }
+    drop(w);
+    let good = std::fs::read_to_string(&path).unwrap();
+
+    // A damaged row in the middle names its line.
+    let mut lines: Vec<&str> = good.lines().collect();
+    lines[2] = "{\"index\": 7, \"garbage\"";
+    std::fs::write(&path, lines.join("\n") + "\n").unwrap();
+    let err = Dataset::read(&path).unwrap_err().to_string();
+    assert!(err.contains("d.jsonl:3"), "{err}");
+
+    // An ok row without targets breaks the format's promise.
+    let mut row: serde_json::Value = serde_json::from_str(good.lines().nth(1).unwrap()).unwrap();
+    row["targets"] = serde_json::Value::Null;
+    let text = format!("{}\n{}\n", good.lines().next().unwrap(), row);
+    std::fs::write(&path, text).unwrap();
+    let err = Dataset::read(&path).unwrap_err().to_string();
+    assert!(err.contains("ok but has no targets"), "{err}");
+
+    // Another format version.
+    std::fs::write(&path, good.replacen("\"version\":1", "\"version\":99", 1)).unwrap();
+    assert!(matches!(
+        Dataset::read(&path).unwrap_err(),
+        DatasetError::Version { found: 99, .. }
+    ));
+
+    // Not a dataset at all, and an empty file.
+    std::fs::write(&path, "hello\n").unwrap();
+    assert!(Dataset::read(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("header is not JSON"));
+    std::fs::write(&path, "").unwrap();
+    assert!(Dataset::read(&path)
+        .unwrap_err()
+        .to_string()
+        .contains("empty file"));
+
+    // A file made for another board is not appended to.
+    std::fs::write(&path, &good).unwrap();
+    let mut other = header();
+    other.board = "zcu104".into();
+    let err = Writer::open(&path, &other).err().unwrap().to_string();
+    assert!(err.contains("kv260") && err.contains("zcu104"), "{err}");
+}

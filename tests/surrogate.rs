@@ -1,0 +1,332 @@
+//! End-to-end: `tern dataset` with real Yosys, and `tern train`, `tern eval`,
+//! `tern predict` and `tern dse` on the shipped dataset and model.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn tern_in(cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
+    let mut c = Command::new(env!("CARGO_BIN_EXE_tern"));
+    c.current_dir(env!("CARGO_MANIFEST_DIR"))
+        .env("TERN_CACHE_DIR", cache)
+        .env("TERN_NO_PROGRESS", "1")
+        .args(args);
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    c.output().unwrap()
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+fn repo(path: &str) -> String {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+        .join(path)
+        .display()
+        .to_string()
+}
+
+/// Three small engines: a space that Yosys gets through in seconds.
+const TINY_SPACE: &str = r#"
+name = "tiny"
+[fixed]
+"engine.activation_bits" = 8
+"engine.accumulator_bits" = 16
+"engine.table_storage" = "registers"
+"engine.weight_buffer_depth" = 4
+"engine.rows_parallel" = 1
+"engine.groups_per_cycle" = 1
+"workload.m" = 4
+"workload.k" = 12
+[dimensions]
+"engine.kind" = ["tlmm", "adder-tree"]
+"engine.group_size" = [2, 3]
+"workload.tokens" = [1, 3]
+"#;
+
+fn rows(path: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(path)
+        .unwrap()
+        .lines()
+        .skip(1)
+        .map(|l| serde_json::from_str(l).unwrap())
+        .collect()
+}
+
+#[test]
+fn dataset_rows_come_from_real_synthesis_and_a_rerun_adds_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("tiny.toml");
+    std::fs::write(&space, TINY_SPACE).unwrap();
+    let out = dir.path().join("tiny.jsonl");
+    let args = [
+        "dataset",
+        "--space",
+        space.to_str().unwrap(),
+        "--board",
+        "kv260",
+        "--n",
+        "3",
+        "--out",
+        out.to_str().unwrap(),
+        "--jobs",
+        "2",
+    ];
+    let o = tern_in(dir.path(), &[], &args);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("3 added (3 ok, 0 failed, 0 timed out)"), "{t}");
+    let made = rows(&out);
+    assert_eq!(made.len(), 3);
+    for r in &made {
+        let cfg = tern_hdl::Config::from_toml(r["config_toml"].as_str().unwrap(), "row").unwrap();
+        let t = &r["targets"];
+        assert!(
+            t["luts"].as_f64().unwrap() > 0.0 && t["ffs"].as_f64().unwrap() > 0.0,
+            "{r}"
+        );
+        assert_eq!(t["cycles"].as_f64().unwrap(), cfg.streaming_cycles() as f64);
+        assert!(r["yosys"].as_str().unwrap().starts_with("Yosys"));
+        assert!(!r["graph"]["nodes"].as_array().unwrap().is_empty());
+    }
+    let o = tern_in(dir.path(), &[], &args);
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains("3 rows already there, 0 added"),
+        "{t}"
+    );
+    assert_eq!(rows(&out).len(), 3);
+}
+
+#[test]
+fn a_design_that_fails_synthesis_is_a_failed_row_never_a_zero_row() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("tiny.toml");
+    std::fs::write(&space, TINY_SPACE).unwrap();
+    let yosys = dir.path().join("broken-yosys");
+    std::fs::write(
+        &yosys,
+        "#!/bin/sh\nif [ \"$1\" = -V ]; then echo 'Yosys 0.0 (broken)'; exit 0; fi\necho 'ERROR: out of cheese' >&2\nexit 3\n",
+    )
+    .unwrap();
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&yosys, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let out = dir.path().join("broken.jsonl");
+    let o = tern_in(
+        dir.path(),
+        &[("TERN_YOSYS", yosys.to_str().unwrap())],
+        &[
+            "dataset",
+            "--space",
+            space.to_str().unwrap(),
+            "--board",
+            "kv260",
+            "--n",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("2 added (0 ok, 2 failed"), "{t}");
+    for r in rows(&out) {
+        assert_eq!(r["status"], "failed", "{r}");
+        assert!(r["targets"].is_null(), "{r}");
+        assert!(!r["error"].as_str().unwrap().is_empty(), "{r}");
+    }
+    // Training on nothing but failures is refused, not fitted to zeros.
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "train",
+            "--dataset",
+            out.to_str().unwrap(),
+            "--out",
+            dir.path().join("m.tgnn").to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("nothing to train on"),
+        "{t}"
+    );
+}
+
+#[test]
+fn predict_answers_in_milliseconds_and_flags_extrapolation() {
+    let dir = tempfile::tempdir().unwrap();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "predict",
+            "--config",
+            "examples/default.toml",
+            "--board",
+            "kv260",
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    for target in ["luts", "ffs", "dsps", "brams", "cycles"] {
+        assert!(t.contains(target), "{t}");
+    }
+    assert!(
+        t.contains(" ms)") && t.contains("inside the trained space"),
+        "{t}"
+    );
+
+    // Three rows in parallel is not a value of the space.
+    let cfg = dir.path().join("p3.toml");
+    let text3 = std::fs::read_to_string(repo("examples/default.toml"))
+        .unwrap()
+        .replace("rows_parallel = 4", "rows_parallel = 3");
+    std::fs::write(&cfg, text3).unwrap();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["predict", "--config", cfg.to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("EXTRAPOLATION") && t.contains("engine.rows_parallel = 3"),
+        "{t}"
+    );
+}
+
+#[test]
+fn damaged_weights_and_datasets_are_clear_errors() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.tgnn");
+    std::fs::write(&junk, b"definitely not weights").unwrap();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "predict",
+            "--config",
+            "examples/default.toml",
+            "--model",
+            junk.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("junk.tgnn") && t.contains("bad magic"),
+        "{t}"
+    );
+
+    let ds = dir.path().join("junk.jsonl");
+    std::fs::write(&ds, "{\"format\":\"tern-dataset\",\"version\":0}\n").unwrap();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["train", "--dataset", ds.to_str().unwrap()],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("version-0 dataset"),
+        "{t}"
+    );
+}
+
+#[test]
+fn train_then_eval_writes_a_table_and_plots() {
+    let dir = tempfile::tempdir().unwrap();
+    let model = dir.path().join("quick.tgnn");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "train",
+            "--dataset",
+            "datasets/matmul-kv260.jsonl",
+            "--out",
+            model.to_str().unwrap(),
+            "--members",
+            "1",
+            "--epochs",
+            "2",
+            "--hidden",
+            "16",
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let out = dir.path().join("eval");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "eval",
+            "--dataset",
+            "datasets/matmul-kv260.jsonl",
+            "--model",
+            model.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("Random test rows") && t.contains("Held-out region"),
+        "{t}"
+    );
+    for f in [
+        "eval.md",
+        "eval.json",
+        "predicted_vs_actual.png",
+        "predicted_vs_actual.svg",
+    ] {
+        assert!(out.join(f).metadata().unwrap().len() > 100, "{f}");
+    }
+}
+
+#[test]
+fn dse_synthesises_its_top_picks_and_reports_predicted_against_actual() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dse");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "dse",
+            "--space",
+            "matmul-small",
+            "--board",
+            "kv260",
+            "--workload",
+            "small",
+            "--top-k",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("board clock (no router)"), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("dse.json")).unwrap()).unwrap();
+    let synthesised: Vec<&serde_json::Value> = report["results"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|c| !c["actual"].is_null())
+        .collect();
+    assert_eq!(synthesised.len(), 2, "{t}");
+    for c in synthesised {
+        assert_eq!(c["on_front"], true);
+        assert!(c["actual"]["luts"].as_f64().unwrap() > 0.0);
+    }
+    assert!(out.join("front.png").metadata().unwrap().len() > 1000);
+}
