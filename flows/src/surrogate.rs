@@ -540,8 +540,7 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
             _ => None,
         }
     };
-    for t in 0..TARGET_COUNT {
-        let name = TARGETS[t];
+    for (t, name) in TARGETS.iter().enumerate() {
         match (r.prediction.value[t], r.prediction.spread[t]) {
             (Some(v), Some(s)) => {
                 let share = budget(t)

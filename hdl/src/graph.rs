@@ -67,10 +67,11 @@ impl BlockKind {
 }
 
 /// Where a memory lives.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
 pub enum Storage {
     /// Not a memory.
+    #[default]
     None,
     Registers,
     Distributed,
@@ -117,12 +118,6 @@ pub struct NodeParams {
 
 fn is_zero(v: &usize) -> bool {
     *v == 0
-}
-
-impl Default for Storage {
-    fn default() -> Self {
-        Storage::None
-    }
 }
 
 impl Storage {

@@ -61,10 +61,10 @@ impl LinearBaseline {
                 let mut a = vec![vec![0.0; d]; d];
                 let mut b = vec![0.0; d];
                 for (x, y) in &data {
-                    for i in 0..d {
-                        b[i] += x[i] * y;
-                        for j in 0..d {
-                            a[i][j] += x[i] * x[j];
+                    for ((row, bi), xi) in a.iter_mut().zip(b.iter_mut()).zip(x.iter()) {
+                        *bi += xi * y;
+                        for (aij, xj) in row.iter_mut().zip(x.iter()) {
+                            *aij += xi * xj;
                         }
                     }
                 }
@@ -103,10 +103,11 @@ fn solve(mut a: Vec<Vec<f64>>, mut b: Vec<f64>) -> Vec<f64> {
         if p.abs() < 1e-12 {
             continue;
         }
+        let pivot_row = a[col].clone();
         for row in col + 1..n {
             let f = a[row][col] / p;
-            for k in col..n {
-                a[row][k] -= f * a[col][k];
+            for (x, p) in a[row][col..].iter_mut().zip(&pivot_row[col..]) {
+                *x -= f * p;
             }
             b[row] -= f * b[col];
         }
