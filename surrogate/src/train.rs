@@ -124,13 +124,8 @@ impl Scaling {
         ((value.ln_1p() - self.mean[t]) / self.std[t]) as f32
     }
 
-    /// Back to natural units, rounded to the target's quantum (whole LUTs, half BRAMs).
     fn decode(&self, t: usize, z: f64) -> f64 {
-        let v = (z * self.std[t] + self.mean[t]).exp_m1().max(0.0);
-        match QUANTUM[t] {
-            q if q > 0.0 => (v / q).round() * q,
-            _ => v,
-        }
+        (z * self.std[t] + self.mean[t]).exp_m1().max(0.0)
     }
 }
 
@@ -279,7 +274,13 @@ impl Surrogate {
                     let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
                         / vals.len() as f64)
                         .sqrt();
-                    value[t] = Some(mean);
+                    // Rounded to the target's quantum (whole LUTs, half BRAMs).
+                    let q = QUANTUM[t];
+                    value[t] = Some(if q > 0.0 {
+                        (mean / q).round() * q
+                    } else {
+                        mean
+                    });
                     spread[t] = Some(if mean > 0.0 { sd / mean } else { 0.0 });
                 }
                 out.push(Prediction { value, spread });
