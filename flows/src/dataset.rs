@@ -4,7 +4,6 @@
 //! file (and from the cache); failures are rows of their own.
 
 use anyhow::{Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
@@ -79,16 +78,7 @@ pub fn build(
         summary.already,
         todo.len()
     );
-    let bar = ProgressBar::new(todo.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}",
-        )
-        .expect("valid template"),
-    );
-    if std::env::var_os("TERN_NO_PROGRESS").is_some() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = sweep::progress_bar(todo.len() as u64);
     let sweep_plan = SweepPlan {
         jobs: 1,
         pnr: header.pnr,

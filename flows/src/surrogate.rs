@@ -2,7 +2,7 @@
 //! and a weights file. `tern dse` lives in `dse`.
 
 use anyhow::{bail, Context, Result};
-use indicatif::{ProgressBar, ProgressStyle};
+use indicatif::ProgressBar;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -91,18 +91,6 @@ impl Progress for Bar {
     }
 }
 
-fn bar(len: u64) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .expect("valid template"),
-    );
-    if std::env::var_os("TERN_NO_PROGRESS").is_some() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
-    bar
-}
-
 /// Train on the dataset's training split and save the ensemble.
 pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrogate> {
     let loaded = load(dataset)?;
@@ -123,7 +111,7 @@ pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrog
         loaded.items.iter().filter(|i| i.split == Split::HeldOutRegion).count(),
     );
     let progress = Bar(
-        bar((options.members * options.max_epochs) as u64),
+        crate::sweep::progress_bar((options.members * options.max_epochs) as u64),
         options.members,
     );
     let start = Instant::now();

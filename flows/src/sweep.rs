@@ -64,14 +64,7 @@ pub fn run(
         .iter()
         .flat_map(|i| boards.iter().map(move |b| (i, b)))
         .collect();
-    let bar = ProgressBar::new(pairs.len() as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} {msg}")
-            .expect("valid template"),
-    );
-    if std::env::var_os("TERN_NO_PROGRESS").is_some() {
-        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
-    }
+    let bar = progress_bar(pairs.len() as u64);
     let pool = rayon::ThreadPoolBuilder::new()
         .num_threads(plan.jobs.max(1))
         .build()
@@ -94,6 +87,22 @@ pub fn run(
     });
     bar.finish_and_clear();
     rows
+}
+
+/// The progress bar of every long flow (sweeps, datasets, training); hidden when
+/// `TERN_NO_PROGRESS` is set (tests, logs).
+pub fn progress_bar(len: u64) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    bar.set_style(
+        ProgressStyle::with_template(
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}",
+        )
+        .expect("valid template"),
+    );
+    if std::env::var_os("TERN_NO_PROGRESS").is_some() {
+        bar.set_draw_target(indicatif::ProgressDrawTarget::hidden());
+    }
+    bar
 }
 
 /// One (design, board) pair: generate, synthesise, and place and route if asked.
