@@ -5,7 +5,6 @@ use anyhow::{bail, Context, Result};
 use indicatif::ProgressBar;
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -43,15 +42,12 @@ pub struct Item {
 pub struct Loaded {
     pub dataset: Dataset,
     pub items: Vec<Item>,
-    pub sha256: String,
 }
 
 /// Read a dataset and turn its ok rows into examples (failed rows are counted, never
 /// trained on).
 pub fn load(path: &Path) -> Result<Loaded> {
     let dataset = Dataset::read(path)?;
-    let bytes = std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
-    let sha256 = hex::encode(Sha256::digest(&bytes));
     let mut items = vec![];
     for row in dataset.ok_rows() {
         let config = DesignConfig::from_toml(
@@ -71,11 +67,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
             config,
         });
     }
-    Ok(Loaded {
-        dataset,
-        items,
-        sha256,
-    })
+    Ok(Loaded { dataset, items })
 }
 
 struct Bar(ProgressBar, usize);
@@ -123,7 +115,7 @@ pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrog
             space_hash: h.space_hash.clone(),
             board: h.board.clone(),
             family: h.family.clone(),
-            dataset_sha256: loaded.sha256.clone(),
+            dataset_sha256: loaded.dataset.sha256.clone(),
         },
         &progress,
     )?;
@@ -174,7 +166,7 @@ pub struct EvalReport {
 pub fn eval(dataset: &Path, model_path: &Path, out: &Path) -> Result<EvalReport> {
     let loaded = load(dataset)?;
     let model = Surrogate::load(model_path)?;
-    if model.header.dataset_sha256 != loaded.sha256 {
+    if model.header.dataset_sha256 != loaded.dataset.sha256 {
         eprintln!(
             "note: {} was trained on another version of the dataset (sha256 {}…); its training split is the same by construction",
             model_path.display(),

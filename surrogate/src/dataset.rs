@@ -8,6 +8,7 @@
 //! ```
 
 use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -110,6 +111,8 @@ pub struct Dataset {
     pub rows: Vec<Row>,
     /// A torn last line (a killed writer) that was skipped.
     pub torn_tail: bool,
+    /// SHA-256 of the file as read (a model records the dataset it was trained on).
+    pub sha256: String,
 }
 
 impl Dataset {
@@ -132,6 +135,7 @@ impl Dataset {
         };
         let mut lines = vec![];
         let mut buf = Vec::new();
+        let mut digest = Sha256::new();
         loop {
             buf.clear();
             let n = (&mut reader)
@@ -144,6 +148,7 @@ impl Dataset {
             if n == 0 {
                 break;
             }
+            digest.update(&buf);
             if buf.len() > MAX_LINE_BYTES {
                 return Err(corrupt(
                     lines.len() + 1,
@@ -193,6 +198,7 @@ impl Dataset {
             header,
             rows,
             torn_tail,
+            sha256: hex::encode(digest.finalize()),
         })
     }
 }
