@@ -502,7 +502,7 @@ pub fn main() -> Result<()> {
             let cfg = DesignConfig::from_path(&config)?;
             let board = crate::synthesis::board_for(&cfg, board.as_deref(), &config)?;
             let model = crate::surrogate::find_model(&board, model.as_deref())?;
-            let report = crate::surrogate::predict_one(&cfg, &board, &model)?;
+            let report = crate::surrogate::predict_one(&cfg, &board, &model);
             crate::surrogate::print_prediction(&report, &board);
             if let Some(j) = json {
                 crate::synthesis::write_json(&j, &report)?;

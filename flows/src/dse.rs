@@ -15,10 +15,10 @@ use tern_hdl::{design_graph, Config, DesignConfig};
 use tern_surrogate::features::encode;
 use tern_surrogate::pareto::{front, greedy_by_contribution, hypervolume};
 use tern_surrogate::space::Space;
-use tern_surrogate::train::Surrogate;
 use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
 
 use crate::plot::{plot_error, register_png_font};
+use crate::surrogate::FoundModel;
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use crate::synth::SynthOptions;
 
@@ -154,12 +154,12 @@ pub fn run(
     space: &Space,
     board: &Board,
     workload: &Workload,
-    model_path: &Path,
+    found: &FoundModel,
     plan: &DsePlan,
     opts: &SynthOptions,
     out: &Path,
 ) -> Result<DseReport> {
-    let model = Surrogate::load(model_path)?;
+    let model = &found.model;
     let engines: Vec<Config> = if plan.exhaustive {
         let (configs, _) = space.enumerate(4096)?;
         configs
@@ -301,7 +301,7 @@ pub fn run(
         space: space.name.clone(),
         board: board.name.clone(),
         workload: workload.clone(),
-        model: model_path.display().to_string(),
+        model: found.path.display().to_string(),
         candidates: results.len(),
         fitting: fitting.len(),
         predict_seconds,

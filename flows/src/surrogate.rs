@@ -422,10 +422,20 @@ where
     Ok(())
 }
 
-/// Where to look for a model when none is named: `models/*.tgnn` beside the repository.
-pub fn find_model(board: &Board, explicit: Option<&Path>) -> Result<PathBuf> {
+/// A weights file and its loaded ensemble.
+pub struct FoundModel {
+    pub path: PathBuf,
+    pub model: Surrogate,
+}
+
+/// The model named on the command line, or else the one in `models/*.tgnn` (beside the
+/// repository) trained for this board, or else for its family. Each file is read once.
+pub fn find_model(board: &Board, explicit: Option<&Path>) -> Result<FoundModel> {
     if let Some(p) = explicit {
-        return Ok(p.to_path_buf());
+        return Ok(FoundModel {
+            path: p.to_path_buf(),
+            model: Surrogate::load(p)?,
+        });
     }
     let dir = crate::cli::find_in_repo(Path::new("models"));
     let mut same_family = None;
@@ -435,13 +445,15 @@ pub fn find_model(board: &Board, explicit: Option<&Path>) -> Result<PathBuf> {
             .filter(|p| p.extension().is_some_and(|x| x == "tgnn"))
             .collect();
         paths.sort();
-        for p in paths {
-            let Ok(m) = Surrogate::load(&p) else { continue };
-            if m.header.board == board.name {
-                return Ok(p);
+        for path in paths {
+            let Ok(model) = Surrogate::load(&path) else {
+                continue;
+            };
+            if model.header.board == board.name {
+                return Ok(FoundModel { path, model });
             }
-            if m.header.family == board.family.name() && same_family.is_none() {
-                same_family = Some(p);
+            if model.header.family == board.family.name() && same_family.is_none() {
+                same_family = Some(FoundModel { path, model });
             }
         }
     }
@@ -466,12 +478,8 @@ pub struct PredictReport {
     pub milliseconds: f64,
 }
 
-pub fn predict_one(
-    config: &DesignConfig,
-    board: &Board,
-    model_path: &Path,
-) -> Result<PredictReport> {
-    let model = Surrogate::load(model_path)?;
+pub fn predict_one(config: &DesignConfig, board: &Board, found: &FoundModel) -> PredictReport {
+    let model = &found.model;
     let start = Instant::now();
     let graph = encode(&design_graph(config), config);
     let prediction = model.predict(&[&graph]).remove(0);
@@ -496,13 +504,13 @@ pub fn predict_one(
             board.family.name()
         ));
     }
-    Ok(PredictReport {
-        model: model_path.display().to_string(),
+    PredictReport {
+        model: found.path.display().to_string(),
         board: board.name.clone(),
         prediction,
         extrapolation,
         milliseconds,
-    })
+    }
 }
 
 pub fn print_prediction(r: &PredictReport, board: &Board) {
