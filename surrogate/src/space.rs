@@ -199,35 +199,54 @@ impl Space {
         })
     }
 
-    /// Point `index` of the sequence as a config, or why it is not a sample.
-    pub fn point(&self, index: u32, seed: u32) -> Result<Sample, PointRejected> {
+    /// The config with the fixed keys and value `picks[d]` of each dimension `d`, if it
+    /// is valid and within the limits.
+    fn config_of(&self, picks: &[usize], origin: &str) -> Result<DesignConfig, PointRejected> {
         let mut doc = toml::Table::new();
         for (key, value) in &self.fixed {
             set(&mut doc, key, value.clone());
         }
-        let mut choices = vec![];
-        let mut held_out = false;
-        for (d, (key, values)) in self.dimensions.iter().enumerate() {
-            let u = sobol_burley::sample(index, d as u32, seed) as f64;
-            let pick = ((u * values.len() as f64) as usize).min(values.len() - 1);
-            let value = values[pick].clone();
-            held_out |= self
-                .holdout
-                .iter()
-                .any(|(k, vs)| k == key && vs.contains(&value));
-            choices.push((key.clone(), value.to_string()));
-            set(&mut doc, key, value);
+        for ((key, values), &pick) in self.dimensions.iter().zip(picks) {
+            set(&mut doc, key, values[pick].clone());
         }
         let text = toml::to_string(&doc).map_err(|e| PointRejected::Invalid(e.to_string()))?;
-        let config = DesignConfig::from_toml(&text, &format!("{} sample {index}", self.name))
+        let config = DesignConfig::from_toml(&text, origin)
             .map_err(|e| PointRejected::Invalid(e.to_string()))?;
-        if let Some(why) = self.limits.exceeded(&config) {
-            return Err(PointRejected::OverLimits(why));
+        match self.limits.exceeded(&config) {
+            Some(why) => Err(PointRejected::OverLimits(why)),
+            None => Ok(config),
         }
+    }
+
+    /// Point `index` of the sequence as a config, or why it is not a sample.
+    pub fn point(&self, index: u32, seed: u32) -> Result<Sample, PointRejected> {
+        let picks: Vec<usize> = self
+            .dimensions
+            .iter()
+            .enumerate()
+            .map(|(d, (_, values))| {
+                let u = sobol_burley::sample(index, d as u32, seed) as f64;
+                ((u * values.len() as f64) as usize).min(values.len() - 1)
+            })
+            .collect();
+        let config = self.config_of(&picks, &format!("{} sample {index}", self.name))?;
+        let chosen = || {
+            self.dimensions
+                .iter()
+                .zip(&picks)
+                .map(|((key, values), &pick)| (key, &values[pick]))
+        };
+        let held_out = chosen().any(|(key, value)| {
+            self.holdout
+                .iter()
+                .any(|(k, vs)| k == key && vs.contains(value))
+        });
         Ok(Sample {
             index,
             config,
-            choices,
+            choices: chosen()
+                .map(|(key, value)| (key.clone(), value.to_string()))
+                .collect(),
             held_out,
         })
     }
@@ -276,20 +295,17 @@ impl Space {
         let mut out = vec![];
         let mut rejected = Rejections::default();
         for flat in 0..total {
-            let mut doc = toml::Table::new();
-            for (key, value) in &self.fixed {
-                set(&mut doc, key, value.clone());
-            }
+            // Mixed radix, the last dimension varying fastest.
+            let mut picks = vec![0; self.dimensions.len()];
             let mut rest = flat;
-            for (key, values) in self.dimensions.iter().rev() {
-                set(&mut doc, key, values[rest % values.len()].clone());
+            for (pick, (_, values)) in picks.iter_mut().zip(&self.dimensions).rev() {
+                *pick = rest % values.len();
                 rest /= values.len();
             }
-            let text = toml::to_string(&doc).expect("a table serialises");
-            match DesignConfig::from_toml(&text, &self.name) {
-                Ok(c) if self.limits.exceeded(&c).is_none() => out.push(c),
-                Ok(_) => rejected.over_limits += 1,
-                Err(_) => rejected.invalid += 1,
+            match self.config_of(&picks, &self.name) {
+                Ok(c) => out.push(c),
+                Err(PointRejected::OverLimits(_)) => rejected.over_limits += 1,
+                Err(PointRejected::Invalid(_)) => rejected.invalid += 1,
             }
         }
         Ok((out, rejected))
