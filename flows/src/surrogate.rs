@@ -153,9 +153,11 @@ pub struct EvalReport {
     pub rows: usize,
     pub failed_rows: usize,
     pub tables: Vec<EvalTable>,
-    /// Median over test designs of (Yosys seconds) / (prediction seconds per design).
+    /// Prediction time per design, batched over the random test rows.
     pub prediction_ms_per_design: f64,
+    /// Median Yosys (and nextpnr) seconds per design over the test and held-out rows.
     pub yosys_seconds_median: f64,
+    /// `yosys_seconds_median` / prediction seconds per design.
     pub speedup: f64,
     /// (split, target, actual, predicted) of every test row, for plots.
     pub points: Vec<(Split, usize, f64, f64)>,

@@ -261,6 +261,12 @@ impl Trainer {
         self.model = self.optim.step(lr, self.model.clone(), grads);
         value
     }
+
+    /// The loss on a batch with the model in inference mode (no gradients kept).
+    pub fn validation_loss(&self, batch: &Batch, targets: Tensor<2>, mask: Tensor<2>) -> f64 {
+        let pred = self.model.valid().forward(batch);
+        masked_mse(pred, targets, mask).into_scalar::<f32>() as f64
+    }
 }
 
 pub fn masked_mse(pred: Tensor<2>, targets: Tensor<2>, mask: Tensor<2>) -> Tensor<1> {

@@ -458,9 +458,7 @@ fn train_member(
             total += trainer.step(&batch, y, m, lr);
             batches += 1;
         }
-        let pred = trainer.model.valid().forward(&val_batch);
-        let val_loss =
-            model::masked_mse(pred, val_y.clone(), val_mask.clone()).into_scalar::<f32>() as f64;
+        let val_loss = trainer.validation_loss(&val_batch, val_y.clone(), val_mask.clone());
         progress.epoch(member, epoch, total / batches.max(1) as f64, val_loss);
         if val_loss < best.0 {
             best = (val_loss, trainer.model.parameters(), epoch);
@@ -470,5 +468,3 @@ fn train_member(
     }
     (best.1, ran, best.0)
 }
-
-use burn::module::Module;
