@@ -1,28 +1,10 @@
 //! End-to-end: `tern dataset` with real Yosys, and `tern train`, `tern eval`,
 //! `tern predict` and `tern dse` on the shipped dataset and model.
 
+mod common;
+use common::{fake_tool, tern_in, text};
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
-
-fn tern_in(cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tern"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TERN_CACHE_DIR", cache)
-        .env("TERN_NO_PROGRESS", "1")
-        .args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 fn repo(path: &str) -> String {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -108,18 +90,17 @@ fn a_design_that_fails_synthesis_is_a_failed_row_never_a_zero_row() {
     let dir = tempfile::tempdir().unwrap();
     let space = dir.path().join("tiny.toml");
     std::fs::write(&space, TINY_SPACE).unwrap();
-    let yosys = dir.path().join("broken-yosys");
-    std::fs::write(
-        &yosys,
-        "#!/bin/sh\nif [ \"$1\" = -V ]; then echo 'Yosys 0.0 (broken)'; exit 0; fi\necho 'ERROR: out of cheese' >&2\nexit 3\n",
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&yosys, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let yosys = fake_tool(
+        dir.path(),
+        "broken-yosys",
+        "-V",
+        "Yosys 0.0 (broken)",
+        "echo 'ERROR: out of cheese' >&2\nexit 3",
+    );
     let out = dir.path().join("broken.jsonl");
     let o = tern_in(
         dir.path(),
-        &[("TERN_YOSYS", yosys.to_str().unwrap())],
+        &[("TERN_YOSYS", yosys.as_str())],
         &[
             "dataset",
             "--space",

@@ -1,29 +1,12 @@
 //! End-to-end: real Yosys and nextpnr driven by `tern synth`, `tern pnr` and `tern sweep`,
 //! each test with its own cache directory. Designs are small so that CI stays quick.
 
+mod common;
+use common::{fake_tool, tern_in, text};
+
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn tern_in(cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
-    let mut c = Command::new(env!("CARGO_BIN_EXE_tern"));
-    c.current_dir(env!("CARGO_MANIFEST_DIR"))
-        .env("TERN_CACHE_DIR", cache)
-        .env("TERN_NO_PROGRESS", "1")
-        .args(args);
-    for (k, v) in env {
-        c.env(k, v);
-    }
-    c.output().unwrap()
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
 
 /// A small matmul engine: a few hundred LUTs on any family.
 fn small_config(dir: &Path, name: &str, kind: &str, g: usize) -> String {
@@ -184,23 +167,6 @@ fn a_time_out_is_reported_and_not_cached() {
     let results = dir.path().join("results");
     let cached = std::fs::read_dir(&results).map(|d| d.count()).unwrap_or(0);
     assert_eq!(cached, 0, "a time-out must not be cached");
-}
-
-/// A stand-in for a tool that crashes, or that exits 0 but writes garbage: the one thing
-/// real Yosys and nextpnr will not do on demand. It answers the version flag like the real
-/// tool so that it is found, then runs `body`.
-fn fake_tool(dir: &Path, name: &str, version_flag: &str, version_line: &str, body: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(
-        &p,
-        format!(
-            "#!/bin/sh\nif [ \"$1\" = {version_flag} ]; then echo '{version_line}'; exit 0; fi\n{body}\n"
-        ),
-    )
-    .unwrap();
-    use std::os::unix::fs::PermissionsExt;
-    std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
-    p.display().to_string()
 }
 
 fn fake_yosys(dir: &Path, body: &str) -> String {
