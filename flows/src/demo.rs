@@ -181,14 +181,15 @@ fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measur
     match report {
         Ok(r) => {
             let v = |t: usize| r.prediction.value[t].unwrap_or(f64::NAN);
-            let spread = r.prediction.spread[0].unwrap_or(0.0);
+            use tern_surrogate::features::{BRAMS, CYCLES, FFS, LUTS};
+            let spread = r.prediction.spread[LUTS].unwrap_or(0.0);
             println!(
                 "  surrogate    predicted {:.0} LUT ± {:.0}%, {:.0} FF, {:.0} BRAM, {:.0} clocks ({:.1} ms, {}); cycle model {}, co-simulation {}",
-                v(0),
+                v(LUTS),
                 100.0 * spread,
-                v(1),
-                v(3),
-                v(4),
+                v(FFS),
+                v(BRAMS),
+                v(CYCLES),
                 r.milliseconds,
                 if r.extrapolation.is_empty() { "inside the trained space" } else { "EXTRAPOLATION" },
                 config.matmul().map_or(0, |c| c.streaming_cycles()),

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tern_boards::Board;
 use tern_hdl::{design_graph, Config, DesignConfig};
-use tern_surrogate::features::encode;
+use tern_surrogate::features::{encode, BRAMS, CYCLES, DSPS, FFS, FMAX_MHZ, LUTS};
 use tern_surrogate::pareto::{front, greedy_by_contribution, hypervolume};
 use tern_surrogate::space::Space;
 use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
@@ -21,13 +21,6 @@ use crate::plot::{plot_error, register_png_font};
 use crate::surrogate::FoundModel;
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use crate::synth::SynthOptions;
-
-const LUT: usize = 0;
-const FF: usize = 1;
-const DSP: usize = 2;
-const BRAM: usize = 3;
-const CYCLES: usize = 4;
-const FMAX: usize = 5;
 
 pub struct DsePlan {
     pub n: usize,
@@ -208,13 +201,13 @@ pub fn run(
             .zip(preds)
             .map(|((_, times), p)| times * p.value[CYCLES].unwrap_or(f64::NAN))
             .sum();
-        let fmax = preds[widest].value[FMAX];
+        let fmax = preds[widest].value[FMAX_MHZ];
         let predicted = Estimate {
-            luts: v(LUT),
-            ffs: v(FF),
-            dsps: v(DSP),
-            brams: v(BRAM),
-            lut_spread: preds[widest].spread[LUT],
+            luts: v(LUTS),
+            ffs: v(FFS),
+            dsps: v(DSPS),
+            brams: v(BRAMS),
+            lut_spread: preds[widest].spread[LUTS],
             projection: projection(engine, workload, cycles, board, fmax, "fmax (predicted)"),
         };
         results.push(Candidate {

@@ -12,7 +12,9 @@ use tern_boards::Board;
 use tern_hdl::{design_graph, DesignConfig};
 use tern_surrogate::baseline::{raw_parameters, LinearBaseline};
 use tern_surrogate::dataset::{split, Dataset, Split};
-use tern_surrogate::features::{encode, target_vector, EncodedGraph, TARGETS, TARGET_COUNT};
+use tern_surrogate::features::{
+    encode, target_vector, EncodedGraph, BRAMS, DSPS, FFS, LUTS, TARGETS, TARGET_COUNT,
+};
 use tern_surrogate::metrics::{errors, Errors};
 use tern_surrogate::space::Space;
 use tern_surrogate::train::{Example, Prediction, Progress, Provenance, Surrogate, TrainOptions};
@@ -523,10 +525,10 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
     let budget = |t: usize| -> Option<f64> {
         let res = &board.resources;
         match t {
-            0 => Some(res.luts as f64),
-            1 => Some(res.ffs as f64),
-            2 => Some(res.dsps as f64),
-            3 => Some(res.bram_blocks as f64),
+            LUTS => Some(res.luts as f64),
+            FFS => Some(res.ffs as f64),
+            DSPS => Some(res.dsps as f64),
+            BRAMS => Some(res.bram_blocks as f64),
             _ => None,
         }
     };

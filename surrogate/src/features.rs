@@ -18,6 +18,13 @@ pub const GLOBAL_FEATURES: usize = 6;
 /// The prediction targets, in the order of the model's outputs.
 pub const TARGETS: [&str; 6] = ["luts", "ffs", "dsps", "brams", "cycles", "fmax_mhz"];
 pub const TARGET_COUNT: usize = TARGETS.len();
+/// Indices into [`TARGETS`] (and every per-target vector).
+pub const LUTS: usize = 0;
+pub const FFS: usize = 1;
+pub const DSPS: usize = 2;
+pub const BRAMS: usize = 3;
+pub const CYCLES: usize = 4;
+pub const FMAX_MHZ: usize = 5;
 /// The step each target comes in (a Xilinx RAMB18 is half a block); 0 = continuous.
 pub const QUANTUM: [f64; TARGET_COUNT] = [1.0, 1.0, 1.0, 0.5, 1.0, 0.0];
 
