@@ -237,7 +237,9 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
             ..NodeParams::new()
         },
     );
-    // Bank/chunk/fill state, FIFO pointers, issue counters, stage-1 and output valid.
+    // `TlmmEngine`'s control DFFs: write side (wbank, wchunk, filled0/1), FIFO pointers
+    // (head, tail, count), issue (rbank, rchunk, rblock), stage-1 flags, output valid.
+    let control_flops = (1 + counter + 2) + 3 * counter + (1 + 2 * counter) + 3 + 1;
     let control = g.add(
         "control".into(),
         BlockKind::Control,
@@ -245,7 +247,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
             width_in: counter,
             width_out: 1,
             operators: 6,
-            flop_bits: 4 + counter + 3 * counter + 2 * counter + 3 + 1,
+            flop_bits: control_flops,
             loop_inner: geo.chunks,
             loop_outer: geo.row_blocks,
             ..NodeParams::new()
