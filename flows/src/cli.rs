@@ -31,6 +31,10 @@ enum Command {
         /// Output directory (created if needed).
         #[arg(short, long)]
         out: PathBuf,
+        /// Also write the accelerator top (register file, card memory, controller) around
+        /// the matmul engine, and its register map (regmap.md, regmap.json).
+        #[arg(long)]
+        top: bool,
     },
     /// Lint a generated design with `verilator --lint-only -Wall`.
     Lint {
@@ -270,10 +274,29 @@ pub fn main() -> Result<()> {
         .with_writer(std::io::stderr)
         .init();
     match Cli::parse().command {
-        Command::Gen { config, out } => {
+        Command::Gen { config, out, top } => {
             let cfg = DesignConfig::from_path(&config)?;
-            let design = generate_any(&cfg)?;
-            write_design(&design, &out)?;
+            let design = if top {
+                let DesignConfig::Matmul(matmul) = &cfg else {
+                    anyhow::bail!(
+                        "{}: the accelerator top wraps the matmul engine; attention has no top yet",
+                        config.display()
+                    );
+                };
+                let top = tern_hdl::top::generate_top(matmul)?;
+                tern_hdl::top::write_top(&top, &out)?;
+                println!(
+                    "top: {} KiB card memory, design id {:08x}, register map in {}",
+                    top.layout.card_bytes() / 1024,
+                    top.design_id(),
+                    out.join(tern_hdl::top::REGMAP_MARKDOWN).display()
+                );
+                top.engine
+            } else {
+                let design = generate_any(&cfg)?;
+                write_design(&design, &out)?;
+                design
+            };
             let m = &design.manifest;
             let timing = match (m.cycles_per_token, m.pipeline_latency) {
                 (Some(c), Some(l)) => format!(", {c} clocks/token, latency {l} clocks"),

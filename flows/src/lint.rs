@@ -7,6 +7,7 @@ use std::path::Path;
 use std::process::Command;
 
 use tern_hdl::emit::{DESIGN_FILE, MANIFEST_FILE, WAIVER_FILE, WRAPPER_FILE, WRAPPER_MODULE};
+use tern_hdl::top::{TOP_FILE, TOP_MODULE};
 
 /// Lint the design in `dir`; returns Verilator's diagnostics (empty when clean).
 pub fn lint_dir(dir: &Path) -> Result<Vec<String>> {
@@ -16,17 +17,17 @@ pub fn lint_dir(dir: &Path) -> Result<Vec<String>> {
             dir.display()
         );
     }
+    // A directory written by `tern gen --top` is linted from the accelerator top down.
+    let has_top = dir.join(TOP_FILE).exists();
+    let top = if has_top { TOP_MODULE } else { WRAPPER_MODULE };
+    let mut files = vec![WAIVER_FILE, WRAPPER_FILE, DESIGN_FILE];
+    if has_top {
+        files.push(TOP_FILE);
+    }
     let out = Command::new("verilator")
         .current_dir(dir)
-        .args([
-            "--lint-only",
-            "-Wall",
-            "--top-module",
-            WRAPPER_MODULE,
-            WAIVER_FILE,
-            WRAPPER_FILE,
-            DESIGN_FILE,
-        ])
+        .args(["--lint-only", "-Wall", "--top-module", top])
+        .args(&files)
         .output()
         .context(
             "running verilator (install it with scripts/setup.sh or `apt-get install verilator`)",

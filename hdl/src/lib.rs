@@ -9,6 +9,7 @@ pub mod memory;
 pub mod netlist;
 pub mod streams;
 pub mod tlmm;
+pub mod top;
 pub mod weights;
 
 pub use config::{AttentionConfig, Config, ConfigError, DesignConfig, EngineKind, Geometry};

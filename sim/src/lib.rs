@@ -4,4 +4,5 @@ pub mod cosim;
 pub mod fidelity;
 pub mod golden;
 pub mod rust_hdl_sim;
+pub mod top_model;
 pub mod verilator;

@@ -210,15 +210,36 @@ impl ModelCache {
     }
 
     fn build(&self, design: &Design, dir: &Path) -> Result<(), BridgeError> {
+        self.verilate(
+            design.short_hash(),
+            dir,
+            &|src| write_design(design, src).map(|_| ()),
+            WRAPPER_MODULE,
+            &[WRAPPER_FILE, tern_hdl::emit::DESIGN_FILE],
+            SHIM,
+        )
+    }
+
+    /// Verilate the sources `write_sources` puts in a directory (plus rust-hdl's
+    /// waivers), compile them with `shim` into `dir/model.so`.
+    pub(crate) fn verilate(
+        &self,
+        key: &str,
+        dir: &Path,
+        write_sources: &dyn Fn(&Path) -> Result<(), tern_hdl::emit::EmitError>,
+        top_module: &str,
+        files: &[&str],
+        shim: &str,
+    ) -> Result<(), BridgeError> {
         let (version, root) = verilator_info()?;
         let runtime = runtime_library(&self.root, &version, &root)?;
         let models = self.root.join("models");
         std::fs::create_dir_all(&models).map_err(io(format!("creating {}", models.display())))?;
-        let tmp = unique_tmp(&models, design.short_hash());
+        let tmp = unique_tmp(&models, key);
         let src = tmp.join("src");
         let obj = tmp.join("obj");
-        write_design(design, &src)?;
-        tracing::info!(hash = design.short_hash(), "verilating design");
+        write_sources(&src)?;
+        tracing::info!(key, top_module, "verilating design");
         let out = Command::new("verilator")
             .current_dir(&src)
             .args([
@@ -230,13 +251,10 @@ impl ModelCache {
                 "--x-initial",
                 "fast",
             ])
-            .args(["--top-module", WRAPPER_MODULE, "--Mdir"])
+            .args(["--top-module", top_module, "--Mdir"])
             .arg(&obj)
-            .args([
-                tern_hdl::emit::WAIVER_FILE,
-                WRAPPER_FILE,
-                tern_hdl::emit::DESIGN_FILE,
-            ])
+            .arg(tern_hdl::emit::WAIVER_FILE)
+            .args(files)
             .output()
             .map_err(|e| BridgeError::VerilatorMissing(e.to_string()))?;
         if !out.status.success() {
@@ -246,10 +264,10 @@ impl ModelCache {
                 log: tail(&String::from_utf8_lossy(&out.stderr), 30),
             });
         }
-        let shim = tmp.join("shim.cpp");
-        std::fs::write(&shim, SHIM).map_err(io(format!("writing {}", shim.display())))?;
+        let shim_path = tmp.join("shim.cpp");
+        std::fs::write(&shim_path, shim).map_err(io(format!("writing {}", shim_path.display())))?;
         let mut b = cc_build(&obj, &root);
-        b.include(&obj).file(&shim);
+        b.include(&obj).file(&shim_path);
         let mut sources: Vec<PathBuf> = std::fs::read_dir(&obj)
             .map_err(io(format!("reading {}", obj.display())))?
             .filter_map(|e| e.ok().map(|e| e.path()))

@@ -1,0 +1,230 @@
+//! The accelerator top: what a board carries. A register file in the Vitis kernel
+//! convention ([`regmap`]), an on-card memory for weights, activations and results, a
+//! controller that streams beats from card memory into the matmul engine and writes
+//! its result beats back, and the engine itself (the `tern_engine` wrapper).
+//!
+//! Ports of `tern_top` (all synchronous to `clk`):
+//! - register bus: `reg_addr`, `reg_wdata`, `reg_write`, `reg_read` strobes; `reg_rdata`
+//!   is valid the clock after `reg_read` (a read of CONTROL clears ap_done/ap_ready);
+//! - host memory port: `mem_addr` (word address), `mem_wdata`, `mem_write`, `mem_read`;
+//!   `mem_rdata` the clock after `mem_read`. Card memory belongs to the host only while
+//!   ap_idle is 1; while a run is in progress the controller owns it and host accesses
+//!   are ignored (the host checks ap_idle first);
+//! - `irq`: GIE and any enabled pending status bit.
+//!
+//! Card memory is 32-bit words. A beat of B bits occupies ceil(B/32) consecutive words,
+//! least significant word first (the layout of `streams`). A run, per token: the
+//! activation beats of that token, then every weight beat (read again for each token);
+//! result beats are written as they come, token after token.
+
+pub mod regmap;
+mod verilog;
+
+use serde::Serialize;
+use sha2::{Digest, Sha256};
+use std::path::{Path, PathBuf};
+
+use crate::config::{ceil_log2, Config};
+use crate::emit::{generate, write_design, Design, EmitError};
+use crate::streams::words_for;
+
+pub const TOP_MODULE: &str = "tern_top";
+pub const TOP_FILE: &str = "tern_top.v";
+pub const REGMAP_MARKDOWN: &str = "regmap.md";
+pub const REGMAP_JSON: &str = "regmap.json";
+/// Largest card memory generated (words): 4 MiB, a few hundred BRAM36 blocks.
+pub const MAX_CARD_WORDS: usize = 1 << 20;
+/// Smallest card memory generated (words): 4 KiB.
+pub const MIN_CARD_WORDS: usize = 1 << 10;
+
+#[derive(Debug, thiserror::Error)]
+pub enum TopError {
+    #[error("card memory for {what} would need {words} words ({kib} KiB), more than the {max} KiB a top may have; reduce workload.tokens or the matrix size")]
+    TooLarge {
+        what: String,
+        words: usize,
+        kib: usize,
+        max: usize,
+    },
+    #[error(transparent)]
+    Emit(#[from] EmitError),
+}
+
+/// Where beats live in card memory, in 32-bit words per beat and beats per run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub struct CardLayout {
+    /// Card memory size in 32-bit words (a power of two).
+    pub card_words: usize,
+    pub activation_words: usize,
+    pub weight_words: usize,
+    pub result_words: usize,
+    /// Activation beats per token.
+    pub chunks: usize,
+    /// Weight beats (the whole matrix, read once per token).
+    pub weight_beats: usize,
+    /// Result beats per token.
+    pub row_blocks: usize,
+    /// Tokens the card was sized for (the config's `workload.tokens`).
+    pub tokens: usize,
+}
+
+impl CardLayout {
+    pub fn of(cfg: &Config) -> Result<CardLayout, TopError> {
+        let geo = &cfg.geometry;
+        let mut l = CardLayout {
+            card_words: 0,
+            activation_words: words_for(geo.activation_beat_bits()),
+            weight_words: words_for(geo.weight_beat_bits()),
+            result_words: words_for(geo.result_beat_bits()),
+            chunks: geo.chunks,
+            weight_beats: geo.weight_beats_per_token(),
+            row_blocks: geo.row_blocks,
+            tokens: cfg.workload.tokens,
+        };
+        let need = l.weight_bytes() + l.tokens * (l.activation_bytes() + l.result_bytes());
+        let words = (need / 4).next_power_of_two().max(MIN_CARD_WORDS);
+        if words > MAX_CARD_WORDS {
+            return Err(TopError::TooLarge {
+                what: format!(
+                    "{} tokens of a {}x{} matrix",
+                    l.tokens, cfg.workload.m, cfg.workload.k
+                ),
+                words,
+                kib: words / 256,
+                max: MAX_CARD_WORDS / 256,
+            });
+        }
+        l.card_words = words;
+        Ok(l)
+    }
+    pub fn card_bytes(&self) -> usize {
+        4 * self.card_words
+    }
+    pub fn address_bits(&self) -> usize {
+        ceil_log2(self.card_words)
+    }
+    /// Bytes of the packed weight matrix.
+    pub fn weight_bytes(&self) -> usize {
+        4 * self.weight_words * self.weight_beats
+    }
+    /// Bytes of one token's activations.
+    pub fn activation_bytes(&self) -> usize {
+        4 * self.activation_words * self.chunks
+    }
+    /// Bytes of one token's results.
+    pub fn result_bytes(&self) -> usize {
+        4 * self.result_words * self.row_blocks
+    }
+}
+
+/// The generated top: the engine design plus `tern_top.v`.
+#[derive(Debug, Clone)]
+pub struct TopDesign {
+    pub engine: Design,
+    pub layout: CardLayout,
+    pub top_verilog: String,
+    /// SHA-256 over the engine's content hash and the top's Verilog.
+    pub content_hash: String,
+}
+
+impl TopDesign {
+    pub fn short_hash(&self) -> &str {
+        &self.content_hash[..16]
+    }
+    /// What `DESIGN_ID` reads: the first 32 bits of the engine's content hash.
+    pub fn design_id(&self) -> u32 {
+        design_id(&self.engine)
+    }
+    /// Verilog sources in dependency order (the waiver file is not a source).
+    pub fn sources() -> [&'static str; 3] {
+        [
+            crate::emit::DESIGN_FILE,
+            crate::emit::WRAPPER_FILE,
+            TOP_FILE,
+        ]
+    }
+}
+
+pub fn design_id(engine: &Design) -> u32 {
+    u32::from_str_radix(&engine.manifest.content_hash[..8], 16).expect("content hash is hex")
+}
+
+/// Generate the accelerator top around a matmul engine.
+pub fn generate_top(cfg: &Config) -> Result<TopDesign, TopError> {
+    let layout = CardLayout::of(cfg)?;
+    let engine = generate(cfg)?;
+    let top_verilog = verilog::top(&layout, &engine, design_id(&engine));
+    let mut hasher = Sha256::new();
+    hasher.update(engine.manifest.content_hash.as_bytes());
+    hasher.update(top_verilog.as_bytes());
+    Ok(TopDesign {
+        engine,
+        layout,
+        top_verilog,
+        content_hash: hex::encode(hasher.finalize()),
+    })
+}
+
+/// Write the engine's files, `tern_top.v` and the register map tables into `dir`.
+pub fn write_top(top: &TopDesign, dir: &Path) -> Result<Vec<PathBuf>, EmitError> {
+    let mut written = vec![];
+    for (name, text) in [
+        (TOP_FILE, top.top_verilog.clone()),
+        (REGMAP_MARKDOWN, regmap::markdown()),
+        (REGMAP_JSON, regmap::json()),
+    ] {
+        std::fs::create_dir_all(dir).map_err(|cause| EmitError::CreateDir {
+            path: dir.display().to_string(),
+            cause,
+        })?;
+        let path = dir.join(name);
+        let tmp = dir.join(format!(".{name}.tmp"));
+        let err = |cause| EmitError::Write {
+            path: path.display().to_string(),
+            cause,
+        };
+        std::fs::write(&tmp, text).map_err(err)?;
+        std::fs::rename(&tmp, &path).map_err(err)?;
+        written.push(path);
+    }
+    // The engine's manifest goes last: it marks a complete directory.
+    written.extend(write_design(&top.engine, dir)?);
+    Ok(written)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cfg(m: usize, k: usize, tokens: usize) -> Config {
+        Config::from_toml(
+            &format!(
+                "[engine]\nkind = \"tlmm\"\ngroup_size = 4\nrows_parallel = 4\ngroups_per_cycle = 2\n\
+                 activation_bits = 8\naccumulator_bits = 24\ntable_storage = \"block\"\n\
+                 weight_buffer_depth = 4\n[workload]\nm = {m}\nk = {k}\ntokens = {tokens}\n"
+            ),
+            "test",
+        )
+        .unwrap()
+    }
+
+    #[test]
+    fn card_memory_holds_weights_and_every_tokens_beats() {
+        let c = cfg(32, 64, 4);
+        let l = CardLayout::of(&c).unwrap();
+        // 8 rows × 8 lanes (P=4, L=2) of 7-bit codes = 56 bits = 2 words per weight beat.
+        assert_eq!(l.weight_words, 2);
+        assert_eq!(l.activation_words, 2); // 8 int8 per chunk
+        assert_eq!(l.result_words, 3); // 4 rows × 24 bits
+        assert_eq!(l.weight_beats, 8 * 8);
+        let need = l.weight_bytes() + 4 * (l.activation_bytes() + l.result_bytes());
+        assert!(l.card_bytes() >= need && l.card_words.is_power_of_two());
+    }
+
+    #[test]
+    fn an_oversized_card_is_refused_with_the_reason() {
+        let err = CardLayout::of(&cfg(4096, 4096, 1)).unwrap_err().to_string();
+        assert!(err.contains("4096x4096"), "{err}");
+        assert!(err.contains("KiB"), "{err}");
+    }
+}

@@ -1,0 +1,396 @@
+//! The accelerator's register map, described once. The RTL decoder in `top::verilog`,
+//! the host's constants (this module, used by `tern-host`) and the human-readable
+//! tables `tern gen --top` writes (`regmap.md`, `regmap.json`) all read this table.
+//!
+//! Layout follows the Vitis kernel convention: control at 0x00, global interrupt enable
+//! at 0x04, IP interrupt enable at 0x08, interrupt status at 0x0C, arguments from 0x10
+//! with a stride of 8 (the upper word of each argument slot reads as zero).
+
+use serde::Serialize;
+
+pub const CONTROL: u32 = 0x00;
+pub const GIE: u32 = 0x04;
+pub const IER: u32 = 0x08;
+pub const ISR: u32 = 0x0C;
+pub const WEIGHTS: u32 = 0x10;
+pub const ACTIVATIONS: u32 = 0x18;
+pub const RESULTS: u32 = 0x20;
+pub const TOKENS: u32 = 0x28;
+pub const CYCLES: u32 = 0x30;
+pub const HW_ID: u32 = 0x38;
+pub const DESIGN_ID: u32 = 0x3C;
+pub const CARD_BYTES: u32 = 0x40;
+pub const ERROR: u32 = 0x44;
+
+/// Bits of `CONTROL`.
+pub const AP_START: u32 = 1 << 0;
+pub const AP_DONE: u32 = 1 << 1;
+pub const AP_IDLE: u32 = 1 << 2;
+pub const AP_READY: u32 = 1 << 3;
+/// Bits of `IER` and `ISR`.
+pub const IRQ_DONE: u32 = 1 << 0;
+pub const IRQ_READY: u32 = 1 << 1;
+/// Bits of `ERROR` (set when a start was refused; cleared by the next start).
+pub const ERR_MISALIGNED: u32 = 1 << 0;
+pub const ERR_OUT_OF_RANGE: u32 = 1 << 1;
+pub const ERR_NO_TOKENS: u32 = 1 << 2;
+
+/// What `HW_ID` reads: "TERN" in ASCII.
+pub const HW_ID_VALUE: u32 = 0x5445_524E;
+/// Bytes of the register window; the decoder ignores address bits above it.
+pub const WINDOW_BYTES: u32 = 0x100;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Access {
+    ReadWrite,
+    ReadOnly,
+    /// Read-only; a read clears the bits it returned as set.
+    ClearOnRead,
+    /// Writing 1 to a bit inverts it.
+    ToggleOnWrite,
+    /// Write 1 to act; reads back the state the action started.
+    WriteOneToStart,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Field {
+    pub name: &'static str,
+    pub bit: u32,
+    pub width: u32,
+    pub access: Access,
+    pub doc: &'static str,
+}
+
+/// How the RTL implements a register (the generator's switch).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Kind {
+    Control,
+    GlobalInterruptEnable,
+    InterruptEnable,
+    InterruptStatus,
+    /// A kernel argument: a plain 32-bit register the host writes before a start.
+    Argument,
+    /// A read-only status word.
+    Status,
+}
+
+#[derive(Debug, Clone, Copy, Serialize)]
+pub struct Register {
+    pub name: &'static str,
+    pub offset: u32,
+    pub kind: Kind,
+    pub fields: &'static [Field],
+    pub doc: &'static str,
+}
+
+const fn field(name: &'static str, bit: u32, access: Access, doc: &'static str) -> Field {
+    Field {
+        name,
+        bit,
+        width: 1,
+        access,
+        doc,
+    }
+}
+
+const fn word(name: &'static str, access: Access, doc: &'static str) -> [Field; 1] {
+    [Field {
+        name,
+        bit: 0,
+        width: 32,
+        access,
+        doc,
+    }]
+}
+
+use Access::*;
+
+const CONTROL_FIELDS: [Field; 4] = [
+    field(
+        "ap_start",
+        0,
+        WriteOneToStart,
+        "write 1 to start a run; reads 1 until it ends",
+    ),
+    field(
+        "ap_done",
+        1,
+        ClearOnRead,
+        "the last run ended (or was refused: see ERROR)",
+    ),
+    field(
+        "ap_idle",
+        2,
+        ReadOnly,
+        "no run in progress; card memory belongs to the host",
+    ),
+    field(
+        "ap_ready",
+        3,
+        ClearOnRead,
+        "ready for new arguments (set with ap_done)",
+    ),
+];
+const IRQ_FIELDS_RW: [Field; 2] = [
+    field("done", 0, ReadWrite, "interrupt on ap_done"),
+    field("ready", 1, ReadWrite, "interrupt on ap_ready"),
+];
+const IRQ_FIELDS_TOW: [Field; 2] = [
+    field("done", 0, ToggleOnWrite, "ap_done interrupt pending"),
+    field("ready", 1, ToggleOnWrite, "ap_ready interrupt pending"),
+];
+const GIE_FIELDS: [Field; 1] = [field(
+    "enable",
+    0,
+    ReadWrite,
+    "drive the interrupt line when any enabled status bit is set",
+)];
+const WEIGHTS_FIELDS: [Field; 1] = word(
+    "address",
+    ReadWrite,
+    "card byte address of the packed weight beats",
+);
+const ACTIVATIONS_FIELDS: [Field; 1] = word(
+    "address",
+    ReadWrite,
+    "card byte address of the activation beats, token after token",
+);
+const RESULTS_FIELDS: [Field; 1] = word(
+    "address",
+    ReadWrite,
+    "card byte address the result beats are written to",
+);
+const TOKENS_FIELDS: [Field; 1] = word("count", ReadWrite, "activation vectors in this run");
+const CYCLES_FIELDS: [Field; 1] = word("count", ReadOnly, "clocks of the last run");
+const HW_ID_FIELDS: [Field; 1] = word("id", ReadOnly, "0x5445524E (\"TERN\")");
+const DESIGN_ID_FIELDS: [Field; 1] =
+    word("id", ReadOnly, "first 32 bits of the engine's content hash");
+const CARD_BYTES_FIELDS: [Field; 1] = word("bytes", ReadOnly, "size of card memory");
+const ERROR_FIELDS: [Field; 3] = [
+    field(
+        "misaligned",
+        0,
+        ReadOnly,
+        "an address argument is not 4-byte aligned",
+    ),
+    field(
+        "out_of_range",
+        1,
+        ReadOnly,
+        "an address argument is beyond card memory",
+    ),
+    field("no_tokens", 2, ReadOnly, "TOKENS is zero"),
+];
+
+pub const REGISTERS: &[Register] = &[
+    Register {
+        name: "CONTROL",
+        offset: CONTROL,
+        kind: Kind::Control,
+        fields: &CONTROL_FIELDS,
+        doc: "kernel control (Vitis ap_ctrl_hs)",
+    },
+    Register {
+        name: "GIE",
+        offset: GIE,
+        kind: Kind::GlobalInterruptEnable,
+        fields: &GIE_FIELDS,
+        doc: "global interrupt enable",
+    },
+    Register {
+        name: "IER",
+        offset: IER,
+        kind: Kind::InterruptEnable,
+        fields: &IRQ_FIELDS_RW,
+        doc: "IP interrupt enable",
+    },
+    Register {
+        name: "ISR",
+        offset: ISR,
+        kind: Kind::InterruptStatus,
+        fields: &IRQ_FIELDS_TOW,
+        doc: "IP interrupt status",
+    },
+    Register {
+        name: "WEIGHTS",
+        offset: WEIGHTS,
+        kind: Kind::Argument,
+        fields: &WEIGHTS_FIELDS,
+        doc: "argument: weights",
+    },
+    Register {
+        name: "ACTIVATIONS",
+        offset: ACTIVATIONS,
+        kind: Kind::Argument,
+        fields: &ACTIVATIONS_FIELDS,
+        doc: "argument: activations",
+    },
+    Register {
+        name: "RESULTS",
+        offset: RESULTS,
+        kind: Kind::Argument,
+        fields: &RESULTS_FIELDS,
+        doc: "argument: results",
+    },
+    Register {
+        name: "TOKENS",
+        offset: TOKENS,
+        kind: Kind::Argument,
+        fields: &TOKENS_FIELDS,
+        doc: "argument: token count",
+    },
+    Register {
+        name: "CYCLES",
+        offset: CYCLES,
+        kind: Kind::Status,
+        fields: &CYCLES_FIELDS,
+        doc: "clocks from start to done of the last run",
+    },
+    Register {
+        name: "HW_ID",
+        offset: HW_ID,
+        kind: Kind::Status,
+        fields: &HW_ID_FIELDS,
+        doc: "identifies a tern accelerator",
+    },
+    Register {
+        name: "DESIGN_ID",
+        offset: DESIGN_ID,
+        kind: Kind::Status,
+        fields: &DESIGN_ID_FIELDS,
+        doc: "which engine configuration is loaded",
+    },
+    Register {
+        name: "CARD_BYTES",
+        offset: CARD_BYTES,
+        kind: Kind::Status,
+        fields: &CARD_BYTES_FIELDS,
+        doc: "card memory size",
+    },
+    Register {
+        name: "ERROR",
+        offset: ERROR,
+        kind: Kind::Status,
+        fields: &ERROR_FIELDS,
+        doc: "why the last start was refused",
+    },
+];
+
+/// The register a byte offset names, if any.
+pub fn register_at(offset: u32) -> Option<&'static Register> {
+    REGISTERS.iter().find(|r| r.offset == offset)
+}
+
+fn access_name(a: Access) -> &'static str {
+    match a {
+        ReadWrite => "RW",
+        ReadOnly => "RO",
+        ClearOnRead => "COR",
+        ToggleOnWrite => "TOW",
+        WriteOneToStart => "W1S",
+    }
+}
+
+/// The map as a Markdown table.
+pub fn markdown() -> String {
+    let mut s = String::from(
+        "# tern accelerator register map\n\nGenerated from `tern-hdl::top::regmap`. \
+         32-bit registers, byte offsets, little-endian. Access: RW read/write, RO read-only, \
+         COR clear on read, TOW toggle on write, W1S write 1 to start.\n\n\
+         | offset | register | bits | field | access | description |\n|---|---|---|---|---|---|\n",
+    );
+    for r in REGISTERS {
+        for (i, f) in r.fields.iter().enumerate() {
+            let bits = if f.width == 1 {
+                format!("{}", f.bit)
+            } else {
+                format!("{}:{}", f.bit + f.width - 1, f.bit)
+            };
+            let (off, name) = if i == 0 {
+                (format!("0x{:02X}", r.offset), r.name.to_string())
+            } else {
+                (String::new(), String::new())
+            };
+            s.push_str(&format!(
+                "| {off} | {name} | {bits} | {} | {} | {} |\n",
+                f.name,
+                access_name(f.access),
+                f.doc
+            ));
+        }
+    }
+    s
+}
+
+/// The map as JSON (for other tools and languages).
+pub fn json() -> String {
+    serde_json::to_string_pretty(&serde_json::json!({
+        "format": "tern-regmap",
+        "version": 1,
+        "window_bytes": WINDOW_BYTES,
+        "registers": REGISTERS,
+    }))
+    .expect("the register map serialises")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn registers_follow_the_vitis_layout_and_do_not_overlap() {
+        let at = |o| register_at(o).map(|r| r.kind);
+        assert_eq!(at(0x00), Some(Kind::Control));
+        assert_eq!(at(0x04), Some(Kind::GlobalInterruptEnable));
+        assert_eq!(at(0x08), Some(Kind::InterruptEnable));
+        assert_eq!(at(0x0C), Some(Kind::InterruptStatus));
+        let mut offsets: Vec<u32> = REGISTERS.iter().map(|r| r.offset).collect();
+        offsets.sort();
+        offsets.dedup();
+        assert_eq!(
+            offsets.len(),
+            REGISTERS.len(),
+            "two registers share an offset"
+        );
+        for r in REGISTERS {
+            assert_eq!(r.offset % 4, 0, "{} is not word aligned", r.name);
+            assert!(r.offset < WINDOW_BYTES);
+            if r.kind == Kind::Argument {
+                assert!(r.offset >= 0x10 && r.offset % 8 == 0, "{}", r.name);
+            }
+            let mut used = 0u64;
+            for f in r.fields {
+                let mask = ((1u64 << f.width) - 1) << f.bit;
+                assert_eq!(used & mask, 0, "{}.{} overlaps", r.name, f.name);
+                assert!(f.bit + f.width <= 32);
+                used |= mask;
+            }
+        }
+        // The bit constants agree with the field table.
+        let bit = |reg: &str, name: &str| {
+            let r = REGISTERS.iter().find(|r| r.name == reg).unwrap();
+            1u32 << r.fields.iter().find(|f| f.name == name).unwrap().bit
+        };
+        assert_eq!(bit("CONTROL", "ap_start"), AP_START);
+        assert_eq!(bit("CONTROL", "ap_done"), AP_DONE);
+        assert_eq!(bit("CONTROL", "ap_idle"), AP_IDLE);
+        assert_eq!(bit("CONTROL", "ap_ready"), AP_READY);
+        assert_eq!(bit("ISR", "done"), IRQ_DONE);
+        assert_eq!(bit("ISR", "ready"), IRQ_READY);
+        assert_eq!(bit("ERROR", "misaligned"), ERR_MISALIGNED);
+        assert_eq!(bit("ERROR", "out_of_range"), ERR_OUT_OF_RANGE);
+        assert_eq!(bit("ERROR", "no_tokens"), ERR_NO_TOKENS);
+    }
+
+    #[test]
+    fn tables_name_every_register() {
+        let md = markdown();
+        let js = json();
+        for r in REGISTERS {
+            assert!(md.contains(&format!("| 0x{:02X} | {} |", r.offset, r.name)));
+            assert!(js.contains(&format!("\"name\": \"{}\"", r.name)));
+        }
+    }
+}

@@ -1,0 +1,28 @@
+//! tern-host: drive a tern accelerator from a host program.
+//!
+//! - [`Transport`]: the call-based interface every backend implements (registers, card
+//!   memory DMA, interrupt, reset);
+//! - backends: [`sim::SimBoard`] (the Verilator model in-process),
+//!   [`framed::FramedTransport`] over a socket to `tern serve` or over USB bulk
+//!   endpoints ([`usb`]), and [`xdma::XdmaTransport`] for PCIe cards;
+//! - [`wire`]: the framed protocol, and [`server`] its board side (`tern serve`);
+//! - [`Device`]: open by URI, load ternary weights, run GEMV/GEMM.
+
+pub mod device;
+pub mod error;
+pub mod framed;
+pub mod pipe;
+pub mod server;
+pub mod sim;
+pub mod transport;
+pub mod uri;
+pub mod usb;
+pub mod weights_file;
+pub mod wire;
+pub mod xdma;
+
+pub use device::{Device, OpenOptions, RunReport, Traffic};
+pub use error::{HostError, Result};
+pub use tern_hdl::top::regmap;
+pub use transport::{Info, Transport};
+pub use uri::BoardUri;

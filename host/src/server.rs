@@ -1,0 +1,425 @@
+//! The board side of the wire protocol: one connection's request loop, and the
+//! daemon's listener (`tern serve`).
+//!
+//! Policy: clients are served one after another, each to the end of its connection;
+//! the next waits in the listen backlog. A board has one register file and one card
+//! memory, so interleaving two hosts' requests would only let them corrupt each other's
+//! runs. A client silent for longer than the idle timeout is disconnected so that a
+//! stuck host cannot hold the board forever.
+
+use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::os::unix::net::{UnixListener, UnixStream};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use crate::error::{io, HostError, Result};
+use crate::pipe::{recv_exact, BytePipe, RecvError, StreamPipe};
+use crate::transport::Transport;
+use crate::wire::{
+    Header, Opcode, Status, WireError, HEADER_BYTES, MAX_MESSAGE, MAX_PAYLOAD, REPLY,
+};
+
+/// How often a waiting server looks at its shutdown flag.
+const POLL: Duration = Duration::from_millis(50);
+/// Longest wait_irq a client may ask for (the daemon answers nothing else meanwhile).
+const MAX_WAIT: Duration = Duration::from_secs(60);
+
+#[derive(Debug, Clone, Copy)]
+pub struct ServeOptions {
+    /// Disconnect a client that sends nothing for this long.
+    pub idle_timeout: Duration,
+    /// Time allowed for the rest of a frame once its first byte arrived.
+    pub frame_timeout: Duration,
+}
+
+impl Default for ServeOptions {
+    fn default() -> Self {
+        ServeOptions {
+            idle_timeout: Duration::from_secs(300),
+            frame_timeout: Duration::from_secs(10),
+        }
+    }
+}
+
+/// How a connection ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Ended {
+    /// The client closed between frames.
+    Closed,
+    Idle,
+    Shutdown,
+    /// The client broke the protocol; the reason was sent to it if possible.
+    Protocol(String),
+    Io(String),
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ConnectionStats {
+    pub requests: u64,
+    pub errors: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+}
+
+fn status_of(e: &HostError) -> Status {
+    match e {
+        HostError::Unaligned { .. } => Status::Unaligned,
+        HostError::OutOfRange { .. } => Status::OutOfRange,
+        HostError::Timeout { .. } => Status::Timeout,
+        HostError::Busy => Status::Busy,
+        _ => Status::BoardError,
+    }
+}
+
+fn reply(
+    pipe: &mut dyn BytePipe,
+    request: u8,
+    tag: u32,
+    status: Status,
+    count: u32,
+    payload: &[u8],
+    deadline: Instant,
+) -> std::io::Result<u64> {
+    let h = Header {
+        opcode: request | REPLY,
+        status: status as u8,
+        tag,
+        addr: 0,
+        count,
+        len: payload.len() as u32,
+    };
+    pipe.send(&h.encode(), deadline)?;
+    pipe.send(payload, deadline)?;
+    Ok((HEADER_BYTES + payload.len()) as u64)
+}
+
+fn message(text: &str) -> &[u8] {
+    let mut end = text.len().min(MAX_MESSAGE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text.as_bytes()[..end]
+}
+
+/// Wait for the first byte of a frame, looking at `shutdown` meanwhile.
+fn await_header(
+    pipe: &mut dyn BytePipe,
+    h: &mut [u8; HEADER_BYTES],
+    opts: &ServeOptions,
+    shutdown: &AtomicBool,
+) -> std::result::Result<(), Ended> {
+    let idle_end = Instant::now() + opts.idle_timeout;
+    loop {
+        if shutdown.load(Ordering::Relaxed) {
+            return Err(Ended::Shutdown);
+        }
+        let now = Instant::now();
+        if now >= idle_end {
+            return Err(Ended::Idle);
+        }
+        match pipe.recv(&mut h[..1], (now + POLL).min(idle_end)) {
+            Ok(0) => return Err(Ended::Closed),
+            Ok(_) => break,
+            Err(e) if crate::pipe::is_timeout(&e) => continue,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+            Err(e) if crate::pipe::is_closed(&e) => return Err(Ended::Closed),
+            Err(e) => return Err(Ended::Io(e.to_string())),
+        }
+    }
+    let deadline = Instant::now() + opts.frame_timeout;
+    recv_exact(pipe, &mut h[1..], deadline).map_err(|e| truncated(e, 1, HEADER_BYTES))
+}
+
+fn truncated(e: RecvError, before: usize, want: usize) -> Ended {
+    match e {
+        RecvError::Closed { got } | RecvError::TimedOut { got } => Ended::Protocol(
+            WireError::Truncated {
+                got: before + got,
+                want,
+            }
+            .to_string(),
+        ),
+        RecvError::Io(e) => Ended::Io(e.to_string()),
+    }
+}
+
+/// Serve one connection until it ends. Requests are answered in order; the board's
+/// errors become error replies and the connection goes on.
+pub fn serve_connection(
+    pipe: &mut dyn BytePipe,
+    board: &mut dyn Transport,
+    opts: &ServeOptions,
+    shutdown: &AtomicBool,
+) -> (Ended, ConnectionStats) {
+    let mut stats = ConnectionStats::default();
+    let mut payload = Vec::new();
+    loop {
+        let mut h = [0u8; HEADER_BYTES];
+        if let Err(end) = await_header(pipe, &mut h, opts, shutdown) {
+            return (end, stats);
+        }
+        let deadline = Instant::now() + opts.frame_timeout;
+        stats.bytes_in += HEADER_BYTES as u64;
+        let header = match Header::decode(&h) {
+            Ok(header) => header,
+            Err(e) => {
+                // The stream cannot be resynchronised: say why, then close.
+                let _ = reply(
+                    pipe,
+                    h[6] & !REPLY,
+                    Header::raw_tag(&h),
+                    e.status(),
+                    0,
+                    message(&e.to_string()),
+                    deadline,
+                );
+                return (Ended::Protocol(e.to_string()), stats);
+            }
+        };
+        payload.resize(header.len as usize, 0);
+        if let Err(e) = recv_exact(pipe, &mut payload, deadline) {
+            return (
+                truncated(e, HEADER_BYTES, HEADER_BYTES + payload.len()),
+                stats,
+            );
+        }
+        stats.bytes_in += payload.len() as u64;
+        stats.requests += 1;
+        let (status, count, body, text) = handle(board, &header, &payload);
+        if status != Status::Ok {
+            stats.errors += 1;
+            tracing::debug!(tag = header.tag, ?status, "{text}");
+        }
+        let out = if status == Status::Ok {
+            body.as_slice()
+        } else {
+            message(&text)
+        };
+        match reply(
+            pipe,
+            header.opcode,
+            header.tag,
+            status,
+            count,
+            out,
+            deadline,
+        ) {
+            Ok(n) => stats.bytes_out += n,
+            Err(e) => return (Ended::Io(e.to_string()), stats),
+        }
+    }
+}
+
+/// One request: (status, count, payload, error text).
+fn handle(board: &mut dyn Transport, h: &Header, payload: &[u8]) -> (Status, u32, Vec<u8>, String) {
+    let Some(op) = Opcode::from_u8(h.opcode) else {
+        return (
+            Status::UnknownOpcode,
+            0,
+            vec![],
+            format!("unknown opcode 0x{:02x}", h.opcode),
+        );
+    };
+    if op != Opcode::DmaWrite && !payload.is_empty() {
+        return (
+            Status::BadRequest,
+            0,
+            vec![],
+            format!("{op:?} takes no payload, got {} bytes", payload.len()),
+        );
+    }
+    let result: Result<(u32, Vec<u8>)> = match op {
+        Opcode::Info => board
+            .info()
+            .map(|i| (0, serde_json::to_vec(&i).expect("info serialises"))),
+        Opcode::Read32 => board.read32(h.addr).map(|v| (v, vec![])),
+        Opcode::Write32 => board.write32(h.addr, h.count).map(|()| (0, vec![])),
+        Opcode::DmaWrite => {
+            if h.count as usize != payload.len() {
+                return (
+                    Status::BadRequest,
+                    0,
+                    vec![],
+                    format!(
+                        "DMA write of {} bytes carries {} bytes",
+                        h.count,
+                        payload.len()
+                    ),
+                );
+            }
+            board.dma_write(h.addr, payload).map(|()| (0, vec![]))
+        }
+        Opcode::DmaRead => {
+            if h.count as usize > MAX_PAYLOAD {
+                return (
+                    Status::TooLarge,
+                    0,
+                    vec![],
+                    format!("DMA read of {} bytes exceeds {MAX_PAYLOAD}", h.count),
+                );
+            }
+            let mut out = vec![0u8; h.count as usize];
+            board.dma_read(h.addr, &mut out).map(|()| (0, out))
+        }
+        Opcode::WaitIrq => {
+            let timeout = Duration::from_millis(h.addr).min(MAX_WAIT);
+            board
+                .wait_irq(h.count, timeout)
+                .map(|lines| (lines, vec![]))
+        }
+        Opcode::Reset => board.reset().map(|()| (0, vec![])),
+    };
+    match result {
+        Ok((count, body)) => (Status::Ok, count, body, String::new()),
+        Err(e) => (status_of(&e), 0, vec![], e.to_string()),
+    }
+}
+
+/// Where `tern serve` listens.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Listen {
+    Unix(PathBuf),
+    Tcp(SocketAddr),
+}
+
+impl Listen {
+    pub fn parse(s: &str) -> Result<Listen> {
+        let bad = |reason: &str| HostError::BadUri {
+            uri: s.to_string(),
+            reason: reason.to_string(),
+        };
+        if let Some(path) = s.strip_prefix("unix:") {
+            if path.is_empty() {
+                return Err(bad("unix: needs a socket path"));
+            }
+            Ok(Listen::Unix(PathBuf::from(path)))
+        } else if let Some(addr) = s.strip_prefix("tcp:") {
+            addr.parse()
+                .map(Listen::Tcp)
+                .map_err(|e| bad(&format!("tcp: needs IP:PORT ({e})")))
+        } else {
+            Err(bad("expected unix:PATH or tcp:IP:PORT"))
+        }
+    }
+}
+
+enum Listener {
+    Unix(UnixListener, PathBuf),
+    Tcp(TcpListener),
+}
+
+impl Drop for Listener {
+    fn drop(&mut self) {
+        if let Listener::Unix(_, path) = self {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+fn bind(listen: &Listen) -> Result<(Listener, String)> {
+    match listen {
+        Listen::Unix(path) => {
+            if path.exists() {
+                // A live daemon answers; a stale socket file from a crash does not.
+                if UnixStream::connect(path).is_ok() {
+                    return Err(HostError::Io {
+                        context: format!("binding {}", path.display()),
+                        cause: std::io::Error::new(
+                            std::io::ErrorKind::AddrInUse,
+                            "another daemon is serving on it",
+                        ),
+                    });
+                }
+                std::fs::remove_file(path)
+                    .map_err(io(format!("removing stale socket {}", path.display())))?;
+            }
+            let l = UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
+            l.set_nonblocking(true)
+                .map_err(io("making the listener non-blocking"))?;
+            Ok((
+                Listener::Unix(l, path.clone()),
+                format!("unix:{}", path.display()),
+            ))
+        }
+        Listen::Tcp(addr) => {
+            let l = TcpListener::bind(addr).map_err(io(format!("binding {addr}")))?;
+            l.set_nonblocking(true)
+                .map_err(io("making the listener non-blocking"))?;
+            let local = l.local_addr().map_err(io("reading the bound address"))?;
+            Ok((Listener::Tcp(l), format!("tcp:{local}")))
+        }
+    }
+}
+
+#[derive(Debug, Clone, Default)]
+pub struct ServeSummary {
+    pub connections: u64,
+    pub requests: u64,
+}
+
+/// Listen and serve clients one after another until `shutdown` is set. `ready` is
+/// called with the bound address (with the real port for `tcp:…:0`).
+pub fn serve(
+    listen: &Listen,
+    board: &mut dyn Transport,
+    opts: &ServeOptions,
+    shutdown: &AtomicBool,
+    ready: impl FnOnce(&str),
+) -> Result<ServeSummary> {
+    let (listener, bound) = bind(listen)?;
+    ready(&bound);
+    let mut summary = ServeSummary::default();
+    while !shutdown.load(Ordering::Relaxed) {
+        let accepted: std::io::Result<(Box<dyn BytePipe>, String)> = match &listener {
+            Listener::Unix(l, path) => l.accept().and_then(|(s, _)| {
+                s.set_nonblocking(false)?;
+                Ok((
+                    Box::new(StreamPipe(s)) as Box<dyn BytePipe>,
+                    format!("unix:{}", path.display()),
+                ))
+            }),
+            Listener::Tcp(l) => l.accept().and_then(|(s, peer): (TcpStream, _)| {
+                s.set_nonblocking(false)?;
+                s.set_nodelay(true)?;
+                Ok((
+                    Box::new(StreamPipe(s)) as Box<dyn BytePipe>,
+                    format!("tcp:{peer}"),
+                ))
+            }),
+        };
+        let (mut pipe, peer) = match accepted {
+            Ok(a) => a,
+            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
+                std::thread::sleep(POLL);
+                continue;
+            }
+            Err(e) => {
+                tracing::warn!("accept failed: {e}");
+                std::thread::sleep(POLL);
+                continue;
+            }
+        };
+        summary.connections += 1;
+        let n = summary.connections;
+        tracing::info!(client = n, %peer, "connected");
+        let t0 = Instant::now();
+        let (end, stats) = serve_connection(pipe.as_mut(), board, opts, shutdown);
+        summary.requests += stats.requests;
+        tracing::info!(
+            client = n,
+            requests = stats.requests,
+            errors = stats.errors,
+            bytes_in = stats.bytes_in,
+            bytes_out = stats.bytes_out,
+            seconds = t0.elapsed().as_secs_f64(),
+            "disconnected: {end:?}"
+        );
+    }
+    Ok(summary)
+}
+
+/// Whether a Unix socket path has a daemon behind it.
+pub fn is_serving(path: &Path) -> bool {
+    UnixStream::connect(path).is_ok()
+}

@@ -1,0 +1,180 @@
+//! What every end-to-end host test shares: configs, random layers, the golden check,
+//! and boards behind each transport.
+#![allow(dead_code)]
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+use std::thread::JoinHandle;
+
+use tern_hdl::Config;
+use tern_host::server::{serve, serve_connection, Listen, ServeOptions};
+use tern_host::sim::SimBoard;
+use tern_host::{Device, OpenOptions, Transport};
+use tern_sim::golden::tlmm::ternary_gemm;
+use tern_sim::verilator::{default_cache_root, ModelCache};
+
+/// A small TLMM layer: G=3, 4 rows × 2 groups per clock, M=20 and K=40 (both padded
+/// inside the engine), room for 3 tokens per batch.
+pub fn config(g: usize, acc: usize) -> Config {
+    Config::from_toml(
+        &format!(
+            "[engine]\nkind = \"tlmm\"\ngroup_size = {g}\nrows_parallel = 4\ngroups_per_cycle = 2\n\
+             activation_bits = 8\naccumulator_bits = {acc}\ntable_storage = \"block\"\n\
+             weight_buffer_depth = 4\n[workload]\nm = 20\nk = 40\ntokens = 3\n"
+        ),
+        "host test config",
+    )
+    .unwrap()
+}
+
+pub fn cache() -> ModelCache {
+    ModelCache::new(default_cache_root())
+}
+
+pub fn options() -> OpenOptions {
+    OpenOptions {
+        cache: default_cache_root(),
+        ..OpenOptions::default()
+    }
+}
+
+/// Random weights (M×K) and `tokens` activation vectors, from `seed`.
+pub fn layer(cfg: &Config, tokens: usize, seed: u64) -> (Vec<i8>, Vec<i8>) {
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let w = (0..m * k).map(|_| rng.gen_range(-1i8..=1)).collect();
+    let x = (0..tokens * k).map(|_| rng.gen::<i8>()).collect();
+    (w, x)
+}
+
+pub fn golden(cfg: &Config, w: &[i8], x: &[i8]) -> Vec<i64> {
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let w = Array2::from_shape_vec((m, k), w.to_vec()).unwrap();
+    let xs = Array2::from_shape_vec((x.len() / k, k), x.to_vec()).unwrap();
+    ternary_gemm(w.view(), xs.view()).into_iter().collect()
+}
+
+/// The body every backend runs: random layers and the extreme corners, GEMV and a GEMM
+/// larger than one batch, each checked against the golden model bit for bit.
+pub fn gemm_matches_golden(dev: &mut Device, cfg: &Config, backend: &str) {
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let mut cases: Vec<(String, Vec<i8>, Vec<i8>)> = vec![];
+    for (seed, tokens) in [(1u64, 1usize), (2, 3), (3, 7)] {
+        let (w, x) = layer(cfg, tokens, seed);
+        cases.push((format!("random seed {seed}, {tokens} tokens"), w, x));
+    }
+    cases.push((
+        "all +1 weights, x = -128".into(),
+        vec![1; m * k],
+        vec![-128; 2 * k],
+    ));
+    cases.push((
+        "all -1 weights, x = 127".into(),
+        vec![-1; m * k],
+        vec![127; k],
+    ));
+    cases.push(("zero weights".into(), vec![0; m * k], layer(cfg, 2, 9).1));
+    for (name, w, x) in cases {
+        dev.load_weights(&w).unwrap();
+        let run = dev
+            .gemm(&x)
+            .unwrap_or_else(|e| panic!("{backend}, {name}: {e}"));
+        let want = golden(cfg, &w, &x);
+        if let Some(i) = (0..want.len()).find(|&i| run.y[i] != want[i]) {
+            panic!(
+                "{backend}, {name}: first difference at token {}, row {}: board {} golden {} (config: {})",
+                i / m,
+                i % m,
+                run.y[i],
+                want[i],
+                cfg.to_toml().replace('\n', " ")
+            );
+        }
+        assert!(run.cycles > 0, "{backend}, {name}: no clocks reported");
+        let tokens = x.len() / k;
+        assert_eq!(run.batches, tokens.div_ceil(dev.batch_tokens()));
+        assert!(run.traffic.bytes_to_card >= x.len() as u64);
+    }
+}
+
+/// A board behind `server::serve` on a background thread (what `tern serve` runs).
+pub struct Served {
+    pub uri: String,
+    pub shutdown: Arc<AtomicBool>,
+    pub thread: Option<JoinHandle<()>>,
+    _dir: Option<tempfile::TempDir>,
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.shutdown
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+pub fn serve_in_thread(cfg: &Config, tcp: bool, opts: ServeOptions) -> Served {
+    let dir = tempfile::tempdir().unwrap();
+    let listen = if tcp {
+        Listen::Tcp("127.0.0.1:0".parse().unwrap())
+    } else {
+        Listen::Unix(dir.path().join("board.sock"))
+    };
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let (tx, rx) = std::sync::mpsc::channel();
+    let cfg = cfg.clone();
+    let flag = shutdown.clone();
+    let thread = std::thread::spawn(move || {
+        // The Verilator model is built and lives on this thread.
+        let mut board = SimBoard::new(&cfg, &cache(), None).unwrap();
+        serve(&listen, &mut board, &opts, &flag, |bound| {
+            tx.send(bound.to_string()).unwrap()
+        })
+        .unwrap();
+    });
+    let uri = rx.recv().expect("the server thread died before binding");
+    Served {
+        uri,
+        shutdown,
+        thread: Some(thread),
+        _dir: Some(dir),
+    }
+}
+
+/// A board answering the framed protocol over an in-memory pipe: the USB path with the
+/// USB stack replaced by the pipe.
+pub fn usb_over_memory_pipe(cfg: &Config) -> (Box<dyn Transport>, Served) {
+    let (host_end, mut board_end) = tern_host::pipe::memory_pipe();
+    let shutdown = Arc::new(AtomicBool::new(false));
+    let flag = shutdown.clone();
+    let cfg2 = cfg.clone();
+    let thread = std::thread::spawn(move || {
+        let mut board = SimBoard::new(&cfg2, &cache(), None).unwrap();
+        serve_connection(&mut board_end, &mut board, &ServeOptions::default(), &flag);
+    });
+    let t = tern_host::framed::FramedTransport::connect(
+        host_end,
+        "usb (memory pipe)",
+        std::time::Duration::from_secs(60),
+    )
+    .unwrap();
+    (
+        Box::new(t),
+        Served {
+            uri: "usb-memory-pipe".into(),
+            shutdown,
+            thread: Some(thread),
+            _dir: None,
+        },
+    )
+}
+
+pub fn tmp_path(name: &str) -> PathBuf {
+    std::env::temp_dir().join(format!("tern-host-{}-{name}", std::process::id()))
+}
