@@ -215,6 +215,40 @@ enum Command {
         #[command(flatten)]
         flow: FlowArgs,
     },
+    /// Run the accelerator top's Verilator model as a board behind a socket.
+    Serve {
+        #[arg(long)]
+        config: PathBuf,
+        /// unix:PATH or tcp:IP:PORT (port 0 picks a free one and prints it).
+        #[arg(long)]
+        listen: String,
+        /// Disconnect a client silent for this many seconds.
+        #[arg(long, default_value_t = 300)]
+        idle_timeout: u64,
+        /// Record the whole session's waveform (VCD) here.
+        #[arg(long)]
+        waveform: Option<PathBuf>,
+    },
+    /// Run a ternary layer on a board and check it against the golden model.
+    Run {
+        /// sim:, unix:PATH, tcp:HOST:PORT, xdma:/dev/xdma0 or usb:VID:PID.
+        #[arg(long)]
+        board_uri: String,
+        #[arg(long)]
+        config: PathBuf,
+        /// Tokens to run (default: the config's workload.tokens).
+        #[arg(long)]
+        tokens: Option<usize>,
+        /// Seed of the random weights and activations.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// A ternary weight matrix (.tw) instead of random weights.
+        #[arg(long)]
+        weights: Option<PathBuf>,
+        /// Seconds any one board call may take.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+    },
     /// Measure TLMM against the adder-tree baseline at equal weights/clock (G = 2..5).
     Area {
         /// Where the table, plots and raw results go.
@@ -267,13 +301,21 @@ fn jobs(requested: Option<usize>) -> usize {
 }
 
 pub fn main() -> Result<()> {
+    let cli = Cli::parse();
+    // The daemon logs each connection by default; everything else only warnings.
+    let default_filter = match cli.command {
+        Command::Serve { .. } => "warn,tern_host=info",
+        _ => "warn",
+    };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env().unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_default_env()
+                .unwrap_or_else(|_| default_filter.into()),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
-    match Cli::parse().command {
+    match cli.command {
         Command::Gen { config, out, top } => {
             let cfg = DesignConfig::from_path(&config)?;
             let design = if top {
@@ -571,6 +613,32 @@ pub fn main() -> Result<()> {
                 &out,
             )?;
         }
+        Command::Serve {
+            config,
+            listen,
+            idle_timeout,
+            waveform,
+        } => crate::board::serve_command(
+            &config,
+            &listen,
+            std::time::Duration::from_secs(idle_timeout),
+            waveform.as_deref(),
+        )?,
+        Command::Run {
+            board_uri,
+            config,
+            tokens,
+            seed,
+            weights,
+            timeout,
+        } => crate::board::run_command(&crate::board::RunArgs {
+            uri: board_uri,
+            config,
+            tokens,
+            seed,
+            weights,
+            timeout: std::time::Duration::from_secs(timeout),
+        })?,
         Command::Area {
             out,
             jobs: j,

@@ -1,0 +1,205 @@
+//! `tern serve` (a simulated board behind a socket) and `tern run` (a ternary layer on
+//! any board URI, checked against the golden model).
+
+use anyhow::{bail, Context, Result};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use ndarray::Array2;
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use tern_hdl::{Config, DesignConfig};
+use tern_host::server::{serve, Listen, ServeOptions};
+use tern_host::sim::SimBoard;
+use tern_host::weights_file::TernaryMatrix;
+use tern_host::{Device, OpenOptions, Transport};
+use tern_sim::golden::tlmm::ternary_gemm;
+use tern_sim::verilator::ModelCache;
+
+static SHUTDOWN: AtomicBool = AtomicBool::new(false);
+
+extern "C" fn on_signal(_: libc::c_int) {
+    SHUTDOWN.store(true, Ordering::Relaxed);
+}
+
+/// SIGINT and SIGTERM ask the daemon to finish the current request and exit.
+fn install_signal_handlers() {
+    for sig in [libc::SIGINT, libc::SIGTERM] {
+        // SAFETY: the handler only stores to an atomic, which is async-signal-safe.
+        unsafe {
+            libc::signal(sig, on_signal as *const () as libc::sighandler_t);
+        }
+    }
+}
+
+pub fn matmul_config(path: &Path) -> Result<Config> {
+    match DesignConfig::from_path(path)? {
+        DesignConfig::Matmul(cfg) => Ok(cfg),
+        DesignConfig::Attention(_) => bail!(
+            "{}: boards carry the matmul engine's accelerator top; attention has no top yet",
+            path.display()
+        ),
+    }
+}
+
+pub fn serve_command(
+    config: &Path,
+    listen: &str,
+    idle_timeout: Duration,
+    waveform: Option<&Path>,
+) -> Result<()> {
+    let cfg = matmul_config(config)?;
+    let listen = Listen::parse(listen)?;
+    eprintln!("building the Verilator model of the accelerator top (cached after the first time)");
+    let mut board = SimBoard::new(&cfg, &ModelCache::default(), waveform)?;
+    let info = board.info()?;
+    install_signal_handlers();
+    let opts = ServeOptions {
+        idle_timeout,
+        ..ServeOptions::default()
+    };
+    let t0 = Instant::now();
+    let summary = serve(&listen, &mut board, &opts, &SHUTDOWN, |bound| {
+        println!(
+            "serving {bound}: {} (design id {:08x}); one client at a time; Ctrl-C to stop",
+            info.description, info.design_id
+        );
+    })?;
+    board.flush_waveform();
+    println!(
+        "stopped after {:.1} s: {} connections, {} requests, {} clocks simulated",
+        t0.elapsed().as_secs_f64(),
+        summary.connections,
+        summary.requests,
+        board.cycles()
+    );
+    Ok(())
+}
+
+pub struct RunArgs {
+    pub uri: String,
+    pub config: PathBuf,
+    pub tokens: Option<usize>,
+    pub seed: u64,
+    pub weights: Option<PathBuf>,
+    pub timeout: Duration,
+}
+
+fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+    bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
+}
+
+pub fn run_command(a: &RunArgs) -> Result<()> {
+    let cfg = matmul_config(&a.config)?;
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let tokens = a.tokens.unwrap_or(cfg.workload.tokens);
+    if tokens == 0 {
+        bail!("--tokens must be at least 1");
+    }
+    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
+    let w = match &a.weights {
+        Some(path) => {
+            let t = TernaryMatrix::read(path)?;
+            if (t.m, t.k) != (m, k) {
+                bail!(
+                    "weights file {} holds a {}x{} matrix, but {} is built for M x K = {m}x{k}",
+                    path.display(),
+                    t.m,
+                    t.k,
+                    a.config.display()
+                );
+            }
+            t.w
+        }
+        None => (0..m * k).map(|_| rng.gen_range(-1i8..=1)).collect(),
+    };
+    let x: Vec<i8> = (0..tokens * k).map(|_| rng.gen()).collect();
+    let opts = OpenOptions {
+        timeout: a.timeout,
+        run_timeout: a.timeout.max(Duration::from_secs(60)),
+        ..OpenOptions::default()
+    };
+    let t_open = Instant::now();
+    let mut dev = Device::open(&a.uri, &cfg, &opts)
+        .with_context(|| format!("opening board {}", a.uri))?;
+    let open_time = t_open.elapsed();
+    let t_load = Instant::now();
+    dev.load_weights(&w)?;
+    let load_time = t_load.elapsed();
+    let weight_bytes = dev.traffic.bytes_to_card;
+    let run = dev.gemm(&x)?;
+    let want = ternary_gemm(
+        Array2::from_shape_vec((m, k), w.clone())?.view(),
+        Array2::from_shape_vec((tokens, k), x.clone())?.view(),
+    );
+    let want: Vec<i64> = want.into_iter().collect();
+    let first_diff = (0..want.len()).find(|&i| run.y[i] != want[i]);
+
+    let model = {
+        let mut c = cfg.clone();
+        c.workload.tokens = tokens;
+        c.streaming_cycles()
+    };
+    println!("board      {} (design id {:08x})", dev.info().description, dev.info().design_id);
+    println!(
+        "layer      {m}x{k} ternary, {tokens} token(s), seed {}{}",
+        a.seed,
+        a.weights
+            .as_ref()
+            .map(|p| format!(", weights {}", p.display()))
+            .unwrap_or_default()
+    );
+    println!(
+        "kernel     {} clocks in {} batch(es) ({:.0} per token); the engine's streaming model is {model} \
+         (the card-memory feeder adds {:+.0}%)",
+        run.cycles,
+        run.batches,
+        run.cycles as f64 / tokens as f64,
+        100.0 * (run.cycles as f64 / model as f64 - 1.0)
+    );
+    println!(
+        "wall       open {:.1} ms, load weights {:.1} ms, run {:.1} ms",
+        open_time.as_secs_f64() * 1e3,
+        load_time.as_secs_f64() * 1e3,
+        run.wall.as_secs_f64() * 1e3
+    );
+    println!(
+        "bytes      {} weights + {} activations to the card, {} results back ({:.1} MB/s over the run)",
+        weight_bytes,
+        run.traffic.bytes_to_card,
+        run.traffic.bytes_from_card,
+        mb_per_s(run.traffic.bytes_to_card + run.traffic.bytes_from_card, run.wall)
+    );
+    match first_diff {
+        None => {
+            println!(
+                "check      bit-exact: all {} outputs match the golden model",
+                want.len()
+            );
+            Ok(())
+        }
+        Some(i) => {
+            let mut msg = format!(
+                "MISMATCH at token {}, row {}: board {} golden {} (seed {}, config {})",
+                i / m,
+                i % m,
+                run.y[i],
+                want[i],
+                a.seed,
+                a.config.display()
+            );
+            if a.uri == "sim:" {
+                let vcd = std::env::temp_dir().join(format!("tern-run-{}.vcd", std::process::id()));
+                let board = SimBoard::new(&cfg, &ModelCache::default(), Some(&vcd))?;
+                let mut again = Device::attach(Box::new(board), &cfg, &opts)?;
+                again.load_weights(&w)?;
+                let _ = again.gemm(&x);
+                drop(again); // closes the waveform
+                msg.push_str(&format!("; waveform of the rerun: {}", vcd.display()));
+            }
+            bail!(msg)
+        }
+    }
+}

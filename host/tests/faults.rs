@@ -1,0 +1,244 @@
+//! Faults: malformed frames, bad accesses and broken peers get typed errors or the
+//! protocol's error reply; the daemon's loop keeps serving the next client; nothing
+//! hangs past its timeout.
+
+mod common;
+
+use common::*;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
+use std::time::{Duration, Instant};
+
+use tern_host::framed::FramedTransport;
+use tern_host::pipe::StreamPipe;
+use tern_host::server::ServeOptions;
+use tern_host::wire::{Header, Opcode, Status, HEADER_BYTES, MAX_PAYLOAD, REPLY};
+use tern_host::{regmap, HostError, Transport};
+
+fn sock_path(uri: &str) -> &str {
+    uri.strip_prefix("unix:").unwrap()
+}
+
+fn raw(uri: &str) -> UnixStream {
+    let s = UnixStream::connect(sock_path(uri)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Read one reply frame; None if the server closed instead.
+fn reply(s: &mut UnixStream) -> Option<(Header, String)> {
+    let mut h = [0u8; HEADER_BYTES];
+    if s.read_exact(&mut h).is_err() {
+        return None;
+    }
+    let h = Header::decode(&h).expect("the server's reply header is well formed");
+    let mut body = vec![0u8; h.len as usize];
+    s.read_exact(&mut body).unwrap();
+    Some((h, String::from_utf8_lossy(&body).into_owned()))
+}
+
+fn closed(s: &mut UnixStream) -> bool {
+    let mut b = [0u8; 1];
+    matches!(s.read(&mut b), Ok(0) | Err(_))
+}
+
+fn good_client_works(uri: &str) {
+    let s = UnixStream::connect(sock_path(uri)).unwrap();
+    let mut t = FramedTransport::connect(StreamPipe(s), uri, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        t.read32(regmap::HW_ID.into()).unwrap(),
+        regmap::HW_ID_VALUE
+    );
+}
+
+#[test]
+fn malformed_frames_get_an_error_reply_and_the_daemon_serves_the_next_client() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(&cfg, false, ServeOptions::default());
+    let uri = served.uri.clone();
+    let good = Header::request(Opcode::Read32, 42, 0, 0, 0).encode();
+
+    // Bad magic: error reply naming it, then the server closes.
+    let mut s = raw(&uri);
+    let mut b = good;
+    b[0..4].copy_from_slice(b"JUNK");
+    s.write_all(&b).unwrap();
+    let (h, msg) = reply(&mut s).expect("an error reply");
+    assert_eq!(h.status, Status::BadMagic as u8);
+    assert_eq!(h.tag, 42);
+    assert!(msg.contains("magic"), "{msg}");
+    assert!(closed(&mut s));
+    good_client_works(&uri);
+
+    // Bad version.
+    let mut s = raw(&uri);
+    let mut b = good;
+    b[4] = 7;
+    s.write_all(&b).unwrap();
+    let (h, msg) = reply(&mut s).unwrap();
+    assert_eq!(h.status, Status::BadVersion as u8);
+    assert!(msg.contains("version 7"), "{msg}");
+    assert!(closed(&mut s));
+    good_client_works(&uri);
+
+    // Oversize length: refused before anything is allocated or read.
+    let mut s = raw(&uri);
+    let h = Header::request(Opcode::DmaWrite, 3, 0, 0, MAX_PAYLOAD + 1);
+    s.write_all(&h.encode()).unwrap();
+    let (h, msg) = reply(&mut s).unwrap();
+    assert_eq!(h.status, Status::TooLarge as u8);
+    assert!(msg.contains("exceeds"), "{msg}");
+    assert!(closed(&mut s));
+    good_client_works(&uri);
+
+    // Truncated frame: half a header, then the client hangs up.
+    let mut s = raw(&uri);
+    s.write_all(&good[..13]).unwrap();
+    drop(s);
+    // ... and a frame whose payload never arrives in full.
+    let mut s = raw(&uri);
+    s.write_all(&Header::request(Opcode::DmaWrite, 4, 0, 64, 64).encode())
+        .unwrap();
+    s.write_all(&[0u8; 10]).unwrap();
+    drop(s);
+    good_client_works(&uri);
+
+    // Unknown opcode with a sound header: an error reply, and the connection goes on.
+    let mut s = raw(&uri);
+    let mut b = Header::request(Opcode::Info, 9, 0, 0, 3).encode();
+    b[6] = 0x55;
+    s.write_all(&b).unwrap();
+    s.write_all(b"abc").unwrap();
+    let (h, msg) = reply(&mut s).unwrap();
+    assert_eq!((h.opcode, h.status), (0x55 | REPLY, Status::UnknownOpcode as u8));
+    assert!(msg.contains("0x55"), "{msg}");
+    // A DMA write whose count disagrees with its payload, a payload on a read32, a
+    // misaligned and an out-of-range access: error replies, same connection.
+    for (h, payload, status) in [
+        (Header::request(Opcode::DmaWrite, 10, 0, 8, 4), vec![0u8; 4], Status::BadRequest),
+        (Header::request(Opcode::Read32, 11, 0, 0, 4), vec![0u8; 4], Status::BadRequest),
+        (Header::request(Opcode::Read32, 12, 2, 0, 0), vec![], Status::Unaligned),
+        (Header::request(Opcode::Read32, 13, 0x1000, 0, 0), vec![], Status::OutOfRange),
+        (Header::request(Opcode::DmaRead, 14, 1 << 40, 4, 0), vec![], Status::OutOfRange),
+        (Header::request(Opcode::DmaRead, 15, 0, (MAX_PAYLOAD + 4) as u32, 0), vec![], Status::TooLarge),
+    ] {
+        s.write_all(&h.encode()).unwrap();
+        s.write_all(&payload).unwrap();
+        let (r, msg) = reply(&mut s).unwrap();
+        assert_eq!((r.tag, r.status), (h.tag, status as u8), "tag {}: {msg}", h.tag);
+    }
+    s.write_all(&good).unwrap();
+    let (h, _) = reply(&mut s).unwrap();
+    assert_eq!((h.tag, h.status, h.count), (42, 0, regmap::AP_IDLE));
+    drop(s);
+    good_client_works(&uri);
+}
+
+#[test]
+fn bad_accesses_are_typed_errors_on_every_backend() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(&cfg, true, ServeOptions::default());
+    let (usb, _usb_board) = usb_over_memory_pipe(&cfg);
+    let backends: Vec<(&str, Box<dyn Transport>)> = vec![
+        (
+            "sim",
+            Box::new(tern_host::sim::SimBoard::new(&cfg, &cache(), None).unwrap()),
+        ),
+        (
+            "tcp",
+            tern_host::device::open_transport(&served.uri, &cfg, &options()).unwrap(),
+        ),
+        ("usb", usb),
+    ];
+    for (name, mut t) in backends {
+        let card = t.info().unwrap().card_bytes;
+        let e = t.read32(0x11).unwrap_err();
+        assert!(matches!(e, HostError::Unaligned { .. }), "{name}: {e}");
+        let e = t.write32(0x400, 1).unwrap_err();
+        assert!(matches!(e, HostError::OutOfRange { .. }), "{name}: {e}");
+        let e = t.dma_write(2, &[0; 4]).unwrap_err();
+        assert!(matches!(e, HostError::Unaligned { .. }), "{name}: {e}");
+        let e = t.dma_write(0, &[0; 6]).unwrap_err();
+        assert!(matches!(e, HostError::Unaligned { .. }), "{name}: {e}");
+        let e = t.dma_read(card - 4, &mut [0; 8]).unwrap_err();
+        assert!(matches!(e, HostError::OutOfRange { .. }), "{name}: {e}");
+        let e = t.dma_read(u64::MAX - 3, &mut [0; 4]).unwrap_err();
+        assert!(matches!(e, HostError::OutOfRange { .. }), "{name}: {e}");
+        // A wait with the interrupt disabled times out within its bound.
+        let t0 = Instant::now();
+        let e = t.wait_irq(1, Duration::from_millis(200)).unwrap_err();
+        assert!(matches!(e, HostError::Timeout { .. }), "{name}: {e}");
+        assert!(t0.elapsed() < Duration::from_secs(5), "{name}");
+        // The backend still works after all of that.
+        assert_eq!(t.read32(regmap::HW_ID.into()).unwrap(), regmap::HW_ID_VALUE, "{name}");
+        // Card memory belongs to a running kernel: a long run is started and DMA is
+        // refused with Busy until it ends.
+        t.write32(regmap::TOKENS.into(), 1).unwrap();
+        t.write32(regmap::ACTIVATIONS.into(), 0x100).unwrap();
+        t.write32(regmap::RESULTS.into(), 0x200).unwrap();
+        t.write32(regmap::CONTROL.into(), regmap::AP_START).unwrap();
+        let e = t.dma_write(0, &[0; 4]).unwrap_err();
+        assert!(matches!(e, HostError::Busy), "{name}: {e}");
+        t.reset().unwrap();
+        t.dma_write(0, &[0; 4]).unwrap();
+    }
+}
+
+#[test]
+fn a_client_gets_an_error_within_its_timeout_when_the_board_side_stops_answering() {
+    // A peer that accepts and then neither answers nor closes (a frozen daemon).
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("frozen.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let holder = std::thread::spawn(move || {
+        let (s, _) = listener.accept().unwrap();
+        std::thread::sleep(Duration::from_secs(3));
+        drop(s);
+    });
+    let s = UnixStream::connect(&path).unwrap();
+    let t0 = Instant::now();
+    let err = FramedTransport::connect(StreamPipe(s), "frozen", Duration::from_millis(500))
+        .err()
+        .expect("no answer must be an error");
+    assert!(matches!(err, HostError::Timeout { .. }), "{err}");
+    assert!(t0.elapsed() < Duration::from_secs(2), "{:?}", t0.elapsed());
+    holder.join().unwrap();
+
+    // A peer that dies mid-reply: the header promises a payload that never comes.
+    let path = dir.path().join("dying.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let dying = std::thread::spawn(move || {
+        let (mut s, _) = listener.accept().unwrap();
+        let mut h = [0u8; HEADER_BYTES];
+        s.read_exact(&mut h).unwrap();
+        let req = Header::decode(&h).unwrap();
+        let mut r = Header::request(Opcode::Info, req.tag, 0, 0, 100);
+        r.opcode |= REPLY;
+        s.write_all(&r.encode()).unwrap();
+        s.write_all(b"{\"desc").unwrap();
+    });
+    let s = UnixStream::connect(&path).unwrap();
+    let err = FramedTransport::connect(StreamPipe(s), "dying", Duration::from_secs(5))
+        .err()
+        .expect("a truncated reply must be an error");
+    assert!(matches!(err, HostError::Disconnected(_)), "{err}");
+    dying.join().unwrap();
+}
+
+#[test]
+fn an_idle_client_is_disconnected_and_the_next_one_served() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(
+        &cfg,
+        false,
+        ServeOptions {
+            idle_timeout: Duration::from_millis(300),
+            ..ServeOptions::default()
+        },
+    );
+    let mut idle = raw(&served.uri);
+    let t0 = Instant::now();
+    assert!(closed(&mut idle), "the idle client was not disconnected");
+    assert!(t0.elapsed() < Duration::from_secs(5));
+    good_client_works(&served.uri);
+}
