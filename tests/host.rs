@@ -1,0 +1,243 @@
+//! The host side from the command line: `tern serve` as a real daemon process, `tern run`
+//! against it over a Unix socket and TCP, clean shutdown on SIGTERM, a client that sees
+//! the daemon killed, and bad input to `tern run`.
+
+mod common;
+
+use common::{tern_in, text};
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use tern_sim::verilator::default_cache_root;
+
+const CONFIG: &str = "examples/default.toml";
+
+/// A `tern serve` process and the address it printed.
+struct Daemon {
+    child: Child,
+    bound: String,
+}
+
+impl Daemon {
+    fn start(listen: &str) -> Daemon {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("TERN_CACHE_DIR", default_cache_root())
+            .args(["serve", "--config", CONFIG, "--listen", listen])
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let mut line = String::new();
+        BufReader::new(child.stdout.as_mut().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let bound = line
+            .strip_prefix("serving ")
+            .and_then(|r| r.split(':').take(2).collect::<Vec<_>>().join(":").into())
+            .unwrap_or_else(|| panic!("tern serve printed {line:?}"));
+        // tcp:IP:PORT has one more colon than unix:PATH.
+        let bound = if bound.starts_with("tcp:") {
+            let rest = line.strip_prefix("serving tcp:").unwrap();
+            let port: String = rest
+                .split(':')
+                .nth(1)
+                .unwrap()
+                .chars()
+                .take_while(char::is_ascii_digit)
+                .collect();
+            format!("tcp:127.0.0.1:{port}")
+        } else {
+            bound
+        };
+        Daemon { child, bound }
+    }
+
+    fn signal(&self, sig: i32) {
+        // SAFETY: sending a signal to our own child process.
+        unsafe { libc::kill(self.child.id() as i32, sig) };
+    }
+
+    /// SIGTERM, then the exit status and everything it printed.
+    fn stop(mut self) -> (std::process::ExitStatus, String) {
+        self.signal(libc::SIGTERM);
+        let out = std::mem::replace(
+            &mut self.child,
+            Command::new("true").spawn().unwrap(),
+        )
+        .wait_with_output()
+        .unwrap();
+        (out.status, text(&out))
+    }
+}
+
+impl Drop for Daemon {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn run(uri: &str, extra: &[&str]) -> std::process::Output {
+    let mut args = vec!["run", "--board-uri", uri, "--config", CONFIG];
+    args.extend_from_slice(extra);
+    tern_in(&default_cache_root(), &[], &args)
+}
+
+#[test]
+fn tern_run_over_a_unix_socket_and_tcp_is_bit_exact_and_the_daemon_stops_cleanly() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("board.sock");
+    let unix = Daemon::start(&format!("unix:{}", sock.display()));
+    assert_eq!(unix.bound, format!("unix:{}", sock.display()));
+    let tcp = Daemon::start("tcp:127.0.0.1:0");
+    for (uri, tokens) in [(&unix.bound, "4"), (&tcp.bound, "9"), (&unix.bound, "1")] {
+        let o = run(uri, &["--tokens", tokens, "--seed", "7"]);
+        let out = text(&o);
+        assert!(o.status.success(), "{uri}: {out}");
+        assert!(out.contains("check      bit-exact"), "{uri}: {out}");
+        assert!(out.contains(&format!("{tokens} token(s)")), "{out}");
+        assert!(out.contains("kernel"), "{out}");
+    }
+    // The same layer in-process gives the same clocks: the daemon adds no hardware time.
+    let clocks = |o: &std::process::Output| {
+        text(o)
+            .lines()
+            .find(|l| l.starts_with("kernel"))
+            .unwrap()
+            .split_whitespace()
+            .nth(1)
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(
+        clocks(&run("sim:", &["--tokens", "4", "--seed", "7"])),
+        clocks(&run(&unix.bound, &["--tokens", "4", "--seed", "7"]))
+    );
+    for daemon in [unix, tcp] {
+        let (status, log) = daemon.stop();
+        assert!(status.success(), "{log}");
+        assert!(log.contains("connected"), "no connection log: {log}");
+        assert!(log.contains("stopped after"), "{log}");
+    }
+    assert!(!sock.exists(), "the socket file was left behind");
+}
+
+#[test]
+fn a_client_waiting_on_a_killed_daemon_gets_an_error_not_a_hang() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("board.sock");
+    let daemon = Daemon::start(&format!("unix:{}", sock.display()));
+    let cfg = tern_hdl::Config::from_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG))
+        .unwrap();
+    let opts = tern_host::OpenOptions {
+        timeout: Duration::from_secs(30),
+        ..Default::default()
+    };
+    let uri = daemon.bound.clone();
+    let (connected, ready) = std::sync::mpsc::channel();
+    // The interrupt is disabled, so the daemon sits in this wait until it dies.
+    let waiter = std::thread::spawn(move || {
+        let mut t = tern_host::device::open_transport(&uri, &cfg, &opts).unwrap();
+        connected.send(()).unwrap();
+        let t0 = Instant::now();
+        let r = t.wait_irq(1, Duration::from_secs(30));
+        (r, t0.elapsed())
+    });
+    ready.recv().unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    daemon.signal(libc::SIGKILL);
+    let (r, waited) = waiter.join().unwrap();
+    let err = r.unwrap_err();
+    assert!(
+        matches!(err, tern_host::HostError::Disconnected(_)),
+        "{err}"
+    );
+    assert!(waited < Duration::from_secs(10), "waited {waited:?}");
+    // A stale socket file from the killed daemon does not stop a new one.
+    assert!(sock.exists());
+    let again = Daemon::start(&format!("unix:{}", sock.display()));
+    assert!(run(&again.bound, &["--tokens", "1"]).status.success());
+}
+
+#[test]
+fn tern_run_names_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let missing = dir.path().join("nobody.sock");
+    for (uri, says) in [
+        ("board0", "no scheme"),
+        ("tcp:localhost", "HOST:PORT"),
+        ("usb:zz:1", "not hex"),
+    ] {
+        let o = run(uri, &[]);
+        assert!(!o.status.success());
+        assert!(text(&o).contains(says), "{uri}: {}", text(&o));
+    }
+    let o = run(&format!("unix:{}", missing.display()), &[]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("is `tern serve` running?"), "{}", text(&o));
+    let o = run(&format!("xdma:{}", dir.path().join("xdma9").display()), &[]);
+    assert!(text(&o).contains("xdma9_user"), "{}", text(&o));
+
+    // Weights files: damaged, and the wrong shape for the config.
+    let bad = dir.path().join("bad.tw");
+    std::fs::write(&bad, b"TWTS\x01\0\0\0").unwrap();
+    let o = run("sim:", &["--weights", bad.to_str().unwrap()]);
+    assert!(text(&o).contains("shorter than the 16-byte header"), "{}", text(&o));
+    let small = dir.path().join("small.tw");
+    tern_host::weights_file::TernaryMatrix {
+        m: 2,
+        k: 2,
+        w: vec![1, 0, -1, 1],
+    }
+    .write(&small)
+    .unwrap();
+    let o = run("sim:", &["--weights", small.to_str().unwrap()]);
+    assert!(text(&o).contains("holds a 2x2 matrix"), "{}", text(&o));
+    // A right-shaped file runs and is checked.
+    let (m, k) = (256, 256);
+    let w: Vec<i8> = (0..m * k).map(|i| (i % 3) as i8 - 1).collect();
+    let good = dir.path().join("good.tw");
+    tern_host::weights_file::TernaryMatrix { m, k, w }
+        .write(&good)
+        .unwrap();
+    let o = run("sim:", &["--weights", good.to_str().unwrap(), "--tokens", "2"]);
+    assert!(text(&o).contains("bit-exact"), "{}", text(&o));
+}
+
+#[test]
+fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
+    let dir = tempfile::tempdir().unwrap();
+    for cfg in [CONFIG, "examples/tlmm_g5_wide.toml", "examples/adder_tree.toml"] {
+        let out = dir.path().join(Path::new(cfg).file_stem().unwrap());
+        let o = tern_in(
+            &default_cache_root(),
+            &[],
+            &["gen", "--config", cfg, "--out", out.to_str().unwrap(), "--top"],
+        );
+        assert!(o.status.success(), "{cfg}: {}", text(&o));
+        let md = std::fs::read_to_string(out.join("regmap.md")).unwrap();
+        assert!(md.contains("| 0x00 | CONTROL |"), "{md}");
+        let json: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("regmap.json")).unwrap())
+                .unwrap();
+        assert_eq!(json["registers"][3]["name"], "ISR");
+        let o = tern_in(
+            &default_cache_root(),
+            &[],
+            &["lint", "--dir", out.to_str().unwrap()],
+        );
+        assert!(o.status.success(), "{cfg}: {}", text(&o));
+        assert!(text(&o).contains("lint clean"), "{}", text(&o));
+    }
+    // Attention has no top yet: a clear refusal.
+    let o = tern_in(
+        &default_cache_root(),
+        &[],
+        &["gen", "--config", "examples/attention_decode.toml", "--out", dir.path().join("a").to_str().unwrap(), "--top"],
+    );
+    assert!(!o.status.success());
+    assert!(text(&o).contains("attention has no top yet"), "{}", text(&o));
+}
