@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Installs the tools tern drives: Verilator (simulation), Icarus Verilog (second
 # simulator in tests), Yosys (synthesis), a C++ compiler for Verilated models, a font
-# for PNG plots (apt-get), and nextpnr for ECP5, iCE40 and Gowin as YoWASP wheels from
+# for PNG plots and fusermount3 for the XDMA driver's FUSE stand-in in tests (apt-get),
+# and nextpnr for ECP5, iCE40 and Gowin as YoWASP wheels from
 # PyPI (WebAssembly builds: no compiler needed, they run offline once installed).
 # Debian/Ubuntu; idempotent: installs only what is missing. Runs apt-get as root, or
 # through sudo when not root.
@@ -11,7 +12,7 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 missing=()
-for tool in verilator:verilator iverilog:iverilog vvp:iverilog yosys:yosys g++:g++ make:make python3:python3; do
+for tool in verilator:verilator iverilog:iverilog vvp:iverilog yosys:yosys g++:g++ make:make python3:python3 fusermount3:fuse3; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
 done
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)

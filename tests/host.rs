@@ -63,12 +63,9 @@ impl Daemon {
     /// SIGTERM, then the exit status and everything it printed.
     fn stop(mut self) -> (std::process::ExitStatus, String) {
         self.signal(libc::SIGTERM);
-        let out = std::mem::replace(
-            &mut self.child,
-            Command::new("true").spawn().unwrap(),
-        )
-        .wait_with_output()
-        .unwrap();
+        let out = std::mem::replace(&mut self.child, Command::new("true").spawn().unwrap())
+            .wait_with_output()
+            .unwrap();
         (out.status, text(&out))
     }
 }
@@ -130,8 +127,8 @@ fn a_client_waiting_on_a_killed_daemon_gets_an_error_not_a_hang() {
     let dir = tempfile::tempdir().unwrap();
     let sock = dir.path().join("board.sock");
     let daemon = Daemon::start(&format!("unix:{}", sock.display()));
-    let cfg = tern_hdl::Config::from_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG))
-        .unwrap();
+    let cfg =
+        tern_hdl::Config::from_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG)).unwrap();
     let opts = tern_host::OpenOptions {
         timeout: Duration::from_secs(30),
         ..Default::default()
@@ -177,7 +174,11 @@ fn tern_run_names_bad_input() {
     }
     let o = run(&format!("unix:{}", missing.display()), &[]);
     assert!(!o.status.success());
-    assert!(text(&o).contains("is `tern serve` running?"), "{}", text(&o));
+    assert!(
+        text(&o).contains("is `tern serve` running?"),
+        "{}",
+        text(&o)
+    );
     let o = run(&format!("xdma:{}", dir.path().join("xdma9").display()), &[]);
     assert!(text(&o).contains("xdma9_user"), "{}", text(&o));
 
@@ -185,7 +186,11 @@ fn tern_run_names_bad_input() {
     let bad = dir.path().join("bad.tw");
     std::fs::write(&bad, b"TWTS\x01\0\0\0").unwrap();
     let o = run("sim:", &["--weights", bad.to_str().unwrap()]);
-    assert!(text(&o).contains("shorter than the 16-byte header"), "{}", text(&o));
+    assert!(
+        text(&o).contains("shorter than the 16-byte header"),
+        "{}",
+        text(&o)
+    );
     let small = dir.path().join("small.tw");
     tern_host::weights_file::TernaryMatrix {
         m: 2,
@@ -203,19 +208,33 @@ fn tern_run_names_bad_input() {
     tern_host::weights_file::TernaryMatrix { m, k, w }
         .write(&good)
         .unwrap();
-    let o = run("sim:", &["--weights", good.to_str().unwrap(), "--tokens", "2"]);
+    let o = run(
+        "sim:",
+        &["--weights", good.to_str().unwrap(), "--tokens", "2"],
+    );
     assert!(text(&o).contains("bit-exact"), "{}", text(&o));
 }
 
 #[test]
 fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
     let dir = tempfile::tempdir().unwrap();
-    for cfg in [CONFIG, "examples/tlmm_g5_wide.toml", "examples/adder_tree.toml"] {
+    for cfg in [
+        CONFIG,
+        "examples/tlmm_g5_wide.toml",
+        "examples/adder_tree.toml",
+    ] {
         let out = dir.path().join(Path::new(cfg).file_stem().unwrap());
         let o = tern_in(
             &default_cache_root(),
             &[],
-            &["gen", "--config", cfg, "--out", out.to_str().unwrap(), "--top"],
+            &[
+                "gen",
+                "--config",
+                cfg,
+                "--out",
+                out.to_str().unwrap(),
+                "--top",
+            ],
         );
         assert!(o.status.success(), "{cfg}: {}", text(&o));
         let md = std::fs::read_to_string(out.join("regmap.md")).unwrap();
@@ -236,8 +255,19 @@ fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
     let o = tern_in(
         &default_cache_root(),
         &[],
-        &["gen", "--config", "examples/attention_decode.toml", "--out", dir.path().join("a").to_str().unwrap(), "--top"],
+        &[
+            "gen",
+            "--config",
+            "examples/attention_decode.toml",
+            "--out",
+            dir.path().join("a").to_str().unwrap(),
+            "--top",
+        ],
     );
     assert!(!o.status.success());
-    assert!(text(&o).contains("attention has no top yet"), "{}", text(&o));
+    assert!(
+        text(&o).contains("attention has no top yet"),
+        "{}",
+        text(&o)
+    );
 }

@@ -122,8 +122,8 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
         ..OpenOptions::default()
     };
     let t_open = Instant::now();
-    let mut dev = Device::open(&a.uri, &cfg, &opts)
-        .with_context(|| format!("opening board {}", a.uri))?;
+    let mut dev =
+        Device::open(&a.uri, &cfg, &opts).with_context(|| format!("opening board {}", a.uri))?;
     let open_time = t_open.elapsed();
     let t_load = Instant::now();
     dev.load_weights(&w)?;
@@ -142,7 +142,11 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
         c.workload.tokens = tokens;
         c.streaming_cycles()
     };
-    println!("board      {} (design id {:08x})", dev.info().description, dev.info().design_id);
+    println!(
+        "board      {} (design id {:08x})",
+        dev.info().description,
+        dev.info().design_id
+    );
     println!(
         "layer      {m}x{k} ternary, {tokens} token(s), seed {}{}",
         a.seed,

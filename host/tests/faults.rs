@@ -45,10 +45,7 @@ fn closed(s: &mut UnixStream) -> bool {
 fn good_client_works(uri: &str) {
     let s = UnixStream::connect(sock_path(uri)).unwrap();
     let mut t = FramedTransport::connect(StreamPipe(s), uri, Duration::from_secs(10)).unwrap();
-    assert_eq!(
-        t.read32(regmap::HW_ID.into()).unwrap(),
-        regmap::HW_ID_VALUE
-    );
+    assert_eq!(t.read32(regmap::HW_ID.into()).unwrap(), regmap::HW_ID_VALUE);
 }
 
 #[test]
@@ -110,22 +107,54 @@ fn malformed_frames_get_an_error_reply_and_the_daemon_serves_the_next_client() {
     s.write_all(&b).unwrap();
     s.write_all(b"abc").unwrap();
     let (h, msg) = reply(&mut s).unwrap();
-    assert_eq!((h.opcode, h.status), (0x55 | REPLY, Status::UnknownOpcode as u8));
+    assert_eq!(
+        (h.opcode, h.status),
+        (0x55 | REPLY, Status::UnknownOpcode as u8)
+    );
     assert!(msg.contains("0x55"), "{msg}");
     // A DMA write whose count disagrees with its payload, a payload on a read32, a
     // misaligned and an out-of-range access: error replies, same connection.
     for (h, payload, status) in [
-        (Header::request(Opcode::DmaWrite, 10, 0, 8, 4), vec![0u8; 4], Status::BadRequest),
-        (Header::request(Opcode::Read32, 11, 0, 0, 4), vec![0u8; 4], Status::BadRequest),
-        (Header::request(Opcode::Read32, 12, 2, 0, 0), vec![], Status::Unaligned),
-        (Header::request(Opcode::Read32, 13, 0x1000, 0, 0), vec![], Status::OutOfRange),
-        (Header::request(Opcode::DmaRead, 14, 1 << 40, 4, 0), vec![], Status::OutOfRange),
-        (Header::request(Opcode::DmaRead, 15, 0, (MAX_PAYLOAD + 4) as u32, 0), vec![], Status::TooLarge),
+        (
+            Header::request(Opcode::DmaWrite, 10, 0, 8, 4),
+            vec![0u8; 4],
+            Status::BadRequest,
+        ),
+        (
+            Header::request(Opcode::Read32, 11, 0, 0, 4),
+            vec![0u8; 4],
+            Status::BadRequest,
+        ),
+        (
+            Header::request(Opcode::Read32, 12, 2, 0, 0),
+            vec![],
+            Status::Unaligned,
+        ),
+        (
+            Header::request(Opcode::Read32, 13, 0x1000, 0, 0),
+            vec![],
+            Status::OutOfRange,
+        ),
+        (
+            Header::request(Opcode::DmaRead, 14, 1 << 40, 4, 0),
+            vec![],
+            Status::OutOfRange,
+        ),
+        (
+            Header::request(Opcode::DmaRead, 15, 0, (MAX_PAYLOAD + 4) as u32, 0),
+            vec![],
+            Status::TooLarge,
+        ),
     ] {
         s.write_all(&h.encode()).unwrap();
         s.write_all(&payload).unwrap();
         let (r, msg) = reply(&mut s).unwrap();
-        assert_eq!((r.tag, r.status), (h.tag, status as u8), "tag {}: {msg}", h.tag);
+        assert_eq!(
+            (r.tag, r.status),
+            (h.tag, status as u8),
+            "tag {}: {msg}",
+            h.tag
+        );
     }
     s.write_all(&good).unwrap();
     let (h, _) = reply(&mut s).unwrap();
@@ -170,7 +199,11 @@ fn bad_accesses_are_typed_errors_on_every_backend() {
         assert!(matches!(e, HostError::Timeout { .. }), "{name}: {e}");
         assert!(t0.elapsed() < Duration::from_secs(5), "{name}");
         // The backend still works after all of that.
-        assert_eq!(t.read32(regmap::HW_ID.into()).unwrap(), regmap::HW_ID_VALUE, "{name}");
+        assert_eq!(
+            t.read32(regmap::HW_ID.into()).unwrap(),
+            regmap::HW_ID_VALUE,
+            "{name}"
+        );
         // Card memory belongs to a running kernel: a long run is started and DMA is
         // refused with Busy until it ends.
         t.write32(regmap::TOKENS.into(), 1).unwrap();
