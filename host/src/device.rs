@@ -55,7 +55,11 @@ pub fn open_transport(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Box
         BoardUri::Unix(path) => {
             let s = std::os::unix::net::UnixStream::connect(&path)
                 .map_err(connect_err(path.display().to_string()))?;
-            Box::new(FramedTransport::connect(StreamPipe(s), uri, opts.timeout)?)
+            Box::new(FramedTransport::connect(
+                StreamPipe::new(s),
+                uri,
+                opts.timeout,
+            )?)
         }
         BoardUri::Tcp(addr) => {
             use std::net::ToSocketAddrs;
@@ -70,7 +74,11 @@ pub fn open_transport(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Box
             let s = std::net::TcpStream::connect_timeout(first, opts.timeout)
                 .map_err(connect_err(addr.clone()))?;
             s.set_nodelay(true).map_err(connect_err(addr.clone()))?;
-            Box::new(FramedTransport::connect(StreamPipe(s), uri, opts.timeout)?)
+            Box::new(FramedTransport::connect(
+                StreamPipe::new(s),
+                uri,
+                opts.timeout,
+            )?)
         }
         BoardUri::Xdma(prefix) => Box::new(crate::xdma::XdmaTransport::open(&prefix, 0)?),
         BoardUri::Usb { vid, pid } => Box::new(crate::usb::open(vid, pid, opts.timeout)?),

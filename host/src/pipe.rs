@@ -91,14 +91,43 @@ impl TimedStream for std::net::TcpStream {
 }
 
 /// A socket as a byte pipe.
-pub struct StreamPipe<S: TimedStream>(pub S);
+pub struct StreamPipe<S: TimedStream> {
+    stream: S,
+    /// The socket timeout last set: (when, how long). Setting it costs two system calls,
+    /// so a burst of reads toward one deadline re-arms it only after a tenth of it
+    /// passed; a call may therefore overrun its deadline by at most a tenth.
+    armed: Option<(Instant, std::time::Duration)>,
+}
+
+impl<S: TimedStream> StreamPipe<S> {
+    pub fn new(stream: S) -> Self {
+        StreamPipe {
+            stream,
+            armed: None,
+        }
+    }
+
+    fn arm(&mut self, deadline: Instant) -> io::Result<()> {
+        let left = remaining(deadline)?;
+        let now = Instant::now();
+        let fresh = match self.armed {
+            Some((at, t)) => now.duration_since(at) < t / 10 && t <= left + t / 10,
+            None => false,
+        };
+        if !fresh {
+            self.stream.set_timeouts(left)?;
+            self.armed = Some((now, left));
+        }
+        Ok(())
+    }
+}
 
 impl<S: TimedStream> BytePipe for StreamPipe<S> {
     fn send(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()> {
         let mut sent = 0;
         while sent < bytes.len() {
-            self.0.set_timeouts(remaining(deadline)?)?;
-            match self.0.write(&bytes[sent..]) {
+            self.arm(deadline)?;
+            match self.stream.write(&bytes[sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -108,8 +137,8 @@ impl<S: TimedStream> BytePipe for StreamPipe<S> {
         Ok(())
     }
     fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
-        self.0.set_timeouts(remaining(deadline)?)?;
-        self.0.read(buf)
+        self.arm(deadline)?;
+        self.stream.read(buf)
     }
 }
 

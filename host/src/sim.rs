@@ -98,15 +98,13 @@ impl Transport for SimBoard {
 
     fn dma_write(&mut self, card_addr: u64, data: &[u8]) -> Result<()> {
         let word = self.check_idle("DMA write", card_addr, data.len())?;
-        self.model.dma_write(word, &words_of(data));
+        self.model.dma_write(word, data);
         Ok(())
     }
 
     fn dma_read(&mut self, card_addr: u64, out: &mut [u8]) -> Result<()> {
         let word = self.check_idle("DMA read", card_addr, out.len())?;
-        let mut words = vec![0u32; out.len() / 4];
-        self.model.dma_read(word, &mut words);
-        bytes_into(&words, out);
+        self.model.dma_read(word, out);
         Ok(())
     }
 

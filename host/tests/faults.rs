@@ -44,7 +44,7 @@ fn closed(s: &mut UnixStream) -> bool {
 
 fn good_client_works(uri: &str) {
     let s = UnixStream::connect(sock_path(uri)).unwrap();
-    let mut t = FramedTransport::connect(StreamPipe(s), uri, Duration::from_secs(10)).unwrap();
+    let mut t = FramedTransport::connect(StreamPipe::new(s), uri, Duration::from_secs(10)).unwrap();
     assert_eq!(t.read32(regmap::HW_ID.into()).unwrap(), regmap::HW_ID_VALUE);
 }
 
@@ -230,7 +230,7 @@ fn a_client_gets_an_error_within_its_timeout_when_the_board_side_stops_answering
     });
     let s = UnixStream::connect(&path).unwrap();
     let t0 = Instant::now();
-    let err = FramedTransport::connect(StreamPipe(s), "frozen", Duration::from_millis(500))
+    let err = FramedTransport::connect(StreamPipe::new(s), "frozen", Duration::from_millis(500))
         .err()
         .expect("no answer must be an error");
     assert!(matches!(err, HostError::Timeout { .. }), "{err}");
@@ -251,7 +251,7 @@ fn a_client_gets_an_error_within_its_timeout_when_the_board_side_stops_answering
         s.write_all(b"{\"desc").unwrap();
     });
     let s = UnixStream::connect(&path).unwrap();
-    let err = FramedTransport::connect(StreamPipe(s), "dying", Duration::from_secs(5))
+    let err = FramedTransport::connect(StreamPipe::new(s), "dying", Duration::from_secs(5))
         .err()
         .expect("a truncated reply must be an error");
     assert!(matches!(err, HostError::Disconnected(_)), "{err}");

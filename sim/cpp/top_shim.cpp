@@ -28,7 +28,7 @@ static void tick(TernTop* m) {
 
 extern "C" {
 
-uint32_t tern_top_abi() { return 1; }
+uint32_t tern_top_abi() { return 2; }
 
 void* tern_top_new(const char* vcd_path) {
     auto* m = new TernTop;
@@ -105,15 +105,22 @@ void tern_top_mem_read(void* p, uint32_t word, uint32_t* out, uint32_t n) {
     m->top->eval();
 }
 
-// The shell's DMA: straight into the card memory array, no clocks.
-void tern_top_dma_write(void* p, uint32_t word, const uint32_t* data, uint32_t n) {
+// The shell's DMA: little-endian bytes straight into the card memory array, no clocks.
+void tern_top_dma_write(void* p, uint32_t word, const uint8_t* data, uint32_t n) {
     auto& mem = static_cast<TernTop*>(p)->top->rootp->tern_top__DOT__card_mem;
-    for (uint32_t i = 0; i < n; i++) mem[word + i] = data[i];
+    for (uint32_t i = 0; i < n; i++) {
+        const uint8_t* b = data + 4 * i;
+        mem[word + i] = (uint32_t)b[0] | ((uint32_t)b[1] << 8) | ((uint32_t)b[2] << 16) | ((uint32_t)b[3] << 24);
+    }
 }
 
-void tern_top_dma_read(void* p, uint32_t word, uint32_t* out, uint32_t n) {
+void tern_top_dma_read(void* p, uint32_t word, uint8_t* out, uint32_t n) {
     auto& mem = static_cast<TernTop*>(p)->top->rootp->tern_top__DOT__card_mem;
-    for (uint32_t i = 0; i < n; i++) out[i] = mem[word + i];
+    for (uint32_t i = 0; i < n; i++) {
+        uint32_t w = mem[word + i];
+        uint8_t* b = out + 4 * i;
+        b[0] = (uint8_t)w; b[1] = (uint8_t)(w >> 8); b[2] = (uint8_t)(w >> 16); b[3] = (uint8_t)(w >> 24);
+    }
 }
 
 // Clock until the interrupt line is high or `max_clocks` have passed; returns clocks run.

@@ -12,7 +12,7 @@ use tern_hdl::top::{write_top, TopDesign, TOP_MODULE};
 use crate::verilator::{BridgeError, ModelCache};
 
 const SHIM: &str = include_str!("../cpp/top_shim.cpp");
-const SHIM_ABI: u32 = 1;
+const SHIM_ABI: u32 = 2;
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
@@ -21,6 +21,8 @@ type RegWriteFn = unsafe extern "C" fn(*mut c_void, u32, u32);
 type RegReadFn = unsafe extern "C" fn(*mut c_void, u32) -> u32;
 type MemWriteFn = unsafe extern "C" fn(*mut c_void, u32, *const u32, u32);
 type MemReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u32, u32);
+type DmaWriteFn = unsafe extern "C" fn(*mut c_void, u32, *const u8, u32);
+type DmaReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u8, u32);
 type RunFn = unsafe extern "C" fn(*mut c_void, u64) -> u64;
 type GetFn = unsafe extern "C" fn(*mut c_void) -> u32;
 type CyclesFn = unsafe extern "C" fn(*mut c_void) -> u64;
@@ -34,8 +36,8 @@ struct Api {
     reg_read: RegReadFn,
     mem_write: MemWriteFn,
     mem_read: MemReadFn,
-    dma_write: MemWriteFn,
-    dma_read: MemReadFn,
+    dma_write: DmaWriteFn,
+    dma_read: DmaReadFn,
     run: RunFn,
     irq: GetFn,
     busy: GetFn,
@@ -53,11 +55,12 @@ pub struct TopLibrary {
 }
 
 impl ModelCache {
-    /// The directory a top's model lives in.
+    /// The directory a top's model lives in (the shim's ABI is part of the key: bump it
+    /// whenever `cpp/top_shim.cpp` changes).
     pub fn top_dir(&self, top: &TopDesign) -> PathBuf {
         self.root
             .join("models")
-            .join(format!("top-{}", top.short_hash()))
+            .join(format!("top-{}-abi{SHIM_ABI}", top.short_hash()))
     }
 
     /// Load the top's model, building it first if it is not cached.
@@ -212,22 +215,23 @@ impl TopModel {
         }
     }
 
-    /// Write card memory directly, as the board shell's DMA engine does (no clocks).
-    pub fn dma_write(&mut self, word: usize, data: &[u32]) {
-        self.check(word, data.len());
-        // SAFETY: as above.
-        unsafe {
-            (self.lib.api.dma_write)(self.handle, word as u32, data.as_ptr(), data.len() as u32)
-        }
+    /// Write little-endian bytes (whole words) into card memory directly, as the board
+    /// shell's DMA engine does (no clocks).
+    pub fn dma_write(&mut self, word: usize, data: &[u8]) {
+        assert!(data.len().is_multiple_of(4), "DMA of a partial word");
+        let n = data.len() / 4;
+        self.check(word, n);
+        // SAFETY: the range was checked; the shim reads 4·n bytes of `data`.
+        unsafe { (self.lib.api.dma_write)(self.handle, word as u32, data.as_ptr(), n as u32) }
     }
 
-    /// Read card memory directly (no clocks).
-    pub fn dma_read(&mut self, word: usize, out: &mut [u32]) {
-        self.check(word, out.len());
-        // SAFETY: as above.
-        unsafe {
-            (self.lib.api.dma_read)(self.handle, word as u32, out.as_mut_ptr(), out.len() as u32)
-        }
+    /// Read card memory directly into little-endian bytes (no clocks).
+    pub fn dma_read(&mut self, word: usize, out: &mut [u8]) {
+        assert!(out.len().is_multiple_of(4), "DMA of a partial word");
+        let n = out.len() / 4;
+        self.check(word, n);
+        // SAFETY: the range was checked; the shim writes 4·n bytes of `out`.
+        unsafe { (self.lib.api.dma_read)(self.handle, word as u32, out.as_mut_ptr(), n as u32) }
     }
 
     /// Clock until the interrupt line is high or `max_clocks` have passed; clocks run.
