@@ -46,6 +46,7 @@ fn demo_generates_cosimulates_and_reports() {
         "lint         verilator -Wall: clean",
         "bit-exact",
         "utilisation",
+        "through the accelerator top",
         "fits on kv260",
         "not an Fmax",
         "result       PASS",
@@ -80,6 +81,12 @@ fn generated_designs_are_lint_clean() {
         }
         let o = tern(&["lint", "--dir", &dir]);
         assert!(o.status.success(), "config:\n{body}\n{}", text(&o));
+        // The accelerator top around the same engine is linted from `tern_top` down.
+        let top = format!("{dir}-top");
+        let o = tern(&["gen", "--config", &cfg, "-o", &top, "--top"]);
+        assert!(o.status.success(), "{}", text(&o));
+        let o = tern(&["lint", "--dir", &top]);
+        assert!(o.status.success(), "top, config:\n{body}\n{}", text(&o));
     }
 }
 
