@@ -398,19 +398,24 @@ pub fn write_design(design: &Design, dir: &Path) -> Result<Vec<PathBuf>, EmitErr
         (WAIVER_FILE, &waivers()),
         (MANIFEST_FILE, manifest.as_str()),
     ];
-    let mut written = vec![];
-    for (name, text) in files {
-        let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let err = |cause| EmitError::Write {
-            path: path.display().to_string(),
-            cause,
-        };
-        std::fs::write(&tmp, text).map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)?;
-        written.push(path);
-    }
-    Ok(written)
+    files
+        .into_iter()
+        .map(|(name, text)| write_file(dir, name, text))
+        .collect()
+}
+
+/// Write `dir/name` under a temporary name, then rename it: a reader never sees half a
+/// file.
+pub(crate) fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf, EmitError> {
+    let path = dir.join(name);
+    let tmp = dir.join(format!(".{name}.tmp"));
+    let err = |cause| EmitError::Write {
+        path: path.display().to_string(),
+        cause,
+    };
+    std::fs::write(&tmp, text).map_err(err)?;
+    std::fs::rename(&tmp, &path).map_err(err)?;
+    Ok(path)
 }
 
 #[cfg(test)]

@@ -88,21 +88,10 @@ impl TopLibrary {
             path: path.display().to_string(),
             message,
         };
-        // SAFETY: the library is one we built from `cpp/top_shim.cpp`; its initialisers
-        // only set up Verilator's runtime.
-        let lib = unsafe { Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
+        let lib = crate::verilator::open_shim_library(path, b"tern_top_abi\0", SHIM_ABI)?;
         // SAFETY: the symbol types match the shim's `extern "C"` declarations, whose ABI
-        // version is checked first.
+        // version was checked.
         unsafe {
-            let abi = *lib
-                .get::<unsafe extern "C" fn() -> u32>(b"tern_top_abi\0")
-                .map_err(|e| load_err(e.to_string()))?;
-            if abi() != SHIM_ABI {
-                return Err(load_err(format!(
-                    "top shim ABI {} != expected {SHIM_ABI}",
-                    abi()
-                )));
-            }
             macro_rules! sym {
                 ($name:literal) => {
                     *lib.get(concat!($name, "\0").as_bytes())

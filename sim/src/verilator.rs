@@ -329,6 +329,35 @@ struct Api {
     run_free: RunFreeFn,
 }
 
+/// Load a model library we built and check its shim's ABI version (`abi_symbol` is a
+/// NUL-terminated `extern "C" fn() -> u32`).
+pub(crate) fn open_shim_library(
+    path: &Path,
+    abi_symbol: &[u8],
+    expected: u32,
+) -> Result<Library, BridgeError> {
+    let load_err = |message: String| BridgeError::Load {
+        path: path.display().to_string(),
+        message,
+    };
+    // SAFETY: the library is one we built from one of our shims; its initialisers only
+    // set up Verilator's runtime.
+    let lib = unsafe { Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
+    // SAFETY: every shim exports its ABI symbol with this signature.
+    let abi = unsafe {
+        *lib.get::<unsafe extern "C" fn() -> u32>(abi_symbol)
+            .map_err(|e| load_err(e.to_string()))?
+    };
+    // SAFETY: calling the symbol just loaded, which takes no arguments.
+    let found = unsafe { abi() };
+    if found != expected {
+        return Err(load_err(format!(
+            "shim ABI {found} != expected {expected} (a stale cached model: remove it)"
+        )));
+    }
+    Ok(lib)
+}
+
 /// A loaded model library; instantiate as many models from it as needed.
 #[derive(Clone)]
 pub struct ModelLibrary {
@@ -344,21 +373,10 @@ impl ModelLibrary {
             path: path.display().to_string(),
             message,
         };
-        // SAFETY: the library is one we built from `cpp/shim.cpp`; its initialisers only
-        // set up Verilator's runtime.
-        let lib = unsafe { Library::new(path) }.map_err(|e| load_err(e.to_string()))?;
+        let lib = open_shim_library(path, b"tern_model_abi\0", SHIM_ABI)?;
         // SAFETY: the symbol types match the `extern "C"` declarations in the shim, whose
-        // ABI version is checked first.
+        // ABI version was checked.
         unsafe {
-            let abi = *lib
-                .get::<unsafe extern "C" fn() -> u32>(b"tern_model_abi\0")
-                .map_err(|e| load_err(e.to_string()))?;
-            if abi() != SHIM_ABI {
-                return Err(load_err(format!(
-                    "shim ABI {} != expected {SHIM_ABI}",
-                    abi()
-                )));
-            }
             macro_rules! sym {
                 ($name:literal) => {
                     *lib.get(concat!($name, "\0").as_bytes())

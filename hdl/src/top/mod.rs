@@ -25,7 +25,7 @@ use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
 use crate::config::{ceil_log2, Config};
-use crate::emit::{generate, write_design, Design, EmitError};
+use crate::emit::{generate, write_design, write_file, Design, EmitError};
 use crate::streams::words_for;
 
 pub const TOP_MODULE: &str = "tern_top";
@@ -167,26 +167,15 @@ pub fn generate_top(cfg: &Config) -> Result<TopDesign, TopError> {
 
 /// Write the engine's files, `tern_top.v` and the register map tables into `dir`.
 pub fn write_top(top: &TopDesign, dir: &Path) -> Result<Vec<PathBuf>, EmitError> {
-    let mut written = vec![];
-    for (name, text) in [
-        (TOP_FILE, top.top_verilog.clone()),
-        (REGMAP_MARKDOWN, regmap::markdown()),
-        (REGMAP_JSON, regmap::json()),
-    ] {
-        std::fs::create_dir_all(dir).map_err(|cause| EmitError::CreateDir {
-            path: dir.display().to_string(),
-            cause,
-        })?;
-        let path = dir.join(name);
-        let tmp = dir.join(format!(".{name}.tmp"));
-        let err = |cause| EmitError::Write {
-            path: path.display().to_string(),
-            cause,
-        };
-        std::fs::write(&tmp, text).map_err(err)?;
-        std::fs::rename(&tmp, &path).map_err(err)?;
-        written.push(path);
-    }
+    std::fs::create_dir_all(dir).map_err(|cause| EmitError::CreateDir {
+        path: dir.display().to_string(),
+        cause,
+    })?;
+    let mut written = vec![
+        write_file(dir, TOP_FILE, &top.top_verilog)?,
+        write_file(dir, REGMAP_MARKDOWN, &regmap::markdown())?,
+        write_file(dir, REGMAP_JSON, &regmap::json())?,
+    ];
     // The engine's manifest goes last: it marks a complete directory.
     written.extend(write_design(&top.engine, dir)?);
     Ok(written)
