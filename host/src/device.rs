@@ -168,7 +168,9 @@ impl Device {
 
     /// Tokens one batch can hold beside the weights.
     pub fn batch_tokens(&self) -> usize {
-        let free = self.info.card_bytes as usize - self.layout.weight_bytes();
+        // The address arguments are 32-bit: only the first 4 GiB of a card are used.
+        let card = self.info.card_bytes.min(u64::from(u32::MAX) & !3) as usize;
+        let free = card - self.layout.weight_bytes();
         free / (self.layout.activation_bytes() + self.layout.result_bytes())
     }
 

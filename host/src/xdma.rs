@@ -109,9 +109,7 @@ impl Transport for XdmaTransport {
     }
 
     fn dma_write(&mut self, card_addr: u64, data: &[u8]) -> Result<()> {
-        if self.card_bytes > 0 {
-            check_dma("DMA write", card_addr, data.len(), self.card_bytes)?;
-        }
+        check_dma("DMA write", card_addr, data.len(), self.card_bytes)?;
         self.h2c
             .write_all_at(data, card_addr)
             .map_err(|e| self.map("DMA write", card_addr, data.len(), e))
