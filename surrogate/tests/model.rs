@@ -71,8 +71,19 @@ fn median_ape(model: &Surrogate, test: &[Example], t: usize) -> f64 {
     apes[apes.len() / 2]
 }
 
+/// Trainings in one process at the same time do not reproduce each other: burn's
+/// device state is process-wide. The tests in this file that train take turns.
+static TRAINING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
+fn one_training_at_a_time() -> std::sync::MutexGuard<'static, ()> {
+    TRAINING
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
 #[test]
 fn learns_a_graph_determined_target_reproducibly() {
+    let _turn = one_training_at_a_time();
     let all = examples(160);
     let (train, test) = all.split_at(130);
     let model = Surrogate::train(train, options(3), provenance(), &()).unwrap();
@@ -98,6 +109,7 @@ fn learns_a_graph_determined_target_reproducibly() {
 
 #[test]
 fn weights_round_trip_and_damage_is_refused() {
+    let _turn = one_training_at_a_time();
     let all = examples(40);
     let mut opts = options(5);
     opts.max_epochs = 3;
