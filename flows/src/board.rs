@@ -6,7 +6,6 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
-use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
@@ -78,6 +77,29 @@ pub fn serve_command(
     Ok(())
 }
 
+/// The weights (`given`, or random) and `tokens` random activation vectors of a layer,
+/// drawn in that order from `seed`: what `tern run` and the demo put on a board.
+pub fn random_layer(
+    cfg: &Config,
+    tokens: usize,
+    seed: u64,
+    given: Option<Vec<i8>>,
+) -> (Vec<i8>, Vec<i8>) {
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
+    let w = given.unwrap_or_else(|| (0..m * k).map(|_| rng.gen_range(-1i8..=1)).collect());
+    let x = (0..tokens * k).map(|_| rng.gen()).collect();
+    (w, x)
+}
+
+/// The golden model's outputs for a layer, token-major (as `Device::gemm` returns them).
+pub fn golden(cfg: &Config, w: &[i8], x: &[i8]) -> Vec<i64> {
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let w = ndarray::ArrayView2::from_shape((m, k), w).expect("M x K weights");
+    let xs = ndarray::ArrayView2::from_shape((x.len() / k, k), x).expect("whole tokens");
+    ternary_gemm(w, xs).into_iter().collect()
+}
+
 pub struct RunArgs {
     pub uri: String,
     pub config: PathBuf,
@@ -98,8 +120,7 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
     if tokens == 0 {
         bail!("--tokens must be at least 1");
     }
-    let mut rng = ChaCha8Rng::seed_from_u64(a.seed);
-    let w = match &a.weights {
+    let given = match &a.weights {
         Some(path) => {
             let t = TernaryMatrix::read(path)?;
             if (t.m, t.k) != (m, k) {
@@ -111,11 +132,11 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
                     a.config.display()
                 );
             }
-            t.w
+            Some(t.w)
         }
-        None => (0..m * k).map(|_| rng.gen_range(-1i8..=1)).collect(),
+        None => None,
     };
-    let x: Vec<i8> = (0..tokens * k).map(|_| rng.gen()).collect();
+    let (w, x) = random_layer(&cfg, tokens, a.seed, given);
     let opts = OpenOptions {
         timeout: a.timeout,
         run_timeout: a.timeout.max(Duration::from_secs(60)),
@@ -130,11 +151,7 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
     let load_time = t_load.elapsed();
     let weight_bytes = dev.traffic.bytes_to_card;
     let run = dev.gemm(&x)?;
-    let want = ternary_gemm(
-        Array2::from_shape_vec((m, k), w.clone())?.view(),
-        Array2::from_shape_vec((tokens, k), x.clone())?.view(),
-    );
-    let want: Vec<i64> = want.into_iter().collect();
+    let want = golden(&cfg, &w, &x);
     let first_diff = (0..want.len()).find(|&i| run.y[i] != want[i]);
 
     let model = {

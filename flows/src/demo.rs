@@ -213,18 +213,12 @@ fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measur
 /// The layer on the in-process board (the Verilator model of the accelerator top),
 /// driven through tern-host as a host program would; (kernel clocks, outputs checked).
 fn host_run(cfg: &tern_hdl::Config) -> Result<(u64, usize)> {
-    use rand::{Rng, SeedableRng};
-    let (m, k, tokens) = (cfg.workload.m, cfg.workload.k, cfg.workload.tokens);
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(1);
-    let w: Vec<i8> = (0..m * k).map(|_| rng.gen_range(-1i8..=1)).collect();
-    let x: Vec<i8> = (0..tokens * k).map(|_| rng.gen()).collect();
+    let m = cfg.workload.m;
+    let (w, x) = crate::board::random_layer(cfg, cfg.workload.tokens, 1, None);
     let mut dev = tern_host::Device::open("sim:", cfg, &tern_host::OpenOptions::default())?;
     dev.load_weights(&w)?;
     let run = dev.gemm(&x)?;
-    let want = tern_sim::golden::tlmm::ternary_gemm(
-        ndarray::Array2::from_shape_vec((m, k), w)?.view(),
-        ndarray::Array2::from_shape_vec((tokens, k), x)?.view(),
-    );
+    let want = crate::board::golden(cfg, &w, &x);
     if let Some((i, (got, want))) = run
         .y
         .iter()

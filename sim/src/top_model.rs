@@ -3,7 +3,7 @@
 //! its own C shim (`cpp/top_shim.cpp`).
 
 use libloading::Library;
-use std::ffi::{c_void, CString};
+use std::ffi::c_void;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
@@ -125,13 +125,7 @@ impl TopLibrary {
 
     /// A fresh top, held in reset for a few clocks; `vcd` names a waveform to write.
     pub fn instantiate(&self, vcd: Option<&Path>) -> Result<TopModel, BridgeError> {
-        let path = vcd
-            .map(|p| CString::new(p.as_os_str().as_encoded_bytes()))
-            .transpose()
-            .map_err(|e| BridgeError::Load {
-                path: self.path.display().to_string(),
-                message: format!("waveform path: {e}"),
-            })?;
+        let path = crate::verilator::waveform_path(&self.path, vcd)?;
         // SAFETY: `new` returns an owned model freed in `Drop`; the path outlives the call.
         let handle =
             unsafe { (self.api.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr())) };

@@ -358,6 +358,19 @@ pub(crate) fn open_shim_library(
     Ok(lib)
 }
 
+/// The waveform path as the shims take it (`lib` names the library in the error).
+pub(crate) fn waveform_path(
+    lib: &Path,
+    vcd: Option<&Path>,
+) -> Result<Option<CString>, BridgeError> {
+    vcd.map(|p| CString::new(p.as_os_str().as_encoded_bytes()))
+        .transpose()
+        .map_err(|e| BridgeError::Load {
+            path: lib.display().to_string(),
+            message: format!("waveform path: {e}"),
+        })
+}
+
 /// A loaded model library; instantiate as many models from it as needed.
 #[derive(Clone)]
 pub struct ModelLibrary {
@@ -403,13 +416,7 @@ impl ModelLibrary {
 
     /// A fresh model; `vcd` names a waveform file to write while it runs.
     pub fn instantiate(&self, vcd: Option<&Path>) -> Result<Model, BridgeError> {
-        let path = vcd
-            .map(|p| CString::new(p.as_os_str().as_encoded_bytes()))
-            .transpose()
-            .map_err(|e| BridgeError::Load {
-                path: self.path.display().to_string(),
-                message: format!("waveform path: {e}"),
-            })?;
+        let path = waveform_path(&self.path, vcd)?;
         // SAFETY: `new` returns an owned model freed in `Drop`; the path outlives the call.
         let handle =
             unsafe { (self.api.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr())) };
