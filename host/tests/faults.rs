@@ -37,9 +37,18 @@ fn reply(s: &mut UnixStream) -> Option<(Header, String)> {
     Some((h, String::from_utf8_lossy(&body).into_owned()))
 }
 
+/// The server closed the connection (end of stream or reset); a read that merely times
+/// out is not a close.
 fn closed(s: &mut UnixStream) -> bool {
     let mut b = [0u8; 1];
-    matches!(s.read(&mut b), Ok(0) | Err(_))
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+    }
 }
 
 fn good_client_works(uri: &str) {
