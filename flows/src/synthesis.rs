@@ -29,6 +29,7 @@ pub use synth::cache::write_json;
 fn prepare(config_path: &Path, board: Option<&str>, what: &str) -> Result<(Design, Board)> {
     let cfg = DesignConfig::from_path(config_path)?;
     let board = board_for(&cfg, board, config_path)?;
+    synth::check_floor(&cfg, &board)?;
     let design = generate_any(&cfg)?;
     println!(
         "tern {what}: {} ({} engine, hash {}) for {} ({}, {})",

@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use crate::attention::AttentionEngine;
 use crate::config::{AttentionConfig, Config, DesignConfig, Geometry};
-use crate::tlmm::{TlmmEngine, PIPELINE_LATENCY};
+use crate::tlmm::TlmmEngine;
 
 pub const WRAPPER_MODULE: &str = "tern_engine";
 pub const WRAPPER_FILE: &str = "tern_engine.v";
@@ -75,10 +75,11 @@ pub struct Manifest {
     pub ports: Vec<Port>,
     /// Bits of each on-chip memory, by name.
     pub memory_bits: BTreeMap<String, usize>,
-    /// Matmul: clocks from the last weight beat of a row block to its result (empty FIFO).
+    /// Matmul: clocks from a weight beat entering the held-beat stage (s1) to its
+    /// result on the result stream, when nothing stalls.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub pipeline_latency: Option<usize>,
-    /// Matmul: clocks per token in steady state (one weight beat per clock).
+    /// Matmul: clocks per token in steady state, decode (blocks of one token).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub cycles_per_token: Option<usize>,
     pub verilog_lines: usize,
@@ -144,6 +145,7 @@ pub fn ports(bits: StreamBits) -> Vec<Port> {
         p("rst", "input", 1),
         p("act_valid", "input", 1),
         p("act_ready", "output", 1),
+        p("act_last", "input", 1),
         p("act_data", "input", bits.act),
         p("wgt_valid", "input", 1),
         p("wgt_ready", "output", 1),
@@ -201,49 +203,54 @@ fn finish(
 
 /// Generate a matmul (TLMM or adder-tree) design.
 pub fn generate(cfg: &Config) -> Result<Design, EmitError> {
-    // The RTL's widths are type parameters; this maps the config onto them.
-    // `TlmmEngine::new` checks each width against the config's geometry.
+    // The RTL's port widths are type parameters (index bits, result field bits); this
+    // maps the config onto them. `TlmmEngine::new` checks both against the geometry.
     macro_rules! with_acc {
-        ($sw:literal, $lw:literal, $iw:literal) => {
+        ($iw:literal) => {
             match cfg.engine.accumulator_bits {
-                16 => core::<$sw, $lw, $iw, 16>(cfg),
-                24 => core::<$sw, $lw, $iw, 24>(cfg),
-                32 => core::<$sw, $lw, $iw, 32>(cfg),
+                16 => core::<$iw, 16>(cfg),
+                24 => core::<$iw, 24>(cfg),
+                32 => core::<$iw, 32>(cfg),
                 other => unreachable!("accumulator width {other} passed validation"),
             }
         };
     }
-    let (core_verilog, memory_bits) = match cfg.geometry.lane_group {
-        1 => with_acc!(8, 9, 1),
-        2 => with_acc!(10, 10, 3),
-        3 => with_acc!(10, 10, 4),
-        4 => with_acc!(11, 11, 6),
-        5 => with_acc!(11, 11, 7),
-        other => unreachable!("lane group {other} passed validation"),
+    let (core_verilog, memory_bits) = match cfg.geometry.index_bits {
+        1 => with_acc!(1),
+        3 => with_acc!(3),
+        4 => with_acc!(4),
+        6 => with_acc!(6),
+        7 => with_acc!(7),
+        other => unreachable!("index width {other} passed validation"),
     }?;
     let geo = &cfg.geometry;
-    let kind = serde_json::to_value(cfg.engine.kind).expect("kind serialises");
     Ok(finish(
         DesignConfig::Matmul(cfg.clone()),
-        kind.as_str().unwrap_or("matmul"),
+        cfg.engine.kind.name(),
         serde_json::to_value(geo).expect("geometry serialises"),
         core_verilog,
         matmul_connections(geo),
-        BTreeMap::from([
-            ("tables".to_string(), memory_bits.0),
-            ("weight_fifo".to_string(), memory_bits.1),
-        ]),
-        (Some(PIPELINE_LATENCY), Some(geo.weight_beats_per_token())),
+        memory_bits
+            .into_iter()
+            .map(|(name, bits)| (name.to_string(), bits))
+            .collect(),
+        (
+            Some(crate::timing::pipeline_latency(geo)),
+            Some(crate::timing::decode_cycles_per_token(geo)),
+        ),
     ))
 }
 
-fn core<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>(
+/// Bits of each named on-chip memory of a matmul engine.
+pub type MemoryBits = [(&'static str, usize); 4];
+
+fn core<const IW: usize, const ACC: usize>(
     cfg: &Config,
-) -> Result<(String, (usize, usize)), EmitError> {
-    let mut engine = TlmmEngine::<SW, LW, IW, ACC>::new(cfg);
+) -> Result<(String, MemoryBits), EmitError> {
+    let mut engine = TlmmEngine::<IW, ACC>::new(cfg);
     engine.connect_all();
     check_all(&engine).map_err(|e| EmitError::Check(format!("{e:?}")))?;
-    let bits = engine.memory_bits();
+    let bits = engine.memory_bits(cfg);
     Ok((generate_verilog_unchecked(&engine), bits))
 }
 
@@ -350,6 +357,7 @@ fn wrapper(bits: StreamBits, data_connections: &[String]) -> String {
         ".reset(rst)".into(),
         ".act_valid(act_valid)".into(),
         ".act_ready(act_ready)".into(),
+        ".act_last(act_last)".into(),
         ".wgt_valid(wgt_valid)".into(),
         ".wgt_ready(wgt_ready)".into(),
         ".res_valid(res_valid)".into(),
@@ -421,33 +429,30 @@ pub(crate) fn write_file(dir: &Path, name: &str, text: &str) -> Result<PathBuf, 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ConfigBuilder, EngineKind};
     use crate::weights;
 
     #[test]
     fn every_lane_group_and_accumulator_maps_onto_matching_rtl_widths() {
         // `TlmmEngine::new` asserts its type widths against the config's geometry,
         // so generating every (kind, G, accumulator) checks the mapping in `generate`.
-        for kind in ["tlmm", "adder-tree"] {
+        for kind in [EngineKind::Tlmm, EngineKind::AdderTree] {
             for g in 2..=5 {
                 for acc in crate::config::ACCUMULATOR_WIDTHS {
-                    let cfg = Config::from_toml(
-                        &format!(
-                            "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = 1\ngroups_per_cycle = 1\n\
-                             activation_bits = 8\naccumulator_bits = {acc}\ntable_storage = \"block\"\n\
-                             weight_buffer_depth = 2\n[workload]\nm = 1\nk = 8\ntokens = 1\n"
-                        ),
-                        "test",
-                    )
-                    .unwrap();
+                    let cfg = ConfigBuilder::new(kind, g, 1, 1)
+                        .accumulator_bits(acc)
+                        .workload(1, 8, 1)
+                        .build()
+                        .unwrap();
                     let design = generate(&cfg).unwrap();
                     // The index port rust-hdl declared has the weight format's width.
                     let iw = weights::index_bits(cfg.geometry.lane_group);
-                    assert_eq!(design.manifest.engine, kind);
+                    assert_eq!(design.manifest.engine, kind.name());
                     if iw > 1 {
                         let decl = format!("input wire  [{}:0] wgt_index$0;", iw - 1);
                         assert!(
                             design.core_verilog.contains(&decl),
-                            "{kind} g={g}: no `{decl}`"
+                            "{kind:?} g={g}: no `{decl}`"
                         );
                     }
                 }

@@ -9,7 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use crate::config::attention::{EXP_TABLE_ENTRIES, RECIPROCAL_NUMERATOR_BITS, STATE_BITS};
-use crate::config::{ceil_log2, AttentionConfig, Config, DesignConfig, EngineKind};
+use crate::config::{ceil_log2, AttentionConfig, Config, DesignConfig, TableStorage};
 
 /// What kind of hardware a node is. The order is the one-hot order of the surrogate's
 /// node features; append new kinds at the end.
@@ -160,14 +160,23 @@ pub struct Node {
 pub struct DesignGraph {
     /// `tlmm`, `adder-tree` or `attention`.
     pub engine: String,
+    /// Matmul: [`MATMUL_DATAPATH_VERSION`] of the RTL described (graphs read from older
+    /// datasets have none: version 1). Attention: 0.
+    #[serde(default = "first_datapath")]
+    pub datapath: u32,
     pub nodes: Vec<Node>,
     pub edges: Vec<(usize, usize)>,
+}
+
+fn first_datapath() -> u32 {
+    1
 }
 
 impl DesignGraph {
     fn new(engine: &str) -> Self {
         DesignGraph {
             engine: engine.into(),
+            datapath: 0,
             nodes: vec![],
             edges: vec![],
         }
@@ -205,20 +214,39 @@ pub fn design_graph(config: &DesignConfig) -> DesignGraph {
     }
 }
 
+/// The version of the matmul datapath these graphs describe. A surrogate trained on
+/// graphs of another version has never seen this hardware (`tern predict` says so).
+/// 1: shared tables of every chunk with a select per lane (until issue 13);
+/// 2: chunk-major weights, per-lane LUT-RAM tables, sign-folded pipelined trees,
+///    accumulator memory, token blocks.
+pub const MATMUL_DATAPATH_VERSION: u32 = 2;
+
+fn storage_of(storage: TableStorage) -> Storage {
+    match storage {
+        TableStorage::LaneLutram | TableStorage::Distributed => Storage::Distributed,
+        TableStorage::Registers => Storage::Registers,
+        TableStorage::Block => Storage::Block,
+    }
+}
+
+fn buffer_storage(depth: usize) -> Storage {
+    match crate::tlmm::buffer_style(depth) {
+        "block" => Storage::Block,
+        _ => Storage::Distributed,
+    }
+}
+
 /// The matmul engine (see `tlmm` for the dataflow these nodes follow).
 pub fn matmul_graph(cfg: &Config) -> DesignGraph {
     let geo = &cfg.geometry;
-    let engine = match cfg.engine.kind {
-        EngineKind::Tlmm => "tlmm",
-        EngineKind::AdderTree => "adder-tree",
-    };
-    let mut g = DesignGraph::new(engine);
+    let mut g = DesignGraph::new(cfg.engine.kind.name());
+    g.datapath = MATMUL_DATAPATH_VERSION;
     let group = geo.lane_group;
-    let code_bits = 1 + geo.index_bits;
+    let code_bits = geo.code_bits();
     let lanes = geo.lanes();
-    let stored = geo.table_entries - 1;
-    // A lane value is an entry widened by one bit for the negation (`LookupArray`).
-    let lane_bits = geo.entry_bits + 1;
+    let stored = geo.stored_entries();
+    let sw = geo.entry_bits;
+    let per_lane = geo.storage == TableStorage::LaneLutram;
     let counter = 16;
 
     let act_in = g.add(
@@ -237,84 +265,173 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
             ..NodeParams::new()
         },
     );
-    // `TlmmEngine`'s control DFFs: write side (wbank, wchunk, filled0/1), FIFO pointers
-    // (head, tail, count), issue (rbank, rchunk, rblock), stage-1 flags, output valid.
-    let control_flops = (1 + counter + 2) + 3 * counter + (1 + 2 * counter) + 3 + 1;
+    // `TlmmEngine`'s control DFFs: activation write and read sides, table build and
+    // banks, FIFO pointers, issue position, s1 flags (8-bit token counters).
+    let control_flops = (2 + 8 + 2 * counter + 2 + 16)
+        + (1 + 3 * counter + 1 + 8 + 1 + 8 + 8)
+        + (1 + 8 + 1 + 8 + 2 + 16)
+        + 3 * counter
+        + (1 + 2 * counter + 1)
+        + (3 + 16 + 8 + 8 + counter);
     let control = g.add(
         "control".into(),
         BlockKind::Control,
         NodeParams {
             width_in: counter,
             width_out: 1,
-            operators: 6,
+            operators: 10,
             flop_bits: control_flops,
-            loop_inner: geo.chunks,
-            loop_outer: geo.row_blocks,
+            loop_inner: geo.row_blocks,
+            loop_outer: geo.chunks,
             ..NodeParams::new()
         },
     );
     g.link(act_in, control);
     g.link(wgt_in, control);
 
-    let tables = g.add(
-        "tables".into(),
-        BlockKind::TableMemory,
+    let act_depth = geo.activation_buffer_depth();
+    let act_buffer = g.add(
+        "activation_buffer".into(),
+        BlockKind::Buffer,
         NodeParams {
-            width_in: geo.stored_entries_per_chunk() * geo.entry_bits,
-            width_out: geo.stored_entries_per_chunk() * geo.entry_bits,
-            depth: 2 * geo.chunks,
-            word_bits: geo.stored_entries_per_chunk() * geo.entry_bits,
-            group,
-            storage: match cfg.engine.table_storage {
-                crate::config::TableStorage::Registers => Storage::Registers,
-                crate::config::TableStorage::Distributed => Storage::Distributed,
-                crate::config::TableStorage::Block => Storage::Block,
-            },
+            width_in: geo.activation_beat_bits(),
+            width_out: geo.activation_beat_bits(),
+            depth: act_depth,
+            word_bits: geo.activation_beat_bits(),
+            storage: buffer_storage(act_depth),
             ..NodeParams::new()
         },
     );
-    g.link(control, tables);
+    g.link(act_in, act_buffer);
+    g.link(control, act_buffer);
+
+    let mut builders = vec![];
     for l in 0..geo.lanes_per_row {
-        // Every stored entry is a sum of up to G ±activations.
-        let builder = g.add(
-            format!("builder{l}"),
-            BlockKind::TableBuilder,
+        let params = if per_lane {
+            // Registered activations, one adder walking the table, a G-way step select.
             NodeParams {
                 width_in: 8 * group,
-                width_out: stored * geo.entry_bits,
+                width_out: sw,
+                operators: 1 + group,
+                select_inputs: group,
+                flop_bits: 8 * group + sw + group + 8 + 1,
+                group,
+                ..NodeParams::new()
+            }
+        } else {
+            // Every stored entry is a sum of up to G ±activations.
+            NodeParams {
+                width_in: 8 * group,
+                width_out: stored * sw,
                 operators: stored * group.saturating_sub(1),
-                select_inputs: stored,
+                group,
+                ..NodeParams::new()
+            }
+        };
+        let builder = g.add(format!("builder{l}"), BlockKind::TableBuilder, params);
+        g.link(act_buffer, builder);
+        builders.push(builder);
+    }
+
+    // Table memories: per-lane copies, clustered as the RTL clusters them, or one shared
+    // word per (bank, token).
+    let mut table_of_lane = vec![0; lanes];
+    if per_lane {
+        let cluster = crate::tlmm::LaneTables::<1>::cluster_size(geo);
+        for l in 0..geo.lanes_per_row {
+            for (c, rows) in (0..geo.rows)
+                .collect::<Vec<_>>()
+                .chunks(cluster)
+                .enumerate()
+            {
+                let t = g.add(
+                    format!("tables{l}_{c}"),
+                    BlockKind::TableMemory,
+                    NodeParams {
+                        width_in: sw,
+                        width_out: sw * rows.len(),
+                        depth: geo.lane_table_depth(),
+                        // One physical copy per read port.
+                        word_bits: sw * rows.len(),
+                        select_inputs: rows.len(),
+                        group,
+                        storage: Storage::Distributed,
+                        ..NodeParams::new()
+                    },
+                );
+                g.link(builders[l], t);
+                g.link(control, t);
+                for &p in rows {
+                    table_of_lane[p * geo.lanes_per_row + l] = t;
+                }
+            }
+        }
+    } else {
+        let word = geo.lanes_per_row * stored * sw;
+        let t = g.add(
+            "tables".into(),
+            BlockKind::TableMemory,
+            NodeParams {
+                width_in: word,
+                width_out: word,
+                depth: geo.table_banks * geo.token_slots(),
+                word_bits: word,
+                flop_bits: word,
+                group,
+                storage: storage_of(geo.storage),
+                ..NodeParams::new()
+            },
+        );
+        for &b in &builders {
+            g.link(b, t);
+        }
+        g.link(control, t);
+        table_of_lane.iter_mut().for_each(|x| *x = t);
+    }
+
+    let fifo = if geo.weight_buffer_depth > 0 {
+        let f = g.add(
+            "weight_fifo".into(),
+            BlockKind::WeightFifo,
+            NodeParams {
+                width_in: geo.weight_beat_bits(),
+                width_out: geo.weight_beat_bits(),
+                depth: geo.weight_buffer_depth,
+                word_bits: lanes * code_bits,
+                storage: Storage::Distributed,
                 group,
                 ..NodeParams::new()
             },
         );
-        g.link(act_in, builder);
-        g.link(builder, tables);
-    }
+        g.link(wgt_in, f);
+        g.link(control, f);
+        f
+    } else {
+        wgt_in
+    };
 
-    let fifo = g.add(
-        "weight_fifo".into(),
-        BlockKind::WeightFifo,
+    let aw = geo.accumulator_internal_bits;
+    let acc_depth = geo.accumulator_memory_depth();
+    let acc_memory = g.add(
+        "accumulator_memory".into(),
+        BlockKind::Buffer,
         NodeParams {
-            width_in: geo.weight_beat_bits(),
-            width_out: geo.weight_beat_bits(),
-            depth: cfg.engine.weight_buffer_depth,
-            word_bits: lanes * code_bits,
-            storage: Storage::Distributed,
-            group,
+            width_in: geo.rows * aw,
+            width_out: geo.rows * aw,
+            depth: acc_depth,
+            word_bits: geo.rows * aw,
+            storage: buffer_storage(acc_depth),
             ..NodeParams::new()
         },
     );
-    g.link(wgt_in, fifo);
-    g.link(control, fifo);
-
+    g.link(control, acc_memory);
     let output = g.add(
         "output_register".into(),
         BlockKind::OutputRegister,
         NodeParams {
-            width_in: geo.accumulator_bits,
+            width_in: aw,
             width_out: geo.rows * geo.accumulator_bits,
-            flop_bits: geo.rows * geo.accumulator_bits,
+            flop_bits: geo.rows * geo.accumulator_bits + 1,
             ..NodeParams::new()
         },
     );
@@ -329,51 +446,68 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
     g.link(output, res_out);
     g.link(control, output);
 
+    // Pipeline register bits inside one row tree (values and their signs).
+    let tree_flops = {
+        let mut nodes: Vec<usize> = vec![1; geo.lanes_per_row];
+        let mut bits = 0;
+        for level in 0..geo.tree_levels {
+            if level > 0 {
+                nodes = nodes.chunks(2).map(|c| c.iter().sum()).collect();
+            }
+            if geo.register_after_level(level) {
+                bits += nodes.iter().map(|&n| geo.node_bits(n) + 1).sum::<usize>();
+            }
+        }
+        bits
+    };
     for p in 0..geo.rows {
         let tree = g.add(
             format!("row{p}_adder_tree"),
             BlockKind::RowAdderTree,
             NodeParams {
-                width_in: lane_bits,
-                width_out: geo.accumulator_bits,
+                width_in: sw,
+                width_out: geo.root_bits(),
                 operators: geo.lanes_per_row.saturating_sub(1),
                 select_inputs: geo.lanes_per_row,
+                flop_bits: tree_flops,
                 group,
                 ..NodeParams::new()
             },
         );
         for l in 0..geo.lanes_per_row {
-            // Stage-1 registers hold each lane's code; the lane selects ±entry.
+            // The s1 register holds each lane's code; the lane reads its entry.
+            let k = p * geo.lanes_per_row + l;
             let lane = g.add(
                 format!("row{p}_lane{l}"),
                 BlockKind::LookupLane,
                 NodeParams {
-                    width_in: geo.entry_bits,
-                    width_out: lane_bits,
-                    operators: 1,
-                    select_inputs: stored,
+                    width_in: sw,
+                    width_out: sw,
+                    select_inputs: if per_lane { 0 } else { stored },
                     flop_bits: code_bits,
                     group,
                     ..NodeParams::new()
                 },
             );
             g.link(fifo, lane);
-            g.link(tables, lane);
+            g.link(table_of_lane[k], lane);
             g.link(lane, tree);
         }
+        // The root register and the add/subtract into the accumulator word.
         let acc = g.add(
             format!("row{p}_accumulator"),
             BlockKind::Accumulator,
             NodeParams {
-                width_in: geo.accumulator_bits,
-                width_out: geo.accumulator_bits,
+                width_in: geo.root_bits(),
+                width_out: aw,
                 operators: 1,
-                flop_bits: geo.accumulator_bits,
+                flop_bits: geo.root_bits() + 1,
                 ..NodeParams::new()
             },
         );
         g.link(tree, acc);
-        g.link(control, acc);
+        g.link(acc_memory, acc);
+        g.link(acc, acc_memory);
         g.link(acc, output);
     }
     g
@@ -541,27 +675,38 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::{ConfigBuilder, EngineKind};
     use crate::emit::generate_any;
+    use EngineKind::{AdderTree, Tlmm};
+    use TableStorage::{Block, Distributed, LaneLutram, Registers};
 
-    fn matmul(kind: &str, g: usize, p: usize, q: usize, storage: &str, k: usize) -> DesignConfig {
-        DesignConfig::from_toml(
-            &format!(
-                "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = {p}\ngroups_per_cycle = {q}\n\
-                 activation_bits = 8\naccumulator_bits = 24\ntable_storage = \"{storage}\"\nweight_buffer_depth = 8\n\
-                 [workload]\nm = 64\nk = {k}\ntokens = 2\n"
-            ),
-            "graph test",
+    fn matmul(
+        kind: EngineKind,
+        g: usize,
+        p: usize,
+        q: usize,
+        storage: TableStorage,
+        k: usize,
+    ) -> DesignConfig {
+        DesignConfig::Matmul(
+            ConfigBuilder::new(kind, g, p, q)
+                .storage(storage)
+                .weight_buffer_depth(8)
+                .workload(64, k, 2)
+                .build()
+                .unwrap(),
         )
-        .unwrap()
     }
 
     /// The graph's memories are the emitted design's memories, bit for bit.
     #[test]
     fn memory_bits_match_the_generated_design() {
         for cfg in [
-            matmul("tlmm", 3, 4, 2, "distributed", 256),
-            matmul("tlmm", 5, 1, 1, "block", 100),
-            matmul("adder-tree", 2, 2, 4, "registers", 64),
+            matmul(Tlmm, 3, 4, 2, LaneLutram, 256),
+            matmul(Tlmm, 3, 9, 2, LaneLutram, 256),
+            matmul(Tlmm, 3, 4, 2, Distributed, 256),
+            matmul(Tlmm, 5, 1, 1, Block, 100),
+            matmul(AdderTree, 2, 2, 4, Registers, 64),
         ] {
             let design = generate_any(&cfg).unwrap();
             assert_eq!(
@@ -586,13 +731,13 @@ mod tests {
     /// One node per replicated block: lanes, row trees and accumulators, table builders.
     #[test]
     fn replicated_blocks_are_nodes() {
-        let g = design_graph(&matmul("tlmm", 4, 3, 2, "distributed", 64));
+        let g = design_graph(&matmul(Tlmm, 4, 3, 2, Distributed, 64));
         assert_eq!(g.count(BlockKind::LookupLane), 6);
         assert_eq!(g.count(BlockKind::RowAdderTree), 3);
         assert_eq!(g.count(BlockKind::Accumulator), 3);
         assert_eq!(g.count(BlockKind::TableBuilder), 2);
         // The adder tree with the same weights/clock has G times the lanes.
-        let a = design_graph(&matmul("adder-tree", 4, 3, 2, "distributed", 64));
+        let a = design_graph(&matmul(AdderTree, 4, 3, 2, Distributed, 64));
         assert_eq!(a.count(BlockKind::LookupLane), 24);
         // Every edge joins existing nodes, and every lane feeds its row's tree.
         for (from, to) in &g.edges {
@@ -609,26 +754,33 @@ mod tests {
         assert_eq!(lanes_into_trees, 6);
     }
 
-    /// Parameters follow the config: the table depth doubles with K, lanes select among
-    /// the folded table's entries.
+    /// Parameters follow the config: the activation buffer's depth doubles with K, a
+    /// shared table's lanes select among the folded table's entries, per-lane copies
+    /// double with the token block.
     #[test]
     fn node_parameters_follow_the_config() {
-        let small = design_graph(&matmul("tlmm", 3, 1, 1, "block", 96));
-        let big = design_graph(&matmul("tlmm", 3, 1, 1, "block", 192));
-        let table = |g: &DesignGraph| {
-            g.nodes
-                .iter()
-                .find(|n| n.kind == BlockKind::TableMemory)
-                .unwrap()
-                .params
+        let small = design_graph(&matmul(Tlmm, 3, 1, 1, Block, 96));
+        let big = design_graph(&matmul(Tlmm, 3, 1, 1, Block, 192));
+        let node = |g: &DesignGraph, kind: BlockKind| {
+            g.nodes.iter().find(|n| n.kind == kind).unwrap().params
         };
-        assert_eq!(table(&big).depth, 2 * table(&small).depth);
-        assert_eq!(table(&small).storage, Storage::Block);
-        let lane = small
-            .nodes
-            .iter()
-            .find(|n| n.kind == BlockKind::LookupLane)
+        assert_eq!(
+            node(&big, BlockKind::Buffer).depth,
+            2 * node(&small, BlockKind::Buffer).depth
+        );
+        assert_eq!(node(&small, BlockKind::TableMemory).storage, Storage::Block);
+        assert_eq!(node(&small, BlockKind::LookupLane).select_inputs, 13); // ⌈3³/2⌉ − 1
+        let one = design_graph(&matmul(Tlmm, 3, 2, 1, LaneLutram, 96));
+        let cfg = ConfigBuilder::tlmm(3, 2, 1)
+            .token_block(2)
+            .workload(64, 96, 2)
+            .build()
             .unwrap();
-        assert_eq!(lane.params.select_inputs, 13); // ⌈3³/2⌉ − 1 stored entries
+        let two = design_graph(&DesignConfig::Matmul(cfg));
+        assert_eq!(
+            node(&two, BlockKind::TableMemory).depth,
+            2 * node(&one, BlockKind::TableMemory).depth
+        );
+        assert_eq!(one.datapath, MATMUL_DATAPATH_VERSION);
     }
 }

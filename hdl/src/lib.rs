@@ -3,11 +3,13 @@
 
 pub mod attention;
 pub mod config;
+pub mod cost;
 pub mod emit;
 pub mod graph;
 pub mod memory;
 pub mod netlist;
 pub mod streams;
+pub mod timing;
 pub mod tlmm;
 pub mod top;
 pub mod weights;

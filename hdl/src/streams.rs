@@ -1,13 +1,20 @@
-//! Beat formats of the engine's three streams, defined once for RTL, golden and host.
+//! Beat formats of the engine's three streams, defined once for RTL, golden and host
+//! (`docs/streams.md` is the user-facing specification).
 //!
 //! A beat is a little-endian bit vector held in `u32` words (bit 0 of word 0 first),
 //! the same layout Verilator uses for wide ports.
 //!
-//! - activation beat (chunk `c`): `Q·G` int8 at bit `8·a` for activation `c·Q·G + a`;
-//! - weight beat (row block `b`, chunk `c`, in that loop order): lane `p·L + l` holds the
-//!   code of row `b·P + p`, group `l` of chunk `c` at bit `(p·L + l)·code_bits`;
-//! - result beat (row block `b`): row `b·P + p` as a two's-complement accumulator at
-//!   bit `p·acc_bits`.
+//! Tokens travel in blocks of up to `T_b` (`engine.token_block`) tokens
+//! ([`token_blocks`]); the weight matrix is streamed once per block.
+//! - activation beat (token `t`, chunk `c`): `Q·G` int8 at bit `8·a` for activation
+//!   `c·Q·G + a`. A block's beats are token-major (all chunks of its first token, then
+//!   of the next); `act_last` marks the block's last beat (T_b = 1: every token's last);
+//! - weight beat (chunk `c`, row block `b`, in that loop order: chunk-major): lane
+//!   `p·L + l` holds the code of row `b·P + p`, group `l` of chunk `c` at bit
+//!   `(p·L + l)·code_bits`;
+//! - result beat (row block `b`, token `t`): row `b·P + p` as a two's-complement
+//!   accumulator at bit `p·acc_bits`. A block of `n` tokens returns `n·R` beats in
+//!   (row block, token) order: beat `b·n + t`.
 //!
 //! `K` is zero-padded to whole chunks and `M` to whole row blocks.
 
@@ -61,7 +68,18 @@ pub enum StreamError {
     },
 }
 
-/// Pack a row-major ternary matrix (M×K) into weight beats for one token.
+/// How `tokens` tokens are grouped into blocks of at most `token_block`: full blocks,
+/// then the rest. The host sets `act_last` on each block's last activation beat.
+pub fn token_blocks(tokens: usize, token_block: usize) -> Vec<usize> {
+    let mut blocks = vec![token_block; tokens / token_block];
+    if !tokens.is_multiple_of(token_block) {
+        blocks.push(tokens % token_block);
+    }
+    blocks
+}
+
+/// Pack a row-major ternary matrix (M×K) into weight beats, chunk-major (the order the
+/// engine consumes them, once per token block).
 pub fn pack_weights(
     geo: &Geometry,
     w: &[i8],
@@ -72,11 +90,11 @@ pub fn pack_weights(
         return Err(StreamError::WeightShape { got: w.len(), m, k });
     }
     let g = geo.lane_group;
-    let code_bits = 1 + geo.index_bits;
+    let code_bits = geo.code_bits();
     let mut beats = Vec::with_capacity(geo.weight_beats_per_token());
     let mut group = vec![0i8; g];
-    for b in 0..geo.row_blocks {
-        for c in 0..geo.chunks {
+    for c in 0..geo.chunks {
+        for b in 0..geo.row_blocks {
             let mut beat = vec![0u32; words_for(geo.weight_beat_bits())];
             for p in 0..geo.rows {
                 let row = b * geo.rows + p;
@@ -128,7 +146,8 @@ pub fn pack_activations(geo: &Geometry, x: &[i8], k: usize) -> Result<Vec<Beat>,
         .collect())
 }
 
-/// Unpack one token's result beats into `m` outputs (padding rows dropped).
+/// Unpack one token's result beats (row block order) into `m` outputs (padding rows
+/// dropped).
 pub fn unpack_results(geo: &Geometry, beats: &[Beat], m: usize) -> Vec<i64> {
     let acc = geo.accumulator_bits;
     let mut y = Vec::with_capacity(m);
@@ -142,23 +161,37 @@ pub fn unpack_results(geo: &Geometry, beats: &[Beat], m: usize) -> Vec<i64> {
     y
 }
 
+/// Unpack a block's `n·R` result beats ((row block, token) order) into `n` tokens of
+/// `m` outputs.
+pub fn unpack_block_results(geo: &Geometry, beats: &[Beat], n: usize, m: usize) -> Vec<Vec<i64>> {
+    assert_eq!(
+        beats.len(),
+        n * geo.row_blocks,
+        "a block of {n} tokens has n·R result beats"
+    );
+    (0..n)
+        .map(|t| {
+            let token: Vec<Beat> = (0..geo.row_blocks)
+                .map(|b| beats[b * n + t].clone())
+                .collect();
+            unpack_results(geo, &token, m)
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::Config;
+    use crate::config::{Config, ConfigBuilder, EngineKind};
     use crate::weights::{decode_group, GroupCode};
     use proptest::prelude::*;
 
-    fn config(kind: &str, g: usize, p: usize, q: usize, m: usize, k: usize) -> Config {
-        Config::from_toml(
-            &format!(
-                "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = {p}\ngroups_per_cycle = {q}\n\
-                 activation_bits = 8\naccumulator_bits = 32\ntable_storage = \"block\"\nweight_buffer_depth = 4\n\
-                 [workload]\nm = {m}\nk = {k}\ntokens = 1\n"
-            ),
-            "test",
-        )
-        .unwrap()
+    fn config(kind: EngineKind, g: usize, p: usize, q: usize, m: usize, k: usize) -> Config {
+        ConfigBuilder::new(kind, g, p, q)
+            .accumulator_bits(32)
+            .workload(m, k, 1)
+            .build()
+            .unwrap()
     }
 
     proptest! {
@@ -172,7 +205,7 @@ mod tests {
 
         #[test]
         fn weights_round_trip_through_beats(
-            kind in prop::sample::select(vec!["tlmm", "adder-tree"]),
+            kind in prop::sample::select(vec![EngineKind::Tlmm, EngineKind::AdderTree]),
             g in 2usize..=5, p in 1usize..=4, q in 1usize..=3,
             m in 1usize..=9, k in 1usize..=40, seed: u64,
         ) {
@@ -184,7 +217,8 @@ mod tests {
             // Unpack by the documented layout and compare with the matrix.
             let cb = 1 + geo.index_bits;
             for (n, beat) in beats.iter().enumerate() {
-                let (b, c) = (n / geo.chunks, n % geo.chunks);
+                // Chunk-major: beat n is chunk n / R, row block n % R.
+                let (c, b) = (n / geo.row_blocks, n % geo.row_blocks);
                 for lane in 0..geo.lanes() {
                     let (pp, l) = (lane / geo.lanes_per_row, lane % geo.lanes_per_row);
                     let code = GroupCode::from_bits(get_field(beat, lane * cb, cb) as u32, geo.lane_group);
@@ -200,7 +234,7 @@ mod tests {
 
     #[test]
     fn bad_shapes_and_values_are_errors() {
-        let geo = config("tlmm", 3, 2, 2, 4, 10).geometry;
+        let geo = config(EngineKind::Tlmm, 3, 2, 2, 4, 10).geometry;
         assert!(matches!(
             pack_weights(&geo, &[0; 39], 4, 10),
             Err(StreamError::WeightShape { .. })
@@ -210,6 +244,14 @@ mod tests {
         let err = pack_weights(&geo, &w, 4, 10).unwrap_err().to_string();
         assert!(err.contains("row 1"), "{err}");
         assert!(pack_activations(&geo, &[0; 9], 10).is_err());
+    }
+
+    #[test]
+    fn blocks_are_full_then_the_rest() {
+        assert_eq!(token_blocks(7, 3), vec![3, 3, 1]);
+        assert_eq!(token_blocks(6, 3), vec![3, 3]);
+        assert_eq!(token_blocks(2, 1), vec![1, 1]);
+        assert_eq!(token_blocks(2, 8), vec![2]);
     }
 
     #[test]

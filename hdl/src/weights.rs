@@ -24,20 +24,11 @@ pub fn code_bits(g: usize) -> usize {
     1 + index_bits(g)
 }
 
-/// Bits of a stored table entry: entries lie in [−128·g, 128·g] (for g = 1 the entry
-/// is the activation itself, [−128, 127]).
+/// Bits of a table entry. A folded entry `Σ d_j·x[j]` has its highest nonzero digit
+/// `+1`, so it lies in `[−128·g, 128·g − 1]` (for g = 1 the entry is the activation
+/// itself, 8 bits).
 pub fn entry_bits(g: usize) -> usize {
-    if g == 1 {
-        8
-    } else {
-        // smallest w with 2^(w−1) − 1 ≥ 128·g
-        let max = 128 * g;
-        let mut w = 2;
-        while (1usize << (w - 1)) - 1 < max {
-            w += 1;
-        }
-        w
-    }
+    crate::config::partial_sum_bits(g)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -109,6 +100,14 @@ pub fn pattern(g: usize, index: usize) -> Vec<i8> {
     digits
 }
 
+/// The digit that increments when the table index goes from `index` to `index + 1`:
+/// the trailing `+1` digits of `index` wrap to `−1` and the next digit steps up, so
+/// `entry(index + 1) = entry(index) + x[k] − 2·Σ_{j<k} x[j]` with `k` this digit. The
+/// sequential table builder walks the table in this order, one entry per clock.
+pub fn incremented_digit(g: usize, index: usize) -> usize {
+    pattern(g, index).iter().position(|&d| d != 1).unwrap_or(g)
+}
+
 /// Decode a code back to its ternary weights.
 pub fn decode_group(code: GroupCode, g: usize) -> Vec<i8> {
     let mut w = pattern(g, usize::from(code.index));
@@ -178,12 +177,55 @@ mod tests {
     }
 
     #[test]
-    fn entry_width_holds_the_extremes() {
-        for g in 2..=5 {
+    fn entry_width_holds_every_entry_and_is_minimal() {
+        // Every entry of every activation pattern at the extremes fits, and the extreme
+        // entries need every bit.
+        for g in 1..=5 {
             let w = entry_bits(g);
-            let max = 128 * g as i64;
-            assert!(max < (1 << (w - 1)) && -max >= -(1 << (w - 1)));
-            assert!(max > (1 << (w - 2)) - 1, "g={g}: {w} bits is not minimal");
+            let (lo, hi) = (-(1i64 << (w - 1)), (1i64 << (w - 1)) - 1);
+            let (mut min, mut max) = (0i64, 0i64);
+            for x in all_patterns(g) {
+                // x ∈ {−128, 0, 127} per position covers the extremes of every entry.
+                let x: Vec<i64> = x
+                    .iter()
+                    .map(|&d| [-128, 0, 127][(d + 1) as usize])
+                    .collect();
+                for index in 0..table_entries(g) {
+                    let e: i64 = pattern(g, index)
+                        .iter()
+                        .zip(&x)
+                        .map(|(&d, &v)| i64::from(d) * v)
+                        .sum();
+                    min = min.min(e);
+                    max = max.max(e);
+                }
+            }
+            assert!(lo <= min && max <= hi, "g={g}: [{min}, {max}] in {w} bits");
+            assert!(
+                min < lo / 2 || max > hi / 2,
+                "g={g}: {w} bits is not minimal"
+            );
+        }
+    }
+
+    #[test]
+    fn incrementing_a_digit_walks_the_folded_table() {
+        // entry(i + 1) − entry(i) = x[k] − 2·Σ_{j<k} x[j] for every index and pattern.
+        let x = [37i64, -128, 127, -5, 64];
+        for g in 1..=5 {
+            let entry = |i: usize| -> i64 {
+                pattern(g, i)
+                    .iter()
+                    .zip(&x)
+                    .map(|(&d, &v)| i64::from(d) * v)
+                    .sum()
+            };
+            for i in 0..table_entries(g) - 1 {
+                let k = incremented_digit(g, i);
+                assert!(k < g, "g={g} i={i}");
+                let delta = x[k] - 2 * x[..k].iter().sum::<i64>();
+                assert_eq!(entry(i + 1), entry(i) + delta, "g={g} i={i}");
+            }
         }
     }
 

@@ -30,7 +30,7 @@ struct TernModel {
 
 extern "C" {
 
-uint32_t tern_model_abi() { return 1; }
+uint32_t tern_model_abi() { return 2; }
 
 void* tern_model_new(const char* vcd_path) {
     auto* m = new TernModel;
@@ -54,11 +54,13 @@ void tern_model_free(void* p) {
     delete m;
 }
 
-void tern_model_set_inputs(void* p, uint32_t rst, uint32_t act_valid, const uint32_t* act_data,
-                           uint32_t wgt_valid, const uint32_t* wgt_data, uint32_t res_ready) {
+void tern_model_set_inputs(void* p, uint32_t rst, uint32_t act_valid, uint32_t act_last,
+                           const uint32_t* act_data, uint32_t wgt_valid, const uint32_t* wgt_data,
+                           uint32_t res_ready) {
     auto* t = static_cast<TernModel*>(p)->top.get();
     t->rst = rst;
     t->act_valid = act_valid;
+    t->act_last = act_last;
     put(t->act_data, act_data);
     t->wgt_valid = wgt_valid;
     put(t->wgt_data, wgt_data);

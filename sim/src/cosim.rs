@@ -10,7 +10,9 @@ use rand_chacha::ChaCha8Rng;
 use std::fmt;
 use std::path::{Path, PathBuf};
 
-use tern_hdl::streams::{pack_activations, pack_weights, unpack_results, Beat, StreamError};
+use tern_hdl::streams::{
+    pack_activations, pack_weights, token_blocks, unpack_block_results, Beat, StreamError,
+};
 use tern_hdl::{Config, Design};
 
 use crate::golden::tlmm::ternary_gemm;
@@ -144,6 +146,17 @@ pub enum CosimError {
         expected: usize,
         cycles: u64,
     },
+    #[error(
+        "the engine sent a result beat after all {expected} expected ones, {after} clocks after the last (config {config}, seed {seed}); waveform: {}",
+        waveform.as_ref().map_or("(not written)".to_string(), |p| p.display().to_string())
+    )]
+    ExtraResult {
+        config: String,
+        seed: u64,
+        expected: usize,
+        after: u64,
+        waveform: Option<PathBuf>,
+    },
 }
 
 /// The first differing output of a failed co-simulation.
@@ -197,33 +210,60 @@ pub struct Run {
 
 /// A one-line summary of a config for messages.
 pub fn describe(cfg: &Config) -> String {
-    let e = &cfg.engine;
     let w = &cfg.workload;
     format!(
-        "{:?} G={} P={} Q={} acc={} fifo={} M={} K={} T={}",
-        e.kind,
-        e.group_size,
-        e.rows_parallel,
-        e.groups_per_cycle,
-        e.accumulator_bits,
-        e.weight_buffer_depth,
+        "{} M={} K={} T={}",
+        cfg.engine.summary(),
         w.m,
         w.k,
         w.tokens
     )
-    .to_lowercase()
 }
 
 /// The beats of one workload on the shell's three streams.
 #[derive(Debug, Clone)]
 pub struct StreamPlan {
     pub act: Vec<Beat>,
+    /// `act_last` of each activation beat (the end of a token block).
+    pub act_last: Vec<bool>,
     /// The weight-stream beats, sent `wgt_repeats` times over (weights are streamed
-    /// again for every token; attention streams each beat once).
+    /// again for every token block; attention streams each beat once).
     pub wgt: Vec<Beat>,
     pub wgt_repeats: usize,
     /// Result beats the workload produces.
     pub results: usize,
+    /// Clocks to keep watching after the last expected result: any result beat in this
+    /// window is an error (longer than anything the engine still has in flight).
+    pub drain_clocks: u64,
+}
+
+/// The streams of a matmul workload: tokens in blocks of `engine.token_block`, each
+/// block's activations token-major with `act_last` on its last beat, the weights once
+/// per block.
+pub fn matmul_plan(cfg: &Config, vectors: &Vectors) -> Result<StreamPlan, CosimError> {
+    let geo = &cfg.geometry;
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let weights = pack_weights(geo, vectors.w.as_slice().expect("standard layout"), m, k)?;
+    let blocks = token_blocks(vectors.xs.nrows(), geo.token_block);
+    let (mut act, mut act_last) = (Vec::new(), Vec::new());
+    let mut rows = vectors.xs.axis_iter(Axis(0));
+    for &n in &blocks {
+        for t in 0..n {
+            let x = rows.next().expect("blocks cover the tokens");
+            let beats = pack_activations(geo, x.as_slice().expect("standard layout"), k)?;
+            let last = beats.len() - 1;
+            act_last.extend((0..beats.len()).map(|c| t == n - 1 && c == last));
+            act.extend(beats);
+        }
+    }
+    Ok(StreamPlan {
+        act,
+        act_last,
+        wgt: weights,
+        wgt_repeats: blocks.len(),
+        results: vectors.xs.nrows() * geo.row_blocks,
+        drain_clocks: 4 * (tern_hdl::timing::pipeline_latency(geo) + geo.build_clocks) as u64 + 64,
+    })
 }
 
 /// Drive the workload through `model`; returns every result beat and the clock counts.
@@ -234,30 +274,16 @@ pub fn drive(
     stimulus: Stimulus,
     seed: u64,
 ) -> Result<Run, CosimError> {
-    let geo = &cfg.geometry;
-    let (m, k) = (cfg.workload.m, cfg.workload.k);
-    let weights = pack_weights(geo, vectors.w.as_slice().expect("standard layout"), m, k)?;
-    let mut acts: Vec<Beat> = Vec::new();
-    for x in vectors.xs.axis_iter(Axis(0)) {
-        acts.extend(pack_activations(
-            geo,
-            x.as_slice().expect("standard layout"),
-            k,
-        )?);
-    }
-    let tokens = vectors.xs.nrows();
-    let plan = StreamPlan {
-        act: acts,
-        wgt: weights,
-        wgt_repeats: tokens,
-        results: tokens * geo.row_blocks,
-    };
+    let plan = matmul_plan(cfg, vectors)?;
     // Generous bound: every beat, slowed by the gaps and stalls, plus the table fills.
-    drive_plan(model, &plan, stimulus, seed, 4.0, &describe(cfg))
+    let per_beat = 4.0 + cfg.geometry.build_clocks as f64;
+    drive_plan(model, &plan, stimulus, seed, per_beat, &describe(cfg))
 }
 
 /// Drive `plan` through `model` with `stimulus`; `clocks_per_beat` bounds the run
-/// (a hang is reported, never waited out).
+/// (a hang is reported, never waited out). After the last expected result the clock
+/// keeps running for `plan.drain_clocks` with every result taken: an extra result beat
+/// is an error.
 pub fn drive_plan(
     model: &mut impl EngineSim,
     plan: &StreamPlan,
@@ -277,6 +303,7 @@ pub fn drive_plan(
     let idle = Inputs {
         reset: true,
         act: None,
+        act_last: false,
         wgt: None,
         res_ready: false,
     };
@@ -304,6 +331,7 @@ pub fn drive_plan(
         let inputs = Inputs {
             reset: false,
             act: offer_act.then(|| plan.act[next_act].as_slice()),
+            act_last: offer_act && plan.act_last[next_act],
             wgt: offer_wgt.then(|| plan.wgt[next_wgt % plan.wgt.len()].as_slice()),
             res_ready,
         };
@@ -326,12 +354,33 @@ pub fn drive_plan(
         model.tick();
         cycle += 1;
     }
-    Ok(Run {
+    let run = Run {
         results,
         cycles: cycle,
         first_weight: first_weight.unwrap_or(0),
         last_result,
-    })
+    };
+    // Nothing more may come out.
+    let quiet = Inputs {
+        reset: false,
+        act: None,
+        act_last: false,
+        wgt: None,
+        res_ready: true,
+    };
+    for after in 1..=plan.drain_clocks {
+        if model.drive(&quiet).res_valid {
+            return Err(CosimError::ExtraResult {
+                config: config.to_string(),
+                seed,
+                expected,
+                after,
+                waveform: None,
+            });
+        }
+        model.tick();
+    }
+    Ok(run)
 }
 
 /// Rerun a failed workload on a fresh model writing `waveform_dir/<hash>-seed<seed>.vcd`;
@@ -346,7 +395,8 @@ pub fn rerun_with_waveform(
     std::fs::create_dir_all(waveform_dir).ok()?;
     let path = waveform_dir.join(format!("{}-seed{seed}.vcd", design.short_hash()));
     let mut traced = library.instantiate(Some(&path)).ok()?;
-    rerun(&mut traced).ok()?;
+    // The rerun fails the same way; what matters is the waveform it leaves.
+    let _ = rerun(&mut traced);
     drop(traced);
     path.exists().then_some(path)
 }
@@ -372,7 +422,27 @@ pub fn cosimulate(
         return Err(CosimError::WrongEngine("a matmul"));
     };
     let mut model = library.instantiate(None)?;
-    let run = drive(&mut model, cfg, vectors, stimulus, seed)?;
+    let run = match drive(&mut model, cfg, vectors, stimulus, seed) {
+        Err(CosimError::ExtraResult {
+            config,
+            seed,
+            expected,
+            after,
+            ..
+        }) => {
+            let waveform = rerun_with_waveform(design, library, seed, waveform_dir, |traced| {
+                drive(traced, cfg, vectors, stimulus, seed)
+            });
+            return Err(CosimError::ExtraResult {
+                config,
+                seed,
+                expected,
+                after,
+                waveform,
+            });
+        }
+        other => other?,
+    };
     let Some(FirstDifference {
         token,
         row,
@@ -411,30 +481,35 @@ pub struct FirstDifference {
     pub count: usize,
 }
 
-/// Compare a run's results with the golden model ([`ternary_gemm`]).
+/// Compare a run's results with the golden model ([`ternary_gemm`]). Results arrive per
+/// token block, in (row block, token) order.
 pub fn compare(cfg: &Config, vectors: &Vectors, run: &Run) -> Option<FirstDifference> {
     let golden = ternary_gemm(vectors.w.view(), vectors.xs.view());
-    let rb = cfg.geometry.row_blocks;
+    let geo = &cfg.geometry;
+    let rb = geo.row_blocks;
     let mut first: Option<FirstDifference> = None;
     let mut count = 0;
-    for t in 0..golden.nrows() {
-        let got = unpack_results(
-            &cfg.geometry,
-            &run.results[t * rb..(t + 1) * rb],
-            cfg.workload.m,
-        );
-        for (row, (&want, &have)) in golden.row(t).iter().zip(&got).enumerate() {
-            if want != have {
-                count += 1;
-                first.get_or_insert(FirstDifference {
-                    token: t,
-                    row,
-                    expected: want,
-                    got: have,
-                    count: 0,
-                });
+    let (mut t0, mut beat) = (0, 0);
+    for n in token_blocks(golden.nrows(), geo.token_block) {
+        let tokens =
+            unpack_block_results(geo, &run.results[beat..beat + n * rb], n, cfg.workload.m);
+        for (dt, got) in tokens.iter().enumerate() {
+            let t = t0 + dt;
+            for (row, (&want, &have)) in golden.row(t).iter().zip(got).enumerate() {
+                if want != have {
+                    count += 1;
+                    first.get_or_insert(FirstDifference {
+                        token: t,
+                        row,
+                        expected: want,
+                        got: have,
+                        count: 0,
+                    });
+                }
             }
         }
+        t0 += n;
+        beat += n * rb;
     }
     first.map(|f| FirstDifference { count, ..f })
 }

@@ -12,17 +12,15 @@ use tern_hdl::{Config, Geometry};
 
 use crate::verilator::{EngineSim, Handshake, Inputs};
 
-pub struct RustHdlEngine<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> {
-    engine: Box<TlmmEngine<SW, LW, IW, ACC>>,
+pub struct RustHdlEngine<const IW: usize, const ACC: usize> {
+    engine: Box<TlmmEngine<IW, ACC>>,
     geometry: Geometry,
 }
 
-impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>
-    RustHdlEngine<SW, LW, IW, ACC>
-{
+impl<const IW: usize, const ACC: usize> RustHdlEngine<IW, ACC> {
     /// Panics if the widths do not match the config (the mapping is in `tern_hdl::emit::generate`).
     pub fn new(cfg: &Config) -> Self {
-        let mut engine = Box::new(TlmmEngine::<SW, LW, IW, ACC>::new(cfg));
+        let mut engine = Box::new(TlmmEngine::<IW, ACC>::new(cfg));
         engine.connect_all();
         RustHdlEngine {
             engine,
@@ -38,15 +36,14 @@ impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize>
     }
 }
 
-impl<const SW: usize, const LW: usize, const IW: usize, const ACC: usize> EngineSim
-    for RustHdlEngine<SW, LW, IW, ACC>
-{
+impl<const IW: usize, const ACC: usize> EngineSim for RustHdlEngine<IW, ACC> {
     fn drive(&mut self, inputs: &Inputs) -> Handshake {
         let geo = self.geometry;
         let e = self.engine.as_mut();
         e.clock.next = Clock::from(false);
         e.reset.next = inputs.reset;
         e.act_valid.next = inputs.act.is_some();
+        e.act_last.next = inputs.act_last;
         e.wgt_valid.next = inputs.wgt.is_some();
         e.res_ready.next = inputs.res_ready;
         if let Some(act) = inputs.act {

@@ -16,7 +16,7 @@ use tern_hdl::emit::{write_design, Design, StreamBits, WRAPPER_FILE, WRAPPER_MOD
 use tern_hdl::streams::words_for;
 
 const SHIM: &str = include_str!("../cpp/shim.cpp");
-const SHIM_ABI: u32 = 1;
+const SHIM_ABI: u32 = 2;
 const RUNTIME_SOURCES: [&str; 3] = [
     "verilated.cpp",
     "verilated_threads.cpp",
@@ -194,9 +194,12 @@ impl ModelCache {
         ModelCache { root: root.into() }
     }
 
-    /// The directory a design's model lives in (whether built yet or not).
+    /// The directory a design's model lives in (whether built yet or not), keyed by
+    /// the design and the shim it is compiled with.
     pub fn model_dir(&self, design: &Design) -> PathBuf {
-        self.root.join("models").join(design.short_hash())
+        self.root
+            .join("models")
+            .join(format!("{}-abi{SHIM_ABI}", design.short_hash()))
     }
 
     /// Load the design's model, building it first if it is not cached.
@@ -312,7 +315,7 @@ impl ModelCache {
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
-type SetFn = unsafe extern "C" fn(*mut c_void, u32, u32, *const u32, u32, *const u32, u32);
+type SetFn = unsafe extern "C" fn(*mut c_void, u32, u32, u32, *const u32, u32, *const u32, u32);
 type EvalFn = unsafe extern "C" fn(*mut c_void) -> u32;
 type ResultFn = unsafe extern "C" fn(*mut c_void, *mut u32);
 type TickFn = unsafe extern "C" fn(*mut c_void);
@@ -443,6 +446,8 @@ pub struct Handshake {
 pub struct Inputs<'a> {
     pub reset: bool,
     pub act: Option<&'a [u32]>,
+    /// `act_last`: the offered activation beat ends its token block.
+    pub act_last: bool,
     pub wgt: Option<&'a [u32]>,
     pub res_ready: bool,
 }
@@ -491,6 +496,7 @@ impl Model {
                 self.handle,
                 u32::from(inputs.reset),
                 u32::from(inputs.act.is_some()),
+                u32::from(inputs.act_last),
                 self.act_buf.as_ptr(),
                 u32::from(inputs.wgt.is_some()),
                 self.wgt_buf.as_ptr(),

@@ -1,30 +1,22 @@
 //! Co-verification of the TLMM engine (and its adder-tree baseline) against the golden
 //! model under Verilator, over many configurations, vector kinds and handshake patterns.
+//! Every streaming run also checks the cycle model (`tern_hdl::timing`) clock for clock.
 
 use std::path::PathBuf;
 
+use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{generate, Config};
-use tern_sim::cosim::{cosimulate, describe, Stimulus, VectorKind, Vectors};
+use tern_sim::cosim::{cosimulate, describe, CosimError, Stimulus, VectorKind, Vectors};
 use tern_sim::verilator::ModelCache;
 
-fn config(
-    kind: &str,
-    (g, p, q): (usize, usize, usize),
-    acc: usize,
-    fifo: usize,
-    storage: &str,
-    mkt: (usize, usize, usize),
-) -> Config {
-    let (m, k, t) = mkt;
-    Config::from_toml(
-        &format!(
-            "[engine]\nkind = \"{kind}\"\ngroup_size = {g}\nrows_parallel = {p}\ngroups_per_cycle = {q}\n\
-             activation_bits = 8\naccumulator_bits = {acc}\ntable_storage = \"{storage}\"\nweight_buffer_depth = {fifo}\n\
-             [workload]\nm = {m}\nk = {k}\ntokens = {t}\n"
-        ),
-        "test config",
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+use TableStorage::{Block, Distributed, Registers};
+
+fn tlmm(g: usize, p: usize, q: usize) -> ConfigBuilder {
+    ConfigBuilder::tlmm(g, p, q)
+}
+
+fn adder_tree(g: usize, p: usize, q: usize) -> ConfigBuilder {
+    ConfigBuilder::adder_tree(g, p, q)
 }
 
 fn waveforms() -> PathBuf {
@@ -32,11 +24,16 @@ fn waveforms() -> PathBuf {
 }
 
 /// Co-simulate every vector kind on `cfg`, alternating streaming and bursty handshakes.
-fn check(cfg: Config, seed: u64) {
-    let design = generate(&cfg).unwrap();
+fn check(builder: ConfigBuilder, seed: u64) {
+    let cfg = builder.build().unwrap_or_else(|e| panic!("{e}"));
+    check_config(&cfg, seed);
+}
+
+fn check_config(cfg: &Config, seed: u64) {
+    let design = generate(cfg).unwrap();
     let lib = ModelCache::default()
         .load(&design)
-        .unwrap_or_else(|e| panic!("{}: {e}", describe(&cfg)));
+        .unwrap_or_else(|e| panic!("{}: {e}", describe(cfg)));
     for (n, kind) in VectorKind::ALL.into_iter().enumerate() {
         let seed = seed + n as u64;
         let stimulus = if n % 2 == 0 {
@@ -44,17 +41,17 @@ fn check(cfg: Config, seed: u64) {
         } else {
             Stimulus::BURSTY
         };
-        let vectors = Vectors::generate(&cfg, kind, seed);
+        let vectors = Vectors::generate(cfg, kind, seed);
         match cosimulate(&design, &lib, &vectors, stimulus, seed, &waveforms()) {
             Ok(report) => {
                 assert_eq!(report.outputs, cfg.workload.m * cfg.workload.tokens);
-                // The cycle model the dataset's latency targets come from.
+                // The cycle model the dataset's latency targets and the DSE come from.
                 if stimulus == Stimulus::STREAMING {
                     assert_eq!(
                         report.run.cycles,
                         cfg.streaming_cycles(),
                         "cycle model vs Verilator: {} seed {seed}",
-                        describe(&cfg)
+                        describe(cfg)
                     );
                 }
             }
@@ -69,86 +66,106 @@ fn default_example() {
         &PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../examples/default.toml"),
     )
     .unwrap();
-    check(cfg, 1);
+    check_config(&cfg, 1);
 }
 
-// Every G from 2 to 5, several P and Q, K and M not multiples of a chunk or row block,
-// all three accumulator widths and table storages, shallow and deep weight FIFOs.
+// Every G from 2 to 5, every table storage, one and two table banks, several P and Q,
+// K and M not multiples of a chunk or row block, all three result widths, with and
+// without a weight FIFO, pipeline registers after every level or only at the root.
+
 #[test]
 fn tlmm_g2_single_lane_tiny() {
-    check(
-        config("tlmm", (2, 1, 1), 16, 2, "distributed", (3, 5, 2)),
-        10,
-    );
+    check(tlmm(2, 1, 1).accumulator_bits(16).workload(3, 5, 2), 10);
 }
 
 #[test]
 fn tlmm_g2_wide_registers() {
     check(
-        config("tlmm", (2, 8, 4), 24, 8, "registers", (64, 64, 2)),
+        tlmm(2, 8, 4)
+            .storage(Registers)
+            .weight_buffer_depth(8)
+            .workload(64, 64, 2),
         20,
     );
 }
 
 #[test]
-fn tlmm_g3_ragged_m_and_k() {
-    check(config("tlmm", (3, 4, 2), 24, 16, "block", (37, 100, 3)), 30);
+fn tlmm_g3_ragged_m_and_k_block_storage() {
+    check(
+        tlmm(3, 4, 2)
+            .storage(Block)
+            .weight_buffer_depth(16)
+            .workload(37, 100, 3),
+        30,
+    );
 }
 
 #[test]
-fn tlmm_g3_deep_groups_shallow_fifo() {
+fn tlmm_g3_deep_groups_one_register_per_level() {
     check(
-        config("tlmm", (3, 1, 8), 32, 2, "distributed", (5, 300, 2)),
+        tlmm(3, 1, 8)
+            .accumulator_bits(32)
+            .tree_stage_levels(1)
+            .weight_buffer_depth(2)
+            .workload(5, 300, 2),
         40,
     );
 }
 
 #[test]
-fn tlmm_g4_acc16() {
-    check(config("tlmm", (4, 2, 3), 16, 4, "block", (16, 50, 2)), 50);
+fn tlmm_g4_acc16_distributed() {
+    check(
+        tlmm(4, 2, 3)
+            .accumulator_bits(16)
+            .storage(Distributed)
+            .weight_buffer_depth(4)
+            .workload(16, 50, 2),
+        50,
+    );
 }
 
 #[test]
-fn tlmm_g4_many_tokens_double_buffering() {
-    check(
-        config("tlmm", (4, 4, 4), 24, 4, "distributed", (12, 70, 6)),
-        60,
-    );
+fn tlmm_g4_many_tokens_one_bank() {
+    check(tlmm(4, 9, 4).table_banks(1).workload(40, 70, 6), 60);
 }
 
 #[test]
 fn tlmm_g5_single_group() {
-    check(config("tlmm", (5, 3, 1), 24, 8, "block", (10, 61, 2)), 70);
+    check(tlmm(5, 3, 1).workload(10, 61, 2), 70);
 }
 
 #[test]
-fn tlmm_g5_wide() {
+fn tlmm_g5_wide_no_tree_registers() {
     check(
-        config("tlmm", (5, 2, 4), 32, 32, "distributed", (8, 200, 2)),
+        tlmm(5, 2, 4)
+            .accumulator_bits(32)
+            .tree_stage_levels(16)
+            .weight_buffer_depth(32)
+            .workload(8, 200, 2),
         80,
     );
 }
 
-/// K = 128 is the largest K a 16-bit accumulator admits (8 + 7 + 1 = 16 bits); the
+/// K = 128 is the largest K a 16-bit result admits (8 + 7 + 1 = 16 bits); the
 /// extreme vectors reach ±128·K.
 #[test]
 fn tlmm_k_at_the_16_bit_accumulator_limit() {
-    check(config("tlmm", (4, 2, 2), 16, 4, "block", (6, 128, 2)), 90);
+    check(tlmm(4, 2, 2).accumulator_bits(16).workload(6, 128, 2), 90);
 }
 
-/// K = 32768 is the largest K a 24-bit accumulator admits.
+/// K = 32768 is the largest K a 24-bit result admits.
 #[test]
 fn tlmm_k_at_the_24_bit_accumulator_limit() {
-    check(
-        config("tlmm", (4, 4, 8), 24, 16, "block", (4, 32768, 1)),
-        100,
-    );
+    check(tlmm(4, 4, 8).workload(4, 32768, 1), 100);
 }
 
 #[test]
 fn tlmm_minimal_m1_k1() {
     check(
-        config("tlmm", (2, 1, 1), 16, 2, "registers", (1, 1, 3)),
+        tlmm(2, 1, 1)
+            .accumulator_bits(16)
+            .storage(Registers)
+            .workload(1, 1, 3),
         110,
     );
 }
@@ -156,42 +173,126 @@ fn tlmm_minimal_m1_k1() {
 #[test]
 fn adder_tree_g3() {
     check(
-        config("adder-tree", (3, 4, 2), 24, 16, "distributed", (37, 100, 2)),
+        adder_tree(3, 4, 2)
+            .storage(Distributed)
+            .weight_buffer_depth(16)
+            .workload(37, 100, 2),
         120,
     );
 }
 
 #[test]
-fn adder_tree_g5_acc16() {
+fn adder_tree_g5_acc16_block() {
     check(
-        config("adder-tree", (5, 2, 1), 16, 4, "block", (9, 33, 2)),
+        adder_tree(5, 2, 1)
+            .accumulator_bits(16)
+            .storage(Block)
+            .workload(9, 33, 2),
         130,
     );
 }
 
 #[test]
-fn adder_tree_g2_square() {
+fn adder_tree_g2_square_one_bank() {
+    check(adder_tree(2, 3, 3).table_banks(1).workload(10, 40, 3), 140);
+}
+
+// Token blocks: each weight beat serves every token of a block; the last block is
+// shorter (act_last), and a block of one token runs at the decode rate.
+
+#[test]
+fn token_blocks_lane_lutram_with_a_short_last_block() {
+    check(tlmm(3, 5, 3).token_block(4).workload(23, 70, 7), 150);
+}
+
+#[test]
+fn token_blocks_of_three_one_bank_g4() {
     check(
-        config("adder-tree", (2, 3, 3), 24, 8, "registers", (10, 40, 3)),
-        140,
+        tlmm(4, 3, 2)
+            .token_block(3)
+            .table_banks(1)
+            .workload(9, 40, 5),
+        160,
     );
 }
 
-/// The harness must catch a wrong RTL: break the row adder of a generated design and
+#[test]
+fn token_blocks_shared_tables_and_adder_tree() {
+    check(
+        tlmm(2, 2, 2)
+            .storage(Registers)
+            .token_block(2)
+            .workload(6, 17, 5),
+        170,
+    );
+    check(
+        adder_tree(3, 2, 2)
+            .token_block(5)
+            .weight_buffer_depth(4)
+            .workload(7, 25, 6),
+        171,
+    );
+}
+
+#[test]
+fn token_block_of_one_row_block_and_one_chunk() {
+    // n·R = 1 accumulator word per chunk: the engine idles a clock between beats.
+    check(tlmm(3, 8, 2).token_block(2).workload(8, 6, 3), 180);
+    check(tlmm(3, 8, 2).workload(8, 30, 3), 181);
+}
+
+// Large engines (hundreds to two thousand weights/clock) with P and Q that are not
+// powers of two and K that is not a multiple of Q·G.
+
+#[test]
+fn large_tlmm_g3_p100_q7() {
+    check(tlmm(3, 100, 7).workload(230, 500, 2), 300);
+}
+
+#[test]
+fn large_tlmm_g4_p37_q7_one_bank() {
+    check(tlmm(4, 37, 7).table_banks(1).workload(200, 301, 2), 310);
+}
+
+#[test]
+fn large_tlmm_g5_p13_q16() {
+    check(tlmm(5, 13, 16).workload(100, 333, 2), 320);
+}
+
+#[test]
+fn large_tlmm_g2_p128_q5_token_blocks() {
+    check(tlmm(2, 128, 5).token_block(3).workload(300, 250, 4), 330);
+}
+
+#[test]
+fn large_adder_tree_g3_p24_q14() {
+    check(adder_tree(3, 24, 14).workload(60, 200, 2), 340);
+}
+
+#[test]
+fn large_tlmm_g3_p57_q6_registers() {
+    check(
+        tlmm(3, 57, 6)
+            .storage(Registers)
+            .weight_buffer_depth(4)
+            .workload(120, 100, 2),
+        350,
+    );
+}
+
+/// The harness must catch a wrong RTL: break a row adder of a generated design and
 /// expect a mismatch that names the config, the seed and a waveform on disk.
 #[test]
 fn broken_rtl_is_reported_with_seed_and_waveform() {
-    let cfg = config("tlmm", (3, 2, 2), 24, 4, "distributed", (6, 24, 1));
+    let cfg = tlmm(3, 2, 2).workload(6, 24, 1).build().unwrap();
     let mut design = generate(&cfg).unwrap();
-    // row_sum$0 = (lane$0 + lane$1): make it a subtraction.
-    let needle = "row_sum$0 = ($signed(lane$0) + $signed(lane$1));";
+    // Row 0's first adder: make the subtraction flag constant (never subtract).
+    let needle = "wire n0_1_0_d = sign$0 ^ sign$1;";
     assert!(
         design.core_verilog.contains(needle),
-        "generated lookup changed shape"
+        "generated row tree changed shape"
     );
-    design.core_verilog = design
-        .core_verilog
-        .replace(needle, "row_sum$0 = ($signed(lane$0) - $signed(lane$1));");
+    design.core_verilog = design.core_verilog.replace(needle, "wire n0_1_0_d = 1'b0;");
     design.manifest.content_hash = format!("broken{}", design.manifest.content_hash);
     let lib = ModelCache::default().load(&design).unwrap();
     let seed = 7;
@@ -207,10 +308,10 @@ fn broken_rtl_is_reported_with_seed_and_waveform() {
     .unwrap_err();
     let text = err.to_string();
     assert!(
-        text.contains("seed:     7") && text.contains("g=3") && text.contains("expected"),
+        text.contains("seed:     7") && text.contains("G=3") && text.contains("expected"),
         "{text}"
     );
-    let tern_sim::cosim::CosimError::Mismatch(m) = err else {
+    let CosimError::Mismatch(m) = err else {
         panic!("{text}")
     };
     let vcd = m.waveform.expect("a waveform is written");
@@ -222,33 +323,102 @@ fn broken_rtl_is_reported_with_seed_and_waveform() {
     );
 }
 
+/// An engine that sends one result beat more than the workload has must fail, even
+/// though every expected result matched: the harness keeps clocking after the last.
+#[test]
+fn an_extra_result_beat_is_caught() {
+    let cfg = tlmm(3, 2, 2).workload(6, 24, 2).build().unwrap();
+    let mut design = generate(&cfg).unwrap();
+    // Mutation: the output register raises valid again one clock after a result is
+    // taken, once, after the last token's last result.
+    let needle = "assign out_valid = ov;";
+    assert!(
+        design.core_verilog.contains(needle),
+        "accumulators changed shape"
+    );
+    design.core_verilog = design.core_verilog.replace(
+        needle,
+        "reg [7:0] seen;\nreg extra, fired;\n\
+         always @(posedge clock) begin\n    if (reset) begin seen <= 8'd0; extra <= 1'b0; fired <= 1'b0; end\n    \
+         else begin\n        if (ov & res_ready) seen <= seen + 8'd1;\n        \
+         extra <= (seen == 8'd6) & ~fired;\n        if (extra) fired <= 1'b1;\n    end\nend\n\
+         assign out_valid = ov | extra;",
+    );
+    design.manifest.content_hash = format!("extra{}", design.manifest.content_hash);
+    let lib = ModelCache::default().load(&design).unwrap();
+    let seed = 9;
+    let vectors = Vectors::generate(&cfg, VectorKind::Random, seed);
+    let err = cosimulate(
+        &design,
+        &lib,
+        &vectors,
+        Stimulus::STREAMING,
+        seed,
+        &waveforms(),
+    )
+    .unwrap_err();
+    let text = err.to_string();
+    assert!(
+        matches!(
+            err,
+            CosimError::ExtraResult {
+                waveform: Some(_),
+                ..
+            }
+        ),
+        "{text}"
+    );
+    assert!(
+        text.contains("after all 6 expected") && text.contains("seed 9"),
+        "{text}"
+    );
+}
+
 /// The same testbench on rust-hdl's own simulator: checks the Rust `update()` models of
-/// every block (the hand-built leaves included) against the golden model.
+/// every block (the leaves written as Verilog text included) against the golden model.
 #[test]
 fn rust_hdl_simulator_matches_golden() {
     use tern_sim::cosim::{compare, drive};
     use tern_sim::rust_hdl_sim::RustHdlEngine;
-    let cfg = config("tlmm", (3, 2, 2), 24, 4, "block", (5, 23, 3));
-    for (n, kind) in VectorKind::ALL.into_iter().enumerate() {
-        let seed = 200 + n as u64;
-        let vectors = Vectors::generate(&cfg, kind, seed);
-        let mut engine = RustHdlEngine::<10, 10, 4, 24>::new(&cfg);
-        let stimulus = if n % 2 == 0 {
-            Stimulus::STREAMING
-        } else {
-            Stimulus::BURSTY
-        };
-        let run = drive(&mut engine, &cfg, &vectors, stimulus, seed).unwrap();
-        assert_eq!(
-            compare(&cfg, &vectors, &run),
-            None,
-            "{} seed {seed} {kind:?}",
-            describe(&cfg)
-        );
+    let configs = [
+        tlmm(3, 2, 2)
+            .storage(Block)
+            .weight_buffer_depth(4)
+            .workload(5, 23, 3),
+        tlmm(3, 3, 3)
+            .token_block(2)
+            .tree_stage_levels(1)
+            .workload(7, 20, 3),
+    ];
+    for (c, builder) in configs.into_iter().enumerate() {
+        let cfg = builder.build().unwrap();
+        for (n, kind) in VectorKind::ALL.into_iter().enumerate() {
+            let seed = 200 + 10 * c as u64 + n as u64;
+            let vectors = Vectors::generate(&cfg, kind, seed);
+            let mut engine = RustHdlEngine::<4, 24>::new(&cfg);
+            let stimulus = if n % 2 == 0 {
+                Stimulus::STREAMING
+            } else {
+                Stimulus::BURSTY
+            };
+            let run = drive(&mut engine, &cfg, &vectors, stimulus, seed).unwrap();
+            assert_eq!(
+                compare(&cfg, &vectors, &run),
+                None,
+                "{} seed {seed} {kind:?}",
+                describe(&cfg)
+            );
+        }
     }
-    let cfg = config("adder-tree", (2, 2, 2), 16, 2, "distributed", (3, 9, 2));
+    let cfg = adder_tree(2, 2, 2)
+        .accumulator_bits(16)
+        .storage(Distributed)
+        .table_banks(1)
+        .workload(3, 9, 2)
+        .build()
+        .unwrap();
     let vectors = Vectors::generate(&cfg, VectorKind::Random, 300);
-    let mut engine = RustHdlEngine::<8, 9, 1, 16>::new(&cfg);
+    let mut engine = RustHdlEngine::<1, 16>::new(&cfg);
     let run = drive(&mut engine, &cfg, &vectors, Stimulus::BURSTY, 300).unwrap();
     assert_eq!(
         compare(&cfg, &vectors, &run),

@@ -367,7 +367,7 @@ impl Limits {
             return Some(format!("{table_bits} table bits > {}", self.max_table_bits));
         }
         if self.max_register_table_bits > 0
-            && cfg.engine.table_storage == TableStorage::Registers
+            && cfg.engine.storage() == TableStorage::Registers
             && table_bits > self.max_register_table_bits
         {
             return Some(format!(

@@ -151,6 +151,14 @@ pub struct ModelHeader {
     /// Per member: epochs run and best validation loss.
     pub epochs: Vec<usize>,
     pub validation_loss: Vec<f64>,
+    /// The matmul datapath version the training designs had (`hdl::graph::
+    /// MATMUL_DATAPATH_VERSION`); models saved before it was recorded saw version 1.
+    #[serde(default = "first_datapath")]
+    pub datapath: u32,
+}
+
+fn first_datapath() -> u32 {
+    1
 }
 
 /// An ensemble ready to predict.
@@ -183,6 +191,8 @@ pub struct Provenance {
     pub board: String,
     pub family: String,
     pub dataset_sha256: String,
+    /// The matmul datapath version of the training designs (`hdl::graph`).
+    pub datapath: u32,
 }
 
 impl Surrogate {
@@ -235,6 +245,7 @@ impl Surrogate {
                 board: provenance.board,
                 family: provenance.family,
                 dataset_sha256: provenance.dataset_sha256,
+                datapath: provenance.datapath,
                 trained_rows: train.len(),
                 options,
                 epochs,

@@ -53,6 +53,7 @@ fn provenance() -> Provenance {
         board: "kv260".into(),
         family: "xcup".into(),
         dataset_sha256: "test".into(),
+        datapath: 2,
     }
 }
 

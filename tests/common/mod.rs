@@ -5,6 +5,8 @@
 use std::path::Path;
 use std::process::{Command, Output};
 
+use tern_hdl::config::ConfigBuilder;
+
 /// Run `tern` from the repository root with its own cache directory, progress bars
 /// hidden and `env` added.
 pub fn tern_in(cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
@@ -47,5 +49,19 @@ pub fn fake_tool(
     .unwrap();
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    p.display().to_string()
+}
+
+/// Write the config `builder` describes as `dir/name` (the TOML a user would write) and
+/// return its path.
+pub fn config_file(dir: &Path, name: &str, builder: ConfigBuilder) -> String {
+    let cfg = builder.build().unwrap_or_else(|e| panic!("{e}"));
+    text_file(dir, name, &cfg.to_toml())
+}
+
+/// Write `body` as `dir/name` and return its path.
+pub fn text_file(dir: &Path, name: &str, body: &str) -> String {
+    let p = dir.join(name);
+    std::fs::write(&p, body).unwrap();
     p.display().to_string()
 }

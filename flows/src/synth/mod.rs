@@ -44,6 +44,49 @@ pub enum SynthError {
     Emit(#[from] tern_hdl::emit::EmitError),
     #[error("board `{board}` ({family}) has no open place-and-route flow; `tern synth` reports a labelled timing estimate instead")]
     NoRouter { board: String, family: &'static str },
+    #[error(
+        "the engine cannot fit the {board}: its tables and adders alone need at least {floor} LUTs \
+         (tables {tables}, row trees {trees}, accumulators {accumulators}) and the board has {available}; \
+         reduce `engine.rows_parallel` (P = {p}) or `engine.groups_per_cycle` (Q = {q}){hint} (no tool was run)"
+    )]
+    WontFit {
+        board: String,
+        floor: u64,
+        tables: u64,
+        trees: u64,
+        accumulators: u64,
+        available: u64,
+        p: usize,
+        q: usize,
+        hint: &'static str,
+    },
+}
+
+/// Refuse, before any tool runs (and before generating it), an engine whose structure
+/// alone exceeds the board's LUTs (see `tern_hdl::cost`).
+pub fn check_floor(config: &tern_hdl::DesignConfig, board: &Board) -> Result<(), SynthError> {
+    let Some(cfg) = config.matmul() else {
+        return Ok(());
+    };
+    let floor = tern_hdl::cost::lut_floor(cfg);
+    if floor.total() > board.resources.luts {
+        return Err(SynthError::WontFit {
+            board: board.name.clone(),
+            floor: floor.total(),
+            tables: floor.tables,
+            trees: floor.trees,
+            accumulators: floor.accumulators,
+            available: board.resources.luts,
+            p: cfg.engine.rows_parallel,
+            q: cfg.engine.groups_per_cycle,
+            hint: if cfg.engine.token_block > 1 {
+                ", or `engine.token_block`"
+            } else {
+                ""
+            },
+        });
+    }
+    Ok(())
 }
 
 impl SynthError {
@@ -185,7 +228,8 @@ pub fn synthesize(
     opts: &SynthOptions,
 ) -> Result<Run<SynthRecord>, SynthError> {
     let start = Instant::now();
-    let yosys = tools::find(Tool::Yosys)?;
+    check_floor(&design.config, board)?;
+    let yosys = tools::find(Tool::yosys_for(board.family))?;
     let text = script::yosys_script(
         board.family,
         &design_files(design),
@@ -229,19 +273,23 @@ pub fn synthesize(
     std::fs::write(dir.join("synth.ys"), &text).map_err(|e| SynthError::io(&dir, e))?;
     let run = tools::run(
         &yosys,
-        &["-q".into(), "synth.ys".into()],
+        &yosys_args("synth.ys"),
         &dir,
-        "yosys.log",
+        "yosys.out",
         opts.time_limit,
     )?;
     let outcome = match run.status {
         RunStatus::TimedOut => SynthOutcome::TimedOut {
             limit_s: opts.time_limit.as_secs_f64(),
         },
-        RunStatus::Failed(how) => failed(format!("yosys failed ({how})"), &run.log_tail, &dir),
+        RunStatus::Failed(how) => failed(
+            format!("yosys failed ({how})"),
+            &yosys_tail(&dir, &run.log_tail),
+            &dir,
+        ),
         RunStatus::Success => match read_synth_outputs(&dir, board) {
             Ok(ok) => ok,
-            Err(message) => failed(message, &run.log_tail, &dir),
+            Err(message) => failed(message, &yosys_tail(&dir, &run.log_tail), &dir),
         },
     };
     let record = SynthRecord {
@@ -268,6 +316,24 @@ pub fn synthesize(
         cached: false,
         wall_seconds: start.elapsed().as_secs_f64(),
     })
+}
+
+/// Yosys's own log file: the YoWASP build loses its standard output after it runs ABC,
+/// so the log a failure is reported from is the one Yosys writes itself.
+pub const YOSYS_LOG: &str = "yosys.log";
+
+fn yosys_args(script: &str) -> Vec<String> {
+    vec!["-q".into(), "-l".into(), YOSYS_LOG.into(), script.into()]
+}
+
+/// The tail of Yosys's own log, or of its captured output when it wrote none.
+fn yosys_tail(dir: &Path, captured: &str) -> String {
+    let own = tools::tail(&dir.join(YOSYS_LOG), 12);
+    if own.is_empty() {
+        captured.to_string()
+    } else {
+        own
+    }
 }
 
 fn failed(message: String, log_tail: &str, dir: &Path) -> SynthOutcome {
@@ -372,7 +438,7 @@ pub fn place_and_route(
         PnrTool::NextpnrHimbaechel => Tool::NextpnrHimbaechelGowin,
     };
     let synth = synthesize(design, board, opts)?;
-    let yosys = tools::find(Tool::Yosys)?;
+    let yosys = tools::find(Tool::yosys_for(board.family))?;
     let nextpnr = tools::find(router)?;
     // ECP5 has an out-of-context mode; the others place the engine inside the IO harness.
     let harness = (board.family != Family::Ecp5)
@@ -453,9 +519,9 @@ pub fn place_and_route(
     let limit_s = opts.time_limit.as_secs_f64();
     let y = tools::run(
         &yosys,
-        &["-q".into(), "netlist.ys".into()],
+        &yosys_args("netlist.ys"),
         &dir,
-        "yosys.log",
+        "yosys.out",
         opts.time_limit,
     )?;
     let mut seconds = y.seconds;
@@ -467,7 +533,7 @@ pub fn place_and_route(
         RunStatus::Failed(how) => PnrOutcome::Failed {
             stage: "yosys".into(),
             message: format!("yosys failed ({how})"),
-            log_tail: y.log_tail,
+            log_tail: yosys_tail(&dir, &y.log_tail),
             work_dir: dir.display().to_string(),
         },
         RunStatus::Success => {

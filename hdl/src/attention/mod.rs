@@ -54,6 +54,9 @@ pub struct AttentionEngine<const BUS: usize, const ACCW: usize> {
     pub reset: Signal<In, Bit>,
     pub act_valid: Signal<In, Bit>,
     pub act_ready: Signal<Out, Bit>,
+    /// The shell's block marker; attention streams are framed by their header beats,
+    /// so it is unused here.
+    pub act_last: Signal<In, Bit>,
     pub act_data: Signal<In, Bits<BUS>>,
     pub wgt_valid: Signal<In, Bit>,
     pub wgt_ready: Signal<Out, Bit>,
@@ -128,6 +131,7 @@ impl<const BUS: usize, const ACCW: usize> AttentionEngine<BUS, ACCW> {
             reset: Default::default(),
             act_valid: Default::default(),
             act_ready: Default::default(),
+            act_last: Default::default(),
             act_data: Default::default(),
             wgt_valid: Default::default(),
             wgt_ready: Default::default(),

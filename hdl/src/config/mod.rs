@@ -1,5 +1,6 @@
 //! `tern.toml`: parsed once into typed structs, validated once, and from then on the
-//! single source of every parameter (RTL, golden model, stream formats, reports).
+//! single source of every parameter (RTL, golden model, stream formats, cycle model,
+//! reports). [`ConfigBuilder`] builds the same structs from code (tests, sweeps).
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -10,12 +11,21 @@ use crate::weights;
 pub mod attention;
 pub use attention::{AttentionConfig, AttentionMode, IndexRounding};
 
-/// The accumulator widths the RTL is generated for (each is a distinct rust-hdl type).
+/// Widths a result field may have in the result stream (each is a rust-hdl port type).
+/// The engine accumulates internally at exactly the width its values need.
 pub const ACCUMULATOR_WIDTHS: [usize; 3] = [16, 24, 32];
-/// Counters in the engine are 16 bits wide; the table memory holds two banks.
-pub const MAX_CHUNKS: usize = 1 << 15;
-pub const MAX_ROW_BLOCKS: usize = (1 << 16) - 1;
-pub const MAX_LANES: usize = 1024;
+/// Rows in parallel (P).
+pub const MAX_ROWS: usize = 128;
+/// Weight groups per row per clock (Q).
+pub const MAX_GROUPS_PER_CYCLE: usize = 64;
+/// Tokens whose tables are held at once (T_b).
+pub const MAX_TOKEN_BLOCK: usize = 64;
+/// A sane generation size: rust-hdl, Verilator and Yosys all scale with it.
+pub const MAX_WEIGHTS_PER_CLOCK: usize = 16384;
+/// Addresses and counters of the engine's memories are 16 bits wide.
+pub const MAX_MEMORY_DEPTH: usize = 1 << 16;
+/// Adder levels between pipeline registers in the row trees.
+pub const MAX_TREE_STAGE_LEVELS: usize = 16;
 
 #[derive(Debug, Error)]
 pub enum ConfigError {
@@ -40,6 +50,8 @@ pub enum ConfigError {
         needed: usize,
         have: usize,
     },
+    #[error("{origin}: {message}")]
+    Unsupported { origin: String, message: String },
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -51,26 +63,72 @@ pub enum EngineKind {
     AdderTree,
 }
 
-/// Where the per-chunk activation tables (or raw activations) live.
+impl EngineKind {
+    pub fn name(self) -> &'static str {
+        match self {
+            EngineKind::Tlmm => "tlmm",
+            EngineKind::AdderTree => "adder-tree",
+        }
+    }
+}
+
+/// Where the tables of the current chunk live and how a lane reads its entry.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "kebab-case")]
 pub enum TableStorage {
-    /// LUT RAM (Xilinx `ram_style = "distributed"`).
-    Distributed,
-    /// Block RAM (`ram_style = "block"`).
-    Block,
-    /// Flip-flops (`ram_style = "registers"`).
+    /// Every lane has its own copy of its group's table in LUT RAM, read asynchronously
+    /// at the weight index; all copies are written by one broadcast write, one entry
+    /// per clock (TLMM only; the default).
+    LaneLutram,
+    /// One copy per lane group in flip-flops; a multiplexer per lane selects the entry.
     Registers,
+    /// One copy per lane group in LUT RAM (registered read of the whole table); a
+    /// multiplexer per lane.
+    Distributed,
+    /// One copy per lane group in block RAM; a multiplexer per lane.
+    Block,
 }
 
 impl TableStorage {
+    pub fn name(self) -> &'static str {
+        match self {
+            TableStorage::LaneLutram => "lane-lutram",
+            TableStorage::Registers => "registers",
+            TableStorage::Distributed => "distributed",
+            TableStorage::Block => "block",
+        }
+    }
+
+    /// The `ram_style` of a memory holding one table copy per lane group.
     pub fn ram_style(self) -> &'static str {
         match self {
-            TableStorage::Distributed => "distributed",
+            TableStorage::LaneLutram | TableStorage::Distributed => "distributed",
             TableStorage::Block => "block",
             TableStorage::Registers => "registers",
         }
     }
+
+    /// The default for an engine kind: per-lane LUT-RAM copies for the TLMM; the adder
+    /// tree reads raw activations, held in registers.
+    pub fn default_for(kind: EngineKind) -> TableStorage {
+        match kind {
+            EngineKind::Tlmm => TableStorage::LaneLutram,
+            EngineKind::AdderTree => TableStorage::Registers,
+        }
+    }
+}
+
+fn default_activation_bits() -> usize {
+    8
+}
+fn default_table_banks() -> usize {
+    2
+}
+fn default_token_block() -> usize {
+    1
+}
+fn default_tree_stage_levels() -> usize {
+    2
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -83,11 +141,59 @@ pub struct EngineConfig {
     pub rows_parallel: usize,
     /// Q: weight groups per row consumed each cycle.
     pub groups_per_cycle: usize,
+    /// Bits of an activation (8; the only width the RTL implements).
+    #[serde(default = "default_activation_bits")]
     pub activation_bits: usize,
+    /// Width of a result field in the result stream (16, 24 or 32).
     pub accumulator_bits: usize,
-    pub table_storage: TableStorage,
-    /// Depth (in beats) of the weight FIFO in front of the lanes; a power of two.
+    /// Where the current chunk's tables live; default by kind ([`TableStorage::default_for`]).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub table_storage: Option<TableStorage>,
+    /// 2: the next chunk's tables are built while the lanes read the current ones;
+    /// 1: half the table memory, and the lanes wait while a table is built.
+    #[serde(default = "default_table_banks")]
+    pub table_banks: usize,
+    /// T_b: tokens whose tables are held at once; each weight beat serves all tokens of
+    /// a block before the next beat, so the weights are read once per block (prefill).
+    #[serde(default = "default_token_block")]
+    pub token_block: usize,
+    /// Adder levels between pipeline registers in the row adder trees.
+    #[serde(default = "default_tree_stage_levels")]
+    pub tree_stage_levels: usize,
+    /// Depth (in beats) of the weight FIFO in front of the lanes: 0 (none: the held
+    /// beat register takes beats straight from the stream) or a power of two.
+    #[serde(default)]
     pub weight_buffer_depth: usize,
+}
+
+impl EngineConfig {
+    pub fn storage(&self) -> TableStorage {
+        self.table_storage
+            .unwrap_or(TableStorage::default_for(self.kind))
+    }
+
+    /// Weights consumed per clock (P·Q·G), both kinds.
+    pub fn weights_per_clock(&self) -> usize {
+        self.rows_parallel * self.groups_per_cycle * self.group_size
+    }
+
+    /// One line naming every engine parameter, for reports and messages.
+    pub fn summary(&self) -> String {
+        format!(
+            "{} G={} P={} Q={} ({} weights/clock) tables={} banks={} Tb={} stage-levels={} fifo={} acc={}",
+            self.kind.name(),
+            self.group_size,
+            self.rows_parallel,
+            self.groups_per_cycle,
+            self.weights_per_clock(),
+            self.storage().name(),
+            self.table_banks,
+            self.token_block,
+            self.tree_stage_levels,
+            self.weight_buffer_depth,
+            self.accumulator_bits
+        )
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
@@ -121,10 +227,13 @@ pub struct Config {
     pub geometry: Geometry,
 }
 
-/// How the engine's lanes see the weight matrix. Both engine kinds share one datapath
-/// shape: lanes look up `±table[index]` for a group of `lane_group` activations. The
-/// adder-tree baseline is the degenerate case `lane_group = 1`, whose "table" is
-/// `{0, x}`: a select, a conditional negate and an adder tree per row.
+/// How the engine's lanes see the weight matrix, and every size the RTL, the stream
+/// formats and the cycle model derive from the config. Both engine kinds share one
+/// datapath: lanes look up an entry of a table of `lane_group` activations. The adder
+/// tree is the case `lane_group = 1`, whose "table" is `{0, x}`.
+///
+/// `K` and `M` are baked in: the chunk and row-block counts are constants of the
+/// generated core, not runtime values (the token count is a runtime value).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Geometry {
     /// Activations per lane lookup: G for TLMM, 1 for the adder tree.
@@ -139,13 +248,45 @@ pub struct Geometry {
     pub chunks: usize,
     /// Row blocks per token: ceil(M / P); M is padded with zero rows.
     pub row_blocks: usize,
-    /// Entries per folded table (index 0 is the all-zero pattern and is not stored).
+    /// Entries per folded table (entry 0 is the all-zero pattern).
     pub table_entries: usize,
-    /// Bits of a stored table entry.
+    /// Bits of a table entry (a lane's value): `8 + ceil(log2 G)`; 8 for the adder tree.
     pub entry_bits: usize,
     /// Bits of a weight group's index; the code adds one sign bit.
     pub index_bits: usize,
+    /// Bits of a result field in the result stream.
     pub accumulator_bits: usize,
+    /// Bits the accumulators need: every sum of `±128` over the padded K fits.
+    pub accumulator_internal_bits: usize,
+    pub storage: TableStorage,
+    /// Table banks (1 or 2).
+    pub table_banks: usize,
+    /// T_b: tokens per block.
+    pub token_block: usize,
+    /// Clocks to write one token's tables of one chunk: one entry per clock into
+    /// per-lane LUT RAM (`table_entries`), or one whole table word (1).
+    pub build_clocks: usize,
+    /// Adder levels of a row tree: ceil(log2 lanes_per_row).
+    pub tree_levels: usize,
+    /// Adder levels between pipeline registers.
+    pub tree_stage_levels: usize,
+    /// Weight FIFO depth (0: none).
+    pub weight_buffer_depth: usize,
+}
+
+/// Smallest two's-complement width holding every integer in `[lo, hi]`.
+pub fn signed_bits(lo: i64, hi: i64) -> usize {
+    let mut w = 1;
+    while !(-(1i64 << (w - 1)) <= lo && hi < (1i64 << (w - 1))) {
+        w += 1;
+    }
+    w
+}
+
+/// Width of a sign-folded partial sum over `weights` weights: `Σ ε_j·x_j` with the
+/// first nonzero `ε` positive lies in `[−128·w, 128·w − 1]`.
+pub fn partial_sum_bits(weights: usize) -> usize {
+    signed_bits(-128 * weights as i64, 128 * weights as i64 - 1)
 }
 
 impl Geometry {
@@ -153,9 +294,13 @@ impl Geometry {
     pub fn lanes(&self) -> usize {
         self.rows * self.lanes_per_row
     }
+    /// Bits of one weight code: sign and index.
+    pub fn code_bits(&self) -> usize {
+        1 + self.index_bits
+    }
     /// Bits of one packed weight beat.
     pub fn weight_beat_bits(&self) -> usize {
-        self.lanes() * (1 + self.index_bits)
+        self.lanes() * self.code_bits()
     }
     /// Bits of one activation beat.
     pub fn activation_beat_bits(&self) -> usize {
@@ -165,17 +310,75 @@ impl Geometry {
     pub fn result_beat_bits(&self) -> usize {
         self.rows * self.accumulator_bits
     }
-    /// Stored table entries per chunk (all lanes of one row share them).
-    pub fn stored_entries_per_chunk(&self) -> usize {
-        self.lanes_per_row * (self.table_entries - 1)
-    }
-    /// Bits of on-chip table storage (two banks).
-    pub fn table_memory_bits(&self) -> usize {
-        2 * self.chunks * self.stored_entries_per_chunk() * self.entry_bits
-    }
-    /// Weight beats per token.
+    /// Weight beats in the matrix (read once per token block).
     pub fn weight_beats_per_token(&self) -> usize {
         self.row_blocks * self.chunks
+    }
+    /// Weights consumed per clock (P·Q·G).
+    pub fn weights_per_clock(&self) -> usize {
+        self.lanes() * self.lane_group
+    }
+    /// Entries a per-lane table copy holds for one token: the index space, 2^index_bits.
+    pub fn table_slots(&self) -> usize {
+        1 << self.index_bits
+    }
+    /// Token slots of a table bank: T_b rounded up to a power of two (address bits).
+    pub fn token_slots(&self) -> usize {
+        1 << ceil_log2(self.token_block)
+    }
+    /// Depth of one per-lane LUT-RAM table copy, addressed `{bank, token, index}`.
+    pub fn lane_table_depth(&self) -> usize {
+        self.table_banks * self.token_slots() * self.table_slots()
+    }
+    /// Stored entries of one lane group's table in a shared copy (entry 0 is not stored).
+    pub fn stored_entries(&self) -> usize {
+        self.table_entries - 1
+    }
+    /// Bits of on-chip table storage.
+    pub fn table_memory_bits(&self) -> usize {
+        match self.storage {
+            TableStorage::LaneLutram => self.lanes() * self.lane_table_depth() * self.entry_bits,
+            _ => {
+                self.table_banks
+                    * self.token_slots()
+                    * self.lanes_per_row
+                    * self.stored_entries()
+                    * self.entry_bits
+            }
+        }
+    }
+    /// Depth of the activation buffer: two banks of a token block's activations.
+    pub fn activation_buffer_depth(&self) -> usize {
+        2 * self.token_block * self.chunks
+    }
+    pub fn activation_buffer_bits(&self) -> usize {
+        self.activation_buffer_depth() * self.activation_beat_bits()
+    }
+    /// Depth of the accumulator memory: one word of P accumulators per (row block, token).
+    pub fn accumulator_memory_depth(&self) -> usize {
+        self.token_block * self.row_blocks
+    }
+    pub fn accumulator_memory_bits(&self) -> usize {
+        self.accumulator_memory_depth() * self.rows * self.accumulator_internal_bits
+    }
+    /// Whether a pipeline register follows tree level `level` (0 = the lane values,
+    /// `tree_levels` = the root, whose register is the accumulate stage's input).
+    pub fn register_after_level(&self, level: usize) -> bool {
+        level < self.tree_levels && (level + 1).is_multiple_of(self.tree_stage_levels)
+    }
+    /// Pipeline registers inside the row trees (the root register not counted).
+    pub fn tree_registers(&self) -> usize {
+        (0..self.tree_levels)
+            .filter(|&l| self.register_after_level(l))
+            .count()
+    }
+    /// Bits of a tree node covering `lanes` lanes.
+    pub fn node_bits(&self, lanes: usize) -> usize {
+        partial_sum_bits(lanes * self.lane_group)
+    }
+    /// Bits of a row tree's root (a row's sum over one chunk).
+    pub fn root_bits(&self) -> usize {
+        self.node_bits(self.lanes_per_row)
     }
 }
 
@@ -200,38 +403,73 @@ impl Config {
     pub fn validate(file: ConfigFile, origin: &str) -> Result<Config, ConfigError> {
         let e = &file.engine;
         let w = &file.workload;
+        let out_of_range =
+            |key: &'static str, value: String, allowed: String| ConfigError::OutOfRange {
+                origin: origin.to_string(),
+                key,
+                value,
+                allowed,
+            };
         let range = |key: &'static str, value: usize, lo: usize, hi: usize| {
             if value < lo || value > hi {
-                Err(ConfigError::OutOfRange {
-                    origin: origin.to_string(),
-                    key,
-                    value: value.to_string(),
-                    allowed: format!("{lo}..={hi}"),
-                })
+                Err(out_of_range(key, value.to_string(), format!("{lo}..={hi}")))
             } else {
                 Ok(())
             }
         };
         range("engine.group_size", e.group_size, 2, 5)?;
-        range("engine.rows_parallel", e.rows_parallel, 1, 64)?;
-        range("engine.groups_per_cycle", e.groups_per_cycle, 1, 64)?;
+        range("engine.rows_parallel", e.rows_parallel, 1, MAX_ROWS)?;
+        range(
+            "engine.groups_per_cycle",
+            e.groups_per_cycle,
+            1,
+            MAX_GROUPS_PER_CYCLE,
+        )?;
         range("engine.activation_bits", e.activation_bits, 8, 8)?;
-        range("engine.weight_buffer_depth", e.weight_buffer_depth, 2, 4096)?;
-        if !e.weight_buffer_depth.is_power_of_two() {
-            return Err(ConfigError::OutOfRange {
-                origin: origin.to_string(),
-                key: "engine.weight_buffer_depth",
-                value: e.weight_buffer_depth.to_string(),
-                allowed: "a power of two in 2..=4096".into(),
-            });
+        range("engine.table_banks", e.table_banks, 1, 2)?;
+        range("engine.token_block", e.token_block, 1, MAX_TOKEN_BLOCK)?;
+        range(
+            "engine.tree_stage_levels",
+            e.tree_stage_levels,
+            1,
+            MAX_TREE_STAGE_LEVELS,
+        )?;
+        if e.weight_buffer_depth != 0
+            && (!e.weight_buffer_depth.is_power_of_two()
+                || !(2..=4096).contains(&e.weight_buffer_depth))
+        {
+            return Err(out_of_range(
+                "engine.weight_buffer_depth",
+                e.weight_buffer_depth.to_string(),
+                "0 (no FIFO) or a power of two in 2..=4096".into(),
+            ));
         }
         if !ACCUMULATOR_WIDTHS.contains(&e.accumulator_bits) {
-            return Err(ConfigError::OutOfRange {
+            return Err(out_of_range(
+                "engine.accumulator_bits",
+                e.accumulator_bits.to_string(),
+                format!("one of {ACCUMULATOR_WIDTHS:?}"),
+            ));
+        }
+        let storage = e.storage();
+        if e.kind == EngineKind::AdderTree && storage == TableStorage::LaneLutram {
+            return Err(ConfigError::Unsupported {
                 origin: origin.to_string(),
-                key: "engine.accumulator_bits",
-                value: e.accumulator_bits.to_string(),
-                allowed: format!("one of {ACCUMULATOR_WIDTHS:?}"),
+                message: "`engine.table_storage` = \"lane-lutram\" is for the TLMM only: the \
+                          adder tree has no tables (use registers, distributed or block)"
+                    .into(),
             });
+        }
+        let wpc = e.weights_per_clock();
+        if wpc > MAX_WEIGHTS_PER_CLOCK {
+            return Err(out_of_range(
+                "engine.rows_parallel",
+                format!(
+                    "{} (P·Q·G = {}·{}·{} = {wpc} weights/clock)",
+                    e.rows_parallel, e.rows_parallel, e.groups_per_cycle, e.group_size
+                ),
+                format!("at most {MAX_WEIGHTS_PER_CLOCK} weights/clock"),
+            ));
         }
         range("workload.m", w.m, 1, 1 << 20)?;
         range("workload.k", w.k, 1, 1 << 20)?;
@@ -251,52 +489,67 @@ impl Config {
             EngineKind::Tlmm => (e.group_size, e.groups_per_cycle),
             EngineKind::AdderTree => (1, e.groups_per_cycle * e.group_size),
         };
-        let lanes = e.rows_parallel * lanes_per_row;
-        if lanes > MAX_LANES {
-            return Err(ConfigError::OutOfRange {
-                origin: origin.to_string(),
-                key: "engine.rows_parallel",
-                value: format!(
-                    "{} (× {lanes_per_row} lanes per row = {lanes} lanes)",
-                    e.rows_parallel
-                ),
-                allowed: format!("at most {MAX_LANES} lanes in total"),
-            });
-        }
         let chunk_activations = e.groups_per_cycle * e.group_size;
+        let chunks = w.k.div_ceil(chunk_activations);
+        let table_entries = weights::table_entries(lane_group);
         let geometry = Geometry {
             lane_group,
             lanes_per_row,
             rows: e.rows_parallel,
             chunk_activations,
-            chunks: w.k.div_ceil(chunk_activations),
+            chunks,
             row_blocks: w.m.div_ceil(e.rows_parallel),
-            table_entries: weights::table_entries(lane_group),
+            table_entries,
             entry_bits: weights::entry_bits(lane_group),
             index_bits: weights::index_bits(lane_group),
             accumulator_bits: e.accumulator_bits,
+            // Padding columns hold zero weights and activations: only K counts.
+            accumulator_internal_bits: signed_bits(-128 * w.k as i64, 128 * w.k as i64),
+            storage,
+            table_banks: e.table_banks,
+            token_block: e.token_block,
+            build_clocks: if storage == TableStorage::LaneLutram {
+                table_entries
+            } else {
+                1
+            },
+            tree_levels: ceil_log2(lanes_per_row),
+            tree_stage_levels: e.tree_stage_levels,
+            weight_buffer_depth: e.weight_buffer_depth,
         };
-        if geometry.chunks > MAX_CHUNKS {
-            return Err(ConfigError::OutOfRange {
-                origin: origin.to_string(),
-                key: "workload.k",
-                value: w.k.to_string(),
-                allowed: format!(
-                    "at most {} (= {MAX_CHUNKS} chunks of Q·G = {chunk_activations})",
-                    MAX_CHUNKS * chunk_activations
-                ),
-            });
-        }
-        if geometry.row_blocks > MAX_ROW_BLOCKS {
-            return Err(ConfigError::OutOfRange {
-                origin: origin.to_string(),
-                key: "workload.m",
-                value: w.m.to_string(),
-                allowed: format!(
-                    "at most {} (= {MAX_ROW_BLOCKS} blocks of P rows)",
-                    MAX_ROW_BLOCKS * e.rows_parallel
-                ),
-            });
+        let depth = |key: &'static str, what: &str, depth: usize, hint: &str| {
+            if depth > MAX_MEMORY_DEPTH {
+                Err(out_of_range(
+                    key,
+                    format!(
+                        "{} ({what} would be {depth} words deep)",
+                        key_value(&file, key)
+                    ),
+                    format!("at most {MAX_MEMORY_DEPTH} words; {hint}"),
+                ))
+            } else {
+                Ok(())
+            }
+        };
+        depth(
+            "workload.k",
+            "the activation buffer, 2·T_b·ceil(K/(Q·G)),",
+            geometry.activation_buffer_depth(),
+            "reduce K or engine.token_block, or raise engine.groups_per_cycle",
+        )?;
+        depth(
+            "workload.m",
+            "the accumulator memory, T_b·ceil(M/P),",
+            geometry.accumulator_memory_depth(),
+            "reduce M or engine.token_block, or raise engine.rows_parallel",
+        )?;
+        if storage == TableStorage::LaneLutram {
+            depth(
+                "engine.token_block",
+                "each lane's table copy, banks·T_b·2^index_bits,",
+                geometry.lane_table_depth(),
+                "reduce engine.token_block",
+            )?;
         }
         Ok(Config {
             engine: file.engine,
@@ -307,32 +560,127 @@ impl Config {
     }
 
     pub fn to_toml(&self) -> String {
-        let file = ConfigFile {
+        toml::to_string(&self.to_file()).expect("a validated config always serialises")
+    }
+
+    pub fn to_file(&self) -> ConfigFile {
+        ConfigFile {
             engine: self.engine.clone(),
             workload: self.workload.clone(),
             board: self.board.clone(),
-        };
-        toml::to_string(&file).expect("a validated config always serialises")
+        }
+    }
+
+    /// The same engine built for another layer shape and token count.
+    pub fn with_workload(&self, m: usize, k: usize, tokens: usize) -> Result<Config, ConfigError> {
+        let mut file = self.to_file();
+        file.workload = Workload { m, k, tokens };
+        Config::validate(file, "workload change")
     }
 
     /// Clocks for the whole workload with streams that never stall, counted as the
     /// co-simulation harness counts them (from the first clock after reset to the clock
-    /// that accepts the last result, inclusive). The first token's tables take one clock
-    /// per chunk before any weight can issue; after that one weight beat issues per clock
-    /// (the next token's tables are built in the other bank meanwhile); the last beat's
-    /// result appears `PIPELINE_LATENCY` clocks after it enters the FIFO. Checked
-    /// against Verilator in `sim/tests/tlmm.rs`.
+    /// that accepts the last result, inclusive). See [`crate::timing`]; checked against
+    /// Verilator in `sim/tests/tlmm.rs`.
     pub fn streaming_cycles(&self) -> u64 {
-        let g = &self.geometry;
-        let beats = (self.workload.tokens * g.row_blocks * g.chunks) as u64;
-        g.chunks as u64 + beats + crate::tlmm::PIPELINE_LATENCY as u64 - 1
+        crate::timing::streaming_cycles(self, self.workload.tokens)
     }
 
     /// Ideal cycles for the whole workload: every lane busy every cycle.
     pub fn ideal_cycles(&self) -> f64 {
-        let e = &self.engine;
         let w = &self.workload;
-        (w.m * w.k * w.tokens) as f64 / (e.rows_parallel * e.groups_per_cycle * e.group_size) as f64
+        (w.m * w.k * w.tokens) as f64 / self.geometry.weights_per_clock() as f64
+    }
+}
+
+/// The value of a dotted config key, for messages.
+fn key_value(file: &ConfigFile, key: &str) -> String {
+    match key {
+        "workload.k" => file.workload.k.to_string(),
+        "workload.m" => file.workload.m.to_string(),
+        "engine.token_block" => file.engine.token_block.to_string(),
+        _ => "?".into(),
+    }
+}
+
+/// Builds a matmul config from code, with the defaults a config file gets; one builder
+/// for tests, sweeps and examples.
+#[derive(Debug, Clone)]
+pub struct ConfigBuilder {
+    file: ConfigFile,
+}
+
+impl ConfigBuilder {
+    /// An engine of `kind` with G, P, Q; a 64×64 layer, 1 token, 24-bit results.
+    pub fn new(kind: EngineKind, g: usize, p: usize, q: usize) -> ConfigBuilder {
+        ConfigBuilder {
+            file: ConfigFile {
+                engine: EngineConfig {
+                    kind,
+                    group_size: g,
+                    rows_parallel: p,
+                    groups_per_cycle: q,
+                    activation_bits: 8,
+                    accumulator_bits: 24,
+                    table_storage: None,
+                    table_banks: default_table_banks(),
+                    token_block: default_token_block(),
+                    tree_stage_levels: default_tree_stage_levels(),
+                    weight_buffer_depth: 0,
+                },
+                workload: Workload {
+                    m: 64,
+                    k: 64,
+                    tokens: 1,
+                },
+                board: None,
+            },
+        }
+    }
+    pub fn tlmm(g: usize, p: usize, q: usize) -> ConfigBuilder {
+        ConfigBuilder::new(EngineKind::Tlmm, g, p, q)
+    }
+    pub fn adder_tree(g: usize, p: usize, q: usize) -> ConfigBuilder {
+        ConfigBuilder::new(EngineKind::AdderTree, g, p, q)
+    }
+    /// M×K layer, `tokens` tokens.
+    pub fn workload(mut self, m: usize, k: usize, tokens: usize) -> Self {
+        self.file.workload = Workload { m, k, tokens };
+        self
+    }
+    pub fn accumulator_bits(mut self, bits: usize) -> Self {
+        self.file.engine.accumulator_bits = bits;
+        self
+    }
+    pub fn storage(mut self, storage: TableStorage) -> Self {
+        self.file.engine.table_storage = Some(storage);
+        self
+    }
+    pub fn table_banks(mut self, banks: usize) -> Self {
+        self.file.engine.table_banks = banks;
+        self
+    }
+    pub fn token_block(mut self, tokens: usize) -> Self {
+        self.file.engine.token_block = tokens;
+        self
+    }
+    pub fn tree_stage_levels(mut self, levels: usize) -> Self {
+        self.file.engine.tree_stage_levels = levels;
+        self
+    }
+    pub fn weight_buffer_depth(mut self, depth: usize) -> Self {
+        self.file.engine.weight_buffer_depth = depth;
+        self
+    }
+    pub fn board(mut self, board: &str) -> Self {
+        self.file.board = Some(board.to_string());
+        self
+    }
+    pub fn file(&self) -> &ConfigFile {
+        &self.file
+    }
+    pub fn build(self) -> Result<Config, ConfigError> {
+        Config::validate(self.file, "config builder")
     }
 }
 

@@ -13,9 +13,10 @@
 //! - `irq`: GIE and any enabled pending status bit.
 //!
 //! Card memory is 32-bit words. A beat of B bits occupies ceil(B/32) consecutive words,
-//! least significant word first (the layout of `streams`). A run, per token: the
-//! activation beats of that token, then every weight beat (read again for each token);
-//! result beats are written as they come, token after token.
+//! least significant word first (the layout of `streams`). A run, per block of up to
+//! `T_b` tokens: the activation beats of the block's tokens (`act_last` on the last),
+//! then every weight beat (read again for each block); each result beat is written at
+//! its token's place, so results lie token after token whatever the block size.
 
 pub mod regmap;
 mod verilog;
@@ -60,12 +61,14 @@ pub struct CardLayout {
     pub result_words: usize,
     /// Activation beats per token.
     pub chunks: usize,
-    /// Weight beats (the whole matrix, read once per token).
+    /// Weight beats (the whole matrix, read once per token block).
     pub weight_beats: usize,
     /// Result beats per token.
     pub row_blocks: usize,
     /// Tokens the card was sized for (the config's `workload.tokens`).
     pub tokens: usize,
+    /// Tokens per block: the weights are read once per block.
+    pub token_block: usize,
 }
 
 impl CardLayout {
@@ -80,6 +83,7 @@ impl CardLayout {
             weight_beats: geo.weight_beats_per_token(),
             row_blocks: geo.row_blocks,
             tokens: cfg.workload.tokens,
+            token_block: geo.token_block,
         };
         let need = l.weight_bytes() + l.tokens * (l.activation_bytes() + l.result_bytes());
         let words = (need / 4).next_power_of_two().max(MIN_CARD_WORDS);
@@ -186,15 +190,10 @@ mod tests {
     use super::*;
 
     fn cfg(m: usize, k: usize, tokens: usize) -> Config {
-        Config::from_toml(
-            &format!(
-                "[engine]\nkind = \"tlmm\"\ngroup_size = 4\nrows_parallel = 4\ngroups_per_cycle = 2\n\
-                 activation_bits = 8\naccumulator_bits = 24\ntable_storage = \"block\"\n\
-                 weight_buffer_depth = 4\n[workload]\nm = {m}\nk = {k}\ntokens = {tokens}\n"
-            ),
-            "test",
-        )
-        .unwrap()
+        crate::config::ConfigBuilder::tlmm(4, 4, 2)
+            .workload(m, k, tokens)
+            .build()
+            .unwrap()
     }
 
     #[test]

@@ -90,6 +90,12 @@ pub(super) fn top(l: &CardLayout, engine: &Design, design_id: u32) -> String {
         .replace("{{CHUNKS_LAST}}", &(l.chunks - 1).to_string())
         .replace("{{WBEATS_LAST}}", &(l.weight_beats - 1).to_string())
         .replace("{{RBLOCKS_LAST}}", &(l.row_blocks - 1).to_string())
+        .replace("{{TB}}", &l.token_block.to_string())
+        .replace("{{RES_WORDS}}", &l.result_words.to_string())
+        .replace(
+            "{{TOKEN_WORDS}}",
+            &(l.result_words * l.row_blocks).to_string(),
+        )
         .replace(
             "{{SHIFT_ACT}}",
             &shift_in("act_buf", "rd_data", l.activation_words),
@@ -222,11 +228,14 @@ module {{TOP}} (
     assign mem_rdata = rd_data;
 
     // ---- feeder: card memory -> activation and weight beats ---------------------
+    // Tokens go in blocks of up to {{TB}} (the engine's token block): the block's
+    // activation beats (token-major, act_last on the last), then every weight beat once.
     reg        feeding;   // beats left to send in this run
     reg        offer;     // a whole beat is in its buffer and offered to the engine
-    reg        phase;     // 0: activations of `token`, 1: weights
-    reg [31:0] beat;      // beat within the phase
-    reg [31:0] token;
+    reg        phase;     // 0: activations of the block, 1: weights
+    reg [31:0] beat;      // chunk (phase 0) or weight beat (phase 1)
+    reg [31:0] token;     // first token of the block
+    reg [31:0] act_tok;   // token within the block (phase 0)
     reg [{{AW_HI}}:0] act_ptr;
     reg [{{AW_HI}}:0] wgt_ptr;
     reg [{{AW_HI}}:0] issued;   // words of this beat read so far
@@ -236,9 +245,12 @@ module {{TOP}} (
     reg [{{ACT_BUF_HI}}:0] act_buf;
     reg [{{WGT_BUF_HI}}:0] wgt_buf;
     /* verilator lint_on UNUSEDSIGNAL */
+    wire [31:0] tokens_left = arg_tokens - token;
+    wire [31:0] block_n = tokens_left > 32'd{{TB}} ? 32'd{{TB}} : tokens_left;
     wire act_ready;
     wire wgt_ready;
     wire act_valid = offer && !phase;
+    wire act_last = act_tok + 32'd1 == block_n && beat == 32'd{{CHUNKS_LAST}};
     wire wgt_valid = offer && phase;
     wire fire = (act_valid && act_ready) || (wgt_valid && wgt_ready);
     wire [{{AW_HI}}:0] beat_words = phase ? {{AW}}'d{{WGT_WORDS}} : {{AW}}'d{{ACT_WORDS}};
@@ -252,6 +264,7 @@ module {{TOP}} (
             phase <= 1'b0;
             beat <= 32'd0;
             token <= 32'd0;
+            act_tok <= 32'd0;
             act_ptr <= {{AW}}'d0;
             wgt_ptr <= {{AW}}'d0;
             issued <= {{AW}}'d0;
@@ -263,6 +276,7 @@ module {{TOP}} (
             phase <= 1'b0;
             beat <= 32'd0;
             token <= 32'd0;
+            act_tok <= 32'd0;
             act_ptr <= arg_activations[{{AW_TOP}}:2];
             wgt_ptr <= arg_weights[{{AW_TOP}}:2];
             issued <= {{AW}}'d0;
@@ -286,8 +300,13 @@ module {{TOP}} (
                     act_ptr <= act_ptr + {{AW}}'d{{ACT_WORDS}};
                     if (beat == 32'd{{CHUNKS_LAST}}) begin
                         beat <= 32'd0;
-                        phase <= 1'b1;
-                        wgt_ptr <= arg_weights[{{AW_TOP}}:2];
+                        if (act_last) begin
+                            act_tok <= 32'd0;
+                            phase <= 1'b1;
+                            wgt_ptr <= arg_weights[{{AW_TOP}}:2];
+                        end else begin
+                            act_tok <= act_tok + 32'd1;
+                        end
                     end else begin
                         beat <= beat + 32'd1;
                     end
@@ -296,8 +315,8 @@ module {{TOP}} (
                     if (beat == 32'd{{WBEATS_LAST}}) begin
                         beat <= 32'd0;
                         phase <= 1'b0;
-                        token <= token + 32'd1;
-                        if (token + 32'd1 == arg_tokens) feeding <= 1'b0;
+                        token <= token + block_n;
+                        if (token + block_n == arg_tokens) feeding <= 1'b0;
                     end else begin
                         beat <= beat + 32'd1;
                     end
@@ -307,28 +326,41 @@ module {{TOP}} (
     end
 
     // ---- result writer: result beats -> card memory ---------------------------
+    // A block of n tokens returns its beats in (row block, token) order; each lands at
+    // its token's place, so card memory holds the results token after token.
     wire        res_valid;
     wire [{{RES_BITS_HI}}:0] res_data;
     reg  [{{RES_BUF_HI}}:0] res_buf;
     reg         res_busy;
     reg  [31:0] res_word;
-    reg  [31:0] res_beat;
-    reg  [31:0] res_token;
-    reg  [{{AW_HI}}:0] res_ptr;
+    reg  [31:0] res_block;   // row block of the current beat
+    reg  [31:0] res_tok;     // token within the block
+    reg  [31:0] res_token;   // first token of the block
+    reg  [{{AW_HI}}:0] res_row;       // beat (this row block, the block's first token)
+    reg  [{{AW_HI}}:0] res_beat_ptr;  // the current beat's first word
+    reg  [{{AW_HI}}:0] res_ptr;       // the word being written
+    wire [31:0] res_left = arg_tokens - res_token;
+    wire [31:0] res_n = res_left > 32'd{{TB}} ? 32'd{{TB}} : res_left;
     wire res_ready = !res_busy;
 
     always @(posedge clk) begin
         if (rst) begin
             res_busy <= 1'b0;
             res_word <= 32'd0;
-            res_beat <= 32'd0;
+            res_block <= 32'd0;
+            res_tok <= 32'd0;
             res_token <= 32'd0;
+            res_row <= {{AW}}'d0;
+            res_beat_ptr <= {{AW}}'d0;
             res_ptr <= {{AW}}'d0;
         end else if (start) begin
             res_busy <= 1'b0;
             res_word <= 32'd0;
-            res_beat <= 32'd0;
+            res_block <= 32'd0;
+            res_tok <= 32'd0;
             res_token <= 32'd0;
+            res_row <= arg_results[{{AW_TOP}}:2];
+            res_beat_ptr <= arg_results[{{AW_TOP}}:2];
             res_ptr <= arg_results[{{AW_TOP}}:2];
         end else if (res_busy) begin
             {{SHIFT_RES}}
@@ -336,11 +368,27 @@ module {{TOP}} (
             if (res_word == 32'd{{RES_WORDS_LAST}}) begin
                 res_busy <= 1'b0;
                 res_word <= 32'd0;
-                if (res_beat == 32'd{{RBLOCKS_LAST}}) begin
-                    res_beat <= 32'd0;
-                    res_token <= res_token + 32'd1;
+                if (res_tok + 32'd1 == res_n) begin
+                    res_tok <= 32'd0;
+                    if (res_block == 32'd{{RBLOCKS_LAST}}) begin
+                        // Block done: the next block's first beat follows this
+                        // (last) beat of its last token.
+                        res_block <= 32'd0;
+                        res_token <= res_token + res_n;
+                        res_row <= res_beat_ptr + {{AW}}'d{{RES_WORDS}};
+                        res_beat_ptr <= res_beat_ptr + {{AW}}'d{{RES_WORDS}};
+                        res_ptr <= res_beat_ptr + {{AW}}'d{{RES_WORDS}};
+                    end else begin
+                        res_block <= res_block + 32'd1;
+                        res_row <= res_row + {{AW}}'d{{RES_WORDS}};
+                        res_beat_ptr <= res_row + {{AW}}'d{{RES_WORDS}};
+                        res_ptr <= res_row + {{AW}}'d{{RES_WORDS}};
+                    end
                 end else begin
-                    res_beat <= res_beat + 32'd1;
+                    // The next token's beat of this row block.
+                    res_tok <= res_tok + 32'd1;
+                    res_beat_ptr <= res_beat_ptr + {{AW}}'d{{TOKEN_WORDS}};
+                    res_ptr <= res_beat_ptr + {{AW}}'d{{TOKEN_WORDS}};
                 end
             end else begin
                 res_word <= res_word + 32'd1;
@@ -364,6 +412,7 @@ module {{TOP}} (
         .rst(rst),
         .act_valid(act_valid),
         .act_ready(act_ready),
+        .act_last(act_last),
         .act_data(act_buf[{{ACT_BITS_HI}}:0]),
         .wgt_valid(wgt_valid),
         .wgt_ready(wgt_ready),

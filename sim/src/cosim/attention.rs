@@ -178,10 +178,13 @@ pub fn plan(cfg: &AttentionConfig, vectors: &AttentionVectors) -> Result<StreamP
         wgt.extend(w);
     }
     Ok(StreamPlan {
+        act_last: vec![false; act.len()],
         act,
         wgt,
         wgt_repeats: 1,
         results: vectors.rows.len() * cfg.chunks(),
+        // The divider (48 steps) and the output lanes are the longest tail.
+        drain_clocks: 256,
     })
 }
 
