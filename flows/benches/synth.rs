@@ -5,9 +5,9 @@
 use std::time::Instant;
 
 use tern_boards::Board;
-use tern_flows::area;
 use tern_flows::sweep::{self, SweepItem, SweepPlan};
 use tern_flows::synth::SynthOptions;
+use tern_hdl::config::ConfigBuilder;
 use tern_hdl::{DesignConfig, EngineKind};
 
 fn main() {
@@ -20,7 +20,12 @@ fn main() {
         ] {
             items.push(SweepItem {
                 name: format!("{name}-g{g}-p4-q1"),
-                config: DesignConfig::Matmul(area::config(kind, g, 4, 1).unwrap()),
+                config: DesignConfig::Matmul(
+                    ConfigBuilder::new(kind, g, 4, 1)
+                        .workload(256, 256, 1)
+                        .build()
+                        .unwrap(),
+                ),
             });
         }
     }

@@ -1,7 +1,9 @@
-//! `tern area`: the table-lookup method's area claim, measured. TLMM and the adder-tree
-//! baseline at equal weights/clock (P·Q·G), for G = 2..5 and a few P×Q, synthesised for
-//! UltraScale+ (KV260) and ECP5 (ULX3S, placed and routed for Fmax). Writes a Markdown
-//! table, the raw rows (JSON) and a plot (PNG and SVG).
+//! `tern area`: the table-lookup method's area claim, measured at the sizes of a real
+//! accelerator. Whole engines (control, buffers, tables, trees, accumulators), TLMM and
+//! the adder-tree baseline at equal weights/clock (P·Q·G), for G = 2..5 and 128 to 1024
+//! weights/clock, synthesised for UltraScale+ (KV260) and ECP5 (ULX3S, placed and
+//! routed for Fmax where nextpnr finishes within the time limit). Writes a Markdown
+//! table, the raw rows (JSON) and plots (PNG and SVG).
 
 use anyhow::{bail, Context, Result};
 use plotters::prelude::*;
@@ -10,58 +12,138 @@ use std::path::Path;
 use std::time::Instant;
 
 use tern_boards::Board;
+use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{Config, DesignConfig, EngineKind};
 
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
-use crate::synth::SynthOptions;
+use crate::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 use crate::synthesis::write_json;
 
+/// Weights per clock the comparison is made at.
+pub const SIZES: [usize; 4] = [128, 256, 512, 1024];
 pub const GROUP_SIZES: [usize; 4] = [2, 3, 4, 5];
-/// (P rows in parallel, Q groups per row per clock).
-pub const SHAPES: [(usize, usize); 3] = [(2, 2), (4, 1), (4, 2)];
 pub const BOARDS: [&str; 2] = ["kv260", "ulx3s"];
-/// The layer every point is built for (sets table and buffer depths alike for both kinds).
-const LAYER: (usize, usize) = (256, 256);
+/// The layer every engine is built for: BitNet b1.58 2B's hidden size. It sets the
+/// activation buffer and accumulator memory (block RAM) alike for both kinds.
+pub const LAYER: (usize, usize) = (2560, 2560);
+/// Where the other table storages are measured too (a shared copy with a multiplexer
+/// per lane): one size and G, since they cost several times more.
+const STORAGE_POINT: (usize, usize) = (256, 3);
 
-fn kind_name(kind: EngineKind) -> &'static str {
-    match kind {
-        EngineKind::Tlmm => "tlmm",
-        EngineKind::AdderTree => "adder-tree",
+/// Q per G: a chunk of 28–36 activations for every G.
+pub fn groups_per_cycle(g: usize) -> usize {
+    match g {
+        2 => 16,
+        3 => 12,
+        4 => 8,
+        _ => 7,
     }
 }
 
-/// One design point of the comparison.
-pub fn config(kind: EngineKind, g: usize, p: usize, q: usize) -> Result<Config> {
-    let text = format!(
-        "[engine]\nkind = \"{}\"\ngroup_size = {g}\nrows_parallel = {p}\ngroups_per_cycle = {q}\n\
-         activation_bits = 8\naccumulator_bits = 24\ntable_storage = \"distributed\"\n\
-         weight_buffer_depth = 16\n\n[workload]\nm = {}\nk = {}\ntokens = 1\n",
-        kind_name(kind),
-        LAYER.0,
-        LAYER.1
-    );
-    Ok(Config::from_toml(&text, "tern area")?)
+/// P for a size: the nearest whole number of rows.
+pub fn rows_parallel(size: usize, g: usize) -> usize {
+    ((size as f64 / (groups_per_cycle(g) * g) as f64).round() as usize).max(1)
 }
 
-pub fn items() -> Result<Vec<SweepItem>> {
-    let mut items = vec![];
-    for &(p, q) in &SHAPES {
+/// One engine of the comparison.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Variant {
+    pub kind: EngineKind,
+    pub storage: TableStorage,
+    pub banks: usize,
+}
+
+impl Variant {
+    pub const ADDER_TREE: Variant = Variant {
+        kind: EngineKind::AdderTree,
+        storage: TableStorage::Registers,
+        banks: 2,
+    };
+
+    pub fn tlmm(storage: TableStorage, banks: usize) -> Variant {
+        Variant {
+            kind: EngineKind::Tlmm,
+            storage,
+            banks,
+        }
+    }
+
+    pub fn label(&self) -> String {
+        match self.kind {
+            EngineKind::AdderTree => "adder tree".into(),
+            EngineKind::Tlmm => format!(
+                "tlmm {}, {} bank{}",
+                self.storage.name(),
+                self.banks,
+                if self.banks == 1 { "" } else { "s" }
+            ),
+        }
+    }
+}
+
+/// The variants measured at (size, G).
+pub fn variants(size: usize, g: usize) -> Vec<Variant> {
+    let mut v = vec![
+        Variant::ADDER_TREE,
+        Variant::tlmm(TableStorage::LaneLutram, 2),
+        Variant::tlmm(TableStorage::LaneLutram, 1),
+    ];
+    if (size, g) == STORAGE_POINT {
+        for s in [
+            TableStorage::Registers,
+            TableStorage::Distributed,
+            TableStorage::Block,
+        ] {
+            v.push(Variant::tlmm(s, 2));
+        }
+    }
+    v
+}
+
+/// One design point.
+pub fn config(variant: Variant, size: usize, g: usize) -> Result<Config> {
+    Ok(
+        ConfigBuilder::new(variant.kind, g, rows_parallel(size, g), groups_per_cycle(g))
+            .storage(variant.storage)
+            .table_banks(variant.banks)
+            .workload(LAYER.0, LAYER.1, 1)
+            .build()?,
+    )
+}
+
+/// The sweep items, with the (size, G, variant) each stands for.
+pub fn items(sizes: &[usize]) -> Result<Vec<(SweepItem, usize, usize, Variant)>> {
+    let mut out = vec![];
+    for &size in sizes {
         for g in GROUP_SIZES {
-            for kind in [EngineKind::Tlmm, EngineKind::AdderTree] {
-                items.push(SweepItem {
-                    name: format!("{}-g{g}-p{p}-q{q}", kind_name(kind)),
-                    config: DesignConfig::Matmul(config(kind, g, p, q)?),
-                });
+            for v in variants(size, g) {
+                let name = format!(
+                    "{}-{}-b{}-g{g}-{size}",
+                    v.kind.name(),
+                    v.storage.name(),
+                    v.banks
+                );
+                out.push((
+                    SweepItem {
+                        name,
+                        config: DesignConfig::Matmul(config(v, size, g)?),
+                    },
+                    size,
+                    g,
+                    v,
+                ));
             }
         }
     }
-    Ok(items)
+    Ok(out)
 }
 
-/// One row of the comparison table.
+/// One row of the comparison.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct AreaPoint {
-    pub kind: String,
+    pub variant: Variant,
+    pub label: String,
+    pub size: usize,
     pub g: usize,
     pub p: usize,
     pub q: usize,
@@ -69,24 +151,33 @@ pub struct AreaPoint {
     pub board: String,
     pub family: String,
     pub luts: Option<u64>,
-    pub ffs: Option<u64>,
+    /// One-input LUTs (buffers, inverters) Vivado would absorb.
+    pub lut1: Option<u64>,
     pub lutram_luts: Option<u64>,
+    pub ffs: Option<u64>,
+    pub carry: Option<u64>,
+    pub bram: Option<f64>,
     pub luts_per_weight_clock: Option<f64>,
-    /// After routing (ECP5); None where no router exists or routing failed.
-    pub fmax_mhz: Option<f64>,
-    /// Unrouted logic delay estimate (Xilinx), never an Fmax.
+    /// Yosys's unrouted logic delay and LUT levels (Xilinx), never an Fmax.
     pub logic_delay_ns: Option<f64>,
+    pub logic_levels: Option<u64>,
+    /// After routing (ECP5); None where no router exists, it failed or timed out.
+    pub fmax_mhz: Option<f64>,
+    pub yosys_seconds: Option<f64>,
+    pub nextpnr_seconds: Option<f64>,
+    /// Busy fraction decoding the layer (cycle model, 8 tokens in blocks of one).
+    pub decode_utilisation: f64,
     /// Why a figure is missing.
     pub note: Option<String>,
 }
 
-fn point(row: &SweepRow, kind: &str, g: usize, p: usize, q: usize) -> AreaPoint {
+fn point(row: &SweepRow, size: usize, g: usize, variant: Variant, cfg: &Config) -> AreaPoint {
     let usage = row.synth.as_ref().and_then(|s| s.usage());
-    let wpc = p * q * g;
+    let wpc = cfg.geometry.weights_per_clock();
     let timing = row.synth.as_ref().and_then(|s| match &s.outcome {
-        crate::synth::SynthOutcome::Ok {
+        SynthOutcome::Ok {
             timing_estimate, ..
-        } => timing_estimate.as_ref().map(|t| t.logic_delay_ns),
+        } => timing_estimate.clone(),
         _ => None,
     });
     let note = if let Some(e) = &row.error {
@@ -97,18 +188,28 @@ fn point(row: &SweepRow, kind: &str, g: usize, p: usize, q: usize) -> AreaPoint 
             .map(|s| crate::synth::outcome_summary(&s.outcome))
     } else {
         row.pnr.as_ref().and_then(|p| match &p.outcome {
-            crate::synth::PnrOutcome::Ok { .. } => None,
+            PnrOutcome::Ok { .. } => None,
+            PnrOutcome::TimedOut { stage, limit_s } => {
+                Some(format!("{stage} did not finish within {limit_s:.0} s"))
+            }
             other => Some(format!(
                 "pnr: {}",
                 serde_json::to_string(other).unwrap_or_default()
             )),
         })
     };
+    let tokens = 8;
+    let decode = cfg
+        .with_workload(LAYER.0, LAYER.1, tokens)
+        .map(|c| c.ideal_cycles() / tern_hdl::timing::streaming_cycles(&c, tokens) as f64)
+        .unwrap_or(0.0);
     AreaPoint {
-        kind: kind.to_string(),
+        variant,
+        label: variant.label(),
+        size,
         g,
-        p,
-        q,
+        p: cfg.engine.rows_parallel,
+        q: cfg.engine.groups_per_cycle,
         weights_per_clock: wpc,
         board: row.board.clone(),
         family: row
@@ -117,13 +218,31 @@ fn point(row: &SweepRow, kind: &str, g: usize, p: usize, q: usize) -> AreaPoint 
             .map(|s| s.family.name().to_string())
             .unwrap_or_default(),
         luts: usage.map(|u| u.luts),
-        ffs: usage.map(|u| u.ffs),
+        lut1: usage.map(|u| u.lut1()),
         lutram_luts: usage.map(|u| u.lutram_luts),
+        ffs: usage.map(|u| u.ffs),
+        carry: usage.map(|u| u.carry),
+        bram: usage.map(|u| u.bram_blocks),
         luts_per_weight_clock: usage.map(|u| u.luts as f64 / wpc as f64),
+        logic_delay_ns: timing.as_ref().map(|t| t.logic_delay_ns),
+        logic_levels: timing.as_ref().map(|t| t.lut_levels + t.mux_levels),
         fmax_mhz: row.pnr.as_ref().and_then(|p| p.fmax_mhz()),
-        logic_delay_ns: timing,
+        yosys_seconds: row.synth.as_ref().map(|s| s.tool_seconds),
+        nextpnr_seconds: row
+            .pnr
+            .as_ref()
+            .filter(|p| matches!(p.outcome, PnrOutcome::Ok { .. }))
+            .map(|p| p.tool_seconds),
+        decode_utilisation: decode,
         note,
     }
+}
+
+#[derive(Serialize, Deserialize)]
+struct Saved {
+    tools: Vec<String>,
+    points: Vec<AreaPoint>,
+    rows: Vec<SweepRow>,
 }
 
 /// Redraw the table and plots from a previous run's `results.json`, without any tool.
@@ -131,16 +250,9 @@ pub fn replot(out: &Path) -> Result<()> {
     let path = out.join("results.json");
     let text =
         std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))?;
-    #[derive(Deserialize)]
-    struct Saved {
-        tools: Vec<String>,
-        points: Vec<AreaPoint>,
-        rows: Vec<SweepRow>,
-    }
     let saved: Saved = serde_json::from_str(&text)
         .with_context(|| format!("{} is not an area results file", path.display()))?;
-    let pnr = saved.rows.iter().any(|r| r.pnr.is_some());
-    write_outputs(out, &saved.points, &saved.tools, &saved.rows, pnr)
+    write_outputs(out, &saved.points, &saved.tools, &saved.rows)
 }
 
 /// The table (`area.md`) and the plots, printed and written beside the raw results.
@@ -149,9 +261,8 @@ fn write_outputs(
     points: &[AreaPoint],
     tools: &[String],
     rows: &[SweepRow],
-    pnr: bool,
 ) -> Result<()> {
-    let mut table = markdown(points, tools, pnr);
+    let mut table = markdown(points, tools);
     table.push_str(&tool_times(rows));
     crate::synth::cache::write_atomic(&out.join("area.md"), table.as_bytes())?;
     plot(points, &out.join("area.svg"), &out.join("area.png"))?;
@@ -159,43 +270,97 @@ fn write_outputs(
     Ok(())
 }
 
-pub fn run(out: &Path, jobs: usize, pnr: bool, opts: &SynthOptions) -> Result<()> {
-    let items = items()?;
+/// What `tern area` runs.
+#[derive(Debug, Clone)]
+pub struct AreaPlan {
+    pub sizes: Vec<usize>,
+    pub jobs: usize,
+    /// Place and route on ECP5 for engines of at most this many weights/clock (0: none).
+    pub pnr_up_to: usize,
+}
+
+pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
+    let items = items(&plan.sizes)?;
     let boards = BOARDS
         .iter()
         .map(|b| Board::builtin(b))
         .collect::<Result<Vec<_>, _>>()?;
     println!(
-        "tern area: {} designs × {} boards, {} parallel runs{}",
+        "tern area: {} designs × {} boards, {} parallel runs, place and route on ECP5 up to {} weights/clock ({} s per tool run)",
         items.len(),
         boards.len(),
-        jobs,
-        if pnr {
-            ", with place and route on ECP5"
-        } else {
-            ""
-        }
+        plan.jobs,
+        plan.pnr_up_to,
+        opts.time_limit.as_secs()
     );
     let start = Instant::now();
-    let rows = sweep::run(&items, &boards, SweepPlan { jobs, pnr, seed: 1 }, opts);
+    let sweep_items: Vec<SweepItem> = items.iter().map(|(i, ..)| i.clone()).collect();
+    // Synthesis for every pair, then place and route for the engines small enough; the
+    // second pass takes the synthesis records from the cache.
+    let mut rows = sweep::run(
+        &sweep_items,
+        &boards,
+        SweepPlan {
+            jobs: plan.jobs,
+            pnr: false,
+            seed: 1,
+        },
+        opts,
+    );
+    if plan.pnr_up_to > 0 {
+        let routed: Vec<SweepItem> = items
+            .iter()
+            .filter(|(i, ..)| {
+                i.config
+                    .matmul()
+                    .is_some_and(|c| c.geometry.weights_per_clock() <= plan.pnr_up_to)
+            })
+            .map(|(i, ..)| i.clone())
+            .collect();
+        let routers: Vec<Board> = boards.iter().filter(|b| b.has_router()).cloned().collect();
+        let routed_rows = sweep::run(
+            &routed,
+            &routers,
+            SweepPlan {
+                jobs: plan.jobs,
+                pnr: true,
+                seed: 1,
+            },
+            opts,
+        );
+        for r in routed_rows {
+            if let Some(row) = rows
+                .iter_mut()
+                .find(|x| x.name == r.name && x.board == r.board)
+            {
+                *row = r;
+            }
+        }
+    }
     let stats = sweep::stats(&rows, start.elapsed().as_secs_f64());
     let mut points = vec![];
-    let mut it = rows.iter();
-    for &(p, q) in &SHAPES {
-        for g in GROUP_SIZES {
-            for kind in ["tlmm", "adder-tree"] {
-                for _ in &boards {
-                    let row = it.next().expect("one row per item and board");
-                    points.push(point(row, kind, g, p, q));
-                }
-            }
+    for (item, size, g, variant) in &items {
+        let cfg = item
+            .config
+            .matmul()
+            .expect("area designs are matmul engines");
+        for board in &boards {
+            let row = rows
+                .iter()
+                .find(|r| r.name == item.name && r.board == board.name)
+                .expect("one row per item and board");
+            points.push(point(row, *size, *g, *variant, cfg));
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let tools: Vec<String> = {
         let mut t: Vec<String> = rows
             .iter()
-            .filter_map(|r| r.synth.as_ref().map(|s| s.yosys.clone()))
+            .filter_map(|r| {
+                r.synth
+                    .as_ref()
+                    .map(|s| format!("{} ({})", s.yosys, s.family.name()))
+            })
             .chain(
                 rows.iter()
                     .filter_map(|r| r.pnr.as_ref().map(|p| p.nextpnr.clone())),
@@ -209,7 +374,7 @@ pub fn run(out: &Path, jobs: usize, pnr: bool, opts: &SynthOptions) -> Result<()
         &out.join("results.json"),
         &serde_json::json!({ "tools": tools, "stats": stats, "points": points, "rows": rows }),
     )?;
-    write_outputs(out, &points, &tools, &rows, pnr)?;
+    write_outputs(out, &points, &tools, &rows)?;
     println!(
         "sweep: {} rows, {} ran tools, {} failed, {:.0} s wall, {:.0} designs/hour, flow overhead {:.2}% of tool time",
         stats.rows,
@@ -250,12 +415,12 @@ fn tool_times(rows: &[SweepRow]) -> String {
         let of_board = || rows.iter().filter(move |r| r.board == board);
         let synth: Vec<f64> = of_board()
             .filter_map(|r| r.synth.as_ref())
-            .filter(|r| matches!(r.outcome, crate::synth::SynthOutcome::Ok { .. }))
+            .filter(|r| matches!(r.outcome, SynthOutcome::Ok { .. }))
             .map(|r| r.tool_seconds)
             .collect();
         let pnr: Vec<f64> = of_board()
             .filter_map(|r| r.pnr.as_ref())
-            .filter(|r| matches!(r.outcome, crate::synth::PnrOutcome::Ok { .. }))
+            .filter(|r| matches!(r.outcome, PnrOutcome::Ok { .. }))
             .map(|r| r.tool_seconds)
             .collect();
         s.push_str(&format!(
@@ -271,57 +436,135 @@ fn opt<T: std::fmt::Display>(x: Option<T>) -> String {
     x.map(|v| v.to_string()).unwrap_or_else(|| "—".into())
 }
 
-fn markdown(points: &[AreaPoint], tools: &[String], pnr: bool) -> String {
+fn f1(x: Option<f64>) -> String {
+    opt(x.map(|v| format!("{v:.1}")))
+}
+
+fn f2(x: Option<f64>) -> String {
+    opt(x.map(|v| format!("{v:.2}")))
+}
+
+/// The adder tree's LUTs per weight/clock at the same size and G on the same board.
+fn adder_tree_of<'a>(points: &'a [AreaPoint], x: &AreaPoint) -> Option<&'a AreaPoint> {
+    points.iter().find(|a| {
+        a.variant == Variant::ADDER_TREE && a.size == x.size && a.g == x.g && a.board == x.board
+    })
+}
+
+fn ratio(points: &[AreaPoint], x: &AreaPoint) -> Option<f64> {
+    let a = adder_tree_of(points, x)?.luts_per_weight_clock?;
+    Some(x.luts_per_weight_clock? / a)
+}
+
+/// The lowest LUTs per weight/clock of a kind at a size on a board.
+fn best<'a>(
+    points: &'a [AreaPoint],
+    kind: EngineKind,
+    size: usize,
+    board: &str,
+) -> Option<&'a AreaPoint> {
+    points
+        .iter()
+        .filter(|p| p.variant.kind == kind && p.size == size && p.board == board)
+        .filter(|p| p.luts_per_weight_clock.is_some())
+        .min_by(|a, b| {
+            a.luts_per_weight_clock
+                .unwrap()
+                .total_cmp(&b.luts_per_weight_clock.unwrap())
+        })
+}
+
+fn markdown(points: &[AreaPoint], tools: &[String]) -> String {
     let mut s = String::new();
     s.push_str("# Area: table lookup (TLMM) vs adder tree at equal weights/clock\n\n");
-    s.push_str("Made by `cargo run --release -- area --out docs/area` (results cached; `--force` reruns the tools).\n");
+    s.push_str("Made by `cargo run --release -- area --out docs/area` (results cached; `--force` reruns the tools; `--replot` redraws from `results.json`).\n");
     s.push_str(&format!("Tools: {}.\n\n", tools.join("; ")));
-    s.push_str("Both engines see the same layer (M = K = 256), accumulators of 24 bits, distributed tables, a 16-beat weight FIFO.\n");
-    s.push_str("LUTs count LUT-RAM and (ECP5) carry LUTs as the vendor tools do. `LUT/w` is LUTs per weight/clock.\n");
-    s.push_str("UltraScale+ has no open router: its column is Yosys's unrouted logic-delay estimate, not an Fmax.\n");
-    s.push_str("Plot (`area.png`, `area.svg`): thick lines and dots are TLMM, thin lines and triangles the adder tree; blue P×Q = 2×2, red 4×1, green 4×2.\n");
-    if !pnr {
-        s.push_str("Place and route was skipped for this run (`--no-pnr`).\n");
-    }
-    s.push_str("\n| P×Q | G | w/clk | kind | KV260 LUT | FF | LUT/w | logic delay ns (est.) | ULX3S LUT | FF | LUT/w | Fmax MHz | TLMM/adder LUT (KV260, ULX3S) |\n");
-    s.push_str("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
-    let find = |kind: &str, g, p, q, board: &str| {
-        points
-            .iter()
-            .find(|x| x.kind == kind && x.g == g && x.p == p && x.q == q && x.board == board)
+    s.push_str(&format!(
+        "Whole engines (control, activation buffer, tables, row trees, accumulators; no weight FIFO) built for one {}×{} layer, 24-bit results, two pipeline levels per register. \
+         P·Q·G weights/clock with Q = 16, 12, 8, 7 for G = 2, 3, 4, 5 and P the nearest whole number for the size, so sizes are within a few percent of 128, 256, 512 and 1024; both kinds have the same P, Q, G. \
+         `LUT/w` is LUTs per weight/clock; LUTs count LUT-RAM LUTs as the vendor does (a RAM32M16 or RAM64M8 is 8 LUTs, an ECP5 DPR16X4 4) and ECP5 carry cells as their two LUT4s. \
+         LUT1 (buffers and inverters Vivado absorbs) are in the LUT count and shown apart. \
+         Yosys counts are before Vivado's LUT6_2 packing. UltraScale+ has no open router: its timing is Yosys's unrouted logic-delay estimate with the LUT and mux levels of the longest path, not an Fmax. \
+         `decode util.` is the engine's busy fraction on the layer with 8 tokens in blocks of one (cycle model): a one-bank table stalls while it is rebuilt.\n\n",
+        LAYER.0, LAYER.1
+    ));
+    s.push_str("## Best of each kind per size\n\n| size | board | best TLMM | LUT/w | best adder tree | LUT/w | TLMM / adder tree |\n|---|---|---|---|---|---|---|\n");
+    let sizes: Vec<usize> = {
+        let mut v: Vec<usize> = points.iter().map(|p| p.size).collect();
+        v.sort();
+        v.dedup();
+        v
     };
-    for &(p, q) in &SHAPES {
-        for g in GROUP_SIZES {
-            for kind in ["tlmm", "adder-tree"] {
-                let (Some(x), Some(e)) =
-                    (find(kind, g, p, q, "kv260"), find(kind, g, p, q, "ulx3s"))
-                else {
-                    continue;
-                };
-                let ratio = |board: &str| {
-                    let t = find("tlmm", g, p, q, board).and_then(|x| x.luts)?;
-                    let a = find("adder-tree", g, p, q, board).and_then(|x| x.luts)?;
-                    Some(format!("{:.2}", t as f64 / a as f64))
-                };
-                s.push_str(&format!(
-                    "| {p}×{q} | {g} | {} | {kind} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
-                    x.weights_per_clock,
-                    opt(x.luts),
-                    opt(x.ffs),
-                    opt(x.luts_per_weight_clock.map(|v| format!("{v:.1}"))),
-                    opt(x.logic_delay_ns.map(|v| format!("{v:.2}"))),
-                    opt(e.luts),
-                    opt(e.ffs),
-                    opt(e.luts_per_weight_clock.map(|v| format!("{v:.1}"))),
-                    opt(e.fmax_mhz.map(|v| format!("{v:.1}"))),
-                    if kind == "tlmm" {
-                        format!("{}, {}", opt(ratio("kv260")), opt(ratio("ulx3s")))
-                    } else {
-                        String::new()
-                    }
-                ));
-            }
+    for &size in &sizes {
+        for board in BOARDS {
+            let (Some(t), Some(a)) = (
+                best(points, EngineKind::Tlmm, size, board),
+                best(points, EngineKind::AdderTree, size, board),
+            ) else {
+                continue;
+            };
+            s.push_str(&format!(
+                "| {size} | {board} | G={} P={} Q={} {} ({} w/clk) | {} | G={} P={} Q={} | {} | {} |\n",
+                t.g,
+                t.p,
+                t.q,
+                t.label,
+                t.weights_per_clock,
+                f2(t.luts_per_weight_clock),
+                a.g,
+                a.p,
+                a.q,
+                f2(a.luts_per_weight_clock),
+                f2(Some(t.luts_per_weight_clock.unwrap() / a.luts_per_weight_clock.unwrap()))
+            ));
         }
+    }
+    s.push_str("\n## UltraScale+ (KV260, `synth_xilinx -family xcup`)\n\n| size | G | P×Q | w/clk | engine | LUT | LUT1 | LUT-RAM | FF | carry | BRAM | LUT/w | FF/w | vs adder tree | logic delay ns (levels) | decode util. | Yosys s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for x in points.iter().filter(|p| p.board == "kv260") {
+        s.push_str(&format!(
+            "| {} | {} | {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} ({}) | {:.3} | {} |\n",
+            x.size,
+            x.g,
+            x.p,
+            x.q,
+            x.weights_per_clock,
+            x.label,
+            opt(x.luts),
+            opt(x.lut1),
+            opt(x.lutram_luts),
+            opt(x.ffs),
+            opt(x.carry),
+            f1(x.bram),
+            f2(x.luts_per_weight_clock),
+            f1(x.ffs.map(|f| f as f64 / x.weights_per_clock as f64)),
+            f2(ratio(points, x)),
+            f2(x.logic_delay_ns),
+            opt(x.logic_levels),
+            x.decode_utilisation,
+            f1(x.yosys_seconds),
+        ));
+    }
+    s.push_str("\n## ECP5 (ULX3S, `synth_ecp5`, nextpnr-ecp5 out of context)\n\n| size | G | P×Q | w/clk | engine | LUT4 | LUT-RAM | FF | CCU2C | BRAM | LUT/w | vs adder tree | Fmax MHz | Yosys s | nextpnr s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n");
+    for x in points.iter().filter(|p| p.board == "ulx3s") {
+        s.push_str(&format!(
+            "| {} | {} | {}×{} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |\n",
+            x.size,
+            x.g,
+            x.p,
+            x.q,
+            x.weights_per_clock,
+            x.label,
+            opt(x.luts),
+            opt(x.lutram_luts),
+            opt(x.ffs),
+            opt(x.carry),
+            f1(x.bram),
+            f2(x.luts_per_weight_clock),
+            f2(ratio(points, x)),
+            f1(x.fmax_mhz),
+            f1(x.yosys_seconds),
+            f1(x.nextpnr_seconds),
+        ));
     }
     let notes: Vec<&AreaPoint> = points.iter().filter(|p| p.note.is_some()).collect();
     if !notes.is_empty() {
@@ -329,7 +572,7 @@ fn markdown(points: &[AreaPoint], tools: &[String], pnr: bool) -> String {
         for p in notes {
             s.push_str(&format!(
                 "- {} G={} P={} Q={} on {}: {}\n",
-                p.kind,
+                p.label,
                 p.g,
                 p.p,
                 p.q,
@@ -338,20 +581,29 @@ fn markdown(points: &[AreaPoint], tools: &[String], pnr: bool) -> String {
             ));
         }
     }
+    s.push_str("\nPlot (`area.png`, `area.svg`): LUTs per weight/clock against weights/clock on UltraScale+ and ECP5, TLMM/adder-tree ratio, and ECP5 Fmax. One colour per G (blue 2, red 3, green 4, purple 5); thick lines with dots: TLMM with two table banks; dashed: one bank; thin lines with triangles: the adder tree.\n");
     s
 }
 
 pub fn plot(points: &[AreaPoint], svg: &Path, png: &Path) -> Result<()> {
     draw(
         points,
-        SVGBackend::new(svg, (1500, 500)).into_drawing_area(),
+        SVGBackend::new(svg, (1800, 500)).into_drawing_area(),
     )?;
     crate::plot::register_png_font()?;
     draw(
         points,
-        BitMapBackend::new(png, (1500, 500)).into_drawing_area(),
+        BitMapBackend::new(png, (1800, 500)).into_drawing_area(),
     )?;
     Ok(())
+}
+
+/// What a panel shows of a point.
+#[derive(Clone, Copy)]
+enum Panel {
+    LutsPerWeight(&'static str),
+    Ratio(&'static str),
+    Fmax,
 }
 
 fn draw<DB: DrawingBackend>(
@@ -365,83 +617,108 @@ where
     root.fill(&WHITE).map_err(|e| err(&e))?;
     // plotters 0.3.7's captions and legends fail to find the registered font here, so
     // the panel titles go in the axis text and the legend in area.md.
-    let panels = root.split_evenly((1, 3));
+    let panels = root.split_evenly((1, 4));
     let colours = [
         RGBColor(31, 119, 180),
         RGBColor(214, 39, 40),
         RGBColor(44, 160, 44),
+        RGBColor(148, 103, 189),
     ];
-    let specs: [(&str, &str, &str); 3] = [
+    let specs = [
         (
-            "kv260",
-            "UltraScale+ (KV260): LUTs per weight/clock",
+            Panel::LutsPerWeight("kv260"),
+            "UltraScale+ (KV260): LUT/w",
             "LUTs / (weight·clock)",
         ),
         (
-            "ulx3s",
-            "ECP5 (ULX3S): LUTs per weight/clock",
-            "LUTs / (weight·clock)",
+            Panel::LutsPerWeight("ulx3s"),
+            "ECP5 (ULX3S): LUT/w",
+            "LUT4s / (weight·clock)",
         ),
-        ("ulx3s", "ECP5 (ULX3S): Fmax after nextpnr", "Fmax (MHz)"),
+        (
+            Panel::Ratio("kv260"),
+            "TLMM / adder tree LUT/w, KV260",
+            "ratio",
+        ),
+        (
+            Panel::Fmax,
+            "ECP5 (ULX3S): Fmax after nextpnr",
+            "Fmax (MHz)",
+        ),
     ];
-    for (panel, (board, title, ylabel)) in panels.iter().zip(specs) {
-        let fmax = ylabel.starts_with("Fmax");
-        let value = |x: &AreaPoint| {
-            if fmax {
-                x.fmax_mhz
-            } else {
-                x.luts_per_weight_clock
+    let xmax = points
+        .iter()
+        .map(|p| p.weights_per_clock as f64)
+        .fold(0.0, f64::max)
+        * 1.05
+        + 1.0;
+    for (area, (panel, title, ylabel)) in panels.iter().zip(specs) {
+        let value = |x: &AreaPoint| -> Option<f64> {
+            match panel {
+                Panel::LutsPerWeight(board) => (x.board == board)
+                    .then_some(x.luts_per_weight_clock)
+                    .flatten(),
+                Panel::Ratio(board) => (x.board == board && x.variant.kind == EngineKind::Tlmm)
+                    .then(|| ratio(points, x))
+                    .flatten(),
+                Panel::Fmax => (x.board == "ulx3s").then_some(x.fmax_mhz).flatten(),
             }
         };
         let ymax = points
             .iter()
-            .filter(|x| x.board == board)
             .filter_map(value)
             .fold(0.0f64, f64::max)
             .max(1.0)
             * 1.15;
-        let mut chart = ChartBuilder::on(panel)
+        let mut chart = ChartBuilder::on(area)
             .margin(12)
             .x_label_area_size(40)
             .y_label_area_size(55)
-            .build_cartesian_2d(1.5f64..5.5f64, 0f64..ymax)
+            .build_cartesian_2d(0f64..xmax, 0f64..ymax)
             .map_err(|e| err(&e))?;
         chart
             .configure_mesh()
-            .x_desc(format!("G — {title}"))
+            .x_desc(format!("weights/clock — {title}"))
             .y_desc(ylabel)
-            .x_labels(4)
+            .x_labels(5)
             .x_label_formatter(&|x| format!("{x:.0}"))
             .draw()
             .map_err(|e| err(&e))?;
-        for (i, &(p, q)) in SHAPES.iter().enumerate() {
-            let colour = colours[i % colours.len()];
-            for kind in ["tlmm", "adder-tree"] {
-                let series: Vec<(f64, f64)> = GROUP_SIZES
+        for (gi, &g) in GROUP_SIZES.iter().enumerate() {
+            let colour = colours[gi % colours.len()];
+            for v in [
+                Variant::tlmm(TableStorage::LaneLutram, 2),
+                Variant::tlmm(TableStorage::LaneLutram, 1),
+                Variant::ADDER_TREE,
+            ] {
+                let mut series: Vec<(f64, f64)> = points
                     .iter()
-                    .filter_map(|&g| {
-                        points
-                            .iter()
-                            .find(|x| {
-                                x.kind == kind
-                                    && x.g == g
-                                    && x.p == p
-                                    && x.q == q
-                                    && x.board == board
-                            })
-                            .and_then(value)
-                            .map(|v| (g as f64, v))
-                    })
+                    .filter(|x| x.g == g && x.variant == v)
+                    .filter_map(|x| value(x).map(|y| (x.weights_per_clock as f64, y)))
                     .collect();
-                let style = if kind == "tlmm" {
-                    colour.stroke_width(3)
-                } else {
-                    colour.stroke_width(1)
+                series.sort_by(|a, b| a.0.total_cmp(&b.0));
+                if series.is_empty() {
+                    continue;
+                }
+                let (width, dashed) = match (v.kind, v.banks) {
+                    (EngineKind::AdderTree, _) => (1, false),
+                    (_, 2) => (3, false),
+                    _ => (2, true),
                 };
-                chart
-                    .draw_series(LineSeries::new(series.clone(), style))
-                    .map_err(|e| err(&e))?;
-                if kind == "tlmm" {
+                if dashed {
+                    for pair in series.windows(2) {
+                        let (a, b) = (pair[0], pair[1]);
+                        let mid = (a.0 + (b.0 - a.0) * 0.5, a.1 + (b.1 - a.1) * 0.5);
+                        chart
+                            .draw_series(LineSeries::new(vec![a, mid], colour.stroke_width(width)))
+                            .map_err(|e| err(&e))?;
+                    }
+                } else {
+                    chart
+                        .draw_series(LineSeries::new(series.clone(), colour.stroke_width(width)))
+                        .map_err(|e| err(&e))?;
+                }
+                if v.kind == EngineKind::Tlmm {
                     chart
                         .draw_series(
                             series
@@ -470,52 +747,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn both_kinds_carry_the_same_weights_per_clock() {
-        for &(p, q) in &SHAPES {
+    fn both_kinds_carry_the_same_weights_per_clock_near_each_size() {
+        for size in SIZES {
             for g in GROUP_SIZES {
-                let t = config(EngineKind::Tlmm, g, p, q).unwrap();
-                let a = config(EngineKind::AdderTree, g, p, q).unwrap();
-                let w = |c: &Config| {
-                    c.engine.rows_parallel * c.engine.groups_per_cycle * c.engine.group_size
-                };
-                assert_eq!(w(&t), w(&a));
-                assert_eq!(w(&t), p * q * g);
+                let w: Vec<usize> = variants(size, g)
+                    .into_iter()
+                    .map(|v| config(v, size, g).unwrap().geometry.weights_per_clock())
+                    .collect();
+                assert!(w.iter().all(|&x| x == w[0]), "{size} G={g}: {w:?}");
+                let off = (w[0] as f64 - size as f64).abs() / size as f64;
+                assert!(off < 0.15, "{size} G={g}: {} weights/clock", w[0]);
             }
         }
+        // The other storages are measured once, beside the default.
+        assert_eq!(variants(256, 3).len(), 6);
+        assert_eq!(variants(1024, 3).len(), 3);
     }
-}
-
-#[cfg(test)]
-mod plot_tests {
-    use super::*;
 
     #[test]
     fn the_plot_is_drawn_from_points() {
         let dir = tempfile::tempdir().unwrap();
-        let points: Vec<AreaPoint> = GROUP_SIZES
-            .iter()
-            .map(|&g| AreaPoint {
-                kind: "tlmm".into(),
-                g,
-                p: 2,
-                q: 2,
-                weights_per_clock: 4 * g,
-                board: "kv260".into(),
-                family: "xcup".into(),
-                luts: Some(100),
-                ffs: Some(10),
-                lutram_luts: Some(0),
-                luts_per_weight_clock: Some(10.0 * g as f64),
-                fmax_mhz: None,
-                logic_delay_ns: Some(1.0),
-                note: None,
-            })
-            .collect();
+        let mut points = vec![];
+        for (i, v) in [
+            Variant::tlmm(TableStorage::LaneLutram, 2),
+            Variant::ADDER_TREE,
+        ]
+        .into_iter()
+        .enumerate()
+        {
+            for size in [128, 256] {
+                points.push(AreaPoint {
+                    variant: v,
+                    label: v.label(),
+                    size,
+                    g: 3,
+                    p: 2,
+                    q: 2,
+                    weights_per_clock: size,
+                    board: "kv260".into(),
+                    family: "xcup".into(),
+                    luts: Some(100),
+                    lut1: Some(1),
+                    lutram_luts: Some(0),
+                    ffs: Some(10),
+                    carry: Some(1),
+                    bram: Some(1.0),
+                    luts_per_weight_clock: Some(5.0 + 5.0 * i as f64),
+                    logic_delay_ns: Some(1.0),
+                    logic_levels: Some(3),
+                    fmax_mhz: None,
+                    yosys_seconds: Some(1.0),
+                    nextpnr_seconds: None,
+                    decode_utilisation: 0.99,
+                    note: None,
+                });
+            }
+        }
         let (svg, png) = (dir.path().join("a.svg"), dir.path().join("a.png"));
         plot(&points, &svg, &png).unwrap();
-        assert!(std::fs::read_to_string(&svg)
-            .unwrap()
-            .contains("LUTs per weight/clock"));
+        assert!(std::fs::read_to_string(&svg).unwrap().contains("LUT/w"));
         assert!(std::fs::metadata(&png).unwrap().len() > 1000);
+        // The ratio of the TLMM to the adder tree at equal size: 5 / 10.
+        assert_eq!(ratio(&points, &points[0]), Some(0.5));
+        let md = markdown(&points, &["Yosys 0.70".into()]);
+        assert!(
+            md.contains("| 128 | kv260 |") && md.contains("| 0.50 |"),
+            "{md}"
+        );
     }
 }

@@ -249,7 +249,29 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         timeout: u64,
     },
-    /// Measure TLMM against the adder-tree baseline at equal weights/clock (G = 2..5).
+    /// Project an engine onto a whole model's ternary matmuls on a board: decode tokens/s
+    /// and prefill time, from the exact cycle model and the DDR bandwidth.
+    Project {
+        #[arg(long)]
+        config: PathBuf,
+        /// bitnet-0.73b, bitnet-2b, small, or a workload TOML file.
+        #[arg(long, default_value = "bitnet-0.73b")]
+        workload: String,
+        /// Board (default: the config's, else kv260).
+        #[arg(long)]
+        board: Option<String>,
+        /// Engine clock (default: the board's clock).
+        #[arg(long)]
+        clock_mhz: Option<f64>,
+        /// Prompt lengths to time prefill for.
+        #[arg(long, value_delimiter = ',', default_values_t = [64usize, 128])]
+        prompts: Vec<usize>,
+        /// Also write the projection as JSON.
+        #[arg(long)]
+        json: Option<PathBuf>,
+    },
+    /// Measure TLMM against the adder-tree baseline at equal weights/clock (G = 2..5,
+    /// 128 to 1024 weights/clock, whole engines).
     Area {
         /// Where the table, plots and raw results go.
         #[arg(long, default_value = "docs/area")]
@@ -257,6 +279,12 @@ enum Command {
         /// Parallel tool runs (default: the number of cores).
         #[arg(long)]
         jobs: Option<usize>,
+        /// Weights/clock to compare at.
+        #[arg(long, value_delimiter = ',', default_values_t = crate::area::SIZES)]
+        sizes: Vec<usize>,
+        /// Place and route on ECP5 only for engines of at most this many weights/clock.
+        #[arg(long, default_value_t = 1024)]
+        pnr_up_to: usize,
         /// Skip place and route (no Fmax).
         #[arg(long)]
         no_pnr: bool,
@@ -639,9 +667,31 @@ pub fn main() -> Result<()> {
             weights,
             timeout: std::time::Duration::from_secs(timeout),
         })?,
+        Command::Project {
+            config,
+            workload,
+            board,
+            clock_mhz,
+            prompts,
+            json,
+        } => {
+            if prompts.is_empty() || prompts.iter().any(|&p| p == 0 || p > 1 << 16) {
+                anyhow::bail!("--prompts: token counts in 1..=65536, e.g. 64,128");
+            }
+            crate::project::run(
+                &config,
+                &workload,
+                board.as_deref(),
+                clock_mhz,
+                &prompts,
+                json.as_deref(),
+            )?
+        }
         Command::Area {
             out,
             jobs: j,
+            sizes,
+            pnr_up_to,
             no_pnr,
             replot,
             flow,
@@ -649,7 +699,15 @@ pub fn main() -> Result<()> {
             if replot {
                 crate::area::replot(&out)?
             } else {
-                crate::area::run(&out, jobs(j), !no_pnr, &flow.options())?
+                if sizes.is_empty() || sizes.iter().any(|&s| s == 0 || s > 16384) {
+                    anyhow::bail!("--sizes: weights/clock in 1..=16384, e.g. 128,256,512,1024");
+                }
+                let plan = crate::area::AreaPlan {
+                    sizes,
+                    jobs: jobs(j),
+                    pnr_up_to: if no_pnr { 0 } else { pnr_up_to },
+                };
+                crate::area::run(&out, &plan, &flow.options())?
             }
         }
     }

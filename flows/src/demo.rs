@@ -143,21 +143,22 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
         host.1,
         t.elapsed().as_secs_f64()
     );
-    let memory_bits = m.total_memory_bits();
+    // Where each memory lives: tables and the FIFO in LUT RAM, the buffers in block RAM
+    // once deeper than one LUT-RAM primitive (synthesis below counts both).
+    let geo = &cfg.geometry;
+    let place = |name: &str| match name {
+        "activation_buffer" => tern_hdl::tlmm::buffer_style(geo.activation_buffer_depth()),
+        "accumulators" => tern_hdl::tlmm::buffer_style(geo.accumulator_memory_depth()),
+        "weight_fifo" => "distributed",
+        _ => cfg.engine.storage().ram_style(),
+    };
     let parts: Vec<String> = m
         .memory_bits
         .iter()
-        .map(|(name, bits)| format!("{name} {bits}"))
+        .filter(|(_, &bits)| bits > 0)
+        .map(|(name, bits)| format!("{name} {bits} ({})", place(name)))
         .collect();
-    match &board {
-        Some(b) => println!(
-            "  memory       {} bits = {:.2}% of the {}'s block RAM bits",
-            parts.join(" + "),
-            100.0 * memory_bits as f64 / b.resources.bram_bits as f64,
-            b.name
-        ),
-        None => println!("  memory       {} bits", parts.join(" + ")),
-    }
+    println!("  memory       bits: {}", parts.join(", "));
     let mut synth_ok = true;
     if let Some(b) = &board {
         synth_ok = synthesis(&design, b)?;

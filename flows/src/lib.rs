@@ -9,6 +9,7 @@ pub mod demo;
 pub mod dse;
 pub mod lint;
 pub mod plot;
+pub mod project;
 pub mod surrogate;
 pub mod sweep;
 pub mod synth;

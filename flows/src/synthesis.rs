@@ -93,6 +93,14 @@ pub fn print_synth(r: &SynthRecord, cached: bool, wall: f64) {
                 usage.carry,
                 usage.ffs
             );
+            if usage.lut1() > 0 {
+                println!(
+                    "  LUT1         {} of the {} LUTs are 1-input buffers or inverters, which Vivado absorbs ({} without them)",
+                    usage.lut1(),
+                    usage.luts,
+                    usage.luts - usage.lut1()
+                );
+            }
             if !usage.other.is_empty() {
                 println!("  unclassified {:?}", usage.other);
             }

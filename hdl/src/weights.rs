@@ -100,12 +100,72 @@ pub fn pattern(g: usize, index: usize) -> Vec<i8> {
     digits
 }
 
-/// The digit that increments when the table index goes from `index` to `index + 1`:
-/// the trailing `+1` digits of `index` wrap to `−1` and the next digit steps up, so
-/// `entry(index + 1) = entry(index) + x[k] − 2·Σ_{j<k} x[j]` with `k` this digit. The
-/// sequential table builder walks the table in this order, one entry per clock.
-pub fn incremented_digit(g: usize, index: usize) -> usize {
-    pattern(g, index).iter().position(|&d| d != 1).unwrap_or(g)
+/// An order to build a folded table one entry per clock in which the patterns of
+/// consecutive entries differ in one digit by ±1, so each entry is the previous one plus or minus
+/// one activation: `entry(order[s + 1]) = entry(order[s]) ± x[k]`. Starts at index 0
+/// (entry 0). Returns `(index, step)` per position, `step` = `(k, +1 | −1)` to the next
+/// (`None` after the last). A Hamiltonian path through the folded patterns, found by a
+/// depth-first search that tries the neighbour with the fewest onward moves first
+/// (deterministic); `incremental_order_is_a_unit_step_walk` checks every G.
+pub fn build_order(g: usize) -> Vec<(usize, Option<(usize, i8)>)> {
+    let entries = table_entries(g);
+    let patterns: Vec<Vec<i8>> = (0..entries).map(|i| pattern(g, i)).collect();
+    let index_of = |p: &[i8]| -> Option<usize> {
+        let v: i64 = p.iter().rev().fold(0, |acc, &d| acc * 3 + i64::from(d));
+        (0..entries as i64).contains(&v).then_some(v as usize)
+    };
+    // Unit-step neighbours inside the folded set: (index, digit, direction).
+    let neighbours = |i: usize| -> Vec<(usize, usize, i8)> {
+        let mut out = vec![];
+        for k in 0..g {
+            for dir in [1i8, -1] {
+                let mut q = patterns[i].clone();
+                q[k] += dir;
+                if (-1..=1).contains(&q[k]) {
+                    if let Some(j) = index_of(&q) {
+                        out.push((j, k, dir));
+                    }
+                }
+            }
+        }
+        out
+    };
+    fn walk(
+        path: &mut Vec<(usize, Option<(usize, i8)>)>,
+        seen: &mut Vec<bool>,
+        entries: usize,
+        neighbours: &dyn Fn(usize) -> Vec<(usize, usize, i8)>,
+    ) -> bool {
+        if path.len() == entries {
+            return true;
+        }
+        let here = path.last().expect("starts at 0").0;
+        let mut next: Vec<(usize, usize, i8)> = neighbours(here)
+            .into_iter()
+            .filter(|&(j, _, _)| !seen[j])
+            .collect();
+        next.sort_by_key(|&(j, _, _)| neighbours(j).iter().filter(|n| !seen[n.0]).count());
+        for (j, k, dir) in next {
+            path.last_mut().expect("non-empty").1 = Some((k, dir));
+            path.push((j, None));
+            seen[j] = true;
+            if walk(path, seen, entries, neighbours) {
+                return true;
+            }
+            seen[j] = false;
+            path.pop();
+            path.last_mut().expect("non-empty").1 = None;
+        }
+        false
+    }
+    let mut path = vec![(0, None)];
+    let mut seen = vec![false; entries];
+    seen[0] = true;
+    assert!(
+        walk(&mut path, &mut seen, entries, &neighbours),
+        "a unit-step walk through the folded table exists for g = {g}"
+    );
+    path
 }
 
 /// Decode a code back to its ternary weights.
@@ -209,8 +269,8 @@ mod tests {
     }
 
     #[test]
-    fn incrementing_a_digit_walks_the_folded_table() {
-        // entry(i + 1) − entry(i) = x[k] − 2·Σ_{j<k} x[j] for every index and pattern.
+    fn incremental_order_is_a_unit_step_walk() {
+        // Every index once, from 0, each entry the previous one ± one activation.
         let x = [37i64, -128, 127, -5, 64];
         for g in 1..=5 {
             let entry = |i: usize| -> i64 {
@@ -220,12 +280,21 @@ mod tests {
                     .map(|(&d, &v)| i64::from(d) * v)
                     .sum()
             };
-            for i in 0..table_entries(g) - 1 {
-                let k = incremented_digit(g, i);
-                assert!(k < g, "g={g} i={i}");
-                let delta = x[k] - 2 * x[..k].iter().sum::<i64>();
-                assert_eq!(entry(i + 1), entry(i) + delta, "g={g} i={i}");
+            let order = build_order(g);
+            assert_eq!(order.len(), table_entries(g));
+            assert_eq!(order[0].0, 0);
+            let mut seen: Vec<usize> = order.iter().map(|&(i, _)| i).collect();
+            seen.sort();
+            assert_eq!(seen, (0..table_entries(g)).collect::<Vec<_>>(), "g={g}");
+            for w in order.windows(2) {
+                let (k, dir) = w[0].1.expect("a step to the next entry");
+                assert_eq!(
+                    entry(w[1].0),
+                    entry(w[0].0) + i64::from(dir) * x[k],
+                    "g={g}"
+                );
             }
+            assert_eq!(order.last().unwrap().1, None);
         }
     }
 

@@ -60,6 +60,20 @@ matmuls = [
 "#,
     ),
     (
+        "bitnet-0.73b",
+        r#"
+name = "bitnet-0.73b"
+description = "BitNet b1.58 large (0.73B, the model TeLLMe runs): hidden 1536, FFN 4096, 24 layers, 16 heads of 96"
+layers = 24
+matmuls = [
+  { name = "qkv_proj", m = 1536, k = 1536, per_layer = 3 },
+  { name = "o_proj", m = 1536, k = 1536 },
+  { name = "gate_up_proj", m = 4096, k = 1536, per_layer = 2 },
+  { name = "down_proj", m = 1536, k = 4096 },
+]
+"#,
+    ),
+    (
         "small",
         r#"
 name = "small"
@@ -193,6 +207,12 @@ mod tests {
         let per_layer = 2560u64 * 2560 * 2 + 640 * 2560 * 2 + 6912 * 2560 * 3;
         assert_eq!(w.weights_per_token(), 30 * per_layer);
         assert!(Workload::resolve("small").is_ok());
+        // 0.73B: 4·1536² + 3·4096·1536 per layer, 24 layers: 679M ternary weights.
+        let large = Workload::resolve("bitnet-0.73b").unwrap();
+        assert_eq!(
+            large.weights_per_token(),
+            24 * (4 * 1536 * 1536 + 3 * 4096 * 1536)
+        );
         let err = Workload::resolve("nope.toml").unwrap_err().to_string();
         assert!(err.contains("bitnet-2b"), "{err}");
     }

@@ -33,6 +33,13 @@ pub struct CellUsage {
     pub other: BTreeMap<String, u64>,
 }
 
+impl CellUsage {
+    /// One-input LUTs (buffers and inverters): Yosys leaves them, Vivado absorbs most.
+    pub fn lut1(&self) -> u64 {
+        self.luts_by_size.get("1").copied().unwrap_or(0)
+    }
+}
+
 /// How a cell type counts. `lut_size` for logic LUTs, `luts` for LUTs it occupies otherwise.
 enum Class {
     Lut(u8),
@@ -116,6 +123,10 @@ fn classify_cell(family: Family, cell: &str) -> Option<Class> {
 pub fn classify(family: Family, cells: &BTreeMap<String, u64>) -> CellUsage {
     let mut u = CellUsage::default();
     for (cell, &n) in cells {
+        // Hierarchy bookkeeping newer Yosys leaves after flattening: no hardware.
+        if cell == "$scopeinfo" {
+            continue;
+        }
         match classify_cell(family, cell) {
             Some(Class::Lut(size)) => {
                 u.luts += n;

@@ -362,9 +362,13 @@ impl Geometry {
         self.accumulator_memory_depth() * self.rows * self.accumulator_internal_bits
     }
     /// Whether a pipeline register follows tree level `level` (0 = the lane values,
-    /// `tree_levels` = the root, whose register is the accumulate stage's input).
+    /// `tree_levels` = the root, whose register is the accumulate stage's input). The
+    /// adder tree always registers its lane values: the register's synchronous reset
+    /// applies the zero weights for free, so its first adders take plain operands.
     pub fn register_after_level(&self, level: usize) -> bool {
-        level < self.tree_levels && (level + 1).is_multiple_of(self.tree_stage_levels)
+        level < self.tree_levels
+            && ((level + 1).is_multiple_of(self.tree_stage_levels)
+                || (level == 0 && self.lane_group == 1))
     }
     /// Pipeline registers inside the row trees (the root register not counted).
     pub fn tree_registers(&self) -> usize {

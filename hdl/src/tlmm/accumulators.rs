@@ -88,21 +88,25 @@ impl<const ACC: usize> Accumulators<ACC> {
         .unwrap();
         writeln!(
             v,
-            "reg rv, rf, rl;\nreg [{}:0] ra;\nalways @(posedge clock) begin\n    if (reset) rv <= 1'b0;\n    \
-             else if (advance) rv <= valid;\n    if (advance) begin\n        rf <= first;\n        rl <= last;\n        \
+            "reg rv, rl;\nreg [{}:0] ra;\nalways @(posedge clock) begin\n    if (reset) rv <= 1'b0;\n    \
+             else if (advance) rv <= valid;\n    if (advance) begin\n        rl <= last;\n        \
              ra <= acc_addr[{}:0];\n    end\nend",
             ab - 1,
             ab - 1
         )
         .unwrap();
+        // The first chunk reads 0: the read register's synchronous reset (free in a block
+        // RAM's output register or a flip-flop), not a mask in front of the adder.
         writeln!(
             v,
             "(* ram_style = \"{}\" *) reg [{}:0] accmem [0:{}];\nreg [{}:0] word;\n\
-             always @(posedge clock) begin\n    if (advance) word <= accmem[acc_addr[{}:0]];\nend",
+             always @(posedge clock) begin\n    if (advance) begin\n        if (first) word <= {}'d0;\n        \
+             else word <= accmem[acc_addr[{}:0]];\n    end\nend",
             buffer_style(depth),
             p_rows * aw - 1,
             depth - 1,
             p_rows * aw - 1,
+            p_rows * aw,
             ab - 1
         )
         .unwrap();
@@ -118,7 +122,7 @@ impl<const ACC: usize> Accumulators<ACC> {
             .unwrap();
             writeln!(
                 v,
-                "wire [{}:0] prev{p} = rf ? {aw}'d0 : word{};\nwire [{}:0] inc{p} = {};",
+                "wire [{}:0] prev{p} = word{};\nwire [{}:0] inc{p} = {};",
                 aw - 1,
                 field(p, aw),
                 aw - 1,
@@ -171,10 +175,10 @@ impl<const ACC: usize> Logic for Accumulators<ACC> {
         let geo = self._geo;
         if self.clock.pos_edge() {
             let advance = self.advance.val();
-            let (rv, rf, rl, ra) = self._meta;
+            let (rv, _, rl, ra) = self._meta;
             let sums: Vec<i64> = (0..geo.rows)
                 .map(|p| {
-                    let prev = if rf { 0 } else { self._word[p] };
+                    let prev = self._word[p];
                     let (u, s) = self._root[p];
                     prev + if s { -u } else { u }
                 })
@@ -193,9 +197,14 @@ impl<const ACC: usize> Logic for Accumulators<ACC> {
                 self._out = sums.clone();
             }
             if advance {
-                // Read first: the incoming beat's word is read before this edge's write.
+                // Read first: the incoming beat's word is read before this edge's write;
+                // a first chunk reads zeros.
                 let a = self.acc_addr.val().index() % self._mem.len();
-                let word = self._mem[a].clone();
+                let word = if self.first.val() {
+                    vec![0; geo.rows]
+                } else {
+                    self._mem[a].clone()
+                };
                 if rv && !rl {
                     self._mem[ra] = sums;
                 }

@@ -4,7 +4,7 @@
 //!
 //! - **lane-lutram**: every lane has its own copy of its group's table in LUT RAM,
 //!   read asynchronously at `{bank, token, index}`. All copies of a group are written
-//!   by one broadcast write (`write_step` is the entry index). The copies of a lane
+//!   by one broadcast write (`write_index` is the entry index). The copies of a lane
 //!   group are clustered into memories with one write and up to 7 read ports, the shape
 //!   of a RAM32M16/RAM64M8 (8 ports, one of them the write port); with one bank the
 //!   write port's address also serves an 8th lane, since no lane reads while a table
@@ -12,7 +12,8 @@
 //! - **registers / distributed / block**: one copy of each lane group's table per
 //!   (bank, token), a word of all stored entries, read (registered) at
 //!   `{read_bank, read_token}`; a multiplexer per lane selects the entry. For the adder
-//!   tree the word is the activations and the "multiplexer" is a mask by the nonzero bit.
+//!   tree the word is the activations and a lane's value is its activation: the row
+//!   trees' lane register zeroes it for a zero weight.
 //!
 //! The sign is not applied here: the row trees fold it into their adders.
 
@@ -30,7 +31,7 @@ pub struct LaneTables<const IW: usize> {
     pub write_bank: Signal<In, Bit>,
     pub write_token: Signal<In, Bits<8>>,
     /// lane-lutram: the entry index being written.
-    pub write_step: Signal<In, Bits<8>>,
+    pub write_index: Signal<In, Bits<8>>,
     /// From the table builder (see `TableBuilder::entry`).
     pub entry: Vec<Signal<In, Bits<16>>>,
     /// Shared storages: registered read of the table word at `{read_bank, read_token}`.
@@ -69,7 +70,7 @@ impl<const IW: usize> LaneTables<IW> {
             write_enable: Default::default(),
             write_bank: Default::default(),
             write_token: Default::default(),
-            write_step: Default::default(),
+            write_index: Default::default(),
             entry: signals(inputs),
             read_enable: Default::default(),
             read_bank: Default::default(),
@@ -133,7 +134,7 @@ impl<const IW: usize> LaneTables<IW> {
         .unwrap();
         writeln!(
             v,
-            "wire [{}:0] waddr = {{{}write_step[{}:0]}};",
+            "wire [{}:0] waddr = {{{}write_index[{}:0]}};",
             ab - 1,
             upper("write_bank", "write_token"),
             IW - 1
@@ -234,14 +235,9 @@ impl<const IW: usize> LaneTables<IW> {
             let l = k % geo.lanes_per_row;
             let entry = |i: usize| format!("word{}", field(l * stored + i - 1, sw));
             if stored == 1 {
-                // Adder tree: the activation masked by the nonzero bit.
-                writeln!(
-                    v,
-                    "wire [{}:0] v{k} = {{{sw}{{index${k}}}}} & {};",
-                    sw - 1,
-                    entry(1)
-                )
-                .unwrap();
+                // Adder tree: the activation itself; the row trees' lane register zeroes it
+                // for a zero weight (its synchronous reset, no LUT per bit).
+                writeln!(v, "wire [{}:0] v{k} = {};", sw - 1, entry(1)).unwrap();
             } else {
                 writeln!(
                     v,
@@ -304,7 +300,7 @@ impl<const IW: usize> Logic for LaneTables<IW> {
             if self.write_enable.val() {
                 let (bank, token) = (self.write_bank.val(), self.write_token.val().index());
                 if self.per_lane() {
-                    let a = self.lane_address(bank, token, self.write_step.val().index());
+                    let a = self.lane_address(bank, token, self.write_index.val().index());
                     for l in 0..geo.lanes_per_row {
                         self._mem[l][a] = sext16(self.entry[l].val().to_u64(), sw);
                     }
@@ -324,6 +320,9 @@ impl<const IW: usize> Logic for LaneTables<IW> {
                 let a =
                     self.lane_address(self.lane_bank.val(), self.lane_token.val().index(), index);
                 self._mem[l][a]
+            } else if stored == 1 {
+                // Adder tree: unmasked (see `RowTrees::nonzero`).
+                self._word[l]
             } else if (1..=stored).contains(&index) {
                 self._word[l * stored + index - 1]
             } else {

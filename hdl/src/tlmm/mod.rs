@@ -474,7 +474,7 @@ impl<const IW: usize, const ACC: usize> Logic for TlmmEngine<IW, ACC> {
             self.tables.entry[e].next = self.builder.entry[e].val();
         }
         self.tables.write_bank.next = self.tw_bank.q.val();
-        self.tables.write_step.next = self.builder.step.val();
+        self.tables.write_index.next = self.builder.write_index.val();
         if self.sequential.val() {
             self.tables.write_enable.next = self.builder.busy.val();
             self.tables.write_token.next = self.w_token.q.val();
@@ -637,6 +637,7 @@ impl<const IW: usize, const ACC: usize> Logic for TlmmEngine<IW, ACC> {
             self.tables.index[k].next = self.s1_index[k].q.val();
             self.trees.lane[k].next = self.tables.lane[k].val();
             self.trees.sign[k].next = self.s1_sign[k].q.val();
+            self.trees.nonzero[k].next = self.s1_index[k].q.val().any();
         }
         self.trees.advance.next = self.advance.val();
         self.trees.valid.next = self.s1_valid.q.val();

@@ -29,6 +29,10 @@ pub struct RowTrees {
     /// Lane values (sign-extended) and signs, lane `p·L + l`.
     pub lane: Vec<Signal<In, Bits<16>>>,
     pub sign: Vec<Signal<In, Bits<1>>>,
+    /// Adder tree only: the lane's weight is nonzero. The lane-value register is reset
+    /// when it is not, which a flip-flop's synchronous reset does for free (written
+    /// with the reset over the enable, the form Xilinx's FDRE has).
+    pub nonzero: Vec<Signal<In, Bit>>,
     pub valid: Signal<In, Bit>,
     pub first: Signal<In, Bit>,
     pub last: Signal<In, Bit>,
@@ -75,6 +79,7 @@ impl RowTrees {
             advance: Default::default(),
             lane: signals(geo.lanes()),
             sign: signals(geo.lanes()),
+            nonzero: signals(geo.lanes()),
             valid: Default::default(),
             first: Default::default(),
             last: Default::default(),
@@ -174,9 +179,16 @@ impl RowTrees {
                     let mut next = vec![];
                     for (j, (name, w, covered, sign)) in nodes.into_iter().enumerate() {
                         let r = format!("r{p}_{level}_{j}");
+                        let zero = if level == 0 && geo.lane_group == 1 {
+                            let k = p * lanes + j;
+                            format!("if (advance & ~nonzero${k}) {r} <= {w}'d0;\n    else ")
+                        } else {
+                            "    ".to_string()
+                        };
                         writeln!(
                             v,
-                            "reg [{}:0] {r};\nreg {r}_s;\nalways @(posedge clock) begin\n    if (advance) begin\n        {r} <= {name};\n        {r}_s <= {sign};\n    end\nend",
+                            "reg [{}:0] {r};\nreg {r}_s;\nalways @(posedge clock) begin\n    {zero}if (advance) {r} <= {name};\nend\n\
+                             always @(posedge clock) begin\n    if (advance) {r}_s <= {sign};\nend",
                             w - 1
                         )
                         .unwrap();
@@ -207,10 +219,9 @@ impl RowTrees {
                 (0..lanes)
                     .map(|l| {
                         let k = p * lanes + l;
-                        (
-                            crate::streams::sign_extend(self.lane[k].val().to_u64(), 16),
-                            self.sign[k].val().any(),
-                        )
+                        let value = crate::streams::sign_extend(self.lane[k].val().to_u64(), 16);
+                        let zero = geo.lane_group == 1 && !self.nonzero[k].val();
+                        (if zero { 0 } else { value }, self.sign[k].val().any())
                     })
                     .collect()
             })

@@ -4,12 +4,12 @@
 //!
 //! Two forms, one per kind of table storage:
 //! - **sequential** (per-lane LUT-RAM copies, which take one write per clock): on
-//!   `load` it registers the activations, then walks the table in index order, one
-//!   entry per clock (`busy`, `step` = the index being written, `last` on the final
-//!   entry). Entry `i+1` is entry `i` plus `x[k] − 2·Σ_{j<k} x[j]`, `k` the digit that
-//!   increments ([`crate::weights::incremented_digit`]): one adder and a G-way select
-//!   per lane group instead of a parallel adder per entry. The select is registered a
-//!   step ahead, so the digit sequence is one small ROM, not a copy per lane group.
+//!   `load` it registers the activations, then walks the table one entry per clock
+//!   (`busy`, `write_index` = the index being written, `last` on the final entry) in an
+//!   order where each entry is the previous one plus or minus one activation
+//!   ([`crate::weights::build_order`]): one add/subtract and a G-way select per lane
+//!   group instead of a parallel adder per entry. The walk (index, digit, direction) is
+//!   one small ROM registered a step ahead, shared by all lane groups.
 //! - **parallel** (one shared copy per lane group): every stored entry (1..E) at once,
 //!   combinationally from `activation`; the engine writes the whole table in one clock.
 //!   For the adder tree (g = 1) the only entry is the activation itself.
@@ -17,9 +17,9 @@
 use rust_hdl::prelude::*;
 use std::fmt::Write as _;
 
-use super::text::sext;
+use super::text::{add_sub, sext};
 use crate::memory::signals;
-use crate::weights::{entry_bits, incremented_digit, pattern, table_entries};
+use crate::weights::{build_order, entry_bits, pattern, table_entries};
 
 #[derive(LogicBlock)]
 pub struct TableBuilder {
@@ -34,7 +34,8 @@ pub struct TableBuilder {
     pub entry: Vec<Signal<Out, Bits<16>>>,
     pub busy: Signal<Out, Bit>,
     pub last: Signal<Out, Bit>,
-    pub step: Signal<Out, Bits<8>>,
+    /// Sequential: the table index `entry` belongs to.
+    pub write_index: Signal<Out, Bits<8>>,
     _sequential: bool,
     _group: usize,
     _lanes: usize,
@@ -55,7 +56,7 @@ impl TableBuilder {
             entry: signals(if sequential { lanes } else { lanes * stored }),
             busy: Default::default(),
             last: Default::default(),
-            step: Default::default(),
+            write_index: Default::default(),
             _sequential: sequential,
             _group: group,
             _lanes: lanes,
@@ -83,64 +84,104 @@ impl TableBuilder {
         let g = self._group;
         let e = self.entries();
         let sw = entry_bits(g);
+        let order = build_order(g);
+        let kb = crate::config::ceil_log2(g).max(1);
         let mut v = String::new();
         writeln!(
             v,
-            "// Sequential table builder: {} lane groups of {g}, {e} entries, {sw}-bit entries.",
+            "// Sequential table builder: {} lane groups of {g}, {e} entries of {sw} bits, one per clock.",
             self._lanes
         )
         .unwrap();
         for a in 0..self.activation.len() {
             writeln!(v, "reg [7:0] x{a};").unwrap();
         }
-        writeln!(v, "reg busy_r;\nreg [7:0] step_r;\nreg [{}:0] sel;", g - 1).unwrap();
-        for l in 0..self._lanes {
-            writeln!(v, "reg [{}:0] e{l};", sw - 1).unwrap();
-            // d{l}_{k} = x[k] − 2·Σ_{j<k} x[j], modulo 2^sw (entries fit; steps wrap).
-            for k in 0..g {
-                let xk = sext(&format!("x{}", l * g + k), 8, sw);
-                let mut expr = xk;
-                for j in 0..k {
-                    // 2·x[j] in sw bits: x[j] sign-extended to sw − 1 bits, shifted.
-                    let xj = sext(&format!("x{}", l * g + j), 8, sw - 1);
-                    write!(expr, " - {{{xj}, 1'b0}}").unwrap();
-                }
-                writeln!(v, "wire [{}:0] d{l}_{k} = {expr};", sw - 1).unwrap();
-            }
-            let pick = (0..g)
-                .map(|k| format!("({{{sw}{{sel[{k}]}}}} & d{l}_{k})"))
-                .collect::<Vec<_>>()
-                .join(" | ");
-            writeln!(v, "wire [{}:0] delta{l} = {pick};", sw - 1).unwrap();
-            writeln!(v, "assign entry${l} = {};", sext(&format!("e{l}"), sw, 16)).unwrap();
-        }
-        // The digit that increments after step s+1 (registered one step ahead).
+        // The walk: for the entry written now, its index and the step to the next one.
         writeln!(
             v,
-            "reg [{}:0] next_sel;\nalways @(*) begin\n    case (step_r)",
-            g - 1
+            "reg busy_r;\nreg [7:0] step_r;\nreg [7:0] wi;\nreg [{}:0] ksel;\nreg down;",
+            kb - 1
         )
         .unwrap();
-        for s in 0..e.saturating_sub(1) {
-            let k = incremented_digit(g, s + 1).min(g - 1);
-            writeln!(v, "        8'd{s}: next_sel = {g}'d{};", 1u64 << k).unwrap();
+        let rom = |s: usize| {
+            let (index, step) = order[s];
+            let (k, dir) = step.unwrap_or((0, 1));
+            (index, k, u8::from(dir < 0))
+        };
+        writeln!(
+            v,
+            "reg [7:0] next_wi;\nreg [{}:0] next_ksel;\nreg next_down;\nalways @(*) begin\n    case (step_r)",
+            kb - 1
+        )
+        .unwrap();
+        for s in 0..e - 1 {
+            let (index, k, down) = rom(s + 1);
+            writeln!(
+                v,
+                "        8'd{s}: begin next_wi = 8'd{index}; next_ksel = {kb}'d{k}; next_down = 1'b{down}; end"
+            )
+            .unwrap();
         }
-        writeln!(v, "        default: next_sel = {g}'d1;\n    endcase\nend").unwrap();
-        writeln!(v, "always @(posedge clock) begin\n    if (reset) begin\n        busy_r <= 1'b0;\n    end else if (load) begin\n        busy_r <= 1'b1;\n        step_r <= 8'd0;\n        sel <= {g}'d{};", 1u64 << incremented_digit(g, 0)).unwrap();
+        writeln!(
+            v,
+            "        default: begin next_wi = 8'd0; next_ksel = {kb}'d0; next_down = 1'b0; end\n    endcase\nend"
+        )
+        .unwrap();
+        for l in 0..self._lanes {
+            writeln!(
+                v,
+                "reg [{}:0] e{l};\nreg [7:0] xs{l};\nalways @(*) begin\n    case (ksel)",
+                sw - 1
+            )
+            .unwrap();
+            for k in 0..g {
+                writeln!(v, "        {kb}'d{k}: xs{l} = x{};", l * g + k).unwrap();
+            }
+            writeln!(v, "        default: xs{l} = x{};\n    endcase\nend", l * g).unwrap();
+            writeln!(
+                v,
+                "wire [{}:0] xe{l} = {};",
+                sw - 1,
+                sext(&format!("xs{l}"), 8, sw)
+            )
+            .unwrap();
+            add_sub(
+                &mut v,
+                &format!("n{l}"),
+                sw,
+                &format!("e{l}"),
+                &format!("xe{l}"),
+                "down",
+            );
+            writeln!(v, "assign entry${l} = {};", sext(&format!("e{l}"), sw, 16)).unwrap();
+        }
+        let (index0, k0, down0) = rom(0);
+        writeln!(
+            v,
+            "always @(posedge clock) begin\n    if (reset) begin\n        busy_r <= 1'b0;\n    end else if (load) begin\n        \
+             busy_r <= 1'b1;\n        step_r <= 8'd0;\n        wi <= 8'd{index0};\n        ksel <= {kb}'d{k0};\n        down <= 1'b{down0};"
+        )
+        .unwrap();
         for a in 0..self.activation.len() {
             writeln!(v, "        x{a} <= activation${a};").unwrap();
         }
         for l in 0..self._lanes {
             writeln!(v, "        e{l} <= {sw}'d0;").unwrap();
         }
-        writeln!(v, "    end else if (busy_r) begin\n        step_r <= step_r + 8'd1;\n        sel <= next_sel;\n        if (step_r == 8'd{}) busy_r <= 1'b0;", e - 1).unwrap();
+        writeln!(
+            v,
+            "    end else if (busy_r) begin\n        step_r <= step_r + 8'd1;\n        wi <= next_wi;\n        \
+             ksel <= next_ksel;\n        down <= next_down;\n        if (step_r == 8'd{}) busy_r <= 1'b0;",
+            e - 1
+        )
+        .unwrap();
         for l in 0..self._lanes {
-            writeln!(v, "        e{l} <= e{l} + delta{l};").unwrap();
+            writeln!(v, "        e{l} <= n{l};").unwrap();
         }
         writeln!(v, "    end\nend").unwrap();
         writeln!(
             v,
-            "assign busy = busy_r;\nassign last = busy_r & (step_r == 8'd{});\nassign step = step_r;",
+            "assign busy = busy_r;\nassign last = busy_r & (step_r == 8'd{});\nassign write_index = wi;",
             e - 1
         )
         .unwrap();
@@ -187,7 +228,7 @@ impl TableBuilder {
         }
         writeln!(
             v,
-            "assign busy = 1'b0;\nassign last = 1'b0;\nassign step = 8'd0;"
+            "assign busy = 1'b0;\nassign last = 1'b0;\nassign write_index = 8'd0;"
         )
         .unwrap();
         v
@@ -222,13 +263,14 @@ impl Logic for TableBuilder {
             }
             // The model computes each entry from its digits, not by the RTL's steps.
             let step = self._step.min(self.entries() - 1);
+            let index = build_order(self._group)[step].0;
             for l in 0..self._lanes {
-                let v = self.entry_value(&self._x, l, step);
+                let v = self.entry_value(&self._x, l, index);
                 self.entry[l].next = to16(v);
             }
             self.busy.next = self._busy;
             self.last.next = self._busy && self._step == self.entries() - 1;
-            self.step.next = Bits::from((self._step & 0xFF) as u64);
+            self.write_index.next = Bits::from(index as u64);
         } else {
             let stored = self.entries() - 1;
             for l in 0..self._lanes {
@@ -239,7 +281,7 @@ impl Logic for TableBuilder {
             }
             self.busy.next = false;
             self.last.next = false;
-            self.step.next = 0.into();
+            self.write_index.next = 0.into();
         }
     }
 
@@ -249,7 +291,7 @@ impl Logic for TableBuilder {
         }
         self.busy.connect();
         self.last.connect();
-        self.step.connect();
+        self.write_index.connect();
     }
 
     fn hdl(&self) -> Verilog {
