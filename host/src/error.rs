@@ -35,7 +35,7 @@ pub enum HostError {
     NotTern(u32),
     #[error("the board carries design {board:08x}, but the config generates {config:08x}; run `tern serve` (or load the bitstream) for this config")]
     WrongDesign { board: u32, config: u32 },
-    #[error("the kernel refused the start: ERROR = 0b{0:03b} (bit 0 misaligned, 1 out of range, 2 no tokens)")]
+    #[error("the kernel reports ERROR = 0b{0:04b} (bits 0–2: the start was refused: misaligned, out of range, no tokens; bit 3: the engine sent a result beat the run did not expect)")]
     Refused(u32),
     #[error("{0}")]
     Shape(String),

@@ -14,6 +14,9 @@ use crate::transport::{bytes_into, check_dma, check_register, words_of, Info, Tr
 
 /// Clocks simulated between looks at the wall clock while waiting for an interrupt.
 const RUN_BATCH: u64 = 1 << 16;
+/// Clocks the simulated board runs on after an interrupt before the host looks: longer
+/// than anything the engine can still have in flight.
+const DRAIN_CLOCKS: u64 = 256;
 
 pub struct SimBoard {
     model: TopModel,
@@ -25,6 +28,11 @@ impl SimBoard {
     /// it up. `vcd` names a waveform file to record.
     pub fn new(cfg: &Config, cache: &ModelCache, vcd: Option<&Path>) -> Result<SimBoard> {
         let top = generate_top(cfg).map_err(|e| HostError::Sim(e.to_string()))?;
+        SimBoard::from_top(top, cache, vcd)
+    }
+
+    /// A board carrying a given top (tests use it to carry a deliberately broken one).
+    pub fn from_top(top: TopDesign, cache: &ModelCache, vcd: Option<&Path>) -> Result<SimBoard> {
         let lib = cache
             .load_top(&top)
             .map_err(|e| HostError::Sim(e.to_string()))?;
@@ -113,6 +121,10 @@ impl Transport for SimBoard {
         // The top has one interrupt line, bit 0.
         loop {
             if mask & 1 != 0 && self.model.irq() {
+                // Time passes on a board after the interrupt too: an engine that sends
+                // more result beats than the run expects is caught by the top (ERROR bit
+                // 3) before the host reads ERROR.
+                self.model.idle(DRAIN_CLOCKS);
                 return Ok(1);
             }
             if Instant::now() >= deadline {

@@ -12,11 +12,48 @@ use tern_host::{Device, Transport};
 
 #[test]
 fn in_process_sim_matches_golden() {
-    for (g, acc) in [(3, 24), (2, 16), (5, 32)] {
-        let cfg = config(g, acc);
+    for (g, acc, tb) in [(3, 24, 1), (2, 16, 1), (5, 32, 1), (3, 24, 2), (4, 24, 3)] {
+        let cfg = config_blocks(g, acc, tb);
         let mut dev = Device::open("sim:", &cfg, &options()).unwrap();
-        gemm_matches_golden(&mut dev, &cfg, &format!("sim (G={g}, acc {acc})"));
+        gemm_matches_golden(
+            &mut dev,
+            &cfg,
+            &format!("sim (G={g}, acc {acc}, token block {tb})"),
+        );
     }
+}
+
+/// An engine that sends one result beat more than the run expects: the top refuses
+/// it (never writes it to card memory) and flags ERROR bit 3, which the host reports.
+#[test]
+fn an_extra_result_beat_is_flagged_by_the_top() {
+    let cfg = config(3, 24);
+    let mut top = tern_hdl::top::generate_top(&cfg).unwrap();
+    // After every result of a 3-token run (3 tokens × 5 row blocks), raise valid again.
+    let needle = "assign out_valid = ov;";
+    assert!(
+        top.engine.core_verilog.contains(needle),
+        "accumulators changed shape"
+    );
+    top.engine.core_verilog = top.engine.core_verilog.replace(
+        needle,
+        "reg [7:0] seen;\nreg extra;\n\
+         always @(posedge clock) begin\n    if (reset) begin seen <= 8'd0; extra <= 1'b0; end\n    \
+         else begin\n        if (ov & res_ready) seen <= seen + 8'd1;\n        \
+         extra <= (seen == 8'd15);\n    end\nend\n\
+         assign out_valid = ov | extra;",
+    );
+    top.content_hash = format!("extra{}", top.content_hash);
+    let board = tern_host::sim::SimBoard::from_top(top, &cache(), None).unwrap();
+    let mut dev = Device::attach(Box::new(board), &cfg, &options()).unwrap();
+    let (w, x) = layer(&cfg, 3, 11);
+    dev.load_weights(&w).unwrap();
+    let err = dev.gemm(&x).unwrap_err();
+    assert!(
+        matches!(err, tern_host::HostError::Refused(e) if e & tern_hdl::top::regmap::ERR_EXTRA_RESULT != 0),
+        "{err}"
+    );
+    assert!(err.to_string().contains("did not expect"), "{err}");
 }
 
 #[test]

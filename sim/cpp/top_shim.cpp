@@ -28,7 +28,7 @@ static void tick(TernTop* m) {
 
 extern "C" {
 
-uint32_t tern_top_abi() { return 2; }
+uint32_t tern_top_abi() { return 3; }
 
 void* tern_top_new(const char* vcd_path) {
     auto* m = new TernTop;
@@ -132,6 +132,12 @@ uint64_t tern_top_run(void* p, uint64_t max_clocks) {
         n++;
     }
     return n;
+}
+
+// Clock `clocks` times whatever the interrupt line does (the board idling).
+void tern_top_idle(void* p, uint64_t clocks) {
+    auto* m = static_cast<TernTop*>(p);
+    for (uint64_t i = 0; i < clocks; i++) tick(m);
 }
 
 uint32_t tern_top_busy(void* p) { return static_cast<TernTop*>(p)->top->rootp->tern_top__DOT__busy; }

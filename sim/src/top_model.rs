@@ -12,7 +12,7 @@ use tern_hdl::top::{write_top, TopDesign, TOP_MODULE};
 use crate::verilator::{BridgeError, ModelCache};
 
 const SHIM: &str = include_str!("../cpp/top_shim.cpp");
-const SHIM_ABI: u32 = 2;
+const SHIM_ABI: u32 = 3;
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
@@ -24,6 +24,7 @@ type MemReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u32, u32);
 type DmaWriteFn = unsafe extern "C" fn(*mut c_void, u32, *const u8, u32);
 type DmaReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u8, u32);
 type RunFn = unsafe extern "C" fn(*mut c_void, u64) -> u64;
+type IdleFn = unsafe extern "C" fn(*mut c_void, u64);
 type GetFn = unsafe extern "C" fn(*mut c_void) -> u32;
 type CyclesFn = unsafe extern "C" fn(*mut c_void) -> u64;
 
@@ -39,6 +40,7 @@ struct Api {
     dma_write: DmaWriteFn,
     dma_read: DmaReadFn,
     run: RunFn,
+    idle: IdleFn,
     irq: GetFn,
     busy: GetFn,
     cycles: CyclesFn,
@@ -109,6 +111,7 @@ impl TopLibrary {
                 dma_write: sym!("tern_top_dma_write"),
                 dma_read: sym!("tern_top_dma_read"),
                 run: sym!("tern_top_run"),
+                idle: sym!("tern_top_idle"),
                 irq: sym!("tern_top_irq"),
                 busy: sym!("tern_top_busy"),
                 cycles: sym!("tern_top_cycles"),
@@ -221,6 +224,12 @@ impl TopModel {
     pub fn run_until_irq(&mut self, max_clocks: u64) -> u64 {
         // SAFETY: valid handle.
         unsafe { (self.lib.api.run)(self.handle, max_clocks) }
+    }
+
+    /// Clock `clocks` times with the bus idle, whatever the interrupt does.
+    pub fn idle(&mut self, clocks: u64) {
+        // SAFETY: valid handle.
+        unsafe { (self.lib.api.idle)(self.handle, clocks) }
     }
 
     pub fn irq(&self) -> bool {

@@ -30,10 +30,12 @@ pub const AP_READY: u32 = 1 << 3;
 /// Bits of `IER` and `ISR`.
 pub const IRQ_DONE: u32 = 1 << 0;
 pub const IRQ_READY: u32 = 1 << 1;
-/// Bits of `ERROR` (set when a start was refused; cleared by the next start).
+/// Bits of `ERROR` (bits 0–2: a start was refused; bit 3: the engine sent a result beat
+/// the run did not expect; all cleared by the next start).
 pub const ERR_MISALIGNED: u32 = 1 << 0;
 pub const ERR_OUT_OF_RANGE: u32 = 1 << 1;
 pub const ERR_NO_TOKENS: u32 = 1 << 2;
+pub const ERR_EXTRA_RESULT: u32 = 1 << 3;
 
 /// What `HW_ID` reads: "TERN" in ASCII.
 pub const HW_ID_VALUE: u32 = 0x5445_524E;
@@ -168,7 +170,7 @@ const HW_ID_FIELDS: [Field; 1] = word("id", ReadOnly, "0x5445524E (\"TERN\")");
 const DESIGN_ID_FIELDS: [Field; 1] =
     word("id", ReadOnly, "first 32 bits of the engine's content hash");
 const CARD_BYTES_FIELDS: [Field; 1] = word("bytes", ReadOnly, "size of card memory");
-const ERROR_FIELDS: [Field; 3] = [
+const ERROR_FIELDS: [Field; 4] = [
     field(
         "misaligned",
         0,
@@ -182,6 +184,12 @@ const ERROR_FIELDS: [Field; 3] = [
         "an address argument is beyond card memory",
     ),
     field("no_tokens", 2, ReadOnly, "TOKENS is zero"),
+    field(
+        "extra_result",
+        3,
+        ReadOnly,
+        "the engine sent a result beat the run did not expect (never taken into card memory)",
+    ),
 ];
 
 pub const REGISTERS: &[Register] = &[
@@ -382,6 +390,7 @@ mod tests {
         assert_eq!(bit("ERROR", "misaligned"), ERR_MISALIGNED);
         assert_eq!(bit("ERROR", "out_of_range"), ERR_OUT_OF_RANGE);
         assert_eq!(bit("ERROR", "no_tokens"), ERR_NO_TOKENS);
+        assert_eq!(bit("ERROR", "extra_result"), ERR_EXTRA_RESULT);
     }
 
     #[test]

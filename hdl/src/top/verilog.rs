@@ -21,7 +21,7 @@ fn status_source(name: &str, l: &CardLayout, design_id: u32) -> String {
         "HW_ID" => format!("32'h{:08X}", regmap::HW_ID_VALUE),
         "DESIGN_ID" => format!("32'h{design_id:08X}"),
         "CARD_BYTES" => format!("32'd{}", l.card_bytes()),
-        "ERROR" => "{29'd0, error}".into(),
+        "ERROR" => "{28'd0, error}".into(),
         other => panic!("status register {other} has no source in the top template"),
     }
 }
@@ -148,7 +148,7 @@ module {{TOP}} (
     reg        gie;
     reg [1:0]  ier;
     reg [1:0]  isr;
-    reg [2:0]  error;
+    reg [3:0]  error;
     reg [31:0] cycles;
     reg [31:0] last_cycles;
 {{ARG_DECL}}
@@ -160,6 +160,7 @@ module {{TOP}} (
     wire [2:0] start_error = {no_tokens, out_of_range, misaligned};
     wire start = start_request && start_error == 3'd0;
     wire finish;
+    wire extra_result;  // the engine sent a result beat the run did not expect
     wire [1:0] raise = (finish || (start_request && start_error != 3'd0)) ? ier : 2'd0;
     wire [1:0] toggle = (reg_write && reg_addr == {{ISR}}) ? reg_wdata[1:0] : 2'd0;
     assign irq = gie && isr != 2'd0;
@@ -172,7 +173,7 @@ module {{TOP}} (
             gie <= 1'b0;
             ier <= 2'd0;
             isr <= 2'd0;
-            error <= 3'd0;
+            error <= 4'd0;
             cycles <= 32'd0;
             last_cycles <= 32'd0;
 {{ARG_RESET}}            reg_rdata <= 32'd0;
@@ -194,7 +195,8 @@ module {{TOP}} (
                 endcase
             end
             isr <= (isr ^ toggle) | raise;
-            if (start_request) error <= start_error;
+            if (start_request) error <= {1'b0, start_error};
+            else if (extra_result) error[3] <= 1'b1;
             if (start) begin
                 busy <= 1'b1;
                 cycles <= 32'd0;
@@ -341,7 +343,11 @@ module {{TOP}} (
     reg  [{{AW_HI}}:0] res_ptr;       // the word being written
     wire [31:0] res_left = arg_tokens - res_token;
     wire [31:0] res_n = res_left > 32'd{{TB}} ? 32'd{{TB}} : res_left;
-    wire res_ready = !res_busy;
+    // Results are taken only while the run still expects some; any other beat is an
+    // engine fault, flagged in ERROR and never written to card memory.
+    wire res_expected = busy && res_token != arg_tokens;
+    wire res_ready = !res_busy && res_expected;
+    assign extra_result = res_valid && !res_busy && !res_expected;
 
     always @(posedge clk) begin
         if (rst) begin
@@ -393,7 +399,7 @@ module {{TOP}} (
             end else begin
                 res_word <= res_word + 32'd1;
             end
-        end else if (res_valid) begin
+        end else if (res_valid && res_expected) begin
             res_buf <= {{RES_IN}};
             res_busy <= 1'b1;
         end

@@ -10,6 +10,7 @@ use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
 
+use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::Config;
 use tern_host::server::{serve, serve_connection, Listen, ServeOptions};
 use tern_host::sim::SimBoard;
@@ -17,18 +18,23 @@ use tern_host::{Device, OpenOptions, Transport};
 use tern_sim::golden::tlmm::ternary_gemm;
 use tern_sim::verilator::{default_cache_root, ModelCache};
 
-/// A small TLMM layer: G=3, 4 rows × 2 groups per clock, M=20 and K=40 (both padded
+/// A small TLMM layer: G, 4 rows × 2 groups per clock, M=20 and K=40 (both padded
 /// inside the engine), room for 3 tokens per batch.
 pub fn config(g: usize, acc: usize) -> Config {
-    Config::from_toml(
-        &format!(
-            "[engine]\nkind = \"tlmm\"\ngroup_size = {g}\nrows_parallel = 4\ngroups_per_cycle = 2\n\
-             activation_bits = 8\naccumulator_bits = {acc}\ntable_storage = \"block\"\n\
-             weight_buffer_depth = 4\n[workload]\nm = 20\nk = 40\ntokens = 3\n"
-        ),
-        "host test config",
-    )
-    .unwrap()
+    config_blocks(g, acc, 1)
+}
+
+/// The same with tables for `token_block` tokens: the top streams blocks of tokens and
+/// places each result beat at its token's place.
+pub fn config_blocks(g: usize, acc: usize, token_block: usize) -> Config {
+    ConfigBuilder::tlmm(g, 4, 2)
+        .accumulator_bits(acc)
+        .storage(TableStorage::Block)
+        .weight_buffer_depth(4)
+        .token_block(token_block)
+        .workload(20, 40, 3)
+        .build()
+        .unwrap()
 }
 
 pub fn cache() -> ModelCache {
