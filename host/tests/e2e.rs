@@ -29,20 +29,8 @@ fn in_process_sim_matches_golden() {
 fn an_extra_result_beat_is_flagged_by_the_top() {
     let cfg = config(3, 24);
     let mut top = tern_hdl::top::generate_top(&cfg).unwrap();
-    // After every result of a 3-token run (3 tokens × 5 row blocks), raise valid again.
-    let needle = "assign out_valid = ov;";
-    assert!(
-        top.engine.core_verilog.contains(needle),
-        "accumulators changed shape"
-    );
-    top.engine.core_verilog = top.engine.core_verilog.replace(
-        needle,
-        "reg [7:0] seen;\nreg extra;\n\
-         always @(posedge clock) begin\n    if (reset) begin seen <= 8'd0; extra <= 1'b0; end\n    \
-         else begin\n        if (ov & res_ready) seen <= seen + 8'd1;\n        \
-         extra <= (seen == 8'd15);\n    end\nend\n\
-         assign out_valid = ov | extra;",
-    );
+    // After every result of a 3-token run (3 tokens × 5 row blocks), one more.
+    top.engine = tern_sim::mutation::extra_result_after(&top.engine, 15);
     top.content_hash = format!("extra{}", top.content_hash);
     let board = tern_host::sim::SimBoard::from_top(top, &cache(), None).unwrap();
     let mut dev = Device::attach(Box::new(board), &cfg, &options()).unwrap();

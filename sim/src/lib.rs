@@ -3,6 +3,7 @@
 pub mod cosim;
 pub mod fidelity;
 pub mod golden;
+pub mod mutation;
 pub mod rust_hdl_sim;
 pub mod top_model;
 pub mod verilator;

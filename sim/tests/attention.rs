@@ -148,16 +148,13 @@ fn decode_d32_narrow_bus() {
 #[test]
 fn broken_rtl_is_reported_with_seed_and_waveform() {
     let cfg = config((64, 16, 16, 256), "decode", false, (40, 1), 256);
-    let mut design = generate_attention(&cfg).unwrap();
     // The exp table's entry 0 (255) is the only 8-bit 0xff literal in the design.
-    let needle = "value = 8'hff;";
-    assert_eq!(
-        design.core_verilog.matches(needle).count(),
-        1,
-        "generated exp table changed shape"
+    let design = tern_sim::mutation::mutated(
+        &generate_attention(&cfg).unwrap(),
+        "value = 8'hff;",
+        "value = 8'hfe;",
+        "broken",
     );
-    design.core_verilog = design.core_verilog.replacen(needle, "value = 8'hfe;", 1);
-    design.manifest.content_hash = format!("broken{}", design.manifest.content_hash);
     let lib = ModelCache::default().load(&design).unwrap();
     let seed = 11;
     let vectors = AttentionVectors::generate(&cfg, AttentionVectorKind::Gaussian, seed);

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{generate, Config};
 use tern_sim::cosim::{cosimulate, describe, CosimError, Stimulus, VectorKind, Vectors};
+use tern_sim::mutation::{extra_result_after, mutated};
 use tern_sim::verilator::ModelCache;
 
 use TableStorage::{Block, Distributed, Registers};
@@ -285,15 +286,13 @@ fn large_tlmm_g3_p57_q6_registers() {
 #[test]
 fn broken_rtl_is_reported_with_seed_and_waveform() {
     let cfg = tlmm(3, 2, 2).workload(6, 24, 1).build().unwrap();
-    let mut design = generate(&cfg).unwrap();
     // Row 0's first adder: make the subtraction flag constant (never subtract).
-    let needle = "wire n0_1_0_d = sign$0 ^ sign$1;";
-    assert!(
-        design.core_verilog.contains(needle),
-        "generated row tree changed shape"
+    let design = mutated(
+        &generate(&cfg).unwrap(),
+        "wire n0_1_0_d = sign$0 ^ sign$1;",
+        "wire n0_1_0_d = 1'b0;",
+        "broken",
     );
-    design.core_verilog = design.core_verilog.replace(needle, "wire n0_1_0_d = 1'b0;");
-    design.manifest.content_hash = format!("broken{}", design.manifest.content_hash);
     let lib = ModelCache::default().load(&design).unwrap();
     let seed = 7;
     let vectors = Vectors::generate(&cfg, VectorKind::Random, seed);
@@ -328,23 +327,8 @@ fn broken_rtl_is_reported_with_seed_and_waveform() {
 #[test]
 fn an_extra_result_beat_is_caught() {
     let cfg = tlmm(3, 2, 2).workload(6, 24, 2).build().unwrap();
-    let mut design = generate(&cfg).unwrap();
-    // Mutation: the output register raises valid again one clock after a result is
-    // taken, once, after the last token's last result.
-    let needle = "assign out_valid = ov;";
-    assert!(
-        design.core_verilog.contains(needle),
-        "accumulators changed shape"
-    );
-    design.core_verilog = design.core_verilog.replace(
-        needle,
-        "reg [7:0] seen;\nreg extra, fired;\n\
-         always @(posedge clock) begin\n    if (reset) begin seen <= 8'd0; extra <= 1'b0; fired <= 1'b0; end\n    \
-         else begin\n        if (ov & res_ready) seen <= seen + 8'd1;\n        \
-         extra <= (seen == 8'd6) & ~fired;\n        if (extra) fired <= 1'b1;\n    end\nend\n\
-         assign out_valid = ov | extra;",
-    );
-    design.manifest.content_hash = format!("extra{}", design.manifest.content_hash);
+    // 2 tokens × 3 row blocks: one more after the sixth.
+    let design = extra_result_after(&generate(&cfg).unwrap(), 6);
     let lib = ModelCache::default().load(&design).unwrap();
     let seed = 9;
     let vectors = Vectors::generate(&cfg, VectorKind::Random, seed);
