@@ -26,6 +26,8 @@ pub const BOARDS: [&str; 2] = ["kv260", "ulx3s"];
 /// The layer every engine is built for: BitNet b1.58 2B's hidden size. It sets the
 /// activation buffer and accumulator memory (block RAM) alike for both kinds.
 pub const LAYER: (usize, usize) = (2560, 2560);
+/// Engines using more of a board's LUTs than this are not placed and routed (time).
+pub const ROUTE_LUT_SHARE: f64 = 0.4;
 /// Where the other table storages are measured too (a shared copy with a multiplexer
 /// per lane): one size and G, since they cost several times more.
 const STORAGE_POINT: (usize, usize) = (256, 3);
@@ -171,7 +173,14 @@ pub struct AreaPoint {
     pub note: Option<String>,
 }
 
-fn point(row: &SweepRow, size: usize, g: usize, variant: Variant, cfg: &Config) -> AreaPoint {
+fn point(
+    row: &SweepRow,
+    size: usize,
+    g: usize,
+    variant: Variant,
+    cfg: &Config,
+    pnr_up_to: usize,
+) -> AreaPoint {
     let usage = row.synth.as_ref().and_then(|s| s.usage());
     let wpc = cfg.geometry.weights_per_clock();
     let timing = row.synth.as_ref().and_then(|s| match &s.outcome {
@@ -182,6 +191,12 @@ fn point(row: &SweepRow, size: usize, g: usize, variant: Variant, cfg: &Config) 
     });
     let note = if let Some(e) = &row.error {
         Some(e.clone())
+    } else if usage.is_some() && row.pnr.is_none() && row.board == "ulx3s" {
+        Some(format!(
+            "not placed and routed: above {} weights/clock or {:.0}% of the board's LUTs (`--pnr-up-to`)",
+            pnr_up_to,
+            100.0 * ROUTE_LUT_SHARE
+        ))
     } else if usage.is_none() {
         row.synth
             .as_ref()
@@ -307,20 +322,32 @@ pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
         },
         opts,
     );
-    if plan.pnr_up_to > 0 {
+    let routers: Vec<Board> = boards.iter().filter(|b| b.has_router()).cloned().collect();
+    for board in routers.iter().filter(|_| plan.pnr_up_to > 0) {
+        // Route what is small enough: nextpnr (WebAssembly here) takes tens of minutes
+        // on engines beyond a few tens of thousands of LUTs, so engines above
+        // `ROUTE_LUT_SHARE` of the board are reported without an Fmax, saying why.
         let routed: Vec<SweepItem> = items
             .iter()
             .filter(|(i, ..)| {
-                i.config
+                let small = i
+                    .config
                     .matmul()
-                    .is_some_and(|c| c.geometry.weights_per_clock() <= plan.pnr_up_to)
+                    .is_some_and(|c| c.geometry.weights_per_clock() <= plan.pnr_up_to);
+                let luts = rows
+                    .iter()
+                    .find(|r| r.name == i.name && r.board == board.name)
+                    .and_then(|r| r.synth.as_ref()?.usage().map(|u| u.luts));
+                small
+                    && luts.is_some_and(|l| {
+                        (l as f64) <= ROUTE_LUT_SHARE * board.resources.luts as f64
+                    })
             })
             .map(|(i, ..)| i.clone())
             .collect();
-        let routers: Vec<Board> = boards.iter().filter(|b| b.has_router()).cloned().collect();
         let routed_rows = sweep::run(
             &routed,
-            &routers,
+            std::slice::from_ref(board),
             SweepPlan {
                 jobs: plan.jobs,
                 pnr: true,
@@ -349,7 +376,7 @@ pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
                 .iter()
                 .find(|r| r.name == item.name && r.board == board.name)
                 .expect("one row per item and board");
-            points.push(point(row, *size, *g, *variant, cfg));
+            points.push(point(row, *size, *g, *variant, cfg, plan.pnr_up_to));
         }
     }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;

@@ -282,7 +282,8 @@ enum Command {
         /// Weights/clock to compare at.
         #[arg(long, value_delimiter = ',', default_values_t = crate::area::SIZES)]
         sizes: Vec<usize>,
-        /// Place and route on ECP5 only for engines of at most this many weights/clock.
+        /// Place and route on ECP5 only for engines of at most this many weights/clock
+        /// (and at most 40% of the board's LUTs).
         #[arg(long, default_value_t = 1024)]
         pnr_up_to: usize,
         /// Skip place and route (no Fmax).

@@ -153,6 +153,15 @@ pub fn run(
     out: &Path,
 ) -> Result<DseReport> {
     let model = &found.model;
+    if model.header.datapath != tern_hdl::graph::MATMUL_DATAPATH_VERSION {
+        println!(
+            "warning: {} was trained on matmul datapath version {}; today's RTL is version {}: \
+             its predictions are extrapolations until the dataset is regenerated and the model retrained",
+            found.path.display(),
+            model.header.datapath,
+            tern_hdl::graph::MATMUL_DATAPATH_VERSION
+        );
+    }
     let engines: Vec<Config> = if plan.exhaustive {
         let (configs, _) = space.enumerate(4096)?;
         configs

@@ -164,6 +164,14 @@ pub fn generate_any(config: &DesignConfig) -> Result<Design, EmitError> {
     }
 }
 
+/// SHA-256 over the wrapper and core Verilog: a design's identity and cache key.
+pub fn content_hash(wrapper_verilog: &str, core_verilog: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(wrapper_verilog.as_bytes());
+    hasher.update(core_verilog.as_bytes());
+    hex::encode(hasher.finalize())
+}
+
 fn finish(
     config: DesignConfig,
     engine: &str,
@@ -175,10 +183,7 @@ fn finish(
 ) -> Design {
     let bits = stream_bits(&config);
     let wrapper_verilog = wrapper(bits, &connections);
-    let mut hasher = Sha256::new();
-    hasher.update(wrapper_verilog.as_bytes());
-    hasher.update(core_verilog.as_bytes());
-    let content_hash = hex::encode(hasher.finalize());
+    let content_hash = content_hash(&wrapper_verilog, &core_verilog);
     let manifest = Manifest {
         tern_version: env!("CARGO_PKG_VERSION").into(),
         top: WRAPPER_MODULE.into(),

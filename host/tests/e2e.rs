@@ -31,7 +31,7 @@ fn an_extra_result_beat_is_flagged_by_the_top() {
     let mut top = tern_hdl::top::generate_top(&cfg).unwrap();
     // After every result of a 3-token run (3 tokens × 5 row blocks), one more.
     top.engine = tern_sim::mutation::extra_result_after(&top.engine, 15);
-    top.content_hash = format!("extra{}", top.content_hash);
+    top.content_hash = tern_hdl::top::top_content_hash(&top.engine, &top.top_verilog);
     let board = tern_host::sim::SimBoard::from_top(top, &cache(), None).unwrap();
     let mut dev = Device::attach(Box::new(board), &cfg, &options()).unwrap();
     let (w, x) = layer(&cfg, 3, 11);

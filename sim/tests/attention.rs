@@ -153,7 +153,6 @@ fn broken_rtl_is_reported_with_seed_and_waveform() {
         &generate_attention(&cfg).unwrap(),
         "value = 8'hff;",
         "value = 8'hfe;",
-        "broken",
     );
     let lib = ModelCache::default().load(&design).unwrap();
     let seed = 11;

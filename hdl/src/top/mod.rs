@@ -158,15 +158,21 @@ pub fn generate_top(cfg: &Config) -> Result<TopDesign, TopError> {
     let layout = CardLayout::of(cfg)?;
     let engine = generate(cfg)?;
     let top_verilog = verilog::top(&layout, &engine, design_id(&engine));
-    let mut hasher = Sha256::new();
-    hasher.update(engine.manifest.content_hash.as_bytes());
-    hasher.update(top_verilog.as_bytes());
+    let content_hash = top_content_hash(&engine, &top_verilog);
     Ok(TopDesign {
         engine,
         layout,
         top_verilog,
-        content_hash: hex::encode(hasher.finalize()),
+        content_hash,
     })
+}
+
+/// SHA-256 over the engine's content hash and the top's Verilog: the top's cache key.
+pub fn top_content_hash(engine: &Design, top_verilog: &str) -> String {
+    let mut hasher = Sha256::new();
+    hasher.update(engine.manifest.content_hash.as_bytes());
+    hasher.update(top_verilog.as_bytes());
+    hex::encode(hasher.finalize())
 }
 
 /// Write the engine's files, `tern_top.v` and the register map tables into `dir`.
