@@ -275,8 +275,10 @@ pub fn drive(
     seed: u64,
 ) -> Result<Run, CosimError> {
     let plan = matmul_plan(cfg, vectors)?;
-    // Generous bound: every beat, slowed by the gaps and stalls, plus the table fills.
-    let per_beat = 4.0 + cfg.geometry.build_clocks as f64;
+    // Generous bound: every beat, slowed by the gaps and stalls, plus the table fills; a
+    // weight beat is held once per token of its block.
+    let geo = &cfg.geometry;
+    let per_beat = (4.0 + geo.build_clocks as f64) * geo.token_block as f64;
     drive_plan(model, &plan, stimulus, seed, per_beat, &describe(cfg))
 }
 

@@ -235,6 +235,17 @@ fn token_blocks_shared_tables_and_adder_tree() {
     );
 }
 
+/// Blocks of 8 tokens hold each weight beat 8 clocks: the harness's hang bound must
+/// allow for that on the adder tree too, whose table build is one clock (the bench's
+/// 2560×2560 prefill run was once reported hung, a harness fault, not the engine's).
+#[test]
+fn adder_tree_full_token_blocks_of_eight() {
+    check(
+        adder_tree(3, 2, 2).token_block(8).workload(100, 900, 16),
+        172,
+    );
+}
+
 #[test]
 fn token_block_of_one_row_block_and_one_chunk() {
     // n·R = 1 accumulator word per chunk: the engine idles a clock between beats.
