@@ -270,6 +270,17 @@ impl Device {
     /// returns the run's clocks.
     fn start_and_wait(&mut self, act: usize, res: usize, tokens: usize) -> Result<u64> {
         let t = self.transport.as_mut();
+        // A kernel still running was started by someone else (or a run this process
+        // abandoned): starting over it would mix two runs.
+        let control = t.read32(regmap::CONTROL.into())?;
+        if control & regmap::AP_IDLE == 0 {
+            return Err(HostError::Busy);
+        }
+        // A done interrupt left pending by an earlier run would end this one's wait at once.
+        let stale = t.read32(regmap::ISR.into())?;
+        if stale != 0 {
+            t.write32(regmap::ISR.into(), stale)?;
+        }
         t.write32(regmap::WEIGHTS.into(), 0)?;
         t.write32(regmap::ACTIVATIONS.into(), act as u32)?;
         t.write32(regmap::RESULTS.into(), res as u32)?;

@@ -93,10 +93,11 @@ impl TimedStream for std::net::TcpStream {
 /// A socket as a byte pipe.
 pub struct StreamPipe<S: TimedStream> {
     stream: S,
-    /// The socket timeout last set: (when, how long). Setting it costs two system calls,
-    /// so a burst of reads toward one deadline re-arms it only after a tenth of it
-    /// passed; a call may therefore overrun its deadline by at most a tenth.
-    armed: Option<(Instant, std::time::Duration)>,
+    /// The socket timeout last set. Setting it costs two system calls, so a burst of
+    /// calls toward one deadline keeps it while it is at least the time left and at most
+    /// a tenth more: a call never times out before its deadline and overruns it by at
+    /// most a tenth.
+    armed: Option<std::time::Duration>,
 }
 
 impl<S: TimedStream> StreamPipe<S> {
@@ -109,14 +110,10 @@ impl<S: TimedStream> StreamPipe<S> {
 
     fn arm(&mut self, deadline: Instant) -> io::Result<()> {
         let left = remaining(deadline)?;
-        let now = Instant::now();
-        let fresh = match self.armed {
-            Some((at, t)) => now.duration_since(at) < t / 10 && t <= left + t / 10,
-            None => false,
-        };
-        if !fresh {
+        let fits = matches!(self.armed, Some(t) if t >= left && t <= left + left / 10);
+        if !fits {
             self.stream.set_timeouts(left)?;
-            self.armed = Some((now, left));
+            self.armed = Some(left);
         }
         Ok(())
     }

@@ -2,7 +2,7 @@
 //! daemon's listener (`tern serve`).
 //!
 //! Policy: clients are served one after another, each to the end of its connection;
-//! the next waits in the listen backlog. A board has one register file and one card
+//! the next waits in the listen backlog, and finds the board reset. A board has one register file and one card
 //! memory, so interleaving two hosts' requests would only let them corrupt each other's
 //! runs. A client silent for longer than the idle timeout is disconnected so that a
 //! stuck host cannot hold the board forever.
@@ -192,6 +192,9 @@ pub fn serve_connection(
         stats.bytes_in += len as u64;
         stats.requests += 1;
         let (status, count, reply_len, text) = handle(board, &header, &payload[..len], &mut body);
+        // The reply gets its own frame timeout: a request may run long (a wait_irq of
+        // up to MAX_WAIT) and still succeed.
+        let deadline = Instant::now() + opts.frame_timeout;
         if status != Status::Ok {
             stats.errors += 1;
             tracing::debug!(tag = header.tag, ?status, "{text}");
@@ -407,6 +410,14 @@ pub fn serve(
         let t0 = Instant::now();
         let (end, stats) = serve_connection(pipe.as_mut(), board, opts, shutdown);
         summary.requests += stats.requests;
+        // Whatever the client left behind (a kernel it started and never waited for, a
+        // pending interrupt), the next client finds a board just out of reset.
+        if let Err(e) = board.reset() {
+            tracing::warn!(
+                client = n,
+                "could not reset the board after the client: {e}"
+            );
+        }
         tracing::info!(
             client = n,
             requests = stats.requests,

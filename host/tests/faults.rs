@@ -284,3 +284,89 @@ fn an_idle_client_is_disconnected_and_the_next_one_served() {
     assert!(t0.elapsed() < Duration::from_secs(5));
     good_client_works(&served.uri);
 }
+
+/// A client that starts a kernel and dies without waiting for it (as `kill -9` of
+/// `tern run` does) must not leave the board to the next client mid-run.
+#[test]
+fn a_client_killed_mid_run_does_not_wedge_the_board() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(&cfg, false, ServeOptions::default());
+    {
+        let mut dev = tern_host::Device::open(&served.uri, &cfg, &options()).unwrap();
+        let (w, _) = layer(&cfg, 1, 3);
+        dev.load_weights(&w).unwrap();
+    }
+    {
+        let s = UnixStream::connect(sock_path(&served.uri)).unwrap();
+        let mut t =
+            FramedTransport::connect(StreamPipe::new(s), &served.uri, Duration::from_secs(10))
+                .unwrap();
+        let layout = tern_hdl::top::CardLayout::of(&cfg).unwrap();
+        t.write32(regmap::ACTIVATIONS.into(), layout.weight_bytes() as u32)
+            .unwrap();
+        t.write32(regmap::TOKENS.into(), 3).unwrap();
+        t.write32(regmap::CONTROL.into(), regmap::AP_START).unwrap();
+        // Dropped here, mid-run: the socket closes as it would for a killed process.
+    }
+    for attempt in 0..3 {
+        let mut dev = tern_host::Device::open(&served.uri, &cfg, &options()).unwrap();
+        gemm_matches_golden(
+            &mut dev,
+            &cfg,
+            &format!("client {attempt} after a killed one"),
+        );
+    }
+}
+
+/// A request that takes longer than the frame timeout still gets its reply.
+#[test]
+fn a_request_longer_than_the_frame_timeout_gets_its_reply() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(
+        &cfg,
+        false,
+        ServeOptions {
+            frame_timeout: Duration::from_millis(200),
+            ..ServeOptions::default()
+        },
+    );
+    let mut s = raw(&served.uri);
+    // wait_irq with no line enabled: the board waits out the 600 ms and says Timeout.
+    let wait = Header {
+        opcode: Opcode::WaitIrq as u8,
+        status: 0,
+        tag: 7,
+        addr: 600,
+        count: 0,
+        len: 0,
+    };
+    s.write_all(&wait.encode()).unwrap();
+    let (h, text) = reply(&mut s).expect("the reply to a long wait_irq was lost");
+    assert_eq!(h.tag, 7);
+    assert_eq!(h.status, Status::Timeout as u8, "{text}");
+    drop(s);
+    good_client_works(&served.uri);
+}
+
+/// A pause inside a frame shorter than the frame timeout is not a broken frame.
+#[test]
+fn a_pause_inside_a_frame_within_the_frame_timeout_is_accepted() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(&cfg, false, ServeOptions::default());
+    let mut s = raw(&served.uri);
+    let read = Header {
+        opcode: Opcode::Read32 as u8,
+        status: 0,
+        tag: 9,
+        addr: u64::from(regmap::HW_ID),
+        count: 0,
+        len: 0,
+    }
+    .encode();
+    s.write_all(&read[..5]).unwrap();
+    std::thread::sleep(Duration::from_millis(400));
+    s.write_all(&read[5..]).unwrap();
+    let (h, text) = reply(&mut s).expect("the server dropped a frame paused for 0.4 s");
+    assert_eq!(h.status, Status::Ok as u8, "{text}");
+    assert_eq!(h.count, regmap::HW_ID_VALUE);
+}
