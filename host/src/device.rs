@@ -170,7 +170,7 @@ impl Device {
     pub fn batch_tokens(&self) -> usize {
         // The address arguments are 32-bit: only the first 4 GiB of a card are used.
         let card = self.info.card_bytes.min(u64::from(u32::MAX) & !3) as usize;
-        let free = card - self.layout.weight_bytes();
+        let free = card.saturating_sub(self.layout.weight_bytes());
         free / (self.layout.activation_bytes() + self.layout.result_bytes())
     }
 
@@ -238,6 +238,8 @@ impl Device {
                         .map_err(|e| HostError::Shape(format!("activations: {e}")))?,
                 );
             }
+            self.layout
+                .check_regions(0, act_base as u64, res_base as u64, n as u64)?;
             self.dma_write(act_base, &beats, self.layout.activation_words)?;
             report.cycles += self.start_and_wait(act_base, res_base, n)?;
             let mut bytes = vec![0u8; n * self.layout.result_bytes()];

@@ -35,8 +35,10 @@ pub enum HostError {
     NotTern(u32),
     #[error("the board carries design {board:08x}, but the config generates {config:08x}; run `tern serve` (or load the bitstream) for this config")]
     WrongDesign { board: u32, config: u32 },
-    #[error("the kernel reports ERROR = 0b{0:04b} (bits 0–2: the start was refused: misaligned, out of range, no tokens; bit 3: the engine sent a result beat the run did not expect)")]
+    #[error("the kernel reports ERROR = 0b{0:05b}: {}", error_names(*.0))]
     Refused(u32),
+    #[error("card memory layout: {0}")]
+    Regions(#[from] tern_hdl::top::RegionError),
     #[error("{0}")]
     Shape(String),
     #[error("{context}: {cause}")]
@@ -56,4 +58,23 @@ pub type Result<T, E = HostError> = std::result::Result<T, E>;
 pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> HostError {
     let context = context.into();
     move |cause| HostError::Io { context, cause }
+}
+
+/// The ERROR register's set bits, by the names and meanings of the register map.
+fn error_names(error: u32) -> String {
+    let fields = tern_hdl::top::regmap::REGISTERS
+        .iter()
+        .find(|r| r.offset == tern_hdl::top::regmap::ERROR)
+        .map(|r| r.fields)
+        .unwrap_or(&[]);
+    let set: Vec<String> = fields
+        .iter()
+        .filter(|f| error >> f.bit & 1 != 0)
+        .map(|f| format!("{} ({})", f.name, f.doc))
+        .collect();
+    if set.is_empty() {
+        "no known bit".into()
+    } else {
+        set.join("; ")
+    }
 }

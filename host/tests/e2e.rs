@@ -87,6 +87,12 @@ fn the_top_s_host_memory_port_and_the_dma_path_see_the_same_card_memory() {
     assert_eq!(back, data, "DMA write, port read");
 }
 
+fn read_card(t: &mut dyn Transport, addr: u64, len: usize) -> Vec<u8> {
+    let mut out = vec![0u8; len];
+    t.dma_read(addr, &mut out).unwrap();
+    out
+}
+
 #[test]
 fn registers_follow_the_vitis_handshake() {
     use tern_host::regmap::*;
@@ -127,6 +133,50 @@ fn registers_follow_the_vitis_handshake() {
     t.write32(ACTIVATIONS.into(), 0x1000_0000).unwrap();
     t.write32(CONTROL.into(), AP_START).unwrap();
     assert_eq!(t.read32(ERROR.into()).unwrap(), ERR_OUT_OF_RANGE);
+    // Every region is checked to its end, and regions must not overlap: results placed
+    // one word before the end of card memory for 4 tokens would wrap over the weights.
+    let layout = tern_hdl::top::CardLayout::of(&cfg).unwrap();
+    let (w, a) = (
+        layout.weight_bytes() as u32,
+        layout.activation_bytes() as u32,
+    );
+    let card = layout.card_bytes() as u32;
+    let weights_before = read_card(t, 0, w as usize);
+    for (act, res, tokens, expected) in [
+        (w, card - 4, 4, ERR_OUT_OF_RANGE),
+        (card - a, w + 4 * a, 2, ERR_OUT_OF_RANGE),
+        (w, w - 4, 1, ERR_OVERLAP),
+        (w, w + a, 2, ERR_OVERLAP),
+        (w - 4, w + 4 * a, 1, ERR_OVERLAP),
+    ] {
+        t.write32(ACTIVATIONS.into(), act).unwrap();
+        t.write32(RESULTS.into(), res).unwrap();
+        t.write32(TOKENS.into(), tokens).unwrap();
+        t.write32(CONTROL.into(), AP_START).unwrap();
+        assert_eq!(
+            t.read32(ERROR.into()).unwrap(),
+            expected,
+            "activations 0x{act:x}, results 0x{res:x}, {tokens} tokens"
+        );
+        // And the host's own check agrees.
+        assert!(layout
+            .check_regions(0, act.into(), res.into(), tokens.into())
+            .is_err());
+    }
+    // The refused starts raised the done interrupt; clear it before a sound run.
+    let pending = t.read32(ISR.into()).unwrap();
+    t.write32(ISR.into(), pending).unwrap();
+    t.write32(TOKENS.into(), 1).unwrap();
+    t.write32(ACTIVATIONS.into(), w).unwrap();
+    t.write32(RESULTS.into(), w + a).unwrap();
+    t.write32(CONTROL.into(), AP_START).unwrap();
+    assert_eq!(t.read32(ERROR.into()).unwrap(), 0, "a sound layout starts");
+    t.wait_irq(1, Duration::from_secs(10)).unwrap();
+    assert_eq!(
+        read_card(t, 0, w as usize),
+        weights_before,
+        "the weights were overwritten"
+    );
     // With the interrupt disabled nothing fires: the wait times out.
     let pending = t.read32(ISR.into()).unwrap();
     t.write32(ISR.into(), pending).unwrap();

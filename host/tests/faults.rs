@@ -215,9 +215,13 @@ fn bad_accesses_are_typed_errors_on_every_backend() {
         );
         // Card memory belongs to a running kernel: a long run is started and DMA is
         // refused with Busy until it ends.
+        let layout = tern_hdl::top::CardLayout::of(&cfg).unwrap();
+        let w = layout.weight_bytes() as u32;
         t.write32(regmap::TOKENS.into(), 1).unwrap();
-        t.write32(regmap::ACTIVATIONS.into(), 0x100).unwrap();
-        t.write32(regmap::RESULTS.into(), 0x200).unwrap();
+        t.write32(regmap::WEIGHTS.into(), 0).unwrap();
+        t.write32(regmap::ACTIVATIONS.into(), w).unwrap();
+        t.write32(regmap::RESULTS.into(), w + layout.activation_bytes() as u32)
+            .unwrap();
         t.write32(regmap::CONTROL.into(), regmap::AP_START).unwrap();
         let e = t.dma_write(0, &[0; 4]).unwrap_err();
         assert!(matches!(e, HostError::Busy), "{name}: {e}");

@@ -51,6 +51,28 @@ pub enum TopError {
     Emit(#[from] EmitError),
 }
 
+/// Why a run's regions of card memory cannot be used. The top refuses the same layouts
+/// (ERROR bits `out_of_range` and `overlap`), with its own logic in `tern_top.v`.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum RegionError {
+    #[error("{region} [0x{start:x}, 0x{end:x}) ends beyond card memory ({card} bytes)")]
+    OutOfRange {
+        region: &'static str,
+        start: u64,
+        end: u64,
+        card: u64,
+    },
+    #[error("{a} [0x{a_start:x}, 0x{a_end:x}) and {b} [0x{b_start:x}, 0x{b_end:x}) overlap")]
+    Overlap {
+        a: &'static str,
+        a_start: u64,
+        a_end: u64,
+        b: &'static str,
+        b_start: u64,
+        b_end: u64,
+    },
+}
+
 /// Where beats live in card memory, in 32-bit words per beat and beats per run.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct CardLayout {
@@ -118,6 +140,60 @@ impl CardLayout {
     /// Bytes of one token's results.
     pub fn result_bytes(&self) -> usize {
         4 * self.result_words * self.row_blocks
+    }
+
+    /// Check a run's regions: the weights at `weights`, `tokens` tokens of activations at
+    /// `activations` and of results at `results` must each end inside card memory and
+    /// must not overlap one another.
+    pub fn check_regions(
+        &self,
+        weights: u64,
+        activations: u64,
+        results: u64,
+        tokens: u64,
+    ) -> Result<(), RegionError> {
+        let card = self.card_bytes() as u64;
+        let span = |start: u64, bytes: u128| (start, u128::from(start) + bytes);
+        let regions = [
+            ("weights", span(weights, self.weight_bytes() as u128)),
+            (
+                "activations",
+                span(
+                    activations,
+                    u128::from(tokens) * self.activation_bytes() as u128,
+                ),
+            ),
+            (
+                "results",
+                span(results, u128::from(tokens) * self.result_bytes() as u128),
+            ),
+        ];
+        let clamp = |end: u128| u64::try_from(end).unwrap_or(u64::MAX);
+        for &(region, (start, end)) in &regions {
+            if end > u128::from(card) {
+                return Err(RegionError::OutOfRange {
+                    region,
+                    start,
+                    end: clamp(end),
+                    card,
+                });
+            }
+        }
+        for (i, &(a, (a_start, a_end))) in regions.iter().enumerate() {
+            for &(b, (b_start, b_end)) in &regions[i + 1..] {
+                if u128::from(a_start) < b_end && u128::from(b_start) < a_end {
+                    return Err(RegionError::Overlap {
+                        a,
+                        a_start,
+                        a_end: clamp(a_end),
+                        b,
+                        b_start,
+                        b_end: clamp(b_end),
+                    });
+                }
+            }
+        }
+        Ok(())
     }
 }
 
@@ -213,6 +289,89 @@ mod tests {
         assert_eq!(l.weight_beats, 8 * 8);
         let need = l.weight_bytes() + 4 * (l.activation_bytes() + l.result_bytes());
         assert!(l.card_bytes() >= need && l.card_words.is_power_of_two());
+    }
+
+    #[test]
+    fn regions_must_end_inside_the_card_and_not_overlap() {
+        let l = CardLayout::of(&cfg(32, 64, 4)).unwrap();
+        let (w, a, r) = (
+            l.weight_bytes() as u64,
+            l.activation_bytes() as u64,
+            l.result_bytes() as u64,
+        );
+        let card = l.card_bytes() as u64;
+        // The host's own layout: weights, then activations, then results.
+        assert_eq!(l.check_regions(0, w, w + 4 * a, 4), Ok(()));
+        // Results ending exactly at the end of the card are fine, one word more is not.
+        assert_eq!(l.check_regions(0, w, card - 4 * r, 4), Ok(()));
+        let err = l.check_regions(0, w, card - 4 * r + 4, 4).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegionError::OutOfRange {
+                    region: "results",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // The case: results starting one word before the end, 4 tokens.
+        let err = l.check_regions(0, w, card - 4, 4).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegionError::OutOfRange {
+                    region: "results",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // A huge token count cannot wrap around.
+        let err = l
+            .check_regions(0, w, w + a, u64::from(u32::MAX))
+            .unwrap_err();
+        assert!(matches!(err, RegionError::OutOfRange { .. }), "{err}");
+        // Results over the last weight word; activations over the results; activations
+        // over the weights.
+        let err = l.check_regions(0, w, w - 4, 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegionError::Overlap {
+                    a: "weights",
+                    b: "results",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = l.check_regions(0, w, w + a, 2).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegionError::Overlap {
+                    a: "activations",
+                    b: "results",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        let err = l.check_regions(4, 0, w + 8 * a, 1).unwrap_err();
+        assert!(
+            matches!(
+                err,
+                RegionError::Overlap {
+                    a: "weights",
+                    b: "activations",
+                    ..
+                }
+            ),
+            "{err}"
+        );
+        // Touching regions do not overlap.
+        assert_eq!(l.check_regions(r, r + w, 0, 1), Ok(()));
     }
 
     #[test]

@@ -30,12 +30,13 @@ pub const AP_READY: u32 = 1 << 3;
 /// Bits of `IER` and `ISR`.
 pub const IRQ_DONE: u32 = 1 << 0;
 pub const IRQ_READY: u32 = 1 << 1;
-/// Bits of `ERROR` (bits 0–2: a start was refused; bit 3: the engine sent a result beat
-/// the run did not expect; all cleared by the next start).
+/// Bits of `ERROR` (bits 0–2 and 4: a start was refused; bit 3: the engine sent a result
+/// beat the run did not expect; all cleared by the next start).
 pub const ERR_MISALIGNED: u32 = 1 << 0;
 pub const ERR_OUT_OF_RANGE: u32 = 1 << 1;
 pub const ERR_NO_TOKENS: u32 = 1 << 2;
 pub const ERR_EXTRA_RESULT: u32 = 1 << 3;
+pub const ERR_OVERLAP: u32 = 1 << 4;
 
 /// What `HW_ID` reads: "TERN" in ASCII.
 pub const HW_ID_VALUE: u32 = 0x5445_524E;
@@ -170,7 +171,7 @@ const HW_ID_FIELDS: [Field; 1] = word("id", ReadOnly, "0x5445524E (\"TERN\")");
 const DESIGN_ID_FIELDS: [Field; 1] =
     word("id", ReadOnly, "first 32 bits of the engine's content hash");
 const CARD_BYTES_FIELDS: [Field; 1] = word("bytes", ReadOnly, "size of card memory");
-const ERROR_FIELDS: [Field; 4] = [
+const ERROR_FIELDS: [Field; 5] = [
     field(
         "misaligned",
         0,
@@ -181,7 +182,7 @@ const ERROR_FIELDS: [Field; 4] = [
         "out_of_range",
         1,
         ReadOnly,
-        "an address argument is beyond card memory",
+        "a region (weights, TOKENS × activations, TOKENS × results) ends beyond card memory",
     ),
     field("no_tokens", 2, ReadOnly, "TOKENS is zero"),
     field(
@@ -189,6 +190,12 @@ const ERROR_FIELDS: [Field; 4] = [
         3,
         ReadOnly,
         "the engine sent a result beat the run did not expect (never taken into card memory)",
+    ),
+    field(
+        "overlap",
+        4,
+        ReadOnly,
+        "two regions overlap (the results would overwrite weights or activations)",
     ),
 ];
 
@@ -391,6 +398,7 @@ mod tests {
         assert_eq!(bit("ERROR", "out_of_range"), ERR_OUT_OF_RANGE);
         assert_eq!(bit("ERROR", "no_tokens"), ERR_NO_TOKENS);
         assert_eq!(bit("ERROR", "extra_result"), ERR_EXTRA_RESULT);
+        assert_eq!(bit("ERROR", "overlap"), ERR_OVERLAP);
     }
 
     #[test]

@@ -21,7 +21,7 @@ fn status_source(name: &str, l: &CardLayout, design_id: u32) -> String {
         "HW_ID" => format!("32'h{:08X}", regmap::HW_ID_VALUE),
         "DESIGN_ID" => format!("32'h{design_id:08X}"),
         "CARD_BYTES" => format!("32'd{}", l.card_bytes()),
-        "ERROR" => "{28'd0, error}".into(),
+        "ERROR" => "{27'd0, error}".into(),
         other => panic!("status register {other} has no source in the top template"),
     }
 }
@@ -78,6 +78,9 @@ pub(super) fn top(l: &CardLayout, engine: &Design, design_id: u32) -> String {
         .replace("{{AW_TOP}}", &(aw + 1).to_string())
         .replace("{{WORDS_LAST}}", &(l.card_words - 1).to_string())
         .replace("{{CARD_BYTES}}", &l.card_bytes().to_string())
+        .replace("{{WEIGHT_BYTES}}", &l.weight_bytes().to_string())
+        .replace("{{ACT_TOKEN_BYTES}}", &l.activation_bytes().to_string())
+        .replace("{{RES_TOKEN_BYTES}}", &l.result_bytes().to_string())
         .replace("{{ACT_BITS_HI}}", &(bits.act - 1).to_string())
         .replace("{{WGT_BITS_HI}}", &(bits.wgt - 1).to_string())
         .replace("{{RES_BITS_HI}}", &(bits.res - 1).to_string())
@@ -148,20 +151,32 @@ module {{TOP}} (
     reg        gie;
     reg [1:0]  ier;
     reg [1:0]  isr;
-    reg [3:0]  error;
+    reg [4:0]  error;
     reg [31:0] cycles;
     reg [31:0] last_cycles;
 {{ARG_DECL}}
     wire start_request = reg_write && reg_addr == {{CONTROL}} && reg_wdata[0] && !busy;
     wire misaligned = |{arg_weights[1:0], arg_activations[1:0], arg_results[1:0]};
-    wire out_of_range = arg_weights >= 32'd{{CARD_BYTES}} || arg_activations >= 32'd{{CARD_BYTES}}
-                        || arg_results >= 32'd{{CARD_BYTES}};
+    // Every region, start and end, must lie in card memory, and the results must not
+    // overlap the weights or the activations, nor these each other (64-bit arithmetic:
+    // TOKENS times a token's bytes cannot wrap).
+    wire [63:0] weights_at = {32'd0, arg_weights};
+    wire [63:0] activations_at = {32'd0, arg_activations};
+    wire [63:0] results_at = {32'd0, arg_results};
+    wire [63:0] weights_end = weights_at + 64'd{{WEIGHT_BYTES}};
+    wire [63:0] activations_end = activations_at + {32'd0, arg_tokens} * 64'd{{ACT_TOKEN_BYTES}};
+    wire [63:0] results_end = results_at + {32'd0, arg_tokens} * 64'd{{RES_TOKEN_BYTES}};
+    wire out_of_range = weights_end > 64'd{{CARD_BYTES}} || activations_end > 64'd{{CARD_BYTES}}
+                        || results_end > 64'd{{CARD_BYTES}};
+    wire overlap = (results_at < weights_end && weights_at < results_end)
+                   || (results_at < activations_end && activations_at < results_end)
+                   || (weights_at < activations_end && activations_at < weights_end);
     wire no_tokens = arg_tokens == 32'd0;
-    wire [2:0] start_error = {no_tokens, out_of_range, misaligned};
-    wire start = start_request && start_error == 3'd0;
+    wire [3:0] start_error = {overlap, no_tokens, out_of_range, misaligned};
+    wire start = start_request && start_error == 4'd0;
     wire finish;
     wire extra_result;  // the engine sent a result beat the run did not expect
-    wire [1:0] raise = (finish || (start_request && start_error != 3'd0)) ? ier : 2'd0;
+    wire [1:0] raise = (finish || (start_request && start_error != 4'd0)) ? ier : 2'd0;
     wire [1:0] toggle = (reg_write && reg_addr == {{ISR}}) ? reg_wdata[1:0] : 2'd0;
     assign irq = gie && isr != 2'd0;
 
@@ -173,7 +188,7 @@ module {{TOP}} (
             gie <= 1'b0;
             ier <= 2'd0;
             isr <= 2'd0;
-            error <= 4'd0;
+            error <= 5'd0;
             cycles <= 32'd0;
             last_cycles <= 32'd0;
 {{ARG_RESET}}            reg_rdata <= 32'd0;
@@ -195,7 +210,7 @@ module {{TOP}} (
                 endcase
             end
             isr <= (isr ^ toggle) | raise;
-            if (start_request) error <= {1'b0, start_error};
+            if (start_request) error <= {start_error[3], 1'b0, start_error[2:0]};
             else if (extra_result) error[3] <= 1'b1;
             if (start) begin
                 busy <= 1'b1;
@@ -207,7 +222,7 @@ module {{TOP}} (
                 busy <= 1'b0;
                 last_cycles <= cycles + 32'd1;
             end
-            if (finish || (start_request && start_error != 3'd0)) begin
+            if (finish || (start_request && start_error != 4'd0)) begin
                 done_flag <= 1'b1;
                 ready_flag <= 1'b1;
             end
