@@ -40,6 +40,46 @@ pub struct EncodedGraph {
     pub globals: [f32; GLOBAL_FEATURES],
 }
 
+impl EncodedGraph {
+    /// A graph the network can read: features for every node, finite, and every edge
+    /// between existing nodes (a dataset file is input like any other).
+    pub fn check(&self) -> Result<(), String> {
+        if self.nodes == 0 {
+            return Err("graph has no nodes".into());
+        }
+        if self.x.len() != self.nodes * NODE_FEATURES {
+            return Err(format!(
+                "{} node features for {} nodes of {NODE_FEATURES}",
+                self.x.len(),
+                self.nodes
+            ));
+        }
+        if self.src.len() != self.dst.len() {
+            return Err(format!(
+                "{} edge sources but {} destinations",
+                self.src.len(),
+                self.dst.len()
+            ));
+        }
+        if let Some((i, (s, d))) = self
+            .src
+            .iter()
+            .zip(&self.dst)
+            .enumerate()
+            .find(|(_, (&s, &d))| s as usize >= self.nodes || d as usize >= self.nodes)
+        {
+            return Err(format!(
+                "edge {i} ({s} → {d}) names a node beyond the graph's {}",
+                self.nodes
+            ));
+        }
+        if self.x.iter().chain(&self.globals).any(|v| !v.is_finite()) {
+            return Err("non-finite feature".into());
+        }
+        Ok(())
+    }
+}
+
 fn squash(v: usize) -> f32 {
     ((1.0 + v as f64).log2() / 8.0) as f32
 }

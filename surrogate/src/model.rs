@@ -19,6 +19,31 @@ pub struct Shape {
     pub layers: usize,
 }
 
+impl Shape {
+    /// Bounds that keep a network (and a weights file's claim) to a sane size: 1024
+    /// hidden × 16 layers is ~40M parameters per member.
+    pub const MAX_HIDDEN: usize = 1024;
+    pub const MAX_LAYERS: usize = 16;
+
+    pub fn check(&self) -> Result<(), String> {
+        if !(1..=Self::MAX_HIDDEN).contains(&self.hidden) {
+            return Err(format!(
+                "hidden size {} is outside 1..={}",
+                self.hidden,
+                Self::MAX_HIDDEN
+            ));
+        }
+        if !(1..=Self::MAX_LAYERS).contains(&self.layers) {
+            return Err(format!(
+                "{} message-passing layers is outside 1..={}",
+                self.layers,
+                Self::MAX_LAYERS
+            ));
+        }
+        Ok(())
+    }
+}
+
 #[derive(Module, Debug)]
 pub struct SageLayer {
     own: Linear,

@@ -37,6 +37,42 @@ pub enum ModelError {
     Corrupt { path: String, message: String },
     #[error("nothing to train on: {0}")]
     NoData(String),
+    #[error("training options: {0}")]
+    Options(String),
+    #[error("training row {row}: {message}")]
+    BadExample { row: usize, message: String },
+}
+
+impl TrainOptions {
+    /// Options a training can run with, in bounds that keep it to a sane size.
+    pub fn check(&self) -> Result<(), String> {
+        self.shape.check()?;
+        if !(1..=32).contains(&self.members) {
+            return Err(format!(
+                "{} ensemble members is outside 1..=32",
+                self.members
+            ));
+        }
+        if self.batch == 0 {
+            return Err("batch size 0".into());
+        }
+        if !(self.validation > 0.0 && self.validation < 1.0) {
+            return Err(format!(
+                "validation fraction {} is outside (0, 1)",
+                self.validation
+            ));
+        }
+        if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
+            return Err(format!(
+                "learning rate {} must be positive",
+                self.learning_rate
+            ));
+        }
+        if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
+            return Err(format!("weight decay {} must be >= 0", self.weight_decay));
+        }
+        Ok(())
+    }
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq)]
@@ -115,6 +151,32 @@ impl Scaling {
             s.std[t] = if var.sqrt() > 1e-6 { var.sqrt() } else { 0.0 };
         }
         s
+    }
+
+    /// A scaling table a weights file may carry: one finite entry per target, log-domain
+    /// means and spreads in the range real designs give (so decoding cannot overflow).
+    fn check(&self) -> Result<(), String> {
+        for (name, len) in [
+            ("mean", self.mean.len()),
+            ("std", self.std.len()),
+            ("count", self.count.len()),
+        ] {
+            if len != TARGET_COUNT {
+                return Err(format!(
+                    "scaling table `{name}` has {len} entries, expected {TARGET_COUNT}"
+                ));
+            }
+        }
+        for t in 0..TARGET_COUNT {
+            let (m, s) = (self.mean[t], self.std[t]);
+            if !(m.is_finite() && m.abs() <= 50.0 && s.is_finite() && (0.0..=50.0).contains(&s)) {
+                return Err(format!(
+                    "scaling of target {} (mean {m}, std {s}) is not finite or out of range",
+                    TARGETS[t]
+                ));
+            }
+        }
+        Ok(())
     }
 
     fn encode(&self, t: usize, value: f64) -> f32 {
@@ -202,6 +264,12 @@ impl Surrogate {
         provenance: Provenance,
         progress: &dyn Progress,
     ) -> Result<Surrogate, ModelError> {
+        options.check().map_err(ModelError::Options)?;
+        for (row, e) in examples.iter().enumerate() {
+            e.graph
+                .check()
+                .map_err(|message| ModelError::BadExample { row, message })?;
+        }
         if examples.len() < 10 {
             return Err(ModelError::NoData(format!(
                 "{} usable rows; at least 10 are needed",
@@ -285,6 +353,10 @@ impl Surrogate {
                     let sd = (vals.iter().map(|v| (v - mean).powi(2)).sum::<f64>()
                         / vals.len() as f64)
                         .sqrt();
+                    if !(mean.is_finite() && sd.is_finite()) {
+                        // No answer rather than `inf ± NaN`.
+                        continue;
+                    }
                     // Rounded to the target's quantum (whole LUTs, half BRAMs).
                     let q = QUANTUM[t];
                     value[t] = Some(if q > 0.0 {
@@ -366,6 +438,10 @@ impl Surrogate {
                 header.node_features, header.global_features
             )));
         }
+        // Checked before any network is built: a damaged shape would allocate or fail
+        // inside burn, a short or absurd scaling table would fail at prediction.
+        header.shape.check().map_err(&corrupt)?;
+        header.scaling.check().map_err(&corrupt)?;
         if header.targets != TARGETS {
             return Err(corrupt(format!(
                 "targets {:?}, expected {TARGETS:?}",

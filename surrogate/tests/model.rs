@@ -144,3 +144,79 @@ fn weights_round_trip_and_damage_is_refused() {
     bad[n - 4..].copy_from_slice(&f32::NAN.to_le_bytes());
     assert!(damaged(bad).contains("non-finite"));
 }
+
+/// A weights file whose header is well-formed JSON but describes a damaged network is
+/// refused before any network is built (no allocation from its claims, no panic).
+#[test]
+fn damaged_headers_are_refused_before_building_a_network() {
+    let _turn = one_training_at_a_time();
+    let all = examples(20);
+    let mut opts = options(6);
+    opts.max_epochs = 1;
+    let model = Surrogate::train(&all, opts, provenance(), &()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.tgnn");
+    model.save(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let hlen = u32::from_le_bytes(good[12..16].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&good[16..16 + hlen]).unwrap();
+    let with = |edit: &dyn Fn(&mut serde_json::Value)| {
+        let mut h = header.clone();
+        edit(&mut h);
+        let h = serde_json::to_vec(&h).unwrap();
+        let mut bytes = good[..12].to_vec();
+        bytes.extend_from_slice(&(h.len() as u32).to_le_bytes());
+        bytes.extend_from_slice(&h);
+        bytes.extend_from_slice(&good[16 + hlen..]);
+        std::fs::write(&path, bytes).unwrap();
+        Surrogate::load(&path).err().expect("refused").to_string()
+    };
+    let e = with(&|h| h["shape"]["hidden"] = 0.into());
+    assert!(e.contains("hidden size 0"), "{e}");
+    let e = with(&|h| h["shape"]["hidden"] = (1u64 << 40).into());
+    assert!(e.contains("hidden size"), "{e}");
+    let e = with(&|h| h["shape"]["layers"] = 1_000_000.into());
+    assert!(e.contains("layers"), "{e}");
+    let e = with(&|h| h["scaling"]["mean"] = serde_json::json!([1.0]));
+    assert!(e.contains("scaling table `mean`"), "{e}");
+    let e = with(&|h| h["scaling"]["std"][0] = 1e300.into());
+    assert!(e.contains("out of range"), "{e}");
+}
+
+/// Training refuses options it cannot run with and rows whose graphs are damaged, with
+/// the reason, instead of panicking or allocating without bound.
+#[test]
+fn bad_training_options_and_rows_are_errors() {
+    let all = examples(12);
+    for (edit, expect) in [
+        (
+            Box::new(|o: &mut TrainOptions| o.shape.hidden = 0) as Box<dyn Fn(&mut TrainOptions)>,
+            "hidden size 0",
+        ),
+        (
+            Box::new(|o: &mut TrainOptions| o.shape.hidden = 100_000),
+            "hidden size 100000",
+        ),
+        (
+            Box::new(|o: &mut TrainOptions| o.members = 0),
+            "ensemble members",
+        ),
+        (Box::new(|o: &mut TrainOptions| o.batch = 0), "batch size 0"),
+    ] {
+        let mut opts = options(1);
+        edit(&mut opts);
+        let e = Surrogate::train(&all, opts, provenance(), &())
+            .err()
+            .expect("refused")
+            .to_string();
+        assert!(e.contains(expect), "{e}");
+    }
+    let mut bad = all.clone();
+    let nodes = bad[3].graph.nodes as u32;
+    bad[3].graph.dst[0] = nodes + 5;
+    let e = Surrogate::train(&bad, options(1), provenance(), &())
+        .err()
+        .expect("refused")
+        .to_string();
+    assert!(e.contains("training row 3") && e.contains("beyond"), "{e}");
+}
