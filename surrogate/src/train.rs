@@ -167,12 +167,10 @@ impl Scaling {
                 ));
             }
         }
-        for t in 0..TARGET_COUNT {
-            let (m, s) = (self.mean[t], self.std[t]);
+        for ((target, &m), &s) in TARGETS.iter().zip(&self.mean).zip(&self.std) {
             if !(m.is_finite() && m.abs() <= 50.0 && s.is_finite() && (0.0..=50.0).contains(&s)) {
                 return Err(format!(
-                    "scaling of target {} (mean {m}, std {s}) is not finite or out of range",
-                    TARGETS[t]
+                    "scaling of target {target} (mean {m}, std {s}) is not finite or out of range"
                 ));
             }
         }
