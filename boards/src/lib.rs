@@ -203,6 +203,34 @@ impl Board {
         };
         positive("clock.default_mhz", self.clock.default_mhz)?;
         positive("memory.gbyte_per_s", self.memory.gbyte_per_s)?;
+        // Beyond these no FPGA board exists; a typo (1e300) would otherwise flow into
+        // every roofline and DSE figure.
+        let within = |key: &str, v: f64, lo: f64, hi: f64| {
+            if (lo..=hi).contains(&v) {
+                Ok(())
+            } else {
+                Err(format!("`{key}` = {v} is outside {lo}..={hi}"))
+            }
+        };
+        within("clock.default_mhz", self.clock.default_mhz, 1.0, 2000.0)?;
+        within(
+            "memory.gbyte_per_s",
+            self.memory.gbyte_per_s,
+            0.001,
+            10000.0,
+        )?;
+        for (blocks, bits, what) in [
+            (r.bram_blocks, r.bram_bits, "bram"),
+            (r.urams, r.uram_bits, "uram"),
+        ] {
+            if let Some(per_block) = bits.checked_div(blocks) {
+                if !(1024..=(1 << 20)).contains(&per_block) {
+                    return Err(format!(
+                        "`resources.{what}_bits` / `{what}_blocks` = {per_block} bits per block is outside 1024..=1048576"
+                    ));
+                }
+            }
+        }
         if self.host_links.is_empty() {
             return Err("at least one `[[host_links]]` entry is needed".into());
         }
@@ -267,7 +295,7 @@ impl Board {
     pub fn resolve(name_or_path: &str) -> Result<Board, BoardError> {
         if name_or_path.ends_with(".toml") {
             let path = Path::new(name_or_path);
-            let text = std::fs::read_to_string(path).map_err(|source| BoardError::Io {
+            let text = read_bounded(path).map_err(|source| BoardError::Io {
                 origin: path.display().to_string(),
                 source,
             })?;
@@ -285,6 +313,24 @@ impl Board {
     pub fn has_router(&self) -> bool {
         self.toolchain.pnr != PnrTool::None
     }
+}
+
+/// A board file read to at most 1 MiB (this crate sits below `tern_hdl::files`, which
+/// does the same for the other TOML files): /dev/zero is refused, not read forever.
+fn read_bounded(path: &Path) -> std::io::Result<String> {
+    use std::io::Read;
+    const LIMIT: u64 = 1 << 20;
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)?
+        .take(LIMIT + 1)
+        .read_to_end(&mut bytes)?;
+    if bytes.len() as u64 > LIMIT {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::InvalidData,
+            "larger than 1 MiB: not a board file",
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]
@@ -323,6 +369,31 @@ mod tests {
                 b.name
             );
         }
+    }
+
+    #[test]
+    fn absurd_clocks_bandwidths_and_block_sizes_are_refused() {
+        for (from, to, key) in [
+            ("default_mhz = 300.0", "default_mhz = 1e300", "default_mhz"),
+            ("default_mhz = 300.0", "default_mhz = 1e-300", "default_mhz"),
+            ("bram_bits = 5308416", "bram_bits = 144", "bits per block"),
+        ] {
+            let text = kv260_text().replace(from, to);
+            assert_ne!(text, kv260_text(), "{from} is not in the board file");
+            let err = Board::from_toml(&text, "x").unwrap_err().to_string();
+            assert!(err.contains(key), "{err}");
+        }
+        // An endless "file" is refused after 1 MiB, not read until memory runs out.
+        let dir = std::env::temp_dir().join(format!("tern-boards-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let endless = dir.join("endless.toml");
+        let _ = std::fs::remove_file(&endless);
+        std::os::unix::fs::symlink("/dev/zero", &endless).unwrap();
+        let e = Board::resolve(endless.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        std::fs::remove_dir_all(&dir).unwrap();
+        assert!(e.contains("larger than 1 MiB"), "{e}");
     }
 
     #[test]

@@ -5,6 +5,7 @@ pub mod attention;
 pub mod config;
 pub mod cost;
 pub mod emit;
+pub mod files;
 pub mod graph;
 pub mod memory;
 pub mod netlist;

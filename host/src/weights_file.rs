@@ -56,6 +56,55 @@ impl TernaryMatrix {
 
     /// Decode `bytes` (named `path` in errors). Checks the header before allocating.
     pub fn decode(bytes: &[u8], path: &Path) -> Result<TernaryMatrix> {
+        let (m, k, want) = Self::header(bytes, path)?;
+        if bytes.len() as u64 != want {
+            return Err(bad(
+                path,
+                format!("{} bytes, but a {m}x{k} matrix takes {want}", bytes.len()),
+            ));
+        }
+        let entries = m * k;
+        let mut w = Vec::with_capacity(entries as usize);
+        for (i, b) in bytes[HEADER..].iter().enumerate() {
+            for j in 0..4 {
+                let n = i * 4 + j;
+                let code = (b >> (2 * j)) & 3;
+                if n as u64 >= entries {
+                    if code != 0 {
+                        return Err(bad(
+                            path,
+                            format!("the padding bits after weight {} must be zero", entries - 1),
+                        ));
+                    }
+                    continue;
+                }
+                w.push(match code {
+                    0b00 => 0,
+                    0b01 => 1,
+                    0b11 => -1,
+                    _ => {
+                        return Err(bad(
+                            path,
+                            format!(
+                                "weight {} (row {}, column {}) has the invalid code 0b10",
+                                n,
+                                n as u64 / k,
+                                n as u64 % k
+                            ),
+                        ))
+                    }
+                });
+            }
+        }
+        Ok(TernaryMatrix {
+            m: m as usize,
+            k: k as usize,
+            w,
+        })
+    }
+
+    /// The header's shape and the file length it implies: (M, K, bytes).
+    fn header(bytes: &[u8], path: &Path) -> Result<(u64, u64, u64)> {
         if bytes.len() < HEADER {
             return Err(bad(
                 path,
@@ -85,50 +134,34 @@ impl TernaryMatrix {
                 format!("shape {m}x{k} is empty or beyond 2^30 entries"),
             ));
         }
-        let want = HEADER as u64 + entries.div_ceil(4);
-        if bytes.len() as u64 != want {
-            return Err(bad(
-                path,
-                format!("{} bytes, but a {m}x{k} matrix takes {want}", bytes.len()),
-            ));
-        }
-        let mut w = Vec::with_capacity(entries as usize);
-        for (i, b) in bytes[HEADER..].iter().enumerate() {
-            for j in 0..4 {
-                let n = i * 4 + j;
-                if n as u64 >= entries {
-                    break;
-                }
-                w.push(match (b >> (2 * j)) & 3 {
-                    0b00 => 0,
-                    0b01 => 1,
-                    0b11 => -1,
-                    _ => {
-                        return Err(bad(
-                            path,
-                            format!(
-                                "weight {} (row {}, column {}) has the invalid code 0b10",
-                                n,
-                                n as u64 / k,
-                                n as u64 % k
-                            ),
-                        ))
-                    }
-                });
-            }
-        }
-        Ok(TernaryMatrix {
-            m: m as usize,
-            k: k as usize,
-            w,
-        })
+        Ok((m, k, HEADER as u64 + entries.div_ceil(4)))
     }
 
+    /// Read and decode a `.tw` file. The header is read and checked first, and the file
+    /// is read only as far as the shape it declares (plus one byte, to see a longer
+    /// file): a damaged header costs nothing, a device like /dev/zero cannot run on.
     pub fn read(path: &Path) -> Result<TernaryMatrix> {
-        let bytes = std::fs::read(path).map_err(crate::error::io(format!(
-            "reading weights {}",
-            path.display()
-        )))?;
+        use std::io::Read;
+        let io = || crate::error::io(format!("reading weights {}", path.display()));
+        let file = std::fs::File::open(path).map_err(io())?;
+        let mut bytes = Vec::with_capacity(HEADER);
+        (&file)
+            .take(HEADER as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io())?;
+        let (m, k, want) = Self::header(&bytes, path)?;
+        if let Ok(meta) = file.metadata() {
+            if meta.is_file() && meta.len() != want {
+                return Err(bad(
+                    path,
+                    format!("{} bytes, but a {m}x{k} matrix takes {want}", meta.len()),
+                ));
+            }
+        }
+        (&file)
+            .take(want + 1 - HEADER as u64)
+            .read_to_end(&mut bytes)
+            .map_err(io())?;
         TernaryMatrix::decode(&bytes, path)
     }
 }
@@ -179,6 +212,33 @@ mod tests {
         let mut b = good.clone();
         b[16] = 0b10;
         assert!(err(&b).contains("row 0, column 0"));
+        // 6 weights in 2 bytes: the last byte's upper 4 bits are padding.
+        let mut b = good.clone();
+        b[17] |= 0b10 << 6;
+        assert!(err(&b).contains("padding bits"), "{}", err(&b));
         assert!(err(&good[..16]).contains("w.tw"));
+    }
+
+    #[test]
+    fn reading_stops_at_the_declared_shape() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("big.tw");
+        // A header claiming 2^30 entries on a short file: refused from its size alone.
+        let mut b = TernaryMatrix {
+            m: 1,
+            k: 4,
+            w: vec![0; 4],
+        }
+        .encode();
+        b[8..12].copy_from_slice(&(1u32 << 15).to_le_bytes());
+        b[12..16].copy_from_slice(&(1u32 << 15).to_le_bytes());
+        std::fs::write(&path, &b).unwrap();
+        let e = TernaryMatrix::read(&path).unwrap_err().to_string();
+        assert!(e.contains("takes"), "{e}");
+        // /dev/zero has no magic: refused after 16 bytes.
+        let e = TernaryMatrix::read(Path::new("/dev/zero"))
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("magic"), "{e}");
     }
 }

@@ -104,7 +104,7 @@ const MAX_DIMENSIONS: usize = sobol_burley::NUM_DIMENSIONS as usize;
 
 impl Space {
     pub fn from_path(path: &Path) -> Result<Space, SpaceError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| SpaceError::Read {
+        let text = tern_hdl::files::read_text(path).map_err(|cause| SpaceError::Read {
             path: path.display().to_string(),
             cause,
         })?;

@@ -95,7 +95,7 @@ impl Workload {
             return Workload::from_toml(text, &format!("built-in workload {name_or_path}"));
         }
         let path = Path::new(name_or_path);
-        let text = std::fs::read_to_string(path).map_err(|cause| WorkloadError::Read {
+        let text = tern_hdl::files::read_text(path).map_err(|cause| WorkloadError::Read {
             path: format!(
                 "{name_or_path} (not a built-in workload either: {})",
                 BUILTIN

@@ -388,7 +388,7 @@ impl Geometry {
 
 impl Config {
     pub fn from_path(path: &Path) -> Result<Config, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+        let text = crate::files::read_text(path).map_err(|cause| ConfigError::Read {
             path: path.display().to_string(),
             cause,
         })?;
@@ -698,7 +698,7 @@ pub enum DesignConfig {
 
 impl DesignConfig {
     pub fn from_path(path: &Path) -> Result<DesignConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|cause| ConfigError::Read {
+        let text = crate::files::read_text(path).map_err(|cause| ConfigError::Read {
             path: path.display().to_string(),
             cause,
         })?;
