@@ -247,6 +247,49 @@ pub fn read_frame(r: &mut impl Read) -> Result<Frame, WireError> {
 
 #[cfg(test)]
 mod tests {
+
+    /// The worked session in `docs/wire.md` is what this code sends and answers.
+    #[test]
+    fn the_documented_session_is_byte_exact() {
+        let doc = include_str!("../../docs/wire.md");
+        let session = &doc[doc.find("## A worked session").expect("section")..];
+        // The frames of the first two code blocks, in order, as bytes.
+        let mut frames: Vec<Vec<u8>> = Vec::new();
+        for block in session.split("```").skip(1).step_by(2).take(2) {
+            for line in block.lines() {
+                let line = line.trim();
+                let (starts, hex) = match line.split_once(' ') {
+                    Some((w, rest)) if w == "request" || w == "reply" => (true, rest),
+                    _ => (false, line),
+                };
+                let bytes: Vec<u8> = hex
+                    .split_whitespace()
+                    .map(|b| u8::from_str_radix(b, 16).expect("hex byte"))
+                    .collect();
+                if starts {
+                    frames.push(bytes);
+                } else if let Some(f) = frames.last_mut() {
+                    f.extend(bytes);
+                }
+            }
+        }
+        let read = Header::request(Opcode::Read32, 1, 0x38, 0, 0);
+        assert_eq!(frames[0], read.encode());
+        let mut reply = read;
+        reply.opcode |= REPLY;
+        reply.addr = 0;
+        reply.count = crate::regmap::HW_ID_VALUE;
+        assert_eq!(frames[1], reply.encode());
+        let write = Frame {
+            header: Header::request(Opcode::DmaWrite, 2, 0x100, 4, 4),
+            payload: vec![1, 2, 3, 4],
+        };
+        assert_eq!(frames[2], write.encode());
+        let mut ok = Header::request(Opcode::DmaWrite, 2, 0, 0, 0);
+        ok.opcode |= REPLY;
+        assert_eq!(frames[3], ok.encode());
+    }
+
     use super::*;
     use proptest::prelude::*;
 
