@@ -234,6 +234,7 @@ fn bad_configs_fail_cleanly_and_write_nothing() {
                 .replace("k = 20", "k = 200000"),
             "activation buffer",
         ),
+        (format!("board = \"kv26\"\n{good}"), "unknown board `kv26`"),
     ];
     for (i, (body, needle)) in cases.iter().enumerate() {
         let cfg = config_file(tmp.path(), &format!("bad{i}.toml"), body);

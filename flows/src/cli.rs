@@ -347,6 +347,12 @@ pub fn main() -> Result<()> {
     match cli.command {
         Command::Gen { config, out, top } => {
             let cfg = DesignConfig::from_path(&config)?;
+            // A board named in the config must exist even though generation does not
+            // use it: a typo would otherwise surface only at synthesis.
+            if let Some(board) = cfg.board() {
+                tern_boards::Board::resolve(board)
+                    .with_context(|| format!("{}: `board`", config.display()))?;
+            }
             let design = if top {
                 let DesignConfig::Matmul(matmul) = &cfg else {
                     anyhow::bail!(
