@@ -106,6 +106,18 @@ impl<P: BytePipe> FramedTransport<P> {
         }
         let mut h = [0u8; HEADER_BYTES];
         if let Err(e) = self.recv(&mut h, deadline, "before replying") {
+            let e = match e {
+                // No reply to a connection's first request: the usual cause is a queue.
+                HostError::Timeout { what, timeout } if tag == 1 => HostError::Timeout {
+                    what: format!(
+                        "{what} (tern serve serves one client at a time: another client may \
+                         hold the board until it disconnects or is dropped by the server's \
+                         idle timeout)"
+                    ),
+                    timeout,
+                },
+                e => e,
+            };
             return Err(self.fail(e));
         }
         let reply_header = match Header::decode(&h) {

@@ -374,3 +374,23 @@ fn a_pause_inside_a_frame_within_the_frame_timeout_is_accepted() {
     assert_eq!(h.status, Status::Ok as u8, "{text}");
     assert_eq!(h.count, regmap::HW_ID_VALUE);
 }
+
+/// A client queued behind another is told why it got no answer.
+#[test]
+fn a_queued_client_is_told_the_board_may_be_held() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(&cfg, false, ServeOptions::default());
+    // The holder is being served (it got a reply) before the second client connects.
+    let mut holder = raw(&served.uri);
+    let probe = Header::request(Opcode::Read32, 1, u64::from(regmap::HW_ID), 0, 0);
+    holder.write_all(&probe.encode()).unwrap();
+    assert!(reply(&mut holder).is_some());
+    let s = UnixStream::connect(sock_path(&served.uri)).unwrap();
+    let err = FramedTransport::connect(StreamPipe::new(s), &served.uri, Duration::from_millis(300))
+        .err()
+        .expect("the queued client got an answer");
+    let text = err.to_string();
+    assert!(text.contains("another client may hold the board"), "{text}");
+    drop(holder);
+    good_client_works(&served.uri);
+}
