@@ -191,7 +191,8 @@ pub fn serve_connection(
         }
         stats.bytes_in += len as u64;
         stats.requests += 1;
-        let (status, count, reply_len, text) = handle(board, &header, &payload[..len], &mut body);
+        let (status, count, reply_len, text) =
+            handle(board, &header, &payload[..len], &mut body, shutdown);
         // The reply gets its own frame timeout: a request may run long (a wait_irq of
         // up to MAX_WAIT) and still succeed.
         let deadline = Instant::now() + opts.frame_timeout;
@@ -226,6 +227,7 @@ fn handle(
     h: &Header,
     payload: &[u8],
     body: &mut Vec<u8>,
+    shutdown: &AtomicBool,
 ) -> (Status, u32, usize, String) {
     let Some(op) = Opcode::from_u8(h.opcode) else {
         let text = format!("unknown opcode 0x{:02x}", h.opcode);
@@ -270,13 +272,40 @@ fn handle(
         }
         Opcode::WaitIrq => {
             let timeout = Duration::from_millis(h.addr).min(MAX_WAIT);
-            board.wait_irq(h.count, timeout).map(|lines| (lines, 0))
+            wait_irq_unless_shutdown(board, h.count, timeout, shutdown).map(|lines| (lines, 0))
         }
         Opcode::Reset => board.reset().map(|()| (0, 0)),
     };
     match result {
         Ok((count, n)) => (Status::Ok, count, n, String::new()),
         Err(e) => (status_of(&e), 0, 0, e.to_string()),
+    }
+}
+
+/// `board.wait_irq` in slices of `POLL`, so that SIGTERM ends a long wait within a
+/// slice instead of after the client's whole timeout.
+fn wait_irq_unless_shutdown(
+    board: &mut dyn Transport,
+    mask: u32,
+    timeout: Duration,
+    shutdown: &AtomicBool,
+) -> Result<u32> {
+    let deadline = Instant::now() + timeout;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        match board.wait_irq(mask, left.min(POLL)) {
+            Err(HostError::Timeout { .. }) if !left.is_zero() && left > POLL => {
+                if shutdown.load(Ordering::Relaxed) {
+                    return Err(HostError::Unsupported(
+                        "the server is shutting down; the wait was abandoned".into(),
+                    ));
+                }
+            }
+            Err(HostError::Timeout { what, .. }) => {
+                return Err(HostError::Timeout { what, timeout });
+            }
+            other => return other,
+        }
     }
 }
 

@@ -394,3 +394,28 @@ fn a_queued_client_is_told_the_board_may_be_held() {
     drop(holder);
     good_client_works(&served.uri);
 }
+
+/// SIGTERM (the shutdown flag) ends a long wait_irq within a poll slice, not after the
+/// client's whole timeout.
+#[test]
+fn shutdown_does_not_wait_behind_a_long_wait_irq() {
+    let cfg = config(3, 24);
+    let mut served = serve_in_thread(&cfg, false, ServeOptions::default());
+    let mut s = raw(&served.uri);
+    let wait = Header::request(Opcode::WaitIrq, 3, 30_000, 0, 0);
+    s.write_all(&wait.encode()).unwrap();
+    std::thread::sleep(Duration::from_millis(200));
+    let t0 = Instant::now();
+    served
+        .shutdown
+        .store(true, std::sync::atomic::Ordering::Relaxed);
+    served.thread.take().unwrap().join().unwrap();
+    assert!(
+        t0.elapsed() < Duration::from_secs(5),
+        "the server took {:?} to stop",
+        t0.elapsed()
+    );
+    let (h, text) = reply(&mut s).expect("the abandoned wait got no reply");
+    assert_ne!(h.status, Status::Ok as u8, "{text}");
+    assert!(text.contains("shutting down"), "{text}");
+}
