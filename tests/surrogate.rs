@@ -223,6 +223,27 @@ fn damaged_weights_and_datasets_are_clear_errors() {
         !o.status.success() && t.contains("version-0 dataset"),
         "{t}"
     );
+
+    // A model evaluated on another space's or board's dataset is refused, not scored.
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "eval",
+            "--dataset",
+            &repo("datasets/matmul-kv260.jsonl"),
+            "--model",
+            &repo("models/matmul-edge-ulx3s.tgnn"),
+            "--out",
+            dir.path().join("eval").to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("evaluate a model on the dataset it was trained from"),
+        "{t}"
+    );
+    assert!(!dir.path().join("eval").exists(), "output written: {t}");
 }
 
 #[test]

@@ -177,11 +177,25 @@ pub struct EvalReport {
 pub fn eval(dataset: &Path, model_path: &Path, out: &Path) -> Result<EvalReport> {
     let loaded = load(dataset)?;
     let model = Surrogate::load(model_path)?;
-    if model.header.dataset_sha256 != loaded.dataset.sha256 {
+    let (mh, dh) = (&model.header, &loaded.dataset.header);
+    if (&mh.space, &mh.space_hash, &mh.board) != (&dh.space, &dh.space_hash, &dh.board) {
+        bail!(
+            "{} was trained on space `{}` (hash {}) for board `{}`, but {} holds space `{}` (hash {}) for board `{}`: evaluate a model on the dataset it was trained from",
+            model_path.display(),
+            mh.space,
+            mh.space_hash,
+            mh.board,
+            dataset.display(),
+            dh.space,
+            dh.space_hash,
+            dh.board
+        );
+    }
+    if mh.dataset_sha256 != loaded.dataset.sha256 {
         eprintln!(
             "note: {} was trained on another version of the dataset (sha256 {}…); its training split is the same by construction",
             model_path.display(),
-            &model.header.dataset_sha256[..12]
+            mh.dataset_sha256.get(..12).unwrap_or(&mh.dataset_sha256)
         );
     }
     let train: Vec<&Item> = loaded
