@@ -2,9 +2,9 @@
 //! daemon's listener (`tern serve`).
 //!
 //! Policy: clients are served one after another, each to the end of its connection;
-//! the next waits in the listen backlog, and finds the board reset. A board has one register file and one card
-//! memory, so interleaving two hosts' requests would only let them corrupt each other's
-//! runs. A client silent for longer than the idle timeout is disconnected so that a
+//! the next waits in the listen backlog, and finds the board reset. A board has one
+//! register file and one card memory, so interleaving two hosts' requests would only let
+//! them corrupt each other's runs. A client silent for longer than the idle timeout is disconnected so that a
 //! stuck host cannot hold the board forever.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
@@ -294,7 +294,7 @@ fn wait_irq_unless_shutdown(
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match board.wait_irq(mask, left.min(POLL)) {
-            Err(HostError::Timeout { .. }) if !left.is_zero() && left > POLL => {
+            Err(HostError::Timeout { .. }) if left > POLL => {
                 if shutdown.load(Ordering::Relaxed) {
                     return Err(HostError::Unsupported(
                         "the server is shutting down; the wait was abandoned".into(),

@@ -58,10 +58,7 @@ impl TernaryMatrix {
     pub fn decode(bytes: &[u8], path: &Path) -> Result<TernaryMatrix> {
         let (m, k, want) = Self::header(bytes, path)?;
         if bytes.len() as u64 != want {
-            return Err(bad(
-                path,
-                format!("{} bytes, but a {m}x{k} matrix takes {want}", bytes.len()),
-            ));
+            return Err(wrong_size(path, bytes.len() as u64, m, k, want));
         }
         let entries = m * k;
         let mut w = Vec::with_capacity(entries as usize);
@@ -152,10 +149,7 @@ impl TernaryMatrix {
         let (m, k, want) = Self::header(&bytes, path)?;
         if let Ok(meta) = file.metadata() {
             if meta.is_file() && meta.len() != want {
-                return Err(bad(
-                    path,
-                    format!("{} bytes, but a {m}x{k} matrix takes {want}", meta.len()),
-                ));
+                return Err(wrong_size(path, meta.len(), m, k, want));
             }
         }
         (&file)
@@ -164,6 +158,13 @@ impl TernaryMatrix {
             .map_err(io())?;
         TernaryMatrix::decode(&bytes, path)
     }
+}
+
+fn wrong_size(path: &Path, len: u64, m: u64, k: u64, want: u64) -> HostError {
+    bad(
+        path,
+        format!("{len} bytes, but a {m}x{k} matrix takes {want}"),
+    )
 }
 
 #[cfg(test)]
