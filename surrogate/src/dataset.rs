@@ -219,6 +219,18 @@ impl Row {
                 if self.graph.nodes.is_empty() {
                     return Some(format!("row {} has an empty graph", self.index));
                 }
+                let nodes = self.graph.nodes.len();
+                if let Some((a, b)) = self
+                    .graph
+                    .edges
+                    .iter()
+                    .find(|(a, b)| *a >= nodes || *b >= nodes)
+                {
+                    return Some(format!(
+                        "row {} has an edge {a} → {b} beyond its {nodes} nodes",
+                        self.index
+                    ));
+                }
                 None
             }
             (_, Some(_)) => Some(format!("row {} failed but carries targets", self.index)),

@@ -128,6 +128,20 @@ fn damage_and_mismatches_are_clear_errors() {
     let err = Dataset::read(&path).unwrap_err().to_string();
     assert!(err.contains("ok but has no targets"), "{err}");
 
+    // An edge to a node the graph does not have (train and eval read the same rows).
+    let mut row: serde_json::Value = serde_json::from_str(good.lines().nth(1).unwrap()).unwrap();
+    row["graph"]["edges"][0][1] = 100_000.into();
+    let text = format!(
+        "{}
+{}
+",
+        good.lines().next().unwrap(),
+        row
+    );
+    std::fs::write(&path, text).unwrap();
+    let err = Dataset::read(&path).unwrap_err().to_string();
+    assert!(err.contains("beyond its"), "{err}");
+
     // Another format version.
     std::fs::write(&path, good.replacen("\"version\":1", "\"version\":99", 1)).unwrap();
     assert!(matches!(
