@@ -46,7 +46,7 @@ pub fn matmul_config(path: &Path) -> Result<Config> {
 pub fn serve_command(
     config: &Path,
     listen: &str,
-    idle_timeout: Duration,
+    opts: &ServeOptions,
     waveform: Option<&Path>,
 ) -> Result<()> {
     let cfg = matmul_config(config)?;
@@ -55,15 +55,16 @@ pub fn serve_command(
     let mut board = SimBoard::new(&cfg, &ModelCache::default(), waveform)?;
     let info = board.info()?;
     install_signal_handlers();
-    let opts = ServeOptions {
-        idle_timeout,
-        ..ServeOptions::default()
-    };
     let t0 = Instant::now();
-    let summary = serve(&listen, &mut board, &opts, &SHUTDOWN, |bound| {
+    let summary = serve(&listen, &mut board, opts, &SHUTDOWN, |bound| {
         println!(
-            "serving {bound}: {} (design id {:08x}); one client at a time; Ctrl-C to stop",
-            info.description, info.design_id
+            "serving {bound}: {} (design id {:08x}); one client at a time, up to {} waiting \
+             (idle timeout {} s, hold limit {} s while others wait); Ctrl-C to stop",
+            info.description,
+            info.design_id,
+            opts.max_waiting,
+            opts.idle_timeout.as_secs(),
+            opts.max_hold.as_secs()
         );
     })?;
     board.flush_waveform();
@@ -107,6 +108,7 @@ pub struct RunArgs {
     pub seed: u64,
     pub weights: Option<PathBuf>,
     pub timeout: Duration,
+    pub board_wait: Duration,
 }
 
 fn mb_per_s(bytes: u64, d: Duration) -> f64 {
@@ -140,6 +142,7 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
     let opts = OpenOptions {
         timeout: a.timeout,
         run_timeout: a.timeout.max(Duration::from_secs(60)),
+        board_wait: a.board_wait,
         ..OpenOptions::default()
     };
     let t_open = Instant::now();

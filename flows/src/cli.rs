@@ -223,8 +223,15 @@ enum Command {
         #[arg(long)]
         listen: String,
         /// Disconnect a client silent for this many seconds.
-        #[arg(long, default_value_t = 300)]
+        #[arg(long, default_value_t = 30)]
         idle_timeout: u64,
+        /// A client that has held the board this many seconds gives it up at its next
+        /// request, if another client is waiting.
+        #[arg(long, default_value_t = 300)]
+        max_hold: u64,
+        /// Clients that may wait for the board (more stay in the listen backlog).
+        #[arg(long, default_value_t = 16)]
+        max_waiting: usize,
         /// Record the whole session's waveform (VCD) here.
         #[arg(long)]
         waveform: Option<PathBuf>,
@@ -248,6 +255,9 @@ enum Command {
         /// Seconds any one board call may take.
         #[arg(long, default_value_t = 10)]
         timeout: u64,
+        /// Seconds to wait while `tern serve` gives the board to another client.
+        #[arg(long, default_value_t = 60)]
+        board_wait: u64,
     },
     /// Project an engine onto a whole model's ternary matmuls on a board: decode tokens/s
     /// and prefill time, from the exact cycle model and the DDR bandwidth.
@@ -652,13 +662,21 @@ pub fn main() -> Result<()> {
             config,
             listen,
             idle_timeout,
+            max_hold,
+            max_waiting,
             waveform,
-        } => crate::board::serve_command(
-            &config,
-            &listen,
-            std::time::Duration::from_secs(idle_timeout),
-            waveform.as_deref(),
-        )?,
+        } => {
+            if idle_timeout == 0 || max_waiting == 0 {
+                anyhow::bail!("--idle-timeout and --max-waiting must be at least 1");
+            }
+            let opts = tern_host::server::ServeOptions {
+                idle_timeout: std::time::Duration::from_secs(idle_timeout),
+                max_hold: std::time::Duration::from_secs(max_hold),
+                max_waiting,
+                ..tern_host::server::ServeOptions::default()
+            };
+            crate::board::serve_command(&config, &listen, &opts, waveform.as_deref())?
+        }
         Command::Run {
             board_uri,
             config,
@@ -666,6 +684,7 @@ pub fn main() -> Result<()> {
             seed,
             weights,
             timeout,
+            board_wait,
         } => crate::board::run_command(&crate::board::RunArgs {
             uri: board_uri,
             config,
@@ -673,6 +692,7 @@ pub fn main() -> Result<()> {
             seed,
             weights,
             timeout: std::time::Duration::from_secs(timeout),
+            board_wait: std::time::Duration::from_secs(board_wait),
         })?,
         Command::Project {
             config,

@@ -26,6 +26,8 @@ pub struct OpenOptions {
     pub run_timeout: Duration,
     /// Where `sim:` builds and caches its Verilator model.
     pub cache: PathBuf,
+    /// How long to wait in `tern serve`'s queue while another client holds the board.
+    pub board_wait: Duration,
 }
 
 impl Default for OpenOptions {
@@ -34,6 +36,7 @@ impl Default for OpenOptions {
             timeout: Duration::from_secs(10),
             run_timeout: Duration::from_secs(60),
             cache: tern_sim::verilator::default_cache_root(),
+            board_wait: Duration::from_secs(10),
         }
     }
 }
@@ -55,10 +58,11 @@ pub fn open_transport(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Box
         BoardUri::Unix(path) => {
             let s = std::os::unix::net::UnixStream::connect(&path)
                 .map_err(connect_err(path.display().to_string()))?;
-            Box::new(FramedTransport::connect(
+            Box::new(FramedTransport::connect_waiting(
                 StreamPipe::new(s),
                 uri,
                 opts.timeout,
+                opts.board_wait,
             )?)
         }
         BoardUri::Tcp(addr) => {
@@ -74,10 +78,11 @@ pub fn open_transport(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Box
             let s = std::net::TcpStream::connect_timeout(first, opts.timeout)
                 .map_err(connect_err(addr.clone()))?;
             s.set_nodelay(true).map_err(connect_err(addr.clone()))?;
-            Box::new(FramedTransport::connect(
+            Box::new(FramedTransport::connect_waiting(
                 StreamPipe::new(s),
                 uri,
                 opts.timeout,
+                opts.board_wait,
             )?)
         }
         BoardUri::Xdma(prefix) => Box::new(crate::xdma::XdmaTransport::open(&prefix, 0)?),

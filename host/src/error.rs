@@ -25,6 +25,9 @@ pub enum HostError {
     Timeout { what: String, timeout: Duration },
     #[error("the board is running a kernel; card memory belongs to it until ap_idle")]
     Busy,
+    /// `tern serve` gave the board to another client; the message says whom and since when.
+    #[error("{0}")]
+    Held(String),
     #[error("the connection to the board closed: {0}")]
     Disconnected(String),
     #[error("protocol error: {0}")]

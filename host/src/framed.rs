@@ -10,6 +10,8 @@ use crate::wire::{Header, Opcode, Status, HEADER_BYTES, MAX_MESSAGE, MAX_PAYLOAD
 
 /// Extra time allowed past a wait's own timeout for the reply to travel.
 const WAIT_MARGIN: Duration = Duration::from_secs(2);
+/// How often a client waiting in `tern serve`'s queue asks again.
+const HELD_RETRY: Duration = Duration::from_millis(200);
 
 pub struct FramedTransport<P: BytePipe> {
     pipe: P,
@@ -31,6 +33,17 @@ impl<P: BytePipe> FramedTransport<P> {
     /// Connect over `pipe` and ask the board for its card memory size; `timeout`
     /// bounds every call.
     pub fn connect(pipe: P, name: impl Into<String>, timeout: Duration) -> Result<Self> {
+        Self::connect_waiting(pipe, name, timeout, Duration::ZERO)
+    }
+
+    /// `connect`, waiting up to `board_wait` in `tern serve`'s queue while another
+    /// client holds the board (the first reply says who; it is logged once).
+    pub fn connect_waiting(
+        pipe: P,
+        name: impl Into<String>,
+        timeout: Duration,
+        board_wait: Duration,
+    ) -> Result<Self> {
         let mut t = FramedTransport {
             pipe,
             name: name.into(),
@@ -39,7 +52,31 @@ impl<P: BytePipe> FramedTransport<P> {
             card_bytes: 0,
             broken: None,
         };
-        t.card_bytes = t.info()?.card_bytes;
+        let give_up = Instant::now() + board_wait;
+        let mut told = false;
+        t.card_bytes = loop {
+            match t.info() {
+                Err(HostError::Held(why)) if Instant::now() < give_up => {
+                    if !told {
+                        tracing::warn!(
+                            "{}: {why}; waiting up to {} s",
+                            t.name,
+                            board_wait.as_secs()
+                        );
+                        told = true;
+                    }
+                    std::thread::sleep(HELD_RETRY.min(give_up - Instant::now()));
+                }
+                Err(HostError::Held(why)) => {
+                    return Err(HostError::Held(format!(
+                        "{}: {why} (waited {} s; `--board-wait` waits longer)",
+                        t.name,
+                        board_wait.as_secs()
+                    )))
+                }
+                other => break other?.card_bytes,
+            }
+        };
         Ok(t)
     }
 
@@ -107,12 +144,13 @@ impl<P: BytePipe> FramedTransport<P> {
         let mut h = [0u8; HEADER_BYTES];
         if let Err(e) = self.recv(&mut h, deadline, "before replying") {
             let e = match e {
-                // No reply to a connection's first request: the usual cause is a queue.
+                // No reply at all to a connection's first request: `tern serve` answers
+                // a waiting client at once, unless its queue is full.
                 HostError::Timeout { what, timeout } if tag == 1 => HostError::Timeout {
                     what: format!(
-                        "{what} (tern serve serves one client at a time: another client may \
-                         hold the board until it disconnects or is dropped by the server's \
-                         idle timeout)"
+                        "{what} (tern serve answers clients waiting for the board at once; \
+                         no answer means its queue of waiting clients is full, so this one \
+                         is still in the listen backlog, or the server is stuck)"
                     ),
                     timeout,
                 },
@@ -145,6 +183,7 @@ impl<P: BytePipe> FramedTransport<P> {
             let message = String::from_utf8_lossy(&msg).into_owned();
             return Err(match status {
                 Some(Status::Busy) => HostError::Busy,
+                Some(Status::Held) => HostError::Held(message),
                 Some(Status::Timeout) => HostError::Timeout {
                     what: format!("{}: {message}", self.name),
                     timeout: extra_wait,

@@ -11,6 +11,7 @@
 pub mod device;
 pub mod error;
 pub mod framed;
+mod lobby;
 pub mod pipe;
 pub mod server;
 pub mod sim;

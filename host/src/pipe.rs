@@ -12,6 +12,10 @@ pub trait BytePipe {
     fn send(&mut self, bytes: &[u8], deadline: Instant) -> io::Result<()>;
     /// Receive at least one byte (0 means the other side closed) before `deadline`.
     fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize>;
+    /// The file descriptor `poll(2)` can watch for input, if there is one.
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        None
+    }
 }
 
 /// Why `recv_exact` stopped short.
@@ -72,7 +76,7 @@ fn remaining(deadline: Instant) -> io::Result<std::time::Duration> {
 }
 
 /// A socket's deadlines are its read and write timeouts, set before each call.
-pub trait TimedStream: Read + Write {
+pub trait TimedStream: Read + Write + std::os::fd::AsRawFd {
     fn set_timeouts(&self, t: std::time::Duration) -> io::Result<()>;
 }
 
@@ -136,6 +140,9 @@ impl<S: TimedStream> BytePipe for StreamPipe<S> {
     fn recv(&mut self, buf: &mut [u8], deadline: Instant) -> io::Result<usize> {
         self.arm(deadline)?;
         self.stream.read(buf)
+    }
+    fn fd(&self) -> Option<std::os::fd::RawFd> {
+        Some(self.stream.as_raw_fd())
     }
 }
 

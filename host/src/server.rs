@@ -1,16 +1,19 @@
 //! The board side of the wire protocol: one connection's request loop, and the
 //! daemon's listener (`tern serve`).
 //!
-//! Policy: clients are served one after another, each to the end of its connection;
-//! the next waits in the listen backlog, and finds the board reset. A board has one
-//! register file and one card memory, so interleaving two hosts' requests would only let
-//! them corrupt each other's runs. A client silent for longer than the idle timeout is disconnected so that a
-//! stuck host cannot hold the board forever.
+//! Policy (docs/wire.md, "Sharing a board"; implemented in `lobby`): one client holds
+//! the board at a time, to the end of its connection, and the next finds it reset. A
+//! board has one register file and one card memory, so interleaving two hosts' requests
+//! would only let them corrupt each other's runs. Clients that connect meanwhile wait in
+//! a queue and are answered at once with who holds the board; a silent holder loses it
+//! after the idle timeout, and a busy one after the hold limit if others wait.
 
 use std::net::{SocketAddr, TcpListener, TcpStream};
 use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
+
+use crate::lobby::{Holder, Lobby, Pipe};
 use std::time::{Duration, Instant};
 
 use crate::error::{io, HostError, Result};
@@ -31,13 +34,20 @@ pub struct ServeOptions {
     pub idle_timeout: Duration,
     /// Time allowed for the rest of a frame once its first byte arrived.
     pub frame_timeout: Duration,
+    /// A holder that has had the board this long gives it up at its next request, but
+    /// only while another client waits.
+    pub max_hold: Duration,
+    /// Connections waiting behind the holder; more stay in the listen backlog.
+    pub max_waiting: usize,
 }
 
 impl Default for ServeOptions {
     fn default() -> Self {
         ServeOptions {
-            idle_timeout: Duration::from_secs(300),
+            idle_timeout: Duration::from_secs(30),
             frame_timeout: Duration::from_secs(10),
+            max_hold: Duration::from_secs(300),
+            max_waiting: 16,
         }
     }
 }
@@ -49,6 +59,8 @@ pub enum Ended {
     Closed,
     Idle,
     Shutdown,
+    /// The hold limit passed while others waited; the client was told so.
+    HoldLimit,
     /// The client broke the protocol; the reason was sent to it if possible.
     Protocol(String),
     Io(String),
@@ -72,7 +84,7 @@ fn status_of(e: &HostError) -> Status {
     }
 }
 
-fn reply(
+pub(crate) fn reply(
     pipe: &mut dyn BytePipe,
     request: u8,
     tag: u32,
@@ -94,7 +106,7 @@ fn reply(
     Ok((HEADER_BYTES + payload.len()) as u64)
 }
 
-fn message(text: &str) -> &[u8] {
+pub(crate) fn message(text: &str) -> &[u8] {
     let mut end = text.len().min(MAX_MESSAGE);
     while !text.is_char_boundary(end) {
         end -= 1;
@@ -145,12 +157,25 @@ fn truncated(e: RecvError, before: usize, want: usize) -> Ended {
 }
 
 /// Serve one connection until it ends. Requests are answered in order; the board's
-/// errors become error replies and the connection goes on.
+/// errors become error replies and the connection goes on. (A single pipe, as USB's,
+/// has no one waiting behind it: no hold limit.)
 pub fn serve_connection(
     pipe: &mut dyn BytePipe,
     board: &mut dyn Transport,
     opts: &ServeOptions,
     shutdown: &AtomicBool,
+) -> (Ended, ConnectionStats) {
+    serve_holder(pipe, board, opts, shutdown, None)
+}
+
+/// `serve_connection` for the holder of a shared board: `hold` is the lobby it was
+/// promoted from and its turn, for the hold limit.
+fn serve_holder(
+    pipe: &mut dyn BytePipe,
+    board: &mut dyn Transport,
+    opts: &ServeOptions,
+    shutdown: &AtomicBool,
+    hold: Option<(&Lobby, &Holder)>,
 ) -> (Ended, ConnectionStats) {
     let mut stats = ConnectionStats::default();
     // Request and reply buffers live as long as the connection: a 1 MiB DMA does not
@@ -190,6 +215,22 @@ pub fn serve_connection(
             return (truncated(e, HEADER_BYTES, HEADER_BYTES + len), stats);
         }
         stats.bytes_in += len as u64;
+        if let Some((lobby, holder)) = hold {
+            let waiting = lobby.waiting();
+            if waiting > 0 && holder.since.elapsed() >= opts.max_hold {
+                let text = crate::lobby::hold_limit_message(holder, waiting, opts);
+                let _ = reply(
+                    pipe,
+                    header.opcode,
+                    header.tag,
+                    Status::Held,
+                    0,
+                    message(&text),
+                    Instant::now() + opts.frame_timeout,
+                );
+                return (Ended::HoldLimit, stats);
+            }
+        }
         stats.requests += 1;
         let (status, count, reply_len, text) =
             handle(board, &header, &payload[..len], &mut body, shutdown);
@@ -391,8 +432,9 @@ pub struct ServeSummary {
     pub requests: u64,
 }
 
-/// Listen and serve clients one after another until `shutdown` is set. `ready` is
-/// called with the bound address (with the real port for `tcp:…:0`).
+/// Listen and serve clients one after another until `shutdown` is set, with the
+/// sharing policy of `lobby`. `ready` is called with the bound address (with the real
+/// port for `tcp:…:0`).
 pub fn serve(
     listen: &Listen,
     board: &mut dyn Transport,
@@ -402,62 +444,120 @@ pub fn serve(
 ) -> Result<ServeSummary> {
     let (listener, bound) = bind(listen)?;
     ready(&bound);
-    let mut summary = ServeSummary::default();
-    while !shutdown.load(Ordering::Relaxed) {
-        let accepted: std::io::Result<(Box<dyn BytePipe>, String)> = match &listener {
-            Listener::Unix(l, path) => l.accept().and_then(|(s, _)| {
-                s.set_nonblocking(false)?;
-                Ok((
-                    Box::new(StreamPipe::new(s)) as Box<dyn BytePipe>,
-                    format!("unix:{}", path.display()),
-                ))
-            }),
-            Listener::Tcp(l) => l.accept().and_then(|(s, peer): (TcpStream, _)| {
-                s.set_nonblocking(false)?;
-                s.set_nodelay(true)?;
-                Ok((
-                    Box::new(StreamPipe::new(s)) as Box<dyn BytePipe>,
-                    format!("tcp:{peer}"),
-                ))
-            }),
-        };
-        let (mut pipe, peer) = match accepted {
-            Ok(a) => a,
-            Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => {
-                std::thread::sleep(POLL);
-                continue;
+    let lobby = Lobby::default();
+    std::thread::scope(|scope| {
+        // The lobby thread accepts connections and answers the waiting ones while this
+        // thread serves the holder.
+        scope.spawn(|| {
+            while !shutdown.load(Ordering::Relaxed) {
+                while lobby.waiting() < opts.max_waiting {
+                    match accept(&listener) {
+                        Ok((pipe, peer)) => lobby.admit(pipe, peer),
+                        Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                        Err(e) => {
+                            if lobby.log_allowed() {
+                                tracing::warn!("accept failed: {e}");
+                            }
+                            break;
+                        }
+                    }
+                }
+                lobby.answer_waiting(opts);
+                lobby.poll(listener.fd(), POLL);
             }
-            Err(e) => {
-                tracing::warn!("accept failed: {e}");
-                std::thread::sleep(POLL);
-                continue;
+        });
+        let mut summary = ServeSummary::default();
+        while let Some((holder, mut pipe)) = lobby.next_holder(|| shutdown.load(Ordering::Relaxed))
+        {
+            summary.connections += 1;
+            let n = holder.client;
+            if lobby.log_allowed() {
+                tracing::info!(client = n, peer = %holder.peer, "connected");
             }
-        };
-        summary.connections += 1;
-        let n = summary.connections;
-        tracing::info!(client = n, %peer, "connected");
-        let t0 = Instant::now();
-        let (end, stats) = serve_connection(pipe.as_mut(), board, opts, shutdown);
-        summary.requests += stats.requests;
-        // Whatever the client left behind (a kernel it started and never waited for, a
-        // pending interrupt), the next client finds a board just out of reset.
-        if let Err(e) = board.reset() {
-            tracing::warn!(
-                client = n,
-                "could not reset the board after the client: {e}"
+            let (end, stats) = serve_holder(
+                pipe.as_mut(),
+                board,
+                opts,
+                shutdown,
+                Some((&lobby, &holder)),
             );
+            drop(pipe);
+            summary.requests += stats.requests;
+            // Whatever the client left behind (a kernel it started and never waited for,
+            // a pending interrupt), the next client finds a board just out of reset.
+            if let Err(e) = board.reset() {
+                tracing::warn!(
+                    client = n,
+                    "could not reset the board after the client: {e}"
+                );
+            }
+            lobby.release();
+            if lobby.log_allowed() {
+                tracing::info!(
+                    client = n,
+                    requests = stats.requests,
+                    errors = stats.errors,
+                    bytes_in = stats.bytes_in,
+                    bytes_out = stats.bytes_out,
+                    seconds = holder.since.elapsed().as_secs_f64(),
+                    "disconnected: {end:?}"
+                );
+            }
         }
-        tracing::info!(
-            client = n,
-            requests = stats.requests,
-            errors = stats.errors,
-            bytes_in = stats.bytes_in,
-            bytes_out = stats.bytes_out,
-            seconds = t0.elapsed().as_secs_f64(),
-            "disconnected: {end:?}"
-        );
+        Ok(summary)
+    })
+}
+
+impl Listener {
+    fn fd(&self) -> std::os::fd::RawFd {
+        use std::os::fd::AsRawFd;
+        match self {
+            Listener::Unix(l, _) => l.as_raw_fd(),
+            Listener::Tcp(l) => l.as_raw_fd(),
+        }
     }
-    Ok(summary)
+}
+
+fn accept(listener: &Listener) -> std::io::Result<(Pipe, String)> {
+    match listener {
+        Listener::Unix(l, _) => l.accept().and_then(|(s, _)| {
+            s.set_nonblocking(false)?;
+            let peer = unix_peer(&s);
+            Ok((Box::new(StreamPipe::new(s)) as Pipe, peer))
+        }),
+        Listener::Tcp(l) => l.accept().and_then(|(s, peer): (TcpStream, _)| {
+            s.set_nonblocking(false)?;
+            s.set_nodelay(true)?;
+            Ok((Box::new(StreamPipe::new(s)) as Pipe, format!("tcp:{peer}")))
+        }),
+    }
+}
+
+/// A Unix-socket client by its process: what a lab member sharing a machine can
+/// recognise ("pid 4242 (tern), uid 1000").
+fn unix_peer(s: &UnixStream) -> String {
+    use std::os::fd::AsRawFd;
+    let mut cred = libc::ucred {
+        pid: 0,
+        uid: 0,
+        gid: 0,
+    };
+    let mut len = std::mem::size_of::<libc::ucred>() as libc::socklen_t;
+    // SAFETY: `cred` and `len` are valid for writes of the sizes given.
+    let rc = unsafe {
+        libc::getsockopt(
+            s.as_raw_fd(),
+            libc::SOL_SOCKET,
+            libc::SO_PEERCRED,
+            (&mut cred as *mut libc::ucred).cast(),
+            &mut len,
+        )
+    };
+    if rc != 0 || cred.pid == 0 {
+        return "unix peer".into();
+    }
+    let comm = std::fs::read_to_string(format!("/proc/{}/comm", cred.pid)).unwrap_or_default();
+    format!("pid {} ({}), uid {}", cred.pid, comm.trim(), cred.uid)
 }
 
 /// Whether a Unix socket path has a daemon behind it.

@@ -67,6 +67,8 @@ pub enum Status {
     Busy = 8,
     BadRequest = 9,
     BoardError = 10,
+    /// The board is held by another client; a waiting connection keeps its place.
+    Held = 11,
 }
 
 impl Status {
@@ -84,6 +86,7 @@ impl Status {
             Busy,
             BadRequest,
             BoardError,
+            Held,
         ]
         .into_iter()
         .find(|s| *s as u8 == v)

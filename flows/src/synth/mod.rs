@@ -198,12 +198,28 @@ pub struct Run<R> {
     pub wall_seconds: f64,
 }
 
-/// A fresh work directory under the cache root.
+/// A fresh work directory under the cache root: `work/{what}-{key}-{host}-{pid}-{n}`.
+/// The first one a process makes also clears the directories that killed runs of this
+/// host left behind.
 fn work_dir(opts: &SynthOptions, key: &str, what: &str) -> Result<PathBuf, SynthError> {
     static COUNTER: AtomicUsize = AtomicUsize::new(0);
-    let dir = opts.cache_root.join("work").join(format!(
-        "{what}-{}-{}-{}",
+    static SWEPT: std::sync::Once = std::sync::Once::new();
+    let root = opts.cache_root.join("work");
+    SWEPT.call_once(|| {
+        let n = remove_stale_work_dirs(&root, &host_name(), |pid| {
+            Path::new("/proc").join(pid.to_string()).exists()
+        });
+        if n > 0 {
+            tracing::info!(
+                "removed {n} work directories of killed runs under {}",
+                root.display()
+            );
+        }
+    });
+    let dir = root.join(format!(
+        "{what}-{}-{}-{}-{}",
         &key[..12],
+        host_name(),
         std::process::id(),
         COUNTER.fetch_add(1, Ordering::Relaxed)
     ));
@@ -211,10 +227,54 @@ fn work_dir(opts: &SynthOptions, key: &str, what: &str) -> Result<PathBuf, Synth
     Ok(dir)
 }
 
+/// Marks a work directory kept on purpose (a failed run, `--keep-work`): never swept.
+const KEPT_MARKER: &str = "KEPT";
+
 fn finish_work_dir(dir: &Path, ok: bool, opts: &SynthOptions) {
     if ok && !opts.keep_work {
         let _ = std::fs::remove_dir_all(dir);
+    } else {
+        let why = if ok { "--keep-work" } else { "the run failed" };
+        let _ = std::fs::write(dir.join(KEPT_MARKER), format!("kept: {why}\n"));
     }
+}
+
+/// This machine's name, as work directories record it (a shared cache may be written by
+/// several hosts; only this host's processes can be checked for life).
+fn host_name() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().replace(['/', '-'], "_"))
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// Remove the work directories under `root` that a process of `host` made and left
+/// unfinished (no `KEPT` marker) and that is no longer `alive`; the count removed.
+fn remove_stale_work_dirs(root: &Path, host: &str, alive: impl Fn(u32) -> bool) -> usize {
+    let Ok(entries) = std::fs::read_dir(root) else {
+        return 0;
+    };
+    let mut removed = 0;
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        // {what}-{key}-{host}-{pid}-{n}: the host and pid are the third and fourth fields.
+        let fields: Vec<&str> = name.split('-').collect();
+        let [_, _, h, pid, _] = fields[..] else {
+            continue;
+        };
+        let Ok(pid) = pid.parse::<u32>() else {
+            continue;
+        };
+        let path = entry.path();
+        if h != host || alive(pid) || path.join(KEPT_MARKER).exists() {
+            continue;
+        }
+        if std::fs::remove_dir_all(&path).is_ok() {
+            removed += 1;
+        }
+    }
+    removed
 }
 
 fn design_files(design: &Design) -> Vec<&str> {
@@ -639,5 +699,47 @@ pub fn outcome_summary(outcome: &SynthOutcome) -> String {
         ),
         SynthOutcome::Failed { message, .. } => format!("FAILED: {message}"),
         SynthOutcome::TimedOut { limit_s } => format!("TIMED OUT after {limit_s:.0} s"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A run killed mid-synthesis leaves its work directory behind; the next process of
+    /// the same host removes it, and nothing that is alive, kept or another host's.
+    #[test]
+    fn work_directories_of_killed_runs_are_removed_and_nothing_else() {
+        let root = tempfile::tempdir().unwrap();
+        let host = host_name();
+        let mut child = std::process::Command::new("true").spawn().unwrap();
+        let dead = child.id();
+        child.wait().unwrap();
+        let me = std::process::id();
+        let make = |name: String, kept: bool| {
+            let d = root.path().join(name);
+            std::fs::create_dir_all(&d).unwrap();
+            std::fs::write(d.join("synth.ys"), "read_verilog x.v\n").unwrap();
+            if kept {
+                std::fs::write(d.join(KEPT_MARKER), "kept: the run failed\n").unwrap();
+            }
+            d
+        };
+        let killed = make(format!("synth-0123456789ab-{host}-{dead}-0"), false);
+        let killed_pnr = make(format!("pnr-0123456789ab-{host}-{dead}-3"), false);
+        let failed = make(format!("synth-0123456789ab-{host}-{dead}-1"), true);
+        let running = make(format!("synth-0123456789ab-{host}-{me}-0"), false);
+        let elsewhere = make(format!("synth-0123456789ab-otherhost-{dead}-0"), false);
+        let unrelated = make("notes".into(), false);
+        let alive = |pid: u32| Path::new("/proc").join(pid.to_string()).exists();
+        assert_eq!(remove_stale_work_dirs(root.path(), &host, alive), 2);
+        assert!(!killed.exists() && !killed_pnr.exists());
+        for d in [failed, running, elsewhere, unrelated] {
+            assert!(d.exists(), "{} was removed", d.display());
+        }
+        assert_eq!(
+            remove_stale_work_dirs(&root.path().join("absent"), &host, alive),
+            0
+        );
     }
 }

@@ -5,15 +5,22 @@
 use ndarray::Array2;
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
+use std::io::{Read, Write};
+use std::os::unix::net::UnixStream;
 use std::path::PathBuf;
 use std::sync::atomic::AtomicBool;
 use std::sync::Arc;
 use std::thread::JoinHandle;
+use std::time::Duration;
 
 use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::Config;
+use tern_host::framed::FramedTransport;
+use tern_host::pipe::StreamPipe;
+use tern_host::regmap;
 use tern_host::server::{serve, serve_connection, Listen, ServeOptions};
 use tern_host::sim::SimBoard;
+use tern_host::wire::{Header, Opcode, Status, HEADER_BYTES};
 use tern_host::{Device, OpenOptions, Transport};
 use tern_sim::golden::tlmm::ternary_gemm;
 use tern_sim::verilator::{default_cache_root, ModelCache};
@@ -179,6 +186,78 @@ pub fn usb_over_memory_pipe(cfg: &Config) -> (Box<dyn Transport>, Served) {
             _dir: None,
         },
     )
+}
+
+/// Raw-socket helpers: a client written from docs/wire.md alone.
+pub fn sock_path(uri: &str) -> &str {
+    uri.strip_prefix("unix:").unwrap()
+}
+
+/// A raw connection that holds the board: it asks `HW_ID` until the answer is no longer
+/// "held by another client" (the previous test client may still be on its way out).
+pub fn raw(uri: &str) -> UnixStream {
+    let mut s = raw_waiting(uri);
+    let probe = Header::request(Opcode::Read32, 0, u64::from(regmap::HW_ID), 0, 0).encode();
+    let t0 = std::time::Instant::now();
+    loop {
+        s.write_all(&probe).unwrap();
+        let (h, text) = reply(&mut s).expect("the server closed a new connection");
+        if h.status == Status::Ok as u8 {
+            return s;
+        }
+        assert_eq!(h.status, Status::Held as u8, "{text}");
+        assert!(
+            t0.elapsed() < Duration::from_secs(20),
+            "never got the board: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A raw connection, nothing sent: it may be waiting behind the holder.
+pub fn raw_waiting(uri: &str) -> UnixStream {
+    let s = UnixStream::connect(sock_path(uri)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    s
+}
+
+/// Read one reply frame; None if the server closed instead.
+pub fn reply(s: &mut UnixStream) -> Option<(Header, String)> {
+    let mut h = [0u8; HEADER_BYTES];
+    if s.read_exact(&mut h).is_err() {
+        return None;
+    }
+    let h = Header::decode(&h).expect("the server's reply header is well formed");
+    let mut body = vec![0u8; h.len as usize];
+    s.read_exact(&mut body).unwrap();
+    Some((h, String::from_utf8_lossy(&body).into_owned()))
+}
+
+/// The server closed the connection (end of stream or reset); a read that merely times
+/// out is not a close.
+pub fn closed(s: &mut UnixStream) -> bool {
+    let mut b = [0u8; 1];
+    match s.read(&mut b) {
+        Ok(0) => true,
+        Ok(_) => false,
+        Err(e) => matches!(
+            e.kind(),
+            std::io::ErrorKind::ConnectionReset | std::io::ErrorKind::BrokenPipe
+        ),
+    }
+}
+
+pub fn good_client_works(uri: &str) {
+    let s = UnixStream::connect(sock_path(uri)).unwrap();
+    // The previous client may still be on its way out: wait for the board a little.
+    let mut t = FramedTransport::connect_waiting(
+        StreamPipe::new(s),
+        uri,
+        Duration::from_secs(10),
+        Duration::from_secs(10),
+    )
+    .unwrap();
+    assert_eq!(t.read32(regmap::HW_ID.into()).unwrap(), regmap::HW_ID_VALUE);
 }
 
 pub fn tmp_path(name: &str) -> PathBuf {
