@@ -338,3 +338,28 @@ fn dse_synthesises_its_top_picks_and_reports_predicted_against_actual() {
     }
     assert!(out.join("front.png").metadata().unwrap().len() > 1000);
 }
+
+/// Each shipped model was trained on the shipped dataset beside it, byte for byte:
+/// `tern eval` on the pair neither refuses it nor notes another dataset version.
+#[test]
+fn the_shipped_models_were_trained_on_the_shipped_datasets() {
+    let dir = tempfile::tempdir().unwrap();
+    for name in ["matmul-kv260", "matmul-edge-ulx3s"] {
+        let o = tern_in(
+            dir.path(),
+            &[],
+            &[
+                "eval",
+                "--dataset",
+                &repo(&format!("datasets/{name}.jsonl")),
+                "--model",
+                &repo(&format!("models/{name}.tgnn")),
+                "--out",
+                dir.path().join(name).to_str().unwrap(),
+            ],
+        );
+        let t = text(&o);
+        assert!(o.status.success(), "{name}: {t}");
+        assert!(!t.contains("another version of the dataset"), "{name}: {t}");
+    }
+}
