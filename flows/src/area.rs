@@ -15,9 +15,9 @@ use tern_boards::Board;
 use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{Config, DesignConfig, EngineKind};
 
-use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
-use crate::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 use crate::synthesis::write_json;
+use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 
 /// Weights per clock the comparison is made at.
 pub const SIZES: [usize; 4] = [128, 256, 512, 1024];
@@ -200,7 +200,7 @@ fn point(
     } else if usage.is_none() {
         row.synth
             .as_ref()
-            .map(|s| crate::synth::outcome_summary(&s.outcome))
+            .map(|s| tern_build::synth::outcome_summary(&s.outcome))
     } else {
         row.pnr.as_ref().and_then(|p| match &p.outcome {
             PnrOutcome::Ok { .. } => None,
@@ -279,7 +279,7 @@ fn write_outputs(
 ) -> Result<()> {
     let mut table = markdown(points, tools);
     table.push_str(&tool_times(rows));
-    crate::synth::cache::write_atomic(&out.join("area.md"), table.as_bytes())?;
+    tern_build::synth::cache::write_atomic(&out.join("area.md"), table.as_bytes())?;
     plot(points, &out.join("area.svg"), &out.join("area.png"))?;
     print!("{table}");
     Ok(())

@@ -322,8 +322,8 @@ struct FlowArgs {
 }
 
 impl FlowArgs {
-    fn options(&self) -> crate::synth::SynthOptions {
-        let mut o = crate::synth::SynthOptions::new(tern_sim::verilator::default_cache_root());
+    fn options(&self) -> tern_build::synth::SynthOptions {
+        let mut o = tern_build::synth::SynthOptions::new(tern_sim::verilator::default_cache_root());
         o.time_limit = std::time::Duration::from_secs(self.time_limit.max(1));
         o.force = self.force;
         o.keep_work = self.keep_work;
@@ -519,7 +519,7 @@ pub fn main() -> Result<()> {
                 .iter()
                 .map(|b| Board::resolve(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            let plan = crate::sweep::SweepPlan {
+            let plan = tern_build::sweep::SweepPlan {
                 jobs: jobs(j),
                 pnr,
                 seed,

@@ -14,8 +14,8 @@ use tern_hdl::{design_graph, DesignConfig};
 use tern_surrogate::dataset::{Header, Row, Status, Targets, Writer, FORMAT, VERSION};
 use tern_surrogate::space::{Sample, Space};
 
-use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
-use crate::synth::{PnrOutcome, SynthOptions, SynthOutcome};
+use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 
 pub struct DatasetPlan {
     pub n: usize,

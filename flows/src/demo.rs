@@ -12,7 +12,7 @@ use tern_sim::verilator::ModelCache;
 use crate::cli::find_in_repo;
 use crate::cosim::{self, Handshakes};
 use crate::lint;
-use crate::synth::{self, SynthOptions, SynthOutcome};
+use tern_build::synth::{self, SynthOptions, SynthOutcome};
 
 /// Real synthesis for the config's board (Yosys; cached), with a fit verdict.
 fn synthesis(design: &tern_hdl::Design, board: &Board) -> Result<bool> {

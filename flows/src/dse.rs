@@ -19,8 +19,8 @@ use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
 
 use crate::plot::{plot_error, register_png_font};
 use crate::surrogate::FoundModel;
-use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
-use crate::synth::SynthOptions;
+use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::synth::SynthOptions;
 
 pub struct DsePlan {
     pub n: usize,

@@ -11,6 +11,4 @@ pub mod lint;
 pub mod plot;
 pub mod project;
 pub mod surrogate;
-pub mod sweep;
-pub mod synth;
 pub mod synthesis;

@@ -105,7 +105,7 @@ pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrog
         loaded.items.iter().filter(|i| i.split == Split::HeldOutRegion).count(),
     );
     let progress = Bar(
-        crate::sweep::progress_bar((options.members * options.max_epochs) as u64),
+        tern_build::sweep::progress_bar((options.members * options.max_epochs) as u64),
         options.members,
     );
     let start = Instant::now();

@@ -9,8 +9,8 @@ use std::time::Instant;
 use tern_boards::Board;
 use tern_hdl::{generate_any, Design, DesignConfig};
 
-use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
-use crate::synth::{self, PnrOutcome, PnrRecord, SynthOptions, SynthOutcome, SynthRecord};
+use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::synth::{self, PnrOutcome, PnrRecord, SynthOptions, SynthOutcome, SynthRecord};
 
 /// The board named on the command line, else the config's `board`.
 pub fn board_for(config: &DesignConfig, board: Option<&str>, config_path: &Path) -> Result<Board> {

@@ -1,12 +1,12 @@
 //! Synthesis flow benchmark: Yosys time per design, tern's own overhead on top of it,
 //! and sweep throughput with 1 and 2 parallel runs, from an empty cache.
-//! Run: `cargo bench -p tern-flows --bench synth` (about 3 minutes on 2 cores).
+//! Run: `cargo bench -p tern-build --bench synth` (about 3 minutes on 2 cores).
 
 use std::time::Instant;
 
 use tern_boards::Board;
-use tern_flows::sweep::{self, SweepItem, SweepPlan};
-use tern_flows::synth::SynthOptions;
+use tern_build::sweep::{self, SweepItem, SweepPlan};
+use tern_build::synth::SynthOptions;
 use tern_hdl::config::ConfigBuilder;
 use tern_hdl::{DesignConfig, EngineKind};
 
