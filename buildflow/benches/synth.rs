@@ -5,6 +5,7 @@
 use std::time::Instant;
 
 use tern_boards::Board;
+use tern_build::executor::Executor;
 use tern_build::sweep::{self, SweepItem, SweepPlan};
 use tern_build::synth::SynthOptions;
 use tern_hdl::config::ConfigBuilder;
@@ -44,12 +45,13 @@ fn main() {
             &items,
             std::slice::from_ref(&board),
             SweepPlan {
-                jobs,
                 pnr: false,
                 seed: 1,
             },
             &opts,
-        );
+            &Executor::Local { jobs },
+        )
+        .unwrap();
         let stats = sweep::stats(&rows, start.elapsed().as_secs_f64());
         assert_eq!(stats.failed, 0, "a synthesis failed: {rows:?}");
         println!(

@@ -7,5 +7,7 @@
 //! - [`executor`]: where the jobs of a sweep run: the local thread pool (default) or a
 //!   Slurm cluster, through a run directory on a shared filesystem.
 
+pub mod executor;
+pub mod slurm;
 pub mod sweep;
 pub mod synth;

@@ -3,13 +3,13 @@
 //! resumes where it stopped; failures and time-outs are rows of their own, never zeros.
 
 use indicatif::{ProgressBar, ProgressStyle};
-use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::time::Instant;
 
 use tern_boards::Board;
 use tern_hdl::{generate_any, DesignConfig};
 
+use crate::executor::{ExecError, Executor, Job};
 use crate::synth::{self, PnrRecord, SynthOptions, SynthOutcome, SynthRecord};
 
 /// One design of a sweep, named for tables and plots.
@@ -47,43 +47,37 @@ impl SweepRow {
 
 #[derive(Debug, Clone, Copy)]
 pub struct SweepPlan {
-    pub jobs: usize,
     /// Also place and route on boards that have an open router.
     pub pnr: bool,
     pub seed: u64,
 }
 
-/// Run every item on every board; rows come back in input order.
+/// Run every item on every board with `executor`; rows come back in input order.
 pub fn run(
     items: &[SweepItem],
     boards: &[Board],
     plan: SweepPlan,
     opts: &SynthOptions,
-) -> Vec<SweepRow> {
-    let pairs: Vec<(&SweepItem, &Board)> = items
+    executor: &Executor,
+) -> Result<Vec<SweepRow>, ExecError> {
+    let jobs: Vec<Job> = items
         .iter()
-        .flat_map(|i| boards.iter().map(move |b| (i, b)))
-        .collect();
-    let bar = progress_bar(pairs.len() as u64);
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(plan.jobs.max(1))
-        .build()
-        .expect("thread pool");
-    let rows = pool.install(|| {
-        pairs
-            .par_iter()
-            .map(|(item, board)| {
-                let row = run_one(item, board, plan, opts);
-                bar.set_message(format!(
-                    "{} on {}: {}",
-                    row.name,
-                    row.board,
-                    row_summary(&row)
-                ));
-                bar.inc(1);
-                row
+        .flat_map(|i| {
+            boards.iter().map(move |b| Job {
+                item: i.clone(),
+                board: b.clone(),
             })
-            .collect()
+        })
+        .collect();
+    let bar = progress_bar(jobs.len() as u64);
+    let rows = executor.run(&jobs, plan, opts, &|_, row| {
+        bar.set_message(format!(
+            "{} on {}: {}",
+            row.name,
+            row.board,
+            row_summary(row)
+        ));
+        bar.inc(1);
     });
     bar.finish_and_clear();
     rows
@@ -141,6 +135,19 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
     row.error = result.err();
     row.wall_seconds = start.elapsed().as_secs_f64();
     row
+}
+
+/// A pair's row from the result cache alone, if every step of it is cached (no tool runs).
+pub fn cached_row(
+    item: &SweepItem,
+    board: &Board,
+    plan: SweepPlan,
+    opts: &SynthOptions,
+) -> Option<SweepRow> {
+    let mut only = opts.clone();
+    only.cache_only = true;
+    let row = run_one(item, board, plan, &only);
+    row.error.is_none().then_some(row)
 }
 
 /// One line on a row, for progress messages and tables.

@@ -16,6 +16,7 @@ use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{Config, DesignConfig, EngineKind};
 
 use crate::synthesis::write_json;
+use tern_build::executor::Executor;
 use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use tern_build::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 
@@ -289,7 +290,7 @@ fn write_outputs(
 #[derive(Debug, Clone)]
 pub struct AreaPlan {
     pub sizes: Vec<usize>,
-    pub jobs: usize,
+    pub executor: Executor,
     /// Place and route on ECP5 for engines of at most this many weights/clock (0: none).
     pub pnr_up_to: usize,
 }
@@ -301,10 +302,10 @@ pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
         .map(|b| Board::builtin(b))
         .collect::<Result<Vec<_>, _>>()?;
     println!(
-        "tern area: {} designs × {} boards, {} parallel runs, place and route on ECP5 up to {} weights/clock ({} s per tool run)",
+        "tern area: {} designs × {} boards, {}, place and route on ECP5 up to {} weights/clock ({} s per tool run)",
         items.len(),
         boards.len(),
-        plan.jobs,
+        plan.executor.describe(),
         plan.pnr_up_to,
         opts.time_limit.as_secs()
     );
@@ -316,12 +317,12 @@ pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
         &sweep_items,
         &boards,
         SweepPlan {
-            jobs: plan.jobs,
             pnr: false,
             seed: 1,
         },
         opts,
-    );
+        &plan.executor,
+    )?;
     let routers: Vec<Board> = boards.iter().filter(|b| b.has_router()).cloned().collect();
     for board in routers.iter().filter(|_| plan.pnr_up_to > 0) {
         // Route what is small enough: nextpnr (WebAssembly here) takes tens of minutes
@@ -348,13 +349,10 @@ pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
         let routed_rows = sweep::run(
             &routed,
             std::slice::from_ref(board),
-            SweepPlan {
-                jobs: plan.jobs,
-                pnr: true,
-                seed: 1,
-            },
+            SweepPlan { pnr: true, seed: 1 },
             opts,
-        );
+            &plan.executor,
+        )?;
         for r in routed_rows {
             if let Some(row) = rows
                 .iter_mut()

@@ -107,13 +107,12 @@ enum Command {
         /// Also place and route where a board has an open router.
         #[arg(long)]
         pnr: bool,
-        /// Parallel tool runs (default: the number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
         #[arg(long, default_value_t = 1)]
         seed: u64,
         #[command(flatten)]
         flow: FlowArgs,
+        #[command(flatten)]
+        exec: ExecArgs,
         /// Write every row (records, timings) and the sweep's throughput here (JSON).
         #[arg(long)]
         out: Option<PathBuf>,
@@ -137,10 +136,10 @@ enum Command {
         /// Also place and route (for Fmax) where the board has an open router.
         #[arg(long)]
         pnr: bool,
-        #[arg(long)]
-        jobs: Option<usize>,
         #[command(flatten)]
         flow: FlowArgs,
+        #[command(flatten)]
+        exec: ExecArgs,
     },
     /// Train the GNN surrogate (an ensemble) on a dataset's training split.
     Train {
@@ -207,13 +206,22 @@ enum Command {
         /// Enumerate the whole (small) space, synthesise every point and compare fronts.
         #[arg(long)]
         exhaustive: bool,
-        #[arg(long)]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        exec: ExecArgs,
         /// Default: docs/dse/<space>-<board>-<workload>.
         #[arg(long)]
         out: Option<PathBuf>,
         #[command(flatten)]
         flow: FlowArgs,
+    },
+    /// One Slurm array task of a run (what `--executor slurm` submits; not for people).
+    #[command(hide = true)]
+    Worker {
+        #[arg(long)]
+        run_dir: PathBuf,
+        /// Job index (default: $SLURM_ARRAY_TASK_ID).
+        #[arg(long)]
+        index: Option<usize>,
     },
     /// Run the accelerator top's Verilator model as a board behind a socket.
     Serve {
@@ -286,9 +294,8 @@ enum Command {
         /// Where the table, plots and raw results go.
         #[arg(long, default_value = "docs/area")]
         out: PathBuf,
-        /// Parallel tool runs (default: the number of cores).
-        #[arg(long)]
-        jobs: Option<usize>,
+        #[command(flatten)]
+        exec: ExecArgs,
         /// Weights/clock to compare at.
         #[arg(long, value_delimiter = ',', default_values_t = crate::area::SIZES)]
         sizes: Vec<usize>,
@@ -331,12 +338,72 @@ impl FlowArgs {
     }
 }
 
-fn jobs(requested: Option<usize>) -> usize {
-    requested.unwrap_or_else(|| {
-        std::thread::available_parallelism()
-            .map(|n| n.get())
-            .unwrap_or(1)
-    })
+/// Where a flow's synthesis jobs run (docs/slurm.md).
+#[derive(clap::Args)]
+struct ExecArgs {
+    /// `local` (this machine) or `slurm` (job arrays on a cluster); default
+    /// `$TERN_EXECUTOR`, else local.
+    #[arg(long)]
+    executor: Option<String>,
+    /// Parallel tool runs with the local executor (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Slurm partition (sbatch --partition).
+    #[arg(long)]
+    slurm_partition: Option<String>,
+    /// Time limit of each Slurm task (sbatch --time), e.g. 2:00:00.
+    #[arg(long)]
+    slurm_time: Option<String>,
+    /// Memory of each Slurm task (sbatch --mem), e.g. 8G.
+    #[arg(long)]
+    slurm_mem: Option<String>,
+    /// CPUs of each Slurm task (sbatch --cpus-per-task).
+    #[arg(long)]
+    slurm_cpus: Option<u32>,
+    /// A further sbatch argument, passed as given (repeat for more), e.g.
+    /// --slurm-arg=--qos=low.
+    #[arg(long = "slurm-arg", allow_hyphen_values = true)]
+    slurm_args: Vec<String>,
+    /// Tasks of a job array running at once (--array=...%K).
+    #[arg(long, default_value_t = 64)]
+    slurm_max_running: usize,
+    /// Times a failed, cancelled, timed-out or vanished task is submitted again.
+    #[arg(long, default_value_t = 2)]
+    slurm_retries: u32,
+    /// Seconds between looks at the queue.
+    #[arg(long, default_value_t = 2.0)]
+    slurm_poll: f64,
+}
+
+impl ExecArgs {
+    fn executor(&self) -> Result<tern_build::executor::Executor> {
+        if !(0.05..=600.0).contains(&self.slurm_poll) {
+            bail!("--slurm-poll: seconds in 0.05..=600");
+        }
+        if self.slurm_max_running == 0 {
+            bail!("--slurm-max-running must be at least 1");
+        }
+        let jobs = self.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let slurm = tern_build::slurm::SlurmOptions {
+            partition: self.slurm_partition.clone(),
+            time: self.slurm_time.clone(),
+            mem: self.slurm_mem.clone(),
+            cpus: self.slurm_cpus,
+            extra: self.slurm_args.clone(),
+            max_running: self.slurm_max_running,
+            retries: self.slurm_retries,
+            poll: std::time::Duration::from_secs_f64(self.slurm_poll),
+        };
+        Ok(tern_build::executor::Executor::choose(
+            self.executor.as_deref(),
+            jobs.max(1),
+            slurm,
+        )?)
+    }
 }
 
 pub fn main() -> Result<()> {
@@ -509,7 +576,7 @@ pub fn main() -> Result<()> {
             configs,
             boards,
             pnr,
-            jobs: j,
+            exec,
             seed,
             flow,
             out,
@@ -519,13 +586,15 @@ pub fn main() -> Result<()> {
                 .iter()
                 .map(|b| Board::resolve(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            let plan = tern_build::sweep::SweepPlan {
-                jobs: jobs(j),
-                pnr,
-                seed,
-            };
-            let rows =
-                crate::synthesis::sweep(&items, &boards, plan, &flow.options(), out.as_deref())?;
+            let plan = tern_build::sweep::SweepPlan { pnr, seed };
+            let rows = crate::synthesis::sweep(
+                &items,
+                &boards,
+                plan,
+                &flow.options(),
+                &exec.executor()?,
+                out.as_deref(),
+            )?;
             let failed = rows
                 .iter()
                 .filter(|r| r.error.is_some() || !r.synth_ok())
@@ -541,7 +610,7 @@ pub fn main() -> Result<()> {
             seed,
             out,
             pnr,
-            jobs: j,
+            exec,
             flow,
         } => {
             let space = tern_surrogate::space::Space::resolve(&space)?;
@@ -552,7 +621,7 @@ pub fn main() -> Result<()> {
             let plan = crate::dataset::DatasetPlan {
                 n,
                 seed,
-                jobs: jobs(j),
+                executor: exec.executor()?,
                 pnr,
             };
             let s = crate::dataset::build(&space, &board, &out, &plan, &flow.options())?;
@@ -627,7 +696,7 @@ pub fn main() -> Result<()> {
             top_k,
             seed,
             exhaustive,
-            jobs: j,
+            exec,
             out,
             flow,
         } => {
@@ -646,7 +715,7 @@ pub fn main() -> Result<()> {
                 top_k,
                 seed,
                 exhaustive,
-                jobs: jobs(j),
+                executor: exec.executor()?,
             };
             crate::dse::run(
                 &space,
@@ -657,6 +726,19 @@ pub fn main() -> Result<()> {
                 &flow.options(),
                 &out,
             )?;
+        }
+        Command::Worker { run_dir, index } => {
+            let index = match index {
+                Some(i) => i,
+                None => std::env::var("SLURM_ARRAY_TASK_ID")
+                    .ok()
+                    .and_then(|v| v.parse().ok())
+                    .context("tern worker: no --index and no SLURM_ARRAY_TASK_ID")?,
+            };
+            if let Err(e) = tern_build::slurm::worker(&run_dir, index) {
+                eprintln!("tern worker: task {index}: {e}");
+                std::process::exit(e.exit_code());
+            }
         }
         Command::Serve {
             config,
@@ -716,7 +798,7 @@ pub fn main() -> Result<()> {
         }
         Command::Area {
             out,
-            jobs: j,
+            exec,
             sizes,
             pnr_up_to,
             no_pnr,
@@ -731,7 +813,7 @@ pub fn main() -> Result<()> {
                 }
                 let plan = crate::area::AreaPlan {
                     sizes,
-                    jobs: jobs(j),
+                    executor: exec.executor()?,
                     pnr_up_to: if no_pnr { 0 } else { pnr_up_to },
                 };
                 crate::area::run(&out, &plan, &flow.options())?

@@ -5,7 +5,6 @@
 
 use anyhow::{Context, Result};
 use std::path::Path;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;
 
@@ -14,13 +13,14 @@ use tern_hdl::{design_graph, DesignConfig};
 use tern_surrogate::dataset::{Header, Row, Status, Targets, Writer, FORMAT, VERSION};
 use tern_surrogate::space::{Sample, Space};
 
+use tern_build::executor::{Executor, Job};
 use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use tern_build::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 
 pub struct DatasetPlan {
     pub n: usize,
     pub seed: u32,
-    pub jobs: usize,
+    pub executor: Executor,
     pub pnr: bool,
 }
 
@@ -79,46 +79,40 @@ pub fn build(
         todo.len()
     );
     let bar = sweep::progress_bar(todo.len() as u64);
+    bar.set_message(plan.executor.describe());
     let sweep_plan = SweepPlan {
-        jobs: 1,
         pnr: header.pnr,
         seed: 1,
     };
+    let jobs: Vec<Job> = todo
+        .iter()
+        .map(|sample| Job {
+            item: SweepItem {
+                name: format!("{}-{}", space.name, sample.index),
+                config: sample.config.clone(),
+            },
+            board: board.clone(),
+        })
+        .collect();
     let writer = Mutex::new(writer);
-    // Workers take samples in sequence order, so a run stopped early leaves a prefix
-    // of the sequence (a smaller, still well-spread sample), not scattered blocks.
-    let next = AtomicUsize::new(0);
     let results = Mutex::new(Vec::with_capacity(todo.len()));
-    std::thread::scope(|scope| {
-        for _ in 0..plan.jobs.max(1) {
-            scope.spawn(|| loop {
-                let i = next.fetch_add(1, Ordering::Relaxed);
-                let Some(sample) = todo.get(i) else { break };
-                let item = SweepItem {
-                    name: format!("{}-{}", space.name, sample.index),
-                    config: sample.config.clone(),
-                };
-                let swept = sweep::run_one(&item, board, sweep_plan, opts);
-                let row = to_row(sample, &swept);
-                let written = writer
-                    .lock()
-                    .expect("writer lock")
-                    .append(&row)
-                    .context("appending a dataset row");
-                bar.set_message(format!("{}: {}", item.name, sweep::row_summary(&swept)));
-                bar.inc(1);
-                let failed = written.is_err();
-                results
-                    .lock()
-                    .expect("results lock")
-                    .push(written.map(|()| (row, swept.tool_seconds)));
-                if failed {
-                    // A full disk stops every worker rather than losing rows.
-                    next.store(usize::MAX / 2, Ordering::Relaxed);
-                }
-            });
-        }
-    });
+    // Rows are appended as they finish: a run stopped early keeps every finished row.
+    // (The local executor takes jobs in sequence order, so what it leaves is a prefix
+    // of the sequence: a smaller, still well-spread sample.)
+    plan.executor.run(&jobs, sweep_plan, opts, &|i, swept| {
+        let row = to_row(todo[i], swept);
+        let written = writer
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .append(&row)
+            .context("appending a dataset row");
+        bar.set_message(format!("{}: {}", swept.name, sweep::row_summary(swept)));
+        bar.inc(1);
+        results
+            .lock()
+            .unwrap_or_else(|p| p.into_inner())
+            .push(written.map(|()| (row, swept.tool_seconds)));
+    })?;
     let results = results.into_inner().expect("results lock");
     bar.finish_and_clear();
     for r in results {

@@ -19,6 +19,7 @@ use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
 
 use crate::plot::{plot_error, register_png_font};
 use crate::surrogate::FoundModel;
+use tern_build::executor::Executor;
 use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use tern_build::synth::SynthOptions;
 
@@ -27,7 +28,7 @@ pub struct DsePlan {
     pub top_k: usize,
     pub seed: u32,
     pub exhaustive: bool,
-    pub jobs: usize,
+    pub executor: Executor,
 }
 
 /// What is known about one candidate engine: its resources and decode projection.
@@ -259,9 +260,9 @@ pub fn run(
         &to_synth,
         board,
         workload,
-        plan.jobs,
+        &plan.executor,
         opts,
-    );
+    )?;
 
     let exhaustive = if plan.exhaustive {
         let actual: Vec<(usize, Vec<f64>)> = results
@@ -341,9 +342,9 @@ fn synthesise(
     which: &[usize],
     board: &Board,
     workload: &Workload,
-    jobs: usize,
+    executor: &Executor,
     opts: &SynthOptions,
-) {
+) -> Result<()> {
     let items: Vec<SweepItem> = which
         .iter()
         .map(|&i| SweepItem {
@@ -352,11 +353,11 @@ fn synthesise(
         })
         .collect();
     let plan = SweepPlan {
-        jobs,
         pnr: board.has_router(),
         seed: 1,
     };
-    let rows: Vec<SweepRow> = sweep::run(&items, std::slice::from_ref(board), plan, opts);
+    let rows: Vec<SweepRow> =
+        sweep::run(&items, std::slice::from_ref(board), plan, opts, executor)?;
     for (&i, row) in which.iter().zip(&rows) {
         let engine = &engines[i];
         let usage = row.synth.as_ref().and_then(|s| s.usage());
@@ -382,6 +383,7 @@ fn synthesise(
             projection: projection(engine, workload, cycles, board, fmax, "fmax (nextpnr)"),
         });
     }
+    Ok(())
 }
 
 fn describe(toml_text: &str) -> String {

@@ -290,10 +290,11 @@ pub fn sweep(
     boards: &[Board],
     plan: SweepPlan,
     opts: &SynthOptions,
+    executor: &tern_build::executor::Executor,
     out: Option<&Path>,
 ) -> Result<Vec<SweepRow>> {
     let start = Instant::now();
-    let rows = sweep::run(items, boards, plan, opts);
+    let rows = sweep::run(items, boards, plan, opts, executor)?;
     let stats = sweep::stats(&rows, start.elapsed().as_secs_f64());
     for r in &rows {
         println!("{:<28} {:<12} {}", r.name, r.board, sweep::row_summary(r));

@@ -44,6 +44,9 @@ pub enum SynthError {
     Emit(#[from] tern_hdl::emit::EmitError),
     #[error("board `{board}` ({family}) has no open place-and-route flow; `tern synth` reports a labelled timing estimate instead")]
     NoRouter { board: String, family: &'static str },
+    /// Only the cache was to be asked (`SynthOptions::cache_only`), and it has no record.
+    #[error("no cached record")]
+    NotCached,
     #[error(
         "the engine cannot fit the {board}: its tables and adders alone need at least {floor} LUTs \
          (tables {tables}, row trees {trees}, accumulators {accumulators}) and the board has {available}; \
@@ -60,6 +63,16 @@ pub enum SynthError {
         q: usize,
         hint: &'static str,
     },
+}
+
+/// The place-and-route tool of a board, if it has an open one.
+pub fn router_tool(board: &Board) -> Option<Tool> {
+    match board.toolchain.pnr {
+        PnrTool::None => None,
+        PnrTool::NextpnrEcp5 => Some(Tool::NextpnrEcp5),
+        PnrTool::NextpnrIce40 => Some(Tool::NextpnrIce40),
+        PnrTool::NextpnrHimbaechel => Some(Tool::NextpnrHimbaechelGowin),
+    }
 }
 
 /// Refuse, before any tool runs (and before generating it), an engine whose structure
@@ -108,6 +121,8 @@ pub struct SynthOptions {
     pub force: bool,
     /// Keep work directories of successful runs too (failed runs always keep theirs).
     pub keep_work: bool,
+    /// Answer from the cache only: a miss is `SynthError::NotCached`, no tool runs.
+    pub cache_only: bool,
 }
 
 impl SynthOptions {
@@ -117,6 +132,7 @@ impl SynthOptions {
             time_limit: Duration::from_secs(3600),
             force: false,
             keep_work: false,
+            cache_only: false,
         }
     }
 }
@@ -328,6 +344,9 @@ pub fn synthesize(
             }
         }
     }
+    if opts.cache_only {
+        return Err(SynthError::NotCached);
+    }
     let dir = work_dir(opts, &key, "synth")?;
     write_design(design, &dir)?;
     std::fs::write(dir.join("synth.ys"), &text).map_err(|e| SynthError::io(&dir, e))?;
@@ -486,17 +505,10 @@ pub fn place_and_route(
     opts: &SynthOptions,
 ) -> Result<Run<PnrRecord>, SynthError> {
     let start = Instant::now();
-    let router = match board.toolchain.pnr {
-        PnrTool::None => {
-            return Err(SynthError::NoRouter {
-                board: board.name.clone(),
-                family: board.family.name(),
-            })
-        }
-        PnrTool::NextpnrEcp5 => Tool::NextpnrEcp5,
-        PnrTool::NextpnrIce40 => Tool::NextpnrIce40,
-        PnrTool::NextpnrHimbaechel => Tool::NextpnrHimbaechelGowin,
-    };
+    let router = router_tool(board).ok_or_else(|| SynthError::NoRouter {
+        board: board.name.clone(),
+        family: board.family.name(),
+    })?;
     let synth = synthesize(design, board, opts)?;
     let yosys = tools::find(Tool::yosys_for(board.family))?;
     let nextpnr = tools::find(router)?;
@@ -564,6 +576,9 @@ pub fn place_and_route(
                 return Ok(done(r, true));
             }
         }
+    }
+    if opts.cache_only {
+        return Err(SynthError::NotCached);
     }
     let dir = work_dir(opts, &key, "pnr")?;
     write_design(design, &dir)?;
