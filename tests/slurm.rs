@@ -174,6 +174,7 @@ fn a_sweep_on_slurm_matches_the_local_one_and_survives_kills_and_cancels() {
     let submitter = |log: &str| {
         Command::new(env!("CARGO_BIN_EXE_tern"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .env("RUST_LOG", "info")
             .env("TERN_CACHE_DIR", &cache)
             .env("TERN_NO_PROGRESS", "1")
             .env("SLURM_CONF", conf)
@@ -208,6 +209,15 @@ fn a_sweep_on_slurm_matches_the_local_one_and_survives_kills_and_cancels() {
 
     // Resumed: the same command. A task still pending is cancelled under it.
     let mut second = submitter("second");
+    // Once it has read the queue (its "slurm run" line), a cancel is the loop's to see.
+    wait_until(
+        "the resumed submitter to read the queue",
+        Duration::from_secs(120),
+        || {
+            std::fs::read_to_string(work.path().join("second.err"))
+                .is_ok_and(|t| t.contains("slurm run tern-"))
+        },
+    );
     let mut cancelled = None;
     let mut seen_pending = String::new();
     wait_until("a pending task to cancel", Duration::from_secs(120), || {
