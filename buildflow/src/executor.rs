@@ -8,6 +8,10 @@ use std::sync::Mutex;
 use tern_boards::Board;
 
 use crate::slurm::{SlurmError, SlurmOptions};
+
+/// Called with each finished row (from any thread); an error stops the run: no further
+/// job is started and `run` returns `ExecError::Stopped` with it.
+pub type OnRow<'a> = &'a (dyn Fn(usize, &SweepRow) -> Result<(), String> + Sync);
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use crate::synth::SynthOptions;
 
@@ -30,7 +34,10 @@ pub enum Executor {
 #[derive(Debug, thiserror::Error)]
 pub enum ExecError {
     #[error("executor slurm: {0}")]
-    Slurm(#[from] SlurmError),
+    Slurm(SlurmError),
+    /// The caller's `OnRow` refused a row (a full disk, say).
+    #[error("{0}")]
+    Stopped(String),
     #[error(
         "unknown executor `{0}` (expected `local` or `slurm`; from --executor or TERN_EXECUTOR)"
     )]
@@ -63,25 +70,27 @@ impl Executor {
         }
     }
 
-    pub fn name(&self) -> &'static str {
-        match self {
-            Executor::Local { .. } => "local",
-            Executor::Slurm(_) => "slurm",
-        }
-    }
-
     /// Run every job; rows come back in job order, and `on_row(index, row)` is called as
-    /// each finishes (from any thread).
+    /// each finishes.
     pub fn run(
         &self,
         jobs: &[Job],
         plan: SweepPlan,
         opts: &SynthOptions,
-        on_row: &(dyn Fn(usize, &SweepRow) + Sync),
+        on_row: OnRow,
     ) -> Result<Vec<SweepRow>, ExecError> {
         match self {
-            Executor::Local { jobs: n } => Ok(run_local(jobs, *n, plan, opts, on_row)),
+            Executor::Local { jobs: n } => run_local(jobs, *n, plan, opts, on_row),
             Executor::Slurm(s) => Ok(crate::slurm::run(jobs, plan, opts, s, on_row)?),
+        }
+    }
+}
+
+impl From<SlurmError> for ExecError {
+    fn from(e: SlurmError) -> Self {
+        match e {
+            SlurmError::Stopped(why) => ExecError::Stopped(why),
+            e => ExecError::Slurm(e),
         }
     }
 }
@@ -92,24 +101,90 @@ fn run_local(
     threads: usize,
     plan: SweepPlan,
     opts: &SynthOptions,
-    on_row: &(dyn Fn(usize, &SweepRow) + Sync),
-) -> Vec<SweepRow> {
+    on_row: OnRow,
+) -> Result<Vec<SweepRow>, ExecError> {
     let next = AtomicUsize::new(0);
     let rows: Mutex<Vec<Option<SweepRow>>> = Mutex::new(vec![None; jobs.len()]);
+    let stopped: Mutex<Option<String>> = Mutex::new(None);
     std::thread::scope(|scope| {
         for _ in 0..threads.max(1).min(jobs.len().max(1)) {
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { break };
                 let row = sweep::run_one(&job.item, &job.board, plan, opts);
-                on_row(i, &row);
+                if let Err(why) = on_row(i, &row) {
+                    // No worker takes another job.
+                    next.store(usize::MAX / 2, Ordering::Relaxed);
+                    stopped
+                        .lock()
+                        .unwrap_or_else(|p| p.into_inner())
+                        .get_or_insert(why);
+                }
                 rows.lock().unwrap_or_else(|p| p.into_inner())[i] = Some(row);
             });
         }
     });
-    rows.into_inner()
+    if let Some(why) = stopped.into_inner().unwrap_or_else(|p| p.into_inner()) {
+        return Err(ExecError::Stopped(why));
+    }
+    Ok(rows
+        .into_inner()
         .unwrap_or_else(|p| p.into_inner())
         .into_iter()
         .map(|r| r.expect("every job ran"))
-        .collect()
+        .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use tern_hdl::config::ConfigBuilder;
+    use tern_hdl::{DesignConfig, EngineKind};
+
+    /// A caller that cannot keep a row (a full disk) stops the run: no further job starts.
+    #[test]
+    fn a_refused_row_stops_the_local_run() {
+        // Far beyond the board: refused before any tool runs, so no tools are needed.
+        let big = ConfigBuilder::new(EngineKind::Tlmm, 4, 64, 16)
+            .workload(64, 1024, 1)
+            .build()
+            .unwrap();
+        let board = Board::builtin("icebreaker").unwrap();
+        let jobs: Vec<Job> = (0..6)
+            .map(|i| Job {
+                item: SweepItem {
+                    name: format!("big-{i}"),
+                    config: DesignConfig::Matmul(big.clone()),
+                },
+                board: board.clone(),
+            })
+            .collect();
+        let cache = tempfile::tempdir().unwrap();
+        let opts = SynthOptions::new(cache.path().to_path_buf());
+        let plan = SweepPlan {
+            pnr: false,
+            seed: 1,
+        };
+        let seen = AtomicUsize::new(0);
+        let refuse = |_: usize, _: &SweepRow| {
+            seen.fetch_add(1, Ordering::Relaxed);
+            Err("disk full".to_string())
+        };
+        let err = Executor::Local { jobs: 1 }
+            .run(&jobs, plan, &opts, &refuse)
+            .unwrap_err();
+        assert!(
+            matches!(&err, ExecError::Stopped(w) if w == "disk full"),
+            "{err}"
+        );
+        assert_eq!(seen.load(Ordering::Relaxed), 1);
+        // Accepting every row runs every job.
+        let rows = Executor::Local { jobs: 2 }
+            .run(&jobs, plan, &opts, &|_, _| Ok(()))
+            .unwrap();
+        assert_eq!(rows.len(), 6);
+        assert!(rows
+            .iter()
+            .all(|r| r.error.as_deref().is_some_and(|e| e.contains("cannot fit"))));
+    }
 }

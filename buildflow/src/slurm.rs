@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tern_boards::Board;
 use tern_hdl::DesignConfig;
 
-use crate::executor::Job;
+use crate::executor::{Job, OnRow};
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use crate::synth::cache::write_json;
 use crate::synth::tools::{self, Tool};
@@ -71,6 +71,9 @@ pub enum SlurmError {
     RunDir { path: String, message: String },
     #[error("finding the tools the workers must match: {0}")]
     Tools(#[from] SynthError),
+    /// The caller's `OnRow` refused a row; the tasks in Slurm go on, and a rerun resumes.
+    #[error("{0}")]
+    Stopped(String),
 }
 
 /// `run.json`: everything a worker needs, written once by the submitter.
@@ -210,14 +213,14 @@ pub fn array_spec(indices: &[usize]) -> String {
     parts.join(",")
 }
 
-/// Submit `indices` as job arrays; the array job ids.
+/// Submit `indices` as job arrays, noting in `last_job` the array job each went to.
 fn submit(
     dir: &Path,
     name: &str,
     indices: &[usize],
     s: &SlurmOptions,
-) -> Result<Vec<String>, SlurmError> {
-    let mut ids = vec![];
+    last_job: &mut BTreeMap<usize, String>,
+) -> Result<(), SlurmError> {
     // A few hundred ranges per sbatch keep the command line short.
     for chunk in indices.chunks(500) {
         let mut args = vec![
@@ -253,9 +256,11 @@ fn submit(
             });
         }
         tracing::info!(job = %id, tasks = chunk.len(), "submitted to slurm");
-        ids.push(id);
+        for i in chunk {
+            last_job.insert(*i, id.clone());
+        }
     }
-    Ok(ids)
+    Ok(())
 }
 
 /// What Slurm still knows of a task that left the queue without a row.
@@ -324,8 +329,9 @@ pub fn run(
     plan: SweepPlan,
     opts: &SynthOptions,
     s: &SlurmOptions,
-    on_row: &(dyn Fn(usize, &SweepRow) + Sync),
+    on_row: OnRow,
 ) -> Result<Vec<SweepRow>, SlurmError> {
+    let on_row = |i: usize, row: &SweepRow| on_row(i, row).map_err(SlurmError::Stopped);
     if jobs.is_empty() {
         return Ok(vec![]);
     }
@@ -377,13 +383,13 @@ pub fn run(
     let mut todo = vec![];
     for (i, job) in jobs.iter().enumerate() {
         if let Some(row) = read_row(&dir, i) {
-            on_row(i, &row);
+            on_row(i, &row)?;
             rows[i] = Some(row);
         } else if active.contains_key(&i) {
             continue;
         } else if let Some(row) = sweep::cached_row(&job.item, &job.board, plan, opts) {
             write_json(&row_path(&dir, i), &row)?;
-            on_row(i, &row);
+            on_row(i, &row)?;
             rows[i] = Some(row);
         } else {
             todo.push(i);
@@ -414,13 +420,7 @@ pub fn run(
     }
     let mut missing: BTreeMap<usize, u32> = BTreeMap::new();
     if !todo.is_empty() {
-        let ids = submit(&dir, &name, &todo, s)?;
-        // Each chunk of 500 indices went to one array job, in order.
-        for (chunk, id) in todo.chunks(500).zip(&ids) {
-            for i in chunk {
-                last_job.insert(*i, id.clone());
-            }
-        }
+        submit(&dir, &name, &todo, s, &mut last_job)?;
         active = queued(&name)?;
     }
     loop {
@@ -428,7 +428,7 @@ pub fn run(
         for (i, slot) in rows.iter_mut().enumerate() {
             if slot.is_none() {
                 if let Some(row) = read_row(&dir, i) {
-                    on_row(i, &row);
+                    on_row(i, &row)?;
                     *slot = Some(row);
                 } else {
                     outstanding.insert(i);
@@ -453,7 +453,7 @@ pub fn run(
             }
             missing.remove(&i);
             if let Some(row) = read_row(&dir, i) {
-                on_row(i, &row);
+                on_row(i, &row)?;
                 rows[i] = Some(row);
                 continue;
             }
@@ -464,7 +464,7 @@ pub fn run(
                 let row = failed_row(&jobs[i], format!("{why} (gave up after {} attempts)", *n));
                 tracing::warn!(task = i, "{}", row.error.as_deref().unwrap_or(""));
                 write_json(&row_path(&dir, i), &row)?;
-                on_row(i, &row);
+                on_row(i, &row)?;
                 rows[i] = Some(row);
             } else {
                 tracing::warn!(task = i, attempt = *n, "{why}; submitting it again");
@@ -472,12 +472,7 @@ pub fn run(
             }
         }
         if !again.is_empty() {
-            let ids = submit(&dir, &name, &again, s)?;
-            for (chunk, id) in again.chunks(500).zip(&ids) {
-                for i in chunk {
-                    last_job.insert(*i, id.clone());
-                }
-            }
+            submit(&dir, &name, &again, s, &mut last_job)?;
         }
         std::thread::sleep(s.poll);
         active = queued(&name)?;

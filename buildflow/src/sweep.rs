@@ -78,6 +78,7 @@ pub fn run(
             row_summary(row)
         ));
         bar.inc(1);
+        Ok(())
     });
     bar.finish_and_clear();
     rows

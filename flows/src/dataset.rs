@@ -3,7 +3,7 @@
 //! a dataset file. Rows are written as they finish, so a killed run resumes from the
 //! file (and from the cache); failures are rows of their own.
 
-use anyhow::{Context, Result};
+use anyhow::Result;
 use std::path::Path;
 use std::sync::Mutex;
 use std::time::Instant;
@@ -98,25 +98,26 @@ pub fn build(
     let results = Mutex::new(Vec::with_capacity(todo.len()));
     // Rows are appended as they finish: a run stopped early keeps every finished row.
     // (The local executor takes jobs in sequence order, so what it leaves is a prefix
-    // of the sequence: a smaller, still well-spread sample.)
+    // of the sequence: a smaller, still well-spread sample.) A row that cannot be
+    // written (a full disk) stops the run rather than losing more rows.
     plan.executor.run(&jobs, sweep_plan, opts, &|i, swept| {
         let row = to_row(todo[i], swept);
-        let written = writer
+        writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
             .append(&row)
-            .context("appending a dataset row");
+            .map_err(|e| format!("appending a dataset row to {}: {e:#}", out.display()))?;
         bar.set_message(format!("{}: {}", swept.name, sweep::row_summary(swept)));
         bar.inc(1);
         results
             .lock()
             .unwrap_or_else(|p| p.into_inner())
-            .push(written.map(|()| (row, swept.tool_seconds)));
+            .push((row, swept.tool_seconds));
+        Ok(())
     })?;
     let results = results.into_inner().expect("results lock");
     bar.finish_and_clear();
-    for r in results {
-        let (row, tool_seconds) = r?;
+    for (row, tool_seconds) in results {
         summary.added += 1;
         summary.tool_seconds += tool_seconds;
         match row.status {
