@@ -68,17 +68,7 @@ fn a_waiting_client_is_told_at_once_who_holds_the_board_and_keeps_its_place() {
 
     // When it leaves, the first in the queue gets the board on the same connection.
     drop(holder);
-    let t0 = Instant::now();
-    loop {
-        let (status, id, text) = ask(&mut second, 8);
-        if status == Status::Ok as u8 {
-            assert_eq!(id, regmap::HW_ID_VALUE);
-            break;
-        }
-        assert_eq!(status, Status::Held as u8, "{text}");
-        assert!(t0.elapsed() < Duration::from_secs(5), "{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_turn(&mut second, Duration::from_secs(5));
     let (status, position, text) = ask(&mut third, 9);
     assert_eq!((status, position), (Status::Held as u8, 1), "{text}");
     assert!(text.contains("held by client 2"), "{text}");
@@ -155,15 +145,7 @@ fn the_hold_limit_ends_a_busy_holders_turn_only_while_others_wait() {
         "{text}"
     );
     assert!(closed(&mut busy));
-    let t0 = Instant::now();
-    loop {
-        let (status, _, text) = ask(&mut waiting, 2);
-        if status == Status::Ok as u8 {
-            break;
-        }
-        assert!(t0.elapsed() < Duration::from_secs(5), "{text}");
-        std::thread::sleep(Duration::from_millis(20));
-    }
+    await_turn(&mut waiting, Duration::from_secs(5));
 }
 
 #[test]

@@ -197,19 +197,25 @@ pub fn sock_path(uri: &str) -> &str {
 /// "held by another client" (the previous test client may still be on its way out).
 pub fn raw(uri: &str) -> UnixStream {
     let mut s = raw_waiting(uri);
-    let probe = Header::request(Opcode::Read32, 0, u64::from(regmap::HW_ID), 0, 0).encode();
+    await_turn(&mut s, Duration::from_secs(20));
+    s
+}
+
+/// Ask `HW_ID` on `s` until the board answers it (every other answer must be `Held`),
+/// for at most `limit`.
+pub fn await_turn(s: &mut UnixStream, limit: Duration) {
     let t0 = std::time::Instant::now();
-    loop {
-        s.write_all(&probe).unwrap();
-        let (h, text) = reply(&mut s).expect("the server closed a new connection");
+    for tag in 0u32.. {
+        let probe = Header::request(Opcode::Read32, tag, u64::from(regmap::HW_ID), 0, 0);
+        s.write_all(&probe.encode()).unwrap();
+        let (h, text) = reply(s).expect("the server closed a connection waiting its turn");
+        assert_eq!(h.tag, tag, "{text}");
         if h.status == Status::Ok as u8 {
-            return s;
+            assert_eq!(h.count, regmap::HW_ID_VALUE);
+            return;
         }
         assert_eq!(h.status, Status::Held as u8, "{text}");
-        assert!(
-            t0.elapsed() < Duration::from_secs(20),
-            "never got the board: {text}"
-        );
+        assert!(t0.elapsed() < limit, "never got the board: {text}");
         std::thread::sleep(Duration::from_millis(20));
     }
 }
