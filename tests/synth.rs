@@ -357,7 +357,17 @@ fn a_killed_sweep_resumes_from_the_cache() {
         .unwrap();
     let results = dir.path().join("results");
     let deadline = Instant::now() + Duration::from_secs(300);
-    let cached = || std::fs::read_dir(&results).map(|d| d.count()).unwrap_or(0);
+    // Finished records only: a write in flight is a hidden temporary file until renamed.
+    let cached = || {
+        std::fs::read_dir(&results).map_or(0, |d| {
+            d.flatten()
+                .filter(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    !name.starts_with('.') && name.ends_with(".json")
+                })
+                .count()
+        })
+    };
     while cached() == 0 && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(50));
     }
