@@ -15,6 +15,7 @@ use tern_host::sim::SimBoard;
 use tern_host::weights_file::TernaryMatrix;
 use tern_host::{Device, OpenOptions, Transport};
 use tern_sim::golden::tlmm::ternary_gemm;
+use tern_sim::top_model::MemoryModel;
 use tern_sim::verilator::ModelCache;
 
 static SHUTDOWN: AtomicBool = AtomicBool::new(false);
@@ -43,6 +44,58 @@ pub fn matmul_config(path: &Path) -> Result<Config> {
     }
 }
 
+/// Read latency of the DDR model (address to first beat), in ns. The boards' data sheets
+/// give no figure for a fabric master; ~100–150 ns from a PL master through the Zynq
+/// UltraScale+ HP ports to DDR4 is the commonly measured range, so 120 ns is assumed.
+pub const DDR_LATENCY_NS: f64 = 120.0;
+/// Read bursts the memory controller accepts ahead (the HP ports queue more than this).
+pub const DDR_READS_AHEAD: u32 = 16;
+
+/// The simulated board's memory for `cfg`: its size from `top.memory_mib`, bandwidth at
+/// the board's clock and the assumed latency from the config's board (no board: a
+/// memory that keeps up with any bus). The description says which.
+pub fn memory_model(cfg: &Config) -> Result<(MemoryModel, String)> {
+    let bytes = cfg.top.memory_bytes();
+    let Some(name) = &cfg.board else {
+        return Ok((
+            MemoryModel::ideal(bytes),
+            "ideal memory (the config names no board)".into(),
+        ));
+    };
+    let board = tern_boards::Board::resolve(name).with_context(|| format!("board `{name}`"))?;
+    if bytes > board.memory.bytes {
+        bail!(
+            "top.memory_mib = {} is more than the {} bytes of {} on {}",
+            cfg.top.memory_mib,
+            board.memory.bytes,
+            board.memory.kind,
+            board.name
+        );
+    }
+    let mhz = board.clock.default_mhz;
+    let model = MemoryModel {
+        bytes,
+        bytes_per_clock: board.memory.gbyte_per_s * 1e3 / mhz,
+        latency_clocks: (DDR_LATENCY_NS * mhz / 1e3).ceil() as u32,
+        max_reads: DDR_READS_AHEAD,
+        stall_percent: 0,
+        seed: 1,
+    };
+    let text = format!(
+        "{} model: {:.1} GB/s = {:.1} B/clock at {mhz} MHz, {} clocks ({DDR_LATENCY_NS} ns, assumed) latency",
+        board.memory.kind, board.memory.gbyte_per_s, model.bytes_per_clock, model.latency_clocks
+    );
+    Ok((model, text))
+}
+
+/// Fewest clocks that can move `read` and `written` bytes: the read and write channels
+/// carry one bus word per clock each, and both share the memory's bandwidth (when known).
+pub fn bandwidth_bound(bus_bytes: f64, memory: Option<f64>, read: u64, written: u64) -> u64 {
+    let channels = read.max(written) as f64 / bus_bytes;
+    let shared = memory.map_or(0.0, |m| (read + written) as f64 / m);
+    channels.max(shared).ceil() as u64
+}
+
 pub fn serve_command(
     config: &Path,
     listen: &str,
@@ -52,7 +105,9 @@ pub fn serve_command(
     let cfg = matmul_config(config)?;
     let listen = Listen::parse(listen)?;
     eprintln!("building the Verilator model of the accelerator top (cached after the first time)");
-    let mut board = SimBoard::new(&cfg, &ModelCache::default(), waveform)?;
+    let (memory, memory_text) = memory_model(&cfg)?;
+    eprintln!("memory: {memory_text}");
+    let mut board = SimBoard::new(&cfg, &ModelCache::default(), waveform, Some(memory))?;
     let info = board.info()?;
     install_signal_handlers();
     let t0 = Instant::now();
@@ -139,10 +194,12 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
         None => None,
     };
     let (w, x) = random_layer(&cfg, tokens, a.seed, given);
+    let (memory, memory_text) = memory_model(&cfg)?;
     let opts = OpenOptions {
         timeout: a.timeout,
         run_timeout: a.timeout.max(Duration::from_secs(60)),
         board_wait: a.board_wait,
+        memory: Some(memory),
         ..OpenOptions::default()
     };
     let t_open = Instant::now();
@@ -175,14 +232,30 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
             .map(|p| format!(", weights {}", p.display()))
             .unwrap_or_default()
     );
+    let bound = bandwidth_bound(
+        cfg.top.bus_bytes() as f64,
+        (a.uri == "sim:").then_some(memory.bytes_per_clock),
+        run.bytes_read,
+        run.bytes_written,
+    );
     println!(
-        "kernel     {} clocks in {} batch(es) ({:.0} per token); the engine's streaming model is {model} \
-         (the card-memory feeder adds {:+.0}%)",
+        "kernel     {} clocks in {} batch(es) ({:.0} per token)",
         run.cycles,
         run.batches,
         run.cycles as f64 / tokens as f64,
-        100.0 * (run.cycles as f64 / model as f64 - 1.0)
     );
+    println!(
+        "bounds     engine streaming model {model} clocks ({:+.1}%), bandwidth bound {bound} clocks \
+         ({} B read, {} B written; {:+.1}%): {} bound",
+        100.0 * (run.cycles as f64 / model as f64 - 1.0),
+        run.bytes_read,
+        run.bytes_written,
+        100.0 * (run.cycles as f64 / bound as f64 - 1.0),
+        if bound > model { "bandwidth" } else { "compute" },
+    );
+    if a.uri == "sim:" {
+        println!("memory     {memory_text}");
+    }
     println!(
         "wall       open {:.1} ms, load weights {:.1} ms, run {:.1} ms",
         open_time.as_secs_f64() * 1e3,
@@ -216,7 +289,7 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
             );
             if a.uri == "sim:" {
                 let vcd = std::env::temp_dir().join(format!("tern-run-{}.vcd", std::process::id()));
-                let board = SimBoard::new(&cfg, &ModelCache::default(), Some(&vcd))?;
+                let board = SimBoard::new(&cfg, &ModelCache::default(), Some(&vcd), Some(memory))?;
                 let mut again = Device::attach(Box::new(board), &cfg, &opts)?;
                 again.load_weights(&w)?;
                 let _ = again.gemm(&x);

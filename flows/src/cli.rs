@@ -440,8 +440,10 @@ pub fn main() -> Result<()> {
                 let top = tern_hdl::top::generate_top(matmul)?;
                 tern_hdl::top::write_top(&top, &out)?;
                 println!(
-                    "top: {} KiB card memory, design id {:08x}, register map in {}",
-                    top.layout.card_bytes() / 1024,
+                    "top: AXI4 master {} bits wide, bursts of up to {} beats, {} MiB of memory, design id {:08x}, register map in {}",
+                    top.layout.bus_bytes * 8,
+                    top.layout.burst_beats,
+                    top.layout.memory_bytes >> 20,
                     top.design_id(),
                     out.join(tern_hdl::top::REGMAP_MARKDOWN).display()
                 );

@@ -85,6 +85,7 @@ fn with_workload(engine: &Config, m: usize, k: usize, tokens: usize) -> Result<C
         engine: engine.engine.clone(),
         workload: engine.workload.clone(),
         board: engine.board.clone(),
+        top: engine.top.clone(),
     };
     file.workload.m = m;
     file.workload.k = k;

@@ -67,7 +67,7 @@ fn served(cfg: &Config, listen: Listen) -> (String, Arc<AtomicBool>, std::thread
     let cfg = cfg.clone();
     let (tx, rx) = std::sync::mpsc::channel();
     let h = std::thread::spawn(move || {
-        let mut board = SimBoard::new(&cfg, &ModelCache::default(), None).unwrap();
+        let mut board = SimBoard::new(&cfg, &ModelCache::default(), None, None).unwrap();
         serve(&listen, &mut board, &ServeOptions::default(), &flag, |b| {
             tx.send(b.to_string()).unwrap()
         })
@@ -87,7 +87,7 @@ fn main() {
     let dir = std::env::temp_dir().join(format!("tern-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).unwrap();
 
-    let mut sim = SimBoard::new(&cfg, &ModelCache::default(), None).unwrap();
+    let mut sim = SimBoard::new(&cfg, &ModelCache::default(), None, None).unwrap();
     assert!(sim.info().unwrap().card_bytes as usize >= 2 * MIB);
     let (unix_uri, unix_stop, unix_thread) = served(&cfg, Listen::Unix(dir.join("b.sock")));
     let (tcp_uri, tcp_stop, tcp_thread) = served(&cfg, Listen::Tcp("127.0.0.1:0".parse().unwrap()));

@@ -1,15 +1,17 @@
 //! The device API: open a board by URI, load a ternary weight matrix, run GEMV/GEMM.
 //!
-//! Card memory layout chosen here: the packed weight beats at 0, then one batch of
-//! activation beats, then that batch's result beats. A GEMM with more tokens than fit
-//! runs as several batches; the weights stay loaded.
+//! Memory layout chosen here (within the layout rules of `tern_hdl::top`): the packed
+//! weight beats at 0, then one batch of activations at the next 4 KiB boundary, then
+//! that batch's results at the next. A GEMM with more tokens than fit runs as several
+//! batches; the weights stay loaded.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use tern_hdl::streams::{pack_activations, pack_weights, unpack_results, Beat};
-use tern_hdl::top::{design_id, regmap, CardLayout};
+use tern_hdl::top::{design_id, regmap, MemoryLayout};
 use tern_hdl::Config;
+use tern_sim::top_model::MemoryModel;
 use tern_sim::verilator::ModelCache;
 
 use crate::error::{HostError, Result};
@@ -17,6 +19,15 @@ use crate::framed::FramedTransport;
 use crate::pipe::StreamPipe;
 use crate::transport::{Info, Transport};
 use crate::uri::BoardUri;
+
+/// Regions of a batch start on 4 KiB boundaries.
+const PAGE: u64 = 4096;
+/// Most tokens one batch carries (host buffers stay bounded).
+pub const MAX_BATCH_TOKENS: usize = 1 << 16;
+
+fn round_up(bytes: u64, to: u64) -> u64 {
+    bytes.div_ceil(to) * to
+}
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -28,6 +39,8 @@ pub struct OpenOptions {
     pub cache: PathBuf,
     /// How long to wait in `tern serve`'s queue while another client holds the board.
     pub board_wait: Duration,
+    /// The memory behind `sim:`'s top (None: one that keeps up with any bus).
+    pub memory: Option<MemoryModel>,
 }
 
 impl Default for OpenOptions {
@@ -37,6 +50,7 @@ impl Default for OpenOptions {
             run_timeout: Duration::from_secs(60),
             cache: tern_sim::verilator::default_cache_root(),
             board_wait: Duration::from_secs(10),
+            memory: None,
         }
     }
 }
@@ -54,6 +68,7 @@ pub fn open_transport(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Box
             cfg,
             &ModelCache::new(&opts.cache),
             None,
+            opts.memory,
         )?),
         BoardUri::Unix(path) => {
             let s = std::os::unix::net::UnixStream::connect(&path)
@@ -105,6 +120,10 @@ pub struct RunReport {
     /// Kernel clocks, summed over batches (the top's CYCLES register).
     pub cycles: u64,
     pub batches: usize,
+    /// Bytes the kernel read from and wrote to its memory (by the layout: activations
+    /// once, the weights once per token block, results).
+    pub bytes_read: u64,
+    pub bytes_written: u64,
     pub wall: Duration,
     pub traffic: Traffic,
 }
@@ -112,7 +131,7 @@ pub struct RunReport {
 pub struct Device {
     transport: Box<dyn Transport>,
     cfg: Config,
-    layout: CardLayout,
+    layout: MemoryLayout,
     info: Info,
     run_timeout: Duration,
     weights_loaded: bool,
@@ -144,12 +163,12 @@ impl Device {
                 config: expected,
             });
         }
-        let layout = CardLayout::of(cfg).map_err(|e| HostError::Shape(e.to_string()))?;
-        if info.card_bytes < layout.weight_bytes() as u64 {
+        let layout = MemoryLayout::of(cfg);
+        if info.card_bytes < layout.weight_region_bytes() as u64 {
             return Err(HostError::Shape(format!(
-                "card memory of {} bytes cannot hold the {}-byte weights",
+                "a memory of {} bytes cannot hold the {}-byte weights",
                 info.card_bytes,
-                layout.weight_bytes()
+                layout.weight_region_bytes()
             )));
         }
         Ok(Device {
@@ -171,23 +190,49 @@ impl Device {
         self.transport.as_mut()
     }
 
-    /// Tokens one batch can hold beside the weights.
-    pub fn batch_tokens(&self) -> usize {
-        // The address arguments are 32-bit: only the first 4 GiB of a card are used.
-        let card = self.info.card_bytes.min(u64::from(u32::MAX) & !3) as usize;
-        let free = card.saturating_sub(self.layout.weight_bytes());
-        free / (self.layout.activation_bytes() + self.layout.result_bytes())
+    pub fn layout(&self) -> &MemoryLayout {
+        &self.layout
     }
 
-    fn dma_write(&mut self, addr: usize, beats: &[Beat], words: usize) -> Result<()> {
-        let mut bytes = Vec::with_capacity(beats.len() * words * 4);
-        for beat in beats {
-            debug_assert_eq!(beat.len(), words);
-            for w in beat {
+    /// Where a batch's activations start: the first 4 KiB boundary after the weights.
+    fn activations_at(&self) -> u64 {
+        round_up(self.layout.weight_region_bytes() as u64, PAGE)
+    }
+
+    /// Where a batch of `tokens` tokens' results start.
+    fn results_at(&self, tokens: usize) -> u64 {
+        self.activations_at() + round_up((tokens * self.layout.activation_stride()) as u64, PAGE)
+    }
+
+    /// Tokens one batch can hold beside the weights (at most [`MAX_BATCH_TOKENS`]).
+    pub fn batch_tokens(&self) -> usize {
+        let free = self
+            .info
+            .card_bytes
+            .saturating_sub(self.activations_at() + 2 * PAGE);
+        let per_token = (self.layout.activation_stride() + self.layout.result_stride()) as u64;
+        (free / per_token).min(MAX_BATCH_TOKENS as u64) as usize
+    }
+
+    /// Write beats back to back, `stride` bytes per group of `per_group` beats (the rest
+    /// of a group's stride is zero padding).
+    fn dma_write(
+        &mut self,
+        addr: u64,
+        beats: &[Beat],
+        per_group: usize,
+        stride: usize,
+    ) -> Result<()> {
+        let groups = beats.len().div_ceil(per_group);
+        let mut bytes = Vec::with_capacity(groups * stride);
+        for group in beats.chunks(per_group) {
+            let start = bytes.len();
+            for w in group.iter().flatten() {
                 bytes.extend_from_slice(&w.to_le_bytes());
             }
+            bytes.resize(start + stride, 0);
         }
-        self.transport.dma_write(addr as u64, &bytes)?;
+        self.transport.dma_write(addr, &bytes)?;
         self.traffic.bytes_to_card += bytes.len() as u64;
         Ok(())
     }
@@ -197,7 +242,8 @@ impl Device {
         let (m, k) = (self.cfg.workload.m, self.cfg.workload.k);
         let beats = pack_weights(&self.cfg.geometry, w, m, k)
             .map_err(|e| HostError::Shape(format!("weights: {e}")))?;
-        self.dma_write(0, &beats, self.layout.weight_words)?;
+        let (all, region) = (beats.len(), self.layout.weight_region_bytes());
+        self.dma_write(0, &beats, all, region)?;
         self.weights_loaded = true;
         Ok(())
     }
@@ -220,7 +266,7 @@ impl Device {
         let per_batch = self.batch_tokens();
         if per_batch == 0 {
             return Err(HostError::Shape(
-                "card memory has no room for a token".into(),
+                "memory has no room for a token beside the weights".into(),
             ));
         }
         let t0 = Instant::now();
@@ -229,13 +275,15 @@ impl Device {
             y: Vec::with_capacity(tokens * m),
             cycles: 0,
             batches: 0,
+            bytes_read: 0,
+            bytes_written: 0,
             wall: Duration::ZERO,
             traffic: Traffic::default(),
         };
         for batch in xs.chunks(per_batch * k) {
             let n = batch.len() / k;
-            let act_base = self.layout.weight_bytes();
-            let res_base = act_base + n * self.layout.activation_bytes();
+            let act_base = self.activations_at();
+            let res_base = self.results_at(n);
             let mut beats = Vec::with_capacity(n * self.layout.chunks);
             for x in batch.chunks(k) {
                 beats.extend(
@@ -243,21 +291,26 @@ impl Device {
                         .map_err(|e| HostError::Shape(format!("activations: {e}")))?,
                 );
             }
-            self.layout
-                .check_regions(0, act_base as u64, res_base as u64, n as u64)?;
-            self.dma_write(act_base, &beats, self.layout.activation_words)?;
+            self.layout.check_regions(0, act_base, res_base, n as u64)?;
+            let (chunks, stride) = (self.layout.chunks, self.layout.activation_stride());
+            self.dma_write(act_base, &beats, chunks, stride)?;
             report.cycles += self.start_and_wait(act_base, res_base, n)?;
-            let mut bytes = vec![0u8; n * self.layout.result_bytes()];
-            self.transport.dma_read(res_base as u64, &mut bytes)?;
+            report.bytes_read += self.layout.bytes_read(n);
+            report.bytes_written += self.layout.bytes_written(n);
+            let mut bytes = vec![0u8; n * self.layout.result_stride()];
+            self.transport.dma_read(res_base, &mut bytes)?;
             self.traffic.bytes_from_card += bytes.len() as u64;
-            let words: Vec<u32> = bytes
-                .chunks_exact(4)
-                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                .collect();
-            for token in words.chunks(self.layout.result_words * self.layout.row_blocks) {
+            let beat_stride = self.layout.result_beat_stride();
+            let result_words = self.layout.result_words;
+            for token in bytes.chunks(self.layout.result_stride()) {
                 let beats: Vec<Beat> = token
-                    .chunks(self.layout.result_words)
-                    .map(<[u32]>::to_vec)
+                    .chunks(beat_stride)
+                    .map(|beat| {
+                        beat[..4 * result_words]
+                            .chunks_exact(4)
+                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                            .collect()
+                    })
                     .collect();
                 report
                     .y
@@ -275,7 +328,7 @@ impl Device {
 
     /// Program the arguments, start, wait for the done interrupt, acknowledge it;
     /// returns the run's clocks.
-    fn start_and_wait(&mut self, act: usize, res: usize, tokens: usize) -> Result<u64> {
+    fn start_and_wait(&mut self, act: u64, res: u64, tokens: usize) -> Result<u64> {
         let t = self.transport.as_mut();
         // A kernel still running was started by someone else (or a run this process
         // abandoned): starting over it would mix two runs.
@@ -288,9 +341,14 @@ impl Device {
         if stale != 0 {
             t.write32(regmap::ISR.into(), stale)?;
         }
-        t.write32(regmap::WEIGHTS.into(), 0)?;
-        t.write32(regmap::ACTIVATIONS.into(), act as u32)?;
-        t.write32(regmap::RESULTS.into(), res as u32)?;
+        for (offset, address) in [
+            (regmap::WEIGHTS, 0u64),
+            (regmap::ACTIVATIONS, act),
+            (regmap::RESULTS, res),
+        ] {
+            t.write32(offset.into(), address as u32)?;
+            t.write32((offset + 4).into(), (address >> 32) as u32)?;
+        }
         t.write32(regmap::TOKENS.into(), tokens as u32)?;
         t.write32(regmap::IER.into(), regmap::IRQ_DONE)?;
         t.write32(regmap::GIE.into(), 1)?;

@@ -23,7 +23,7 @@ pub enum HostError {
     },
     #[error("{what}: no answer within {timeout:?}")]
     Timeout { what: String, timeout: Duration },
-    #[error("the board is running a kernel; card memory belongs to it until ap_idle")]
+    #[error("the board is running a kernel; its buffers belong to it until ap_idle")]
     Busy,
     /// `tern serve` gave the board to another client; the message says whom and since when.
     #[error("{0}")]
@@ -38,9 +38,9 @@ pub enum HostError {
     NotTern(u32),
     #[error("the board carries design {board:08x}, but the config generates {config:08x}; run `tern serve` (or load the bitstream) for this config")]
     WrongDesign { board: u32, config: u32 },
-    #[error("the kernel reports ERROR = 0b{0:05b}: {}", error_names(*.0))]
+    #[error("the kernel reports ERROR = 0b{0:06b}: {}", error_names(*.0))]
     Refused(u32),
-    #[error("card memory layout: {0}")]
+    #[error("memory layout: {0}")]
     Regions(#[from] tern_hdl::top::RegionError),
     #[error("{0}")]
     Shape(String),

@@ -1,16 +1,17 @@
-//! The in-process backend: the Verilator model of the accelerator top, driven directly.
-//! `tern serve` puts the same board behind a socket.
+//! The in-process backend: the Verilator model of the accelerator top on a simulated
+//! board (its DDR model behind the AXI4 master), driven directly. `tern serve` puts the
+//! same board behind a socket.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
 
 use tern_hdl::top::{generate_top, regmap, TopDesign};
 use tern_hdl::Config;
-use tern_sim::top_model::TopModel;
+use tern_sim::top_model::{MemoryModel, MemoryTraffic, NoResponse, TopModel};
 use tern_sim::verilator::ModelCache;
 
 use crate::error::{HostError, Result};
-use crate::transport::{bytes_into, check_dma, check_register, words_of, Info, Transport};
+use crate::transport::{check_dma, check_register, Info, Transport};
 
 /// Clocks simulated between looks at the wall clock while waiting for an interrupt.
 const RUN_BATCH: u64 = 1 << 16;
@@ -21,29 +22,56 @@ const DRAIN_CLOCKS: u64 = 256;
 pub struct SimBoard {
     model: TopModel,
     top: TopDesign,
+    memory: MemoryModel,
+}
+
+fn no_response(e: NoResponse) -> HostError {
+    HostError::Sim(e.to_string())
 }
 
 impl SimBoard {
     /// Generate the top for `cfg`, build (or load the cached) Verilator model and power
-    /// it up. `vcd` names a waveform file to record.
-    pub fn new(cfg: &Config, cache: &ModelCache, vcd: Option<&Path>) -> Result<SimBoard> {
+    /// it up with `memory` behind it (None: a memory of `top.memory_mib` that keeps up
+    /// with any bus). `vcd` names a waveform file to record.
+    pub fn new(
+        cfg: &Config,
+        cache: &ModelCache,
+        vcd: Option<&Path>,
+        memory: Option<MemoryModel>,
+    ) -> Result<SimBoard> {
         let top = generate_top(cfg).map_err(|e| HostError::Sim(e.to_string()))?;
-        SimBoard::from_top(top, cache, vcd)
+        let memory = memory.unwrap_or(MemoryModel::ideal(top.layout.memory_bytes));
+        SimBoard::from_top(top, cache, vcd, memory)
     }
 
     /// A board carrying a given top (tests use it to carry a deliberately broken one).
-    pub fn from_top(top: TopDesign, cache: &ModelCache, vcd: Option<&Path>) -> Result<SimBoard> {
+    pub fn from_top(
+        top: TopDesign,
+        cache: &ModelCache,
+        vcd: Option<&Path>,
+        memory: MemoryModel,
+    ) -> Result<SimBoard> {
+        if memory.bytes != top.layout.memory_bytes {
+            return Err(HostError::Sim(format!(
+                "the memory model has {} bytes, but the top was generated for {} (top.memory_mib)",
+                memory.bytes, top.layout.memory_bytes
+            )));
+        }
         let lib = cache
             .load_top(&top)
             .map_err(|e| HostError::Sim(e.to_string()))?;
         let model = lib
-            .instantiate(vcd)
+            .instantiate(vcd, &memory)
             .map_err(|e| HostError::Sim(e.to_string()))?;
-        Ok(SimBoard { model, top })
+        Ok(SimBoard { model, top, memory })
     }
 
     pub fn top(&self) -> &TopDesign {
         &self.top
+    }
+
+    pub fn memory(&self) -> &MemoryModel {
+        &self.memory
     }
 
     /// Clocks simulated so far.
@@ -51,28 +79,17 @@ impl SimBoard {
         self.model.cycles()
     }
 
-    /// The top's own host memory port (one clock per word), for checking it against the
-    /// DMA path.
-    pub fn port_write(&mut self, card_addr: u64, data: &[u8]) -> Result<()> {
-        let word = self.check_idle("port write", card_addr, data.len())?;
-        self.model.port_write(word, &words_of(data));
-        Ok(())
+    /// What the memory model has served so far.
+    pub fn traffic(&self) -> MemoryTraffic {
+        self.model.traffic()
     }
 
-    pub fn port_read(&mut self, card_addr: u64, out: &mut [u8]) -> Result<()> {
-        let word = self.check_idle("port read", card_addr, out.len())?;
-        let mut words = vec![0u32; out.len() / 4];
-        self.model.port_read(word, &mut words);
-        bytes_into(&words, out);
-        Ok(())
-    }
-
-    fn check_idle(&self, what: &'static str, addr: u64, len: usize) -> Result<usize> {
-        let word = check_dma(what, addr, len, self.top.layout.card_bytes() as u64)?;
+    fn check_idle(&self, what: &'static str, addr: u64, len: usize) -> Result<()> {
+        check_dma(what, addr, len, self.model.memory_bytes())?;
         if self.model.busy() {
             return Err(HostError::Busy);
         }
-        Ok(word)
+        Ok(())
     }
 
     pub fn flush_waveform(&mut self) {
@@ -84,35 +101,40 @@ impl Transport for SimBoard {
     fn info(&mut self) -> Result<Info> {
         Ok(Info {
             description: format!(
-                "sim: Verilator model of tern_top {} ({} engine, {} KiB card memory)",
+                "sim: Verilator model of tern_top {} ({} engine, {}-bit AXI4 master, {} MiB DDR model)",
                 self.top.short_hash(),
                 self.top.engine.manifest.engine,
-                self.top.layout.card_bytes() / 1024
+                self.top.layout.bus_bytes * 8,
+                self.memory.bytes >> 20
             ),
-            hw_id: self.model.reg_read(regmap::HW_ID),
-            design_id: self.model.reg_read(regmap::DESIGN_ID),
-            card_bytes: u64::from(self.model.reg_read(regmap::CARD_BYTES)),
+            hw_id: self.model.reg_read(regmap::HW_ID).map_err(no_response)?,
+            design_id: self.model.reg_read(regmap::DESIGN_ID).map_err(no_response)?,
+            card_bytes: u64::from(self.model.reg_read(regmap::MEMORY_MIB).map_err(no_response)?)
+                << 20,
         })
     }
 
     fn read32(&mut self, offset: u64) -> Result<u32> {
-        Ok(self.model.reg_read(check_register(offset)?))
+        self.model
+            .reg_read(check_register(offset)?)
+            .map_err(no_response)
     }
 
     fn write32(&mut self, offset: u64, value: u32) -> Result<()> {
-        self.model.reg_write(check_register(offset)?, value);
-        Ok(())
+        self.model
+            .reg_write(check_register(offset)?, value)
+            .map_err(no_response)
     }
 
     fn dma_write(&mut self, card_addr: u64, data: &[u8]) -> Result<()> {
-        let word = self.check_idle("DMA write", card_addr, data.len())?;
-        self.model.dma_write(word, data);
+        self.check_idle("DMA write", card_addr, data.len())?;
+        self.model.dma_write(card_addr, data);
         Ok(())
     }
 
     fn dma_read(&mut self, card_addr: u64, out: &mut [u8]) -> Result<()> {
-        let word = self.check_idle("DMA read", card_addr, out.len())?;
-        self.model.dma_read(word, out);
+        self.check_idle("DMA read", card_addr, out.len())?;
+        self.model.dma_read(card_addr, out);
         Ok(())
     }
 

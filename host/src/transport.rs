@@ -95,19 +95,6 @@ pub fn check_dma(what: &'static str, addr: u64, len: usize, card_bytes: u64) -> 
     Ok((addr / 4) as usize)
 }
 
-pub(crate) fn words_of(bytes: &[u8]) -> Vec<u32> {
-    bytes
-        .chunks_exact(4)
-        .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-        .collect()
-}
-
-pub(crate) fn bytes_into(words: &[u32], out: &mut [u8]) {
-    for (w, c) in words.iter().zip(out.chunks_exact_mut(4)) {
-        c.copy_from_slice(&w.to_le_bytes());
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;

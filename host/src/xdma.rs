@@ -61,7 +61,7 @@ impl XdmaTransport {
             events: open(format!("_events_{channel}"), false)?,
             card_bytes: 0,
         };
-        t.card_bytes = u64::from(t.read32(regmap::CARD_BYTES.into())?);
+        t.card_bytes = u64::from(t.read32(regmap::MEMORY_MIB.into())?) << 20;
         Ok(t)
     }
 

@@ -9,22 +9,58 @@ use common::*;
 use std::time::Duration;
 use tern_host::server::ServeOptions;
 use tern_host::{Device, Transport};
+use tern_sim::top_model::MemoryModel;
 
 #[test]
 fn in_process_sim_matches_golden() {
-    for (g, acc, tb) in [(3, 24, 1), (2, 16, 1), (5, 32, 1), (3, 24, 2), (4, 24, 3)] {
-        let cfg = config_blocks(g, acc, tb);
+    for (g, acc, tb, bus) in [
+        (3, 24, 1, 128),
+        (2, 16, 1, 64),
+        (5, 32, 1, 512),
+        (3, 24, 2, 256),
+        (4, 24, 3, 64),
+    ] {
+        let cfg = config_bus(g, acc, tb, bus);
         let mut dev = Device::open("sim:", &cfg, &options()).unwrap();
         gemm_matches_golden(
             &mut dev,
             &cfg,
-            &format!("sim (G={g}, acc {acc}, token block {tb})"),
+            &format!("sim (G={g}, acc {acc}, token block {tb}, {bus}-bit bus)"),
+        );
+    }
+}
+
+/// The same runs against a slow, stalling memory: every ready and valid the DDR model
+/// drives drops at random, the bandwidth is a fraction of the bus and every burst waits.
+#[test]
+fn a_stalling_slow_memory_changes_the_time_not_the_results() {
+    for (seed, stall, tb, bus) in [(7u64, 30, 1, 128), (8, 50, 2, 64), (9, 20, 3, 256)] {
+        let cfg = config_bus(3, 24, tb, bus);
+        let memory = MemoryModel {
+            bytes: cfg.top.memory_bytes(),
+            bytes_per_clock: 5.5,
+            latency_clocks: 23,
+            max_reads: 3,
+            stall_percent: stall,
+            seed,
+        };
+        let opts = tern_host::OpenOptions {
+            memory: Some(memory),
+            ..options()
+        };
+        let mut dev = Device::open("sim:", &cfg, &opts).unwrap();
+        gemm_matches_golden(
+            &mut dev,
+            &cfg,
+            &format!(
+                "stalling memory (seed {seed}, {stall}% stalls, token block {tb}, {bus}-bit bus)"
+            ),
         );
     }
 }
 
 /// An engine that sends one result beat more than the run expects: the top refuses
-/// it (never writes it to card memory) and flags ERROR bit 3, which the host reports.
+/// it (never writes it to memory) and flags ERROR bit 3, which the host reports.
 #[test]
 fn an_extra_result_beat_is_flagged_by_the_top() {
     let cfg = config(3, 24);
@@ -32,7 +68,8 @@ fn an_extra_result_beat_is_flagged_by_the_top() {
     // After every result of a 3-token run (3 tokens × 5 row blocks), one more.
     top.engine = tern_sim::mutation::extra_result_after(&top.engine, 15);
     top.content_hash = tern_hdl::top::top_content_hash(&top.engine, &top.top_verilog);
-    let board = tern_host::sim::SimBoard::from_top(top, &cache(), None).unwrap();
+    let memory = MemoryModel::ideal(top.layout.memory_bytes);
+    let board = tern_host::sim::SimBoard::from_top(top, &cache(), None, memory).unwrap();
     let mut dev = Device::attach(Box::new(board), &cfg, &options()).unwrap();
     let (w, x) = layer(&cfg, 3, 11);
     dev.load_weights(&w).unwrap();
@@ -73,18 +110,28 @@ fn usb_framing_over_a_memory_pipe_matches_golden() {
     gemm_matches_golden(&mut dev, &cfg, "usb over memory pipe");
 }
 
+/// The shell's DMA reaches the whole DDR model, sparse as it is: bytes written anywhere
+/// read back, untouched memory reads as zero, and nothing past the end is reachable.
 #[test]
-fn the_top_s_host_memory_port_and_the_dma_path_see_the_same_card_memory() {
+fn dma_reaches_the_whole_memory_model() {
     let cfg = config(3, 24);
-    let mut board = tern_host::sim::SimBoard::new(&cfg, &cache(), None).unwrap();
+    let mut board = tern_host::sim::SimBoard::new(&cfg, &cache(), None, None).unwrap();
+    let bytes = cfg.top.memory_bytes();
     let data: Vec<u8> = (0..64u8).map(|i| i.wrapping_mul(37)).collect();
-    board.port_write(256, &data).unwrap();
-    let mut back = vec![0u8; 64];
-    board.dma_read(256, &mut back).unwrap();
-    assert_eq!(back, data, "port write, DMA read");
-    board.dma_write(512, &data).unwrap();
-    board.port_read(512, &mut back).unwrap();
-    assert_eq!(back, data, "DMA write, port read");
+    for addr in [0, 4096 - 32, bytes / 2 + 12, bytes - 64] {
+        board.dma_write(addr, &data).unwrap();
+        let mut back = vec![0u8; 64];
+        board.dma_read(addr, &mut back).unwrap();
+        assert_eq!(back, data, "at 0x{addr:x}");
+    }
+    let mut zeros = vec![1u8; 128];
+    board.dma_read(bytes / 4, &mut zeros).unwrap();
+    assert!(zeros.iter().all(|&b| b == 0), "untouched memory reads zero");
+    let err = board.dma_write(bytes - 60, &data).unwrap_err();
+    assert!(
+        matches!(err, tern_host::HostError::OutOfRange { .. }),
+        "{err}"
+    );
 }
 
 fn read_card(t: &mut dyn Transport, addr: u64, len: usize) -> Vec<u8> {
@@ -93,19 +140,54 @@ fn read_card(t: &mut dyn Transport, addr: u64, len: usize) -> Vec<u8> {
     out
 }
 
+fn set_pointer(t: &mut dyn Transport, offset: u32, address: u64) {
+    t.write32(offset.into(), address as u32).unwrap();
+    t.write32((offset + 4).into(), (address >> 32) as u32)
+        .unwrap();
+}
+
+/// Start a run with these arguments; return ERROR after the done interrupt.
+fn run_with(t: &mut dyn Transport, weights: u64, act: u64, res: u64, tokens: u32) -> u32 {
+    use tern_host::regmap::*;
+    set_pointer(t, WEIGHTS, weights);
+    set_pointer(t, ACTIVATIONS, act);
+    set_pointer(t, RESULTS, res);
+    t.write32(TOKENS.into(), tokens).unwrap();
+    t.write32(IER.into(), IRQ_DONE).unwrap();
+    t.write32(GIE.into(), 1).unwrap();
+    t.write32(CONTROL.into(), AP_START).unwrap();
+    t.wait_irq(1, Duration::from_secs(10)).unwrap();
+    let pending = t.read32(ISR.into()).unwrap();
+    t.write32(ISR.into(), pending).unwrap();
+    let control = t.read32(CONTROL.into()).unwrap();
+    assert_eq!(
+        control & (AP_DONE | AP_IDLE),
+        AP_DONE | AP_IDLE,
+        "the run ended: 0x{control:x}"
+    );
+    t.read32(ERROR.into()).unwrap()
+}
+
 #[test]
 fn registers_follow_the_vitis_handshake() {
     use tern_host::regmap::*;
     let cfg = config(3, 24);
-    let mut board = tern_host::sim::SimBoard::new(&cfg, &cache(), None).unwrap();
+    let mut board = tern_host::sim::SimBoard::new(&cfg, &cache(), None, None).unwrap();
     let t: &mut dyn Transport = &mut board;
     assert_eq!(t.read32(HW_ID.into()).unwrap(), HW_ID_VALUE);
     assert_eq!(t.read32(CONTROL.into()).unwrap(), AP_IDLE);
-    // Arguments read back; a start with zero tokens is refused with the reason, and
-    // ap_done is set and then cleared by the read.
-    t.write32(WEIGHTS.into(), 0).unwrap();
-    t.write32(ACTIVATIONS.into(), 0x400).unwrap();
-    t.write32(RESULTS.into(), 0x800).unwrap();
+    assert_eq!(
+        u64::from(t.read32(MEMORY_MIB.into()).unwrap()) << 20,
+        cfg.top.memory_bytes()
+    );
+    // 64-bit pointers read back in two words; a start with zero tokens is refused with
+    // the reason, and ap_done is set and then cleared by the read.
+    set_pointer(t, WEIGHTS, 0x1_2345_6780);
+    assert_eq!(t.read32(WEIGHTS.into()).unwrap(), 0x2345_6780);
+    assert_eq!(t.read32(WEIGHTS_HI.into()).unwrap(), 1);
+    set_pointer(t, WEIGHTS, 0);
+    set_pointer(t, ACTIVATIONS, 0x400);
+    set_pointer(t, RESULTS, 0x800);
     t.write32(TOKENS.into(), 0).unwrap();
     assert_eq!(t.read32(ACTIVATIONS.into()).unwrap(), 0x400);
     t.write32(IER.into(), IRQ_DONE).unwrap();
@@ -125,62 +207,79 @@ fn registers_follow_the_vitis_handshake() {
         AP_IDLE,
         "ap_done clears on read"
     );
-    // Misaligned and out-of-range arguments are refused too.
-    t.write32(TOKENS.into(), 1).unwrap();
-    t.write32(ACTIVATIONS.into(), 0x402).unwrap();
-    t.write32(CONTROL.into(), AP_START).unwrap();
-    assert_eq!(t.read32(ERROR.into()).unwrap(), ERR_MISALIGNED);
-    t.write32(ACTIVATIONS.into(), 0x1000_0000).unwrap();
-    t.write32(CONTROL.into(), AP_START).unwrap();
-    assert_eq!(t.read32(ERROR.into()).unwrap(), ERR_OUT_OF_RANGE);
-    // Every region is checked to its end, and regions must not overlap: results placed
-    // one word before the end of card memory for 4 tokens would wrap over the weights.
-    let layout = tern_hdl::top::CardLayout::of(&cfg).unwrap();
-    let (w, a) = (
-        layout.weight_bytes() as u32,
-        layout.activation_bytes() as u32,
+
+    let layout = tern_hdl::top::MemoryLayout::of(&cfg);
+    let (w, a, r) = (
+        layout.weight_region_bytes() as u64,
+        layout.activation_stride() as u64,
+        layout.result_stride() as u64,
     );
-    let card = layout.card_bytes() as u32;
+    let bus = layout.bus_bytes as u64;
+    let memory = layout.memory_bytes;
     let weights_before = read_card(t, 0, w as usize);
+    // Refused at the start: a pointer off the bus width, overlapping regions. The host's
+    // own check refuses the same layouts.
     for (act, res, tokens, expected) in [
-        (w, card - 4, 4, ERR_OUT_OF_RANGE),
-        (card - a, w + 4 * a, 2, ERR_OUT_OF_RANGE),
-        (w, w - 4, 1, ERR_OVERLAP),
+        (w + 4, w + 8 * a, 1, ERR_MISALIGNED),
+        (w, w - bus, 1, ERR_OVERLAP),
         (w, w + a, 2, ERR_OVERLAP),
-        (w - 4, w + 4 * a, 1, ERR_OVERLAP),
+        (w - bus, w + 4 * a, 1, ERR_OVERLAP),
     ] {
-        t.write32(ACTIVATIONS.into(), act).unwrap();
-        t.write32(RESULTS.into(), res).unwrap();
-        t.write32(TOKENS.into(), tokens).unwrap();
-        t.write32(CONTROL.into(), AP_START).unwrap();
         assert_eq!(
-            t.read32(ERROR.into()).unwrap(),
+            run_with(t, 0, act, res, tokens),
             expected,
             "activations 0x{act:x}, results 0x{res:x}, {tokens} tokens"
         );
-        // And the host's own check agrees.
-        assert!(layout
-            .check_regions(0, act.into(), res.into(), tokens.into())
-            .is_err());
+        assert!(layout.check_regions(0, act, res, tokens.into()).is_err());
     }
-    // The refused starts raised the done interrupt; clear it before a sound run.
-    let pending = t.read32(ISR.into()).unwrap();
-    t.write32(ISR.into(), pending).unwrap();
-    t.write32(TOKENS.into(), 1).unwrap();
-    t.write32(ACTIVATIONS.into(), w).unwrap();
-    t.write32(RESULTS.into(), w + a).unwrap();
-    t.write32(CONTROL.into(), AP_START).unwrap();
-    assert_eq!(t.read32(ERROR.into()).unwrap(), 0, "a sound layout starts");
-    t.wait_irq(1, Duration::from_secs(10)).unwrap();
+    // Beyond the memory: the DDR model answers DECERR, the kernel abandons the run, sets
+    // ERROR and finishes; nothing hangs.
+    for (act, res, tokens, expected) in [
+        (memory - a, w + 4 * a, 2, ERR_READ_RESPONSE),
+        (1 << 40, w + 4 * a, 1, ERR_READ_RESPONSE),
+        (w, memory - r, 2, ERR_WRITE_RESPONSE),
+    ] {
+        assert_eq!(
+            run_with(t, 0, act, res, tokens),
+            expected,
+            "activations 0x{act:x}, results 0x{res:x}, {tokens} tokens"
+        );
+        assert!(layout.check_regions(0, act, res, tokens.into()).is_err());
+    }
+    // A sound run after all that starts cleanly and leaves the weights alone.
+    assert_eq!(run_with(t, 0, w, w + a, 1), 0, "a sound layout runs");
     assert_eq!(
         read_card(t, 0, w as usize),
         weights_before,
         "the weights were overwritten"
     );
     // With the interrupt disabled nothing fires: the wait times out.
-    let pending = t.read32(ISR.into()).unwrap();
-    t.write32(ISR.into(), pending).unwrap();
     t.write32(GIE.into(), 0).unwrap();
+    t.write32(CONTROL.into(), AP_START).unwrap();
     let err = t.wait_irq(1, Duration::from_millis(100)).unwrap_err();
     assert!(matches!(err, tern_host::HostError::Timeout { .. }), "{err}");
+}
+
+/// After the memory answered a run with an error, the next run on the same board is
+/// bit-exact: the abandoned run left nothing behind in the engine or the buffers.
+#[test]
+fn a_run_after_a_bus_error_is_bit_exact() {
+    let cfg = config_blocks(3, 24, 2);
+    let mut dev = Device::open("sim:", &cfg, &options()).unwrap();
+    let (w, x) = layer(&cfg, 3, 5);
+    dev.load_weights(&w).unwrap();
+    let memory = cfg.top.memory_bytes();
+    let layout = *dev.layout();
+    // Activations running off the end of memory, started behind the Device's back.
+    let t = dev.transport();
+    let error = run_with(
+        t,
+        0,
+        memory - layout.activation_stride() as u64,
+        layout.weight_region_bytes() as u64 + 4096 * 16,
+        3,
+    );
+    assert_eq!(error, tern_host::regmap::ERR_READ_RESPONSE);
+    let run = dev.gemm(&x).unwrap();
+    assert_eq!(run.y, golden(&cfg, &w, &x));
 }

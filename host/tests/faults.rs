@@ -141,7 +141,7 @@ fn bad_accesses_are_typed_errors_on_every_backend() {
     let backends: Vec<(&str, Box<dyn Transport>)> = vec![
         (
             "sim",
-            Box::new(tern_host::sim::SimBoard::new(&cfg, &cache(), None).unwrap()),
+            Box::new(tern_host::sim::SimBoard::new(&cfg, &cache(), None, None).unwrap()),
         ),
         (
             "tcp",
@@ -174,15 +174,18 @@ fn bad_accesses_are_typed_errors_on_every_backend() {
             regmap::HW_ID_VALUE,
             "{name}"
         );
-        // Card memory belongs to a running kernel: a long run is started and DMA is
-        // refused with Busy until it ends.
-        let layout = tern_hdl::top::CardLayout::of(&cfg).unwrap();
-        let w = layout.weight_bytes() as u32;
+        // The buffers belong to a running kernel: a run is started and DMA is refused
+        // with Busy until it ends.
+        let layout = tern_hdl::top::MemoryLayout::of(&cfg);
+        let w = layout.weight_region_bytes() as u32;
         t.write32(regmap::TOKENS.into(), 1).unwrap();
         t.write32(regmap::WEIGHTS.into(), 0).unwrap();
         t.write32(regmap::ACTIVATIONS.into(), w).unwrap();
-        t.write32(regmap::RESULTS.into(), w + layout.activation_bytes() as u32)
-            .unwrap();
+        t.write32(
+            regmap::RESULTS.into(),
+            w + layout.activation_stride() as u32,
+        )
+        .unwrap();
         t.write32(regmap::CONTROL.into(), regmap::AP_START).unwrap();
         let e = t.dma_write(0, &[0; 4]).unwrap_err();
         assert!(matches!(e, HostError::Busy), "{name}: {e}");
@@ -270,9 +273,14 @@ fn a_client_killed_mid_run_does_not_wedge_the_board() {
             Duration::from_secs(10),
         )
         .unwrap();
-        let layout = tern_hdl::top::CardLayout::of(&cfg).unwrap();
-        t.write32(regmap::ACTIVATIONS.into(), layout.weight_bytes() as u32)
-            .unwrap();
+        let layout = tern_hdl::top::MemoryLayout::of(&cfg);
+        let w = layout.weight_region_bytes() as u32;
+        t.write32(regmap::ACTIVATIONS.into(), w).unwrap();
+        t.write32(
+            regmap::RESULTS.into(),
+            w + 3 * layout.activation_stride() as u32,
+        )
+        .unwrap();
         t.write32(regmap::TOKENS.into(), 3).unwrap();
         t.write32(regmap::CONTROL.into(), regmap::AP_START).unwrap();
         // Dropped here, mid-run: the socket closes as it would for a killed process.
@@ -423,7 +431,7 @@ fn fuzzed_connections_never_wedge_the_daemon() {
     const CONNECTIONS: usize = 1000;
     let cfg = config(3, 24);
     let served = serve_in_thread(&cfg, false, ServeOptions::default());
-    let card_bytes = tern_hdl::top::CardLayout::of(&cfg).unwrap().card_bytes() as u64;
+    let card_bytes = cfg.top.memory_bytes();
     let mut rng = ChaCha8Rng::seed_from_u64(SEED);
     let t0 = Instant::now();
     for i in 0..CONNECTIONS {

@@ -218,7 +218,7 @@ fn mount(cfg: &tern_hdl::Config) -> Option<Mounted> {
     let (tx, rx) = std::sync::mpsc::channel();
     let thread = std::thread::spawn(move || {
         // The Verilator model lives on the thread that serves the file system.
-        let board = SimBoard::new(&cfg, &cache(), None).unwrap();
+        let board = SimBoard::new(&cfg, &cache(), None, None).unwrap();
         let mut session = match Session::new(
             XdmaStandIn { board },
             &at,

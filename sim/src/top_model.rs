@@ -1,6 +1,7 @@
-//! The Verilator model of the accelerator top (`tern_top`): what `tern serve` runs and
-//! what the in-process host backend drives. Built and cached like engine models, from
-//! its own C shim (`cpp/top_shim.cpp`).
+//! The Verilator model of the accelerator top (`tern_top`) on a simulated board: a host
+//! on its AXI4-Lite port and a DDR model on its AXI4 master (`cpp/top_shim.cpp`). What
+//! `tern serve` runs and what the in-process host backend drives. Built and cached like
+//! engine models.
 
 use libloading::Library;
 use std::ffi::c_void;
@@ -12,17 +13,17 @@ use tern_hdl::top::{write_top, TopDesign, TOP_MODULE};
 use crate::verilator::{BridgeError, ModelCache};
 
 const SHIM: &str = include_str!("../cpp/top_shim.cpp");
-const SHIM_ABI: u32 = 3;
+const SHIM_ABI: u32 = 4;
 
-type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut c_void;
+type NewFn =
+    unsafe extern "C" fn(*const std::ffi::c_char, u64, f64, u32, u32, u32, u64) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
 type ResetFn = unsafe extern "C" fn(*mut c_void, u32);
-type RegWriteFn = unsafe extern "C" fn(*mut c_void, u32, u32);
-type RegReadFn = unsafe extern "C" fn(*mut c_void, u32) -> u32;
-type MemWriteFn = unsafe extern "C" fn(*mut c_void, u32, *const u32, u32);
-type MemReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u32, u32);
-type DmaWriteFn = unsafe extern "C" fn(*mut c_void, u32, *const u8, u32);
-type DmaReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u8, u32);
+type RegWriteFn = unsafe extern "C" fn(*mut c_void, u32, u32, u32) -> u32;
+type RegReadFn = unsafe extern "C" fn(*mut c_void, u32, *mut u32, u32) -> u32;
+type DmaWriteFn = unsafe extern "C" fn(*mut c_void, u64, *const u8, u64);
+type DmaReadFn = unsafe extern "C" fn(*mut c_void, u64, *mut u8, u64);
+type TrafficFn = unsafe extern "C" fn(*mut c_void, *mut u64);
 type RunFn = unsafe extern "C" fn(*mut c_void, u64) -> u64;
 type IdleFn = unsafe extern "C" fn(*mut c_void, u64);
 type GetFn = unsafe extern "C" fn(*mut c_void) -> u32;
@@ -35,8 +36,6 @@ struct Api {
     reset: ResetFn,
     reg_write: RegWriteFn,
     reg_read: RegReadFn,
-    mem_write: MemWriteFn,
-    mem_read: MemReadFn,
     dma_write: DmaWriteFn,
     dma_read: DmaReadFn,
     run: RunFn,
@@ -44,15 +43,69 @@ struct Api {
     irq: GetFn,
     busy: GetFn,
     cycles: CyclesFn,
+    traffic: TrafficFn,
     flush: FreeFn,
 }
+
+/// The simulated board's memory behind the top's AXI4 master (see `cpp/top_shim.cpp`).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct MemoryModel {
+    /// Size in bytes; bursts beyond it get DECERR.
+    pub bytes: u64,
+    /// DDR bandwidth at the kernel clock, shared by reads and writes.
+    pub bytes_per_clock: f64,
+    /// Clocks from a burst's address to its first data beat (or its write response).
+    pub latency_clocks: u32,
+    /// Read bursts the memory accepts before it has finished them.
+    pub max_reads: u32,
+    /// Percent of clocks each ready/valid the model drives is withheld (0: none).
+    pub stall_percent: u32,
+    /// Seed of the stalls.
+    pub seed: u64,
+}
+
+impl MemoryModel {
+    /// A memory of `bytes` that keeps up with any bus (for functional tests).
+    pub fn ideal(bytes: u64) -> MemoryModel {
+        MemoryModel {
+            bytes,
+            bytes_per_clock: 1e9,
+            latency_clocks: 1,
+            max_reads: 16,
+            stall_percent: 0,
+            seed: 1,
+        }
+    }
+}
+
+/// Bytes and bursts the memory served.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct MemoryTraffic {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub read_bursts: u64,
+    pub write_bursts: u64,
+}
+
+/// The control port did not answer a register access in time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the AXI4-Lite control port did not answer the access at 0x{offset:02x} within {clocks} clocks"
+)]
+pub struct NoResponse {
+    pub offset: u32,
+    pub clocks: u32,
+}
+
+/// Clocks a register access may take.
+const ACCESS_CLOCKS: u32 = 64;
 
 /// A loaded top model library.
 #[derive(Clone)]
 pub struct TopLibrary {
     _lib: Arc<Library>,
     api: Api,
-    card_words: usize,
+    memory_bytes: u64,
     pub path: PathBuf,
 }
 
@@ -80,12 +133,12 @@ impl ModelCache {
                 SHIM,
             )?;
         }
-        TopLibrary::open(&so, top.layout.card_words)
+        TopLibrary::open(&so, top.layout.memory_bytes)
     }
 }
 
 impl TopLibrary {
-    fn open(path: &Path, card_words: usize) -> Result<TopLibrary, BridgeError> {
+    fn open(path: &Path, memory_bytes: u64) -> Result<TopLibrary, BridgeError> {
         let load_err = |message: String| BridgeError::Load {
             path: path.display().to_string(),
             message,
@@ -106,8 +159,6 @@ impl TopLibrary {
                 reset: sym!("tern_top_reset"),
                 reg_write: sym!("tern_top_reg_write"),
                 reg_read: sym!("tern_top_reg_read"),
-                mem_write: sym!("tern_top_mem_write"),
-                mem_read: sym!("tern_top_mem_read"),
                 dma_write: sym!("tern_top_dma_write"),
                 dma_read: sym!("tern_top_dma_read"),
                 run: sym!("tern_top_run"),
@@ -115,109 +166,136 @@ impl TopLibrary {
                 irq: sym!("tern_top_irq"),
                 busy: sym!("tern_top_busy"),
                 cycles: sym!("tern_top_cycles"),
+                traffic: sym!("tern_top_traffic"),
                 flush: sym!("tern_top_flush"),
             };
             Ok(TopLibrary {
                 _lib: Arc::new(lib),
                 api,
-                card_words,
+                memory_bytes,
                 path: path.to_path_buf(),
             })
         }
     }
 
-    /// A fresh top, held in reset for a few clocks; `vcd` names a waveform to write.
-    pub fn instantiate(&self, vcd: Option<&Path>) -> Result<TopModel, BridgeError> {
+    /// Bytes of memory the top was generated for (`top.memory_mib`).
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
+    }
+
+    /// A fresh top on a board with `memory`, held in reset for a few clocks; `vcd` names
+    /// a waveform to write.
+    pub fn instantiate(
+        &self,
+        vcd: Option<&Path>,
+        memory: &MemoryModel,
+    ) -> Result<TopModel, BridgeError> {
         let path = crate::verilator::waveform_path(&self.path, vcd)?;
         // SAFETY: `new` returns an owned model freed in `Drop`; the path outlives the call.
-        let handle =
-            unsafe { (self.api.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr())) };
+        let handle = unsafe {
+            (self.api.new)(
+                path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+                memory.bytes,
+                memory.bytes_per_clock,
+                memory.latency_clocks,
+                memory.max_reads,
+                memory.stall_percent,
+                memory.seed,
+            )
+        };
         let mut model = TopModel {
             lib: self.clone(),
             handle,
+            memory_bytes: memory.bytes,
         };
         model.reset();
         Ok(model)
     }
 }
 
-/// One accelerator top. Word ranges must lie inside card memory: the methods panic on a
-/// range outside it, so callers (the host's sim backend) check first and return a typed
-/// error. Not `Send`: a Verilator model stays on its thread.
+/// One accelerator top and its memory. DMA ranges must lie inside the memory: the
+/// methods panic on a range outside it, so callers (the host's sim backend) check first
+/// and return a typed error. Not `Send`: a Verilator model stays on its thread.
 pub struct TopModel {
     lib: TopLibrary,
     handle: *mut c_void,
+    memory_bytes: u64,
 }
 
 /// Clocks the reset is held for.
 pub const RESET_CLOCKS: u32 = 4;
 
 impl TopModel {
-    pub fn card_words(&self) -> usize {
-        self.lib.card_words
+    pub fn memory_bytes(&self) -> u64 {
+        self.memory_bytes
     }
 
-    fn check(&self, word: usize, n: usize) {
+    fn check(&self, addr: u64, n: usize) {
         assert!(
-            word.checked_add(n)
-                .is_some_and(|end| end <= self.lib.card_words),
-            "card memory access [{word}, +{n}) beyond {} words",
-            self.lib.card_words
+            addr.checked_add(n as u64)
+                .is_some_and(|end| end <= self.memory_bytes),
+            "memory access [0x{addr:x}, +{n}) beyond {} bytes",
+            self.memory_bytes
         );
     }
 
+    /// Reset the kernel; the memory keeps its contents.
     pub fn reset(&mut self) {
         // SAFETY: valid handle.
         unsafe { (self.lib.api.reset)(self.handle, RESET_CLOCKS) }
     }
 
-    /// One register write (one clock).
-    pub fn reg_write(&mut self, offset: u32, value: u32) {
+    /// One AXI4-Lite register write (a few clocks).
+    pub fn reg_write(&mut self, offset: u32, value: u32) -> Result<(), NoResponse> {
         // SAFETY: valid handle.
-        unsafe { (self.lib.api.reg_write)(self.handle, offset, value) }
-    }
-
-    /// One register read (one clock; reading CONTROL clears ap_done).
-    pub fn reg_read(&mut self, offset: u32) -> u32 {
-        // SAFETY: valid handle.
-        unsafe { (self.lib.api.reg_read)(self.handle, offset) }
-    }
-
-    /// Write words through the top's host memory port (one clock per word).
-    pub fn port_write(&mut self, word: usize, data: &[u32]) {
-        self.check(word, data.len());
-        // SAFETY: the range was checked against card memory; `data` outlives the call.
-        unsafe {
-            (self.lib.api.mem_write)(self.handle, word as u32, data.as_ptr(), data.len() as u32)
+        match unsafe { (self.lib.api.reg_write)(self.handle, offset, value, ACCESS_CLOCKS) } {
+            0 => Ok(()),
+            _ => Err(NoResponse {
+                offset,
+                clocks: ACCESS_CLOCKS,
+            }),
         }
     }
 
-    /// Read words through the top's host memory port (one clock per word).
-    pub fn port_read(&mut self, word: usize, out: &mut [u32]) {
-        self.check(word, out.len());
-        // SAFETY: as above.
-        unsafe {
-            (self.lib.api.mem_read)(self.handle, word as u32, out.as_mut_ptr(), out.len() as u32)
+    /// One AXI4-Lite register read (a few clocks; reading CONTROL clears ap_done).
+    pub fn reg_read(&mut self, offset: u32) -> Result<u32, NoResponse> {
+        let mut value = 0u32;
+        // SAFETY: valid handle; the shim writes one u32.
+        match unsafe { (self.lib.api.reg_read)(self.handle, offset, &mut value, ACCESS_CLOCKS) } {
+            0 => Ok(value),
+            _ => Err(NoResponse {
+                offset,
+                clocks: ACCESS_CLOCKS,
+            }),
         }
     }
 
-    /// Write little-endian bytes (whole words) into card memory directly, as the board
-    /// shell's DMA engine does (no clocks).
-    pub fn dma_write(&mut self, word: usize, data: &[u8]) {
-        assert!(data.len().is_multiple_of(4), "DMA of a partial word");
-        let n = data.len() / 4;
-        self.check(word, n);
-        // SAFETY: the range was checked; the shim reads 4·n bytes of `data`.
-        unsafe { (self.lib.api.dma_write)(self.handle, word as u32, data.as_ptr(), n as u32) }
+    /// Write bytes into the memory model directly, as the board shell's DMA engine
+    /// does (no clocks).
+    pub fn dma_write(&mut self, addr: u64, data: &[u8]) {
+        self.check(addr, data.len());
+        // SAFETY: the range was checked; the shim reads `data.len()` bytes of `data`.
+        unsafe { (self.lib.api.dma_write)(self.handle, addr, data.as_ptr(), data.len() as u64) }
     }
 
-    /// Read card memory directly into little-endian bytes (no clocks).
-    pub fn dma_read(&mut self, word: usize, out: &mut [u8]) {
-        assert!(out.len().is_multiple_of(4), "DMA of a partial word");
-        let n = out.len() / 4;
-        self.check(word, n);
-        // SAFETY: the range was checked; the shim writes 4·n bytes of `out`.
-        unsafe { (self.lib.api.dma_read)(self.handle, word as u32, out.as_mut_ptr(), n as u32) }
+    /// Read the memory model directly (no clocks).
+    pub fn dma_read(&mut self, addr: u64, out: &mut [u8]) {
+        self.check(addr, out.len());
+        // SAFETY: the range was checked; the shim writes `out.len()` bytes of `out`.
+        unsafe { (self.lib.api.dma_read)(self.handle, addr, out.as_mut_ptr(), out.len() as u64) }
+    }
+
+    /// Bytes and bursts the memory has served since the model was made.
+    pub fn traffic(&self) -> MemoryTraffic {
+        let mut out = [0u64; 4];
+        // SAFETY: valid handle; the shim writes four u64.
+        unsafe { (self.lib.api.traffic)(self.handle, out.as_mut_ptr()) };
+        MemoryTraffic {
+            bytes_read: out[0],
+            bytes_written: out[1],
+            read_bursts: out[2],
+            write_bursts: out[3],
+        }
     }
 
     /// Clock until the interrupt line is high or `max_clocks` have passed; clocks run.

@@ -216,6 +216,66 @@ pub struct ConfigFile {
     /// Board name (a file in `boards/data`), used by reports and synthesis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board: Option<String>,
+    /// The accelerator top's memory interface (`tern gen --top`, the boards).
+    #[serde(default, skip_serializing_if = "TopConfig::is_default")]
+    pub top: TopConfig,
+}
+
+fn default_bus_bits() -> usize {
+    256
+}
+fn default_burst_beats() -> usize {
+    64
+}
+fn default_reads_in_flight() -> usize {
+    4
+}
+fn default_memory_mib() -> usize {
+    1024
+}
+
+/// `[top]`: the AXI4 master the top reads weights and activations and writes results
+/// through (see `hdl::top`). Not part of the engine: it changes the top, not the
+/// engine's DESIGN_ID.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct TopConfig {
+    /// Data width of `m_axi_gmem`: 64, 128, 256 or 512 bits.
+    #[serde(default = "default_bus_bits")]
+    pub bus_bits: usize,
+    /// Longest INCR burst the master issues (beats, a power of two, 2..=256).
+    #[serde(default = "default_burst_beats")]
+    pub burst_beats: usize,
+    /// Read bursts in flight (the read buffer holds this many whole bursts).
+    #[serde(default = "default_reads_in_flight")]
+    pub reads_in_flight: usize,
+    /// Memory the kernel addresses, MiB (what `MEMORY_MIB` reads; the simulated board's
+    /// DDR model has this size).
+    #[serde(default = "default_memory_mib")]
+    pub memory_mib: usize,
+}
+
+impl Default for TopConfig {
+    fn default() -> Self {
+        TopConfig {
+            bus_bits: default_bus_bits(),
+            burst_beats: default_burst_beats(),
+            reads_in_flight: default_reads_in_flight(),
+            memory_mib: default_memory_mib(),
+        }
+    }
+}
+
+impl TopConfig {
+    pub fn is_default(&self) -> bool {
+        *self == TopConfig::default()
+    }
+    pub fn bus_bytes(&self) -> usize {
+        self.bus_bits / 8
+    }
+    pub fn memory_bytes(&self) -> u64 {
+        (self.memory_mib as u64) << 20
+    }
 }
 
 /// A validated configuration and the geometry every backend derives from it.
@@ -224,6 +284,7 @@ pub struct Config {
     pub engine: EngineConfig,
     pub workload: Workload,
     pub board: Option<String>,
+    pub top: TopConfig,
     pub geometry: Geometry,
 }
 
@@ -555,10 +616,28 @@ impl Config {
                 "reduce engine.token_block",
             )?;
         }
+        let t = &file.top;
+        if ![64, 128, 256, 512].contains(&t.bus_bits) {
+            return Err(out_of_range(
+                "top.bus_bits",
+                t.bus_bits.to_string(),
+                "64, 128, 256 or 512".into(),
+            ));
+        }
+        if !t.burst_beats.is_power_of_two() || !(2..=256).contains(&t.burst_beats) {
+            return Err(out_of_range(
+                "top.burst_beats",
+                t.burst_beats.to_string(),
+                "a power of two in 2..=256".into(),
+            ));
+        }
+        range("top.reads_in_flight", t.reads_in_flight, 1, 16)?;
+        range("top.memory_mib", t.memory_mib, 1, 1 << 20)?;
         Ok(Config {
             engine: file.engine,
             workload: file.workload,
             board: file.board,
+            top: file.top,
             geometry,
         })
     }
@@ -572,6 +651,7 @@ impl Config {
             engine: self.engine.clone(),
             workload: self.workload.clone(),
             board: self.board.clone(),
+            top: self.top.clone(),
         }
     }
 
@@ -638,6 +718,7 @@ impl ConfigBuilder {
                     tokens: 1,
                 },
                 board: None,
+                top: TopConfig::default(),
             },
         }
     }
@@ -674,6 +755,10 @@ impl ConfigBuilder {
     }
     pub fn weight_buffer_depth(mut self, depth: usize) -> Self {
         self.file.engine.weight_buffer_depth = depth;
+        self
+    }
+    pub fn top(mut self, top: TopConfig) -> Self {
+        self.file.top = top;
         self
     }
     pub fn board(mut self, board: &str) -> Self {

@@ -4,7 +4,8 @@
 //!
 //! Layout follows the Vitis kernel convention: control at 0x00, global interrupt enable
 //! at 0x04, IP interrupt enable at 0x08, interrupt status at 0x0C, arguments from 0x10
-//! with a stride of 8 (the upper word of each argument slot reads as zero).
+//! with a stride of 8: a pointer argument is 64 bits (low word at its offset, high word
+//! 4 bytes above), a scalar argument 32 bits (the upper word of its slot reads as zero).
 
 use serde::Serialize;
 
@@ -13,13 +14,16 @@ pub const GIE: u32 = 0x04;
 pub const IER: u32 = 0x08;
 pub const ISR: u32 = 0x0C;
 pub const WEIGHTS: u32 = 0x10;
+pub const WEIGHTS_HI: u32 = 0x14;
 pub const ACTIVATIONS: u32 = 0x18;
+pub const ACTIVATIONS_HI: u32 = 0x1C;
 pub const RESULTS: u32 = 0x20;
+pub const RESULTS_HI: u32 = 0x24;
 pub const TOKENS: u32 = 0x28;
 pub const CYCLES: u32 = 0x30;
 pub const HW_ID: u32 = 0x38;
 pub const DESIGN_ID: u32 = 0x3C;
-pub const CARD_BYTES: u32 = 0x40;
+pub const MEMORY_MIB: u32 = 0x40;
 pub const ERROR: u32 = 0x44;
 
 /// Bits of `CONTROL`.
@@ -30,13 +34,15 @@ pub const AP_READY: u32 = 1 << 3;
 /// Bits of `IER` and `ISR`.
 pub const IRQ_DONE: u32 = 1 << 0;
 pub const IRQ_READY: u32 = 1 << 1;
-/// Bits of `ERROR` (bits 0–2 and 4: a start was refused; bit 3: the engine sent a result
-/// beat the run did not expect; all cleared by the next start).
+/// Bits of `ERROR` (bits 0, 2 and 4: a start was refused; bit 3: the engine sent a result
+/// beat the run did not expect; bits 1 and 5: the memory answered with an error response
+/// and the run was abandoned; all cleared by the next start).
 pub const ERR_MISALIGNED: u32 = 1 << 0;
-pub const ERR_OUT_OF_RANGE: u32 = 1 << 1;
+pub const ERR_READ_RESPONSE: u32 = 1 << 1;
 pub const ERR_NO_TOKENS: u32 = 1 << 2;
 pub const ERR_EXTRA_RESULT: u32 = 1 << 3;
 pub const ERR_OVERLAP: u32 = 1 << 4;
+pub const ERR_WRITE_RESPONSE: u32 = 1 << 5;
 
 /// What `HW_ID` reads: "TERN" in ASCII.
 pub const HW_ID_VALUE: u32 = 0x5445_524E;
@@ -75,6 +81,8 @@ pub enum Kind {
     InterruptStatus,
     /// A kernel argument: a plain 32-bit register the host writes before a start.
     Argument,
+    /// A 64-bit pointer argument: the low word at the offset, the high word above it.
+    Pointer,
     /// A read-only status word.
     Status,
 }
@@ -153,36 +161,41 @@ const GIE_FIELDS: [Field; 1] = [field(
 const WEIGHTS_FIELDS: [Field; 1] = word(
     "address",
     ReadWrite,
-    "card byte address of the packed weight beats",
+    "byte address (low word) of the packed weight beats; aligned to the bus width",
 );
 const ACTIVATIONS_FIELDS: [Field; 1] = word(
     "address",
     ReadWrite,
-    "card byte address of the activation beats, token after token",
+    "byte address (low word) of the activations, one token every activation stride; aligned to the bus width",
 );
 const RESULTS_FIELDS: [Field; 1] = word(
     "address",
     ReadWrite,
-    "card byte address the result beats are written to",
+    "byte address (low word) the results are written to, one token every result stride; aligned to the bus width",
 );
+const HIGH_FIELDS: [Field; 1] = word("address_hi", ReadWrite, "bits 63:32 of the address");
 const TOKENS_FIELDS: [Field; 1] = word("count", ReadWrite, "activation vectors in this run");
 const CYCLES_FIELDS: [Field; 1] = word("count", ReadOnly, "clocks of the last run");
 const HW_ID_FIELDS: [Field; 1] = word("id", ReadOnly, "0x5445524E (\"TERN\")");
 const DESIGN_ID_FIELDS: [Field; 1] =
     word("id", ReadOnly, "first 32 bits of the engine's content hash");
-const CARD_BYTES_FIELDS: [Field; 1] = word("bytes", ReadOnly, "size of card memory");
-const ERROR_FIELDS: [Field; 5] = [
+const MEMORY_MIB_FIELDS: [Field; 1] = word(
+    "mib",
+    ReadOnly,
+    "memory the kernel addresses (MiB, from the config's top.memory_mib)",
+);
+const ERROR_FIELDS: [Field; 6] = [
     field(
         "misaligned",
         0,
         ReadOnly,
-        "an address argument is not 4-byte aligned",
+        "a pointer argument is not aligned to the bus width (top.bus_bits / 8 bytes)",
     ),
     field(
-        "out_of_range",
+        "read_response",
         1,
         ReadOnly,
-        "a region (weights, TOKENS × activations, TOKENS × results) ends beyond card memory",
+        "a read burst was answered with SLVERR or DECERR (e.g. beyond the memory); the run was abandoned",
     ),
     field("no_tokens", 2, ReadOnly, "TOKENS is zero"),
     field(
@@ -196,6 +209,12 @@ const ERROR_FIELDS: [Field; 5] = [
         4,
         ReadOnly,
         "two regions overlap (the results would overwrite weights or activations)",
+    ),
+    field(
+        "write_response",
+        5,
+        ReadOnly,
+        "a write burst was answered with SLVERR or DECERR; the run was abandoned",
     ),
 ];
 
@@ -231,23 +250,44 @@ pub const REGISTERS: &[Register] = &[
     Register {
         name: "WEIGHTS",
         offset: WEIGHTS,
-        kind: Kind::Argument,
+        kind: Kind::Pointer,
         fields: &WEIGHTS_FIELDS,
-        doc: "argument: weights",
+        doc: "argument: weights (64-bit pointer, low word)",
+    },
+    Register {
+        name: "WEIGHTS_HI",
+        offset: WEIGHTS_HI,
+        kind: Kind::Pointer,
+        fields: &HIGH_FIELDS,
+        doc: "argument: weights (high word)",
     },
     Register {
         name: "ACTIVATIONS",
         offset: ACTIVATIONS,
-        kind: Kind::Argument,
+        kind: Kind::Pointer,
         fields: &ACTIVATIONS_FIELDS,
-        doc: "argument: activations",
+        doc: "argument: activations (64-bit pointer, low word)",
+    },
+    Register {
+        name: "ACTIVATIONS_HI",
+        offset: ACTIVATIONS_HI,
+        kind: Kind::Pointer,
+        fields: &HIGH_FIELDS,
+        doc: "argument: activations (high word)",
     },
     Register {
         name: "RESULTS",
         offset: RESULTS,
-        kind: Kind::Argument,
+        kind: Kind::Pointer,
         fields: &RESULTS_FIELDS,
-        doc: "argument: results",
+        doc: "argument: results (64-bit pointer, low word)",
+    },
+    Register {
+        name: "RESULTS_HI",
+        offset: RESULTS_HI,
+        kind: Kind::Pointer,
+        fields: &HIGH_FIELDS,
+        doc: "argument: results (high word)",
     },
     Register {
         name: "TOKENS",
@@ -278,18 +318,18 @@ pub const REGISTERS: &[Register] = &[
         doc: "which engine configuration is loaded",
     },
     Register {
-        name: "CARD_BYTES",
-        offset: CARD_BYTES,
+        name: "MEMORY_MIB",
+        offset: MEMORY_MIB,
         kind: Kind::Status,
-        fields: &CARD_BYTES_FIELDS,
-        doc: "card memory size",
+        fields: &MEMORY_MIB_FIELDS,
+        doc: "memory size",
     },
     Register {
         name: "ERROR",
         offset: ERROR,
         kind: Kind::Status,
         fields: &ERROR_FIELDS,
-        doc: "why the last start was refused",
+        doc: "why the last run was refused or abandoned",
     },
 ];
 
@@ -343,7 +383,7 @@ pub fn markdown() -> String {
 pub fn json() -> String {
     serde_json::to_string_pretty(&serde_json::json!({
         "format": "tern-regmap",
-        "version": 1,
+        "version": 2,
         "window_bytes": WINDOW_BYTES,
         "registers": REGISTERS,
     }))
@@ -375,6 +415,11 @@ mod tests {
             if r.kind == Kind::Argument {
                 assert!(r.offset >= 0x10 && r.offset % 8 == 0, "{}", r.name);
             }
+            if r.kind == Kind::Pointer && !r.name.ends_with("_HI") {
+                assert!(r.offset >= 0x10 && r.offset % 8 == 0, "{}", r.name);
+                let hi = register_at(r.offset + 4).expect("a pointer's high word");
+                assert_eq!(hi.name, format!("{}_HI", r.name));
+            }
             let mut used = 0u64;
             for f in r.fields {
                 let mask = ((1u64 << f.width) - 1) << f.bit;
@@ -395,7 +440,8 @@ mod tests {
         assert_eq!(bit("ISR", "done"), IRQ_DONE);
         assert_eq!(bit("ISR", "ready"), IRQ_READY);
         assert_eq!(bit("ERROR", "misaligned"), ERR_MISALIGNED);
-        assert_eq!(bit("ERROR", "out_of_range"), ERR_OUT_OF_RANGE);
+        assert_eq!(bit("ERROR", "read_response"), ERR_READ_RESPONSE);
+        assert_eq!(bit("ERROR", "write_response"), ERR_WRITE_RESPONSE);
         assert_eq!(bit("ERROR", "no_tokens"), ERR_NO_TOKENS);
         assert_eq!(bit("ERROR", "extra_result"), ERR_EXTRA_RESULT);
         assert_eq!(bit("ERROR", "overlap"), ERR_OVERLAP);

@@ -1,32 +1,35 @@
-//! `tern_top.v`: the register file, card memory and controller around `tern_engine`.
-//! Written as a template with the layout's constants filled in; the register decode is
-//! generated from [`super::regmap::REGISTERS`].
+//! `tern_top.v`: the Vitis-style kernel around `tern_engine`: an AXI4-Lite register
+//! file, one AXI4 master (`m_axi_gmem`) that reads activations and weights in bursts
+//! into a read buffer, a gearbox that cuts bus words into engine beats, and a writer
+//! that sends result beats back as bursts. Written as a template with the layout's
+//! constants filled in; the register decode is generated from [`super::regmap::REGISTERS`].
 
 use super::regmap::{self, Kind, REGISTERS};
-use super::{CardLayout, TOP_MODULE};
+use super::{MemoryLayout, TOP_MODULE};
+use crate::config::ceil_log2;
 use crate::emit::{Design, WRAPPER_MODULE};
 
-/// `buf <= {incoming, buf[hi:32]}` for a shift register of `words` 32-bit words.
-fn shift_in(buf: &str, incoming: &str, words: usize) -> String {
-    if words == 1 {
-        format!("{buf} <= {incoming};")
-    } else {
-        format!("{buf} <= {{{incoming}, {buf}[{}:32]}};", words * 32 - 1)
-    }
-}
-
-fn status_source(name: &str, l: &CardLayout, design_id: u32) -> String {
+fn status_source(name: &str, l: &MemoryLayout, design_id: u32) -> String {
     match name {
         "CYCLES" => "last_cycles".into(),
         "HW_ID" => format!("32'h{:08X}", regmap::HW_ID_VALUE),
         "DESIGN_ID" => format!("32'h{design_id:08X}"),
-        "CARD_BYTES" => format!("32'd{}", l.card_bytes()),
-        "ERROR" => "{27'd0, error}".into(),
+        "MEMORY_MIB" => format!("32'd{}", l.memory_bytes >> 20),
+        "ERROR" => "{26'd0, error}".into(),
         other => panic!("status register {other} has no source in the top template"),
     }
 }
 
-fn read_mux(l: &CardLayout, design_id: u32) -> String {
+/// The argument register a (possibly `_HI`) pointer or scalar entry names, and its bits.
+fn argument_bits(r: &regmap::Register) -> (String, &'static str) {
+    match r.name.strip_suffix("_HI") {
+        Some(base) => (format!("arg_{}", base.to_lowercase()), "[63:32]"),
+        None if r.kind == Kind::Pointer => (format!("arg_{}", r.name.to_lowercase()), "[31:0]"),
+        None => (format!("arg_{}", r.name.to_lowercase()), ""),
+    }
+}
+
+fn read_mux(l: &MemoryLayout, design_id: u32) -> String {
     let mut s = String::new();
     for r in REGISTERS {
         let src = match r.kind {
@@ -34,11 +37,14 @@ fn read_mux(l: &CardLayout, design_id: u32) -> String {
             Kind::GlobalInterruptEnable => "{31'd0, gie}".into(),
             Kind::InterruptEnable => "{30'd0, ier}".into(),
             Kind::InterruptStatus => "{30'd0, isr}".into(),
-            Kind::Argument => format!("arg_{}", r.name.to_lowercase()),
+            Kind::Argument | Kind::Pointer => {
+                let (reg, bits) = argument_bits(r);
+                format!("{reg}{bits}")
+            }
             Kind::Status => status_source(r.name, l, design_id),
         };
         s.push_str(&format!(
-            "            8'h{:02X}: reg_rdata <= {src}; // {}\n",
+            "                8'h{:02X}: s_axi_control_rdata <= {src}; // {}\n",
             r.offset, r.name
         ));
     }
@@ -47,103 +53,233 @@ fn read_mux(l: &CardLayout, design_id: u32) -> String {
 
 fn argument_regs() -> (String, String, String) {
     let (mut decl, mut reset, mut write) = (String::new(), String::new(), String::new());
-    for r in REGISTERS.iter().filter(|r| r.kind == Kind::Argument) {
-        let n = r.name.to_lowercase();
-        decl.push_str(&format!("    reg [31:0] arg_{n}; // 0x{:02X}\n", r.offset));
-        reset.push_str(&format!("            arg_{n} <= 32'd0;\n"));
+    for r in REGISTERS {
+        match r.kind {
+            Kind::Argument | Kind::Pointer => {}
+            _ => continue,
+        }
+        let (reg, bits) = argument_bits(r);
+        if !r.name.ends_with("_HI") {
+            let width = if r.kind == Kind::Pointer { 63 } else { 31 };
+            decl.push_str(&format!(
+                "    reg [{width}:0] {reg}; // 0x{:02X}\n",
+                r.offset
+            ));
+            reset.push_str(&format!("            {reg} <= {}'d0;\n", width + 1));
+        }
+        let slot = if bits.is_empty() { "" } else { bits };
         write.push_str(&format!(
-            "                8'h{:02X}: if (!busy) arg_{n} <= reg_wdata;\n",
+            "                    8'h{:02X}: if (!busy) {reg}{slot} <= ({reg}{slot} & ~wmask) | reg_wdata;\n",
             r.offset
         ));
     }
     (decl, reset, write)
 }
 
-pub(super) fn top(l: &CardLayout, engine: &Design, design_id: u32) -> String {
+pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
     let bits = engine.stream_bits();
-    let aw = l.address_bits();
     let (arg_decl, arg_reset, arg_write) = argument_regs();
-    let res_pad = l.result_words * 32 - bits.res;
+    let bus_words = l.bus_bytes / 4;
+    // A gearbox holds a beat and a bus word; its counter also holds their sum.
+    let gearbox = |beat: usize| (beat + bus_words, ceil_log2(beat + 2 * bus_words + 1));
+    let (act_cap, act_cw) = gearbox(l.activation_words);
+    let (wgt_cap, wgt_cw) = gearbox(l.weight_words);
+    let read_depth_bits = ceil_log2(l.reads_in_flight * l.burst_beats);
+    let res_bits = l.result_words * 32;
+    let res_pad = res_bits - bits.res;
     let res_in = if res_pad == 0 {
         "res_data".to_string()
     } else {
         format!("{{{res_pad}'d0, res_data}}")
     };
-    let t = TEMPLATE
-        .replace("{{TOP}}", TOP_MODULE)
-        .replace("{{ENGINE}}", WRAPPER_MODULE)
-        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
-        .replace("{{AW}}", &aw.to_string())
-        .replace("{{AW_HI}}", &(aw - 1).to_string())
-        .replace("{{AW_TOP}}", &(aw + 1).to_string())
-        .replace("{{WORDS_LAST}}", &(l.card_words - 1).to_string())
-        .replace("{{CARD_BYTES}}", &l.card_bytes().to_string())
-        .replace("{{WEIGHT_BYTES}}", &l.weight_bytes().to_string())
-        .replace("{{ACT_TOKEN_BYTES}}", &l.activation_bytes().to_string())
-        .replace("{{RES_TOKEN_BYTES}}", &l.result_bytes().to_string())
-        .replace("{{ACT_BITS_HI}}", &(bits.act - 1).to_string())
-        .replace("{{WGT_BITS_HI}}", &(bits.wgt - 1).to_string())
-        .replace("{{RES_BITS_HI}}", &(bits.res - 1).to_string())
-        .replace("{{ACT_BUF_HI}}", &(l.activation_words * 32 - 1).to_string())
-        .replace("{{WGT_BUF_HI}}", &(l.weight_words * 32 - 1).to_string())
-        .replace("{{RES_BUF_HI}}", &(l.result_words * 32 - 1).to_string())
-        .replace("{{ACT_WORDS}}", &l.activation_words.to_string())
-        .replace("{{WGT_WORDS}}", &l.weight_words.to_string())
-        .replace("{{RES_WORDS_LAST}}", &(l.result_words - 1).to_string())
-        .replace("{{CHUNKS_LAST}}", &(l.chunks - 1).to_string())
-        .replace("{{WBEATS_LAST}}", &(l.weight_beats - 1).to_string())
-        .replace("{{RBLOCKS_LAST}}", &(l.row_blocks - 1).to_string())
-        .replace("{{TB}}", &l.token_block.to_string())
-        .replace("{{RES_WORDS}}", &l.result_words.to_string())
-        .replace(
-            "{{TOKEN_WORDS}}",
-            &(l.result_words * l.row_blocks).to_string(),
-        )
-        .replace(
-            "{{SHIFT_ACT}}",
-            &shift_in("act_buf", "rd_data", l.activation_words),
-        )
-        .replace(
-            "{{SHIFT_WGT}}",
-            &shift_in("wgt_buf", "rd_data", l.weight_words),
-        )
-        .replace(
-            "{{SHIFT_RES}}",
-            &shift_in("res_buf", "32'd0", l.result_words),
-        )
-        .replace("{{RES_IN}}", &res_in)
-        .replace("{{ARG_DECL}}", &arg_decl)
-        .replace("{{ARG_RESET}}", &arg_reset)
-        .replace("{{ARG_WRITE}}", &arg_write)
-        .replace("{{READ_MUX}}", &read_mux(l, design_id))
-        .replace("{{CONTROL}}", &format!("8'h{:02X}", regmap::CONTROL))
-        .replace("{{GIE}}", &format!("8'h{:02X}", regmap::GIE))
-        .replace("{{IER}}", &format!("8'h{:02X}", regmap::IER))
-        .replace("{{ISR}}", &format!("8'h{:02X}", regmap::ISR));
-    debug_assert!(!t.contains("{{"), "unfilled template field");
+    let result_bus_beats = l.result_beat_stride() / l.bus_bytes;
+    let w_pad = result_bus_beats * l.bus_bytes * 8 - res_bits;
+    let w_padded = if w_pad == 0 {
+        "wq_head".to_string()
+    } else {
+        format!("{{{w_pad}'d0, wq_head}}")
+    };
+    let n = |v: usize| v.to_string();
+    let fields: Vec<(&str, String)> = vec![
+        ("TOP", TOP_MODULE.into()),
+        ("ENGINE", WRAPPER_MODULE.into()),
+        ("VERSION", env!("CARGO_PKG_VERSION").into()),
+        ("DW_HI", n(l.bus_bytes * 8 - 1)),
+        ("STRB_HI", n(l.bus_bytes - 1)),
+        ("STRB_BITS", n(l.bus_bytes)),
+        ("BA_HI", n(ceil_log2(l.bus_bytes) - 1)),
+        ("BA", n(ceil_log2(l.bus_bytes))),
+        ("BUS_BYTES", n(l.bus_bytes)),
+        ("DWW", n(bus_words)),
+        ("ACT_CAP", n(act_cap)),
+        ("ACT_CW", n(act_cw)),
+        ("WGT_CAP", n(wgt_cap)),
+        ("WGT_CW", n(wgt_cw)),
+        ("AW_BITS_HI", n(l.activation_words * 32 - 1)),
+        ("WW_BITS_HI", n(l.weight_words * 32 - 1)),
+        ("AW_WORDS", n(l.activation_words)),
+        ("WW_WORDS", n(l.weight_words)),
+        ("ACT_BITS_HI", n(bits.act - 1)),
+        ("WGT_BITS_HI", n(bits.wgt - 1)),
+        ("RES_BITS_HI", n(bits.res - 1)),
+        ("ACT_REGION_WORDS", n(l.chunks * l.activation_words)),
+        ("WGT_REGION_WORDS", n(l.weight_beats * l.weight_words)),
+        ("ACT_TOKEN_BEATS", n(l.activation_stride() / l.bus_bytes)),
+        ("WGT_REGION_BEATS", n(l.weight_region_bytes() / l.bus_bytes)),
+        ("WEIGHT_REGION_BYTES", n(l.weight_region_bytes())),
+        ("ACT_STRIDE", n(l.activation_stride())),
+        ("RES_BEAT_STRIDE", n(l.result_beat_stride())),
+        ("RES_STRIDE", n(l.result_stride())),
+        ("CHUNKS_LAST", n(l.chunks - 1)),
+        ("WBEATS_LAST", n(l.weight_beats - 1)),
+        ("RBLOCKS_LAST", n(l.row_blocks - 1)),
+        ("RBLOCKS", n(l.row_blocks)),
+        ("TB", n(l.token_block)),
+        ("BURST", n(l.burst_beats)),
+        ("RD_AW", n(read_depth_bits)),
+        ("RD_DEPTH", n(1 << read_depth_bits)),
+        ("RQ_HI", n(res_bits - 1)),
+        ("RBEATS_LAST", n(result_bus_beats - 1)),
+        ("WPAD_HI", n(result_bus_beats * l.bus_bytes * 8 - 1)),
+        ("RES_IN", res_in),
+        ("W_PADDED", w_padded),
+        ("ARG_DECL", arg_decl),
+        ("ARG_RESET", arg_reset),
+        ("ARG_WRITE", arg_write),
+        ("READ_MUX", read_mux(l, design_id)),
+        ("CONTROL", format!("8'h{:02X}", regmap::CONTROL)),
+        ("GIE", format!("8'h{:02X}", regmap::GIE)),
+        ("IER", format!("8'h{:02X}", regmap::IER)),
+        ("ISR", format!("8'h{:02X}", regmap::ISR)),
+    ];
+    let mut t = TEMPLATE.to_string();
+    for (key, value) in fields {
+        t = t.replace(&format!("{{{{{key}}}}}"), &value);
+    }
+    debug_assert!(unfilled(&t).is_none(), "unfilled field {:?}", unfilled(&t));
     t
 }
 
-const TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the accelerator top (register file, card memory,
-// controller) around {{ENGINE}}. Register map: regmap.md. Layout: tern-hdl `top`.
+/// A `{{NAME}}` left in the text (Verilog's own `{{` replications are lower case or
+/// digits inside).
+fn unfilled(t: &str) -> Option<&str> {
+    t.match_indices("{{").find_map(|(i, _)| {
+        let rest = &t[i + 2..];
+        let end = rest.find("}}")?;
+        let name = &rest[..end];
+        (!name.is_empty() && name.chars().all(|c| c.is_ascii_uppercase() || c == '_'))
+            .then_some(name)
+    })
+}
+
+const TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the accelerator top, a Vitis-style RTL kernel around
+// {{ENGINE}}: AXI4-Lite control (s_axi_control, register map in regmap.md), one AXI4
+// master (m_axi_gmem, {{BUS_BYTES}}-byte data) and an interrupt. Memory layout: docs/top.md.
 `default_nettype none
 module {{TOP}} (
-    input  wire        clk,
-    input  wire        rst,
-    // register bus: rdata valid the clock after reg_read
-    input  wire [7:0]  reg_addr,
-    input  wire [31:0] reg_wdata,
-    input  wire        reg_write,
-    input  wire        reg_read,
-    output reg  [31:0] reg_rdata,
-    // host port of card memory (word address), honoured only while ap_idle
-    input  wire [{{AW_HI}}:0] mem_addr,
-    input  wire [31:0] mem_wdata,
-    input  wire        mem_write,
-    input  wire        mem_read,
-    output wire [31:0] mem_rdata,
-    output wire        irq
+    input  wire        ap_clk,
+    input  wire        ap_rst_n,
+    // ---- AXI4-Lite slave: the register file ----
+    input  wire [7:0]  s_axi_control_awaddr,
+    input  wire        s_axi_control_awvalid,
+    output wire        s_axi_control_awready,
+    input  wire [31:0] s_axi_control_wdata,
+    input  wire [3:0]  s_axi_control_wstrb,
+    input  wire        s_axi_control_wvalid,
+    output wire        s_axi_control_wready,
+    output wire [1:0]  s_axi_control_bresp,
+    output reg         s_axi_control_bvalid,
+    input  wire        s_axi_control_bready,
+    input  wire [7:0]  s_axi_control_araddr,
+    input  wire        s_axi_control_arvalid,
+    output wire        s_axi_control_arready,
+    output reg  [31:0] s_axi_control_rdata,
+    output wire [1:0]  s_axi_control_rresp,
+    output reg         s_axi_control_rvalid,
+    input  wire        s_axi_control_rready,
+    // ---- AXI4 master: weights, activations and results in memory ----
+    output wire [0:0]  m_axi_gmem_awid,
+    output reg  [63:0] m_axi_gmem_awaddr,
+    output reg  [7:0]  m_axi_gmem_awlen,
+    output wire [2:0]  m_axi_gmem_awsize,
+    output wire [1:0]  m_axi_gmem_awburst,
+    output reg         m_axi_gmem_awvalid,
+    input  wire        m_axi_gmem_awready,
+    output wire [{{DW_HI}}:0] m_axi_gmem_wdata,
+    output wire [{{STRB_HI}}:0] m_axi_gmem_wstrb,
+    output wire        m_axi_gmem_wlast,
+    output wire        m_axi_gmem_wvalid,
+    input  wire        m_axi_gmem_wready,
+    /* verilator lint_off UNUSEDSIGNAL */ // one write ID
+    input  wire [0:0]  m_axi_gmem_bid,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire [1:0]  m_axi_gmem_bresp,
+    input  wire        m_axi_gmem_bvalid,
+    output wire        m_axi_gmem_bready,
+    output reg  [0:0]  m_axi_gmem_arid,
+    output reg  [63:0] m_axi_gmem_araddr,
+    output reg  [7:0]  m_axi_gmem_arlen,
+    output wire [2:0]  m_axi_gmem_arsize,
+    output wire [1:0]  m_axi_gmem_arburst,
+    output reg         m_axi_gmem_arvalid,
+    input  wire        m_axi_gmem_arready,
+    input  wire [0:0]  m_axi_gmem_rid,
+    input  wire [{{DW_HI}}:0] m_axi_gmem_rdata,
+    input  wire [1:0]  m_axi_gmem_rresp,
+    /* verilator lint_off UNUSEDSIGNAL */ // bursts are counted, not delimited by rlast
+    input  wire        m_axi_gmem_rlast,
+    /* verilator lint_on UNUSEDSIGNAL */
+    input  wire        m_axi_gmem_rvalid,
+    output wire        m_axi_gmem_rready,
+    /* verilator lint_off SYMRSVDWORD */ // the Vitis name; Verilator's C++ renames it
+    output wire        interrupt
+    /* verilator lint_on SYMRSVDWORD */
 );
+    wire rst = !ap_rst_n;
+
+    // ---- AXI4-Lite: one write and one read at a time ----------------------------
+    // Address and data of a write may arrive in either order; the register is written
+    // the clock both are held, and the response follows.
+    reg  [7:0]  wr_addr;
+    reg         wr_addr_held;
+    reg  [31:0] wr_data;
+    reg  [3:0]  wr_strb;
+    reg         wr_data_held;
+    assign s_axi_control_awready = !wr_addr_held && !s_axi_control_bvalid;
+    assign s_axi_control_wready = !wr_data_held && !s_axi_control_bvalid;
+    assign s_axi_control_bresp = 2'b00;
+    assign s_axi_control_rresp = 2'b00;
+    assign s_axi_control_arready = !s_axi_control_rvalid;
+    wire        reg_write = wr_addr_held && wr_data_held;
+    wire [31:0] wmask = {{8{wr_strb[3]}}, {8{wr_strb[2]}}, {8{wr_strb[1]}}, {8{wr_strb[0]}}};
+    wire [31:0] reg_wdata = wr_data & wmask;
+    wire        reg_read = s_axi_control_arvalid && !s_axi_control_rvalid;
+
+    always @(posedge ap_clk) begin
+        if (rst) begin
+            wr_addr_held <= 1'b0;
+            wr_data_held <= 1'b0;
+            s_axi_control_bvalid <= 1'b0;
+        end else begin
+            if (s_axi_control_awvalid && s_axi_control_awready) begin
+                wr_addr <= s_axi_control_awaddr;
+                wr_addr_held <= 1'b1;
+            end
+            if (s_axi_control_wvalid && s_axi_control_wready) begin
+                wr_data <= s_axi_control_wdata;
+                wr_strb <= s_axi_control_wstrb;
+                wr_data_held <= 1'b1;
+            end
+            if (reg_write) begin
+                wr_addr_held <= 1'b0;
+                wr_data_held <= 1'b0;
+                s_axi_control_bvalid <= 1'b1;
+            end else if (s_axi_control_bready) begin
+                s_axi_control_bvalid <= 1'b0;
+            end
+        end
+    end
+
     // ---- register file ------------------------------------------------------
     reg        busy /*verilator public_flat_rd*/;
     reg        done_flag;
@@ -151,36 +287,37 @@ module {{TOP}} (
     reg        gie;
     reg [1:0]  ier;
     reg [1:0]  isr;
-    reg [4:0]  error;
+    reg [5:0]  error;
     reg [31:0] cycles;
     reg [31:0] last_cycles;
 {{ARG_DECL}}
-    wire start_request = reg_write && reg_addr == {{CONTROL}} && reg_wdata[0] && !busy;
-    wire misaligned = |{arg_weights[1:0], arg_activations[1:0], arg_results[1:0]};
-    // Every region, start and end, must lie in card memory, and the results must not
-    // overlap the weights or the activations, nor these each other (64-bit arithmetic:
-    // TOKENS times a token's bytes cannot wrap).
-    wire [63:0] weights_at = {32'd0, arg_weights};
-    wire [63:0] activations_at = {32'd0, arg_activations};
-    wire [63:0] results_at = {32'd0, arg_results};
-    wire [63:0] weights_end = weights_at + 64'd{{WEIGHT_BYTES}};
-    wire [63:0] activations_end = activations_at + {32'd0, arg_tokens} * 64'd{{ACT_TOKEN_BYTES}};
-    wire [63:0] results_end = results_at + {32'd0, arg_tokens} * 64'd{{RES_TOKEN_BYTES}};
-    wire out_of_range = weights_end > 64'd{{CARD_BYTES}} || activations_end > 64'd{{CARD_BYTES}}
-                        || results_end > 64'd{{CARD_BYTES}};
+    wire start_request = reg_write && wr_addr == {{CONTROL}} && reg_wdata[0] && !busy;
+    wire misaligned = |{arg_weights[{{BA_HI}}:0], arg_activations[{{BA_HI}}:0], arg_results[{{BA_HI}}:0]};
+    // The results must not overlap the weights or the activations, nor these each other
+    // (66-bit arithmetic: no region can wrap). Regions are read and written in whole bus
+    // words. Whether they lie inside memory is the memory's to say (an error response).
+    wire [65:0] weights_at = {2'd0, arg_weights};
+    wire [65:0] activations_at = {2'd0, arg_activations};
+    wire [65:0] results_at = {2'd0, arg_results};
+    wire [65:0] weights_end = weights_at + 66'd{{WEIGHT_REGION_BYTES}};
+    wire [65:0] activations_end = activations_at + {34'd0, arg_tokens} * 66'd{{ACT_STRIDE}};
+    wire [65:0] results_end = results_at + {34'd0, arg_tokens} * 66'd{{RES_STRIDE}};
     wire overlap = (results_at < weights_end && weights_at < results_end)
                    || (results_at < activations_end && activations_at < results_end)
                    || (weights_at < activations_end && activations_at < weights_end);
     wire no_tokens = arg_tokens == 32'd0;
-    wire [3:0] start_error = {overlap, no_tokens, out_of_range, misaligned};
-    wire start = start_request && start_error == 4'd0;
+    wire [5:0] start_error = {1'b0, overlap, 1'b0, no_tokens, 1'b0, misaligned};
+    wire start = start_request && start_error == 6'd0;
+    wire refused = start_request && start_error != 6'd0;
     wire finish;
-    wire extra_result;  // the engine sent a result beat the run did not expect
-    wire [1:0] raise = (finish || (start_request && start_error != 4'd0)) ? ier : 2'd0;
-    wire [1:0] toggle = (reg_write && reg_addr == {{ISR}}) ? reg_wdata[1:0] : 2'd0;
-    assign irq = gie && isr != 2'd0;
+    wire extra_result;   // the engine sent a result beat the run did not expect
+    wire read_fault;     // a read burst was answered with SLVERR or DECERR
+    wire write_fault;    // a write burst was answered with SLVERR or DECERR
+    wire [1:0] raise = (finish || refused) ? ier : 2'd0;
+    wire [1:0] toggle = (reg_write && wr_addr == {{ISR}}) ? reg_wdata[1:0] : 2'd0;
+    assign interrupt = gie && isr != 2'd0;
 
-    always @(posedge clk) begin
+    always @(posedge ap_clk) begin
         if (rst) begin
             busy <= 1'b0;
             done_flag <= 1'b0;
@@ -188,30 +325,38 @@ module {{TOP}} (
             gie <= 1'b0;
             ier <= 2'd0;
             isr <= 2'd0;
-            error <= 5'd0;
+            error <= 6'd0;
             cycles <= 32'd0;
             last_cycles <= 32'd0;
-{{ARG_RESET}}            reg_rdata <= 32'd0;
-        end else begin
+            s_axi_control_rvalid <= 1'b0;
+            s_axi_control_rdata <= 32'd0;
+{{ARG_RESET}}        end else begin
             if (reg_read) begin
-                case (reg_addr)
-{{READ_MUX}}                    default: reg_rdata <= 32'd0;
+                s_axi_control_rvalid <= 1'b1;
+                case (s_axi_control_araddr)
+{{READ_MUX}}                    default: s_axi_control_rdata <= 32'd0;
                 endcase
-                if (reg_addr == {{CONTROL}}) begin
+                if (s_axi_control_araddr == {{CONTROL}}) begin
                     done_flag <= 1'b0;
                     ready_flag <= 1'b0;
                 end
+            end else if (s_axi_control_rready) begin
+                s_axi_control_rvalid <= 1'b0;
             end
             if (reg_write) begin
-                case (reg_addr)
+                case (wr_addr)
                     {{GIE}}: gie <= reg_wdata[0];
                     {{IER}}: ier <= reg_wdata[1:0];
 {{ARG_WRITE}}                    default: ;
                 endcase
             end
             isr <= (isr ^ toggle) | raise;
-            if (start_request) error <= {start_error[3], 1'b0, start_error[2:0]};
-            else if (extra_result) error[3] <= 1'b1;
+            if (start_request) error <= start_error;
+            else begin
+                if (extra_result) error[3] <= 1'b1;
+                if (read_fault) error[1] <= 1'b1;
+                if (write_fault) error[5] <= 1'b1;
+            end
             if (start) begin
                 busy <= 1'b1;
                 cycles <= 32'd0;
@@ -222,226 +367,476 @@ module {{TOP}} (
                 busy <= 1'b0;
                 last_cycles <= cycles + 32'd1;
             end
-            if (finish || (start_request && start_error != 4'd0)) begin
+            if (finish || refused) begin
                 done_flag <= 1'b1;
                 ready_flag <= 1'b1;
             end
         end
     end
 
-    // ---- card memory: one write and one registered read port ------------------
-    // public_flat_rw lets the simulated board's DMA reach it, as a shell's DMA would.
-    reg [31:0] card_mem [0:{{WORDS_LAST}}] /*verilator public_flat_rw*/;
-    reg [31:0] rd_data;
-    wire                wr_en;
-    wire [{{AW_HI}}:0]  wr_addr;
-    wire [31:0]         wr_data;
-    wire                rd_en;
-    wire [{{AW_HI}}:0]  rd_addr;
-    always @(posedge clk) begin
-        if (wr_en) card_mem[wr_addr] <= wr_data;
-        if (rd_en) rd_data <= card_mem[rd_addr];
+    // An error response abandons the run: no new bursts, outstanding ones are drained,
+    // the engine is held in reset, and the run finishes with ERROR set.
+    reg aborting;
+    always @(posedge ap_clk) begin
+        if (rst || start) aborting <= 1'b0;
+        else if (busy && (read_fault || write_fault)) aborting <= 1'b1;
+        else if (finish) aborting <= 1'b0;
     end
-    assign mem_rdata = rd_data;
 
-    // ---- feeder: card memory -> activation and weight beats ---------------------
-    // Tokens go in blocks of up to {{TB}} (the engine's token block): the block's
-    // activation beats (token-major, act_last on the last), then every weight beat once.
-    reg        feeding;   // beats left to send in this run
-    reg        offer;     // a whole beat is in its buffer and offered to the engine
-    reg        phase;     // 0: activations of the block, 1: weights
-    reg [31:0] beat;      // chunk (phase 0) or weight beat (phase 1)
-    reg [31:0] token;     // first token of the block
-    reg [31:0] act_tok;   // token within the block (phase 0)
-    reg [{{AW_HI}}:0] act_ptr;
-    reg [{{AW_HI}}:0] wgt_ptr;
-    reg [{{AW_HI}}:0] issued;   // words of this beat read so far
-    reg        captured_last;   // the read issued last clock was the beat's last word
-    reg        capture;         // rd_data holds a word of this beat
-    /* verilator lint_off UNUSEDSIGNAL */ // beats are padded to whole words
-    reg [{{ACT_BUF_HI}}:0] act_buf;
-    reg [{{WGT_BUF_HI}}:0] wgt_buf;
-    /* verilator lint_on UNUSEDSIGNAL */
-    wire [31:0] tokens_left = arg_tokens - token;
-    wire [31:0] block_n = tokens_left > 32'd{{TB}} ? 32'd{{TB}} : tokens_left;
+    // ---- reads: two streams on one AXI4 master, told apart by ARID ----------------
+    // ID 1 reads the activations (all tokens, one token every {{ACT_STRIDE}} bytes),
+    // ID 0 the weights (the whole region once per block of up to {{TB}} tokens). Each
+    // stream has its own read buffer and issues a burst only when its buffer has room
+    // for all of it, so read data is never refused and neither stream waits behind the
+    // other: the next block's activations arrive while this block's weights stream.
+    assign m_axi_gmem_arsize = 3'd{{BA}};
+    assign m_axi_gmem_arburst = 2'b01;
+    wire        act_req;
+    wire [63:0] act_req_addr;
+    wire [7:0]  act_req_len;
+    wire        act_req_idle;
+    wire        wgt_req;
+    wire [63:0] wgt_req_addr;
+    wire [7:0]  wgt_req_len;
+    wire        wgt_req_idle;
+    wire ar_free = !m_axi_gmem_arvalid || m_axi_gmem_arready;
+    wire act_take = ar_free && act_req;
+    wire wgt_take = ar_free && !act_req && wgt_req;
+    wire r_fire = m_axi_gmem_rvalid && m_axi_gmem_rready;
+    wire r_act = r_fire && m_axi_gmem_rid == 1'b1;
+    wire r_wgt = r_fire && m_axi_gmem_rid == 1'b0;
+    wire r_ok = m_axi_gmem_rresp == 2'b00 && !aborting;
+    assign m_axi_gmem_rready = 1'b1;
+    assign read_fault = r_fire && m_axi_gmem_rresp != 2'b00;
+    wire [{{RD_AW}}+1:0] act_buffered;
+    wire [{{RD_AW}}+1:0] wgt_buffered;
+
+    always @(posedge ap_clk) begin
+        if (rst) begin
+            m_axi_gmem_arvalid <= 1'b0;
+        end else if (ar_free) begin
+            m_axi_gmem_arvalid <= act_take || wgt_take;
+            m_axi_gmem_arid <= act_take;
+            m_axi_gmem_araddr <= act_take ? act_req_addr : wgt_req_addr;
+            m_axi_gmem_arlen <= act_take ? act_req_len : wgt_req_len;
+        end
+    end
+
+    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) act_reader (
+        .clk(ap_clk),
+        .rst(rst),
+        .start(start),
+        .stop(aborting),
+        .base(arg_activations),
+        .region_beats(arg_tokens * 32'd{{ACT_TOKEN_BEATS}}),
+        .units(32'd1),
+        .step(32'd1),
+        .buffered(act_buffered),
+        .returned(r_act),
+        .req(act_req),
+        .req_addr(act_req_addr),
+        .req_len(act_req_len),
+        .take(act_take),
+        .idle(act_req_idle)
+    );
+    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) wgt_reader (
+        .clk(ap_clk),
+        .rst(rst),
+        .start(start),
+        .stop(aborting),
+        .base(arg_weights),
+        .region_beats(32'd{{WGT_REGION_BEATS}}),
+        .units(arg_tokens),
+        .step(32'd{{TB}}),
+        .buffered(wgt_buffered),
+        .returned(r_wgt),
+        .req(wgt_req),
+        .req_addr(wgt_req_addr),
+        .req_len(wgt_req_len),
+        .take(wgt_take),
+        .idle(wgt_req_idle)
+    );
+
+    // ---- read buffers and gearboxes: bus words -> engine beats -------------------
+    wire              act_word_valid;
+    wire [{{DW_HI}}:0] act_word;
+    wire              act_word_pop;
+    wire              wgt_word_valid;
+    wire [{{DW_HI}}:0] wgt_word;
+    wire              wgt_word_pop;
+    wire clear = rst || start || aborting;
+    {{TOP}}_fifo #(.W({{DW_HI}} + 1), .AW({{RD_AW}})) act_buffer (
+        .clk(ap_clk), .clear(clear), .push(r_act && r_ok), .din(m_axi_gmem_rdata),
+        .pop(act_word_pop), .dout(act_word), .dvalid(act_word_valid), .count(act_buffered)
+    );
+    {{TOP}}_fifo #(.W({{DW_HI}} + 1), .AW({{RD_AW}})) wgt_buffer (
+        .clk(ap_clk), .clear(clear), .push(r_wgt && r_ok), .din(m_axi_gmem_rdata),
+        .pop(wgt_word_pop), .dout(wgt_word), .dvalid(wgt_word_valid), .count(wgt_buffered)
+    );
     wire act_ready;
     wire wgt_ready;
-    wire act_valid = offer && !phase;
-    wire act_last = act_tok + 32'd1 == block_n && beat == 32'd{{CHUNKS_LAST}};
-    wire wgt_valid = offer && phase;
-    wire fire = (act_valid && act_ready) || (wgt_valid && wgt_ready);
-    wire [{{AW_HI}}:0] beat_words = phase ? {{AW}}'d{{WGT_WORDS}} : {{AW}}'d{{ACT_WORDS}};
-    wire issue = feeding && !offer && !captured_last && issued != beat_words;
-    wire [{{AW_HI}}:0] fetch_base = phase ? wgt_ptr : act_ptr;
+    wire act_beat_valid;
+    wire wgt_beat_valid;
+    /* verilator lint_off UNUSEDSIGNAL */ // beats are padded to whole words
+    wire [{{AW_BITS_HI}}:0] act_beat;
+    wire [{{WW_BITS_HI}}:0] wgt_beat;
+    /* verilator lint_on UNUSEDSIGNAL */
+    {{TOP}}_gearbox #(.DWW({{DWW}}), .BEAT({{AW_WORDS}}), .REGION({{ACT_REGION_WORDS}}), .CAP({{ACT_CAP}}), .CW({{ACT_CW}})) act_gearbox (
+        .clk(ap_clk), .clear(clear),
+        .in_valid(act_word_valid), .in_data(act_word), .in_pop(act_word_pop),
+        .out_valid(act_beat_valid), .out_ready(act_ready && act_feeding), .out_data(act_beat)
+    );
+    {{TOP}}_gearbox #(.DWW({{DWW}}), .BEAT({{WW_WORDS}}), .REGION({{WGT_REGION_WORDS}}), .CAP({{WGT_CAP}}), .CW({{WGT_CW}})) wgt_gearbox (
+        .clk(ap_clk), .clear(clear),
+        .in_valid(wgt_word_valid), .in_data(wgt_word), .in_pop(wgt_word_pop),
+        .out_valid(wgt_beat_valid), .out_ready(wgt_ready && wgt_feeding), .out_data(wgt_beat)
+    );
 
-    always @(posedge clk) begin
-        if (rst) begin
-            feeding <= 1'b0;
-            offer <= 1'b0;
-            phase <= 1'b0;
-            beat <= 32'd0;
-            token <= 32'd0;
-            act_tok <= 32'd0;
-            act_ptr <= {{AW}}'d0;
-            wgt_ptr <= {{AW}}'d0;
-            issued <= {{AW}}'d0;
-            captured_last <= 1'b0;
-            capture <= 1'b0;
+    // ---- the engine's two input streams -------------------------------------------
+    // Activations: token after token, `act_last` on the last chunk of each block's last
+    // token. Weights: every weight beat once per block.
+    reg        act_feeding;
+    reg [31:0] act_chunk;
+    reg [31:0] act_tok;     // token within the block
+    reg [31:0] act_token;   // first token of the block
+    reg        wgt_feeding;
+    reg [31:0] wgt_beat_no;
+    reg [31:0] wgt_token;   // first token of the block
+    wire [31:0] act_tokens_left = arg_tokens - act_token;
+    wire [31:0] act_block_n = act_tokens_left > 32'd{{TB}} ? 32'd{{TB}} : act_tokens_left;
+    wire act_valid = act_feeding && act_beat_valid;
+    wire wgt_valid = wgt_feeding && wgt_beat_valid;
+    wire act_last = act_tok + 32'd1 == act_block_n && act_chunk == 32'd{{CHUNKS_LAST}};
+    wire act_fire = act_valid && act_ready;
+    wire wgt_fire = wgt_valid && wgt_ready;
+    wire feeding = act_feeding || wgt_feeding;
+
+    always @(posedge ap_clk) begin
+        if (rst || aborting) begin
+            act_feeding <= 1'b0;
+            wgt_feeding <= 1'b0;
         end else if (start) begin
-            feeding <= 1'b1;
-            offer <= 1'b0;
-            phase <= 1'b0;
-            beat <= 32'd0;
-            token <= 32'd0;
+            act_feeding <= 1'b1;
+            act_chunk <= 32'd0;
             act_tok <= 32'd0;
-            act_ptr <= arg_activations[{{AW_TOP}}:2];
-            wgt_ptr <= arg_weights[{{AW_TOP}}:2];
-            issued <= {{AW}}'d0;
-            captured_last <= 1'b0;
-            capture <= 1'b0;
+            act_token <= 32'd0;
+            wgt_feeding <= 1'b1;
+            wgt_beat_no <= 32'd0;
+            wgt_token <= 32'd0;
         end else begin
-            capture <= issue;
-            captured_last <= issue && issued + {{AW}}'d1 == beat_words;
-            if (issue) issued <= issued + {{AW}}'d1;
-            if (capture) begin
-                if (phase) {{SHIFT_WGT}}
-                else {{SHIFT_ACT}}
-            end
-            if (captured_last) begin
-                offer <= 1'b1;
-                issued <= {{AW}}'d0;
-            end
-            if (fire) begin
-                offer <= 1'b0;
-                if (!phase) begin
-                    act_ptr <= act_ptr + {{AW}}'d{{ACT_WORDS}};
-                    if (beat == 32'd{{CHUNKS_LAST}}) begin
-                        beat <= 32'd0;
-                        if (act_last) begin
-                            act_tok <= 32'd0;
-                            phase <= 1'b1;
-                            wgt_ptr <= arg_weights[{{AW_TOP}}:2];
-                        end else begin
-                            act_tok <= act_tok + 32'd1;
-                        end
+            if (act_fire) begin
+                if (act_chunk == 32'd{{CHUNKS_LAST}}) begin
+                    act_chunk <= 32'd0;
+                    if (act_last) begin
+                        act_tok <= 32'd0;
+                        act_token <= act_token + act_block_n;
+                        if (act_token + act_block_n == arg_tokens) act_feeding <= 1'b0;
                     end else begin
-                        beat <= beat + 32'd1;
+                        act_tok <= act_tok + 32'd1;
                     end
                 end else begin
-                    wgt_ptr <= wgt_ptr + {{AW}}'d{{WGT_WORDS}};
-                    if (beat == 32'd{{WBEATS_LAST}}) begin
-                        beat <= 32'd0;
-                        phase <= 1'b0;
-                        token <= token + block_n;
-                        if (token + block_n == arg_tokens) feeding <= 1'b0;
-                    end else begin
-                        beat <= beat + 32'd1;
-                    end
+                    act_chunk <= act_chunk + 32'd1;
+                end
+            end
+            if (wgt_fire) begin
+                if (wgt_beat_no == 32'd{{WBEATS_LAST}}) begin
+                    wgt_beat_no <= 32'd0;
+                    wgt_token <= wgt_token + 32'd{{TB}};
+                    if (arg_tokens - wgt_token <= 32'd{{TB}}) wgt_feeding <= 1'b0;
+                end else begin
+                    wgt_beat_no <= wgt_beat_no + 32'd1;
                 end
             end
         end
     end
 
-    // ---- result writer: result beats -> card memory ---------------------------
-    // A block of n tokens returns its beats in (row block, token) order; each lands at
-    // its token's place, so card memory holds the results token after token.
+    // ---- result writer: result beats -> write bursts ----------------------------
+    // A block of n tokens returns its beats in (row block, token) order; each is one
+    // burst to its token's place ({{RES_STRIDE}} bytes per token, {{RES_BEAT_STRIDE}} per
+    // row block), so memory holds the results token after token whatever the block size.
+    // A beat's data is sent only once its address is issued.
+    assign m_axi_gmem_awid = 1'b0;
+    assign m_axi_gmem_awsize = 3'd{{BA}};
+    assign m_axi_gmem_awburst = 2'b01;
+    assign m_axi_gmem_wstrb = {{{STRB_BITS}}{1'b1}};
+    assign m_axi_gmem_bready = 1'b1;
     wire        res_valid;
     wire [{{RES_BITS_HI}}:0] res_data;
-    reg  [{{RES_BUF_HI}}:0] res_buf;
-    reg         res_busy;
-    reg  [31:0] res_word;
-    reg  [31:0] res_block;   // row block of the current beat
-    reg  [31:0] res_tok;     // token within the block
-    reg  [31:0] res_token;   // first token of the block
-    reg  [{{AW_HI}}:0] res_row;       // beat (this row block, the block's first token)
-    reg  [{{AW_HI}}:0] res_beat_ptr;  // the current beat's first word
-    reg  [{{AW_HI}}:0] res_ptr;       // the word being written
-    wire [31:0] res_left = arg_tokens - res_token;
-    wire [31:0] res_n = res_left > 32'd{{TB}} ? 32'd{{TB}} : res_left;
-    // Results are taken only while the run still expects some; any other beat is an
-    // engine fault, flagged in ERROR and never written to card memory.
-    wire res_expected = busy && res_token != arg_tokens;
-    wire res_ready = !res_busy && res_expected;
-    assign extra_result = res_valid && !res_busy && !res_expected;
+    reg  [{{RQ_HI}}:0] wq_mem [0:15];  // result beats waiting for the bus
+    reg  [4:0]  wq_wp;
+    reg  [4:0]  wq_rp;
+    reg  [31:0] res_total;   // result beats this run returns
+    reg  [31:0] res_taken;   // result beats taken from the engine
+    reg  [31:0] aw_count;    // write bursts issued
+    reg  [31:0] w_count;     // write bursts whose data has been sent
+    reg  [31:0] b_count;     // write responses received
+    reg  [31:0] aw_rb;       // row block of the next burst
+    reg  [31:0] aw_tok;      // token within the block
+    reg  [31:0] aw_token;    // first token of the block
+    reg  [63:0] aw_block;    // address of the block's first token
+    reg  [63:0] aw_row;      // address of (this row block, the block's first token)
+    reg  [63:0] aw_next;     // address of the next burst
+    reg  [7:0]  w_sub;       // bus beat within the result beat
+    wire [31:0] aw_left = arg_tokens - aw_token;
+    wire [31:0] aw_n = aw_left > 32'd{{TB}} ? 32'd{{TB}} : aw_left;
+    wire wq_full = wq_wp - wq_rp == 5'd16;
+    wire res_expected = busy && !aborting && res_taken != res_total;
+    wire res_ready = res_expected && !wq_full;
+    wire res_take = res_valid && res_ready;
+    assign extra_result = res_valid && !res_expected && !aborting;
+    wire aw_free = !m_axi_gmem_awvalid || m_axi_gmem_awready;
+    wire aw_issue = busy && !aborting && aw_free && aw_count != res_taken;
+    wire [{{RQ_HI}}:0] wq_head = wq_mem[wq_rp[3:0]];
+    wire [{{WPAD_HI}}:0] w_padded = {{W_PADDED}};
+    assign m_axi_gmem_wvalid = w_count != aw_count;
+    /* verilator lint_off UNUSEDSIGNAL */ // the bus word sent is the low one
+    wire [{{WPAD_HI}}:0] w_shifted = w_padded >> {w_sub, {{BA}}'d0, 3'd0};
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign m_axi_gmem_wdata = w_shifted[{{DW_HI}}:0];
+    assign m_axi_gmem_wlast = w_sub == 8'd{{RBEATS_LAST}};
+    wire w_fire = m_axi_gmem_wvalid && m_axi_gmem_wready;
+    wire b_fire = m_axi_gmem_bvalid;
+    assign write_fault = b_fire && m_axi_gmem_bresp != 2'b00;
 
-    always @(posedge clk) begin
+    always @(posedge ap_clk) begin
+        if (res_take) wq_mem[wq_wp[3:0]] <= {{RES_IN}};
+    end
+
+    always @(posedge ap_clk) begin
         if (rst) begin
-            res_busy <= 1'b0;
-            res_word <= 32'd0;
-            res_block <= 32'd0;
-            res_tok <= 32'd0;
-            res_token <= 32'd0;
-            res_row <= {{AW}}'d0;
-            res_beat_ptr <= {{AW}}'d0;
-            res_ptr <= {{AW}}'d0;
+            m_axi_gmem_awvalid <= 1'b0;
+            wq_wp <= 5'd0;
+            wq_rp <= 5'd0;
+            res_total <= 32'd0;
+            res_taken <= 32'd0;
+            aw_count <= 32'd0;
+            w_count <= 32'd0;
+            b_count <= 32'd0;
+            w_sub <= 8'd0;
         end else if (start) begin
-            res_busy <= 1'b0;
-            res_word <= 32'd0;
-            res_block <= 32'd0;
-            res_tok <= 32'd0;
-            res_token <= 32'd0;
-            res_row <= arg_results[{{AW_TOP}}:2];
-            res_beat_ptr <= arg_results[{{AW_TOP}}:2];
-            res_ptr <= arg_results[{{AW_TOP}}:2];
-        end else if (res_busy) begin
-            {{SHIFT_RES}}
-            res_ptr <= res_ptr + {{AW}}'d1;
-            if (res_word == 32'd{{RES_WORDS_LAST}}) begin
-                res_busy <= 1'b0;
-                res_word <= 32'd0;
-                if (res_tok + 32'd1 == res_n) begin
-                    res_tok <= 32'd0;
-                    if (res_block == 32'd{{RBLOCKS_LAST}}) begin
-                        // Block done: the next block's first beat follows this
-                        // (last) beat of its last token.
-                        res_block <= 32'd0;
-                        res_token <= res_token + res_n;
-                        res_row <= res_beat_ptr + {{AW}}'d{{RES_WORDS}};
-                        res_beat_ptr <= res_beat_ptr + {{AW}}'d{{RES_WORDS}};
-                        res_ptr <= res_beat_ptr + {{AW}}'d{{RES_WORDS}};
+            wq_wp <= 5'd0;
+            wq_rp <= 5'd0;
+            res_total <= arg_tokens * 32'd{{RBLOCKS}};
+            res_taken <= 32'd0;
+            aw_count <= 32'd0;
+            w_count <= 32'd0;
+            b_count <= 32'd0;
+            w_sub <= 8'd0;
+            aw_rb <= 32'd0;
+            aw_tok <= 32'd0;
+            aw_token <= 32'd0;
+            aw_block <= arg_results;
+            aw_row <= arg_results;
+            aw_next <= arg_results;
+        end else begin
+            if (aw_free) m_axi_gmem_awvalid <= aw_issue;
+            if (res_take) begin
+                wq_wp <= wq_wp + 5'd1;
+                res_taken <= res_taken + 32'd1;
+            end
+            if (b_fire) b_count <= b_count + 32'd1;
+            if (w_fire) begin
+                if (m_axi_gmem_wlast) begin
+                    w_sub <= 8'd0;
+                    wq_rp <= wq_rp + 5'd1;
+                    w_count <= w_count + 32'd1;
+                end else begin
+                    w_sub <= w_sub + 8'd1;
+                end
+            end
+            if (aw_issue) begin
+                m_axi_gmem_awaddr <= aw_next;
+                m_axi_gmem_awlen <= 8'd{{RBEATS_LAST}};
+                aw_count <= aw_count + 32'd1;
+                if (aw_tok + 32'd1 == aw_n) begin
+                    aw_tok <= 32'd0;
+                    if (aw_rb == 32'd{{RBLOCKS_LAST}}) begin
+                        aw_rb <= 32'd0;
+                        aw_token <= aw_token + aw_n;
+                        aw_block <= aw_block + {32'd0, aw_n} * 64'd{{RES_STRIDE}};
+                        aw_row <= aw_block + {32'd0, aw_n} * 64'd{{RES_STRIDE}};
+                        aw_next <= aw_block + {32'd0, aw_n} * 64'd{{RES_STRIDE}};
                     end else begin
-                        res_block <= res_block + 32'd1;
-                        res_row <= res_row + {{AW}}'d{{RES_WORDS}};
-                        res_beat_ptr <= res_row + {{AW}}'d{{RES_WORDS}};
-                        res_ptr <= res_row + {{AW}}'d{{RES_WORDS}};
+                        aw_rb <= aw_rb + 32'd1;
+                        aw_row <= aw_row + 64'd{{RES_BEAT_STRIDE}};
+                        aw_next <= aw_row + 64'd{{RES_BEAT_STRIDE}};
                     end
                 end else begin
-                    // The next token's beat of this row block.
-                    res_tok <= res_tok + 32'd1;
-                    res_beat_ptr <= res_beat_ptr + {{AW}}'d{{TOKEN_WORDS}};
-                    res_ptr <= res_beat_ptr + {{AW}}'d{{TOKEN_WORDS}};
+                    aw_tok <= aw_tok + 32'd1;
+                    aw_next <= aw_next + 64'd{{RES_STRIDE}};
                 end
-            end else begin
-                res_word <= res_word + 32'd1;
             end
-        end else if (res_valid && res_expected) begin
-            res_buf <= {{RES_IN}};
-            res_busy <= 1'b1;
         end
     end
-    assign finish = busy && !feeding && !res_busy && res_token == arg_tokens;
 
-    // The memory ports: the controller's while busy, the host's while idle.
-    assign wr_en   = busy ? res_busy : mem_write;
-    assign wr_addr = busy ? res_ptr : mem_addr;
-    assign wr_data = busy ? res_buf[31:0] : mem_wdata;
-    assign rd_en   = busy ? issue : mem_read;
-    assign rd_addr = busy ? fetch_base + issued : mem_addr;
+    // Normal end: every beat fed and every result written and acknowledged. After an
+    // error response: every burst in flight has ended.
+    assign finish = busy && (aborting
+        ? (act_req_idle && wgt_req_idle && !m_axi_gmem_arvalid && !m_axi_gmem_awvalid
+           && w_count == aw_count && b_count == aw_count)
+        : (!feeding && b_count == res_total));
 
     {{ENGINE}} engine (
-        .clk(clk),
-        .rst(rst),
+        .clk(ap_clk),
+        .rst(rst || aborting),
         .act_valid(act_valid),
         .act_ready(act_ready),
         .act_last(act_last),
-        .act_data(act_buf[{{ACT_BITS_HI}}:0]),
+        .act_data(act_beat[{{ACT_BITS_HI}}:0]),
         .wgt_valid(wgt_valid),
         .wgt_ready(wgt_ready),
-        .wgt_data(wgt_buf[{{WGT_BITS_HI}}:0]),
+        .wgt_data(wgt_beat[{{WGT_BITS_HI}}:0]),
         .res_valid(res_valid),
         .res_ready(res_ready),
         .res_data(res_data)
     );
+endmodule
+
+/* verilator lint_off DECLFILENAME */ // the top's helpers live in its file
+// Read requests of one stream: the same `region_beats` bus words from `base` once per
+// `step` of `units` (the weights: once per block of tokens), as INCR bursts of up to BURST beats that never cross 4 KiB, each issued only
+// when the stream's buffer (DEPTH words) has room for it beside the data in flight.
+module {{TOP}}_reader #(
+    parameter BA = 5,
+    parameter BURST = 64,
+    parameter DEPTH = 256,
+    parameter CW = 10
+) (
+    input  wire          clk,
+    input  wire          rst,
+    input  wire          start,
+    input  wire          stop,
+    input  wire [63:0]   base,
+    input  wire [31:0]   region_beats,
+    input  wire [31:0]   units,
+    input  wire [31:0]   step,
+    input  wire [CW-1:0] buffered,
+    input  wire          returned,
+    output wire          req,
+    output wire [63:0]   req_addr,
+    output wire [7:0]    req_len,
+    input  wire          take,
+    output wire          idle
+);
+    reg        active;
+    reg [63:0] addr;
+    reg [31:0] left;          // beats left in this region
+    reg [31:0] units_left;
+    reg [31:0] pending;       // beats requested and not yet returned
+    wire [12:0] to_page = 13'd4096 - {1'b0, addr[11:0]};
+    wire [31:0] page_beats = {19'd0, to_page} >> BA;
+    wire [31:0] capped = left < BURST ? left : BURST;
+    wire [31:0] len = capped < page_beats ? capped : page_beats;
+    assign req = active && !stop && pending + {{(32-CW){1'b0}}, buffered} + len <= DEPTH;
+    assign req_addr = addr;
+    assign req_len = len[7:0] - 8'd1;
+    assign idle = pending == 32'd0;
+    always @(posedge clk) begin
+        if (rst) begin
+            active <= 1'b0;
+            pending <= 32'd0;
+        end else if (start) begin
+            active <= units != 32'd0 && region_beats != 32'd0;
+            addr <= base;
+            left <= region_beats;
+            units_left <= units;
+            pending <= 32'd0;
+        end else begin
+            pending <= pending + (take ? len : 32'd0) - (returned ? 32'd1 : 32'd0);
+            if (stop) active <= 1'b0;
+            if (take) begin
+                addr <= addr + ({32'd0, len} << BA);
+                left <= left - len;
+                if (left == len) begin
+                    addr <= base;
+                    left <= region_beats;
+                    units_left <= units_left - step;
+                    if (units_left <= step) active <= 1'b0;
+                end
+            end
+        end
+    end
+endmodule
+
+// Bus words (DWW 32-bit words) in, beats (BEAT words) out. Holds up to CAP words; takes
+// a bus word when all of it fits, keeps only the words that belong to the region
+// (REGION words, a whole number of beats, starting on a bus word: the rest of a
+// region's last bus word is padding), and offers a beat whenever it holds one.
+module {{TOP}}_gearbox #(
+    parameter DWW = 8,
+    parameter BEAT = 5,
+    parameter REGION = 40,
+    parameter CAP = 13,
+    parameter CW = 5
+) (
+    input  wire                  clk,
+    input  wire                  clear,
+    input  wire                  in_valid,
+    input  wire [DWW*32-1:0]     in_data,
+    output wire                  in_pop,
+    output wire                  out_valid,
+    input  wire                  out_ready,
+    output wire [BEAT*32-1:0]    out_data
+);
+    reg [CAP*32-1:0] held;
+    reg [CW-1:0]     have;   // words held
+    reg [31:0]       left;   // words of the region not yet taken in
+    wire fire = out_valid && out_ready;
+    wire [CW-1:0] after = have - (fire ? BEAT[CW-1:0] : {CW{1'b0}});
+    wire [CW-1:0] take = left < DWW ? left[CW-1:0] : DWW[CW-1:0];
+    assign out_valid = have >= BEAT[CW-1:0];
+    assign in_pop = in_valid && after + DWW[CW-1:0] <= CAP[CW-1:0];
+    assign out_data = held[BEAT*32-1:0];
+    wire [DWW*32-1:0] kept = in_data & ~({(DWW*32){1'b1}} << {take, 5'd0});
+    wire [CAP*32-1:0] incoming = {{((CAP - DWW)*32){1'b0}}, kept} << {after, 5'd0};
+    wire [CAP*32-1:0] remaining = fire ? held >> (BEAT*32) : held;
+    always @(posedge clk) begin
+        if (clear) begin
+            held <= {(CAP*32){1'b0}};
+            have <= {CW{1'b0}};
+            left <= REGION;
+        end else begin
+            held <= remaining | (in_pop ? incoming : {(CAP*32){1'b0}});
+            have <= after + (in_pop ? take : {CW{1'b0}});
+            if (in_pop) left <= left == {{(32-CW){1'b0}}, take} ? REGION : left - {{(32-CW){1'b0}}, take};
+        end
+    end
+endmodule
+
+// A first-word-fall-through FIFO whose storage has a registered read (block RAM).
+module {{TOP}}_fifo #(
+    parameter W = 64,
+    parameter AW = 4
+) (
+    input  wire          clk,
+    input  wire          clear,
+    input  wire          push,
+    input  wire [W-1:0]  din,
+    input  wire          pop,
+    output reg  [W-1:0]  dout,
+    output reg           dvalid,
+    output wire [AW+1:0] count
+);
+    reg [W-1:0] mem [0:(1 << AW) - 1];
+    reg [AW:0] wp;
+    reg [AW:0] rp;
+    wire [AW:0] stored = wp - rp;
+    wire fetch = stored != 0 && (!dvalid || pop);
+    always @(posedge clk) begin
+        if (push) mem[wp[AW-1:0]] <= din;
+        if (fetch) dout <= mem[rp[AW-1:0]];
+        if (clear) begin
+            wp <= 0;
+            rp <= 0;
+            dvalid <= 1'b0;
+        end else begin
+            if (push) wp <= wp + 1'b1;
+            if (fetch) rp <= rp + 1'b1;
+            if (fetch) dvalid <= 1'b1;
+            else if (pop) dvalid <= 1'b0;
+        end
+    end
+    assign count = {1'b0, stored} + {{(AW + 1){1'b0}}, dvalid};
 endmodule
 `default_nettype wire
 "#;

@@ -13,7 +13,7 @@ use std::sync::Arc;
 use std::thread::JoinHandle;
 use std::time::Duration;
 
-use tern_hdl::config::{ConfigBuilder, TableStorage};
+use tern_hdl::config::{ConfigBuilder, TableStorage, TopConfig};
 use tern_hdl::Config;
 use tern_host::framed::FramedTransport;
 use tern_host::pipe::StreamPipe;
@@ -34,12 +34,23 @@ pub fn config(g: usize, acc: usize) -> Config {
 /// The same with tables for `token_block` tokens: the top streams blocks of tokens and
 /// places each result beat at its token's place.
 pub fn config_blocks(g: usize, acc: usize, token_block: usize) -> Config {
+    config_bus(g, acc, token_block, 128)
+}
+
+/// The same behind an AXI4 master of `bus_bits`, with short bursts and a 64 MiB memory.
+pub fn config_bus(g: usize, acc: usize, token_block: usize, bus_bits: usize) -> Config {
     ConfigBuilder::tlmm(g, 4, 2)
         .accumulator_bits(acc)
         .storage(TableStorage::Block)
         .weight_buffer_depth(4)
         .token_block(token_block)
         .workload(20, 40, 3)
+        .top(TopConfig {
+            bus_bits,
+            burst_beats: 4,
+            reads_in_flight: 2,
+            memory_mib: 64,
+        })
         .build()
         .unwrap()
 }
@@ -145,7 +156,7 @@ pub fn serve_in_thread(cfg: &Config, tcp: bool, opts: ServeOptions) -> Served {
     let flag = shutdown.clone();
     let thread = std::thread::spawn(move || {
         // The Verilator model is built and lives on this thread.
-        let mut board = SimBoard::new(&cfg, &cache(), None).unwrap();
+        let mut board = SimBoard::new(&cfg, &cache(), None, None).unwrap();
         serve(&listen, &mut board, &opts, &flag, |bound| {
             tx.send(bound.to_string()).unwrap()
         })
@@ -168,7 +179,7 @@ pub fn usb_over_memory_pipe(cfg: &Config) -> (Box<dyn Transport>, Served) {
     let flag = shutdown.clone();
     let cfg2 = cfg.clone();
     let thread = std::thread::spawn(move || {
-        let mut board = SimBoard::new(&cfg2, &cache(), None).unwrap();
+        let mut board = SimBoard::new(&cfg2, &cache(), None, None).unwrap();
         serve_connection(&mut board_end, &mut board, &ServeOptions::default(), &flag);
     });
     let t = tern_host::framed::FramedTransport::connect(
