@@ -215,6 +215,79 @@ fn tern_run_names_bad_input() {
     assert!(text(&o).contains("bit-exact"), "{}", text(&o));
 }
 
+/// `tern run --out` writes what it ran and what came back as .npy files a user can
+/// check with their own tools; `--activations` runs a user's file. The results are
+/// checked here against the plain definition, computed from the written inputs.
+#[test]
+fn tern_run_takes_activations_from_npy_and_writes_its_inputs_and_results() {
+    use tern_host::npy::{self, Dtype};
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("run");
+    let o = run(
+        "sim:",
+        &[
+            "--tokens",
+            "3",
+            "--seed",
+            "5",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let w = npy::read(&out.join("weights.npy")).unwrap();
+    let x = npy::read(&out.join("activations.npy")).unwrap();
+    let y = npy::read(&out.join("results.npy")).unwrap();
+    assert_eq!((w.dtype, w.shape.clone()), (Dtype::I8, vec![256, 256]));
+    assert_eq!((x.dtype, x.shape.clone()), (Dtype::I8, vec![3, 256]));
+    assert_eq!((y.dtype, y.shape.clone()), (Dtype::I64, vec![3, 256]));
+    for t in 0..3 {
+        for r in 0..256 {
+            let want: i64 = (0..256)
+                .map(|c| w.values[r * 256 + c] * x.values[t * 256 + c])
+                .sum();
+            assert_eq!(y.values[t * 256 + r], want, "token {t}, row {r}");
+        }
+    }
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["bit_exact"], true);
+    assert_eq!(record["tokens"], 3);
+    assert!(
+        record["kernel_clocks"].as_u64().unwrap()
+            >= record["streaming_model_clocks"].as_u64().unwrap()
+    );
+
+    // A user's own activations: one token of int32 values within int8, shape (K,).
+    let mine = dir.path().join("x.npy");
+    let values: Vec<i64> = (0..256).map(|i| i - 128).collect();
+    npy::write(&mine, Dtype::I32, &[256], &values).unwrap();
+    let o = run("sim:", &["--activations", mine.to_str().unwrap()]);
+    assert!(
+        text(&o).contains("1 token(s)") && text(&o).contains("bit-exact"),
+        "{}",
+        text(&o)
+    );
+    // Values outside int8, the wrong K, and a file that is not .npy are named.
+    npy::write(&mine, Dtype::I32, &[1, 256], &(0..256).collect::<Vec<_>>()).unwrap();
+    let o = run("sim:", &["--activations", mine.to_str().unwrap()]);
+    assert!(
+        text(&o).contains("value 128 at token 0, column 128"),
+        "{}",
+        text(&o)
+    );
+    npy::write(&mine, Dtype::I8, &[2, 255], &[0; 510]).unwrap();
+    let o = run("sim:", &["--activations", mine.to_str().unwrap()]);
+    assert!(text(&o).contains("shape [2, 255]"), "{}", text(&o));
+    std::fs::write(&mine, b"not numpy").unwrap();
+    let o = run("sim:", &["--activations", mine.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && text(&o).contains("no NUMPY magic"),
+        "{}",
+        text(&o)
+    );
+}
+
 #[test]
 fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
     let dir = tempfile::tempdir().unwrap();

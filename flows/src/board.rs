@@ -162,6 +162,8 @@ pub struct RunArgs {
     pub tokens: Option<usize>,
     pub seed: u64,
     pub weights: Option<PathBuf>,
+    pub activations: Option<PathBuf>,
+    pub out: Option<PathBuf>,
     pub timeout: Duration,
     pub board_wait: Duration,
 }
@@ -170,12 +172,80 @@ fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
 }
 
+/// Activations from a `.npy` file: int8 values (any integer dtype within range), shape
+/// `(tokens, K)` or `(K,)`; token-major.
+pub fn read_activations(path: &Path, k: usize) -> Result<Vec<i8>> {
+    let a = tern_host::npy::read(path)?;
+    let tokens = match a.shape[..] {
+        [kk] if kk == k => 1,
+        [t, kk] if kk == k && t > 0 => t,
+        _ => bail!(
+            "activations file {}: shape {:?}, but the config's layer takes (tokens, K = {k}) or (K,)",
+            path.display(),
+            a.shape
+        ),
+    };
+    let mut x = Vec::with_capacity(tokens * k);
+    for (i, &v) in a.values.iter().enumerate() {
+        let Ok(byte) = i8::try_from(v) else {
+            bail!(
+                "activations file {}: value {v} at token {}, column {} is outside int8 (-128..=127)",
+                path.display(),
+                i / k,
+                i % k
+            );
+        };
+        x.push(byte);
+    }
+    Ok(x)
+}
+
+/// What `tern run --out` writes beside the arrays.
+#[derive(serde::Serialize)]
+struct RunRecord<'a> {
+    format: &'static str,
+    config: String,
+    board_uri: &'a str,
+    board: &'a str,
+    design_id: String,
+    m: usize,
+    k: usize,
+    tokens: usize,
+    seed: u64,
+    weights_from: Option<String>,
+    activations_from: Option<String>,
+    kernel_clocks: u64,
+    batches: usize,
+    streaming_model_clocks: u64,
+    bandwidth_bound_clocks: u64,
+    bytes_read: u64,
+    bytes_written: u64,
+    bit_exact: bool,
+    first_difference: Option<usize>,
+}
+
 pub fn run_command(a: &RunArgs) -> Result<()> {
     let cfg = matmul_config(&a.config)?;
     let (m, k) = (cfg.workload.m, cfg.workload.k);
-    let tokens = a.tokens.unwrap_or(cfg.workload.tokens);
+    let given_x = match &a.activations {
+        Some(path) => Some(read_activations(path, k)?),
+        None => None,
+    };
+    let tokens = match (&given_x, a.tokens) {
+        (Some(x), Some(t)) if t != x.len() / k => bail!(
+            "--tokens {t} disagrees with the {} tokens in {}",
+            x.len() / k,
+            a.activations.as_ref().expect("given").display()
+        ),
+        (Some(x), _) => x.len() / k,
+        (None, t) => t.unwrap_or(cfg.workload.tokens),
+    };
     if tokens == 0 {
         bail!("--tokens must be at least 1");
+    }
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the output directory {}", dir.display()))?;
     }
     let given = match &a.weights {
         Some(path) => {
@@ -193,7 +263,8 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
         }
         None => None,
     };
-    let (w, x) = random_layer(&cfg, tokens, a.seed, given);
+    let (w, random_x) = random_layer(&cfg, tokens, a.seed, given);
+    let x = given_x.unwrap_or(random_x);
     let (memory, memory_text) = memory_model(&cfg)?;
     let opts = OpenOptions {
         timeout: a.timeout,
@@ -238,6 +309,43 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
         run.bytes_read,
         run.bytes_written,
     );
+    if let Some(dir) = &a.out {
+        let wide = |v: &[i8]| v.iter().map(|&b| i64::from(b)).collect::<Vec<_>>();
+        use tern_host::npy::{write, Dtype};
+        write(&dir.join("weights.npy"), Dtype::I8, &[m, k], &wide(&w))?;
+        write(
+            &dir.join("activations.npy"),
+            Dtype::I8,
+            &[tokens, k],
+            &wide(&x),
+        )?;
+        write(&dir.join("results.npy"), Dtype::I64, &[tokens, m], &run.y)?;
+        write(&dir.join("golden.npy"), Dtype::I64, &[tokens, m], &want)?;
+        let record = RunRecord {
+            format: "tern-run/1",
+            config: a.config.display().to_string(),
+            board_uri: &a.uri,
+            board: &dev.info().description,
+            design_id: format!("{:08x}", dev.info().design_id),
+            m,
+            k,
+            tokens,
+            seed: a.seed,
+            weights_from: a.weights.as_ref().map(|p| p.display().to_string()),
+            activations_from: a.activations.as_ref().map(|p| p.display().to_string()),
+            kernel_clocks: run.cycles,
+            batches: run.batches,
+            streaming_model_clocks: model,
+            bandwidth_bound_clocks: bound,
+            bytes_read: run.bytes_read,
+            bytes_written: run.bytes_written,
+            bit_exact: first_diff.is_none(),
+            first_difference: first_diff,
+        };
+        let path = dir.join("run.json");
+        std::fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")
+            .with_context(|| format!("writing {}", path.display()))?;
+    }
     println!(
         "kernel     {} clocks in {} batch(es) ({:.0} per token)",
         run.cycles,
@@ -255,6 +363,12 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
     );
     if a.uri == "sim:" {
         println!("memory     {memory_text}");
+    }
+    if let Some(dir) = &a.out {
+        println!(
+            "files      weights.npy, activations.npy, results.npy, golden.npy, run.json in {}",
+            dir.display()
+        );
     }
     println!(
         "wall       open {:.1} ms, load weights {:.1} ms, run {:.1} ms",

@@ -31,7 +31,7 @@ enum Command {
         /// Output directory (created if needed).
         #[arg(short, long)]
         out: PathBuf,
-        /// Also write the accelerator top (register file, card memory, controller) around
+        /// Also write the accelerator top (AXI4-Lite registers, AXI4 master, feeder) around
         /// the matmul engine, and its register map (regmap.md, regmap.json).
         #[arg(long)]
         top: bool,
@@ -260,6 +260,14 @@ enum Command {
         /// A ternary weight matrix (.tw) instead of random weights.
         #[arg(long)]
         weights: Option<PathBuf>,
+        /// Activations from a .npy file (int8, or int32/int64 within -128..=127; shape
+        /// (tokens, K) or (K,)) instead of random ones.
+        #[arg(long)]
+        activations: Option<PathBuf>,
+        /// Write the run's inputs, results, golden results (.npy) and a run.json here
+        /// (docs/files.md).
+        #[arg(long)]
+        out: Option<PathBuf>,
         /// Seconds any one board call may take.
         #[arg(long, default_value_t = 10)]
         timeout: u64,
@@ -767,6 +775,8 @@ pub fn main() -> Result<()> {
             tokens,
             seed,
             weights,
+            activations,
+            out,
             timeout,
             board_wait,
         } => crate::board::run_command(&crate::board::RunArgs {
@@ -775,6 +785,8 @@ pub fn main() -> Result<()> {
             tokens,
             seed,
             weights,
+            activations,
+            out,
             timeout: std::time::Duration::from_secs(timeout),
             board_wait: std::time::Duration::from_secs(board_wait),
         })?,

@@ -136,13 +136,15 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
     let t = Instant::now();
     let host = host_run(&cfg)?;
     println!(
-        "  host         {} tokens through the accelerator top (register file, card memory) via tern-host: \
-         {} clocks, {} outputs bit-exact vs golden ({:.1} s)",
+        "  host         {} tokens through the AXI4 top via tern-host: {} clocks ({:+.1}% vs the \
+         engine's streaming model), {} outputs bit-exact vs golden ({:.1} s)",
         w.tokens,
         host.0,
+        100.0 * (host.0 as f64 / u.measured as f64 - 1.0),
         host.1,
         t.elapsed().as_secs_f64()
     );
+    println!("  ddr          {}", host.2);
     // Where each memory lives: tables and the FIFO in LUT RAM, the buffers in block RAM
     // once deeper than one LUT-RAM primitive (synthesis below counts both).
     let geo = &cfg.geometry;
@@ -203,10 +205,17 @@ fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measur
 
 /// The layer on the in-process board (the Verilator model of the accelerator top),
 /// driven through tern-host as a host program would; (kernel clocks, outputs checked).
-fn host_run(cfg: &tern_hdl::Config) -> Result<(u64, usize)> {
+/// The layer through the accelerator top on the simulated board (its board's DDR model):
+/// kernel clocks, outputs checked, and the memory model's description.
+fn host_run(cfg: &tern_hdl::Config) -> Result<(u64, usize, String)> {
     let m = cfg.workload.m;
     let (w, x) = crate::board::random_layer(cfg, cfg.workload.tokens, 1, None);
-    let mut dev = tern_host::Device::open("sim:", cfg, &tern_host::OpenOptions::default())?;
+    let (memory, memory_text) = crate::board::memory_model(cfg)?;
+    let opts = tern_host::OpenOptions {
+        memory: Some(memory),
+        ..tern_host::OpenOptions::default()
+    };
+    let mut dev = tern_host::Device::open("sim:", cfg, &opts)?;
     dev.load_weights(&w)?;
     let run = dev.gemm(&x)?;
     let want = crate::board::golden(cfg, &w, &x);
@@ -223,5 +232,5 @@ fn host_run(cfg: &tern_hdl::Config) -> Result<(u64, usize)> {
             i % m
         );
     }
-    Ok((run.cycles, run.y.len()))
+    Ok((run.cycles, run.y.len(), memory_text))
 }

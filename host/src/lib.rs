@@ -12,6 +12,7 @@ pub mod device;
 pub mod error;
 pub mod framed;
 mod lobby;
+pub mod npy;
 pub mod pipe;
 pub mod server;
 pub mod sim;

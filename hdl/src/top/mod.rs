@@ -311,7 +311,10 @@ mod tests {
         assert_eq!(wide.result_beat_stride(), 64);
         assert_eq!(wide.activation_stride(), 64);
         // 7 tokens in blocks of 2: activations once, the weights 4 times.
-        let blocks_of_2 = MemoryLayout { token_block: 2, ..l };
+        let blocks_of_2 = MemoryLayout {
+            token_block: 2,
+            ..l
+        };
         assert_eq!(blocks_of_2.bytes_read(7), 7 * 64 + 4 * 512);
         assert_eq!(l.bytes_read(7), 7 * 64 + 7 * 512);
     }
