@@ -56,6 +56,16 @@ if ((need_wheels)); then
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 
+# The cocotb testbench of the top (sim/cocotb, tests/cocotb.rs) and FuseSoC for the IP
+# core file. Pinned like the tools above.
+verification=(cocotb==2.1.0 cocotbext-axi==0.1.28 fusesoc==2.4.7 numpy)
+if ! python3 -c "import cocotb, cocotbext.axi, numpy" >/dev/null 2>&1 || ! command -v fusesoc >/dev/null 2>&1; then
+    echo "tern setup: installing ${verification[*]} from PyPI" >&2
+    pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    "${pip[@]}" "${verification[@]}" 2>/dev/null || $sudo "${pip[@]}" --break-system-packages "${verification[@]}"
+    if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "tern setup: cargo (Rust) is required; install it with rustup" >&2
     exit 1

@@ -15,6 +15,7 @@
 //! to `T_b` tokens: the block's activations, then every weight beat (read again for each
 //! block); results land at their token's place whatever the block size.
 
+pub mod package;
 pub mod regmap;
 mod verilog;
 
@@ -260,7 +261,8 @@ pub fn top_content_hash(engine: &Design, top_verilog: &str) -> String {
     hex::encode(hasher.finalize())
 }
 
-/// Write the engine's files, `tern_top.v` and the register map tables into `dir`.
+/// Write the engine's files, `tern_top.v`, the register map tables and the packaging
+/// files (FuseSoC core, Vitis kernel.xml) into `dir`.
 pub fn write_top(top: &TopDesign, dir: &Path) -> Result<Vec<PathBuf>, EmitError> {
     std::fs::create_dir_all(dir).map_err(|cause| EmitError::CreateDir {
         path: dir.display().to_string(),
@@ -270,6 +272,8 @@ pub fn write_top(top: &TopDesign, dir: &Path) -> Result<Vec<PathBuf>, EmitError>
         write_file(dir, TOP_FILE, &top.top_verilog)?,
         write_file(dir, REGMAP_MARKDOWN, &regmap::markdown())?,
         write_file(dir, REGMAP_JSON, &regmap::json())?,
+        write_file(dir, package::CORE_FILE, &package::core_file(top))?,
+        write_file(dir, package::KERNEL_XML, &package::kernel_xml(&top.layout))?,
     ];
     // The engine's manifest goes last: it marks a complete directory.
     written.extend(write_design(&top.engine, dir)?);
