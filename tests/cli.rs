@@ -53,7 +53,7 @@ fn demo_generates_cosimulates_and_reports() {
         "lint         verilator -Wall: clean",
         "bit-exact",
         "utilisation",
-        "through the accelerator top",
+        "through the AXI4 top",
         "fits on kv260",
         "not an Fmax",
         "result       PASS",

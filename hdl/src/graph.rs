@@ -8,7 +8,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::attention::{EXP_TABLE_ENTRIES, RECIPROCAL_NUMERATOR_BITS, STATE_BITS};
+use crate::config::attention::{RECIPROCAL_NUMERATOR_BITS, STATE_BITS};
 use crate::config::{ceil_log2, AttentionConfig, Config, DesignConfig, TableStorage};
 
 /// What kind of hardware a node is. The order is the one-hot order of the surrogate's
@@ -584,7 +584,7 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
         BlockKind::SoftmaxIndex,
         NodeParams {
             width_in: STATE_BITS,
-            width_out: 5 + 11,
+            width_out: ceil_log2(cfg.attention.quant.exp_entries) + 11,
             operators: 2,
             ..NodeParams::new()
         },
@@ -593,9 +593,9 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
         "exp_table".into(),
         BlockKind::ExpTable,
         NodeParams {
-            width_in: ceil_log2(EXP_TABLE_ENTRIES),
+            width_in: ceil_log2(cfg.attention.quant.exp_entries),
             width_out: 8,
-            select_inputs: EXP_TABLE_ENTRIES,
+            select_inputs: cfg.attention.quant.exp_entries,
             depth: 0,
             storage: Storage::Rom,
             ..NodeParams::new()

@@ -2,7 +2,7 @@
 //! step and per prefill block (Verilator, streaming handshakes, checked bit for bit),
 //! and on-chip storage by tile and head dim. Prints Markdown for `BENCHMARKS.md`.
 //!
-//! `cargo bench -p tern-sim --bench attention`
+//! `cargo bench -p tern-sim --bench attention` (`-- --fidelity-only`: the first table alone)
 
 use tern_hdl::config::IndexRounding;
 use tern_hdl::{generate_attention, AttentionConfig};
@@ -33,8 +33,8 @@ fn config(
 
 fn fidelity() {
     println!("## Attention fidelity (Gaussian Q/K/V, 16 query rows, mean cosine / max abs error vs float)\n");
-    println!("| d | L | Bc | clip | index rounding | int8 inputs only | IntAttention IndexSoftmax (u8 P) | engine, one tile | engine, streamed | engine int8 output |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("| d | L | Bc | clip | index rounding | exp entries | int8 inputs only | IntAttention IndexSoftmax (u8 P) | engine, one tile | engine, streamed | engine int8 output |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|");
     let mut cases = vec![];
     for (d, l, tile) in [
         (64, 128, 32),
@@ -44,17 +44,23 @@ fn fidelity() {
         (128, 512, 64),
         (128, 2048, 64),
     ] {
-        cases.push((d, l, tile, 6.6, IndexRounding::Nearest));
+        for entries in [32, 128] {
+            cases.push((d, l, tile, 6.6, IndexRounding::Nearest, entries));
+        }
     }
     for (clip, rounding) in [
         (6.6, IndexRounding::Floor),
         (5.0, IndexRounding::Nearest),
         (5.0, IndexRounding::Floor),
     ] {
-        cases.push((64, 512, 32, clip, rounding));
-        cases.push((128, 2048, 64, clip, rounding));
+        cases.push((64, 512, 32, clip, rounding, 128));
+        cases.push((128, 2048, 64, clip, rounding, 128));
     }
-    for (d, l, tile, clip, rounding) in cases {
+    for entries in [64, 256] {
+        cases.push((64, 512, 32, 6.6, IndexRounding::Nearest, entries));
+        cases.push((128, 2048, 64, 6.6, IndexRounding::Nearest, entries));
+    }
+    for (d, l, tile, clip, rounding, exp_entries) in cases {
         let r = measure(FidelityCase {
             head_dim: d,
             seq_len: l,
@@ -63,13 +69,14 @@ fn fidelity() {
             rescale_steps: 256,
             clip,
             rounding,
+            exp_entries,
             seed: 1,
         });
         let f = |a: tern_sim::fidelity::Agreement| {
             format!("{:.5} / {:.4}", a.mean_cosine, a.max_abs_error)
         };
         println!(
-            "| {d} | {l} | {tile} | {clip} | {rounding:?} | {} | {} | {} | {} | {} |",
+            "| {d} | {l} | {tile} | {clip} | {rounding:?} | {exp_entries} | {} | {} | {} | {} | {} |",
             f(r.quantised_inputs),
             f(r.index),
             f(r.single_tile),
@@ -156,6 +163,9 @@ fn main() {
         return;
     }
     fidelity();
+    if std::env::args().any(|a| a == "--fidelity-only") {
+        return;
+    }
     storage();
     cycles();
 }

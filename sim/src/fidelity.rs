@@ -31,6 +31,8 @@ pub struct FidelityCase {
     pub rescale_steps: usize,
     pub clip: f64,
     pub rounding: IndexRounding,
+    /// Entries of the engine's exp table (`attention.quant.exp_entries`).
+    pub exp_entries: usize,
     pub seed: u64,
 }
 
@@ -96,7 +98,7 @@ pub fn case_config(case: &FidelityCase, scales: [f64; 4]) -> AttentionConfig {
             "[attention]\nhead_dim = {}\nmacs = 16\ntile = {}\nmax_seq_len = {}\nmode = \"prefill\"\n\
              causal = false\n[attention.quant]\nscale_q = {sq:e}\nscale_k = {sk:e}\nscale_v = {sv:e}\n\
              scale_out = {so:e}\nclip = {}\nrescale_steps = {}\nindex_rounding = \"{}\"\n\
-             [workload]\nseq_len = {}\nqueries = {}\n",
+             exp_entries = {}\n[workload]\nseq_len = {}\nqueries = {}\n",
             case.head_dim,
             case.tile,
             case.seq_len.max(16),
@@ -106,6 +108,7 @@ pub fn case_config(case: &FidelityCase, scales: [f64; 4]) -> AttentionConfig {
                 IndexRounding::Floor => "floor",
                 IndexRounding::Nearest => "nearest",
             },
+            case.exp_entries,
             case.seq_len,
             case.queries
         ),

@@ -195,11 +195,19 @@ fn fidelity_against_float_attention() {
         rescale_steps: 256,
         clip: 6.6,
         rounding,
+        exp_entries: 128,
         seed: 5,
     };
     let long = measure(case(512, IndexRounding::Nearest));
     assert!(long.quantised_inputs.mean_cosine > 0.9995, "{long:?}");
-    assert!(long.engine.mean_cosine > 0.997, "{long:?}");
+    // The open target: mean cosine ≥ 0.999 with the default 128-entry exp table...
+    assert!(long.engine.mean_cosine >= 0.999, "{long:?}");
+    // ... which IntAttention's 32 entries miss.
+    let coarse = measure(FidelityCase {
+        exp_entries: 32,
+        ..case(512, IndexRounding::Nearest)
+    });
+    assert!(coarse.engine.mean_cosine < 0.999, "{coarse:?}");
     assert!(long.engine.min_cosine > 0.99, "{long:?}");
     assert!(
         (long.streamed.mean_cosine - long.single_tile.mean_cosine).abs() < 1e-3,

@@ -182,13 +182,13 @@ impl<const BUS: usize, const ACCW: usize> Logic for ValueLanes<BUS, ACCW> {
 
 /// `SoftmaxIndex`: the distance `Δ = max − s` (or the growth of the running maximum)
 /// clamped at the threshold and mapped to table indices without a divider:
-/// `exp_index = floor((31·min(Δ,thr) + o)/thr)`, `rescale_index = floor((R·min(Δ,thr) + o)/thr)`
+/// `exp_index = floor((E·min(Δ,thr) + o)/thr)` (E = exp table entries − 1), `rescale_index = floor((R·min(Δ,thr) + o)/thr)`
 /// (`o` = `index_offset`), each as `(n·reciprocal) >> shift`, exact for every `n`
 /// formed here (see `AttentionConstants`). n·reciprocal < 2^71: exact in 72 bits.
 #[derive(LogicBlock)]
 pub struct SoftmaxIndex {
     pub delta: Signal<In, Bits<32>>,
-    pub exp_index: Signal<Out, Bits<5>>,
+    pub exp_index: Signal<Out, Bits<8>>,
     pub rescale_index: Signal<Out, Bits<11>>,
     clamped: Signal<Local, Bits<32>>,
     exp_product: Signal<Local, Bits<72>>,
@@ -197,6 +197,7 @@ pub struct SoftmaxIndex {
     _reciprocal: u64,
     _shift: usize,
     _steps: u64,
+    _exp_steps: u64,
     _offset: u64,
 }
 
@@ -213,6 +214,7 @@ impl SoftmaxIndex {
             _reciprocal: k.threshold_reciprocal,
             _shift: k.threshold_shift as usize,
             _steps: (k.rescale_table.len() - 1) as u64,
+            _exp_steps: (k.exp_table.len() - 1) as u64,
             _offset: k.index_offset,
         }
     }
@@ -223,7 +225,7 @@ impl Logic for SoftmaxIndex {
         let clamped = self.delta.val().to_u64().min(self._threshold);
         let index =
             |n: u64| (u128::from(clamped * n) * u128::from(self._reciprocal)) >> self._shift;
-        self.exp_index.next = Bits::from(index(31) as u64);
+        self.exp_index.next = Bits::from(index(self._exp_steps) as u64);
         self.rescale_index.next = Bits::from(index(self._steps) as u64);
     }
 
@@ -248,7 +250,10 @@ impl Logic for SoftmaxIndex {
             assign(
                 sig("exp_product"),
                 mul(
-                    add(mul(sig("clamped"), wide_lit::<72>(31)), offset()),
+                    add(
+                        mul(sig("clamped"), wide_lit::<72>(u128::from(self._exp_steps))),
+                        offset(),
+                    ),
                     recip(),
                 ),
             ),
@@ -262,7 +267,7 @@ impl Logic for SoftmaxIndex {
                     recip(),
                 ),
             ),
-            assign(sig("exp_index"), slice("exp_product", 5, self._shift)),
+            assign(sig("exp_index"), slice("exp_product", 8, self._shift)),
             assign(
                 sig("rescale_index"),
                 slice("rescale_product", 11, self._shift),
@@ -321,8 +326,9 @@ impl<const IW: usize, const VW: usize> Logic for RomTable<IW, VW> {
     }
 }
 
-/// The IndexSoftmax exp table (32 × u8).
-pub type ExpTable = RomTable<5, 8>;
+/// The exp table (`attention.quant.exp_entries` × u8, at most 256; indices beyond the
+/// table read 0).
+pub type ExpTable = RomTable<8, 8>;
 /// The online-softmax rescale table (R+1 × 16-bit factors, R ≤ 1024).
 pub type RescaleTable = RomTable<11, 16>;
 

@@ -10,7 +10,7 @@
 //!    - if the tile's maximum exceeds the running maximum by Δ: every output
 //!      accumulator and the running sum are scaled by `rescale_table[R·min(Δ,thr)/thr]`
 //!      (`d/macs` clocks), then the running maximum moves up;
-//!    - value beats: for each key `e = exp_table[31·min(max − s, thr)/thr]` (0 for a
+//!    - value beats: for each key `e = exp_table[E·min(max − s, thr)/thr]` (0 for a
 //!      masked key), `sum += e`, `acc += e·v` on `macs` lanes per clock;
 //! 3. `r = floor(K/sum)` by a 48-step restoring divider (one per row), then
 //!    `out = sat8((acc·r + 2^(S−1)) >> S)` one lane per clock → result beats. A row with

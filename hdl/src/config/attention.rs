@@ -10,7 +10,10 @@ use serde::{Deserialize, Serialize};
 use super::{ceil_log2, ConfigError};
 
 /// Entries of the IndexSoftmax exp table (IntAttention's 5-bit index).
-pub const EXP_TABLE_ENTRIES: usize = 32;
+/// IntAttention's exp table: 32 entries (its reference semantics, `index_softmax`).
+pub const INTATTENTION_EXP_ENTRIES: usize = 32;
+/// Exp table sizes the engine can be built with (`attention.quant.exp_entries`).
+pub const EXP_ENTRIES: [usize; 4] = [32, 64, 128, 256];
 /// Fraction bits of the online-softmax rescale factors (`2^15` is 1.0).
 pub const RESCALE_FRACTION_BITS: u32 = 15;
 /// Width of the engine's running sum, output accumulators and scores.
@@ -61,6 +64,15 @@ pub struct AttentionQuant {
     /// Index rounding of the streamed engine (the exp and the rescale index alike).
     #[serde(default = "default_index_rounding")]
     pub index_rounding: IndexRounding,
+    /// Entries of the engine's exp table over `[0, clip]` (32, 64, 128 or 256; u8
+    /// values). IntAttention uses 32; 128 (the default) is what reaches mean cosine
+    /// 0.999 against float attention (BENCHMARKS.md).
+    #[serde(default = "default_exp_entries")]
+    pub exp_entries: usize,
+}
+
+fn default_exp_entries() -> usize {
+    128
 }
 
 fn default_index_rounding() -> IndexRounding {
@@ -116,8 +128,12 @@ pub struct AttentionFile {
 pub struct AttentionConstants {
     /// Clip threshold in score units: `trunc(clip / (s_q·s_k/√d))`, as IntAttention.
     pub threshold: i64,
-    /// `exp_table[i] = round(255·exp(−i·clip/31))`, first 255, last 0 (IntAttention).
+    /// The engine's table: `exp_table[i] = round(255·exp(−i·clip/(N−1)))` for the
+    /// config's `N = exp_entries`, first 255, last 0.
     pub exp_table: Vec<u8>,
+    /// IntAttention's own 32-entry table (`round(255·exp(−i·clip/31))`), for its
+    /// reference semantics.
+    pub intattention_exp_table: Vec<u8>,
     /// `rescale_table[i] = round(2^15·exp(−i·clip/R))` for `i < R`, `rescale_table[R] = 0`.
     pub rescale_table: Vec<u32>,
     /// `floor(n / threshold) = (n·threshold_reciprocal) >> threshold_shift` for every
@@ -207,6 +223,13 @@ impl AttentionConfig {
                 "a power of two in 32..=1024".into(),
             ));
         }
+        if !EXP_ENTRIES.contains(&q.exp_entries) {
+            return Err(bad(
+                "attention.quant.exp_entries",
+                q.exp_entries.to_string(),
+                format!("one of {EXP_ENTRIES:?}"),
+            ));
+        }
         let ratio = q.scale_v / q.scale_out;
         if !(1.0 / 256.0..=128.0).contains(&ratio) {
             return Err(bad(
@@ -278,12 +301,18 @@ fn bits_for(n: u64) -> u32 {
 
 fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
     let q = &a.quant;
-    let last = EXP_TABLE_ENTRIES - 1;
-    let mut exp_table: Vec<u8> = (0..EXP_TABLE_ENTRIES)
-        .map(|i| (255.0 * (-(i as f64) * q.clip / last as f64).exp()).round() as u8)
-        .collect();
-    exp_table[0] = 255;
-    exp_table[last] = 0;
+    let exp_table_of = |entries: usize| {
+        let last = entries - 1;
+        let mut t: Vec<u8> = (0..entries)
+            .map(|i| (255.0 * (-(i as f64) * q.clip / last as f64).exp()).round() as u8)
+            .collect();
+        t[0] = 255;
+        t[last] = 0;
+        t
+    };
+    let exp_table = exp_table_of(q.exp_entries);
+    let intattention_exp_table = exp_table_of(INTATTENTION_EXP_ENTRIES);
+    let last = q.exp_entries - 1;
     let steps = q.rescale_steps;
     let one = f64::from(1u32 << RESCALE_FRACTION_BITS);
     let mut rescale_table: Vec<u32> = (0..=steps)
@@ -291,7 +320,7 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
         .collect();
     rescale_table[steps] = 0;
 
-    // Numerators are `min(Δ, thr)·n` with n ≤ max(31, R): N bits. With l = ceil(log2 thr),
+    // Numerators are `min(Δ, thr)·n` with n ≤ max(N−1, R, 31): N bits. With l = ceil(log2 thr),
     // m = ceil(2^(N+l) / thr) satisfies 2^(N+l) ≤ m·thr < 2^(N+l) + 2^l, so
     // floor(n·m / 2^(N+l)) = floor(n / thr) for all n < 2^N (Granlund & Montgomery 1994,
     // Thm 4.2).
@@ -300,7 +329,8 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
         IndexRounding::Floor => 0,
         IndexRounding::Nearest => thr / 2,
     };
-    let max_numerator = thr * (last.max(steps) as u64) + index_offset;
+    let max_numerator =
+        thr * (last.max(steps).max(INTATTENTION_EXP_ENTRIES - 1) as u64) + index_offset;
     let n_bits = bits_for(max_numerator);
     let l = ceil_log2(thr as usize) as u32;
     let shift = n_bits + l;
@@ -313,6 +343,7 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
     AttentionConstants {
         threshold,
         exp_table,
+        intattention_exp_table,
         rescale_table,
         threshold_reciprocal: reciprocal,
         threshold_shift: shift,
@@ -352,9 +383,28 @@ queries = 4
         let k = &c.constants;
         // trunc(6.6 / (0.035²/8))
         assert_eq!(k.threshold, (6.6f64 / (0.035 * 0.035 / 8.0)).trunc() as i64);
-        assert_eq!(k.exp_table.len(), 32);
-        assert_eq!((k.exp_table[0], k.exp_table[31]), (255, 0));
+        assert_eq!(k.exp_table.len(), 128);
+        assert_eq!((k.exp_table[0], k.exp_table[127]), (255, 0));
         assert!(k.exp_table.windows(2).all(|w| w[0] >= w[1]));
+        // IntAttention's 32-entry table, and the engine's at 32 entries, are the same.
+        assert_eq!(k.intattention_exp_table.len(), 32);
+        assert_eq!(
+            (k.intattention_exp_table[0], k.intattention_exp_table[31]),
+            (255, 0)
+        );
+        let coarse = AttentionConfig::from_toml(
+            &GOOD.replace("scale_out = 0.03", "scale_out = 0.03\nexp_entries = 32"),
+            "coarse",
+        )
+        .unwrap();
+        assert_eq!(coarse.constants.exp_table, k.intattention_exp_table);
+        let err = AttentionConfig::from_toml(
+            &GOOD.replace("scale_out = 0.03", "scale_out = 0.03\nexp_entries = 100"),
+            "bad",
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(err.contains("attention.quant.exp_entries"), "{err}");
         assert_eq!(k.rescale_table.len(), 257);
         assert_eq!(k.rescale_table[0], 1 << 15);
         assert_eq!(k.rescale_table[256], 0);

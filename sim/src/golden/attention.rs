@@ -12,8 +12,8 @@
 //!
 //! The integer contract, per query row (`thr`, tables and constants from the config):
 //! ```text
-//! idx(Δ)  = floor((31·min(Δ,thr) + o)/thr)   ridx(Δ) = floor((R·min(Δ,thr) + o)/thr)
-//!           (o = 0 for `floor` index rounding, ⌊thr/2⌋ for `nearest`)
+//! idx(Δ)  = floor((E·min(Δ,thr) + o)/thr)   ridx(Δ) = floor((R·min(Δ,thr) + o)/thr)
+//!           (E = exp_entries − 1; o = 0 for `floor` index rounding, ⌊thr/2⌋ for `nearest`)
 //! for each tile of Bc keys (masked keys: no score in the maximum, weight 0):
 //!     s_j = q·k_j;   t = max over visible s_j (skip the rest if none is visible)
 //!     if there is no running maximum m: m = t
@@ -38,7 +38,7 @@ pub struct RowState {
     pub sum: i64,
 }
 
-/// IntAttention's index: `floor(31·min(Δ,thr)/thr)`.
+/// IntAttention's index into its 32-entry table: `floor(31·min(Δ,thr)/thr)`.
 fn exp_index(delta: i64, thr: i64) -> usize {
     (31 * delta.min(thr) / thr) as usize
 }
@@ -70,6 +70,7 @@ pub fn streamed_row(
     let c = &cfg.constants;
     let thr = c.threshold;
     let steps = (c.rescale_table.len() - 1) as i64;
+    let exp_steps = (c.exp_table.len() - 1) as i64;
     let offset = c.index_offset as i64;
     let d = cfg.attention.head_dim;
     let mut acc = vec![0i64; d];
@@ -102,7 +103,7 @@ pub fn streamed_row(
         for (j, &s) in keys.zip(&scores) {
             let e = match max {
                 Some(m) if j < row.visible => {
-                    i64::from(c.exp_table[table_index(m - s, thr, 31, offset)])
+                    i64::from(c.exp_table[table_index(m - s, thr, exp_steps, offset)])
                 }
                 _ => 0,
             };
@@ -166,7 +167,7 @@ pub fn index_softmax(cfg: &AttentionConfig, scores: &[i64], visible: usize) -> V
         .enumerate()
         .map(|(j, &s)| {
             if j < visible {
-                i64::from(c.exp_table[exp_index(max - s, c.threshold)])
+                i64::from(c.intattention_exp_table[exp_index(max - s, c.threshold)])
             } else {
                 0
             }
@@ -240,12 +241,13 @@ mod tests {
     use tern_hdl::streams::attention::rows;
 
     fn config(tile: usize, seq: usize, steps: usize) -> AttentionConfig {
-        // IntAttention's floor indexing, so that one tile reproduces IndexSoftmax.
+        // IntAttention's floor indexing and 32-entry table, so that one tile
+        // reproduces IndexSoftmax.
         AttentionConfig::from_toml(
             &format!(
                 "[attention]\nhead_dim = 8\nmacs = 4\ntile = {tile}\nmax_seq_len = 256\nmode = \"decode\"\n\
                  [attention.quant]\nscale_q = 0.05\nscale_k = 0.05\nscale_v = 0.02\nscale_out = 0.02\n\
-                 rescale_steps = {steps}\nindex_rounding = \"floor\"\n[workload]\nseq_len = {seq}\nqueries = 1\n"
+                 rescale_steps = {steps}\nindex_rounding = \"floor\"\nexp_entries = 32\n[workload]\nseq_len = {seq}\nqueries = 1\n"
             ),
             "test",
         )
@@ -267,7 +269,10 @@ mod tests {
         let e: Vec<i64> = scores
             .iter()
             .map(|&s| {
-                i64::from(cfg.constants.exp_table[exp_index(max - s, cfg.constants.threshold)])
+                i64::from(
+                    cfg.constants.intattention_exp_table
+                        [exp_index(max - s, cfg.constants.threshold)],
+                )
             })
             .collect();
         assert_eq!(state.sum, e.iter().sum::<i64>());
