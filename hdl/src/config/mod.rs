@@ -632,7 +632,8 @@ impl Config {
             ));
         }
         range("top.reads_in_flight", t.reads_in_flight, 1, 16)?;
-        range("top.memory_mib", t.memory_mib, 1, 1 << 20)?;
+        // 64 GiB: the simulated DDR keeps a pointer per 64 KiB page (8 MiB of them at most).
+        range("top.memory_mib", t.memory_mib, 1, 1 << 16)?;
         Ok(Config {
             engine: file.engine,
             workload: file.workload,
@@ -889,6 +890,33 @@ tokens = 2
             err.contains("engine.group_size") && err.contains("2..=5"),
             "{err}"
         );
+    }
+
+    #[test]
+    fn the_top_table_is_checked_key_by_key() {
+        let with_top = |top: &str| format!("{GOOD}\n[top]\n{top}\n");
+        let c = Config::from_toml(&with_top("bus_bits = 512"), "f.toml").unwrap();
+        assert_eq!((c.top.bus_bits, c.top.burst_beats), (512, 64));
+        assert!(Config::from_toml(GOOD, "f.toml").unwrap().top.is_default());
+        for (top, key, allowed) in [
+            ("bus_bits = 100", "top.bus_bits", "64, 128, 256 or 512"),
+            ("burst_beats = 3", "top.burst_beats", "power of two"),
+            ("burst_beats = 512", "top.burst_beats", "2..=256"),
+            ("reads_in_flight = 0", "top.reads_in_flight", "1..=16"),
+            ("memory_mib = 100000", "top.memory_mib", "1..=65536"),
+        ] {
+            let err = Config::from_toml(&with_top(top), "f.toml")
+                .unwrap_err()
+                .to_string();
+            assert!(
+                err.contains("f.toml") && err.contains(key) && err.contains(allowed),
+                "{top}: {err}"
+            );
+        }
+        let err = Config::from_toml(&with_top("width = 64"), "f.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("width"), "{err}");
     }
 
     #[test]
