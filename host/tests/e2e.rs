@@ -172,7 +172,12 @@ fn run_with(t: &mut dyn Transport, weights: u64, act: u64, res: u64, tokens: u32
 fn registers_follow_the_vitis_handshake() {
     use tern_host::regmap::*;
     let cfg = config(3, 24);
-    let mut board = tern_host::sim::SimBoard::new(&cfg, &cache(), None, None).unwrap();
+    // A board whose DDR has only the lower half of what the kernel was built for: bursts
+    // into the upper half get DECERR.
+    let hole_at = cfg.top.memory_bytes() / 2;
+    let mut board =
+        tern_host::sim::SimBoard::new(&cfg, &cache(), None, Some(MemoryModel::ideal(hole_at)))
+            .unwrap();
     let t: &mut dyn Transport = &mut board;
     assert_eq!(t.read32(HW_ID.into()).unwrap(), HW_ID_VALUE);
     assert_eq!(t.read32(CONTROL.into()).unwrap(), AP_IDLE);
@@ -217,13 +222,20 @@ fn registers_follow_the_vitis_handshake() {
     let bus = layout.bus_bytes as u64;
     let memory = layout.memory_bytes;
     let weights_before = read_card(t, 0, w as usize);
-    // Refused at the start: a pointer off the bus width, overlapping regions. The host's
-    // own check refuses the same layouts.
+    // Refused at the start: a pointer off the bus width, overlapping regions, a region
+    // ending beyond MEMORY_MIB (however many tokens: nothing wraps). The host's own check
+    // refuses the same layouts.
     for (act, res, tokens, expected) in [
         (w + 4, w + 8 * a, 1, ERR_MISALIGNED),
         (w, w - bus, 1, ERR_OVERLAP),
         (w, w + a, 2, ERR_OVERLAP),
         (w - bus, w + 4 * a, 1, ERR_OVERLAP),
+        (memory - a, w + 4 * a, 2, ERR_OUT_OF_RANGE),
+        (1 << 40, w + 4 * a, 1, ERR_OUT_OF_RANGE),
+        (w, memory - r, 2, ERR_OUT_OF_RANGE),
+        // Huge token counts: both regions run off the end, over each other too.
+        (0x10_0000, w, u32::MAX, ERR_OUT_OF_RANGE | ERR_OVERLAP),
+        (0x10_0000, w, 1 << 30, ERR_OUT_OF_RANGE | ERR_OVERLAP),
     ] {
         assert_eq!(
             run_with(t, 0, act, res, tokens),
@@ -232,19 +244,18 @@ fn registers_follow_the_vitis_handshake() {
         );
         assert!(layout.check_regions(0, act, res, tokens.into()).is_err());
     }
-    // Beyond the memory: the DDR model answers DECERR, the kernel abandons the run, sets
+    // Into the hole: the DDR model answers DECERR, the kernel abandons the run, sets
     // ERROR and finishes; nothing hangs.
     for (act, res, tokens, expected) in [
-        (memory - a, w + 4 * a, 2, ERR_READ_RESPONSE),
-        (1 << 40, w + 4 * a, 1, ERR_READ_RESPONSE),
-        (w, memory - r, 2, ERR_WRITE_RESPONSE),
+        (hole_at - a, w + 4 * a, 2, ERR_READ_RESPONSE),
+        (hole_at + 64 * a, w + 4 * a, 1, ERR_READ_RESPONSE),
+        (w, hole_at - r, 2, ERR_WRITE_RESPONSE),
     ] {
         assert_eq!(
             run_with(t, 0, act, res, tokens),
             expected,
             "activations 0x{act:x}, results 0x{res:x}, {tokens} tokens"
         );
-        assert!(layout.check_regions(0, act, res, tokens.into()).is_err());
     }
     // A sound run after all that starts cleanly and leaves the weights alone.
     assert_eq!(run_with(t, 0, w, w + a, 1), 0, "a sound layout runs");
@@ -265,17 +276,22 @@ fn registers_follow_the_vitis_handshake() {
 #[test]
 fn a_run_after_a_bus_error_is_bit_exact() {
     let cfg = config_blocks(3, 24, 2);
-    let mut dev = Device::open("sim:", &cfg, &options()).unwrap();
+    // The DDR has a hole in its upper half (see registers_follow_the_vitis_handshake).
+    let hole_at = cfg.top.memory_bytes() / 2;
+    let opts = tern_host::OpenOptions {
+        memory: Some(MemoryModel::ideal(hole_at)),
+        ..options()
+    };
+    let mut dev = Device::open("sim:", &cfg, &opts).unwrap();
     let (w, x) = layer(&cfg, 3, 5);
     dev.load_weights(&w).unwrap();
-    let memory = cfg.top.memory_bytes();
     let layout = *dev.layout();
-    // Activations running off the end of memory, started behind the Device's back.
+    // Activations running into the hole, started behind the Device's back.
     let t = dev.transport();
     let error = run_with(
         t,
         0,
-        memory - layout.activation_stride() as u64,
+        hole_at - layout.activation_stride() as u64,
         layout.weight_region_bytes() as u64 + 4096 * 16,
         3,
     );

@@ -632,8 +632,9 @@ impl Config {
             ));
         }
         range("top.reads_in_flight", t.reads_in_flight, 1, 16)?;
-        // 64 GiB: the simulated DDR keeps a pointer per 64 KiB page (8 MiB of them at most).
-        range("top.memory_mib", t.memory_mib, 1, 1 << 16)?;
+        // 16 GiB: the readers count a run's bus words in 32 bits (2^34 / 8 < 2^32), and
+        // the simulated DDR keeps a pointer per 64 KiB page.
+        range("top.memory_mib", t.memory_mib, 1, 1 << 14)?;
         Ok(Config {
             engine: file.engine,
             workload: file.workload,
@@ -903,7 +904,7 @@ tokens = 2
             ("burst_beats = 3", "top.burst_beats", "power of two"),
             ("burst_beats = 512", "top.burst_beats", "2..=256"),
             ("reads_in_flight = 0", "top.reads_in_flight", "1..=16"),
-            ("memory_mib = 100000", "top.memory_mib", "1..=65536"),
+            ("memory_mib = 100000", "top.memory_mib", "1..=16384"),
         ] {
             let err = Config::from_toml(&with_top(top), "f.toml")
                 .unwrap_err()

@@ -38,9 +38,8 @@ pub enum TopError {
     Emit(#[from] EmitError),
 }
 
-/// Why a run's regions of memory cannot be used. The top refuses misaligned pointers
-/// and overlapping regions itself (ERROR bits `misaligned` and `overlap`); a region
-/// beyond the memory gets an error response from the memory (ERROR `read_response`).
+/// Why a run's regions of memory cannot be used. The top refuses the same layouts
+/// itself (ERROR bits `misaligned`, `out_of_range` and `overlap`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 pub enum RegionError {
     #[error("{region} at 0x{start:x} is not aligned to the {bus_bytes}-byte bus")]

@@ -34,15 +34,16 @@ pub const AP_READY: u32 = 1 << 3;
 /// Bits of `IER` and `ISR`.
 pub const IRQ_DONE: u32 = 1 << 0;
 pub const IRQ_READY: u32 = 1 << 1;
-/// Bits of `ERROR` (bits 0, 2 and 4: a start was refused; bit 3: the engine sent a result
-/// beat the run did not expect; bits 1 and 5: the memory answered with an error response
-/// and the run was abandoned; all cleared by the next start).
+/// Bits of `ERROR` (bits 0, 2, 4 and 6: a start was refused; bit 3: the engine sent a
+/// result beat the run did not expect; bits 1 and 5: the memory answered with an error
+/// response and the run was abandoned; all cleared by the next start).
 pub const ERR_MISALIGNED: u32 = 1 << 0;
 pub const ERR_READ_RESPONSE: u32 = 1 << 1;
 pub const ERR_NO_TOKENS: u32 = 1 << 2;
 pub const ERR_EXTRA_RESULT: u32 = 1 << 3;
 pub const ERR_OVERLAP: u32 = 1 << 4;
 pub const ERR_WRITE_RESPONSE: u32 = 1 << 5;
+pub const ERR_OUT_OF_RANGE: u32 = 1 << 6;
 
 /// What `HW_ID` reads: "TERN" in ASCII.
 pub const HW_ID_VALUE: u32 = 0x5445_524E;
@@ -184,7 +185,7 @@ const MEMORY_MIB_FIELDS: [Field; 1] = word(
     ReadOnly,
     "memory the kernel addresses (MiB, from the config's top.memory_mib)",
 );
-const ERROR_FIELDS: [Field; 6] = [
+const ERROR_FIELDS: [Field; 7] = [
     field(
         "misaligned",
         0,
@@ -215,6 +216,12 @@ const ERROR_FIELDS: [Field; 6] = [
         5,
         ReadOnly,
         "a write burst was answered with SLVERR or DECERR; the run was abandoned",
+    ),
+    field(
+        "out_of_range",
+        6,
+        ReadOnly,
+        "a region (weights, TOKENS × activations, TOKENS × results) ends beyond MEMORY_MIB",
     ),
 ];
 
@@ -442,6 +449,7 @@ mod tests {
         assert_eq!(bit("ERROR", "misaligned"), ERR_MISALIGNED);
         assert_eq!(bit("ERROR", "read_response"), ERR_READ_RESPONSE);
         assert_eq!(bit("ERROR", "write_response"), ERR_WRITE_RESPONSE);
+        assert_eq!(bit("ERROR", "out_of_range"), ERR_OUT_OF_RANGE);
         assert_eq!(bit("ERROR", "no_tokens"), ERR_NO_TOKENS);
         assert_eq!(bit("ERROR", "extra_result"), ERR_EXTRA_RESULT);
         assert_eq!(bit("ERROR", "overlap"), ERR_OVERLAP);

@@ -15,7 +15,7 @@ fn status_source(name: &str, l: &MemoryLayout, design_id: u32) -> String {
         "HW_ID" => format!("32'h{:08X}", regmap::HW_ID_VALUE),
         "DESIGN_ID" => format!("32'h{design_id:08X}"),
         "MEMORY_MIB" => format!("32'd{}", l.memory_bytes >> 20),
-        "ERROR" => "{26'd0, error}".into(),
+        "ERROR" => "{25'd0, error}".into(),
         other => panic!("status register {other} has no source in the top template"),
     }
 }
@@ -110,6 +110,7 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("BA_HI", n(ceil_log2(l.bus_bytes) - 1)),
         ("BA", n(ceil_log2(l.bus_bytes))),
         ("BUS_BYTES", n(l.bus_bytes)),
+        ("MEMORY_BYTES", l.memory_bytes.to_string()),
         ("DWW", n(bus_words)),
         ("ACT_CAP", n(act_cap)),
         ("ACT_CW", n(act_cw)),
@@ -287,15 +288,16 @@ module {{TOP}} (
     reg        gie;
     reg [1:0]  ier;
     reg [1:0]  isr;
-    reg [5:0]  error;
+    reg [6:0]  error;
     reg [31:0] cycles;
     reg [31:0] last_cycles;
 {{ARG_DECL}}
     wire start_request = reg_write && wr_addr == {{CONTROL}} && reg_wdata[0] && !busy;
     wire misaligned = |{arg_weights[{{BA_HI}}:0], arg_activations[{{BA_HI}}:0], arg_results[{{BA_HI}}:0]};
-    // The results must not overlap the weights or the activations, nor these each other
+    // Every region must end inside the memory the kernel was built for (MEMORY_MIB), and
+    // the results must not overlap the weights or the activations, nor these each other
     // (66-bit arithmetic: no region can wrap). Regions are read and written in whole bus
-    // words. Whether they lie inside memory is the memory's to say (an error response).
+    // words. A hole in the memory is the memory's to report (an error response).
     wire [65:0] weights_at = {2'd0, arg_weights};
     wire [65:0] activations_at = {2'd0, arg_activations};
     wire [65:0] results_at = {2'd0, arg_results};
@@ -305,10 +307,12 @@ module {{TOP}} (
     wire overlap = (results_at < weights_end && weights_at < results_end)
                    || (results_at < activations_end && activations_at < results_end)
                    || (weights_at < activations_end && activations_at < weights_end);
+    wire out_of_range = weights_end > 66'd{{MEMORY_BYTES}} || activations_end > 66'd{{MEMORY_BYTES}}
+                        || results_end > 66'd{{MEMORY_BYTES}};
     wire no_tokens = arg_tokens == 32'd0;
-    wire [5:0] start_error = {1'b0, overlap, 1'b0, no_tokens, 1'b0, misaligned};
-    wire start = start_request && start_error == 6'd0;
-    wire refused = start_request && start_error != 6'd0;
+    wire [6:0] start_error = {out_of_range, 1'b0, overlap, 1'b0, no_tokens, 1'b0, misaligned};
+    wire start = start_request && start_error == 7'd0;
+    wire refused = start_request && start_error != 7'd0;
     wire finish;
     wire extra_result;   // the engine sent a result beat the run did not expect
     wire read_fault;     // a read burst was answered with SLVERR or DECERR
@@ -325,7 +329,7 @@ module {{TOP}} (
             gie <= 1'b0;
             ier <= 2'd0;
             isr <= 2'd0;
-            error <= 6'd0;
+            error <= 7'd0;
             cycles <= 32'd0;
             last_cycles <= 32'd0;
             s_axi_control_rvalid <= 1'b0;
