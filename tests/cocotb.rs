@@ -82,6 +82,16 @@ fn the_top_passes_the_cocotb_axi_testbench() {
             5,
             50,
         ),
+        // 10-word weight beats on a 2-word bus: five bus words collected per beat.
+        (
+            top_config(EngineKind::Tlmm, 3, 8, 8)
+                .storage(TableStorage::Block)
+                .token_block(2)
+                .workload(20, 40, 3)
+                .top(top(64)),
+            7,
+            25,
+        ),
         (
             top_config(EngineKind::Tlmm, 5, 2, 1)
                 .accumulator_bits(32)

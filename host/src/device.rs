@@ -242,8 +242,8 @@ impl Device {
         let (m, k) = (self.cfg.workload.m, self.cfg.workload.k);
         let beats = pack_weights(&self.cfg.geometry, w, m, k)
             .map_err(|e| HostError::Shape(format!("weights: {e}")))?;
-        let (all, region) = (beats.len(), self.layout.weight_region_bytes());
-        self.dma_write(0, &beats, all, region)?;
+        let (all, bytes) = (beats.len(), self.layout.weight_bytes());
+        self.dma_write(0, &beats, all, bytes)?;
         self.weights_loaded = true;
         Ok(())
     }

@@ -59,6 +59,43 @@ fn a_stalling_slow_memory_changes_the_time_not_the_results() {
     }
 }
 
+/// Weight beats wider than the bus, collected from whole bus words (10-word beats on a
+/// 64-bit bus: five bus words each), with and without stalls.
+#[test]
+fn weight_beats_of_whole_bus_words_are_collected_bit_exact() {
+    let cfg = tern_hdl::config::ConfigBuilder::tlmm(3, 8, 8)
+        .storage(tern_hdl::config::TableStorage::Block)
+        .token_block(2)
+        .workload(20, 40, 3)
+        .top(tern_hdl::config::TopConfig {
+            bus_bits: 64,
+            burst_beats: 8,
+            reads_in_flight: 2,
+            memory_mib: 64,
+        })
+        .build()
+        .unwrap();
+    let layout = tern_hdl::top::MemoryLayout::of(&cfg);
+    assert!(layout.weights_aligned() && layout.weight_words == 10);
+    for stall in [0, 40] {
+        let memory = MemoryModel {
+            stall_percent: stall,
+            seed: 11,
+            ..MemoryModel::ideal(cfg.top.memory_bytes())
+        };
+        let opts = tern_host::OpenOptions {
+            memory: Some(memory),
+            ..options()
+        };
+        let mut dev = Device::open("sim:", &cfg, &opts).unwrap();
+        gemm_matches_golden(
+            &mut dev,
+            &cfg,
+            &format!("aligned weight beats, {stall}% stalls"),
+        );
+    }
+}
+
 /// An engine that sends one result beat more than the run expects: the top refuses
 /// it (never writes it to memory) and flags ERROR bit 3, which the host reports.
 #[test]

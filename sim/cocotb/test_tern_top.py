@@ -51,6 +51,7 @@ class Layout:
         self.act_words = words(8 * self.chunk)
         self.wgt_words = words(p["P"] * self.lanes_per_row * self.code_bits)
         self.res_words = words(p["P"] * p["acc"])
+        self.wgt_stride = 4 * self.wgt_words  # weight beats lie back to back
         self.act_stride = round_up(4 * self.act_words * self.chunks, self.bus)
         self.res_beat_stride = round_up(4 * self.res_words, self.bus)
         self.res_stride = self.row_blocks * self.res_beat_stride
@@ -78,7 +79,7 @@ def pack_weights(lay, w):
                     v = code(cols)
                     value = ((1 << ib) | -v) if v < 0 else v
                     beat |= value << ((pp * L + l) * cb)
-            out += beat.to_bytes(4 * lay.wgt_words, "little")
+            out += beat.to_bytes(lay.wgt_stride, "little")
     return bytes(out)
 
 

@@ -109,9 +109,21 @@ impl MemoryLayout {
             token_block: geo.token_block,
         }
     }
+    /// Whether each weight beat is a whole number of bus words. Then the top collects
+    /// bus words into a beat with no shifter; otherwise beats lie back to back and a
+    /// gearbox cuts them out of the bus words (its word shifter grows with the beat).
+    /// Padding beats to bus words instead would cost the same fraction of DDR bandwidth,
+    /// which bounds decode, so it is never done.
+    pub fn weights_aligned(&self) -> bool {
+        self.weight_words.is_multiple_of(self.bus_bytes / 4)
+    }
+    /// Bytes from one weight beat to the next: beats lie back to back.
+    pub fn weight_beat_stride(&self) -> usize {
+        4 * self.weight_words
+    }
     /// Bytes of the packed weight matrix.
     pub fn weight_bytes(&self) -> usize {
-        4 * self.weight_words * self.weight_beats
+        self.weight_beat_stride() * self.weight_beats
     }
     /// Bytes the top reads for the weights: whole bus words.
     pub fn weight_region_bytes(&self) -> usize {
@@ -299,8 +311,10 @@ mod tests {
     #[test]
     fn regions_are_whole_bus_words() {
         let l = MemoryLayout::of(&cfg(32, 64, 128));
-        // 8 rows × 8 lanes (P=4, L=2) of 7-bit codes = 56 bits = 2 words per weight beat.
+        // 8 rows × 8 lanes (P=4, L=2) of 7-bit codes = 56 bits = 2 words per weight beat,
+        // back to back, cut out of the 4-word bus words by the gearbox.
         assert_eq!(l.weight_words, 2);
+        assert!(!l.weights_aligned());
         assert_eq!(l.activation_words, 2); // 8 int8 per chunk
         assert_eq!(l.result_words, 3); // 4 rows × 24 bits
         assert_eq!(l.weight_beats, 8 * 8);
@@ -313,6 +327,17 @@ mod tests {
         let wide = MemoryLayout::of(&cfg(32, 64, 512));
         assert_eq!(wide.result_beat_stride(), 64);
         assert_eq!(wide.activation_stride(), 64);
+        // On a 64-bit bus a 2-word beat is one bus word: collected; same bytes either way.
+        let narrow = MemoryLayout::of(&cfg(32, 64, 64));
+        assert!(narrow.weights_aligned());
+        assert_eq!(narrow.weight_bytes(), l.weight_bytes());
+        let with = |weight_words, bus_bytes| MemoryLayout {
+            weight_words,
+            bus_bytes,
+            ..l
+        };
+        assert!(with(32, 64).weights_aligned() && with(16, 32).weights_aligned());
+        assert!(!with(15, 64).weights_aligned() && !with(30, 64).weights_aligned());
         // 7 tokens in blocks of 2: activations once, the weights 4 times.
         let blocks_of_2 = MemoryLayout {
             token_block: 2,

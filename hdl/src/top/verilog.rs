@@ -83,7 +83,22 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
     // A gearbox holds a beat and a bus word; its counter also holds their sum.
     let gearbox = |beat: usize| (beat + bus_words, ceil_log2(beat + 2 * bus_words + 1));
     let (act_cap, act_cw) = gearbox(l.activation_words);
-    let (wgt_cap, wgt_cw) = gearbox(l.weight_words);
+    // Weight beats of whole bus words are collected, not cut (see
+    // `MemoryLayout::weights_aligned`).
+    let wgt_gearbox = if l.weights_aligned() {
+        format!(
+            "{TOP_MODULE}_collector #(.DWW({bus_words}), .BEAT({}), .WORDS({})) wgt_gearbox",
+            l.weight_words,
+            l.weight_beat_stride() / l.bus_bytes
+        )
+    } else {
+        let (cap, cw) = gearbox(l.weight_words);
+        format!(
+            "{TOP_MODULE}_gearbox #(.DWW({bus_words}), .BEAT({}), .REGION({}), .CAP({cap}), .CW({cw})) wgt_gearbox",
+            l.weight_words,
+            l.weight_beats * l.weight_words
+        )
+    };
     let read_depth_bits = ceil_log2(l.reads_in_flight * l.burst_beats);
     let res_bits = l.result_words * 32;
     let res_pad = res_bits - bits.res;
@@ -114,8 +129,7 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("DWW", n(bus_words)),
         ("ACT_CAP", n(act_cap)),
         ("ACT_CW", n(act_cw)),
-        ("WGT_CAP", n(wgt_cap)),
-        ("WGT_CW", n(wgt_cw)),
+        ("WGT_GEARBOX", wgt_gearbox),
         ("AW_BITS_HI", n(l.activation_words * 32 - 1)),
         ("WW_BITS_HI", n(l.weight_words * 32 - 1)),
         ("AW_WORDS", n(l.activation_words)),
@@ -124,7 +138,6 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("WGT_BITS_HI", n(bits.wgt - 1)),
         ("RES_BITS_HI", n(bits.res - 1)),
         ("ACT_REGION_WORDS", n(l.chunks * l.activation_words)),
-        ("WGT_REGION_WORDS", n(l.weight_beats * l.weight_words)),
         ("ACT_TOKEN_BEATS", n(l.activation_stride() / l.bus_bytes)),
         ("WGT_REGION_BEATS", n(l.weight_region_bytes() / l.bus_bytes)),
         ("WEIGHT_REGION_BYTES", n(l.weight_region_bytes())),
@@ -490,7 +503,7 @@ module {{TOP}} (
         .in_valid(act_word_valid), .in_data(act_word), .in_pop(act_word_pop),
         .out_valid(act_beat_valid), .out_ready(act_ready && act_feeding), .out_data(act_beat)
     );
-    {{TOP}}_gearbox #(.DWW({{DWW}}), .BEAT({{WW_WORDS}}), .REGION({{WGT_REGION_WORDS}}), .CAP({{WGT_CAP}}), .CW({{WGT_CW}})) wgt_gearbox (
+    {{WGT_GEARBOX}} (
         .clk(ap_clk), .clear(clear),
         .in_valid(wgt_word_valid), .in_data(wgt_word), .in_pop(wgt_word_pop),
         .out_valid(wgt_beat_valid), .out_ready(wgt_ready && wgt_feeding), .out_data(wgt_beat)
@@ -804,6 +817,43 @@ module {{TOP}}_gearbox #(
             have <= after + (in_pop ? take : {CW{1'b0}});
             if (in_pop) left <= left == {{(32-CW){1'b0}}, take} ? REGION : left - {{(32-CW){1'b0}}, take};
         end
+    end
+endmodule
+
+// Bus words (DWW 32-bit words) in, beats of WORDS whole bus words (BEAT 32-bit words)
+// out: bus word j of a beat lands in slot j, no shifter. Takes a bus word every
+// clock, also the clock its beat leaves, so a beat leaves every WORDS clocks at most.
+module {{TOP}}_collector #(
+    parameter DWW = 8,
+    parameter BEAT = 8,
+    parameter WORDS = 1
+) (
+    input  wire                  clk,
+    input  wire                  clear,
+    input  wire                  in_valid,
+    input  wire [DWW*32-1:0]     in_data,
+    output wire                  in_pop,
+    output wire                  out_valid,
+    input  wire                  out_ready,
+    output wire [BEAT*32-1:0]    out_data
+);
+    /* verilator lint_off UNUSEDSIGNAL */ // the padding of the last bus word
+    reg [WORDS*DWW*32-1:0] held;
+    /* verilator lint_on UNUSEDSIGNAL */
+    reg [7:0]              count;   // bus words held
+    wire fire = out_valid && out_ready;
+    assign out_valid = count == WORDS;
+    assign in_pop = in_valid && (count != WORDS || fire);
+    assign out_data = held[BEAT*32-1:0];
+    wire [7:0] slot = fire ? 8'd0 : count;
+    genvar j;
+    for (j = 0; j < WORDS; j = j + 1) begin : slots
+        always @(posedge clk)
+            if (!clear && in_pop && slot == j[7:0]) held[j*DWW*32 +: DWW*32] <= in_data;
+    end
+    always @(posedge clk) begin
+        if (clear) count <= 8'd0;
+        else count <= (fire ? 8'd0 : count) + (in_pop ? 8'd1 : 8'd0);
     end
 endmodule
 
