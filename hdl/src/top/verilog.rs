@@ -33,7 +33,9 @@ fn read_mux(l: &MemoryLayout, design_id: u32) -> String {
     let mut s = String::new();
     for r in REGISTERS {
         let src = match r.kind {
-            Kind::Control => "{28'd0, ready_flag, ~busy, done_flag, busy}".to_string(),
+            Kind::Control => {
+                "{28'd0, ready_flag, ~(busy | checking), done_flag, busy | checking}".to_string()
+            }
             Kind::GlobalInterruptEnable => "{31'd0, gie}".into(),
             Kind::InterruptEnable => "{30'd0, ier}".into(),
             Kind::InterruptStatus => "{30'd0, isr}".into(),
@@ -69,7 +71,7 @@ fn argument_regs() -> (String, String, String) {
         }
         let slot = if bits.is_empty() { "" } else { bits };
         write.push_str(&format!(
-            "                    8'h{:02X}: if (!busy) {reg}{slot} <= ({reg}{slot} & ~wmask) | reg_wdata;\n",
+            "                    8'h{:02X}: if (!busy && !checking) {reg}{slot} <= ({reg}{slot} & ~wmask) | reg_wdata;\n",
             r.offset
         ));
     }
@@ -126,6 +128,30 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("BA", n(ceil_log2(l.bus_bytes))),
         ("BUS_BYTES", n(l.bus_bytes)),
         ("MEMORY_BYTES", l.memory_bytes.to_string()),
+        (
+            "ACT_STRIDE_TIMES_TOKENS",
+            const_mul("tokens_66", 66, l.activation_stride() as u64),
+        ),
+        (
+            "RES_STRIDE_TIMES_TOKENS",
+            const_mul("tokens_66", 66, l.result_stride() as u64),
+        ),
+        (
+            "ACT_BEATS_TIMES_TOKENS",
+            const_mul(
+                "arg_tokens",
+                32,
+                (l.activation_stride() / l.bus_bytes) as u64,
+            ),
+        ),
+        (
+            "RBLOCKS_TIMES_TOKENS",
+            const_mul("arg_tokens", 32, l.row_blocks as u64),
+        ),
+        (
+            "RES_STRIDE_TIMES_N",
+            const_mul("{32'd0, aw_n}", 64, l.result_stride() as u64),
+        ),
         ("DWW", n(bus_words)),
         ("ACT_CAP", n(act_cap)),
         ("ACT_CW", n(act_cw)),
@@ -138,7 +164,6 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("WGT_BITS_HI", n(bits.wgt - 1)),
         ("RES_BITS_HI", n(bits.res - 1)),
         ("ACT_REGION_WORDS", n(l.chunks * l.activation_words)),
-        ("ACT_TOKEN_BEATS", n(l.activation_stride() / l.bus_bytes)),
         ("WGT_REGION_BEATS", n(l.weight_region_bytes() / l.bus_bytes)),
         ("WEIGHT_REGION_BYTES", n(l.weight_region_bytes())),
         ("ACT_STRIDE", n(l.activation_stride())),
@@ -172,6 +197,26 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
     }
     debug_assert!(unfilled(&t).is_none(), "unfilled field {:?}", unfilled(&t));
     t
+}
+
+/// `x · k` for a constant `k` as a sum of shifted copies of `x` (a `width`-bit
+/// expression): adders on the carry chain instead of a multiplier.
+fn const_mul(x: &str, width: usize, k: u64) -> String {
+    let terms: Vec<String> = (0..64)
+        .filter(|bit| k >> bit & 1 == 1)
+        .map(|bit| {
+            if bit == 0 {
+                x.to_string()
+            } else {
+                format!("({x} << {bit})")
+            }
+        })
+        .collect();
+    if terms.is_empty() {
+        format!("{width}'d0")
+    } else {
+        format!("({})", terms.join(" + "))
+    }
 }
 
 /// A `{{NAME}}` left in the text (Verilog's own `{{` replications are lower case or
@@ -305,7 +350,14 @@ module {{TOP}} (
     reg [31:0] cycles;
     reg [31:0] last_cycles;
 {{ARG_DECL}}
-    wire start_request = reg_write && wr_addr == {{CONTROL}} && reg_wdata[0] && !busy;
+    // A start request is checked the clock after it (`checking`), from registered region
+    // ends: the products of TOKENS and the strides are shift-and-add chains (constants),
+    // kept off the path into `busy` and out of DSP blocks.
+    reg        checking;
+    reg [65:0] weights_end;
+    reg [65:0] activations_end;
+    reg [65:0] results_end;
+    wire start_request = reg_write && wr_addr == {{CONTROL}} && reg_wdata[0] && !busy && !checking;
     wire misaligned = |{arg_weights[{{BA_HI}}:0], arg_activations[{{BA_HI}}:0], arg_results[{{BA_HI}}:0]};
     // Every region must end inside the memory the kernel was built for (MEMORY_MIB), and
     // the results must not overlap the weights or the activations, nor these each other
@@ -314,9 +366,16 @@ module {{TOP}} (
     wire [65:0] weights_at = {2'd0, arg_weights};
     wire [65:0] activations_at = {2'd0, arg_activations};
     wire [65:0] results_at = {2'd0, arg_results};
-    wire [65:0] weights_end = weights_at + 66'd{{WEIGHT_REGION_BYTES}};
-    wire [65:0] activations_end = activations_at + {34'd0, arg_tokens} * 66'd{{ACT_STRIDE}};
-    wire [65:0] results_end = results_at + {34'd0, arg_tokens} * 66'd{{RES_STRIDE}};
+    wire [65:0] tokens_66 = {34'd0, arg_tokens};
+    always @(posedge ap_clk) begin
+        if (rst) checking <= 1'b0;
+        else checking <= start_request;
+        if (start_request) begin
+            weights_end <= weights_at + 66'd{{WEIGHT_REGION_BYTES}};
+            activations_end <= activations_at + {{ACT_STRIDE_TIMES_TOKENS}};
+            results_end <= results_at + {{RES_STRIDE_TIMES_TOKENS}};
+        end
+    end
     wire overlap = (results_at < weights_end && weights_at < results_end)
                    || (results_at < activations_end && activations_at < results_end)
                    || (weights_at < activations_end && activations_at < weights_end);
@@ -324,8 +383,8 @@ module {{TOP}} (
                         || results_end > 66'd{{MEMORY_BYTES}};
     wire no_tokens = arg_tokens == 32'd0;
     wire [6:0] start_error = {out_of_range, 1'b0, overlap, 1'b0, no_tokens, 1'b0, misaligned};
-    wire start = start_request && start_error == 7'd0;
-    wire refused = start_request && start_error != 7'd0;
+    wire start = checking && start_error == 7'd0;
+    wire refused = checking && start_error != 7'd0;
     wire finish;
     wire extra_result;   // the engine sent a result beat the run did not expect
     wire read_fault;     // a read burst was answered with SLVERR or DECERR
@@ -368,7 +427,7 @@ module {{TOP}} (
                 endcase
             end
             isr <= (isr ^ toggle) | raise;
-            if (start_request) error <= start_error;
+            if (checking) error <= start_error;
             else begin
                 if (extra_result) error[3] <= 1'b1;
                 if (read_fault) error[1] <= 1'b1;
@@ -445,7 +504,7 @@ module {{TOP}} (
         .start(start),
         .stop(aborting),
         .base(arg_activations),
-        .region_beats(arg_tokens * 32'd{{ACT_TOKEN_BEATS}}),
+        .region_beats({{ACT_BEATS_TIMES_TOKENS}}),
         .units(32'd1),
         .step(32'd1),
         .buffered(act_buffered),
@@ -633,7 +692,7 @@ module {{TOP}} (
         end else if (start) begin
             wq_wp <= 5'd0;
             wq_rp <= 5'd0;
-            res_total <= arg_tokens * 32'd{{RBLOCKS}};
+            res_total <= {{RBLOCKS_TIMES_TOKENS}};
             res_taken <= 32'd0;
             aw_count <= 32'd0;
             w_count <= 32'd0;
@@ -670,9 +729,9 @@ module {{TOP}} (
                     if (aw_rb == 32'd{{RBLOCKS_LAST}}) begin
                         aw_rb <= 32'd0;
                         aw_token <= aw_token + aw_n;
-                        aw_block <= aw_block + {32'd0, aw_n} * 64'd{{RES_STRIDE}};
-                        aw_row <= aw_block + {32'd0, aw_n} * 64'd{{RES_STRIDE}};
-                        aw_next <= aw_block + {32'd0, aw_n} * 64'd{{RES_STRIDE}};
+                        aw_block <= aw_block + {{RES_STRIDE_TIMES_N}};
+                        aw_row <= aw_block + {{RES_STRIDE_TIMES_N}};
+                        aw_next <= aw_block + {{RES_STRIDE_TIMES_N}};
                     end else begin
                         aw_rb <= aw_rb + 32'd1;
                         aw_row <= aw_row + 64'd{{RES_BEAT_STRIDE}};
