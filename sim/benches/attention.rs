@@ -89,9 +89,9 @@ fn fidelity() {
 
 fn cycles() {
     println!("## Attention cycles (Verilator, always-valid inputs, checked bit for bit)\n");
-    println!("Ideal = (q·k + p·v MACs) / macs = Σ_rows 2·visible·d/macs.\n");
-    println!("| mode | d | macs | Bc | L | rows | ideal clocks | measured clocks | clocks per row | ratio |");
-    println!("|---|---|---|---|---|---|---|---|---|---|");
+    println!("Ideal = (q·k + p·v MACs) / macs = Σ_rows 2·visible·d/macs. K/V streamed = the int8 key and value bytes the engine takes (each row streams its own tiles: Σ_rows 2·kv_len·d); distinct = 2·L·d, what streaming each tile once for all rows would take.\n");
+    println!("| mode | d | macs | Bc | L | rows | ideal clocks | measured clocks | clocks per row | ratio | K/V bytes streamed | distinct K/V bytes |");
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
     let cache = ModelCache::default();
     let mut runs = vec![];
     for d in [64, 128] {
@@ -120,8 +120,10 @@ fn cycles() {
             .map(|r| cfg.ideal_row_cycles(r.visible))
             .sum();
         let a = &cfg.attention;
+        let streamed: usize = vectors.rows.iter().map(|r| 2 * r.kv_len * a.head_dim).sum();
+        let distinct = 2 * cfg.workload.seq_len * a.head_dim;
         println!(
-            "| {:?}{} | {} | {} | {} | {} | {} | {:.0} | {} | {:.0} | {:.3} |",
+            "| {:?}{} | {} | {} | {} | {} | {} | {:.0} | {} | {:.0} | {:.3} | {streamed} | {distinct} |",
             a.mode,
             if a.causal { " causal" } else { "" },
             a.head_dim,
