@@ -7,6 +7,9 @@
 //! Needs python3 with cocotb, cocotbext-axi and numpy (scripts/setup.sh installs them);
 //! without them this test fails, saying so.
 
+mod common;
+
+use common::text;
 use std::path::Path;
 use std::process::Command;
 
@@ -117,11 +120,7 @@ fn the_top_passes_the_cocotb_axi_testbench() {
             .args(["--seed", &seed.to_string(), "--pause", &pause.to_string()])
             .output()
             .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let log = text(&o);
         let failure = log
             .lines()
             .filter(|l| l.contains("Error") || l.contains("FAIL") || l.contains("first difference"))
@@ -161,11 +160,7 @@ fn the_generated_ip_packaging_works_with_fusesoc_and_parses_as_xml() {
             .arg(tern_hdl::top::package::CORE_NAME)
             .output()
             .unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let log = text(&o);
         assert!(
             o.status.success() && !log.contains("ERROR"),
             "fusesoc {target}: {log}"

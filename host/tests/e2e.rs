@@ -44,11 +44,7 @@ fn a_stalling_slow_memory_changes_the_time_not_the_results() {
             stall_percent: stall,
             seed,
         };
-        let opts = tern_host::OpenOptions {
-            memory: Some(memory),
-            ..options()
-        };
-        let mut dev = Device::open("sim:", &cfg, &opts).unwrap();
+        let mut dev = open_sim_on(&cfg, memory);
         gemm_matches_golden(
             &mut dev,
             &cfg,
@@ -83,11 +79,7 @@ fn weight_beats_of_whole_bus_words_are_collected_bit_exact() {
             seed: 11,
             ..MemoryModel::ideal(cfg.top.memory_bytes())
         };
-        let opts = tern_host::OpenOptions {
-            memory: Some(memory),
-            ..options()
-        };
-        let mut dev = Device::open("sim:", &cfg, &opts).unwrap();
+        let mut dev = open_sim_on(&cfg, memory);
         gemm_matches_golden(
             &mut dev,
             &cfg,
@@ -315,11 +307,7 @@ fn a_run_after_a_bus_error_is_bit_exact() {
     let cfg = config_blocks(3, 24, 2);
     // The DDR has a hole in its upper half (see registers_follow_the_vitis_handshake).
     let hole_at = cfg.top.memory_bytes() / 2;
-    let opts = tern_host::OpenOptions {
-        memory: Some(MemoryModel::ideal(hole_at)),
-        ..options()
-    };
-    let mut dev = Device::open("sim:", &cfg, &opts).unwrap();
+    let mut dev = open_sim_on(&cfg, MemoryModel::ideal(hole_at));
     let (w, x) = layer(&cfg, 3, 5);
     dev.load_weights(&w).unwrap();
     let layout = *dev.layout();

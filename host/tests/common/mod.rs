@@ -23,6 +23,7 @@ use tern_host::sim::SimBoard;
 use tern_host::wire::{Header, Opcode, Status, HEADER_BYTES};
 use tern_host::{Device, OpenOptions, Transport};
 use tern_sim::golden::tlmm::ternary_gemm;
+use tern_sim::top_model::MemoryModel;
 use tern_sim::verilator::{default_cache_root, ModelCache};
 
 /// A small TLMM layer: G, 4 rows × 2 groups per clock, M=20 and K=40 (both padded
@@ -64,6 +65,15 @@ pub fn options() -> OpenOptions {
         cache: default_cache_root(),
         ..OpenOptions::default()
     }
+}
+
+/// `sim:` for `cfg` with `memory` behind its top instead of the ideal memory.
+pub fn open_sim_on(cfg: &Config, memory: MemoryModel) -> Device {
+    let opts = OpenOptions {
+        memory: Some(memory),
+        ..options()
+    };
+    Device::open("sim:", cfg, &opts).unwrap()
 }
 
 /// Random weights (M×K) and `tokens` activation vectors, from `seed`.
