@@ -72,10 +72,6 @@ impl SimBoard {
         &self.top
     }
 
-    pub fn memory(&self) -> &MemoryModel {
-        &self.memory
-    }
-
     /// Clocks simulated so far.
     pub fn cycles(&self) -> u64 {
         self.model.cycles()

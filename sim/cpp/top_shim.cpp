@@ -236,8 +236,6 @@ extern "C" {
 
 uint32_t tern_top_abi() { return 4; }
 
-uint32_t tern_top_bus_bytes() { return BUS_BYTES; }
-
 void* tern_top_new(const char* vcd_path, uint64_t bytes, double bytes_per_clock, uint32_t latency,
                    uint32_t max_reads, uint32_t stall_percent, uint64_t seed) {
     auto* m = new TernTop;

@@ -105,7 +105,6 @@ const ACCESS_CLOCKS: u32 = 64;
 pub struct TopLibrary {
     _lib: Arc<Library>,
     api: Api,
-    memory_bytes: u64,
     pub path: PathBuf,
 }
 
@@ -133,12 +132,12 @@ impl ModelCache {
                 SHIM,
             )?;
         }
-        TopLibrary::open(&so, top.layout.memory_bytes)
+        TopLibrary::open(&so)
     }
 }
 
 impl TopLibrary {
-    fn open(path: &Path, memory_bytes: u64) -> Result<TopLibrary, BridgeError> {
+    fn open(path: &Path) -> Result<TopLibrary, BridgeError> {
         let load_err = |message: String| BridgeError::Load {
             path: path.display().to_string(),
             message,
@@ -172,15 +171,9 @@ impl TopLibrary {
             Ok(TopLibrary {
                 _lib: Arc::new(lib),
                 api,
-                memory_bytes,
                 path: path.to_path_buf(),
             })
         }
-    }
-
-    /// Bytes of memory the top was generated for (`top.memory_mib`).
-    pub fn memory_bytes(&self) -> u64 {
-        self.memory_bytes
     }
 
     /// A fresh top on a board with `memory`, held in reset for a few clocks; `vcd` names

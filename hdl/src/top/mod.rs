@@ -117,13 +117,9 @@ impl MemoryLayout {
     pub fn weights_aligned(&self) -> bool {
         self.weight_words.is_multiple_of(self.bus_bytes / 4)
     }
-    /// Bytes from one weight beat to the next: beats lie back to back.
-    pub fn weight_beat_stride(&self) -> usize {
-        4 * self.weight_words
-    }
-    /// Bytes of the packed weight matrix.
+    /// Bytes of the packed weight matrix (beats back to back).
     pub fn weight_bytes(&self) -> usize {
-        self.weight_beat_stride() * self.weight_beats
+        4 * self.weight_words * self.weight_beats
     }
     /// Bytes the top reads for the weights: whole bus words.
     pub fn weight_region_bytes(&self) -> usize {

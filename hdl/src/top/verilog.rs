@@ -69,9 +69,8 @@ fn argument_regs() -> (String, String, String) {
             ));
             reset.push_str(&format!("            {reg} <= {}'d0;\n", width + 1));
         }
-        let slot = if bits.is_empty() { "" } else { bits };
         write.push_str(&format!(
-            "                    8'h{:02X}: if (!busy && !checking) {reg}{slot} <= ({reg}{slot} & ~wmask) | reg_wdata;\n",
+            "                    8'h{:02X}: if (!busy && !checking) {reg}{bits} <= ({reg}{bits} & ~wmask) | reg_wdata;\n",
             r.offset
         ));
     }
@@ -91,7 +90,7 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         format!(
             "{TOP_MODULE}_collector #(.DWW({bus_words}), .BEAT({}), .WORDS({})) wgt_gearbox",
             l.weight_words,
-            l.weight_beat_stride() / l.bus_bytes
+            l.weight_words / bus_words
         )
     } else {
         let (cap, cw) = gearbox(l.weight_words);
@@ -159,7 +158,6 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("AW_BITS_HI", n(l.activation_words * 32 - 1)),
         ("WW_BITS_HI", n(l.weight_words * 32 - 1)),
         ("AW_WORDS", n(l.activation_words)),
-        ("WW_WORDS", n(l.weight_words)),
         ("ACT_BITS_HI", n(bits.act - 1)),
         ("WGT_BITS_HI", n(bits.wgt - 1)),
         ("RES_BITS_HI", n(bits.res - 1)),
@@ -172,7 +170,6 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("CHUNKS_LAST", n(l.chunks - 1)),
         ("WBEATS_LAST", n(l.weight_beats - 1)),
         ("RBLOCKS_LAST", n(l.row_blocks - 1)),
-        ("RBLOCKS", n(l.row_blocks)),
         ("TB", n(l.token_block)),
         ("BURST", n(l.burst_beats)),
         ("RD_AW", n(read_depth_bits)),
