@@ -25,10 +25,6 @@ const PAGE: u64 = 4096;
 /// Most tokens one batch carries (host buffers stay bounded).
 pub const MAX_BATCH_TOKENS: usize = 1 << 16;
 
-fn round_up(bytes: u64, to: u64) -> u64 {
-    bytes.div_ceil(to) * to
-}
-
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
     /// Bound on every transport call.
@@ -196,12 +192,13 @@ impl Device {
 
     /// Where a batch's activations start: the first 4 KiB boundary after the weights.
     fn activations_at(&self) -> u64 {
-        round_up(self.layout.weight_region_bytes() as u64, PAGE)
+        (self.layout.weight_region_bytes() as u64).next_multiple_of(PAGE)
     }
 
     /// Where a batch of `tokens` tokens' results start.
     fn results_at(&self, tokens: usize) -> u64 {
-        self.activations_at() + round_up((tokens * self.layout.activation_stride()) as u64, PAGE)
+        self.activations_at()
+            + ((tokens * self.layout.activation_stride()) as u64).next_multiple_of(PAGE)
     }
 
     /// Tokens one batch can hold beside the weights (at most [`MAX_BATCH_TOKENS`]).

@@ -66,10 +66,6 @@ pub enum RegionError {
     },
 }
 
-fn round_up(bytes: usize, to: usize) -> usize {
-    bytes.div_ceil(to) * to
-}
-
 /// Where beats live in memory, and the bus the top reaches it through.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct MemoryLayout {
@@ -123,7 +119,7 @@ impl MemoryLayout {
     }
     /// Bytes the top reads for the weights: whole bus words.
     pub fn weight_region_bytes(&self) -> usize {
-        round_up(self.weight_bytes(), self.bus_bytes)
+        self.weight_bytes().next_multiple_of(self.bus_bytes)
     }
     /// Bytes of one token's activation beats.
     pub fn activation_bytes(&self) -> usize {
@@ -131,11 +127,11 @@ impl MemoryLayout {
     }
     /// Bytes from one token's activations to the next's.
     pub fn activation_stride(&self) -> usize {
-        round_up(self.activation_bytes(), self.bus_bytes)
+        self.activation_bytes().next_multiple_of(self.bus_bytes)
     }
     /// Bytes from one result beat (row block) to the next.
     pub fn result_beat_stride(&self) -> usize {
-        round_up(4 * self.result_words, self.bus_bytes)
+        (4 * self.result_words).next_multiple_of(self.bus_bytes)
     }
     /// Bytes from one token's results to the next's.
     pub fn result_stride(&self) -> usize {
