@@ -128,7 +128,8 @@ fn a_client_waiting_on_a_killed_daemon_gets_an_error_not_a_hang() {
     let sock = dir.path().join("board.sock");
     let daemon = Daemon::start(&format!("unix:{}", sock.display()));
     let cfg =
-        tern_hdl::Config::from_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG)).unwrap();
+        tern_hdl::DesignConfig::from_path(&Path::new(env!("CARGO_MANIFEST_DIR")).join(CONFIG))
+            .unwrap();
     let opts = tern_host::OpenOptions {
         timeout: Duration::from_secs(30),
         ..Default::default()

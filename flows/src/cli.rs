@@ -439,19 +439,14 @@ pub fn main() -> Result<()> {
                     .with_context(|| format!("{}: `board`", config.display()))?;
             }
             let design = if top {
-                let DesignConfig::Matmul(matmul) = &cfg else {
-                    anyhow::bail!(
-                        "{}: the accelerator top wraps the matmul engine; attention has no top yet",
-                        config.display()
-                    );
-                };
-                let top = tern_hdl::top::generate_top(matmul)?;
+                let top = tern_hdl::top::generate_top_any(&cfg)
+                    .with_context(|| format!("{}: the accelerator top", config.display()))?;
                 tern_hdl::top::write_top(&top, &out)?;
                 println!(
                     "top: AXI4 master {} bits wide, bursts of up to {} beats, {} MiB of memory, design id {:08x}, register map in {}",
-                    top.layout.bus_bytes * 8,
-                    top.layout.burst_beats,
-                    top.layout.memory_bytes >> 20,
+                    top.layout.bus_bytes() * 8,
+                    top.layout.burst_beats(),
+                    top.layout.memory_bytes() >> 20,
                     top.design_id(),
                     out.join(tern_hdl::top::REGMAP_MARKDOWN).display()
                 );

@@ -91,8 +91,9 @@ fn main() {
     assert!(sim.info().unwrap().card_bytes as usize >= 2 * MIB);
     let (unix_uri, unix_stop, unix_thread) = served(&cfg, Listen::Unix(dir.join("b.sock")));
     let (tcp_uri, tcp_stop, tcp_thread) = served(&cfg, Listen::Tcp("127.0.0.1:0".parse().unwrap()));
-    let mut unix = tern_host::device::open_transport(&unix_uri, &cfg, &opts).unwrap();
-    let mut tcp = tern_host::device::open_transport(&tcp_uri, &cfg, &opts).unwrap();
+    let mut unix =
+        tern_host::device::open_transport(&unix_uri, &cfg.clone().into(), &opts).unwrap();
+    let mut tcp = tern_host::device::open_transport(&tcp_uri, &cfg.clone().into(), &opts).unwrap();
     let raw_path = dir.join("raw.sock");
     let l = UnixListener::bind(&raw_path).unwrap();
     let mut raw_unix = UnixStream::connect(&raw_path).unwrap();

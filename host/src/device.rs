@@ -1,16 +1,19 @@
-//! The device API: open a board by URI, load a ternary weight matrix, run GEMV/GEMM.
+//! The device API: open a board by URI; on a matmul top load a ternary weight matrix and
+//! run GEMV/GEMM, on an attention top append to the KV cache and run attention.
 //!
 //! Memory layout chosen here (within the layout rules of `tern_hdl::top`): the packed
-//! weight beats at 0, then one batch of activations at the next 4 KiB boundary, then
-//! that batch's results at the next. A GEMM with more tokens than fit runs as several
-//! batches; the weights stay loaded.
+//! weight beats (or the KV cache, room for `attention.max_seq_len` tokens) at 0, then
+//! one batch of activations (queries) at the next 4 KiB boundary, then that batch's
+//! results at the next. A GEMM with more tokens than fit runs as several batches; the
+//! weights stay loaded.
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
+use tern_hdl::streams::attention::{schedule, unpack_row, RowOutput};
 use tern_hdl::streams::{pack_activations, pack_weights, unpack_results, Beat};
-use tern_hdl::top::{design_id, regmap, MemoryLayout};
-use tern_hdl::Config;
+use tern_hdl::top::{design_id, regmap, KvCacheLayout, MemoryLayout, TopLayout};
+use tern_hdl::{AttentionConfig, Config, DesignConfig};
 use tern_sim::top_model::MemoryModel;
 use tern_sim::verilator::ModelCache;
 
@@ -51,8 +54,13 @@ impl Default for OpenOptions {
     }
 }
 
-/// Open the transport a URI names (no checks of what is behind it).
-pub fn open_transport(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Box<dyn Transport>> {
+/// Open the transport a URI names (no checks of what is behind it; `sim:` builds the
+/// top for `cfg`).
+pub fn open_transport(
+    uri: &str,
+    cfg: &DesignConfig,
+    opts: &OpenOptions,
+) -> Result<Box<dyn Transport>> {
     let connect_err = |what: String| {
         move |cause| HostError::Io {
             context: format!("connecting to {what} (is `tern serve` running?)"),
@@ -60,7 +68,7 @@ pub fn open_transport(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Box
         }
     };
     Ok(match BoardUri::parse(uri)? {
-        BoardUri::Sim => Box::new(crate::sim::SimBoard::new(
+        BoardUri::Sim => Box::new(crate::sim::SimBoard::for_design(
             cfg,
             &ModelCache::new(&opts.cache),
             None,
@@ -124,34 +132,76 @@ pub struct RunReport {
     pub traffic: Traffic,
 }
 
+/// What one attention call did.
+#[derive(Debug, Clone)]
+pub struct AttentionReport {
+    /// One output per query row.
+    pub rows: Vec<RowOutput>,
+    /// Kernel clocks (the top's CYCLES register).
+    pub cycles: u64,
+    /// Bytes the kernel read (queries, each row's keys and values) and wrote.
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub wall: Duration,
+    pub traffic: Traffic,
+}
+
+/// The engine behind the board, and what the host keeps of its state.
+enum Engine {
+    Matmul {
+        cfg: Box<Config>,
+        layout: MemoryLayout,
+        weights_loaded: bool,
+    },
+    Attention {
+        cfg: Box<AttentionConfig>,
+        layout: KvCacheLayout,
+        /// Tokens appended to the KV cache.
+        kv_len: usize,
+    },
+}
+
 pub struct Device {
     transport: Box<dyn Transport>,
-    cfg: Config,
-    layout: MemoryLayout,
+    engine: Engine,
+    layout: TopLayout,
     info: Info,
     run_timeout: Duration,
-    weights_loaded: bool,
     pub traffic: Traffic,
 }
 
 impl Device {
     /// Open the board at `uri` and check that it carries the engine `cfg` generates.
     pub fn open(uri: &str, cfg: &Config, opts: &OpenOptions) -> Result<Device> {
+        Device::open_design(uri, &DesignConfig::Matmul(cfg.clone()), opts)
+    }
+
+    /// Open the board at `uri` carrying either engine's top.
+    pub fn open_design(uri: &str, cfg: &DesignConfig, opts: &OpenOptions) -> Result<Device> {
         let transport = open_transport(uri, cfg, opts)?;
-        Device::attach(transport, cfg, opts)
+        Device::attach_design(transport, cfg, opts)
     }
 
     /// Use an already open transport.
     pub fn attach(
-        mut transport: Box<dyn Transport>,
+        transport: Box<dyn Transport>,
         cfg: &Config,
+        opts: &OpenOptions,
+    ) -> Result<Device> {
+        Device::attach_design(transport, &DesignConfig::Matmul(cfg.clone()), opts)
+    }
+
+    /// Use an already open transport to a board carrying either engine's top.
+    pub fn attach_design(
+        mut transport: Box<dyn Transport>,
+        cfg: &DesignConfig,
         opts: &OpenOptions,
     ) -> Result<Device> {
         let info = transport.info()?;
         if info.hw_id != regmap::HW_ID_VALUE {
             return Err(HostError::NotTern(info.hw_id));
         }
-        let engine = tern_hdl::generate(cfg).map_err(|e| HostError::Sim(e.to_string()))?;
+        let engine = tern_hdl::generate_any(cfg).map_err(|e| HostError::Sim(e.to_string()))?;
         let expected = design_id(&engine);
         if info.design_id != expected {
             return Err(HostError::WrongDesign {
@@ -159,21 +209,40 @@ impl Device {
                 config: expected,
             });
         }
-        let layout = MemoryLayout::of(cfg);
-        if info.card_bytes < layout.weight_region_bytes() as u64 {
+        let (engine, layout, resident) = match cfg {
+            DesignConfig::Matmul(c) => {
+                let layout = MemoryLayout::of(c);
+                let engine = Engine::Matmul {
+                    cfg: Box::new(c.clone()),
+                    layout,
+                    weights_loaded: false,
+                };
+                let bytes = layout.weight_region_bytes() as u64;
+                (engine, TopLayout::Matmul(layout), ("weights", bytes))
+            }
+            DesignConfig::Attention(c) => {
+                let layout = KvCacheLayout::of(c).map_err(|e| HostError::Shape(e.to_string()))?;
+                let engine = Engine::Attention {
+                    cfg: Box::new(c.clone()),
+                    layout,
+                    kv_len: 0,
+                };
+                let bytes = layout.cache_bytes(layout.max_seq_len);
+                (engine, TopLayout::Attention(layout), ("KV cache", bytes))
+            }
+        };
+        if info.card_bytes < resident.1 {
             return Err(HostError::Shape(format!(
-                "a memory of {} bytes cannot hold the {}-byte weights",
-                info.card_bytes,
-                layout.weight_region_bytes()
+                "a memory of {} bytes cannot hold the {}-byte {}",
+                info.card_bytes, resident.1, resident.0
             )));
         }
         Ok(Device {
             transport,
-            cfg: cfg.clone(),
+            engine,
             layout,
             info,
             run_timeout: opts.run_timeout,
-            weights_loaded: false,
             traffic: Traffic::default(),
         })
     }
@@ -186,29 +255,75 @@ impl Device {
         self.transport.as_mut()
     }
 
-    pub fn layout(&self) -> &MemoryLayout {
+    pub fn layout(&self) -> &TopLayout {
         &self.layout
     }
 
-    /// Where a batch's activations start: the first 4 KiB boundary after the weights.
+    fn matmul(&self, call: &'static str) -> Result<(&Config, &MemoryLayout)> {
+        match &self.engine {
+            Engine::Matmul { cfg, layout, .. } => Ok((cfg, layout)),
+            Engine::Attention { .. } => Err(HostError::WrongEngine {
+                carried: "attention",
+                needed: "matmul",
+                call,
+            }),
+        }
+    }
+
+    fn attention_engine(
+        &self,
+        call: &'static str,
+    ) -> Result<(&AttentionConfig, &KvCacheLayout, usize)> {
+        match &self.engine {
+            Engine::Attention {
+                cfg,
+                layout,
+                kv_len,
+            } => Ok((cfg, layout, *kv_len)),
+            Engine::Matmul { .. } => Err(HostError::WrongEngine {
+                carried: "matmul",
+                needed: "attention",
+                call,
+            }),
+        }
+    }
+
+    /// Bytes at the start of memory that hold the weights or the KV cache.
+    fn resident_bytes(&self) -> u64 {
+        match &self.engine {
+            Engine::Matmul { layout, .. } => layout.weight_region_bytes() as u64,
+            Engine::Attention { layout, .. } => layout.cache_bytes(layout.max_seq_len),
+        }
+    }
+
+    /// Where a batch's activations (queries) start: the first 4 KiB boundary after the
+    /// weights (KV cache).
     fn activations_at(&self) -> u64 {
-        (self.layout.weight_region_bytes() as u64).next_multiple_of(PAGE)
+        self.resident_bytes().next_multiple_of(PAGE)
+    }
+
+    /// Bytes per token (query row) of activations and of results.
+    fn strides(&self) -> (usize, usize) {
+        match &self.engine {
+            Engine::Matmul { layout, .. } => (layout.activation_stride(), layout.result_stride()),
+            Engine::Attention { layout, .. } => (layout.query_stride(), layout.result_stride()),
+        }
     }
 
     /// Where a batch of `tokens` tokens' results start.
     fn results_at(&self, tokens: usize) -> u64 {
-        self.activations_at()
-            + ((tokens * self.layout.activation_stride()) as u64).next_multiple_of(PAGE)
+        self.activations_at() + ((tokens * self.strides().0) as u64).next_multiple_of(PAGE)
     }
 
-    /// Tokens one batch can hold beside the weights (at most [`MAX_BATCH_TOKENS`]).
+    /// Tokens (query rows) one batch can hold beside the weights or the KV cache (at
+    /// most [`MAX_BATCH_TOKENS`]).
     pub fn batch_tokens(&self) -> usize {
         let free = self
             .info
             .card_bytes
             .saturating_sub(self.activations_at() + 2 * PAGE);
-        let per_token = (self.layout.activation_stride() + self.layout.result_stride()) as u64;
-        (free / per_token).min(MAX_BATCH_TOKENS as u64) as usize
+        let (act, res) = self.strides();
+        (free / (act + res) as u64).min(MAX_BATCH_TOKENS as u64) as usize
     }
 
     /// Write beats back to back, `stride` bytes per group of `per_group` beats (the rest
@@ -236,19 +351,30 @@ impl Device {
 
     /// Pack a row-major ternary matrix (M×K, entries −1, 0, +1) and load it.
     pub fn load_weights(&mut self, w: &[i8]) -> Result<()> {
-        let (m, k) = (self.cfg.workload.m, self.cfg.workload.k);
-        let beats = pack_weights(&self.cfg.geometry, w, m, k)
+        let (cfg, layout) = self.matmul("load_weights")?;
+        let (m, k) = (cfg.workload.m, cfg.workload.k);
+        let beats = pack_weights(&cfg.geometry, w, m, k)
             .map_err(|e| HostError::Shape(format!("weights: {e}")))?;
-        let (all, bytes) = (beats.len(), self.layout.weight_bytes());
+        let (all, bytes) = (beats.len(), layout.weight_bytes());
         self.dma_write(0, &beats, all, bytes)?;
-        self.weights_loaded = true;
+        if let Engine::Matmul { weights_loaded, .. } = &mut self.engine {
+            *weights_loaded = true;
+        }
         Ok(())
     }
 
     /// `y = W·x` for each of the `xs.len() / K` tokens in `xs` (token-major int8).
     pub fn gemm(&mut self, xs: &[i8]) -> Result<RunReport> {
-        let (m, k) = (self.cfg.workload.m, self.cfg.workload.k);
-        if !self.weights_loaded {
+        let (cfg, layout) = self.matmul("gemm")?;
+        let (cfg, layout) = (cfg.clone(), *layout);
+        let (m, k) = (cfg.workload.m, cfg.workload.k);
+        if !matches!(
+            self.engine,
+            Engine::Matmul {
+                weights_loaded: true,
+                ..
+            }
+        ) {
             return Err(HostError::Shape(
                 "no weights loaded (call load_weights first)".into(),
             ));
@@ -281,37 +407,25 @@ impl Device {
             let n = batch.len() / k;
             let act_base = self.activations_at();
             let res_base = self.results_at(n);
-            let mut beats = Vec::with_capacity(n * self.layout.chunks);
+            let mut beats = Vec::with_capacity(n * layout.chunks);
             for x in batch.chunks(k) {
                 beats.extend(
-                    pack_activations(&self.cfg.geometry, x, k)
+                    pack_activations(&cfg.geometry, x, k)
                         .map_err(|e| HostError::Shape(format!("activations: {e}")))?,
                 );
             }
-            self.layout.check_regions(0, act_base, res_base, n as u64)?;
-            let (chunks, stride) = (self.layout.chunks, self.layout.activation_stride());
+            layout.check_regions(0, act_base, res_base, n as u64)?;
+            let (chunks, stride) = (layout.chunks, layout.activation_stride());
             self.dma_write(act_base, &beats, chunks, stride)?;
-            report.cycles += self.start_and_wait(act_base, res_base, n)?;
-            report.bytes_read += self.layout.bytes_read(n);
-            report.bytes_written += self.layout.bytes_written(n);
-            let mut bytes = vec![0u8; n * self.layout.result_stride()];
+            report.cycles += self.start_and_wait(act_base, res_base, n, None)?;
+            report.bytes_read += layout.bytes_read(n);
+            report.bytes_written += layout.bytes_written(n);
+            let mut bytes = vec![0u8; n * layout.result_stride()];
             self.transport.dma_read(res_base, &mut bytes)?;
             self.traffic.bytes_from_card += bytes.len() as u64;
-            let beat_stride = self.layout.result_beat_stride();
-            let result_words = self.layout.result_words;
-            for token in bytes.chunks(self.layout.result_stride()) {
-                let beats: Vec<Beat> = token
-                    .chunks(beat_stride)
-                    .map(|beat| {
-                        beat[..4 * result_words]
-                            .chunks_exact(4)
-                            .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
-                            .collect()
-                    })
-                    .collect();
-                report
-                    .y
-                    .extend(unpack_results(&self.cfg.geometry, &beats, m));
+            for token in bytes.chunks(layout.result_stride()) {
+                let beats = result_beats(token, layout.result_beat_stride(), layout.result_words);
+                report.y.extend(unpack_results(&cfg.geometry, &beats, m));
             }
             report.batches += 1;
         }
@@ -323,9 +437,143 @@ impl Device {
         Ok(report)
     }
 
-    /// Program the arguments, start, wait for the done interrupt, acknowledge it;
-    /// returns the run's clocks.
-    fn start_and_wait(&mut self, act: u64, res: u64, tokens: usize) -> Result<u64> {
+    /// Tokens in the KV cache.
+    pub fn kv_len(&self) -> Result<usize> {
+        Ok(self.attention_engine("kv_len")?.2)
+    }
+
+    /// Forget the KV cache (the next append starts at position 0).
+    pub fn kv_clear(&mut self) -> Result<()> {
+        self.attention_engine("kv_clear")?;
+        if let Engine::Attention { kv_len, .. } = &mut self.engine {
+            *kv_len = 0;
+        }
+        Ok(())
+    }
+
+    /// Append tokens to the KV cache: `keys` and `values` hold the same number of
+    /// `head_dim`-element int8 vectors, token-major. Each token is two DMA writes of
+    /// `head_dim` bytes into its tile (`docs/top.md`, "Attention").
+    pub fn kv_append(&mut self, keys: &[i8], values: &[i8]) -> Result<()> {
+        let (cfg, layout, len) = self.attention_engine("kv_append")?;
+        let (d, max) = (cfg.attention.head_dim, cfg.attention.max_seq_len);
+        let layout = *layout;
+        if keys.len() != values.len() || !keys.len().is_multiple_of(d) {
+            return Err(HostError::KvCache(format!(
+                "{} keys and {} values are not the same whole number of head_dim = {d} vectors",
+                keys.len(),
+                values.len()
+            )));
+        }
+        let adding = keys.len() / d;
+        if len + adding > max {
+            return Err(HostError::KvCache(format!(
+                "appending {adding} tokens to {len} would hold {} tokens, more than attention.max_seq_len = {max}",
+                len + adding
+            )));
+        }
+        let bytes = |v: &[i8]| v.iter().map(|&x| x as u8).collect::<Vec<u8>>();
+        // Runs of consecutive keys within one tile are one write each.
+        let mut i = 0;
+        while i < adding {
+            let at = len + i;
+            let run = (layout.tile - at % layout.tile).min(adding - i);
+            let span = i * d..(i + run) * d;
+            self.transport
+                .dma_write(layout.key_offset(at), &bytes(&keys[span.clone()]))?;
+            self.transport
+                .dma_write(layout.value_offset(at), &bytes(&values[span]))?;
+            self.traffic.bytes_to_card += (2 * run * d) as u64;
+            i += run;
+        }
+        if let Engine::Attention { kv_len, .. } = &mut self.engine {
+            *kv_len = len + adding;
+        }
+        Ok(())
+    }
+
+    /// Attention of query rows at positions `first_position..` against the KV cache:
+    /// `queries` holds whole `head_dim`-element int8 vectors, row-major. Causal rows see
+    /// the keys up to their own position (which must be inside the cache); otherwise
+    /// every row sees every key.
+    pub fn attention(
+        &mut self,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<AttentionReport> {
+        let (cfg, layout, seq_len) = self.attention_engine("attention")?;
+        let (cfg, layout) = (cfg.clone(), *layout);
+        let d = cfg.attention.head_dim;
+        if queries.is_empty() || !queries.len().is_multiple_of(d) {
+            return Err(HostError::Shape(format!(
+                "queries: {} values is not a whole number of head_dim = {d} rows",
+                queries.len()
+            )));
+        }
+        let rows = queries.len() / d;
+        if seq_len == 0 {
+            return Err(HostError::KvCache(
+                "the cache is empty (append first)".into(),
+            ));
+        }
+        if causal && first_position + rows > seq_len {
+            return Err(HostError::KvCache(format!(
+                "causal rows at positions {first_position}..{} need keys the cache (of {seq_len} tokens) does not hold yet",
+                first_position + rows
+            )));
+        }
+        if rows > self.batch_tokens() {
+            return Err(HostError::Shape(format!(
+                "{rows} query rows do not fit beside the KV cache (at most {})",
+                self.batch_tokens()
+            )));
+        }
+        let t0 = Instant::now();
+        let before = self.traffic.clone();
+        let (q_base, res_base) = (self.activations_at(), self.results_at(rows));
+        layout.check_regions(0, seq_len as u64, q_base, res_base, rows as u64)?;
+        let bytes: Vec<u8> = queries.iter().map(|&x| x as u8).collect();
+        self.transport.dma_write(q_base, &bytes)?;
+        self.traffic.bytes_to_card += bytes.len() as u64;
+        let position = (first_position, seq_len, causal);
+        let cycles = self.start_and_wait(q_base, res_base, rows, Some(position))?;
+        let mut out = vec![0u8; rows * layout.result_stride()];
+        self.transport.dma_read(res_base, &mut out)?;
+        self.traffic.bytes_from_card += out.len() as u64;
+        let rows_out = out
+            .chunks(layout.result_stride())
+            .map(|row| {
+                unpack_row(
+                    &cfg,
+                    &result_beats(row, layout.result_beat_stride(), layout.result_words),
+                )
+            })
+            .collect();
+        let schedule = schedule(first_position, rows, seq_len, causal, layout.tile);
+        Ok(AttentionReport {
+            rows: rows_out,
+            cycles,
+            bytes_read: layout.bytes_read(&schedule),
+            bytes_written: layout.bytes_written(rows),
+            wall: t0.elapsed(),
+            traffic: Traffic {
+                bytes_to_card: self.traffic.bytes_to_card - before.bytes_to_card,
+                bytes_from_card: self.traffic.bytes_from_card - before.bytes_from_card,
+            },
+        })
+    }
+
+    /// Program the arguments (for attention also SEQ_LEN, FIRST_POSITION and CAUSAL from
+    /// `position`), start, wait for the done interrupt, acknowledge it; returns the
+    /// run's clocks.
+    fn start_and_wait(
+        &mut self,
+        act: u64,
+        res: u64,
+        tokens: usize,
+        position: Option<(usize, usize, bool)>,
+    ) -> Result<u64> {
         let t = self.transport.as_mut();
         // A kernel still running was started by someone else (or a run this process
         // abandoned): starting over it would mix two runs.
@@ -347,6 +595,11 @@ impl Device {
             t.write32((offset + 4).into(), (address >> 32) as u32)?;
         }
         t.write32(regmap::TOKENS.into(), tokens as u32)?;
+        if let Some((first, seq_len, causal)) = position {
+            t.write32(regmap::SEQ_LEN.into(), seq_len as u32)?;
+            t.write32(regmap::FIRST_POSITION.into(), first as u32)?;
+            t.write32(regmap::CAUSAL.into(), u32::from(causal))?;
+        }
         t.write32(regmap::IER.into(), regmap::IRQ_DONE)?;
         t.write32(regmap::GIE.into(), 1)?;
         t.write32(regmap::CONTROL.into(), regmap::AP_START)?;
@@ -365,4 +618,18 @@ impl Device {
         }
         Ok(u64::from(t.read32(regmap::CYCLES.into())?))
     }
+}
+
+/// The beats of one token's (row's) results: each starts a `stride`-byte slot and is
+/// `words` 32-bit words long.
+fn result_beats(bytes: &[u8], stride: usize, words: usize) -> Vec<Beat> {
+    bytes
+        .chunks(stride)
+        .map(|beat| {
+            beat[..4 * words]
+                .chunks_exact(4)
+                .map(|c| u32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+                .collect()
+        })
+        .collect()
 }

@@ -38,12 +38,20 @@ pub enum HostError {
     NotTern(u32),
     #[error("the board carries design {board:08x}, but the config generates {config:08x}; run `tern serve` (or load the bitstream) for this config")]
     WrongDesign { board: u32, config: u32 },
-    #[error("the kernel reports ERROR = 0b{0:06b}: {}", error_names(*.0))]
+    #[error("the kernel reports ERROR = 0b{0:08b}: {}", error_names(*.0))]
     Refused(u32),
     #[error("memory layout: {0}")]
     Regions(#[from] tern_hdl::top::RegionError),
     #[error("{0}")]
     Shape(String),
+    #[error("KV cache: {0}")]
+    KvCache(String),
+    #[error("this board carries the {carried} engine; {call} needs the {needed} engine")]
+    WrongEngine {
+        carried: &'static str,
+        needed: &'static str,
+        call: &'static str,
+    },
     #[error("{context}: {cause}")]
     Io {
         context: String,
@@ -65,9 +73,7 @@ pub(crate) fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> H
 
 /// The ERROR register's set bits, by the names and meanings of the register map.
 fn error_names(error: u32) -> String {
-    let fields = tern_hdl::top::regmap::REGISTERS
-        .iter()
-        .find(|r| r.offset == tern_hdl::top::regmap::ERROR)
+    let fields = tern_hdl::top::regmap::register_at(tern_hdl::top::regmap::ERROR)
         .map(|r| r.fields)
         .unwrap_or(&[]);
     let set: Vec<String> = fields

@@ -23,7 +23,7 @@ pub mod weights_file;
 pub mod wire;
 pub mod xdma;
 
-pub use device::{Device, OpenOptions, RunReport, Traffic};
+pub use device::{AttentionReport, Device, OpenOptions, RunReport, Traffic};
 pub use error::{HostError, Result};
 pub use tern_hdl::top::regmap;
 pub use transport::{Info, Transport};

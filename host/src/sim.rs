@@ -5,8 +5,8 @@
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-use tern_hdl::top::{generate_top, regmap, TopDesign};
-use tern_hdl::Config;
+use tern_hdl::top::{generate_top_any, regmap, TopDesign};
+use tern_hdl::{Config, DesignConfig};
 use tern_sim::top_model::{MemoryModel, MemoryTraffic, NoResponse, TopModel};
 use tern_sim::verilator::ModelCache;
 
@@ -39,8 +39,18 @@ impl SimBoard {
         vcd: Option<&Path>,
         memory: Option<MemoryModel>,
     ) -> Result<SimBoard> {
-        let top = generate_top(cfg).map_err(|e| HostError::Sim(e.to_string()))?;
-        let memory = memory.unwrap_or(MemoryModel::ideal(top.layout.memory_bytes));
+        SimBoard::for_design(&DesignConfig::Matmul(cfg.clone()), cache, vcd, memory)
+    }
+
+    /// As [`SimBoard::new`], for either engine's top.
+    pub fn for_design(
+        cfg: &DesignConfig,
+        cache: &ModelCache,
+        vcd: Option<&Path>,
+        memory: Option<MemoryModel>,
+    ) -> Result<SimBoard> {
+        let top = generate_top_any(cfg).map_err(|e| HostError::Sim(e.to_string()))?;
+        let memory = memory.unwrap_or(MemoryModel::ideal(top.layout.memory_bytes()));
         SimBoard::from_top(top, cache, vcd, memory)
     }
 
@@ -53,10 +63,10 @@ impl SimBoard {
     ) -> Result<SimBoard> {
         // A smaller memory than the top was built for is a board with a hole: bursts
         // into it get DECERR (tests use it); a larger one could never be addressed.
-        if memory.bytes > top.layout.memory_bytes {
+        if memory.bytes > top.layout.memory_bytes() {
             return Err(HostError::Sim(format!(
                 "the memory model has {} bytes, more than the {} the top was generated for (top.memory_mib)",
-                memory.bytes, top.layout.memory_bytes
+                memory.bytes, top.layout.memory_bytes()
             )));
         }
         let lib = cache
@@ -102,7 +112,7 @@ impl Transport for SimBoard {
                 "sim: Verilator model of tern_top {} ({} engine, {}-bit AXI4 master, {} MiB DDR model)",
                 self.top.short_hash(),
                 self.top.engine.manifest.engine,
-                self.top.layout.bus_bytes * 8,
+                self.top.layout.bus_bytes() * 8,
                 self.memory.bytes >> 20
             ),
             hw_id: self.model.reg_read(regmap::HW_ID).map_err(no_response)?,

@@ -97,7 +97,7 @@ fn an_extra_result_beat_is_flagged_by_the_top() {
     // After every result of a 3-token run (3 tokens × 5 row blocks), one more.
     top.engine = tern_sim::mutation::extra_result_after(&top.engine, 15);
     top.content_hash = tern_hdl::top::top_content_hash(&top.engine, &top.top_verilog);
-    let memory = MemoryModel::ideal(top.layout.memory_bytes);
+    let memory = MemoryModel::ideal(top.layout.memory_bytes());
     let board = tern_host::sim::SimBoard::from_top(top, &cache(), None, memory).unwrap();
     let mut dev = Device::attach(Box::new(board), &cfg, &options()).unwrap();
     let (w, x) = layer(&cfg, 3, 11);
@@ -310,7 +310,7 @@ fn a_run_after_a_bus_error_is_bit_exact() {
     let mut dev = open_sim_on(&cfg, MemoryModel::ideal(hole_at));
     let (w, x) = layer(&cfg, 3, 5);
     dev.load_weights(&w).unwrap();
-    let layout = *dev.layout();
+    let layout = *dev.layout().matmul().expect("a matmul top");
     // Activations running into the hole, started behind the Device's back.
     let t = dev.transport();
     let error = run_with(

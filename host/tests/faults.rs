@@ -145,7 +145,8 @@ fn bad_accesses_are_typed_errors_on_every_backend() {
         ),
         (
             "tcp",
-            tern_host::device::open_transport(&served.uri, &cfg, &options()).unwrap(),
+            tern_host::device::open_transport(&served.uri, &cfg.clone().into(), &options())
+                .unwrap(),
         ),
         ("usb", usb),
     ];

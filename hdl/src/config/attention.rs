@@ -7,7 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ceil_log2, ConfigError};
+use super::{ceil_log2, ConfigError, TopConfig};
 
 /// Entries of the IndexSoftmax exp table (IntAttention's 5-bit index).
 /// IntAttention's exp table: 32 entries (its reference semantics, `index_softmax`).
@@ -121,6 +121,9 @@ pub struct AttentionFile {
     pub workload: AttentionWorkload,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board: Option<String>,
+    /// The accelerator top's memory interface (as for the matmul engines).
+    #[serde(default, skip_serializing_if = "TopConfig::is_default")]
+    pub top: TopConfig,
 }
 
 /// Integer constants derived from the scales; see the module docs.
@@ -154,6 +157,7 @@ pub struct AttentionConfig {
     pub attention: AttentionSection,
     pub workload: AttentionWorkload,
     pub board: Option<String>,
+    pub top: TopConfig,
     pub constants: AttentionConstants,
 }
 
@@ -253,11 +257,13 @@ impl AttentionConfig {
                 ),
             ));
         }
+        file.top.check(origin)?;
         let constants = constants(a, threshold as i64);
         Ok(AttentionConfig {
             attention: file.attention,
             workload: file.workload,
             board: file.board,
+            top: file.top,
             constants,
         })
     }
@@ -267,6 +273,7 @@ impl AttentionConfig {
             attention: self.attention.clone(),
             workload: self.workload.clone(),
             board: self.board.clone(),
+            top: self.top.clone(),
         };
         toml::to_string(&file).expect("a validated config always serialises")
     }

@@ -276,6 +276,37 @@ impl TopConfig {
     pub fn memory_bytes(&self) -> u64 {
         (self.memory_mib as u64) << 20
     }
+
+    /// Check every key against what the top can be generated for.
+    pub fn check(&self, origin: &str) -> Result<(), ConfigError> {
+        let bad = |key: &'static str, value: usize, allowed: &str| {
+            Err(ConfigError::OutOfRange {
+                origin: origin.to_string(),
+                key,
+                value: value.to_string(),
+                allowed: allowed.to_string(),
+            })
+        };
+        if ![64, 128, 256, 512].contains(&self.bus_bits) {
+            return bad("top.bus_bits", self.bus_bits, "64, 128, 256 or 512");
+        }
+        if !self.burst_beats.is_power_of_two() || !(2..=256).contains(&self.burst_beats) {
+            return bad(
+                "top.burst_beats",
+                self.burst_beats,
+                "a power of two in 2..=256",
+            );
+        }
+        if !(1..=16).contains(&self.reads_in_flight) {
+            return bad("top.reads_in_flight", self.reads_in_flight, "1..=16");
+        }
+        // 16 GiB: the readers count a run's bus words in 32 bits (2^34 / 8 < 2^32), and
+        // the simulated DDR keeps a pointer per 64 KiB page.
+        if !(1..=1 << 14).contains(&self.memory_mib) {
+            return bad("top.memory_mib", self.memory_mib, "1..=16384");
+        }
+        Ok(())
+    }
 }
 
 /// A validated configuration and the geometry every backend derives from it.
@@ -616,25 +647,7 @@ impl Config {
                 "reduce engine.token_block",
             )?;
         }
-        let t = &file.top;
-        if ![64, 128, 256, 512].contains(&t.bus_bits) {
-            return Err(out_of_range(
-                "top.bus_bits",
-                t.bus_bits.to_string(),
-                "64, 128, 256 or 512".into(),
-            ));
-        }
-        if !t.burst_beats.is_power_of_two() || !(2..=256).contains(&t.burst_beats) {
-            return Err(out_of_range(
-                "top.burst_beats",
-                t.burst_beats.to_string(),
-                "a power of two in 2..=256".into(),
-            ));
-        }
-        range("top.reads_in_flight", t.reads_in_flight, 1, 16)?;
-        // 16 GiB: the readers count a run's bus words in 32 bits (2^34 / 8 < 2^32), and
-        // the simulated DDR keeps a pointer per 64 KiB page.
-        range("top.memory_mib", t.memory_mib, 1, 1 << 14)?;
+        file.top.check(origin)?;
         Ok(Config {
             engine: file.engine,
             workload: file.workload,
@@ -781,6 +794,18 @@ impl ConfigBuilder {
 pub enum DesignConfig {
     Matmul(Config),
     Attention(AttentionConfig),
+}
+
+impl From<Config> for DesignConfig {
+    fn from(cfg: Config) -> Self {
+        DesignConfig::Matmul(cfg)
+    }
+}
+
+impl From<AttentionConfig> for DesignConfig {
+    fn from(cfg: AttentionConfig) -> Self {
+        DesignConfig::Attention(cfg)
+    }
 }
 
 impl DesignConfig {

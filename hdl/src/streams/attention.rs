@@ -47,22 +47,40 @@ pub struct RowSchedule {
 /// prefill is the last `queries` positions, causally masked if `causal`.
 pub fn rows(cfg: &AttentionConfig) -> Vec<RowSchedule> {
     let w = &cfg.workload;
-    let bc = cfg.attention.tile;
     let causal = cfg.attention.mode == AttentionMode::Prefill && cfg.attention.causal;
-    (w.seq_len - w.queries..w.seq_len)
+    schedule(
+        w.seq_len - w.queries,
+        w.queries,
+        w.seq_len,
+        causal,
+        cfg.attention.tile,
+    )
+}
+
+/// `rows` query rows at positions `first_position..` against a sequence of `seq_len`
+/// keys: each row sees every key, or (causal) the keys up to its own position, and
+/// streams the tiles of `tile` keys that hold what it sees.
+pub fn schedule(
+    first_position: usize,
+    rows: usize,
+    seq_len: usize,
+    causal: bool,
+    tile: usize,
+) -> Vec<RowSchedule> {
+    (first_position..first_position + rows)
         .map(|position| {
             if causal {
                 let visible = position + 1;
                 RowSchedule {
                     position,
                     visible,
-                    kv_len: visible.next_multiple_of(bc).min(w.seq_len),
+                    kv_len: visible.next_multiple_of(tile).min(seq_len),
                 }
             } else {
                 RowSchedule {
                     position,
-                    visible: w.seq_len,
-                    kv_len: w.seq_len,
+                    visible: seq_len,
+                    kv_len: seq_len,
                 }
             }
         })

@@ -15,16 +15,19 @@
 //! to `T_b` tokens: the block's activations, then every weight beat (read again for each
 //! block); results land at their token's place whatever the block size.
 
+pub mod attention;
 pub mod package;
 pub mod regmap;
 mod verilog;
+
+pub use attention::{KvCacheLayout, KvLayoutError};
 
 use serde::Serialize;
 use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 
-use crate::config::Config;
-use crate::emit::{generate, write_design, write_file, Design, EmitError};
+use crate::config::{Config, DesignConfig};
+use crate::emit::{generate_any, write_design, write_file, Design, EmitError};
 use crate::streams::words_for;
 
 pub const TOP_MODULE: &str = "tern_top";
@@ -36,6 +39,8 @@ pub const REGMAP_JSON: &str = "regmap.json";
 pub enum TopError {
     #[error(transparent)]
     Emit(#[from] EmitError),
+    #[error(transparent)]
+    KvLayout(#[from] KvLayoutError),
 }
 
 /// Why a run's regions of memory cannot be used. The top refuses the same layouts
@@ -158,55 +163,108 @@ impl MemoryLayout {
         results: u64,
         tokens: u64,
     ) -> Result<(), RegionError> {
-        let memory = self.memory_bytes;
-        let span = |start: u64, bytes: u128| (start, u128::from(start) + bytes);
-        let regions = [
-            ("weights", span(weights, self.weight_region_bytes() as u128)),
-            (
-                "activations",
-                span(
+        check_spans(
+            self.bus_bytes as u64,
+            self.memory_bytes,
+            &[
+                ("weights", weights, self.weight_region_bytes() as u128),
+                (
+                    "activations",
                     activations,
                     u128::from(tokens) * self.activation_stride() as u128,
                 ),
-            ),
-            (
-                "results",
-                span(results, u128::from(tokens) * self.result_stride() as u128),
-            ),
-        ];
-        let clamp = |end: u128| u64::try_from(end).unwrap_or(u64::MAX);
-        for &(region, (start, end)) in &regions {
-            if start % self.bus_bytes as u64 != 0 {
-                return Err(RegionError::Misaligned {
-                    region,
-                    start,
-                    bus_bytes: self.bus_bytes as u64,
-                });
-            }
-            if end > u128::from(memory) {
-                return Err(RegionError::OutOfRange {
-                    region,
-                    start,
-                    end: clamp(end),
-                    memory,
+                (
+                    "results",
+                    results,
+                    u128::from(tokens) * self.result_stride() as u128,
+                ),
+            ],
+        )
+    }
+}
+
+/// Regions `(name, start, bytes)` must start on a bus word, end inside `memory` bytes
+/// and not overlap one another.
+fn check_spans(
+    bus_bytes: u64,
+    memory: u64,
+    spans: &[(&'static str, u64, u128)],
+) -> Result<(), RegionError> {
+    let clamp = |end: u128| u64::try_from(end).unwrap_or(u64::MAX);
+    let end = |start: u64, bytes: u128| u128::from(start) + bytes;
+    for &(region, start, bytes) in spans {
+        if start % bus_bytes != 0 {
+            return Err(RegionError::Misaligned {
+                region,
+                start,
+                bus_bytes,
+            });
+        }
+        if end(start, bytes) > u128::from(memory) {
+            return Err(RegionError::OutOfRange {
+                region,
+                start,
+                end: clamp(end(start, bytes)),
+                memory,
+            });
+        }
+    }
+    for (i, &(a, a_start, a_bytes)) in spans.iter().enumerate() {
+        for &(b, b_start, b_bytes) in &spans[i + 1..] {
+            let (a_end, b_end) = (end(a_start, a_bytes), end(b_start, b_bytes));
+            if u128::from(a_start) < b_end && u128::from(b_start) < a_end {
+                return Err(RegionError::Overlap {
+                    a,
+                    a_start,
+                    a_end: clamp(a_end),
+                    b,
+                    b_start,
+                    b_end: clamp(b_end),
                 });
             }
         }
-        for (i, &(a, (a_start, a_end))) in regions.iter().enumerate() {
-            for &(b, (b_start, b_end)) in &regions[i + 1..] {
-                if u128::from(a_start) < b_end && u128::from(b_start) < a_end {
-                    return Err(RegionError::Overlap {
-                        a,
-                        a_start,
-                        a_end: clamp(a_end),
-                        b,
-                        b_start,
-                        b_end: clamp(b_end),
-                    });
-                }
-            }
+    }
+    Ok(())
+}
+
+/// The memory layout of a top: a matmul engine's or the attention engine's.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(tag = "engine", rename_all = "kebab-case")]
+pub enum TopLayout {
+    Matmul(MemoryLayout),
+    Attention(KvCacheLayout),
+}
+
+impl TopLayout {
+    pub fn bus_bytes(&self) -> usize {
+        match self {
+            TopLayout::Matmul(l) => l.bus_bytes,
+            TopLayout::Attention(l) => l.bus_bytes,
         }
-        Ok(())
+    }
+    pub fn burst_beats(&self) -> usize {
+        match self {
+            TopLayout::Matmul(l) => l.burst_beats,
+            TopLayout::Attention(l) => l.burst_beats,
+        }
+    }
+    pub fn memory_bytes(&self) -> u64 {
+        match self {
+            TopLayout::Matmul(l) => l.memory_bytes,
+            TopLayout::Attention(l) => l.memory_bytes,
+        }
+    }
+    pub fn matmul(&self) -> Option<&MemoryLayout> {
+        match self {
+            TopLayout::Matmul(l) => Some(l),
+            TopLayout::Attention(_) => None,
+        }
+    }
+    pub fn attention(&self) -> Option<&KvCacheLayout> {
+        match self {
+            TopLayout::Attention(l) => Some(l),
+            TopLayout::Matmul(_) => None,
+        }
     }
 }
 
@@ -214,7 +272,7 @@ impl MemoryLayout {
 #[derive(Debug, Clone)]
 pub struct TopDesign {
     pub engine: Design,
-    pub layout: MemoryLayout,
+    pub layout: TopLayout,
     pub top_verilog: String,
     /// SHA-256 over the engine's content hash and the top's Verilog.
     pub content_hash: String,
@@ -244,8 +302,16 @@ pub fn design_id(engine: &Design) -> u32 {
 
 /// Generate the accelerator top around a matmul engine.
 pub fn generate_top(cfg: &Config) -> Result<TopDesign, TopError> {
-    let layout = MemoryLayout::of(cfg);
-    let engine = generate(cfg)?;
+    generate_top_any(&DesignConfig::Matmul(cfg.clone()))
+}
+
+/// Generate the accelerator top around either engine.
+pub fn generate_top_any(cfg: &DesignConfig) -> Result<TopDesign, TopError> {
+    let layout = match cfg {
+        DesignConfig::Matmul(c) => TopLayout::Matmul(MemoryLayout::of(c)),
+        DesignConfig::Attention(c) => TopLayout::Attention(KvCacheLayout::of(c)?),
+    };
+    let engine = generate_any(cfg)?;
     let top_verilog = verilog::top(&layout, &engine, design_id(&engine));
     let content_hash = top_content_hash(&engine, &top_verilog);
     Ok(TopDesign {
@@ -273,8 +339,16 @@ pub fn write_top(top: &TopDesign, dir: &Path) -> Result<Vec<PathBuf>, EmitError>
     })?;
     let mut written = vec![
         write_file(dir, TOP_FILE, &top.top_verilog)?,
-        write_file(dir, REGMAP_MARKDOWN, &regmap::markdown())?,
-        write_file(dir, REGMAP_JSON, &regmap::json())?,
+        write_file(
+            dir,
+            REGMAP_MARKDOWN,
+            &regmap::markdown(top.layout.attention().is_some()),
+        )?,
+        write_file(
+            dir,
+            REGMAP_JSON,
+            &regmap::json(top.layout.attention().is_some()),
+        )?,
         write_file(dir, package::CORE_FILE, &package::core_file(top))?,
         write_file(dir, package::KERNEL_XML, &package::kernel_xml(&top.layout))?,
     ];

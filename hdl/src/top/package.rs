@@ -3,8 +3,8 @@
 //! Icarus simulation target) and a Vitis `kernel.xml` (the kernel's ports and
 //! arguments, from the register map), so `v++` can link the RTL kernel.
 
-use super::regmap::{Kind, REGISTERS, WINDOW_BYTES};
-use super::{MemoryLayout, TopDesign, TOP_FILE, TOP_MODULE};
+use super::regmap::{registers, Kind, WINDOW_BYTES};
+use super::{TopDesign, TopLayout, TOP_FILE, TOP_MODULE};
 use crate::emit::{DESIGN_FILE, WAIVER_FILE, WRAPPER_FILE};
 
 pub const CORE_FILE: &str = "tern_top.core";
@@ -57,10 +57,10 @@ pub fn core_file(top: &TopDesign) -> String {
 }
 
 /// The Vitis kernel description: one AXI4-Lite slave, one AXI4 master, the arguments.
-pub fn kernel_xml(layout: &MemoryLayout) -> String {
+pub fn kernel_xml(layout: &TopLayout) -> String {
     let mut args = String::new();
     let mut id = 0;
-    for r in REGISTERS {
+    for r in registers(layout.attention().is_some()) {
         let (qualifier, port, size, ty) = match r.kind {
             Kind::Pointer if !r.name.ends_with("_HI") => (1, "m_axi_gmem", 8, "void*"),
             Kind::Argument => (0, "s_axi_control", 4, "uint"),
@@ -91,18 +91,19 @@ pub fn kernel_xml(layout: &MemoryLayout) -> String {
          </root>\n",
         version = env!("CARGO_PKG_VERSION"),
         window = WINDOW_BYTES,
-        bus = layout.bus_bytes * 8,
+        bus = layout.bus_bytes() * 8,
     )
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::top::MemoryLayout;
 
     #[test]
     fn kernel_xml_names_every_argument_at_its_register() {
         let cfg = crate::config::ConfigBuilder::tlmm(3, 4, 2).build().unwrap();
-        let xml = kernel_xml(&MemoryLayout::of(&cfg));
+        let xml = kernel_xml(&TopLayout::Matmul(MemoryLayout::of(&cfg)));
         for (name, offset, port) in [
             ("weights", 0x10, "m_axi_gmem"),
             ("activations", 0x18, "m_axi_gmem"),

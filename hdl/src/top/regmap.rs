@@ -25,6 +25,10 @@ pub const HW_ID: u32 = 0x38;
 pub const DESIGN_ID: u32 = 0x3C;
 pub const MEMORY_MIB: u32 = 0x40;
 pub const ERROR: u32 = 0x44;
+/// Attention tops only (see [`ATTENTION_REGISTERS`]).
+pub const SEQ_LEN: u32 = 0x48;
+pub const FIRST_POSITION: u32 = 0x50;
+pub const CAUSAL: u32 = 0x58;
 
 /// Bits of `CONTROL`.
 pub const AP_START: u32 = 1 << 0;
@@ -34,7 +38,7 @@ pub const AP_READY: u32 = 1 << 3;
 /// Bits of `IER` and `ISR`.
 pub const IRQ_DONE: u32 = 1 << 0;
 pub const IRQ_READY: u32 = 1 << 1;
-/// Bits of `ERROR` (bits 0, 2, 4 and 6: a start was refused; bit 3: the engine sent a
+/// Bits of `ERROR` (bits 0, 2, 4, 6 and 7: a start was refused; bit 3: the engine sent a
 /// result beat the run did not expect; bits 1 and 5: the memory answered with an error
 /// response and the run was abandoned; all cleared by the next start).
 pub const ERR_MISALIGNED: u32 = 1 << 0;
@@ -44,6 +48,7 @@ pub const ERR_EXTRA_RESULT: u32 = 1 << 3;
 pub const ERR_OVERLAP: u32 = 1 << 4;
 pub const ERR_WRITE_RESPONSE: u32 = 1 << 5;
 pub const ERR_OUT_OF_RANGE: u32 = 1 << 6;
+pub const ERR_BAD_LENGTH: u32 = 1 << 7;
 
 /// What `HW_ID` reads: "TERN" in ASCII.
 pub const HW_ID_VALUE: u32 = 0x5445_524E;
@@ -185,7 +190,7 @@ const MEMORY_MIB_FIELDS: [Field; 1] = word(
     ReadOnly,
     "memory the kernel addresses (MiB, from the config's top.memory_mib)",
 );
-const ERROR_FIELDS: [Field; 7] = [
+const ERROR_FIELDS: [Field; 8] = [
     field(
         "misaligned",
         0,
@@ -223,7 +228,29 @@ const ERROR_FIELDS: [Field; 7] = [
         ReadOnly,
         "a region (weights, TOKENS × activations, TOKENS × results) ends beyond MEMORY_MIB",
     ),
+    field(
+        "bad_length",
+        7,
+        ReadOnly,
+        "attention: SEQ_LEN is 0 or above attention.max_seq_len, or (CAUSAL) FIRST_POSITION + TOKENS > SEQ_LEN",
+    ),
 ];
+const SEQ_LEN_FIELDS: [Field; 1] = word(
+    "keys",
+    ReadWrite,
+    "tokens in the KV cache (1..=attention.max_seq_len)",
+);
+const FIRST_POSITION_FIELDS: [Field; 1] = word(
+    "position",
+    ReadWrite,
+    "position of the first query row in the sequence (row r is at FIRST_POSITION + r)",
+);
+const CAUSAL_FIELDS: [Field; 1] = [field(
+    "causal",
+    0,
+    ReadWrite,
+    "1: row r sees keys 0..=FIRST_POSITION + r; 0: every row sees all SEQ_LEN keys",
+)];
 
 pub const REGISTERS: &[Register] = &[
     Register {
@@ -340,9 +367,44 @@ pub const REGISTERS: &[Register] = &[
     },
 ];
 
-/// The register a byte offset names, if any.
+/// The attention top's own arguments, beside [`REGISTERS`] (where, on an attention top,
+/// WEIGHTS points at the KV cache, ACTIVATIONS at the queries and TOKENS counts query
+/// rows: the streamed and the per-row operand, as the engines' stream names say).
+pub const ATTENTION_REGISTERS: &[Register] = &[
+    Register {
+        name: "SEQ_LEN",
+        offset: SEQ_LEN,
+        kind: Kind::Argument,
+        fields: &SEQ_LEN_FIELDS,
+        doc: "argument (attention): tokens in the KV cache",
+    },
+    Register {
+        name: "FIRST_POSITION",
+        offset: FIRST_POSITION,
+        kind: Kind::Argument,
+        fields: &FIRST_POSITION_FIELDS,
+        doc: "argument (attention): position of the first query row",
+    },
+    Register {
+        name: "CAUSAL",
+        offset: CAUSAL,
+        kind: Kind::Argument,
+        fields: &CAUSAL_FIELDS,
+        doc: "argument (attention): causal mask",
+    },
+];
+
+/// The registers of a matmul top, or of an attention top, by offset.
+pub fn registers(attention: bool) -> Vec<&'static Register> {
+    let extra: &[Register] = if attention { ATTENTION_REGISTERS } else { &[] };
+    let mut all: Vec<_> = REGISTERS.iter().chain(extra).collect();
+    all.sort_by_key(|r| r.offset);
+    all
+}
+
+/// The register a byte offset names on either kind of top, if any.
 pub fn register_at(offset: u32) -> Option<&'static Register> {
-    REGISTERS.iter().find(|r| r.offset == offset)
+    registers(true).into_iter().find(|r| r.offset == offset)
 }
 
 fn access_name(a: Access) -> &'static str {
@@ -355,15 +417,21 @@ fn access_name(a: Access) -> &'static str {
     }
 }
 
-/// The map as a Markdown table.
-pub fn markdown() -> String {
+/// The map of a matmul top (`attention` false) or an attention top as a Markdown table.
+pub fn markdown(attention: bool) -> String {
     let mut s = String::from(
         "# tern accelerator register map\n\nGenerated from `tern-hdl::top::regmap`. \
          32-bit registers, byte offsets, little-endian. Access: RW read/write, RO read-only, \
          COR clear on read, TOW toggle on write, W1S write 1 to start.\n\n\
          | offset | register | bits | field | access | description |\n|---|---|---|---|---|---|\n",
     );
-    for r in REGISTERS {
+    if attention {
+        s.push_str(
+            "On an attention top WEIGHTS points at the KV cache, ACTIVATIONS at the queries \
+             and TOKENS counts query rows (docs/top.md, \"Attention\").\n\n",
+        );
+    }
+    for r in registers(attention) {
         for (i, f) in r.fields.iter().enumerate() {
             let bits = if f.width == 1 {
                 format!("{}", f.bit)
@@ -387,12 +455,13 @@ pub fn markdown() -> String {
 }
 
 /// The map as JSON (for other tools and languages).
-pub fn json() -> String {
+pub fn json(attention: bool) -> String {
     serde_json::to_string_pretty(&serde_json::json!({
         "format": "tern-regmap",
-        "version": 2,
+        "version": 3,
+        "engine": if attention { "attention" } else { "matmul" },
         "window_bytes": WINDOW_BYTES,
-        "registers": REGISTERS,
+        "registers": registers(attention),
     }))
     .expect("the register map serialises")
 }
@@ -408,15 +477,12 @@ mod tests {
         assert_eq!(at(0x04), Some(Kind::GlobalInterruptEnable));
         assert_eq!(at(0x08), Some(Kind::InterruptEnable));
         assert_eq!(at(0x0C), Some(Kind::InterruptStatus));
-        let mut offsets: Vec<u32> = REGISTERS.iter().map(|r| r.offset).collect();
+        let all = registers(true);
+        let mut offsets: Vec<u32> = all.iter().map(|r| r.offset).collect();
         offsets.sort();
         offsets.dedup();
-        assert_eq!(
-            offsets.len(),
-            REGISTERS.len(),
-            "two registers share an offset"
-        );
-        for r in REGISTERS {
+        assert_eq!(offsets.len(), all.len(), "two registers share an offset");
+        for r in all {
             assert_eq!(r.offset % 4, 0, "{} is not word aligned", r.name);
             assert!(r.offset < WINDOW_BYTES);
             if r.kind == Kind::Argument {
@@ -437,7 +503,7 @@ mod tests {
         }
         // The bit constants agree with the field table.
         let bit = |reg: &str, name: &str| {
-            let r = REGISTERS.iter().find(|r| r.name == reg).unwrap();
+            let r = registers(true).into_iter().find(|r| r.name == reg).unwrap();
             1u32 << r.fields.iter().find(|f| f.name == name).unwrap().bit
         };
         assert_eq!(bit("CONTROL", "ap_start"), AP_START);
@@ -453,15 +519,19 @@ mod tests {
         assert_eq!(bit("ERROR", "no_tokens"), ERR_NO_TOKENS);
         assert_eq!(bit("ERROR", "extra_result"), ERR_EXTRA_RESULT);
         assert_eq!(bit("ERROR", "overlap"), ERR_OVERLAP);
+        assert_eq!(bit("ERROR", "bad_length"), ERR_BAD_LENGTH);
+        assert_eq!(bit("CAUSAL", "causal"), 1);
     }
 
     #[test]
-    fn tables_name_every_register() {
-        let md = markdown();
-        let js = json();
-        for r in REGISTERS {
-            assert!(md.contains(&format!("| 0x{:02X} | {} |", r.offset, r.name)));
-            assert!(js.contains(&format!("\"name\": \"{}\"", r.name)));
+    fn tables_name_every_register_of_their_kind() {
+        for attention in [false, true] {
+            let (md, js) = (markdown(attention), json(attention));
+            for r in registers(attention) {
+                assert!(md.contains(&format!("| 0x{:02X} | {} |", r.offset, r.name)));
+                assert!(js.contains(&format!("\"name\": \"{}\"", r.name)));
+            }
+            assert_eq!(md.contains("| SEQ_LEN |"), attention);
         }
     }
 }

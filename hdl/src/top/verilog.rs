@@ -2,20 +2,20 @@
 //! file, one AXI4 master (`m_axi_gmem`) that reads activations and weights in bursts
 //! into a read buffer, a gearbox that cuts bus words into engine beats, and a writer
 //! that sends result beats back as bursts. Written as a template with the layout's
-//! constants filled in; the register decode is generated from [`super::regmap::REGISTERS`].
+//! constants filled in; the register decode is generated from [`super::regmap::registers`].
 
-use super::regmap::{self, Kind, REGISTERS};
-use super::{MemoryLayout, TOP_MODULE};
+use super::regmap::{self, Kind};
+use super::{TopLayout, TOP_MODULE};
 use crate::config::ceil_log2;
 use crate::emit::{Design, WRAPPER_MODULE};
 
-fn status_source(name: &str, l: &MemoryLayout, design_id: u32) -> String {
+fn status_source(name: &str, memory_bytes: u64, design_id: u32) -> String {
     match name {
         "CYCLES" => "last_cycles".into(),
         "HW_ID" => format!("32'h{:08X}", regmap::HW_ID_VALUE),
         "DESIGN_ID" => format!("32'h{design_id:08X}"),
-        "MEMORY_MIB" => format!("32'd{}", l.memory_bytes >> 20),
-        "ERROR" => "{25'd0, error}".into(),
+        "MEMORY_MIB" => format!("32'd{}", memory_bytes >> 20),
+        "ERROR" => "{24'd0, error}".into(),
         other => panic!("status register {other} has no source in the top template"),
     }
 }
@@ -29,9 +29,9 @@ fn argument_bits(r: &regmap::Register) -> (String, &'static str) {
     }
 }
 
-fn read_mux(l: &MemoryLayout, design_id: u32) -> String {
+fn read_mux(memory_bytes: u64, design_id: u32, attention: bool) -> String {
     let mut s = String::new();
-    for r in REGISTERS {
+    for r in regmap::registers(attention) {
         let src = match r.kind {
             Kind::Control => {
                 "{28'd0, ready_flag, ~(busy | checking), done_flag, busy | checking}".to_string()
@@ -43,7 +43,7 @@ fn read_mux(l: &MemoryLayout, design_id: u32) -> String {
                 let (reg, bits) = argument_bits(r);
                 format!("{reg}{bits}")
             }
-            Kind::Status => status_source(r.name, l, design_id),
+            Kind::Status => status_source(r.name, memory_bytes, design_id),
         };
         s.push_str(&format!(
             "                8'h{:02X}: s_axi_control_rdata <= {src}; // {}\n",
@@ -53,9 +53,9 @@ fn read_mux(l: &MemoryLayout, design_id: u32) -> String {
     s
 }
 
-fn argument_regs() -> (String, String, String) {
+fn argument_regs(attention: bool) -> (String, String, String) {
     let (mut decl, mut reset, mut write) = (String::new(), String::new(), String::new());
-    for r in REGISTERS {
+    for r in regmap::registers(attention) {
         match r.kind {
             Kind::Argument | Kind::Pointer => {}
             _ => continue,
@@ -77,16 +77,142 @@ fn argument_regs() -> (String, String, String) {
     (decl, reset, write)
 }
 
-pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
+/// What the shell needs to know of a layout: the beats of each stream, how runs walk
+/// memory, and the engine-specific pieces of the template.
+struct Shape {
+    bus_bytes: usize,
+    burst_beats: usize,
+    reads_in_flight: usize,
+    memory_bytes: u64,
+    /// Words of an `act` beat, beats per token (row), bytes per token (row).
+    activation_words: usize,
+    chunks: usize,
+    activation_stride: usize,
+    /// Words of a `wgt` beat.
+    weight_words: usize,
+    result_words: usize,
+    /// Result beats per token (row); bytes per result beat and per token (row).
+    row_blocks: usize,
+    result_beat_stride: usize,
+    result_stride: usize,
+    /// Tokens whose results come back as one block (the matmul's `T_b`; attention: 1).
+    token_block: usize,
+    /// The `wgt` gearbox's region (words) when its beats are cut from bus words.
+    weight_gearbox_region: usize,
+    fields: Vec<(&'static str, String)>,
+}
+
+fn shape(layout: &TopLayout) -> Shape {
+    match layout {
+        TopLayout::Matmul(l) => Shape {
+            bus_bytes: l.bus_bytes,
+            burst_beats: l.burst_beats,
+            reads_in_flight: l.reads_in_flight,
+            memory_bytes: l.memory_bytes,
+            activation_words: l.activation_words,
+            chunks: l.chunks,
+            activation_stride: l.activation_stride(),
+            weight_words: l.weight_words,
+            result_words: l.result_words,
+            row_blocks: l.row_blocks,
+            result_beat_stride: l.result_beat_stride(),
+            result_stride: l.result_stride(),
+            token_block: l.token_block,
+            weight_gearbox_region: l.weight_beats * l.weight_words,
+            fields: vec![
+                ("WGT_READER", MATMUL_WGT_READER.into()),
+                ("FEED", MATMUL_FEED.into()),
+                ("EXTRA_MODULES", String::new()),
+                ("LENGTH_DECL", String::new()),
+                ("WEIGHTS_BYTES", format!("66'd{}", l.weight_region_bytes())),
+                ("BAD_LENGTH", "1'b0".into()),
+                ("ACT_POP", "act_ready && act_feeding".into()),
+                (
+                    "WGT_REGION_BEATS",
+                    (l.weight_region_bytes() / l.bus_bytes).to_string(),
+                ),
+                ("WBEATS_LAST", (l.weight_beats - 1).to_string()),
+            ],
+        },
+        TopLayout::Attention(l) => {
+            let log_tile = ceil_log2(l.tile);
+            Shape {
+                bus_bytes: l.bus_bytes,
+                burst_beats: l.burst_beats,
+                reads_in_flight: l.reads_in_flight,
+                memory_bytes: l.memory_bytes,
+                activation_words: l.beat_words,
+                chunks: l.chunks,
+                activation_stride: l.query_stride(),
+                weight_words: l.beat_words,
+                result_words: l.result_words,
+                row_blocks: l.chunks,
+                result_beat_stride: l.result_beat_stride(),
+                result_stride: l.result_stride(),
+                token_block: 1,
+                // Keys and values are whole bus words: nothing to drop.
+                weight_gearbox_region: l.bus_bytes / 4,
+                fields: vec![
+                    ("WGT_READER", ATTENTION_WGT_READER.into()),
+                    ("FEED", ATTENTION_FEED.into()),
+                    ("EXTRA_MODULES", ROW_SCHEDULE_MODULE.into()),
+                    (
+                        "LENGTH_DECL",
+                        format!(
+                            "    // Tiles of the KV cache: SEQ_LEN keys, whole tiles of {} keys.\n    \
+                             wire [32:0] kv_tiles = ({{1'b0, arg_seq_len}} + 33'd{}) >> {log_tile};\n    \
+                             wire [65:0] kv_tiles_66 = {{33'd0, kv_tiles}};\n",
+                            l.tile,
+                            l.tile - 1
+                        ),
+                    ),
+                    (
+                        "WEIGHTS_BYTES",
+                        const_mul("kv_tiles_66", 66, l.tile_bytes() as u64),
+                    ),
+                    (
+                        "BAD_LENGTH",
+                        format!(
+                            "arg_seq_len == 32'd0 || arg_seq_len > 32'd{}\n        \
+                             || (arg_causal[0] && {{1'b0, arg_first_position}} + {{1'b0, arg_tokens}} > {{1'b0, arg_seq_len}})",
+                            l.max_seq_len
+                        ),
+                    ),
+                    ("ACT_POP", "act_ready && act_feeding && !act_header".into()),
+                    ("TILE_LAST", (l.tile - 1).to_string()),
+                    ("LOG_TILE", log_tile.to_string()),
+                    (
+                        "TILE_BYTES_TIMES_FULL",
+                        const_mul("kv_full_64", 64, l.tile_bytes() as u64),
+                    ),
+                    (
+                        "TILE_BEATS_TIMES_FULL",
+                        const_mul("kv_full", 32, (l.tile_bytes() / l.bus_bytes) as u64),
+                    ),
+                    (
+                        "KEY_BEATS_TIMES_PART",
+                        const_mul("kv_part", 32, (l.head_dim / l.bus_bytes) as u64),
+                    ),
+                    ("HALF_TILE_BYTES", (l.tile * l.head_dim).to_string()),
+                    ("HEADER_PAD", (32 * l.beat_words - 32).to_string()),
+                ],
+            }
+        }
+    }
+}
+
+pub(super) fn top(layout: &TopLayout, engine: &Design, design_id: u32) -> String {
+    let l = shape(layout);
     let bits = engine.stream_bits();
-    let (arg_decl, arg_reset, arg_write) = argument_regs();
+    let attention = layout.attention().is_some();
+    let (arg_decl, arg_reset, arg_write) = argument_regs(attention);
     let bus_words = l.bus_bytes / 4;
     // A gearbox holds a beat and a bus word; its counter also holds their sum.
     let gearbox = |beat: usize| (beat + bus_words, ceil_log2(beat + 2 * bus_words + 1));
     let (act_cap, act_cw) = gearbox(l.activation_words);
     // Weight beats of whole bus words are collected, not cut (see
     // `MemoryLayout::weights_aligned`).
-    let wgt_gearbox = if l.weights_aligned() {
+    let wgt_gearbox = if l.weight_words.is_multiple_of(bus_words) {
         format!(
             "{TOP_MODULE}_collector #(.DWW({bus_words}), .BEAT({}), .WORDS({})) wgt_gearbox",
             l.weight_words,
@@ -96,8 +222,7 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         let (cap, cw) = gearbox(l.weight_words);
         format!(
             "{TOP_MODULE}_gearbox #(.DWW({bus_words}), .BEAT({}), .REGION({}), .CAP({cap}), .CW({cw})) wgt_gearbox",
-            l.weight_words,
-            l.weight_beats * l.weight_words
+            l.weight_words, l.weight_gearbox_region
         )
     };
     let read_depth_bits = ceil_log2(l.reads_in_flight * l.burst_beats);
@@ -108,7 +233,7 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
     } else {
         format!("{{{res_pad}'d0, res_data}}")
     };
-    let result_bus_beats = l.result_beat_stride() / l.bus_bytes;
+    let result_bus_beats = l.result_beat_stride / l.bus_bytes;
     let w_pad = result_bus_beats * l.bus_bytes * 8 - res_bits;
     let w_padded = if w_pad == 0 {
         "wq_head".to_string()
@@ -116,7 +241,7 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         format!("{{{w_pad}'d0, wq_head}}")
     };
     let n = |v: usize| v.to_string();
-    let fields: Vec<(&str, String)> = vec![
+    let mut fields: Vec<(&str, String)> = vec![
         ("TOP", TOP_MODULE.into()),
         ("ENGINE", WRAPPER_MODULE.into()),
         ("VERSION", env!("CARGO_PKG_VERSION").into()),
@@ -129,19 +254,15 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("MEMORY_BYTES", l.memory_bytes.to_string()),
         (
             "ACT_STRIDE_TIMES_TOKENS",
-            const_mul("tokens_66", 66, l.activation_stride() as u64),
+            const_mul("tokens_66", 66, l.activation_stride as u64),
         ),
         (
             "RES_STRIDE_TIMES_TOKENS",
-            const_mul("tokens_66", 66, l.result_stride() as u64),
+            const_mul("tokens_66", 66, l.result_stride as u64),
         ),
         (
             "ACT_BEATS_TIMES_TOKENS",
-            const_mul(
-                "arg_tokens",
-                32,
-                (l.activation_stride() / l.bus_bytes) as u64,
-            ),
+            const_mul("arg_tokens", 32, (l.activation_stride / l.bus_bytes) as u64),
         ),
         (
             "RBLOCKS_TIMES_TOKENS",
@@ -149,7 +270,7 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ),
         (
             "RES_STRIDE_TIMES_N",
-            const_mul("{32'd0, aw_n}", 64, l.result_stride() as u64),
+            const_mul("{32'd0, aw_n}", 64, l.result_stride as u64),
         ),
         ("DWW", n(bus_words)),
         ("ACT_CAP", n(act_cap)),
@@ -162,13 +283,10 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("WGT_BITS_HI", n(bits.wgt - 1)),
         ("RES_BITS_HI", n(bits.res - 1)),
         ("ACT_REGION_WORDS", n(l.chunks * l.activation_words)),
-        ("WGT_REGION_BEATS", n(l.weight_region_bytes() / l.bus_bytes)),
-        ("WEIGHT_REGION_BYTES", n(l.weight_region_bytes())),
-        ("ACT_STRIDE", n(l.activation_stride())),
-        ("RES_BEAT_STRIDE", n(l.result_beat_stride())),
-        ("RES_STRIDE", n(l.result_stride())),
+        ("ACT_STRIDE", n(l.activation_stride)),
+        ("RES_BEAT_STRIDE", n(l.result_beat_stride)),
+        ("RES_STRIDE", n(l.result_stride)),
         ("CHUNKS_LAST", n(l.chunks - 1)),
-        ("WBEATS_LAST", n(l.weight_beats - 1)),
         ("RBLOCKS_LAST", n(l.row_blocks - 1)),
         ("TB", n(l.token_block)),
         ("BURST", n(l.burst_beats)),
@@ -182,13 +300,19 @@ pub(super) fn top(l: &MemoryLayout, engine: &Design, design_id: u32) -> String {
         ("ARG_DECL", arg_decl),
         ("ARG_RESET", arg_reset),
         ("ARG_WRITE", arg_write),
-        ("READ_MUX", read_mux(l, design_id)),
+        ("READ_MUX", read_mux(l.memory_bytes, design_id, attention)),
         ("CONTROL", format!("8'h{:02X}", regmap::CONTROL)),
         ("GIE", format!("8'h{:02X}", regmap::GIE)),
         ("IER", format!("8'h{:02X}", regmap::IER)),
         ("ISR", format!("8'h{:02X}", regmap::ISR)),
     ];
+    // The engine's pieces first: they contain fields of their own.
+    let engine_fields = l.fields;
     let mut t = TEMPLATE.to_string();
+    for (key, value) in engine_fields.iter().filter(|(_, v)| v.contains("{{")) {
+        t = t.replace(&format!("{{{{{key}}}}}"), value);
+    }
+    fields.extend(engine_fields.into_iter().filter(|(_, v)| !v.contains("{{")));
     for (key, value) in fields {
         t = t.replace(&format!("{{{{{key}}}}}"), &value);
     }
@@ -227,6 +351,223 @@ fn unfilled(t: &str) -> Option<&str> {
             .then_some(name)
     })
 }
+
+const MATMUL_WGT_READER: &str = r#"    /* verilator lint_off UNUSEDSIGNAL */ // the weights are one region
+    wire        wgt_walking;
+    /* verilator lint_on UNUSEDSIGNAL */
+    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) wgt_reader (
+        .clk(ap_clk),
+        .rst(rst),
+        .start(start),
+        .stop(aborting),
+        .load(start),
+        .base(arg_weights),
+        .region_beats(32'd{{WGT_REGION_BEATS}}),
+        .units(arg_tokens),
+        .step(32'd{{TB}}),
+        .buffered(wgt_buffered),
+        .returned(r_wgt),
+        .req(wgt_req),
+        .req_addr(wgt_req_addr),
+        .req_len(wgt_req_len),
+        .take(wgt_take),
+        .idle(wgt_req_idle),
+        .walking(wgt_walking)
+    );
+
+"#;
+
+const MATMUL_FEED: &str = r#"    // ---- the engine's two input streams -------------------------------------------
+    // Activations: token after token, `act_last` on the last chunk of each block's last
+    // token. Weights: every weight beat once per block.
+    reg        act_feeding;
+    reg [31:0] act_chunk;
+    reg [31:0] act_tok;     // token within the block
+    reg [31:0] act_token;   // first token of the block
+    reg        wgt_feeding;
+    reg [31:0] wgt_beat_no;
+    reg [31:0] wgt_token;   // first token of the block
+    wire [31:0] act_tokens_left = arg_tokens - act_token;
+    wire [31:0] act_block_n = act_tokens_left > 32'd{{TB}} ? 32'd{{TB}} : act_tokens_left;
+    wire act_valid = act_feeding && act_beat_valid;
+    wire wgt_valid = wgt_feeding && wgt_beat_valid;
+    wire act_last = act_tok + 32'd1 == act_block_n && act_chunk == 32'd{{CHUNKS_LAST}};
+    wire act_fire = act_valid && act_ready;
+    wire wgt_fire = wgt_valid && wgt_ready;
+    wire feeding = act_feeding || wgt_feeding;
+    wire [{{ACT_BITS_HI}}:0] act_data = act_beat[{{ACT_BITS_HI}}:0];
+
+    always @(posedge ap_clk) begin
+        if (rst || aborting) begin
+            act_feeding <= 1'b0;
+            wgt_feeding <= 1'b0;
+        end else if (start) begin
+            act_feeding <= 1'b1;
+            act_chunk <= 32'd0;
+            act_tok <= 32'd0;
+            act_token <= 32'd0;
+            wgt_feeding <= 1'b1;
+            wgt_beat_no <= 32'd0;
+            wgt_token <= 32'd0;
+        end else begin
+            if (act_fire) begin
+                if (act_chunk == 32'd{{CHUNKS_LAST}}) begin
+                    act_chunk <= 32'd0;
+                    if (act_last) begin
+                        act_tok <= 32'd0;
+                        act_token <= act_token + act_block_n;
+                        if (act_token + act_block_n == arg_tokens) act_feeding <= 1'b0;
+                    end else begin
+                        act_tok <= act_tok + 32'd1;
+                    end
+                end else begin
+                    act_chunk <= act_chunk + 32'd1;
+                end
+            end
+            if (wgt_fire) begin
+                if (wgt_beat_no == 32'd{{WBEATS_LAST}}) begin
+                    wgt_beat_no <= 32'd0;
+                    wgt_token <= wgt_token + 32'd{{TB}};
+                    if (arg_tokens - wgt_token <= 32'd{{TB}}) wgt_feeding <= 1'b0;
+                end else begin
+                    wgt_beat_no <= wgt_beat_no + 32'd1;
+                end
+            end
+        end
+    end
+
+"#;
+
+const ATTENTION_WGT_READER: &str = r#"    // The KV cache walk: row after row, the row's whole tiles as one region, then (if its
+    // last tile is partial) that tile's keys and its values as two more. A region is
+    // loaded when the reader has issued the last one's bursts; empty ones are skipped.
+    reg        kv_walking;
+    reg [31:0] kv_row;
+    reg [1:0]  kv_region;
+    wire [15:0] kv_len;
+    /* verilator lint_off UNUSEDSIGNAL */ // the walk needs only the streamed length
+    wire [15:0] kv_visible;
+    /* verilator lint_on UNUSEDSIGNAL */
+    {{TOP}}_row_schedule #(.TILE_LAST({{TILE_LAST}})) kv_schedule (
+        .row(kv_row), .first(arg_first_position), .seq_len(arg_seq_len[15:0]),
+        .causal(arg_causal[0]), .visible(kv_visible), .kv_len(kv_len)
+    );
+    wire [31:0] kv_full = {16'd0, kv_len} >> {{LOG_TILE}};      // whole tiles
+    wire [31:0] kv_part = {16'd0, kv_len & 16'd{{TILE_LAST}}};  // keys of the partial tile
+    wire [63:0] kv_full_64 = {32'd0, kv_full};
+    wire [63:0] kv_part_at = arg_weights + {{TILE_BYTES_TIMES_FULL}};
+    wire [31:0] kv_region_beats = kv_region == 2'd0 ? {{TILE_BEATS_TIMES_FULL}} : {{KEY_BEATS_TIMES_PART}};
+    wire [63:0] kv_region_at = kv_region == 2'd0 ? arg_weights
+                             : kv_region == 2'd1 ? kv_part_at : kv_part_at + 64'd{{HALF_TILE_BYTES}};
+    wire        wgt_walking;
+    wire kv_next = kv_walking && !aborting && !wgt_walking && !start;
+    always @(posedge ap_clk) begin
+        if (rst || aborting) begin
+            kv_walking <= 1'b0;
+        end else if (start) begin
+            kv_walking <= 1'b1;
+            kv_row <= 32'd0;
+            kv_region <= 2'd0;
+        end else if (kv_next) begin
+            if (kv_region == 2'd2) begin
+                kv_region <= 2'd0;
+                kv_row <= kv_row + 32'd1;
+                if (kv_row + 32'd1 == arg_tokens) kv_walking <= 1'b0;
+            end else begin
+                kv_region <= kv_region + 2'd1;
+            end
+        end
+    end
+    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) wgt_reader (
+        .clk(ap_clk),
+        .rst(rst),
+        .start(start),
+        .stop(aborting),
+        .load(kv_next && kv_region_beats != 32'd0),
+        .base(kv_region_at),
+        .region_beats(kv_region_beats),
+        .units(32'd1),
+        .step(32'd1),
+        .buffered(wgt_buffered),
+        .returned(r_wgt),
+        .req(wgt_req),
+        .req_addr(wgt_req_addr),
+        .req_len(wgt_req_len),
+        .take(wgt_take),
+        .idle(wgt_req_idle),
+        .walking(wgt_walking)
+    );
+"#;
+
+const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -------------------------------------------
+    // Per query row: a header beat made here (bits 0..16 the keys the row sees, 16..32
+    // the keys streamed for it), then the query's beats; the key and value beats follow
+    // in the order the walk reads them (the engine frames them by the header).
+    reg        act_feeding;
+    reg        act_header;  // the row's header beat is next
+    reg [31:0] act_row;
+    reg [31:0] act_chunk;
+    wire [15:0] act_visible;
+    wire [15:0] act_kv_len;
+    {{TOP}}_row_schedule #(.TILE_LAST({{TILE_LAST}})) act_schedule (
+        .row(act_row), .first(arg_first_position), .seq_len(arg_seq_len[15:0]),
+        .causal(arg_causal[0]), .visible(act_visible), .kv_len(act_kv_len)
+    );
+    wire act_valid = act_feeding && (act_header || act_beat_valid);
+    wire act_last = 1'b0;
+    wire [{{ACT_BITS_HI}}:0] act_data = act_header
+        ? {{{HEADER_PAD}}'d0, act_kv_len, act_visible} : act_beat[{{ACT_BITS_HI}}:0];
+    wire act_fire = act_valid && act_ready;
+    wire wgt_feeding = busy && !aborting;
+    wire wgt_valid = wgt_feeding && wgt_beat_valid;
+    // Every key and value read belongs to a row, so the run ends with its last result.
+    wire feeding = act_feeding;
+
+    always @(posedge ap_clk) begin
+        if (rst || aborting) begin
+            act_feeding <= 1'b0;
+        end else if (start) begin
+            act_feeding <= 1'b1;
+            act_header <= 1'b1;
+            act_row <= 32'd0;
+            act_chunk <= 32'd0;
+        end else if (act_fire) begin
+            if (act_header) begin
+                act_header <= 1'b0;
+            end else if (act_chunk == 32'd{{CHUNKS_LAST}}) begin
+                act_chunk <= 32'd0;
+                act_header <= 1'b1;
+                act_row <= act_row + 32'd1;
+                if (act_row + 32'd1 == arg_tokens) act_feeding <= 1'b0;
+            end else begin
+                act_chunk <= act_chunk + 32'd1;
+            end
+        end
+    end
+"#;
+
+const ROW_SCHEDULE_MODULE: &str = r#"
+// What query row `row` sees (keys 0..visible) and streams (keys 0..kv_len): every key,
+// or (causal) the keys up to its position, rounded up to whole tiles of TILE_LAST + 1
+// keys within the sequence. The start checks keep positions below SEQ_LEN ≤ 2^15.
+module {{TOP}}_row_schedule #(
+    parameter TILE_LAST = 31
+) (
+    input  wire [31:0] row,
+    input  wire [31:0] first,
+    input  wire [15:0] seq_len,
+    input  wire        causal,
+    output wire [15:0] visible,
+    output wire [15:0] kv_len
+);
+    /* verilator lint_off UNUSEDSIGNAL */ // positions fit 16 bits once checked
+    wire [32:0] seen = {1'b0, first} + {1'b0, row} + 33'd1;
+    wire [32:0] rounded = (seen + TILE_LAST) & ~(33'd0 + TILE_LAST);
+    /* verilator lint_on UNUSEDSIGNAL */
+    assign visible = causal ? seen[15:0] : seq_len;
+    assign kv_len = !causal ? seq_len : rounded < {17'd0, seq_len} ? rounded[15:0] : seq_len;
+endmodule
+"#;
 
 const TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the accelerator top, a Vitis-style RTL kernel around
 // {{ENGINE}}: AXI4-Lite control (s_axi_control, register map in regmap.md), one AXI4
@@ -343,7 +684,7 @@ module {{TOP}} (
     reg        gie;
     reg [1:0]  ier;
     reg [1:0]  isr;
-    reg [6:0]  error;
+    reg [7:0]  error;
     reg [31:0] cycles;
     reg [31:0] last_cycles;
 {{ARG_DECL}}
@@ -364,11 +705,11 @@ module {{TOP}} (
     wire [65:0] activations_at = {2'd0, arg_activations};
     wire [65:0] results_at = {2'd0, arg_results};
     wire [65:0] tokens_66 = {34'd0, arg_tokens};
-    always @(posedge ap_clk) begin
+{{LENGTH_DECL}}    always @(posedge ap_clk) begin
         if (rst) checking <= 1'b0;
         else checking <= start_request;
         if (start_request) begin
-            weights_end <= weights_at + 66'd{{WEIGHT_REGION_BYTES}};
+            weights_end <= weights_at + {{WEIGHTS_BYTES}};
             activations_end <= activations_at + {{ACT_STRIDE_TIMES_TOKENS}};
             results_end <= results_at + {{RES_STRIDE_TIMES_TOKENS}};
         end
@@ -379,9 +720,10 @@ module {{TOP}} (
     wire out_of_range = weights_end > 66'd{{MEMORY_BYTES}} || activations_end > 66'd{{MEMORY_BYTES}}
                         || results_end > 66'd{{MEMORY_BYTES}};
     wire no_tokens = arg_tokens == 32'd0;
-    wire [6:0] start_error = {out_of_range, 1'b0, overlap, 1'b0, no_tokens, 1'b0, misaligned};
-    wire start = checking && start_error == 7'd0;
-    wire refused = checking && start_error != 7'd0;
+    wire bad_length = {{BAD_LENGTH}};
+    wire [7:0] start_error = {bad_length, out_of_range, 1'b0, overlap, 1'b0, no_tokens, 1'b0, misaligned};
+    wire start = checking && start_error == 8'd0;
+    wire refused = checking && start_error != 8'd0;
     wire finish;
     wire extra_result;   // the engine sent a result beat the run did not expect
     wire read_fault;     // a read burst was answered with SLVERR or DECERR
@@ -398,7 +740,7 @@ module {{TOP}} (
             gie <= 1'b0;
             ier <= 2'd0;
             isr <= 2'd0;
-            error <= 7'd0;
+            error <= 8'd0;
             cycles <= 32'd0;
             last_cycles <= 32'd0;
             s_axi_control_rvalid <= 1'b0;
@@ -468,6 +810,9 @@ module {{TOP}} (
     wire [63:0] act_req_addr;
     wire [7:0]  act_req_len;
     wire        act_req_idle;
+    /* verilator lint_off UNUSEDSIGNAL */ // the activations are one region
+    wire        act_walking;
+    /* verilator lint_on UNUSEDSIGNAL */
     wire        wgt_req;
     wire [63:0] wgt_req_addr;
     wire [7:0]  wgt_req_len;
@@ -500,6 +845,7 @@ module {{TOP}} (
         .rst(rst),
         .start(start),
         .stop(aborting),
+        .load(start),
         .base(arg_activations),
         .region_beats({{ACT_BEATS_TIMES_TOKENS}}),
         .units(32'd1),
@@ -510,26 +856,10 @@ module {{TOP}} (
         .req_addr(act_req_addr),
         .req_len(act_req_len),
         .take(act_take),
-        .idle(act_req_idle)
+        .idle(act_req_idle),
+        .walking(act_walking)
     );
-    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) wgt_reader (
-        .clk(ap_clk),
-        .rst(rst),
-        .start(start),
-        .stop(aborting),
-        .base(arg_weights),
-        .region_beats(32'd{{WGT_REGION_BEATS}}),
-        .units(arg_tokens),
-        .step(32'd{{TB}}),
-        .buffered(wgt_buffered),
-        .returned(r_wgt),
-        .req(wgt_req),
-        .req_addr(wgt_req_addr),
-        .req_len(wgt_req_len),
-        .take(wgt_take),
-        .idle(wgt_req_idle)
-    );
-
+{{WGT_READER}}
     // ---- read buffers and gearboxes: bus words -> engine beats -------------------
     wire              act_word_valid;
     wire [{{DW_HI}}:0] act_word;
@@ -557,7 +887,7 @@ module {{TOP}} (
     {{TOP}}_gearbox #(.DWW({{DWW}}), .BEAT({{AW_WORDS}}), .REGION({{ACT_REGION_WORDS}}), .CAP({{ACT_CAP}}), .CW({{ACT_CW}})) act_gearbox (
         .clk(ap_clk), .clear(clear),
         .in_valid(act_word_valid), .in_data(act_word), .in_pop(act_word_pop),
-        .out_valid(act_beat_valid), .out_ready(act_ready && act_feeding), .out_data(act_beat)
+        .out_valid(act_beat_valid), .out_ready({{ACT_POP}}), .out_data(act_beat)
     );
     {{WGT_GEARBOX}} (
         .clk(ap_clk), .clear(clear),
@@ -565,64 +895,7 @@ module {{TOP}} (
         .out_valid(wgt_beat_valid), .out_ready(wgt_ready && wgt_feeding), .out_data(wgt_beat)
     );
 
-    // ---- the engine's two input streams -------------------------------------------
-    // Activations: token after token, `act_last` on the last chunk of each block's last
-    // token. Weights: every weight beat once per block.
-    reg        act_feeding;
-    reg [31:0] act_chunk;
-    reg [31:0] act_tok;     // token within the block
-    reg [31:0] act_token;   // first token of the block
-    reg        wgt_feeding;
-    reg [31:0] wgt_beat_no;
-    reg [31:0] wgt_token;   // first token of the block
-    wire [31:0] act_tokens_left = arg_tokens - act_token;
-    wire [31:0] act_block_n = act_tokens_left > 32'd{{TB}} ? 32'd{{TB}} : act_tokens_left;
-    wire act_valid = act_feeding && act_beat_valid;
-    wire wgt_valid = wgt_feeding && wgt_beat_valid;
-    wire act_last = act_tok + 32'd1 == act_block_n && act_chunk == 32'd{{CHUNKS_LAST}};
-    wire act_fire = act_valid && act_ready;
-    wire wgt_fire = wgt_valid && wgt_ready;
-    wire feeding = act_feeding || wgt_feeding;
-
-    always @(posedge ap_clk) begin
-        if (rst || aborting) begin
-            act_feeding <= 1'b0;
-            wgt_feeding <= 1'b0;
-        end else if (start) begin
-            act_feeding <= 1'b1;
-            act_chunk <= 32'd0;
-            act_tok <= 32'd0;
-            act_token <= 32'd0;
-            wgt_feeding <= 1'b1;
-            wgt_beat_no <= 32'd0;
-            wgt_token <= 32'd0;
-        end else begin
-            if (act_fire) begin
-                if (act_chunk == 32'd{{CHUNKS_LAST}}) begin
-                    act_chunk <= 32'd0;
-                    if (act_last) begin
-                        act_tok <= 32'd0;
-                        act_token <= act_token + act_block_n;
-                        if (act_token + act_block_n == arg_tokens) act_feeding <= 1'b0;
-                    end else begin
-                        act_tok <= act_tok + 32'd1;
-                    end
-                end else begin
-                    act_chunk <= act_chunk + 32'd1;
-                end
-            end
-            if (wgt_fire) begin
-                if (wgt_beat_no == 32'd{{WBEATS_LAST}}) begin
-                    wgt_beat_no <= 32'd0;
-                    wgt_token <= wgt_token + 32'd{{TB}};
-                    if (arg_tokens - wgt_token <= 32'd{{TB}}) wgt_feeding <= 1'b0;
-                end else begin
-                    wgt_beat_no <= wgt_beat_no + 32'd1;
-                end
-            end
-        end
-    end
-
+{{FEED}}
     // ---- result writer: result beats -> write bursts ----------------------------
     // A block of n tokens returns its beats in (row block, token) order; each is one
     // burst to its token's place ({{RES_STRIDE}} bytes per token, {{RES_BEAT_STRIDE}} per
@@ -755,7 +1028,7 @@ module {{TOP}} (
         .act_valid(act_valid),
         .act_ready(act_ready),
         .act_last(act_last),
-        .act_data(act_beat[{{ACT_BITS_HI}}:0]),
+        .act_data(act_data),
         .wgt_valid(wgt_valid),
         .wgt_ready(wgt_ready),
         .wgt_data(wgt_beat[{{WGT_BITS_HI}}:0]),
@@ -766,9 +1039,11 @@ module {{TOP}} (
 endmodule
 
 /* verilator lint_off DECLFILENAME */ // the top's helpers live in its file
-// Read requests of one stream: the same `region_beats` bus words from `base` once per
-// `step` of `units` (the weights: once per block of tokens), as INCR bursts of up to BURST beats that never cross 4 KiB, each issued only
-// when the stream's buffer (DEPTH words) has room for it beside the data in flight.
+// Read requests of one stream: the region of `region_beats` bus words at `base`, once
+// per `step` of `units` (the weights: once per block of tokens), as INCR bursts of up to
+// BURST beats that never cross 4 KiB, each issued only when the stream's buffer (DEPTH
+// words) has room for it beside the data in flight. `load` takes the next region (while
+// `walking` is low; the count of data in flight carries over), `start` begins a run.
 module {{TOP}}_reader #(
     parameter BA = 5,
     parameter BURST = 64,
@@ -779,6 +1054,7 @@ module {{TOP}}_reader #(
     input  wire          rst,
     input  wire          start,
     input  wire          stop,
+    input  wire          load,
     input  wire [63:0]   base,
     input  wire [31:0]   region_beats,
     input  wire [31:0]   units,
@@ -789,7 +1065,8 @@ module {{TOP}}_reader #(
     output wire [63:0]   req_addr,
     output wire [7:0]    req_len,
     input  wire          take,
-    output wire          idle
+    output wire          idle,
+    output wire          walking
 );
     reg        active;
     reg [63:0] addr;
@@ -804,27 +1081,29 @@ module {{TOP}}_reader #(
     assign req_addr = addr;
     assign req_len = len[7:0] - 8'd1;
     assign idle = pending == 32'd0;
+    assign walking = active;
     always @(posedge clk) begin
         if (rst) begin
             active <= 1'b0;
             pending <= 32'd0;
-        end else if (start) begin
-            active <= units != 32'd0 && region_beats != 32'd0;
-            addr <= base;
-            left <= region_beats;
-            units_left <= units;
-            pending <= 32'd0;
         end else begin
-            pending <= pending + (take ? len : 32'd0) - (returned ? 32'd1 : 32'd0);
-            if (stop) active <= 1'b0;
-            if (take) begin
-                addr <= addr + ({32'd0, len} << BA);
-                left <= left - len;
-                if (left == len) begin
-                    addr <= base;
-                    left <= region_beats;
-                    units_left <= units_left - step;
-                    if (units_left <= step) active <= 1'b0;
+            pending <= (start ? 32'd0 : pending) + (take ? len : 32'd0) - (returned ? 32'd1 : 32'd0);
+            if (load) begin
+                active <= !stop && units != 32'd0 && region_beats != 32'd0;
+                addr <= base;
+                left <= region_beats;
+                units_left <= units;
+            end else begin
+                if (start || stop) active <= 1'b0;
+                if (take) begin
+                    addr <= addr + ({32'd0, len} << BA);
+                    left <= left - len;
+                    if (left == len) begin
+                        addr <= base;
+                        left <= region_beats;
+                        units_left <= units_left - step;
+                        if (units_left <= step) active <= 1'b0;
+                    end
                 end
             end
         end
@@ -948,5 +1227,5 @@ module {{TOP}}_fifo #(
     end
     assign count = {1'b0, stored} + {{(AW + 1){1'b0}}, dvalid};
 endmodule
-`default_nettype wire
+{{EXTRA_MODULES}}`default_nettype wire
 "#;

@@ -14,7 +14,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use tern_hdl::config::{ConfigBuilder, TableStorage, TopConfig};
-use tern_hdl::Config;
+use tern_hdl::{Config, DesignConfig};
 use tern_host::framed::FramedTransport;
 use tern_host::pipe::StreamPipe;
 use tern_host::regmap;
@@ -154,6 +154,11 @@ impl Drop for Served {
 }
 
 pub fn serve_in_thread(cfg: &Config, tcp: bool, opts: ServeOptions) -> Served {
+    serve_design_in_thread(&DesignConfig::Matmul(cfg.clone()), tcp, opts)
+}
+
+/// The same for either engine's top.
+pub fn serve_design_in_thread(cfg: &DesignConfig, tcp: bool, opts: ServeOptions) -> Served {
     let dir = tempfile::tempdir().unwrap();
     let listen = if tcp {
         Listen::Tcp("127.0.0.1:0".parse().unwrap())
@@ -166,7 +171,7 @@ pub fn serve_in_thread(cfg: &Config, tcp: bool, opts: ServeOptions) -> Served {
     let flag = shutdown.clone();
     let thread = std::thread::spawn(move || {
         // The Verilator model is built and lives on this thread.
-        let mut board = SimBoard::new(&cfg, &cache(), None, None).unwrap();
+        let mut board = SimBoard::for_design(&cfg, &cache(), None, None).unwrap();
         serve(&listen, &mut board, &opts, &flag, |bound| {
             tx.send(bound.to_string()).unwrap()
         })
