@@ -262,13 +262,14 @@ fn core<const IW: usize, const ACC: usize>(
 /// Generate an attention design.
 pub fn generate_attention(cfg: &AttentionConfig) -> Result<Design, EmitError> {
     // The stream width is a type parameter: one instantiation per supported MAC count.
-    let (core_verilog, (query, scores, accumulators)) = match cfg.attention.macs {
-        4 => attention_core::<32, 128>(cfg),
-        8 => attention_core::<64, 256>(cfg),
-        16 => attention_core::<128, 512>(cfg),
-        32 => attention_core::<256, 1024>(cfg),
-        other => unreachable!("macs {other} passed validation"),
-    }?;
+    let (core_verilog, [query, scores, accumulators, tile_buffer, row_state]) =
+        match cfg.attention.macs {
+            4 => attention_core::<32, 128>(cfg),
+            8 => attention_core::<64, 256>(cfg),
+            16 => attention_core::<128, 512>(cfg),
+            32 => attention_core::<256, 1024>(cfg),
+            other => unreachable!("macs {other} passed validation"),
+        }?;
     let bus = cfg.bus_bits();
     let connections = vec![
         format!(".act_data(act_data)"),
@@ -286,6 +287,8 @@ pub fn generate_attention(cfg: &AttentionConfig) -> Result<Design, EmitError> {
             ("query".to_string(), query),
             ("scores".to_string(), scores),
             ("accumulators".to_string(), accumulators),
+            ("tile_buffer".to_string(), tile_buffer),
+            ("row_state".to_string(), row_state),
         ]),
         (None, None),
     ))
@@ -293,7 +296,7 @@ pub fn generate_attention(cfg: &AttentionConfig) -> Result<Design, EmitError> {
 
 fn attention_core<const BUS: usize, const ACCW: usize>(
     cfg: &AttentionConfig,
-) -> Result<(String, (usize, usize, usize)), EmitError> {
+) -> Result<(String, [usize; 5]), EmitError> {
     let mut engine = AttentionEngine::<BUS, ACCW>::new(cfg);
     engine.connect_all();
     check_all(&engine).map_err(|e| EmitError::Check(format!("{e:?}")))?;

@@ -552,10 +552,11 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
         storage: Storage::Distributed,
         ..NodeParams::new()
     };
+    let block = a.query_block;
     let query = g.add(
         "query_memory".into(),
         BlockKind::Buffer,
-        memory(chunks, bus),
+        memory(block * chunks, bus),
     );
     let scores = g.add(
         "score_memory".into(),
@@ -565,8 +566,22 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
     let accumulators = g.add(
         "accumulator_memory".into(),
         BlockKind::Buffer,
-        memory(chunks, acc_bits),
+        memory(block * chunks, acc_bits),
     );
+    // Per row of the block: running maximum, sum, span and base (4 words).
+    let row_state = g.add(
+        "row_state".into(),
+        BlockKind::Buffer,
+        memory(block, 4 * STATE_BITS),
+    );
+    // The streamed tile, replayed for the block's other rows.
+    let tile_buffer = (block > 1).then(|| {
+        g.add(
+            "tile_buffer".into(),
+            BlockKind::Buffer,
+            memory(2 * a.tile * chunks, bus),
+        )
+    });
     let dot = g.add(
         "score_dot".into(),
         BlockKind::ScoreDot,
@@ -666,8 +681,15 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
         (control, scores),
         (control, accumulators),
         (control, divider),
+        (control, row_state),
+        (row_state, control),
     ] {
         g.link(from, to);
+    }
+    if let Some(buffer) = tile_buffer {
+        g.link(wgt_in, buffer);
+        g.link(buffer, dot);
+        g.link(buffer, values);
     }
     g
 }

@@ -16,20 +16,21 @@ use tern_host::{Device, HostError};
 use tern_sim::cosim::attention::{AttentionVectorKind, AttentionVectors};
 use tern_sim::golden::attention::streamed_attention;
 
-/// An attention engine of `macs` lanes over `head_dim`, tiles of `tile` keys, behind a
-/// `bus_bits` AXI4 master with short bursts (so rows cross many bursts).
+/// An attention engine of `macs` lanes over `head_dim`, tiles of `tile` keys, rows in
+/// blocks of `query_block`, behind a `bus_bits` AXI4 master with short bursts (so rows
+/// cross many bursts).
 fn config(
     head_dim: usize,
     macs: usize,
     tile: usize,
     mode: &str,
-    seq_len: usize,
-    queries: usize,
+    (seq_len, queries, query_block): (usize, usize, usize),
     bus_bits: usize,
 ) -> AttentionConfig {
     let mut cfg = AttentionConfig::from_toml(
         &format!(
             "[attention]\nhead_dim = {head_dim}\nmacs = {macs}\ntile = {tile}\nmax_seq_len = 64\n\
+             query_block = {query_block}\n\
              mode = \"{mode}\"\ncausal = {}\n\
              [attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\nscale_out = 0.03\n\
              [workload]\nseq_len = {seq_len}\nqueries = {queries}\n",
@@ -108,7 +109,7 @@ fn rows_match_golden(dev: &mut Device, cfg: &AttentionConfig, backend: &str) {
 #[test]
 fn decode_on_the_board_matches_golden() {
     // 64-bit beats cut from 128-bit bus words; 21 keys: two whole tiles and a partial one.
-    let cfg = config(32, 8, 8, "decode", 21, 1, 128);
+    let cfg = config(32, 8, 8, "decode", (21, 1, 1), 128);
     let mut dev = open(&cfg);
     rows_match_golden(&mut dev, &cfg, "sim: decode");
 }
@@ -117,16 +118,36 @@ fn decode_on_the_board_matches_golden() {
 fn causal_prefill_on_the_board_matches_golden() {
     // 128-bit beats collected from two 64-bit bus words; 19 keys in tiles of 4, six rows
     // whose last tiles are partial or whole.
-    let cfg = config(32, 16, 4, "prefill", 19, 6, 64);
+    let cfg = config(32, 16, 4, "prefill", (19, 6, 1), 64);
     let mut dev = open(&cfg);
     rows_match_golden(&mut dev, &cfg, "sim: prefill");
+}
+
+#[test]
+fn causal_prefill_in_blocks_reads_each_tile_once_per_block() {
+    // 19 keys in tiles of 4, 10 rows in blocks of 4, 4 and 2: each block's tiles are
+    // read once and replayed on chip.
+    let blocked = config(32, 16, 4, "prefill", (19, 10, 4), 128);
+    let mut dev = open(&blocked);
+    rows_match_golden(&mut dev, &blocked, "sim: prefill in blocks of 4");
+    let rows = schedule(9, 10, 19, true, 4);
+    // Positions 9..=12, 13..=16, 17..=18: the last rows see 13, 17 and 19 keys, which
+    // stream 16, 19 (the end of the sequence) and 19 keys.
+    let keys = 16 + 19 + 19;
+    let run = dev.attention(&[3; 320], 9, true).unwrap();
+    assert_eq!(run.bytes_read, (10 * 32 + 2 * keys * 32) as u64);
+    let alone: usize = rows.iter().map(|r| r.kv_len).sum();
+    assert!(
+        keys * 2 < alone,
+        "blocks of 4 read {keys} keys, rows alone {alone}"
+    );
 }
 
 #[test]
 fn decode_token_by_token_grows_the_cache() {
     // One 256-bit beat per bus word; the cache grows a token at a time across tiles, and
     // each step's query sees every key so far.
-    let cfg = config(64, 32, 16, "decode", 40, 1, 256);
+    let cfg = config(64, 32, 16, "decode", (40, 1, 1), 256);
     let v = AttentionVectors::generate(&cfg, AttentionVectorKind::Gaussian, 5);
     let mut dev = open(&cfg);
     for t in 0..40 {
@@ -147,7 +168,7 @@ fn decode_token_by_token_grows_the_cache() {
 
 #[test]
 fn attention_over_a_unix_socket_matches_golden() {
-    let cfg = config(32, 8, 8, "decode", 21, 1, 128);
+    let cfg = config(32, 8, 8, "decode", (21, 1, 1), 128);
     let design = DesignConfig::Attention(cfg.clone());
     let served = serve_design_in_thread(&design, false, ServeOptions::default());
     let mut dev = Device::open_design(&served.uri, &design, &options()).unwrap();
@@ -156,7 +177,7 @@ fn attention_over_a_unix_socket_matches_golden() {
 
 #[test]
 fn a_cache_longer_than_the_engine_allows_is_refused() {
-    let cfg = config(32, 8, 8, "decode", 21, 1, 128);
+    let cfg = config(32, 8, 8, "decode", (21, 1, 1), 128);
     let mut dev = open(&cfg);
     let d = 32;
     dev.kv_append(&vec![1; 60 * d], &vec![2; 60 * d]).unwrap();

@@ -34,6 +34,15 @@ fn config(
     .unwrap_or_else(|e| panic!("{e}"))
 }
 
+/// The same engine keeping `block` query rows per pass over the KV tiles.
+fn blocked(cfg: AttentionConfig, block: usize) -> AttentionConfig {
+    let text = cfg.to_toml().replace(
+        "[attention]\n",
+        &format!("[attention]\nquery_block = {block}\n"),
+    );
+    AttentionConfig::from_toml(&text, "test config").unwrap_or_else(|e| panic!("{e}"))
+}
+
 fn waveforms() -> PathBuf {
     PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms")
 }
@@ -135,6 +144,42 @@ fn prefill_causal_d128_whole_prompt() {
     check(
         config((128, 8, 16, 64), "prefill", true, (40, 40), 256),
         900,
+    );
+}
+
+#[test]
+fn prefill_causal_d64_blocks_of_four() {
+    // 12 rows in three blocks; each block's tiles stream once and replay three times.
+    check(
+        blocked(config((64, 16, 8, 128), "prefill", true, (29, 12), 256), 4),
+        1100,
+    );
+}
+
+#[test]
+fn prefill_causal_d128_whole_prompt_blocks_of_sixteen() {
+    // 40 rows in blocks of 16, 16 and 8; early rows skip the tiles they cannot see.
+    check(
+        blocked(config((128, 8, 16, 64), "prefill", true, (40, 40), 256), 16),
+        1200,
+    );
+}
+
+#[test]
+fn prefill_non_causal_blocks_that_do_not_divide_the_rows() {
+    // 5 rows in blocks of 3 and 2 (query heads sharing one KV head), a ragged last tile.
+    check(
+        blocked(config((64, 4, 16, 64), "prefill", false, (21, 5), 32), 3),
+        1300,
+    );
+}
+
+#[test]
+fn decode_d64_in_a_block_engine() {
+    // One row is a block of one on an engine built for eight.
+    check(
+        blocked(config((64, 8, 16, 256), "decode", false, (53, 1), 256), 8),
+        1400,
     );
 }
 

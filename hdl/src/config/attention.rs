@@ -22,6 +22,8 @@ pub const STATE_BITS: usize = 32;
 pub const RECIPROCAL_NUMERATOR_BITS: u32 = 48;
 /// Largest supported sequence: keeps `255·L·128` inside the 32-bit accumulators.
 pub const MAX_SEQ_LEN: usize = 16384;
+/// Most query rows one pass over the KV tiles serves (`attention.query_block`).
+pub const MAX_QUERY_BLOCK: usize = 64;
 /// MAC lane counts the RTL is generated for (the bus is `8·macs` bits).
 pub const MAC_LANES: [usize; 4] = [4, 8, 16, 32];
 /// Largest clip threshold in score units (keeps the index multiply within 72 bits).
@@ -82,6 +84,14 @@ fn default_index_rounding() -> IndexRounding {
 fn default_clip() -> f64 {
     6.6
 }
+fn default_query_block() -> usize {
+    1
+}
+
+fn is_one(v: &usize) -> bool {
+    *v == 1
+}
+
 fn default_rescale_steps() -> usize {
     256
 }
@@ -101,6 +111,11 @@ pub struct AttentionSection {
     /// Prefill only: query `i` sees keys `0..=i` (positions within the sequence).
     #[serde(default)]
     pub causal: bool,
+    /// Query rows that share one pass over the KV tiles: the engine keeps this many
+    /// rows' state and replays each streamed tile from an on-chip buffer for the rest of
+    /// the block, so K/V is read once per block instead of once per row.
+    #[serde(default = "default_query_block", skip_serializing_if = "is_one")]
+    pub query_block: usize,
     pub quant: AttentionQuant,
 }
 
@@ -203,6 +218,7 @@ impl AttentionConfig {
             ));
         }
         range("attention.tile", a.tile, 1, 1024)?;
+        range("attention.query_block", a.query_block, 1, MAX_QUERY_BLOCK)?;
         range("attention.max_seq_len", a.max_seq_len, 1, MAX_SEQ_LEN)?;
         range("workload.seq_len", w.seq_len, 1, a.max_seq_len)?;
         match a.mode {

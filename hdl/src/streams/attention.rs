@@ -2,19 +2,27 @@
 //! engines (`act` = per-row operand, `wgt` = streamed operand, `res` = results). Every
 //! beat is `8·macs` data bits (int8 lane `i` at bit `8·i`); result beats add one flag.
 //!
-//! Per query row, in this order:
-//! - `act`: a header beat (bits 0..16 = `visible`, the keys `0..visible` the row may see;
-//!   bits 16..32 = `kv_len`, the keys streamed for it), then `d/macs` query beats;
-//! - `wgt`: for each tile of up to `Bc` keys: the tile's key beats (key-major, `d/macs`
-//!   beats per key), then its value beats in the same order;
-//! - `res`: `d/macs` beats of int8 outputs; bit `8·macs` is set when the row had no
-//!   visible key (its outputs are then 0 and must not be used).
+//! Rows come in blocks of up to `attention.query_block` rows (one row each when it is
+//! 1). Per block, in this order:
+//! - `act`, per row of the block: a header beat (bits 0..16 = `visible`, the keys
+//!   `0..visible` the row may see; bits 16..31 = `kv_len`, the keys streamed for it;
+//!   bit 31 set on the block's last row), then `d/macs` query beats;
+//! - `wgt`, once for the block: for each tile of up to `Bc` keys of the block's longest
+//!   row (`max kv_len`): the tile's key beats (key-major, `d/macs` beats per key), then
+//!   its value beats in the same order;
+//! - `res`, per row in order: `d/macs` beats of int8 outputs; bit `8·macs` is set when
+//!   the row had no visible key (its outputs are then 0 and must not be used).
+//!
+//! A block also ends after `query_block` rows whatever bit 31 says.
 
 use super::{get_field, put_field, sign_extend, words_for, Beat};
 use crate::config::{AttentionConfig, AttentionMode};
 
-/// Header field widths (the engine's key counters are 16 bits).
+/// Header fields: `visible` at bit 0 (16 bits), `kv_len` at bit 16 (15 bits: at most
+/// `MAX_SEQ_LEN` = 2^14), the block's-last-row flag at bit 31.
 pub const HEADER_FIELD_BITS: usize = 16;
+pub const HEADER_KV_LEN_BITS: usize = 15;
+pub const HEADER_LAST_BIT: usize = 31;
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AttentionStreamError {
@@ -102,8 +110,85 @@ fn int8_beat(cfg: &AttentionConfig, lanes: &[i8]) -> Beat {
     beat
 }
 
-/// One row's `act` and `wgt` beats. `keys` and `values` hold at least `kv_len` rows of
-/// `head_dim` int8 (row-major); `query` holds `head_dim`.
+/// One block's `act` and `wgt` beats: `rows` with their `queries` (`head_dim` int8
+/// each, row-major). `keys` and `values` hold at least the block's longest `kv_len`
+/// rows of `head_dim` int8 (row-major).
+pub fn pack_block(
+    cfg: &AttentionConfig,
+    rows: &[RowSchedule],
+    queries: &[i8],
+    keys: &[i8],
+    values: &[i8],
+) -> Result<(Vec<Beat>, Vec<Beat>), AttentionStreamError> {
+    let d = cfg.attention.head_dim;
+    let macs = cfg.attention.macs;
+    let max = cfg.attention.max_seq_len;
+    assert!(
+        !rows.is_empty() && rows.len() <= cfg.attention.query_block,
+        "a block holds 1..=query_block rows"
+    );
+    for row in rows {
+        if row.kv_len > max {
+            return Err(AttentionStreamError::TooLong {
+                kv_len: row.kv_len,
+                max,
+            });
+        }
+        if row.visible > row.kv_len {
+            return Err(AttentionStreamError::VisibleBeyondStream {
+                visible: row.visible,
+                kv_len: row.kv_len,
+            });
+        }
+    }
+    let kv_len = rows.iter().map(|r| r.kv_len).max().unwrap_or(0);
+    let shape = |what, got: usize, n: usize| {
+        if got == n * d || (what != "query" && got >= n * d && got.is_multiple_of(d)) {
+            Ok(())
+        } else {
+            Err(AttentionStreamError::Shape {
+                what,
+                got,
+                expected: n * d,
+                rows: n,
+                head_dim: d,
+            })
+        }
+    };
+    shape("query", queries.len(), rows.len())?;
+    shape("keys", keys.len(), kv_len)?;
+    shape("values", values.len(), kv_len)?;
+
+    let mut act = Vec::with_capacity(rows.len() * (1 + cfg.chunks()));
+    for (i, (row, query)) in rows.iter().zip(queries.chunks(d)).enumerate() {
+        let mut header = vec![0u32; words_for(cfg.bus_bits())];
+        put_field(&mut header, 0, HEADER_FIELD_BITS, row.visible as u64);
+        put_field(
+            &mut header,
+            HEADER_FIELD_BITS,
+            HEADER_KV_LEN_BITS,
+            row.kv_len as u64,
+        );
+        put_field(
+            &mut header,
+            HEADER_LAST_BIT,
+            1,
+            u64::from(i + 1 == rows.len()),
+        );
+        act.push(header);
+        act.extend(query.chunks(macs).map(|c| int8_beat(cfg, c)));
+    }
+    let mut wgt = Vec::with_capacity(2 * kv_len * cfg.chunks());
+    for (start, n) in tiles(kv_len, cfg.attention.tile) {
+        for source in [keys, values] {
+            let tile = &source[start * d..(start + n) * d];
+            wgt.extend(tile.chunks(macs).map(|c| int8_beat(cfg, c)));
+        }
+    }
+    Ok((act, wgt))
+}
+
+/// One row alone: [`pack_block`] of one row.
 pub fn pack_row(
     cfg: &AttentionConfig,
     row: &RowSchedule,
@@ -111,56 +196,14 @@ pub fn pack_row(
     keys: &[i8],
     values: &[i8],
 ) -> Result<(Vec<Beat>, Vec<Beat>), AttentionStreamError> {
-    let d = cfg.attention.head_dim;
-    let macs = cfg.attention.macs;
-    let max = cfg.attention.max_seq_len;
-    if row.kv_len > max {
-        return Err(AttentionStreamError::TooLong {
-            kv_len: row.kv_len,
-            max,
-        });
-    }
-    if row.visible > row.kv_len {
-        return Err(AttentionStreamError::VisibleBeyondStream {
-            visible: row.visible,
-            kv_len: row.kv_len,
-        });
-    }
-    let shape = |what, got: usize, rows: usize| {
-        if got == rows * d || (what != "query" && got >= rows * d && got.is_multiple_of(d)) {
-            Ok(())
-        } else {
-            Err(AttentionStreamError::Shape {
-                what,
-                got,
-                expected: rows * d,
-                rows,
-                head_dim: d,
-            })
-        }
-    };
-    shape("query", query.len(), 1)?;
-    shape("keys", keys.len(), row.kv_len)?;
-    shape("values", values.len(), row.kv_len)?;
+    pack_block(cfg, std::slice::from_ref(row), query, keys, values)
+}
 
-    let mut header = vec![0u32; words_for(cfg.bus_bits())];
-    put_field(&mut header, 0, HEADER_FIELD_BITS, row.visible as u64);
-    put_field(
-        &mut header,
-        HEADER_FIELD_BITS,
-        HEADER_FIELD_BITS,
-        row.kv_len as u64,
-    );
-    let mut act = vec![header];
-    act.extend(query.chunks(macs).map(|c| int8_beat(cfg, c)));
-    let mut wgt = Vec::with_capacity(2 * row.kv_len * cfg.chunks());
-    for (start, n) in tiles(row.kv_len, cfg.attention.tile) {
-        for source in [keys, values] {
-            let tile = &source[start * d..(start + n) * d];
-            wgt.extend(tile.chunks(macs).map(|c| int8_beat(cfg, c)));
-        }
-    }
-    Ok((act, wgt))
+/// Keys streamed for a run of `rows` in blocks of `query_block`: each block's longest.
+pub fn streamed_keys(rows: &[RowSchedule], query_block: usize) -> usize {
+    rows.chunks(query_block.max(1))
+        .map(|b| b.iter().map(|r| r.kv_len).max().unwrap_or(0))
+        .sum()
 }
 
 /// One row's output: `head_dim` int8 and whether the row had no visible key.
@@ -227,7 +270,12 @@ mod tests {
         let (act, wgt) = pack_row(&c, &row, &q, &k, &v).unwrap();
         assert_eq!(act.len(), 3);
         assert_eq!(get_field(&act[0], 0, 16), 6);
-        assert_eq!(get_field(&act[0], 16, 16), 6);
+        assert_eq!(get_field(&act[0], 16, 15), 6);
+        assert_eq!(
+            get_field(&act[0], 31, 1),
+            1,
+            "a row alone is its block's last"
+        );
         // tiles of 4 and 2 keys, 2 beats per vector: K0(8) V0(8) K1(4) V1(4)
         assert_eq!(wgt.len(), 24);
         assert_eq!(get_field(&wgt[8], 0, 8) as u8 as i8, 0); // V[0][0]

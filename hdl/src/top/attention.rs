@@ -5,6 +5,9 @@
 //! each row's header beat itself from `SEQ_LEN`, `FIRST_POSITION` and `CAUSAL`, and
 //! walks the KV cache row by row, reading only the tiles the row sees.
 //!
+//! Rows run in blocks of `attention.query_block`: the walk reads the tiles of each
+//! block's last row once, and the engine replays them for the block's other rows.
+//!
 //! The KV cache is tile-major: tile `t` holds the keys `t·Bc..(t+1)·Bc` (`Bc·d` bytes)
 //! and then their values (`Bc·d` bytes), so a row's stream is one read of its whole
 //! tiles and, if its last tile is partial, a read of that tile's keys and one of its
@@ -13,7 +16,7 @@
 use serde::Serialize;
 
 use super::{check_spans, RegionError};
-use crate::streams::attention::{result_bits, RowSchedule};
+use crate::streams::attention::{result_bits, streamed_keys, RowSchedule};
 use crate::streams::words_for;
 use crate::AttentionConfig;
 
@@ -46,6 +49,8 @@ pub struct KvCacheLayout {
     pub result_words: usize,
     /// Beats per vector (`d/macs`).
     pub chunks: usize,
+    /// Query rows per pass over the KV tiles (`attention.query_block`).
+    pub query_block: usize,
 }
 
 impl KvCacheLayout {
@@ -72,6 +77,7 @@ impl KvCacheLayout {
             beat_words: words_for(cfg.bus_bits()),
             result_words: words_for(result_bits(cfg)),
             chunks: cfg.chunks(),
+            query_block: a.query_block,
         })
     }
     /// Bytes of one tile: `Bc` keys, then their `Bc` values.
@@ -102,11 +108,11 @@ impl KvCacheLayout {
     pub fn result_stride(&self) -> usize {
         self.chunks * self.result_beat_stride()
     }
-    /// Bytes a run of these rows reads: each query once, each row's keys and values.
+    /// Bytes a run of these rows reads: each query once, and the keys and values of
+    /// each block's longest row.
     pub fn bytes_read(&self, rows: &[RowSchedule]) -> u64 {
-        rows.iter()
-            .map(|r| (self.head_dim + 2 * r.kv_len * self.head_dim) as u64)
-            .sum()
+        let keys = streamed_keys(rows, self.query_block);
+        (rows.len() * self.head_dim + 2 * keys * self.head_dim) as u64
     }
     /// Bytes a run of `rows` rows writes.
     pub fn bytes_written(&self, rows: usize) -> u64 {

@@ -195,6 +195,8 @@ fn shape(layout: &TopLayout) -> Shape {
                     ),
                     ("HALF_TILE_BYTES", (l.tile * l.head_dim).to_string()),
                     ("HEADER_PAD", (32 * l.beat_words - 32).to_string()),
+                    ("QUERY_BLOCK", l.query_block.to_string()),
+                    ("QUERY_BLOCK_LAST", (l.query_block - 1).to_string()),
                 ],
             }
         }
@@ -438,11 +440,13 @@ const MATMUL_FEED: &str = r#"    // ---- the engine's two input streams --------
 
 "#;
 
-const ATTENTION_WGT_READER: &str = r#"    // The KV cache walk: row after row, the row's whole tiles as one region, then (if its
-    // last tile is partial) that tile's keys and its values as two more. A region is
-    // loaded when the reader has issued the last one's bursts; empty ones are skipped.
+const ATTENTION_WGT_READER: &str = r#"    // The KV cache walk: block after block of up to {{QUERY_BLOCK}} rows, the keys of the
+    // block's last (longest) row: its whole tiles as one region, then (if its last tile
+    // is partial) that tile's keys and its values as two more. A region is loaded when
+    // the reader has issued the last one's bursts; empty ones are skipped.
     reg        kv_walking;
-    reg [31:0] kv_row;
+    reg [31:0] kv_row;      // the block's last row
+    wire [31:0] kv_block_next = kv_row + 32'd{{QUERY_BLOCK}};
     reg [1:0]  kv_region;
     wire [15:0] kv_len;
     /* verilator lint_off UNUSEDSIGNAL */ // the walk needs only the streamed length
@@ -466,12 +470,12 @@ const ATTENTION_WGT_READER: &str = r#"    // The KV cache walk: row after row, t
             kv_walking <= 1'b0;
         end else if (start) begin
             kv_walking <= 1'b1;
-            kv_row <= 32'd0;
+            kv_row <= arg_tokens > 32'd{{QUERY_BLOCK}} ? 32'd{{QUERY_BLOCK_LAST}} : arg_tokens - 32'd1;
             kv_region <= 2'd0;
         end else if (kv_next) begin
             if (kv_region == 2'd2) begin
                 kv_region <= 2'd0;
-                kv_row <= kv_row + 32'd1;
+                kv_row <= kv_block_next < arg_tokens ? kv_block_next : arg_tokens - 32'd1;
                 if (kv_row + 32'd1 == arg_tokens) kv_walking <= 1'b0;
             end else begin
                 kv_region <= kv_region + 2'd1;
@@ -500,13 +504,16 @@ const ATTENTION_WGT_READER: &str = r#"    // The KV cache walk: row after row, t
 "#;
 
 const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -------------------------------------------
-    // Per query row: a header beat made here (bits 0..16 the keys the row sees, 16..32
-    // the keys streamed for it), then the query's beats; the key and value beats follow
-    // in the order the walk reads them (the engine frames them by the header).
+    // Per query row: a header beat made here (bits 0..16 the keys the row sees, 16..31
+    // the keys streamed for it, bit 31 on a block's last row), then the query's beats;
+    // the key and value beats follow in the order the walk reads them (the engine frames
+    // them by the headers).
     reg        act_feeding;
     reg        act_header;  // the row's header beat is next
     reg [31:0] act_row;
+    reg [31:0] act_in_block;  // row within its block of {{QUERY_BLOCK}}
     reg [31:0] act_chunk;
+    wire act_block_last = act_in_block == 32'd{{QUERY_BLOCK_LAST}} || act_row + 32'd1 == arg_tokens;
     wire [15:0] act_visible;
     wire [15:0] act_kv_len;
     {{TOP}}_row_schedule #(.TILE_LAST({{TILE_LAST}})) act_schedule (
@@ -516,7 +523,7 @@ const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -----
     wire act_valid = act_feeding && (act_header || act_beat_valid);
     wire act_last = 1'b0;
     wire [{{ACT_BITS_HI}}:0] act_data = act_header
-        ? {{{HEADER_PAD}}'d0, act_kv_len, act_visible} : act_beat[{{ACT_BITS_HI}}:0];
+        ? {{{HEADER_PAD}}'d0, act_block_last, act_kv_len[14:0], act_visible} : act_beat[{{ACT_BITS_HI}}:0];
     wire act_fire = act_valid && act_ready;
     wire wgt_feeding = busy && !aborting;
     wire wgt_valid = wgt_feeding && wgt_beat_valid;
@@ -530,6 +537,7 @@ const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -----
             act_feeding <= 1'b1;
             act_header <= 1'b1;
             act_row <= 32'd0;
+            act_in_block <= 32'd0;
             act_chunk <= 32'd0;
         end else if (act_fire) begin
             if (act_header) begin
@@ -538,6 +546,7 @@ const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -----
                 act_chunk <= 32'd0;
                 act_header <= 1'b1;
                 act_row <= act_row + 32'd1;
+                act_in_block <= act_block_last ? 32'd0 : act_in_block + 32'd1;
                 if (act_row + 32'd1 == arg_tokens) act_feeding <= 1'b0;
             end else begin
                 act_chunk <= act_chunk + 32'd1;

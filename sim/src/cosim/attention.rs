@@ -7,7 +7,7 @@ use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use std::path::Path;
 
-use tern_hdl::streams::attention::{pack_row, rows, unpack_row, RowOutput, RowSchedule};
+use tern_hdl::streams::attention::{pack_block, rows, unpack_row, RowOutput, RowSchedule};
 use tern_hdl::{AttentionConfig, Design};
 
 use super::{
@@ -171,9 +171,11 @@ pub fn plan(cfg: &AttentionConfig, vectors: &AttentionVectors) -> Result<StreamP
     let mut wgt = vec![];
     let k = vectors.k.as_slice().expect("standard layout");
     let v = vectors.v.as_slice().expect("standard layout");
-    for (i, row) in vectors.rows.iter().enumerate() {
-        let q = vectors.q.row(i);
-        let (a, w) = pack_row(cfg, row, q.as_slice().expect("standard layout"), k, v)?;
+    let q = vectors.q.as_slice().expect("standard layout");
+    let block = cfg.attention.query_block;
+    let d = cfg.attention.head_dim;
+    for (rows, queries) in vectors.rows.chunks(block).zip(q.chunks(block * d)) {
+        let (a, w) = pack_block(cfg, rows, queries, k, v)?;
         act.extend(a);
         wgt.extend(w);
     }
