@@ -22,10 +22,14 @@ struct Daemon {
 
 impl Daemon {
     fn start(listen: &str) -> Daemon {
+        Daemon::start_with(CONFIG, listen)
+    }
+
+    fn start_with(config: &str, listen: &str) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("TERN_CACHE_DIR", default_cache_root())
-            .args(["serve", "--config", CONFIG, "--listen", listen])
+            .args(["serve", "--config", config, "--listen", listen])
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -296,6 +300,7 @@ fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
         CONFIG,
         "examples/tlmm_g5_wide.toml",
         "examples/adder_tree.toml",
+        "examples/attention_decode.toml",
     ] {
         let out = dir.path().join(Path::new(cfg).file_stem().unwrap());
         let o = tern_in(
@@ -317,6 +322,11 @@ fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
             serde_json::from_str(&std::fs::read_to_string(out.join("regmap.json")).unwrap())
                 .unwrap();
         assert_eq!(json["registers"][3]["name"], "ISR");
+        assert_eq!(
+            md.contains("| SEQ_LEN |"),
+            cfg.contains("attention"),
+            "{md}"
+        );
         let o = tern_in(
             &default_cache_root(),
             &[],
@@ -325,14 +335,21 @@ fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
         assert!(o.status.success(), "{cfg}: {}", text(&o));
         assert!(text(&o).contains("lint clean"), "{}", text(&o));
     }
-    // Attention has no top yet: a clear refusal.
+    // An attention engine whose keys are narrower than the bus: a clear refusal.
+    let narrow = dir.path().join("narrow.toml");
+    let text_of = std::fs::read_to_string(
+        Path::new(env!("CARGO_MANIFEST_DIR")).join("examples/attention_decode.toml"),
+    )
+    .unwrap()
+    .replace("head_dim = 64", "head_dim = 16");
+    std::fs::write(&narrow, text_of).unwrap();
     let o = tern_in(
         &default_cache_root(),
         &[],
         &[
             "gen",
             "--config",
-            "examples/attention_decode.toml",
+            narrow.to_str().unwrap(),
             "--out",
             dir.path().join("a").to_str().unwrap(),
             "--top",
@@ -340,8 +357,98 @@ fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
     );
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("attention has no top yet"),
+        text(&o).contains("attention.head_dim = 16 bytes per key"),
         "{}",
         text(&o)
     );
+}
+
+/// Attention through `tern serve` and `tern run`: the prefill example over a Unix
+/// socket, then in process with `--out`; the written queries, keys and values fed back
+/// with `--activations/--keys/--values` give the same results.
+#[test]
+fn tern_run_attention_over_a_socket_and_from_its_own_files() {
+    use tern_host::npy;
+    const ATTENTION: &str = "examples/attention_prefill.toml";
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("attention.sock");
+    let daemon = Daemon::start_with(ATTENTION, &format!("unix:{}", sock.display()));
+    let attention = |uri: &str, extra: &[&str]| {
+        let mut args = vec!["run", "--board-uri", uri, "--config", ATTENTION];
+        args.extend_from_slice(extra);
+        tern_in(&default_cache_root(), &[], &args)
+    };
+    let o = attention(&daemon.bound, &["--seed", "3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("16 causal row(s)"), "{}", text(&o));
+    assert!(text(&o).contains("check      bit-exact"), "{}", text(&o));
+    let (status, log) = daemon.stop();
+    assert!(status.success(), "{log}");
+
+    let first = dir.path().join("first");
+    let o = attention("sim:", &["--seed", "3", "--out", first.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let record: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(first.join("run.json")).unwrap()).unwrap();
+    assert_eq!(record["format"], "tern-run-attention/1");
+    assert_eq!(record["bit_exact"], true);
+    assert_eq!(
+        (record["seq_len"].as_u64(), record["queries"].as_u64()),
+        (Some(128), Some(16))
+    );
+    let results = npy::read(&first.join("results.npy")).unwrap();
+    assert_eq!(results.shape, vec![16, 128]);
+    assert!(results.values.iter().any(|&v| v != 0), "all-zero outputs");
+    let again = dir.path().join("again");
+    let file = |name: &str| first.join(name).display().to_string();
+    let o = attention(
+        "sim:",
+        &[
+            "--activations",
+            &file("queries.npy"),
+            "--keys",
+            &file("keys.npy"),
+            "--values",
+            &file("values.npy"),
+            "--out",
+            again.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert_eq!(
+        npy::read(&again.join("results.npy")).unwrap().values,
+        results.values,
+        "the same inputs from files give the same results"
+    );
+    // A short cache from files (16 keys for the 16 causal rows) runs; keys of the wrong
+    // width are named.
+    let o = attention(
+        "sim:",
+        &[
+            "--keys",
+            &file("queries.npy"),
+            "--values",
+            &file("results.npy"),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("against 16 keys"), "{}", text(&o));
+    let narrow = dir.path().join("narrow.npy");
+    npy::write(&narrow, npy::Dtype::I8, &[4, 64], &[1; 256]).unwrap();
+    let o = attention(
+        "sim:",
+        &[
+            "--keys",
+            narrow.to_str().unwrap(),
+            "--values",
+            narrow.to_str().unwrap(),
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("shape [4, 64]"),
+        "{}",
+        text(&o)
+    );
+    let o = attention("sim:", &["--keys", &file("golden.npy")]);
+    assert!(!o.status.success(), "--keys without --values: {}", text(&o));
 }

@@ -13,37 +13,9 @@ use std::time::{Duration, Instant};
 
 use tern_flows::board::{bandwidth_bound, golden, memory_model, random_layer};
 use tern_hdl::Config;
-use tern_host::sim::SimBoard;
-use tern_host::{Device, OpenOptions, Result, Transport};
+use tern_host::sim::{SharedBoard, SimBoard};
+use tern_host::{Device, OpenOptions};
 use tern_sim::verilator::ModelCache;
-
-/// The board shared between the `Device` and the bench, which reads the DDR model's
-/// traffic counters after each run.
-struct Shared(Rc<RefCell<SimBoard>>);
-
-impl Transport for Shared {
-    fn info(&mut self) -> Result<tern_host::transport::Info> {
-        self.0.borrow_mut().info()
-    }
-    fn read32(&mut self, offset: u64) -> Result<u32> {
-        self.0.borrow_mut().read32(offset)
-    }
-    fn write32(&mut self, offset: u64, value: u32) -> Result<()> {
-        self.0.borrow_mut().write32(offset, value)
-    }
-    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<()> {
-        self.0.borrow_mut().dma_write(addr, data)
-    }
-    fn dma_read(&mut self, addr: u64, out: &mut [u8]) -> Result<()> {
-        self.0.borrow_mut().dma_read(addr, out)
-    }
-    fn wait_irq(&mut self, mask: u32, timeout: Duration) -> Result<u32> {
-        self.0.borrow_mut().wait_irq(mask, timeout)
-    }
-    fn reset(&mut self) -> Result<()> {
-        self.0.borrow_mut().reset()
-    }
-}
 
 fn config(name: &str, g: usize, p: usize, q: usize, tb: usize, bus: usize, mk: usize) -> Config {
     let text = format!(
@@ -90,7 +62,7 @@ fn main() {
             run_timeout: Duration::from_secs(600),
             ..OpenOptions::default()
         };
-        let mut dev = Device::attach(Box::new(Shared(board.clone())), &cfg, &opts).unwrap();
+        let mut dev = Device::attach(Box::new(SharedBoard(board.clone())), &cfg, &opts).unwrap();
         for tokens in [1usize, 8] {
             let (w, x) = random_layer(&cfg, tokens, 1, None);
             dev.load_weights(&w).unwrap();

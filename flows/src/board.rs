@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 
+use tern_hdl::config::TopConfig;
 use tern_hdl::{Config, DesignConfig};
 use tern_host::server::{serve, Listen, ServeOptions};
 use tern_host::sim::SimBoard;
@@ -38,9 +39,17 @@ pub fn matmul_config(path: &Path) -> Result<Config> {
     match DesignConfig::from_path(path)? {
         DesignConfig::Matmul(cfg) => Ok(cfg),
         DesignConfig::Attention(_) => bail!(
-            "{}: boards carry the matmul engine's accelerator top; attention has no top yet",
+            "{}: an attention config, where a matmul layer is needed",
             path.display()
         ),
+    }
+}
+
+/// The `[top]` and board of either kind of config.
+fn top_and_board(cfg: &DesignConfig) -> (&TopConfig, Option<&String>) {
+    match cfg {
+        DesignConfig::Matmul(c) => (&c.top, c.board.as_ref()),
+        DesignConfig::Attention(c) => (&c.top, c.board.as_ref()),
     }
 }
 
@@ -55,8 +64,14 @@ pub const DDR_READS_AHEAD: u32 = 16;
 /// the board's clock and the assumed latency from the config's board (no board: a
 /// memory that keeps up with any bus). The description says which.
 pub fn memory_model(cfg: &Config) -> Result<(MemoryModel, String)> {
-    let bytes = cfg.top.memory_bytes();
-    let Some(name) = &cfg.board else {
+    memory_model_for(&DesignConfig::Matmul(cfg.clone()))
+}
+
+/// [`memory_model`] for either kind of config.
+pub fn memory_model_for(cfg: &DesignConfig) -> Result<(MemoryModel, String)> {
+    let (top, board) = top_and_board(cfg);
+    let bytes = top.memory_bytes();
+    let Some(name) = board else {
         return Ok((
             MemoryModel::ideal(bytes),
             "ideal memory (the config names no board)".into(),
@@ -66,7 +81,7 @@ pub fn memory_model(cfg: &Config) -> Result<(MemoryModel, String)> {
     if bytes > board.memory.bytes {
         bail!(
             "top.memory_mib = {} is more than the {} bytes of {} on {}",
-            cfg.top.memory_mib,
+            top.memory_mib,
             board.memory.bytes,
             board.memory.kind,
             board.name
@@ -102,12 +117,12 @@ pub fn serve_command(
     opts: &ServeOptions,
     waveform: Option<&Path>,
 ) -> Result<()> {
-    let cfg = matmul_config(config)?;
+    let cfg = DesignConfig::from_path(config)?;
     let listen = Listen::parse(listen)?;
     eprintln!("building the Verilator model of the accelerator top (cached after the first time)");
-    let (memory, memory_text) = memory_model(&cfg)?;
+    let (memory, memory_text) = memory_model_for(&cfg)?;
     eprintln!("memory: {memory_text}");
-    let mut board = SimBoard::new(&cfg, &ModelCache::default(), waveform, Some(memory))?;
+    let mut board = SimBoard::for_design(&cfg, &ModelCache::default(), waveform, Some(memory))?;
     let info = board.info()?;
     install_signal_handlers();
     let t0 = Instant::now();
@@ -163,24 +178,45 @@ pub struct RunArgs {
     pub seed: u64,
     pub weights: Option<PathBuf>,
     pub activations: Option<PathBuf>,
+    /// Attention only: the KV cache's keys and values (.npy, (seq_len, head_dim)).
+    pub keys: Option<PathBuf>,
+    pub values: Option<PathBuf>,
     pub out: Option<PathBuf>,
     pub timeout: Duration,
     pub board_wait: Duration,
 }
 
-fn mb_per_s(bytes: u64, d: Duration) -> f64 {
+pub(crate) fn mb_per_s(bytes: u64, d: Duration) -> f64 {
     bytes as f64 / 1e6 / d.as_secs_f64().max(1e-9)
 }
 
 /// Activations from a `.npy` file: int8 values (any integer dtype within range), shape
 /// `(tokens, K)` or `(K,)`; token-major.
 pub fn read_activations(path: &Path, k: usize) -> Result<Vec<i8>> {
+    read_int8_rows(
+        path,
+        ("activations", "token"),
+        "the config's layer takes (tokens, K",
+        k,
+    )
+}
+
+/// Rows of `width` int8 values from a `.npy` file (any integer dtype within range), shape
+/// `(rows, width)` or `(width,)`; row-major. `what` (the file, a row) and `takes` name
+/// them in errors.
+pub fn read_int8_rows(
+    path: &Path,
+    (what, unit): (&str, &str),
+    takes: &str,
+    width: usize,
+) -> Result<Vec<i8>> {
+    let k = width;
     let a = tern_host::npy::read(path)?;
     let tokens = match a.shape[..] {
         [kk] if kk == k => 1,
         [t, kk] if kk == k && t > 0 => t,
         _ => bail!(
-            "activations file {}: shape {:?}, but the config's layer takes (tokens, K = {k}) or (K,)",
+            "{what} file {}: shape {:?}, but {takes} = {k}) or ({k},)",
             path.display(),
             a.shape
         ),
@@ -189,7 +225,7 @@ pub fn read_activations(path: &Path, k: usize) -> Result<Vec<i8>> {
     for (i, &v) in a.values.iter().enumerate() {
         let Ok(byte) = i8::try_from(v) else {
             bail!(
-                "activations file {}: value {v} at token {}, column {} is outside int8 (-128..=127)",
+                "{what} file {}: value {v} at {unit} {}, column {} is outside int8 (-128..=127)",
                 path.display(),
                 i / k,
                 i % k
@@ -225,7 +261,16 @@ struct RunRecord<'a> {
 }
 
 pub fn run_command(a: &RunArgs) -> Result<()> {
-    let cfg = matmul_config(&a.config)?;
+    let cfg = match DesignConfig::from_path(&a.config)? {
+        DesignConfig::Matmul(cfg) => cfg,
+        DesignConfig::Attention(cfg) => return crate::attention_run::run(a, &cfg),
+    };
+    if a.keys.is_some() || a.values.is_some() {
+        bail!(
+            "--keys and --values are for attention configs; {} is a matmul layer",
+            a.config.display()
+        );
+    }
     let (m, k) = (cfg.workload.m, cfg.workload.k);
     let given_x = match &a.activations {
         Some(path) => Some(read_activations(path, k)?),

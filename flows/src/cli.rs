@@ -244,7 +244,8 @@ enum Command {
         #[arg(long)]
         waveform: Option<PathBuf>,
     },
-    /// Run a ternary layer on a board and check it against the golden model.
+    /// Run a ternary layer (or, for an attention config, attention against a KV cache) on
+    /// a board and check it against the golden model.
     Run {
         /// sim:, unix:PATH, tcp:HOST:PORT, xdma:/dev/xdma0 or usb:VID:PID.
         #[arg(long)]
@@ -261,9 +262,16 @@ enum Command {
         #[arg(long)]
         weights: Option<PathBuf>,
         /// Activations from a .npy file (int8, or int32/int64 within -128..=127; shape
-        /// (tokens, K) or (K,)) instead of random ones.
+        /// (tokens, K) or (K,)) instead of random ones. Attention: the queries, shape
+        /// (queries, head_dim).
         #[arg(long)]
         activations: Option<PathBuf>,
+        /// Attention: the KV cache's keys from a .npy file, shape (seq_len, head_dim).
+        #[arg(long, requires = "values")]
+        keys: Option<PathBuf>,
+        /// Attention: the KV cache's values, shape (seq_len, head_dim).
+        #[arg(long, requires = "keys")]
+        values: Option<PathBuf>,
         /// Write the run's inputs, results, golden results (.npy) and a run.json here
         /// (docs/files.md).
         #[arg(long)]
@@ -771,6 +779,8 @@ pub fn main() -> Result<()> {
             seed,
             weights,
             activations,
+            keys,
+            values,
             out,
             timeout,
             board_wait,
@@ -781,6 +791,8 @@ pub fn main() -> Result<()> {
             seed,
             weights,
             activations,
+            keys,
+            values,
             out,
             timeout: std::time::Duration::from_secs(timeout),
             board_wait: std::time::Duration::from_secs(board_wait),

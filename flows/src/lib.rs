@@ -1,6 +1,7 @@
 //! tern-flows: the flows behind the `tern` command (gen, lint, cosim, demo, boards, synth, pnr, sweep, area).
 
 pub mod area;
+pub mod attention_run;
 pub mod board;
 pub mod cli;
 pub mod cosim;

@@ -180,3 +180,32 @@ impl Transport for SimBoard {
         Ok(())
     }
 }
+
+/// A simulated board shared between a `Device` (which owns its transport) and the code
+/// that reads the board's own counters (clocks, DDR traffic) around the device's calls:
+/// benchmarks use it.
+pub struct SharedBoard(pub std::rc::Rc<std::cell::RefCell<SimBoard>>);
+
+impl Transport for SharedBoard {
+    fn info(&mut self) -> Result<Info> {
+        self.0.borrow_mut().info()
+    }
+    fn read32(&mut self, offset: u64) -> Result<u32> {
+        self.0.borrow_mut().read32(offset)
+    }
+    fn write32(&mut self, offset: u64, value: u32) -> Result<()> {
+        self.0.borrow_mut().write32(offset, value)
+    }
+    fn dma_write(&mut self, addr: u64, data: &[u8]) -> Result<()> {
+        self.0.borrow_mut().dma_write(addr, data)
+    }
+    fn dma_read(&mut self, addr: u64, out: &mut [u8]) -> Result<()> {
+        self.0.borrow_mut().dma_read(addr, out)
+    }
+    fn wait_irq(&mut self, mask: u32, timeout: Duration) -> Result<u32> {
+        self.0.borrow_mut().wait_irq(mask, timeout)
+    }
+    fn reset(&mut self) -> Result<()> {
+        self.0.borrow_mut().reset()
+    }
+}

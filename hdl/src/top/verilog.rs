@@ -515,7 +515,9 @@ const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -----
     reg [31:0] act_chunk;
     wire act_block_last = act_in_block == 32'd{{QUERY_BLOCK_LAST}} || act_row + 32'd1 == arg_tokens;
     wire [15:0] act_visible;
+    /* verilator lint_off UNUSEDSIGNAL */ // kv_len < 2^15: its top bit is the block flag's
     wire [15:0] act_kv_len;
+    /* verilator lint_on UNUSEDSIGNAL */
     {{TOP}}_row_schedule #(.TILE_LAST({{TILE_LAST}})) act_schedule (
         .row(act_row), .first(arg_first_position), .seq_len(arg_seq_len[15:0]),
         .causal(arg_causal[0]), .visible(act_visible), .kv_len(act_kv_len)
