@@ -142,22 +142,41 @@ fn cycles() {
 
 fn storage() {
     println!("## Attention on-chip storage (bits, from the generated design's manifest)\n");
-    println!("| d | Bc | query | scores | accumulators | total |");
-    println!("|---|---|---|---|---|---|");
+    println!("| d | Bc | query_block | query | scores | accumulators | tile buffer | row state | total |");
+    println!("|---|---|---|---|---|---|---|---|---|");
+    let mut rows = vec![];
     for d in [64, 128] {
         for tile in [16, 32, 64, 128] {
-            let design = generate_attention(&config(d, 16, tile, "decode", false, 256, 1)).unwrap();
-            let m = &design.manifest.memory_bits;
-            println!(
-                "| {d} | {tile} | {} | {} | {} | {} |",
-                m["query"],
-                m["scores"],
-                m["accumulators"],
-                design.manifest.total_memory_bits()
-            );
+            rows.push((d, tile, 1));
+        }
+        for block in [4, 16] {
+            rows.push((d, 32, block));
         }
     }
-    println!("\nStorage grows with Bc (scores) and d (query, accumulators), never with the sequence length.\n");
+    for (d, tile, block) in rows {
+        let base = config(d, 16, tile, "decode", false, 256, 1);
+        let text = base.to_toml().replace(
+            "[attention]\n",
+            &format!("[attention]\nquery_block = {block}\n"),
+        );
+        let cfg = AttentionConfig::from_toml(&text, "bench").unwrap();
+        let design = generate_attention(&cfg).unwrap();
+        let m = &design.manifest.memory_bits;
+        println!(
+            "| {d} | {tile} | {block} | {} | {} | {} | {} | {} | {} |",
+            m["query"],
+            m["scores"],
+            m["accumulators"],
+            m["tile_buffer"],
+            m["row_state"],
+            design.manifest.total_memory_bits()
+        );
+    }
+    println!(
+        "\nStorage grows with Bc (scores) and d (query, accumulators), and with the rows kept per \
+         pass (query_block: queries, accumulators, row state; the tile buffer appears at 2 rows), \
+         never with the sequence length.\n"
+    );
 }
 
 fn main() {

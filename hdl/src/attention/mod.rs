@@ -145,6 +145,7 @@ pub struct AttentionEngine<const BUS: usize, const ACCW: usize> {
     wgt_fire: Signal<Local, Bit>,
     kv_fire: Signal<Local, Bit>,
     kv_word: Signal<Local, Bits<BUS>>,
+    fetch_order: Signal<Local, Bits<16>>,
     order_row: Signal<Local, Bits<16>>,
     saved_max: Signal<Local, Bits<32>>,
     saved_sum: Signal<Local, Bits<32>>,
@@ -245,6 +246,7 @@ impl<const BUS: usize, const ACCW: usize> AttentionEngine<BUS, ACCW> {
             wgt_fire: Default::default(),
             kv_fire: Default::default(),
             kv_word: Default::default(),
+            fetch_order: Default::default(),
             order_row: Default::default(),
             saved_max: Default::default(),
             saved_sum: Default::default(),
@@ -354,12 +356,21 @@ impl<const BUS: usize, const ACCW: usize> Logic for AttentionEngine<BUS, ACCW> {
         self.score_memory.read_address.next = self.key.q.val() + 1;
         self.tile_buffer.write_address.next = self.tile_address.q.val();
         self.tile_buffer.read_address.next = self.tile_address.q.val();
+        // The pass whose row the row memories read: this one, or while a row's state is
+        // saved, the next (registered reads: its state is there the clock after).
+        self.fetch_order.next = self.order.q.val();
+        if self.state.q.val() == Phase::RowSave {
+            self.fetch_order.next = self.order.q.val() + 1;
+            if self.order.q.val() + 1 == self.rows_in_block.q.val() {
+                self.fetch_order.next = 0.into();
+            }
+        }
         // The row a tile pass serves: the streaming row first, then the others in order.
-        self.order_row.next = self.order.q.val();
-        if self.order.q.val() == 0 {
+        self.order_row.next = self.fetch_order.val();
+        if self.fetch_order.val() == 0 {
             self.order_row.next = self.stream_row.q.val();
-        } else if self.order.q.val() <= self.stream_row.q.val() {
-            self.order_row.next = self.order.q.val() - 1;
+        } else if self.fetch_order.val() <= self.stream_row.q.val() {
+            self.order_row.next = self.fetch_order.val() - 1;
         }
         // Rows leave in order: the output phases read row `order`.
         if (self.state.q.val() == Phase::OutFetch) | (self.state.q.val() == Phase::OutSelect) {
@@ -486,7 +497,16 @@ impl<const BUS: usize, const ACCW: usize> Logic for AttentionEngine<BUS, ACCW> {
                             | (self.row.q.val() + 1 == self.query_block.val())
                         {
                             self.rows_in_block.d.next = self.row.q.val() + 1;
-                            if self.block_kv.q.val() == 0 {
+                            if self.row.q.val() == 0 {
+                                // A row alone keeps its state in the registers: no
+                                // fetch, select or save around its tiles.
+                                self.streaming.d.next = true;
+                                if self.block_kv.q.val() == 0 {
+                                    self.state.d.next = Phase::Finish;
+                                } else {
+                                    self.state.d.next = Phase::TileStart;
+                                }
+                            } else if self.block_kv.q.val() == 0 {
                                 self.state.d.next = Phase::OutFetch;
                             } else {
                                 self.state.d.next = Phase::RowFetch;
@@ -626,7 +646,16 @@ impl<const BUS: usize, const ACCW: usize> Logic for AttentionEngine<BUS, ACCW> {
                         }
                         if self.key.q.val() + 1 == self.tile_len.q.val() {
                             self.key.d.next = 0.into();
-                            self.state.d.next = Phase::RowSave;
+                            if self.rows_in_block.q.val() == 1 {
+                                self.tile_base.d.next = self.tile_base.q.val() + self.tile.val();
+                                if self.tile_len.q.val() == self.remaining.val() {
+                                    self.state.d.next = Phase::Finish;
+                                } else {
+                                    self.state.d.next = Phase::TileStart;
+                                }
+                            } else {
+                                self.state.d.next = Phase::RowSave;
+                            }
                         } else {
                             self.key.d.next = self.key.q.val() + 1;
                         }
@@ -641,7 +670,8 @@ impl<const BUS: usize, const ACCW: usize> Logic for AttentionEngine<BUS, ACCW> {
                 self.row_span_memory.write_enable.next = true;
                 self.row_base_memory.write_enable.next = true;
                 self.streaming.d.next = false;
-                self.state.d.next = Phase::RowFetch;
+                // The next pass's row is read this clock (see `fetch_order`).
+                self.state.d.next = Phase::RowSelect;
                 if self.order.q.val() + 1 == self.rows_in_block.q.val() {
                     self.order.d.next = 0.into();
                     self.tile_base.d.next = self.tile_base.q.val() + self.tile.val();
