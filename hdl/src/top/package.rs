@@ -124,4 +124,29 @@ mod tests {
         assert!(xml.contains("dataWidth=\"256\""), "{xml}");
         assert_eq!(xml.matches("<arg ").count(), 4);
     }
+
+    #[test]
+    fn an_attention_kernel_lists_its_own_arguments() {
+        let cfg = crate::AttentionConfig::from_toml(
+            "[attention]\nhead_dim = 64\nmacs = 16\ntile = 32\nmax_seq_len = 512\nmode = \"decode\"\n\
+             [attention.quant]\nscale_q = 0.05\nscale_k = 0.05\nscale_v = 0.02\nscale_out = 0.02\n\
+             [workload]\nseq_len = 40\nqueries = 1\n",
+            "test",
+        )
+        .unwrap();
+        let layout = TopLayout::Attention(crate::top::KvCacheLayout::of(&cfg).unwrap());
+        let xml = kernel_xml(&layout);
+        for (name, offset) in [
+            ("seq_len", 0x48),
+            ("first_position", 0x50),
+            ("causal", 0x58),
+        ] {
+            let line = xml
+                .lines()
+                .find(|l| l.contains(&format!("name=\"{name}\"")))
+                .unwrap_or_else(|| panic!("{name}: {xml}"));
+            assert!(line.contains(&format!("offset=\"0x{offset:x}\"")), "{line}");
+        }
+        assert_eq!(xml.matches("<arg ").count(), 7);
+    }
 }

@@ -127,6 +127,12 @@ fn shape(layout: &TopLayout) -> Shape {
                 ("WEIGHTS_BYTES", format!("66'd{}", l.weight_region_bytes())),
                 ("BAD_LENGTH", "1'b0".into()),
                 ("ACT_POP", "act_ready && act_feeding".into()),
+                // The whole weight region once per block of tokens.
+                ("WGT_LOAD", "start".into()),
+                ("WGT_BASE", "arg_weights".into()),
+                ("WGT_REGION", "32'd{{WGT_REGION_BEATS}}".into()),
+                ("WGT_UNITS", "arg_tokens".into()),
+                ("WGT_STEP", "32'd{{TB}}".into()),
                 (
                     "WGT_REGION_BEATS",
                     (l.weight_region_bytes() / l.bus_bytes).to_string(),
@@ -179,6 +185,15 @@ fn shape(layout: &TopLayout) -> Shape {
                         ),
                     ),
                     ("ACT_POP", "act_ready && act_feeding && !act_header".into()),
+                    // The regions the KV-cache walk hands over, each once.
+                    (
+                        "WGT_LOAD",
+                        "kv_next && kv_region_beats != 32'd0".into(),
+                    ),
+                    ("WGT_BASE", "kv_region_at".into()),
+                    ("WGT_REGION", "kv_region_beats".into()),
+                    ("WGT_UNITS", "32'd1".into()),
+                    ("WGT_STEP", "32'd1".into()),
                     ("TILE_LAST", (l.tile - 1).to_string()),
                     ("LOG_TILE", log_tile.to_string()),
                     (
@@ -357,26 +372,6 @@ fn unfilled(t: &str) -> Option<&str> {
 const MATMUL_WGT_READER: &str = r#"    /* verilator lint_off UNUSEDSIGNAL */ // the weights are one region
     wire        wgt_walking;
     /* verilator lint_on UNUSEDSIGNAL */
-    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) wgt_reader (
-        .clk(ap_clk),
-        .rst(rst),
-        .start(start),
-        .stop(aborting),
-        .load(start),
-        .base(arg_weights),
-        .region_beats(32'd{{WGT_REGION_BEATS}}),
-        .units(arg_tokens),
-        .step(32'd{{TB}}),
-        .buffered(wgt_buffered),
-        .returned(r_wgt),
-        .req(wgt_req),
-        .req_addr(wgt_req_addr),
-        .req_len(wgt_req_len),
-        .take(wgt_take),
-        .idle(wgt_req_idle),
-        .walking(wgt_walking)
-    );
-
 "#;
 
 const MATMUL_FEED: &str = r#"    // ---- the engine's two input streams -------------------------------------------
@@ -482,25 +477,6 @@ const ATTENTION_WGT_READER: &str = r#"    // The KV cache walk: block after bloc
             end
         end
     end
-    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) wgt_reader (
-        .clk(ap_clk),
-        .rst(rst),
-        .start(start),
-        .stop(aborting),
-        .load(kv_next && kv_region_beats != 32'd0),
-        .base(kv_region_at),
-        .region_beats(kv_region_beats),
-        .units(32'd1),
-        .step(32'd1),
-        .buffered(wgt_buffered),
-        .returned(r_wgt),
-        .req(wgt_req),
-        .req_addr(wgt_req_addr),
-        .req_len(wgt_req_len),
-        .take(wgt_take),
-        .idle(wgt_req_idle),
-        .walking(wgt_walking)
-    );
 "#;
 
 const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -------------------------------------------
@@ -870,7 +846,26 @@ module {{TOP}} (
         .idle(act_req_idle),
         .walking(act_walking)
     );
-{{WGT_READER}}
+{{WGT_READER}}    {{TOP}}_reader #(.BA({{BA}}), .BURST({{BURST}}), .DEPTH({{RD_DEPTH}}), .CW({{RD_AW}} + 2)) wgt_reader (
+        .clk(ap_clk),
+        .rst(rst),
+        .start(start),
+        .stop(aborting),
+        .load({{WGT_LOAD}}),
+        .base({{WGT_BASE}}),
+        .region_beats({{WGT_REGION}}),
+        .units({{WGT_UNITS}}),
+        .step({{WGT_STEP}}),
+        .buffered(wgt_buffered),
+        .returned(r_wgt),
+        .req(wgt_req),
+        .req_addr(wgt_req_addr),
+        .req_len(wgt_req_len),
+        .take(wgt_take),
+        .idle(wgt_req_idle),
+        .walking(wgt_walking)
+    );
+
     // ---- read buffers and gearboxes: bus words -> engine beats -------------------
     wire              act_word_valid;
     wire [{{DW_HI}}:0] act_word;
