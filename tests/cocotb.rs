@@ -4,6 +4,8 @@
 //! packs weights and activations from docs/streams.md itself, computes y = W·x with NumPy,
 //! and pauses every channel of both AXI ports at random. Simulated with Icarus Verilog.
 //!
+//! The attention top has a testbench of its own (`test_tern_attention_top.py`).
+//!
 //! Needs python3 with cocotb, cocotbext-axi and numpy (scripts/setup.sh installs them);
 //! without them this test fails, saying so.
 
@@ -38,20 +40,7 @@ fn params(cfg: &Config) -> String {
 
 #[test]
 fn the_top_passes_the_cocotb_axi_testbench() {
-    let probe = Command::new("python3")
-        .args([
-            "-c",
-            "import cocotb, cocotbext.axi, numpy, cocotb_tools.runner",
-        ])
-        .output();
-    let have = probe.as_ref().is_ok_and(|o| o.status.success());
-    assert!(
-        have,
-        "python3 with cocotb, cocotbext-axi and numpy is needed for this test (run scripts/setup.sh): {}",
-        probe
-            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
-            .unwrap_or_else(|e| e.to_string())
-    );
+    need_cocotb();
     let top = |bus_bits| TopConfig {
         bus_bits,
         burst_beats: 4,
@@ -108,30 +97,125 @@ fn the_top_passes_the_cocotb_axi_testbench() {
     ];
     // Kept when a case fails, so the rerun command in the message works.
     let dir = tempfile::tempdir().unwrap().keep();
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/cocotb/run_top.py");
     for (i, (builder, seed, pause)) in cases.into_iter().enumerate() {
         let cfg = builder.build().unwrap();
         let out = dir.join(format!("top{i}"));
         let design = tern_hdl::top::generate_top(&cfg).unwrap();
         tern_hdl::top::write_top(&design, &out).unwrap();
-        let o = Command::new("python3")
-            .arg(&script)
-            .args(["--dir", out.to_str().unwrap(), "--params", &params(&cfg)])
-            .args(["--seed", &seed.to_string(), "--pause", &pause.to_string()])
-            .output()
-            .unwrap();
-        let log = text(&o);
-        let failure = log
-            .lines()
-            .filter(|l| l.contains("Error") || l.contains("FAIL") || l.contains("first difference"))
-            .collect::<Vec<_>>()
-            .join("\n");
-        assert!(
-            o.status.success() && log.contains("bit-exact:"),
-            "cocotb case {i} (config {}, seed {seed}, pause {pause}%) failed:\n{failure}\n(full log: rerun `python3 sim/cocotb/run_top.py --dir {} --params '{}' --seed {seed} --pause {pause}`)",
-            cfg.to_toml().replace('\n', " "),
-            out.display(),
-            params(&cfg)
+        run_case(
+            &out,
+            "test_tern_top",
+            &params(&cfg),
+            (seed, pause),
+            &format!("case {i} (config {})", cfg.to_toml().replace('\n', " ")),
+        );
+    }
+    std::fs::remove_dir_all(&dir).unwrap();
+}
+
+/// Fail, saying what to install, when python3 lacks cocotb, cocotbext-axi or numpy.
+fn need_cocotb() {
+    let probe = Command::new("python3")
+        .args([
+            "-c",
+            "import cocotb, cocotbext.axi, numpy, cocotb_tools.runner",
+        ])
+        .output();
+    let have = probe.as_ref().is_ok_and(|o| o.status.success());
+    assert!(
+        have,
+        "python3 with cocotb, cocotbext-axi and numpy is needed for this test (run scripts/setup.sh): {}",
+        probe
+            .map(|o| String::from_utf8_lossy(&o.stderr).into_owned())
+            .unwrap_or_else(|e| e.to_string())
+    );
+}
+
+/// Run the testbench `test` on the top generated in `out`, with `params` (JSON), and
+/// expect every check to pass; a failure names `what` and the rerun command.
+fn run_case(out: &Path, test: &str, params: &str, (seed, pause): (u64, u32), what: &str) {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("sim/cocotb/run_top.py");
+    let o = Command::new("python3")
+        .arg(&script)
+        .args([
+            "--dir",
+            out.to_str().unwrap(),
+            "--params",
+            params,
+            "--test",
+            test,
+        ])
+        .args(["--seed", &seed.to_string(), "--pause", &pause.to_string()])
+        .output()
+        .unwrap();
+    let log = text(&o);
+    let failure = log
+        .lines()
+        .filter(|l| {
+            l.contains("Error")
+                || l.contains("FAIL")
+                || l.contains("difference")
+                || l.contains("differs")
+        })
+        .collect::<Vec<_>>()
+        .join("\n");
+    assert!(
+        o.status.success() && log.contains("bit-exact:"),
+        "cocotb {what}, seed {seed}, pause {pause}% failed:\n{failure}\n(full log: rerun `python3 sim/cocotb/run_top.py --dir {} --params '{params}' --test {test} --seed {seed} --pause {pause}`)",
+        out.display(),
+    );
+}
+
+/// The attention top under its own cocotb testbench (sim/cocotb/test_tern_attention_top.py):
+/// the KV cache laid out in AxiRam from docs/top.md, every row recomputed in Python from
+/// the integer contract, random pauses on every channel; decode, and causal prefill on an
+/// engine that keeps 4 rows per pass (which the testbench does not know about).
+#[test]
+fn the_attention_top_passes_its_cocotb_testbench() {
+    need_cocotb();
+    // (d, macs, tile, L, rows, causal, query_block, bus_bits, seed, pause)
+    let cases = [
+        (32, 8, 8, 21, 1, false, 1, 128, 11u64, 30u32),
+        (32, 16, 4, 19, 6, true, 4, 64, 12, 20),
+    ];
+    let dir = tempfile::tempdir().unwrap().keep();
+    for (i, (d, macs, tile, l, rows, causal, block, bus, seed, pause)) in
+        cases.into_iter().enumerate()
+    {
+        let mut cfg = tern_hdl::AttentionConfig::from_toml(
+            &format!(
+                "[attention]\nhead_dim = {d}\nmacs = {macs}\ntile = {tile}\nmax_seq_len = 64\n\
+                 mode = \"{}\"\ncausal = {causal}\nquery_block = {block}\n\
+                 [attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\nscale_out = 0.03\n\
+                 [workload]\nseq_len = {l}\nqueries = {rows}\n",
+                if causal { "prefill" } else { "decode" }
+            ),
+            "cocotb case",
+        )
+        .unwrap();
+        cfg.top = TopConfig {
+            bus_bits: bus,
+            burst_beats: 4,
+            reads_in_flight: 2,
+            memory_mib: 1,
+        };
+        let out = dir.join(format!("attention{i}"));
+        let top = tern_hdl::top::generate_top_any(&cfg.clone().into()).unwrap();
+        tern_hdl::top::write_top(&top, &out).unwrap();
+        let params = serde_json::json!({
+            "d": d, "macs": macs, "tile": tile, "L": l, "rows": rows,
+            "causal": causal, "bus_bits": bus,
+        })
+        .to_string();
+        run_case(
+            &out,
+            "test_tern_attention_top",
+            &params,
+            (seed, pause),
+            &format!(
+                "attention case {i} (config {})",
+                cfg.to_toml().replace('\n', " ")
+            ),
         );
     }
     std::fs::remove_dir_all(&dir).unwrap();

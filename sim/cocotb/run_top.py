@@ -2,6 +2,8 @@
 test_tern_top.py on it under cocotb. Exit status 0 only if every test passed.
 
     python3 sim/cocotb/run_top.py --dir DIR --params '{"kind": "tlmm", ...}' --seed S --pause P
+
+`--test test_tern_attention_top` runs the attention top's testbench instead.
 """
 
 import argparse
@@ -21,6 +23,7 @@ def main():
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--pause", type=int, default=0)
     ap.add_argument("--build", type=Path, default=None)
+    ap.add_argument("--test", default="test_tern_top")
     a = ap.parse_args()
     json.loads(a.params)  # fail early on bad JSON
     here = Path(__file__).resolve().parent
@@ -30,11 +33,16 @@ def main():
     runner.build(sources=sources, hdl_toplevel="tern_top", build_dir=build, timescale=("1ns", "1ps"), always=True)
     results = runner.test(
         hdl_toplevel="tern_top",
-        test_module="test_tern_top",
+        test_module=a.test,
         test_dir=here,
         build_dir=build,
         results_xml=str(build / "results.xml"),
-        extra_env={"TERN_PARAMS": a.params, "TERN_SEED": str(a.seed), "TERN_PAUSE": str(a.pause)},
+        extra_env={
+            "TERN_PARAMS": a.params,
+            "TERN_SEED": str(a.seed),
+            "TERN_PAUSE": str(a.pause),
+            "TERN_DIR": str(a.dir.resolve()),
+        },
     )
     tree = ET.parse(results)
     cases = tree.findall(".//testcase")
