@@ -360,3 +360,35 @@ fn bad_attention_configs_fail_cleanly_and_write_nothing() {
         assert!(!dir.exists(), "output written for a bad config");
     }
 }
+
+/// `tern model` describes the presets, writes one as TOML, and reads it back from a file;
+/// a config with inconsistent shapes is named key by key.
+#[test]
+fn model_describes_presets_and_reads_its_own_toml() {
+    let o = tern(&["model", "bitnet-2b"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let out = text(&o);
+    assert!(out.contains("20 query / 5 KV heads of 128"), "{out}");
+    assert!(out.contains("gate_proj    6912 x 2560"), "{out}");
+    let dir = tempfile::tempdir().unwrap();
+    let file = dir.path().join("mine.toml");
+    let o = tern(&["model", "tiny", "--toml"]);
+    assert!(o.status.success(), "{}", text(&o));
+    std::fs::write(&file, &o.stdout).unwrap();
+    let o = tern(&["model", file.to_str().unwrap()]);
+    assert!(
+        o.status.success() && text(&o).contains("model      tiny"),
+        "{}",
+        text(&o)
+    );
+    let broken = String::from_utf8(tern(&["model", "tiny", "--toml"]).stdout)
+        .unwrap()
+        .replace("kv_heads = 2", "kv_heads = 3");
+    std::fs::write(&file, broken).unwrap();
+    let o = tern(&["model", file.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && text(&o).contains("`kv_heads` = 3: must divide heads = 4"),
+        "{}",
+        text(&o)
+    );
+}

@@ -69,6 +69,17 @@ enum Command {
     },
     /// List the boards tern knows.
     Boards,
+    /// Describe a BitNet b1.58 model: shapes, the ternary matmuls of a layer, weights,
+    /// packed bytes and KV-cache bytes (a preset: tiny, bitnet-0.73b, bitnet-2b; or a
+    /// model TOML file).
+    Model {
+        /// Preset name or model TOML file.
+        #[arg(default_value = "bitnet-0.73b")]
+        model: String,
+        /// Print the model config as TOML (to start a file of your own from a preset).
+        #[arg(long)]
+        toml: bool,
+    },
     /// Synthesise a design with Yosys for a board: cells, utilisation, fit verdict.
     Synth {
         #[arg(long)]
@@ -527,6 +538,39 @@ pub fn main() -> Result<()> {
             );
         }
         Command::Demo { config, out } => demo::run(&config, &out)?,
+        Command::Model { model, toml } => {
+            let m = tern_model::ModelConfig::resolve(&model)?;
+            if toml {
+                print!("{}", m.to_toml());
+                return Ok(());
+            }
+            println!(
+                "model      {}: hidden {}, {} layers, {} query / {} KV heads of {}, FFN {}, vocab {}, \
+                 RoPE theta {}, norm eps {:e}, up to {} tokens",
+                m.name, m.hidden, m.layers, m.heads, m.kv_heads, m.head_dim, m.ffn, m.vocab,
+                m.rope_theta, m.norm_eps, m.max_seq_len
+            );
+            println!("per layer  ternary matmuls (m x k):");
+            for mm in m.layer_matmuls() {
+                println!("           {:<10} {:>6} x {}", mm.name, mm.m, mm.k);
+            }
+            let ternary = m.ternary_weights();
+            println!(
+                "weights    {:.3} B ternary ({:.1} MB packed at 5 bits per 3 weights, {:.1} MB at 2 bits), \
+                 {:.3} B full precision (embedding{}, norms)",
+                ternary as f64 / 1e9,
+                ternary as f64 * 5.0 / 3.0 / 8.0 / 1e6,
+                ternary as f64 * 2.0 / 8.0 / 1e6,
+                m.float_weights() as f64 / 1e9,
+                if m.tied_embeddings { " = LM head" } else { ", LM head" }
+            );
+            println!(
+                "KV cache   {} bytes per token (int8 K and V, all layers); {:.1} MB at {} tokens",
+                m.kv_bytes_per_token_per_layer() * m.layers as u64,
+                (m.kv_bytes_per_token_per_layer() * (m.layers * m.max_seq_len) as u64) as f64 / 1e6,
+                m.max_seq_len
+            );
+        }
         Command::Boards => {
             println!(
                 "{:<13} {:<20} {:<6} {:>9} {:>9} {:>5} {:>10} {:>10} {:>6} {:>9}  {:<22} {:<19} description",
