@@ -392,3 +392,36 @@ fn model_describes_presets_and_reads_its_own_toml() {
         text(&o)
     );
 }
+
+/// `tern model --write-random` writes a checkpoint in the Hugging Face BitNet layout and
+/// `--checkpoint` reads it back; a truncated weights file is named.
+#[test]
+fn model_checkpoints_are_written_and_read_back() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("tiny");
+    let o = tern(&[
+        "model",
+        "tiny",
+        "--write-random",
+        ck.to_str().unwrap(),
+        "--seed",
+        "9",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tern(&["model", "--checkpoint", ck.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("73728 ternary weights decoded"),
+        "{}",
+        text(&o)
+    );
+    let weights = ck.join("model.safetensors");
+    let bytes = std::fs::read(&weights).unwrap();
+    std::fs::write(&weights, &bytes[..bytes.len() - 100]).unwrap();
+    let o = tern(&["model", "--checkpoint", ck.to_str().unwrap()]);
+    assert!(
+        !o.status.success() && text(&o).contains("not a readable safetensors file"),
+        "{}",
+        text(&o)
+    );
+}

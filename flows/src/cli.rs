@@ -73,12 +73,23 @@ enum Command {
     /// packed bytes and KV-cache bytes (a preset: tiny, bitnet-0.73b, bitnet-2b; or a
     /// model TOML file).
     Model {
-        /// Preset name or model TOML file.
+        /// Preset name, model TOML file, or (with --checkpoint) ignored.
         #[arg(default_value = "bitnet-0.73b")]
         model: String,
         /// Print the model config as TOML (to start a file of your own from a preset).
         #[arg(long)]
         toml: bool,
+        /// Read a Hugging Face BitNet checkpoint directory (config.json and
+        /// model.safetensors), check every weight, and describe it.
+        #[arg(long, conflicts_with = "write_random")]
+        checkpoint: Option<PathBuf>,
+        /// Write a checkpoint of the model with random ternary weights here (the layout
+        /// of microsoft/bitnet-b1.58-2B-4T; docs/files.md).
+        #[arg(long)]
+        write_random: Option<PathBuf>,
+        /// Seed of --write-random.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
     },
     /// Synthesise a design with Yosys for a board: cells, utilisation, fit verdict.
     Synth {
@@ -538,8 +549,34 @@ pub fn main() -> Result<()> {
             );
         }
         Command::Demo { config, out } => demo::run(&config, &out)?,
-        Command::Model { model, toml } => {
-            let m = tern_model::ModelConfig::resolve(&model)?;
+        Command::Model {
+            model,
+            toml,
+            checkpoint,
+            write_random,
+            seed,
+        } => {
+            let m = match &checkpoint {
+                Some(dir) => {
+                    let c = tern_model::checkpoint::Checkpoint::read_hf(dir)?;
+                    println!(
+                        "checkpoint {}: every tensor present with its shape, {} ternary weights decoded",
+                        dir.display(),
+                        c.config.ternary_weights()
+                    );
+                    c.config
+                }
+                None => tern_model::ModelConfig::resolve(&model)?,
+            };
+            if let Some(dir) = &write_random {
+                tern_model::checkpoint::Checkpoint::random(&m, seed).write_hf(dir)?;
+                println!(
+                    "wrote      {} and {} in {} (random weights, seed {seed})",
+                    tern_model::checkpoint::CONFIG_JSON,
+                    tern_model::checkpoint::WEIGHTS_FILE,
+                    dir.display()
+                );
+            }
             if toml {
                 print!("{}", m.to_toml());
                 return Ok(());

@@ -10,6 +10,8 @@
 //! residual); a final RMSNorm and the LM head (full precision, tied to the embedding
 //! where the checkpoint says so).
 
+pub mod checkpoint;
+
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 

@@ -1,0 +1,653 @@
+//! Model weights in the Hugging Face layout of `microsoft/bitnet-b1.58-2B-4T`: a
+//! directory with `config.json` and `model.safetensors` (docs/files.md, "BitNet
+//! checkpoints").
+//!
+//! Each BitLinear weight `model.layers.{i}.{self_attn,mlp}.{name}.weight` is `uint8` of
+//! shape `(m/4, k)`: packed row `r` holds rows `r`, `r + m/4`, `r + m/2` and `r + 3m/4`
+//! in its bit pairs 0–1, 2–3, 4–5 and 6–7 as `w + 1` (so `00` = −1, `01` = 0, `10` = +1;
+//! `11` is not a ternary weight). Its `….weight_scale` (one value) divides the product:
+//! `y = (x_q · w) / (s_x · weight_scale)`. Norm gains, the embedding and an untied LM
+//! head are `bfloat16` or `float32`.
+
+use serde::Deserialize;
+use std::path::{Path, PathBuf};
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+use safetensors::{Dtype, SafeTensors};
+
+use crate::ModelConfig;
+
+pub const CONFIG_JSON: &str = "config.json";
+pub const WEIGHTS_FILE: &str = "model.safetensors";
+/// Ternary values packed per byte.
+const PER_BYTE: usize = 4;
+
+#[derive(Debug, thiserror::Error)]
+pub enum CheckpointError {
+    #[error("{path}: {cause}")]
+    Io {
+        path: String,
+        #[source]
+        cause: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Config { path: String, message: String },
+    #[error("{path}: not a readable safetensors file: {message}")]
+    Format { path: String, message: String },
+    #[error("{path}: tensor `{tensor}` is missing")]
+    Missing { path: String, tensor: String },
+    #[error(
+        "{path}: tensor `{tensor}` has shape {got:?}, but the model config needs {expected:?}"
+    )]
+    Shape {
+        path: String,
+        tensor: String,
+        got: Vec<usize>,
+        expected: Vec<usize>,
+    },
+    #[error("{path}: tensor `{tensor}` is {got}, expected {expected}")]
+    Dtype {
+        path: String,
+        tensor: String,
+        got: String,
+        expected: &'static str,
+    },
+    #[error("{path}: tensor `{tensor}` row {row}, column {col} holds code 0b11, which is not a ternary weight")]
+    NotTernary {
+        path: String,
+        tensor: String,
+        row: usize,
+        col: usize,
+    },
+    #[error("{path}: tensor `{tensor}` is {value}, not a finite scale > 0")]
+    Scale {
+        path: String,
+        tensor: String,
+        value: f32,
+    },
+}
+
+/// A ternary weight matrix with its scale: the real weights are `w / scale`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TernaryMatrix {
+    pub m: usize,
+    pub k: usize,
+    /// Row-major, entries −1, 0, +1.
+    pub w: Vec<i8>,
+    pub scale: f32,
+}
+
+/// One transformer layer's weights (names as in the Hugging Face checkpoint).
+#[derive(Debug, Clone, PartialEq)]
+pub struct LayerWeights {
+    pub input_layernorm: Vec<f32>,
+    /// In the order of [`ModelConfig::layer_matmuls`]: q, k, v, o, gate, up, down.
+    pub matmuls: Vec<TernaryMatrix>,
+    pub attn_sub_norm: Vec<f32>,
+    pub post_attention_layernorm: Vec<f32>,
+    pub ffn_sub_norm: Vec<f32>,
+}
+
+/// A whole model's weights.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Checkpoint {
+    pub config: ModelConfig,
+    /// `vocab × hidden`, row-major.
+    pub embed_tokens: Vec<f32>,
+    pub layers: Vec<LayerWeights>,
+    pub norm: Vec<f32>,
+    /// `vocab × hidden`; `None` when tied to the embedding.
+    pub lm_head: Option<Vec<f32>>,
+}
+
+/// What `config.json` says (the keys tern reads; the rest is ignored).
+#[derive(Debug, Deserialize)]
+struct HfConfig {
+    hidden_size: usize,
+    num_hidden_layers: usize,
+    num_attention_heads: usize,
+    num_key_value_heads: Option<usize>,
+    head_dim: Option<usize>,
+    intermediate_size: usize,
+    vocab_size: usize,
+    #[serde(default = "default_theta")]
+    rope_theta: f64,
+    #[serde(default = "default_eps")]
+    rms_norm_eps: f64,
+    #[serde(default = "default_positions")]
+    max_position_embeddings: usize,
+    #[serde(default)]
+    tie_word_embeddings: bool,
+    #[serde(default)]
+    model_type: String,
+}
+
+fn default_theta() -> f64 {
+    10000.0
+}
+fn default_eps() -> f64 {
+    1e-6
+}
+fn default_positions() -> usize {
+    2048
+}
+
+/// Tensor names of layer `i`'s BitLinear weights, in `layer_matmuls` order.
+fn matmul_tensor(i: usize, name: &str) -> String {
+    let block = if name.ends_with("_proj") && ["gate_proj", "up_proj", "down_proj"].contains(&name)
+    {
+        "mlp"
+    } else {
+        "self_attn"
+    };
+    format!("model.layers.{i}.{block}.{name}")
+}
+
+fn bf16_to_f32(bits: u16) -> f32 {
+    f32::from_bits(u32::from(bits) << 16)
+}
+
+fn f32_to_bf16(v: f32) -> u16 {
+    // Round to nearest even (finite values).
+    let bits = v.to_bits();
+    let round = 0x7FFF + ((bits >> 16) & 1);
+    (bits.wrapping_add(round) >> 16) as u16
+}
+
+impl Checkpoint {
+    /// Read `config.json` and `model.safetensors` from `dir`. Every shape is checked
+    /// against the config and every packed weight decoded (a code 0b11 is an error).
+    pub fn read_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+        let config_path = dir.join(CONFIG_JSON);
+        let text = std::fs::read_to_string(&config_path).map_err(|cause| CheckpointError::Io {
+            path: config_path.display().to_string(),
+            cause,
+        })?;
+        let config = config_from_hf(&text, &config_path)?;
+        let path = dir.join(WEIGHTS_FILE);
+        let bytes = std::fs::read(&path).map_err(|cause| CheckpointError::Io {
+            path: path.display().to_string(),
+            cause,
+        })?;
+        let file = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::Format {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        })?;
+        let reader = Reader { path: &path, file };
+        let (h, v) = (config.hidden, config.vocab);
+        let mut layers = Vec::with_capacity(config.layers);
+        for i in 0..config.layers {
+            let norm =
+                |name: &str, n| reader.floats(&format!("model.layers.{i}.{name}.weight"), &[n]);
+            let matmuls = config
+                .layer_matmuls()
+                .iter()
+                .map(|mm| reader.ternary(&matmul_tensor(i, mm.name), mm.m, mm.k))
+                .collect::<Result<Vec<_>, _>>()?;
+            layers.push(LayerWeights {
+                input_layernorm: norm("input_layernorm", h)?,
+                matmuls,
+                attn_sub_norm: norm("self_attn.attn_sub_norm", h)?,
+                post_attention_layernorm: norm("post_attention_layernorm", h)?,
+                ffn_sub_norm: norm("mlp.ffn_sub_norm", config.ffn)?,
+            });
+        }
+        Ok(Checkpoint {
+            embed_tokens: reader.floats("model.embed_tokens.weight", &[v, h])?,
+            norm: reader.floats("model.norm.weight", &[h])?,
+            lm_head: if config.tied_embeddings {
+                None
+            } else {
+                Some(reader.floats("lm_head.weight", &[v, h])?)
+            },
+            layers,
+            config,
+        })
+    }
+
+    /// Write the checkpoint in the same layout (floats as bfloat16), with a config.json
+    /// holding the keys [`Checkpoint::read_hf`] reads.
+    pub fn write_hf(&self, dir: &Path) -> Result<(), CheckpointError> {
+        let io = |path: PathBuf| {
+            move |cause| CheckpointError::Io {
+                path: path.display().to_string(),
+                cause,
+            }
+        };
+        std::fs::create_dir_all(dir).map_err(io(dir.to_path_buf()))?;
+        let c = &self.config;
+        let json = serde_json::json!({
+            "architectures": ["BitNetForCausalLM"],
+            "model_type": "bitnet",
+            "hidden_size": c.hidden,
+            "num_hidden_layers": c.layers,
+            "num_attention_heads": c.heads,
+            "num_key_value_heads": c.kv_heads,
+            "head_dim": c.head_dim,
+            "intermediate_size": c.ffn,
+            "vocab_size": c.vocab,
+            "rope_theta": c.rope_theta,
+            "rms_norm_eps": c.norm_eps,
+            "max_position_embeddings": c.max_seq_len,
+            "tie_word_embeddings": c.tied_embeddings,
+            "hidden_act": "relu2",
+            "quantization_config": {"quant_method": "bitnet", "linear_class": "autobitlinear", "quantization_mode": "offline"},
+        });
+        let config_path = dir.join(CONFIG_JSON);
+        std::fs::write(
+            &config_path,
+            serde_json::to_string_pretty(&json).expect("json") + "\n",
+        )
+        .map_err(io(config_path.clone()))?;
+        let mut tensors: Vec<(String, Dtype, Vec<usize>, Vec<u8>)> = vec![];
+        let floats = |name: String, shape: Vec<usize>, v: &[f32]| {
+            let data = v
+                .iter()
+                .flat_map(|&x| f32_to_bf16(x).to_le_bytes())
+                .collect();
+            (name, Dtype::BF16, shape, data)
+        };
+        let (h, v) = (c.hidden, c.vocab);
+        tensors.push(floats(
+            "model.embed_tokens.weight".into(),
+            vec![v, h],
+            &self.embed_tokens,
+        ));
+        tensors.push(floats("model.norm.weight".into(), vec![h], &self.norm));
+        if let Some(head) = &self.lm_head {
+            tensors.push(floats("lm_head.weight".into(), vec![v, h], head));
+        }
+        for (i, layer) in self.layers.iter().enumerate() {
+            let p = |name: &str| format!("model.layers.{i}.{name}.weight");
+            tensors.push(floats(
+                p("input_layernorm"),
+                vec![h],
+                &layer.input_layernorm,
+            ));
+            tensors.push(floats(
+                p("self_attn.attn_sub_norm"),
+                vec![h],
+                &layer.attn_sub_norm,
+            ));
+            tensors.push(floats(
+                p("post_attention_layernorm"),
+                vec![h],
+                &layer.post_attention_layernorm,
+            ));
+            tensors.push(floats(
+                p("mlp.ffn_sub_norm"),
+                vec![c.ffn],
+                &layer.ffn_sub_norm,
+            ));
+            for (mm, t) in c.layer_matmuls().iter().zip(&layer.matmuls) {
+                let name = matmul_tensor(i, mm.name);
+                tensors.push((
+                    format!("{name}.weight"),
+                    Dtype::U8,
+                    vec![t.m / PER_BYTE, t.k],
+                    pack(t),
+                ));
+                tensors.push(floats(format!("{name}.weight_scale"), vec![1], &[t.scale]));
+            }
+        }
+        let views = tensors
+            .iter()
+            .map(|(name, dtype, shape, data)| {
+                let view = safetensors::tensor::TensorView::new(*dtype, shape.clone(), data)
+                    .expect("shapes and byte counts agree");
+                (name.clone(), view)
+            })
+            .collect::<Vec<_>>();
+        let bytes = safetensors::serialize(views, None).map_err(|e| CheckpointError::Format {
+            path: dir.join(WEIGHTS_FILE).display().to_string(),
+            message: e.to_string(),
+        })?;
+        let path = dir.join(WEIGHTS_FILE);
+        std::fs::write(&path, bytes).map_err(io(path.clone()))
+    }
+
+    /// Random weights of `config`'s shapes from `seed`: ternary matrices with a third of
+    /// each value, scales and gains near 1, an embedding of unit-variance rows.
+    pub fn random(config: &ModelConfig, seed: u64) -> Checkpoint {
+        let mut rng = ChaCha8Rng::seed_from_u64(seed);
+        let (h, v) = (config.hidden, config.vocab);
+        let gains = |n: usize, rng: &mut ChaCha8Rng| -> Vec<f32> {
+            (0..n).map(|_| rng.gen_range(0.8f32..1.2)).collect()
+        };
+        let mut layers = vec![];
+        for _ in 0..config.layers {
+            let matmuls = config
+                .layer_matmuls()
+                .iter()
+                .map(|mm| TernaryMatrix {
+                    m: mm.m,
+                    k: mm.k,
+                    w: (0..mm.m * mm.k).map(|_| rng.gen_range(-1i8..=1)).collect(),
+                    scale: rng.gen_range(1.0f32..4.0),
+                })
+                .collect();
+            layers.push(LayerWeights {
+                input_layernorm: gains(h, &mut rng),
+                matmuls,
+                attn_sub_norm: gains(h, &mut rng),
+                post_attention_layernorm: gains(h, &mut rng),
+                ffn_sub_norm: gains(config.ffn, &mut rng),
+            });
+        }
+        let embed = (0..v * h).map(|_| rng.gen_range(-1.7f32..1.7)).collect();
+        let norm = gains(h, &mut rng);
+        let lm_head = (!config.tied_embeddings)
+            .then(|| (0..v * h).map(|_| rng.gen_range(-0.1f32..0.1)).collect());
+        Checkpoint {
+            config: config.clone(),
+            embed_tokens: embed,
+            layers,
+            norm,
+            lm_head,
+        }
+    }
+}
+
+/// Pack a ternary matrix as `transformers.integrations.bitnet.pack_weights` does.
+fn pack(t: &TernaryMatrix) -> Vec<u8> {
+    let rows = t.m / PER_BYTE;
+    let mut out = vec![0u8; rows * t.k];
+    for r in 0..t.m {
+        let (slot, packed_row) = (r / rows, r % rows);
+        for c in 0..t.k {
+            let code = (t.w[r * t.k + c] + 1) as u8;
+            out[packed_row * t.k + c] |= code << (2 * slot);
+        }
+    }
+    out
+}
+
+/// Unpack `m × k` ternary weights packed as [`pack`] does; `Err((row, col))` names the
+/// first code 0b11.
+fn unpack(packed: &[u8], m: usize, k: usize) -> Result<Vec<i8>, (usize, usize)> {
+    let rows = m / PER_BYTE;
+    let mut w = vec![0i8; m * k];
+    for (i, &byte) in packed.iter().enumerate() {
+        let (packed_row, c) = (i / k, i % k);
+        for slot in 0..PER_BYTE {
+            let code = (byte >> (2 * slot)) & 3;
+            let r = slot * rows + packed_row;
+            if code == 3 {
+                return Err((r, c));
+            }
+            w[r * k + c] = code as i8 - 1;
+        }
+    }
+    Ok(w)
+}
+
+fn config_from_hf(text: &str, path: &Path) -> Result<ModelConfig, CheckpointError> {
+    let bad = |message: String| CheckpointError::Config {
+        path: path.display().to_string(),
+        message,
+    };
+    let hf: HfConfig = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let heads = hf.num_attention_heads;
+    let config = ModelConfig {
+        name: if hf.model_type.is_empty() {
+            "checkpoint".into()
+        } else {
+            hf.model_type
+        },
+        hidden: hf.hidden_size,
+        layers: hf.num_hidden_layers,
+        heads,
+        kv_heads: hf.num_key_value_heads.unwrap_or(heads),
+        head_dim: hf.head_dim.unwrap_or(hf.hidden_size / heads.max(1)),
+        ffn: hf.intermediate_size,
+        vocab: hf.vocab_size,
+        rope_theta: hf.rope_theta,
+        norm_eps: hf.rms_norm_eps,
+        max_seq_len: hf.max_position_embeddings,
+        tied_embeddings: hf.tie_word_embeddings,
+    };
+    config
+        .check(&path.display().to_string())
+        .map_err(|e| bad(e.to_string()))?;
+    for mm in config.layer_matmuls() {
+        if !mm.m.is_multiple_of(PER_BYTE) {
+            return Err(bad(format!(
+                "{} has {} rows, not a multiple of {PER_BYTE} (the packed layout needs one)",
+                mm.name, mm.m
+            )));
+        }
+    }
+    Ok(config)
+}
+
+struct Reader<'a> {
+    path: &'a Path,
+    file: SafeTensors<'a>,
+}
+
+impl Reader<'_> {
+    fn view(
+        &self,
+        tensor: &str,
+        shape: &[usize],
+    ) -> Result<safetensors::tensor::TensorView<'_>, CheckpointError> {
+        let path = self.path.display().to_string();
+        let view = self
+            .file
+            .tensor(tensor)
+            .map_err(|_| CheckpointError::Missing {
+                path: path.clone(),
+                tensor: tensor.into(),
+            })?;
+        if view.shape() != shape {
+            return Err(CheckpointError::Shape {
+                path,
+                tensor: tensor.into(),
+                got: view.shape().to_vec(),
+                expected: shape.to_vec(),
+            });
+        }
+        Ok(view)
+    }
+
+    fn floats(&self, tensor: &str, shape: &[usize]) -> Result<Vec<f32>, CheckpointError> {
+        let view = self.view(tensor, shape)?;
+        let data = view.data();
+        Ok(match view.dtype() {
+            Dtype::BF16 => data
+                .chunks_exact(2)
+                .map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]])))
+                .collect(),
+            Dtype::F32 => data
+                .chunks_exact(4)
+                .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+                .collect(),
+            other => {
+                return Err(CheckpointError::Dtype {
+                    path: self.path.display().to_string(),
+                    tensor: tensor.into(),
+                    got: format!("{other:?}"),
+                    expected: "BF16 or F32",
+                })
+            }
+        })
+    }
+
+    fn ternary(&self, name: &str, m: usize, k: usize) -> Result<TernaryMatrix, CheckpointError> {
+        let tensor = format!("{name}.weight");
+        let rows = m / PER_BYTE;
+        let view = self.view(&tensor, &[rows, k])?;
+        if view.dtype() != Dtype::U8 {
+            return Err(CheckpointError::Dtype {
+                path: self.path.display().to_string(),
+                tensor,
+                got: format!("{:?}", view.dtype()),
+                expected: "U8 (4 packed ternary weights per byte)",
+            });
+        }
+        let w = unpack(view.data(), m, k).map_err(|(row, col)| CheckpointError::NotTernary {
+            path: self.path.display().to_string(),
+            tensor,
+            row,
+            col,
+        })?;
+        let scale_name = format!("{name}.weight_scale");
+        let scale = self.floats(&scale_name, &[1])?[0];
+        if !(scale.is_finite() && scale > 0.0) {
+            return Err(CheckpointError::Scale {
+                path: self.path.display().to_string(),
+                tensor: scale_name,
+                value: scale,
+            });
+        }
+        Ok(TernaryMatrix { m, k, w, scale })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn tiny() -> ModelConfig {
+        ModelConfig::preset("tiny").unwrap()
+    }
+
+    /// Weights and gains rounded to bfloat16, as a written checkpoint holds them.
+    fn as_written(mut c: Checkpoint) -> Checkpoint {
+        let round = |v: &mut Vec<f32>| v.iter_mut().for_each(|x| *x = bf16_to_f32(f32_to_bf16(*x)));
+        round(&mut c.embed_tokens);
+        round(&mut c.norm);
+        if let Some(h) = &mut c.lm_head {
+            round(h);
+        }
+        for l in &mut c.layers {
+            round(&mut l.input_layernorm);
+            round(&mut l.attn_sub_norm);
+            round(&mut l.post_attention_layernorm);
+            round(&mut l.ffn_sub_norm);
+            for t in &mut l.matmuls {
+                t.scale = bf16_to_f32(f32_to_bf16(t.scale));
+            }
+        }
+        c
+    }
+
+    #[test]
+    fn a_written_checkpoint_reads_back() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoint::random(&tiny(), 7);
+        c.write_hf(dir.path()).unwrap();
+        let back = Checkpoint::read_hf(dir.path()).unwrap();
+        // config.json carries no preset name: the model type stands in for it.
+        assert_eq!(back.config.name, "bitnet");
+        let want = as_written(c);
+        assert!(
+            back.config
+                == ModelConfig {
+                    name: "bitnet".into(),
+                    ..want.config.clone()
+                },
+            "config: {:?}",
+            back.config
+        );
+        for (i, (got, want)) in back.layers.iter().zip(&want.layers).enumerate() {
+            assert!(got == want, "layer {i} differs after a round trip (seed 7)");
+        }
+        assert!(back.embed_tokens == want.embed_tokens && back.norm == want.norm);
+        assert!(back.lm_head == want.lm_head, "LM head (seed 7)");
+    }
+
+    #[test]
+    fn packing_follows_the_transformers_layout() {
+        // 8 rows: packed row 0 holds rows 0, 2, 4, 6 in bit pairs 0..8.
+        let t = TernaryMatrix {
+            m: 8,
+            k: 1,
+            w: vec![-1, 0, 0, 1, 1, -1, 1, 0],
+            scale: 1.0,
+        };
+        // rows 0,2,4,6 = -1,0,1,1 -> codes 0,1,2,2; rows 1,3,5,7 = 0,1,-1,0 -> 1,2,0,1
+        assert_eq!(pack(&t), vec![0b10_10_01_00, 0b01_00_10_01]);
+    }
+
+    /// The worked example in the docstring of `transformers.integrations.bitnet.unpack_weights`.
+    #[test]
+    fn unpacking_matches_the_transformers_docstring_example() {
+        let packed = [0b1010_0001, 0b0001_1000, 0b1001_0000, 0b0000_1010];
+        let want: [[i8; 2]; 8] = [
+            [0, -1],
+            [-1, 1],
+            [-1, 1],
+            [-1, 1],
+            [1, 0],
+            [0, -1],
+            [1, -1],
+            [1, -1],
+        ];
+        assert_eq!(unpack(&packed, 8, 2).unwrap(), want.concat());
+        let t = TernaryMatrix {
+            m: 8,
+            k: 2,
+            w: want.concat(),
+            scale: 1.0,
+        };
+        assert_eq!(pack(&t), packed);
+        assert_eq!(unpack(&[0b1100_0000], 4, 1), Err((3, 0)));
+    }
+
+    #[test]
+    fn damaged_checkpoints_are_named() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoint::random(&tiny(), 3);
+        c.write_hf(dir.path()).unwrap();
+        let weights = dir.path().join(WEIGHTS_FILE);
+        let good = std::fs::read(&weights).unwrap();
+
+        // Truncated.
+        std::fs::write(&weights, &good[..good.len() / 2]).unwrap();
+        let err = Checkpoint::read_hf(dir.path()).unwrap_err();
+        assert!(matches!(err, CheckpointError::Format { .. }), "{err}");
+
+        // A code 0b11 in a packed weight.
+        let file = SafeTensors::deserialize(&good).unwrap();
+        let name = "model.layers.1.mlp.down_proj.weight";
+        let view = file.tensor(name).unwrap();
+        let start = view.data().as_ptr() as usize - good.as_ptr() as usize;
+        let mut bad = good.clone();
+        bad[start + 5] = 0b11_00_00_00;
+        std::fs::write(&weights, &bad).unwrap();
+        let err = Checkpoint::read_hf(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::NotTernary { tensor, col: 5, .. } if tensor == name),
+            "{err}"
+        );
+
+        // A config that disagrees with the tensors.
+        std::fs::write(&weights, &good).unwrap();
+        let cfg = dir.path().join(CONFIG_JSON);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        std::fs::write(
+            &cfg,
+            text.replace("\"intermediate_size\": 128", "\"intermediate_size\": 256"),
+        )
+        .unwrap();
+        let err = Checkpoint::read_hf(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Shape { tensor, .. } if tensor.contains("gate_proj")),
+            "{err}"
+        );
+        std::fs::write(
+            &cfg,
+            text.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"),
+        )
+        .unwrap();
+        let err = Checkpoint::read_hf(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("kv_heads"), "{err}");
+        std::fs::write(&cfg, "{").unwrap();
+        assert!(matches!(
+            Checkpoint::read_hf(dir.path()),
+            Err(CheckpointError::Config { .. })
+        ));
+    }
+}
