@@ -5,9 +5,12 @@
 //! Each BitLinear weight `model.layers.{i}.{self_attn,mlp}.{name}.weight` is `uint8` of
 //! shape `(m/4, k)`: packed row `r` holds rows `r`, `r + m/4`, `r + m/2` and `r + 3m/4`
 //! in its bit pairs 0–1, 2–3, 4–5 and 6–7 as `w + 1` (so `00` = −1, `01` = 0, `10` = +1;
-//! `11` is not a ternary weight). Its `….weight_scale` (one value) divides the product:
-//! `y = (x_q · w) / (s_x · weight_scale)`. Norm gains, the embedding and an untied LM
-//! head are `bfloat16` or `float32`.
+//! `11` is not a ternary weight). Its `….weight_scale` (one value) scales the product.
+//! transformers has two readings, chosen by `quantization_config.linear_class`:
+//! `autobitlinear` (what the 2B4T checkpoint declares) multiplies, `y = (x_q/s_x · w) ·
+//! weight_scale`; `bitlinear` divides, `y = (x_q · w) / (s_x · weight_scale)`. tern keeps
+//! the multiplier either way ([`TernaryMatrix::scale`]). Norm gains, the embedding and an
+//! untied LM head are `bfloat16` or `float32`.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -68,7 +71,7 @@ pub enum CheckpointError {
     },
 }
 
-/// A ternary weight matrix with its scale: the real weights are `w / scale`.
+/// A ternary weight matrix with its scale: the real weights are `w · scale`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct TernaryMatrix {
     pub m: usize,
@@ -121,6 +124,14 @@ struct HfConfig {
     tie_word_embeddings: bool,
     #[serde(default)]
     model_type: String,
+    #[serde(default)]
+    quantization_config: Option<HfQuantization>,
+}
+
+#[derive(Debug, Deserialize)]
+struct HfQuantization {
+    #[serde(default)]
+    linear_class: Option<String>,
 }
 
 fn default_theta() -> f64 {
@@ -164,7 +175,7 @@ impl Checkpoint {
             path: config_path.display().to_string(),
             cause,
         })?;
-        let config = config_from_hf(&text, &config_path)?;
+        let (config, divides) = config_from_hf(&text, &config_path)?;
         let path = dir.join(WEIGHTS_FILE);
         let bytes = std::fs::read(&path).map_err(|cause| CheckpointError::Io {
             path: path.display().to_string(),
@@ -174,7 +185,11 @@ impl Checkpoint {
             path: path.display().to_string(),
             message: e.to_string(),
         })?;
-        let reader = Reader { path: &path, file };
+        let reader = Reader {
+            path: &path,
+            file,
+            divides,
+        };
         let (h, v) = (config.hidden, config.vocab);
         let mut layers = Vec::with_capacity(config.layers);
         for i in 0..config.layers {
@@ -382,12 +397,27 @@ fn unpack(packed: &[u8], m: usize, k: usize) -> Result<Vec<i8>, (usize, usize)> 
     Ok(w)
 }
 
-fn config_from_hf(text: &str, path: &Path) -> Result<ModelConfig, CheckpointError> {
+/// The model config, and whether `weight_scale` divides (`linear_class = "bitlinear"`).
+fn config_from_hf(text: &str, path: &Path) -> Result<(ModelConfig, bool), CheckpointError> {
     let bad = |message: String| CheckpointError::Config {
         path: path.display().to_string(),
         message,
     };
     let hf: HfConfig = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
+    let class = hf
+        .quantization_config
+        .as_ref()
+        .and_then(|q| q.linear_class.clone())
+        .unwrap_or_else(|| "autobitlinear".into());
+    let divides = match class.as_str() {
+        "autobitlinear" => false,
+        "bitlinear" => true,
+        other => {
+            return Err(bad(format!(
+                "quantization_config.linear_class `{other}` is neither autobitlinear nor bitlinear"
+            )))
+        }
+    };
     let heads = hf.num_attention_heads;
     let config = ModelConfig {
         name: if hf.model_type.is_empty() {
@@ -418,12 +448,14 @@ fn config_from_hf(text: &str, path: &Path) -> Result<ModelConfig, CheckpointErro
             )));
         }
     }
-    Ok(config)
+    Ok((config, divides))
 }
 
 struct Reader<'a> {
     path: &'a Path,
     file: SafeTensors<'a>,
+    /// `weight_scale` divides (transformers' `BitLinear`) instead of multiplying.
+    divides: bool,
 }
 
 impl Reader<'_> {
@@ -501,6 +533,7 @@ impl Reader<'_> {
                 value: scale,
             });
         }
+        let scale = if self.divides { 1.0 / scale } else { scale };
         Ok(TernaryMatrix { m, k, w, scale })
     }
 }
@@ -644,6 +677,15 @@ mod tests {
         .unwrap();
         let err = Checkpoint::read_hf(dir.path()).unwrap_err();
         assert!(err.to_string().contains("kv_heads"), "{err}");
+        // The same file read as transformers' `BitLinear` (weight_scale divides).
+        std::fs::write(&cfg, text.replace("autobitlinear", "bitlinear")).unwrap();
+        let inverted = Checkpoint::read_hf(dir.path()).unwrap();
+        let first = |c: &Checkpoint| c.layers[0].matmuls[0].scale;
+        let written = bf16_to_f32(f32_to_bf16(first(&c)));
+        assert_eq!(first(&inverted), 1.0 / written);
+        std::fs::write(&cfg, text.replace("autobitlinear", "fancylinear")).unwrap();
+        let err = Checkpoint::read_hf(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("fancylinear"), "{err}");
         std::fs::write(&cfg, "{").unwrap();
         assert!(matches!(
             Checkpoint::read_hf(dir.path()),
