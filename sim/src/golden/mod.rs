@@ -1,4 +1,6 @@
-//! Golden models: bit-exact references the RTL is compared with.
+//! Golden models: bit-exact references the RTL is compared with, and (`bitnet`) the
+//! float reference of a whole model.
 
 pub mod attention;
+pub mod bitnet;
 pub mod tlmm;

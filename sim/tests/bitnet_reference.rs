@@ -1,0 +1,75 @@
+//! The float reference of a whole BitNet model against an independent NumPy version
+//! (`sim/reference/bitnet_numpy.py`, written from transformers' BitNet code, reading the
+//! checkpoint files itself): random tiny checkpoints in the Hugging Face layout, a few
+//! tokens each, logits compared position by position.
+//!
+//! Needs python3 with numpy (scripts/setup.sh installs it); without it this test fails,
+//! saying so.
+
+use std::path::Path;
+use std::process::Command;
+
+use tern_model::checkpoint::Checkpoint;
+use tern_model::ModelConfig;
+use tern_sim::golden::bitnet::FloatReference;
+
+#[test]
+fn the_float_reference_agrees_with_an_independent_numpy_model() {
+    let probe = Command::new("python3")
+        .args(["-c", "import numpy"])
+        .output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "python3 with numpy is needed for this test (run scripts/setup.sh): {probe:?}"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/bitnet_numpy.py");
+    let tiny = ModelConfig::preset("tiny").unwrap();
+    // The tiny preset, and a tied-embedding, multi-head variant with another RoPE base.
+    let tied = ModelConfig {
+        name: "tiny-tied".into(),
+        kv_heads: 4,
+        rope_theta: 500000.0,
+        tied_embeddings: true,
+        ..tiny.clone()
+    };
+    for (config, seed, tokens) in [
+        (tiny, 11u64, vec![3usize, 250, 17, 17, 0, 99]),
+        (tied, 12, vec![255, 1, 2, 3]),
+    ] {
+        let dir = tempfile::tempdir().unwrap();
+        let ck = Checkpoint::random(&config, seed);
+        ck.write_hf(dir.path()).unwrap();
+        // Read back: the reference runs on what the file holds (bfloat16 floats).
+        let ck = Checkpoint::read_hf(dir.path()).unwrap();
+        let mut model = FloatReference::new(&ck);
+        let logits: Vec<Vec<f32>> = tokens.iter().map(|&t| model.step(t)).collect();
+        assert_eq!(model.position(), tokens.len());
+        assert!(
+            logits.iter().flatten().all(|v| v.is_finite()),
+            "{}: non-finite logits (seed {seed})",
+            config.name
+        );
+        let spread = logits[0].iter().fold(0f32, |m, v| m.max(v.abs()));
+        assert!(spread > 0.0, "{}: all-zero logits", config.name);
+        let file = dir.path().join("rust_logits.json");
+        std::fs::write(
+            &file,
+            serde_json::json!({"tokens": tokens, "logits": logits}).to_string(),
+        )
+        .unwrap();
+        let o = Command::new("python3")
+            .arg(&script)
+            .args(["--checkpoint", dir.path().to_str().unwrap()])
+            .args(["--logits", file.to_str().unwrap()])
+            .output()
+            .unwrap();
+        let out =
+            String::from_utf8_lossy(&o.stdout).into_owned() + &String::from_utf8_lossy(&o.stderr);
+        assert!(
+            o.status.success() && out.contains("agree:"),
+            "{} (seed {seed}): the Rust and NumPy references differ:\n{out}",
+            config.name
+        );
+        eprintln!("{} (seed {seed}): {}", config.name, out.trim());
+    }
+}
