@@ -35,16 +35,6 @@ fn install_signal_handlers() {
     }
 }
 
-pub fn matmul_config(path: &Path) -> Result<Config> {
-    match DesignConfig::from_path(path)? {
-        DesignConfig::Matmul(cfg) => Ok(cfg),
-        DesignConfig::Attention(_) => bail!(
-            "{}: an attention config, where a matmul layer is needed",
-            path.display()
-        ),
-    }
-}
-
 /// The `[top]` and board of either kind of config.
 fn top_and_board(cfg: &DesignConfig) -> (&TopConfig, Option<&String>) {
     match cfg {

@@ -164,7 +164,6 @@ enum Engine {
 pub struct Device {
     transport: Box<dyn Transport>,
     engine: Engine,
-    layout: TopLayout,
     info: Info,
     run_timeout: Duration,
     pub traffic: Traffic,
@@ -209,7 +208,7 @@ impl Device {
                 config: expected,
             });
         }
-        let (engine, layout, resident) = match cfg {
+        let (engine, resident) = match cfg {
             DesignConfig::Matmul(c) => {
                 let layout = MemoryLayout::of(c);
                 let engine = Engine::Matmul {
@@ -218,7 +217,7 @@ impl Device {
                     weights_loaded: false,
                 };
                 let bytes = layout.weight_region_bytes() as u64;
-                (engine, TopLayout::Matmul(layout), ("weights", bytes))
+                (engine, ("weights", bytes))
             }
             DesignConfig::Attention(c) => {
                 let layout = KvCacheLayout::of(c).map_err(|e| HostError::Shape(e.to_string()))?;
@@ -228,7 +227,7 @@ impl Device {
                     kv_len: 0,
                 };
                 let bytes = layout.cache_bytes(layout.max_seq_len);
-                (engine, TopLayout::Attention(layout), ("KV cache", bytes))
+                (engine, ("KV cache", bytes))
             }
         };
         if info.card_bytes < resident.1 {
@@ -240,7 +239,6 @@ impl Device {
         Ok(Device {
             transport,
             engine,
-            layout,
             info,
             run_timeout: opts.run_timeout,
             traffic: Traffic::default(),
@@ -255,8 +253,12 @@ impl Device {
         self.transport.as_mut()
     }
 
-    pub fn layout(&self) -> &TopLayout {
-        &self.layout
+    /// The memory layout of the board's top.
+    pub fn layout(&self) -> TopLayout {
+        match &self.engine {
+            Engine::Matmul { layout, .. } => TopLayout::Matmul(*layout),
+            Engine::Attention { layout, .. } => TopLayout::Attention(*layout),
+        }
     }
 
     fn matmul(&self, call: &'static str) -> Result<(&Config, &MemoryLayout)> {

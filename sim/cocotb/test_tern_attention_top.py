@@ -11,14 +11,12 @@ of both AXI ports is paused, at random). The testbench does not know the engine'
 
 import json
 import os
-import random
 from pathlib import Path
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge, with_timeout
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+import axi_harness
 
 # Register offsets (regmap.md of an attention top).
 CONTROL, GIE, IER = 0x00, 0x04, 0x08
@@ -83,11 +81,6 @@ def row_output(c, tile, q, k, v, visible, kv_len):
     return [max(-128, min(127, (a * r + half) >> c["output_shift"])) for a in acc], False
 
 
-def pauses(rng, percent):
-    while True:
-        yield rng.randrange(100) < percent
-
-
 @cocotb.test()
 async def attention_matches_the_contract(dut):
     p = json.loads(os.environ["TERN_PARAMS"])
@@ -106,25 +99,7 @@ async def attention_matches_the_contract(dut):
     k = np.clip(np.rint(rng.normal(0, 30, size=(seq_len, d))), -128, 127).astype(np.int8)
     v = np.clip(np.rint(rng.normal(0, 40, size=(seq_len, d))), -128, 127).astype(np.int8)
 
-    cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
-    control = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
-    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n, reset_active_level=False, size=2**18)
-    if pause:
-        prng = random.Random(seed)
-        for channel in (
-            ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-            ram.read_if.ar_channel, ram.read_if.r_channel,
-            control.write_if.aw_channel, control.write_if.w_channel, control.write_if.b_channel,
-            control.read_if.ar_channel, control.read_if.r_channel,
-        ):
-            channel.set_pause_generator(pauses(prng, pause))
-
-    dut.ap_rst_n.value = 0
-    for _ in range(5):
-        await RisingEdge(dut.ap_clk)
-    dut.ap_rst_n.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.ap_clk)
+    control, ram = await axi_harness.start(dut, seed, pause)
 
     # The KV cache, tile-major: tile t = its keys, then their values (docs/top.md).
     for i in range(seq_len):
@@ -147,11 +122,7 @@ async def attention_matches_the_contract(dut):
     await control.write_dword(GIE, 1)
     await control.write_dword(CONTROL, AP_START)
 
-    async def interrupt():
-        while not dut.interrupt.value:
-            await RisingEdge(dut.ap_clk)
-
-    await with_timeout(interrupt(), 20_000_000, "ns")
+    await axi_harness.wait_interrupt(dut, 20_000_000)
     assert await control.read_dword(ERROR) == 0
     status = await control.read_dword(CONTROL)
     assert status & (AP_DONE | AP_IDLE) == AP_DONE | AP_IDLE, hex(status)

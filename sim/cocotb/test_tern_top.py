@@ -10,13 +10,11 @@ each channel of both AXI ports is paused, at random)."""
 
 import json
 import os
-import random
 
 import cocotb
 import numpy as np
-from cocotb.clock import Clock
-from cocotb.triggers import RisingEdge, with_timeout
-from cocotbext.axi import AxiBus, AxiLiteBus, AxiLiteMaster, AxiRam
+
+import axi_harness
 
 # Register offsets (regmap.md).
 CONTROL, GIE, IER, ISR = 0x00, 0x04, 0x08, 0x0C
@@ -113,11 +111,6 @@ def unpack_results(lay, data, tokens):
     return y
 
 
-def pauses(rng, percent):
-    while True:
-        yield rng.randrange(100) < percent
-
-
 @cocotb.test()
 async def gemm_matches_numpy(dut):
     params = json.loads(os.environ["TERN_PARAMS"])
@@ -130,25 +123,7 @@ async def gemm_matches_numpy(dut):
     x = rng.integers(-128, 128, size=(tokens, params["K"]))
     expected = x @ w.T
 
-    cocotb.start_soon(Clock(dut.ap_clk, 10, unit="ns").start())
-    control = AxiLiteMaster(AxiLiteBus.from_prefix(dut, "s_axi_control"), dut.ap_clk, dut.ap_rst_n, reset_active_level=False)
-    ram = AxiRam(AxiBus.from_prefix(dut, "m_axi_gmem"), dut.ap_clk, dut.ap_rst_n, reset_active_level=False, size=2**18)
-    if pause:
-        prng = random.Random(seed)
-        for channel in (
-            ram.write_if.aw_channel, ram.write_if.w_channel, ram.write_if.b_channel,
-            ram.read_if.ar_channel, ram.read_if.r_channel,
-            control.write_if.aw_channel, control.write_if.w_channel, control.write_if.b_channel,
-            control.read_if.ar_channel, control.read_if.r_channel,
-        ):
-            channel.set_pause_generator(pauses(prng, pause))
-
-    dut.ap_rst_n.value = 0
-    for _ in range(5):
-        await RisingEdge(dut.ap_clk)
-    dut.ap_rst_n.value = 1
-    for _ in range(2):
-        await RisingEdge(dut.ap_clk)
+    control, ram = await axi_harness.start(dut, seed, pause)
 
     ram.write(WEIGHTS_AT, pack_weights(lay, w))
     ram.write(ACTIVATIONS_AT, pack_activations(lay, x))
@@ -165,11 +140,7 @@ async def gemm_matches_numpy(dut):
     await control.write_dword(GIE, 1)
     await control.write_dword(CONTROL, AP_START)
 
-    async def interrupt():
-        while not dut.interrupt.value:
-            await RisingEdge(dut.ap_clk)
-
-    await with_timeout(interrupt(), 2_000_000, "ns")
+    await axi_harness.wait_interrupt(dut, 2_000_000)
     assert await control.read_dword(ERROR) == 0
     status = await control.read_dword(CONTROL)
     assert status & (AP_DONE | AP_IDLE) == AP_DONE | AP_IDLE, hex(status)

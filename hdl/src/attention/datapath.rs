@@ -67,7 +67,8 @@ impl<const BUS: usize> Logic for ScoreDot<BUS> {
 /// `ValueLanes`: the `macs` output-accumulator lanes of one beat (lane `i` at bit `32·i`).
 /// - `rescale`: `acc' = (acc·f + 2^14) >> 15` (arithmetic shift: round half up), and the
 ///   same for the running sum (`sum_scaled`). |acc·f| < 2^31·2^15: exact in 48 bits.
-/// - otherwise: `acc' = (clear ? 0 : acc) + e·v` (e: u8 probability weight, v: int8).
+/// - `clear`: `acc' = 0` (a row's accumulators before its first value).
+/// - otherwise: `acc' = acc + e·v` (e: u8 probability weight, v: int8).
 #[derive(LogicBlock)]
 pub struct ValueLanes<const BUS: usize, const ACCW: usize> {
     pub acc_in: Signal<In, Bits<ACCW>>,
@@ -118,9 +119,10 @@ impl<const BUS: usize, const ACCW: usize> Logic for ValueLanes<BUS, ACCW> {
             let acc = sign_extend(acc_in.get_bits::<32>(32 * i).to_u64(), 32);
             let value = if self.rescale.val() {
                 rescale_value(acc, f)
+            } else if self.clear.val() {
+                0
             } else {
-                let base = if self.clear.val() { 0 } else { acc };
-                base + e * sign_extend(v.get_bits::<8>(8 * i).to_u64(), 8)
+                acc + e * sign_extend(v.get_bits::<8>(8 * i).to_u64(), 8)
             };
             out.set_bits::<32>(32 * i, Bits::from(value as u64 & 0xFFFF_FFFF));
         }
@@ -161,7 +163,7 @@ impl<const BUS: usize, const ACCW: usize> Logic for ValueLanes<BUS, ACCW> {
                 vec![assign_slice("acc_out", 32, 32 * i, slice(&name, 32, frac))],
                 vec![if_else(
                     sig("clear"),
-                    vec![assign_slice("acc_out", 32, 32 * i, product.clone())],
+                    vec![assign_slice("acc_out", 32, 32 * i, lit::<32>(0))],
                     vec![assign_slice(
                         "acc_out",
                         32,

@@ -422,9 +422,6 @@ impl<const BUS: usize, const ACCW: usize> Logic for AttentionEngine<BUS, ACCW> {
         for i in 0..self.accumulator_memory.write_data.len() {
             self.value_lanes.acc_in.next = self.accumulator_memory.read_data[i].val();
             self.accumulator_memory.write_data[i].next = self.value_lanes.acc_out.val();
-            if self.state.q.val() == Phase::Query {
-                self.accumulator_memory.write_data[i].next = 0.into();
-            }
             self.out_source.d.next = self.accumulator_memory.read_data[i].val();
         }
         self.score_dot.k.next = self.kv_word.val();
@@ -484,6 +481,8 @@ impl<const BUS: usize, const ACCW: usize> Logic for AttentionEngine<BUS, ACCW> {
                 self.act_fire.next = self.act_valid.val();
                 if self.act_fire.val() {
                     self.query_memory.write_enable.next = true;
+                    // The row's accumulators start at zero.
+                    self.value_lanes.clear.next = true;
                     self.accumulator_memory.write_enable.next = true;
                     if self.chunk.q.val() == self.last_chunk.val() {
                         self.chunk.d.next = 0.into();

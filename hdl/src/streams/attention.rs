@@ -188,17 +188,6 @@ pub fn pack_block(
     Ok((act, wgt))
 }
 
-/// One row alone: [`pack_block`] of one row.
-pub fn pack_row(
-    cfg: &AttentionConfig,
-    row: &RowSchedule,
-    query: &[i8],
-    keys: &[i8],
-    values: &[i8],
-) -> Result<(Vec<Beat>, Vec<Beat>), AttentionStreamError> {
-    pack_block(cfg, std::slice::from_ref(row), query, keys, values)
-}
-
 /// Keys streamed for a run of `rows` in blocks of `query_block`: each block's longest.
 pub fn streamed_keys(rows: &[RowSchedule], query_block: usize) -> usize {
     rows.chunks(query_block.max(1))
@@ -267,7 +256,7 @@ mod tests {
         let q: Vec<i8> = (0..8).collect();
         let k: Vec<i8> = (0..48).map(|i| i as i8).collect();
         let v: Vec<i8> = (0..48).map(|i| -(i as i8)).collect();
-        let (act, wgt) = pack_row(&c, &row, &q, &k, &v).unwrap();
+        let (act, wgt) = pack_block(&c, std::slice::from_ref(&row), &q, &k, &v).unwrap();
         assert_eq!(act.len(), 3);
         assert_eq!(get_field(&act[0], 0, 16), 6);
         assert_eq!(get_field(&act[0], 16, 15), 6);
@@ -288,13 +277,19 @@ mod tests {
         let c = cfg("decode", false, 6, 1);
         let mut row = rows(&c)[0];
         assert!(matches!(
-            pack_row(&c, &row, &[0; 7], &[0; 48], &[0; 48]),
+            pack_block(&c, std::slice::from_ref(&row), &[0; 7], &[0; 48], &[0; 48]),
             Err(AttentionStreamError::Shape { what: "query", .. })
         ));
-        assert!(pack_row(&c, &row, &[0; 8], &[0; 40], &[0; 48]).is_err());
+        assert!(pack_block(&c, std::slice::from_ref(&row), &[0; 8], &[0; 40], &[0; 48]).is_err());
         row.kv_len = 65;
         assert!(matches!(
-            pack_row(&c, &row, &[0; 8], &[0; 520], &[0; 520]),
+            pack_block(
+                &c,
+                std::slice::from_ref(&row),
+                &[0; 8],
+                &[0; 520],
+                &[0; 520]
+            ),
             Err(AttentionStreamError::TooLong { max: 64, .. })
         ));
     }
