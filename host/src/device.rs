@@ -1,11 +1,13 @@
 //! The device API: open a board by URI; on a matmul top load a ternary weight matrix and
 //! run GEMV/GEMM, on an attention top append to the KV cache and run attention.
 //!
-//! Memory layout chosen here (within the layout rules of `tern_hdl::top`): the packed
-//! weight beats (or the KV cache, room for `attention.max_seq_len` tokens) at 0, then
-//! one batch of activations (queries) at the next 4 KiB boundary, then that batch's
-//! results at the next. A GEMM with more tokens than fit runs as several batches; the
-//! weights stay loaded.
+//! Memory layout chosen here (within the layout rules of `tern_hdl::top`): `slots`
+//! resident regions from 0, each on a 4 KiB boundary, each holding one matrix's packed
+//! weight beats (or one KV cache, room for `attention.max_seq_len` tokens), then one
+//! batch of activations (queries) at the next 4 KiB boundary, then that batch's results
+//! at the next. A GEMM with more tokens than fit runs as several batches; the weights
+//! stay loaded. One slot is the default; a whole model keeps every weight tile (every
+//! layer's KV caches) resident in its own slot ([`Device::set_slots`]).
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -151,13 +153,14 @@ enum Engine {
     Matmul {
         cfg: Box<Config>,
         layout: MemoryLayout,
-        weights_loaded: bool,
+        /// Per slot: whether weights were loaded into it.
+        weights_loaded: Vec<bool>,
     },
     Attention {
         cfg: Box<AttentionConfig>,
         layout: KvCacheLayout,
-        /// Tokens appended to the KV cache.
-        kv_len: usize,
+        /// Per slot: tokens appended to its KV cache.
+        kv_len: Vec<usize>,
     },
 }
 
@@ -214,7 +217,7 @@ impl Device {
                 let engine = Engine::Matmul {
                     cfg: Box::new(c.clone()),
                     layout,
-                    weights_loaded: false,
+                    weights_loaded: vec![false],
                 };
                 let bytes = layout.weight_region_bytes() as u64;
                 (engine, ("weights", bytes))
@@ -224,7 +227,7 @@ impl Device {
                 let engine = Engine::Attention {
                     cfg: Box::new(c.clone()),
                     layout,
-                    kv_len: 0,
+                    kv_len: vec![0],
                 };
                 let bytes = layout.cache_bytes(layout.max_seq_len);
                 (engine, ("KV cache", bytes))
@@ -275,13 +278,17 @@ impl Device {
     fn attention_engine(
         &self,
         call: &'static str,
+        slot: usize,
     ) -> Result<(&AttentionConfig, &KvCacheLayout, usize)> {
         match &self.engine {
             Engine::Attention {
                 cfg,
                 layout,
                 kv_len,
-            } => Ok((cfg, layout, *kv_len)),
+            } => match kv_len.get(slot) {
+                Some(&len) => Ok((cfg, layout, len)),
+                None => Err(no_slot(slot, kv_len.len())),
+            },
             Engine::Matmul { .. } => Err(HostError::WrongEngine {
                 carried: "matmul",
                 needed: "attention",
@@ -290,12 +297,62 @@ impl Device {
         }
     }
 
-    /// Bytes at the start of memory that hold the weights or the KV cache.
-    fn resident_bytes(&self) -> u64 {
+    /// Bytes one slot's weights or KV cache take, rounded up to 4 KiB.
+    fn slot_bytes(&self) -> u64 {
         match &self.engine {
             Engine::Matmul { layout, .. } => layout.weight_region_bytes() as u64,
             Engine::Attention { layout, .. } => layout.cache_bytes(layout.max_seq_len),
         }
+        .next_multiple_of(PAGE)
+    }
+
+    fn slots(&self) -> usize {
+        match &self.engine {
+            Engine::Matmul { weights_loaded, .. } => weights_loaded.len(),
+            Engine::Attention { kv_len, .. } => kv_len.len(),
+        }
+    }
+
+    /// Where slot `slot`'s weights or KV cache start.
+    fn slot_at(&self, slot: usize) -> u64 {
+        slot as u64 * self.slot_bytes()
+    }
+
+    /// Bytes at the start of memory that hold the weights or the KV caches.
+    fn resident_bytes(&self) -> u64 {
+        self.slots() as u64 * self.slot_bytes()
+    }
+
+    /// Keep `slots` weight matrices (KV caches) resident side by side, each in its own
+    /// 4 KiB-aligned region. Forgets what every slot held (weights must be loaded again,
+    /// caches start empty). Refused when the memory cannot hold them and a one-token
+    /// batch.
+    pub fn set_slots(&mut self, slots: usize) -> Result<()> {
+        if slots == 0 {
+            return Err(HostError::Shape("a device needs at least one slot".into()));
+        }
+        let need = (slots as u64)
+            .checked_mul(self.slot_bytes())
+            .and_then(|b| b.checked_add(2 * PAGE))
+            .unwrap_or(u64::MAX);
+        if need > self.info.card_bytes {
+            return Err(HostError::Shape(format!(
+                "{slots} slots of {} bytes do not fit a memory of {} bytes",
+                self.slot_bytes(),
+                self.info.card_bytes
+            )));
+        }
+        match &mut self.engine {
+            Engine::Matmul { weights_loaded, .. } => *weights_loaded = vec![false; slots],
+            Engine::Attention { kv_len, .. } => *kv_len = vec![0; slots],
+        }
+        if self.batch_tokens() == 0 {
+            self.set_slots(1)?;
+            return Err(HostError::Shape(format!(
+                "{slots} slots leave no room for a batch of one token"
+            )));
+        }
+        Ok(())
     }
 
     /// Where a batch's activations (queries) start: the first 4 KiB boundary after the
@@ -353,34 +410,50 @@ impl Device {
 
     /// Pack a row-major ternary matrix (M×K, entries −1, 0, +1) and load it.
     pub fn load_weights(&mut self, w: &[i8]) -> Result<()> {
+        self.load_weights_into(0, w)
+    }
+
+    /// [`Device::load_weights`] into slot `slot`.
+    pub fn load_weights_into(&mut self, slot: usize, w: &[i8]) -> Result<()> {
         let (cfg, layout) = self.matmul("load_weights")?;
+        if slot >= self.slots() {
+            return Err(no_slot(slot, self.slots()));
+        }
         let (m, k) = (cfg.workload.m, cfg.workload.k);
         let beats = pack_weights(&cfg.geometry, w, m, k)
             .map_err(|e| HostError::Shape(format!("weights: {e}")))?;
         let (all, bytes) = (beats.len(), layout.weight_bytes());
-        self.dma_write(0, &beats, all, bytes)?;
+        self.dma_write(self.slot_at(slot), &beats, all, bytes)?;
         if let Engine::Matmul { weights_loaded, .. } = &mut self.engine {
-            *weights_loaded = true;
+            weights_loaded[slot] = true;
         }
         Ok(())
     }
 
     /// `y = W·x` for each of the `xs.len() / K` tokens in `xs` (token-major int8).
     pub fn gemm(&mut self, xs: &[i8]) -> Result<RunReport> {
+        self.gemm_with(0, xs)
+    }
+
+    /// [`Device::gemm`] with the weights in slot `slot`.
+    pub fn gemm_with(&mut self, slot: usize, xs: &[i8]) -> Result<RunReport> {
         let (cfg, layout) = self.matmul("gemm")?;
         let (cfg, layout) = (cfg.clone(), *layout);
         let (m, k) = (cfg.workload.m, cfg.workload.k);
-        if !matches!(
-            self.engine,
-            Engine::Matmul {
-                weights_loaded: true,
-                ..
+        let loaded = match &self.engine {
+            Engine::Matmul { weights_loaded, .. } => weights_loaded.get(slot).copied(),
+            Engine::Attention { .. } => None,
+        };
+        match loaded {
+            None => return Err(no_slot(slot, self.slots())),
+            Some(false) => {
+                return Err(HostError::Shape(format!(
+                    "no weights loaded in slot {slot} (call load_weights first)"
+                )))
             }
-        ) {
-            return Err(HostError::Shape(
-                "no weights loaded (call load_weights first)".into(),
-            ));
+            Some(true) => {}
         }
+        let weights_at = self.slot_at(slot);
         if xs.is_empty() || !xs.len().is_multiple_of(k) {
             return Err(HostError::Shape(format!(
                 "activations: {} values is not a whole number of K = {k} tokens",
@@ -416,10 +489,10 @@ impl Device {
                         .map_err(|e| HostError::Shape(format!("activations: {e}")))?,
                 );
             }
-            layout.check_regions(0, act_base, res_base, n as u64)?;
+            layout.check_regions(weights_at, act_base, res_base, n as u64)?;
             let (chunks, stride) = (layout.chunks, layout.activation_stride());
             self.dma_write(act_base, &beats, chunks, stride)?;
-            report.cycles += self.start_and_wait(act_base, res_base, n, None)?;
+            report.cycles += self.start_and_wait(weights_at, act_base, res_base, n, None)?;
             report.bytes_read += layout.bytes_read(n);
             report.bytes_written += layout.bytes_written(n);
             let mut bytes = vec![0u8; n * layout.result_stride()];
@@ -441,14 +514,19 @@ impl Device {
 
     /// Tokens in the KV cache.
     pub fn kv_len(&self) -> Result<usize> {
-        Ok(self.attention_engine("kv_len")?.2)
+        self.kv_len_of(0)
     }
 
-    /// Forget the KV cache (the next append starts at position 0).
+    /// Tokens in slot `slot`'s KV cache.
+    pub fn kv_len_of(&self, slot: usize) -> Result<usize> {
+        Ok(self.attention_engine("kv_len", slot)?.2)
+    }
+
+    /// Forget every KV cache (the next appends start at position 0).
     pub fn kv_clear(&mut self) -> Result<()> {
-        self.attention_engine("kv_clear")?;
+        self.attention_engine("kv_clear", 0)?;
         if let Engine::Attention { kv_len, .. } = &mut self.engine {
-            *kv_len = 0;
+            kv_len.iter_mut().for_each(|l| *l = 0);
         }
         Ok(())
     }
@@ -457,7 +535,12 @@ impl Device {
     /// `head_dim`-element int8 vectors, token-major. Each token is two DMA writes of
     /// `head_dim` bytes into its tile (`docs/top.md`, "Attention").
     pub fn kv_append(&mut self, keys: &[i8], values: &[i8]) -> Result<()> {
-        let (cfg, layout, len) = self.attention_engine("kv_append")?;
+        self.kv_append_to(0, keys, values)
+    }
+
+    /// [`Device::kv_append`] to slot `slot`'s KV cache.
+    pub fn kv_append_to(&mut self, slot: usize, keys: &[i8], values: &[i8]) -> Result<()> {
+        let (cfg, layout, len) = self.attention_engine("kv_append", slot)?;
         let (d, max) = (cfg.attention.head_dim, cfg.attention.max_seq_len);
         let layout = *layout;
         if keys.len() != values.len() || !keys.len().is_multiple_of(d) {
@@ -475,6 +558,7 @@ impl Device {
             )));
         }
         let bytes = |v: &[i8]| v.iter().map(|&x| x as u8).collect::<Vec<u8>>();
+        let base = self.slot_at(slot);
         // Runs of consecutive keys within one tile are one write each.
         let mut i = 0;
         while i < adding {
@@ -482,14 +566,14 @@ impl Device {
             let run = (layout.tile - at % layout.tile).min(adding - i);
             let span = i * d..(i + run) * d;
             self.transport
-                .dma_write(layout.key_offset(at), &bytes(&keys[span.clone()]))?;
+                .dma_write(base + layout.key_offset(at), &bytes(&keys[span.clone()]))?;
             self.transport
-                .dma_write(layout.value_offset(at), &bytes(&values[span]))?;
+                .dma_write(base + layout.value_offset(at), &bytes(&values[span]))?;
             self.traffic.bytes_to_card += (2 * run * d) as u64;
             i += run;
         }
         if let Engine::Attention { kv_len, .. } = &mut self.engine {
-            *kv_len = len + adding;
+            kv_len[slot] = len + adding;
         }
         Ok(())
     }
@@ -504,7 +588,18 @@ impl Device {
         first_position: usize,
         causal: bool,
     ) -> Result<AttentionReport> {
-        let (cfg, layout, seq_len) = self.attention_engine("attention")?;
+        self.attention_on(0, queries, first_position, causal)
+    }
+
+    /// [`Device::attention`] against slot `slot`'s KV cache.
+    pub fn attention_on(
+        &mut self,
+        slot: usize,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<AttentionReport> {
+        let (cfg, layout, seq_len) = self.attention_engine("attention", slot)?;
         let (cfg, layout) = (cfg.clone(), *layout);
         let d = cfg.attention.head_dim;
         if queries.is_empty() || !queries.len().is_multiple_of(d) {
@@ -534,12 +629,13 @@ impl Device {
         let t0 = Instant::now();
         let before = self.traffic.clone();
         let (q_base, res_base) = (self.activations_at(), self.results_at(rows));
-        layout.check_regions(0, seq_len as u64, q_base, res_base, rows as u64)?;
+        let cache_at = self.slot_at(slot);
+        layout.check_regions(cache_at, seq_len as u64, q_base, res_base, rows as u64)?;
         let bytes: Vec<u8> = queries.iter().map(|&x| x as u8).collect();
         self.transport.dma_write(q_base, &bytes)?;
         self.traffic.bytes_to_card += bytes.len() as u64;
         let position = (first_position, seq_len, causal);
-        let cycles = self.start_and_wait(q_base, res_base, rows, Some(position))?;
+        let cycles = self.start_and_wait(cache_at, q_base, res_base, rows, Some(position))?;
         let mut out = vec![0u8; rows * layout.result_stride()];
         self.transport.dma_read(res_base, &mut out)?;
         self.traffic.bytes_from_card += out.len() as u64;
@@ -571,6 +667,7 @@ impl Device {
     /// run's clocks.
     fn start_and_wait(
         &mut self,
+        resident: u64,
         act: u64,
         res: u64,
         tokens: usize,
@@ -589,7 +686,7 @@ impl Device {
             t.write32(regmap::ISR.into(), stale)?;
         }
         for (offset, address) in [
-            (regmap::WEIGHTS, 0u64),
+            (regmap::WEIGHTS, resident),
             (regmap::ACTIVATIONS, act),
             (regmap::RESULTS, res),
         ] {
@@ -620,6 +717,12 @@ impl Device {
         }
         Ok(u64::from(t.read32(regmap::CYCLES.into())?))
     }
+}
+
+fn no_slot(slot: usize, slots: usize) -> HostError {
+    HostError::Shape(format!(
+        "slot {slot} does not exist (the device has {slots}; see set_slots)"
+    ))
 }
 
 /// The beats of one token's (row's) results: each starts a `stride`-byte slot and is

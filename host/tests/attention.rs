@@ -232,3 +232,48 @@ fn a_cache_longer_than_the_engine_allows_is_refused() {
     let want = streamed_attention(&cfg, &v.rows, v.q.view(), v.k.view(), v.v.view());
     assert_eq!(run.rows, want, "after refused runs (seed 3)");
 }
+
+/// Several KV caches side by side (a model keeps one per layer and KV head): each slot's
+/// rows see only its own keys and values, and appending to one leaves the others alone.
+#[test]
+fn kv_cache_slots_are_independent() {
+    let cfg = config(32, 8, 8, "decode", (21, 1, 1), 128);
+    let mut dev = open(&cfg);
+    dev.set_slots(3).unwrap();
+    let kinds = [
+        AttentionVectorKind::Gaussian,
+        AttentionVectorKind::BeyondClip,
+        AttentionVectorKind::Gaussian,
+    ];
+    let vectors: Vec<AttentionVectors> = kinds
+        .iter()
+        .enumerate()
+        .map(|(slot, &kind)| AttentionVectors::generate(&cfg, kind, 40 + slot as u64))
+        .collect();
+    // Interleaved appends of unequal length: slot s holds 21 − 3s keys.
+    for (slot, v) in vectors.iter().enumerate() {
+        let seq = 21 - 3 * slot;
+        let flat = |a: &Array2<i8>| a.slice(s![..seq, ..]).iter().copied().collect::<Vec<i8>>();
+        dev.kv_append_to(slot, &flat(&v.k), &flat(&v.v)).unwrap();
+    }
+    for (slot, v) in vectors.iter().enumerate() {
+        let seq = 21 - 3 * slot;
+        assert_eq!(dev.kv_len_of(slot).unwrap(), seq);
+        let q: Vec<i8> = v.q.iter().copied().collect();
+        let run = dev.attention_on(slot, &q, seq - 1, false).unwrap();
+        let rows = schedule(seq - 1, 1, seq, false, cfg.attention.tile);
+        let want = streamed_attention(&cfg, &rows, v.q.view(), v.k.view(), v.v.view());
+        assert_eq!(
+            run.rows,
+            want,
+            "slot {slot} ({seq} keys, seed {})",
+            40 + slot
+        );
+    }
+    assert!(matches!(
+        dev.attention_on(3, &[0; 32], 0, false),
+        Err(HostError::Shape(e)) if e.contains("slot 3")
+    ));
+    let err = dev.set_slots(1 << 20).unwrap_err().to_string();
+    assert!(err.contains("do not fit"), "{err}");
+}

@@ -324,3 +324,25 @@ fn a_run_after_a_bus_error_is_bit_exact() {
     let run = dev.gemm(&x).unwrap();
     assert_eq!(run.y, golden(&cfg, &w, &x));
 }
+
+/// Matrices in several slots stay loaded side by side: each GEMM reads its own slot's
+/// weights (a model keeps every weight tile resident).
+#[test]
+fn weight_slots_hold_several_matrices() {
+    let cfg = config_bus(3, 24, 1, 128);
+    let mut dev = Device::open("sim:", &cfg, &options()).unwrap();
+    dev.set_slots(3).unwrap();
+    let layers: Vec<_> = (0..3).map(|s| layer(&cfg, 2, 60 + s)).collect();
+    for (slot, (w, _)) in layers.iter().enumerate() {
+        dev.load_weights_into(slot, w).unwrap();
+    }
+    for (slot, (w, x)) in layers.iter().enumerate().rev() {
+        let run = dev.gemm_with(slot, x).unwrap();
+        assert_eq!(run.y, golden(&cfg, w, x), "slot {slot}, seed {}", 60 + slot);
+    }
+    dev.set_slots(2).unwrap();
+    let err = dev.gemm_with(0, &layers[0].1).unwrap_err().to_string();
+    assert!(err.contains("no weights loaded in slot 0"), "{err}");
+    let err = dev.gemm_with(2, &layers[0].1).unwrap_err().to_string();
+    assert!(err.contains("slot 2 does not exist"), "{err}");
+}
