@@ -323,7 +323,9 @@ impl Checkpoint {
     }
 
     /// Random weights of `config`'s shapes from `seed`: ternary matrices with a third of
-    /// each value, scales and gains near 1, an embedding of unit-variance rows.
+    /// each value and a scale near `√(1.5/K)` (so a BitLinear of a normalised input gives
+    /// values of order 1 and attention logits of a few units, as in a trained model),
+    /// gains near 1, an embedding of unit-variance rows.
     pub fn random(config: &ModelConfig, seed: u64) -> Checkpoint {
         let mut rng = ChaCha8Rng::seed_from_u64(seed);
         let (h, v) = (config.hidden, config.vocab);
@@ -339,7 +341,7 @@ impl Checkpoint {
                     m: mm.m,
                     k: mm.k,
                     w: (0..mm.m * mm.k).map(|_| rng.gen_range(-1i8..=1)).collect(),
-                    scale: rng.gen_range(1.0f32..4.0),
+                    scale: rng.gen_range(0.7f32..1.4) * (1.5 / mm.k as f32).sqrt(),
                 })
                 .collect();
             layers.push(LayerWeights {

@@ -284,6 +284,23 @@ impl AttentionConfig {
         })
     }
 
+    /// The same engine for operands in other int8 units (`[q, k, v, out]`, real value
+    /// of one unit): the constants are rebuilt and checked as if read from a file.
+    pub fn with_scales(&self, scales: [f64; 4], origin: &str) -> Result<Self, ConfigError> {
+        let mut attention = self.attention.clone();
+        let q = &mut attention.quant;
+        [q.scale_q, q.scale_k, q.scale_v, q.scale_out] = scales;
+        AttentionConfig::validate(
+            AttentionFile {
+                attention,
+                workload: self.workload.clone(),
+                board: self.board.clone(),
+                top: self.top.clone(),
+            },
+            origin,
+        )
+    }
+
     pub fn to_toml(&self) -> String {
         let file = AttentionFile {
             attention: self.attention.clone(),

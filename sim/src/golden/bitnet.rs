@@ -1,8 +1,18 @@
-//! The float reference of a BitNet b1.58 transformer: the network as transformers runs
-//! a checkpoint (`AutoBitLinear`, offline weights), in `f32` with `f64` reductions, one
-//! token at a time with a KV cache. It is the fidelity yardstick for the accelerator's
-//! integer contract (issue 17), not bit-exact with anything.
+//! A BitNet b1.58 transformer, two ways.
 //!
+//! - [`FloatReference`]: the network as transformers runs a checkpoint
+//!   (`AutoBitLinear`, offline weights), in `f32` with `f64` reductions, one token at a
+//!   time with a KV cache. The fidelity yardstick, not bit-exact with anything.
+//! - [`IntegerModel`]: the accelerator's contract (ARCHITECTURE.md, "A whole model"):
+//!   the host's share in `f32` (embedding, norms, per-token int8 quantisation,
+//!   dequantisation, RoPE, residuals, ReLU²·up, final norm, LM head) around a
+//!   [`Fabric`] that does every ternary matmul and the integer attention. With
+//!   [`GoldenFabric`] (plain integer dot products and `golden::attention`) it is the
+//!   golden model; the board runner (`tern_flows::generate`) supplies a fabric that
+//!   drives the accelerator tops, so the two runs share only the host's share and
+//!   their logits agree bit for bit exactly when every fabric call does.
+//!
+//! The float reference:
 //! Per token at position `p` (x is the residual stream):
 //! ```text
 //! x = embed[token]
@@ -17,7 +27,13 @@
 //! rope: pairs (i, i + d/2) rotated by p·θ^(−2i/d)   (transformers' rotate_half)
 //! ```
 
+use ndarray::ArrayView2;
+use tern_hdl::streams::attention::{schedule, RowOutput};
+use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::{Checkpoint, TernaryMatrix};
+use tern_model::ModelConfig;
+
+use super::attention::streamed_attention;
 
 /// transformers' floor on the absmax of an activation vector.
 const ABSMAX_FLOOR: f32 = 1e-5;
@@ -64,6 +80,20 @@ fn rope(x: &mut [f32], position: usize, theta: f64) {
     }
 }
 
+/// Largest `|value|` seen at the attention's inputs and output, over every layer and
+/// position a [`FloatReference`] has run: what static int8 scales must cover.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct AttentionRanges {
+    pub q: f32,
+    pub k: f32,
+    pub v: f32,
+    pub out: f32,
+}
+
+fn absmax(x: &[f32]) -> f32 {
+    x.iter().fold(0f32, |m, v| m.max(v.abs()))
+}
+
 /// A checkpoint running token by token.
 pub struct FloatReference<'a> {
     ck: &'a Checkpoint,
@@ -71,6 +101,8 @@ pub struct FloatReference<'a> {
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     position: usize,
+    /// Ranges of the attention's operands so far (for calibrating static scales).
+    pub ranges: AttentionRanges,
 }
 
 impl<'a> FloatReference<'a> {
@@ -81,6 +113,7 @@ impl<'a> FloatReference<'a> {
             keys: vec![vec![]; layers],
             values: vec![vec![]; layers],
             position: 0,
+            ranges: AttentionRanges::default(),
         }
     }
 
@@ -109,6 +142,12 @@ impl<'a> FloatReference<'a> {
             let v = bitlinear(&a, wv);
             q.chunks_mut(d).for_each(|head| rope(head, p, c.rope_theta));
             k.chunks_mut(d).for_each(|head| rope(head, p, c.rope_theta));
+            let r = &mut self.ranges;
+            (r.q, r.k, r.v) = (
+                r.q.max(absmax(&q)),
+                r.k.max(absmax(&k)),
+                r.v.max(absmax(&v)),
+            );
             self.keys[l].extend_from_slice(&k);
             self.values[l].extend_from_slice(&v);
             let kv = c.kv_width();
@@ -137,6 +176,7 @@ impl<'a> FloatReference<'a> {
                     attn[head * d + i] = (out / total) as f32;
                 }
             }
+            self.ranges.out = self.ranges.out.max(absmax(&attn));
             let o = bitlinear(&rmsnorm(&attn, &layer.attn_sub_norm, eps), wo);
             x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
             let a = rmsnorm(&x, &layer.post_attention_layernorm, eps);
@@ -150,17 +190,397 @@ impl<'a> FloatReference<'a> {
             let down = bitlinear(&rmsnorm(&act, &layer.ffn_sub_norm, eps), wd);
             x.iter_mut().zip(&down).for_each(|(x, d)| *x += d);
         }
-        let xf = rmsnorm(&x, &self.ck.norm, eps);
-        let head = self.ck.lm_head.as_ref().unwrap_or(&self.ck.embed_tokens);
         self.position += 1;
-        (0..c.vocab)
-            .map(|t| {
-                head[t * h..(t + 1) * h]
+        lm_head(self.ck, &x)
+    }
+}
+
+/// Final norm, then the LM head (the embedding when tied), in `f32` with `f64` sums.
+fn lm_head(ck: &Checkpoint, x: &[f32]) -> Vec<f32> {
+    let (h, vocab) = (ck.config.hidden, ck.config.vocab);
+    let xf = rmsnorm(x, &ck.norm, ck.config.norm_eps);
+    let head = ck.lm_head.as_ref().unwrap_or(&ck.embed_tokens);
+    (0..vocab)
+        .map(|t| {
+            head[t * h..(t + 1) * h]
+                .iter()
+                .zip(&xf)
+                .map(|(&w, &v)| f64::from(w) * f64::from(v))
+                .sum::<f64>() as f32
+        })
+        .collect()
+}
+
+/// The fabric's share of the integer contract: every ternary matmul and the attention.
+/// Matmul `which` indexes [`ModelConfig::layer_matmuls`] (q, k, v, o, gate, up, down).
+pub trait Fabric {
+    type Error;
+    /// `W·x` in integers for each of the `xs.len() / K` tokens (token-major int8);
+    /// `tokens × M` results, token-major.
+    fn matmul(&mut self, layer: usize, which: usize, xs: &[i8]) -> Result<Vec<i64>, Self::Error>;
+    /// Append int8 keys and values (token-major, `head_dim` each) to the cache of
+    /// `(layer, kv_head)`.
+    fn kv_append(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        keys: &[i8],
+        values: &[i8],
+    ) -> Result<(), Self::Error>;
+    /// The integer attention engine's rows against the cache of `(layer, kv_head)`
+    /// (`tern_hdl::streams::attention::schedule` says which keys each row sees).
+    fn attention(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<Vec<RowOutput>, Self::Error>;
+}
+
+/// The int8 units of the attention's operands: static per-tensor scales, the
+/// `[attention.quant]` of the attention engine (its constants are built from them).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct AttentionScales {
+    pub q: f64,
+    pub k: f64,
+    pub v: f64,
+    pub out: f64,
+}
+
+impl AttentionScales {
+    pub fn of(cfg: &AttentionConfig) -> Self {
+        let q = &cfg.attention.quant;
+        AttentionScales {
+            q: q.scale_q,
+            k: q.scale_k,
+            v: q.scale_v,
+            out: q.scale_out,
+        }
+    }
+
+    /// Scales whose int8 range covers `ranges` (one unit = absmax / 127).
+    pub fn covering(ranges: &AttentionRanges) -> Self {
+        let unit = |m: f32| f64::from(m.max(ABSMAX_FLOOR)) / 127.0;
+        AttentionScales {
+            q: unit(ranges.q),
+            k: unit(ranges.k),
+            v: unit(ranges.v),
+            out: unit(ranges.out),
+        }
+    }
+}
+
+/// Per-token absmax int8 quantisation: the int8 vector and its scale `s` (a value is
+/// `x_i / s`). transformers' `ActQuant` without the division back.
+pub fn quantize_activations(x: &[f32]) -> (Vec<i8>, f32) {
+    let s = 127.0 / absmax(x).max(ABSMAX_FLOOR);
+    let q = x
+        .iter()
+        .map(|&v| (v * s).round_ties_even().clamp(-128.0, 127.0) as i8)
+        .collect();
+    (q, s)
+}
+
+/// Back from a BitLinear's integer result: `(acc / s) · weight_scale`.
+fn dequantize(acc: i64, s: f32, weight_scale: f32) -> f32 {
+    (acc as f64 / f64::from(s)) as f32 * weight_scale
+}
+
+/// A static-scale int8 value for the attention (round half to even, saturating).
+fn to_unit(x: f32, unit: f64) -> i8 {
+    (f64::from(x) / unit).round_ties_even().clamp(-128.0, 127.0) as i8
+}
+
+/// The integer contract, run token by token or a prompt at a time over a [`Fabric`].
+pub struct IntegerModel<'a> {
+    ck: &'a Checkpoint,
+    scales: AttentionScales,
+    position: usize,
+}
+
+/// Why a forward pass cannot start (checked before any fabric call).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum InputError {
+    #[error("token {index} is id {id}, outside the vocabulary of {vocab}")]
+    TokenOutOfVocabulary {
+        index: usize,
+        id: usize,
+        vocab: usize,
+    },
+    #[error("{have} positions so far and {adding} more exceed the context of {max} tokens (model max_seq_len)")]
+    ContextFull {
+        have: usize,
+        adding: usize,
+        max: usize,
+    },
+    #[error("no tokens to run")]
+    Empty,
+}
+
+/// Check a model's token ids against its vocabulary and context.
+pub fn check_tokens(
+    config: &ModelConfig,
+    position: usize,
+    tokens: &[usize],
+) -> Result<(), InputError> {
+    if tokens.is_empty() {
+        return Err(InputError::Empty);
+    }
+    if let Some((index, &id)) = tokens.iter().enumerate().find(|(_, &t)| t >= config.vocab) {
+        return Err(InputError::TokenOutOfVocabulary {
+            index,
+            id,
+            vocab: config.vocab,
+        });
+    }
+    if position + tokens.len() > config.max_seq_len {
+        return Err(InputError::ContextFull {
+            have: position,
+            adding: tokens.len(),
+            max: config.max_seq_len,
+        });
+    }
+    Ok(())
+}
+
+impl<'a> IntegerModel<'a> {
+    pub fn new(ck: &'a Checkpoint, scales: AttentionScales) -> Self {
+        IntegerModel {
+            ck,
+            scales,
+            position: 0,
+        }
+    }
+
+    /// Tokens seen so far.
+    pub fn position(&self) -> usize {
+        self.position
+    }
+
+    /// Run `tokens` at the next positions (a prompt in one pass: every matmul carries
+    /// all of them, attention rows are causal); the logits after the last one.
+    ///
+    /// Decoding one token, the query heads of a KV head go to the fabric as one
+    /// non-causal block (GQA); a prompt goes per query head as causal rows. Either way
+    /// each row sees the keys up to its own position, so the logits do not depend on
+    /// how a sequence is cut into passes.
+    pub fn forward<F: Fabric>(
+        &mut self,
+        fabric: &mut F,
+        tokens: &[usize],
+    ) -> Result<Vec<f32>, ModelRunError<F::Error>> {
+        let c = &self.ck.config;
+        check_tokens(c, self.position, tokens).map_err(ModelRunError::Input)?;
+        let (h, d, eps, t) = (c.hidden, c.head_dim, c.norm_eps, tokens.len());
+        let p0 = self.position;
+        let fab = ModelRunError::Fabric;
+        // The residual stream, token-major.
+        let mut x: Vec<f32> = tokens
+            .iter()
+            .flat_map(|&id| self.ck.embed_tokens[id * h..(id + 1) * h].iter().copied())
+            .collect();
+        for (l, layer) in self.ck.layers.iter().enumerate() {
+            // BitLinear over every token: norm, quantise, fabric, dequantise.
+            let linear = |fabric: &mut F,
+                          input: &[f32],
+                          gain: &[f32],
+                          which: &[usize]|
+             -> Result<Vec<Vec<f32>>, F::Error> {
+                let width = gain.len();
+                let mut xs = Vec::with_capacity(input.len());
+                let mut s = Vec::with_capacity(t);
+                for row in input.chunks(width) {
+                    let (q, scale) = quantize_activations(&rmsnorm(row, gain, eps));
+                    xs.extend(q);
+                    s.push(scale);
+                }
+                which
                     .iter()
-                    .zip(&xf)
-                    .map(|(&w, &v)| f64::from(w) * f64::from(v))
-                    .sum::<f64>() as f32
+                    .map(|&w| {
+                        let mat = &layer.matmuls[w];
+                        let acc = fabric.matmul(l, w, &xs)?;
+                        Ok(acc
+                            .chunks(mat.m)
+                            .zip(&s)
+                            .flat_map(|(row, &s)| {
+                                row.iter().map(move |&a| dequantize(a, s, mat.scale))
+                            })
+                            .collect())
+                    })
+                    .collect()
+            };
+            let [q, k, v] =
+                &mut linear(fabric, &x, &layer.input_layernorm, &[0, 1, 2]).map_err(fab)?[..]
+            else {
+                unreachable!()
+            };
+            for (i, (qt, kt)) in q.chunks_mut(h).zip(k.chunks_mut(c.kv_width())).enumerate() {
+                qt.chunks_mut(d)
+                    .for_each(|head| rope(head, p0 + i, c.rope_theta));
+                kt.chunks_mut(d)
+                    .for_each(|head| rope(head, p0 + i, c.rope_theta));
+            }
+            let unit = |v: &[f32], u: f64| v.iter().map(|&x| to_unit(x, u)).collect::<Vec<i8>>();
+            let (qi, ki, vi) = (
+                unit(q, self.scales.q),
+                unit(k, self.scales.k),
+                unit(v, self.scales.v),
+            );
+            // Head `hd`'s slice of token `i` in a token-major matrix of `width` columns.
+            let head_of = |m: &[i8], width: usize, i: usize, hd: usize| {
+                m[i * width + hd * d..i * width + (hd + 1) * d].to_vec()
+            };
+            let mut attn = vec![0f32; t * h];
+            for kvh in 0..c.kv_heads {
+                let (keys, values): (Vec<i8>, Vec<i8>) = (
+                    (0..t)
+                        .flat_map(|i| head_of(&ki, c.kv_width(), i, kvh))
+                        .collect(),
+                    (0..t)
+                        .flat_map(|i| head_of(&vi, c.kv_width(), i, kvh))
+                        .collect(),
+                );
+                fabric.kv_append(l, kvh, &keys, &values).map_err(fab)?;
+                let heads = kvh * c.group()..(kvh + 1) * c.group();
+                // (query head, token) of each row of each call.
+                let calls: Vec<Vec<(usize, usize)>> = if t == 1 {
+                    vec![heads.map(|hd| (hd, 0)).collect()]
+                } else {
+                    heads.map(|hd| (0..t).map(|i| (hd, i)).collect()).collect()
+                };
+                for rows in calls {
+                    let queries: Vec<i8> = rows
+                        .iter()
+                        .flat_map(|&(hd, i)| head_of(&qi, h, i, hd))
+                        .collect();
+                    let out = fabric.attention(l, kvh, &queries, p0, t > 1).map_err(fab)?;
+                    for (&(hd, i), row) in rows.iter().zip(&out) {
+                        let dst = &mut attn[i * h + hd * d..i * h + (hd + 1) * d];
+                        for (o, &v) in dst.iter_mut().zip(&row.values) {
+                            *o = (f64::from(v) * self.scales.out) as f32;
+                        }
+                    }
+                }
+            }
+            let [o] = &linear(fabric, &attn, &layer.attn_sub_norm, &[3]).map_err(fab)?[..] else {
+                unreachable!()
+            };
+            x.iter_mut().zip(o).for_each(|(x, o)| *x += o);
+            let [gate, up] =
+                &linear(fabric, &x, &layer.post_attention_layernorm, &[4, 5]).map_err(fab)?[..]
+            else {
+                unreachable!()
+            };
+            let act: Vec<f32> = gate
+                .iter()
+                .zip(up)
+                .map(|(&g, &u)| g.max(0.0) * g.max(0.0) * u)
+                .collect();
+            let [down] = &linear(fabric, &act, &layer.ffn_sub_norm, &[6]).map_err(fab)?[..] else {
+                unreachable!()
+            };
+            x.iter_mut().zip(down).for_each(|(x, d)| *x += d);
+        }
+        self.position += t;
+        Ok(lm_head(self.ck, &x[(t - 1) * h..]))
+    }
+}
+
+/// A forward pass that did not finish.
+#[derive(Debug, thiserror::Error)]
+pub enum ModelRunError<E> {
+    #[error(transparent)]
+    Input(InputError),
+    #[error("fabric: {0}")]
+    Fabric(E),
+}
+
+/// The fabric in software: integer dot products over the checkpoint's ternary weights
+/// and the streamed attention golden model over per-(layer, KV head) int8 caches.
+pub struct GoldenFabric<'a> {
+    ck: &'a Checkpoint,
+    attention: AttentionConfig,
+    /// Per (layer, KV head): keys and values so far, token-major.
+    caches: Vec<(Vec<i8>, Vec<i8>)>,
+}
+
+impl<'a> GoldenFabric<'a> {
+    /// `attention`: the engine whose arithmetic (tables, constants) attention follows;
+    /// its head_dim must be the model's.
+    pub fn new(ck: &'a Checkpoint, attention: &AttentionConfig) -> Self {
+        let c = &ck.config;
+        assert_eq!(
+            attention.attention.head_dim, c.head_dim,
+            "attention head_dim"
+        );
+        GoldenFabric {
+            ck,
+            attention: attention.clone(),
+            caches: vec![(vec![], vec![]); c.layers * c.kv_heads],
+        }
+    }
+}
+
+impl Fabric for GoldenFabric<'_> {
+    type Error = std::convert::Infallible;
+
+    fn matmul(&mut self, layer: usize, which: usize, xs: &[i8]) -> Result<Vec<i64>, Self::Error> {
+        let w = &self.ck.layers[layer].matmuls[which];
+        Ok(xs
+            .chunks(w.k)
+            .flat_map(|x| {
+                w.w.chunks(w.k).map(move |row| {
+                    row.iter()
+                        .zip(x)
+                        .map(|(&a, &b)| i64::from(a) * i64::from(b))
+                        .sum::<i64>()
+                })
             })
-            .collect()
+            .collect())
+    }
+
+    fn kv_append(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        keys: &[i8],
+        values: &[i8],
+    ) -> Result<(), Self::Error> {
+        let cache = &mut self.caches[layer * self.ck.config.kv_heads + kv_head];
+        cache.0.extend_from_slice(keys);
+        cache.1.extend_from_slice(values);
+        Ok(())
+    }
+
+    fn attention(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<Vec<RowOutput>, Self::Error> {
+        let d = self.ck.config.head_dim;
+        let (keys, values) = &self.caches[layer * self.ck.config.kv_heads + kv_head];
+        let seq = keys.len() / d;
+        let rows = schedule(
+            first_position,
+            queries.len() / d,
+            seq,
+            causal,
+            self.attention.attention.tile,
+        );
+        fn view(m: &[i8], n: usize, d: usize) -> ArrayView2<'_, i8> {
+            ArrayView2::from_shape((n, d), m).expect("whole rows")
+        }
+        Ok(streamed_attention(
+            &self.attention,
+            &rows,
+            view(queries, queries.len() / d, d),
+            view(keys, seq, d),
+            view(values, seq, d),
+        ))
     }
 }
