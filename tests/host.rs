@@ -452,3 +452,87 @@ fn tern_run_attention_over_a_socket_and_from_its_own_files() {
     let o = attention("sim:", &["--keys", &file("golden.npy")]);
     assert!(!o.status.success(), "--keys without --values: {}", text(&o));
 }
+
+/// A whole (tiny) BitNet model on two served boards: the matmul top and the attention
+/// top each behind their own `tern serve`, `tern generate` driving both over Unix
+/// sockets, every step bit-exact; and the same run on `sim:` writes the same tokens.
+#[test]
+fn tern_generate_runs_a_model_on_two_served_boards() {
+    const MATMUL: &str = "examples/bitnet_tiny_matmul.toml";
+    const ATTENTION: &str = "examples/bitnet_tiny_attention.toml";
+    let dir = tempfile::tempdir().unwrap();
+    let sock = |name: &str| format!("unix:{}", dir.path().join(name).display());
+    let matmul = Daemon::start_with(MATMUL, &sock("matmul.sock"));
+    let attention = Daemon::start_with(ATTENTION, &sock("attention.sock"));
+    let generate = |extra: &[&str]| {
+        let mut args = vec!["generate", "--tokens", "3", "--seed", "5"];
+        args.extend_from_slice(extra);
+        tern_in(&default_cache_root(), &[], &args)
+    };
+    let out = dir.path().join("served");
+    let o = generate(&[
+        "--board-uri",
+        &matmul.bound,
+        "--attention-uri",
+        &attention.bound,
+        "--out",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(
+        text(&o).contains("every step's logits bit-exact"),
+        "{}",
+        text(&o)
+    );
+    for d in [matmul, attention] {
+        let (status, log) = d.stop();
+        assert!(status.success(), "{log}");
+    }
+    let served: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("generate.json")).unwrap()).unwrap();
+    assert_eq!(served["format"], "tern-generate/1");
+    assert_eq!(served["bit_exact"], true);
+    assert_eq!(served["steps"].as_array().unwrap().len(), 3);
+    assert_eq!(served["generated"].as_array().unwrap().len(), 3);
+
+    let local = dir.path().join("local");
+    let o = generate(&["--out", local.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", text(&o));
+    let local: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(local.join("generate.json")).unwrap())
+            .unwrap();
+    assert_eq!(local["generated"], served["generated"]);
+    assert_eq!(local["logits"], served["logits"]);
+}
+
+#[test]
+fn tern_generate_names_bad_input_before_running() {
+    let cases: [(&[&str], &str); 6] = [
+        (
+            &["--prompt", "1,2,256"],
+            "token 2 is id 256, outside the vocabulary of 256",
+        ),
+        (
+            &["--prompt", "1", "--tokens", "70"],
+            "exceed the context of 64 tokens",
+        ),
+        (&["--tokens", "0"], "--tokens must be at least 1"),
+        (
+            &["--attention-config", "examples/attention_decode.toml"],
+            "heads are 16 wide but the attention engine's attention.head_dim is 64",
+        ),
+        (
+            &["--board-uri", "unix:/nonexistent/tern.sock"],
+            "give --attention-uri",
+        ),
+        (&["--model", "huge"], "huge"),
+    ];
+    for (args, want) in cases {
+        let mut all = vec!["generate"];
+        all.extend_from_slice(args);
+        let o = tern_in(&default_cache_root(), &[], &all);
+        assert!(!o.status.success(), "{args:?} succeeded: {}", text(&o));
+        assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
+        assert!(!text(&o).contains("step   0"), "{args:?} ran: {}", text(&o));
+    }
+}

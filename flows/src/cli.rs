@@ -305,6 +305,52 @@ enum Command {
         #[arg(long, default_value_t = 60)]
         board_wait: u64,
     },
+    /// Run a BitNet model on the accelerator: prefill a prompt, decode greedily, every
+    /// step's logits checked bit for bit against the golden model; kernel clocks per
+    /// step (matmul, attention) and host time.
+    Generate {
+        /// sim:, unix:PATH, tcp:HOST:PORT, ...: the board with the matmul top.
+        #[arg(long, default_value = "sim:")]
+        board_uri: String,
+        /// The board with the attention top (default: sim: when --board-uri is sim:).
+        #[arg(long)]
+        attention_uri: Option<String>,
+        /// Preset (tiny, bitnet-0.73b, bitnet-2b) or model TOML; random ternary weights
+        /// from --seed.
+        #[arg(long, default_value = "tiny")]
+        model: String,
+        /// A Hugging Face BitNet checkpoint directory instead of random weights.
+        #[arg(long)]
+        checkpoint: Option<PathBuf>,
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+        /// The matmul top's config (its workload.m × workload.k is the tile shape);
+        /// default: examples/bitnet_tiny_matmul.toml.
+        #[arg(long)]
+        matmul_config: Option<PathBuf>,
+        /// The attention top's config; default: examples/bitnet_tiny_attention.toml.
+        #[arg(long)]
+        attention_config: Option<PathBuf>,
+        /// Prompt token ids, comma-separated.
+        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 20, 44, 4, 5, 60, 7, 8])]
+        prompt: Vec<usize>,
+        /// Tokens to generate.
+        #[arg(long, default_value_t = 8)]
+        tokens: usize,
+        /// Measure the attention scales with the float reference on the prompt (they
+        /// change the attention engine: a served attention board must carry them).
+        #[arg(long)]
+        calibrate: bool,
+        /// Write generate.json (tokens, per-step clocks, logits; docs/files.md) here.
+        #[arg(long)]
+        out: Option<PathBuf>,
+        /// Seconds any one board call may take.
+        #[arg(long, default_value_t = 10)]
+        timeout: u64,
+        /// Seconds to wait while `tern serve` gives a board to another client.
+        #[arg(long, default_value_t = 60)]
+        board_wait: u64,
+    },
     /// Project an engine onto a whole model's ternary matmuls on a board: decode tokens/s
     /// and prefill time, from the exact cycle model and the DDR bandwidth.
     Project {
@@ -878,6 +924,37 @@ pub fn main() -> Result<()> {
             timeout: std::time::Duration::from_secs(timeout),
             board_wait: std::time::Duration::from_secs(board_wait),
         })?,
+        Command::Generate {
+            board_uri,
+            attention_uri,
+            model,
+            checkpoint,
+            seed,
+            matmul_config,
+            attention_config,
+            prompt,
+            tokens,
+            calibrate,
+            out,
+            timeout,
+            board_wait,
+        } => {
+            crate::generate::generate(&crate::generate::GenerateArgs {
+                model,
+                checkpoint,
+                seed,
+                matmul_config,
+                attention_config,
+                board_uri,
+                attention_uri,
+                prompt,
+                tokens,
+                calibrate,
+                out,
+                timeout: std::time::Duration::from_secs(timeout),
+                board_wait: std::time::Duration::from_secs(board_wait),
+            })?;
+        }
         Command::Project {
             config,
             workload,

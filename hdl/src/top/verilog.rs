@@ -209,7 +209,14 @@ fn shape(layout: &TopLayout) -> Shape {
                         const_mul("kv_part", 32, (l.head_dim / l.bus_bytes) as u64),
                     ),
                     ("HALF_TILE_BYTES", (l.tile * l.head_dim).to_string()),
-                    ("HEADER_PAD", (32 * l.beat_words - 32).to_string()),
+                    // Zero bits above the 32-bit header; none when a beat is one word.
+                    (
+                        "HEADER_PAD",
+                        match 32 * l.beat_words - 32 {
+                            0 => String::new(),
+                            pad => format!("{pad}'d0, "),
+                        },
+                    ),
                     ("QUERY_BLOCK", l.query_block.to_string()),
                     ("QUERY_BLOCK_LAST", (l.query_block - 1).to_string()),
                 ],
@@ -501,7 +508,7 @@ const ATTENTION_FEED: &str = r#"    // ---- the engine's two input streams -----
     wire act_valid = act_feeding && (act_header || act_beat_valid);
     wire act_last = 1'b0;
     wire [{{ACT_BITS_HI}}:0] act_data = act_header
-        ? {{{HEADER_PAD}}'d0, act_block_last, act_kv_len[14:0], act_visible} : act_beat[{{ACT_BITS_HI}}:0];
+        ? {{{HEADER_PAD}}act_block_last, act_kv_len[14:0], act_visible} : act_beat[{{ACT_BITS_HI}}:0];
     wire act_fire = act_valid && act_ready;
     wire wgt_feeding = busy && !aborting;
     wire wgt_valid = wgt_feeding && wgt_beat_valid;

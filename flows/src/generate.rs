@@ -1,0 +1,595 @@
+//! `tern generate`: a whole BitNet model on the accelerator. Prefill of a prompt, then
+//! greedy decoding, with the host doing its share of the integer contract
+//! (`tern_sim::golden::bitnet::IntegerModel`) and the boards doing every ternary matmul
+//! (a TLMM top) and the attention (an attention top). Every step's logits are compared
+//! bit for bit with the same contract over the software golden fabric.
+//!
+//! The matmul top has a fixed tile shape (its config's `workload.m × workload.k`): every
+//! BitLinear is cut into tiles of that shape, zero-padded at the edges, each tile's
+//! packed weights resident in its own slot of the board's memory; the partial sums of a
+//! row's K tiles are added on the host (int64). Each (layer, KV head) has its own KV
+//! cache slot on the attention board.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, Instant};
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use tern_hdl::streams::attention::RowOutput;
+use tern_hdl::{AttentionConfig, Config, DesignConfig};
+use tern_host::{Device, HostError, OpenOptions};
+use tern_model::checkpoint::Checkpoint;
+use tern_model::ModelConfig;
+use tern_sim::golden::bitnet::{
+    check_tokens, AttentionScales, Fabric, FloatReference, GoldenFabric, IntegerModel,
+    ModelRunError,
+};
+
+use crate::board::memory_model_for;
+
+/// The tiny model's engines, used when no config is given.
+pub const TINY_MATMUL: &str = include_str!("../../examples/bitnet_tiny_matmul.toml");
+pub const TINY_ATTENTION: &str = include_str!("../../examples/bitnet_tiny_attention.toml");
+
+/// How every BitLinear of a model is cut into the matmul top's tiles, and which slot of
+/// the board's memory each tile lives in.
+#[derive(Debug, Clone)]
+pub struct TilePlan {
+    pub tile_m: usize,
+    pub tile_k: usize,
+    /// Per matmul of a layer (q, k, v, o, gate, up, down): (m tiles, k tiles).
+    pub tiles: [(usize, usize); 7],
+    /// Tiles per layer.
+    pub per_layer: usize,
+    pub layers: usize,
+}
+
+impl TilePlan {
+    pub fn new(model: &ModelConfig, matmul: &Config) -> TilePlan {
+        let (tile_m, tile_k) = (matmul.workload.m, matmul.workload.k);
+        let tiles = model
+            .layer_matmuls()
+            .map(|mm| (mm.m.div_ceil(tile_m), mm.k.div_ceil(tile_k)));
+        TilePlan {
+            tile_m,
+            tile_k,
+            tiles,
+            per_layer: tiles.iter().map(|(m, k)| m * k).sum(),
+            layers: model.layers,
+        }
+    }
+
+    pub fn slots(&self) -> usize {
+        self.per_layer * self.layers
+    }
+
+    /// The slot of tile (`mt`, `kt`) of matmul `which` of layer `layer`.
+    pub fn slot(&self, layer: usize, which: usize, mt: usize, kt: usize) -> usize {
+        let before: usize = self.tiles[..which].iter().map(|(m, k)| m * k).sum();
+        layer * self.per_layer + before + mt * self.tiles[which].1 + kt
+    }
+
+    /// Weights the tiles hold, padding included, over weights the model has.
+    pub fn padding_factor(&self, model: &ModelConfig) -> f64 {
+        let held = (self.per_layer * self.tile_m * self.tile_k) as f64;
+        let real: usize = model.layer_matmuls().iter().map(|mm| mm.m * mm.k).sum();
+        held / real as f64
+    }
+}
+
+/// Kernel clocks and calls the fabric spent, and the wall time of its calls.
+#[derive(Debug, Clone, Default, Serialize)]
+pub struct FabricTally {
+    pub matmul_clocks: u64,
+    pub matmul_calls: u64,
+    pub matmul_bytes_read: u64,
+    pub attention_clocks: u64,
+    pub attention_calls: u64,
+    pub attention_bytes_read: u64,
+    #[serde(skip)]
+    pub wall: Duration,
+}
+
+impl FabricTally {
+    fn since(&self, before: &FabricTally) -> FabricTally {
+        FabricTally {
+            matmul_clocks: self.matmul_clocks - before.matmul_clocks,
+            matmul_calls: self.matmul_calls - before.matmul_calls,
+            matmul_bytes_read: self.matmul_bytes_read - before.matmul_bytes_read,
+            attention_clocks: self.attention_clocks - before.attention_clocks,
+            attention_calls: self.attention_calls - before.attention_calls,
+            attention_bytes_read: self.attention_bytes_read - before.attention_bytes_read,
+            wall: self.wall - before.wall,
+        }
+    }
+}
+
+/// The fabric on boards: a matmul top holding every weight tile, an attention top
+/// holding every KV cache.
+pub struct BoardFabric {
+    pub matmul: Device,
+    pub attention: Device,
+    plan: TilePlan,
+    /// Per matmul of a layer: (m, k).
+    shapes: [(usize, usize); 7],
+    kv_heads: usize,
+    pub tally: FabricTally,
+}
+
+impl BoardFabric {
+    /// Give every tile and every cache a slot and load the checkpoint's weights, tile
+    /// by tile (`progress` counts tiles).
+    pub fn load(
+        ck: &Checkpoint,
+        matmul_cfg: &Config,
+        mut matmul: Device,
+        mut attention: Device,
+        progress: &ProgressBar,
+    ) -> Result<BoardFabric> {
+        let c = &ck.config;
+        let plan = TilePlan::new(c, matmul_cfg);
+        matmul
+            .set_slots(plan.slots())
+            .context("the matmul board's memory cannot hold every weight tile")?;
+        attention
+            .set_slots(c.layers * c.kv_heads)
+            .context("the attention board's memory cannot hold a KV cache per layer and KV head")?;
+        progress.set_length(plan.slots() as u64);
+        let (tm, tk) = (plan.tile_m, plan.tile_k);
+        let mut tile = vec![0i8; tm * tk];
+        for (l, layer) in ck.layers.iter().enumerate() {
+            for (which, w) in layer.matmuls.iter().enumerate() {
+                let (mts, kts) = plan.tiles[which];
+                for mt in 0..mts {
+                    for kt in 0..kts {
+                        tile.fill(0);
+                        for r in 0..tm.min(w.m - mt * tm) {
+                            let cols = tk.min(w.k - kt * tk);
+                            let src = (mt * tm + r) * w.k + kt * tk;
+                            tile[r * tk..r * tk + cols].copy_from_slice(&w.w[src..src + cols]);
+                        }
+                        matmul
+                            .load_weights_into(plan.slot(l, which, mt, kt), &tile)
+                            .with_context(|| {
+                                format!("loading layer {l} matmul {which} tile ({mt}, {kt})")
+                            })?;
+                        progress.inc(1);
+                    }
+                }
+            }
+        }
+        Ok(BoardFabric {
+            matmul,
+            attention,
+            shapes: c.layer_matmuls().map(|mm| (mm.m, mm.k)),
+            plan,
+            kv_heads: c.kv_heads,
+            tally: FabricTally::default(),
+        })
+    }
+
+    /// Forget every KV cache (a new sequence).
+    pub fn reset(&mut self) -> Result<(), HostError> {
+        self.attention.kv_clear()
+    }
+}
+
+impl Fabric for BoardFabric {
+    type Error = HostError;
+
+    fn matmul(&mut self, layer: usize, which: usize, xs: &[i8]) -> Result<Vec<i64>, HostError> {
+        let t0 = Instant::now();
+        let (m, k) = self.shapes[which];
+        let (tm, tk) = (self.plan.tile_m, self.plan.tile_k);
+        let (mts, kts) = self.plan.tiles[which];
+        let tokens = xs.len() / k;
+        let mut y = vec![0i64; tokens * m];
+        let mut part = vec![0i8; tokens * tk];
+        for kt in 0..kts {
+            let cols = tk.min(k - kt * tk);
+            part.fill(0);
+            for t in 0..tokens {
+                let src = t * k + kt * tk;
+                part[t * tk..t * tk + cols].copy_from_slice(&xs[src..src + cols]);
+            }
+            for mt in 0..mts {
+                let run = self
+                    .matmul
+                    .gemm_with(self.plan.slot(layer, which, mt, kt), &part)?;
+                self.tally.matmul_clocks += run.cycles;
+                self.tally.matmul_calls += 1;
+                self.tally.matmul_bytes_read += run.bytes_read;
+                let rows = tm.min(m - mt * tm);
+                for t in 0..tokens {
+                    for r in 0..rows {
+                        y[t * m + mt * tm + r] += run.y[t * tm + r];
+                    }
+                }
+            }
+        }
+        self.tally.wall += t0.elapsed();
+        Ok(y)
+    }
+
+    fn kv_append(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        keys: &[i8],
+        values: &[i8],
+    ) -> Result<(), HostError> {
+        let t0 = Instant::now();
+        let r = self
+            .attention
+            .kv_append_to(layer * self.kv_heads + kv_head, keys, values);
+        self.tally.wall += t0.elapsed();
+        r
+    }
+
+    fn attention(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<Vec<RowOutput>, HostError> {
+        let t0 = Instant::now();
+        let run = self.attention.attention_on(
+            layer * self.kv_heads + kv_head,
+            queries,
+            first_position,
+            causal,
+        )?;
+        self.tally.attention_clocks += run.cycles;
+        self.tally.attention_calls += 1;
+        self.tally.attention_bytes_read += run.bytes_read;
+        self.tally.wall += t0.elapsed();
+        Ok(run.rows)
+    }
+}
+
+/// What `tern generate` is asked to do.
+#[derive(Debug, Clone)]
+pub struct GenerateArgs {
+    /// A preset name or model TOML (random weights from `seed`), unless `checkpoint`.
+    pub model: String,
+    pub checkpoint: Option<PathBuf>,
+    pub seed: u64,
+    pub matmul_config: Option<PathBuf>,
+    pub attention_config: Option<PathBuf>,
+    pub board_uri: String,
+    /// The attention top's board (default: `board_uri` when it is `sim:`).
+    pub attention_uri: Option<String>,
+    pub prompt: Vec<usize>,
+    /// Tokens to generate.
+    pub tokens: usize,
+    /// Replace the attention config's scales with ones measured by the float reference
+    /// on the prompt.
+    pub calibrate: bool,
+    pub out: Option<PathBuf>,
+    pub timeout: Duration,
+    pub board_wait: Duration,
+}
+
+/// One forward pass on the board.
+#[derive(Debug, Clone, Serialize)]
+pub struct Step {
+    /// Tokens fed (the prompt, then one generated token per step).
+    pub fed: usize,
+    pub position: usize,
+    /// The greedy choice after this pass.
+    pub token: usize,
+    #[serde(flatten)]
+    pub fabric: FabricTally,
+    /// Wall time outside fabric calls on this machine: the host's share, in ms.
+    pub host_ms: f64,
+    pub bit_exact: bool,
+}
+
+/// Everything `tern generate` measured (`--out DIR/generate.json`, docs/files.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct GenerateReport {
+    pub format: &'static str,
+    pub model: ModelConfig,
+    pub matmul_config: String,
+    pub attention_config: String,
+    pub board_uri: String,
+    pub attention_uri: String,
+    pub seed: u64,
+    pub prompt: Vec<usize>,
+    pub generated: Vec<usize>,
+    pub steps: Vec<Step>,
+    pub tile_m: usize,
+    pub tile_k: usize,
+    pub tiles: usize,
+    pub padding_factor: f64,
+    pub board_clock_mhz: f64,
+    /// The first step is the prompt (time to first token), the rest decode.
+    pub prefill_clocks: u64,
+    pub decode_clocks_per_token: f64,
+    pub decode_tokens_per_s: f64,
+    pub time_to_first_token_s: f64,
+    pub bit_exact: bool,
+    /// Logits of every step (vocab each).
+    pub logits: Vec<Vec<f32>>,
+}
+
+fn read_text(path: &Option<PathBuf>, builtin: &str, what: &str) -> Result<(String, String)> {
+    match path {
+        Some(p) => Ok((
+            std::fs::read_to_string(p)
+                .with_context(|| format!("reading the {what} config {}", p.display()))?,
+            p.display().to_string(),
+        )),
+        None => Ok((builtin.to_string(), format!("built-in tiny {what} engine"))),
+    }
+}
+
+fn argmax(v: &[f32]) -> usize {
+    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
+}
+
+/// Check that the model fits the accelerator before anything runs.
+pub fn check_fit(
+    model: &ModelConfig,
+    attention: &AttentionConfig,
+    prompt: usize,
+    tokens: usize,
+) -> Result<()> {
+    if attention.attention.head_dim != model.head_dim {
+        bail!(
+            "the model's heads are {} wide but the attention engine's attention.head_dim is {}",
+            model.head_dim,
+            attention.attention.head_dim
+        );
+    }
+    // The last generated token is not fed back.
+    let context = prompt + tokens.saturating_sub(1);
+    if context > attention.attention.max_seq_len {
+        bail!(
+            "a prompt of {prompt} tokens and {tokens} generated need a KV cache of {context} tokens; \
+             the attention engine's attention.max_seq_len is {}",
+            attention.attention.max_seq_len
+        );
+    }
+    Ok(())
+}
+
+/// Load, check, run, compare; prints a line per step.
+pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
+    if a.tokens == 0 {
+        bail!("--tokens must be at least 1");
+    }
+    let ck = match &a.checkpoint {
+        Some(dir) => Checkpoint::read_hf(dir)?,
+        None => Checkpoint::random(&ModelConfig::resolve(&a.model)?, a.seed),
+    };
+    let model = ck.config.clone();
+    let (mm_text, mm_origin) = read_text(&a.matmul_config, TINY_MATMUL, "matmul")?;
+    let (at_text, at_origin) = read_text(&a.attention_config, TINY_ATTENTION, "attention")?;
+    let matmul_cfg = Config::from_toml(&mm_text, &mm_origin)?;
+    let mut attention_cfg = AttentionConfig::from_toml(&at_text, &at_origin)?;
+    check_tokens(&model, 0, &a.prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
+    check_tokens(&model, a.prompt.len(), &vec![0; a.tokens - 1])
+        .map_err(|e| anyhow!("--tokens {}: {e}", a.tokens))?;
+    check_fit(&model, &attention_cfg, a.prompt.len(), a.tokens)?;
+    if a.calibrate {
+        let mut float = FloatReference::new(&ck);
+        a.prompt.iter().for_each(|&t| drop(float.step(t)));
+        let s = AttentionScales::covering(&float.ranges);
+        attention_cfg = attention_cfg
+            .with_scales([s.q, s.k, s.v, s.out], "calibrated scales")
+            .context("the calibrated scales do not make a valid attention engine")?;
+        println!(
+            "calibrated scale_q = {:.6}, scale_k = {:.6}, scale_v = {:.6}, scale_out = {:.6} \
+             (float reference over the prompt)",
+            s.q, s.k, s.v, s.out
+        );
+    }
+    let scales = AttentionScales::of(&attention_cfg);
+    let attention_uri = match &a.attention_uri {
+        Some(u) => u.clone(),
+        None if a.board_uri == "sim:" => "sim:".into(),
+        None => bail!(
+            "the attention top runs on its own board: give --attention-uri (a `tern serve` of the attention config)"
+        ),
+    };
+    if let Some(dir) = &a.out {
+        std::fs::create_dir_all(dir)
+            .with_context(|| format!("creating the output directory {}", dir.display()))?;
+    }
+
+    let open = |uri: &str, design: DesignConfig| -> Result<Device> {
+        let (memory, _) = memory_model_for(&design)?;
+        let opts = OpenOptions {
+            timeout: a.timeout,
+            run_timeout: a.timeout.max(Duration::from_secs(600)),
+            board_wait: a.board_wait,
+            memory: Some(memory),
+            ..OpenOptions::default()
+        };
+        Device::open_design(uri, &design, &opts).with_context(|| format!("opening board {uri}"))
+    };
+    let matmul_dev = open(&a.board_uri, DesignConfig::Matmul(matmul_cfg.clone()))?;
+    let attention_dev = open(
+        &attention_uri,
+        DesignConfig::Attention(attention_cfg.clone()),
+    )?;
+    let plan = TilePlan::new(&model, &matmul_cfg);
+    println!(
+        "model      {} ({} layers, hidden {}, {}/{} heads of {}, FFN {}, vocab {}), {}",
+        model.name,
+        model.layers,
+        model.hidden,
+        model.heads,
+        model.kv_heads,
+        model.head_dim,
+        model.ffn,
+        model.vocab,
+        match &a.checkpoint {
+            Some(d) => format!("checkpoint {}", d.display()),
+            None => format!("random weights, seed {}", a.seed),
+        }
+    );
+    println!(
+        "matmul     {} on {}, tiles of {}x{}, {} per layer ({:.3}x the weights with padding)",
+        mm_origin,
+        a.board_uri,
+        plan.tile_m,
+        plan.tile_k,
+        plan.per_layer,
+        plan.padding_factor(&model)
+    );
+    println!(
+        "attention  {} on {attention_uri}, {} KV caches of {} tokens",
+        at_origin,
+        model.layers * model.kv_heads,
+        attention_cfg.attention.max_seq_len
+    );
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("weights");
+    bar.set_message("tiles loaded");
+    let mut board = BoardFabric::load(&ck, &matmul_cfg, matmul_dev, attention_dev, &bar)?;
+    bar.finish_and_clear();
+    board.reset()?;
+    let mut golden_fabric = GoldenFabric::new(&ck, &attention_cfg);
+    let mut on_board = IntegerModel::new(&ck, scales);
+    let mut golden = IntegerModel::new(&ck, scales);
+
+    let mhz = tern_boards::Board::resolve(matmul_cfg.board.as_deref().unwrap_or("kv260"))?
+        .clock
+        .default_mhz;
+    let mut steps: Vec<Step> = vec![];
+    let mut logits_all = vec![];
+    let mut generated = vec![];
+    let mut feed = a.prompt.clone();
+    let bar = ProgressBar::new(a.tokens as u64).with_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tokens {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("generate");
+    let mut mismatch = None;
+    for step in 0..a.tokens {
+        let position = on_board.position();
+        let before = board.tally.clone();
+        let t0 = Instant::now();
+        let logits = on_board.forward(&mut board, &feed).map_err(|e| match e {
+            ModelRunError::Input(e) => anyhow!(e),
+            ModelRunError::Fabric(e) => anyhow!(e).context(format!("step {step} on the board")),
+        })?;
+        let wall = t0.elapsed();
+        let want = golden
+            .forward(&mut golden_fabric, &feed)
+            .map_err(|e| anyhow!("golden model: {e:?}"))?;
+        let fabric = board.tally.since(&before);
+        let bit_exact = logits.len() == want.len()
+            && logits
+                .iter()
+                .zip(&want)
+                .all(|(a, b)| a.to_bits() == b.to_bits());
+        if !bit_exact && mismatch.is_none() {
+            let i = (0..want.len())
+                .find(|&i| logits.get(i).map(|v| v.to_bits()) != Some(want[i].to_bits()))
+                .unwrap_or(0);
+            mismatch = Some(format!(
+                "step {step} (position {position}): logit {i} is {:?} on the board, {} in the golden model \
+                 (model {}, seed {}, matmul {mm_origin}, attention {at_origin})",
+                logits.get(i),
+                want[i],
+                model.name,
+                a.seed
+            ));
+        }
+        let token = argmax(&logits);
+        let record = Step {
+            fed: feed.len(),
+            position,
+            token,
+            host_ms: (wall.saturating_sub(fabric.wall)).as_secs_f64() * 1e3,
+            fabric,
+            bit_exact,
+        };
+        bar.suspend(|| {
+            println!(
+                "step {step:>3}  {:>4} token(s) at {position:>4} -> {token:>6}   matmul {:>10} clk ({} calls)  attention {:>9} clk ({} calls)  host {:>7.2} ms  {}",
+                record.fed,
+                record.fabric.matmul_clocks,
+                record.fabric.matmul_calls,
+                record.fabric.attention_clocks,
+                record.fabric.attention_calls,
+                record.host_ms,
+                if bit_exact { "bit-exact" } else { "MISMATCH" }
+            )
+        });
+        bar.inc(1);
+        steps.push(record);
+        logits_all.push(logits);
+        generated.push(token);
+        feed = vec![token];
+    }
+    bar.finish_and_clear();
+    let clocks = |s: &Step| s.fabric.matmul_clocks + s.fabric.attention_clocks;
+    let prefill_clocks = clocks(&steps[0]);
+    let decode: Vec<u64> = steps[1..].iter().map(clocks).collect();
+    let decode_clocks_per_token = if decode.is_empty() {
+        f64::NAN
+    } else {
+        decode.iter().sum::<u64>() as f64 / decode.len() as f64
+    };
+    let report = GenerateReport {
+        format: "tern-generate/1",
+        model: model.clone(),
+        matmul_config: matmul_cfg.to_toml(),
+        attention_config: attention_cfg.to_toml(),
+        board_uri: a.board_uri.clone(),
+        attention_uri,
+        seed: a.seed,
+        prompt: a.prompt.clone(),
+        generated: generated.clone(),
+        tile_m: plan.tile_m,
+        tile_k: plan.tile_k,
+        tiles: plan.slots(),
+        padding_factor: plan.padding_factor(&model),
+        board_clock_mhz: mhz,
+        prefill_clocks,
+        decode_clocks_per_token,
+        decode_tokens_per_s: mhz * 1e6 / decode_clocks_per_token,
+        time_to_first_token_s: prefill_clocks as f64 / (mhz * 1e6),
+        bit_exact: mismatch.is_none(),
+        steps,
+        logits: logits_all,
+    };
+    println!("generated  {generated:?}");
+    println!(
+        "kernel     prefill of {} tokens {} clocks = {:.3} ms at {mhz} MHz; decode {:.0} clocks/token = {:.1} tokens/s \
+         (kernel time only: the two tops run one after the other, the host's share is not counted)",
+        a.prompt.len(),
+        report.prefill_clocks,
+        report.time_to_first_token_s * 1e3,
+        report.decode_clocks_per_token,
+        report.decode_tokens_per_s
+    );
+    if let Some(dir) = &a.out {
+        write_report(dir, &report)?;
+        println!("wrote      {}", dir.join("generate.json").display());
+    }
+    if let Some(m) = mismatch {
+        bail!("not bit-exact: {m}");
+    }
+    println!("check      every step's logits bit-exact against the golden model");
+    Ok(report)
+}
+
+fn write_report(dir: &Path, report: &GenerateReport) -> Result<()> {
+    let path = dir.join("generate.json");
+    let text = serde_json::to_string_pretty(report)?;
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))
+}
