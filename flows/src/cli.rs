@@ -953,6 +953,7 @@ pub fn main() -> Result<()> {
                 out,
                 timeout: std::time::Duration::from_secs(timeout),
                 board_wait: std::time::Duration::from_secs(board_wait),
+                verbose: true,
             })?;
         }
         Command::Project {

@@ -93,7 +93,8 @@ pub struct FabricTally {
 }
 
 impl FabricTally {
-    fn since(&self, before: &FabricTally) -> FabricTally {
+    /// What was spent since `before` (an earlier copy of this tally).
+    pub fn since(&self, before: &FabricTally) -> FabricTally {
         FabricTally {
             matmul_clocks: self.matmul_clocks - before.matmul_clocks,
             matmul_calls: self.matmul_calls - before.matmul_calls,
@@ -272,6 +273,8 @@ pub struct GenerateArgs {
     pub out: Option<PathBuf>,
     pub timeout: Duration,
     pub board_wait: Duration,
+    /// Print a line per step and a summary.
+    pub verbose: bool,
 }
 
 /// One forward pass on the board.
@@ -360,6 +363,14 @@ pub fn check_fit(
 
 /// Load, check, run, compare; prints a line per step.
 pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
+    // Per-step and summary lines unless quiet (the demo prints its own summary).
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if a.verbose {
+                println!($($t)*)
+            }
+        };
+    }
     if a.tokens == 0 {
         bail!("--tokens must be at least 1");
     }
@@ -383,10 +394,13 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         attention_cfg = attention_cfg
             .with_scales([s.q, s.k, s.v, s.out], "calibrated scales")
             .context("the calibrated scales do not make a valid attention engine")?;
-        println!(
+        say!(
             "calibrated scale_q = {:.6}, scale_k = {:.6}, scale_v = {:.6}, scale_out = {:.6} \
              (float reference over the prompt)",
-            s.q, s.k, s.v, s.out
+            s.q,
+            s.k,
+            s.v,
+            s.out
         );
     }
     let scales = AttentionScales::of(&attention_cfg);
@@ -419,7 +433,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         DesignConfig::Attention(attention_cfg.clone()),
     )?;
     let plan = TilePlan::new(&model, &matmul_cfg);
-    println!(
+    say!(
         "model      {} ({} layers, hidden {}, {}/{} heads of {}, FFN {}, vocab {}), {}",
         model.name,
         model.layers,
@@ -434,7 +448,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
             None => format!("random weights, seed {}", a.seed),
         }
     );
-    println!(
+    say!(
         "matmul     {} on {}, tiles of {}x{}, {} per layer ({:.3}x the weights with padding)",
         mm_origin,
         a.board_uri,
@@ -443,7 +457,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         plan.per_layer,
         plan.padding_factor(&model)
     );
-    println!(
+    say!(
         "attention  {} on {attention_uri}, {} KV caches of {} tokens",
         at_origin,
         model.layers * model.kv_heads,
@@ -518,7 +532,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
             bit_exact,
         };
         bar.suspend(|| {
-            println!(
+            say!(
                 "step {step:>3}  {:>4} token(s) at {position:>4} -> {token:>6}   matmul {:>10} clk ({} calls)  attention {:>9} clk ({} calls)  host {:>7.2} ms  {}",
                 record.fed,
                 record.fabric.matmul_clocks,
@@ -567,8 +581,8 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         steps,
         logits: logits_all,
     };
-    println!("generated  {generated:?}");
-    println!(
+    say!("generated  {generated:?}");
+    say!(
         "kernel     prefill of {} tokens {} clocks = {:.3} ms at {mhz} MHz; decode {:.0} clocks/token = {:.1} tokens/s \
          (kernel time only: the two tops run one after the other, the host's share is not counted)",
         a.prompt.len(),
@@ -579,12 +593,12 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     );
     if let Some(dir) = &a.out {
         write_report(dir, &report)?;
-        println!("wrote      {}", dir.join("generate.json").display());
+        say!("wrote      {}", dir.join("generate.json").display());
     }
     if let Some(m) = mismatch {
         bail!("not bit-exact: {m}");
     }
-    println!("check      every step's logits bit-exact against the golden model");
+    say!("check      every step's logits bit-exact against the golden model");
     Ok(report)
 }
 

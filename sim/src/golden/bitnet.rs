@@ -527,18 +527,23 @@ impl Fabric for GoldenFabric<'_> {
     type Error = std::convert::Infallible;
 
     fn matmul(&mut self, layer: usize, which: usize, xs: &[i8]) -> Result<Vec<i64>, Self::Error> {
+        use rayon::prelude::*;
         let w = &self.ck.layers[layer].matmuls[which];
-        Ok(xs
+        // Rows in parallel: a 0.73B-shaped model is ~680M MACs a token.
+        let y: Vec<Vec<i64>> = xs
             .chunks(w.k)
-            .flat_map(|x| {
-                w.w.chunks(w.k).map(move |row| {
-                    row.iter()
-                        .zip(x)
-                        .map(|(&a, &b)| i64::from(a) * i64::from(b))
-                        .sum::<i64>()
-                })
+            .map(|x| {
+                w.w.par_chunks(w.k)
+                    .map(|row| {
+                        row.iter()
+                            .zip(x)
+                            .map(|(&a, &b)| i64::from(a) * i64::from(b))
+                            .sum::<i64>()
+                    })
+                    .collect()
             })
-            .collect())
+            .collect();
+        Ok(y.concat())
     }
 
     fn kv_append(

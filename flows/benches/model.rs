@@ -1,0 +1,226 @@
+//! A whole BitNet model on the simulated KV260: prefill of a prompt and greedy decode
+//! steps through `tern generate`'s board fabric (the TLMM top holding every weight tile,
+//! the attention top every KV cache, both on the KV260's DDR model), each step's logits
+//! checked bit for bit against the golden fabric. Prints the measured kernel clocks per
+//! step and the tokens/s and time to first token they give.
+//!
+//! `cargo bench -p tern-flows --bench model -- [--model bitnet-0.73b] [--layers N]
+//!  [--prompts 64,128] [--decode 3] [--matmul F --attention F]`
+//! (output committed in `docs/bench/model_*.txt`; `--quick`: 2 layers, prompt 8).
+//!
+//! What is measured is the two tops' kernel clocks (CYCLES), run one after the other
+//! as the host calls them. What is not: the host's share on the board's CPU. The
+//! projection adds the LM head (the one large host operation: vocab × hidden bf16
+//! weights read from the same DDR per token) at the DDR's full bandwidth, a lower bound
+//! on its time; norms, RoPE and quantisation are O(hidden) per token and left out.
+
+use std::time::Instant;
+
+use indicatif::ProgressBar;
+use tern_flows::board::memory_model_for;
+use tern_flows::generate::{BoardFabric, TilePlan};
+use tern_hdl::{AttentionConfig, Config, DesignConfig};
+use tern_host::{Device, OpenOptions};
+use tern_model::checkpoint::Checkpoint;
+use tern_model::ModelConfig;
+use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric, IntegerModel};
+
+struct Args {
+    model: String,
+    layers: Option<usize>,
+    prompts: Vec<usize>,
+    decode: usize,
+    matmul: String,
+    attention: String,
+}
+
+fn parse() -> Args {
+    let mut a = Args {
+        model: "bitnet-0.73b".into(),
+        layers: None,
+        prompts: vec![64, 128],
+        decode: 3,
+        matmul: "docs/model/kv260/matmul.toml".into(),
+        attention: "docs/model/kv260/attention.toml".into(),
+    };
+    let mut it = std::env::args().skip(1);
+    while let Some(flag) = it.next() {
+        let mut value = || it.next().unwrap_or_else(|| panic!("{flag} needs a value"));
+        match flag.as_str() {
+            "--model" => a.model = value(),
+            "--layers" => a.layers = Some(value().parse().expect("--layers N")),
+            "--prompts" => {
+                a.prompts = value()
+                    .split(',')
+                    .map(|p| p.parse().expect("--prompts 64,128"))
+                    .collect()
+            }
+            "--decode" => a.decode = value().parse().expect("--decode N"),
+            "--matmul" => a.matmul = value(),
+            "--attention" => a.attention = value(),
+            "--quick" => {
+                a.layers = Some(2);
+                a.prompts = vec![8];
+                a.decode = 2;
+            }
+            "--bench" => {}
+            other => panic!("unknown flag {other}"),
+        }
+    }
+    a
+}
+
+fn read(path: &str) -> String {
+    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
+    std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn main() {
+    let a = parse();
+    let mut model = ModelConfig::resolve(&a.model).unwrap();
+    let all_layers = model.layers;
+    if let Some(n) = a.layers {
+        model.layers = n.min(all_layers);
+    }
+    let matmul = Config::from_toml(&read(&a.matmul), &a.matmul).unwrap();
+    let attention = AttentionConfig::from_toml(&read(&a.attention), &a.attention).unwrap();
+    let t0 = Instant::now();
+    let ck = Checkpoint::random(&model, 1);
+    eprintln!("random checkpoint: {:.1} s", t0.elapsed().as_secs_f64());
+    let opts = |d: &DesignConfig| OpenOptions {
+        memory: Some(memory_model_for(d).unwrap().0),
+        run_timeout: std::time::Duration::from_secs(3600),
+        ..OpenOptions::default()
+    };
+    let open = |d: DesignConfig| Device::open_design("sim:", &d, &opts(&d)).unwrap();
+    let t0 = Instant::now();
+    let bar = ProgressBar::new(0);
+    let mut board = BoardFabric::load(
+        &ck,
+        &matmul,
+        open(DesignConfig::Matmul(matmul.clone())),
+        open(DesignConfig::Attention(attention.clone())),
+        &bar,
+    )
+    .unwrap();
+    bar.finish_and_clear();
+    let plan = TilePlan::new(&model, &matmul);
+    let board_info = tern_boards::Board::resolve(matmul.board.as_deref().unwrap()).unwrap();
+    let mhz = board_info.clock.default_mhz;
+    let ddr = board_info.memory.gbyte_per_s;
+    eprintln!(
+        "boards built and loaded: {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+
+    println!(
+        "# {} on the simulated {} ({} of {} layers simulated; random ternary weights, seed 1)",
+        model.name, board_info.name, model.layers, all_layers
+    );
+    println!(
+        "# matmul top {} ({} w/clk, token block {}, {}-bit bus), tiles of {}x{}, {} per layer, padding x{:.3}",
+        a.matmul,
+        matmul.engine.weights_per_clock(),
+        matmul.geometry.token_block,
+        matmul.top.bus_bits,
+        plan.tile_m,
+        plan.tile_k,
+        plan.per_layer,
+        plan.padding_factor(&model)
+    );
+    println!(
+        "# attention top {} ({} MACs, tile {}, query block {}, {}-bit bus); DDR model {ddr} GB/s at {mhz} MHz",
+        a.attention,
+        attention.attention.macs,
+        attention.attention.tile,
+        attention.attention.query_block,
+        attention.top.bus_bits
+    );
+    println!(
+        "| prompt | step | tokens fed | matmul clocks | matmul calls | weight+act bytes read | attention clocks | attention calls | clocks | ms at {mhz} MHz | bit-exact | sim wall s |"
+    );
+    println!("|---|---|---|---|---|---|---|---|---|---|---|---|");
+    let scales = AttentionScales::of(&attention);
+    let mut summary = vec![];
+    for &p in &a.prompts {
+        board.reset().unwrap();
+        let mut on_board = IntegerModel::new(&ck, scales);
+        let mut golden = IntegerModel::new(&ck, scales);
+        let mut golden_fabric = GoldenFabric::new(&ck, &attention);
+        let mut feed: Vec<usize> = (0..p).map(|i| (i * 7919 + 13) % model.vocab).collect();
+        let mut prefill = 0u64;
+        let mut decode = vec![];
+        for step in 0..=a.decode {
+            let before = board.tally.clone();
+            let t = Instant::now();
+            let logits = on_board.forward(&mut board, &feed).unwrap();
+            let wall = t.elapsed().as_secs_f64();
+            let want = golden.forward(&mut golden_fabric, &feed).unwrap();
+            let exact = logits.len() == want.len()
+                && logits
+                    .iter()
+                    .zip(&want)
+                    .all(|(x, y)| x.to_bits() == y.to_bits());
+            let s = board.tally.since(&before);
+            let clocks = s.matmul_clocks + s.attention_clocks;
+            println!(
+                "| {p} | {} | {} | {} | {} | {} | {} | {} | {clocks} | {:.3} | {} | {wall:.1} |",
+                if step == 0 {
+                    "prefill".into()
+                } else {
+                    format!("decode {step}")
+                },
+                feed.len(),
+                s.matmul_clocks,
+                s.matmul_calls,
+                s.matmul_bytes_read,
+                s.attention_clocks,
+                s.attention_calls,
+                clocks as f64 / (mhz * 1e3),
+                if exact { "yes" } else { "NO" },
+            );
+            assert!(
+                exact,
+                "prompt {p}, step {step}: logits not bit-exact (seed 1)"
+            );
+            if step == 0 {
+                prefill = clocks;
+            } else {
+                decode.push(clocks);
+            }
+            let argmax =
+                (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
+            feed = vec![argmax];
+        }
+        summary.push((p, prefill, decode));
+    }
+
+    // Whole-model projection: layers are identical, so the clocks scale with the layer
+    // count; the LM head's DDR time is added per token.
+    let scale = all_layers as f64 / model.layers as f64;
+    let head_bytes = (model.vocab * model.hidden * 2) as f64;
+    let head_ms = head_bytes / (ddr * 1e9) * 1e3;
+    println!();
+    println!(
+        "## Projection to all {all_layers} layers (measured clocks x {scale:.2}); LM head on the host: {:.1} MB of bf16 per token at {ddr} GB/s = {head_ms:.2} ms (lower bound)",
+        head_bytes / 1e6
+    );
+    println!(
+        "| prompt | TTFT kernel ms | TTFT with LM head ms | decode clocks/token (mean of {}) | decode kernel tokens/s | decode tokens/s with LM head | same at 250 MHz |",
+        a.decode
+    );
+    println!("|---|---|---|---|---|---|---|");
+    for (p, prefill, decode) in summary {
+        let ttft = prefill as f64 * scale / (mhz * 1e3);
+        let per_token = decode.iter().sum::<u64>() as f64 / decode.len().max(1) as f64 * scale;
+        let kernel_ms = per_token / (mhz * 1e3);
+        let at250 = per_token / 250e3;
+        println!(
+            "| {p} | {ttft:.1} | {:.1} | {per_token:.0} | {:.1} | {:.1} | {:.1} |",
+            ttft + head_ms,
+            1e3 / kernel_ms,
+            1e3 / (kernel_ms + head_ms),
+            1e3 / (at250 + head_ms),
+        );
+    }
+}
