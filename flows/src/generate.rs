@@ -252,6 +252,96 @@ impl Fabric for BoardFabric {
     }
 }
 
+/// The board fabric with the golden fabric beside it: every call runs on both, the
+/// board's results go on, and the first call whose results differ is remembered (so a
+/// mismatch in the logits names the layer, the matmul or KV head, the token and the
+/// output where it began).
+pub struct Shadowed<'a> {
+    pub board: BoardFabric,
+    golden: GoldenFabric<'a>,
+    names: [&'static str; 7],
+    pub first_difference: Option<String>,
+}
+
+impl<'a> Shadowed<'a> {
+    pub fn new(board: BoardFabric, ck: &'a Checkpoint, attention: &AttentionConfig) -> Self {
+        Shadowed {
+            board,
+            golden: GoldenFabric::new(ck, attention),
+            names: ck.config.layer_matmuls().map(|mm| mm.name),
+            first_difference: None,
+        }
+    }
+
+    fn note(&mut self, what: impl FnOnce() -> String) {
+        if self.first_difference.is_none() {
+            self.first_difference = Some(what());
+        }
+    }
+}
+
+impl Fabric for Shadowed<'_> {
+    type Error = HostError;
+
+    fn matmul(&mut self, layer: usize, which: usize, xs: &[i8]) -> Result<Vec<i64>, HostError> {
+        let y = self.board.matmul(layer, which, xs)?;
+        let Ok(want) = self.golden.matmul(layer, which, xs);
+        if let Some(i) = (0..want.len()).find(|&i| y.get(i) != Some(&want[i])) {
+            let m = self.board.shapes[which].0;
+            let name = self.names[which];
+            self.note(|| {
+                format!(
+                    "layer {layer} {name}, token {} row {}: board {:?}, golden {}",
+                    i / m,
+                    i % m,
+                    y.get(i),
+                    want[i]
+                )
+            });
+        }
+        Ok(y)
+    }
+
+    fn kv_append(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        keys: &[i8],
+        values: &[i8],
+    ) -> Result<(), HostError> {
+        self.board.kv_append(layer, kv_head, keys, values)?;
+        let Ok(()) = self.golden.kv_append(layer, kv_head, keys, values);
+        Ok(())
+    }
+
+    fn attention(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<Vec<RowOutput>, HostError> {
+        let rows = self
+            .board
+            .attention(layer, kv_head, queries, first_position, causal)?;
+        let Ok(want) = self
+            .golden
+            .attention(layer, kv_head, queries, first_position, causal);
+        if let Some(r) = (0..want.len()).find(|&r| rows.get(r) != Some(&want[r])) {
+            self.note(|| {
+                format!(
+                    "layer {layer} attention, KV head {kv_head}, row {r} of a call at position {first_position}: \
+                     board {:?}, golden {:?}",
+                    rows.get(r).map(|o| &o.values),
+                    want[r].values
+                )
+            });
+        }
+        Ok(rows)
+    }
+}
+
 /// What `tern generate` is asked to do.
 #[derive(Debug, Clone)]
 pub struct GenerateArgs {
@@ -473,6 +563,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     let mut board = BoardFabric::load(&ck, &matmul_cfg, matmul_dev, attention_dev, &bar)?;
     bar.finish_and_clear();
     board.reset()?;
+    let mut board = Shadowed::new(board, &ck, &attention_cfg);
     let mut golden_fabric = GoldenFabric::new(&ck, &attention_cfg);
     let mut on_board = IntegerModel::new(&ck, scales);
     let mut golden = IntegerModel::new(&ck, scales);
@@ -493,7 +584,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     let mut mismatch = None;
     for step in 0..a.tokens {
         let position = on_board.position();
-        let before = board.tally.clone();
+        let before = board.board.tally.clone();
         let t0 = Instant::now();
         let logits = on_board.forward(&mut board, &feed).map_err(|e| match e {
             ModelRunError::Input(e) => anyhow!(e),
@@ -503,7 +594,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         let want = golden
             .forward(&mut golden_fabric, &feed)
             .map_err(|e| anyhow!("golden model: {e:?}"))?;
-        let fabric = board.tally.since(&before);
+        let fabric = board.board.tally.since(&before);
         let bit_exact = logits.len() == want.len()
             && logits
                 .iter()
@@ -514,10 +605,11 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
                 .find(|&i| logits.get(i).map(|v| v.to_bits()) != Some(want[i].to_bits()))
                 .unwrap_or(0);
             mismatch = Some(format!(
-                "step {step} (position {position}): logit {i} is {:?} on the board, {} in the golden model \
-                 (model {}, seed {}, matmul {mm_origin}, attention {at_origin})",
+                "step {step} (position {position}): logit {i} is {:?} on the board, {} in the golden model; \
+                 first differing fabric call: {} (model {}, seed {}, matmul {mm_origin}, attention {at_origin})",
                 logits.get(i),
                 want[i],
+                board.first_difference.as_deref().unwrap_or("none (the host's share differs?)"),
                 model.name,
                 a.seed
             ));

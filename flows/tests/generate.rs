@@ -4,7 +4,7 @@
 //! on the board, changes the logits.
 
 use indicatif::ProgressBar;
-use tern_flows::generate::{BoardFabric, TINY_ATTENTION, TINY_MATMUL};
+use tern_flows::generate::{BoardFabric, Shadowed, TINY_ATTENTION, TINY_MATMUL};
 use tern_hdl::{AttentionConfig, Config, DesignConfig};
 use tern_host::{Device, OpenOptions};
 use tern_model::checkpoint::Checkpoint;
@@ -69,6 +69,11 @@ fn every_pass_on_the_boards_equals_the_golden_fabric_and_a_wrong_one_is_caught()
     let wrong: Vec<i8> = (0..tile).map(|i| [1i8, -1, 0][i % 3]).collect();
     let last = 2 * 18 - 1;
     board.matmul.load_weights_into(last, &wrong).unwrap();
-    let broken = run(&ck, scales, &mut board);
+    let mut shadowed = Shadowed::new(board, &ck, &attention);
+    let broken = run(&ck, scales, &mut shadowed);
     assert_ne!(broken, golden, "a wrong tile went unnoticed");
+    let first = shadowed
+        .first_difference
+        .expect("the differing call is named");
+    assert!(first.starts_with("layer 1 down_proj, token "), "{first}");
 }
