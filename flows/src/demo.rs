@@ -199,7 +199,7 @@ fn model_run() -> Result<()> {
     };
     let g = crate::generate::generate(&args)?;
     println!(
-        "  model        tiny BitNet ({} layers, hidden {}, {}/{} heads) on a TLMM top ({}x{} tiles) and an \
+        "  bitnet       tiny BitNet ({} layers, hidden {}, {}/{} heads) on a TLMM top ({}x{} tiles) and an \
          attention top: {} prompt tokens, generated {:?}, every step's logits bit-exact vs golden ({:.1} s)",
         g.model.layers,
         g.model.hidden,
