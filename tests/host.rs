@@ -532,7 +532,18 @@ fn tern_generate_names_bad_input_before_running() {
         all.extend_from_slice(args);
         let o = tern_in(&default_cache_root(), &[], &all);
         assert!(!o.status.success(), "{args:?} succeeded: {}", text(&o));
+        assert!(!text(&o).contains("panicked"), "{args:?}: {}", text(&o));
         assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
         assert!(!text(&o).contains("step   0"), "{args:?} ran: {}", text(&o));
     }
+    // The edges that are allowed: one token, and a context filled exactly (64).
+    let o = tern_in(&default_cache_root(), &[], &["generate", "--tokens", "1"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let prompt: Vec<String> = (0..60).map(|i| i.to_string()).collect();
+    let o = tern_in(
+        &default_cache_root(),
+        &[],
+        &["generate", "--prompt", &prompt.join(","), "--tokens", "5"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
 }

@@ -474,8 +474,11 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     let matmul_cfg = Config::from_toml(&mm_text, &mm_origin)?;
     let mut attention_cfg = AttentionConfig::from_toml(&at_text, &at_origin)?;
     check_tokens(&model, 0, &a.prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
-    check_tokens(&model, a.prompt.len(), &vec![0; a.tokens - 1])
-        .map_err(|e| anyhow!("--tokens {}: {e}", a.tokens))?;
+    // The last generated token is not fed back.
+    if a.tokens > 1 {
+        check_tokens(&model, a.prompt.len(), &vec![0; a.tokens - 1])
+            .map_err(|e| anyhow!("--tokens {}: {e}", a.tokens))?;
+    }
     check_fit(&model, &attention_cfg, a.prompt.len(), a.tokens)?;
     if a.calibrate {
         let mut float = FloatReference::new(&ck);
@@ -674,14 +677,20 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         logits: logits_all,
     };
     say!("generated  {generated:?}");
+    let decode = if decode.is_empty() {
+        "no decode step (--tokens 1)".to_string()
+    } else {
+        format!(
+            "decode {:.0} clocks/token = {:.1} tokens/s",
+            report.decode_clocks_per_token, report.decode_tokens_per_s
+        )
+    };
     say!(
-        "kernel     prefill of {} tokens {} clocks = {:.3} ms at {mhz} MHz; decode {:.0} clocks/token = {:.1} tokens/s \
+        "kernel     prefill of {} tokens {} clocks = {:.3} ms at {mhz} MHz; {decode} \
          (kernel time only: the two tops run one after the other, the host's share is not counted)",
         a.prompt.len(),
         report.prefill_clocks,
         report.time_to_first_token_s * 1e3,
-        report.decode_clocks_per_token,
-        report.decode_tokens_per_s
     );
     if let Some(dir) = &a.out {
         write_report(dir, &report)?;
