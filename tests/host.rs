@@ -547,3 +547,44 @@ fn tern_generate_names_bad_input_before_running() {
     );
     assert!(o.status.success(), "{}", text(&o));
 }
+
+/// A checkpoint in the Hugging Face layout, read and run with the attention's int8 units
+/// calibrated on the prompt (the attention engine is rebuilt for them).
+#[test]
+fn tern_generate_runs_a_checkpoint_with_calibrated_attention() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    let o = tern_in(
+        &default_cache_root(),
+        &[],
+        &[
+            "model",
+            "tiny",
+            "--write-random",
+            ck.to_str().unwrap(),
+            "--seed",
+            "4",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let o = tern_in(
+        &default_cache_root(),
+        &[],
+        &[
+            "generate",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--tokens",
+            "3",
+            "--calibrate",
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("calibrated scale_q = "), "{}", text(&o));
+    assert!(text(&o).contains("checkpoint "), "{}", text(&o));
+    assert!(
+        text(&o).contains("every step's logits bit-exact"),
+        "{}",
+        text(&o)
+    );
+}
