@@ -507,7 +507,7 @@ fn tern_generate_runs_a_model_on_two_served_boards() {
 
 #[test]
 fn tern_generate_names_bad_input_before_running() {
-    let cases: [(&[&str], &str); 6] = [
+    let cases: [(&[&str], &str); 7] = [
         (
             &["--prompt", "1,2,256"],
             "token 2 is id 256, outside the vocabulary of 256",
@@ -526,6 +526,10 @@ fn tern_generate_names_bad_input_before_running() {
             "give --attention-uri",
         ),
         (&["--model", "huge"], "huge"),
+        (
+            &["--attention-engines", "0"],
+            "--attention-engines must be at least 1",
+        ),
     ];
     for (args, want) in cases {
         let mut all = vec!["generate"];
@@ -536,9 +540,17 @@ fn tern_generate_names_bad_input_before_running() {
         assert!(text(&o).contains(want), "{args:?}: {}", text(&o));
         assert!(!text(&o).contains("step   0"), "{args:?} ran: {}", text(&o));
     }
-    // The edges that are allowed: one token, and a context filled exactly (64).
+    // The edges that are allowed: one token, and a context filled exactly (64); and
+    // two attention engines side by side.
     let o = tern_in(&default_cache_root(), &[], &["generate", "--tokens", "1"]);
     assert!(o.status.success(), "{}", text(&o));
+    let o = tern_in(
+        &default_cache_root(),
+        &[],
+        &["generate", "--tokens", "2", "--attention-engines", "2"],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("on sim: and sim:"), "{}", text(&o));
     let prompt: Vec<String> = (0..60).map(|i| i.to_string()).collect();
     let o = tern_in(
         &default_cache_root(),

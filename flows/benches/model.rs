@@ -5,7 +5,7 @@
 //! step and the tokens/s and time to first token they give.
 //!
 //! `cargo bench -p tern-flows --bench model -- [--model bitnet-0.73b] [--layers N]
-//!  [--prompts 64,128] [--decode 3] [--matmul F --attention F]`
+//!  [--prompts 64,128] [--decode 3] [--matmul F --attention F] [--attention-engines N]`
 //! (output committed in `docs/bench/model_*.txt`; `--quick`: 2 layers, prompt 8).
 //!
 //! What is measured is the two tops' kernel clocks (CYCLES), run one after the other
@@ -37,6 +37,7 @@ struct Args {
     decode: usize,
     matmul: String,
     attention: String,
+    attention_engines: usize,
 }
 
 fn parse() -> Args {
@@ -47,6 +48,7 @@ fn parse() -> Args {
         decode: 3,
         matmul: "docs/model/kv260/matmul.toml".into(),
         attention: "docs/model/kv260/attention.toml".into(),
+        attention_engines: 1,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,6 +65,9 @@ fn parse() -> Args {
             "--decode" => a.decode = value().parse().expect("--decode N"),
             "--matmul" => a.matmul = value(),
             "--attention" => a.attention = value(),
+            "--attention-engines" => {
+                a.attention_engines = value().parse().expect("--attention-engines N")
+            }
             "--quick" => {
                 a.layers = Some(2);
                 a.prompts = vec![8];
@@ -104,7 +109,9 @@ fn main() {
         &ck,
         &matmul,
         open(DesignConfig::Matmul(matmul.clone())),
-        open(DesignConfig::Attention(attention.clone())),
+        (0..a.attention_engines)
+            .map(|_| open(DesignConfig::Attention(attention.clone())))
+            .collect(),
         &bar,
     )
     .unwrap();
@@ -134,8 +141,9 @@ fn main() {
         plan.padding_factor(&model)
     );
     println!(
-        "# attention top {} ({} MACs, tile {}, query block {}, {}-bit bus); DDR model {ddr} GB/s at {mhz} MHz",
+        "# attention top {} x{} side by side ({} MACs, tile {}, query block {}, {}-bit bus); DDR model {ddr} GB/s at {mhz} MHz",
         a.attention,
+        a.attention_engines,
         attention.attention.macs,
         attention.attention.tile,
         attention.attention.query_block,

@@ -312,9 +312,13 @@ enum Command {
         /// sim:, unix:PATH, tcp:HOST:PORT, ...: the board with the matmul top.
         #[arg(long, default_value = "sim:")]
         board_uri: String,
-        /// The board with the attention top (default: sim: when --board-uri is sim:).
-        #[arg(long)]
-        attention_uri: Option<String>,
+        /// The board(s) with the attention top, comma-separated for several engines
+        /// side by side (default: sim: when --board-uri is sim:).
+        #[arg(long, value_delimiter = ',')]
+        attention_uri: Vec<String>,
+        /// Attention engines side by side on sim: (KV head h on engine h mod N).
+        #[arg(long, default_value_t = 1)]
+        attention_engines: usize,
         /// Preset (tiny, bitnet-0.73b, bitnet-2b) or model TOML; random ternary weights
         /// from --seed.
         #[arg(long, default_value = "tiny")]
@@ -927,6 +931,7 @@ pub fn main() -> Result<()> {
         Command::Generate {
             board_uri,
             attention_uri,
+            attention_engines,
             model,
             checkpoint,
             seed,
@@ -946,7 +951,8 @@ pub fn main() -> Result<()> {
                 matmul_config,
                 attention_config,
                 board_uri,
-                attention_uri,
+                attention_uris: attention_uri,
+                attention_engines,
                 prompt,
                 tokens,
                 calibrate,

@@ -107,11 +107,16 @@ impl FabricTally {
     }
 }
 
-/// The fabric on boards: a matmul top holding every weight tile, an attention top
-/// holding every KV cache.
+/// The fabric on boards: a matmul top holding every weight tile, and one or more
+/// attention tops holding the KV caches (KV head `h` on engine `h mod engines`).
+///
+/// With several attention engines a layer's attention calls run side by side: the
+/// layer's attention clocks are the largest of the engines' sums, not their total.
+/// (Each engine is simulated on its own board with its own DDR model, so sharing one
+/// DDR is not modelled; attention reads little: K/V once per block of query rows.)
 pub struct BoardFabric {
     pub matmul: Device,
-    pub attention: Device,
+    pub attention: Vec<Device>,
     plan: TilePlan,
     /// Per matmul of a layer: (m, k).
     shapes: [(usize, usize); 7],
@@ -126,7 +131,7 @@ impl BoardFabric {
         ck: &Checkpoint,
         matmul_cfg: &Config,
         mut matmul: Device,
-        mut attention: Device,
+        mut attention: Vec<Device>,
         progress: &ProgressBar,
     ) -> Result<BoardFabric> {
         let c = &ck.config;
@@ -134,9 +139,15 @@ impl BoardFabric {
         matmul
             .set_slots(plan.slots())
             .context("the matmul board's memory cannot hold every weight tile")?;
-        attention
-            .set_slots(c.layers * c.kv_heads)
-            .context("the attention board's memory cannot hold a KV cache per layer and KV head")?;
+        if attention.is_empty() {
+            bail!("no attention engine");
+        }
+        let per_engine = c.kv_heads.div_ceil(attention.len());
+        for (e, dev) in attention.iter_mut().enumerate() {
+            dev.set_slots(c.layers * per_engine).with_context(|| {
+                format!("attention board {e}'s memory cannot hold a KV cache per layer and KV head")
+            })?;
+        }
         progress.set_length(plan.slots() as u64);
         let (tm, tk) = (plan.tile_m, plan.tile_k);
         let mut tile = vec![0i8; tm * tk];
@@ -173,7 +184,30 @@ impl BoardFabric {
 
     /// Forget every KV cache (a new sequence).
     pub fn reset(&mut self) -> Result<(), HostError> {
-        self.attention.kv_clear()
+        self.attention.iter_mut().try_for_each(|d| d.kv_clear())
+    }
+
+    /// The engine and slot of `(layer, kv_head)`'s KV cache.
+    fn cache_of(&self, layer: usize, kv_head: usize) -> (usize, usize) {
+        let engines = self.attention.len();
+        let per_engine = self.kv_heads.div_ceil(engines);
+        (kv_head % engines, layer * per_engine + kv_head / engines)
+    }
+
+    /// One attention call on its engine; (rows, clocks).
+    fn attention_call(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<(Vec<RowOutput>, usize, u64), HostError> {
+        let (engine, slot) = self.cache_of(layer, kv_head);
+        let run = self.attention[engine].attention_on(slot, queries, first_position, causal)?;
+        self.tally.attention_calls += 1;
+        self.tally.attention_bytes_read += run.bytes_read;
+        Ok((run.rows, engine, run.cycles))
     }
 }
 
@@ -222,9 +256,8 @@ impl Fabric for BoardFabric {
         values: &[i8],
     ) -> Result<(), HostError> {
         let t0 = Instant::now();
-        let r = self
-            .attention
-            .kv_append_to(layer * self.kv_heads + kv_head, keys, values);
+        let (engine, slot) = self.cache_of(layer, kv_head);
+        let r = self.attention[engine].kv_append_to(slot, keys, values);
         self.tally.wall += t0.elapsed();
         r
     }
@@ -238,17 +271,33 @@ impl Fabric for BoardFabric {
         causal: bool,
     ) -> Result<Vec<RowOutput>, HostError> {
         let t0 = Instant::now();
-        let run = self.attention.attention_on(
-            layer * self.kv_heads + kv_head,
-            queries,
-            first_position,
-            causal,
-        )?;
-        self.tally.attention_clocks += run.cycles;
-        self.tally.attention_calls += 1;
-        self.tally.attention_bytes_read += run.bytes_read;
+        let (rows, _, cycles) =
+            self.attention_call(layer, kv_head, queries, first_position, causal)?;
+        self.tally.attention_clocks += cycles;
         self.tally.wall += t0.elapsed();
-        Ok(run.rows)
+        Ok(rows)
+    }
+
+    fn attention_layer(
+        &mut self,
+        layer: usize,
+        calls: &[(usize, Vec<i8>)],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<Vec<Vec<RowOutput>>, HostError> {
+        let t0 = Instant::now();
+        let mut busy = vec![0u64; self.attention.len()];
+        let mut out = Vec::with_capacity(calls.len());
+        for (kv_head, queries) in calls {
+            let (rows, engine, cycles) =
+                self.attention_call(layer, *kv_head, queries, first_position, causal)?;
+            busy[engine] += cycles;
+            out.push(rows);
+        }
+        // The engines run side by side: the layer waits for the busiest.
+        self.tally.attention_clocks += busy.iter().max().copied().unwrap_or(0);
+        self.tally.wall += t0.elapsed();
+        Ok(out)
     }
 }
 
@@ -276,6 +325,31 @@ impl<'a> Shadowed<'a> {
     fn note(&mut self, what: impl FnOnce() -> String) {
         if self.first_difference.is_none() {
             self.first_difference = Some(what());
+        }
+    }
+
+    /// Run one attention call on the golden fabric and note the first row that differs.
+    fn check_attention(
+        &mut self,
+        layer: usize,
+        kv_head: usize,
+        queries: &[i8],
+        first_position: usize,
+        causal: bool,
+        rows: &[RowOutput],
+    ) {
+        let Ok(want) = self
+            .golden
+            .attention(layer, kv_head, queries, first_position, causal);
+        if let Some(r) = (0..want.len()).find(|&r| rows.get(r) != Some(&want[r])) {
+            self.note(|| {
+                format!(
+                    "layer {layer} attention, KV head {kv_head}, row {r} of a call at position {first_position}: \
+                     board {:?}, golden {:?}",
+                    rows.get(r).map(|o| &o.values),
+                    want[r].values
+                )
+            });
         }
     }
 }
@@ -325,20 +399,24 @@ impl Fabric for Shadowed<'_> {
         let rows = self
             .board
             .attention(layer, kv_head, queries, first_position, causal)?;
-        let Ok(want) = self
-            .golden
-            .attention(layer, kv_head, queries, first_position, causal);
-        if let Some(r) = (0..want.len()).find(|&r| rows.get(r) != Some(&want[r])) {
-            self.note(|| {
-                format!(
-                    "layer {layer} attention, KV head {kv_head}, row {r} of a call at position {first_position}: \
-                     board {:?}, golden {:?}",
-                    rows.get(r).map(|o| &o.values),
-                    want[r].values
-                )
-            });
-        }
+        self.check_attention(layer, kv_head, queries, first_position, causal, &rows);
         Ok(rows)
+    }
+
+    fn attention_layer(
+        &mut self,
+        layer: usize,
+        calls: &[(usize, Vec<i8>)],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<Vec<Vec<RowOutput>>, HostError> {
+        let outs = self
+            .board
+            .attention_layer(layer, calls, first_position, causal)?;
+        for ((kv_head, queries), rows) in calls.iter().zip(&outs) {
+            self.check_attention(layer, *kv_head, queries, first_position, causal, rows);
+        }
+        Ok(outs)
     }
 }
 
@@ -352,8 +430,11 @@ pub struct GenerateArgs {
     pub matmul_config: Option<PathBuf>,
     pub attention_config: Option<PathBuf>,
     pub board_uri: String,
-    /// The attention top's board (default: `board_uri` when it is `sim:`).
-    pub attention_uri: Option<String>,
+    /// The attention tops' boards, one per attention engine (default: `engines` times
+    /// `sim:` when `board_uri` is `sim:`).
+    pub attention_uris: Vec<String>,
+    /// Attention engines working side by side (on `sim:`; remote: one per URI).
+    pub attention_engines: usize,
     pub prompt: Vec<usize>,
     /// Tokens to generate.
     pub tokens: usize,
@@ -390,7 +471,7 @@ pub struct GenerateReport {
     pub matmul_config: String,
     pub attention_config: String,
     pub board_uri: String,
-    pub attention_uri: String,
+    pub attention_uris: Vec<String>,
     pub seed: u64,
     pub prompt: Vec<usize>,
     pub generated: Vec<usize>,
@@ -497,12 +578,17 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         );
     }
     let scales = AttentionScales::of(&attention_cfg);
-    let attention_uri = match &a.attention_uri {
-        Some(u) => u.clone(),
-        None if a.board_uri == "sim:" => "sim:".into(),
-        None => bail!(
-            "the attention top runs on its own board: give --attention-uri (a `tern serve` of the attention config)"
-        ),
+    let attention_uris = if !a.attention_uris.is_empty() {
+        a.attention_uris.clone()
+    } else if a.board_uri == "sim:" {
+        if a.attention_engines == 0 {
+            bail!("--attention-engines must be at least 1");
+        }
+        vec!["sim:".to_string(); a.attention_engines]
+    } else {
+        bail!(
+            "the attention top runs on its own board: give --attention-uri (a `tern serve` of the attention config; several, comma-separated, for engines side by side)"
+        )
     };
     if let Some(dir) = &a.out {
         std::fs::create_dir_all(dir)
@@ -521,10 +607,10 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         Device::open_design(uri, &design, &opts).with_context(|| format!("opening board {uri}"))
     };
     let matmul_dev = open(&a.board_uri, DesignConfig::Matmul(matmul_cfg.clone()))?;
-    let attention_dev = open(
-        &attention_uri,
-        DesignConfig::Attention(attention_cfg.clone()),
-    )?;
+    let attention_devs = attention_uris
+        .iter()
+        .map(|uri| open(uri, DesignConfig::Attention(attention_cfg.clone())))
+        .collect::<Result<Vec<_>>>()?;
     let plan = TilePlan::new(&model, &matmul_cfg);
     say!(
         "model      {} ({} layers, hidden {}, {}/{} heads of {}, FFN {}, vocab {}), {}",
@@ -551,8 +637,9 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         plan.padding_factor(&model)
     );
     say!(
-        "attention  {} on {attention_uri}, {} KV caches of {} tokens",
+        "attention  {} on {}, {} KV caches of {} tokens",
         at_origin,
+        attention_uris.join(" and "),
         model.layers * model.kv_heads,
         attention_cfg.attention.max_seq_len
     );
@@ -563,7 +650,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     );
     bar.set_prefix("weights");
     bar.set_message("tiles loaded");
-    let mut board = BoardFabric::load(&ck, &matmul_cfg, matmul_dev, attention_dev, &bar)?;
+    let mut board = BoardFabric::load(&ck, &matmul_cfg, matmul_dev, attention_devs, &bar)?;
     bar.finish_and_clear();
     board.reset()?;
     let mut board = Shadowed::new(board, &ck, &attention_cfg);
@@ -659,7 +746,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         matmul_config: matmul_cfg.to_toml(),
         attention_config: attention_cfg.to_toml(),
         board_uri: a.board_uri.clone(),
-        attention_uri,
+        attention_uris,
         seed: a.seed,
         prompt: a.prompt.clone(),
         generated: generated.clone(),

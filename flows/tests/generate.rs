@@ -22,7 +22,7 @@ fn setup() -> (Checkpoint, Config, AttentionConfig, BoardFabric) {
         &ck,
         &matmul,
         open(DesignConfig::Matmul(matmul.clone())),
-        open(DesignConfig::Attention(attention.clone())),
+        vec![open(DesignConfig::Attention(attention.clone()))],
         &ProgressBar::hidden(),
     )
     .unwrap();
@@ -76,4 +76,34 @@ fn every_pass_on_the_boards_equals_the_golden_fabric_and_a_wrong_one_is_caught()
         .first_difference
         .expect("the differing call is named");
     assert!(first.starts_with("layer 1 down_proj, token "), "{first}");
+}
+
+/// Two attention engines side by side (KV head h on engine h mod 2): the same logits,
+/// and each layer's attention waits only for the busier engine.
+#[test]
+fn two_attention_engines_give_the_same_logits_in_less_attention_time() {
+    let (ck, matmul, attention, mut one) = setup();
+    let scales = AttentionScales::of(&attention);
+    let open = |d: DesignConfig| Device::open_design("sim:", &d, &OpenOptions::default()).unwrap();
+    let mut two = BoardFabric::load(
+        &ck,
+        &matmul,
+        open(DesignConfig::Matmul(matmul.clone())),
+        (0..2)
+            .map(|_| open(DesignConfig::Attention(attention.clone())))
+            .collect(),
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    let a = run(&ck, scales, &mut one);
+    let b = run(&ck, scales, &mut two);
+    assert_eq!(a, b, "seed {SEED}: two engines changed the logits");
+    assert_eq!(one.tally.attention_calls, two.tally.attention_calls);
+    assert_eq!(one.tally.matmul_clocks, two.tally.matmul_clocks);
+    // The tiny model has two KV heads: one per engine, so about half the clocks.
+    let (t1, t2) = (one.tally.attention_clocks, two.tally.attention_clocks);
+    assert!(
+        t2 * 10 < t1 * 6 && t2 * 10 > t1 * 4,
+        "attention clocks {t1} on one engine, {t2} on two"
+    );
 }

@@ -132,7 +132,32 @@ impl ModelCache {
                 SHIM,
             )?;
         }
-        TopLibrary::open(&so)
+        // A second board of the same design in this process gets a private copy of the
+        // library: two instances of one Verilator library (shared statics) deadlock
+        // when one is freed (Verilator 5.006, seen with two attention tops).
+        static LOADED: std::sync::Mutex<Vec<PathBuf>> = std::sync::Mutex::new(Vec::new());
+        static COPIES: std::sync::atomic::AtomicUsize = std::sync::atomic::AtomicUsize::new(0);
+        let first = {
+            let mut loaded = LOADED.lock().unwrap_or_else(|e| e.into_inner());
+            let first = !loaded.contains(&so);
+            if first {
+                loaded.push(so.clone());
+            }
+            first
+        };
+        if first {
+            return TopLibrary::open(&so);
+        }
+        let n = COPIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let copy = dir.join(format!("model-copy-{}-{n}.so", std::process::id()));
+        std::fs::copy(&so, &copy).map_err(|e| BridgeError::Load {
+            path: copy.display().to_string(),
+            message: format!("copying {}: {e}", so.display()),
+        })?;
+        let lib = TopLibrary::open(&copy);
+        // The mapping stays after the file is gone.
+        let _ = std::fs::remove_file(&copy);
+        lib
     }
 }
 

@@ -237,6 +237,22 @@ pub trait Fabric {
         first_position: usize,
         causal: bool,
     ) -> Result<Vec<RowOutput>, Self::Error>;
+
+    /// Every attention call of one layer: `(KV head, queries)` each, all with the same
+    /// first position and causality. The calls are independent, so a fabric with several
+    /// attention engines may run them side by side; by default they run one by one.
+    fn attention_layer(
+        &mut self,
+        layer: usize,
+        calls: &[(usize, Vec<i8>)],
+        first_position: usize,
+        causal: bool,
+    ) -> Result<Vec<Vec<RowOutput>>, Self::Error> {
+        calls
+            .iter()
+            .map(|(kv_head, q)| self.attention(layer, *kv_head, q, first_position, causal))
+            .collect()
+    }
 }
 
 /// The int8 units of the attention's operands: static per-tensor scales, the
@@ -433,6 +449,10 @@ impl<'a> IntegerModel<'a> {
                 m[i * width + hd * d..i * width + (hd + 1) * d].to_vec()
             };
             let mut attn = vec![0f32; t * h];
+            // Every KV head's keys and values first, then the layer's attention calls
+            // (independent of each other) in one batch.
+            let mut calls = vec![];
+            let mut call_rows = vec![];
             for kvh in 0..c.kv_heads {
                 let (keys, values): (Vec<i8>, Vec<i8>) = (
                     (0..t)
@@ -445,22 +465,26 @@ impl<'a> IntegerModel<'a> {
                 fabric.kv_append(l, kvh, &keys, &values).map_err(fab)?;
                 let heads = kvh * c.group()..(kvh + 1) * c.group();
                 // (query head, token) of each row of each call.
-                let calls: Vec<Vec<(usize, usize)>> = if t == 1 {
+                let rows_of: Vec<Vec<(usize, usize)>> = if t == 1 {
                     vec![heads.map(|hd| (hd, 0)).collect()]
                 } else {
                     heads.map(|hd| (0..t).map(|i| (hd, i)).collect()).collect()
                 };
-                for rows in calls {
+                for rows in rows_of {
                     let queries: Vec<i8> = rows
                         .iter()
                         .flat_map(|&(hd, i)| head_of(&qi, h, i, hd))
                         .collect();
-                    let out = fabric.attention(l, kvh, &queries, p0, t > 1).map_err(fab)?;
-                    for (&(hd, i), row) in rows.iter().zip(&out) {
-                        let dst = &mut attn[i * h + hd * d..i * h + (hd + 1) * d];
-                        for (o, &v) in dst.iter_mut().zip(&row.values) {
-                            *o = (f64::from(v) * self.scales.out) as f32;
-                        }
+                    calls.push((kvh, queries));
+                    call_rows.push(rows);
+                }
+            }
+            let outs = fabric.attention_layer(l, &calls, p0, t > 1).map_err(fab)?;
+            for (rows, out) in call_rows.iter().zip(&outs) {
+                for (&(hd, i), row) in rows.iter().zip(out) {
+                    let dst = &mut attn[i * h + hd * d..i * h + (hd + 1) * d];
+                    for (o, &v) in dst.iter_mut().zip(&row.values) {
+                        *o = (f64::from(v) * self.scales.out) as f32;
                     }
                 }
             }
