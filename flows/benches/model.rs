@@ -25,7 +25,7 @@ use tern_hdl::{AttentionConfig, Config, DesignConfig};
 use tern_host::{Device, OpenOptions};
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
-use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric, IntegerModel};
+use tern_sim::golden::bitnet::{greedy, AttentionScales, GoldenFabric, IntegerModel};
 
 /// Assumed host time per kernel call (µs): program the pointers, start, poll for done.
 const CALL_OVERHEAD_US: f64 = 1.0;
@@ -206,9 +206,7 @@ fn main() {
                 decode.push(clocks);
                 calls.1 = n;
             }
-            let argmax =
-                (0..logits.len()).fold(0, |b, i| if logits[i] > logits[b] { i } else { b });
-            feed = vec![argmax];
+            feed = vec![greedy(&logits)];
         }
         summary.push((p, prefill, decode, calls));
     }

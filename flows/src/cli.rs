@@ -336,7 +336,7 @@ enum Command {
         #[arg(long)]
         attention_config: Option<PathBuf>,
         /// Prompt token ids, comma-separated.
-        #[arg(long, value_delimiter = ',', default_values_t = [1usize, 20, 44, 4, 5, 60, 7, 8])]
+        #[arg(long, value_delimiter = ',', default_values_t = crate::generate::DEFAULT_PROMPT)]
         prompt: Vec<usize>,
         /// Tokens to generate.
         #[arg(long, default_value_t = 8)]

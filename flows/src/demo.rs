@@ -190,7 +190,7 @@ fn model_run() -> Result<()> {
         board_uri: "sim:".into(),
         attention_uris: vec![],
         attention_engines: 1,
-        prompt: vec![1, 20, 44, 4, 5, 60, 7, 8],
+        prompt: crate::generate::DEFAULT_PROMPT.to_vec(),
         tokens: 8,
         calibrate: false,
         out: None,

@@ -23,11 +23,14 @@ use tern_host::{Device, HostError, OpenOptions};
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
 use tern_sim::golden::bitnet::{
-    check_tokens, AttentionScales, Fabric, FloatReference, GoldenFabric, IntegerModel,
+    check_tokens, greedy, AttentionScales, Fabric, FloatReference, GoldenFabric, IntegerModel,
     ModelRunError,
 };
 
 use crate::board::memory_model_for;
+
+/// The prompt `tern generate` and the demo use when none is given (token ids).
+pub const DEFAULT_PROMPT: [usize; 8] = [1, 20, 44, 4, 5, 60, 7, 8];
 
 /// The tiny model's engines, used when no config is given.
 pub const TINY_MATMUL: &str = include_str!("../../examples/bitnet_tiny_matmul.toml");
@@ -502,10 +505,6 @@ fn read_text(path: &Option<PathBuf>, builtin: &str, what: &str) -> Result<(Strin
     }
 }
 
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
-}
-
 /// Check that the model fits the accelerator before anything runs.
 pub fn check_fit(
     model: &ModelConfig,
@@ -704,7 +703,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
                 a.seed
             ));
         }
-        let token = argmax(&logits);
+        let token = greedy(&logits);
         let record = Step {
             fed: feed.len(),
             position,

@@ -6,7 +6,7 @@ use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
 use tern_sim::golden::bitnet::{
-    AttentionScales, FloatReference, GoldenFabric, InputError, IntegerModel, ModelRunError,
+    greedy, AttentionScales, FloatReference, GoldenFabric, InputError, IntegerModel, ModelRunError,
 };
 
 fn attention_config() -> AttentionConfig {
@@ -25,10 +25,6 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
         .sum();
     let n = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
     dot / (n(a) * n(b))
-}
-
-fn argmax(v: &[f32]) -> usize {
-    (0..v.len()).fold(0, |best, i| if v[i] > v[best] { i } else { best })
 }
 
 /// Scales measured by the float reference over `tokens`, and the engine built for them.
@@ -61,8 +57,8 @@ fn the_integer_contract_follows_the_float_reference() {
             let f = float.step(token);
             let q = int.forward(&mut fabric, &[token]).unwrap();
             worst = worst.min(cosine(&f, &q));
-            agree += usize::from(argmax(&f) == argmax(&q));
-            next = argmax(&f);
+            agree += usize::from(greedy(&f) == greedy(&q));
+            next = greedy(&f);
         }
         println!("seed {seed}: worst logit cosine {worst:.5}, top-1 agreement {agree}/24");
         assert!(

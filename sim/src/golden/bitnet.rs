@@ -255,6 +255,11 @@ pub trait Fabric {
     }
 }
 
+/// The greedy choice: the index of the largest logit (the first of equals).
+pub fn greedy(logits: &[f32]) -> usize {
+    (0..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best })
+}
+
 /// The int8 units of the attention's operands: static per-tensor scales, the
 /// `[attention.quant]` of the attention engine (its constants are built from them).
 #[derive(Debug, Clone, Copy, PartialEq)]
