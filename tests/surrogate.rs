@@ -85,6 +85,78 @@ fn dataset_rows_come_from_real_synthesis_and_a_rerun_adds_nothing() {
     assert_eq!(rows(&out).len(), 3);
 }
 
+/// `--blocks`: a second Yosys run with the RTL blocks kept labels every block the graph
+/// names; the blocks add up to a little more than the flattened design.
+#[test]
+fn dataset_rows_carry_per_block_labels_from_kept_hierarchy_synthesis() {
+    let dir = tempfile::tempdir().unwrap();
+    let space = dir.path().join("tiny.toml");
+    std::fs::write(
+        &space,
+        TINY_SPACE.replace(r#""registers""#, r#""lane-lutram""#),
+    )
+    .unwrap();
+    let out = dir.path().join("tiny.jsonl");
+    let args = [
+        "dataset",
+        "--space",
+        space.to_str().unwrap(),
+        "--board",
+        "kv260",
+        "--n",
+        "1",
+        "--blocks",
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let o = tern_in(dir.path(), &[], &args);
+    let t = text(&o);
+    assert!(o.status.success() && t.contains("1 ok"), "{t}");
+    let made = rows(&out);
+    let r = &made[0];
+    let blocks = r["blocks"].as_object().expect("per-block labels");
+    for node in r["graph"]["nodes"].as_array().unwrap() {
+        let rtl = node["rtl"].as_str().unwrap();
+        assert!(blocks.contains_key(rtl), "{rtl} unlabelled: {r}");
+    }
+    let sum = |k: &str| -> f64 { blocks.values().map(|b| b[k].as_f64().unwrap()).sum() };
+    let flat = |k: &str| r["targets"][k].as_f64().unwrap();
+    for k in ["luts", "ffs"] {
+        assert!(
+            sum(k) >= 0.9 * flat(k) && sum(k) <= 1.5 * flat(k),
+            "{k}: blocks {} vs flat {}",
+            sum(k),
+            flat(k)
+        );
+    }
+    assert!(
+        blocks["glue"]["ffs"].as_f64().unwrap() > 0.0,
+        "control flops"
+    );
+    assert!(
+        blocks["tables"]["lutram_luts"].as_f64().unwrap() > 0.0,
+        "{r}"
+    );
+    // A dataset made without block labels is not silently extended with them.
+    let plain = dir.path().join("plain.jsonl");
+    std::fs::copy(&out, &plain).unwrap();
+    let text_of = std::fs::read_to_string(&plain).unwrap();
+    std::fs::write(
+        &plain,
+        text_of.replacen("\"blocks\":true", "\"blocks\":false", 1),
+    )
+    .unwrap();
+    let mut again = args.to_vec();
+    let p = plain.to_str().unwrap().to_string();
+    *again
+        .iter_mut()
+        .find(|a| a.ends_with("tiny.jsonl"))
+        .unwrap() = &p;
+    let o = tern_in(dir.path(), &[], &again);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("blocks"), "{t}");
+}
+
 #[test]
 fn a_design_that_fails_synthesis_is_a_failed_row_never_a_zero_row() {
     let dir = tempfile::tempdir().unwrap();

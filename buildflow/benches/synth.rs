@@ -47,6 +47,7 @@ fn main() {
             SweepPlan {
                 pnr: false,
                 seed: 1,
+                blocks: false,
             },
             &opts,
             &Executor::Local { jobs },

@@ -164,6 +164,7 @@ mod tests {
         let plan = SweepPlan {
             pnr: false,
             seed: 1,
+            blocks: false,
         };
         let seen = AtomicUsize::new(0);
         let refuse = |_: usize, _: &SweepRow| {

@@ -83,6 +83,9 @@ pub struct RunFile {
     pub version: u32,
     pub jobs: Vec<RunJob>,
     pub pnr: bool,
+    /// Also the per-block synthesis (older run files: no).
+    #[serde(default)]
+    pub blocks: bool,
     pub seed: u64,
     pub time_limit_seconds: f64,
     pub force: bool,
@@ -317,6 +320,7 @@ fn failed_row(job: &Job, error: String) -> SweepRow {
         error: Some(error),
         synth: None,
         pnr: None,
+        blocks: None,
         cached: false,
         wall_seconds: 0.0,
         tool_seconds: 0.0,
@@ -348,6 +352,7 @@ pub fn run(
             })
             .collect(),
         pnr: plan.pnr,
+        blocks: plan.blocks,
         seed: plan.seed,
         time_limit_seconds: opts.time_limit.as_secs_f64(),
         force: opts.force,
@@ -564,6 +569,7 @@ pub fn worker(dir: &Path, index: usize) -> Result<(), WorkerError> {
     let plan = SweepPlan {
         pnr: run.pnr,
         seed: run.seed,
+        blocks: run.blocks,
     };
     let row = sweep::run_one(&item, &job.board, plan, &opts);
     if let Some(e) = &row.error {

@@ -28,6 +28,9 @@ pub struct SweepRow {
     pub error: Option<String>,
     pub synth: Option<SynthRecord>,
     pub pnr: Option<PnrRecord>,
+    /// The per-block run (`SweepPlan::blocks`): cells of each RTL block.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<SynthRecord>,
     /// Steps answered from the cache.
     pub cached: bool,
     /// Wall time in tern for this row (generation, tools, parsing, cache).
@@ -50,6 +53,8 @@ pub struct SweepPlan {
     /// Also place and route on boards that have an open router.
     pub pnr: bool,
     pub seed: u64,
+    /// Also synthesise with the RTL blocks kept as hierarchy (per-block labels).
+    pub blocks: bool,
 }
 
 /// Run every item on every board with `executor`; rows come back in input order.
@@ -109,6 +114,7 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
         error: None,
         synth: None,
         pnr: None,
+        blocks: None,
         cached: true,
         wall_seconds: 0.0,
         tool_seconds: 0.0,
@@ -122,6 +128,14 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
             row.tool_seconds += s.record.tool_seconds;
         }
         row.synth = Some(s.record);
+        if plan.blocks {
+            let b = synth::synthesize_blocks(&design, board, opts).map_err(|e| e.to_string())?;
+            row.cached &= b.cached;
+            if !b.cached {
+                row.tool_seconds += b.record.tool_seconds;
+            }
+            row.blocks = Some(b.record);
+        }
         if plan.pnr && board.has_router() {
             let p = synth::place_and_route(&design, board, plan.seed, opts)
                 .map_err(|e| e.to_string())?;

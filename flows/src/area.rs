@@ -319,6 +319,7 @@ pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
         SweepPlan {
             pnr: false,
             seed: 1,
+            blocks: false,
         },
         opts,
         &plan.executor,
@@ -349,7 +350,11 @@ pub fn run(out: &Path, plan: &AreaPlan, opts: &SynthOptions) -> Result<()> {
         let routed_rows = sweep::run(
             &routed,
             std::slice::from_ref(board),
-            SweepPlan { pnr: true, seed: 1 },
+            SweepPlan {
+                pnr: true,
+                seed: 1,
+                blocks: false,
+            },
             opts,
             &plan.executor,
         )?;

@@ -158,6 +158,10 @@ enum Command {
         /// Also place and route (for Fmax) where the board has an open router.
         #[arg(long)]
         pnr: bool,
+        /// Also synthesise each design with its RTL blocks kept as hierarchy and record
+        /// every block's cells (per-block labels; a second Yosys run per design).
+        #[arg(long)]
+        blocks: bool,
         #[command(flatten)]
         flow: FlowArgs,
         #[command(flatten)]
@@ -181,6 +185,10 @@ enum Command {
         layers: usize,
         #[arg(long, default_value_t = 42)]
         seed: u64,
+        /// Fit the per-block cost model instead (needs a dataset made with `--blocks`;
+        /// default out: models/<dataset name>.blocks.json). Milliseconds, no GNN.
+        #[arg(long)]
+        blocks: bool,
     },
     /// Evaluate a surrogate on a dataset's test rows and held-out region against the
     /// linear baseline: error table and predicted-vs-actual plots.
@@ -189,6 +197,12 @@ enum Command {
         dataset: PathBuf,
         #[arg(long)]
         model: PathBuf,
+        /// A per-block model (`tern train --blocks`) to evaluate beside the GNN.
+        #[arg(long)]
+        blocks: Option<PathBuf>,
+        /// A dataset of larger designs never trained on, evaluated as its own split.
+        #[arg(long)]
+        extrapolation: Option<PathBuf>,
         #[arg(long, default_value = "docs/surrogate")]
         out: PathBuf,
     },
@@ -730,7 +744,11 @@ pub fn main() -> Result<()> {
                 .iter()
                 .map(|b| Board::resolve(b))
                 .collect::<Result<Vec<_>, _>>()?;
-            let plan = tern_build::sweep::SweepPlan { pnr, seed };
+            let plan = tern_build::sweep::SweepPlan {
+                pnr,
+                seed,
+                blocks: false,
+            };
             let rows = crate::synthesis::sweep(
                 &items,
                 &boards,
@@ -754,6 +772,7 @@ pub fn main() -> Result<()> {
             seed,
             out,
             pnr,
+            blocks,
             exec,
             flow,
         } => {
@@ -767,6 +786,7 @@ pub fn main() -> Result<()> {
                 seed,
                 executor: exec.executor()?,
                 pnr,
+                blocks,
             };
             let s = crate::dataset::build(&space, &board, &out, &plan, &flow.options())?;
             println!(
@@ -792,14 +812,19 @@ pub fn main() -> Result<()> {
             hidden,
             layers,
             seed,
+            blocks,
         } => {
-            let out = out.unwrap_or_else(|| {
-                let stem = dataset
-                    .file_stem()
-                    .map(|s| s.to_string_lossy().to_string())
-                    .unwrap_or_else(|| "model".into());
-                PathBuf::from(format!("models/{stem}.tgnn"))
-            });
+            let stem = dataset
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+                .unwrap_or_else(|| "model".into());
+            if blocks {
+                let out =
+                    out.unwrap_or_else(|| PathBuf::from(format!("models/{stem}.blocks.json")));
+                crate::surrogate::train_blocks(&dataset, &out)?;
+                return Ok(());
+            }
+            let out = out.unwrap_or_else(|| PathBuf::from(format!("models/{stem}.tgnn")));
             let options = tern_surrogate::train::TrainOptions {
                 shape: tern_surrogate::model::Shape { hidden, layers },
                 members,
@@ -812,9 +837,17 @@ pub fn main() -> Result<()> {
         Command::Eval {
             dataset,
             model,
+            blocks,
+            extrapolation,
             out,
         } => {
-            crate::surrogate::eval(&dataset, &model, &out)?;
+            crate::surrogate::eval(&crate::surrogate::EvalArgs {
+                dataset: &dataset,
+                model: &model,
+                blocks: blocks.as_deref(),
+                extrapolation: extrapolation.as_deref(),
+                out: &out,
+            })?;
         }
         Command::Predict {
             config,

@@ -10,7 +10,9 @@ use std::time::Instant;
 
 use tern_boards::Board;
 use tern_hdl::{design_graph, DesignConfig};
-use tern_surrogate::dataset::{Header, Row, Status, Targets, Writer, FORMAT, VERSION};
+use tern_surrogate::dataset::{
+    BlockTargets, Header, Row, Status, Targets, Writer, FORMAT, VERSION,
+};
 use tern_surrogate::space::{Sample, Space};
 
 use tern_build::executor::{Executor, Job};
@@ -22,6 +24,8 @@ pub struct DatasetPlan {
     pub seed: u32,
     pub executor: Executor,
     pub pnr: bool,
+    /// Also synthesise with the RTL blocks kept (per-block labels in every row).
+    pub blocks: bool,
 }
 
 /// What a dataset run did.
@@ -56,6 +60,7 @@ pub fn build(
         family: board.family.name().into(),
         seed: plan.seed,
         pnr: plan.pnr && board.has_router(),
+        blocks: plan.blocks,
     };
     let (writer, existing) = Writer::open(out, &header)?;
     let done: std::collections::HashSet<u32> = existing.iter().map(|r| r.index).collect();
@@ -83,6 +88,7 @@ pub fn build(
     let sweep_plan = SweepPlan {
         pnr: header.pnr,
         seed: 1,
+        blocks: plan.blocks,
     };
     let jobs: Vec<Job> = todo
         .iter()
@@ -130,6 +136,25 @@ pub fn build(
     Ok(summary)
 }
 
+/// A block's cells as the dataset records them.
+pub fn block_targets(
+    blocks: &std::collections::BTreeMap<String, tern_build::synth::report::CellUsage>,
+) -> std::collections::BTreeMap<String, BlockTargets> {
+    blocks
+        .iter()
+        .map(|(name, u)| {
+            let t = BlockTargets {
+                luts: u.luts as f64,
+                lutram_luts: u.lutram_luts as f64,
+                ffs: u.ffs as f64,
+                dsps: u.dsps as f64,
+                brams: u.bram_blocks,
+            };
+            (name.clone(), t)
+        })
+        .collect()
+}
+
 /// Latency in clocks of a config's workload, from the cycle model.
 pub fn workload_cycles(config: &DesignConfig) -> Option<f64> {
     config.matmul().map(|c| c.streaming_cycles() as f64)
@@ -152,7 +177,9 @@ fn to_row(sample: &Sample, swept: &SweepRow) -> Row {
             .unwrap_or_default(),
         nextpnr: swept.pnr.as_ref().map(|p| p.nextpnr.clone()),
         tool_seconds: swept.synth.as_ref().map_or(0.0, |s| s.tool_seconds)
+            + swept.blocks.as_ref().map_or(0.0, |s| s.tool_seconds)
             + swept.pnr.as_ref().map_or(0.0, |p| p.tool_seconds),
+        blocks: None,
     };
     if row.error.is_some() {
         return row;
@@ -194,7 +221,24 @@ fn to_row(sample: &Sample, swept: &SweepRow) -> Row {
                 brams: usage.bram_blocks,
                 cycles,
                 fmax_mhz: fmax,
+                lutram_luts: Some(usage.lutram_luts as f64),
             });
+            if let Some(b) = &swept.blocks {
+                match &b.outcome {
+                    SynthOutcome::Ok {
+                        blocks: Some(blocks),
+                        ..
+                    } => row.blocks = Some(block_targets(blocks)),
+                    other => {
+                        row.status = Status::Failed;
+                        row.targets = None;
+                        row.error = Some(format!(
+                            "per-block synthesis: {}",
+                            tern_build::synth::outcome_summary(other)
+                        ));
+                    }
+                }
+            }
         }
         SynthOutcome::Failed { message, .. } => row.error = Some(message.clone()),
         SynthOutcome::TimedOut { limit_s } => {

@@ -356,6 +356,7 @@ fn synthesise(
     let plan = SweepPlan {
         pnr: board.has_router(),
         seed: 1,
+        blocks: false,
     };
     let rows: Vec<SweepRow> =
         sweep::run(&items, std::slice::from_ref(board), plan, opts, executor)?;

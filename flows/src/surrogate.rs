@@ -11,6 +11,7 @@ use std::time::Instant;
 use tern_boards::Board;
 use tern_hdl::{design_graph, DesignConfig};
 use tern_surrogate::baseline::{raw_parameters, LinearBaseline};
+use tern_surrogate::blocks::{BlockModel, BlockPrediction};
 use tern_surrogate::dataset::{split, Dataset, Split};
 use tern_surrogate::features::{
     encode, target_vector, EncodedGraph, BRAMS, DSPS, FFS, LUTS, TARGETS, TARGET_COUNT,
@@ -34,6 +35,7 @@ pub const WA_HLS4ML_SMAPE: [Option<f64>; TARGET_COUNT] = [
 /// A dataset row ready for the model.
 pub struct Item {
     pub index: u32,
+    pub graph: tern_hdl::DesignGraph,
     pub config: DesignConfig,
     pub example: Example,
     pub raw: Vec<f64>,
@@ -59,6 +61,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         let targets = row.targets.as_ref().expect("ok rows carry targets");
         items.push(Item {
             index: row.index,
+            graph: row.graph.clone(),
             example: Example {
                 graph: encode(&row.graph, &config),
                 targets: target_vector(targets),
@@ -147,18 +150,65 @@ pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrog
     Ok(model)
 }
 
+/// Fit the per-block cost model on the dataset's training split and save it.
+pub fn train_blocks(dataset: &Path, out: &Path) -> Result<BlockModel> {
+    let data = Dataset::read(dataset)?;
+    let start = Instant::now();
+    let model = BlockModel::fit(&data)?;
+    let seconds = start.elapsed().as_secs_f64();
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    model.save(out)?;
+    println!(
+        "wrote {}: {} RTL blocks fitted on {} training rows of {} in {:.3} s",
+        out.display(),
+        model.blocks.len(),
+        model.trained_rows,
+        dataset.display(),
+        seconds
+    );
+    for (t, name) in tern_surrogate::blocks::BLOCK_TARGETS.iter().enumerate() {
+        println!(
+            "  {name:<12} flattening factor {:.3}, band ±{:.1} % (out-of-fold p90)",
+            model.flatten[t],
+            100.0 * model.band[t]
+        );
+    }
+    Ok(model)
+}
+
 /// Errors of one predictor on one split, per target.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalTable {
     pub predictor: String,
     pub split: Split,
     pub errors: Vec<Option<Errors>>,
+    /// Per target: the fraction of rows whose actual value lies within the predictor's
+    /// stated band (GNN: ± one ensemble standard deviation; blocks: ± the out-of-fold
+    /// 90th-percentile relative error, widened beyond training). None: no band.
+    #[serde(default)]
+    pub coverage: Vec<Option<f64>>,
+}
+
+/// Prediction and synthesis time on one split.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct SplitTiming {
+    pub split: Split,
+    pub rows: usize,
+    pub yosys_seconds_median: f64,
+    pub gnn_ms_per_design: f64,
+    pub blocks_ms_per_design: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct EvalReport {
     pub dataset: String,
     pub model: String,
+    #[serde(default)]
+    pub block_model: Option<String>,
+    #[serde(default)]
+    pub extrapolation: Option<String>,
     pub rows: usize,
     pub failed_rows: usize,
     pub tables: Vec<EvalTable>,
@@ -168,13 +218,37 @@ pub struct EvalReport {
     pub yosys_seconds_median: f64,
     /// `yosys_seconds_median` / prediction seconds per design.
     pub speedup: f64,
-    /// (split, target, actual, predicted) of every test row, for plots.
-    pub points: Vec<(Split, usize, f64, f64)>,
+    #[serde(default)]
+    pub timing: Vec<SplitTiming>,
+    /// (split, target, actual, predicted, predictor) of every evaluated row, for plots.
+    pub points: Vec<(Split, usize, f64, f64, String)>,
 }
 
-/// Evaluate a model (and the linear baseline fitted on the same training split) on the
-/// random test rows and the held-out region; write a table, plots and raw results.
-pub fn eval(dataset: &Path, model_path: &Path, out: &Path) -> Result<EvalReport> {
+/// What `tern eval` reads and writes.
+pub struct EvalArgs<'a> {
+    pub dataset: &'a Path,
+    pub model: &'a Path,
+    /// A per-block model (`tern train --blocks`) to evaluate beside the GNN.
+    pub blocks: Option<&'a Path>,
+    /// A dataset of designs never trained on (larger ones), evaluated as its own split.
+    pub extrapolation: Option<&'a Path>,
+    pub out: &'a Path,
+}
+
+/// The block model's targets that are also GNN targets: (GNN index, block index).
+const SHARED_TARGETS: [(usize, usize); 4] = [(LUTS, 0), (FFS, 1), (DSPS, 2), (BRAMS, 3)];
+
+fn median_seconds(items: &[&Item]) -> f64 {
+    let mut v: Vec<f64> = items.iter().map(|i| i.tool_seconds).collect();
+    v.sort_by(f64::total_cmp);
+    tern_surrogate::metrics::quantile(&v, 0.5)
+}
+
+/// Evaluate a model (and the linear baseline fitted on the same training split, and a
+/// block model if given) on the random test rows, the held-out region and an
+/// extrapolation set; write a table, plots and raw results.
+pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
+    let (dataset, model_path, out) = (a.dataset, a.model, a.out);
     let loaded = load(dataset)?;
     let model = Surrogate::load(model_path)?;
     let (mh, dh) = (&model.header, &loaded.dataset.header);
@@ -198,6 +272,39 @@ pub fn eval(dataset: &Path, model_path: &Path, out: &Path) -> Result<EvalReport>
             mh.dataset_sha256.get(..12).unwrap_or(&mh.dataset_sha256)
         );
     }
+    let blocks = match a.blocks {
+        Some(p) => {
+            let m = BlockModel::load(p)?;
+            if (&m.space, &m.space_hash, &m.board) != (&dh.space, &dh.space_hash, &dh.board) {
+                bail!(
+                    "{} was fitted on space `{}` for board `{}`, not on {} (space `{}`, board `{}`)",
+                    p.display(),
+                    m.space,
+                    m.board,
+                    dataset.display(),
+                    dh.space,
+                    dh.board
+                );
+            }
+            Some(m)
+        }
+        None => None,
+    };
+    let extra = match a.extrapolation {
+        Some(p) => {
+            let e = load(p)?;
+            if e.dataset.header.board != dh.board {
+                bail!(
+                    "{} is for board `{}`, the model for `{}`",
+                    p.display(),
+                    e.dataset.header.board,
+                    dh.board
+                );
+            }
+            Some(e)
+        }
+        None => None,
+    };
     let train: Vec<&Item> = loaded
         .items
         .iter()
@@ -209,51 +316,95 @@ pub fn eval(dataset: &Path, model_path: &Path, out: &Path) -> Result<EvalReport>
             .map(|i| (i.raw.clone(), i.example.targets))
             .collect::<Vec<_>>(),
     );
+    let mut groups: Vec<(Split, Vec<&Item>)> = [Split::Test, Split::HeldOutRegion]
+        .into_iter()
+        .map(|w| (w, loaded.items.iter().filter(|i| i.split == w).collect()))
+        .collect();
+    if let Some(e) = &extra {
+        groups.push((Split::Extrapolation, e.items.iter().collect()));
+    }
     let mut tables = vec![];
     let mut points = vec![];
-    let mut timing = None;
-    for which in [Split::Test, Split::HeldOutRegion] {
-        let items: Vec<&Item> = loaded.items.iter().filter(|i| i.split == which).collect();
-        if items.is_empty() {
-            continue;
-        }
+    let mut timing = vec![];
+    for (which, items) in groups.into_iter().filter(|(_, i)| !i.is_empty()) {
         let graphs: Vec<&EncodedGraph> = items.iter().map(|i| &i.example.graph).collect();
         let start = Instant::now();
         let predictions = model.predict(&graphs);
-        let per_design = start.elapsed().as_secs_f64() / items.len() as f64;
-        if which == Split::Test {
-            timing = Some(per_design);
-        }
-        let mut gnn = vec![];
+        let gnn_ms = 1e3 * start.elapsed().as_secs_f64() / items.len() as f64;
+        let (block_predictions, blocks_ms) = match &blocks {
+            Some(m) => {
+                let start = Instant::now();
+                let p: Vec<BlockPrediction> = items.iter().map(|i| m.predict(&i.graph)).collect();
+                let ms = 1e3 * start.elapsed().as_secs_f64() / items.len() as f64;
+                (Some(p), Some(ms))
+            }
+            None => (None, None),
+        };
+        timing.push(SplitTiming {
+            split: which,
+            rows: items.len(),
+            yosys_seconds_median: median_seconds(&items),
+            gnn_ms_per_design: gnn_ms,
+            blocks_ms_per_design: blocks_ms,
+        });
+        let within = |v: f64, a: f64, band: f64| (v - a).abs() <= band * v.abs();
+        let mut gnn = (vec![], vec![]);
         let mut lin = vec![];
+        let mut blk = (vec![], vec![]);
         for t in 0..TARGET_COUNT {
             let mut g_pairs = vec![];
+            let mut g_in = 0usize;
             let mut l_pairs = vec![];
-            for (item, p) in items.iter().zip(&predictions) {
+            let mut b_pairs = vec![];
+            let mut b_in = 0usize;
+            let shared = SHARED_TARGETS.iter().find(|(g, _)| *g == t).map(|x| x.1);
+            for (n, (item, p)) in items.iter().zip(&predictions).enumerate() {
                 let Some(actual) = item.example.targets[t] else {
                     continue;
                 };
                 if let Some(v) = p.value[t] {
                     g_pairs.push((v, actual));
-                    points.push((which, t, actual, v));
+                    g_in += usize::from(within(v, actual, p.spread[t].unwrap_or(0.0)));
+                    points.push((which, t, actual, v, "gnn".to_string()));
                 }
                 if let Some(v) = baseline.predict(&item.raw)[t] {
                     l_pairs.push((v, actual));
                 }
+                if let (Some(bp), Some(b)) = (&block_predictions, shared) {
+                    let bp = &bp[n];
+                    let v = bp.total[b];
+                    b_pairs.push((v, actual));
+                    b_in += usize::from(within(v, actual, bp.band[b]));
+                    points.push((which, t, actual, v, "blocks".to_string()));
+                }
             }
-            gnn.push(errors(&g_pairs));
+            let frac = |k: usize, n: usize| (n > 0).then(|| k as f64 / n as f64);
+            gnn.0.push(errors(&g_pairs));
+            gnn.1.push(frac(g_in, g_pairs.len()));
             lin.push(errors(&l_pairs));
+            blk.0.push(errors(&b_pairs));
+            blk.1.push(frac(b_in, b_pairs.len()));
         }
         tables.push(EvalTable {
             predictor: "gnn".into(),
             split: which,
-            errors: gnn,
+            errors: gnn.0,
+            coverage: gnn.1,
         });
         tables.push(EvalTable {
             predictor: "linear".into(),
             split: which,
+            coverage: vec![None; TARGET_COUNT],
             errors: lin,
         });
+        if blocks.is_some() {
+            tables.push(EvalTable {
+                predictor: "blocks".into(),
+                split: which,
+                errors: blk.0,
+                coverage: blk.1,
+            });
+        }
     }
     if tables.is_empty() {
         bail!(
@@ -261,28 +412,32 @@ pub fn eval(dataset: &Path, model_path: &Path, out: &Path) -> Result<EvalReport>
             dataset.display()
         );
     }
-    let mut yosys: Vec<f64> = loaded
+    let in_space: Vec<&Item> = loaded
         .items
         .iter()
         .filter(|i| i.split != Split::Train)
-        .map(|i| i.tool_seconds)
         .collect();
-    yosys.sort_by(f64::total_cmp);
-    let yosys_median = tern_surrogate::metrics::quantile(&yosys, 0.5);
-    let per_design = timing.unwrap_or(f64::NAN);
+    let yosys_median = median_seconds(&in_space);
+    let per_design = timing
+        .iter()
+        .find(|t| t.split == Split::Test)
+        .map_or(f64::NAN, |t| t.gnn_ms_per_design / 1e3);
     let report = EvalReport {
         dataset: dataset.display().to_string(),
         model: model_path.display().to_string(),
+        block_model: a.blocks.map(|p| p.display().to_string()),
+        extrapolation: a.extrapolation.map(|p| p.display().to_string()),
         rows: loaded.dataset.rows.len(),
         failed_rows: loaded.dataset.rows.len() - loaded.items.len(),
         tables,
         prediction_ms_per_design: per_design * 1e3,
         yosys_seconds_median: yosys_median,
         speedup: yosys_median / per_design,
+        timing,
         points,
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
-    let md = eval_markdown(&report, &model);
+    let md = eval_markdown(&report, &model, blocks.as_ref());
     std::fs::write(out.join("eval.md"), &md)?;
     crate::synthesis::write_json(&out.join("eval.json"), &report)?;
     plot_eval(
@@ -306,16 +461,29 @@ fn fmt(v: f64) -> String {
     }
 }
 
-fn eval_markdown(r: &EvalReport, model: &Surrogate) -> String {
+fn split_title(which: Split) -> &'static str {
+    match which {
+        Split::Test => "Random test rows",
+        Split::HeldOutRegion => "Held-out region",
+        Split::Extrapolation => "Extrapolation set (larger designs, never trained on)",
+        Split::Train => "Training rows",
+    }
+}
+
+fn eval_markdown(r: &EvalReport, model: &Surrogate, blocks: Option<&BlockModel>) -> String {
     let h = &model.header;
     let mut s = format!(
         "# Surrogate evaluation\n\nDataset `{}` ({} rows, {} failed rows excluded), model `{}` \
          ({} members, {} parameters each, trained on {} rows of space `{}` for `{}`).\n\n\
          Splits: **test** = a fixed {}% of the space's rows chosen by a hash of the sample index; \
-         **held-out region** = every row in the space's `[holdout]` region, which training never sees. \
+         **held-out region** = every row in the space's `[holdout]` region, which training never sees; \
+         **extrapolation** = every row of a second dataset of larger designs, never trained on. \
          APE is over rows whose actual value is nonzero (the `n≠0` column); SMAPE and R² over all rows \
          (0/0 counts as 0 in SMAPE). The linear baseline is a least-squares power law on the raw \
-         config parameters, fitted on the same training rows. wa-hls4ml: its GNN's test SMAPE \
+         config parameters, fitted on the same training rows. **band covers**: the share of rows whose \
+         actual value lies within the predictor's stated band (GNN: ± one ensemble standard deviation, \
+         ~68 % if calibrated; blocks: ± the out-of-fold 90th-percentile error, ~90 % if calibrated, \
+         widened for graphs larger than any trained on). wa-hls4ml: its GNN's test SMAPE \
          (arXiv 2511.05615), for scale only — a different design space and tool.\n\n",
         r.dataset,
         r.rows,
@@ -328,54 +496,73 @@ fn eval_markdown(r: &EvalReport, model: &Surrogate) -> String {
         h.board,
         tern_surrogate::dataset::TEST_PERCENT
     );
-    for which in [Split::Test, Split::HeldOutRegion] {
-        let gnn = r
-            .tables
-            .iter()
-            .find(|t| t.split == which && t.predictor == "gnn");
-        let lin = r
-            .tables
-            .iter()
-            .find(|t| t.split == which && t.predictor == "linear");
-        let (Some(gnn), Some(lin)) = (gnn, lin) else {
-            continue;
-        };
+    if let (Some(b), Some(path)) = (blocks, &r.block_model) {
         s += &format!(
-            "## {}\n\n| target | rows | n≠0 | GNN median APE % | GNN p90 APE % | GNN SMAPE % | GNN R² | linear median APE % | linear p90 APE % | linear SMAPE % | linear R² | wa-hls4ml SMAPE % |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n",
-            match which {
-                Split::Test => "Random test rows",
-                Split::HeldOutRegion => "Held-out region",
-                Split::Train => "Training rows",
-            }
+            "Block model `{path}`: per-block costs fitted on {} training rows' per-block labels, \
+             {} RTL blocks, flattening factors (LUT, FF) {:.3}, {:.3}.\n\n",
+            b.trained_rows,
+            b.blocks.len(),
+            b.flatten[0],
+            b.flatten[1]
+        );
+    }
+    if let Some(e) = &r.extrapolation {
+        s += &format!("Extrapolation set: `{e}`.\n\n");
+    }
+    for which in [Split::Test, Split::HeldOutRegion, Split::Extrapolation] {
+        let tables: Vec<&EvalTable> = r.tables.iter().filter(|t| t.split == which).collect();
+        if tables.is_empty() {
+            continue;
+        }
+        s += &format!(
+            "## {}\n\n| target | predictor | rows | n≠0 | median APE % | p90 APE % | SMAPE % | R² | band covers | wa-hls4ml SMAPE % |\n|---|---|---|---|---|---|---|---|---|---|\n",
+            split_title(which)
         );
         for t in 0..TARGET_COUNT {
-            let (Some(g), l) = (gnn.errors[t], lin.errors[t]) else {
-                continue;
-            };
-            let l = l.unwrap_or(g);
-            s += &format!(
-                "| {} | {} | {} | {} | {} | {} | {:.3} | {} | {} | {} | {:.3} | {} |\n",
-                TARGETS[t],
-                g.rows,
-                g.nonzero,
-                fmt(g.median_ape),
-                fmt(g.p90_ape),
-                fmt(g.smape),
-                g.r2,
-                fmt(l.median_ape),
-                fmt(l.p90_ape),
-                fmt(l.smape),
-                l.r2,
-                WA_HLS4ML_SMAPE[t].map_or("–".into(), |v| format!("{v:.1}"))
-            );
+            for table in &tables {
+                let Some(e) = table.errors.get(t).copied().flatten() else {
+                    continue;
+                };
+                let covers = table
+                    .coverage
+                    .get(t)
+                    .copied()
+                    .flatten()
+                    .map_or("–".into(), |c| format!("{:.0} %", 100.0 * c));
+                s += &format!(
+                    "| {} | {} | {} | {} | {} | {} | {} | {:.3} | {} | {} |\n",
+                    TARGETS[t],
+                    table.predictor,
+                    e.rows,
+                    e.nonzero,
+                    fmt(e.median_ape),
+                    fmt(e.p90_ape),
+                    fmt(e.smape),
+                    e.r2,
+                    covers,
+                    WA_HLS4ML_SMAPE[t].map_or("–".into(), |v| format!("{v:.1}"))
+                );
+            }
         }
         s += "\n";
     }
-    s += &format!(
-        "Prediction: {:.3} ms per design (ensemble, batched over the test rows) against a median of \
-         {:.1} s of Yosys per design: {:.0}× faster.\n",
-        r.prediction_ms_per_design, r.yosys_seconds_median, r.speedup
-    );
+    s += "## Time\n\n| split | rows | Yosys median s | GNN ms/design | blocks ms/design | Yosys ÷ slower predictor |\n|---|---|---|---|---|---|\n";
+    for t in &r.timing {
+        let slowest = t
+            .gnn_ms_per_design
+            .max(t.blocks_ms_per_design.unwrap_or(0.0));
+        s += &format!(
+            "| {} | {} | {:.1} | {:.3} | {} | {:.0}× |\n",
+            split_title(t.split),
+            t.rows,
+            t.yosys_seconds_median,
+            t.gnn_ms_per_design,
+            t.blocks_ms_per_design
+                .map_or("–".into(), |m| format!("{m:.4}")),
+            1e3 * t.yosys_seconds_median / slowest
+        );
+    }
+    s += "\nGNN times are batched over the split's rows; the block model predicts one design at a time.\n";
     s
 }
 
@@ -404,7 +591,8 @@ where
     root.fill(&WHITE).map_err(|e| plot_error(&e))?;
     let panels = root.split_evenly((1, targets.len().max(1)));
     for (panel, &t) in panels.iter().zip(targets) {
-        let pts: Vec<&(Split, usize, f64, f64)> = r.points.iter().filter(|p| p.1 == t).collect();
+        let pts: Vec<&(Split, usize, f64, f64, String)> =
+            r.points.iter().filter(|p| p.1 == t).collect();
         // log1p axes: zero-valued targets (no BRAM, no DSP) stay on the plot.
         let l = |v: f64| (1.0 + v.max(0.0)).log10();
         let hi = pts
@@ -430,16 +618,22 @@ where
                 BLACK.stroke_width(1),
             ))
             .map_err(|e| plot_error(&e))?;
+        // Colour by split; GNN as dots, the block model as crosses.
         for (which, colour) in [
             (Split::Test, RGBColor(31, 119, 180)),
             (Split::HeldOutRegion, RGBColor(214, 39, 40)),
+            (Split::Extrapolation, RGBColor(44, 160, 44)),
         ] {
+            let of = |predictor: &'static str| {
+                pts.iter()
+                    .filter(move |p| p.0 == which && p.4 == predictor)
+                    .map(|p| (l(p.2), l(p.3)))
+            };
             chart
-                .draw_series(
-                    pts.iter()
-                        .filter(|p| p.0 == which)
-                        .map(|p| Circle::new((l(p.2), l(p.3)), 2, colour.filled())),
-                )
+                .draw_series(of("gnn").map(|xy| Circle::new(xy, 2, colour.filled())))
+                .map_err(|e| plot_error(&e))?;
+            chart
+                .draw_series(of("blocks").map(|xy| Cross::new(xy, 3, colour.stroke_width(1))))
                 .map_err(|e| plot_error(&e))?;
         }
     }

@@ -153,6 +153,53 @@ pub struct Node {
     pub name: String,
     pub kind: BlockKind,
     pub params: NodeParams,
+    /// The RTL block (a kept-hierarchy instance group, see [`rtl_blocks`]) whose cells
+    /// this node's hardware is synthesised into, or [`GLUE`] for the top level (control,
+    /// stream handshakes). Graphs from datasets before per-block labels have none.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub rtl: String,
+}
+
+/// The block of everything not in a listed RTL block: control DFFs, handshakes, wrapper.
+pub const GLUE: &str = "glue";
+
+/// The RTL blocks of an engine whose cells synthesis reports one by one: each block
+/// name with the rust-hdl instances (`top$<instance>` modules) it is made of. Everything
+/// else (control DFFs, handshakes, the wrapper) is the top level's [`GLUE`].
+/// One name in both places: the graph's nodes carry these block names in `Node::rtl`.
+pub fn rtl_blocks(engine: &str) -> &'static [(&'static str, &'static [&'static str])] {
+    match engine {
+        "tlmm" | "adder-tree" => &[
+            ("activation_buffer", &["act_buffer"]),
+            ("builder", &["builder"]),
+            ("tables", &["tables"]),
+            ("weight_fifo", &["fifo_index", "fifo_sign"]),
+            ("trees", &["trees"]),
+            ("accumulators", &["accumulators"]),
+        ],
+        "attention" => &[
+            ("query_memory", &["query_memory"]),
+            ("score_memory", &["score_memory"]),
+            ("accumulator_memory", &["accumulator_memory"]),
+            ("tile_buffer", &["tile_buffer"]),
+            (
+                "row_state",
+                &[
+                    "row_max_memory",
+                    "row_sum_memory",
+                    "row_span_memory",
+                    "row_base_memory",
+                ],
+            ),
+            ("score_dot", &["score_dot"]),
+            ("value_lanes", &["value_lanes"]),
+            ("softmax_index", &["softmax_index"]),
+            ("exp_table", &["exp_table"]),
+            ("rescale_table", &["rescale_table"]),
+            ("output_requant", &["output_requant"]),
+        ],
+        _ => &[],
+    }
 }
 
 /// A directed dataflow graph of blocks; `edges` are (from, to) node indices.
@@ -183,8 +230,23 @@ impl DesignGraph {
     }
 
     fn add(&mut self, name: String, kind: BlockKind, params: NodeParams) -> usize {
-        self.nodes.push(Node { name, kind, params });
+        self.nodes.push(Node {
+            name,
+            kind,
+            params,
+            rtl: GLUE.into(),
+        });
         self.nodes.len() - 1
+    }
+
+    /// Record which RTL block node `n` is synthesised into.
+    fn place(&mut self, n: usize, rtl: &str) {
+        self.nodes[n].rtl = rtl.into();
+    }
+
+    /// Whether the nodes name the RTL blocks they are in (graphs of older datasets do not).
+    pub fn has_rtl_blocks(&self) -> bool {
+        !self.nodes.is_empty() && self.nodes.iter().all(|n| !n.rtl.is_empty())
     }
 
     fn link(&mut self, from: usize, to: usize) {
@@ -302,6 +364,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
             ..NodeParams::new()
         },
     );
+    g.place(act_buffer, "activation_buffer");
     g.link(act_in, act_buffer);
     g.link(control, act_buffer);
 
@@ -329,6 +392,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
             }
         };
         let builder = g.add(format!("builder{l}"), BlockKind::TableBuilder, params);
+        g.place(builder, "builder");
         g.link(act_buffer, builder);
         builders.push(builder);
     }
@@ -359,6 +423,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
                         ..NodeParams::new()
                     },
                 );
+                g.place(t, "tables");
                 g.link(builders[l], t);
                 g.link(control, t);
                 for &p in rows {
@@ -382,6 +447,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
                 ..NodeParams::new()
             },
         );
+        g.place(t, "tables");
         for &b in &builders {
             g.link(b, t);
         }
@@ -403,6 +469,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
                 ..NodeParams::new()
             },
         );
+        g.place(f, "weight_fifo");
         g.link(wgt_in, f);
         g.link(control, f);
         f
@@ -424,6 +491,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
             ..NodeParams::new()
         },
     );
+    g.place(acc_memory, "accumulators");
     g.link(control, acc_memory);
     let output = g.add(
         "output_register".into(),
@@ -443,6 +511,8 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
             ..NodeParams::new()
         },
     );
+    // The result registers are the accumulators block's outputs.
+    g.place(output, "accumulators");
     g.link(output, res_out);
     g.link(control, output);
 
@@ -474,6 +544,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
                 ..NodeParams::new()
             },
         );
+        g.place(tree, "trees");
         for l in 0..geo.lanes_per_row {
             // The s1 register holds each lane's code; the lane reads its entry.
             let k = p * geo.lanes_per_row + l;
@@ -489,6 +560,8 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
                     ..NodeParams::new()
                 },
             );
+            // A lane is its table copy's read port (or the shared table's select).
+            g.place(lane, "tables");
             g.link(fifo, lane);
             g.link(table_of_lane[k], lane);
             g.link(lane, tree);
@@ -505,6 +578,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
                 ..NodeParams::new()
             },
         );
+        g.place(acc, "accumulators");
         g.link(tree, acc);
         g.link(acc_memory, acc);
         g.link(acc, acc_memory);
@@ -686,7 +760,22 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
     ] {
         g.link(from, to);
     }
+    for (n, rtl) in [
+        (query, "query_memory"),
+        (scores, "score_memory"),
+        (accumulators, "accumulator_memory"),
+        (row_state, "row_state"),
+        (dot, "score_dot"),
+        (index, "softmax_index"),
+        (exp, "exp_table"),
+        (rescale, "rescale_table"),
+        (values, "value_lanes"),
+        (requant, "output_requant"),
+    ] {
+        g.place(n, rtl);
+    }
     if let Some(buffer) = tile_buffer {
+        g.place(buffer, "tile_buffer");
         g.link(wgt_in, buffer);
         g.link(buffer, dot);
         g.link(buffer, values);
@@ -748,6 +837,49 @@ mod tests {
             design_graph(&attention).memory_bits(),
             design.manifest.total_memory_bits()
         );
+    }
+
+    /// Every RTL block a node names exists in the emitted Verilog as the instances
+    /// `rtl_blocks` lists, so synthesis with those instances kept labels the nodes.
+    #[test]
+    fn nodes_name_rtl_blocks_of_the_generated_design() {
+        let attention = |file: &str| {
+            DesignConfig::from_path(
+                &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+                    .join("../examples")
+                    .join(file),
+            )
+            .unwrap()
+        };
+        for cfg in [
+            matmul(Tlmm, 3, 4, 2, LaneLutram, 256),
+            matmul(Tlmm, 3, 4, 2, Distributed, 256),
+            matmul(Tlmm, 5, 1, 1, Block, 100),
+            matmul(AdderTree, 2, 2, 4, Registers, 64),
+            attention("attention_decode.toml"),
+            attention("attention_prefill.toml"),
+        ] {
+            let graph = design_graph(&cfg);
+            let design = generate_any(&cfg).unwrap();
+            let blocks = rtl_blocks(&graph.engine);
+            assert!(graph.has_rtl_blocks());
+            for node in graph.nodes.iter().filter(|n| n.rtl != GLUE) {
+                let (_, instances) = blocks
+                    .iter()
+                    .find(|(b, _)| *b == node.rtl)
+                    .unwrap_or_else(|| panic!("{}: unknown RTL block {}", node.name, node.rtl));
+                for instance in *instances {
+                    let module = format!("module top${instance}(");
+                    assert!(
+                        design.core_verilog.contains(&module),
+                        "{} ({}): no `{module}` in the core\n{}",
+                        node.name,
+                        node.rtl,
+                        cfg.to_toml()
+                    );
+                }
+            }
+        }
     }
 
     /// One node per replicated block: lanes, row trees and accumulators, table builders.

@@ -56,6 +56,9 @@ pub struct Header {
     pub seed: u32,
     /// Whether rows carry post-route Fmax.
     pub pnr: bool,
+    /// Whether rows carry per-block labels (`Row::blocks`).
+    #[serde(default)]
+    pub blocks: bool,
 }
 
 /// What the tools (and the cycle model) said about a design.
@@ -71,6 +74,21 @@ pub struct Targets {
     /// Post-route Fmax, where the family has a router and it ran.
     #[serde(default)]
     pub fmax_mhz: Option<f64>,
+    /// Of `luts`, those holding LUT-RAM (rows made before this field: none recorded).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub lutram_luts: Option<f64>,
+}
+
+/// One RTL block's cells from the kept-hierarchy synthesis (`hdl::graph::rtl_blocks`;
+/// `glue` is the rest). Their sum is a little above the flattened design's `Targets`:
+/// flattening optimises across the blocks' boundaries.
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Default)]
+pub struct BlockTargets {
+    pub luts: f64,
+    pub lutram_luts: f64,
+    pub ffs: f64,
+    pub dsps: f64,
+    pub brams: f64,
 }
 
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
@@ -101,6 +119,9 @@ pub struct Row {
     pub nextpnr: Option<String>,
     /// Seconds the tools took when this row was first made.
     pub tool_seconds: f64,
+    /// Per-block labels (`tern dataset --blocks`), keyed by RTL block name.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub blocks: Option<std::collections::BTreeMap<String, BlockTargets>>,
 }
 
 /// A dataset read into memory.
@@ -274,12 +295,13 @@ impl Writer {
                     });
                 }
             }
-            if (ds.header.seed, ds.header.pnr) != (header.seed, header.pnr) {
+            let flags = |h: &Header| (h.seed, h.pnr, h.blocks);
+            if flags(&ds.header) != flags(header) {
                 return Err(DatasetError::Mismatch {
                     path: name,
-                    what: "seed and pnr",
-                    found: format!("{} {}", ds.header.seed, ds.header.pnr),
-                    wanted: format!("{} {}", header.seed, header.pnr),
+                    what: "seed, pnr and blocks",
+                    found: format!("{:?}", flags(&ds.header)),
+                    wanted: format!("{:?}", flags(header)),
                 });
             }
             if ds.torn_tail {
@@ -342,6 +364,8 @@ pub enum Split {
     Train,
     Test,
     HeldOutRegion,
+    /// Rows of a separate dataset of larger designs (`tern eval --extrapolation`).
+    Extrapolation,
 }
 
 pub const TEST_PERCENT: u64 = 15;

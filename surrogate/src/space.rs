@@ -53,6 +53,9 @@ pub struct Limits {
     /// P·Q·G of a matmul engine.
     #[serde(default)]
     pub max_weights_per_clock: usize,
+    /// At least this P·Q·G (an extrapolation set of large engines only).
+    #[serde(default)]
+    pub min_weights_per_clock: usize,
     /// Table bits of a matmul engine whose tables are flip-flops.
     #[serde(default)]
     pub max_register_table_bits: usize,
@@ -353,6 +356,12 @@ impl Limits {
             return Some(format!(
                 "{per_clock} weights/clock > {}",
                 self.max_weights_per_clock
+            ));
+        }
+        if per_clock < self.min_weights_per_clock {
+            return Some(format!(
+                "{per_clock} weights/clock < {}",
+                self.min_weights_per_clock
             ));
         }
         let lookup = geo.lanes() * (geo.table_entries - 1);

@@ -17,6 +17,7 @@ fn header() -> Header {
         family: "xcup".into(),
         seed: 1,
         pnr: false,
+        blocks: false,
     }
 }
 
@@ -46,10 +47,12 @@ fn rows(n: usize) -> Vec<Row> {
                 brams: 0.5,
                 cycles: 1000.0,
                 fmax_mhz: None,
+                lutram_luts: None,
             }),
             yosys: "Yosys 0.23".into(),
             nextpnr: None,
             tool_seconds: 1.5,
+            blocks: None,
         })
         .collect()
 }

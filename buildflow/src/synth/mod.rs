@@ -158,6 +158,8 @@ impl DesignId {
     }
 }
 
+// One record per tool run: the Ok variant's size does not matter.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(tag = "status", rename_all = "snake_case")]
 pub enum SynthOutcome {
@@ -169,6 +171,11 @@ pub enum SynthOutcome {
         fits: bool,
         /// Xilinx only (no open router): see `report::TimingEstimate`.
         timing_estimate: Option<TimingEstimate>,
+        /// A run with the engine's RTL blocks kept as hierarchy ([`synthesize_blocks`]):
+        /// each block's cells (`hdl::graph::rtl_blocks` names, plus `glue` for the rest).
+        /// `usage` is then their sum, which flattening would have optimised a little more.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        blocks: Option<BTreeMap<String, CellUsage>>,
     },
     /// The tool failed, or its output could not be read.
     Failed {
@@ -303,14 +310,49 @@ pub fn synthesize(
     board: &Board,
     opts: &SynthOptions,
 ) -> Result<Run<SynthRecord>, SynthError> {
+    synthesize_as(design, board, opts, Purpose::Report)
+}
+
+/// Synthesise `design` with its RTL blocks (`hdl::graph::rtl_blocks`) kept as hierarchy
+/// and report each block's cells: the per-block labels the surrogate learns from. A
+/// second Yosys run beside [`synthesize`]'s flattened one, cached on its own.
+pub fn synthesize_blocks(
+    design: &Design,
+    board: &Board,
+    opts: &SynthOptions,
+) -> Result<Run<SynthRecord>, SynthError> {
+    synthesize_as(design, board, opts, Purpose::Blocks)
+}
+
+/// The rust-hdl modules (`top$<instance>`) of the design's RTL blocks that exist in it.
+fn kept_modules(design: &Design) -> Vec<String> {
+    tern_hdl::graph::rtl_blocks(&design.manifest.engine)
+        .iter()
+        .flat_map(|(_, instances)| instances.iter())
+        .map(|i| format!("top${i}"))
+        .filter(|m| design.core_verilog.contains(&format!("module {m}(")))
+        .collect()
+}
+
+fn synthesize_as(
+    design: &Design,
+    board: &Board,
+    opts: &SynthOptions,
+    purpose: Purpose,
+) -> Result<Run<SynthRecord>, SynthError> {
     let start = Instant::now();
     check_floor(&design.config, board)?;
     let yosys = tools::find(Tool::yosys_for(board.family))?;
-    let text = script::yosys_script(
+    let keep = match purpose {
+        Purpose::Blocks => kept_modules(design),
+        _ => vec![],
+    };
+    let text = script::yosys_script_keeping(
         board.family,
         &design_files(design),
         &design.manifest.top,
-        Purpose::Report,
+        purpose,
+        &keep,
     );
     let key = cache::key(&[
         "synth",
@@ -366,7 +408,7 @@ pub fn synthesize(
             &yosys_tail(&dir, &run.log_tail),
             &dir,
         ),
-        RunStatus::Success => match read_synth_outputs(&dir, board) {
+        RunStatus::Success => match read_synth_outputs(&dir, board, purpose, design) {
             Ok(ok) => ok,
             Err(message) => failed(message, &yosys_tail(&dir, &run.log_tail), &dir),
         },
@@ -423,19 +465,39 @@ fn failed(message: String, log_tail: &str, dir: &Path) -> SynthOutcome {
     }
 }
 
-fn read_synth_outputs(dir: &Path, board: &Board) -> Result<SynthOutcome, String> {
+fn read_synth_outputs(
+    dir: &Path,
+    board: &Board,
+    purpose: Purpose,
+    design: &Design,
+) -> Result<SynthOutcome, String> {
     let stat_path = dir.join(STAT_FILE);
     let stat = std::fs::read_to_string(&stat_path)
         .map_err(|e| format!("yosys left no {STAT_FILE}: {e}"))?;
-    let cells = report::parse_stat_json(&stat).map_err(|e| format!("{STAT_FILE}: {e}"))?;
-    let usage = report::classify(board.family, &cells);
-    let timing_estimate = if matches!(board.family, Family::Xcup | Family::Xc7) {
-        let sta = std::fs::read_to_string(dir.join(STA_FILE))
-            .map_err(|e| format!("yosys left no {STA_FILE}: {e}"))?;
-        Some(report::parse_sta(&sta).map_err(|e| format!("{STA_FILE}: {e}"))?)
+    let mut cells = report::parse_stat_json(&stat).map_err(|e| format!("{STAT_FILE}: {e}"))?;
+    let blocks = if purpose == Purpose::Blocks {
+        let modules = report::parse_stat_modules(&stat).map_err(|e| format!("{STAT_FILE}: {e}"))?;
+        let blocks = report::block_usage(
+            board.family,
+            &modules,
+            tern_hdl::graph::rtl_blocks(&design.manifest.engine),
+        )
+        .map_err(|e| format!("{STAT_FILE}: {e}"))?;
+        // The design summary counts each kept module's instance as a cell: not hardware.
+        cells.retain(|cell, _| !modules.contains_key(cell));
+        Some(blocks)
     } else {
         None
     };
+    let usage = report::classify(board.family, &cells);
+    let timing_estimate =
+        if purpose == Purpose::Report && matches!(board.family, Family::Xcup | Family::Xc7) {
+            let sta = std::fs::read_to_string(dir.join(STA_FILE))
+                .map_err(|e| format!("yosys left no {STA_FILE}: {e}"))?;
+            Some(report::parse_sta(&sta).map_err(|e| format!("{STA_FILE}: {e}"))?)
+        } else {
+            None
+        };
     let utilisation = report::utilisation(&usage, board);
     Ok(SynthOutcome::Ok {
         fits: utilisation.iter().all(|u| u.fits),
@@ -443,6 +505,7 @@ fn read_synth_outputs(dir: &Path, board: &Board) -> Result<SynthOutcome, String>
         usage,
         utilisation,
         timing_estimate,
+        blocks,
     })
 }
 

@@ -187,6 +187,81 @@ pub fn parse_stat_json(text: &str) -> Result<BTreeMap<String, u64>, String> {
     Ok(out)
 }
 
+/// `stat -json` output of a design with hierarchy kept: each module's own cells (a kept
+/// submodule's instance appears in its parent as a cell named after the module).
+pub fn parse_stat_modules(text: &str) -> Result<BTreeMap<String, BTreeMap<String, u64>>, String> {
+    let v: serde_json::Value =
+        serde_json::from_str(text).map_err(|e| format!("stat -json output is not JSON: {e}"))?;
+    let modules = v
+        .get("modules")
+        .and_then(|m| m.as_object())
+        .ok_or("stat -json output has no `modules` object")?;
+    let mut out = BTreeMap::new();
+    for (name, module) in modules {
+        let cells = module
+            .get("num_cells_by_type")
+            .and_then(|c| c.as_object())
+            .ok_or_else(|| format!("module `{name}` has no `num_cells_by_type` object"))?;
+        let mut counts = BTreeMap::new();
+        for (cell, n) in cells {
+            let n = n.as_u64().ok_or_else(|| {
+                format!("module `{name}`: cell count of `{cell}` is not a non-negative integer")
+            })?;
+            counts.insert(cell.trim_start_matches('\\').to_string(), n);
+        }
+        out.insert(name.trim_start_matches('\\').to_string(), counts);
+    }
+    Ok(out)
+}
+
+/// Each RTL block's cells (blocks as `hdl::graph::rtl_blocks` lists them: a name and its
+/// `top$<instance>` modules), and `glue` for every other module's own cells. A block none
+/// of whose modules exist in this design is left out. The blocks sum to the design.
+pub fn block_usage(
+    family: Family,
+    modules: &BTreeMap<String, BTreeMap<String, u64>>,
+    blocks: &[(&str, &[&str])],
+) -> Result<BTreeMap<String, CellUsage>, String> {
+    // A kept module's instance is a cell of its parent, not hardware.
+    let own = |cells: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
+        cells
+            .iter()
+            .filter(|(c, _)| !modules.contains_key(*c))
+            .map(|(c, n)| (c.clone(), *n))
+            .collect()
+    };
+    let mut out = BTreeMap::new();
+    let mut claimed = std::collections::BTreeSet::new();
+    for (block, instances) in blocks {
+        let mut cells: BTreeMap<String, u64> = BTreeMap::new();
+        let mut found = false;
+        for instance in *instances {
+            let module = format!("top${instance}");
+            if let Some(m) = modules.get(&module) {
+                found = true;
+                claimed.insert(module);
+                for (c, n) in own(m) {
+                    *cells.entry(c).or_default() += n;
+                }
+            }
+        }
+        if found {
+            out.insert(block.to_string(), classify(family, &cells));
+        }
+    }
+    if out.is_empty() {
+        return Err("no module of the engine's RTL blocks was kept (hierarchy lost?)".into());
+    }
+    let mut glue: BTreeMap<String, u64> = BTreeMap::new();
+    for (_, cells) in modules.iter().filter(|(n, _)| !claimed.contains(*n)) {
+        for (c, n) in own(cells) {
+            *glue.entry(c).or_default() += n;
+        }
+    }
+    out.insert(tern_hdl::graph::GLUE.to_string(), classify(family, &glue));
+    Ok(out)
+}
+
 /// One resource against the board's budget.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Utilisation {
@@ -405,6 +480,48 @@ mod tests {
         assert!(parse_stat_json(r#"{"design": {"num_cells_by_type": {}}}"#)
             .unwrap_err()
             .contains("no cells"));
+    }
+
+    /// Yosys 0.70's shape of a kept-hierarchy `stat -json` (cut from a real run).
+    const KEPT: &str = r#"{"modules": {
+        "\\tern_engine": {"num_cells_by_type": {"$scopeinfo": 96, "FDRE": 427, "LUT4": 74,
+            "CARRY4": 55, "top$tables": 1, "top$trees": 1, "top$fifo_index": 1,
+            "top$fifo_sign": 1}},
+        "\\top$tables": {"num_cells_by_type": {"RAM64M8": 40}},
+        "\\top$trees": {"num_cells_by_type": {"CARRY4": 70, "FDRE": 187, "LUT3": 112}},
+        "\\top$fifo_index": {"num_cells_by_type": {"RAM32M16": 8}},
+        "\\top$fifo_sign": {"num_cells_by_type": {"RAM32M16": 2}}},
+      "design": {"num_cells_by_type": {"FDRE": 614}}}"#;
+
+    #[test]
+    fn kept_blocks_are_reported_one_by_one_and_the_rest_is_glue() {
+        let modules = parse_stat_modules(KEPT).unwrap();
+        let blocks: &[(&str, &[&str])] = &[
+            ("tables", &["tables"]),
+            ("weight_fifo", &["fifo_index", "fifo_sign"]),
+            ("trees", &["trees"]),
+            ("builder", &["builder"]),
+        ];
+        let b = block_usage(Family::Xcup, &modules, blocks).unwrap();
+        assert_eq!(b["tables"].lutram_luts, 320);
+        assert_eq!(
+            b["weight_fifo"].lutram_luts, 80,
+            "both FIFO memories in one block"
+        );
+        assert_eq!((b["trees"].luts, b["trees"].ffs), (112, 187));
+        assert!(!b.contains_key("builder"), "absent from this design");
+        let glue = &b["glue"];
+        assert_eq!((glue.luts, glue.ffs, glue.carry), (74, 427, 55));
+        assert!(
+            glue.other.is_empty(),
+            "module instances are not cells: {glue:?}"
+        );
+        assert!(block_usage(Family::Xcup, &modules, &[("x", &["nothing"])])
+            .unwrap_err()
+            .contains("hierarchy"));
+        assert!(parse_stat_modules(r#"{"design": {}}"#)
+            .unwrap_err()
+            .contains("modules"));
     }
 
     #[test]

@@ -10,6 +10,9 @@ pub enum Purpose {
     Report,
     /// A netlist for nextpnr (`netlist.json`).
     Netlist,
+    /// Cell counts per kept module (`stat.json`): the blocks named are synthesised with
+    /// their hierarchy kept, everything else is flattened into the top as usual.
+    Blocks,
 }
 
 pub const STAT_FILE: &str = "stat.json";
@@ -18,6 +21,18 @@ pub const NETLIST_FILE: &str = "netlist.json";
 
 /// The Yosys script for `family`, reading `files` with `top` as the top module.
 pub fn yosys_script(family: Family, files: &[&str], top: &str, purpose: Purpose) -> String {
+    yosys_script_keeping(family, files, top, purpose, &[])
+}
+
+/// As [`yosys_script`], with the modules `keep` kept as hierarchy (not flattened), so
+/// that `stat` reports their cells one by one.
+pub fn yosys_script_keeping(
+    family: Family,
+    files: &[&str],
+    top: &str,
+    purpose: Purpose,
+    keep: &[String],
+) -> String {
     let mut s = String::new();
     s.push_str(&format!("read_verilog -sv {}\n", files.join(" ")));
     if family == Family::Ice40 {
@@ -26,6 +41,12 @@ pub fn yosys_script(family: Family, files: &[&str], top: &str, purpose: Purpose)
         s.push_str("setattr -set ram_style \"logic\" m:* a:ram_style=distributed %i\n");
     }
     s.push_str(&format!("hierarchy -check -top {top}\n"));
+    if !keep.is_empty() {
+        s.push_str(&format!(
+            "setattr -mod -set keep_hierarchy 1 {}\n",
+            keep.join(" ")
+        ));
+    }
     let synth = match family {
         // No IO buffers: the engine is a core inside a larger design, not a chip top.
         Family::Xcup => format!("synth_xilinx -family xcup -top {top} -flatten -noiopad -noclkbuf"),
@@ -33,7 +54,7 @@ pub fn yosys_script(family: Family, files: &[&str], top: &str, purpose: Purpose)
         Family::Ecp5 => format!("synth_ecp5 -top {top}"),
         Family::Ice40 => format!("synth_ice40 -top {top} -dsp"),
         Family::Gowin => match purpose {
-            Purpose::Report => format!("synth_gowin -top {top} -noiopads"),
+            Purpose::Report | Purpose::Blocks => format!("synth_gowin -top {top} -noiopads"),
             Purpose::Netlist => format!("synth_gowin -top {top}"),
         },
     };
@@ -49,6 +70,7 @@ pub fn yosys_script(family: Family, files: &[&str], top: &str, purpose: Purpose)
             }
         }
         Purpose::Netlist => s.push_str(&format!("write_json {NETLIST_FILE}\n")),
+        Purpose::Blocks => s.push_str(&format!("tee -q -o {STAT_FILE} stat -json\n")),
     }
     s
 }

@@ -1,0 +1,509 @@
+//! The per-block cost model: what each RTL block of a design costs, learned from the
+//! per-block labels of kept-hierarchy synthesis (`tern dataset --blocks`), composed into
+//! the design's cost. It predicts designs far larger than anything in training because
+//! a larger engine is more of the same blocks: more lanes, rows and table words.
+//!
+//! - A node's features (`node_features`) are structural counts a synthesis tool spends
+//!   resources on: one per node, operator bits, select bits, flop bits, port bits,
+//!   LUT-RAM primitives at 32 and 64 words, block-RAM tiles, register and ROM bits.
+//! - A block's features are its nodes' features summed per block kind (the lookup lanes'
+//!   s1 registers live in the top level, so `glue` also sees their flop bits).
+//! - Each (block, target) is a non-negative least-squares fit of its labels on those
+//!   features (weighted for relative error): costs add up and never go negative.
+//! - The design's cost is the blocks' sum times a per-target flattening factor (the
+//!   median of flat ÷ kept-hierarchy totals in training: flattening optimises across the
+//!   blocks' boundaries).
+//! - The stated band is the 90th percentile of out-of-fold relative errors (5 folds of
+//!   the training rows), widened by `1 + log2(n / n_max)` for a graph of `n` nodes larger
+//!   than any of the `n_max` trained on.
+//!
+//! Everything is plain Rust: fitting takes milliseconds, a prediction microseconds.
+
+use serde::{Deserialize, Serialize};
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::Path;
+
+use tern_hdl::graph::{BlockKind, DesignGraph, Node, Storage, GLUE};
+
+use crate::dataset::{BlockTargets, Dataset, Row, Split, Targets};
+
+/// What the block model predicts, in this order.
+pub const BLOCK_TARGETS: [&str; 5] = ["luts", "ffs", "dsps", "brams", "lutram_luts"];
+pub const BLOCK_TARGET_COUNT: usize = BLOCK_TARGETS.len();
+pub const FORMAT: &str = "tern-block-model";
+pub const VERSION: u32 = 1;
+
+const FEATURES: [&str; 10] = [
+    "count",
+    "operator_bits",
+    "select_bits",
+    "flop_bits",
+    "port_bits",
+    "lutram32",
+    "lutram64",
+    "bram_tiles",
+    "register_bits",
+    "rom_bits",
+];
+
+fn kind_name(kind: BlockKind) -> String {
+    serde_json::to_value(kind)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{kind:?}"))
+}
+
+fn storage_name(s: Storage) -> String {
+    serde_json::to_value(s)
+        .ok()
+        .and_then(|v| v.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{s:?}"))
+}
+
+fn node_features(n: &Node) -> [f64; FEATURES.len()] {
+    let p = &n.params;
+    let f = |v: usize| v as f64;
+    let words = |d: usize| d.max(1);
+    let (lutram32, lutram64, bram, regs) = match p.storage {
+        Storage::Distributed => (
+            f(p.word_bits * words(p.depth).div_ceil(32)),
+            f(p.word_bits * words(p.depth).div_ceil(64)),
+            0.0,
+            0.0,
+        ),
+        // A RAMB36 as 512 × 72 or 1024 × 36, whichever takes fewer.
+        Storage::Block => {
+            let wide = p.word_bits.div_ceil(72) * words(p.depth).div_ceil(512);
+            let deep = p.word_bits.div_ceil(36) * words(p.depth).div_ceil(1024);
+            (0.0, 0.0, f(wide.min(deep)), 0.0)
+        }
+        Storage::Registers => (0.0, 0.0, 0.0, f(p.memory_bits())),
+        _ => (0.0, 0.0, 0.0, 0.0),
+    };
+    let rom = if p.storage == Storage::Rom {
+        f(p.select_inputs * p.width_out)
+    } else {
+        0.0
+    };
+    [
+        1.0,
+        f(p.operators * p.width_out),
+        f(p.select_inputs * p.width_out),
+        f(p.flop_bits),
+        f(p.width_in + p.width_out),
+        lutram32,
+        lutram64,
+        bram,
+        regs,
+        rom,
+    ]
+}
+
+/// A block's features by column name (`<kind>.<feature>`), zero columns left out.
+pub fn block_features(graph: &DesignGraph, block: &str) -> BTreeMap<String, f64> {
+    let mut out: BTreeMap<String, f64> = BTreeMap::new();
+    for n in graph.nodes.iter().filter(|n| n.rtl == block) {
+        // A memory costs by where it lives: each storage gets its own columns.
+        let kind = match n.params.storage {
+            Storage::None => kind_name(n.kind),
+            s => format!("{}[{}]", kind_name(n.kind), storage_name(s)),
+        };
+        for (name, v) in FEATURES.iter().zip(node_features(n)) {
+            if v != 0.0 {
+                *out.entry(format!("{kind}.{name}")).or_default() += v;
+            }
+        }
+    }
+    if block == GLUE {
+        // The lanes' held codes (the s1 registers) are top-level flops.
+        let s1: usize = graph
+            .nodes
+            .iter()
+            .filter(|n| n.kind == BlockKind::LookupLane)
+            .map(|n| n.params.flop_bits)
+            .sum();
+        if s1 > 0 {
+            out.insert("lane_codes.flop_bits".into(), s1 as f64);
+        }
+    }
+    out
+}
+
+/// The RTL blocks a graph's nodes name, in order.
+pub fn graph_blocks(graph: &DesignGraph) -> BTreeSet<String> {
+    graph.nodes.iter().map(|n| n.rtl.clone()).collect()
+}
+
+fn block_label(t: &BlockTargets) -> [f64; BLOCK_TARGET_COUNT] {
+    [t.luts, t.ffs, t.dsps, t.brams, t.lutram_luts]
+}
+
+fn design_label(t: &Targets) -> [Option<f64>; BLOCK_TARGET_COUNT] {
+    [
+        Some(t.luts),
+        Some(t.ffs),
+        Some(t.dsps),
+        Some(t.brams),
+        t.lutram_luts,
+    ]
+}
+
+/// One block's learned cost: coefficient per feature column, per target.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlockCost {
+    /// Columns seen in training; a design with another nonzero column is flagged.
+    pub columns: Vec<String>,
+    /// `coefficients[target][column]`.
+    pub coefficients: Vec<Vec<f64>>,
+    /// Training rows this block appeared in.
+    pub rows: usize,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct BlockModel {
+    pub format: String,
+    pub version: u32,
+    pub space: String,
+    pub space_hash: String,
+    pub board: String,
+    pub dataset_sha256: String,
+    pub trained_rows: usize,
+    /// The largest graph trained on (nodes): beyond it the band widens.
+    pub max_trained_nodes: usize,
+    pub targets: Vec<String>,
+    pub blocks: BTreeMap<String, BlockCost>,
+    /// Flat design total ÷ sum of kept-hierarchy blocks, per target.
+    pub flatten: Vec<f64>,
+    /// 90th percentile of out-of-fold relative errors of the design total, per target.
+    pub band: Vec<f64>,
+}
+
+/// A design's predicted cost.
+#[derive(Debug, Clone, Serialize, PartialEq)]
+pub struct BlockPrediction {
+    /// Per target (BLOCK_TARGETS order): the design total, flattened.
+    pub total: Vec<f64>,
+    /// ± this relative amount (already widened for graphs beyond training).
+    pub band: Vec<f64>,
+    /// Per block, before the flattening factor.
+    pub blocks: BTreeMap<String, Vec<f64>>,
+    /// What the model could not cost: unknown blocks, feature columns never seen.
+    pub unknown: Vec<String>,
+    /// The graph has more nodes than any trained on.
+    pub extrapolating: bool,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BlockModelError {
+    #[error("{path}: {message}")]
+    File { path: String, message: String },
+    #[error(
+        "the dataset has no ok rows with per-block labels (make it with `tern dataset --blocks`)"
+    )]
+    NoBlockLabels,
+}
+
+/// Non-negative least squares by cyclic coordinate descent on the normal equations.
+/// Columns are scaled to unit maximum first, so the iteration count means the same for
+/// any units.
+fn nnls(a: &[Vec<f64>], b: &[f64]) -> Vec<f64> {
+    let cols = a.first().map_or(0, |r| r.len());
+    let scale: Vec<f64> = (0..cols)
+        .map(|j| {
+            let m = a.iter().map(|r| r[j].abs()).fold(0.0, f64::max);
+            if m > 0.0 {
+                m
+            } else {
+                1.0
+            }
+        })
+        .collect();
+    let mut ata = vec![vec![0.0; cols]; cols];
+    let mut atb = vec![0.0; cols];
+    for (row, &y) in a.iter().zip(b) {
+        for i in 0..cols {
+            let xi = row[i] / scale[i];
+            atb[i] += xi * y;
+            for j in 0..cols {
+                ata[i][j] += xi * row[j] / scale[j];
+            }
+        }
+    }
+    // A whisper of ridge keeps collinear columns (count and port bits of a fixed-width
+    // block) from trading weight without end.
+    for (i, row) in ata.iter_mut().enumerate() {
+        row[i] += 1e-9 * (1.0 + row[i]);
+    }
+    let mut x = vec![0.0; cols];
+    for _ in 0..5000 {
+        let mut moved = 0.0f64;
+        for j in 0..cols {
+            if ata[j][j] <= 0.0 {
+                continue;
+            }
+            let grad: f64 = (0..cols).map(|k| ata[j][k] * x[k]).sum::<f64>() - atb[j];
+            let new = (x[j] - grad / ata[j][j]).max(0.0);
+            moved = moved.max((new - x[j]).abs());
+            x[j] = new;
+        }
+        if moved < 1e-12 {
+            break;
+        }
+    }
+    x.iter().zip(&scale).map(|(v, s)| v / s).collect()
+}
+
+/// Weight of a row in the fits: relative error, with a floor for tiny labels.
+fn weight(label: f64) -> f64 {
+    1.0 / (label.abs() + 20.0)
+}
+
+#[derive(Clone, Copy)]
+struct Labelled<'a> {
+    graph: &'a DesignGraph,
+    blocks: &'a BTreeMap<String, BlockTargets>,
+    design: [Option<f64>; BLOCK_TARGET_COUNT],
+}
+
+fn labelled<'a>(rows: &[&'a Row]) -> Vec<Labelled<'a>> {
+    rows.iter()
+        .filter_map(|r| {
+            Some(Labelled {
+                graph: &r.graph,
+                blocks: r.blocks.as_ref()?,
+                design: design_label(r.targets.as_ref()?),
+            })
+        })
+        .filter(|l| l.graph.has_rtl_blocks())
+        .collect()
+}
+
+fn fit_blocks(rows: &[Labelled]) -> BTreeMap<String, BlockCost> {
+    let names: BTreeSet<String> = rows.iter().flat_map(|r| r.blocks.keys().cloned()).collect();
+    let mut out = BTreeMap::new();
+    for block in names {
+        let present: Vec<(&Labelled, BTreeMap<String, f64>)> = rows
+            .iter()
+            .filter(|r| r.blocks.contains_key(&block))
+            .map(|r| (r, block_features(r.graph, &block)))
+            .collect();
+        let columns: Vec<String> = present
+            .iter()
+            .flat_map(|(_, f)| f.keys().cloned())
+            .collect::<BTreeSet<_>>()
+            .into_iter()
+            .collect();
+        let mut coefficients = vec![];
+        for t in 0..BLOCK_TARGET_COUNT {
+            let mut a = vec![];
+            let mut b = vec![];
+            for (r, f) in &present {
+                let y = block_label(&r.blocks[&block])[t];
+                let w = weight(y);
+                a.push(
+                    columns
+                        .iter()
+                        .map(|c| w * f.get(c).copied().unwrap_or(0.0))
+                        .collect(),
+                );
+                b.push(w * y);
+            }
+            coefficients.push(nnls(&a, &b));
+        }
+        out.insert(
+            block,
+            BlockCost {
+                columns,
+                coefficients,
+                rows: present.len(),
+            },
+        );
+    }
+    out
+}
+
+/// Sum of the blocks' predictions, per target, and what could not be costed.
+fn compose(
+    blocks: &BTreeMap<String, BlockCost>,
+    graph: &DesignGraph,
+) -> (Vec<f64>, BTreeMap<String, Vec<f64>>, Vec<String>) {
+    let mut sum = vec![0.0; BLOCK_TARGET_COUNT];
+    let mut per_block = BTreeMap::new();
+    let mut unknown = vec![];
+    for block in graph_blocks(graph) {
+        let features = block_features(graph, &block);
+        let Some(cost) = blocks.get(&block) else {
+            unknown.push(format!("block `{block}` (never in training)"));
+            continue;
+        };
+        for c in features.keys().filter(|c| !cost.columns.contains(c)) {
+            unknown.push(format!("`{c}` in block `{block}` (never in training)"));
+        }
+        let v: Vec<f64> = (0..BLOCK_TARGET_COUNT)
+            .map(|t| {
+                cost.columns
+                    .iter()
+                    .zip(&cost.coefficients[t])
+                    .map(|(c, w)| w * features.get(c).copied().unwrap_or(0.0))
+                    .sum()
+            })
+            .collect();
+        for (s, x) in sum.iter_mut().zip(&v) {
+            *s += x;
+        }
+        per_block.insert(block, v);
+    }
+    (sum, per_block, unknown)
+}
+
+fn flatten_factors(rows: &[Labelled]) -> Vec<f64> {
+    (0..BLOCK_TARGET_COUNT)
+        .map(|t| {
+            let mut ratios: Vec<f64> = rows
+                .iter()
+                .filter_map(|r| {
+                    let flat = r.design[t]?;
+                    let kept: f64 = r.blocks.values().map(|b| block_label(b)[t]).sum();
+                    (kept > 0.0 && flat > 0.0).then_some(flat / kept)
+                })
+                .collect();
+            ratios.sort_by(f64::total_cmp);
+            if ratios.is_empty() {
+                1.0
+            } else {
+                crate::metrics::quantile(&ratios, 0.5)
+            }
+        })
+        .collect()
+}
+
+impl BlockModel {
+    /// Fit on the dataset's training rows (never its test rows or held-out region).
+    pub fn fit(dataset: &Dataset) -> Result<BlockModel, BlockModelError> {
+        let train: Vec<&Row> = dataset
+            .ok_rows()
+            .filter(|r| crate::dataset::split(r) == Split::Train)
+            .collect();
+        let rows = labelled(&train);
+        if rows.is_empty() {
+            return Err(BlockModelError::NoBlockLabels);
+        }
+        let blocks = fit_blocks(&rows);
+        let flatten = flatten_factors(&rows);
+        // Out-of-fold relative errors of the design total: the band.
+        let folds = 5.min(rows.len());
+        let mut rel: Vec<Vec<f64>> = vec![vec![]; BLOCK_TARGET_COUNT];
+        if folds >= 2 {
+            for k in 0..folds {
+                let (held, kept): (Vec<_>, Vec<_>) =
+                    rows.iter().enumerate().partition(|(i, _)| i % folds == k);
+                let kept: Vec<Labelled> = kept.into_iter().map(|(_, r)| *r).collect();
+                let fold_blocks = fit_blocks(&kept);
+                let fold_flatten = flatten_factors(&kept);
+                for (_, r) in held {
+                    let (sum, _, _) = compose(&fold_blocks, r.graph);
+                    for t in 0..BLOCK_TARGET_COUNT {
+                        if let Some(a) = r.design[t].filter(|a| *a > 0.0) {
+                            rel[t].push((sum[t] * fold_flatten[t] - a).abs() / a);
+                        }
+                    }
+                }
+            }
+        }
+        let band = rel
+            .iter_mut()
+            .map(|v| {
+                v.sort_by(f64::total_cmp);
+                if v.is_empty() {
+                    0.0
+                } else {
+                    crate::metrics::quantile(v, 0.9)
+                }
+            })
+            .collect();
+        Ok(BlockModel {
+            format: FORMAT.into(),
+            version: VERSION,
+            space: dataset.header.space.clone(),
+            space_hash: dataset.header.space_hash.clone(),
+            board: dataset.header.board.clone(),
+            dataset_sha256: dataset.sha256.clone(),
+            trained_rows: rows.len(),
+            max_trained_nodes: rows.iter().map(|r| r.graph.nodes.len()).max().unwrap_or(0),
+            targets: BLOCK_TARGETS.iter().map(|s| s.to_string()).collect(),
+            blocks,
+            flatten,
+            band,
+        })
+    }
+
+    pub fn predict(&self, graph: &DesignGraph) -> BlockPrediction {
+        let mut unknown = vec![];
+        if !graph.has_rtl_blocks() {
+            unknown
+                .push("the graph names no RTL blocks (a dataset before per-block labels)".into());
+        }
+        let (sum, blocks, more) = compose(&self.blocks, graph);
+        unknown.extend(more);
+        let n = graph.nodes.len();
+        let extrapolating = n > self.max_trained_nodes;
+        let widen = if extrapolating && self.max_trained_nodes > 0 {
+            1.0 + (n as f64 / self.max_trained_nodes as f64).log2()
+        } else {
+            1.0
+        };
+        BlockPrediction {
+            total: sum.iter().zip(&self.flatten).map(|(s, f)| s * f).collect(),
+            band: self.band.iter().map(|b| b * widen).collect(),
+            blocks,
+            unknown,
+            extrapolating,
+        }
+    }
+
+    pub fn save(&self, path: &Path) -> Result<(), BlockModelError> {
+        let err = |message: String| BlockModelError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = serde_json::to_string_pretty(self).map_err(|e| err(e.to_string()))?;
+        std::fs::write(path, text + "\n").map_err(|e| err(e.to_string()))
+    }
+
+    pub fn load(path: &Path) -> Result<BlockModel, BlockModelError> {
+        let err = |message: String| BlockModelError::File {
+            path: path.display().to_string(),
+            message,
+        };
+        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+        let m: BlockModel =
+            serde_json::from_str(&text).map_err(|e| err(format!("not a block model: {e}")))?;
+        if m.format != FORMAT || m.version != VERSION {
+            return Err(err(format!(
+                "format {} version {}; this tern reads {FORMAT} version {VERSION}",
+                m.format, m.version
+            )));
+        }
+        let bad = |what: String| Err(err(format!("damaged: {what}")));
+        if m.flatten.len() != BLOCK_TARGET_COUNT || m.band.len() != BLOCK_TARGET_COUNT {
+            return bad("flatten or band has the wrong number of targets".into());
+        }
+        for (name, b) in &m.blocks {
+            if b.coefficients.len() != BLOCK_TARGET_COUNT
+                || b.coefficients.iter().any(|c| c.len() != b.columns.len())
+            {
+                return bad(format!(
+                    "block `{name}` has coefficients that do not match its columns"
+                ));
+            }
+            if b.coefficients
+                .iter()
+                .flatten()
+                .any(|c| !c.is_finite() || *c < 0.0)
+            {
+                return bad(format!("block `{name}` has a negative or non-finite cost"));
+            }
+        }
+        Ok(m)
+    }
+}

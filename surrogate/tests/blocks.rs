@@ -1,0 +1,242 @@
+//! The per-block cost model: fitted on small designs' per-block labels, it composes a
+//! much larger design's cost from its blocks; what it cannot cost is flagged, never a
+//! silent number; damaged model files are refused.
+
+use std::collections::BTreeMap;
+
+use tern_hdl::config::{ConfigBuilder, EngineKind, TableStorage};
+use tern_hdl::graph::{rtl_blocks, GLUE};
+use tern_hdl::{design_graph, DesignConfig, DesignGraph};
+use tern_surrogate::blocks::{block_features, graph_blocks, BlockModel, BlockModelError};
+use tern_surrogate::dataset::{
+    BlockTargets, Dataset, Header, Row, Status, Targets, FORMAT, VERSION,
+};
+
+fn tlmm(g: usize, p: usize, q: usize, token_block: usize) -> DesignConfig {
+    DesignConfig::Matmul(
+        ConfigBuilder::new(EngineKind::Tlmm, g, p, q)
+            .storage(TableStorage::LaneLutram)
+            .token_block(token_block)
+            .weight_buffer_depth(16)
+            .workload(1024, 1536, 8)
+            .build()
+            .unwrap(),
+    )
+}
+
+/// A synthesis stand-in whose costs are linear in each block's structure: a per-column
+/// price (fixed pseudo-random, never negative) per block, and flattening saving 7 %.
+fn price(block: &str, column: &str) -> f64 {
+    let h = block
+        .bytes()
+        .chain(column.bytes())
+        .fold(2166136261u32, |h, b| (h ^ b as u32).wrapping_mul(16777619));
+    (h % 1000) as f64 / 250.0
+}
+
+fn synthesise(graph: &DesignGraph) -> (Targets, BTreeMap<String, BlockTargets>) {
+    let mut blocks = BTreeMap::new();
+    for block in graph_blocks(graph) {
+        let cost: f64 = block_features(graph, &block)
+            .iter()
+            .map(|(c, v)| price(&block, c) * v)
+            .sum();
+        let t = BlockTargets {
+            luts: cost,
+            ffs: cost / 2.0,
+            ..Default::default()
+        };
+        blocks.insert(block, t);
+    }
+    let kept: f64 = blocks.values().map(|b| b.luts).sum();
+    let targets = Targets {
+        luts: 0.93 * kept,
+        ffs: 0.93 * kept / 2.0,
+        dsps: 0.0,
+        brams: 0.0,
+        cycles: 1.0,
+        fmax_mhz: None,
+        lutram_luts: Some(0.0),
+    };
+    (targets, blocks)
+}
+
+fn dataset(configs: &[DesignConfig], with_blocks: bool) -> Dataset {
+    let rows = configs
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let graph = design_graph(c);
+            let (targets, blocks) = synthesise(&graph);
+            Row {
+                index: i as u32,
+                name: format!("r{i}"),
+                config_toml: c.to_toml(),
+                held_out: false,
+                graph,
+                status: Status::Ok,
+                error: None,
+                targets: Some(targets),
+                yosys: "stand-in".into(),
+                nextpnr: None,
+                tool_seconds: 0.0,
+                blocks: with_blocks.then_some(blocks),
+            }
+        })
+        .collect();
+    Dataset {
+        path: "in-memory".into(),
+        header: Header {
+            format: FORMAT.into(),
+            version: VERSION,
+            space: "tlmm".into(),
+            space_hash: "h".into(),
+            board: "kv260".into(),
+            family: "xcup".into(),
+            seed: 1,
+            pnr: false,
+            blocks: with_blocks,
+        },
+        rows,
+        torn_tail: false,
+        sha256: "s".into(),
+    }
+}
+
+fn small_engines() -> Vec<DesignConfig> {
+    let mut v = vec![];
+    for g in [2, 3, 4] {
+        for (p, q) in [
+            (1, 1),
+            (2, 1),
+            (1, 2),
+            (4, 2),
+            (7, 1),
+            (2, 4),
+            (8, 2),
+            (4, 4),
+        ] {
+            for tb in [1, 2, 8] {
+                v.push(tlmm(g, p, q, tb));
+            }
+        }
+    }
+    v
+}
+
+#[test]
+fn a_design_16x_larger_is_composed_from_the_blocks_of_small_ones() {
+    let model = BlockModel::fit(&dataset(&small_engines(), true)).unwrap();
+    assert!(model.trained_rows > 40, "{}", model.trained_rows);
+    assert!(
+        (model.flatten[0] - 0.93).abs() < 1e-9,
+        "{:?}",
+        model.flatten
+    );
+    // 32 weights/clock at most in training; 512 here (P 32, Q 4, G 4).
+    let big = design_graph(&tlmm(4, 32, 4, 8));
+    assert!(big.nodes.len() > 4 * model.max_trained_nodes);
+    let (truth, truth_blocks) = synthesise(&big);
+    let p = model.predict(&big);
+    assert!(p.unknown.is_empty(), "{:?}", p.unknown);
+    assert!(p.extrapolating);
+    let rel = (p.total[0] - truth.luts).abs() / truth.luts;
+    assert!(
+        rel < 0.01,
+        "LUT {:.0} predicted vs {:.0}: {:.2} %",
+        p.total[0],
+        truth.luts,
+        100.0 * rel
+    );
+    for (block, t) in &truth_blocks {
+        let got = p.blocks[block][0];
+        assert!(
+            (got - t.luts).abs() <= 0.01 * t.luts + 1e-6,
+            "{block}: {got:.1} vs {:.1}",
+            t.luts
+        );
+    }
+    // The band widens beyond the largest trained graph.
+    let small = model.predict(&design_graph(&tlmm(3, 2, 2, 2)));
+    assert!(!small.extrapolating);
+    assert!(p.band[0] >= small.band[0]);
+}
+
+#[test]
+fn what_the_model_never_saw_is_flagged_not_guessed() {
+    let model = BlockModel::fit(&dataset(&small_engines(), true)).unwrap();
+    // A shared-table engine: its table memory lives in registers, never trained on.
+    let registers = design_graph(&DesignConfig::Matmul(
+        ConfigBuilder::new(EngineKind::Tlmm, 2, 2, 2)
+            .storage(TableStorage::Registers)
+            .workload(256, 256, 2)
+            .build()
+            .unwrap(),
+    ));
+    let p = model.predict(&registers);
+    assert!(
+        p.unknown.iter().any(|u| u.contains("registers")),
+        "{:?}",
+        p.unknown
+    );
+    // An attention engine: none of its blocks are known.
+    let attention = DesignConfig::from_path(
+        &std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+            .join("../examples/attention_decode.toml"),
+    )
+    .unwrap();
+    let p = model.predict(&design_graph(&attention));
+    for (block, _) in rtl_blocks("attention") {
+        if design_graph(&attention)
+            .nodes
+            .iter()
+            .any(|n| n.rtl == *block)
+        {
+            assert!(
+                p.unknown.iter().any(|u| u.contains(&format!("`{block}`"))),
+                "{block} not flagged: {:?}",
+                p.unknown
+            );
+        }
+    }
+    // A graph from a dataset before per-block labels.
+    let mut old = design_graph(&tlmm(3, 2, 2, 2));
+    old.nodes.iter_mut().for_each(|n| n.rtl.clear());
+    assert!(!model.predict(&old).unknown.is_empty());
+    assert!(design_graph(&tlmm(3, 2, 2, 2))
+        .nodes
+        .iter()
+        .any(|n| n.rtl == GLUE));
+}
+
+#[test]
+fn a_dataset_without_block_labels_is_refused() {
+    let err = BlockModel::fit(&dataset(&small_engines(), false)).unwrap_err();
+    assert!(matches!(err, BlockModelError::NoBlockLabels), "{err}");
+}
+
+#[test]
+fn model_files_round_trip_and_damage_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("m.blocks.json");
+    let model = BlockModel::fit(&dataset(&small_engines(), true)).unwrap();
+    model.save(&path).unwrap();
+    assert_eq!(BlockModel::load(&path).unwrap(), model);
+
+    let text = std::fs::read_to_string(&path).unwrap();
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["blocks"]["trees"]["coefficients"][0][0] = serde_json::json!(-1.0);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let e = BlockModel::load(&path).unwrap_err().to_string();
+    assert!(e.contains("trees") && e.contains("negative"), "{e}");
+
+    std::fs::write(&path, &text[..text.len() / 2]).unwrap();
+    let e = BlockModel::load(&path).unwrap_err().to_string();
+    assert!(e.contains("not a block model"), "{e}");
+
+    let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    v["version"] = serde_json::json!(99);
+    std::fs::write(&path, v.to_string()).unwrap();
+    let e = BlockModel::load(&path).unwrap_err().to_string();
+    assert!(e.contains("version 99"), "{e}");
+}
