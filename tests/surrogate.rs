@@ -416,7 +416,7 @@ fn dse_synthesises_its_top_picks_and_reports_predicted_against_actual() {
 #[test]
 fn the_shipped_models_were_trained_on_the_shipped_datasets() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["matmul-kv260", "matmul-edge-ulx3s"] {
+    for name in ["matmul-kv260", "matmul-edge-ulx3s", "tlmm-kv260"] {
         let o = tern_in(
             dir.path(),
             &[],
@@ -434,4 +434,104 @@ fn the_shipped_models_were_trained_on_the_shipped_datasets() {
         assert!(o.status.success(), "{name}: {t}");
         assert!(!t.contains("another version of the dataset"), "{name}: {t}");
     }
+}
+
+/// The block model fitted on the shipped per-block dataset is the shipped one, and
+/// `tern eval` scores it beside the GNN on the extrapolation set, band coverage included.
+#[test]
+fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
+    let dir = tempfile::tempdir().unwrap();
+    let fitted = dir.path().join("tlmm.blocks.json");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "train",
+            "--blocks",
+            "--dataset",
+            &repo("datasets/tlmm-kv260.jsonl"),
+            "--out",
+            fitted.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let shipped: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("models/tlmm-kv260.blocks.json")).unwrap(),
+    )
+    .unwrap();
+    let refit: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&fitted).unwrap()).unwrap();
+    assert_eq!(
+        shipped, refit,
+        "models/tlmm-kv260.blocks.json is not what the dataset gives"
+    );
+
+    let out = dir.path().join("eval");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "eval",
+            "--dataset",
+            &repo("datasets/tlmm-kv260.jsonl"),
+            "--model",
+            &repo("models/tlmm-kv260.tgnn"),
+            "--blocks",
+            fitted.to_str().unwrap(),
+            "--extrapolation",
+            &repo("datasets/tlmm-extrapolation-kv260.jsonl"),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("Extrapolation set"), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval.json")).unwrap()).unwrap();
+    let table = |predictor: &str| {
+        report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["split"] == "extrapolation" && t["predictor"] == predictor)
+            .unwrap_or_else(|| panic!("no {predictor} table: {t}"))
+            .clone()
+    };
+    let blocks = table("blocks");
+    assert!(
+        blocks["errors"][0]["rows"].as_u64().unwrap() >= 10,
+        "{blocks}"
+    );
+    let coverage = blocks["coverage"][0].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&coverage), "{blocks}");
+    assert_eq!(
+        blocks["flagged"], 0,
+        "every extrapolation block is known: {blocks}"
+    );
+    assert!(table("gnn")["errors"][0]["median_ape"].as_f64().is_some());
+    assert!(!report["block_points"].as_array().unwrap().is_empty());
+
+    // A block model fitted for another space is refused, not scored.
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "eval",
+            "--dataset",
+            &repo("datasets/matmul-kv260.jsonl"),
+            "--model",
+            &repo("models/matmul-kv260.tgnn"),
+            "--blocks",
+            fitted.to_str().unwrap(),
+            "--out",
+            dir.path().join("wrong").to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("fitted on space `tlmm`"),
+        "{t}"
+    );
 }

@@ -12,7 +12,7 @@ use std::time::Instant;
 
 use tern_boards::Board;
 use tern_hdl::{design_graph, Config, DesignConfig};
-use tern_surrogate::features::{encode, BRAMS, CYCLES, DSPS, FFS, FMAX_MHZ, LUTS};
+use tern_surrogate::features::{encode, BRAMS, DSPS, FFS, FMAX_MHZ, LUTS};
 use tern_surrogate::pareto::{front, greedy_by_contribution, hypervolume};
 use tern_surrogate::space::Space;
 use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
@@ -207,11 +207,9 @@ pub fn run(
             .max_by_key(|&j| r[j].0.workload.m)
             .expect("runs");
         let v = |t: usize| preds[widest].value[t].unwrap_or(0.0);
-        let cycles: f64 = r
-            .iter()
-            .zip(preds)
-            .map(|((_, times), p)| times * p.value[CYCLES].unwrap_or(f64::NAN))
-            .sum();
+        // Cycles are not learned: the exact cycle model (checked against co-simulation)
+        // gives them, so no candidate is credited with fewer clocks than it needs.
+        let cycles = run_cycles(r);
         let fmax = preds[widest].value[FMAX_MHZ];
         let predicted = Estimate {
             luts: v(LUTS),
@@ -370,11 +368,7 @@ fn synthesise(
         let Ok(r) = runs(engine, workload) else {
             continue;
         };
-        // Actual cycles: the cycle model, which the co-simulation tests check.
-        let cycles: f64 = r
-            .iter()
-            .map(|(cfg, times)| times * cfg.streaming_cycles() as f64)
-            .sum();
+        let cycles = run_cycles(&r);
         let fmax = row.pnr.as_ref().and_then(|p| p.fmax_mhz());
         results[i].actual = Some(Estimate {
             luts: usage.luts as f64,
@@ -386,6 +380,14 @@ fn synthesise(
         });
     }
     Ok(())
+}
+
+/// Clocks of a workload's runs on an engine, from the exact cycle model
+/// (`Config::streaming_cycles`, which the co-simulation tests check against Verilator).
+fn run_cycles(runs: &[(Config, f64)]) -> f64 {
+    runs.iter()
+        .map(|(cfg, times)| times * cfg.streaming_cycles() as f64)
+        .sum()
 }
 
 fn describe(toml_text: &str) -> String {

@@ -36,6 +36,7 @@ pub const WA_HLS4ML_SMAPE: [Option<f64>; TARGET_COUNT] = [
 pub struct Item {
     pub index: u32,
     pub graph: tern_hdl::DesignGraph,
+    pub blocks: Option<std::collections::BTreeMap<String, tern_surrogate::dataset::BlockTargets>>,
     pub config: DesignConfig,
     pub example: Example,
     pub raw: Vec<f64>,
@@ -62,6 +63,7 @@ pub fn load(path: &Path) -> Result<Loaded> {
         items.push(Item {
             index: row.index,
             graph: row.graph.clone(),
+            blocks: row.blocks.clone(),
             example: Example {
                 graph: encode(&row.graph, &config),
                 targets: target_vector(targets),
@@ -189,6 +191,10 @@ pub struct EvalTable {
     /// 90th-percentile relative error, widened beyond training). None: no band.
     #[serde(default)]
     pub coverage: Vec<Option<f64>>,
+    /// Rows whose prediction flagged parts it could not cost (block model: unknown
+    /// blocks or feature columns; such a total is a lower bound).
+    #[serde(default)]
+    pub flagged: usize,
 }
 
 /// Prediction and synthesis time on one split.
@@ -222,6 +228,20 @@ pub struct EvalReport {
     pub timing: Vec<SplitTiming>,
     /// (split, target, actual, predicted, predictor) of every evaluated row, for plots.
     pub points: Vec<(Split, usize, f64, f64, String)>,
+    /// The block model per RTL block of every evaluated row that has per-block labels.
+    #[serde(default)]
+    pub block_points: Vec<BlockPoint>,
+}
+
+/// One RTL block of one row: kept-hierarchy cells against the block model's cost.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockPoint {
+    pub split: Split,
+    pub index: u32,
+    pub block: String,
+    /// `tern_surrogate::blocks::BLOCK_TARGETS` order.
+    pub actual: Vec<f64>,
+    pub predicted: Vec<f64>,
 }
 
 /// What `tern eval` reads and writes.
@@ -325,6 +345,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
     }
     let mut tables = vec![];
     let mut points = vec![];
+    let mut block_points = vec![];
     let mut timing = vec![];
     for (which, items) in groups.into_iter().filter(|(_, i)| !i.is_empty()) {
         let graphs: Vec<&EncodedGraph> = items.iter().map(|i| &i.example.graph).collect();
@@ -340,6 +361,25 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
             }
             None => (None, None),
         };
+        for (item, bp) in items.iter().zip(block_predictions.iter().flatten()) {
+            for (block, actual) in item.blocks.iter().flatten() {
+                if let Some(p) = bp.blocks.get(block) {
+                    block_points.push(BlockPoint {
+                        split: which,
+                        index: item.index,
+                        block: block.clone(),
+                        actual: vec![
+                            actual.luts,
+                            actual.ffs,
+                            actual.dsps,
+                            actual.brams,
+                            actual.lutram_luts,
+                        ],
+                        predicted: p.clone(),
+                    });
+                }
+            }
+        }
         timing.push(SplitTiming {
             split: which,
             rows: items.len(),
@@ -390,12 +430,14 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
             split: which,
             errors: gnn.0,
             coverage: gnn.1,
+            flagged: 0,
         });
         tables.push(EvalTable {
             predictor: "linear".into(),
             split: which,
             coverage: vec![None; TARGET_COUNT],
             errors: lin,
+            flagged: 0,
         });
         if blocks.is_some() {
             tables.push(EvalTable {
@@ -403,6 +445,11 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
                 split: which,
                 errors: blk.0,
                 coverage: blk.1,
+                flagged: block_predictions
+                    .iter()
+                    .flatten()
+                    .filter(|p| !p.unknown.is_empty())
+                    .count(),
             });
         }
     }
@@ -435,6 +482,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
         speedup: yosys_median / per_design,
         timing,
         points,
+        block_points,
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let md = eval_markdown(&report, &model, blocks.as_ref());
@@ -543,6 +591,13 @@ fn eval_markdown(r: &EvalReport, model: &Surrogate, blocks: Option<&BlockModel>)
                     WA_HLS4ML_SMAPE[t].map_or("–".into(), |v| format!("{v:.1}"))
                 );
             }
+        }
+        for table in tables.iter().filter(|t| t.flagged > 0) {
+            s += &format!(
+                "**{} of these rows' {} predictions flagged parts the model could not cost** \
+                 (their totals are lower bounds; `tern predict` names the parts).\n",
+                table.flagged, table.predictor
+            );
         }
         s += "\n";
     }

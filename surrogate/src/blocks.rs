@@ -4,8 +4,9 @@
 //! a larger engine is more of the same blocks: more lanes, rows and table words.
 //!
 //! - A node's features (`node_features`) are structural counts a synthesis tool spends
-//!   resources on: one per node, operator bits, select bits, flop bits, port bits,
-//!   LUT-RAM primitives at 32 and 64 words, block-RAM tiles, register and ROM bits.
+//!   resources on: one per node, operator bits, adder-tree bits, multi-port LUT-RAM
+//!   primitives, select bits, flop bits, port bits, LUT-RAM bits at 32 and 64 words,
+//!   block-RAM tiles, register and ROM bits.
 //! - A block's features are its nodes' features summed per block kind (the lookup lanes'
 //!   s1 registers live in the top level, so `glue` also sees their flop bits).
 //! - Each (block, target) is a non-negative least-squares fit of its labels on those
@@ -33,9 +34,11 @@ pub const BLOCK_TARGET_COUNT: usize = BLOCK_TARGETS.len();
 pub const FORMAT: &str = "tern-block-model";
 pub const VERSION: u32 = 1;
 
-const FEATURES: [&str; 10] = [
+const FEATURES: [&str; 12] = [
     "count",
     "operator_bits",
+    "adder_tree_bits",
+    "lutram_primitives",
     "select_bits",
     "flop_bits",
     "port_bits",
@@ -85,9 +88,40 @@ fn node_features(n: &Node) -> [f64; FEATURES.len()] {
     } else {
         0.0
     };
+    // A tree of adders over `select_inputs` leaves of `width_in` bits: each level has
+    // half the adders, one bit wider (a flat count × widest width overstates big trees).
+    let adder_tree_bits = if p.operators > 0 && p.select_inputs > 1 && p.width_in > 0 {
+        let (mut n, mut width, mut bits) = (p.select_inputs, p.width_in, 0);
+        while n > 1 {
+            width += 1;
+            bits += (n / 2) * width;
+            n = n.div_ceil(2);
+        }
+        f(bits)
+    } else {
+        0.0
+    };
+    // Multi-port LUT-RAM as Yosys maps it: a RAM32M16 holds 2 bits of a ≤ 32-word
+    // memory for 7 read ports, a RAM64M8 1 bit of a ≤ 64-word one; a memory with read
+    // ports (`select_inputs`) keeps one copy of `word_bits / ports` bits per port.
+    let lutram_primitives = if p.storage == Storage::Distributed {
+        let ports = p.select_inputs.max(1);
+        let bits = p.word_bits.div_ceil(ports);
+        let clusters = ports.div_ceil(7);
+        let per_cluster = if words(p.depth) <= 32 {
+            bits.div_ceil(2)
+        } else {
+            bits * words(p.depth).div_ceil(64)
+        };
+        f(clusters * per_cluster)
+    } else {
+        0.0
+    };
     [
         1.0,
         f(p.operators * p.width_out),
+        adder_tree_bits,
+        lutram_primitives,
         f(p.select_inputs * p.width_out),
         f(p.flop_bits),
         f(p.width_in + p.width_out),
@@ -103,9 +137,13 @@ fn node_features(n: &Node) -> [f64; FEATURES.len()] {
 pub fn block_features(graph: &DesignGraph, block: &str) -> BTreeMap<String, f64> {
     let mut out: BTreeMap<String, f64> = BTreeMap::new();
     for n in graph.nodes.iter().filter(|n| n.rtl == block) {
-        // A memory costs by where it lives: each storage gets its own columns.
+        // A memory costs by where it lives, and a multi-port one (per-lane table copies
+        // with read ports) unlike a single-port one: each gets its own columns.
         let kind = match n.params.storage {
             Storage::None => kind_name(n.kind),
+            s if n.params.select_inputs > 0 && n.params.depth > 0 => {
+                format!("{}[{} ported]", kind_name(n.kind), storage_name(s))
+            }
             s => format!("{}[{}]", kind_name(n.kind), storage_name(s)),
         };
         for (name, v) in FEATURES.iter().zip(node_features(n)) {

@@ -69,8 +69,10 @@ pub struct Targets {
     pub dsps: f64,
     /// Block RAMs in the family's 36 kbit (or native) block units, plus URAMs.
     pub brams: f64,
-    /// Clocks for the config's workload, from reset to the last result.
-    pub cycles: f64,
+    /// Clocks for the config's workload, from reset to the last result, from the exact
+    /// cycle model; none for engines without one (attention).
+    #[serde(default)]
+    pub cycles: Option<f64>,
     /// Post-route Fmax, where the family has a router and it ran.
     #[serde(default)]
     pub fmax_mhz: Option<f64>,
@@ -230,8 +232,10 @@ impl Row {
         match (&self.status, &self.targets) {
             (Status::Ok, None) => Some(format!("row {} is ok but has no targets", self.index)),
             (Status::Ok, Some(t)) => {
-                let all = [t.luts, t.ffs, t.dsps, t.brams, t.cycles];
-                if all.iter().any(|v| !v.is_finite() || *v < 0.0) || t.cycles <= 0.0 {
+                let all = [t.luts, t.ffs, t.dsps, t.brams];
+                if all.iter().any(|v| !v.is_finite() || *v < 0.0)
+                    || t.cycles.is_some_and(|c| !c.is_finite() || c <= 0.0)
+                {
                     return Some(format!(
                         "row {} has a negative or non-finite target",
                         self.index

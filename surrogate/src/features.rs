@@ -170,7 +170,7 @@ pub fn target_vector(t: &crate::dataset::Targets) -> [Option<f64>; TARGET_COUNT]
         Some(t.ffs),
         Some(t.dsps),
         Some(t.brams),
-        Some(t.cycles),
+        t.cycles,
         t.fmax_mhz,
     ]
 }

@@ -54,7 +54,7 @@ fn synthesise(graph: &DesignGraph) -> (Targets, BTreeMap<String, BlockTargets>) 
         ffs: 0.93 * kept / 2.0,
         dsps: 0.0,
         brams: 0.0,
-        cycles: 1.0,
+        cycles: Some(1.0),
         fmax_mhz: None,
         lutram_luts: Some(0.0),
     };

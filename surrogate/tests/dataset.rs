@@ -45,7 +45,7 @@ fn rows(n: usize) -> Vec<Row> {
                 ffs: 50.0,
                 dsps: 0.0,
                 brams: 0.5,
-                cycles: 1000.0,
+                cycles: Some(1000.0),
                 fmax_mhz: None,
                 lutram_luts: None,
             }),
