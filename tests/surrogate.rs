@@ -231,11 +231,33 @@ fn predict_answers_in_milliseconds_and_flags_extrapolation() {
     for target in ["luts", "ffs", "dsps", "brams", "cycles"] {
         assert!(t.contains(target), "{t}");
     }
-    // The shipped models were trained on the datapath before issue 13: every matmul
-    // design of today's RTL is flagged, with the reason, rather than answered silently.
+    // The default model is today's datapath's; the demo design (84 weights/clock) is
+    // beyond its space's 64, which is said, and the block model answers beside it.
     assert!(
         t.contains(" ms)")
+            && t.contains("models/tlmm-kv260.tgnn")
             && t.contains("EXTRAPOLATION")
+            && t.contains("84 weights/clock > 64")
+            && t.contains("block model models/tlmm-kv260.blocks.json")
+            && t.contains("exact cycle model"),
+        "{t}"
+    );
+    // A model of the datapath before issue 13 flags every design of today's RTL, with
+    // the reason, rather than answering silently.
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "predict",
+            "--config",
+            "examples/default.toml",
+            "--model",
+            &repo("models/matmul-kv260.tgnn"),
+        ],
+    );
+    let t = text(&o);
+    assert!(
+        o.status.success()
             && t.contains("trained on matmul datapath version 1 and this design is version 2"),
         "{t}"
     );
@@ -534,4 +556,70 @@ fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
         !o.status.success() && t.contains("fitted on space `tlmm`"),
         "{t}"
     );
+}
+
+/// `tern dse --blocks --prefill --reserve-*`: resources from the block model plus what
+/// the rest of the accelerator takes, clocks from the exact cycle model, a front over
+/// decode tokens/s, prefill time and LUTs; a reserve larger than the board fits nothing.
+#[test]
+fn accelerator_dse_takes_block_model_resources_and_the_reserve() {
+    let dir = tempfile::tempdir().unwrap();
+    let run = |reserve_luts: &str, out: &Path| {
+        tern_in(
+            dir.path(),
+            &[],
+            &[
+                "dse",
+                "--space",
+                "tlmm-accelerator",
+                "--board",
+                "kv260",
+                "--workload",
+                "bitnet-0.73b",
+                "--model",
+                &repo("models/tlmm-kv260.tgnn"),
+                "--blocks",
+                &repo("models/tlmm-kv260.blocks.json"),
+                "--prefill",
+                "--reserve-luts",
+                reserve_luts,
+                "--n",
+                "40",
+                "--top-k",
+                "0",
+                "--out",
+                out.to_str().unwrap(),
+            ],
+        )
+    };
+    let out = dir.path().join("dse");
+    let o = run("20000", &out);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("dse.json")).unwrap()).unwrap();
+    assert!(report["block_model"]
+        .as_str()
+        .unwrap()
+        .ends_with("tlmm-kv260.blocks.json"));
+    assert_eq!(report["prefill"], true);
+    let results = report["results"].as_array().unwrap();
+    assert!(results.iter().any(|c| c["on_front"] == true), "{t}");
+    for c in results {
+        let p = &c["predicted"];
+        assert!(p["luts"].as_f64().unwrap() > 20000.0, "{c}");
+        assert!(p["prefill_128_s"].as_f64().unwrap() > 0.0, "{c}");
+        let cfg = tern_hdl::Config::from_toml(c["config_toml"].as_str().unwrap(), "dse").unwrap();
+        // No candidate is credited with fewer clocks than it needs (the cycle model,
+        // never below the physical minimum of its weights over its weights per clock).
+        let floor = 679_477_248.0 / cfg.geometry.weights_per_clock() as f64;
+        assert!(
+            p["projection"]["cycles_per_token"].as_f64().unwrap() >= floor,
+            "{c}"
+        );
+    }
+    let o = run("200000", &dir.path().join("none"));
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("0 fit the board"), "{t}");
 }

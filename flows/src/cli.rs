@@ -242,6 +242,24 @@ enum Command {
         /// Enumerate the whole (small) space, synthesise every point and compare fronts.
         #[arg(long)]
         exhaustive: bool,
+        /// Take resources from this per-block model (`tern train --blocks`) instead of
+        /// the GNN.
+        #[arg(long)]
+        blocks: Option<PathBuf>,
+        /// LUTs set aside for the rest of the accelerator (the top's shell, attention
+        /// engines): added to every engine before the fit check.
+        #[arg(long, default_value_t = 0.0)]
+        reserve_luts: f64,
+        #[arg(long, default_value_t = 0.0)]
+        reserve_ffs: f64,
+        #[arg(long, default_value_t = 0.0)]
+        reserve_dsps: f64,
+        #[arg(long, default_value_t = 0.0)]
+        reserve_brams: f64,
+        /// Pareto front over (decode tokens/s, 128-token prefill time, LUTs) instead of
+        /// (decode tokens/s, LUTs, BRAMs).
+        #[arg(long)]
+        prefill: bool,
         #[command(flatten)]
         exec: ExecArgs,
         /// Default: docs/dse/<space>-<board>-<workload>.
@@ -873,6 +891,12 @@ pub fn main() -> Result<()> {
             top_k,
             seed,
             exhaustive,
+            blocks,
+            reserve_luts,
+            reserve_ffs,
+            reserve_dsps,
+            reserve_brams,
+            prefill,
             exec,
             out,
             flow,
@@ -893,6 +917,20 @@ pub fn main() -> Result<()> {
                 seed,
                 exhaustive,
                 executor: exec.executor()?,
+                blocks: match blocks {
+                    Some(p) => {
+                        let m = tern_surrogate::blocks::BlockModel::load(&p)?;
+                        Some((p, m))
+                    }
+                    None => None,
+                },
+                reserve: crate::dse::Reserve {
+                    luts: reserve_luts,
+                    ffs: reserve_ffs,
+                    dsps: reserve_dsps,
+                    brams: reserve_brams,
+                },
+                prefill,
             };
             crate::dse::run(
                 &space,

@@ -231,20 +231,31 @@ fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measur
     match report {
         Ok(r) => {
             let v = |t: usize| r.prediction.value[t].unwrap_or(f64::NAN);
-            use tern_surrogate::features::{BRAMS, CYCLES, FFS, LUTS};
+            use tern_surrogate::features::{BRAMS, FFS, LUTS};
             let spread = r.prediction.spread[LUTS].unwrap_or(0.0);
             println!(
-                "  surrogate    predicted {:.0} LUT ± {:.0}%, {:.0} FF, {:.0} BRAM, {:.0} clocks ({:.1} ms, {}); cycle model {}, co-simulation {}",
+                "  surrogate    GNN predicted {:.0} LUT ± {:.0}%, {:.0} FF, {:.0} BRAM ({:.1} ms, {}); clocks from the cycle model {}, co-simulation {}",
                 v(LUTS),
                 100.0 * spread,
                 v(FFS),
                 v(BRAMS),
-                v(CYCLES),
                 r.milliseconds,
                 if r.extrapolation.is_empty() { "inside the trained space" } else { "EXTRAPOLATION" },
                 config.matmul().map_or(0, |c| c.streaming_cycles()),
                 measured_cycles
             );
+            if let Some(b) = &r.blocks {
+                println!(
+                    "  blocks       block model predicted {:.0} LUT ± {:.0}%, {:.0} FF, {:.1} BRAM as the sum of {} RTL blocks ({:.2} ms{})",
+                    b.total[0],
+                    100.0 * b.band[0],
+                    b.total[1],
+                    b.total[3],
+                    b.blocks.len(),
+                    b.milliseconds,
+                    if b.unknown.is_empty() { "" } else { "; some blocks NOT COSTED" }
+                );
+            }
         }
         Err(e) => println!("  surrogate    not run: {e}"),
     }

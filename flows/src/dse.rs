@@ -7,11 +7,12 @@
 use anyhow::{bail, Result};
 use plotters::prelude::*;
 use serde::{Deserialize, Serialize};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tern_boards::Board;
 use tern_hdl::{design_graph, Config, DesignConfig};
+use tern_surrogate::blocks::BlockModel;
 use tern_surrogate::features::{encode, BRAMS, DSPS, FFS, FMAX_MHZ, LUTS};
 use tern_surrogate::pareto::{front, greedy_by_contribution, hypervolume};
 use tern_surrogate::space::Space;
@@ -29,6 +30,24 @@ pub struct DsePlan {
     pub seed: u32,
     pub exhaustive: bool,
     pub executor: Executor,
+    /// Resources from this per-block model (composed from the engine's RTL blocks)
+    /// instead of the GNN's; its path for the report.
+    pub blocks: Option<(PathBuf, BlockModel)>,
+    /// What the rest of the accelerator takes on the chip (the top's shell, attention
+    /// engines): added to every engine's resources before the fit check.
+    pub reserve: Reserve,
+    /// Optimise prefill (time to first token) too: the front is over (decode tokens/s,
+    /// 128-token prefill seconds, LUTs).
+    pub prefill: bool,
+}
+
+/// Resources set aside for the rest of the accelerator.
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
+pub struct Reserve {
+    pub luts: f64,
+    pub ffs: f64,
+    pub dsps: f64,
+    pub brams: f64,
 }
 
 /// What is known about one candidate engine: its resources and decode projection.
@@ -41,6 +60,11 @@ pub struct Estimate {
     /// Relative ensemble spread of the LUT prediction (predicted estimates only).
     pub lut_spread: Option<f64>,
     pub projection: Projection,
+    /// Matmul seconds of a 128-token prompt's prefill (the exact cycle model against
+    /// the weight traffic of its token blocks, `tern project`): the engine's share of
+    /// the time to first token.
+    #[serde(default)]
+    pub prefill_128_s: Option<f64>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -77,6 +101,14 @@ pub struct DseReport {
     pub predict_seconds: f64,
     pub results: Vec<Candidate>,
     pub exhaustive: Option<Exhaustive>,
+    /// The block model that gave the resources, if one did.
+    #[serde(default)]
+    pub block_model: Option<String>,
+    #[serde(default)]
+    pub reserve: Reserve,
+    /// The front includes prefill time (`--prefill`).
+    #[serde(default)]
+    pub prefill: bool,
 }
 
 /// The engine config of a candidate with the workload fields set for one run.
@@ -132,6 +164,20 @@ fn projection(
     )
 }
 
+fn add_reserve(e: &mut Estimate, r: &Reserve) {
+    e.luts += r.luts;
+    e.ffs += r.ffs;
+    e.dsps += r.dsps;
+    e.brams += r.brams;
+}
+
+/// The engine's matmul time for a 128-token prompt, at the clock the projection uses.
+fn prefill_128(engine: &Config, w: &Workload, board: &Board, fmax: Option<f64>) -> Option<f64> {
+    let (mhz, _) = clock(board, fmax, "");
+    let p = crate::project::project(engine, w, board, mhz, &[128]).ok()?;
+    p.prefill_s.first().map(|(_, s)| *s)
+}
+
 fn fits(e: &Estimate, board: &Board) -> bool {
     let r = &board.resources;
     e.luts <= r.luts as f64
@@ -140,9 +186,19 @@ fn fits(e: &Estimate, board: &Board) -> bool {
         && e.brams <= r.bram_blocks as f64
 }
 
-/// Minimised objectives: (−tokens/s, LUTs, BRAMs).
-fn objectives(e: &Estimate) -> Vec<f64> {
-    vec![-e.projection.tokens_per_s, e.luts, e.brams]
+/// Minimised objectives: (−tokens/s, LUTs, BRAMs), or with `prefill` (−tokens/s,
+/// prefill seconds of a 128-token prompt, LUTs): BRAMs then only have to fit.
+fn objectives(e: &Estimate, prefill: bool) -> Vec<f64> {
+    if prefill {
+        // An engine that cannot be built for a matmul of the model never wins on it.
+        vec![
+            -e.projection.tokens_per_s,
+            e.prefill_128_s.unwrap_or(1e9),
+            e.luts,
+        ]
+    } else {
+        vec![-e.projection.tokens_per_s, e.luts, e.brams]
+    }
 }
 
 pub fn run(
@@ -211,28 +267,51 @@ pub fn run(
         // gives them, so no candidate is credited with fewer clocks than it needs.
         let cycles = run_cycles(r);
         let fmax = preds[widest].value[FMAX_MHZ];
-        let predicted = Estimate {
+        let mut predicted = Estimate {
             luts: v(LUTS),
             ffs: v(FFS),
             dsps: v(DSPS),
             brams: v(BRAMS),
             lut_spread: preds[widest].spread[LUTS],
             projection: projection(engine, workload, cycles, board, fmax, "fmax (predicted)"),
+            // A cycle-level schedule of a whole prompt: only when asked for (it is slow
+            // for narrow engines).
+            prefill_128_s: plan
+                .prefill
+                .then(|| prefill_128(engine, workload, board, fmax))
+                .flatten(),
         };
+        let mut error = None;
+        if let Some((_, blocks)) = &plan.blocks {
+            // The engine as synthesised and as the top runs it (tiles of its own M × K).
+            let p = blocks.predict(&design_graph(&DesignConfig::Matmul(engine.clone())));
+            predicted.luts = p.total[0];
+            predicted.ffs = p.total[1];
+            predicted.dsps = p.total[2];
+            predicted.brams = p.total[3];
+            predicted.lut_spread = Some(p.band[0]);
+            if !p.unknown.is_empty() {
+                error = Some(format!(
+                    "block model could not cost: {}",
+                    p.unknown.join("; ")
+                ));
+            }
+        }
+        add_reserve(&mut predicted, &plan.reserve);
         results.push(Candidate {
             name: format!("{}-{i}", space.name),
             config_toml: engine.to_toml(),
-            fits: fits(&predicted, board),
+            fits: error.is_none() && fits(&predicted, board),
             predicted,
             on_front: false,
             actual: None,
-            error: None,
+            error,
         });
     }
     let fitting: Vec<usize> = (0..results.len()).filter(|&i| results[i].fits).collect();
     let objs: Vec<Vec<f64>> = fitting
         .iter()
-        .map(|&i| objectives(&results[i].predicted))
+        .map(|&i| objectives(&results[i].predicted, plan.prefill))
         .collect();
     let on_front: Vec<usize> = front(&objs).into_iter().map(|j| fitting[j]).collect();
     for &i in &on_front {
@@ -241,7 +320,10 @@ pub fn run(
 
     // Real synthesis: the top-k of the predicted front, chosen by predicted hypervolume
     // contribution; with --exhaustive, every point.
-    let all: Vec<Vec<f64>> = results.iter().map(|c| objectives(&c.predicted)).collect();
+    let all: Vec<Vec<f64>> = results
+        .iter()
+        .map(|c| objectives(&c.predicted, plan.prefill))
+        .collect();
     let reference = nadir(&all);
     let front_objs: Vec<Vec<f64>> = on_front.iter().map(|&i| all[i].clone()).collect();
     let guided: Vec<usize> = greedy_by_contribution(&front_objs, &reference, plan.top_k)
@@ -261,6 +343,8 @@ pub fn run(
         workload,
         &plan.executor,
         opts,
+        &plan.reserve,
+        plan.prefill,
     )?;
 
     let exhaustive = if plan.exhaustive {
@@ -271,7 +355,7 @@ pub fn run(
                 c.actual
                     .as_ref()
                     .filter(|a| fits(a, board))
-                    .map(|a| (i, objectives(a)))
+                    .map(|a| (i, objectives(a, plan.prefill)))
             })
             .collect();
         let all_actual: Vec<Vec<f64>> = actual.iter().map(|(_, o)| o.clone()).collect();
@@ -309,6 +393,9 @@ pub fn run(
         predict_seconds,
         results,
         exhaustive,
+        block_model: plan.blocks.as_ref().map(|(p, _)| p.display().to_string()),
+        reserve: plan.reserve,
+        prefill: plan.prefill,
     };
     std::fs::create_dir_all(out)?;
     crate::synthesis::write_json(&out.join("dse.json"), &report)?;
@@ -335,6 +422,7 @@ fn nadir(points: &[Vec<f64>]) -> Vec<f64> {
         .collect()
 }
 
+#[allow(clippy::too_many_arguments)]
 fn synthesise(
     results: &mut [Candidate],
     engines: &[Config],
@@ -343,6 +431,8 @@ fn synthesise(
     workload: &Workload,
     executor: &Executor,
     opts: &SynthOptions,
+    reserve: &Reserve,
+    prefill: bool,
 ) -> Result<()> {
     let items: Vec<SweepItem> = which
         .iter()
@@ -370,14 +460,19 @@ fn synthesise(
         };
         let cycles = run_cycles(&r);
         let fmax = row.pnr.as_ref().and_then(|p| p.fmax_mhz());
-        results[i].actual = Some(Estimate {
+        let mut actual = Estimate {
             luts: usage.luts as f64,
             ffs: usage.ffs as f64,
             dsps: usage.dsps as f64,
             brams: usage.bram_blocks,
             lut_spread: None,
             projection: projection(engine, workload, cycles, board, fmax, "fmax (nextpnr)"),
-        });
+            prefill_128_s: prefill
+                .then(|| prefill_128(engine, workload, board, fmax))
+                .flatten(),
+        };
+        add_reserve(&mut actual, reserve);
+        results[i].actual = Some(actual);
     }
     Ok(())
 }
@@ -404,7 +499,7 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
     let mut s = format!(
         "# DSE: space `{}` on `{}` for workload `{}`\n\n{}: {} layers, {} ternary weights per decoded token.\n\n\
          {} candidates predicted in {:.2} s by `{}`; {} fit the board; {} on the predicted Pareto front \
-         (decode tokens/s ↑, LUTs ↓, block RAMs ↓). Decode tokens/s is a roofline: \
+         ({}). Decode tokens/s is a roofline: \
          min(clock / engine clocks per token, memory bandwidth / packed weight bytes per token). \
          Engines run each layer as ceil(k / K-tile) passes whose partial sums the host adds.\n\n",
         r.space,
@@ -417,16 +512,35 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
         r.predict_seconds,
         r.model,
         r.fitting,
-        r.results.iter().filter(|c| c.on_front).count()
+        r.results.iter().filter(|c| c.on_front).count(),
+        if r.prefill {
+            "decode tokens/s ↑, 128-token prefill s ↓, LUTs ↓"
+        } else {
+            "decode tokens/s ↑, LUTs ↓, block RAMs ↓"
+        }
     );
-    s += "## Synthesised: predicted vs actual\n\n| engine | LUT pred | LUT actual | FF pred | FF actual | BRAM pred | BRAM actual | clocks/token pred | clocks/token actual | clock (MHz, source) | compute ms | memory ms | tok/s pred | tok/s actual | bound |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
+    if let Some(b) = &r.block_model {
+        s += &format!(
+            "Resources from the block model `{b}` (± its band, widened beyond training), not the GNN. "
+        );
+    }
+    let v = &r.reserve;
+    if v.luts + v.ffs + v.dsps + v.brams > 0.0 {
+        s += &format!(
+            "Every engine's resources include {:.0} LUT, {:.0} FF, {:.0} DSP and {:.1} BRAM set aside for the rest \
+             of the accelerator (`--reserve-*`), predicted and actual alike.",
+            v.luts, v.ffs, v.dsps, v.brams
+        );
+    }
+    s += "\n\n";
+    s += "## Synthesised: predicted vs actual\n\n| engine | LUT pred | LUT actual | FF pred | FF actual | BRAM pred | BRAM actual | clocks/token pred | clocks/token actual | clock (MHz, source) | compute ms | memory ms | tok/s pred | tok/s actual | bound | prefill(128) matmul s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
     for &i in guided {
         let c = &r.results[i];
         let p = &c.predicted;
         match &c.actual {
             Some(a) => {
                 s += &format!(
-                    "| {} | {:.0} ± {:.0}% | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3e} | {:.3e} | {:.0} ({}) | {:.1} | {:.1} | {:.2} | {:.2} | {} |\n",
+                    "| {} | {:.0} ± {:.0}% | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3e} | {:.3e} | {:.0} ({}) | {:.1} | {:.1} | {:.2} | {:.2} | {} | {} |\n",
                     describe(&c.config_toml),
                     p.luts,
                     100.0 * p.lut_spread.unwrap_or(0.0),
@@ -443,7 +557,8 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
                     1e3 * a.projection.memory_s,
                     p.projection.tokens_per_s,
                     a.projection.tokens_per_s,
-                    a.projection.bound
+                    a.projection.bound,
+                    a.prefill_128_s.map_or("–".into(), |t| format!("{t:.3}"))
                 )
             }
             None => {

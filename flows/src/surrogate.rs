@@ -14,7 +14,7 @@ use tern_surrogate::baseline::{raw_parameters, LinearBaseline};
 use tern_surrogate::blocks::{BlockModel, BlockPrediction};
 use tern_surrogate::dataset::{split, Dataset, Split};
 use tern_surrogate::features::{
-    encode, target_vector, EncodedGraph, BRAMS, DSPS, FFS, LUTS, TARGETS, TARGET_COUNT,
+    encode, target_vector, EncodedGraph, BRAMS, CYCLES, DSPS, FFS, LUTS, TARGETS, TARGET_COUNT,
 };
 use tern_surrogate::metrics::{errors, Errors};
 use tern_surrogate::space::Space;
@@ -713,25 +713,31 @@ pub fn find_model(board: &Board, explicit: Option<&Path>) -> Result<FoundModel> 
     }
     let dir = crate::cli::find_in_repo(Path::new("models"));
     let mut same_family = None;
+    let mut older = None;
     if let Ok(entries) = std::fs::read_dir(&dir) {
         let mut paths: Vec<PathBuf> = entries
             .filter_map(|e| e.ok().map(|e| e.path()))
             .filter(|p| p.extension().is_some_and(|x| x == "tgnn"))
             .collect();
         paths.sort();
+        // A model of today's datapath first, then older ones.
         for path in paths {
             let Ok(model) = Surrogate::load(&path) else {
                 continue;
             };
             if model.header.board == board.name {
-                return Ok(FoundModel { path, model });
+                if model.header.datapath == tern_hdl::graph::MATMUL_DATAPATH_VERSION {
+                    return Ok(FoundModel { path, model });
+                }
+                older.get_or_insert(FoundModel { path, model });
+                continue;
             }
             if model.header.family == board.family.name() && same_family.is_none() {
                 same_family = Some(FoundModel { path, model });
             }
         }
     }
-    same_family.with_context(|| {
+    older.or(same_family).with_context(|| {
         format!(
             "no surrogate model for {} ({}) in {}; build one with `tern dataset` and `tern train`, or pass --model",
             board.name,
@@ -750,6 +756,66 @@ pub struct PredictReport {
     /// Why this is an extrapolation (empty: inside the trained space).
     pub extrapolation: Vec<String>,
     pub milliseconds: f64,
+    /// The per-block model's answer, where one for the board covers the design.
+    #[serde(default)]
+    pub blocks: Option<BlockReport>,
+    /// Clocks of the config's workload from the exact cycle model (matmul engines):
+    /// what tern uses, not the network's `cycles`.
+    #[serde(default)]
+    pub cycles_exact: Option<u64>,
+}
+
+/// The block model's prediction of one design.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct BlockReport {
+    pub model: String,
+    /// `tern_surrogate::blocks::BLOCK_TARGETS` order.
+    pub total: Vec<f64>,
+    pub band: Vec<f64>,
+    pub blocks: std::collections::BTreeMap<String, Vec<f64>>,
+    pub unknown: Vec<String>,
+    pub extrapolating: bool,
+    pub milliseconds: f64,
+}
+
+/// The block model in `models/*.blocks.json` fitted for this board that knows the most
+/// of the design's blocks (matmul and attention engines have models of their own).
+pub fn predict_blocks(config: &DesignConfig, board: &Board) -> Option<BlockReport> {
+    let dir = crate::cli::find_in_repo(Path::new("models"));
+    let graph = design_graph(config);
+    let mut best: Option<BlockReport> = None;
+    let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
+        .ok()?
+        .filter_map(|e| e.ok().map(|e| e.path()))
+        .filter(|p| p.to_string_lossy().ends_with(".blocks.json"))
+        .collect();
+    paths.sort();
+    for path in paths {
+        let Ok(model) = BlockModel::load(&path) else {
+            continue;
+        };
+        if model.board != board.name {
+            continue;
+        }
+        let start = Instant::now();
+        let p = model.predict(&graph);
+        let report = BlockReport {
+            model: path.display().to_string(),
+            total: p.total,
+            band: p.band,
+            blocks: p.blocks,
+            unknown: p.unknown,
+            extrapolating: p.extrapolating,
+            milliseconds: start.elapsed().as_secs_f64() * 1e3,
+        };
+        if best
+            .as_ref()
+            .is_none_or(|b| report.unknown.len() < b.unknown.len())
+        {
+            best = Some(report);
+        }
+    }
+    best
 }
 
 pub fn predict_one(config: &DesignConfig, board: &Board, found: &FoundModel) -> PredictReport {
@@ -792,6 +858,8 @@ pub fn predict_one(config: &DesignConfig, board: &Board, found: &FoundModel) -> 
         prediction,
         extrapolation,
         milliseconds,
+        blocks: predict_blocks(config, board),
+        cycles_exact: config.matmul().map(|c| c.streaming_cycles()),
     }
 }
 
@@ -811,6 +879,10 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
         }
     };
     for (t, name) in TARGETS.iter().enumerate() {
+        if let (CYCLES, Some(c)) = (t, r.cycles_exact) {
+            println!("  {name:<9} {c:>12}  (exact cycle model, not the network)");
+            continue;
+        }
         match (r.prediction.value[t], r.prediction.spread[t]) {
             (Some(v), Some(s)) => {
                 let share = budget(t)
@@ -831,6 +903,44 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
         println!("  EXTRAPOLATION — outside the trained space:");
         for why in &r.extrapolation {
             println!("    {why}");
+        }
+    }
+    let Some(b) = &r.blocks else {
+        println!("block model: none for {} in models/", r.board);
+        return;
+    };
+    println!(
+        "block model {} ({:.3} ms): the design as the sum of its RTL blocks",
+        b.model, b.milliseconds
+    );
+    println!(
+        "  {:<18} {:>10} {:>10} {:>6} {:>8} {:>10}",
+        "block", "LUT", "FF", "DSP", "BRAM", "LUT-RAM"
+    );
+    for (name, v) in &b.blocks {
+        println!(
+            "  {name:<18} {:>10.0} {:>10.0} {:>6.0} {:>8.1} {:>10.0}",
+            v[0], v[1], v[2], v[3], v[4]
+        );
+    }
+    println!(
+        "  {:<18} {:>10.0} {:>10.0} {:>6.0} {:>8.1} {:>10.0}  (flattened; ± {:.0} % LUT, ± {:.0} % FF)",
+        "design",
+        b.total[0],
+        b.total[1],
+        b.total[2],
+        b.total[3],
+        b.total[4],
+        100.0 * b.band[0],
+        100.0 * b.band[1]
+    );
+    if b.extrapolating {
+        println!("  larger than any design it was fitted on: the band is widened");
+    }
+    if !b.unknown.is_empty() {
+        println!("  NOT COSTED (the totals are lower bounds):");
+        for u in &b.unknown {
+            println!("    {u}");
         }
     }
 }

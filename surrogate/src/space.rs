@@ -432,6 +432,16 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "matmul-small",
         include_str!("../../spaces/matmul-small.toml"),
     ),
+    ("tlmm", include_str!("../../spaces/tlmm.toml")),
+    (
+        "tlmm-extrapolation",
+        include_str!("../../spaces/tlmm-extrapolation.toml"),
+    ),
+    (
+        "tlmm-accelerator",
+        include_str!("../../spaces/tlmm-accelerator.toml"),
+    ),
+    ("attention", include_str!("../../spaces/attention.toml")),
 ];
 
 #[cfg(test)]
