@@ -368,13 +368,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
                         split: which,
                         index: item.index,
                         block: block.clone(),
-                        actual: vec![
-                            actual.luts,
-                            actual.ffs,
-                            actual.dsps,
-                            actual.brams,
-                            actual.lutram_luts,
-                        ],
+                        actual: actual.values().to_vec(),
                         predicted: p.clone(),
                     });
                 }

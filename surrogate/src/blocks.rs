@@ -49,18 +49,12 @@ const FEATURES: [&str; 12] = [
     "rom_bits",
 ];
 
-fn kind_name(kind: BlockKind) -> String {
-    serde_json::to_value(kind)
+/// A kind's or storage's name as the dataset file spells it (`lookup_lane`, `block`).
+fn file_name<T: Serialize + std::fmt::Debug>(v: T) -> String {
+    serde_json::to_value(&v)
         .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{kind:?}"))
-}
-
-fn storage_name(s: Storage) -> String {
-    serde_json::to_value(s)
-        .ok()
-        .and_then(|v| v.as_str().map(str::to_string))
-        .unwrap_or_else(|| format!("{s:?}"))
+        .and_then(|j| j.as_str().map(str::to_string))
+        .unwrap_or_else(|| format!("{v:?}"))
 }
 
 fn node_features(n: &Node) -> [f64; FEATURES.len()] {
@@ -140,11 +134,11 @@ pub fn block_features(graph: &DesignGraph, block: &str) -> BTreeMap<String, f64>
         // A memory costs by where it lives, and a multi-port one (per-lane table copies
         // with read ports) unlike a single-port one: each gets its own columns.
         let kind = match n.params.storage {
-            Storage::None => kind_name(n.kind),
+            Storage::None => file_name(n.kind),
             s if n.params.select_inputs > 0 && n.params.depth > 0 => {
-                format!("{}[{} ported]", kind_name(n.kind), storage_name(s))
+                format!("{}[{} ported]", file_name(n.kind), file_name(s))
             }
-            s => format!("{}[{}]", kind_name(n.kind), storage_name(s)),
+            s => format!("{}[{}]", file_name(n.kind), file_name(s)),
         };
         for (name, v) in FEATURES.iter().zip(node_features(n)) {
             if v != 0.0 {
@@ -170,10 +164,6 @@ pub fn block_features(graph: &DesignGraph, block: &str) -> BTreeMap<String, f64>
 /// The RTL blocks a graph's nodes name, in order.
 pub fn graph_blocks(graph: &DesignGraph) -> BTreeSet<String> {
     graph.nodes.iter().map(|n| n.rtl.clone()).collect()
-}
-
-fn block_label(t: &BlockTargets) -> [f64; BLOCK_TARGET_COUNT] {
-    [t.luts, t.ffs, t.dsps, t.brams, t.lutram_luts]
 }
 
 fn design_label(t: &Targets) -> [Option<f64>; BLOCK_TARGET_COUNT] {
@@ -336,7 +326,7 @@ fn fit_blocks(rows: &[Labelled]) -> BTreeMap<String, BlockCost> {
             let mut a = vec![];
             let mut b = vec![];
             for (r, f) in &present {
-                let y = block_label(&r.blocks[&block])[t];
+                let y = r.blocks[&block].values()[t];
                 let w = weight(y);
                 a.push(
                     columns
@@ -401,7 +391,7 @@ fn flatten_factors(rows: &[Labelled]) -> Vec<f64> {
                 .iter()
                 .filter_map(|r| {
                     let flat = r.design[t]?;
-                    let kept: f64 = r.blocks.values().map(|b| block_label(b)[t]).sum();
+                    let kept: f64 = r.blocks.values().map(|b| b.values()[t]).sum();
                     (kept > 0.0 && flat > 0.0).then_some(flat / kept)
                 })
                 .collect();

@@ -93,6 +93,13 @@ pub struct BlockTargets {
     pub brams: f64,
 }
 
+impl BlockTargets {
+    /// The values in `blocks::BLOCK_TARGETS` order (LUT, FF, DSP, BRAM, LUT-RAM).
+    pub fn values(&self) -> [f64; crate::blocks::BLOCK_TARGET_COUNT] {
+        [self.luts, self.ffs, self.dsps, self.brams, self.lutram_luts]
+    }
+}
+
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "snake_case")]
 pub enum Status {
