@@ -438,7 +438,12 @@ fn dse_synthesises_its_top_picks_and_reports_predicted_against_actual() {
 #[test]
 fn the_shipped_models_were_trained_on_the_shipped_datasets() {
     let dir = tempfile::tempdir().unwrap();
-    for name in ["matmul-kv260", "matmul-edge-ulx3s", "tlmm-kv260"] {
+    for name in [
+        "matmul-kv260",
+        "matmul-edge-ulx3s",
+        "tlmm-kv260",
+        "tlmm-top-kv260",
+    ] {
         let o = tern_in(
             dir.path(),
             &[],
@@ -458,8 +463,9 @@ fn the_shipped_models_were_trained_on_the_shipped_datasets() {
     }
 }
 
-/// The block model fitted on the shipped per-block dataset is the shipped one, and
-/// `tern eval` scores it beside the GNN on the extrapolation set, band coverage included.
+/// The block model fitted on the shipped per-block datasets (engines, and whole tops
+/// for the shell) is the shipped one, and `tern eval` scores it beside the GNN on the
+/// extrapolation sets of engines and of whole tops, band coverage included.
 #[test]
 fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
     let dir = tempfile::tempdir().unwrap();
@@ -472,6 +478,8 @@ fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
             "--blocks",
             "--dataset",
             &repo("datasets/tlmm-kv260.jsonl"),
+            "--also",
+            &repo("datasets/tlmm-top-kv260.jsonl"),
             "--out",
             fitted.to_str().unwrap(),
         ],
@@ -534,6 +542,46 @@ fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
     );
     assert!(table("gnn")["errors"][0]["median_ape"].as_f64().is_some());
     assert!(!report["block_points"].as_array().unwrap().is_empty());
+
+    // Whole tops: the same block model prices the shell too, on tops many times larger
+    // than any it was fitted on.
+    let tops = dir.path().join("tops");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "eval",
+            "--dataset",
+            &repo("datasets/tlmm-top-kv260.jsonl"),
+            "--model",
+            &repo("models/tlmm-top-kv260.tgnn"),
+            "--blocks",
+            fitted.to_str().unwrap(),
+            "--extrapolation",
+            &repo("datasets/tlmm-top-extrapolation-kv260.jsonl"),
+            "--out",
+            tops.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(tops.join("eval.json")).unwrap()).unwrap();
+    let extrapolated = report["tables"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|t| t["split"] == "extrapolation" && t["predictor"] == "blocks")
+        .unwrap_or_else(|| panic!("no block-model table for whole tops: {t}"))
+        .clone();
+    assert!(
+        extrapolated["errors"][0]["rows"].as_u64().unwrap() >= 3,
+        "{extrapolated}"
+    );
+    assert_eq!(
+        extrapolated["flagged"], 0,
+        "the shell is known: {extrapolated}"
+    );
 
     // A block model fitted for another space is refused, not scored.
     let o = tern_in(
@@ -603,6 +651,10 @@ fn accelerator_dse_takes_block_model_resources_and_the_reserve() {
         .unwrap()
         .ends_with("tlmm-kv260.blocks.json"));
     assert_eq!(report["prefill"], true);
+    assert_eq!(
+        report["whole_top"], true,
+        "the accelerator space is of whole tops"
+    );
     let results = report["results"].as_array().unwrap();
     assert!(results.iter().any(|c| c["on_front"] == true), "{t}");
     for c in results {
@@ -617,6 +669,12 @@ fn accelerator_dse_takes_block_model_resources_and_the_reserve() {
             p["projection"]["cycles_per_token"].as_f64().unwrap() >= floor,
             "{c}"
         );
+        // Nor with more weight bytes per second than the slower of the KV260's DDR and
+        // the top's bus (one bus word per clock) can deliver.
+        let pr = &p["projection"];
+        let bus = cfg.top.bus_bytes() as f64 * pr["clock_mhz"].as_f64().unwrap() * 1e6;
+        let streamed = pr["tokens_per_s"].as_f64().unwrap() * pr["weight_bytes"].as_f64().unwrap();
+        assert!(streamed <= bus.min(19.2e9) * (1.0 + 1e-9), "{c}");
     }
     let o = run("200000", &dir.path().join("none"));
     let t = text(&o);

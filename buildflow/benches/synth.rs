@@ -48,6 +48,7 @@ fn main() {
                 pnr: false,
                 seed: 1,
                 blocks: false,
+                whole_top: false,
             },
             &opts,
             &Executor::Local { jobs },

@@ -165,6 +165,7 @@ mod tests {
             pnr: false,
             seed: 1,
             blocks: false,
+            whole_top: false,
         };
         let seen = AtomicUsize::new(0);
         let refuse = |_: usize, _: &SweepRow| {

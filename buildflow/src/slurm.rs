@@ -86,6 +86,9 @@ pub struct RunFile {
     /// Also the per-block synthesis (older run files: no).
     #[serde(default)]
     pub blocks: bool,
+    /// Whole tops instead of engines (older run files: no).
+    #[serde(default)]
+    pub whole_top: bool,
     pub seed: u64,
     pub time_limit_seconds: f64,
     pub force: bool,
@@ -353,6 +356,7 @@ pub fn run(
             .collect(),
         pnr: plan.pnr,
         blocks: plan.blocks,
+        whole_top: plan.whole_top,
         seed: plan.seed,
         time_limit_seconds: opts.time_limit.as_secs_f64(),
         force: opts.force,
@@ -570,6 +574,7 @@ pub fn worker(dir: &Path, index: usize) -> Result<(), WorkerError> {
         pnr: run.pnr,
         seed: run.seed,
         blocks: run.blocks,
+        whole_top: run.whole_top,
     };
     let row = sweep::run_one(&item, &job.board, plan, &opts);
     if let Some(e) = &row.error {

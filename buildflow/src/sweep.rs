@@ -10,6 +10,7 @@ use tern_boards::Board;
 use tern_hdl::{generate_any, DesignConfig};
 
 use crate::executor::{ExecError, Executor, Job};
+use crate::synth::script::Purpose;
 use crate::synth::{self, PnrRecord, SynthOptions, SynthOutcome, SynthRecord};
 
 /// One design of a sweep, named for tables and plots.
@@ -55,6 +56,9 @@ pub struct SweepPlan {
     pub seed: u64,
     /// Also synthesise with the RTL blocks kept as hierarchy (per-block labels).
     pub blocks: bool,
+    /// Synthesise the whole accelerator top (engine + shell, `tern gen --top`) instead
+    /// of the engine alone (no place and route: the top is not an out-of-context core).
+    pub whole_top: bool,
 }
 
 /// Run every item on every board with `executor`; rows come back in input order.
@@ -122,21 +126,32 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
     let result = (|| -> Result<(), String> {
         synth::check_floor(&item.config, board).map_err(|e| e.to_string())?;
         let design = generate_any(&item.config).map_err(|e| e.to_string())?;
-        let s = synth::synthesize(&design, board, opts).map_err(|e| e.to_string())?;
+        let top = if plan.whole_top {
+            Some(tern_hdl::top::generate_top_any(&item.config).map_err(|e| e.to_string())?)
+        } else {
+            None
+        };
+        let unit = match &top {
+            Some(t) => synth::Unit::Top(t),
+            None => synth::Unit::Engine(&design),
+        };
+        let s = synth::synthesize_unit(unit, board, opts, Purpose::Report)
+            .map_err(|e| e.to_string())?;
         row.cached &= s.cached;
         if !s.cached {
             row.tool_seconds += s.record.tool_seconds;
         }
         row.synth = Some(s.record);
         if plan.blocks {
-            let b = synth::synthesize_blocks(&design, board, opts).map_err(|e| e.to_string())?;
+            let b = synth::synthesize_unit(unit, board, opts, Purpose::Blocks)
+                .map_err(|e| e.to_string())?;
             row.cached &= b.cached;
             if !b.cached {
                 row.tool_seconds += b.record.tool_seconds;
             }
             row.blocks = Some(b.record);
         }
-        if plan.pnr && board.has_router() {
+        if plan.pnr && board.has_router() && !plan.whole_top {
             let p = synth::place_and_route(&design, board, plan.seed, opts)
                 .map_err(|e| e.to_string())?;
             row.cached &= p.cached;

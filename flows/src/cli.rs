@@ -189,6 +189,10 @@ enum Command {
         /// default out: models/<dataset name>.blocks.json). Milliseconds, no GNN.
         #[arg(long)]
         blocks: bool,
+        /// With --blocks: also fit on these datasets of the same board (e.g. whole tops,
+        /// `datasets/tlmm-top-kv260.jsonl`, for the shell block).
+        #[arg(long, requires = "blocks")]
+        also: Vec<PathBuf>,
     },
     /// Evaluate a surrogate on a dataset's test rows and held-out region against the
     /// linear baseline: error table and predicted-vs-actual plots.
@@ -218,6 +222,10 @@ enum Command {
         model: Option<PathBuf>,
         #[arg(long)]
         json: Option<PathBuf>,
+        /// Price the whole accelerator top (engine + shell, `tern gen --top`) with the
+        /// block model, not the engine alone.
+        #[arg(long)]
+        whole_top: bool,
     },
     /// Explore a design space with the surrogate for a board and workload: fit filter,
     /// Pareto front, real synthesis of the top picks, predicted vs actual, plot.
@@ -766,6 +774,7 @@ pub fn main() -> Result<()> {
                 pnr,
                 seed,
                 blocks: false,
+                whole_top: false,
             };
             let rows = crate::synthesis::sweep(
                 &items,
@@ -831,6 +840,7 @@ pub fn main() -> Result<()> {
             layers,
             seed,
             blocks,
+            also,
         } => {
             let stem = dataset
                 .file_stem()
@@ -839,7 +849,7 @@ pub fn main() -> Result<()> {
             if blocks {
                 let out =
                     out.unwrap_or_else(|| PathBuf::from(format!("models/{stem}.blocks.json")));
-                crate::surrogate::train_blocks(&dataset, &out)?;
+                crate::surrogate::train_blocks(&dataset, &also, &out)?;
                 return Ok(());
             }
             let out = out.unwrap_or_else(|| PathBuf::from(format!("models/{stem}.tgnn")));
@@ -872,11 +882,12 @@ pub fn main() -> Result<()> {
             board,
             model,
             json,
+            whole_top,
         } => {
             let cfg = DesignConfig::from_path(&config)?;
             let board = crate::synthesis::board_for(&cfg, board.as_deref(), &config)?;
             let model = crate::surrogate::find_model(&board, model.as_deref())?;
-            let report = crate::surrogate::predict_one(&cfg, &board, &model);
+            let report = crate::surrogate::predict_one(&cfg, &board, &model, whole_top);
             crate::surrogate::print_prediction(&report, &board);
             if let Some(j) = json {
                 crate::synthesis::write_json(&j, &report)?;

@@ -9,7 +9,7 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use tern_boards::Board;
-use tern_hdl::{design_graph, DesignConfig};
+use tern_hdl::DesignConfig;
 use tern_surrogate::dataset::{
     BlockTargets, Header, Row, Status, Targets, Writer, FORMAT, VERSION,
 };
@@ -61,6 +61,7 @@ pub fn build(
         seed: plan.seed,
         pnr: plan.pnr && board.has_router(),
         blocks: plan.blocks,
+        whole_top: space.whole_top,
     };
     let (writer, existing) = Writer::open(out, &header)?;
     let done: std::collections::HashSet<u32> = existing.iter().map(|r| r.index).collect();
@@ -89,6 +90,7 @@ pub fn build(
         pnr: header.pnr,
         seed: 1,
         blocks: plan.blocks,
+        whole_top: space.whole_top,
     };
     let jobs: Vec<Job> = todo
         .iter()
@@ -107,7 +109,7 @@ pub fn build(
     // of the sequence: a smaller, still well-spread sample.) A row that cannot be
     // written (a full disk) stops the run rather than losing more rows.
     plan.executor.run(&jobs, sweep_plan, opts, &|i, swept| {
-        let row = to_row(todo[i], swept);
+        let row = to_row(space, todo[i], swept);
         writer
             .lock()
             .unwrap_or_else(|p| p.into_inner())
@@ -160,13 +162,13 @@ pub fn workload_cycles(config: &DesignConfig) -> Option<f64> {
     config.matmul().map(|c| c.streaming_cycles() as f64)
 }
 
-fn to_row(sample: &Sample, swept: &SweepRow) -> Row {
+fn to_row(space: &Space, sample: &Sample, swept: &SweepRow) -> Row {
     let mut row = Row {
         index: sample.index,
         name: swept.name.clone(),
         config_toml: sample.config.to_toml(),
         held_out: sample.held_out,
-        graph: design_graph(&sample.config),
+        graph: space.graph_of(&sample.config),
         status: Status::Failed,
         error: swept.error.clone(),
         targets: None,
@@ -190,8 +192,9 @@ fn to_row(sample: &Sample, swept: &SweepRow) -> Row {
     };
     match &synth.outcome {
         SynthOutcome::Ok { usage, .. } => {
-            // Attention has no exact cycle model yet: its rows carry none.
-            let cycles = workload_cycles(&sample.config);
+            // Attention has no exact cycle model yet, and a whole top's clocks depend
+            // on the memory behind it: their rows carry none.
+            let cycles = workload_cycles(&sample.config).filter(|_| !space.whole_top);
             let mut fmax = None;
             if let Some(p) = &swept.pnr {
                 match &p.outcome {

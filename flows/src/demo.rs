@@ -227,7 +227,7 @@ fn model_run() -> Result<()> {
 /// A missing model is reported, not fatal: the demo's facts come from the real tools.
 fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measured_cycles: u64) {
     let report = crate::surrogate::find_model(board, None)
-        .map(|m| crate::surrogate::predict_one(config, board, &m));
+        .map(|m| crate::surrogate::predict_one(config, board, &m, false));
     match report {
         Ok(r) => {
             let v = |t: usize| r.prediction.value[t].unwrap_or(f64::NAN);

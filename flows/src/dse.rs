@@ -109,6 +109,9 @@ pub struct DseReport {
     /// The front includes prefill time (`--prefill`).
     #[serde(default)]
     pub prefill: bool,
+    /// Candidates are whole tops (engine + shell), not engines.
+    #[serde(default)]
+    pub whole_top: bool,
 }
 
 /// The engine config of a candidate with the workload fields set for one run.
@@ -161,6 +164,7 @@ fn projection(
         &source,
         packed_bytes(w.weights_per_token(), engine.geometry.lane_group),
         board.memory.gbyte_per_s,
+        Some(crate::project::top_bytes_per_clock(engine, mhz)),
     )
 }
 
@@ -236,6 +240,13 @@ pub fn run(
     if engines.is_empty() {
         bail!("space {} has no matmul engines to explore", space.name);
     }
+    if space.whole_top && plan.blocks.is_none() {
+        bail!(
+            "space {} is of whole tops: price them with a block model that knows the shell \
+             (--blocks, fitted with `tern train --blocks --also datasets/tlmm-top-<board>.jsonl`)",
+            space.name
+        );
+    }
 
     // Predict every (engine, run) graph in one batch.
     let start = Instant::now();
@@ -283,8 +294,9 @@ pub fn run(
         };
         let mut error = None;
         if let Some((_, blocks)) = &plan.blocks {
-            // The engine as synthesised and as the top runs it (tiles of its own M × K).
-            let p = blocks.predict(&design_graph(&DesignConfig::Matmul(engine.clone())));
+            // The engine (or whole top) as synthesised and as the top runs it (tiles of
+            // its own M × K).
+            let p = blocks.predict(&space.graph_of(&DesignConfig::Matmul(engine.clone())));
             predicted.luts = p.total[0];
             predicted.ffs = p.total[1];
             predicted.dsps = p.total[2];
@@ -339,6 +351,7 @@ pub fn run(
         &mut results,
         &engines,
         &to_synth,
+        space.whole_top,
         board,
         workload,
         &plan.executor,
@@ -396,6 +409,7 @@ pub fn run(
         block_model: plan.blocks.as_ref().map(|(p, _)| p.display().to_string()),
         reserve: plan.reserve,
         prefill: plan.prefill,
+        whole_top: space.whole_top,
     };
     std::fs::create_dir_all(out)?;
     crate::synthesis::write_json(&out.join("dse.json"), &report)?;
@@ -427,6 +441,7 @@ fn synthesise(
     results: &mut [Candidate],
     engines: &[Config],
     which: &[usize],
+    whole_top: bool,
     board: &Board,
     workload: &Workload,
     executor: &Executor,
@@ -445,6 +460,7 @@ fn synthesise(
         pnr: board.has_router(),
         seed: 1,
         blocks: false,
+        whole_top,
     };
     let rows: Vec<SweepRow> =
         sweep::run(&items, std::slice::from_ref(board), plan, opts, executor)?;
@@ -488,7 +504,14 @@ fn run_cycles(runs: &[(Config, f64)]) -> f64 {
 fn describe(toml_text: &str) -> String {
     match Config::from_toml(toml_text, "dse") {
         Ok(c) => {
-            format!("{} K-tile={}", c.engine.summary(), c.workload.k)
+            format!(
+                "{} K-tile={} bus={} reads-in-flight={}×{}",
+                c.engine.summary(),
+                c.workload.k,
+                c.top.bus_bits,
+                c.top.reads_in_flight,
+                c.top.burst_beats
+            )
         }
         Err(_) => "?".into(),
     }
@@ -500,7 +523,9 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
         "# DSE: space `{}` on `{}` for workload `{}`\n\n{}: {} layers, {} ternary weights per decoded token.\n\n\
          {} candidates predicted in {:.2} s by `{}`; {} fit the board; {} on the predicted Pareto front \
          ({}). Decode tokens/s is a roofline: \
-         min(clock / engine clocks per token, memory bandwidth / packed weight bytes per token). \
+         min(clock / engine clocks per token, stream rate / packed weight bytes per token), the \
+         stream rate being the slower of the board's DDR and the top's read port (bus width × clock, \
+         less when too few reads are in flight to cover the DDR latency). \
          Engines run each layer as ceil(k / K-tile) passes whose partial sums the host adds.\n\n",
         r.space,
         r.board,
@@ -523,6 +548,11 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
         s += &format!(
             "Resources from the block model `{b}` (± its band, widened beyond training), not the GNN. "
         );
+    }
+    if r.whole_top {
+        s +=
+            "Candidates are whole tops (engine + shell: register file, AXI readers, read buffers, \
+              gearboxes, result writer), predicted and synthesised as such. ";
     }
     let v = &r.reserve;
     if v.luts + v.ffs + v.dsps + v.brams > 0.0 {

@@ -45,6 +45,8 @@ pub struct ModelProjection {
     pub board: String,
     pub clock_mhz: f64,
     pub memory_gbyte_per_s: f64,
+    /// What the top's read port moves (`top.bus_bits` per clock).
+    pub bus_gbyte_per_s: f64,
     pub workload: String,
     pub weights_per_token: u64,
     pub matmuls: Vec<MatmulProjection>,
@@ -58,6 +60,19 @@ pub struct ModelProjection {
     pub prefill_weight_bytes_per_token: f64,
     /// (prompt tokens, seconds) for each prompt length asked.
     pub prefill_s: Vec<(usize, f64)>,
+}
+
+/// Bytes per clock the top's read port sustains against the DDR model's latency
+/// (`board::DDR_LATENCY_NS`): a bus word per clock while enough bursts are in flight.
+pub fn top_bytes_per_clock(engine: &Config, clock_mhz: f64) -> f64 {
+    let latency_clocks = (crate::board::DDR_LATENCY_NS * clock_mhz / 1e3).ceil();
+    let top = &engine.top;
+    top.bus_bytes() as f64
+        * tern_surrogate::workload::feeder_fraction(
+            top.reads_in_flight,
+            top.burst_beats,
+            latency_clocks,
+        )
 }
 
 /// Seconds of one matmul run: compute against memory, whichever is slower.
@@ -74,7 +89,9 @@ pub fn project(
     clock_mhz: f64,
     prompts: &[usize],
 ) -> Result<ModelProjection> {
-    let bw = board.memory.gbyte_per_s;
+    // Weights stream at the slower of the DDR and the top's bus.
+    let bus = top_bytes_per_clock(engine, clock_mhz) * clock_mhz / 1e3;
+    let bw = board.memory.gbyte_per_s.min(bus);
     let longest = prompts.iter().copied().max().unwrap_or(1).max(1);
     let mut matmuls = vec![];
     for mm in &workload.matmuls {
@@ -131,7 +148,8 @@ pub fn project(
         token_block: tb,
         board: board.name.clone(),
         clock_mhz,
-        memory_gbyte_per_s: bw,
+        memory_gbyte_per_s: board.memory.gbyte_per_s,
+        bus_gbyte_per_s: bus,
         workload: workload.name.clone(),
         weights_per_token: workload.weights_per_token(),
         matmuls,
@@ -147,8 +165,8 @@ pub fn project(
 
 pub fn print(p: &ModelProjection, workload: &Workload) {
     println!(
-        "tern project: {} on {} at {:.0} MHz, DDR {:.1} GB/s",
-        p.engine, p.board, p.clock_mhz, p.memory_gbyte_per_s
+        "tern project: {} on {} at {:.0} MHz, DDR {:.1} GB/s, top bus {:.1} GB/s",
+        p.engine, p.board, p.clock_mhz, p.memory_gbyte_per_s, p.bus_gbyte_per_s
     );
     println!(
         "  workload     {}: {}; {:.0}M ternary weights per token (matmuls only: attention, norms, LM head and host time not included)",
@@ -263,5 +281,30 @@ mod tests {
         );
         let speedup = one.prefill_s[0].1 / four.prefill_s[0].1;
         assert!((3.0..=4.0).contains(&speedup), "prefill speedup {speedup}");
+    }
+
+    #[test]
+    fn weights_stream_no_faster_than_the_tops_bus() {
+        let board = Board::builtin("kv260").unwrap();
+        let w = Workload::resolve("small").unwrap();
+        let engine = |bus_bits| {
+            ConfigBuilder::tlmm(3, 32, 16)
+                .top(tern_hdl::config::TopConfig {
+                    bus_bits,
+                    ..Default::default()
+                })
+                .workload(64, 64, 1)
+                .build()
+                .unwrap()
+        };
+        // At 250 MHz a 256-bit bus moves 8 GB/s and a 512-bit one 16 GB/s, both below
+        // the KV260's 19.2 GB/s DDR: the bus is the bound and doubling it halves the time.
+        let narrow = project(&engine(256), &w, &board, 250.0, &[]).unwrap();
+        let wide = project(&engine(512), &w, &board, 250.0, &[]).unwrap();
+        assert_eq!((narrow.bus_gbyte_per_s, wide.bus_gbyte_per_s), (8.0, 16.0));
+        let expected = narrow.decode_weight_bytes_per_token / 8e9;
+        assert!((narrow.decode_memory_s / expected - 1.0).abs() < 1e-9);
+        let ratio = narrow.decode_memory_s / wide.decode_memory_s;
+        assert!((ratio - 2.0).abs() < 1e-9, "{ratio}");
     }
 }

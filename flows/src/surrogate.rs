@@ -153,10 +153,15 @@ pub fn train(dataset: &Path, out: &Path, options: TrainOptions) -> Result<Surrog
 }
 
 /// Fit the per-block cost model on the dataset's training split and save it.
-pub fn train_blocks(dataset: &Path, out: &Path) -> Result<BlockModel> {
+pub fn train_blocks(dataset: &Path, also: &[PathBuf], out: &Path) -> Result<BlockModel> {
     let data = Dataset::read(dataset)?;
+    let more = also
+        .iter()
+        .map(|p| Dataset::read(p).map_err(anyhow::Error::from))
+        .collect::<Result<Vec<_>>>()?;
+    let all: Vec<&Dataset> = std::iter::once(&data).chain(&more).collect();
     let start = Instant::now();
-    let model = BlockModel::fit(&data)?;
+    let model = BlockModel::fit_many(&all)?;
     let seconds = start.elapsed().as_secs_f64();
     if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
         std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
@@ -167,7 +172,11 @@ pub fn train_blocks(dataset: &Path, out: &Path) -> Result<BlockModel> {
         out.display(),
         model.blocks.len(),
         model.trained_rows,
-        dataset.display(),
+        std::iter::once(dataset)
+            .chain(also.iter().map(|p| p.as_path()))
+            .map(|p| p.display().to_string())
+            .collect::<Vec<_>>()
+            .join(" + "),
         seconds
     );
     for (t, name) in tern_surrogate::blocks::BLOCK_TARGETS.iter().enumerate() {
@@ -295,7 +304,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
     let blocks = match a.blocks {
         Some(p) => {
             let m = BlockModel::load(p)?;
-            if (&m.space, &m.space_hash, &m.board) != (&dh.space, &dh.space_hash, &dh.board) {
+            if !m.fitted_on(&dh.space, &dh.space_hash, &dh.board) {
                 bail!(
                     "{} was fitted on space `{}` for board `{}`, not on {} (space `{}`, board `{}`)",
                     p.display(),
@@ -763,6 +772,9 @@ pub struct PredictReport {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct BlockReport {
     pub model: String,
+    /// The whole top (engine + shell) was priced, not the engine alone.
+    #[serde(default)]
+    pub whole_top: bool,
     /// `tern_surrogate::blocks::BLOCK_TARGETS` order.
     pub total: Vec<f64>,
     pub band: Vec<f64>,
@@ -774,9 +786,18 @@ pub struct BlockReport {
 
 /// The block model in `models/*.blocks.json` fitted for this board that knows the most
 /// of the design's blocks (matmul and attention engines have models of their own).
-pub fn predict_blocks(config: &DesignConfig, board: &Board) -> Option<BlockReport> {
+/// With `whole_top`, a matmul design is priced as its whole top (`graph::top_graph`).
+pub fn predict_blocks(
+    config: &DesignConfig,
+    board: &Board,
+    whole_top: bool,
+) -> Option<BlockReport> {
     let dir = crate::cli::find_in_repo(Path::new("models"));
-    let graph = design_graph(config);
+    let whole_top = whole_top && config.matmul().is_some();
+    let graph = match config.matmul() {
+        Some(cfg) if whole_top => tern_hdl::graph::top_graph(cfg),
+        _ => design_graph(config),
+    };
     let mut best: Option<BlockReport> = None;
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .ok()?
@@ -795,6 +816,7 @@ pub fn predict_blocks(config: &DesignConfig, board: &Board) -> Option<BlockRepor
         let p = model.predict(&graph);
         let report = BlockReport {
             model: path.display().to_string(),
+            whole_top,
             total: p.total,
             band: p.band,
             blocks: p.blocks,
@@ -812,7 +834,12 @@ pub fn predict_blocks(config: &DesignConfig, board: &Board) -> Option<BlockRepor
     best
 }
 
-pub fn predict_one(config: &DesignConfig, board: &Board, found: &FoundModel) -> PredictReport {
+pub fn predict_one(
+    config: &DesignConfig,
+    board: &Board,
+    found: &FoundModel,
+    whole_top: bool,
+) -> PredictReport {
     let model = &found.model;
     let start = Instant::now();
     let raw = design_graph(config);
@@ -852,7 +879,7 @@ pub fn predict_one(config: &DesignConfig, board: &Board, found: &FoundModel) -> 
         prediction,
         extrapolation,
         milliseconds,
-        blocks: predict_blocks(config, board),
+        blocks: predict_blocks(config, board, whole_top),
         cycles_exact: config.matmul().map(|c| c.streaming_cycles()),
     }
 }
@@ -904,8 +931,14 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
         return;
     };
     println!(
-        "block model {} ({:.3} ms): the design as the sum of its RTL blocks",
-        b.model, b.milliseconds
+        "block model {} ({:.3} ms): the {} as the sum of its RTL blocks",
+        b.model,
+        b.milliseconds,
+        if b.whole_top {
+            "whole top (engine + shell)"
+        } else {
+            "engine"
+        }
     );
     println!(
         "  {:<18} {:>10} {:>10} {:>6} {:>8} {:>10}",

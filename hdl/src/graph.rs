@@ -587,6 +587,146 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
     g
 }
 
+/// The block of a whole top that is not the engine: register file, readers, read
+/// buffers, gearboxes, result queue and writer (`tern_top.v`). Synthesised as the top
+/// module's own cells when the engine is kept as hierarchy.
+pub const SHELL: &str = "shell";
+
+/// A whole matmul top (`tern gen --top`): the engine's graph plus the shell's nodes,
+/// sized from the same `MemoryLayout` the top's Verilog is generated from.
+pub fn top_graph(cfg: &Config) -> DesignGraph {
+    let mut g = matmul_graph(cfg);
+    let l = crate::top::MemoryLayout::of(cfg);
+    let bus = 8 * l.bus_bytes;
+    let bus_words = l.bus_bytes / 4;
+    let engine_in = |g: &DesignGraph, name: &str| {
+        g.nodes
+            .iter()
+            .position(|n| n.name == name)
+            .expect("the matmul graph has its stream ports")
+    };
+    let (act_in, wgt_in) = (engine_in(&g, "act_in"), engine_in(&g, "wgt_in"));
+    let res_out = g
+        .nodes
+        .iter()
+        .position(|n| n.kind == BlockKind::StreamOut)
+        .expect("the matmul graph has a result port");
+    let shell = |g: &mut DesignGraph, name: &str, kind: BlockKind, params: NodeParams| {
+        let n = g.add(name.into(), kind, params);
+        g.place(n, SHELL);
+        n
+    };
+    // AXI4-Lite registers, the start checks over 66-bit region ends, the cycle counter.
+    let registers = crate::top::regmap::registers(false).len();
+    let control = shell(
+        &mut g,
+        "control_registers",
+        BlockKind::Control,
+        NodeParams {
+            width_in: 32,
+            width_out: 66,
+            operators: 6,
+            flop_bits: 32 * registers + 3 * 66 + 2 * 32 + 16,
+            ..NodeParams::new()
+        },
+    );
+    let read_depth = (l.reads_in_flight * l.burst_beats).next_power_of_two();
+    // A gearbox holds a beat and a bus word and shifts bus words in at any word offset
+    // (a shifter of log2(capacity) levels).
+    let gearbox = |beat_words: usize| {
+        let cap = beat_words + bus_words;
+        NodeParams {
+            width_in: bus,
+            width_out: 32 * cap,
+            operators: ceil_log2(cap),
+            flop_bits: 32 * cap + 2 * ceil_log2(cap + bus_words + 1) + 32,
+            ..NodeParams::new()
+        }
+    };
+    // A collector is a register file of whole bus words, one written per clock, read
+    // whole: no shifter.
+    let collector = |beat_words: usize| NodeParams {
+        width_in: bus,
+        width_out: 32 * beat_words,
+        depth: beat_words.div_ceil(bus_words),
+        word_bits: bus,
+        flop_bits: 8,
+        storage: Storage::Registers,
+        ..NodeParams::new()
+    };
+    for (stream, beat_words, engine_port) in [
+        ("act", l.activation_words, act_in),
+        ("wgt", l.weight_words, wgt_in),
+    ] {
+        let reader = shell(
+            &mut g,
+            &format!("{stream}_reader"),
+            BlockKind::Control,
+            NodeParams {
+                width_out: 64,
+                operators: 3,
+                flop_bits: 64 + 3 * 32 + 8,
+                ..NodeParams::new()
+            },
+        );
+        let buffer = shell(
+            &mut g,
+            &format!("{stream}_read_buffer"),
+            BlockKind::Buffer,
+            NodeParams {
+                width_in: bus,
+                width_out: bus,
+                depth: read_depth,
+                word_bits: bus,
+                flop_bits: bus + 2 * (ceil_log2(read_depth) + 1) + 1,
+                storage: buffer_storage(read_depth),
+                ..NodeParams::new()
+            },
+        );
+        let (kind, params) = if stream == "wgt" && l.weights_aligned() {
+            (BlockKind::Buffer, collector(beat_words))
+        } else {
+            (BlockKind::StreamIn, gearbox(beat_words))
+        };
+        let cut = shell(&mut g, &format!("{stream}_gearbox"), kind, params);
+        g.link(control, reader);
+        g.link(reader, buffer);
+        g.link(buffer, cut);
+        g.link(cut, engine_port);
+    }
+    let result_bits = 32 * l.result_words;
+    let queue = shell(
+        &mut g,
+        "result_queue",
+        BlockKind::Buffer,
+        NodeParams {
+            width_in: result_bits,
+            width_out: result_bits,
+            depth: 16,
+            word_bits: result_bits,
+            flop_bits: 2 * 5,
+            storage: Storage::Distributed,
+            ..NodeParams::new()
+        },
+    );
+    let writer = shell(
+        &mut g,
+        "result_writer",
+        BlockKind::StreamOut,
+        NodeParams {
+            width_in: result_bits,
+            width_out: bus,
+            select_inputs: l.result_beat_stride() / l.bus_bytes,
+            flop_bits: 8 * 32 + 2 * 64,
+            ..NodeParams::new()
+        },
+    );
+    g.link(res_out, queue);
+    g.link(queue, writer);
+    g.link(control, writer);
+    g
+}
+
 /// The attention engine (see `attention` for the phases these nodes serve).
 pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
     let a = &cfg.attention;
@@ -936,5 +1076,50 @@ mod tests {
             2 * node(&one, BlockKind::TableMemory).depth
         );
         assert_eq!(one.datapath, MATMUL_DATAPATH_VERSION);
+    }
+
+    /// A whole top is the engine's graph plus the shell's nodes, all in the shell block,
+    /// sized by the top's memory interface: the read buffers hold `reads_in_flight`
+    /// bursts of bus words, and a wider bus widens every shell datapath.
+    #[test]
+    fn a_whole_top_adds_the_shell_sized_by_its_bus() {
+        let top = |bus_bits, reads_in_flight| {
+            let cfg = ConfigBuilder::tlmm(3, 7, 4)
+                .top(crate::config::TopConfig {
+                    bus_bits,
+                    reads_in_flight,
+                    burst_beats: 64,
+                    ..Default::default()
+                })
+                .workload(512, 1536, 8)
+                .build()
+                .unwrap();
+            (matmul_graph(&cfg), top_graph(&cfg))
+        };
+        let (engine, whole) = top(256, 4);
+        let shell: Vec<&Node> = whole.nodes.iter().filter(|n| n.rtl == SHELL).collect();
+        assert_eq!(whole.nodes.len(), engine.nodes.len() + shell.len());
+        assert_eq!(&whole.nodes[..engine.nodes.len()], &engine.nodes[..]);
+        let buffers: usize = shell
+            .iter()
+            .filter(|n| n.name.ends_with("_read_buffer"))
+            .map(|n| n.params.memory_bits())
+            .sum();
+        assert_eq!(buffers, 2 * 4 * 64 * 256, "two read buffers of 4 bursts");
+        // Every shell node is connected, and the gearboxes feed the engine's inputs.
+        for (i, _) in whole.nodes.iter().enumerate().skip(engine.nodes.len()) {
+            assert!(whole.edges.iter().any(|(f, t)| *f == i || *t == i));
+        }
+        let (_, wide) = top(512, 4);
+        let bits = |g: &DesignGraph| -> usize {
+            g.nodes
+                .iter()
+                .filter(|n| n.rtl == SHELL)
+                .map(|n| n.params.flop_bits + n.params.memory_bits())
+                .sum()
+        };
+        assert!(bits(&wide) > bits(&whole));
+        let (_, shallow) = top(256, 2);
+        assert!(shallow.memory_bits() < whole.memory_bits());
     }
 }

@@ -204,6 +204,18 @@ pub struct BlockModel {
     pub flatten: Vec<f64>,
     /// 90th percentile of out-of-fold relative errors of the design total, per target.
     pub band: Vec<f64>,
+    /// Further datasets fitted on beside the first (`space`, `dataset_sha256`): e.g.
+    /// whole tops for the shell block. Same board.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub also_fitted_on: Vec<FittedOn>,
+}
+
+/// A dataset a block model was fitted on.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct FittedOn {
+    pub space: String,
+    pub space_hash: String,
+    pub dataset_sha256: String,
 }
 
 /// A design's predicted cost.
@@ -229,6 +241,8 @@ pub enum BlockModelError {
         "the dataset has no ok rows with per-block labels (make it with `tern dataset --blocks`)"
     )]
     NoBlockLabels,
+    #[error("the datasets are for different boards ({0} and {1}): a block model prices one board")]
+    MixedBoards(String, String),
 }
 
 /// Non-negative least squares by cyclic coordinate descent on the normal equations.
@@ -291,12 +305,15 @@ struct Labelled<'a> {
     graph: &'a DesignGraph,
     blocks: &'a BTreeMap<String, BlockTargets>,
     design: [Option<f64>; BLOCK_TARGET_COUNT],
+    /// Which of the datasets fitted on the row comes from (0: the first).
+    source: usize,
 }
 
-fn labelled<'a>(rows: &[&'a Row]) -> Vec<Labelled<'a>> {
+fn labelled<'a>(rows: &[(usize, &'a Row)]) -> Vec<Labelled<'a>> {
     rows.iter()
-        .filter_map(|r| {
+        .filter_map(|&(source, r)| {
             Some(Labelled {
+                source,
                 graph: &r.graph,
                 blocks: r.blocks.as_ref()?,
                 design: design_label(r.targets.as_ref()?),
@@ -306,13 +323,19 @@ fn labelled<'a>(rows: &[&'a Row]) -> Vec<Labelled<'a>> {
         .collect()
 }
 
+/// A block the first dataset labels is fitted on its rows alone (an engine's blocks on
+/// engines); any other (the shell: only whole tops have one) on every row that has it.
 fn fit_blocks(rows: &[Labelled]) -> BTreeMap<String, BlockCost> {
     let names: BTreeSet<String> = rows.iter().flat_map(|r| r.blocks.keys().cloned()).collect();
+    let first = rows.iter().map(|r| r.source).min().unwrap_or(0);
     let mut out = BTreeMap::new();
     for block in names {
+        let in_first = rows
+            .iter()
+            .any(|r| r.source == first && r.blocks.contains_key(&block));
         let present: Vec<(&Labelled, BTreeMap<String, f64>)> = rows
             .iter()
-            .filter(|r| r.blocks.contains_key(&block))
+            .filter(|r| (!in_first || r.source == first) && r.blocks.contains_key(&block))
             .map(|r| (r, block_features(r.graph, &block)))
             .collect();
         let columns: Vec<String> = present
@@ -384,11 +407,15 @@ fn compose(
     (sum, per_block, unknown)
 }
 
+/// Flat ÷ kept-hierarchy totals, from the first dataset's rows (the engines'; whole tops
+/// only add the shell).
 fn flatten_factors(rows: &[Labelled]) -> Vec<f64> {
+    let first = rows.iter().map(|r| r.source).min().unwrap_or(0);
     (0..BLOCK_TARGET_COUNT)
         .map(|t| {
             let mut ratios: Vec<f64> = rows
                 .iter()
+                .filter(|r| r.source == first)
                 .filter_map(|r| {
                     let flat = r.design[t]?;
                     let kept: f64 = r.blocks.values().map(|b| b.values()[t]).sum();
@@ -408,9 +435,29 @@ fn flatten_factors(rows: &[Labelled]) -> Vec<f64> {
 impl BlockModel {
     /// Fit on the dataset's training rows (never its test rows or held-out region).
     pub fn fit(dataset: &Dataset) -> Result<BlockModel, BlockModelError> {
-        let train: Vec<&Row> = dataset
-            .ok_rows()
-            .filter(|r| crate::dataset::split(r) == Split::Train)
+        BlockModel::fit_many(&[dataset])
+    }
+
+    /// Fit on the training rows of several datasets of one board (engines, and whole
+    /// tops for the shell): blocks are costed from every row that has them.
+    pub fn fit_many(datasets: &[&Dataset]) -> Result<BlockModel, BlockModelError> {
+        let Some(dataset) = datasets.first() else {
+            return Err(BlockModelError::NoBlockLabels);
+        };
+        if let Some(other) = datasets
+            .iter()
+            .find(|d| d.header.board != dataset.header.board)
+        {
+            return Err(BlockModelError::MixedBoards(
+                dataset.header.board.clone(),
+                other.header.board.clone(),
+            ));
+        }
+        let train: Vec<(usize, &Row)> = datasets
+            .iter()
+            .enumerate()
+            .flat_map(|(i, d)| d.ok_rows().map(move |r| (i, r)))
+            .filter(|(_, r)| crate::dataset::split(r) == Split::Train)
             .collect();
         let rows = labelled(&train);
         if rows.is_empty() {
@@ -462,7 +509,25 @@ impl BlockModel {
             blocks,
             flatten,
             band,
+            also_fitted_on: datasets[1..]
+                .iter()
+                .map(|d| FittedOn {
+                    space: d.header.space.clone(),
+                    space_hash: d.header.space_hash.clone(),
+                    dataset_sha256: d.sha256.clone(),
+                })
+                .collect(),
         })
+    }
+
+    /// Whether the model was fitted on (a version of) a dataset of this space and board.
+    pub fn fitted_on(&self, space: &str, space_hash: &str, board: &str) -> bool {
+        board == self.board
+            && ((self.space == space && self.space_hash == space_hash)
+                || self
+                    .also_fitted_on
+                    .iter()
+                    .any(|f| f.space == space && f.space_hash == space_hash))
     }
 
     pub fn predict(&self, graph: &DesignGraph) -> BlockPrediction {

@@ -59,6 +59,9 @@ pub struct Header {
     /// Whether rows carry per-block labels (`Row::blocks`).
     #[serde(default)]
     pub blocks: bool,
+    /// Whether rows are whole matmul tops (engine + shell), not engines.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub whole_top: bool,
 }
 
 /// What the tools (and the cycle model) said about a design.

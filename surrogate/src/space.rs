@@ -13,6 +13,10 @@
 //! [holdout]                    # a region kept out of training, to test extrapolation
 //! "engine.rows_parallel" = [8]
 //! ```
+//!
+//! `whole_top = true` makes every sample a whole matmul top (engine + shell, `tern gen
+//! --top`): synthesised as such, described by `hdl::graph::top_graph`; `top.*` keys
+//! (bus width, burst, reads in flight) may then be dimensions.
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -42,6 +46,8 @@ pub struct Space {
     /// (dotted key, values): a sample is in the held-out region when any key takes one
     /// of its listed values.
     pub holdout: Vec<(String, Vec<toml::Value>)>,
+    /// Samples are whole matmul tops, not engines.
+    pub whole_top: bool,
     /// SHA-256 of the file text; a dataset records it.
     pub hash: String,
 }
@@ -81,6 +87,8 @@ struct SpaceFile {
     limits: Limits,
     #[serde(default)]
     holdout: toml::Table,
+    #[serde(default)]
+    whole_top: bool,
 }
 
 /// One sampled point.
@@ -198,6 +206,7 @@ impl Space {
             dimensions,
             limits: file.limits,
             holdout,
+            whole_top: file.whole_top,
             hash: hex::encode(Sha256::digest(text.as_bytes())),
         })
     }
@@ -215,9 +224,22 @@ impl Space {
         let text = toml::to_string(&doc).map_err(|e| PointRejected::Invalid(e.to_string()))?;
         let config = DesignConfig::from_toml(&text, origin)
             .map_err(|e| PointRejected::Invalid(e.to_string()))?;
+        if self.whole_top && config.matmul().is_none() {
+            return Err(PointRejected::Invalid(
+                "whole tops are matmul tops (the attention top has no graph)".into(),
+            ));
+        }
         match self.limits.exceeded(&config) {
             Some(why) => Err(PointRejected::OverLimits(why)),
             None => Ok(config),
+        }
+    }
+
+    /// The design graph of a sample: the engine's, or the whole top's.
+    pub fn graph_of(&self, config: &DesignConfig) -> tern_hdl::DesignGraph {
+        match config.matmul() {
+            Some(cfg) if self.whole_top => tern_hdl::graph::top_graph(cfg),
+            _ => tern_hdl::design_graph(config),
         }
     }
 
@@ -441,6 +463,15 @@ pub const BUILTIN: &[(&str, &str)] = &[
         "tlmm-accelerator",
         include_str!("../../spaces/tlmm-accelerator.toml"),
     ),
+    ("tlmm-top", include_str!("../../spaces/tlmm-top.toml")),
+    (
+        "tlmm-top-wide",
+        include_str!("../../spaces/tlmm-top-wide.toml"),
+    ),
+    (
+        "tlmm-top-extrapolation",
+        include_str!("../../spaces/tlmm-top-extrapolation.toml"),
+    ),
     ("attention", include_str!("../../spaces/attention.toml")),
 ];
 
@@ -509,5 +540,31 @@ mod tests {
         let cfg = tern_hdl::Config::from_toml(&cfg.to_toml(), "t").unwrap();
         let out = space.outside(&DesignConfig::Matmul(cfg));
         assert_eq!(out, vec!["engine.rows_parallel = 3".to_string()]);
+    }
+
+    /// A whole-top space varies the top's keys and describes its samples with the
+    /// shell; an attention engine cannot be a whole top (its top has no graph).
+    #[test]
+    fn whole_top_spaces_vary_the_top_and_graph_the_shell() {
+        let space = Space::resolve("tlmm-top").unwrap();
+        assert!(space.whole_top);
+        let (samples, _) = space.sample(6, 1).unwrap();
+        let buses: std::collections::BTreeSet<usize> = samples
+            .iter()
+            .map(|s| s.config.matmul().unwrap().top.bus_bits)
+            .collect();
+        assert!(buses.len() > 1, "{buses:?}");
+        let g = space.graph_of(&samples[0].config);
+        assert!(g.nodes.iter().any(|n| n.rtl == tern_hdl::graph::SHELL));
+        let engines = Space::resolve("tlmm").unwrap();
+        let g = engines.graph_of(&samples[0].config);
+        assert!(!g.nodes.iter().any(|n| n.rtl == tern_hdl::graph::SHELL));
+        let text = include_str!("../../spaces/attention.toml")
+            .replace("[fixed]", "whole_top = true\n[fixed]");
+        let bad = Space::from_toml(&text, "x.toml").unwrap();
+        match bad.point(0, 1) {
+            Err(PointRejected::Invalid(why)) => assert!(why.contains("whole tops"), "{why}"),
+            other => panic!("an attention whole top was not rejected: {other:?}"),
+        }
     }
 }

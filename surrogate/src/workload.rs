@@ -157,9 +157,13 @@ pub struct Projection {
     /// Packed weight bytes streamed per token.
     pub weight_bytes: f64,
     pub memory_gbyte_per_s: f64,
+    /// What the top's read port can move: one bus word per clock (none: not limited).
+    #[serde(default)]
+    pub bus_gbyte_per_s: Option<f64>,
+    /// Weight bytes at the slower of the memory and the bus.
     pub memory_s: f64,
     pub tokens_per_s: f64,
-    /// `compute` or `memory`.
+    /// `compute`, `memory` (the board's DDR) or `bus` (the top's read port).
     pub bound: String,
 }
 
@@ -169,15 +173,35 @@ pub fn packed_bytes(weights: u64, group: usize) -> f64 {
     weights as f64 * (1 + index_bits) as f64 / group as f64 / 8.0
 }
 
+/// The bytes per second the top's read port moves: one `bus_bytes` word per clock.
+pub fn bus_gbyte_per_s(bus_bytes: usize, clock_mhz: f64) -> f64 {
+    bus_bytes as f64 * clock_mhz / 1e3
+}
+
+/// The fraction of clocks the top's read port can be busy against a memory of
+/// `latency_clocks`: `reads_in_flight` bursts of `burst_beats` must cover a burst's
+/// round trip (Little's law), or the port idles while it waits.
+pub fn feeder_fraction(reads_in_flight: usize, burst_beats: usize, latency_clocks: f64) -> f64 {
+    let in_flight = (reads_in_flight * burst_beats) as f64;
+    (in_flight / (burst_beats as f64 + latency_clocks)).min(1.0)
+}
+
+/// The roofline of one token: engine clocks at `clock_mhz` against the weight bytes at
+/// the slower of the board's memory and the top's bus (`bus_bytes_per_clock`, if given:
+/// the bus width times [`feeder_fraction`]). The simulated board (`cargo bench --bench
+/// top`) runs within ~2 % of this bound.
 pub fn project(
     cycles_per_token: f64,
     clock_mhz: f64,
     clock_source: &str,
     weight_bytes: f64,
     memory_gbyte_per_s: f64,
+    bus_bytes_per_clock: Option<f64>,
 ) -> Projection {
+    let bus = bus_bytes_per_clock.map(|b| b * clock_mhz / 1e3);
+    let stream = bus.map_or(memory_gbyte_per_s, |b| b.min(memory_gbyte_per_s));
     let compute_s = cycles_per_token / (clock_mhz * 1e6);
-    let memory_s = weight_bytes / (memory_gbyte_per_s * 1e9);
+    let memory_s = weight_bytes / (stream * 1e9);
     let slowest = compute_s.max(memory_s);
     Projection {
         cycles_per_token,
@@ -186,10 +210,13 @@ pub fn project(
         compute_s,
         weight_bytes,
         memory_gbyte_per_s,
+        bus_gbyte_per_s: bus,
         memory_s,
         tokens_per_s: if slowest > 0.0 { 1.0 / slowest } else { 0.0 },
         bound: if compute_s >= memory_s {
             "compute".into()
+        } else if bus.is_some_and(|b| b < memory_gbyte_per_s) {
+            "bus".into()
         } else {
             "memory".into()
         },
@@ -220,11 +247,27 @@ mod tests {
     #[test]
     fn roofline_picks_the_slower_term() {
         // 1e6 clocks at 100 MHz = 10 ms; 1 GB at 10 GB/s = 100 ms → memory bound, 10 tok/s.
-        let p = project(1e6, 100.0, "board clock (no router)", 1e9, 10.0);
+        let p = project(1e6, 100.0, "board clock (no router)", 1e9, 10.0, None);
         assert_eq!(p.bound, "memory");
         assert!((p.tokens_per_s - 10.0).abs() < 1e-9);
-        let p = project(1e8, 100.0, "x", 1e9, 10.0);
+        let p = project(1e8, 100.0, "x", 1e9, 10.0, None);
         assert_eq!(p.bound, "compute");
         assert!((p.tokens_per_s - 1.0).abs() < 1e-9);
+        // A 32-byte bus at 100 MHz moves 3.2 GB/s: slower than the 10 GB/s memory.
+        let p = project(1e6, 100.0, "x", 1e9, 10.0, Some(32.0));
+        assert_eq!(p.bound, "bus");
+        assert!((p.tokens_per_s - 3.2).abs() < 1e-9);
+        // A 128-byte bus (12.8 GB/s) leaves the memory as the bound.
+        let p = project(1e6, 100.0, "x", 1e9, 10.0, Some(128.0));
+        assert_eq!(p.bound, "memory");
+    }
+
+    #[test]
+    fn too_few_reads_in_flight_idle_the_bus() {
+        // Two bursts of 64 beats cover a 36-clock round trip; two of 16 do not.
+        assert_eq!(feeder_fraction(2, 64, 36.0), 1.0);
+        let f = feeder_fraction(2, 16, 36.0);
+        assert!((f - 32.0 / 52.0).abs() < 1e-12, "{f}");
+        assert_eq!(feeder_fraction(4, 16, 36.0), 1.0);
     }
 }

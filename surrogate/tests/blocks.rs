@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use tern_hdl::config::{ConfigBuilder, EngineKind, TableStorage};
-use tern_hdl::graph::{rtl_blocks, GLUE};
+use tern_hdl::graph::{rtl_blocks, top_graph, GLUE, SHELL};
 use tern_hdl::{design_graph, DesignConfig, DesignGraph};
 use tern_surrogate::blocks::{block_features, graph_blocks, BlockModel, BlockModelError};
 use tern_surrogate::dataset::{
@@ -62,11 +62,19 @@ fn synthesise(graph: &DesignGraph) -> (Targets, BTreeMap<String, BlockTargets>) 
 }
 
 fn dataset(configs: &[DesignConfig], with_blocks: bool) -> Dataset {
+    dataset_of(configs, with_blocks, false)
+}
+
+/// Engines, or their whole tops (engine + shell).
+fn dataset_of(configs: &[DesignConfig], with_blocks: bool, whole_top: bool) -> Dataset {
     let rows = configs
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let graph = design_graph(c);
+            let graph = match c.matmul() {
+                Some(cfg) if whole_top => top_graph(cfg),
+                _ => design_graph(c),
+            };
             let (targets, blocks) = synthesise(&graph);
             Row {
                 index: i as u32,
@@ -96,6 +104,7 @@ fn dataset(configs: &[DesignConfig], with_blocks: bool) -> Dataset {
             seed: 1,
             pnr: false,
             blocks: with_blocks,
+            whole_top,
         },
         rows,
         torn_tail: false,
@@ -207,6 +216,64 @@ fn what_the_model_never_saw_is_flagged_not_guessed() {
         .nodes
         .iter()
         .any(|n| n.rtl == GLUE));
+}
+
+/// Whole tops teach the shell; the engines' blocks keep the costs the engines gave them;
+/// a model that never saw a top flags the shell instead of pricing it.
+#[test]
+fn whole_tops_teach_the_shell_and_engines_keep_their_costs() {
+    let engines = dataset(&small_engines(), true);
+    // Tops of every small engine, the memory interface varied.
+    let top_configs: Vec<DesignConfig> = small_engines()
+        .iter()
+        .enumerate()
+        .map(|(i, c)| {
+            let mut cfg = c.matmul().unwrap().clone();
+            cfg.top.bus_bits = [64, 128, 256, 512][i % 4];
+            cfg.top.reads_in_flight = [2, 4, 8][i % 3];
+            cfg.top.burst_beats = [16, 64][i % 2];
+            DesignConfig::from_toml(&DesignConfig::Matmul(cfg).to_toml(), "top").unwrap()
+        })
+        .collect();
+    let tops = dataset_of(&top_configs, true, true);
+    let engines_only = BlockModel::fit(&engines).unwrap();
+    let both = BlockModel::fit_many(&[&engines, &tops]).unwrap();
+    assert!(both.blocks.contains_key(SHELL) && !engines_only.blocks.contains_key(SHELL));
+    for (name, cost) in &engines_only.blocks {
+        assert_eq!(
+            &both.blocks[name], cost,
+            "block {name} refitted from the tops"
+        );
+    }
+    assert_eq!(both.flatten, engines_only.flatten);
+    assert_eq!(both.also_fitted_on.len(), 1);
+    assert!(both.fitted_on("tlmm", "h", "kv260") && !both.fitted_on("tlmm", "x", "kv260"));
+
+    let DesignConfig::Matmul(big) = tlmm(3, 32, 4, 8) else {
+        unreachable!()
+    };
+    let graph = top_graph(&big);
+    let p = both.predict(&graph);
+    assert!(p.unknown.is_empty(), "{:?}", p.unknown);
+    let (actual, _) = synthesise(&graph);
+    let err = (p.total[0] - actual.luts).abs() / actual.luts;
+    assert!(
+        err < 0.02,
+        "whole top LUTs {} vs {}",
+        p.total[0],
+        actual.luts
+    );
+    let p = engines_only.predict(&graph);
+    assert!(
+        p.unknown.iter().any(|u| u.contains(&format!("`{SHELL}`"))),
+        "{:?}",
+        p.unknown
+    );
+
+    let mut elsewhere = dataset_of(&small_engines()[..4], true, true);
+    elsewhere.header.board = "ulx3s".into();
+    let err = BlockModel::fit_many(&[&engines, &elsewhere]).unwrap_err();
+    assert!(err.to_string().contains("ulx3s"), "{err}");
 }
 
 #[test]

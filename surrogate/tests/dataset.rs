@@ -18,6 +18,7 @@ fn header() -> Header {
         seed: 1,
         pnr: false,
         blocks: false,
+        whole_top: false,
     }
 }
 

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use tern_boards::{Board, Family, PnrTool};
+use tern_hdl::top::TopDesign;
 use tern_hdl::{write_design, Design};
 
 use cache::ResultCache;
@@ -304,13 +305,82 @@ fn design_files(design: &Design) -> Vec<&str> {
     design.manifest.files.iter().map(|s| s.as_str()).collect()
 }
 
+/// What one Yosys run reads: an engine alone, or the accelerator top around it.
+#[derive(Debug, Clone, Copy)]
+pub enum Unit<'a> {
+    Engine(&'a Design),
+    Top(&'a TopDesign),
+}
+
+impl Unit<'_> {
+    pub fn engine(&self) -> &Design {
+        match self {
+            Unit::Engine(d) => d,
+            Unit::Top(t) => &t.engine,
+        }
+    }
+    fn content_hash(&self) -> &str {
+        match self {
+            Unit::Engine(d) => &d.manifest.content_hash,
+            Unit::Top(t) => &t.content_hash,
+        }
+    }
+    fn top_module(&self) -> &str {
+        match self {
+            Unit::Engine(d) => &d.manifest.top,
+            Unit::Top(_) => tern_hdl::top::TOP_MODULE,
+        }
+    }
+    fn files(&self) -> Vec<&str> {
+        match self {
+            Unit::Engine(d) => design_files(d),
+            Unit::Top(_) => TopDesign::sources().to_vec(),
+        }
+    }
+    fn write(&self, dir: &Path) -> Result<(), SynthError> {
+        write_design(self.engine(), dir)?;
+        if let Unit::Top(t) = self {
+            std::fs::write(dir.join(tern_hdl::top::TOP_FILE), &t.top_verilog)
+                .map_err(|e| SynthError::io(dir, e))?;
+        }
+        Ok(())
+    }
+    fn id(&self) -> DesignId {
+        let mut id = DesignId::of(self.engine());
+        if let Unit::Top(_) = self {
+            id.content_hash = self.content_hash().to_string();
+            id.top = tern_hdl::top::TOP_MODULE.to_string();
+        }
+        id
+    }
+    /// The modules kept as hierarchy for per-block labels: the engine's RTL blocks and,
+    /// in a top, the engine core itself, so that the top module's own cells are the
+    /// shell's and the core's own cells the engine's glue.
+    fn kept_modules(&self) -> Vec<String> {
+        let mut keep = kept_modules(self.engine());
+        if let Unit::Top(_) = self {
+            keep.push(ENGINE_CORE_MODULE.to_string());
+        }
+        keep
+    }
+    fn shell_module(&self) -> Option<&'static str> {
+        match self {
+            Unit::Engine(_) => None,
+            Unit::Top(_) => Some(tern_hdl::top::TOP_MODULE),
+        }
+    }
+}
+
+/// The rust-hdl core's module name (`tern_engine` wraps it).
+const ENGINE_CORE_MODULE: &str = "top";
+
 /// Synthesise `design` for `board` with Yosys, or return the cached record.
 pub fn synthesize(
     design: &Design,
     board: &Board,
     opts: &SynthOptions,
 ) -> Result<Run<SynthRecord>, SynthError> {
-    synthesize_as(design, board, opts, Purpose::Report)
+    synthesize_as(Unit::Engine(design), board, opts, Purpose::Report)
 }
 
 /// Synthesise `design` with its RTL blocks (`hdl::graph::rtl_blocks`) kept as hierarchy
@@ -321,7 +391,18 @@ pub fn synthesize_blocks(
     board: &Board,
     opts: &SynthOptions,
 ) -> Result<Run<SynthRecord>, SynthError> {
-    synthesize_as(design, board, opts, Purpose::Blocks)
+    synthesize_as(Unit::Engine(design), board, opts, Purpose::Blocks)
+}
+
+/// Synthesise an engine or a whole top (`Purpose::Report` or `Purpose::Blocks`; in a
+/// top's blocks the shell is `hdl::graph::SHELL`).
+pub fn synthesize_unit(
+    unit: Unit,
+    board: &Board,
+    opts: &SynthOptions,
+    purpose: Purpose,
+) -> Result<Run<SynthRecord>, SynthError> {
+    synthesize_as(unit, board, opts, purpose)
 }
 
 /// The rust-hdl modules (`top$<instance>`) of the design's RTL blocks that exist in it.
@@ -335,29 +416,30 @@ fn kept_modules(design: &Design) -> Vec<String> {
 }
 
 fn synthesize_as(
-    design: &Design,
+    unit: Unit,
     board: &Board,
     opts: &SynthOptions,
     purpose: Purpose,
 ) -> Result<Run<SynthRecord>, SynthError> {
     let start = Instant::now();
+    let design = unit.engine();
     check_floor(&design.config, board)?;
     let yosys = tools::find(Tool::yosys_for(board.family))?;
     let keep = match purpose {
-        Purpose::Blocks => kept_modules(design),
+        Purpose::Blocks => unit.kept_modules(),
         _ => vec![],
     };
     let text = script::yosys_script_keeping(
         board.family,
-        &design_files(design),
-        &design.manifest.top,
+        &unit.files(),
+        unit.top_module(),
         purpose,
         &keep,
     );
     let key = cache::key(&[
         "synth",
         &RECORD_SCHEMA.to_string(),
-        &design.manifest.content_hash,
+        unit.content_hash(),
         &yosys.version,
         &text,
     ]);
@@ -390,7 +472,7 @@ fn synthesize_as(
         return Err(SynthError::NotCached);
     }
     let dir = work_dir(opts, &key, "synth")?;
-    write_design(design, &dir)?;
+    unit.write(&dir)?;
     std::fs::write(dir.join("synth.ys"), &text).map_err(|e| SynthError::io(&dir, e))?;
     let run = tools::run(
         &yosys,
@@ -408,7 +490,7 @@ fn synthesize_as(
             &yosys_tail(&dir, &run.log_tail),
             &dir,
         ),
-        RunStatus::Success => match read_synth_outputs(&dir, board, purpose, design) {
+        RunStatus::Success => match read_synth_outputs(&dir, board, purpose, unit) {
             Ok(ok) => ok,
             Err(message) => failed(message, &yosys_tail(&dir, &run.log_tail), &dir),
         },
@@ -416,7 +498,7 @@ fn synthesize_as(
     let record = SynthRecord {
         schema: RECORD_SCHEMA,
         key: key.clone(),
-        design: DesignId::of(design),
+        design: unit.id(),
         board: board.name.clone(),
         family: board.family,
         part: board.part.clone(),
@@ -469,7 +551,7 @@ fn read_synth_outputs(
     dir: &Path,
     board: &Board,
     purpose: Purpose,
-    design: &Design,
+    unit: Unit,
 ) -> Result<SynthOutcome, String> {
     let stat_path = dir.join(STAT_FILE);
     let stat = std::fs::read_to_string(&stat_path)
@@ -480,7 +562,8 @@ fn read_synth_outputs(
         let blocks = report::block_usage(
             board.family,
             &modules,
-            tern_hdl::graph::rtl_blocks(&design.manifest.engine),
+            tern_hdl::graph::rtl_blocks(&unit.engine().manifest.engine),
+            unit.shell_module(),
         )
         .map_err(|e| format!("{STAT_FILE}: {e}"))?;
         // The design summary counts each kept module's instance as a cell: not hardware.
@@ -783,6 +866,40 @@ pub fn outcome_summary(outcome: &SynthOutcome) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A whole top is synthesised from its three sources with `tern_top` on top; its
+    /// per-block run keeps the engine core too, so that the top module's own cells are
+    /// the shell's; its record names the top's content hash, not the engine's.
+    #[test]
+    fn a_whole_top_keeps_the_engine_core_apart_from_its_shell() {
+        let cfg = tern_hdl::config::ConfigBuilder::tlmm(3, 2, 2)
+            .workload(64, 96, 1)
+            .build()
+            .unwrap();
+        let top = tern_hdl::top::generate_top(&cfg).unwrap();
+        let unit = Unit::Top(&top);
+        assert_eq!(unit.top_module(), tern_hdl::top::TOP_MODULE);
+        assert_eq!(unit.files(), TopDesign::sources().to_vec());
+        let keep = unit.kept_modules();
+        assert!(keep.contains(&ENGINE_CORE_MODULE.to_string()), "{keep:?}");
+        assert!(top
+            .engine
+            .core_verilog
+            .contains(&format!("module {ENGINE_CORE_MODULE}(")));
+        for m in &keep {
+            assert!(
+                top.engine.core_verilog.contains(&format!("module {m}(")),
+                "{m}"
+            );
+        }
+        assert_eq!(unit.shell_module(), Some(tern_hdl::top::TOP_MODULE));
+        assert_eq!(unit.id().content_hash, top.content_hash);
+        let engine = Unit::Engine(&top.engine);
+        assert!(!engine
+            .kept_modules()
+            .contains(&ENGINE_CORE_MODULE.to_string()));
+        assert_eq!(engine.shell_module(), None);
+    }
 
     /// A run killed mid-synthesis leaves its work directory behind; the next process of
     /// the same host removes it, and nothing that is alive, kept or another host's.

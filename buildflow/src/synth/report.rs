@@ -217,10 +217,12 @@ pub fn parse_stat_modules(text: &str) -> Result<BTreeMap<String, BTreeMap<String
 /// Each RTL block's cells (blocks as `hdl::graph::rtl_blocks` lists them: a name and its
 /// `top$<instance>` modules), and `glue` for every other module's own cells. A block none
 /// of whose modules exist in this design is left out. The blocks sum to the design.
+/// In a whole top, `shell` names the top module: its own cells are `hdl::graph::SHELL`.
 pub fn block_usage(
     family: Family,
     modules: &BTreeMap<String, BTreeMap<String, u64>>,
     blocks: &[(&str, &[&str])],
+    shell: Option<&str>,
 ) -> Result<BTreeMap<String, CellUsage>, String> {
     // A kept module's instance is a cell of its parent, not hardware.
     let own = |cells: &BTreeMap<String, u64>| -> BTreeMap<String, u64> {
@@ -251,6 +253,16 @@ pub fn block_usage(
     }
     if out.is_empty() {
         return Err("no module of the engine's RTL blocks was kept (hierarchy lost?)".into());
+    }
+    if let Some(top) = shell {
+        let cells = modules
+            .get(top)
+            .ok_or_else(|| format!("the top module {top} is not in the report"))?;
+        claimed.insert(top.to_string());
+        out.insert(
+            tern_hdl::graph::SHELL.to_string(),
+            classify(family, &own(cells)),
+        );
     }
     let mut glue: BTreeMap<String, u64> = BTreeMap::new();
     for (_, cells) in modules.iter().filter(|(n, _)| !claimed.contains(*n)) {
@@ -502,7 +514,7 @@ mod tests {
             ("trees", &["trees"]),
             ("builder", &["builder"]),
         ];
-        let b = block_usage(Family::Xcup, &modules, blocks).unwrap();
+        let b = block_usage(Family::Xcup, &modules, blocks, None).unwrap();
         assert_eq!(b["tables"].lutram_luts, 320);
         assert_eq!(
             b["weight_fifo"].lutram_luts, 80,
@@ -516,12 +528,36 @@ mod tests {
             glue.other.is_empty(),
             "module instances are not cells: {glue:?}"
         );
-        assert!(block_usage(Family::Xcup, &modules, &[("x", &["nothing"])])
-            .unwrap_err()
-            .contains("hierarchy"));
+        assert!(
+            block_usage(Family::Xcup, &modules, &[("x", &["nothing"])], None)
+                .unwrap_err()
+                .contains("hierarchy")
+        );
         assert!(parse_stat_modules(r#"{"design": {}}"#)
             .unwrap_err()
             .contains("modules"));
+    }
+
+    /// A whole top: the shell is the top module's own cells, the engine core's own cells
+    /// are its glue (cells as a kept-hierarchy run of `tern_top` reports them).
+    const KEPT_TOP: &str = r#"{"modules": {
+        "\\tern_top": {"num_cells_by_type": {"FDRE": 900, "LUT6": 300, "RAMB36E2": 2,
+            "top": 1}},
+        "\\top": {"num_cells_by_type": {"FDRE": 50, "LUT2": 20, "top$trees": 1}},
+        "\\top$trees": {"num_cells_by_type": {"CARRY4": 70, "FDRE": 187, "LUT3": 112}}},
+      "design": {"num_cells_by_type": {"FDRE": 1137}}}"#;
+
+    #[test]
+    fn a_whole_top_reports_its_shell_apart_from_the_engine() {
+        let modules = parse_stat_modules(KEPT_TOP).unwrap();
+        let blocks: &[(&str, &[&str])] = &[("trees", &["trees"])];
+        let b = block_usage(Family::Xcup, &modules, blocks, Some("tern_top")).unwrap();
+        let shell = &b[tern_hdl::graph::SHELL];
+        assert_eq!((shell.luts, shell.ffs, shell.bram_blocks), (300, 900, 2.0));
+        assert_eq!((b["glue"].luts, b["glue"].ffs), (20, 50));
+        assert_eq!(b["trees"].ffs, 187);
+        let err = block_usage(Family::Xcup, &modules, blocks, Some("missing")).unwrap_err();
+        assert!(err.contains("missing"), "{err}");
     }
 
     #[test]
