@@ -242,6 +242,38 @@ fn predict_answers_in_milliseconds_and_flags_extrapolation() {
             && t.contains("exact cycle model"),
         "{t}"
     );
+    // The whole top: the block model prices the shell beside the engine's blocks.
+    let json = dir.path().join("top.json");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "predict",
+            "--config",
+            "examples/default.toml",
+            "--board",
+            "kv260",
+            "--whole-top",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(
+        o.status.success() && t.contains("whole top (engine + shell)"),
+        "{t}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    let blocks = &report["blocks"];
+    assert_eq!(blocks["whole_top"], true, "{blocks}");
+    assert!(blocks["unknown"].as_array().unwrap().is_empty(), "{blocks}");
+    let shell_luts = blocks["blocks"]["shell"][0].as_f64().unwrap();
+    assert!(
+        shell_luts > 1000.0,
+        "a shell of {shell_luts} LUTs: {blocks}"
+    );
+
     // A model of the datapath before issue 13 flags every design of today's RTL, with
     // the reason, rather than answering silently.
     let o = tern_in(
@@ -480,6 +512,8 @@ fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
             &repo("datasets/tlmm-kv260.jsonl"),
             "--also",
             &repo("datasets/tlmm-top-kv260.jsonl"),
+            "--also",
+            &repo("datasets/tlmm-top-wide-kv260.jsonl"),
             "--out",
             fitted.to_str().unwrap(),
         ],

@@ -554,7 +554,9 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
                 NodeParams {
                     width_in: sw,
                     width_out: sw,
-                    select_inputs: if per_lane { 0 } else { stored },
+                    // A per-lane copy is read at its port; an adder tree's one-entry
+                    // "table" is the activation itself (no select): neither is a mux.
+                    select_inputs: if per_lane || stored <= 1 { 0 } else { stored },
                     flop_bits: code_bits,
                     group,
                     ..NodeParams::new()
