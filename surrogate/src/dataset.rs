@@ -36,6 +36,8 @@ pub enum DatasetError {
         "{path} is a version-{found} dataset; this tern reads version {VERSION} (rebuild it with `tern dataset`)"
     )]
     Version { path: String, found: u32 },
+    #[error("{path} is being written by another run (its lock is held); wait for it or use another --out")]
+    Busy { path: String },
     #[error("{path} was made for {what} {found}, not {wanted}; use another --out or the matching options")]
     Mismatch {
         path: String,
@@ -275,6 +277,7 @@ impl Row {
 }
 
 /// Appends rows to a dataset file, creating it with its header when new.
+#[derive(Debug)]
 pub struct Writer {
     path: PathBuf,
     file: std::fs::File,
@@ -289,7 +292,25 @@ impl Writer {
             path: name.clone(),
             cause,
         };
-        let existing = if path.exists() {
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(write_err)?;
+        }
+        // One writer at a time: two runs appending to one file would both start from
+        // the rows they read and write each missing row twice.
+        let mut file = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(path)
+            .map_err(write_err)?;
+        match file.try_lock() {
+            Ok(()) => {}
+            Err(std::fs::TryLockError::WouldBlock) => {
+                return Err(DatasetError::Busy { path: name });
+            }
+            Err(std::fs::TryLockError::Error(e)) => return Err(write_err(e)),
+        }
+        let len = file.metadata().map_err(write_err)?.len();
+        let existing = if len > 0 {
             let ds = Dataset::read(path)?;
             for (what, found, wanted) in [
                 ("space", &ds.header.space, &header.space),
@@ -319,27 +340,16 @@ impl Writer {
                 });
             }
             if ds.torn_tail {
-                // Rewrite without the torn line so appends start on a fresh line.
-                let mut text = serde_json::to_string(&ds.header).expect("serialises") + "\n";
-                for r in &ds.rows {
-                    text += &(serde_json::to_string(r).expect("serialises") + "\n");
-                }
-                let tmp = path.with_extension("tmp");
-                std::fs::write(&tmp, text).map_err(write_err)?;
-                std::fs::rename(&tmp, path).map_err(write_err)?;
+                // Cut the torn line (the bytes after the last newline) in place, so
+                // appends start on a fresh line and the locked file stays the file.
+                let bytes = std::fs::read(path).map_err(write_err)?;
+                let keep = bytes.iter().rposition(|b| *b == b'\n').map_or(0, |i| i + 1);
+                file.set_len(keep as u64).map_err(write_err)?;
             }
             Some(ds.rows)
         } else {
             None
         };
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            std::fs::create_dir_all(dir).map_err(write_err)?;
-        }
-        let mut file = std::fs::OpenOptions::new()
-            .create(true)
-            .append(true)
-            .open(path)
-            .map_err(write_err)?;
         let rows = match existing {
             Some(rows) => rows,
             None => {

@@ -106,6 +106,33 @@ fn a_torn_last_line_is_dropped_and_appending_resumes() {
     assert_eq!(ds.rows, all);
 }
 
+/// Two runs appending to one dataset would each write the rows the other is writing:
+/// the second is refused while the first holds the file, and may go on after it.
+#[test]
+fn one_writer_at_a_time() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.jsonl");
+    let all = rows(2);
+    let (mut first, _) = Writer::open(&path, &header()).unwrap();
+    first.append(&all[0]).unwrap();
+    let err = Writer::open(&path, &header()).unwrap_err().to_string();
+    assert!(
+        err.contains("d.jsonl") && err.contains("another run"),
+        "{err}"
+    );
+    drop(first);
+    let (mut second, existing) = Writer::open(&path, &header()).unwrap();
+    assert_eq!(existing, all[..1]);
+    second.append(&all[1]).unwrap();
+    assert_eq!(Dataset::read(&path).unwrap().rows, all);
+    // An empty file (a run killed before its header) is started afresh.
+    let empty = dir.path().join("e.jsonl");
+    std::fs::write(&empty, "").unwrap();
+    let (_, existing) = Writer::open(&empty, &header()).unwrap();
+    assert!(existing.is_empty());
+    assert_eq!(Dataset::read(&empty).unwrap().header, header());
+}
+
 #[test]
 fn damage_and_mismatches_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
