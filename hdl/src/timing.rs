@@ -10,7 +10,9 @@
 //! cannot drift apart unnoticed. Counting matches the co-simulation harness: from the
 //! first clock after reset to the clock that accepts the last result, inclusive.
 
-use crate::config::{Config, Geometry};
+use crate::config::attention::RECIPROCAL_NUMERATOR_BITS;
+use crate::config::{AttentionConfig, Config, Geometry};
+use crate::streams::attention::RowSchedule;
 use crate::streams::token_blocks;
 
 /// Clocks from the clock a beat serves a token in s1 to the clock its result is on the
@@ -23,6 +25,69 @@ pub fn pipeline_latency(geo: &Geometry) -> usize {
 /// grouped into blocks of `token_block` tokens as the host groups them.
 pub fn streaming_cycles(cfg: &Config, tokens: usize) -> u64 {
     Schedule::run(&cfg.geometry, tokens).cycles
+}
+
+/// Attention: clocks of a run of query rows on a streaming engine (every beat offered
+/// at once, every result taken), counted as the co-simulation harness counts, in blocks
+/// of `query_block` rows as the stream groups them (`streams::attention`).
+/// `rescaled_tiles[i]` is how many of row `i`'s tiles raised its running maximum by a
+/// nonzero rescale index: the data decides it, so a projection bounds it by 0 and the
+/// row's tile count (each costs `C = d/macs` clocks). `sim/tests/attention.rs` checks
+/// this against Verilator on every streaming co-simulation.
+pub fn attention_cycles(
+    cfg: &AttentionConfig,
+    rows: &[RowSchedule],
+    rescaled_tiles: &[usize],
+) -> u64 {
+    let block = cfg.attention.query_block.max(1);
+    rows.chunks(block)
+        .zip(rescaled_tiles.chunks(block))
+        .map(|(rows, rescaled)| attention_block_cycles(cfg, rows, rescaled))
+        .sum()
+}
+
+/// One block (`attention::AttentionEngine`'s control, phase by phase): per row a header
+/// beat and `C` query beats; per tile of the block's longest row and per row of the
+/// block (a pass) a tile start, and where the row still has `n` keys: `n·C` key beats,
+/// the tile maximum, the optional `C`-clock rescale, one clock to fetch the first weight
+/// and `n·C` value beats. A block of several rows also restores each row's state before
+/// its pass and saves it after (one clock each, and one fetch before the first pass),
+/// and reads it back per row for the output. Then per row: a clock to start the divide,
+/// its `RECIPROCAL_NUMERATOR_BITS` steps (none when no key is visible), and per result
+/// beat a load, `macs` requantising clocks and the beat.
+fn attention_block_cycles(cfg: &AttentionConfig, rows: &[RowSchedule], rescaled: &[usize]) -> u64 {
+    let c = cfg.chunks() as u64;
+    let macs = cfg.attention.macs as u64;
+    let bc = cfg.attention.tile;
+    let alone = rows.len() == 1;
+    let block_kv = rows.iter().map(|r| r.kv_len).max().unwrap_or(0);
+    let input = rows.len() as u64 * (1 + c);
+    let mut tiles = 0u64;
+    if block_kv > 0 && !alone {
+        tiles += 1; // the first pass's fetch
+    }
+    for (base, _) in crate::streams::attention::tiles(block_kv, bc) {
+        for row in rows {
+            let keys = row.kv_len.saturating_sub(base).min(bc) as u64;
+            let pass = if keys > 0 { 3 + 2 * keys * c } else { 1 };
+            // RowSelect before and RowSave after each pass when rows share the engine.
+            tiles += pass + if alone { 0 } else { 2 };
+        }
+    }
+    let rescales = rescaled.iter().sum::<usize>() as u64 * c;
+    let output: u64 = rows
+        .iter()
+        .map(|row| {
+            let divide = if row.visible > 0 {
+                u64::from(RECIPROCAL_NUMERATOR_BITS)
+            } else {
+                0
+            };
+            let restore = if alone { 0 } else { 2 };
+            restore + 1 + divide + c * (macs + 2)
+        })
+        .sum();
+    input + tiles + rescales + output
 }
 
 /// Clocks per token in steady state when every block is one token (decode).

@@ -6,11 +6,13 @@
 
 use std::path::PathBuf;
 
+use tern_hdl::timing::attention_cycles;
 use tern_hdl::{generate_attention, AttentionConfig};
 use tern_sim::cosim::attention::{
     cosimulate, describe, outputs, AttentionVectorKind, AttentionVectors,
 };
 use tern_sim::cosim::Stimulus;
+use tern_sim::golden::attention::streamed_row;
 use tern_sim::verilator::ModelCache;
 
 /// An attention config: `(d, macs, Bc, max)`, mode, causal, `(seq_len, queries)`.
@@ -77,6 +79,25 @@ fn check(cfg: AttentionConfig, seed: u64) {
             let distinct: std::collections::BTreeSet<i8> =
                 rows.iter().flat_map(|r| r.values.iter().copied()).collect();
             assert!(distinct.len() > 4, "degenerate outputs {distinct:?}");
+        }
+        // Streaming, the engine takes exactly the clocks of the cycle model, given
+        // where the data made each row rescale (from the golden model).
+        if stimulus == Stimulus::STREAMING {
+            let rescaled: Vec<usize> = vectors
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    let q = vectors.q.row(i);
+                    streamed_row(&cfg, row, q, vectors.k.view(), vectors.v.view()).rescaled_tiles
+                })
+                .collect();
+            assert_eq!(
+                report.run.cycles,
+                attention_cycles(&cfg, &vectors.rows, &rescaled),
+                "{} {kind:?} seed {seed}: Verilator against the cycle model",
+                describe(&cfg)
+            );
         }
     }
 }

@@ -36,6 +36,9 @@ use tern_hdl::AttentionConfig;
 pub struct RowState {
     pub acc: Vec<i64>,
     pub sum: i64,
+    /// Tiles whose maximum raised the running one by a nonzero rescale index: where the
+    /// engine spends its rescale clocks (`hdl::timing::attention_row_cycles`).
+    pub rescaled_tiles: usize,
 }
 
 /// IntAttention's index into its 32-entry table: `floor(31·min(Δ,thr)/thr)`.
@@ -76,6 +79,7 @@ pub fn streamed_row(
     let mut acc = vec![0i64; d];
     let mut sum = 0i64;
     let mut max: Option<i64> = None;
+    let mut rescaled_tiles = 0;
     for (start, n) in tiles(row.kv_len, cfg.attention.tile) {
         let keys = start..start + n;
         let scores: Vec<i64> = keys.clone().map(|j| dot(q, k.row(j))).collect();
@@ -90,6 +94,7 @@ pub fn streamed_row(
                 None => max = Some(t),
                 Some(m) if t > m => {
                     let ridx = table_index(t - m, thr, steps, offset);
+                    rescaled_tiles += usize::from(ridx != 0);
                     let f = i64::from(c.rescale_table[ridx]);
                     sum = rescale(sum, f);
                     for a in &mut acc {
@@ -113,7 +118,11 @@ pub fn streamed_row(
             }
         }
     }
-    RowState { acc, sum }
+    RowState {
+        acc,
+        sum,
+        rescaled_tiles,
+    }
 }
 
 /// Normalise and requantise a row's state to int8.
