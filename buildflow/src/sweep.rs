@@ -125,15 +125,14 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
     };
     let result = (|| -> Result<(), String> {
         synth::check_floor(&item.config, board).map_err(|e| e.to_string())?;
-        let design = generate_any(&item.config).map_err(|e| e.to_string())?;
-        let top = if plan.whole_top {
-            Some(tern_hdl::top::generate_top_any(&item.config).map_err(|e| e.to_string())?)
+        // A top is generated around its own engine: the engine is generated once.
+        let (top, design);
+        let unit = if plan.whole_top {
+            top = tern_hdl::top::generate_top_any(&item.config).map_err(|e| e.to_string())?;
+            synth::Unit::Top(&top)
         } else {
-            None
-        };
-        let unit = match &top {
-            Some(t) => synth::Unit::Top(t),
-            None => synth::Unit::Engine(&design),
+            design = generate_any(&item.config).map_err(|e| e.to_string())?;
+            synth::Unit::Engine(&design)
         };
         let s = synth::synthesize_unit(unit, board, opts, Purpose::Report)
             .map_err(|e| e.to_string())?;
@@ -152,7 +151,7 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
             row.blocks = Some(b.record);
         }
         if plan.pnr && board.has_router() && !plan.whole_top {
-            let p = synth::place_and_route(&design, board, plan.seed, opts)
+            let p = synth::place_and_route(unit.engine(), board, plan.seed, opts)
                 .map_err(|e| e.to_string())?;
             row.cached &= p.cached;
             if !p.cached {

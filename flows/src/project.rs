@@ -45,7 +45,8 @@ pub struct ModelProjection {
     pub board: String,
     pub clock_mhz: f64,
     pub memory_gbyte_per_s: f64,
-    /// What the top's read port moves (`top.bus_bits` per clock).
+    /// What the top's read port moves: a bus word per clock while enough reads are in
+    /// flight (`top_bytes_per_clock`).
     pub bus_gbyte_per_s: f64,
     pub workload: String,
     pub weights_per_token: u64,
@@ -90,7 +91,10 @@ pub fn project(
     prompts: &[usize],
 ) -> Result<ModelProjection> {
     // Weights stream at the slower of the DDR and the top's bus.
-    let bus = top_bytes_per_clock(engine, clock_mhz) * clock_mhz / 1e3;
+    let bus = tern_surrogate::workload::port_gbyte_per_s(
+        top_bytes_per_clock(engine, clock_mhz),
+        clock_mhz,
+    );
     let bw = board.memory.gbyte_per_s.min(bus);
     let longest = prompts.iter().copied().max().unwrap_or(1).max(1);
     let mut matmuls = vec![];

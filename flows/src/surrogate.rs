@@ -794,10 +794,7 @@ pub fn predict_blocks(
 ) -> Option<BlockReport> {
     let dir = crate::cli::find_in_repo(Path::new("models"));
     let whole_top = whole_top && config.matmul().is_some();
-    let graph = match config.matmul() {
-        Some(cfg) if whole_top => tern_hdl::graph::top_graph(cfg),
-        _ => design_graph(config),
-    };
+    let graph = tern_hdl::graph::unit_graph(config, whole_top);
     let mut best: Option<BlockReport> = None;
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .ok()?

@@ -276,6 +276,16 @@ pub fn design_graph(config: &DesignConfig) -> DesignGraph {
     }
 }
 
+/// The graph of what a synthesis run reads: the engine, or with `whole_top` a matmul
+/// engine's whole top ([`top_graph`]; the attention top has no graph of its own, so an
+/// attention design is always its engine's).
+pub fn unit_graph(config: &DesignConfig, whole_top: bool) -> DesignGraph {
+    match config {
+        DesignConfig::Matmul(cfg) if whole_top => top_graph(cfg),
+        _ => design_graph(config),
+    }
+}
+
 /// The version of the matmul datapath these graphs describe. A surrogate trained on
 /// graphs of another version has never seen this hardware (`tern predict` says so).
 /// 1: shared tables of every chunk with a select per lane (until issue 13);

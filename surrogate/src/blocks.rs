@@ -439,7 +439,8 @@ impl BlockModel {
     }
 
     /// Fit on the training rows of several datasets of one board (engines, and whole
-    /// tops for the shell): blocks are costed from every row that has them.
+    /// tops for the shell): see `fit_blocks` for which rows cost which block; the
+    /// flattening factor comes from the first dataset, the band from every row.
     pub fn fit_many(datasets: &[&Dataset]) -> Result<BlockModel, BlockModelError> {
         let Some(dataset) = datasets.first() else {
             return Err(BlockModelError::NoBlockLabels);

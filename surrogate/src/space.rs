@@ -237,10 +237,7 @@ impl Space {
 
     /// The design graph of a sample: the engine's, or the whole top's.
     pub fn graph_of(&self, config: &DesignConfig) -> tern_hdl::DesignGraph {
-        match config.matmul() {
-            Some(cfg) if self.whole_top => tern_hdl::graph::top_graph(cfg),
-            _ => tern_hdl::design_graph(config),
-        }
+        tern_hdl::graph::unit_graph(config, self.whole_top)
     }
 
     /// Point `index` of the sequence as a config, or why it is not a sample.

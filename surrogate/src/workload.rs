@@ -173,9 +173,9 @@ pub fn packed_bytes(weights: u64, group: usize) -> f64 {
     weights as f64 * (1 + index_bits) as f64 / group as f64 / 8.0
 }
 
-/// The bytes per second the top's read port moves: one `bus_bytes` word per clock.
-pub fn bus_gbyte_per_s(bus_bytes: usize, clock_mhz: f64) -> f64 {
-    bus_bytes as f64 * clock_mhz / 1e3
+/// GB/s of a port that moves `bytes_per_clock` at `clock_mhz`.
+pub fn port_gbyte_per_s(bytes_per_clock: f64, clock_mhz: f64) -> f64 {
+    bytes_per_clock * clock_mhz / 1e3
 }
 
 /// The fraction of clocks the top's read port can be busy against a memory of
@@ -198,7 +198,7 @@ pub fn project(
     memory_gbyte_per_s: f64,
     bus_bytes_per_clock: Option<f64>,
 ) -> Projection {
-    let bus = bus_bytes_per_clock.map(|b| b * clock_mhz / 1e3);
+    let bus = bus_bytes_per_clock.map(|b| port_gbyte_per_s(b, clock_mhz));
     let stream = bus.map_or(memory_gbyte_per_s, |b| b.min(memory_gbyte_per_s));
     let compute_s = cycles_per_token / (clock_mhz * 1e6);
     let memory_s = weight_bytes / (stream * 1e9);

@@ -5,7 +5,7 @@
 use std::collections::BTreeMap;
 
 use tern_hdl::config::{ConfigBuilder, EngineKind, TableStorage};
-use tern_hdl::graph::{rtl_blocks, top_graph, GLUE, SHELL};
+use tern_hdl::graph::{rtl_blocks, top_graph, unit_graph, GLUE, SHELL};
 use tern_hdl::{design_graph, DesignConfig, DesignGraph};
 use tern_surrogate::blocks::{block_features, graph_blocks, BlockModel, BlockModelError};
 use tern_surrogate::dataset::{
@@ -71,10 +71,7 @@ fn dataset_of(configs: &[DesignConfig], with_blocks: bool, whole_top: bool) -> D
         .iter()
         .enumerate()
         .map(|(i, c)| {
-            let graph = match c.matmul() {
-                Some(cfg) if whole_top => top_graph(cfg),
-                _ => design_graph(c),
-            };
+            let graph = unit_graph(c, whole_top);
             let (targets, blocks) = synthesise(&graph);
             Row {
                 index: i as u32,

@@ -380,7 +380,7 @@ pub fn synthesize(
     board: &Board,
     opts: &SynthOptions,
 ) -> Result<Run<SynthRecord>, SynthError> {
-    synthesize_as(Unit::Engine(design), board, opts, Purpose::Report)
+    synthesize_unit(Unit::Engine(design), board, opts, Purpose::Report)
 }
 
 /// Synthesise `design` with its RTL blocks (`hdl::graph::rtl_blocks`) kept as hierarchy
@@ -391,18 +391,7 @@ pub fn synthesize_blocks(
     board: &Board,
     opts: &SynthOptions,
 ) -> Result<Run<SynthRecord>, SynthError> {
-    synthesize_as(Unit::Engine(design), board, opts, Purpose::Blocks)
-}
-
-/// Synthesise an engine or a whole top (`Purpose::Report` or `Purpose::Blocks`; in a
-/// top's blocks the shell is `hdl::graph::SHELL`).
-pub fn synthesize_unit(
-    unit: Unit,
-    board: &Board,
-    opts: &SynthOptions,
-    purpose: Purpose,
-) -> Result<Run<SynthRecord>, SynthError> {
-    synthesize_as(unit, board, opts, purpose)
+    synthesize_unit(Unit::Engine(design), board, opts, Purpose::Blocks)
 }
 
 /// The rust-hdl modules (`top$<instance>`) of the design's RTL blocks that exist in it.
@@ -415,7 +404,9 @@ fn kept_modules(design: &Design) -> Vec<String> {
         .collect()
 }
 
-fn synthesize_as(
+/// Synthesise an engine or a whole top (`Purpose::Report` or `Purpose::Blocks`; in a
+/// top's blocks the shell is `hdl::graph::SHELL`), or return the cached record.
+pub fn synthesize_unit(
     unit: Unit,
     board: &Board,
     opts: &SynthOptions,
