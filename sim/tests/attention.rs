@@ -290,3 +290,43 @@ fn fidelity_against_float_attention() {
     assert!(short.index.mean_cosine > 0.99, "{short:?}");
     assert!(long.index.mean_cosine < short.index.mean_cosine, "{long:?}");
 }
+
+/// The data moves the attention engine's clocks only through its rescales, so the cycle
+/// model bounds a run without its data: between no rescale and a rescale on every tile
+/// after a row's first, at most `C` clocks a tile, under 1/(2·Bc) of the total. Prints
+/// the bounds for the KV260 engine on BitNet 0.73B's 128-token prefill (BENCHMARKS.md,
+/// "Attention cycles"): `cargo test -p tern-sim --test attention rescales_bound -- --nocapture`.
+#[test]
+fn rescales_bound_the_clocks_of_a_whole_prefill() {
+    let path = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../docs/model/kv260/attention.toml");
+    let tern_hdl::DesignConfig::Attention(cfg) = tern_hdl::DesignConfig::from_path(&path).unwrap()
+    else {
+        panic!("{} is not an attention engine", path.display())
+    };
+    let rows = tern_hdl::streams::attention::rows(&cfg);
+    let tiles = |kv: usize| tern_hdl::streams::attention::tiles(kv, cfg.attention.tile).count();
+    let none = vec![0; rows.len()];
+    let every: Vec<usize> = rows
+        .iter()
+        .map(|r| tiles(r.kv_len).saturating_sub(1))
+        .collect();
+    let (lo, hi) = (
+        attention_cycles(&cfg, &rows, &none),
+        attention_cycles(&cfg, &rows, &every),
+    );
+    assert!(lo < hi, "{lo} {hi}");
+    assert!(
+        ((hi - lo) as f64) < lo as f64 / (2 * cfg.attention.tile) as f64,
+        "{lo} {hi}"
+    );
+    let model = tern_model::ModelConfig::preset("bitnet-0.73b").unwrap();
+    let heads = (model.layers * model.heads) as u64;
+    println!(
+        "{}: {} causal rows of one head take {lo}..{hi} clocks; × {heads} heads × layers of \
+         bitnet-0.73b: {:.2}M..{:.2}M",
+        describe(&cfg),
+        rows.len(),
+        (lo * heads) as f64 / 1e6,
+        (hi * heads) as f64 / 1e6
+    );
+}
