@@ -72,6 +72,9 @@ pub fn print_synth(r: &SynthRecord, cached: bool, wall: f64) {
             format!("{:.1} s in the tool, {:.1} s in all", r.tool_seconds, wall)
         }
     );
+    if let Some(w) = &r.workaround {
+        println!("  workaround   {w}");
+    }
     match &r.outcome {
         SynthOutcome::Ok {
             usage,

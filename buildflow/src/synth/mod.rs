@@ -202,6 +202,9 @@ pub struct SynthRecord {
     pub outcome: SynthOutcome,
     /// Wall time of the tool itself.
     pub tool_seconds: f64,
+    /// A tool bug the run worked around, and how (see `script::corrected_xcu_lutrams`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub workaround: Option<String>,
 }
 
 impl SynthRecord {
@@ -420,20 +423,89 @@ pub fn synthesize_unit(
         Purpose::Blocks => unit.kept_modules(),
         _ => vec![],
     };
-    let text = script::yosys_script_keeping(
-        board.family,
-        &unit.files(),
-        unit.top_module(),
+    let script = |lutram_fix| {
+        script::yosys_script_with(
+            board.family,
+            &unit.files(),
+            unit.top_module(),
+            purpose,
+            &keep,
+            lutram_fix,
+        )
+    };
+    let first = run_script(
+        unit,
+        board,
+        opts,
         purpose,
-        &keep,
-    );
-    let key = cache::key(&[
+        &yosys,
+        &script(false),
+        None,
+        start,
+    )?;
+    // Yosys 0.70's UltraScale LUT-RAM library can pick a memory shape its own techmap
+    // cannot build (`script::corrected_xcu_lutrams`); such a design is synthesised again
+    // with that one library entry corrected. Designs that never hit it keep the stock flow.
+    let hit_bug = matches!(&first.record.outcome,
+        SynthOutcome::Failed { log_tail, .. } if log_tail.contains(script::LUTRAM_BUG_SIGNATURE));
+    if !(hit_bug && board.family == Family::Xcup) {
+        return Ok(first);
+    }
+    let Some(library) = tools::share_dir(&yosys)
+        .and_then(|d| std::fs::read_to_string(d.join("xilinx/lutrams_xcu.txt")).ok())
+        .and_then(|stock| script::corrected_xcu_lutrams(&stock))
+    else {
+        return Ok(first);
+    };
+    let mut second = run_script(
+        unit,
+        board,
+        opts,
+        purpose,
+        &yosys,
+        &script(true),
+        Some((script::LUTRAM_FIX_FILE, &library)),
+        start,
+    )?;
+    second.record.workaround = Some(format!(
+        "Yosys's lutrams_xcu.txt offers a 2^16-word single-port LUT-RAM its techmap cannot \
+         build (\"{}\"): memories mapped with it corrected to RAM512X1S ({})",
+        script::LUTRAM_BUG_SIGNATURE,
+        script::LUTRAM_FIX_FILE
+    ));
+    if !second.cached {
+        second.record.tool_seconds += first.record.tool_seconds;
+    }
+    Ok(second)
+}
+
+/// One Yosys run of `text` (and `extra`, a file it reads, part of the cache key), or
+/// its cached record.
+#[allow(clippy::too_many_arguments)]
+fn run_script(
+    unit: Unit,
+    board: &Board,
+    opts: &SynthOptions,
+    purpose: Purpose,
+    yosys: &tools::ToolBinary,
+    text: &str,
+    extra: Option<(&str, &str)>,
+    start: Instant,
+) -> Result<Run<SynthRecord>, SynthError> {
+    let mut key_parts = vec![
         "synth",
         &RECORD_SCHEMA.to_string(),
         unit.content_hash(),
         &yosys.version,
-        &text,
-    ]);
+        text,
+    ]
+    .into_iter()
+    .map(String::from)
+    .collect::<Vec<_>>();
+    if let Some((_, content)) = extra {
+        key_parts.push(content.to_string());
+    }
+    let key = cache::key(&key_parts.iter().map(String::as_str).collect::<Vec<_>>());
     let cache = ResultCache::new(&opts.cache_root);
     if !opts.force {
         if let Some(mut record) = cache.get::<SynthRecord>(&key) {
@@ -464,9 +536,12 @@ pub fn synthesize_unit(
     }
     let dir = work_dir(opts, &key, "synth")?;
     unit.write(&dir)?;
-    std::fs::write(dir.join("synth.ys"), &text).map_err(|e| SynthError::io(&dir, e))?;
+    std::fs::write(dir.join("synth.ys"), text).map_err(|e| SynthError::io(&dir, e))?;
+    if let Some((name, content)) = extra {
+        std::fs::write(dir.join(name), content).map_err(|e| SynthError::io(&dir, e))?;
+    }
     let run = tools::run(
-        &yosys,
+        yosys,
         &yosys_args("synth.ys"),
         &dir,
         "yosys.out",
@@ -496,6 +571,7 @@ pub fn synthesize_unit(
         yosys: yosys.version.clone(),
         outcome,
         tool_seconds: run.seconds,
+        workaround: None,
     };
     if !matches!(record.outcome, SynthOutcome::TimedOut { .. }) {
         cache.put(&key, &record)?;

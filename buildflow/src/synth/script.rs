@@ -33,6 +33,29 @@ pub fn yosys_script_keeping(
     purpose: Purpose,
     keep: &[String],
 ) -> String {
+    yosys_script_with(family, files, top, purpose, keep, false)
+}
+
+/// The UltraScale LUT-RAM library with Yosys 0.70's single-port entry corrected
+/// ([`corrected_xcu_lutrams`]), written into the work directory beside the script.
+pub const LUTRAM_FIX_FILE: &str = "lutrams_xcu_corrected.txt";
+
+/// What Yosys 0.70 says when its UltraScale LUT-RAM library picks a single-port shape
+/// its own techmap has no cell for.
+pub const LUTRAM_BUG_SIGNATURE: &str = "invalid OPTION_ABITS/WIDTH combination";
+
+/// As [`yosys_script_keeping`]; with `lutram_fix` (UltraScale only), memories are mapped
+/// with [`LUTRAM_FIX_FILE`] instead of Yosys's own `lutrams_xcu.txt`: `synth_xilinx` runs
+/// up to its `map_memory` step, the same `memory_libmap` and techmaps as its own step
+/// follow with the corrected library, then `synth_xilinx` continues from `map_ffram`.
+pub fn yosys_script_with(
+    family: Family,
+    files: &[&str],
+    top: &str,
+    purpose: Purpose,
+    keep: &[String],
+    lutram_fix: bool,
+) -> String {
     let mut s = String::new();
     s.push_str(&format!("read_verilog -sv {}\n", files.join(" ")));
     if family == Family::Ice40 {
@@ -58,8 +81,21 @@ pub fn yosys_script_keeping(
             Purpose::Netlist => format!("synth_gowin -top {top}"),
         },
     };
-    s.push_str(&synth);
-    s.push('\n');
+    if lutram_fix && family == Family::Xcup {
+        // synth_xilinx's own map_memory step for xcup, with one library replaced.
+        s.push_str(&format!("{synth} -run begin:map_memory\n"));
+        s.push_str(&format!(
+            "memory_libmap -logic-cost-rom 0.015625 -lib {LUTRAM_FIX_FILE} \
+             -lib +/xilinx/brams_xc4v.txt -D HAS_SIZE_36 -D HAS_MIXWIDTH_SDP -D HAS_ADDRCE \
+             -lib +/xilinx/urams.txt -no-auto-huge\n"
+        ));
+        s.push_str("techmap -map +/xilinx/lutrams_xc5v_map.v\n");
+        s.push_str("techmap -map +/xilinx/brams_xcu_map.v\n");
+        s.push_str(&format!("{synth} -run map_ffram:\n"));
+    } else {
+        s.push_str(&synth);
+        s.push('\n');
+    }
     match purpose {
         Purpose::Report => {
             s.push_str(&format!("tee -q -o {STAT_FILE} stat -json\n"));
@@ -75,9 +111,54 @@ pub fn yosys_script_keeping(
     s
 }
 
+/// Yosys 0.70's `lutrams_xcu.txt` offers a single-port LUT-RAM of 2^16 × 1
+/// (`option "ABITS" 16`) that `lutrams_xc5v_map.v` cannot build (it knows 2^5..2^9
+/// words); a memory that memory_libmap maps to it fails with [`LUTRAM_BUG_SIGNATURE`].
+/// The deepest single-port LUT-RAM of the UltraScale is RAM512X1S: the option becomes
+/// 2^9 × 1. `None` when the library has no such option (a Yosys that fixed it).
+pub fn corrected_xcu_lutrams(stock: &str) -> Option<String> {
+    let start = stock.find("ram distributed $__XILINX_LUTRAM_SP_ {")?;
+    let end = start + stock[start..].find("\n}\n")?;
+    let block = &stock[start..end];
+    let fixed = block
+        .replace("option \"ABITS\" 16 {", "option \"ABITS\" 9 {")
+        .replace("abits 16;", "abits 9;");
+    (fixed != block).then(|| format!("{}{fixed}{}", &stock[..start], &stock[end..]))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_corrected_lutram_library_caps_single_port_depth_at_512() {
+        // A library shaped as Yosys 0.70's: the single-port entry has the 2^16 option,
+        // the dual-port entry after it must not change.
+        let stock = "# LUT RAMs\nram distributed $__XILINX_LUTRAM_SP_ {\n\tcost 8;\n\
+                     \toption \"ABITS\" 8 {\n\t\tabits 8;\n\t\twidths 2 global;\n\t}\n\
+                     \toption \"ABITS\" 16 {\n\t\tabits 16;\n\t\twidths 1 global;\n\t}\n}\n\
+                     ram distributed $__XILINX_LUTRAM_DP_ {\n\toption \"ABITS\" 16 {\n\t\tabits 16;\n\t}\n}\n";
+        let fixed = corrected_xcu_lutrams(stock).expect("the stock shape is corrected");
+        let (sp, dp) = fixed.split_at(fixed.find("LUTRAM_DP_").unwrap());
+        assert!(sp.contains("option \"ABITS\" 9 {\n\t\tabits 9;") && !sp.contains("16"));
+        assert!(
+            dp.contains("abits 16;"),
+            "only the single-port entry changes"
+        );
+        assert_eq!(
+            corrected_xcu_lutrams(&fixed),
+            None,
+            "nothing left to correct"
+        );
+        let s = yosys_script_with(Family::Xcup, &["a.v"], "t", Purpose::Report, &[], true);
+        assert!(s.contains("-run begin:map_memory") && s.contains(LUTRAM_FIX_FILE));
+        assert!(s.contains("-run map_ffram:") && s.contains("stat -json"));
+        assert_eq!(
+            yosys_script_with(Family::Ecp5, &["a.v"], "t", Purpose::Report, &[], true),
+            yosys_script(Family::Ecp5, &["a.v"], "t", Purpose::Report),
+            "only UltraScale has the corrected library"
+        );
+    }
 
     #[test]
     fn each_family_gets_its_own_synth_command() {
