@@ -34,7 +34,7 @@ pub const BLOCK_TARGET_COUNT: usize = BLOCK_TARGETS.len();
 pub const FORMAT: &str = "tern-block-model";
 pub const VERSION: u32 = 1;
 
-const FEATURES: [&str; 12] = [
+const FEATURES: [&str; 14] = [
     "count",
     "operator_bits",
     "adder_tree_bits",
@@ -47,6 +47,8 @@ const FEATURES: [&str; 12] = [
     "bram_tiles",
     "register_bits",
     "rom_bits",
+    "entry_adder_bits",
+    "bram_cascade_bits",
 ];
 
 /// A kind's or storage's name as the dataset file spells it (`lookup_lane`, `block`).
@@ -82,6 +84,40 @@ fn node_features(n: &Node) -> [f64; FEATURES.len()] {
     } else {
         0.0
     };
+    // A parallel table builder (shared tables) forms every stored entry at once from
+    // the lane's activations: one adder per nonzero digit beyond the first, an entry
+    // wide (its `width_out` is all entries side by side, so `operators × width_out`
+    // would grow with the square of the table).
+    let parallel_builder = n.kind == BlockKind::TableBuilder && p.select_inputs == 0;
+    let entry_adder_bits = if parallel_builder && p.group > 1 {
+        let entries = tern_hdl::weights::table_entries(p.group) - 1;
+        let adders: usize = (1..=entries)
+            .map(|i| {
+                let nonzero = tern_hdl::weights::pattern(p.group, i)
+                    .iter()
+                    .filter(|&&d| d != 0)
+                    .count();
+                nonzero.saturating_sub(1)
+            })
+            .sum();
+        f(adders * p.width_out / entries)
+    } else {
+        0.0
+    };
+    // A block-RAM memory deeper than one tile's geometry reads through a mux over the
+    // tiles stacked in depth: word bits × (tiles deep − 1).
+    let bram_cascade_bits = if p.storage == Storage::Block {
+        let wide = p.word_bits.div_ceil(72) * words(p.depth).div_ceil(512);
+        let deep = p.word_bits.div_ceil(36) * words(p.depth).div_ceil(1024);
+        let tiles_deep = if wide <= deep {
+            words(p.depth).div_ceil(512)
+        } else {
+            words(p.depth).div_ceil(1024)
+        };
+        f(p.word_bits * (tiles_deep - 1))
+    } else {
+        0.0
+    };
     // A tree of adders over `select_inputs` leaves of `width_in` bits: each level has
     // half the adders, one bit wider (a flat count × widest width overstates big trees).
     let adder_tree_bits = if p.operators > 0 && p.select_inputs > 1 && p.width_in > 0 {
@@ -113,7 +149,11 @@ fn node_features(n: &Node) -> [f64; FEATURES.len()] {
     };
     [
         1.0,
-        f(p.operators * p.width_out),
+        if parallel_builder {
+            0.0
+        } else {
+            f(p.operators * p.width_out)
+        },
         adder_tree_bits,
         lutram_primitives,
         f(p.select_inputs * p.width_out),
@@ -124,6 +164,8 @@ fn node_features(n: &Node) -> [f64; FEATURES.len()] {
         bram,
         regs,
         rom,
+        entry_adder_bits,
+        bram_cascade_bits,
     ]
 }
 
