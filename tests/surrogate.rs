@@ -715,3 +715,149 @@ fn accelerator_dse_takes_block_model_resources_and_the_reserve() {
     assert!(o.status.success(), "{t}");
     assert!(t.contains("0 fit the board"), "{t}");
 }
+
+/// A small attention top (heads of 32): Yosys measures its shell in about a minute.
+const SMALL_ATTENTION_REFERENCE: &str = r#"
+[top]
+bus_bits = 256
+
+[attention]
+head_dim = 32
+macs = 4
+tile = 16
+max_seq_len = 256
+mode = "prefill"
+causal = true
+
+[attention.quant]
+scale_q = 0.03
+scale_k = 0.03
+scale_v = 0.03
+scale_out = 0.03
+
+[workload]
+seq_len = 16
+queries = 16
+"#;
+
+/// `tern dse --attention-space`: attention tops searched beside the matmul top. Every
+/// option has the workload's head size, its shell is the reference top's as synthesised,
+/// and a pair's figures add the two sides (kernels run one after the other); the pairs
+/// on the front fit the board together. Bad requests name what is missing.
+#[test]
+fn accelerator_dse_searches_attention_tops_beside_the_matmul_top() {
+    let dir = tempfile::tempdir().unwrap();
+    let reference = dir.path().join("attention.toml");
+    std::fs::write(&reference, SMALL_ATTENTION_REFERENCE).unwrap();
+    let out = dir.path().join("dse");
+    let args = |workload: &str, engines: &str, out: &Path| -> Vec<String> {
+        [
+            "dse",
+            "--space",
+            "tlmm-accelerator",
+            "--board",
+            "kv260",
+            "--workload",
+            workload,
+            "--model",
+            &repo("models/tlmm-kv260.tgnn"),
+            "--blocks",
+            &repo("models/tlmm-kv260.blocks.json"),
+            "--n",
+            "30",
+            "--top-k",
+            "0",
+            "--attention-space",
+            "attention-accelerator",
+            "--attention-blocks",
+            &repo("models/attention-kv260.blocks.json"),
+            "--attention-reference",
+            reference.to_str().unwrap(),
+            "--attention-engines",
+            engines,
+            "--out",
+            out.to_str().unwrap(),
+        ]
+        .map(String::from)
+        .to_vec()
+    };
+    let run = |a: Vec<String>| {
+        tern_in(
+            dir.path(),
+            &[],
+            &a.iter().map(String::as_str).collect::<Vec<_>>(),
+        )
+    };
+    let o = run(args("bitnet-0.73b", "1,2", &out));
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(t.contains("The whole accelerator"), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("dse.json")).unwrap()).unwrap();
+    assert_eq!(report["prefill"], true, "an attention search ranks TTFT");
+    let a = &report["attention"];
+    let shell = a["shell"]["shell"]["luts"].as_f64().unwrap();
+    let reference_top = a["shell"]["reference_top"]["luts"].as_f64().unwrap();
+    assert!(shell > 0.0 && shell < reference_top, "{a}");
+    let options = a["options"].as_array().unwrap();
+    assert!(!options.is_empty());
+    for o in options {
+        let cfg = match tern_hdl::DesignConfig::from_toml(o["config_toml"].as_str().unwrap(), "o")
+            .unwrap()
+        {
+            tern_hdl::DesignConfig::Attention(c) => c,
+            _ => panic!("{o}"),
+        };
+        assert_eq!(cfg.attention.head_dim, 96, "the workload's head size: {o}");
+        let n = o["engines"].as_f64().unwrap();
+        assert!(n == 1.0 || n == 2.0, "{o}");
+        // Every top carries the shell.
+        assert!(o["predicted"]["luts"].as_f64().unwrap() > n * shell, "{o}");
+        let t = &o["timing"];
+        assert!(
+            t["prefill_clocks"][0].as_u64() <= t["prefill_clocks"][1].as_u64(),
+            "{o}"
+        );
+    }
+    let results = report["results"].as_array().unwrap();
+    let joint = a["joint"].as_array().unwrap();
+    assert!(joint.iter().any(|j| j["on_front"] == true), "{a}");
+    for j in joint {
+        let m = &results[j["matmul"].as_u64().unwrap() as usize]["predicted"];
+        let o = &options[j["attention"].as_u64().unwrap() as usize];
+        let p = &j["predicted"];
+        let close = |x: f64, y: f64| (x - y).abs() <= 1e-9 * y.abs().max(1.0);
+        let luts = m["luts"].as_f64().unwrap() + o["predicted"]["luts"].as_f64().unwrap();
+        assert!(close(p["resources"]["luts"].as_f64().unwrap(), luts), "{j}");
+        assert!(luts <= 117_120.0, "only pairs that fit the KV260: {j}");
+        let ttft =
+            m["prefill_128_s"].as_f64().unwrap() + o["timing"]["prefill_s"].as_f64().unwrap();
+        assert!(close(p["ttft_s"].as_f64().unwrap(), ttft), "{j}");
+        let token_s = 1.0 / m["projection"]["tokens_per_s"].as_f64().unwrap()
+            + o["timing"]["decode_s"].as_f64().unwrap();
+        assert!(
+            close(p["tokens_per_s"].as_f64().unwrap(), 1.0 / token_s),
+            "{j}"
+        );
+    }
+
+    // A workload without heads, and a count of zero tops, are refused by name.
+    let w = dir.path().join("w.toml");
+    std::fs::write(
+        &w,
+        "name = \"w\"\nlayers = 1\nmatmuls = [{ name = \"a\", m = 512, k = 1536 }]\n",
+    )
+    .unwrap();
+    let o = run(args(w.to_str().unwrap(), "1", &dir.path().join("w")));
+    assert!(
+        !o.status.success() && text(&o).contains("no [attention] shape"),
+        "{}",
+        text(&o)
+    );
+    let o = run(args("bitnet-0.73b", "0", &dir.path().join("z")));
+    assert!(
+        !o.status.success() && text(&o).contains("--attention-engines"),
+        "{}",
+        text(&o)
+    );
+}

@@ -22,6 +22,8 @@ struct Cli {
     command: Command,
 }
 
+// Parsed once per process: the size of its largest variant costs nothing.
+#[allow(clippy::large_enum_variant)]
 #[derive(Subcommand)]
 enum Command {
     /// Generate the Verilog of a design, its wrapper and manifest.
@@ -268,6 +270,22 @@ enum Command {
         /// (decode tokens/s, LUTs, BRAMs).
         #[arg(long)]
         prefill: bool,
+        /// Also search attention tops from this space (e.g. `attention-accelerator`),
+        /// with the workload's head size: the front is then over whole accelerators
+        /// (implies --prefill).
+        #[arg(long)]
+        attention_space: Option<String>,
+        /// The attention engine's block model (`tern train --blocks` on an attention
+        /// dataset).
+        #[arg(long, requires = "attention_space")]
+        attention_blocks: Option<PathBuf>,
+        /// Counts of attention tops side by side to search.
+        #[arg(long, value_delimiter = ',', default_value = "1,2")]
+        attention_engines: Vec<usize>,
+        /// An attention top config whose shell (synthesised with the engine kept) every
+        /// attention option adds; its top section (bus) is every option's.
+        #[arg(long, requires = "attention_space")]
+        attention_reference: Option<PathBuf>,
         #[command(flatten)]
         exec: ExecArgs,
         /// Default: docs/dse/<space>-<board>-<workload>.
@@ -908,10 +926,45 @@ pub fn main() -> Result<()> {
             reserve_dsps,
             reserve_brams,
             prefill,
+            attention_space,
+            attention_blocks,
+            attention_engines,
+            attention_reference,
             exec,
             out,
             flow,
         } => {
+            let attention = match attention_space {
+                Some(name) => {
+                    let (Some(blocks), Some(reference)) = (attention_blocks, attention_reference)
+                    else {
+                        anyhow::bail!(
+                            "--attention-space needs --attention-blocks (the attention block \
+                             model) and --attention-reference (an attention top config)"
+                        );
+                    };
+                    if attention_engines.is_empty() || attention_engines.contains(&0) {
+                        anyhow::bail!("--attention-engines: counts of tops, each at least 1");
+                    }
+                    let tern_hdl::DesignConfig::Attention(cfg) =
+                        tern_hdl::DesignConfig::from_path(&reference)?
+                    else {
+                        anyhow::bail!(
+                            "--attention-reference {}: not an attention config",
+                            reference.display()
+                        );
+                    };
+                    let model = tern_surrogate::blocks::BlockModel::load(&blocks)?;
+                    Some(crate::dse_attention::AttentionPlan {
+                        space: tern_surrogate::space::Space::resolve(&name)?,
+                        blocks: (blocks, model),
+                        engines: attention_engines,
+                        reference: (reference, cfg),
+                    })
+                }
+                None => None,
+            };
+            let prefill = prefill || attention.is_some();
             let space = tern_surrogate::space::Space::resolve(&space)?;
             let board = Board::resolve(&board)?;
             let workload = tern_surrogate::workload::Workload::resolve(&workload)?;
@@ -942,6 +995,7 @@ pub fn main() -> Result<()> {
                     brams: reserve_brams,
                 },
                 prefill,
+                attention,
             };
             crate::dse::run(
                 &space,

@@ -14,10 +14,11 @@ use tern_boards::Board;
 use tern_hdl::{design_graph, Config, DesignConfig};
 use tern_surrogate::blocks::BlockModel;
 use tern_surrogate::features::{encode, BRAMS, DSPS, FFS, FMAX_MHZ, LUTS};
-use tern_surrogate::pareto::{front, greedy_by_contribution, hypervolume};
+use tern_surrogate::pareto::{front, greedy_after, greedy_by_contribution, hypervolume};
 use tern_surrogate::space::Space;
 use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
 
+use crate::dse_attention::{AttentionOption, Resources, Shell};
 use crate::plot::{plot_error, register_png_font};
 use crate::surrogate::FoundModel;
 use tern_build::executor::Executor;
@@ -39,6 +40,9 @@ pub struct DsePlan {
     /// Optimise prefill (time to first token) too: the front is over (decode tokens/s,
     /// 128-token prefill seconds, LUTs).
     pub prefill: bool,
+    /// Search attention tops beside the matmul top: the front is then over the whole
+    /// accelerator (decode tokens/s and time to first token of both, LUTs of both).
+    pub attention: Option<crate::dse_attention::AttentionPlan>,
 }
 
 /// Resources set aside for the rest of the accelerator.
@@ -112,6 +116,43 @@ pub struct DseReport {
     /// Candidates are whole tops (engine + shell), not engines.
     #[serde(default)]
     pub whole_top: bool,
+    /// The attention tops searched beside the matmul top, and the joint front.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionReport>,
+}
+
+/// The whole accelerator: matmul tops (the candidates above) with attention tops.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct AttentionReport {
+    pub space: String,
+    pub block_model: String,
+    pub reference: String,
+    pub shell: Shell,
+    pub options: Vec<AttentionOption>,
+    /// Pairs of a matmul candidate and an attention option that survived pruning (each
+    /// side on its own front) and fit together; the front and the picks among them.
+    pub joint: Vec<Joint>,
+    pub picks: Vec<usize>,
+}
+
+/// A whole accelerator's figures: both tops' resources (the reserve included), decode
+/// tokens/s (matmul roofline + attention decode, run one after the other) and the time
+/// to first token of a 128-token prompt (matmul prefill + attention prefill).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize)]
+pub struct Whole {
+    pub resources: Resources,
+    pub tokens_per_s: f64,
+    pub ttft_s: f64,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct Joint {
+    /// Index into `results` and into `attention.options`.
+    pub matmul: usize,
+    pub attention: usize,
+    pub predicted: Whole,
+    pub actual: Option<Whole>,
+    pub on_front: bool,
 }
 
 /// The engine config of a candidate with the workload fields set for one run.
@@ -183,11 +224,144 @@ fn prefill_128(engine: &Config, w: &Workload, board: &Board, fmax: Option<f64>) 
 }
 
 fn fits(e: &Estimate, board: &Board) -> bool {
+    fits_resources(
+        &Resources {
+            luts: e.luts,
+            ffs: e.ffs,
+            dsps: e.dsps,
+            brams: e.brams,
+        },
+        board,
+    )
+}
+
+fn fits_resources(e: &Resources, board: &Board) -> bool {
     let r = &board.resources;
     e.luts <= r.luts as f64
         && e.ffs <= r.ffs as f64
         && e.dsps <= r.dsps as f64
         && e.brams <= r.bram_blocks as f64
+}
+
+/// A matmul top (its estimate, the reserve included) with an attention option whose
+/// tops take `attention`: kernels run one after the other, so their times add.
+fn whole(m: &Estimate, a: &AttentionOption, attention: Resources) -> Whole {
+    let matmul_s = if m.projection.tokens_per_s > 0.0 {
+        1.0 / m.projection.tokens_per_s
+    } else {
+        f64::INFINITY
+    };
+    Whole {
+        resources: Resources {
+            luts: m.luts + attention.luts,
+            ffs: m.ffs + attention.ffs,
+            dsps: m.dsps + attention.dsps,
+            brams: m.brams + attention.brams,
+        },
+        tokens_per_s: 1.0 / (matmul_s + a.timing.decode_s),
+        ttft_s: m.prefill_128_s.unwrap_or(f64::INFINITY) + a.timing.prefill_s,
+    }
+}
+
+/// The whole accelerator's front: each side is first cut to its own front over (its
+/// decode time, its prefill time, LUT, FF, DSP, BRAM), since a pair with a dominated
+/// side is dominated by the pair with the side that dominates it (times and resources
+/// add). Pairs that fit are ranked over (decode tokens/s ↑, time to first token ↓,
+/// LUTs ↓); the `k` picks are chosen by predicted hypervolume contribution.
+fn joint_front(
+    results: &[Candidate],
+    options: &[AttentionOption],
+    board: &Board,
+    k: usize,
+) -> (Vec<Joint>, Vec<usize>) {
+    let own_front = |ids: Vec<usize>, obj: &dyn Fn(usize) -> Vec<f64>| -> Vec<usize> {
+        let objs: Vec<Vec<f64>> = ids.iter().map(|&i| obj(i)).collect();
+        front(&objs).into_iter().map(|j| ids[j]).collect()
+    };
+    let matmuls = own_front(
+        (0..results.len())
+            .filter(|&i| results[i].fits && results[i].predicted.prefill_128_s.is_some())
+            .collect(),
+        &|i| {
+            let p = &results[i].predicted;
+            vec![
+                1.0 / p.projection.tokens_per_s,
+                p.prefill_128_s.unwrap_or(f64::INFINITY),
+                p.luts,
+                p.ffs,
+                p.dsps,
+                p.brams,
+            ]
+        },
+    );
+    let attentions = own_front(
+        (0..options.len())
+            .filter(|&i| options[i].error.is_none())
+            .collect(),
+        &|i| {
+            let o = &options[i];
+            let r = o.predicted;
+            vec![
+                o.timing.decode_s,
+                o.timing.prefill_s,
+                r.luts,
+                r.ffs,
+                r.dsps,
+                r.brams,
+            ]
+        },
+    );
+    let mut joint = vec![];
+    for &m in &matmuls {
+        for &a in &attentions {
+            let predicted = whole(&results[m].predicted, &options[a], options[a].predicted);
+            if fits_resources(&predicted.resources, board) {
+                joint.push(Joint {
+                    matmul: m,
+                    attention: a,
+                    predicted,
+                    actual: None,
+                    on_front: false,
+                });
+            }
+        }
+    }
+    let objs: Vec<Vec<f64>> = joint
+        .iter()
+        .map(|j| {
+            vec![
+                -j.predicted.tokens_per_s,
+                j.predicted.ttft_s,
+                j.predicted.resources.luts,
+            ]
+        })
+        .collect();
+    let on_front = front(&objs);
+    for &i in &on_front {
+        joint[i].on_front = true;
+    }
+    let reference = nadir(&objs);
+    let front_objs: Vec<Vec<f64>> = on_front.iter().map(|&i| objs[i].clone()).collect();
+    // The front's fastest design on each time objective first (the hypervolume of a
+    // front spanning seconds of TTFT hardly rewards the last tenths), then by
+    // contribution.
+    let best_by = |key: &dyn Fn(&Vec<f64>) -> (f64, f64)| {
+        (0..front_objs.len()).min_by(|&a, &b| {
+            key(&front_objs[a])
+                .partial_cmp(&key(&front_objs[b]))
+                .unwrap_or(std::cmp::Ordering::Equal)
+        })
+    };
+    let mut first: Vec<usize> = [best_by(&|o| (o[1], o[2])), best_by(&|o| (o[0], o[2]))]
+        .into_iter()
+        .flatten()
+        .collect();
+    first.dedup();
+    let picks = greedy_after(&front_objs, &reference, k, first)
+        .into_iter()
+        .map(|j| on_front[j])
+        .collect();
+    (joint, picks)
 }
 
 /// Minimised objectives: (−tokens/s, LUTs, BRAMs), or with `prefill` (−tokens/s,
@@ -240,6 +414,12 @@ pub fn run(
     if engines.is_empty() {
         bail!("space {} has no matmul engines to explore", space.name);
     }
+    if plan.attention.is_some() && (plan.exhaustive || !plan.prefill) {
+        bail!(
+            "an attention search ranks whole accelerators by time to first token: it needs \
+             --prefill and cannot be --exhaustive"
+        );
+    }
     if space.whole_top && plan.blocks.is_none() {
         bail!(
             "space {} is of whole tops: price them with a block model that knows the shell \
@@ -247,6 +427,17 @@ pub fn run(
             space.name
         );
     }
+
+    // The attention tops' shell comes from a synthesis: do it (or find it cached) before
+    // the search, so that a reference that does not build stops the run early.
+    let attention_setup = match &plan.attention {
+        Some(a) => {
+            let shell = crate::dse_attention::measure_shell(a, board, &plan.executor, opts)?;
+            let options = crate::dse_attention::options(a, workload, board, &shell)?;
+            Some((a, shell, options))
+        }
+        None => None,
+    };
 
     // Predict every (engine, run) graph in one batch.
     let start = Instant::now();
@@ -342,6 +533,40 @@ pub fn run(
         .into_iter()
         .map(|j| on_front[j])
         .collect();
+    // With attention, the picks are whole accelerators: their matmul tops are
+    // synthesised here, their attention tops below.
+    let mut attention_report = None;
+    let mut joint_picks = vec![];
+    let guided = match attention_setup {
+        Some((a, shell, mut options)) => {
+            let (joint, picks) = joint_front(&results, &options, board, plan.top_k);
+            let mut matmuls: Vec<usize> = picks.iter().map(|&j| joint[j].matmul).collect();
+            matmuls.sort_unstable();
+            matmuls.dedup();
+            let mut attentions: Vec<usize> = picks.iter().map(|&j| joint[j].attention).collect();
+            attentions.sort_unstable();
+            attentions.dedup();
+            crate::dse_attention::synthesise(
+                &mut options,
+                &attentions,
+                board,
+                &plan.executor,
+                opts,
+            )?;
+            joint_picks = picks.clone();
+            attention_report = Some(AttentionReport {
+                space: a.space.name.clone(),
+                block_model: a.blocks.0.display().to_string(),
+                reference: a.reference.0.display().to_string(),
+                shell,
+                options,
+                joint,
+                picks,
+            });
+            matmuls
+        }
+        None => guided,
+    };
     let to_synth: Vec<usize> = if plan.exhaustive {
         (0..results.len()).collect()
     } else {
@@ -396,6 +621,16 @@ pub fn run(
         None
     };
 
+    if let Some(a) = &mut attention_report {
+        for &j in &joint_picks {
+            let (m, o) = (a.joint[j].matmul, a.joint[j].attention);
+            a.joint[j].actual = match (&results[m].actual, &a.options[o].actual) {
+                (Some(ma), Some(oa)) => Some(whole(ma, &a.options[o], *oa)),
+                _ => None,
+            };
+        }
+    }
+
     let report = DseReport {
         space: space.name.clone(),
         board: board.name.clone(),
@@ -410,6 +645,7 @@ pub fn run(
         reserve: plan.reserve,
         prefill: plan.prefill,
         whole_top: space.whole_top,
+        attention: attention_report,
     };
     std::fs::create_dir_all(out)?;
     crate::synthesis::write_json(&out.join("dse.json"), &report)?;
@@ -602,6 +838,9 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
             }
         }
     }
+    if let Some(a) = &r.attention {
+        s += &attention_markdown(r, a);
+    }
     if let Some(e) = &r.exhaustive {
         s += &format!(
             "\n## Against exhaustive synthesis\n\nAll {} points synthesised. The surrogate-guided picks ({} designs, {:.1}% of the space) \
@@ -613,6 +852,88 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
             e.hypervolume_guided,
             e.hypervolume_exhaustive,
             e.ratio
+        );
+    }
+    s
+}
+
+fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
+    let sh = &a.shell;
+    let mut s = format!(
+        "\n## The whole accelerator: matmul top + attention tops\n\n\
+         Attention tops from space `{}` with the workload's head size, priced by the block \
+         model `{}` plus the shell of `{}` as synthesised with its engine kept as hierarchy \
+         ({:.0} LUT, {:.0} FF, {:.0} DSP, {:.1} BRAM of that top's {:.0} LUT). {} options \
+         (engines × counts of tops side by side); {} pairs of a matmul top and attention \
+         tops fit after each side was cut to its own front; {} on the joint front. \
+         Attention clocks are the exact cycle model's upper bound (every tile after a row's \
+         first raises its maximum; the lower bound is within 1/(2·Bc)); decode is one token \
+         at a context of {} after a {}-token prompt; matmul and attention kernels run one \
+         after the other, so tokens/s = 1 / (matmul roofline time + attention time) and \
+         TTFT = matmul prefill + attention prefill. Host work (norms, LM head) is not in \
+         these figures. Resources include the reserve. Picks: the front's lowest TTFT, its \
+         highest decode tokens/s, then by predicted hypervolume contribution.\n\n\
+         | matmul top | attention tops | LUT pred | LUT actual | FF pred / actual | DSP pred / actual | BRAM pred / actual | decode tok/s (attention ms) | TTFT(128) s (attention s) |\n\
+         |---|---|---|---|---|---|---|---|---|\n",
+        a.space,
+        a.block_model,
+        a.reference,
+        sh.shell.luts,
+        sh.shell.ffs,
+        sh.shell.dsps,
+        sh.shell.brams,
+        sh.reference_top.luts,
+        a.options.len(),
+        a.joint.len(),
+        a.joint.iter().filter(|j| j.on_front).count(),
+        crate::dse_attention::PROMPT_TOKENS + 1,
+        crate::dse_attention::PROMPT_TOKENS,
+    );
+    for &j in &a.picks {
+        let joint = &a.joint[j];
+        let o = &a.options[joint.attention];
+        let p = &joint.predicted;
+        let actual = |f: &dyn Fn(&Whole) -> f64, digits: usize| {
+            joint
+                .actual
+                .as_ref()
+                .map_or("–".to_string(), |w| format!("{:.*}", digits, f(w)))
+        };
+        let lut_actual = match &joint.actual {
+            Some(w) => format!(
+                "{:.0} ({:+.1} %)",
+                w.resources.luts,
+                100.0 * (p.resources.luts - w.resources.luts) / w.resources.luts
+            ),
+            None => format!(
+                "failed: {}",
+                o.error
+                    .as_deref()
+                    .or(r.results[joint.matmul].error.as_deref())
+                    .unwrap_or("?")
+            ),
+        };
+        s += &format!(
+            "| {} | {} | {:.0} ± {:.0} | {} | {:.0} / {} | {:.0} / {} | {:.1} / {} | {:.1} ({:.2}) | {:.3} ({:.3}) |\n",
+            describe(&r.results[joint.matmul].config_toml),
+            crate::dse_attention::describe(o),
+            p.resources.luts,
+            // The bands of the matmul top and of the attention engines (the reserve and
+            // the shell are measured).
+            r.results[joint.matmul].predicted.lut_spread.unwrap_or(0.0)
+                * (r.results[joint.matmul].predicted.luts - r.reserve.luts)
+                + o.lut_band * (o.predicted.luts - o.engines as f64 * sh.shell.luts),
+            lut_actual,
+            p.resources.ffs,
+            actual(&|w| w.resources.ffs, 0),
+            p.resources.dsps,
+            actual(&|w| w.resources.dsps, 0),
+            p.resources.brams,
+            actual(&|w| w.resources.brams, 1),
+            p.tokens_per_s,
+            1e3 * o.timing.decode_s,
+            p.ttft_s,
+            o.timing.prefill_s,
         );
     }
     s

@@ -8,6 +8,7 @@ pub mod cosim;
 pub mod dataset;
 pub mod demo;
 pub mod dse;
+pub mod dse_attention;
 pub mod generate;
 pub mod lint;
 pub mod plot;

@@ -70,8 +70,19 @@ fn hv2(points: &[Vec<f64>], reference: &[f64]) -> f64 {
 /// Greedily pick `k` points that add the most hypervolume (by the given objective
 /// values), returning their indices in the order picked.
 pub fn greedy_by_contribution(points: &[Vec<f64>], reference: &[f64], k: usize) -> Vec<usize> {
-    let mut chosen: Vec<usize> = vec![];
-    let mut current = 0.0;
+    greedy_after(points, reference, k, vec![])
+}
+
+/// As [`greedy_by_contribution`], the first picks being `chosen` (kept, in order).
+pub fn greedy_after(
+    points: &[Vec<f64>],
+    reference: &[f64],
+    k: usize,
+    mut chosen: Vec<usize>,
+) -> Vec<usize> {
+    chosen.truncate(k);
+    let set: Vec<Vec<f64>> = chosen.iter().map(|&j| points[j].clone()).collect();
+    let mut current = hypervolume(&set, reference);
     while chosen.len() < k.min(points.len()) {
         let mut best: Option<(usize, f64)> = None;
         for i in 0..points.len() {
@@ -143,5 +154,14 @@ mod tests {
         let pts = vec![vec![0.5, 0.5], vec![0.1, 0.9], vec![0.9, 0.1]];
         assert_eq!(greedy_by_contribution(&pts, &[1.0, 1.0], 1), vec![0]);
         assert_eq!(greedy_by_contribution(&pts, &[1.0, 1.0], 3).len(), 3);
+        // Given first picks stay first; the rest still go by contribution.
+        let pts = vec![
+            vec![0.5, 0.5],
+            vec![0.1, 0.9],
+            vec![0.9, 0.1],
+            vec![0.2, 0.2],
+        ];
+        assert_eq!(greedy_after(&pts, &[1.0, 1.0], 2, vec![1]), vec![1, 3]);
+        assert_eq!(greedy_after(&pts, &[1.0, 1.0], 1, vec![2, 1]), vec![2]);
     }
 }

@@ -470,6 +470,10 @@ pub const BUILTIN: &[(&str, &str)] = &[
         include_str!("../../spaces/tlmm-top-extrapolation.toml"),
     ),
     ("attention", include_str!("../../spaces/attention.toml")),
+    (
+        "attention-accelerator",
+        include_str!("../../spaces/attention-accelerator.toml"),
+    ),
 ];
 
 #[cfg(test)]

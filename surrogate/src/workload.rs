@@ -32,6 +32,27 @@ pub struct Workload {
     pub description: String,
     pub layers: usize,
     pub matmuls: Vec<Matmul>,
+    /// The attention's heads, for searching an attention engine beside the matmuls
+    /// (`tern dse --attention-space`); a workload without it is matmuls only.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub attention: Option<AttentionShape>,
+}
+
+/// Multi-head attention as the model runs it (GQA: `heads / kv_heads` query heads
+/// share a KV head).
+#[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields)]
+pub struct AttentionShape {
+    pub heads: usize,
+    pub kv_heads: usize,
+    pub head_dim: usize,
+}
+
+impl AttentionShape {
+    /// Query heads per KV head.
+    pub fn group(&self) -> usize {
+        self.heads / self.kv_heads
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -57,6 +78,7 @@ matmuls = [
   { name = "gate_up_proj", m = 6912, k = 2560, per_layer = 2 },
   { name = "down_proj", m = 2560, k = 6912 },
 ]
+attention = { heads = 20, kv_heads = 5, head_dim = 128 }
 "#,
     ),
     (
@@ -71,6 +93,7 @@ matmuls = [
   { name = "gate_up_proj", m = 4096, k = 1536, per_layer = 2 },
   { name = "down_proj", m = 1536, k = 4096 },
 ]
+attention = { heads = 16, kv_heads = 16, head_dim = 96 }
 "#,
     ),
     (
@@ -85,6 +108,7 @@ matmuls = [
   { name = "gate_up_proj", m = 1376, k = 512, per_layer = 2 },
   { name = "down_proj", m = 512, k = 1376 },
 ]
+attention = { heads = 8, kv_heads = 8, head_dim = 64 }
 "#,
     ),
 ];
@@ -126,6 +150,21 @@ impl Workload {
                 return Err(invalid(format!(
                     "matmul {}: m, k and per_layer must be in 1..=2^20",
                     mm.name
+                )));
+            }
+        }
+        if let Some(a) = &w.attention {
+            if a.heads == 0
+                || a.kv_heads == 0
+                || a.head_dim == 0
+                || a.heads > 1 << 12
+                || a.head_dim > 1 << 12
+                || !a.heads.is_multiple_of(a.kv_heads)
+            {
+                return Err(invalid(format!(
+                    "attention: heads ({}), kv_heads ({}) and head_dim ({}) must be in 1..=4096, \
+                     heads a multiple of kv_heads",
+                    a.heads, a.kv_heads, a.head_dim
                 )));
             }
         }
@@ -242,6 +281,16 @@ mod tests {
         );
         let err = Workload::resolve("nope.toml").unwrap_err().to_string();
         assert!(err.contains("bitnet-2b"), "{err}");
+        assert_eq!(w.attention.unwrap().group(), 4, "2B: GQA 20/5");
+        let bad = "name = \"x\"\nlayers = 1\nmatmuls = [{ name = \"a\", m = 1, k = 1 }]\n\
+                   attention = { heads = 6, kv_heads = 4, head_dim = 64 }\n";
+        let err = Workload::from_toml(bad, "bad.toml")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("bad.toml") && err.contains("multiple of kv_heads"),
+            "{err}"
+        );
     }
 
     #[test]
