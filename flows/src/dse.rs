@@ -16,7 +16,7 @@ use tern_surrogate::blocks::BlockModel;
 use tern_surrogate::features::{encode, BRAMS, DSPS, FFS, FMAX_MHZ, LUTS};
 use tern_surrogate::pareto::{front, greedy_after, greedy_by_contribution, hypervolume};
 use tern_surrogate::space::Space;
-use tern_surrogate::workload::{packed_bytes, project, Projection, Workload};
+use tern_surrogate::workload::{project, Projection, Workload};
 
 use crate::dse_attention::{AttentionOption, Resources, Shell};
 use crate::plot::{plot_error, register_png_font};
@@ -169,18 +169,31 @@ fn with_workload(engine: &Config, m: usize, k: usize, tokens: usize) -> Result<C
     Ok(Config::validate(file, "dse candidate")?)
 }
 
-/// The runs (m rows, K tile, passes × count) one decode token needs on an engine
-/// whose K tile is `engine.workload.k`.
+/// The runs one decode token needs on an engine built for tiles of
+/// `engine.workload.m × k`, as `tern generate` cuts a model (`generate::TilePlan`):
+/// every matmul as ceil(m / tile m) × ceil(k / tile k) zero-padded tiles, each run
+/// once per token; (the tile's config, how many such runs a token takes).
 fn runs(engine: &Config, w: &Workload) -> Result<Vec<(Config, f64)>> {
-    let tile = engine.workload.k;
+    let (tile_m, tile_k) = (engine.workload.m, engine.workload.k);
     w.matmuls
         .iter()
         .map(|mm| {
-            let passes = mm.k.div_ceil(tile);
-            let cfg = with_workload(engine, mm.m, tile.min(mm.k), 1)?;
-            Ok((cfg, (passes * mm.per_layer * w.layers) as f64))
+            let tiles = mm.m.div_ceil(tile_m) * mm.k.div_ceil(tile_k);
+            let cfg = with_workload(engine, tile_m, tile_k, 1)?;
+            Ok((cfg, (tiles * mm.per_layer * w.layers) as f64))
         })
         .collect()
+}
+
+/// Weight bytes the engine streams for those runs: every tile's rows padded to its
+/// row blocks, in the engine's packed beats.
+fn streamed_bytes(runs: &[(Config, f64)]) -> f64 {
+    runs.iter()
+        .map(|(cfg, times)| {
+            let g = &cfg.geometry;
+            times * (g.weight_beats_per_token() * g.weight_beat_bits()) as f64 / 8.0
+        })
+        .sum()
 }
 
 fn clock(board: &Board, fmax: Option<f64>, source: &str) -> (f64, String) {
@@ -192,18 +205,17 @@ fn clock(board: &Board, fmax: Option<f64>, source: &str) -> (f64, String) {
 
 fn projection(
     engine: &Config,
-    w: &Workload,
-    cycles: f64,
+    runs: &[(Config, f64)],
     board: &Board,
     fmax: Option<f64>,
     source: &str,
 ) -> Projection {
     let (mhz, source) = clock(board, fmax, source);
     project(
-        cycles,
+        run_cycles(runs),
         mhz,
         &source,
-        packed_bytes(w.weights_per_token(), engine.geometry.lane_group),
+        streamed_bytes(runs),
         board.memory.gbyte_per_s,
         Some(crate::project::top_bytes_per_clock(engine, mhz)),
     )
@@ -467,7 +479,6 @@ pub fn run(
         let v = |t: usize| preds[widest].value[t].unwrap_or(0.0);
         // Cycles are not learned: the exact cycle model (checked against co-simulation)
         // gives them, so no candidate is credited with fewer clocks than it needs.
-        let cycles = run_cycles(r);
         let fmax = preds[widest].value[FMAX_MHZ];
         let mut predicted = Estimate {
             luts: v(LUTS),
@@ -475,7 +486,7 @@ pub fn run(
             dsps: v(DSPS),
             brams: v(BRAMS),
             lut_spread: preds[widest].spread[LUTS],
-            projection: projection(engine, workload, cycles, board, fmax, "fmax (predicted)"),
+            projection: projection(engine, r, board, fmax, "fmax (predicted)"),
             // A cycle-level schedule of a whole prompt: only when asked for (it is slow
             // for narrow engines).
             prefill_128_s: plan
@@ -710,7 +721,6 @@ fn synthesise(
         let Ok(r) = runs(engine, workload) else {
             continue;
         };
-        let cycles = run_cycles(&r);
         let fmax = row.pnr.as_ref().and_then(|p| p.fmax_mhz());
         let mut actual = Estimate {
             luts: usage.luts as f64,
@@ -718,7 +728,7 @@ fn synthesise(
             dsps: usage.dsps as f64,
             brams: usage.bram_blocks,
             lut_spread: None,
-            projection: projection(engine, workload, cycles, board, fmax, "fmax (nextpnr)"),
+            projection: projection(engine, &r, board, fmax, "fmax (nextpnr)"),
             prefill_128_s: prefill
                 .then(|| prefill_128(engine, workload, board, fmax))
                 .flatten(),
@@ -762,7 +772,9 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
          min(clock / engine clocks per token, stream rate / packed weight bytes per token), the \
          stream rate being the slower of the board's DDR and the top's read port (bus width × clock, \
          less when too few reads are in flight to cover the DDR latency). \
-         Engines run each layer as ceil(k / K-tile) passes whose partial sums the host adds.\n\n",
+         Engines run each layer as `tern generate` cuts it: zero-padded tiles of the engine's \
+         M × K (ceil(m / M) × ceil(k / K) of them, the host adding the K tiles' partial sums); \
+         the weight bytes are the padded tiles' as streamed.\n\n",
         r.space,
         r.board,
         w.name,
