@@ -988,7 +988,7 @@ pub fn main() -> Result<()> {
                     }
                     None => None,
                 },
-                reserve: crate::dse::Reserve {
+                reserve: crate::dse::Resources {
                     luts: reserve_luts,
                     ffs: reserve_ffs,
                     dsps: reserve_dsps,

@@ -18,7 +18,7 @@ use tern_surrogate::pareto::{front, greedy_after, greedy_by_contribution, hyperv
 use tern_surrogate::space::Space;
 use tern_surrogate::workload::{project, Projection, Workload};
 
-use crate::dse_attention::{AttentionOption, Resources, Shell};
+use crate::dse_attention::{AttentionOption, Shell};
 use crate::plot::{plot_error, register_png_font};
 use crate::surrogate::FoundModel;
 use tern_build::executor::Executor;
@@ -36,7 +36,7 @@ pub struct DsePlan {
     pub blocks: Option<(PathBuf, BlockModel)>,
     /// What the rest of the accelerator takes on the chip (the top's shell, attention
     /// engines): added to every engine's resources before the fit check.
-    pub reserve: Reserve,
+    pub reserve: Resources,
     /// Optimise prefill (time to first token) too: the front is over (decode tokens/s,
     /// 128-token prefill seconds, LUTs).
     pub prefill: bool,
@@ -45,13 +45,50 @@ pub struct DsePlan {
     pub attention: Option<crate::dse_attention::AttentionPlan>,
 }
 
-/// Resources set aside for the rest of the accelerator.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize)]
-pub struct Reserve {
+/// LUT, FF, DSP and block RAM of a unit (or set aside for the rest of the accelerator:
+/// `--reserve-*`).
+#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
+pub struct Resources {
     pub luts: f64,
     pub ffs: f64,
     pub dsps: f64,
     pub brams: f64,
+}
+
+impl Resources {
+    pub fn scaled(self, k: f64) -> Resources {
+        Resources {
+            luts: self.luts * k,
+            ffs: self.ffs * k,
+            dsps: self.dsps * k,
+            brams: self.brams * k,
+        }
+    }
+    pub fn plus(self, o: Resources) -> Resources {
+        Resources {
+            luts: self.luts + o.luts,
+            ffs: self.ffs + o.ffs,
+            dsps: self.dsps + o.dsps,
+            brams: self.brams + o.brams,
+        }
+    }
+    /// A block model's composed totals (`blocks::BLOCK_TARGETS` order).
+    pub fn predicted(p: &tern_surrogate::blocks::BlockPrediction) -> Resources {
+        Resources {
+            luts: p.total[0],
+            ffs: p.total[1],
+            dsps: p.total[2],
+            brams: p.total[3],
+        }
+    }
+    pub fn of(u: &tern_build::synth::report::CellUsage) -> Resources {
+        Resources {
+            luts: u.luts as f64,
+            ffs: u.ffs as f64,
+            dsps: u.dsps as f64,
+            brams: u.bram_blocks,
+        }
+    }
 }
 
 /// What is known about one candidate engine: its resources and decode projection.
@@ -109,7 +146,7 @@ pub struct DseReport {
     #[serde(default)]
     pub block_model: Option<String>,
     #[serde(default)]
-    pub reserve: Reserve,
+    pub reserve: Resources,
     /// The front includes prefill time (`--prefill`).
     #[serde(default)]
     pub prefill: bool,
@@ -169,31 +206,18 @@ fn with_workload(engine: &Config, m: usize, k: usize, tokens: usize) -> Result<C
     Ok(Config::validate(file, "dse candidate")?)
 }
 
-/// The runs one decode token needs on an engine built for tiles of
-/// `engine.workload.m × k`, as `tern generate` cuts a model (`generate::TilePlan`):
-/// every matmul as ceil(m / tile m) × ceil(k / tile k) zero-padded tiles, each run
-/// once per token; (the tile's config, how many such runs a token takes).
-fn runs(engine: &Config, w: &Workload) -> Result<Vec<(Config, f64)>> {
+/// The tile an engine runs (its own M × K, one token) and how many tiles one decode
+/// token takes, as `tern generate` cuts a model (`generate::TilePlan`): every matmul as
+/// ceil(m / M) × ceil(k / K) zero-padded tiles.
+fn tiles(engine: &Config, w: &Workload) -> Result<(Config, f64)> {
     let (tile_m, tile_k) = (engine.workload.m, engine.workload.k);
-    w.matmuls
+    let per_layer: usize = w
+        .matmuls
         .iter()
-        .map(|mm| {
-            let tiles = mm.m.div_ceil(tile_m) * mm.k.div_ceil(tile_k);
-            let cfg = with_workload(engine, tile_m, tile_k, 1)?;
-            Ok((cfg, (tiles * mm.per_layer * w.layers) as f64))
-        })
-        .collect()
-}
-
-/// Weight bytes the engine streams for those runs: every tile's rows padded to its
-/// row blocks, in the engine's packed beats.
-fn streamed_bytes(runs: &[(Config, f64)]) -> f64 {
-    runs.iter()
-        .map(|(cfg, times)| {
-            let g = &cfg.geometry;
-            times * (g.weight_beats_per_token() * g.weight_beat_bits()) as f64 / 8.0
-        })
-        .sum()
+        .map(|mm| mm.m.div_ceil(tile_m) * mm.k.div_ceil(tile_k) * mm.per_layer)
+        .sum();
+    let tile = with_workload(engine, tile_m, tile_k, 1)?;
+    Ok((tile, (per_layer * w.layers) as f64))
 }
 
 fn clock(board: &Board, fmax: Option<f64>, source: &str) -> (f64, String) {
@@ -203,25 +227,29 @@ fn clock(board: &Board, fmax: Option<f64>, source: &str) -> (f64, String) {
     }
 }
 
+/// The decode roofline of `count` tiles a token: clocks from the exact cycle model
+/// (`Config::streaming_cycles`, which the co-simulation tests check against Verilator),
+/// bytes as the engine streams them (every tile's rows padded to its row blocks).
 fn projection(
     engine: &Config,
-    runs: &[(Config, f64)],
+    (tile, count): &(Config, f64),
     board: &Board,
     fmax: Option<f64>,
     source: &str,
 ) -> Projection {
     let (mhz, source) = clock(board, fmax, source);
+    let g = &tile.geometry;
     project(
-        run_cycles(runs),
+        count * tile.streaming_cycles() as f64,
         mhz,
         &source,
-        streamed_bytes(runs),
+        count * (g.weight_beats_per_token() * g.weight_beat_bits()) as f64 / 8.0,
         board.memory.gbyte_per_s,
         Some(crate::project::top_bytes_per_clock(engine, mhz)),
     )
 }
 
-fn add_reserve(e: &mut Estimate, r: &Reserve) {
+fn add_reserve(e: &mut Estimate, r: &Resources) {
     e.luts += r.luts;
     e.ffs += r.ffs;
     e.dsps += r.dsps;
@@ -235,16 +263,19 @@ fn prefill_128(engine: &Config, w: &Workload, board: &Board, fmax: Option<f64>) 
     p.prefill_s.first().map(|(_, s)| *s)
 }
 
+impl Estimate {
+    fn resources(&self) -> Resources {
+        Resources {
+            luts: self.luts,
+            ffs: self.ffs,
+            dsps: self.dsps,
+            brams: self.brams,
+        }
+    }
+}
+
 fn fits(e: &Estimate, board: &Board) -> bool {
-    fits_resources(
-        &Resources {
-            luts: e.luts,
-            ffs: e.ffs,
-            dsps: e.dsps,
-            brams: e.brams,
-        },
-        board,
-    )
+    fits_resources(&e.resources(), board)
 }
 
 fn fits_resources(e: &Resources, board: &Board) -> bool {
@@ -264,12 +295,7 @@ fn whole(m: &Estimate, a: &AttentionOption, attention: Resources) -> Whole {
         f64::INFINITY
     };
     Whole {
-        resources: Resources {
-            luts: m.luts + attention.luts,
-            ffs: m.ffs + attention.ffs,
-            dsps: m.dsps + attention.dsps,
-            brams: m.brams + attention.brams,
-        },
+        resources: m.resources().plus(attention),
         tokens_per_s: 1.0 / (matmul_s + a.timing.decode_s),
         ttft_s: m.prefill_128_s.unwrap_or(f64::INFINITY) + a.timing.prefill_s,
     }
@@ -451,42 +477,33 @@ pub fn run(
         None => None,
     };
 
-    // Predict every (engine, run) graph in one batch.
+    // Predict every engine's tile graph in one batch.
     let start = Instant::now();
     let mut graphs = vec![];
     let mut plans = vec![];
     for engine in &engines {
-        let r = runs(engine, workload)?;
-        for (cfg, _) in &r {
-            let dc = DesignConfig::Matmul(cfg.clone());
-            graphs.push(encode(&design_graph(&dc), &dc));
-        }
-        plans.push(r);
+        let t = tiles(engine, workload)?;
+        let dc = DesignConfig::Matmul(t.0.clone());
+        graphs.push(encode(&design_graph(&dc), &dc));
+        plans.push(t);
     }
     let refs: Vec<_> = graphs.iter().collect();
     let predictions = model.predict(&refs);
     let predict_seconds = start.elapsed().as_secs_f64();
 
     let mut results = vec![];
-    let mut at = 0;
-    for (i, (engine, r)) in engines.iter().zip(&plans).enumerate() {
-        let preds = &predictions[at..at + r.len()];
-        at += r.len();
-        // Resources from the run with the most rows; cycles summed over every run.
-        let widest = (0..r.len())
-            .max_by_key(|&j| r[j].0.workload.m)
-            .expect("runs");
-        let v = |t: usize| preds[widest].value[t].unwrap_or(0.0);
+    for (i, ((engine, t), pred)) in engines.iter().zip(&plans).zip(&predictions).enumerate() {
+        let v = |k: usize| pred.value[k].unwrap_or(0.0);
         // Cycles are not learned: the exact cycle model (checked against co-simulation)
         // gives them, so no candidate is credited with fewer clocks than it needs.
-        let fmax = preds[widest].value[FMAX_MHZ];
+        let fmax = pred.value[FMAX_MHZ];
         let mut predicted = Estimate {
             luts: v(LUTS),
             ffs: v(FFS),
             dsps: v(DSPS),
             brams: v(BRAMS),
-            lut_spread: preds[widest].spread[LUTS],
-            projection: projection(engine, r, board, fmax, "fmax (predicted)"),
+            lut_spread: pred.spread[LUTS],
+            projection: projection(engine, t, board, fmax, "fmax (predicted)"),
             // A cycle-level schedule of a whole prompt: only when asked for (it is slow
             // for narrow engines).
             prefill_128_s: plan
@@ -499,10 +516,13 @@ pub fn run(
             // The engine (or whole top) as synthesised and as the top runs it (tiles of
             // its own M × K).
             let p = blocks.predict(&space.graph_of(&DesignConfig::Matmul(engine.clone())));
-            predicted.luts = p.total[0];
-            predicted.ffs = p.total[1];
-            predicted.dsps = p.total[2];
-            predicted.brams = p.total[3];
+            let r = Resources::predicted(&p);
+            (
+                predicted.luts,
+                predicted.ffs,
+                predicted.dsps,
+                predicted.brams,
+            ) = (r.luts, r.ffs, r.dsps, r.brams);
             predicted.lut_spread = Some(p.band[0]);
             if !p.unknown.is_empty() {
                 error = Some(format!(
@@ -547,7 +567,6 @@ pub fn run(
     // With attention, the picks are whole accelerators: their matmul tops are
     // synthesised here, their attention tops below.
     let mut attention_report = None;
-    let mut joint_picks = vec![];
     let guided = match attention_setup {
         Some((a, shell, mut options)) => {
             let (joint, picks) = joint_front(&results, &options, board, plan.top_k);
@@ -564,7 +583,6 @@ pub fn run(
                 &plan.executor,
                 opts,
             )?;
-            joint_picks = picks.clone();
             attention_report = Some(AttentionReport {
                 space: a.space.name.clone(),
                 block_model: a.blocks.0.display().to_string(),
@@ -633,7 +651,7 @@ pub fn run(
     };
 
     if let Some(a) = &mut attention_report {
-        for &j in &joint_picks {
+        for j in a.picks.clone() {
             let (m, o) = (a.joint[j].matmul, a.joint[j].attention);
             a.joint[j].actual = match (&results[m].actual, &a.options[o].actual) {
                 (Some(ma), Some(oa)) => Some(whole(ma, &a.options[o], *oa)),
@@ -693,7 +711,7 @@ fn synthesise(
     workload: &Workload,
     executor: &Executor,
     opts: &SynthOptions,
-    reserve: &Reserve,
+    reserve: &Resources,
     prefill: bool,
 ) -> Result<()> {
     let items: Vec<SweepItem> = which
@@ -718,7 +736,7 @@ fn synthesise(
             results[i].error = Some(row.error.clone().unwrap_or_else(|| sweep::row_summary(row)));
             continue;
         };
-        let Ok(r) = runs(engine, workload) else {
+        let Ok(t) = tiles(engine, workload) else {
             continue;
         };
         let fmax = row.pnr.as_ref().and_then(|p| p.fmax_mhz());
@@ -728,7 +746,7 @@ fn synthesise(
             dsps: usage.dsps as f64,
             brams: usage.bram_blocks,
             lut_spread: None,
-            projection: projection(engine, &r, board, fmax, "fmax (nextpnr)"),
+            projection: projection(engine, &t, board, fmax, "fmax (nextpnr)"),
             prefill_128_s: prefill
                 .then(|| prefill_128(engine, workload, board, fmax))
                 .flatten(),
@@ -737,14 +755,6 @@ fn synthesise(
         results[i].actual = Some(actual);
     }
     Ok(())
-}
-
-/// Clocks of a workload's runs on an engine, from the exact cycle model
-/// (`Config::streaming_cycles`, which the co-simulation tests check against Verilator).
-fn run_cycles(runs: &[(Config, f64)]) -> f64 {
-    runs.iter()
-        .map(|(cfg, times)| times * cfg.streaming_cycles() as f64)
-        .sum()
 }
 
 fn describe(toml_text: &str) -> String {

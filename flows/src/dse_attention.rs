@@ -26,6 +26,8 @@ use tern_surrogate::blocks::BlockModel;
 use tern_surrogate::space::Space;
 use tern_surrogate::workload::{AttentionShape, Workload};
 
+use crate::dse::Resources;
+
 /// Tokens of the prompt whose time to first token the search minimises; decode is
 /// projected at the context that prompt leaves.
 pub const PROMPT_TOKENS: usize = 128;
@@ -38,42 +40,6 @@ pub struct AttentionPlan {
     pub engines: Vec<usize>,
     /// The attention top whose shell every option adds, and its path.
     pub reference: (PathBuf, AttentionConfig),
-}
-
-/// LUT, FF, DSP and block RAM of a unit.
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Resources {
-    pub luts: f64,
-    pub ffs: f64,
-    pub dsps: f64,
-    pub brams: f64,
-}
-
-impl Resources {
-    fn scaled(self, k: f64) -> Resources {
-        Resources {
-            luts: self.luts * k,
-            ffs: self.ffs * k,
-            dsps: self.dsps * k,
-            brams: self.brams * k,
-        }
-    }
-    fn plus(self, o: Resources) -> Resources {
-        Resources {
-            luts: self.luts + o.luts,
-            ffs: self.ffs + o.ffs,
-            dsps: self.dsps + o.dsps,
-            brams: self.brams + o.brams,
-        }
-    }
-    fn of(u: &tern_build::synth::report::CellUsage) -> Resources {
-        Resources {
-            luts: u.luts as f64,
-            ffs: u.ffs as f64,
-            dsps: u.dsps as f64,
-            brams: u.bram_blocks,
-        }
-    }
 }
 
 /// What the busiest attention top does for one model step, from the cycle model.
@@ -180,8 +146,8 @@ pub fn timing(
 }
 
 /// The attention space's engines with the workload's head size and the reference's top
-/// (points whose MACs do not divide the head or whose query block exceeds the prompt
-/// are skipped), each as every count of side-by-side tops.
+/// (points whose MACs do not divide the head, or whose head is not a whole number of
+/// bus words, are skipped), each as every count of side-by-side tops.
 pub fn options(
     plan: &AttentionPlan,
     workload: &Workload,
@@ -219,12 +185,7 @@ pub fn options(
             continue;
         }
         let p = blocks.predict(&tern_hdl::graph::attention_graph(&cfg));
-        let engine = Resources {
-            luts: p.total[0],
-            ffs: p.total[1],
-            dsps: p.total[2],
-            brams: p.total[3],
-        };
+        let engine = Resources::predicted(&p);
         let error = (!p.unknown.is_empty())
             .then(|| format!("block model could not cost: {}", p.unknown.join("; ")));
         for &n in &plan.engines {

