@@ -417,6 +417,40 @@ fn model_checkpoints_are_written_and_read_back() {
     );
     let weights = ck.join("model.safetensors");
     let bytes = std::fs::read(&weights).unwrap();
+
+    // A NaN in the final norm: refused by name and index by every command that reads
+    // it, before anything runs (it used to generate token 0 and report "bit-exact").
+    let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
+    let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
+    let start = header["model.norm.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
+    let mut nan = bytes.clone();
+    let at = 8 + n + start + 2 * 3;
+    nan[at..at + 2].copy_from_slice(&0x7FC0u16.to_le_bytes());
+    std::fs::write(&weights, &nan).unwrap();
+    let out = dir.path().join("out");
+    for args in [
+        vec!["model", "--checkpoint", ck.to_str().unwrap()],
+        vec![
+            "generate",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+            "--tokens",
+            "2",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let o = tern(&args);
+        let t = text(&o);
+        assert!(
+            !o.status.success()
+                && t.contains("tensor `model.norm.weight` holds NaN at index [3]")
+                && !t.contains("bit-exact"),
+            "{args:?}: {t}"
+        );
+    }
+    assert!(!out.join("generate.json").exists());
+
     std::fs::write(&weights, &bytes[..bytes.len() - 100]).unwrap();
     let o = tern(&["model", "--checkpoint", ck.to_str().unwrap()]);
     assert!(
@@ -424,4 +458,39 @@ fn model_checkpoints_are_written_and_read_back() {
         "{}",
         text(&o)
     );
+
+    // Errors name the file once and the operating system's reason once.
+    let missing = dir.path().join("nowhere");
+    let o = tern(&["model", "--checkpoint", missing.to_str().unwrap()]);
+    let t = text(&o);
+    assert_eq!(t.matches("No such file or directory").count(), 1, "{t}");
+    std::fs::write(&weights, &bytes).unwrap();
+    let config = ck.join("config.json");
+    let json = std::fs::read_to_string(&config).unwrap();
+    std::fs::write(&config, json.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3")).unwrap();
+    let o = tern(&["model", "--checkpoint", ck.to_str().unwrap()]);
+    let t = text(&o);
+    assert!(!o.status.success() && t.contains("`num_key_value_heads` = 3"), "{t}");
+    assert_eq!(t.matches(config.to_str().unwrap()).count(), 1, "{t}");
+}
+
+/// A closed stdout (`tern model bitnet-2b | head -1`) ends `tern` as it ends `cat`: by
+/// SIGPIPE, quietly, never with a panic (exit 101) on "failed printing to stdout".
+#[test]
+fn a_closed_stdout_ends_quietly() {
+    use std::os::unix::process::ExitStatusExt;
+    for args in [&["model", "bitnet-2b"][..], &["boards"]] {
+        // The reading end is closed before tern writes a byte: its first write fails.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let o = Command::new(env!("CARGO_BIN_EXE_tern"))
+            .current_dir(env!("CARGO_MANIFEST_DIR"))
+            .args(args)
+            .stdout(writer)
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.is_empty(), "{args:?} wrote to stderr: {err}");
+        assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?}", o.status);
+    }
 }

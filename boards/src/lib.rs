@@ -157,10 +157,10 @@ pub enum BoardError {
     Unknown { name: String, known: String },
     #[error("board file {origin}: {message}")]
     Invalid { origin: String, message: String },
-    #[error("board file {origin}: {source}")]
+    #[error("board file {origin}: {cause}")]
     Io {
         origin: String,
-        source: std::io::Error,
+        cause: std::io::Error,
     },
 }
 
@@ -295,9 +295,9 @@ impl Board {
     pub fn resolve(name_or_path: &str) -> Result<Board, BoardError> {
         if name_or_path.ends_with(".toml") {
             let path = Path::new(name_or_path);
-            let text = read_bounded(path).map_err(|source| BoardError::Io {
+            let text = read_bounded(path).map_err(|cause| BoardError::Io {
                 origin: path.display().to_string(),
-                source,
+                cause,
             })?;
             Board::from_toml(&text, &path.display().to_string())
         } else {

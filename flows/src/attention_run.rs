@@ -143,6 +143,7 @@ pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
         run_timeout: a.timeout.max(Duration::from_secs(60)),
         board_wait: a.board_wait,
         memory: Some(memory),
+        token: a.token.clone(),
         ..OpenOptions::default()
     };
     let t_open = Instant::now();

@@ -109,6 +109,8 @@ pub fn serve_command(
 ) -> Result<()> {
     let cfg = DesignConfig::from_path(config)?;
     let listen = Listen::parse(listen)?;
+    // Before the model is built: a refused address should not cost a build.
+    tern_host::server::check_listen(&listen, opts)?;
     eprintln!("building the Verilator model of the accelerator top (cached after the first time)");
     let (memory, memory_text) = memory_model_for(&cfg)?;
     eprintln!("memory: {memory_text}");
@@ -119,12 +121,17 @@ pub fn serve_command(
     let summary = serve(&listen, &mut board, opts, &SHUTDOWN, |bound| {
         println!(
             "serving {bound}: {} (design id {:08x}); one client at a time, up to {} waiting \
-             (idle timeout {} s, hold limit {} s while others wait); Ctrl-C to stop",
+             (idle timeout {} s, hold limit {} s while others wait); {}; Ctrl-C to stop",
             info.description,
             info.design_id,
             opts.max_waiting,
             opts.idle_timeout.as_secs(),
-            opts.max_hold.as_secs()
+            opts.max_hold.as_secs(),
+            if opts.secret.is_some() {
+                "clients must prove the token"
+            } else {
+                "no token asked"
+            }
         );
     })?;
     board.flush_waveform();
@@ -174,6 +181,8 @@ pub struct RunArgs {
     pub out: Option<PathBuf>,
     pub timeout: Duration,
     pub board_wait: Duration,
+    /// The token of a `tern serve --token-file` board.
+    pub token: Option<tern_host::auth::Secret>,
 }
 
 pub(crate) fn mb_per_s(bytes: u64, d: Duration) -> f64 {
@@ -306,6 +315,7 @@ pub fn run_command(a: &RunArgs) -> Result<()> {
         run_timeout: a.timeout.max(Duration::from_secs(60)),
         board_wait: a.board_wait,
         memory: Some(memory),
+        token: a.token.clone(),
         ..OpenOptions::default()
     };
     let t_open = Instant::now();

@@ -323,6 +323,23 @@ enum Command {
         /// Record the whole session's waveform (VCD) here.
         #[arg(long)]
         waveform: Option<PathBuf>,
+        /// A shared secret every client must prove before any request (a file of one
+        /// line, mode 0600; `tern token --out FILE` writes one). docs/wire.md, Security.
+        #[arg(long)]
+        token_file: Option<PathBuf>,
+        /// Listen on a TCP address other hosts can reach (needs --token-file): whoever
+        /// connects can read and write the whole board memory.
+        #[arg(long)]
+        allow_remote: bool,
+        /// Open the Unix socket to this group (mode 0660); it is owner-only otherwise.
+        #[arg(long)]
+        socket_group: Option<String>,
+    },
+    /// Write a new random token file (mode 0600) for `tern serve --token-file` and the
+    /// clients' `--board-token`.
+    Token {
+        #[arg(long)]
+        out: PathBuf,
     },
     /// Run a ternary layer (or, for an attention config, attention against a KV cache) on
     /// a board and check it against the golden model.
@@ -362,6 +379,9 @@ enum Command {
         /// Seconds to wait while `tern serve` gives the board to another client.
         #[arg(long, default_value_t = 60)]
         board_wait: u64,
+        /// The token file of a `tern serve --token-file` board.
+        #[arg(long, env = "TERN_BOARD_TOKEN_FILE")]
+        board_token: Option<PathBuf>,
     },
     /// Run a BitNet model on the accelerator: prefill a prompt, decode greedily, every
     /// step's logits checked bit for bit against the golden model; kernel clocks per
@@ -412,6 +432,9 @@ enum Command {
         /// Seconds to wait while `tern serve` gives a board to another client.
         #[arg(long, default_value_t = 60)]
         board_wait: u64,
+        /// The token file of `tern serve --token-file` boards.
+        #[arg(long, env = "TERN_BOARD_TOKEN_FILE")]
+        board_token: Option<PathBuf>,
     },
     /// Project an engine onto a whole model's ternary matmuls on a board: decode tokens/s
     /// and prefill time, from the exact cycle model and the DDR bandwidth.
@@ -1027,17 +1050,39 @@ pub fn main() -> Result<()> {
             max_hold,
             max_waiting,
             waveform,
+            token_file,
+            allow_remote,
+            socket_group,
         } => {
             if idle_timeout == 0 || max_waiting == 0 {
                 anyhow::bail!("--idle-timeout and --max-waiting must be at least 1");
             }
+            let socket_group = socket_group
+                .as_deref()
+                .map(tern_host::server::group_id)
+                .transpose()
+                .map_err(|e| anyhow::anyhow!("--socket-group: {e}"))?;
             let opts = tern_host::server::ServeOptions {
                 idle_timeout: std::time::Duration::from_secs(idle_timeout),
                 max_hold: std::time::Duration::from_secs(max_hold),
                 max_waiting,
+                secret: token_file
+                    .as_deref()
+                    .map(tern_host::auth::Secret::from_file)
+                    .transpose()?,
+                allow_remote,
+                socket_group,
                 ..tern_host::server::ServeOptions::default()
             };
             crate::board::serve_command(&config, &listen, &opts, waveform.as_deref())?
+        }
+        Command::Token { out } => {
+            tern_host::auth::Secret::generate()?.write_new(&out)?;
+            println!(
+                "wrote a new token to {} (mode 0600): give it to `tern serve --token-file` and to \
+                 the clients' --board-token",
+                out.display()
+            );
         }
         Command::Run {
             board_uri,
@@ -1051,6 +1096,7 @@ pub fn main() -> Result<()> {
             out,
             timeout,
             board_wait,
+            board_token,
         } => crate::board::run_command(&crate::board::RunArgs {
             uri: board_uri,
             config,
@@ -1063,6 +1109,10 @@ pub fn main() -> Result<()> {
             out,
             timeout: std::time::Duration::from_secs(timeout),
             board_wait: std::time::Duration::from_secs(board_wait),
+            token: board_token
+                .as_deref()
+                .map(tern_host::auth::Secret::from_file)
+                .transpose()?,
         })?,
         Command::Generate {
             board_uri,
@@ -1079,6 +1129,7 @@ pub fn main() -> Result<()> {
             out,
             timeout,
             board_wait,
+            board_token,
         } => {
             crate::generate::generate(&crate::generate::GenerateArgs {
                 model,
@@ -1095,6 +1146,10 @@ pub fn main() -> Result<()> {
                 out,
                 timeout: std::time::Duration::from_secs(timeout),
                 board_wait: std::time::Duration::from_secs(board_wait),
+                token: board_token
+                    .as_deref()
+                    .map(tern_host::auth::Secret::from_file)
+                    .transpose()?,
                 verbose: true,
             })?;
         }

@@ -196,6 +196,7 @@ fn model_run() -> Result<()> {
         out: None,
         timeout: std::time::Duration::from_secs(10),
         board_wait: std::time::Duration::from_secs(10),
+        token: None,
         verbose: false,
     };
     let g = crate::generate::generate(&args)?;
@@ -246,9 +247,9 @@ fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measur
             );
             if let Some(b) = &r.blocks {
                 println!(
-                    "  blocks       block model predicted {:.0} LUT ± {:.0}%, {:.0} FF, {:.1} BRAM as the sum of {} RTL blocks ({:.2} ms{})",
+                    "  blocks       block model predicted {:.0} LUT {}, {:.0} FF, {:.1} BRAM as the sum of {} RTL blocks ({:.2} ms{})",
                     b.total[0],
-                    100.0 * b.band[0],
+                    b.band[0].map_or("(no band)".into(), |b| format!("± {:.0}%", 100.0 * b)),
                     b.total[1],
                     b.total[3],
                     b.blocks.len(),

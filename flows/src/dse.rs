@@ -523,7 +523,7 @@ pub fn run(
                 predicted.dsps,
                 predicted.brams,
             ) = (r.luts, r.ffs, r.dsps, r.brams);
-            predicted.lut_spread = Some(p.band[0]);
+            predicted.lut_spread = p.band[0];
             if !p.unknown.is_empty() {
                 error = Some(format!(
                     "block model could not cost: {}",
@@ -944,7 +944,7 @@ fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
             // the shell are measured).
             r.results[joint.matmul].predicted.lut_spread.unwrap_or(0.0)
                 * (r.results[joint.matmul].predicted.luts - r.reserve.luts)
-                + o.lut_band * (o.predicted.luts - o.engines as f64 * sh.shell.luts),
+                + o.lut_band.unwrap_or(0.0) * (o.predicted.luts - o.engines as f64 * sh.shell.luts),
             lut_actual,
             p.resources.ffs,
             actual(&|w| w.resources.ffs, 0),

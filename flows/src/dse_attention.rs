@@ -66,8 +66,9 @@ pub struct AttentionOption {
     pub engines: usize,
     /// All `engines` tops: block-model engines plus the reference shell each.
     pub predicted: Resources,
-    /// The block model's relative LUT band of one engine.
-    pub lut_band: f64,
+    /// The block model's relative LUT band of one engine (None: fitted on too few rows
+    /// to state one).
+    pub lut_band: Option<f64>,
     pub timing: AttentionTiming,
     /// All `engines` tops as synthesised (whole tops), when picked.
     pub actual: Option<Resources>,

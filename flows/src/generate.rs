@@ -447,6 +447,8 @@ pub struct GenerateArgs {
     pub out: Option<PathBuf>,
     pub timeout: Duration,
     pub board_wait: Duration,
+    /// The token of `tern serve --token-file` boards.
+    pub token: Option<tern_host::auth::Secret>,
     /// Print a line per step and a summary.
     pub verbose: bool,
 }
@@ -601,6 +603,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
             run_timeout: a.timeout.max(Duration::from_secs(600)),
             board_wait: a.board_wait,
             memory: Some(memory),
+            token: a.token.clone(),
             ..OpenOptions::default()
         };
         Device::open_design(uri, &design, &opts).with_context(|| format!("opening board {uri}"))
@@ -678,11 +681,14 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         let logits = on_board.forward(&mut board, &feed).map_err(|e| match e {
             ModelRunError::Input(e) => anyhow!(e),
             ModelRunError::Fabric(e) => anyhow!(e).context(format!("step {step} on the board")),
+            e @ ModelRunError::NonFinite { .. } => {
+                anyhow!("step {step} on the board: {e} (the checkpoint's weights are finite: their scales or the activations overflow)")
+            }
         })?;
         let wall = t0.elapsed();
         let want = golden
             .forward(&mut golden_fabric, &feed)
-            .map_err(|e| anyhow!("golden model: {e:?}"))?;
+            .map_err(|e| anyhow!("step {step} in the golden model: {e}"))?;
         let fabric = board.board.tally.since(&before);
         let bit_exact = logits.len() == want.len()
             && logits

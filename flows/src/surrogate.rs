@@ -181,9 +181,9 @@ pub fn train_blocks(dataset: &Path, also: &[PathBuf], out: &Path) -> Result<Bloc
     );
     for (t, name) in tern_surrogate::blocks::BLOCK_TARGETS.iter().enumerate() {
         println!(
-            "  {name:<12} flattening factor {:.3}, band ±{:.1} % (out-of-fold p90)",
+            "  {name:<12} flattening factor {:.3}, band {} (out-of-fold p90)",
             model.flatten[t],
-            100.0 * model.band[t]
+            tern_surrogate::blocks::band_text(model.band[t])
         );
     }
     Ok(model)
@@ -417,7 +417,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
                     let bp = &bp[n];
                     let v = bp.total[b];
                     b_pairs.push((v, actual));
-                    b_in += usize::from(within(v, actual, bp.band[b]));
+                    b_in += usize::from(bp.band[b].is_some_and(|band| within(v, actual, band)));
                     points.push((which, t, actual, v, "blocks".to_string()));
                 }
             }
@@ -777,7 +777,7 @@ pub struct BlockReport {
     pub whole_top: bool,
     /// `tern_surrogate::blocks::BLOCK_TARGETS` order.
     pub total: Vec<f64>,
-    pub band: Vec<f64>,
+    pub band: Vec<Option<f64>>,
     pub blocks: std::collections::BTreeMap<String, Vec<f64>>,
     pub unknown: Vec<String>,
     pub extrapolating: bool,
@@ -948,15 +948,15 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
         );
     }
     println!(
-        "  {:<18} {:>10.0} {:>10.0} {:>6.0} {:>8.1} {:>10.0}  (flattened; ± {:.0} % LUT, ± {:.0} % FF)",
+        "  {:<18} {:>10.0} {:>10.0} {:>6.0} {:>8.1} {:>10.0}  (flattened; LUT {}, FF {})",
         "design",
         b.total[0],
         b.total[1],
         b.total[2],
         b.total[3],
         b.total[4],
-        100.0 * b.band[0],
-        100.0 * b.band[1]
+        tern_surrogate::blocks::band_text(b.band[0]),
+        tern_surrogate::blocks::band_text(b.band[1])
     );
     if b.extrapolating {
         println!("  larger than any design it was fitted on: the band is widened");

@@ -60,11 +60,11 @@ pub enum StreamError {
     WeightShape { got: usize, m: usize, k: usize },
     #[error("activation vector has {got} entries, expected K = {k}")]
     ActivationShape { got: usize, k: usize },
-    #[error("weight row {row}, column {col}: {source}")]
+    #[error("weight row {row}, column {col}: {cause}")]
     Weight {
         row: usize,
         col: usize,
-        source: WeightError,
+        cause: WeightError,
     },
 }
 
@@ -108,10 +108,10 @@ pub fn pack_weights(
                             0
                         };
                     }
-                    let code = encode_group(&group).map_err(|source| StreamError::Weight {
+                    let code = encode_group(&group).map_err(|cause| StreamError::Weight {
                         row,
                         col: col0,
-                        source,
+                        cause,
                     })?;
                     let lane = p * geo.lanes_per_row + l;
                     put_field(

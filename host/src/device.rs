@@ -42,6 +42,8 @@ pub struct OpenOptions {
     pub board_wait: Duration,
     /// The memory behind `sim:`'s top (None: one that keeps up with any bus).
     pub memory: Option<MemoryModel>,
+    /// The token `tern serve` asks for (unix: and tcp: boards; docs/wire.md, "Security").
+    pub token: Option<crate::auth::Secret>,
 }
 
 impl Default for OpenOptions {
@@ -52,6 +54,7 @@ impl Default for OpenOptions {
             cache: tern_sim::verilator::default_cache_root(),
             board_wait: Duration::from_secs(10),
             memory: None,
+            token: None,
         }
     }
 }
@@ -84,6 +87,7 @@ pub fn open_transport(
                 uri,
                 opts.timeout,
                 opts.board_wait,
+                opts.token.as_ref(),
             )?)
         }
         BoardUri::Tcp(addr) => {
@@ -104,6 +108,7 @@ pub fn open_transport(
                 uri,
                 opts.timeout,
                 opts.board_wait,
+                opts.token.as_ref(),
             )?)
         }
         BoardUri::Xdma(prefix) => Box::new(crate::xdma::XdmaTransport::open(&prefix, 0)?),

@@ -28,6 +28,12 @@ pub enum HostError {
     /// `tern serve` gave the board to another client; the message says whom and since when.
     #[error("{0}")]
     Held(String),
+    /// A daemon set up so that strangers could use the board (refused).
+    #[error("refusing to serve: {0}")]
+    Insecure(String),
+    /// The shared token: missing, refused by the server, or unusable here.
+    #[error("authentication: {0}")]
+    Auth(String),
     #[error("the connection to the board closed: {0}")]
     Disconnected(String),
     #[error("protocol error: {0}")]
@@ -41,7 +47,7 @@ pub enum HostError {
     #[error("the kernel reports ERROR = 0b{0:08b}: {}", error_names(*.0))]
     Refused(u32),
     #[error("memory layout: {0}")]
-    Regions(#[from] tern_hdl::top::RegionError),
+    Regions(tern_hdl::top::RegionError),
     #[error("{0}")]
     Shape(String),
     #[error("KV cache: {0}")]
@@ -52,10 +58,10 @@ pub enum HostError {
         needed: &'static str,
         call: &'static str,
     },
+    // The cause is in the message and not also a `source`: `{:#}` would print it twice.
     #[error("{context}: {cause}")]
     Io {
         context: String,
-        #[source]
         cause: std::io::Error,
     },
     #[error("not supported: {0}")]
@@ -85,5 +91,13 @@ fn error_names(error: u32) -> String {
         "no known bit".into()
     } else {
         set.join("; ")
+    }
+}
+
+// By hand rather than `#[from]`, which would also make the inner error the `source`
+// and `{:#}` print it twice (the message already carries it).
+impl From<tern_hdl::top::RegionError> for HostError {
+    fn from(e: tern_hdl::top::RegionError) -> Self {
+        HostError::Regions(e)
     }
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use crate::auth::{Secret, NONCE_BYTES};
 use crate::error::{HostError, Result};
 use crate::pipe::{recv_exact, BytePipe, RecvError};
 use crate::transport::{check_dma, check_register, Info, Transport};
@@ -33,16 +34,18 @@ impl<P: BytePipe> FramedTransport<P> {
     /// Connect over `pipe` and ask the board for its card memory size; `timeout`
     /// bounds every call.
     pub fn connect(pipe: P, name: impl Into<String>, timeout: Duration) -> Result<Self> {
-        Self::connect_waiting(pipe, name, timeout, Duration::ZERO)
+        Self::connect_waiting(pipe, name, timeout, Duration::ZERO, None)
     }
 
     /// `connect`, waiting up to `board_wait` in `tern serve`'s queue while another
-    /// client holds the board (the first reply says who; it is logged once).
+    /// client holds the board (the first reply says who; it is logged once). With a
+    /// `secret`, the connection first proves it (docs/wire.md, "Security").
     pub fn connect_waiting(
         pipe: P,
         name: impl Into<String>,
         timeout: Duration,
         board_wait: Duration,
+        secret: Option<&Secret>,
     ) -> Result<Self> {
         let mut t = FramedTransport {
             pipe,
@@ -52,6 +55,9 @@ impl<P: BytePipe> FramedTransport<P> {
             card_bytes: 0,
             broken: None,
         };
+        if let Some(secret) = secret {
+            t.authenticate(secret)?;
+        }
         let give_up = Instant::now() + board_wait;
         let mut told = false;
         t.card_bytes = loop {
@@ -78,6 +84,41 @@ impl<P: BytePipe> FramedTransport<P> {
             }
         };
         Ok(t)
+    }
+
+    /// The token exchange: ask a challenge, answer it. A server that asks no token
+    /// answers the first request with nothing, and the token is not sent at all.
+    fn authenticate(&mut self, secret: &Secret) -> Result<()> {
+        let mut nonce = vec![];
+        self.call(
+            Opcode::Auth,
+            0,
+            0,
+            &[],
+            Duration::ZERO,
+            ReplyInto::Message(&mut nonce),
+        )?;
+        match nonce.len() {
+            0 => {
+                tracing::debug!("{}: the server asks no token", self.name);
+                Ok(())
+            }
+            NONCE_BYTES => {
+                let proof = secret.proof(&nonce);
+                self.call(
+                    Opcode::Auth,
+                    0,
+                    0,
+                    &proof,
+                    Duration::ZERO,
+                    ReplyInto::Nothing,
+                )?;
+                Ok(())
+            }
+            n => Err(self.fail(HostError::Protocol(format!(
+                "an auth challenge of {n} bytes (expected {NONCE_BYTES} or none)"
+            )))),
+        }
     }
 
     fn fail(&mut self, e: HostError) -> HostError {
@@ -184,6 +225,10 @@ impl<P: BytePipe> FramedTransport<P> {
             return Err(match status {
                 Some(Status::Busy) => HostError::Busy,
                 Some(Status::Held) => HostError::Held(message),
+                // The server closes the connection after this reply.
+                Some(Status::Unauthorized) => {
+                    self.fail(HostError::Auth(format!("{} refused: {message}", self.name)))
+                }
                 Some(Status::Timeout) => HostError::Timeout {
                     what: format!("{}: {message}", self.name),
                     timeout: extra_wait,

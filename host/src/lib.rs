@@ -8,6 +8,7 @@
 //! - [`wire`]: the framed protocol, and [`server`] its board side (`tern serve`);
 //! - [`Device`]: open by URI, load ternary weights, run GEMV/GEMM.
 
+pub mod auth;
 pub mod device;
 pub mod error;
 pub mod framed;

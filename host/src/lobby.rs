@@ -2,6 +2,11 @@
 //! waiting connections that are told at once who holds the board, and a hold limit
 //! that applies only while others wait. The policy is specified in `docs/wire.md`
 //! ("Sharing a board"); this module is its one implementation.
+//!
+//! The lobby never blocks on a waiting client: it reads only what a socket already
+//! holds (a frame may arrive over many passes, within the frame timeout) and answers
+//! with a send that does not wait, so one client that stalls mid-frame or stops reading
+//! delays no one else's answer.
 
 use std::collections::VecDeque;
 use std::os::fd::RawFd;
@@ -9,12 +14,16 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::pipe::{recv_exact, BytePipe};
+use crate::auth::{auth_request, AuthState, AuthStep, PROOF_BYTES};
+use crate::pipe::BytePipe;
 use crate::server::ServeOptions;
-use crate::wire::{Header, Status, HEADER_BYTES};
+use crate::wire::{Header, Opcode, Status, HEADER_BYTES, REPLY};
 
 /// A connection as the daemon sees it.
 pub(crate) type Pipe = Box<dyn BytePipe + Send>;
+
+/// Bytes the lobby reads from one waiting client in one pass (then it serves the others).
+const PASS_BYTES: usize = 1 << 20;
 
 /// The client that has the board.
 #[derive(Debug, Clone)]
@@ -25,10 +34,33 @@ pub(crate) struct Holder {
     since_wall: SystemTime,
 }
 
+/// A connection promoted to holder: its pipe and how far its authentication got.
+pub(crate) struct Promoted {
+    pub holder: Holder,
+    pub pipe: Pipe,
+    pub auth: AuthState,
+}
+
 struct Waiting {
     client: u64,
     peer: String,
     pipe: Pipe,
+    auth: AuthState,
+    /// A request being read, across passes.
+    frame: Option<PartialFrame>,
+}
+
+/// A waiting client's request as far as it has arrived.
+struct PartialFrame {
+    header: [u8; HEADER_BYTES],
+    /// Header bytes so far.
+    got: usize,
+    /// Once the header is whole: it, and the payload bytes still to come.
+    decoded: Option<Header>,
+    payload_left: usize,
+    /// An `auth` proof's bytes (every other payload is read and dropped).
+    kept: Vec<u8>,
+    deadline: Instant,
 }
 
 #[derive(Default)]
@@ -43,8 +75,7 @@ struct State {
 pub(crate) struct Lobby {
     state: Mutex<State>,
     arrived: Condvar,
-    /// Queue length, readable without the lock (the lobby thread may hold it while it
-    /// reads a waiting client's frame).
+    /// Queue length, readable without the lock.
     waiting: AtomicUsize,
     log: Mutex<LogBudget>,
 }
@@ -60,11 +91,17 @@ impl Lobby {
     }
 
     /// A new connection joins the end of the queue.
-    pub fn admit(&self, pipe: Pipe, peer: String) {
+    pub fn admit(&self, pipe: Pipe, peer: String, opts: &ServeOptions) {
         let mut s = self.lock();
         s.clients += 1;
         let client = s.clients;
-        s.queue.push_back(Waiting { client, peer, pipe });
+        s.queue.push_back(Waiting {
+            client,
+            peer,
+            pipe,
+            auth: AuthState::new(opts.secret.as_ref()),
+            frame: None,
+        });
         let position = s.queue.len();
         self.waiting.store(position, Ordering::Relaxed);
         let holder = s.holder.as_ref().map(|h| h.client);
@@ -77,14 +114,17 @@ impl Lobby {
         self.arrived.notify_all();
     }
 
-    /// The next client in the queue becomes the holder; None once `stop()` says so.
-    pub fn next_holder(&self, stop: impl Fn() -> bool) -> Option<(Holder, Pipe)> {
+    /// The first client in the queue that is not halfway through a request becomes the
+    /// holder (one that is keeps its place and is answered by the lobby first); None
+    /// once `stop()` says so.
+    pub fn next_holder(&self, stop: impl Fn() -> bool) -> Option<Promoted> {
         let mut s = self.lock();
         loop {
             if stop() {
                 return None;
             }
-            if let Some(w) = s.queue.pop_front() {
+            if let Some(i) = s.queue.iter().position(|w| w.frame.is_none()) {
+                let w = s.queue.remove(i).expect("an index of the queue");
                 self.waiting.store(s.queue.len(), Ordering::Relaxed);
                 let holder = Holder {
                     client: w.client,
@@ -93,7 +133,11 @@ impl Lobby {
                     since_wall: SystemTime::now(),
                 };
                 s.holder = Some(holder.clone());
-                return Some((holder, w.pipe));
+                return Some(Promoted {
+                    holder,
+                    pipe: w.pipe,
+                    auth: w.auth,
+                });
             }
             s = self
                 .arrived
@@ -105,6 +149,7 @@ impl Lobby {
 
     pub fn release(&self) {
         self.lock().holder = None;
+        self.arrived.notify_all();
     }
 
     /// Sleep until `listener` or a waiting client has input, or `timeout` passes.
@@ -116,19 +161,20 @@ impl Lobby {
         }];
         {
             let s = self.lock();
-            // Without a holder the queue's input is the server's to read, not ours.
-            if s.holder.is_some() {
-                fds.extend(
-                    s.queue
-                        .iter()
-                        .filter_map(|w| w.pipe.fd())
-                        .map(|fd| libc::pollfd {
-                            fd,
-                            events: libc::POLLIN,
-                            revents: 0,
-                        }),
-                );
-            }
+            // Without a holder a new request is the next holder's to read; only frames
+            // already begun are the lobby's.
+            let watch = |w: &&Waiting| s.holder.is_some() || w.frame.is_some();
+            fds.extend(
+                s.queue
+                    .iter()
+                    .filter(watch)
+                    .filter_map(|w| w.pipe.fd())
+                    .map(|fd| libc::pollfd {
+                        fd,
+                        events: libc::POLLIN,
+                        revents: 0,
+                    }),
+            );
         }
         // SAFETY: `fds` is a valid array of `fds.len()` pollfd structs. A descriptor
         // closed meanwhile only makes poll return early.
@@ -141,22 +187,27 @@ impl Lobby {
         }
     }
 
-    /// Answer whatever the waiting clients sent with `Held`, and drop the ones that
-    /// left. A waiting connection with no input is not waited for; a frame that has
-    /// begun gets the frame timeout to arrive whole.
+    /// Read what the waiting clients have sent, answer each whole request (`Held`, or
+    /// the authentication exchange), and drop the ones that left, broke the protocol,
+    /// stalled past the frame timeout or do not read their answers. Never blocks.
     pub fn answer_waiting(&self, opts: &ServeOptions) {
         let mut s = self.lock();
-        let Some(holder) = s.holder.clone() else {
-            // No holder: the front of the queue is about to be served and its request
-            // is the server's to read.
-            return;
-        };
+        let holder = s.holder.clone();
         let queue = std::mem::take(&mut s.queue);
         let mut kept = VecDeque::with_capacity(queue.len());
-        let mut scratch = Vec::new();
+        let mut scratch = vec![0u8; 64 << 10];
         for mut w in queue {
             let position = kept.len() + 1;
-            match answer_one(&mut w.pipe, &holder, position, opts, &mut scratch) {
+            // Without a holder, a request not yet begun belongs to the next holder.
+            let may_start = holder.is_some();
+            match serve_waiting(
+                &mut w,
+                holder.as_ref(),
+                position,
+                may_start,
+                opts,
+                &mut scratch,
+            ) {
                 Ok(()) => kept.push_back(w),
                 Err(why) => {
                     if self.log_allowed() {
@@ -167,6 +218,9 @@ impl Lobby {
         }
         s.queue = kept;
         self.waiting.store(s.queue.len(), Ordering::Relaxed);
+        drop(s);
+        // A client whose frame just ended may now be promoted.
+        self.arrived.notify_all();
     }
 
     /// Whether one more per-connection line may be logged now (see `LogBudget`).
@@ -183,81 +237,197 @@ impl Lobby {
     }
 }
 
-/// One waiting connection: Ok to keep it in the queue, Err(why) to drop it.
-fn answer_one(
-    pipe: &mut Pipe,
-    holder: &Holder,
-    position: usize,
-    opts: &ServeOptions,
-    scratch: &mut Vec<u8>,
-) -> Result<(), String> {
-    if let Some(fd) = pipe.fd() {
-        if !has_input(fd) {
-            return Ok(());
-        }
+/// `recv(2)` of what the socket holds now: Ok(None) when nothing is there.
+fn recv_now(fd: RawFd, buf: &mut [u8]) -> std::io::Result<Option<usize>> {
+    // SAFETY: `buf` is valid for writes of its length for the duration of the call.
+    let n = unsafe { libc::recv(fd, buf.as_mut_ptr().cast(), buf.len(), libc::MSG_DONTWAIT) };
+    if n >= 0 {
+        return Ok(Some(n as usize));
     }
-    let mut h = [0u8; HEADER_BYTES];
-    match pipe.recv(&mut h[..1], Instant::now() + Duration::from_millis(1)) {
-        Ok(0) => return Err("closed".into()),
-        Ok(_) => {}
-        Err(e) if crate::pipe::is_timeout(&e) => return Ok(()),
-        Err(e) if e.kind() == std::io::ErrorKind::Interrupted => return Ok(()),
-        Err(e) => return Err(e.to_string()),
+    let e = std::io::Error::last_os_error();
+    match e.kind() {
+        std::io::ErrorKind::WouldBlock | std::io::ErrorKind::Interrupted => Ok(None),
+        _ => Err(e),
     }
-    let deadline = Instant::now() + opts.frame_timeout;
-    recv_exact(pipe.as_mut(), &mut h[1..], deadline)
-        .map_err(|e| format!("broken frame while queued: {e:?}"))?;
-    let header = match Header::decode(&h) {
-        Ok(header) => header,
-        Err(e) => {
-            let _ = crate::server::reply(
-                pipe.as_mut(),
-                h[6] & !crate::wire::REPLY,
-                Header::raw_tag(&h),
-                e.status(),
-                0,
-                crate::server::message(&e.to_string()),
-                deadline,
-            );
-            return Err(e.to_string());
-        }
-    };
-    // The payload is read and dropped: nothing a waiting client sends touches the board.
-    let len = header.len as usize;
-    if scratch.len() < len {
-        scratch.resize(len, 0);
-    }
-    recv_exact(pipe.as_mut(), &mut scratch[..len], deadline)
-        .map_err(|e| format!("broken frame while queued: {e:?}"))?;
-    let text = held_message(holder, position, opts);
-    crate::server::reply(
-        pipe.as_mut(),
-        header.opcode,
-        header.tag,
-        Status::Held,
-        position as u32,
-        crate::server::message(&text),
-        Instant::now() + opts.frame_timeout,
-    )
-    .map(|_| ())
-    .map_err(|e| e.to_string())
 }
 
-/// Whether `fd` has input (or a hang-up) right now.
-fn has_input(fd: RawFd) -> bool {
-    let mut p = libc::pollfd {
-        fd,
-        events: libc::POLLIN,
-        revents: 0,
+/// `send(2)` of a whole reply without waiting: a waiting client whose socket cannot take
+/// a few hundred bytes has stopped reading its answers.
+fn send_now(fd: RawFd, bytes: &[u8]) -> Result<(), String> {
+    let mut sent = 0;
+    while sent < bytes.len() {
+        // SAFETY: the slice is valid for reads of its length for the duration of the call.
+        let n = unsafe {
+            libc::send(
+                fd,
+                bytes[sent..].as_ptr().cast(),
+                bytes.len() - sent,
+                libc::MSG_DONTWAIT | libc::MSG_NOSIGNAL,
+            )
+        };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            return match e.kind() {
+                std::io::ErrorKind::Interrupted => continue,
+                std::io::ErrorKind::WouldBlock => {
+                    Err("does not read its answers (its socket is full)".into())
+                }
+                _ => Err(e.to_string()),
+            };
+        }
+        sent += n as usize;
+    }
+    Ok(())
+}
+
+fn reply_bytes(request: u8, tag: u32, status: Status, count: u32, payload: &[u8]) -> Vec<u8> {
+    let h = Header {
+        opcode: request | REPLY,
+        status: status as u8,
+        tag,
+        addr: 0,
+        count,
+        len: payload.len() as u32,
     };
-    // SAFETY: one valid pollfd; a zero timeout never blocks.
-    let n = unsafe { libc::poll(&mut p, 1, 0) };
-    n != 0
+    let mut out = h.encode().to_vec();
+    out.extend_from_slice(payload);
+    out
+}
+
+/// One waiting connection's pass: Ok to keep it in the queue, Err(why) to drop it.
+fn serve_waiting(
+    w: &mut Waiting,
+    holder: Option<&Holder>,
+    position: usize,
+    may_start: bool,
+    opts: &ServeOptions,
+    scratch: &mut [u8],
+) -> Result<(), String> {
+    let Some(fd) = w.pipe.fd() else {
+        return Ok(());
+    };
+    let mut budget = PASS_BYTES;
+    loop {
+        if let Some(f) = &w.frame {
+            if Instant::now() > f.deadline {
+                return Err(format!(
+                    "stalled mid-request for {} s while queued (frame timeout)",
+                    opts.frame_timeout.as_secs()
+                ));
+            }
+        }
+        if w.frame.is_none() && !may_start {
+            return Ok(());
+        }
+        if budget == 0 {
+            return Ok(());
+        }
+        // How much to ask for: the rest of the header, or of the payload.
+        let want = match &w.frame {
+            None => HEADER_BYTES,
+            Some(f) if f.decoded.is_none() => HEADER_BYTES - f.got,
+            Some(f) => f.payload_left.min(scratch.len()),
+        }
+        .min(budget);
+        let n = match recv_now(fd, &mut scratch[..want]) {
+            Ok(None) => return Ok(()),
+            Ok(Some(0)) => return Err("closed".into()),
+            Ok(Some(n)) => n,
+            Err(e) => return Err(e.to_string()),
+        };
+        budget -= n;
+        let f = w.frame.get_or_insert_with(|| PartialFrame {
+            header: [0; HEADER_BYTES],
+            got: 0,
+            decoded: None,
+            payload_left: 0,
+            kept: vec![],
+            deadline: Instant::now() + opts.frame_timeout,
+        });
+        match f.decoded {
+            None => {
+                f.header[f.got..f.got + n].copy_from_slice(&scratch[..n]);
+                f.got += n;
+                if f.got < HEADER_BYTES {
+                    continue;
+                }
+                match Header::decode(&f.header) {
+                    Ok(h) => {
+                        f.payload_left = h.len as usize;
+                        f.decoded = Some(h);
+                    }
+                    Err(e) => {
+                        let bytes = reply_bytes(
+                            f.header[6] & !REPLY,
+                            Header::raw_tag(&f.header),
+                            e.status(),
+                            0,
+                            crate::server::message(&e.to_string()),
+                        );
+                        let _ = send_now(fd, &bytes);
+                        return Err(e.to_string());
+                    }
+                }
+            }
+            Some(h) => {
+                if h.opcode == Opcode::Auth as u8 && f.kept.len() + n <= PROOF_BYTES {
+                    f.kept.extend_from_slice(&scratch[..n]);
+                }
+                f.payload_left -= n;
+            }
+        }
+        let h = f.decoded.expect("decoded above");
+        if f.payload_left > 0 {
+            continue;
+        }
+        // A whole request: answer it.
+        let kept = std::mem::take(&mut f.kept);
+        let complete_auth = h.opcode == Opcode::Auth as u8 && kept.len() == h.len as usize;
+        w.frame = None;
+        let text = |t: &str| crate::server::message(t).to_vec();
+        let (status, count, payload, close) = if h.opcode == Opcode::Auth as u8 {
+            // A payload longer than a proof was not kept: it is refused as too long.
+            let step = if complete_auth {
+                auth_request(&mut w.auth, opts.secret.as_ref(), &kept)
+            } else {
+                AuthStep::Refuse(format!(
+                    "an auth payload is at most {PROOF_BYTES} bytes, got {}",
+                    h.len
+                ))
+            };
+            match step {
+                // The challenge's payload is raw bytes (a nonce).
+                AuthStep::Reply(p) => (Status::Ok, 0, p, None),
+                AuthStep::Refuse(why) => (Status::Unauthorized, 0, text(&why), Some(why)),
+            }
+        } else if w.auth != AuthState::Open {
+            let why = crate::auth::NEEDS_TOKEN;
+            (Status::Unauthorized, 0, text(why), Some(why.to_string()))
+        } else {
+            let held = held_message(holder, position, opts);
+            (Status::Held, position as u32, text(&held), None)
+        };
+        let bytes = reply_bytes(h.opcode, h.tag, status, count, &payload);
+        send_now(fd, &bytes)?;
+        if let Some(why) = close {
+            return Err(format!("unauthorized: {why}"));
+        }
+    }
 }
 
 /// What a waiting client is told: who holds the board, since when, its place, and
-/// when the board can come free.
-pub(crate) fn held_message(holder: &Holder, position: usize, opts: &ServeOptions) -> String {
+/// when the board can come free (or that it is being handed to the front of the queue).
+pub(crate) fn held_message(
+    holder: Option<&Holder>,
+    position: usize,
+    opts: &ServeOptions,
+) -> String {
+    let Some(holder) = holder else {
+        return format!(
+            "board busy: it is being handed to the next client in the queue; this connection \
+             is number {position} in the queue and keeps its place"
+        );
+    };
     format!(
         "board busy: held by client {} ({}) since {} ({} s); this connection is number {position} \
          in the queue and keeps its place. The holder gives the board up when it disconnects, \

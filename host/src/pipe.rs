@@ -128,7 +128,7 @@ impl<S: TimedStream> BytePipe for StreamPipe<S> {
         let mut sent = 0;
         while sent < bytes.len() {
             self.arm(deadline)?;
-            match self.stream.write(&bytes[sent..]) {
+            match send_no_signal(self.stream.as_raw_fd(), &bytes[sent..]) {
                 Ok(0) => return Err(io::ErrorKind::WriteZero.into()),
                 Ok(n) => sent += n,
                 Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
@@ -143,6 +143,20 @@ impl<S: TimedStream> BytePipe for StreamPipe<S> {
     }
     fn fd(&self) -> Option<std::os::fd::RawFd> {
         Some(self.stream.as_raw_fd())
+    }
+}
+
+/// `send(2)` with MSG_NOSIGNAL: a peer that closed gives EPIPE, an error the caller
+/// reports, and never SIGPIPE, which would end the whole process (the `tern` binary
+/// restores SIGPIPE's default for its stdout; std's UnixStream writes with `write(2)`).
+/// The socket's send timeout (SO_SNDTIMEO, armed by the caller) still applies.
+fn send_no_signal(fd: std::os::fd::RawFd, bytes: &[u8]) -> io::Result<usize> {
+    // SAFETY: `bytes` is valid for reads of its length for the duration of the call.
+    let n = unsafe { libc::send(fd, bytes.as_ptr().cast(), bytes.len(), libc::MSG_NOSIGNAL) };
+    if n < 0 {
+        Err(io::Error::last_os_error())
+    } else {
+        Ok(n as usize)
     }
 }
 

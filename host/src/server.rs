@@ -13,7 +13,8 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::lobby::{Holder, Lobby, Pipe};
+use crate::auth::{auth_request, AuthState, AuthStep, Secret};
+use crate::lobby::{Holder, Lobby, Pipe, Promoted};
 use std::time::{Duration, Instant};
 
 use crate::error::{io, HostError, Result};
@@ -28,7 +29,7 @@ const POLL: Duration = Duration::from_millis(50);
 /// Longest wait_irq a client may ask for (the daemon answers nothing else meanwhile).
 const MAX_WAIT: Duration = Duration::from_secs(60);
 
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ServeOptions {
     /// Disconnect a client that sends nothing for this long.
     pub idle_timeout: Duration,
@@ -39,6 +40,15 @@ pub struct ServeOptions {
     pub max_hold: Duration,
     /// Connections waiting behind the holder; more stay in the listen backlog.
     pub max_waiting: usize,
+    /// The shared token every connection must prove before anything else
+    /// (docs/wire.md, "Security"); None: no token asked.
+    pub secret: Option<Secret>,
+    /// Listen on a TCP address other hosts can reach. Refused without it, and refused
+    /// without a `secret` even with it: whoever connects can read and write the whole
+    /// board memory.
+    pub allow_remote: bool,
+    /// A Unix socket is created owner-only (0600); with a group id, 0660 and that group.
+    pub socket_group: Option<u32>,
 }
 
 impl Default for ServeOptions {
@@ -48,6 +58,9 @@ impl Default for ServeOptions {
             frame_timeout: Duration::from_secs(10),
             max_hold: Duration::from_secs(300),
             max_waiting: 16,
+            secret: None,
+            allow_remote: false,
+            socket_group: None,
         }
     }
 }
@@ -63,6 +76,8 @@ pub enum Ended {
     HoldLimit,
     /// The client broke the protocol; the reason was sent to it if possible.
     Protocol(String),
+    /// The client did not prove the token (or proved it wrong); it was told so.
+    Unauthorized(String),
     Io(String),
 }
 
@@ -165,7 +180,8 @@ pub fn serve_connection(
     opts: &ServeOptions,
     shutdown: &AtomicBool,
 ) -> (Ended, ConnectionStats) {
-    serve_holder(pipe, board, opts, shutdown, None)
+    let auth = AuthState::new(opts.secret.as_ref());
+    serve_holder(pipe, board, opts, shutdown, None, auth)
 }
 
 /// `serve_connection` for the holder of a shared board: `hold` is the lobby it was
@@ -176,6 +192,7 @@ fn serve_holder(
     opts: &ServeOptions,
     shutdown: &AtomicBool,
     hold: Option<(&Lobby, &Holder)>,
+    mut auth: AuthState,
 ) -> (Ended, ConnectionStats) {
     let mut stats = ConnectionStats::default();
     // Request and reply buffers live as long as the connection: a 1 MiB DMA does not
@@ -232,8 +249,56 @@ fn serve_holder(
             }
         }
         stats.requests += 1;
-        let (status, count, reply_len, text) =
-            handle(board, &header, &payload[..len], &mut body, shutdown);
+        // The token first: nothing else is read, run or answered for a client that has
+        // not proved it.
+        let refused = if header.opcode == Opcode::Auth as u8 {
+            match auth_request(&mut auth, opts.secret.as_ref(), &payload[..len]) {
+                AuthStep::Reply(answer) => {
+                    match reply(
+                        pipe,
+                        header.opcode,
+                        header.tag,
+                        Status::Ok,
+                        0,
+                        &answer,
+                        Instant::now() + opts.frame_timeout,
+                    ) {
+                        Ok(n) => stats.bytes_out += n,
+                        Err(e) => return (Ended::Io(e.to_string()), stats),
+                    }
+                    continue;
+                }
+                AuthStep::Refuse(why) => Some(why),
+            }
+        } else if auth != AuthState::Open {
+            Some(crate::auth::NEEDS_TOKEN.to_string())
+        } else {
+            None
+        };
+        if let Some(why) = refused {
+            let _ = reply(
+                pipe,
+                header.opcode,
+                header.tag,
+                Status::Unauthorized,
+                0,
+                message(&why),
+                Instant::now() + opts.frame_timeout,
+            );
+            return (Ended::Unauthorized(why), stats);
+        }
+        let (status, count, reply_len, text) = match handle(
+            board,
+            &header,
+            &payload[..len],
+            &mut body,
+            shutdown,
+            pipe.fd(),
+        ) {
+            Handled::Reply(status, count, reply_len, text) => (status, count, reply_len, text),
+            // Nobody to answer: the board is given up now, not when the wait ends.
+            Handled::PeerGone => return (Ended::Closed, stats),
+        };
         // The reply gets its own frame timeout: a request may run long (a wait_irq of
         // up to MAX_WAIT) and still succeed.
         let deadline = Instant::now() + opts.frame_timeout;
@@ -261,22 +326,31 @@ fn serve_holder(
     }
 }
 
-/// One request: (status, count, reply payload length, error text); the reply payload
-/// is the start of `body`.
+/// What one request came to.
+enum Handled {
+    /// (status, count, reply payload length, error text); the reply payload is the
+    /// start of `body`.
+    Reply(Status, u32, usize, String),
+    /// The client closed its connection while the request ran (a long wait_irq).
+    PeerGone,
+}
+
+/// One request. `peer` is the client's socket, watched for a hang-up during a wait.
 fn handle(
     board: &mut dyn Transport,
     h: &Header,
     payload: &[u8],
     body: &mut Vec<u8>,
     shutdown: &AtomicBool,
-) -> (Status, u32, usize, String) {
+    peer: Option<std::os::fd::RawFd>,
+) -> Handled {
     let Some(op) = Opcode::from_u8(h.opcode) else {
         let text = format!("unknown opcode 0x{:02x}", h.opcode);
-        return (Status::UnknownOpcode, 0, 0, text);
+        return Handled::Reply(Status::UnknownOpcode, 0, 0, text);
     };
     if op != Opcode::DmaWrite && !payload.is_empty() {
         let text = format!("{op:?} takes no payload, got {} bytes", payload.len());
-        return (Status::BadRequest, 0, 0, text);
+        return Handled::Reply(Status::BadRequest, 0, 0, text);
     }
     let result: Result<(u32, usize)> = match op {
         Opcode::Info => board.info().map(|i| {
@@ -296,7 +370,7 @@ fn handle(
                     h.count,
                     payload.len()
                 );
-                return (Status::BadRequest, 0, 0, text);
+                return Handled::Reply(Status::BadRequest, 0, 0, text);
             }
             board.dma_write(h.addr, payload).map(|()| (0, 0))
         }
@@ -304,7 +378,7 @@ fn handle(
             let n = h.count as usize;
             if n > MAX_PAYLOAD {
                 let text = format!("DMA read of {n} bytes exceeds {MAX_PAYLOAD}");
-                return (Status::TooLarge, 0, 0, text);
+                return Handled::Reply(Status::TooLarge, 0, 0, text);
             }
             if body.len() < n {
                 body.resize(n, 0);
@@ -313,39 +387,68 @@ fn handle(
         }
         Opcode::WaitIrq => {
             let timeout = Duration::from_millis(h.addr).min(MAX_WAIT);
-            wait_irq_unless_shutdown(board, h.count, timeout, shutdown).map(|lines| (lines, 0))
+            match wait_irq_unless_shutdown(board, h.count, timeout, shutdown, peer) {
+                Err(Waited::PeerGone) => return Handled::PeerGone,
+                Err(Waited::Board(e)) => Err(e),
+                Ok(lines) => Ok((lines, 0)),
+            }
         }
         Opcode::Reset => board.reset().map(|()| (0, 0)),
+        // Answered by the connection loop before any request reaches the board.
+        Opcode::Auth => unreachable!("auth is handled before the board"),
     };
     match result {
-        Ok((count, n)) => (Status::Ok, count, n, String::new()),
-        Err(e) => (status_of(&e), 0, 0, e.to_string()),
+        Ok((count, n)) => Handled::Reply(Status::Ok, count, n, String::new()),
+        Err(e) => Handled::Reply(status_of(&e), 0, 0, e.to_string()),
     }
 }
 
+enum Waited {
+    Board(HostError),
+    PeerGone,
+}
+
+/// Whether the peer of socket `fd` has closed (or reset) its connection. Data it sent
+/// ahead does not count: only the hang-up does.
+fn peer_closed(fd: std::os::fd::RawFd) -> bool {
+    let mut p = libc::pollfd {
+        fd,
+        events: libc::POLLRDHUP,
+        revents: 0,
+    };
+    // SAFETY: one valid pollfd; a zero timeout never blocks.
+    let n = unsafe { libc::poll(&mut p, 1, 0) };
+    n > 0 && p.revents & (libc::POLLRDHUP | libc::POLLHUP | libc::POLLERR) != 0
+}
+
 /// `board.wait_irq` in slices of `POLL`, so that SIGTERM ends a long wait within a
-/// slice instead of after the client's whole timeout.
+/// slice instead of after the client's whole timeout, and a client that hangs up (or is
+/// killed) mid-wait frees the board within a slice instead of at the wait's end.
 fn wait_irq_unless_shutdown(
     board: &mut dyn Transport,
     mask: u32,
     timeout: Duration,
     shutdown: &AtomicBool,
-) -> Result<u32> {
+    peer: Option<std::os::fd::RawFd>,
+) -> std::result::Result<u32, Waited> {
     let deadline = Instant::now() + timeout;
     loop {
         let left = deadline.saturating_duration_since(Instant::now());
         match board.wait_irq(mask, left.min(POLL)) {
             Err(HostError::Timeout { .. }) if left > POLL => {
                 if shutdown.load(Ordering::Relaxed) {
-                    return Err(HostError::Unsupported(
+                    return Err(Waited::Board(HostError::Unsupported(
                         "the server is shutting down; the wait was abandoned".into(),
-                    ));
+                    )));
+                }
+                if peer.is_some_and(peer_closed) {
+                    return Err(Waited::PeerGone);
                 }
             }
             Err(HostError::Timeout { what, .. }) => {
-                return Err(HostError::Timeout { what, timeout });
+                return Err(Waited::Board(HostError::Timeout { what, timeout }));
             }
-            other => return other,
+            other => return other.map_err(Waited::Board),
         }
     }
 }
@@ -391,7 +494,7 @@ impl Drop for Listener {
     }
 }
 
-fn bind(listen: &Listen) -> Result<(Listener, String)> {
+fn bind(listen: &Listen, opts: &ServeOptions) -> Result<(Listener, String)> {
     match listen {
         Listen::Unix(path) => {
             if path.exists() {
@@ -408,7 +511,7 @@ fn bind(listen: &Listen) -> Result<(Listener, String)> {
                 std::fs::remove_file(path)
                     .map_err(io(format!("removing stale socket {}", path.display())))?;
             }
-            let l = UnixListener::bind(path).map_err(io(format!("binding {}", path.display())))?;
+            let l = bind_private(path, opts.socket_group)?;
             l.set_nonblocking(true)
                 .map_err(io("making the listener non-blocking"))?;
             Ok((
@@ -417,6 +520,14 @@ fn bind(listen: &Listen) -> Result<(Listener, String)> {
             ))
         }
         Listen::Tcp(addr) => {
+            check_tcp_policy(addr, opts)?;
+            if opts.secret.is_none() {
+                tracing::warn!(
+                    "tcp:{addr} asks no token: every user of this machine can connect and read \
+                     or write the board's memory (a unix: socket is owner-only; --token-file \
+                     asks a token)"
+                );
+            }
             let l = TcpListener::bind(addr).map_err(io(format!("binding {addr}")))?;
             l.set_nonblocking(true)
                 .map_err(io("making the listener non-blocking"))?;
@@ -424,6 +535,92 @@ fn bind(listen: &Listen) -> Result<(Listener, String)> {
             Ok((Listener::Tcp(l), format!("tcp:{local}")))
         }
     }
+}
+
+/// Whether `serve` will take `listen` with `opts` (checked before anything is built):
+/// a TCP address other hosts can reach needs both the explicit wish and a token, since
+/// any client of a board can read and write its whole memory (docs/wire.md, "Security").
+pub fn check_listen(listen: &Listen, opts: &ServeOptions) -> Result<()> {
+    match listen {
+        Listen::Unix(_) => Ok(()),
+        Listen::Tcp(addr) => check_tcp_policy(addr, opts),
+    }
+}
+
+fn check_tcp_policy(addr: &SocketAddr, opts: &ServeOptions) -> Result<()> {
+    if addr.ip().is_loopback() {
+        return Ok(());
+    }
+    if !opts.allow_remote {
+        return Err(HostError::Insecure(format!(
+            "tcp:{addr} is reachable from other hosts, and whoever connects can read and \
+             write the whole board memory; listen on tcp:127.0.0.1:PORT or a unix: socket, \
+             or pass --allow-remote with --token-file FILE (docs/wire.md, Security)"
+        )));
+    }
+    if opts.secret.is_none() {
+        return Err(HostError::Insecure(format!(
+            "tcp:{addr} with --allow-remote needs a token (--token-file FILE; `tern token \
+             --out FILE` writes one) so that only its holders can use the board"
+        )));
+    }
+    Ok(())
+}
+
+/// A Unix socket that is never reachable with a wider mode than asked: created under a
+/// temporary name, given mode 0600 (or 0660 and `group`), then renamed into place.
+fn bind_private(path: &Path, group: Option<u32>) -> Result<UnixListener> {
+    use std::os::unix::fs::PermissionsExt;
+    let name = path
+        .file_name()
+        .map_or_else(|| "board.sock".into(), |n| n.to_string_lossy().into_owned());
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let l = UnixListener::bind(&tmp).map_err(io(format!("binding {}", path.display())))?;
+    let set = || -> std::io::Result<()> {
+        if let Some(gid) = group {
+            std::os::unix::fs::chown(&tmp, None, Some(gid))?;
+        }
+        let mode = if group.is_some() { 0o660 } else { 0o600 };
+        std::fs::set_permissions(&tmp, std::fs::Permissions::from_mode(mode))?;
+        std::fs::rename(&tmp, path)
+    };
+    if let Err(e) = set() {
+        let _ = std::fs::remove_file(&tmp);
+        return Err(HostError::Io {
+            context: format!("setting the mode of socket {}", path.display()),
+            cause: e,
+        });
+    }
+    Ok(l)
+}
+
+/// The id of group `name` (or a number given as such), for `--socket-group`; Err says
+/// why not.
+pub fn group_id(name: &str) -> std::result::Result<u32, String> {
+    if let Ok(gid) = name.parse::<u32>() {
+        return Ok(gid);
+    }
+    let unknown = || format!("group `{name}` does not exist on this machine");
+    let cname = std::ffi::CString::new(name).map_err(|_| unknown())?;
+    let mut group: libc::group = unsafe { std::mem::zeroed() };
+    let mut result: *mut libc::group = std::ptr::null_mut();
+    let mut buf = vec![0 as libc::c_char; 16 << 10];
+    // SAFETY: every pointer is valid for the call; `buf` outlives it and its length is
+    // passed. getgrnam_r is the thread-safe form.
+    let rc = unsafe {
+        libc::getgrnam_r(
+            cname.as_ptr(),
+            &mut group,
+            buf.as_mut_ptr(),
+            buf.len(),
+            &mut result,
+        )
+    };
+    if rc != 0 || result.is_null() {
+        return Err(unknown());
+    }
+    Ok(group.gr_gid)
 }
 
 #[derive(Debug, Clone, Default)]
@@ -442,7 +639,7 @@ pub fn serve(
     shutdown: &AtomicBool,
     ready: impl FnOnce(&str),
 ) -> Result<ServeSummary> {
-    let (listener, bound) = bind(listen)?;
+    let (listener, bound) = bind(listen, opts)?;
     ready(&bound);
     let lobby = Lobby::default();
     std::thread::scope(|scope| {
@@ -452,7 +649,7 @@ pub fn serve(
             while !shutdown.load(Ordering::Relaxed) {
                 while lobby.waiting() < opts.max_waiting {
                     match accept(&listener) {
-                        Ok((pipe, peer)) => lobby.admit(pipe, peer),
+                        Ok((pipe, peer)) => lobby.admit(pipe, peer, opts),
                         Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
                         Err(e) => {
                             if lobby.log_allowed() {
@@ -467,7 +664,11 @@ pub fn serve(
             }
         });
         let mut summary = ServeSummary::default();
-        while let Some((holder, mut pipe)) = lobby.next_holder(|| shutdown.load(Ordering::Relaxed))
+        while let Some(Promoted {
+            holder,
+            mut pipe,
+            auth,
+        }) = lobby.next_holder(|| shutdown.load(Ordering::Relaxed))
         {
             summary.connections += 1;
             let n = holder.client;
@@ -480,6 +681,7 @@ pub fn serve(
                 opts,
                 shutdown,
                 Some((&lobby, &holder)),
+                auth,
             );
             drop(pipe);
             summary.requests += stats.requests;

@@ -42,14 +42,18 @@ pub enum Opcode {
     DmaRead = 5,
     WaitIrq = 6,
     Reset = 7,
+    /// Challenge and proof of the shared token (`auth`): docs/wire.md, "Security".
+    Auth = 8,
 }
 
 impl Opcode {
     pub fn from_u8(v: u8) -> Option<Opcode> {
         use Opcode::*;
-        [Info, Read32, Write32, DmaWrite, DmaRead, WaitIrq, Reset]
-            .into_iter()
-            .find(|o| *o as u8 == v)
+        [
+            Info, Read32, Write32, DmaWrite, DmaRead, WaitIrq, Reset, Auth,
+        ]
+        .into_iter()
+        .find(|o| *o as u8 == v)
     }
 }
 
@@ -69,6 +73,9 @@ pub enum Status {
     BoardError = 10,
     /// The board is held by another client; a waiting connection keeps its place.
     Held = 11,
+    /// The server needs the shared token and this connection has not proved it (or
+    /// proved it wrong); the connection is closed after this reply.
+    Unauthorized = 12,
 }
 
 impl Status {
@@ -87,6 +94,7 @@ impl Status {
             BadRequest,
             BoardError,
             Held,
+            Unauthorized,
         ]
         .into_iter()
         .find(|s| *s as u8 == v)

@@ -272,6 +272,7 @@ fn a_client_killed_mid_run_does_not_wedge_the_board() {
             &served.uri,
             Duration::from_secs(10),
             Duration::from_secs(10),
+            None,
         )
         .unwrap();
         let layout = tern_hdl::top::MemoryLayout::of(&cfg);

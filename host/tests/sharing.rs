@@ -1,7 +1,8 @@
 //! Sharing one board (`tern serve`, docs/wire.md "Sharing a board"): one holder at a
 //! time; waiting clients are told at once who holds the board and keep their place; a
 //! busy holder gives the board up after the hold limit only while others wait; a queue
-//! that is full leaves the rest in the listen backlog.
+//! that is full leaves the rest in the listen backlog; a holder that dies mid-wait frees
+//! the board at once; a waiting client that stalls mid-request delays no one.
 
 mod common;
 
@@ -182,4 +183,79 @@ fn a_full_queue_leaves_further_clients_in_the_listen_backlog() {
     let (h, text) = reply(&mut second).expect("the backlog client was never answered");
     assert_eq!(h.status, Status::Held as u8, "{text}");
     assert!(text.contains("held by client 2"), "{text}");
+}
+
+/// A holder killed inside a long `wait_irq` (its socket closes, as under `kill -9`) gives
+/// the board up within a second, not when its wait would have ended.
+#[test]
+fn a_holder_that_dies_inside_wait_irq_frees_the_board_at_once() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(&cfg, false, ServeOptions::default());
+    let mut dying = raw(&served.uri);
+    // Mask 0: no interrupt can end this wait; only its 60 s limit would.
+    let wait = Header::request(Opcode::WaitIrq, 2, 60_000, 0, 0);
+    dying.write_all(&wait.encode()).unwrap();
+    std::thread::sleep(Duration::from_millis(500));
+    drop(dying);
+    let t0 = Instant::now();
+    let patient = tern_host::OpenOptions {
+        board_wait: Duration::from_secs(20),
+        ..options()
+    };
+    let mut dev = tern_host::Device::open(&served.uri, &cfg, &patient).unwrap();
+    let waited = t0.elapsed();
+    assert!(
+        waited < Duration::from_secs(2),
+        "the board came free {waited:?} after its holder died"
+    );
+    gemm_matches_golden(&mut dev, &cfg, "client after a holder died mid-wait");
+}
+
+/// A waiting client that sends half a request and stalls holds up no one: the lobby
+/// answers the others at once, answers the stalled one when its request is whole, and
+/// drops it if the rest never comes within the frame timeout.
+#[test]
+fn a_waiting_client_stalled_mid_request_delays_no_one() {
+    let cfg = config(3, 24);
+    let served = serve_in_thread(
+        &cfg,
+        false,
+        ServeOptions {
+            frame_timeout: Duration::from_secs(3),
+            ..ServeOptions::default()
+        },
+    );
+    let _holder = raw(&served.uri);
+    let mut staller = raw_waiting(&served.uri);
+    let mut talker = raw_waiting(&served.uri);
+    let mut quitter = raw_waiting(&served.uri);
+    std::thread::sleep(Duration::from_millis(300));
+    staller.write_all(&hw_id(1)[..10]).unwrap();
+    quitter.write_all(&hw_id(1)[..10]).unwrap();
+    std::thread::sleep(Duration::from_millis(300));
+    for tag in 5..8 {
+        let t0 = Instant::now();
+        let (status, position, text) = ask(&mut talker, tag);
+        assert!(
+            t0.elapsed() < Duration::from_millis(1000),
+            "answered after {:?} while another client stalled mid-frame",
+            t0.elapsed()
+        );
+        assert_eq!((status, position), (Status::Held as u8, 2), "{text}");
+    }
+    // The rest of the stalled request arrives: it is answered, the client keeps its place.
+    staller.write_all(&hw_id(1)[10..]).unwrap();
+    let (h, text) = reply(&mut staller).expect("the stalled request was never answered");
+    assert_eq!(
+        (h.status, h.tag, h.count),
+        (Status::Held as u8, 1, 1),
+        "{text}"
+    );
+    // The one that never finishes is dropped after the frame timeout.
+    quitter
+        .set_read_timeout(Some(Duration::from_secs(10)))
+        .unwrap();
+    let t0 = Instant::now();
+    assert!(closed(&mut quitter), "a stalled waiting client was kept");
+    assert!(t0.elapsed() < Duration::from_secs(5), "{:?}", t0.elapsed());
 }

@@ -28,12 +28,9 @@ const PER_BYTE: usize = 4;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
+    // The cause is in the message and not also a `source`: `{:#}` would print it twice.
     #[error("{path}: {cause}")]
-    Io {
-        path: String,
-        #[source]
-        cause: std::io::Error,
-    },
+    Io { path: String, cause: std::io::Error },
     #[error("{path}: {message}")]
     Config { path: String, message: String },
     #[error("{path}: not a readable safetensors file: {message}")]
@@ -67,6 +64,14 @@ pub enum CheckpointError {
     Scale {
         path: String,
         tensor: String,
+        value: f32,
+    },
+    #[error("{path}: tensor `{tensor}` holds {value} at index {index:?}; weights, norms and embeddings must be finite")]
+    NonFinite {
+        path: String,
+        tensor: String,
+        /// The first non-finite element, one index per dimension.
+        index: Vec<usize>,
         value: f32,
     },
 }
@@ -183,7 +188,10 @@ impl Checkpoint {
         })?;
         let file = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::Format {
             path: path.display().to_string(),
-            message: e.to_string(),
+            message: match bad_tensor(&bytes) {
+                Some(why) => why,
+                None => e.to_string(),
+            },
         })?;
         let reader = Reader {
             path: &path,
@@ -399,6 +407,70 @@ fn unpack(packed: &[u8], m: usize, k: usize) -> Result<Vec<i8>, (usize, usize)> 
     Ok(w)
 }
 
+/// The first tensor whose header entry does not describe its bytes (shape × dtype
+/// against `data_offsets`), named: the safetensors crate says only "invalid shape, data
+/// type, or offset for tensor". None when every entry is consistent or the header is
+/// not JSON (the crate's own message says that well).
+fn bad_tensor(bytes: &[u8]) -> Option<String> {
+    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
+    let end = 8usize.checked_add(usize::try_from(n).ok()?)?;
+    let header: serde_json::Map<String, serde_json::Value> =
+        serde_json::from_slice(bytes.get(8..end)?).ok()?;
+    let data_bytes = (bytes.len() - end) as u128;
+    for (name, entry) in header.iter().filter(|(name, _)| *name != "__metadata__") {
+        let dtype = entry.get("dtype").and_then(|d| d.as_str()).unwrap_or("?");
+        let size: u128 = match dtype {
+            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
+            "I16" | "U16" | "F16" | "BF16" => 2,
+            "I32" | "U32" | "F32" => 4,
+            "I64" | "U64" | "F64" => 8,
+            // Sub-byte and unknown types: the crate's own message stands.
+            _ => continue,
+        };
+        let shape: Option<Vec<u128>> = entry
+            .get("shape")
+            .and_then(|s| s.as_array())
+            .map(|dims| dims.iter().map(|d| d.as_u64().map(u128::from)).collect())
+            .and_then(|d: Option<Vec<u128>>| d);
+        let offsets: Option<Vec<u128>> = entry
+            .get("data_offsets")
+            .and_then(|s| s.as_array())
+            .map(|o| o.iter().map(|d| d.as_u64().map(u128::from)).collect())
+            .and_then(|d: Option<Vec<u128>>| d);
+        let (Some(shape), Some(offsets)) = (shape, offsets) else {
+            return Some(format!(
+                "tensor `{name}`: its header entry lacks a shape or data_offsets of integers"
+            ));
+        };
+        let [start, stop] = offsets[..] else {
+            return Some(format!(
+                "tensor `{name}`: data_offsets {offsets:?} is not [start, end]"
+            ));
+        };
+        let want = shape
+            .iter()
+            .try_fold(size, |acc, &d| acc.checked_mul(d))
+            .unwrap_or(u128::MAX);
+        if stop < start || stop - start != want || stop > data_bytes {
+            return Some(format!(
+                "tensor `{name}`: shape {shape:?} of {dtype} needs {want} bytes, but its data_offsets [{start}, {stop}] span {} of the file's {data_bytes} data bytes",
+                stop.saturating_sub(start)
+            ));
+        }
+    }
+    None
+}
+
+/// The C-order index of flat element `i` of an array of `shape`.
+fn unravel(mut i: usize, shape: &[usize]) -> Vec<usize> {
+    let mut index = vec![0; shape.len()];
+    for (slot, &dim) in index.iter_mut().zip(shape).rev() {
+        *slot = i % dim.max(1);
+        i /= dim.max(1);
+    }
+    index
+}
+
 /// The model config, and whether `weight_scale` divides (`linear_class = "bitlinear"`).
 fn config_from_hf(text: &str, path: &Path) -> Result<(ModelConfig, bool), CheckpointError> {
     let bad = |message: String| CheckpointError::Config {
@@ -439,9 +511,13 @@ fn config_from_hf(text: &str, path: &Path) -> Result<(ModelConfig, bool), Checkp
         max_seq_len: hf.max_position_embeddings,
         tied_embeddings: hf.tie_word_embeddings,
     };
-    config
-        .check(&path.display().to_string())
-        .map_err(|e| bad(e.to_string()))?;
+    config.check("config.json").map_err(|e| match e {
+        // Named by config.json's own keys; the path is the error's own.
+        crate::ModelError::Invalid {
+            key, value, rule, ..
+        } => bad(format!("`{}` = {value}: {rule}", hf_key(key))),
+        e => bad(e.to_string()),
+    })?;
     for mm in config.layer_matmuls() {
         if !mm.m.is_multiple_of(PER_BYTE) {
             return Err(bad(format!(
@@ -451,6 +527,21 @@ fn config_from_hf(text: &str, path: &Path) -> Result<(ModelConfig, bool), Checkp
         }
     }
     Ok((config, divides))
+}
+
+/// The `config.json` key of a [`ModelConfig`] field.
+fn hf_key(field: &str) -> &str {
+    match field {
+        "hidden" => "hidden_size",
+        "layers" => "num_hidden_layers",
+        "heads" => "num_attention_heads",
+        "kv_heads" => "num_key_value_heads",
+        "ffn" => "intermediate_size",
+        "vocab" => "vocab_size",
+        "max_seq_len" => "max_position_embeddings",
+        "norm_eps" => "rms_norm_eps",
+        other => other,
+    }
 }
 
 struct Reader<'a> {
@@ -485,10 +576,12 @@ impl Reader<'_> {
         Ok(view)
     }
 
+    /// A float tensor, every value checked finite: a NaN or an infinity in a norm, the
+    /// embedding or the LM head would reach the logits (a NaN logit still "argmaxes").
     fn floats(&self, tensor: &str, shape: &[usize]) -> Result<Vec<f32>, CheckpointError> {
         let view = self.view(tensor, shape)?;
         let data = view.data();
-        Ok(match view.dtype() {
+        let values: Vec<f32> = match view.dtype() {
             Dtype::BF16 => data
                 .chunks_exact(2)
                 .map(|b| bf16_to_f32(u16::from_le_bytes([b[0], b[1]])))
@@ -505,7 +598,16 @@ impl Reader<'_> {
                     expected: "BF16 or F32",
                 })
             }
-        })
+        };
+        if let Some(i) = values.iter().position(|v| !v.is_finite()) {
+            return Err(CheckpointError::NonFinite {
+                path: self.path.display().to_string(),
+                tensor: tensor.into(),
+                index: unravel(i, shape),
+                value: values[i],
+            });
+        }
+        Ok(values)
     }
 
     fn ternary(&self, name: &str, m: usize, k: usize) -> Result<TernaryMatrix, CheckpointError> {
@@ -658,6 +760,47 @@ mod tests {
             "{err}"
         );
 
+        // Non-finite floats, named with their first bad index: NaN in a norm gain, an
+        // infinity in the embedding.
+        let poke = |name: &str, element: usize, bits: u16| {
+            let view = file.tensor(name).unwrap();
+            let at = view.data().as_ptr() as usize - good.as_ptr() as usize + 2 * element;
+            let mut bad = good.clone();
+            bad[at..at + 2].copy_from_slice(&bits.to_le_bytes());
+            std::fs::write(&weights, &bad).unwrap();
+            Checkpoint::read_hf(dir.path()).unwrap_err()
+        };
+        let err = poke("model.layers.1.post_attention_layernorm.weight", 3, 0x7FC0);
+        assert!(
+            matches!(&err, CheckpointError::NonFinite { tensor, index, value, .. }
+                if tensor == "model.layers.1.post_attention_layernorm.weight" && index == &[3] && value.is_nan()),
+            "{err}"
+        );
+        let h = tiny().hidden;
+        let err = poke("model.embed_tokens.weight", 2 * h + 5, 0xFF80);
+        assert!(
+            matches!(&err, CheckpointError::NonFinite { index, value, .. }
+                if index == &[2, 5] && *value == f32::NEG_INFINITY),
+            "{err}"
+        );
+        assert!(err.to_string().contains("must be finite"), "{err}");
+
+        // A header entry whose shape does not match its bytes is named.
+        let n = u64::from_le_bytes(good[..8].try_into().unwrap()) as usize;
+        let header = std::str::from_utf8(&good[8..8 + n]).unwrap();
+        let entry = "\"model.norm.weight\":{\"dtype\":\"BF16\",\"shape\":[";
+        let at = header.find(entry).expect("the norm's entry") + entry.len();
+        // Same length: the first digit of the shape made a 9 (a larger tensor).
+        assert!(!header[at..].starts_with('9'));
+        let mut bad = good.clone();
+        bad[8 + at] = b'9';
+        std::fs::write(&weights, &bad).unwrap();
+        let err = Checkpoint::read_hf(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::Format { message, .. } if message.contains("`model.norm.weight`")),
+            "{err}"
+        );
+
         // A config that disagrees with the tensors.
         std::fs::write(&weights, &good).unwrap();
         let cfg = dir.path().join(CONFIG_JSON);
@@ -678,7 +821,13 @@ mod tests {
         )
         .unwrap();
         let err = Checkpoint::read_hf(dir.path()).unwrap_err();
-        assert!(err.to_string().contains("kv_heads"), "{err}");
+        assert!(
+            err.to_string().contains("`num_key_value_heads` = 3"),
+            "{err}"
+        );
+        // The path once, not once per layer of the error.
+        let path = cfg.display().to_string();
+        assert_eq!(err.to_string().matches(&path).count(), 1, "{err}");
         // The same file read as transformers' `BitLinear` (weight_scale divides).
         std::fs::write(&cfg, text.replace("autobitlinear", "bitlinear")).unwrap();
         let inverted = Checkpoint::read_hf(dir.path()).unwrap();

@@ -20,12 +20,9 @@ const MAX_CONFIG_BYTES: u64 = 1 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ModelError {
+    // The cause is in the message, not also a `source` (`{:#}` would repeat it).
     #[error("cannot read model config {path}: {cause}")]
-    Read {
-        path: String,
-        #[source]
-        cause: std::io::Error,
-    },
+    Read { path: String, cause: std::io::Error },
     #[error("{origin}: {message}")]
     Parse { origin: String, message: String },
     #[error("{origin}: `{key}` = {value}: {rule}")]

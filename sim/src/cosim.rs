@@ -129,13 +129,13 @@ pub enum CosimError {
     #[error(transparent)]
     Bridge(#[from] BridgeError),
     #[error("packing the vectors: {0}")]
-    Stream(#[from] StreamError),
+    Stream(StreamError),
     #[error("{0}")]
     Mismatch(Box<Mismatch>),
     #[error("this co-simulation needs {0} design")]
     WrongEngine(&'static str),
     #[error("packing the attention vectors: {0}")]
-    AttentionStream(#[from] tern_hdl::streams::attention::AttentionStreamError),
+    AttentionStream(tern_hdl::streams::attention::AttentionStreamError),
     #[error(
         "engine stalled: {results} of {expected} results after {cycles} clocks (config {config}, seed {seed})"
     )]
@@ -157,6 +157,20 @@ pub enum CosimError {
         after: u64,
         waveform: Option<PathBuf>,
     },
+}
+
+// By hand rather than `#[from]`, which would also make the inner error the `source`
+// and `{:#}` print it twice (the message already carries it).
+impl From<StreamError> for CosimError {
+    fn from(e: StreamError) -> Self {
+        CosimError::Stream(e)
+    }
+}
+
+impl From<tern_hdl::streams::attention::AttentionStreamError> for CosimError {
+    fn from(e: tern_hdl::streams::attention::AttentionStreamError) -> Self {
+        CosimError::AttentionStream(e)
+    }
 }
 
 /// The first differing output of a failed co-simulation.

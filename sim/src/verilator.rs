@@ -50,7 +50,15 @@ pub enum BridgeError {
         cause: std::io::Error,
     },
     #[error("writing the design: {0}")]
-    Emit(#[from] tern_hdl::emit::EmitError),
+    Emit(tern_hdl::emit::EmitError),
+}
+
+// By hand rather than `#[from]`, which would also make the inner error the `source`
+// and `{:#}` print it twice (the message already carries it).
+impl From<tern_hdl::emit::EmitError> for BridgeError {
+    fn from(e: tern_hdl::emit::EmitError) -> Self {
+        BridgeError::Emit(e)
+    }
 }
 
 fn io(context: impl Into<String>) -> impl FnOnce(std::io::Error) -> BridgeError {

@@ -129,3 +129,43 @@ fn bad_token_ids_and_a_full_context_are_refused_before_the_fabric_runs() {
     assert_eq!(model.position(), 4, "a refused pass changes nothing");
     model.forward(&mut fabric, &[1, 2]).unwrap();
 }
+
+/// A NaN or an infinity never becomes a token: the checkpoint reader refuses non-finite
+/// tensors, and what still overflows inside the contract (here a huge LM head gain, or a
+/// norm gain that makes the residual infinite) is an error naming where, not logits of
+/// NaN that argmax to token 0.
+#[test]
+fn non_finite_values_are_errors_not_tokens() {
+    let tiny = ModelConfig::preset("tiny").unwrap();
+    let cfg = attention_config();
+    let run = |ck: &Checkpoint| {
+        let mut model = IntegerModel::new(ck, AttentionScales::of(&cfg));
+        let mut fabric = GoldenFabric::new(ck, &cfg);
+        model.forward(&mut fabric, &[1, 2, 3])
+    };
+    let good = Checkpoint::random(&tiny, 5);
+    let logits = run(&good).expect("random weights run");
+    assert!(logits.iter().all(|v| v.is_finite()));
+
+    // Finite gains whose products overflow f32 in the logits.
+    let mut huge = good.clone();
+    huge.norm.iter_mut().for_each(|g| *g = 3e38);
+    match run(&huge) {
+        Err(ModelRunError::NonFinite { what, value, .. }) => {
+            assert!(what.contains("the logits"), "{what}");
+            assert!(!value.is_finite());
+        }
+        other => panic!("seed 5, final norm gains 3e38: expected NonFinite, got {other:?}"),
+    }
+
+    // An infinite residual inside the network is caught before quantisation zeroes it.
+    let mut inf = good.clone();
+    inf.embed_tokens.iter_mut().for_each(|v| *v = f32::MAX);
+    inf.layers[0].matmuls[3].scale = f32::MAX;
+    match run(&inf) {
+        Err(ModelRunError::NonFinite { what, .. }) => {
+            assert!(what.starts_with("layer 0"), "{what}");
+        }
+        other => panic!("seed 5, saturated embedding: expected NonFinite, got {other:?}"),
+    }
+}

@@ -15,7 +15,7 @@
 //!   median of flat ÷ kept-hierarchy totals in training: flattening optimises across the
 //!   blocks' boundaries).
 //! - The stated band is the 90th percentile of out-of-fold relative errors (5 folds of
-//!   the training rows), widened by a quarter for every doubling of a graph's `n` nodes
+//!   the training rows; none is stated from fewer than `MIN_BAND_ERRORS` of them), widened by a quarter for every doubling of a graph's `n` nodes
 //!   beyond the largest `n_max` trained on: `1 + log2(n / n_max) / 4`.
 //!
 //! Everything is plain Rust: fitting takes milliseconds, a prediction microseconds.
@@ -33,6 +33,9 @@ pub const BLOCK_TARGETS: [&str; 5] = ["luts", "ffs", "dsps", "brams", "lutram_lu
 pub const BLOCK_TARGET_COUNT: usize = BLOCK_TARGETS.len();
 pub const FORMAT: &str = "tern-block-model";
 pub const VERSION: u32 = 1;
+/// Out-of-fold errors a band is stated from, at least: a 90th percentile of a handful
+/// of rows is no band (one row gave "± 0.0 %").
+pub const MIN_BAND_ERRORS: usize = 10;
 
 const FEATURES: [&str; 14] = [
     "count",
@@ -239,8 +242,9 @@ pub struct BlockModel {
     pub blocks: BTreeMap<String, BlockCost>,
     /// Flat design total ÷ sum of kept-hierarchy blocks, per target.
     pub flatten: Vec<f64>,
-    /// 90th percentile of out-of-fold relative errors of the design total, per target.
-    pub band: Vec<f64>,
+    /// 90th percentile of out-of-fold relative errors of the design total, per target;
+    /// None where fewer than `MIN_BAND_ERRORS` rows had that target to test on.
+    pub band: Vec<Option<f64>>,
     /// Further datasets fitted on beside the first (`space`, `dataset_sha256`): e.g.
     /// whole tops for the shell block. Same board.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
@@ -260,14 +264,23 @@ pub struct FittedOn {
 pub struct BlockPrediction {
     /// Per target (BLOCK_TARGETS order): the design total, flattened.
     pub total: Vec<f64>,
-    /// ± this relative amount (already widened for graphs beyond training).
-    pub band: Vec<f64>,
+    /// ± this relative amount (already widened for graphs beyond training); None when
+    /// the model was fitted on too few rows to state one.
+    pub band: Vec<Option<f64>>,
     /// Per block, before the flattening factor.
     pub blocks: BTreeMap<String, Vec<f64>>,
     /// What the model could not cost: unknown blocks, feature columns never seen.
     pub unknown: Vec<String>,
     /// The graph has more nodes than any trained on.
     pub extrapolating: bool,
+}
+
+/// A band as people read it: `± 12.3 %`, or why there is none.
+pub fn band_text(band: Option<f64>) -> String {
+    match band {
+        Some(b) => format!("± {:.1} %", 100.0 * b),
+        None => format!("no band (fewer than {MIN_BAND_ERRORS} rows to measure one)"),
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -527,11 +540,7 @@ impl BlockModel {
             .iter_mut()
             .map(|v| {
                 v.sort_by(f64::total_cmp);
-                if v.is_empty() {
-                    0.0
-                } else {
-                    crate::metrics::quantile(v, 0.9)
-                }
+                (v.len() >= MIN_BAND_ERRORS).then(|| crate::metrics::quantile(v, 0.9))
             })
             .collect();
         Ok(BlockModel {
@@ -585,7 +594,7 @@ impl BlockModel {
         };
         BlockPrediction {
             total: sum.iter().zip(&self.flatten).map(|(s, f)| s * f).collect(),
-            band: self.band.iter().map(|b| b * widen).collect(),
+            band: self.band.iter().map(|b| b.map(|b| b * widen)).collect(),
             blocks,
             unknown,
             extrapolating,
@@ -618,6 +627,9 @@ impl BlockModel {
         let bad = |what: String| Err(err(format!("damaged: {what}")));
         if m.flatten.len() != BLOCK_TARGET_COUNT || m.band.len() != BLOCK_TARGET_COUNT {
             return bad("flatten or band has the wrong number of targets".into());
+        }
+        if m.band.iter().flatten().any(|b| !b.is_finite() || *b < 0.0) {
+            return bad("a band that is negative or not finite".into());
         }
         for (name, b) in &m.blocks {
             if b.coefficients.len() != BLOCK_TARGET_COUNT

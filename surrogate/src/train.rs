@@ -53,6 +53,10 @@ impl TrainOptions {
                 self.members
             ));
         }
+        // Zero epochs would save an untrained ensemble whose validation loss is no number.
+        if !(1..=100_000).contains(&self.max_epochs) {
+            return Err(format!("{} epochs is outside 1..=100000", self.max_epochs));
+        }
         if self.batch == 0 {
             return Err("batch size 0".into());
         }
@@ -295,6 +299,12 @@ impl Surrogate {
             epochs.push(ran);
             losses.push(loss);
         }
+        if let Some(m) = losses.iter().position(|l| !l.is_finite()) {
+            return Err(ModelError::Options(format!(
+                "member {m} ended with validation loss {} after {} epochs (diverged): lower --learning-rate",
+                losses[m], epochs[m]
+            )));
+        }
         let parameters_per_member = members[0].parameters().len();
         Ok(Surrogate {
             header: ModelHeader {
@@ -430,6 +440,20 @@ impl Surrogate {
             .map_err(|e| corrupt(format!("reading the header: {e}")))?;
         let header: ModelHeader =
             serde_json::from_slice(&header).map_err(|e| corrupt(format!("header: {e}")))?;
+        if header.format != "tern-gnn" {
+            return Err(corrupt(format!(
+                "format `{}`, expected `tern-gnn`",
+                header.format
+            )));
+        }
+        if header.validation_loss.iter().any(|l| !l.is_finite())
+            || header.validation_loss.len() != header.members
+            || header.epochs.len() != header.members
+        {
+            return Err(corrupt(
+                "the members' epochs and validation losses are missing or not finite".into(),
+            ));
+        }
         if header.node_features != NODE_FEATURES || header.global_features != GLOBAL_FEATURES {
             return Err(corrupt(format!(
                 "trained on {} node / {} global features; this tern makes {NODE_FEATURES} / {GLOBAL_FEATURES} (retrain)",

@@ -165,7 +165,23 @@ fn a_design_16x_larger_is_composed_from_the_blocks_of_small_ones() {
     // The band widens beyond the largest trained graph.
     let small = model.predict(&design_graph(&tlmm(3, 2, 2, 2)));
     assert!(!small.extrapolating);
-    assert!(p.band[0] >= small.band[0]);
+    assert!(p.band[0].unwrap() >= small.band[0].unwrap());
+}
+
+/// A band is a percentile of out-of-fold errors: from a handful of rows there is none to
+/// state (one row used to give "± 0.0 %"); from enough rows there is, and it is finite.
+#[test]
+fn too_few_rows_state_no_band() {
+    let engines = small_engines();
+    let few = BlockModel::fit(&dataset(&engines[..4], true)).unwrap();
+    assert!(few.trained_rows < tern_surrogate::blocks::MIN_BAND_ERRORS);
+    assert!(few.band.iter().all(Option::is_none), "{:?}", few.band);
+    let p = few.predict(&design_graph(&engines[0]));
+    assert!(p.band.iter().all(Option::is_none), "{:?}", p.band);
+    assert!(tern_surrogate::blocks::band_text(p.band[0]).starts_with("no band"));
+    let many = BlockModel::fit(&dataset(&engines, true)).unwrap();
+    let lut = many.band[0].expect("a LUT band from every small engine");
+    assert!(lut.is_finite() && lut >= 0.0);
 }
 
 #[test]

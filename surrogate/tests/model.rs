@@ -218,6 +218,14 @@ fn damaged_headers_are_refused_before_building_a_network() {
     assert!(e.contains("scaling table `mean`"), "{e}");
     let e = with(&|h| h["scaling"]["std"][0] = 1e300.into());
     assert!(e.contains("out of range"), "{e}");
+    // Another format's file, and a header whose losses are not numbers (what zero
+    // epochs used to write: `null`).
+    let e = with(&|h| h["format"] = "tern-block-model".into());
+    assert!(e.contains("format `tern-block-model`"), "{e}");
+    let e = with(&|h| h["validation_loss"][0] = serde_json::Value::Null);
+    assert!(e.contains("header"), "{e}");
+    let e = with(&|h| h["validation_loss"] = serde_json::json!([]));
+    assert!(e.contains("validation losses"), "{e}");
 }
 
 /// Training refuses options it cannot run with and rows whose graphs are damaged, with
@@ -239,6 +247,10 @@ fn bad_training_options_and_rows_are_errors() {
             "ensemble members",
         ),
         (Box::new(|o: &mut TrainOptions| o.batch = 0), "batch size 0"),
+        (
+            Box::new(|o: &mut TrainOptions| o.max_epochs = 0),
+            "0 epochs is outside 1..=100000",
+        ),
     ] {
         let mut opts = options(1);
         edit(&mut opts);

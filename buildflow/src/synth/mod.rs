@@ -36,11 +36,8 @@ pub enum SynthError {
         tried: String,
         hint: &'static str,
     },
-    #[error("{path}: {source}")]
-    Io {
-        path: String,
-        source: std::io::Error,
-    },
+    #[error("{path}: {cause}")]
+    Io { path: String, cause: std::io::Error },
     #[error(transparent)]
     Emit(#[from] tern_hdl::emit::EmitError),
     #[error("board `{board}` ({family}) has no open place-and-route flow; `tern synth` reports a labelled timing estimate instead")]
@@ -104,10 +101,10 @@ pub fn check_floor(config: &tern_hdl::DesignConfig, board: &Board) -> Result<(),
 }
 
 impl SynthError {
-    pub fn io(path: impl AsRef<Path>, source: std::io::Error) -> SynthError {
+    pub fn io(path: impl AsRef<Path>, cause: std::io::Error) -> SynthError {
         SynthError::Io {
             path: path.as_ref().display().to_string(),
-            source,
+            cause,
         }
     }
 }

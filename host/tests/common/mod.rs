@@ -254,7 +254,7 @@ pub fn raw_waiting(uri: &str) -> UnixStream {
 }
 
 /// Read one reply frame; None if the server closed instead.
-pub fn reply(s: &mut UnixStream) -> Option<(Header, String)> {
+pub fn reply(s: &mut impl Read) -> Option<(Header, String)> {
     let mut h = [0u8; HEADER_BYTES];
     if s.read_exact(&mut h).is_err() {
         return None;
@@ -267,7 +267,7 @@ pub fn reply(s: &mut UnixStream) -> Option<(Header, String)> {
 
 /// The server closed the connection (end of stream or reset); a read that merely times
 /// out is not a close.
-pub fn closed(s: &mut UnixStream) -> bool {
+pub fn closed(s: &mut impl Read) -> bool {
     let mut b = [0u8; 1];
     match s.read(&mut b) {
         Ok(0) => true,
@@ -287,6 +287,7 @@ pub fn good_client_works(uri: &str) {
         uri,
         Duration::from_secs(10),
         Duration::from_secs(10),
+        None,
     )
     .unwrap();
     assert_eq!(t.read32(regmap::HW_ID.into()).unwrap(), regmap::HW_ID_VALUE);

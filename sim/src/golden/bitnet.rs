@@ -408,11 +408,17 @@ impl<'a> IntegerModel<'a> {
                           input: &[f32],
                           gain: &[f32],
                           which: &[usize]|
-             -> Result<Vec<Vec<f32>>, F::Error> {
+             -> Result<Vec<Vec<f32>>, ModelRunError<F::Error>> {
                 let width = gain.len();
                 let mut xs = Vec::with_capacity(input.len());
                 let mut s = Vec::with_capacity(t);
-                for row in input.chunks(width) {
+                for (token, row) in input.chunks(width).enumerate() {
+                    // Quantisation would turn a NaN into 0 and hide it: stop here instead.
+                    finite(row, || {
+                        let names: Vec<&str> =
+                            which.iter().map(|&w| c.layer_matmuls()[w].name).collect();
+                        format!("layer {l}, token {token}: the input to {}", names.join("/"))
+                    })?;
                     let (q, scale) = quantize_activations(&rmsnorm(row, gain, eps));
                     xs.extend(q);
                     s.push(scale);
@@ -421,7 +427,7 @@ impl<'a> IntegerModel<'a> {
                     .iter()
                     .map(|&w| {
                         let mat = &layer.matmuls[w];
-                        let acc = fabric.matmul(l, w, &xs)?;
+                        let acc = fabric.matmul(l, w, &xs).map_err(fab)?;
                         Ok(acc
                             .chunks(mat.m)
                             .zip(&s)
@@ -432,9 +438,7 @@ impl<'a> IntegerModel<'a> {
                     })
                     .collect()
             };
-            let [q, k, v] =
-                &mut linear(fabric, &x, &layer.input_layernorm, &[0, 1, 2]).map_err(fab)?[..]
-            else {
+            let [q, k, v] = &mut linear(fabric, &x, &layer.input_layernorm, &[0, 1, 2])?[..] else {
                 unreachable!()
             };
             for (i, (qt, kt)) in q.chunks_mut(h).zip(k.chunks_mut(c.kv_width())).enumerate() {
@@ -493,12 +497,11 @@ impl<'a> IntegerModel<'a> {
                     }
                 }
             }
-            let [o] = &linear(fabric, &attn, &layer.attn_sub_norm, &[3]).map_err(fab)?[..] else {
+            let [o] = &linear(fabric, &attn, &layer.attn_sub_norm, &[3])?[..] else {
                 unreachable!()
             };
             x.iter_mut().zip(o).for_each(|(x, o)| *x += o);
-            let [gate, up] =
-                &linear(fabric, &x, &layer.post_attention_layernorm, &[4, 5]).map_err(fab)?[..]
+            let [gate, up] = &linear(fabric, &x, &layer.post_attention_layernorm, &[4, 5])?[..]
             else {
                 unreachable!()
             };
@@ -507,13 +510,29 @@ impl<'a> IntegerModel<'a> {
                 .zip(up)
                 .map(|(&g, &u)| g.max(0.0) * g.max(0.0) * u)
                 .collect();
-            let [down] = &linear(fabric, &act, &layer.ffn_sub_norm, &[6]).map_err(fab)?[..] else {
+            let [down] = &linear(fabric, &act, &layer.ffn_sub_norm, &[6])?[..] else {
                 unreachable!()
             };
             x.iter_mut().zip(down).for_each(|(x, d)| *x += d);
         }
         self.position += t;
-        Ok(lm_head(self.ck, &x[(t - 1) * h..]))
+        let logits = lm_head(self.ck, &x[(t - 1) * h..]);
+        finite(&logits, || {
+            format!("position {}: the logits", self.position - 1)
+        })?;
+        Ok(logits)
+    }
+}
+
+/// `Err(NonFinite)` naming the first NaN or infinity of `values` (`what` says where).
+fn finite<E>(values: &[f32], what: impl FnOnce() -> String) -> Result<(), ModelRunError<E>> {
+    match values.iter().position(|v| !v.is_finite()) {
+        None => Ok(()),
+        Some(index) => Err(ModelRunError::NonFinite {
+            what: what(),
+            index,
+            value: values[index],
+        }),
     }
 }
 
@@ -524,6 +543,13 @@ pub enum ModelRunError<E> {
     Input(InputError),
     #[error("fabric: {0}")]
     Fabric(E),
+    /// A NaN or an infinity where the contract needs a number: never a token.
+    #[error("{what} holds {value} at index {index}: not a finite number")]
+    NonFinite {
+        what: String,
+        index: usize,
+        value: f32,
+    },
 }
 
 /// The fabric in software: integer dot products over the checkpoint's ternary weights
