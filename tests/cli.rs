@@ -422,7 +422,9 @@ fn model_checkpoints_are_written_and_read_back() {
     // it, before anything runs (it used to generate token 0 and report "bit-exact").
     let n = u64::from_le_bytes(bytes[..8].try_into().unwrap()) as usize;
     let header: serde_json::Value = serde_json::from_slice(&bytes[8..8 + n]).unwrap();
-    let start = header["model.norm.weight"]["data_offsets"][0].as_u64().unwrap() as usize;
+    let start = header["model.norm.weight"]["data_offsets"][0]
+        .as_u64()
+        .unwrap() as usize;
     let mut nan = bytes.clone();
     let at = 8 + n + start + 2 * 3;
     nan[at..at + 2].copy_from_slice(&0x7FC0u16.to_le_bytes());
@@ -467,10 +469,17 @@ fn model_checkpoints_are_written_and_read_back() {
     std::fs::write(&weights, &bytes).unwrap();
     let config = ck.join("config.json");
     let json = std::fs::read_to_string(&config).unwrap();
-    std::fs::write(&config, json.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3")).unwrap();
+    std::fs::write(
+        &config,
+        json.replace("\"num_key_value_heads\": 2", "\"num_key_value_heads\": 3"),
+    )
+    .unwrap();
     let o = tern(&["model", "--checkpoint", ck.to_str().unwrap()]);
     let t = text(&o);
-    assert!(!o.status.success() && t.contains("`num_key_value_heads` = 3"), "{t}");
+    assert!(
+        !o.status.success() && t.contains("`num_key_value_heads` = 3"),
+        "{t}"
+    );
     assert_eq!(t.matches(config.to_str().unwrap()).count(), 1, "{t}");
 }
 
@@ -491,6 +500,11 @@ fn a_closed_stdout_ends_quietly() {
             .unwrap();
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.is_empty(), "{args:?} wrote to stderr: {err}");
-        assert_eq!(o.status.signal(), Some(libc::SIGPIPE), "{args:?}: {:?}", o.status);
+        assert_eq!(
+            o.status.signal(),
+            Some(libc::SIGPIPE),
+            "{args:?}: {:?}",
+            o.status
+        );
     }
 }

@@ -316,9 +316,95 @@ fn a_sweep_on_slurm_matches_the_local_one_and_survives_kills_and_cancels() {
         "the cancelled task {cancelled} (pending: {seen_pending}) was not detected: {err}"
     );
 
-    // A rerun answers everything from the run directory: no task is submitted.
-    let o = tern_in(&cache, &[("SLURM_CONF", conf), ("RUST_LOG", "info")], &args);
-    assert!(!text(&o).contains("submitted to slurm"), "{}", text(&o));
+    // The queue's state was shown as it changed: running and pending tasks, and why
+    // they pend (one task at a time: the array's own limit).
+    assert!(
+        err.contains("slurm: 1 running,") && err.contains("JobArrayTaskLimit"),
+        "{err}"
+    );
+
+    // A rerun reuses the finished rows and runs again only what failed, with a fresh
+    // count of attempts (no retries this time); the failed row is not "from the cache".
+    let mut again = args.to_vec();
+    let retries = again.iter().position(|a| *a == "--slurm-retries").unwrap();
+    again[retries + 1] = "0";
+    let o = tern_in(
+        &cache,
+        &[("SLURM_CONF", conf), ("RUST_LOG", "info")],
+        &again,
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert_eq!(t.matches("submitted to slurm").count(), 1, "{t}");
+    assert!(
+        t.contains("tasks=1") && t.contains("failed_before=1"),
+        "{t}"
+    );
+    assert!(
+        t.contains("10 rows (0 ran tools, 9 from the cache, 1 failed)"),
+        "{t}"
+    );
+    let rerun = rows(&out);
+    let big = &rerun[big_index];
+    let why = big["error"].as_str().unwrap();
+    assert!(why.contains("after 1 attempts"), "{why}");
+    // The earlier round is kept aside: its row and its two logs.
+    let earlier =
+        |sub: &str| std::fs::read_dir(dir.join(sub).join("earlier")).map_or(0, |d| d.count());
+    assert_eq!(earlier("rows"), 1);
+    assert_eq!(earlier("logs"), 2);
+    for (a, b) in slurm.iter().zip(&rerun) {
+        if a["name"] != "too-big" {
+            assert_eq!(a["synth"]["key"], b["synth"]["key"]);
+        }
+    }
+
+    // A request no node can meet (64 CPUs a task on this small node) is accepted by
+    // sbatch and would pend forever: tern names the option, cancels the run's tasks
+    // and stops at once.
+    let t0 = Instant::now();
+    let o = tern_in(
+        &work.path().join("cpus-cache"),
+        &[("SLURM_CONF", conf), ("RUST_LOG", "info")],
+        &[
+            "sweep",
+            cfgs,
+            "--boards",
+            "icebreaker",
+            "--executor",
+            "slurm",
+            "--slurm-cpus",
+            "64",
+            "--slurm-poll",
+            "0.3",
+        ],
+    );
+    let t = text(&o);
+    assert!(!o.status.success(), "{t}");
+    assert!(
+        t.contains("can never start")
+            && t.contains("PartitionConfig")
+            && t.contains("--slurm-cpus 64")
+            && t.contains("were cancelled"),
+        "{t}"
+    );
+    assert!(t0.elapsed() < Duration::from_secs(60), "{:?}", t0.elapsed());
+    let cpus_run = std::fs::read_dir(work.path().join("cpus-cache").join("runs"))
+        .unwrap()
+        .flatten()
+        .next()
+        .unwrap()
+        .file_name();
+    let left = squeue(
+        conf,
+        &[
+            "-h",
+            "-r",
+            "-n",
+            &format!("tern-{}", cpus_run.to_string_lossy()),
+        ],
+    );
+    assert!(left.trim().is_empty(), "tasks left in the queue: {left}");
 
     // A worker whose tools differ from the submitter's refuses, exit code 3.
     let run: serde_json::Value =

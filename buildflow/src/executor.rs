@@ -12,6 +12,9 @@ use crate::slurm::{SlurmError, SlurmOptions};
 /// Called with each finished row (from any thread); an error stops the run: no further
 /// job is started and `run` returns `ExecError::Stopped` with it.
 pub type OnRow<'a> = &'a (dyn Fn(usize, &SweepRow) -> Result<(), String> + Sync);
+/// Called with one line on where the jobs wait (Slurm: the queue's running and pending
+/// tasks and why they pend), for beside a progress bar.
+pub type OnQueue<'a> = &'a (dyn Fn(&str) + Sync);
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use crate::synth::SynthOptions;
 
@@ -71,17 +74,18 @@ impl Executor {
     }
 
     /// Run every job; rows come back in job order, and `on_row(index, row)` is called as
-    /// each finishes.
+    /// each finishes, `on_queue(line)` when the queue's state changes (Slurm only).
     pub fn run(
         &self,
         jobs: &[Job],
         plan: SweepPlan,
         opts: &SynthOptions,
         on_row: OnRow,
+        on_queue: OnQueue,
     ) -> Result<Vec<SweepRow>, ExecError> {
         match self {
             Executor::Local { jobs: n } => run_local(jobs, *n, plan, opts, on_row),
-            Executor::Slurm(s) => Ok(crate::slurm::run(jobs, plan, opts, s, on_row)?),
+            Executor::Slurm(s) => Ok(crate::slurm::run(jobs, plan, opts, s, on_row, on_queue)?),
         }
     }
 }
@@ -173,7 +177,7 @@ mod tests {
             Err("disk full".to_string())
         };
         let err = Executor::Local { jobs: 1 }
-            .run(&jobs, plan, &opts, &refuse)
+            .run(&jobs, plan, &opts, &refuse, &|_| ())
             .unwrap_err();
         assert!(
             matches!(&err, ExecError::Stopped(w) if w == "disk full"),
@@ -182,7 +186,7 @@ mod tests {
         assert_eq!(seen.load(Ordering::Relaxed), 1);
         // Accepting every row runs every job.
         let rows = Executor::Local { jobs: 2 }
-            .run(&jobs, plan, &opts, &|_, _| Ok(()))
+            .run(&jobs, plan, &opts, &|_, _| Ok(()), &|_| ())
             .unwrap();
         assert_eq!(rows.len(), 6);
         assert!(rows

@@ -15,7 +15,7 @@ use sha2::{Digest, Sha256};
 use tern_boards::Board;
 use tern_hdl::DesignConfig;
 
-use crate::executor::{Job, OnRow};
+use crate::executor::{Job, OnQueue, OnRow};
 use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use crate::synth::cache::write_json;
 use crate::synth::tools::{self, Tool};
@@ -70,10 +70,27 @@ pub enum SlurmError {
     #[error("run directory {path}: {message}")]
     RunDir { path: String, message: String },
     #[error("finding the tools the workers must match: {0}")]
-    Tools(#[from] SynthError),
+    Tools(SynthError),
     /// The caller's `OnRow` refused a row; the tasks in Slurm go on, and a rerun resumes.
     #[error("{0}")]
     Stopped(String),
+    /// Slurm keeps a task pending for a reason that cannot pass (the request exceeds
+    /// what the partition allows); the run's tasks were cancelled.
+    #[error("slurm task {task} can never start: it is pending with reason {reason} ({why}); change {options}. The run's tasks were cancelled; rerun the same command once it is fixed")]
+    NeverStarts {
+        task: String,
+        reason: String,
+        why: &'static str,
+        options: String,
+    },
+}
+
+// By hand rather than `#[from]`, which would also make the inner error the `source`
+// and `{:#}` print it twice (the message already carries it).
+impl From<SynthError> for SlurmError {
+    fn from(e: SynthError) -> Self {
+        SlurmError::Tools(e)
+    }
 }
 
 /// `run.json`: everything a worker needs, written once by the submitter.
@@ -170,8 +187,18 @@ fn slurm(program: &str, args: &[String]) -> Result<String, SlurmError> {
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
 
-/// The array tasks of job name `name` in the queue: index → (job id, state).
-fn queued(name: &str) -> Result<BTreeMap<usize, (String, String)>, SlurmError> {
+/// One array task in the queue.
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Queued {
+    job: String,
+    /// PENDING, RUNNING, ...
+    state: String,
+    /// Why it pends (`None` when Slurm gives none, as for a running task).
+    reason: Option<String>,
+}
+
+/// The array tasks of job name `name` in the queue, by index.
+fn queued(name: &str) -> Result<BTreeMap<usize, Queued>, SlurmError> {
     let out = slurm(
         "squeue",
         &[
@@ -180,22 +207,145 @@ fn queued(name: &str) -> Result<BTreeMap<usize, (String, String)>, SlurmError> {
             "-n".into(),
             name.into(),
             "-o".into(),
-            "%i %T".into(),
+            "%i|%T|%r".into(),
         ],
     )?;
+    Ok(parse_queue(&out))
+}
+
+fn parse_queue(out: &str) -> BTreeMap<usize, Queued> {
     let mut tasks = BTreeMap::new();
     for line in out.lines() {
-        let mut f = line.split_whitespace();
+        let mut f = line.trim().splitn(3, '|');
         let (Some(id), Some(state)) = (f.next(), f.next()) else {
             continue;
         };
+        let reason = f
+            .next()
+            .map(|r| r.trim().trim_start_matches('(').trim_end_matches(')'))
+            .filter(|r| !r.is_empty() && *r != "None")
+            .map(str::to_string);
         if let Some((job, index)) = id.split_once('_') {
             if let Ok(i) = index.parse() {
-                tasks.insert(i, (job.to_string(), state.to_string()));
+                tasks.insert(
+                    i,
+                    Queued {
+                        job: job.to_string(),
+                        state: state.trim().to_string(),
+                        reason,
+                    },
+                );
             }
         }
     }
-    Ok(tasks)
+    tasks
+}
+
+/// Pending reasons that cannot pass while the request stays as it is: what they mean,
+/// and the options that set that part of the request.
+const NEVER_STARTS: [(&str, &str, &str); 9] = [
+    (
+        "PartitionConfig",
+        "the request exceeds what the partition's nodes have or allow",
+        "--slurm-cpus, --slurm-mem or --slurm-partition",
+    ),
+    (
+        "PartitionNodeLimit",
+        "more nodes or CPUs than the partition allows a job",
+        "--slurm-cpus or --slurm-partition",
+    ),
+    (
+        "PartitionTimeLimit",
+        "a longer time than the partition allows",
+        "--slurm-time or --slurm-partition",
+    ),
+    (
+        "BadConstraints",
+        "constraints no node satisfies",
+        "the constraint in --slurm-arg",
+    ),
+    (
+        "InvalidAccount",
+        "an account the cluster does not know",
+        "the account in --slurm-arg",
+    ),
+    (
+        "InvalidQOS",
+        "a QOS the cluster does not know",
+        "the QOS in --slurm-arg",
+    ),
+    (
+        "QOSMaxCpuPerJobLimit",
+        "more CPUs than the QOS allows a job",
+        "--slurm-cpus",
+    ),
+    (
+        "QOSMaxMemoryPerJob",
+        "more memory than the QOS allows a job",
+        "--slurm-mem",
+    ),
+    (
+        "QOSMaxWallDurationPerJobLimit",
+        "a longer time than the QOS allows a job",
+        "--slurm-time",
+    ),
+];
+
+/// Why a pending reason can never pass, and the options to change, if it cannot.
+fn never_starts(reason: &str) -> Option<(&'static str, &'static str)> {
+    NEVER_STARTS
+        .iter()
+        .find(|(r, _, _)| *r == reason)
+        .map(|(_, why, options)| (*why, *options))
+}
+
+/// The options a run asked sbatch for, as a user typed them (for errors).
+fn requested(s: &SlurmOptions) -> String {
+    let mut asked = vec![];
+    if let Some(c) = s.cpus {
+        asked.push(format!("--slurm-cpus {c}"));
+    }
+    if let Some(m) = &s.mem {
+        asked.push(format!("--slurm-mem {m}"));
+    }
+    if let Some(t) = &s.time {
+        asked.push(format!("--slurm-time {t}"));
+    }
+    if let Some(p) = &s.partition {
+        asked.push(format!("--slurm-partition {p}"));
+    }
+    for a in &s.extra {
+        asked.push(format!("--slurm-arg {a}"));
+    }
+    if asked.is_empty() {
+        "nothing beyond the cluster's defaults".into()
+    } else {
+        asked.join(" ")
+    }
+}
+
+/// One line on the queue: `2 running, 6 pending (5 JobArrayTaskLimit, 1 Resources)`.
+fn queue_line(active: &BTreeMap<usize, Queued>) -> String {
+    let running = active.values().filter(|q| q.state == "RUNNING").count();
+    let mut reasons: BTreeMap<&str, usize> = BTreeMap::new();
+    for q in active.values().filter(|q| q.state == "PENDING") {
+        *reasons
+            .entry(q.reason.as_deref().unwrap_or("no reason given"))
+            .or_insert(0) += 1;
+    }
+    let pending: usize = reasons.values().sum();
+    let other = active.len() - running - pending;
+    let mut line = format!("slurm: {running} running, {pending} pending");
+    if !reasons.is_empty() {
+        let mut by_count: Vec<(&str, usize)> = reasons.into_iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(b.0)));
+        let list: Vec<String> = by_count.iter().map(|(r, n)| format!("{n} {r}")).collect();
+        line.push_str(&format!(" ({})", list.join(", ")));
+    }
+    if other > 0 {
+        line.push_str(&format!(", {other} ending"));
+    }
+    line
 }
 
 /// `0-3,5,7-9`: sorted indices as ranges.
@@ -337,6 +487,7 @@ pub fn run(
     opts: &SynthOptions,
     s: &SlurmOptions,
     on_row: OnRow,
+    on_queue: OnQueue,
 ) -> Result<Vec<SweepRow>, SlurmError> {
     let on_row = |i: usize, row: &SweepRow| on_row(i, row).map_err(SlurmError::Stopped);
     if jobs.is_empty() {
@@ -390,11 +541,26 @@ pub fn run(
     let start = Instant::now();
     let mut rows: Vec<Option<SweepRow>> = vec![None; jobs.len()];
     let mut todo = vec![];
+    let mut retried = 0;
     for (i, job) in jobs.iter().enumerate() {
-        if let Some(row) = read_row(&dir, i) {
+        let stored = read_row(&dir, i);
+        if let Some(row) = stored.as_ref().filter(|r| r.error.is_none()) {
+            // Finished before this command: for it, an answer from stored results.
+            let row = SweepRow {
+                cached: true,
+                ..row.clone()
+            };
             on_row(i, &row)?;
             rows[i] = Some(row);
-        } else if active.contains_key(&i) {
+            continue;
+        }
+        if stored.is_some() {
+            // A failed row is no result: this run tries the job again, with a fresh
+            // count of attempts (the last round's row and logs are kept aside).
+            retire(&dir, i).map_err(io)?;
+            retried += 1;
+        }
+        if active.contains_key(&i) {
             continue;
         } else if let Some(row) = sweep::cached_row(&job.item, &job.board, plan, opts) {
             write_json(&row_path(&dir, i), &row)?;
@@ -410,11 +576,12 @@ pub fn run(
         done = rows.iter().filter(|r| r.is_some()).count(),
         queued = resumed,
         to_submit = todo.len(),
+        failed_before = retried,
         "slurm run {name}"
     );
     // Index → the array job that last ran it, attempts so far, polls seen missing.
     let mut last_job: BTreeMap<usize, String> =
-        active.iter().map(|(i, (j, _))| (*i, j.clone())).collect();
+        active.iter().map(|(i, q)| (*i, q.job.clone())).collect();
     // Attempts survive a killed submitter: each started task left a log.
     let mut attempts: BTreeMap<usize, u32> = BTreeMap::new();
     for e in std::fs::read_dir(dir.join("logs")).map_err(io)?.flatten() {
@@ -432,7 +599,15 @@ pub fn run(
         submit(&dir, &name, &todo, s, &mut last_job)?;
         active = queued(&name)?;
     }
+    let mut shown = String::new();
     loop {
+        check_startable(&active, &name, s)?;
+        let line = queue_line(&active);
+        if line != shown {
+            tracing::info!(seconds = start.elapsed().as_secs(), "{line}");
+            on_queue(&line);
+            shown = line;
+        }
         let mut outstanding: BTreeSet<usize> = BTreeSet::new();
         for (i, slot) in rows.iter_mut().enumerate() {
             if slot.is_none() {
@@ -485,18 +660,59 @@ pub fn run(
         }
         std::thread::sleep(s.poll);
         active = queued(&name)?;
-        let running = active.values().filter(|(_, st)| st == "RUNNING").count();
-        tracing::debug!(
-            running,
-            pending = active.len() - running,
-            seconds = start.elapsed().as_secs(),
-            "waiting for slurm"
-        );
     }
     Ok(rows
         .into_iter()
         .map(|r| r.expect("every row is in"))
         .collect())
+}
+
+/// Set a failed job's row and its attempts' logs aside (`rows/earlier/`,
+/// `logs/earlier/`, named by the time they were set aside), so that it runs again with
+/// a fresh count of attempts and its history stays readable.
+fn retire(dir: &Path, i: usize) -> std::io::Result<()> {
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let rows = dir.join("rows").join("earlier");
+    std::fs::create_dir_all(&rows)?;
+    std::fs::rename(row_path(dir, i), rows.join(format!("{i}.{stamp}.json")))?;
+    let logs = dir.join("logs").join("earlier");
+    std::fs::create_dir_all(&logs)?;
+    for e in std::fs::read_dir(dir.join("logs"))?.flatten() {
+        let file = e.file_name().to_string_lossy().into_owned();
+        if file.ends_with(&format!("_{i}.out")) {
+            std::fs::rename(e.path(), logs.join(file))?;
+        }
+    }
+    Ok(())
+}
+
+/// A task pending for a reason that cannot pass ends the run with an error naming the
+/// options to change; the run's tasks are cancelled rather than left in the queue.
+fn check_startable(
+    active: &BTreeMap<usize, Queued>,
+    name: &str,
+    s: &SlurmOptions,
+) -> Result<(), SlurmError> {
+    for (i, q) in active {
+        let Some(reason) = q.reason.as_deref().filter(|_| q.state == "PENDING") else {
+            continue;
+        };
+        if let Some((why, options)) = never_starts(reason) {
+            let cancelled = slurm("scancel", &["-n".into(), name.into()]);
+            if let Err(e) = cancelled {
+                tracing::warn!("cancelling the run's tasks: {e}");
+            }
+            return Err(SlurmError::NeverStarts {
+                task: format!("{}_{i}", q.job),
+                reason: reason.to_string(),
+                why,
+                options: format!("{options} (this run asked {})", requested(s)),
+            });
+        }
+    }
+    Ok(())
 }
 
 /// Why a worker stopped; its exit code tells the submitter (and `scontrol`) the kind.
@@ -602,6 +818,28 @@ mod tests {
         assert_eq!(array_spec(&[0, 1, 2, 3, 5, 7, 8, 9]), "0-3,5,7-9");
         assert_eq!(array_spec(&[4]), "4");
         assert_eq!(array_spec(&[]), "");
+    }
+
+    #[test]
+    fn the_queue_is_read_with_its_reasons_and_summed_up() {
+        let q = parse_queue(
+            "12_3|PENDING|(PartitionConfig)\n12_4|PENDING|JobArrayTaskLimit\n12_5|RUNNING|None\n12_6|PENDING|JobArrayTaskLimit\nnoise\n",
+        );
+        assert_eq!(q.len(), 4);
+        assert_eq!(q[&3].reason.as_deref(), Some("PartitionConfig"));
+        assert_eq!(q[&5].reason, None);
+        assert_eq!(
+            queue_line(&q),
+            "slurm: 1 running, 3 pending (2 JobArrayTaskLimit, 1 PartitionConfig)"
+        );
+        assert!(never_starts("PartitionConfig").is_some_and(|(_, o)| o.contains("--slurm-cpus")));
+        assert!(never_starts("Resources").is_none());
+        assert!(never_starts("JobArrayTaskLimit").is_none());
+        let s = SlurmOptions {
+            cpus: Some(64),
+            ..SlurmOptions::default()
+        };
+        assert_eq!(requested(&s), "--slurm-cpus 64");
     }
 
     #[test]

@@ -79,16 +79,22 @@ pub fn run(
         })
         .collect();
     let bar = progress_bar(jobs.len() as u64);
-    let rows = executor.run(&jobs, plan, opts, &|_, row| {
-        bar.set_message(format!(
-            "{} on {}: {}",
-            row.name,
-            row.board,
-            row_summary(row)
-        ));
-        bar.inc(1);
-        Ok(())
-    });
+    let rows = executor.run(
+        &jobs,
+        plan,
+        opts,
+        &|_, row| {
+            bar.set_message(format!(
+                "{} on {}: {}",
+                row.name,
+                row.board,
+                row_summary(row)
+            ));
+            bar.inc(1);
+            Ok(())
+        },
+        &|queue| bar.set_prefix(format!("[{queue}]")),
+    );
     bar.finish_and_clear();
     rows
 }
@@ -99,7 +105,7 @@ pub fn progress_bar(len: u64) -> ProgressBar {
     let bar = ProgressBar::new(len);
     bar.set_style(
         ProgressStyle::with_template(
-            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {msg}",
+            "{spinner} [{elapsed_precise}] {bar:30} {pos}/{len} eta {eta} {prefix} {msg}",
         )
         .expect("valid template"),
     );
@@ -162,6 +168,8 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
         Ok(())
     })();
     row.error = result.err();
+    // A failure is never an answer from the cache, even when it came before any step.
+    row.cached &= row.error.is_none();
     row.wall_seconds = start.elapsed().as_secs_f64();
     row
 }
@@ -212,6 +220,10 @@ fn status_word(o: &synth::PnrOutcome) -> &'static str {
 pub struct SweepStats {
     pub rows: usize,
     pub ran_tools: usize,
+    /// Successful rows answered wholly from the result cache (a failed row is counted
+    /// as failed only).
+    #[serde(default)]
+    pub from_cache: usize,
     pub failed: usize,
     pub wall_seconds: f64,
     pub tool_seconds: f64,
@@ -230,6 +242,10 @@ pub fn stats(rows: &[SweepRow], wall_seconds: f64) -> SweepStats {
     SweepStats {
         rows: rows.len(),
         ran_tools: ran.len(),
+        from_cache: rows
+            .iter()
+            .filter(|r| r.cached && r.error.is_none() && r.synth_ok())
+            .count(),
         failed: rows
             .iter()
             .filter(|r| r.error.is_some() || !r.synth_ok())

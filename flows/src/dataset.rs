@@ -108,21 +108,28 @@ pub fn build(
     // (The local executor takes jobs in sequence order, so what it leaves is a prefix
     // of the sequence: a smaller, still well-spread sample.) A row that cannot be
     // written (a full disk) stops the run rather than losing more rows.
-    plan.executor.run(&jobs, sweep_plan, opts, &|i, swept| {
-        let row = to_row(space, todo[i], swept);
-        writer
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .append(&row)
-            .map_err(|e| format!("appending a dataset row to {}: {e:#}", out.display()))?;
-        bar.set_message(format!("{}: {}", swept.name, sweep::row_summary(swept)));
-        bar.inc(1);
-        results
-            .lock()
-            .unwrap_or_else(|p| p.into_inner())
-            .push((row, swept.tool_seconds));
-        Ok(())
-    })?;
+    let on_queue = |queue: &str| bar.set_prefix(format!("[{queue}]"));
+    plan.executor.run(
+        &jobs,
+        sweep_plan,
+        opts,
+        &|i, swept| {
+            let row = to_row(space, todo[i], swept);
+            writer
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .append(&row)
+                .map_err(|e| format!("appending a dataset row to {}: {e:#}", out.display()))?;
+            bar.set_message(format!("{}: {}", swept.name, sweep::row_summary(swept)));
+            bar.inc(1);
+            results
+                .lock()
+                .unwrap_or_else(|p| p.into_inner())
+                .push((row, swept.tool_seconds));
+            Ok(())
+        },
+        &on_queue,
+    )?;
     let results = results.into_inner().expect("results lock");
     bar.finish_and_clear();
     for (row, tool_seconds) in results {

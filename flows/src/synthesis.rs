@@ -306,7 +306,7 @@ pub fn sweep(
         "{} rows ({} ran tools, {} from the cache, {} failed) in {:.1} s; {:.0} designs/hour; flow overhead {:.2}% of tool time",
         stats.rows,
         stats.ran_tools,
-        stats.rows - stats.ran_tools,
+        stats.from_cache,
         stats.failed,
         stats.wall_seconds,
         stats.designs_per_hour,

@@ -298,4 +298,42 @@ mod tests {
             );
         }
     }
+
+    /// A valid file damaged in one of a few ways: a byte flipped, cut short, a digit of
+    /// the header changed or lengthened, or bytes appended.
+    fn damaged_npy() -> impl proptest::strategy::Strategy<Value = Vec<u8>> {
+        use proptest::prelude::*;
+        (0usize..4, any::<u64>(), any::<u8>(), 1usize..40).prop_map(|(how, at, byte, n)| {
+            let mut v = encode(Dtype::I32, &[3, 2], &[1, -2, 3, -4, 5, -6]);
+            let i = (at % v.len() as u64) as usize;
+            match how {
+                0 => v[i] ^= byte | 1,
+                1 => v.truncate(i),
+                2 => {
+                    let digits: Vec<usize> = (10..64).filter(|&j| v[j].is_ascii_digit()).collect();
+                    let j = digits[i % digits.len()];
+                    v.splice(j..j, std::iter::repeat_n(b'9', n));
+                }
+                _ => v.extend(std::iter::repeat_n(byte, n)),
+            }
+            v
+        })
+    }
+
+    proptest::proptest! {
+        // The reader's fuzz target, kept in CI: damaged files decode to an array whose
+        // shape accounts for every value, or to an error naming the file; never a panic
+        // and never an allocation beyond the bytes at hand.
+        #![proptest_config(proptest::prelude::ProptestConfig { cases: 2048, ..Default::default() })]
+        #[test]
+        fn damaged_files_decode_or_are_refused_by_name(bytes in damaged_npy()) {
+            match decode(&bytes, "fuzz.npy") {
+                Ok(a) => {
+                    proptest::prop_assert_eq!(a.shape.iter().product::<usize>(), a.values.len());
+                    proptest::prop_assert!(a.values.len() <= bytes.len());
+                }
+                Err(e) => proptest::prop_assert!(e.to_string().contains("fuzz.npy")),
+            }
+        }
+    }
 }

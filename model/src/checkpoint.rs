@@ -35,11 +35,9 @@ pub enum CheckpointError {
     Config { path: String, message: String },
     #[error("{path}: not a readable safetensors file: {message}")]
     Format { path: String, message: String },
-    #[error("{path}: tensor `{tensor}` is missing")]
+    #[error("{path}: tensor `{tensor}` is missing, but the model config.json describes has one")]
     Missing { path: String, tensor: String },
-    #[error(
-        "{path}: tensor `{tensor}` has shape {got:?}, but the model config needs {expected:?}"
-    )]
+    #[error("{path}: tensor `{tensor}` has shape {got:?}, but config.json needs {expected:?}")]
     Shape {
         path: String,
         tensor: String,
