@@ -429,14 +429,32 @@ fn fuzz_bytes(rng: &mut ChaCha8Rng, card_bytes: u64) -> Vec<u8> {
 /// client still gets bit-exact results.
 #[test]
 fn fuzzed_connections_never_wedge_the_daemon() {
-    const SEED: u64 = 0x7E4A;
-    const CONNECTIONS: usize = 1000;
+    fuzz_daemon(0x7E4A, 1000, None);
+}
+
+/// The same against a daemon that asks a token: no fuzzed connection (none knows the
+/// token) gets an `Ok` to anything but an `auth` challenge, so none reaches the board.
+#[test]
+fn fuzzed_connections_never_get_past_a_token() {
+    let secret = tern_host::auth::Secret::from_text("the fuzzers do not know this one", "t");
+    fuzz_daemon(0x7E4B, 400, Some(secret.unwrap()));
+}
+
+fn fuzz_daemon(seed: u64, connections: usize, secret: Option<tern_host::auth::Secret>) {
     let cfg = config(3, 24);
-    let served = serve_in_thread(&cfg, false, ServeOptions::default());
+    let guarded = secret.is_some();
+    let served = serve_in_thread(
+        &cfg,
+        false,
+        ServeOptions {
+            secret: secret.clone(),
+            ..ServeOptions::default()
+        },
+    );
     let card_bytes = cfg.top.memory_bytes();
-    let mut rng = ChaCha8Rng::seed_from_u64(SEED);
+    let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let t0 = Instant::now();
-    for i in 0..CONNECTIONS {
+    for i in 0..connections {
         let bytes = fuzz_bytes(&mut rng, card_bytes);
         let mut s = raw_waiting(&served.uri);
         // The daemon may close first (a broken frame): a failed write is part of the game.
@@ -449,27 +467,38 @@ fn fuzzed_connections_never_wedge_the_daemon() {
                 Err(e) if e.kind() == std::io::ErrorKind::UnexpectedEof => break,
                 Err(e) if e.kind() == std::io::ErrorKind::ConnectionReset => break,
                 Err(e) => panic!(
-                    "seed {SEED:#x}, connection {i}: no reply and no close ({e}); sent {bytes:02x?}"
+                    "seed {seed:#x}, connection {i}: no reply and no close ({e}); sent {bytes:02x?}"
                 ),
             }
             let h = Header::decode(&h).unwrap_or_else(|e| {
-                panic!("seed {SEED:#x}, connection {i}: malformed reply header ({e})")
+                panic!("seed {seed:#x}, connection {i}: malformed reply header ({e})")
             });
             assert!(
                 Status::from_u8(h.status).is_some(),
-                "seed {SEED:#x}, connection {i}: unknown status {}",
+                "seed {seed:#x}, connection {i}: unknown status {}",
                 h.status
+            );
+            assert!(
+                !guarded
+                    || h.status != Status::Ok as u8
+                    || h.opcode == Opcode::Auth as u8 | tern_host::wire::REPLY,
+                "seed {seed:#x}, connection {i}: opcode 0x{:02x} answered Ok without the token; sent {bytes:02x?}",
+                h.opcode
             );
             let mut body = vec![0u8; h.len as usize];
             s.read_exact(&mut body).unwrap();
         }
     }
     let fuzz_time = t0.elapsed();
-    let mut dev = tern_host::Device::open(&served.uri, &cfg, &options()).unwrap();
+    let opts = tern_host::OpenOptions {
+        token: secret,
+        ..options()
+    };
+    let mut dev = tern_host::Device::open(&served.uri, &cfg, &opts).unwrap();
     gemm_matches_golden(
         &mut dev,
         &cfg,
-        &format!("after {CONNECTIONS} fuzzed connections (seed {SEED:#x})"),
+        &format!("after {connections} fuzzed connections (seed {seed:#x})"),
     );
-    eprintln!("{CONNECTIONS} fuzzed connections in {fuzz_time:?}");
+    eprintln!("{connections} fuzzed connections in {fuzz_time:?}");
 }
