@@ -181,9 +181,15 @@ pub fn train_blocks(dataset: &Path, also: &[PathBuf], out: &Path) -> Result<Bloc
     );
     for (t, name) in tern_surrogate::blocks::BLOCK_TARGETS.iter().enumerate() {
         println!(
-            "  {name:<12} flattening factor {:.3}, band {} (out-of-fold p90)",
+            "  {name:<12} flattening factor {:.3}, {}",
             model.flatten[t],
-            tern_surrogate::blocks::band_text(model.band[t])
+            match model.band[t] {
+                Some(_) => format!(
+                    "band {} (out-of-fold p90)",
+                    tern_surrogate::blocks::band_text(model.band[t])
+                ),
+                None => tern_surrogate::blocks::band_text(None),
+            }
         );
     }
     Ok(model)
@@ -400,6 +406,8 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
             let mut l_pairs = vec![];
             let mut b_pairs = vec![];
             let mut b_in = 0usize;
+            // Rows whose prediction states a band (coverage is measured over those).
+            let mut b_banded = 0usize;
             let shared = SHARED_TARGETS.iter().find(|(g, _)| *g == t).map(|x| x.1);
             for (n, (item, p)) in items.iter().zip(&predictions).enumerate() {
                 let Some(actual) = item.example.targets[t] else {
@@ -417,7 +425,10 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
                     let bp = &bp[n];
                     let v = bp.total[b];
                     b_pairs.push((v, actual));
-                    b_in += usize::from(bp.band[b].is_some_and(|band| within(v, actual, band)));
+                    if let Some(band) = bp.band[b] {
+                        b_banded += 1;
+                        b_in += usize::from(within(v, actual, band));
+                    }
                     points.push((which, t, actual, v, "blocks".to_string()));
                 }
             }
@@ -426,7 +437,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
             gnn.1.push(frac(g_in, g_pairs.len()));
             lin.push(errors(&l_pairs));
             blk.0.push(errors(&b_pairs));
-            blk.1.push(frac(b_in, b_pairs.len()));
+            blk.1.push(frac(b_in, b_banded));
         }
         tables.push(EvalTable {
             predictor: "gnn".into(),

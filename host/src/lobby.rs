@@ -190,24 +190,17 @@ impl Lobby {
     /// Read what the waiting clients have sent, answer each whole request (`Held`, or
     /// the authentication exchange), and drop the ones that left, broke the protocol,
     /// stalled past the frame timeout or do not read their answers. Never blocks.
-    pub fn answer_waiting(&self, opts: &ServeOptions) {
+    /// `scratch` is the lobby thread's buffer for the payloads it reads and drops.
+    pub fn answer_waiting(&self, opts: &ServeOptions, scratch: &mut [u8]) {
         let mut s = self.lock();
         let holder = s.holder.clone();
         let queue = std::mem::take(&mut s.queue);
         let mut kept = VecDeque::with_capacity(queue.len());
-        let mut scratch = vec![0u8; 64 << 10];
         for mut w in queue {
             let position = kept.len() + 1;
             // Without a holder, a request not yet begun belongs to the next holder.
             let may_start = holder.is_some();
-            match serve_waiting(
-                &mut w,
-                holder.as_ref(),
-                position,
-                may_start,
-                opts,
-                &mut scratch,
-            ) {
+            match serve_waiting(&mut w, holder.as_ref(), position, may_start, opts, scratch) {
                 Ok(()) => kept.push_back(w),
                 Err(why) => {
                     if self.log_allowed() {

@@ -646,6 +646,8 @@ pub fn serve(
         // The lobby thread accepts connections and answers the waiting ones while this
         // thread serves the holder.
         scope.spawn(|| {
+            // Payloads of waiting clients are read into this and dropped.
+            let mut scratch = vec![0u8; 64 << 10];
             while !shutdown.load(Ordering::Relaxed) {
                 while lobby.waiting() < opts.max_waiting {
                     match accept(&listener) {
@@ -659,7 +661,7 @@ pub fn serve(
                         }
                     }
                 }
-                lobby.answer_waiting(opts);
+                lobby.answer_waiting(opts, &mut scratch);
                 lobby.poll(listener.fd(), POLL);
             }
         });
