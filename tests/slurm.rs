@@ -363,21 +363,12 @@ fn a_sweep_on_slurm_matches_the_local_one_and_survives_kills_and_cancels() {
     // sbatch and would pend forever: tern names the option, cancels the run's tasks
     // and stops at once.
     let t0 = Instant::now();
+    let mut greedy = args.to_vec();
+    greedy.extend(["--slurm-cpus", "64"]);
     let o = tern_in(
         &work.path().join("cpus-cache"),
         &[("SLURM_CONF", conf), ("RUST_LOG", "info")],
-        &[
-            "sweep",
-            cfgs,
-            "--boards",
-            "icebreaker",
-            "--executor",
-            "slurm",
-            "--slurm-cpus",
-            "64",
-            "--slurm-poll",
-            "0.3",
-        ],
+        &greedy,
     );
     let t = text(&o);
     assert!(!o.status.success(), "{t}");

@@ -274,15 +274,9 @@ fn send_now(fd: RawFd, bytes: &[u8]) -> Result<(), String> {
 }
 
 fn reply_bytes(request: u8, tag: u32, status: Status, count: u32, payload: &[u8]) -> Vec<u8> {
-    let h = Header {
-        opcode: request | REPLY,
-        status: status as u8,
-        tag,
-        addr: 0,
-        count,
-        len: payload.len() as u32,
-    };
-    let mut out = h.encode().to_vec();
+    let mut out = Header::reply(request, tag, status, count, payload.len())
+        .encode()
+        .to_vec();
     out.extend_from_slice(payload);
     out
 }

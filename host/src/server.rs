@@ -108,14 +108,7 @@ pub(crate) fn reply(
     payload: &[u8],
     deadline: Instant,
 ) -> std::io::Result<u64> {
-    let h = Header {
-        opcode: request | REPLY,
-        status: status as u8,
-        tag,
-        addr: 0,
-        count,
-        len: payload.len() as u32,
-    };
+    let h = Header::reply(request, tag, status, count, payload.len());
     pipe.send(&h.encode(), deadline)?;
     pipe.send(payload, deadline)?;
     Ok((HEADER_BYTES + payload.len()) as u64)

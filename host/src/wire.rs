@@ -153,6 +153,18 @@ impl Header {
         }
     }
 
+    /// The header of the reply to a request with `opcode` and `tag`.
+    pub fn reply(opcode: u8, tag: u32, status: Status, count: u32, len: usize) -> Header {
+        Header {
+            opcode: opcode | REPLY,
+            status: status as u8,
+            tag,
+            addr: 0,
+            count,
+            len: len as u32,
+        }
+    }
+
     pub fn encode(&self) -> [u8; HEADER_BYTES] {
         let mut b = [0u8; HEADER_BYTES];
         b[0..4].copy_from_slice(&MAGIC);
