@@ -299,24 +299,32 @@ fn never_starts(reason: &str) -> Option<(&'static str, &'static str)> {
         .map(|(_, why, options)| (*why, *options))
 }
 
-/// The options a run asked sbatch for, as a user typed them (for errors).
-fn requested(s: &SlurmOptions) -> String {
-    let mut asked = vec![];
-    if let Some(c) = s.cpus {
-        asked.push(format!("--slurm-cpus {c}"));
-    }
-    if let Some(m) = &s.mem {
-        asked.push(format!("--slurm-mem {m}"));
+/// What a run asks sbatch for beyond the array itself, each as (the tern option as the
+/// user typed it, the sbatch argument): one list for the submission and for errors
+/// about what it asked.
+fn request(s: &SlurmOptions) -> Vec<(String, String)> {
+    let mut r = vec![];
+    if let Some(p) = &s.partition {
+        r.push((format!("--slurm-partition {p}"), format!("--partition={p}")));
     }
     if let Some(t) = &s.time {
-        asked.push(format!("--slurm-time {t}"));
+        r.push((format!("--slurm-time {t}"), format!("--time={t}")));
     }
-    if let Some(p) = &s.partition {
-        asked.push(format!("--slurm-partition {p}"));
+    if let Some(m) = &s.mem {
+        r.push((format!("--slurm-mem {m}"), format!("--mem={m}")));
+    }
+    if let Some(c) = s.cpus {
+        r.push((format!("--slurm-cpus {c}"), format!("--cpus-per-task={c}")));
     }
     for a in &s.extra {
-        asked.push(format!("--slurm-arg {a}"));
+        r.push((format!("--slurm-arg {a}"), a.clone()));
     }
+    r
+}
+
+/// The options a run asked sbatch for, as a user typed them (for errors).
+fn requested(s: &SlurmOptions) -> String {
+    let asked: Vec<String> = request(s).into_iter().map(|(option, _)| option).collect();
     if asked.is_empty() {
         "nothing beyond the cluster's defaults".into()
     } else {
@@ -385,19 +393,7 @@ fn submit(
             format!("--array={}%{}", array_spec(chunk), s.max_running.max(1)),
             format!("--output={}", dir.join("logs").join("%A_%a.out").display()),
         ];
-        if let Some(p) = &s.partition {
-            args.push(format!("--partition={p}"));
-        }
-        if let Some(t) = &s.time {
-            args.push(format!("--time={t}"));
-        }
-        if let Some(m) = &s.mem {
-            args.push(format!("--mem={m}"));
-        }
-        if let Some(c) = s.cpus {
-            args.push(format!("--cpus-per-task={c}"));
-        }
-        args.extend(s.extra.iter().cloned());
+        args.extend(request(s).into_iter().map(|(_, arg)| arg));
         args.push(dir.join("task.sh").display().to_string());
         args.push(dir.display().to_string());
         let out = slurm("sbatch", &args).map_err(|e| match e {

@@ -1066,10 +1066,7 @@ pub fn main() -> Result<()> {
                 idle_timeout: std::time::Duration::from_secs(idle_timeout),
                 max_hold: std::time::Duration::from_secs(max_hold),
                 max_waiting,
-                secret: token_file
-                    .as_deref()
-                    .map(tern_host::auth::Secret::from_file)
-                    .transpose()?,
+                secret: read_token(token_file.as_deref())?,
                 allow_remote,
                 socket_group,
                 ..tern_host::server::ServeOptions::default()
@@ -1109,10 +1106,7 @@ pub fn main() -> Result<()> {
             out,
             timeout: std::time::Duration::from_secs(timeout),
             board_wait: std::time::Duration::from_secs(board_wait),
-            token: board_token
-                .as_deref()
-                .map(tern_host::auth::Secret::from_file)
-                .transpose()?,
+            token: read_token(board_token.as_deref())?,
         })?,
         Command::Generate {
             board_uri,
@@ -1146,10 +1140,7 @@ pub fn main() -> Result<()> {
                 out,
                 timeout: std::time::Duration::from_secs(timeout),
                 board_wait: std::time::Duration::from_secs(board_wait),
-                token: board_token
-                    .as_deref()
-                    .map(tern_host::auth::Secret::from_file)
-                    .transpose()?,
+                token: read_token(board_token.as_deref())?,
                 verbose: true,
             })?;
         }
@@ -1218,4 +1209,9 @@ pub fn find_in_repo(path: &Path) -> PathBuf {
     } else {
         path.to_path_buf()
     }
+}
+
+/// A token file named by `--token-file` or `--board-token`, if one is.
+fn read_token(path: Option<&Path>) -> Result<Option<tern_host::auth::Secret>> {
+    Ok(path.map(tern_host::auth::Secret::from_file).transpose()?)
 }

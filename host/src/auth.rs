@@ -15,6 +15,7 @@ use hmac::{Hmac, Mac};
 use sha2::Sha256;
 
 use crate::error::{HostError, Result};
+use crate::wire::Opcode;
 
 /// Bytes of a challenge and of a proof.
 pub const NONCE_BYTES: usize = 32;
@@ -156,53 +157,72 @@ impl AuthState {
     }
 }
 
-/// What the server does with one `auth` request.
-pub(crate) enum AuthStep {
-    /// Reply Ok with this payload (a nonce, or nothing) and go on.
-    Reply(Vec<u8>),
+/// What the server does with one request, as far as the token goes: the one gate both
+/// the holder's loop (`server`) and the lobby's answers to waiting clients pass through.
+#[derive(Debug, PartialEq, Eq)]
+pub(crate) enum Gate {
+    /// Not `auth`, on a connection that may be served: serve it.
+    Pass,
+    /// An `auth` request answered: reply Ok with this payload (a nonce, or nothing).
+    Answer(Vec<u8>),
     /// Reply `Unauthorized` with this message and close the connection.
     Refuse(String),
 }
 
-/// One `auth` request with `payload` on a connection in `state`.
-pub(crate) fn auth_request(
+/// A request of `opcode` whose payload is `len` bytes on a connection in `state`.
+/// `payload` holds an `auth` request's bytes; a reader that drops payloads (the lobby)
+/// keeps at most [`PROOF_BYTES`] of them, and a longer one is refused by its length.
+pub(crate) fn gate(
     state: &mut AuthState,
     secret: Option<&Secret>,
+    opcode: u8,
     payload: &[u8],
-) -> AuthStep {
+    len: usize,
+) -> Gate {
+    if opcode != Opcode::Auth as u8 {
+        return match state {
+            AuthState::Open => Gate::Pass,
+            _ => Gate::Refuse(NEEDS_TOKEN.into()),
+        };
+    }
+    if len > PROOF_BYTES {
+        return Gate::Refuse(format!(
+            "an auth payload is at most {PROOF_BYTES} bytes, got {len}"
+        ));
+    }
     match (secret, &*state, payload.len()) {
         // No token asked: a challenge request gets an empty answer, a proof is pointless.
-        (None, _, 0) => AuthStep::Reply(vec![]),
-        (None, _, _) => AuthStep::Refuse("this server asks no token; send no proof".into()),
+        (None, _, 0) => Gate::Answer(vec![]),
+        (None, _, _) => Gate::Refuse("this server asks no token; send no proof".into()),
         (Some(_), AuthState::Open, _) => {
-            AuthStep::Refuse("this connection is already authenticated".into())
+            Gate::Refuse("this connection is already authenticated".into())
         }
         (Some(_), _, 0) => match nonce() {
             Ok(n) => {
                 *state = AuthState::Challenged(n);
-                AuthStep::Reply(n.to_vec())
+                Gate::Answer(n.to_vec())
             }
-            Err(e) => AuthStep::Refuse(e.to_string()),
+            Err(e) => Gate::Refuse(e.to_string()),
         },
         (Some(secret), AuthState::Challenged(n), PROOF_BYTES) => {
             if secret.verify(n, payload) {
                 *state = AuthState::Open;
-                AuthStep::Reply(vec![])
+                Gate::Answer(vec![])
             } else {
-                AuthStep::Refuse("wrong token (the proof does not verify)".into())
+                Gate::Refuse("wrong token (the proof does not verify)".into())
             }
         }
         (Some(_), AuthState::Challenged(_), n) => {
-            AuthStep::Refuse(format!("a proof is {PROOF_BYTES} bytes, got {n}"))
+            Gate::Refuse(format!("a proof is {PROOF_BYTES} bytes, got {n}"))
         }
-        (Some(_), AuthState::Required, _) => AuthStep::Refuse(
-            "a proof before any challenge: send `auth` with no payload first".into(),
-        ),
+        (Some(_), AuthState::Required, _) => {
+            Gate::Refuse("a proof before any challenge: send `auth` with no payload first".into())
+        }
     }
 }
 
 /// What an unauthenticated request is told before the connection is closed.
-pub(crate) const NEEDS_TOKEN: &str = "this board requires a token: give the client the server's \
+const NEEDS_TOKEN: &str = "this board requires a token: give the client the server's \
     token file (`--board-token FILE` or TERN_BOARD_TOKEN_FILE; docs/wire.md, Security)";
 
 #[cfg(test)]
@@ -230,29 +250,47 @@ mod tests {
     #[test]
     fn the_exchange_needs_a_challenge_then_the_right_proof() {
         let s = secret();
+        let auth = |state: &mut AuthState, secret: Option<&Secret>, payload: &[u8]| {
+            gate(state, secret, Opcode::Auth as u8, payload, payload.len())
+        };
         let mut state = AuthState::new(Some(&s));
+        // Nothing but `auth` passes before the proof.
+        assert_eq!(
+            gate(&mut state, Some(&s), Opcode::Read32 as u8, &[], 0),
+            Gate::Refuse(NEEDS_TOKEN.into())
+        );
         assert!(matches!(
-            auth_request(&mut state, Some(&s), &[0; PROOF_BYTES]),
-            AuthStep::Refuse(_)
+            auth(&mut state, Some(&s), &[0; PROOF_BYTES]),
+            Gate::Refuse(_)
         ));
-        let AuthStep::Reply(n) = auth_request(&mut state, Some(&s), &[]) else {
+        let Gate::Answer(n) = auth(&mut state, Some(&s), &[]) else {
             panic!("no challenge")
         };
         assert_eq!(n.len(), NONCE_BYTES);
         let wrong = Secret::from_text("not the right token at all", "t").unwrap();
         let mut copy = state.clone();
         assert!(matches!(
-            auth_request(&mut copy, Some(&s), &wrong.proof(&n)),
-            AuthStep::Refuse(m) if m.contains("wrong token")
+            auth(&mut copy, Some(&s), &wrong.proof(&n)),
+            Gate::Refuse(m) if m.contains("wrong token")
+        ));
+        // A payload longer than a proof is refused by its length, kept or not.
+        let mut copy = state.clone();
+        assert!(matches!(
+            gate(&mut copy, Some(&s), Opcode::Auth as u8, &[], PROOF_BYTES + 1),
+            Gate::Refuse(m) if m.contains("at most 32 bytes")
         ));
         assert!(matches!(
-            auth_request(&mut state, Some(&s), &s.proof(&n)),
-            AuthStep::Reply(r) if r.is_empty()
+            auth(&mut state, Some(&s), &s.proof(&n)),
+            Gate::Answer(r) if r.is_empty()
         ));
         assert_eq!(state, AuthState::Open);
+        assert_eq!(
+            gate(&mut state, Some(&s), Opcode::Read32 as u8, &[], 0),
+            Gate::Pass
+        );
         // Without a token the challenge is answered with nothing.
         let mut open = AuthState::new(None);
-        assert!(matches!(auth_request(&mut open, None, &[]), AuthStep::Reply(r) if r.is_empty()));
+        assert!(matches!(auth(&mut open, None, &[]), Gate::Answer(r) if r.is_empty()));
     }
 
     #[test]

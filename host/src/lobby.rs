@@ -14,7 +14,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::auth::{auth_request, AuthState, AuthStep, PROOF_BYTES};
+use crate::auth::{gate, AuthState, Gate, PROOF_BYTES};
 use crate::pipe::BytePipe;
 use crate::server::ServeOptions;
 use crate::wire::{Header, Opcode, Status, HEADER_BYTES, REPLY};
@@ -369,30 +369,22 @@ fn serve_waiting(
         }
         // A whole request: answer it.
         let kept = std::mem::take(&mut f.kept);
-        let complete_auth = h.opcode == Opcode::Auth as u8 && kept.len() == h.len as usize;
         w.frame = None;
         let text = |t: &str| crate::server::message(t).to_vec();
-        let (status, count, payload, close) = if h.opcode == Opcode::Auth as u8 {
-            // A payload longer than a proof was not kept: it is refused as too long.
-            let step = if complete_auth {
-                auth_request(&mut w.auth, opts.secret.as_ref(), &kept)
-            } else {
-                AuthStep::Refuse(format!(
-                    "an auth payload is at most {PROOF_BYTES} bytes, got {}",
-                    h.len
-                ))
-            };
-            match step {
-                // The challenge's payload is raw bytes (a nonce).
-                AuthStep::Reply(p) => (Status::Ok, 0, p, None),
-                AuthStep::Refuse(why) => (Status::Unauthorized, 0, text(&why), Some(why)),
+        let (status, count, payload, close) = match gate(
+            &mut w.auth,
+            opts.secret.as_ref(),
+            h.opcode,
+            &kept,
+            h.len as usize,
+        ) {
+            // The challenge's payload is raw bytes (a nonce).
+            Gate::Answer(p) => (Status::Ok, 0, p, None),
+            Gate::Refuse(why) => (Status::Unauthorized, 0, text(&why), Some(why)),
+            Gate::Pass => {
+                let held = held_message(holder, position, opts);
+                (Status::Held, position as u32, text(&held), None)
             }
-        } else if w.auth != AuthState::Open {
-            let why = crate::auth::NEEDS_TOKEN;
-            (Status::Unauthorized, 0, text(why), Some(why.to_string()))
-        } else {
-            let held = held_message(holder, position, opts);
-            (Status::Held, position as u32, text(&held), None)
         };
         let bytes = reply_bytes(h.opcode, h.tag, status, count, &payload);
         send_now(fd, &bytes)?;

@@ -13,7 +13,7 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::auth::{auth_request, AuthState, AuthStep, Secret};
+use crate::auth::{gate, AuthState, Gate, Secret};
 use crate::lobby::{Holder, Lobby, Pipe, Promoted};
 use std::time::{Duration, Instant};
 
@@ -244,41 +244,41 @@ fn serve_holder(
         stats.requests += 1;
         // The token first: nothing else is read, run or answered for a client that has
         // not proved it.
-        let refused = if header.opcode == Opcode::Auth as u8 {
-            match auth_request(&mut auth, opts.secret.as_ref(), &payload[..len]) {
-                AuthStep::Reply(answer) => {
-                    match reply(
-                        pipe,
-                        header.opcode,
-                        header.tag,
-                        Status::Ok,
-                        0,
-                        &answer,
-                        Instant::now() + opts.frame_timeout,
-                    ) {
-                        Ok(n) => stats.bytes_out += n,
-                        Err(e) => return (Ended::Io(e.to_string()), stats),
-                    }
-                    continue;
+        match gate(
+            &mut auth,
+            opts.secret.as_ref(),
+            header.opcode,
+            &payload[..len],
+            len,
+        ) {
+            Gate::Pass => {}
+            Gate::Answer(answer) => {
+                match reply(
+                    pipe,
+                    header.opcode,
+                    header.tag,
+                    Status::Ok,
+                    0,
+                    &answer,
+                    Instant::now() + opts.frame_timeout,
+                ) {
+                    Ok(n) => stats.bytes_out += n,
+                    Err(e) => return (Ended::Io(e.to_string()), stats),
                 }
-                AuthStep::Refuse(why) => Some(why),
+                continue;
             }
-        } else if auth != AuthState::Open {
-            Some(crate::auth::NEEDS_TOKEN.to_string())
-        } else {
-            None
-        };
-        if let Some(why) = refused {
-            let _ = reply(
-                pipe,
-                header.opcode,
-                header.tag,
-                Status::Unauthorized,
-                0,
-                message(&why),
-                Instant::now() + opts.frame_timeout,
-            );
-            return (Ended::Unauthorized(why), stats);
+            Gate::Refuse(why) => {
+                let _ = reply(
+                    pipe,
+                    header.opcode,
+                    header.tag,
+                    Status::Unauthorized,
+                    0,
+                    message(&why),
+                    Instant::now() + opts.frame_timeout,
+                );
+                return (Ended::Unauthorized(why), stats);
+            }
         }
         let (status, count, reply_len, text) = match handle(
             board,
@@ -488,6 +488,7 @@ impl Drop for Listener {
 }
 
 fn bind(listen: &Listen, opts: &ServeOptions) -> Result<(Listener, String)> {
+    check_listen(listen, opts)?;
     match listen {
         Listen::Unix(path) => {
             if path.exists() {
@@ -513,7 +514,6 @@ fn bind(listen: &Listen, opts: &ServeOptions) -> Result<(Listener, String)> {
             ))
         }
         Listen::Tcp(addr) => {
-            check_tcp_policy(addr, opts)?;
             if opts.secret.is_none() {
                 tracing::warn!(
                     "tcp:{addr} asks no token: every user of this machine can connect and read \
@@ -534,16 +534,10 @@ fn bind(listen: &Listen, opts: &ServeOptions) -> Result<(Listener, String)> {
 /// a TCP address other hosts can reach needs both the explicit wish and a token, since
 /// any client of a board can read and write its whole memory (docs/wire.md, "Security").
 pub fn check_listen(listen: &Listen, opts: &ServeOptions) -> Result<()> {
-    match listen {
-        Listen::Unix(_) => Ok(()),
-        Listen::Tcp(addr) => check_tcp_policy(addr, opts),
-    }
-}
-
-fn check_tcp_policy(addr: &SocketAddr, opts: &ServeOptions) -> Result<()> {
-    if addr.ip().is_loopback() {
-        return Ok(());
-    }
+    let addr = match listen {
+        Listen::Tcp(addr) if !addr.ip().is_loopback() => addr,
+        _ => return Ok(()),
+    };
     if !opts.allow_remote {
         return Err(HostError::Insecure(format!(
             "tcp:{addr} is reachable from other hosts, and whoever connects can read and \

@@ -35,7 +35,7 @@ pub enum CheckpointError {
     Config { path: String, message: String },
     #[error("{path}: not a readable safetensors file: {message}")]
     Format { path: String, message: String },
-    #[error("{path}: tensor `{tensor}` is missing, but the model config.json describes has one")]
+    #[error("{path}: tensor `{tensor}` is missing (the model that config.json describes has it)")]
     Missing { path: String, tensor: String },
     #[error("{path}: tensor `{tensor}` has shape {got:?}, but config.json needs {expected:?}")]
     Shape {
@@ -407,51 +407,36 @@ fn unpack(packed: &[u8], m: usize, k: usize) -> Result<Vec<i8>, (usize, usize)> 
 
 /// The first tensor whose header entry does not describe its bytes (shape × dtype
 /// against `data_offsets`), named: the safetensors crate says only "invalid shape, data
-/// type, or offset for tensor". None when every entry is consistent or the header is
-/// not JSON (the crate's own message says that well).
+/// type, or offset for tensor". Entries are read as the crate's own `TensorInfo`, sized
+/// by its `Dtype`. None when every entry is consistent or the header is not JSON (the
+/// crate's own message says that well).
 fn bad_tensor(bytes: &[u8]) -> Option<String> {
-    let n = u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?);
-    let end = 8usize.checked_add(usize::try_from(n).ok()?)?;
+    let n = usize::try_from(u64::from_le_bytes(bytes.get(..8)?.try_into().ok()?)).ok()?;
+    let end = n.checked_add(8)?;
     let header: serde_json::Map<String, serde_json::Value> =
         serde_json::from_slice(bytes.get(8..end)?).ok()?;
-    let data_bytes = (bytes.len() - end) as u128;
-    for (name, entry) in header.iter().filter(|(name, _)| *name != "__metadata__") {
-        let dtype = entry.get("dtype").and_then(|d| d.as_str()).unwrap_or("?");
-        let size: u128 = match dtype {
-            "BOOL" | "U8" | "I8" | "F8_E5M2" | "F8_E4M3" => 1,
-            "I16" | "U16" | "F16" | "BF16" => 2,
-            "I32" | "U32" | "F32" => 4,
-            "I64" | "U64" | "F64" => 8,
-            // Sub-byte and unknown types: the crate's own message stands.
-            _ => continue,
-        };
-        let shape: Option<Vec<u128>> = entry
-            .get("shape")
-            .and_then(|s| s.as_array())
-            .map(|dims| dims.iter().map(|d| d.as_u64().map(u128::from)).collect())
-            .and_then(|d: Option<Vec<u128>>| d);
-        let offsets: Option<Vec<u128>> = entry
-            .get("data_offsets")
-            .and_then(|s| s.as_array())
-            .map(|o| o.iter().map(|d| d.as_u64().map(u128::from)).collect())
-            .and_then(|d: Option<Vec<u128>>| d);
-        let (Some(shape), Some(offsets)) = (shape, offsets) else {
+    let data_bytes = bytes.len() - end;
+    for (name, entry) in header
+        .into_iter()
+        .filter(|(name, _)| name != "__metadata__")
+    {
+        let Ok(info) = serde_json::from_value::<safetensors::tensor::TensorInfo>(entry) else {
             return Some(format!(
-                "tensor `{name}`: its header entry lacks a shape or data_offsets of integers"
+                "tensor `{name}`: its header entry is not a known dtype, a shape and data_offsets [start, end]"
             ));
         };
-        let [start, stop] = offsets[..] else {
-            return Some(format!(
-                "tensor `{name}`: data_offsets {offsets:?} is not [start, end]"
-            ));
-        };
-        let want = shape
+        let (start, stop) = info.data_offsets;
+        let want = info
+            .shape
             .iter()
-            .try_fold(size, |acc, &d| acc.checked_mul(d))
-            .unwrap_or(u128::MAX);
-        if stop < start || stop - start != want || stop > data_bytes {
+            .try_fold(info.dtype.bitsize(), |bits, &d| bits.checked_mul(d))
+            .map(|bits| bits.div_ceil(8));
+        if stop < start || Some(stop - start) != want || stop > data_bytes {
+            let want = want.map_or("more than any file holds".into(), |w| w.to_string());
             return Some(format!(
-                "tensor `{name}`: shape {shape:?} of {dtype} needs {want} bytes, but its data_offsets [{start}, {stop}] span {} of the file's {data_bytes} data bytes",
+                "tensor `{name}`: shape {:?} of {:?} needs {want} bytes, but its data_offsets [{start}, {stop}] span {} of the file's {data_bytes} data bytes",
+                info.shape,
+                info.dtype,
                 stop.saturating_sub(start)
             ));
         }
