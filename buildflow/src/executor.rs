@@ -9,21 +9,9 @@ use tern_boards::Board;
 
 use crate::slurm::{SlurmError, SlurmOptions};
 
-/// Called with each finished row (from any thread); an error stops the run: no further
-/// job is started and `run` returns `ExecError::Stopped` with it.
-pub type OnRow<'a> = &'a (dyn Fn(usize, &SweepRow) -> Result<(), String> + Sync);
-/// Called with one line on where the jobs wait (Slurm: the queue's running and pending
-/// tasks and why they pend), for beside a progress bar.
-pub type OnQueue<'a> = &'a (dyn Fn(&str) + Sync);
-use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use crate::job::{run_one, SweepPlan, SweepRow};
+pub use crate::job::{Job, OnQueue, OnRow};
 use crate::synth::SynthOptions;
-
-/// One job: a design on a board.
-#[derive(Debug, Clone)]
-pub struct Job {
-    pub item: SweepItem,
-    pub board: Board,
-}
 
 #[derive(Debug, Clone)]
 pub enum Executor {
@@ -115,7 +103,7 @@ fn run_local(
             scope.spawn(|| loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
                 let Some(job) = jobs.get(i) else { break };
-                let row = sweep::run_one(&job.item, &job.board, plan, opts);
+                let row = run_one(&job.item, &job.board, plan, opts);
                 if let Err(why) = on_row(i, &row) {
                     // No worker takes another job.
                     next.store(usize::MAX / 2, Ordering::Relaxed);
@@ -142,6 +130,7 @@ fn run_local(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::job::SweepItem;
     use tern_hdl::config::ConfigBuilder;
     use tern_hdl::{DesignConfig, EngineKind};
 

@@ -15,8 +15,9 @@ use sha2::{Digest, Sha256};
 use tern_boards::Board;
 use tern_hdl::DesignConfig;
 
-use crate::executor::{Job, OnQueue, OnRow};
-use crate::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use crate::job::{
+    cached_row, row_summary, run_one, Job, OnQueue, OnRow, SweepItem, SweepPlan, SweepRow,
+};
 use crate::synth::cache::write_json;
 use crate::synth::tools::{self, Tool};
 use crate::synth::{router_tool, SynthError, SynthOptions};
@@ -558,7 +559,7 @@ pub fn run(
         }
         if active.contains_key(&i) {
             continue;
-        } else if let Some(row) = sweep::cached_row(&job.item, &job.board, plan, opts) {
+        } else if let Some(row) = cached_row(&job.item, &job.board, plan, opts) {
             write_json(&row_path(&dir, i), &row)?;
             on_row(i, &row)?;
             rows[i] = Some(row);
@@ -788,7 +789,7 @@ pub fn worker(dir: &Path, index: usize) -> Result<(), WorkerError> {
         blocks: run.blocks,
         whole_top: run.whole_top,
     };
-    let row = sweep::run_one(&item, &job.board, plan, &opts);
+    let row = run_one(&item, &job.board, plan, &opts);
     if let Some(e) = &row.error {
         return Err(WorkerError::Flow(format!(
             "{} on {}: {e}",
@@ -796,12 +797,7 @@ pub fn worker(dir: &Path, index: usize) -> Result<(), WorkerError> {
         )));
     }
     write_json(&row_path(dir, index), &row).map_err(|e| bad(e.to_string()))?;
-    println!(
-        "{} on {}: {}",
-        job.name,
-        job.board.name,
-        sweep::row_summary(&row)
-    );
+    println!("{} on {}: {}", job.name, job.board.name, row_summary(&row));
     Ok(())
 }
 

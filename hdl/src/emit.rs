@@ -246,12 +246,9 @@ pub fn generate(cfg: &Config) -> Result<Design, EmitError> {
     ))
 }
 
-/// Bits of each named on-chip memory of a matmul engine.
-pub type MemoryBits = [(&'static str, usize); 4];
-
 fn core<const IW: usize, const ACC: usize>(
     cfg: &Config,
-) -> Result<(String, MemoryBits), EmitError> {
+) -> Result<(String, crate::tlmm::MemoryBits), EmitError> {
     let mut engine = TlmmEngine::<IW, ACC>::new(cfg);
     engine.connect_all();
     check_all(&engine).map_err(|e| EmitError::Check(format!("{e:?}")))?;

@@ -8,8 +8,9 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::bits::ceil_log2;
 use crate::config::attention::{RECIPROCAL_NUMERATOR_BITS, STATE_BITS};
-use crate::config::{ceil_log2, AttentionConfig, Config, DesignConfig, TableStorage};
+use crate::config::{AttentionConfig, Config, DesignConfig, TableStorage};
 
 /// What kind of hardware a node is. The order is the one-hot order of the surrogate's
 /// node features; append new kinds at the end.

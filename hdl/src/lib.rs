@@ -2,6 +2,7 @@
 //! the rust-hdl RTL of the engine, and its Verilog emission.
 
 pub mod attention;
+pub mod bits;
 pub mod config;
 pub mod cost;
 pub mod emit;

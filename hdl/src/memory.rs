@@ -5,7 +5,7 @@
 
 use rust_hdl::prelude::*;
 
-use crate::config::ceil_log2;
+use crate::bits::ceil_log2;
 
 #[derive(LogicBlock)]
 pub struct WordMemory<const W: usize> {

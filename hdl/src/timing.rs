@@ -34,6 +34,16 @@ pub fn streaming_cycles(cfg: &Config, tokens: usize) -> u64 {
 /// nonzero rescale index: the data decides it, so a projection bounds it by 0 and the
 /// row's tile count (each costs `C = d/macs` clocks). `sim/tests/attention.rs` checks
 /// this against Verilator on every streaming co-simulation.
+impl Config {
+    /// Clocks for the whole workload with streams that never stall, counted as the
+    /// co-simulation harness counts them (from the first clock after reset to the clock
+    /// that accepts the last result, inclusive). See [`crate::timing`]; checked against
+    /// Verilator in `sim/tests/tlmm.rs`.
+    pub fn streaming_cycles(&self) -> u64 {
+        streaming_cycles(self, self.workload.tokens)
+    }
+}
+
 pub fn attention_cycles(
     cfg: &AttentionConfig,
     rows: &[RowSchedule],

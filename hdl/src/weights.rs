@@ -16,7 +16,7 @@ pub fn table_entries(g: usize) -> usize {
 
 /// Bits of a group index.
 pub fn index_bits(g: usize) -> usize {
-    crate::config::ceil_log2(table_entries(g))
+    crate::bits::ceil_log2(table_entries(g))
 }
 
 /// Bits of a `(sign, index)` code.
@@ -28,7 +28,7 @@ pub fn code_bits(g: usize) -> usize {
 /// `+1`, so it lies in `[−128·g, 128·g − 1]` (for g = 1 the entry is the activation
 /// itself, 8 bits).
 pub fn entry_bits(g: usize) -> usize {
-    crate::config::partial_sum_bits(g)
+    crate::bits::partial_sum_bits(g)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]

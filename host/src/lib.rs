@@ -15,6 +15,7 @@ pub mod framed;
 mod lobby;
 pub mod npy;
 pub mod pipe;
+mod serve_options;
 pub mod server;
 pub mod sim;
 pub mod transport;

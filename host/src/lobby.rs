@@ -16,7 +16,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use crate::auth::{gate, AuthState, Gate, PROOF_BYTES};
 use crate::pipe::BytePipe;
-use crate::server::ServeOptions;
+use crate::serve_options::ServeOptions;
 use crate::wire::{Header, Opcode, Status, HEADER_BYTES, REPLY};
 
 /// A connection as the daemon sees it.
@@ -349,7 +349,7 @@ fn serve_waiting(
                             Header::raw_tag(&f.header),
                             e.status(),
                             0,
-                            crate::server::message(&e.to_string()),
+                            crate::wire::message(&e.to_string()),
                         );
                         let _ = send_now(fd, &bytes);
                         return Err(e.to_string());
@@ -370,7 +370,7 @@ fn serve_waiting(
         // A whole request: answer it.
         let kept = std::mem::take(&mut f.kept);
         w.frame = None;
-        let text = |t: &str| crate::server::message(t).to_vec();
+        let text = |t: &str| crate::wire::message(t).to_vec();
         let (status, count, payload, close) = match gate(
             &mut w.auth,
             opts.secret.as_ref(),

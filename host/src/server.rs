@@ -13,57 +13,20 @@ use std::os::unix::net::{UnixListener, UnixStream};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
 
-use crate::auth::{gate, AuthState, Gate, Secret};
+use crate::auth::{gate, AuthState, Gate};
 use crate::lobby::{Holder, Lobby, Pipe, Promoted};
+pub use crate::serve_options::ServeOptions;
 use std::time::{Duration, Instant};
 
 use crate::error::{io, HostError, Result};
 use crate::pipe::{recv_exact, BytePipe, RecvError, StreamPipe};
 use crate::transport::Transport;
-use crate::wire::{
-    Header, Opcode, Status, WireError, HEADER_BYTES, MAX_MESSAGE, MAX_PAYLOAD, REPLY,
-};
+use crate::wire::{message, Header, Opcode, Status, WireError, HEADER_BYTES, MAX_PAYLOAD, REPLY};
 
 /// How often a waiting server looks at its shutdown flag.
 const POLL: Duration = Duration::from_millis(50);
 /// Longest wait_irq a client may ask for (the daemon answers nothing else meanwhile).
 const MAX_WAIT: Duration = Duration::from_secs(60);
-
-#[derive(Debug, Clone)]
-pub struct ServeOptions {
-    /// Disconnect a client that sends nothing for this long.
-    pub idle_timeout: Duration,
-    /// Time allowed for the rest of a frame once its first byte arrived.
-    pub frame_timeout: Duration,
-    /// A holder that has had the board this long gives it up at its next request, but
-    /// only while another client waits.
-    pub max_hold: Duration,
-    /// Connections waiting behind the holder; more stay in the listen backlog.
-    pub max_waiting: usize,
-    /// The shared token every connection must prove before anything else
-    /// (docs/wire.md, "Security"); None: no token asked.
-    pub secret: Option<Secret>,
-    /// Listen on a TCP address other hosts can reach. Refused without it, and refused
-    /// without a `secret` even with it: whoever connects can read and write the whole
-    /// board memory.
-    pub allow_remote: bool,
-    /// A Unix socket is created owner-only (0600); with a group id, 0660 and that group.
-    pub socket_group: Option<u32>,
-}
-
-impl Default for ServeOptions {
-    fn default() -> Self {
-        ServeOptions {
-            idle_timeout: Duration::from_secs(30),
-            frame_timeout: Duration::from_secs(10),
-            max_hold: Duration::from_secs(300),
-            max_waiting: 16,
-            secret: None,
-            allow_remote: false,
-            socket_group: None,
-        }
-    }
-}
 
 /// How a connection ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,14 +75,6 @@ pub(crate) fn reply(
     pipe.send(&h.encode(), deadline)?;
     pipe.send(payload, deadline)?;
     Ok((HEADER_BYTES + payload.len()) as u64)
-}
-
-pub(crate) fn message(text: &str) -> &[u8] {
-    let mut end = text.len().min(MAX_MESSAGE);
-    while !text.is_char_boundary(end) {
-        end -= 1;
-    }
-    &text.as_bytes()[..end]
 }
 
 /// Wait for the first byte of a frame, looking at `shutdown` meanwhile.

@@ -268,6 +268,16 @@ pub fn read_frame(r: &mut impl Read) -> Result<Frame, WireError> {
     Ok(Frame { header, payload })
 }
 
+/// An error reply's payload: `text` cut to at most [`MAX_MESSAGE`] bytes on a character
+/// boundary.
+pub(crate) fn message(text: &str) -> &[u8] {
+    let mut end = text.len().min(MAX_MESSAGE);
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    &text.as_bytes()[..end]
+}
+
 #[cfg(test)]
 mod tests {
 

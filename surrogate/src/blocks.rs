@@ -27,10 +27,8 @@ use std::path::Path;
 use tern_hdl::graph::{BlockKind, DesignGraph, Node, Storage, GLUE};
 
 use crate::dataset::{BlockTargets, Dataset, Row, Split, Targets};
+pub use crate::dataset::{BLOCK_TARGETS, BLOCK_TARGET_COUNT};
 
-/// What the block model predicts, in this order.
-pub const BLOCK_TARGETS: [&str; 5] = ["luts", "ffs", "dsps", "brams", "lutram_luts"];
-pub const BLOCK_TARGET_COUNT: usize = BLOCK_TARGETS.len();
 pub const FORMAT: &str = "tern-block-model";
 pub const VERSION: u32 = 1;
 /// Out-of-fold errors a band is stated from, at least: a 90th percentile of a handful

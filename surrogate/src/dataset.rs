@@ -20,6 +20,10 @@ pub const VERSION: u32 = 1;
 /// Longest line accepted when reading (a row is a few kB; this bounds a corrupt file).
 const MAX_LINE_BYTES: usize = 4 << 20;
 
+/// What the block model predicts, in this order.
+pub const BLOCK_TARGETS: [&str; 5] = ["luts", "ffs", "dsps", "brams", "lutram_luts"];
+pub const BLOCK_TARGET_COUNT: usize = BLOCK_TARGETS.len();
+
 #[derive(Debug, thiserror::Error)]
 pub enum DatasetError {
     #[error("cannot read dataset {path}: {cause}")]
@@ -99,8 +103,8 @@ pub struct BlockTargets {
 }
 
 impl BlockTargets {
-    /// The values in `blocks::BLOCK_TARGETS` order (LUT, FF, DSP, BRAM, LUT-RAM).
-    pub fn values(&self) -> [f64; crate::blocks::BLOCK_TARGET_COUNT] {
+    /// The values in `BLOCK_TARGETS` order (LUT, FF, DSP, BRAM, LUT-RAM).
+    pub fn values(&self) -> [f64; BLOCK_TARGET_COUNT] {
         [self.luts, self.ffs, self.dsps, self.brams, self.lutram_luts]
     }
 }

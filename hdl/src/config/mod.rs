@@ -6,6 +6,7 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use thiserror::Error;
 
+use crate::bits::{ceil_log2, partial_sum_bits, signed_bits};
 use crate::weights;
 
 pub mod attention;
@@ -366,21 +367,6 @@ pub struct Geometry {
     pub weight_buffer_depth: usize,
 }
 
-/// Smallest two's-complement width holding every integer in `[lo, hi]`.
-pub fn signed_bits(lo: i64, hi: i64) -> usize {
-    let mut w = 1;
-    while !(-(1i64 << (w - 1)) <= lo && hi < (1i64 << (w - 1))) {
-        w += 1;
-    }
-    w
-}
-
-/// Width of a sign-folded partial sum over `weights` weights: `Σ ε_j·x_j` with the
-/// first nonzero `ε` positive lies in `[−128·w, 128·w − 1]`.
-pub fn partial_sum_bits(weights: usize) -> usize {
-    signed_bits(-128 * weights as i64, 128 * weights as i64 - 1)
-}
-
 impl Geometry {
     /// Weight codes per weight beat (P × lanes).
     pub fn lanes(&self) -> usize {
@@ -677,14 +663,6 @@ impl Config {
         Config::validate(file, "workload change")
     }
 
-    /// Clocks for the whole workload with streams that never stall, counted as the
-    /// co-simulation harness counts them (from the first clock after reset to the clock
-    /// that accepts the last result, inclusive). See [`crate::timing`]; checked against
-    /// Verilator in `sim/tests/tlmm.rs`.
-    pub fn streaming_cycles(&self) -> u64 {
-        crate::timing::streaming_cycles(self, self.workload.tokens)
-    }
-
     /// Ideal cycles for the whole workload: every lane busy every cycle.
     pub fn ideal_cycles(&self) -> f64 {
         let w = &self.workload;
@@ -858,14 +836,6 @@ impl DesignConfig {
     }
 }
 
-pub fn ceil_log2(n: usize) -> usize {
-    if n <= 1 {
-        0
-    } else {
-        (usize::BITS - (n - 1).leading_zeros()) as usize
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -971,17 +941,6 @@ tokens = 2
         ] {
             let text = GOOD.replace(from, to);
             assert!(Config::from_toml(&text, "f").is_err(), "{to} accepted");
-        }
-    }
-
-    #[test]
-    fn ceil_log2_matches_definition() {
-        for n in 1..5000usize {
-            let c = ceil_log2(n);
-            assert!(
-                1usize << c >= n && (c == 0 || 1usize << (c - 1) < n),
-                "n = {n}"
-            );
         }
     }
 }

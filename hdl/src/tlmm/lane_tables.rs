@@ -21,7 +21,8 @@ use rust_hdl::prelude::*;
 use std::fmt::Write as _;
 
 use super::text::{address_bits, field, sext};
-use crate::config::{ceil_log2, Geometry, TableStorage};
+use crate::bits::ceil_log2;
+use crate::config::{Geometry, TableStorage};
 use crate::memory::signals;
 
 #[derive(LogicBlock)]

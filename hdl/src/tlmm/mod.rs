@@ -40,6 +40,9 @@ pub use row_trees::RowTrees;
 pub use table_builder::TableBuilder;
 pub use text::buffer_style;
 
+/// Bits of each named on-chip memory of a matmul engine.
+pub type MemoryBits = [(&'static str, usize); 4];
+
 #[derive(LogicBlock)]
 pub struct TlmmEngine<const IW: usize, const ACC: usize> {
     pub clock: Signal<In, Clock>,
@@ -275,7 +278,7 @@ impl<const IW: usize, const ACC: usize> TlmmEngine<IW, ACC> {
 
     /// Bits held in each on-chip memory: activation buffer, tables, weight FIFO,
     /// accumulators.
-    pub fn memory_bits(&self, cfg: &Config) -> crate::emit::MemoryBits {
+    pub fn memory_bits(&self, cfg: &Config) -> MemoryBits {
         let geo = &cfg.geometry;
         let fifo = if geo.weight_buffer_depth > 0 {
             self.fifo_sign.bits() + self.fifo_index.bits()

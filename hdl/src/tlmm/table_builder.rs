@@ -85,7 +85,7 @@ impl TableBuilder {
         let e = self.entries();
         let sw = entry_bits(g);
         let order = build_order(g);
-        let kb = crate::config::ceil_log2(g).max(1);
+        let kb = crate::bits::ceil_log2(g).max(1);
         let mut v = String::new();
         writeln!(
             v,

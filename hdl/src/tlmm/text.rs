@@ -45,7 +45,7 @@ pub fn add_sub(out: &mut String, name: &str, w: usize, a: &str, b: &str, sub: &s
 
 /// Address bits for `depth` words (at least 1).
 pub fn address_bits(depth: usize) -> usize {
-    crate::config::ceil_log2(depth).max(1)
+    crate::bits::ceil_log2(depth).max(1)
 }
 
 /// The `ram_style` for an engine memory of `depth` words whose read is registered

@@ -6,7 +6,7 @@
 
 use super::regmap::{self, Kind};
 use super::{TopLayout, TOP_MODULE};
-use crate::config::ceil_log2;
+use crate::bits::ceil_log2;
 use crate::emit::{Design, WRAPPER_MODULE};
 
 fn status_source(name: &str, memory_bytes: u64, design_id: u32) -> String {
