@@ -5,8 +5,6 @@
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Mutex;
 
-use tern_boards::Board;
-
 use crate::slurm::{SlurmError, SlurmOptions};
 
 use crate::job::{run_one, SweepPlan, SweepRow};
@@ -131,6 +129,7 @@ fn run_local(
 mod tests {
     use super::*;
     use crate::job::SweepItem;
+    use tern_boards::Board;
     use tern_hdl::config::ConfigBuilder;
     use tern_hdl::{DesignConfig, EngineKind};
 

@@ -9,6 +9,7 @@
 //! stay loaded. One slot is the default; a whole model keeps every weight tile (every
 //! layer's KV caches) resident in its own slot ([`Device::set_slots`]).
 
+#[cfg(feature = "sim")]
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
@@ -16,7 +17,9 @@ use tern_hdl::streams::attention::{schedule, unpack_row, RowOutput};
 use tern_hdl::streams::{pack_activations, pack_weights, unpack_results, Beat};
 use tern_hdl::top::{design_id, regmap, KvCacheLayout, MemoryLayout, TopLayout};
 use tern_hdl::{AttentionConfig, Config, DesignConfig};
+#[cfg(feature = "sim")]
 use tern_sim::top_model::MemoryModel;
+#[cfg(feature = "sim")]
 use tern_sim::verilator::ModelCache;
 
 use crate::error::{HostError, Result};
@@ -37,10 +40,12 @@ pub struct OpenOptions {
     /// Bound on one run (start to interrupt).
     pub run_timeout: Duration,
     /// Where `sim:` builds and caches its Verilator model.
+    #[cfg(feature = "sim")]
     pub cache: PathBuf,
     /// How long to wait in `tern serve`'s queue while another client holds the board.
     pub board_wait: Duration,
     /// The memory behind `sim:`'s top (None: one that keeps up with any bus).
+    #[cfg(feature = "sim")]
     pub memory: Option<MemoryModel>,
     /// The token `tern serve` asks for (unix: and tcp: boards; docs/wire.md, "Security").
     pub token: Option<crate::auth::Secret>,
@@ -51,8 +56,10 @@ impl Default for OpenOptions {
         OpenOptions {
             timeout: Duration::from_secs(10),
             run_timeout: Duration::from_secs(60),
+            #[cfg(feature = "sim")]
             cache: tern_sim::verilator::default_cache_root(),
             board_wait: Duration::from_secs(10),
+            #[cfg(feature = "sim")]
             memory: None,
             token: None,
         }
@@ -73,12 +80,23 @@ pub fn open_transport(
         }
     };
     Ok(match BoardUri::parse(uri)? {
+        #[cfg(feature = "sim")]
         BoardUri::Sim => Box::new(crate::sim::SimBoard::for_design(
             cfg,
             &ModelCache::new(&opts.cache),
             None,
             opts.memory,
         )?),
+        #[cfg(not(feature = "sim"))]
+        BoardUri::Sim => {
+            let _ = cfg;
+            return Err(HostError::BadUri {
+                uri: uri.to_string(),
+                reason: "this build of tern-host has no simulated board (build it with \
+                         the `sim` feature, as the `tern` command is)"
+                    .into(),
+            });
+        }
         BoardUri::Unix(path) => {
             let s = std::os::unix::net::UnixStream::connect(&path)
                 .map_err(connect_err(path.display().to_string()))?;

@@ -2,7 +2,8 @@
 //!
 //! - [`Transport`]: the call-based interface every backend implements (registers, card
 //!   memory DMA, interrupt, reset);
-//! - backends: [`sim::SimBoard`] (the Verilator model in-process),
+//! - backends: `sim::SimBoard` (the Verilator model in-process; only with the `sim`
+//!   feature, so a driver for a real card builds without the Verilator bridge),
 //!   [`framed::FramedTransport`] over a socket to `tern serve` or over USB bulk
 //!   endpoints ([`usb`]), and [`xdma::XdmaTransport`] for PCIe cards;
 //! - [`wire`]: the framed protocol, and [`server`] its board side (`tern serve`);
@@ -17,6 +18,7 @@ pub mod npy;
 pub mod pipe;
 mod serve_options;
 pub mod server;
+#[cfg(feature = "sim")]
 pub mod sim;
 pub mod transport;
 pub mod uri;
