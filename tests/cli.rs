@@ -95,7 +95,7 @@ fn generated_designs_are_lint_clean() {
     for (i, body) in configs.iter().enumerate() {
         let cfg = config_file(tmp.path(), &format!("c{i}.toml"), body);
         let dir = tmp.path().join(format!("d{i}")).display().to_string();
-        let o = tern(&["gen", "--config", &cfg, "-o", &dir]);
+        let o = tern(&["verilog", "--config", &cfg, "-o", &dir]);
         assert!(o.status.success(), "{}", text(&o));
         for f in [
             "tern_engine.v",
@@ -109,7 +109,7 @@ fn generated_designs_are_lint_clean() {
         assert!(o.status.success(), "config:\n{body}\n{}", text(&o));
         // The accelerator top around the same engine is linted from `tern_top` down.
         let top = format!("{dir}-top");
-        let o = tern(&["gen", "--config", &cfg, "-o", &top, "--top"]);
+        let o = tern(&["verilog", "--config", &cfg, "-o", &top, "--top"]);
         assert!(o.status.success(), "{}", text(&o));
         let o = tern(&["lint", "--dir", &top]);
         assert!(o.status.success(), "top, config:\n{body}\n{}", text(&o));
@@ -123,7 +123,7 @@ fn wrapper_alone_has_no_warnings_under_wall() {
     let tmp = tempfile::tempdir().unwrap();
     let dir = tmp.path().join("d");
     let o = tern(&[
-        "gen",
+        "verilog",
         "--config",
         &example("default.toml"),
         "-o",
@@ -239,7 +239,13 @@ fn bad_configs_fail_cleanly_and_write_nothing() {
     for (i, (body, needle)) in cases.iter().enumerate() {
         let cfg = config_file(tmp.path(), &format!("bad{i}.toml"), body);
         let dir = tmp.path().join(format!("out{i}"));
-        let o = tern(&["gen", "--config", &cfg, "-o", &dir.display().to_string()]);
+        let o = tern(&[
+            "verilog",
+            "--config",
+            &cfg,
+            "-o",
+            &dir.display().to_string(),
+        ]);
         let t = text(&o);
         assert!(!o.status.success(), "accepted:\n{body}");
         assert!(
@@ -249,6 +255,9 @@ fn bad_configs_fail_cleanly_and_write_nothing() {
         assert!(!t.contains("panicked"), "{t}");
         assert!(!dir.exists(), "output written for a bad config");
     }
+    let o = tern(&["verilog", "--config", "no/such/file.toml", "-o", "x"]);
+    assert!(!o.status.success() && text(&o).contains("no/such/file.toml"));
+    // `gen`, the command's name before it was `verilog`, still reaches it.
     let o = tern(&["gen", "--config", "no/such/file.toml", "-o", "x"]);
     assert!(!o.status.success() && text(&o).contains("no/such/file.toml"));
 }
@@ -283,7 +292,7 @@ fn gen_output_is_deterministic() {
     let b: PathBuf = tmp.path().join("b");
     for d in [&a, &b] {
         let o = tern(&[
-            "gen",
+            "verilog",
             "--config",
             &example("tlmm_g5_wide.toml"),
             "-o",
@@ -305,7 +314,7 @@ fn attention_examples_generate_lint_and_cosimulate() {
     let tmp = tempfile::tempdir().unwrap();
     for name in ["attention_decode.toml", "attention_prefill.toml"] {
         let dir = tmp.path().join(name).display().to_string();
-        let o = tern(&["gen", "--config", &example(name), "-o", &dir]);
+        let o = tern(&["verilog", "--config", &example(name), "-o", &dir]);
         let t = text(&o);
         assert!(o.status.success() && t.contains("attention engine"), "{t}");
         let o = tern(&["lint", "--dir", &dir]);
@@ -349,7 +358,13 @@ fn bad_attention_configs_fail_cleanly_and_write_nothing() {
     for (i, (body, needle)) in cases.iter().enumerate() {
         let cfg = config_file(tmp.path(), &format!("bad{i}.toml"), body);
         let dir = tmp.path().join(format!("out{i}"));
-        let o = tern(&["gen", "--config", &cfg, "-o", &dir.display().to_string()]);
+        let o = tern(&[
+            "verilog",
+            "--config",
+            &cfg,
+            "-o",
+            &dir.display().to_string(),
+        ]);
         let t = text(&o);
         assert!(!o.status.success(), "accepted:\n{body}");
         assert!(

@@ -182,17 +182,12 @@ fn the_attention_top_passes_its_cocotb_testbench() {
     for (i, (d, macs, tile, l, rows, causal, block, bus, seed, pause)) in
         cases.into_iter().enumerate()
     {
-        let mut cfg = tern_hdl::AttentionConfig::from_toml(
-            &format!(
-                "[attention]\nhead_dim = {d}\nmacs = {macs}\ntile = {tile}\nmax_seq_len = 64\n\
-                 mode = \"{}\"\ncausal = {causal}\nquery_block = {block}\n\
-                 [attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\nscale_out = 0.03\n\
-                 [workload]\nseq_len = {l}\nqueries = {rows}\n",
-                if causal { "prefill" } else { "decode" }
-            ),
-            "cocotb case",
-        )
-        .unwrap();
+        let mut cfg = tern_hdl::config::AttentionConfigBuilder::new(d, macs, tile, 64)
+            .mode(causal, causal)
+            .workload(l, rows)
+            .query_block(block)
+            .build()
+            .unwrap();
         cfg.top = TopConfig {
             bus_bits: bus,
             burst_beats: 4,

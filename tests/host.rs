@@ -307,7 +307,7 @@ fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
             &default_cache_root(),
             &[],
             &[
-                "gen",
+                "verilog",
                 "--config",
                 cfg,
                 "--out",
@@ -347,7 +347,7 @@ fn gen_top_writes_a_lint_clean_top_and_its_register_map() {
         &default_cache_root(),
         &[],
         &[
-            "gen",
+            "verilog",
             "--config",
             narrow.to_str().unwrap(),
             "--out",

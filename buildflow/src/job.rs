@@ -66,7 +66,7 @@ pub struct SweepPlan {
     pub seed: u64,
     /// Also synthesise with the RTL blocks kept as hierarchy (per-block labels).
     pub blocks: bool,
-    /// Synthesise the whole accelerator top (engine + shell, `tern gen --top`) instead
+    /// Synthesise the whole accelerator top (engine + shell, `tern verilog --top`) instead
     /// of the engine alone (no place and route: the top is not an out-of-context core).
     pub whole_top: bool,
 }

@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tern_flows::board::{bandwidth_bound, memory_model_for};
+use tern_flows::memory::{bandwidth_bound, memory_model_for};
+use tern_hdl::config::AttentionConfigBuilder;
 use tern_hdl::streams::attention::{schedule, streamed_keys};
 use tern_hdl::{AttentionConfig, DesignConfig};
 use tern_host::sim::{SharedBoard, SimBoard};
@@ -28,14 +29,13 @@ fn config(
     queries: usize,
     block: usize,
 ) -> AttentionConfig {
-    let text = format!(
-        "board = \"kv260\"\n[attention]\nhead_dim = {head_dim}\nmacs = 16\ntile = 32\nmax_seq_len = 2048\n\
-         mode = \"{mode}\"\ncausal = {}\nquery_block = {block}\n\
-         [attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\nscale_out = 0.03\n\
-         [workload]\nseq_len = {seq_len}\nqueries = {queries}\n",
-        causal
-    );
-    AttentionConfig::from_toml(&text, "bench").unwrap()
+    AttentionConfigBuilder::new(head_dim, 16, 32, 2048)
+        .board("kv260")
+        .mode(mode == "prefill", causal)
+        .workload(seq_len, queries)
+        .query_block(block)
+        .build()
+        .unwrap()
 }
 
 fn main() {

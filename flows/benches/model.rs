@@ -19,8 +19,8 @@
 use std::time::Instant;
 
 use indicatif::ProgressBar;
-use tern_flows::board::memory_model_for;
 use tern_flows::generate::{BoardFabric, TilePlan};
+use tern_flows::memory::memory_model_for;
 use tern_hdl::{AttentionConfig, Config, DesignConfig};
 use tern_host::{Device, OpenOptions};
 use tern_model::checkpoint::Checkpoint;

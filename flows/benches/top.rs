@@ -11,7 +11,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tern_flows::board::{bandwidth_bound, golden, memory_model, random_layer};
+use tern_flows::memory::{bandwidth_bound, memory_model};
+use tern_flows::run::inputs::{golden, random_layer};
 use tern_hdl::Config;
 use tern_host::sim::{SharedBoard, SimBoard};
 use tern_host::{Device, OpenOptions};

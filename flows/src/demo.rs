@@ -9,9 +9,9 @@ use tern_boards::Board;
 use tern_hdl::{generate, write_design, Config};
 use tern_sim::verilator::ModelCache;
 
-use crate::cli::find_in_repo;
-use crate::cosim::{self, Handshakes};
-use crate::lint;
+use crate::files::find_in_repo;
+use crate::rtl::cosim::{self, Handshakes};
+use crate::rtl::lint;
 use tern_build::synth::{self, SynthOptions, SynthOutcome};
 
 /// Real synthesis for the config's board (Yosys; cached), with a fit verdict.
@@ -227,8 +227,8 @@ fn model_run() -> Result<()> {
 /// The surrogate's view of the same design, beside what synthesis and simulation said.
 /// A missing model is reported, not fatal: the demo's facts come from the real tools.
 fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measured_cycles: u64) {
-    let report = crate::surrogate::find_model(board, None)
-        .map(|m| crate::surrogate::predict_one(config, board, &m, false));
+    let report = crate::surrogate::predict::find_model(board, None)
+        .map(|m| crate::surrogate::predict::predict_one(config, board, &m, false));
     match report {
         Ok(r) => {
             let v = |t: usize| r.prediction.value[t].unwrap_or(f64::NAN);
@@ -268,8 +268,8 @@ fn surrogate(config: &tern_hdl::DesignConfig, board: &tern_boards::Board, measur
 /// kernel clocks, outputs checked, and the memory model's description.
 fn host_run(cfg: &tern_hdl::Config) -> Result<(u64, usize, String)> {
     let m = cfg.workload.m;
-    let (w, x) = crate::board::random_layer(cfg, cfg.workload.tokens, 1, None);
-    let (memory, memory_text) = crate::board::memory_model(cfg)?;
+    let (w, x) = crate::run::inputs::random_layer(cfg, cfg.workload.tokens, 1, None);
+    let (memory, memory_text) = crate::memory::memory_model(cfg)?;
     let opts = tern_host::OpenOptions {
         memory: Some(memory),
         ..tern_host::OpenOptions::default()
@@ -277,7 +277,7 @@ fn host_run(cfg: &tern_hdl::Config) -> Result<(u64, usize, String)> {
     let mut dev = tern_host::Device::open("sim:", cfg, &opts)?;
     dev.load_weights(&w)?;
     let run = dev.gemm(&x)?;
-    let want = crate::board::golden(cfg, &w, &x);
+    let want = crate::run::inputs::golden(cfg, &w, &x);
     if let Some((i, (got, want))) = run
         .y
         .iter()

@@ -27,7 +27,7 @@ use tern_sim::golden::bitnet::{
     ModelRunError,
 };
 
-use crate::board::memory_model_for;
+use crate::memory::memory_model_for;
 
 /// The prompt `tern generate` and the demo use when none is given (token ids).
 pub const DEFAULT_PROMPT: [usize; 8] = [1, 20, 44, 4, 5, 60, 7, 8];

@@ -1,17 +1,25 @@
-//! tern-flows: the flows behind the `tern` command (gen, lint, cosim, demo, boards, synth, pnr, sweep, area).
+//! tern-flows: the flows behind the `tern` command, one module per job:
+//!
+//! - [`cli`]: parse the command line and dispatch (one module per command);
+//! - [`rtl`]: Verilator lint and co-simulation against the golden model;
+//! - [`experiments`]: synthesis, place and route, sweeps, the area study;
+//! - [`surrogate`]: datasets, training, evaluation and prediction of the surrogate;
+//! - [`dse`]: design-space exploration with the surrogate;
+//! - [`project`]: a whole model's speed projected from an engine's cycle model;
+//! - [`memory`], [`serve`], [`run`], [`generate`]: the simulated board's memory, the board
+//!   daemon, one layer on a board, a whole model on boards;
+//! - [`demo`]: the README's main job.
 
-pub mod area;
-pub mod attention_run;
-pub mod board;
 pub mod cli;
-pub mod cosim;
-pub mod dataset;
 pub mod demo;
 pub mod dse;
-pub mod dse_attention;
+pub mod experiments;
+pub mod files;
 pub mod generate;
-pub mod lint;
+pub mod memory;
 pub mod plot;
 pub mod project;
+pub mod rtl;
+pub mod run;
+pub mod serve;
 pub mod surrogate;
-pub mod synthesis;

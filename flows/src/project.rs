@@ -63,10 +63,10 @@ pub struct ModelProjection {
     pub prefill_s: Vec<(usize, f64)>,
 }
 
-/// Bytes per clock the top's read port sustains against the DDR model's latency
-/// (`board::DDR_LATENCY_NS`): a bus word per clock while enough bursts are in flight.
-pub fn top_bytes_per_clock(engine: &Config, clock_mhz: f64) -> f64 {
-    let latency_clocks = (crate::board::DDR_LATENCY_NS * clock_mhz / 1e3).ceil();
+/// Bytes per clock the top's read port sustains against the board memory's latency
+/// (`memory.latency_ns`): a bus word per clock while enough bursts are in flight.
+pub fn top_bytes_per_clock(engine: &Config, board: &Board, clock_mhz: f64) -> f64 {
+    let latency_clocks = crate::memory::latency_clocks(&board.memory, clock_mhz);
     let top = &engine.top;
     top.bus_bytes() as f64
         * tern_surrogate::workload::feeder_fraction(
@@ -92,7 +92,7 @@ pub fn project(
 ) -> Result<ModelProjection> {
     // Weights stream at the slower of the DDR and the top's bus.
     let bus = tern_surrogate::workload::port_gbyte_per_s(
-        top_bytes_per_clock(engine, clock_mhz),
+        top_bytes_per_clock(engine, board, clock_mhz),
         clock_mhz,
     );
     let bw = board.memory.gbyte_per_s.min(bus);
@@ -236,7 +236,7 @@ pub fn run(
     let p = project(&engine, &workload, &board, clock, prompts)?;
     print(&p, &workload);
     if let Some(path) = json {
-        crate::synthesis::write_json(path, &p)?;
+        tern_build::synth::cache::write_json(path, &p)?;
         println!("  report       {}", path.display());
     }
     Ok(())

@@ -605,7 +605,7 @@ pub fn matmul_graph(cfg: &Config) -> DesignGraph {
 /// module's own cells when the engine is kept as hierarchy.
 pub const SHELL: &str = "shell";
 
-/// A whole matmul top (`tern gen --top`): the engine's graph plus the shell's nodes,
+/// A whole matmul top (`tern verilog --top`): the engine's graph plus the shell's nodes,
 /// sized from the same `MemoryLayout` the top's Verilog is generated from.
 pub fn top_graph(cfg: &Config) -> DesignGraph {
     let mut g = matmul_graph(cfg);

@@ -7,7 +7,7 @@ mod common;
 use ndarray::{s, Array2};
 
 use common::{options, serve_design_in_thread};
-use tern_hdl::config::TopConfig;
+use tern_hdl::config::{AttentionConfigBuilder, TopConfig};
 use tern_hdl::streams::attention::schedule;
 use tern_hdl::top::regmap;
 use tern_hdl::{AttentionConfig, DesignConfig};
@@ -27,18 +27,12 @@ fn config(
     (seq_len, queries, query_block): (usize, usize, usize),
     bus_bits: usize,
 ) -> AttentionConfig {
-    let mut cfg = AttentionConfig::from_toml(
-        &format!(
-            "[attention]\nhead_dim = {head_dim}\nmacs = {macs}\ntile = {tile}\nmax_seq_len = 64\n\
-             query_block = {query_block}\n\
-             mode = \"{mode}\"\ncausal = {}\n\
-             [attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\nscale_out = 0.03\n\
-             [workload]\nseq_len = {seq_len}\nqueries = {queries}\n",
-            mode == "prefill"
-        ),
-        "test",
-    )
-    .unwrap();
+    let mut cfg = AttentionConfigBuilder::new(head_dim, macs, tile, 64)
+        .mode(mode == "prefill", mode == "prefill")
+        .workload(seq_len, queries)
+        .query_block(query_block)
+        .build()
+        .unwrap();
     cfg.top = TopConfig {
         bus_bits,
         burst_beats: 4,

@@ -4,7 +4,7 @@
 //!
 //! `cargo bench -p tern-sim --bench attention` (`-- --fidelity-only`: the first table alone)
 
-use tern_hdl::config::IndexRounding;
+use tern_hdl::config::{AttentionConfigBuilder, IndexRounding};
 use tern_hdl::{generate_attention, AttentionConfig};
 use tern_sim::cosim::attention::{compare, drive, AttentionVectorKind, AttentionVectors};
 use tern_sim::cosim::Stimulus;
@@ -20,15 +20,11 @@ fn config(
     l: usize,
     queries: usize,
 ) -> AttentionConfig {
-    AttentionConfig::from_toml(
-        &format!(
-            "[attention]\nhead_dim = {d}\nmacs = {macs}\ntile = {tile}\nmax_seq_len = 2048\nmode = \"{mode}\"\n\
-             causal = {causal}\n[attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\n\
-             scale_out = 0.03\n[workload]\nseq_len = {l}\nqueries = {queries}\n"
-        ),
-        "bench",
-    )
-    .unwrap()
+    AttentionConfigBuilder::new(d, macs, tile, 2048)
+        .mode(mode == "prefill", causal)
+        .workload(l, queries)
+        .build()
+        .unwrap()
 }
 
 fn fidelity() {
@@ -155,11 +151,10 @@ fn storage() {
     }
     for (d, tile, block) in rows {
         let base = config(d, 16, tile, "decode", false, 256, 1);
-        let text = base.to_toml().replace(
-            "[attention]\n",
-            &format!("[attention]\nquery_block = {block}\n"),
-        );
-        let cfg = AttentionConfig::from_toml(&text, "bench").unwrap();
+        let cfg = AttentionConfigBuilder::from_config(&base)
+            .query_block(block)
+            .build()
+            .unwrap();
         let design = generate_attention(&cfg).unwrap();
         let m = &design.manifest.memory_bits;
         println!(

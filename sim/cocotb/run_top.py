@@ -1,4 +1,4 @@
-"""Build a generated top (`tern gen --top` output in --dir) with Icarus Verilog and run
+"""Build a generated top (`tern verilog --top` output in --dir) with Icarus Verilog and run
 test_tern_top.py on it under cocotb. Exit status 0 only if every test passed.
 
     python3 sim/cocotb/run_top.py --dir DIR --params '{"kind": "tlmm", ...}' --seed S --pause P

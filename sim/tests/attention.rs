@@ -6,6 +6,7 @@
 
 use std::path::PathBuf;
 
+use tern_hdl::config::AttentionConfigBuilder;
 use tern_hdl::timing::attention_cycles;
 use tern_hdl::{generate_attention, AttentionConfig};
 use tern_sim::cosim::attention::{
@@ -23,26 +24,20 @@ fn config(
     (seq_len, queries): (usize, usize),
     rescale_steps: usize,
 ) -> AttentionConfig {
-    AttentionConfig::from_toml(
-        &format!(
-            "[attention]\nhead_dim = {d}\nmacs = {macs}\ntile = {tile}\nmax_seq_len = {max}\n\
-             mode = \"{mode}\"\ncausal = {causal}\n\
-             [attention.quant]\nscale_q = 0.035\nscale_k = 0.035\nscale_v = 0.03\nscale_out = 0.03\n\
-             clip = 6.6\nrescale_steps = {rescale_steps}\n\
-             [workload]\nseq_len = {seq_len}\nqueries = {queries}\n"
-        ),
-        "test config",
-    )
-    .unwrap_or_else(|e| panic!("{e}"))
+    AttentionConfigBuilder::new(d, macs, tile, max)
+        .mode(mode == "prefill", causal)
+        .workload(seq_len, queries)
+        .rescale_steps(rescale_steps)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The same engine keeping `block` query rows per pass over the KV tiles.
 fn blocked(cfg: AttentionConfig, block: usize) -> AttentionConfig {
-    let text = cfg.to_toml().replace(
-        "[attention]\n",
-        &format!("[attention]\nquery_block = {block}\n"),
-    );
-    AttentionConfig::from_toml(&text, "test config").unwrap_or_else(|e| panic!("{e}"))
+    AttentionConfigBuilder::from_config(&cfg)
+        .query_block(block)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 fn waveforms() -> PathBuf {

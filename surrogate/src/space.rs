@@ -14,7 +14,7 @@
 //! "engine.rows_parallel" = [8]
 //! ```
 //!
-//! `whole_top = true` makes every sample a whole matmul top (engine + shell, `tern gen
+//! `whole_top = true` makes every sample a whole matmul top (engine + shell, `tern verilog
 //! --top`): synthesised as such, described by `hdl::graph::top_graph`; `top.*` keys
 //! (bus width, burst, reads in flight) may then be dimensions.
 

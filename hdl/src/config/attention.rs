@@ -7,7 +7,8 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{ceil_log2, ConfigError, TopConfig};
+use super::{ConfigError, TopConfig};
+use crate::bits::ceil_log2;
 
 /// Entries of the IndexSoftmax exp table (IntAttention's 5-bit index).
 /// IntAttention's exp table: 32 entries (its reference semantics, `index_softmax`).
@@ -139,6 +140,99 @@ pub struct AttentionFile {
     /// The accelerator top's memory interface (as for the matmul engines).
     #[serde(default, skip_serializing_if = "TopConfig::is_default")]
     pub top: TopConfig,
+}
+
+/// Attention configs built in code (tests, benches, flows) with the validation every file
+/// gets: one place that knows the file's shape, instead of TOML formatted by hand.
+#[derive(Debug, Clone)]
+pub struct AttentionConfigBuilder {
+    file: AttentionFile,
+}
+
+impl AttentionConfigBuilder {
+    /// An engine of head size `d`, `macs` MACs, tiles of `tile` keys and caches of up to
+    /// `max_seq_len` keys; decode of one query against a full cache; scales of 0.035 for
+    /// Q and K and 0.03 for V and the output, the other quantisation settings at their
+    /// defaults.
+    pub fn new(head_dim: usize, macs: usize, tile: usize, max_seq_len: usize) -> Self {
+        AttentionConfigBuilder {
+            file: AttentionFile {
+                attention: AttentionSection {
+                    head_dim,
+                    macs,
+                    tile,
+                    max_seq_len,
+                    mode: AttentionMode::Decode,
+                    causal: false,
+                    query_block: default_query_block(),
+                    quant: AttentionQuant {
+                        scale_q: 0.035,
+                        scale_k: 0.035,
+                        scale_v: 0.03,
+                        scale_out: 0.03,
+                        clip: default_clip(),
+                        rescale_steps: default_rescale_steps(),
+                        index_rounding: default_index_rounding(),
+                        exp_entries: default_exp_entries(),
+                    },
+                },
+                workload: AttentionWorkload {
+                    seq_len: max_seq_len,
+                    queries: 1,
+                },
+                board: None,
+                top: TopConfig::default(),
+            },
+        }
+    }
+    /// The file a validated config was made from, to change and build again.
+    pub fn from_config(cfg: &AttentionConfig) -> Self {
+        AttentionConfigBuilder {
+            file: AttentionFile {
+                attention: cfg.attention.clone(),
+                workload: cfg.workload.clone(),
+                board: cfg.board.clone(),
+                top: cfg.top.clone(),
+            },
+        }
+    }
+    /// Decode (`prefill = false`) or prefill, causally masked if `causal`.
+    pub fn mode(mut self, prefill: bool, causal: bool) -> Self {
+        self.file.attention.mode = if prefill {
+            AttentionMode::Prefill
+        } else {
+            AttentionMode::Decode
+        };
+        self.file.attention.causal = causal;
+        self
+    }
+    pub fn workload(mut self, seq_len: usize, queries: usize) -> Self {
+        self.file.workload = AttentionWorkload { seq_len, queries };
+        self
+    }
+    pub fn query_block(mut self, rows: usize) -> Self {
+        self.file.attention.query_block = rows;
+        self
+    }
+    pub fn rescale_steps(mut self, steps: usize) -> Self {
+        self.file.attention.quant.rescale_steps = steps;
+        self
+    }
+    pub fn quant(mut self, quant: AttentionQuant) -> Self {
+        self.file.attention.quant = quant;
+        self
+    }
+    pub fn board(mut self, board: &str) -> Self {
+        self.file.board = Some(board.to_string());
+        self
+    }
+    pub fn top(mut self, top: TopConfig) -> Self {
+        self.file.top = top;
+        self
+    }
+    pub fn build(self) -> Result<AttentionConfig, ConfigError> {
+        AttentionConfig::validate(self.file, "built in code")
+    }
 }
 
 /// Integer constants derived from the scales; see the module docs.
@@ -302,12 +396,7 @@ impl AttentionConfig {
     }
 
     pub fn to_toml(&self) -> String {
-        let file = AttentionFile {
-            attention: self.attention.clone(),
-            workload: self.workload.clone(),
-            board: self.board.clone(),
-            top: self.top.clone(),
-        };
+        let file = AttentionConfigBuilder::from_config(self).file;
         toml::to_string(&file).expect("a validated config always serialises")
     }
 

@@ -10,7 +10,7 @@ use crate::bits::{ceil_log2, partial_sum_bits, signed_bits};
 use crate::weights;
 
 pub mod attention;
-pub use attention::{AttentionConfig, AttentionMode, IndexRounding};
+pub use attention::{AttentionConfig, AttentionConfigBuilder, AttentionMode, IndexRounding};
 
 /// Widths a result field may have in the result stream (each is a rust-hdl port type).
 /// The engine accumulates internally at exactly the width its values need.
@@ -217,7 +217,7 @@ pub struct ConfigFile {
     /// Board name (a file in `boards/data`), used by reports and synthesis.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub board: Option<String>,
-    /// The accelerator top's memory interface (`tern gen --top`, the boards).
+    /// The accelerator top's memory interface (`tern verilog --top`, the boards).
     #[serde(default, skip_serializing_if = "TopConfig::is_default")]
     pub top: TopConfig,
 }

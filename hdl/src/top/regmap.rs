@@ -1,6 +1,6 @@
 //! The accelerator's register map, described once. The RTL decoder in `top::verilog`,
 //! the host's constants (this module, used by `tern-host`) and the human-readable
-//! tables `tern gen --top` writes (`regmap.md`, `regmap.json`) all read this table.
+//! tables `tern verilog --top` writes (`regmap.md`, `regmap.json`) all read this table.
 //!
 //! Layout follows the Vitis kernel convention: control at 0x00, global interrupt enable
 //! at 0x04, IP interrupt enable at 0x08, interrupt status at 0x0C, arguments from 0x10

@@ -15,7 +15,8 @@ use tern_sim::cosim::attention::{AttentionVectorKind, AttentionVectors};
 use tern_sim::golden::attention::streamed_attention;
 use tern_sim::verilator::ModelCache;
 
-use crate::board::{bandwidth_bound, mb_per_s, memory_model_for, read_int8_rows, RunArgs};
+use crate::memory::{bandwidth_bound, memory_model_for};
+use crate::run::inputs::{mb_per_s, read_int8_rows, RunArgs};
 
 /// What `tern run --out` writes for an attention run (docs/files.md).
 #[derive(serde::Serialize)]

@@ -18,9 +18,10 @@ use tern_surrogate::pareto::{front, greedy_after, greedy_by_contribution, hyperv
 use tern_surrogate::space::Space;
 use tern_surrogate::workload::{project, Projection, Workload};
 
-use crate::dse_attention::{AttentionOption, Shell};
+use crate::dse::attention::{AttentionOption, Shell};
+use crate::dse::estimate::{tiles, Resources};
 use crate::plot::{plot_error, register_png_font};
-use crate::surrogate::FoundModel;
+use crate::surrogate::predict::FoundModel;
 use tern_build::executor::Executor;
 use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
 use tern_build::synth::SynthOptions;
@@ -42,53 +43,7 @@ pub struct DsePlan {
     pub prefill: bool,
     /// Search attention tops beside the matmul top: the front is then over the whole
     /// accelerator (decode tokens/s and time to first token of both, LUTs of both).
-    pub attention: Option<crate::dse_attention::AttentionPlan>,
-}
-
-/// LUT, FF, DSP and block RAM of a unit (or set aside for the rest of the accelerator:
-/// `--reserve-*`).
-#[derive(Debug, Clone, Copy, Default, Serialize, Deserialize, PartialEq)]
-pub struct Resources {
-    pub luts: f64,
-    pub ffs: f64,
-    pub dsps: f64,
-    pub brams: f64,
-}
-
-impl Resources {
-    pub fn scaled(self, k: f64) -> Resources {
-        Resources {
-            luts: self.luts * k,
-            ffs: self.ffs * k,
-            dsps: self.dsps * k,
-            brams: self.brams * k,
-        }
-    }
-    pub fn plus(self, o: Resources) -> Resources {
-        Resources {
-            luts: self.luts + o.luts,
-            ffs: self.ffs + o.ffs,
-            dsps: self.dsps + o.dsps,
-            brams: self.brams + o.brams,
-        }
-    }
-    /// A block model's composed totals (`blocks::BLOCK_TARGETS` order).
-    pub fn predicted(p: &tern_surrogate::blocks::BlockPrediction) -> Resources {
-        Resources {
-            luts: p.total[0],
-            ffs: p.total[1],
-            dsps: p.total[2],
-            brams: p.total[3],
-        }
-    }
-    pub fn of(u: &tern_build::synth::report::CellUsage) -> Resources {
-        Resources {
-            luts: u.luts as f64,
-            ffs: u.ffs as f64,
-            dsps: u.dsps as f64,
-            brams: u.bram_blocks,
-        }
-    }
+    pub attention: Option<crate::dse::attention::AttentionPlan>,
 }
 
 /// What is known about one candidate engine: its resources and decode projection.
@@ -192,34 +147,6 @@ pub struct Joint {
     pub on_front: bool,
 }
 
-/// The engine config of a candidate with the workload fields set for one run.
-fn with_workload(engine: &Config, m: usize, k: usize, tokens: usize) -> Result<Config> {
-    let mut file = tern_hdl::config::ConfigFile {
-        engine: engine.engine.clone(),
-        workload: engine.workload.clone(),
-        board: engine.board.clone(),
-        top: engine.top.clone(),
-    };
-    file.workload.m = m;
-    file.workload.k = k;
-    file.workload.tokens = tokens;
-    Ok(Config::validate(file, "dse candidate")?)
-}
-
-/// The tile an engine runs (its own M × K, one token) and how many tiles one decode
-/// token takes, as `tern generate` cuts a model (`generate::TilePlan`): every matmul as
-/// ceil(m / M) × ceil(k / K) zero-padded tiles.
-fn tiles(engine: &Config, w: &Workload) -> Result<(Config, f64)> {
-    let (tile_m, tile_k) = (engine.workload.m, engine.workload.k);
-    let per_layer: usize = w
-        .matmuls
-        .iter()
-        .map(|mm| mm.m.div_ceil(tile_m) * mm.k.div_ceil(tile_k) * mm.per_layer)
-        .sum();
-    let tile = with_workload(engine, tile_m, tile_k, 1)?;
-    Ok((tile, (per_layer * w.layers) as f64))
-}
-
 fn clock(board: &Board, fmax: Option<f64>, source: &str) -> (f64, String) {
     match fmax {
         Some(f) => (f, source.into()),
@@ -245,7 +172,7 @@ fn projection(
         &source,
         count * (g.weight_beats_per_token() * g.weight_beat_bits()) as f64 / 8.0,
         board.memory.gbyte_per_s,
-        Some(crate::project::top_bytes_per_clock(engine, mhz)),
+        Some(crate::project::top_bytes_per_clock(engine, board, mhz)),
     )
 }
 
@@ -470,8 +397,8 @@ pub fn run(
     // the search, so that a reference that does not build stops the run early.
     let attention_setup = match &plan.attention {
         Some(a) => {
-            let shell = crate::dse_attention::measure_shell(a, board, &plan.executor, opts)?;
-            let options = crate::dse_attention::options(a, workload, board, &shell)?;
+            let shell = crate::dse::attention::measure_shell(a, board, &plan.executor, opts)?;
+            let options = crate::dse::attention::options(a, workload, board, &shell)?;
             Some((a, shell, options))
         }
         None => None,
@@ -576,7 +503,7 @@ pub fn run(
             let mut attentions: Vec<usize> = picks.iter().map(|&j| joint[j].attention).collect();
             attentions.sort_unstable();
             attentions.dedup();
-            crate::dse_attention::synthesise(
+            crate::dse::attention::synthesise(
                 &mut options,
                 &attentions,
                 board,
@@ -677,7 +604,7 @@ pub fn run(
         attention: attention_report,
     };
     std::fs::create_dir_all(out)?;
-    crate::synthesis::write_json(&out.join("dse.json"), &report)?;
+    tern_build::synth::cache::write_json(&out.join("dse.json"), &report)?;
     let md = markdown(&report, &guided);
     std::fs::write(out.join("dse.md"), &md)?;
     plot(&report, &out.join("front.svg"), &out.join("front.png"))?;
@@ -908,8 +835,8 @@ fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
         a.options.len(),
         a.joint.len(),
         a.joint.iter().filter(|j| j.on_front).count(),
-        crate::dse_attention::PROMPT_TOKENS + 1,
-        crate::dse_attention::PROMPT_TOKENS,
+        crate::dse::attention::PROMPT_TOKENS + 1,
+        crate::dse::attention::PROMPT_TOKENS,
     );
     for &j in &a.picks {
         let joint = &a.joint[j];
@@ -938,7 +865,7 @@ fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
         s += &format!(
             "| {} | {} | {:.0} ± {:.0} | {} | {:.0} / {} | {:.0} / {} | {:.1} / {} | {:.1} ({:.2}) | {:.3} ({:.3}) |\n",
             describe(&r.results[joint.matmul].config_toml),
-            crate::dse_attention::describe(o),
+            crate::dse::attention::describe(o),
             p.resources.luts,
             // The bands of the matmul top and of the attention engines (the reserve and
             // the shell are measured).

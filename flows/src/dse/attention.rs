@@ -26,7 +26,7 @@ use tern_surrogate::blocks::BlockModel;
 use tern_surrogate::space::Space;
 use tern_surrogate::workload::{AttentionShape, Workload};
 
-use crate::dse::Resources;
+use crate::dse::estimate::Resources;
 
 /// Tokens of the prompt whose time to first token the search minimises; decode is
 /// projected at the context that prompt leaves.

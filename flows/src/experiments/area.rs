@@ -15,9 +15,9 @@ use tern_boards::Board;
 use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{Config, DesignConfig, EngineKind};
 
-use crate::synthesis::write_json;
 use tern_build::executor::Executor;
 use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::synth::cache::write_json;
 use tern_build::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 
 /// Weights per clock the comparison is made at.

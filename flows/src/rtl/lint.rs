@@ -13,11 +13,11 @@ use tern_hdl::top::{TOP_FILE, TOP_MODULE};
 pub fn lint_dir(dir: &Path) -> Result<Vec<String>> {
     if !dir.join(MANIFEST_FILE).exists() {
         bail!(
-            "{} has no {MANIFEST_FILE}: not a complete design directory (run `tern gen`)",
+            "{} has no {MANIFEST_FILE}: not a complete design directory (run `tern verilog`)",
             dir.display()
         );
     }
-    // A directory written by `tern gen --top` is linted from the accelerator top down.
+    // A directory written by `tern verilog --top` is linted from the accelerator top down.
     let has_top = dir.join(TOP_FILE).exists();
     let top = if has_top { TOP_MODULE } else { WRAPPER_MODULE };
     let mut files = vec![WAIVER_FILE, WRAPPER_FILE, DESIGN_FILE];

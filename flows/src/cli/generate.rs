@@ -1,0 +1,99 @@
+//! `tern generate`: run a BitNet model on the accelerator: prefill a prompt, decode greedily, every
+//! step's logits checked bit for bit against the golden model; kernel clocks per
+//! step (matmul, attention) and host time.
+
+use anyhow::Result;
+use std::path::PathBuf;
+
+use super::options::read_token;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// sim:, unix:PATH, tcp:HOST:PORT, ...: the board with the matmul top.
+    #[arg(long, default_value = "sim:")]
+    pub board_uri: String,
+    /// The board(s) with the attention top, comma-separated for several engines
+    /// side by side (default: sim: when --board-uri is sim:).
+    #[arg(long, value_delimiter = ',')]
+    pub attention_uri: Vec<String>,
+    /// Attention engines side by side on sim: (KV head h on engine h mod N).
+    #[arg(long, default_value_t = 1)]
+    pub attention_engines: usize,
+    /// Preset (tiny, bitnet-0.73b, bitnet-2b) or model TOML; random ternary weights
+    /// from --seed.
+    #[arg(long, default_value = "tiny")]
+    pub model: String,
+    /// A Hugging Face BitNet checkpoint directory instead of random weights.
+    #[arg(long)]
+    pub checkpoint: Option<PathBuf>,
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+    /// The matmul top's config (its workload.m × workload.k is the tile shape);
+    /// default: examples/bitnet_tiny_matmul.toml.
+    #[arg(long)]
+    pub matmul_config: Option<PathBuf>,
+    /// The attention top's config; default: examples/bitnet_tiny_attention.toml.
+    #[arg(long)]
+    pub attention_config: Option<PathBuf>,
+    /// Prompt token ids, comma-separated.
+    #[arg(long, value_delimiter = ',', default_values_t = crate::generate::DEFAULT_PROMPT)]
+    pub prompt: Vec<usize>,
+    /// Tokens to generate.
+    #[arg(long, default_value_t = 8)]
+    pub tokens: usize,
+    /// Measure the attention scales with the float reference on the prompt (they
+    /// change the attention engine: a served attention board must carry them).
+    #[arg(long)]
+    pub calibrate: bool,
+    /// Write generate.json (tokens, per-step clocks, logits; docs/files.md) here.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
+    /// Seconds any one board call may take.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Seconds to wait while `tern serve` gives a board to another client.
+    #[arg(long, default_value_t = 60)]
+    pub board_wait: u64,
+    /// The token file of `tern serve --token-file` boards.
+    #[arg(long, env = "TERN_BOARD_TOKEN_FILE")]
+    pub board_token: Option<PathBuf>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let Args {
+        board_uri,
+        attention_uri,
+        attention_engines,
+        model,
+        checkpoint,
+        seed,
+        matmul_config,
+        attention_config,
+        prompt,
+        tokens,
+        calibrate,
+        out,
+        timeout,
+        board_wait,
+        board_token,
+    } = a;
+    crate::generate::generate(&crate::generate::GenerateArgs {
+        model,
+        checkpoint,
+        seed,
+        matmul_config,
+        attention_config,
+        board_uri,
+        attention_uris: attention_uri,
+        attention_engines,
+        prompt,
+        tokens,
+        calibrate,
+        out,
+        timeout: std::time::Duration::from_secs(timeout),
+        board_wait: std::time::Duration::from_secs(board_wait),
+        token: read_token(board_token.as_deref())?,
+        verbose: true,
+    })?;
+    Ok(())
+}

@@ -1,0 +1,98 @@
+//! `tern model`: describe a BitNet b1.58 model: shapes, the ternary matmuls of a layer, weights,
+//! packed bytes and KV-cache bytes (a preset: tiny, bitnet-0.73b, bitnet-2b; or a
+//! model TOML file).
+
+use anyhow::Result;
+use std::path::PathBuf;
+
+#[derive(clap::Args)]
+pub struct Args {
+    /// Preset name, model TOML file, or (with --checkpoint) ignored.
+    #[arg(default_value = "bitnet-0.73b")]
+    pub model: String,
+    /// Print the model config as TOML (to start a file of your own from a preset).
+    #[arg(long)]
+    pub toml: bool,
+    /// Read a Hugging Face BitNet checkpoint directory (config.json and
+    /// model.safetensors), check every weight, and describe it.
+    #[arg(long, conflicts_with = "write_random")]
+    pub checkpoint: Option<PathBuf>,
+    /// Write a checkpoint of the model with random ternary weights here (the layout
+    /// of microsoft/bitnet-b1.58-2B-4T; docs/files.md).
+    #[arg(long)]
+    pub write_random: Option<PathBuf>,
+    /// Seed of --write-random.
+    #[arg(long, default_value_t = 1)]
+    pub seed: u64,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let Args {
+        model,
+        toml,
+        checkpoint,
+        write_random,
+        seed,
+    } = a;
+    let m = match &checkpoint {
+        Some(dir) => {
+            let c = tern_model::checkpoint::Checkpoint::read_hf(dir)?;
+            println!(
+                "checkpoint {}: every tensor present with its shape, {} ternary weights decoded",
+                dir.display(),
+                c.config.ternary_weights()
+            );
+            c.config
+        }
+        None => tern_model::ModelConfig::resolve(&model)?,
+    };
+    if let Some(dir) = &write_random {
+        tern_model::checkpoint::Checkpoint::random(&m, seed).write_hf(dir)?;
+        println!(
+            "wrote      {} and {} in {} (random weights, seed {seed})",
+            tern_model::checkpoint::CONFIG_JSON,
+            tern_model::checkpoint::WEIGHTS_FILE,
+            dir.display()
+        );
+    }
+    if toml {
+        print!("{}", m.to_toml());
+        return Ok(());
+    }
+    println!(
+        "model      {}: hidden {}, {} layers, {} query / {} KV heads of {}, FFN {}, vocab {}, \
+         RoPE theta {}, norm eps {:e}, up to {} tokens",
+        m.name,
+        m.hidden,
+        m.layers,
+        m.heads,
+        m.kv_heads,
+        m.head_dim,
+        m.ffn,
+        m.vocab,
+        m.rope_theta,
+        m.norm_eps,
+        m.max_seq_len
+    );
+    println!("per layer  ternary matmuls (m x k):");
+    for mm in m.layer_matmuls() {
+        println!("           {:<10} {:>6} x {}", mm.name, mm.m, mm.k);
+    }
+    let ternary = m.ternary_weights();
+    println!(
+        "weights    {:.3} B ternary ({:.1} MB packed at 5 bits per 3 weights, {:.1} MB at 2 bits), \
+         {:.3} B full precision (embedding{}, norms)",
+        ternary as f64 / 1e9,
+        ternary as f64 * 5.0 / 3.0 / 8.0 / 1e6,
+        ternary as f64 * 2.0 / 8.0 / 1e6,
+        m.float_weights() as f64 / 1e9,
+        if m.tied_embeddings { " = LM head" } else { ", LM head" }
+    );
+    println!(
+        "KV cache   {} bytes per token (int8 K and V, all layers); {:.1} MB at {} tokens",
+        m.kv_bytes_per_token_per_layer() * m.layers as u64,
+        (m.kv_bytes_per_token_per_layer() * (m.layers * m.max_seq_len) as u64) as f64 / 1e6,
+        m.max_seq_len
+    );
+    Ok(())
+}

@@ -1,0 +1,101 @@
+//! Options several commands share: synthesis flow limits, where jobs run, token files.
+
+use anyhow::{bail, Result};
+use std::path::Path;
+
+/// Options every synthesis flow takes.
+#[derive(clap::Args)]
+pub struct FlowArgs {
+    /// Time limit per tool run, in seconds.
+    #[arg(long, default_value_t = 3600)]
+    time_limit: u64,
+    /// Ignore and overwrite cached results.
+    #[arg(long)]
+    force: bool,
+    /// Keep the work directories of successful runs (failed ones are always kept).
+    #[arg(long)]
+    keep_work: bool,
+}
+
+impl FlowArgs {
+    pub fn options(&self) -> tern_build::synth::SynthOptions {
+        let mut o = tern_build::synth::SynthOptions::new(tern_sim::verilator::default_cache_root());
+        o.time_limit = std::time::Duration::from_secs(self.time_limit.max(1));
+        o.force = self.force;
+        o.keep_work = self.keep_work;
+        o
+    }
+}
+
+/// Where a flow's synthesis jobs run (docs/slurm.md).
+#[derive(clap::Args)]
+pub struct ExecArgs {
+    /// `local` (this machine) or `slurm` (job arrays on a cluster); default
+    /// `$TERN_EXECUTOR`, else local.
+    #[arg(long)]
+    executor: Option<String>,
+    /// Parallel tool runs with the local executor (default: the number of cores).
+    #[arg(long)]
+    jobs: Option<usize>,
+    /// Slurm partition (sbatch --partition).
+    #[arg(long)]
+    slurm_partition: Option<String>,
+    /// Time limit of each Slurm task (sbatch --time), e.g. 2:00:00.
+    #[arg(long)]
+    slurm_time: Option<String>,
+    /// Memory of each Slurm task (sbatch --mem), e.g. 8G.
+    #[arg(long)]
+    slurm_mem: Option<String>,
+    /// CPUs of each Slurm task (sbatch --cpus-per-task).
+    #[arg(long)]
+    slurm_cpus: Option<u32>,
+    /// A further sbatch argument, passed as given (repeat for more), e.g.
+    /// --slurm-arg=--qos=low.
+    #[arg(long = "slurm-arg", allow_hyphen_values = true)]
+    slurm_args: Vec<String>,
+    /// Tasks of a job array running at once (--array=...%K).
+    #[arg(long, default_value_t = 64)]
+    slurm_max_running: usize,
+    /// Times a failed, cancelled, timed-out or vanished task is submitted again.
+    #[arg(long, default_value_t = 2)]
+    slurm_retries: u32,
+    /// Seconds between looks at the queue.
+    #[arg(long, default_value_t = 2.0)]
+    slurm_poll: f64,
+}
+
+impl ExecArgs {
+    pub fn executor(&self) -> Result<tern_build::executor::Executor> {
+        if !(0.05..=600.0).contains(&self.slurm_poll) {
+            bail!("--slurm-poll: seconds in 0.05..=600");
+        }
+        if self.slurm_max_running == 0 {
+            bail!("--slurm-max-running must be at least 1");
+        }
+        let jobs = self.jobs.unwrap_or_else(|| {
+            std::thread::available_parallelism()
+                .map(|n| n.get())
+                .unwrap_or(1)
+        });
+        let slurm = tern_build::slurm::SlurmOptions {
+            partition: self.slurm_partition.clone(),
+            time: self.slurm_time.clone(),
+            mem: self.slurm_mem.clone(),
+            cpus: self.slurm_cpus,
+            extra: self.slurm_args.clone(),
+            max_running: self.slurm_max_running,
+            retries: self.slurm_retries,
+            poll: std::time::Duration::from_secs_f64(self.slurm_poll),
+        };
+        Ok(tern_build::executor::Executor::choose(
+            self.executor.as_deref(),
+            jobs.max(1),
+            slurm,
+        )?)
+    }
+}
+
+/// A token file named by `--token-file` or `--board-token`, if one is.
+pub fn read_token(path: Option<&Path>) -> Result<Option<tern_host::auth::Secret>> {
+    Ok(path.map(tern_host::auth::Secret::from_file).transpose()?)
+}

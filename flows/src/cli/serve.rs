@@ -1,0 +1,72 @@
+//! `tern serve`: run the accelerator top's Verilator model as a board behind a socket.
+
+use anyhow::Result;
+use std::path::PathBuf;
+
+use super::options::read_token;
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// unix:PATH or tcp:IP:PORT (port 0 picks a free one and prints it).
+    #[arg(long)]
+    pub listen: String,
+    /// Disconnect a client silent for this many seconds.
+    #[arg(long, default_value_t = 30)]
+    pub idle_timeout: u64,
+    /// A client that has held the board this many seconds gives it up at its next
+    /// request, if another client is waiting.
+    #[arg(long, default_value_t = 300)]
+    pub max_hold: u64,
+    /// Clients that may wait for the board (more stay in the listen backlog).
+    #[arg(long, default_value_t = 16)]
+    pub max_waiting: usize,
+    /// Record the whole session's waveform (VCD) here.
+    #[arg(long)]
+    pub waveform: Option<PathBuf>,
+    /// A shared secret every client must prove before any request (a file of one
+    /// line, mode 0600; `tern token --out FILE` writes one). docs/wire.md, Security.
+    #[arg(long)]
+    pub token_file: Option<PathBuf>,
+    /// Listen on a TCP address other hosts can reach (needs --token-file): whoever
+    /// connects can read and write the whole board memory.
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Open the Unix socket to this group (mode 0660); it is owner-only otherwise.
+    #[arg(long)]
+    pub socket_group: Option<String>,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let Args {
+        config,
+        listen,
+        idle_timeout,
+        max_hold,
+        max_waiting,
+        waveform,
+        token_file,
+        allow_remote,
+        socket_group,
+    } = a;
+    if idle_timeout == 0 || max_waiting == 0 {
+        anyhow::bail!("--idle-timeout and --max-waiting must be at least 1");
+    }
+    let socket_group = socket_group
+        .as_deref()
+        .map(tern_host::server::group_id)
+        .transpose()
+        .map_err(|e| anyhow::anyhow!("--socket-group: {e}"))?;
+    let opts = tern_host::server::ServeOptions {
+        idle_timeout: std::time::Duration::from_secs(idle_timeout),
+        max_hold: std::time::Duration::from_secs(max_hold),
+        max_waiting,
+        secret: read_token(token_file.as_deref())?,
+        allow_remote,
+        socket_group,
+        ..tern_host::server::ServeOptions::default()
+    };
+    crate::serve::serve_command(&config, &listen, &opts, waveform.as_deref())?;
+    Ok(())
+}

@@ -1,0 +1,63 @@
+//! `tern verilog`: generate the Verilog of a design, its wrapper and manifest.
+
+use anyhow::{Context, Result};
+use std::path::PathBuf;
+
+use tern_hdl::{generate_any, write_design, DesignConfig};
+
+#[derive(clap::Args)]
+pub struct Args {
+    #[arg(long)]
+    pub config: PathBuf,
+    /// Output directory (created if needed).
+    #[arg(short, long)]
+    pub out: PathBuf,
+    /// Also write the accelerator top (AXI4-Lite registers, AXI4 master, the engine's
+    /// feeder) around the engine, matmul or attention, and its register map (regmap.md,
+    /// regmap.json).
+    #[arg(long)]
+    pub top: bool,
+}
+
+pub fn run(a: Args) -> Result<()> {
+    let Args { config, out, top } = a;
+    let cfg = DesignConfig::from_path(&config)?;
+    // A board named in the config must exist even though generation does not
+    // use it: a typo would otherwise surface only at synthesis.
+    if let Some(board) = cfg.board() {
+        tern_boards::Board::resolve(board)
+            .with_context(|| format!("{}: `board`", config.display()))?;
+    }
+    let design = if top {
+        let top = tern_hdl::top::generate_top_any(&cfg)
+            .with_context(|| format!("{}: the accelerator top", config.display()))?;
+        tern_hdl::top::write_top(&top, &out)?;
+        println!(
+            "top: AXI4 master {} bits wide, bursts of up to {} beats, {} MiB of memory, design id {:08x}, register map in {}",
+            top.layout.bus_bytes() * 8,
+            top.layout.burst_beats(),
+            top.layout.memory_bytes() >> 20,
+            top.design_id(),
+            out.join(tern_hdl::top::REGMAP_MARKDOWN).display()
+        );
+        top.engine
+    } else {
+        let design = generate_any(&cfg)?;
+        write_design(&design, &out)?;
+        design
+    };
+    let m = &design.manifest;
+    let timing = match (m.cycles_per_token, m.pipeline_latency) {
+        (Some(c), Some(l)) => format!(", {c} clocks/token, latency {l} clocks"),
+        _ => String::new(),
+    };
+    println!(
+        "wrote {} ({} engine, {} lines of Verilog, hash {}, {} bits of on-chip memory{timing})",
+        out.display(),
+        m.engine,
+        m.verilog_lines,
+        design.short_hash(),
+        m.total_memory_bits(),
+    );
+    Ok(())
+}
