@@ -6,7 +6,8 @@ use std::time::Instant;
 
 use tern_boards::Board;
 use tern_build::executor::Executor;
-use tern_build::sweep::{self, SweepItem, SweepPlan};
+use tern_build::job::{SweepItem, SweepPlan};
+use tern_build::sweep;
 use tern_build::synth::SynthOptions;
 use tern_hdl::config::ConfigBuilder;
 use tern_hdl::{DesignConfig, EngineKind};

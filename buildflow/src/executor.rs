@@ -7,8 +7,7 @@ use std::sync::Mutex;
 
 use crate::slurm::{SlurmError, SlurmOptions};
 
-use crate::job::{run_one, SweepPlan, SweepRow};
-pub use crate::job::{Job, OnQueue, OnRow};
+use crate::job::{run_one, Job, OnQueue, OnRow, SweepPlan, SweepRow};
 use crate::synth::SynthOptions;
 
 #[derive(Debug, Clone)]

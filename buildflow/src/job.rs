@@ -23,6 +23,7 @@ pub type OnRow<'a> = &'a (dyn Fn(usize, &SweepRow) -> Result<(), String> + Sync)
 /// Called with one line on where the jobs wait (Slurm: the queue's running and pending
 /// tasks and why they pend), for beside a progress bar.
 pub type OnQueue<'a> = &'a (dyn Fn(&str) + Sync);
+
 /// One design of a sweep, named for tables and plots.
 #[derive(Debug, Clone)]
 pub struct SweepItem {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use tern_boards::Board;
 
 use crate::executor::{ExecError, Executor};
-pub use crate::job::{cached_row, row_summary, run_one, Job, SweepItem, SweepPlan, SweepRow};
+use crate::job::{row_summary, Job, SweepItem, SweepPlan, SweepRow};
 use crate::synth::SynthOptions;
 
 /// Run every item on every board with `executor`; rows come back in input order.

@@ -194,9 +194,11 @@ fn model_run() -> Result<()> {
         tokens: 8,
         calibrate: false,
         out: None,
-        timeout: std::time::Duration::from_secs(10),
-        board_wait: std::time::Duration::from_secs(10),
-        token: None,
+        access: crate::access::BoardAccess {
+            timeout: std::time::Duration::from_secs(10),
+            board_wait: std::time::Duration::from_secs(10),
+            token: None,
+        },
         verbose: false,
     };
     let g = crate::generate::generate(&args)?;

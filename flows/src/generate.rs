@@ -19,7 +19,7 @@ use serde::Serialize;
 
 use tern_hdl::streams::attention::RowOutput;
 use tern_hdl::{AttentionConfig, Config, DesignConfig};
-use tern_host::{Device, HostError, OpenOptions};
+use tern_host::{Device, HostError};
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
 use tern_sim::golden::bitnet::{
@@ -52,9 +52,7 @@ pub struct TilePlan {
 impl TilePlan {
     pub fn new(model: &ModelConfig, matmul: &Config) -> TilePlan {
         let (tile_m, tile_k) = (matmul.workload.m, matmul.workload.k);
-        let tiles = model
-            .layer_matmuls()
-            .map(|mm| (mm.m.div_ceil(tile_m), mm.k.div_ceil(tile_k)));
+        let tiles = model.layer_matmuls().map(|mm| matmul.tiles_for(mm.m, mm.k));
         TilePlan {
             tile_m,
             tile_k,
@@ -445,10 +443,7 @@ pub struct GenerateArgs {
     /// on the prompt.
     pub calibrate: bool,
     pub out: Option<PathBuf>,
-    pub timeout: Duration,
-    pub board_wait: Duration,
-    /// The token of `tern serve --token-file` boards.
-    pub token: Option<tern_host::auth::Secret>,
+    pub access: crate::access::BoardAccess,
     /// Print a line per step and a summary.
     pub verbose: bool,
 }
@@ -598,14 +593,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
 
     let open = |uri: &str, design: DesignConfig| -> Result<Device> {
         let (memory, _) = memory_model_for(&design)?;
-        let opts = OpenOptions {
-            timeout: a.timeout,
-            run_timeout: a.timeout.max(Duration::from_secs(600)),
-            board_wait: a.board_wait,
-            memory: Some(memory),
-            token: a.token.clone(),
-            ..OpenOptions::default()
-        };
+        let opts = a.access.open_options(memory, Duration::from_secs(600));
         Device::open_design(uri, &design, &opts).with_context(|| format!("opening board {uri}"))
     };
     let matmul_dev = open(&a.board_uri, DesignConfig::Matmul(matmul_cfg.clone()))?;

@@ -1,5 +1,6 @@
 //! tern-flows: the flows behind the `tern` command, one module per job:
 //!
+//! - [`access`]: how a flow reaches a board (timeouts, queueing, token);
 //! - [`cli`]: parse the command line and dispatch (one module per command);
 //! - [`rtl`]: Verilator lint and co-simulation against the golden model;
 //! - [`experiments`]: synthesis, place and route, sweeps, the area study;
@@ -10,6 +11,7 @@
 //!   daemon, one layer on a board, a whole model on boards;
 //! - [`demo`]: the README's main job.
 
+pub mod access;
 pub mod cli;
 pub mod demo;
 pub mod dse;

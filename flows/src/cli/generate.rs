@@ -5,7 +5,7 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-use super::options::read_token;
+use super::options::AccessArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -19,7 +19,7 @@ pub struct Args {
     /// Attention engines side by side on sim: (KV head h on engine h mod N).
     #[arg(long, default_value_t = 1)]
     pub attention_engines: usize,
-    /// Preset (tiny, bitnet-0.73b, bitnet-2b) or model TOML; random ternary weights
+    /// Preset (tiny, bitnet-0.73b, bitnet-2b, small) or model TOML; random ternary weights
     /// from --seed.
     #[arg(long, default_value = "tiny")]
     pub model: String,
@@ -48,51 +48,25 @@ pub struct Args {
     /// Write generate.json (tokens, per-step clocks, logits; docs/files.md) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Seconds any one board call may take.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
-    /// Seconds to wait while `tern serve` gives a board to another client.
-    #[arg(long, default_value_t = 60)]
-    pub board_wait: u64,
-    /// The token file of `tern serve --token-file` boards.
-    #[arg(long, env = "TERN_BOARD_TOKEN_FILE")]
-    pub board_token: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let Args {
-        board_uri,
-        attention_uri,
-        attention_engines,
-        model,
-        checkpoint,
-        seed,
-        matmul_config,
-        attention_config,
-        prompt,
-        tokens,
-        calibrate,
-        out,
-        timeout,
-        board_wait,
-        board_token,
-    } = a;
     crate::generate::generate(&crate::generate::GenerateArgs {
-        model,
-        checkpoint,
-        seed,
-        matmul_config,
-        attention_config,
-        board_uri,
-        attention_uris: attention_uri,
-        attention_engines,
-        prompt,
-        tokens,
-        calibrate,
-        out,
-        timeout: std::time::Duration::from_secs(timeout),
-        board_wait: std::time::Duration::from_secs(board_wait),
-        token: read_token(board_token.as_deref())?,
+        model: a.model,
+        checkpoint: a.checkpoint,
+        seed: a.seed,
+        matmul_config: a.matmul_config,
+        attention_config: a.attention_config,
+        board_uri: a.board_uri,
+        attention_uris: a.attention_uri,
+        attention_engines: a.attention_engines,
+        prompt: a.prompt,
+        tokens: a.tokens,
+        calibrate: a.calibrate,
+        out: a.out,
+        access: a.access.access()?,
         verbose: true,
     })?;
     Ok(())

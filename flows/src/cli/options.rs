@@ -95,6 +95,41 @@ impl ExecArgs {
     }
 }
 
+/// A design and the board it is built for (`tern synth`, `tern pnr`, `tern predict`).
+#[derive(clap::Args)]
+pub struct DesignArgs {
+    /// The design's config (tern.toml).
+    #[arg(long)]
+    pub config: std::path::PathBuf,
+    /// A board name (`tern boards`) or a board TOML file; default: the config's board.
+    #[arg(long)]
+    pub board: Option<String>,
+}
+
+/// How `tern run` and `tern generate` reach their boards.
+#[derive(clap::Args)]
+pub struct AccessArgs {
+    /// Seconds any one board call may take.
+    #[arg(long, default_value_t = 10)]
+    pub timeout: u64,
+    /// Seconds to wait while `tern serve` gives a board to another client.
+    #[arg(long, default_value_t = 60)]
+    pub board_wait: u64,
+    /// The token file of a `tern serve --token-file` board.
+    #[arg(long, env = "TERN_BOARD_TOKEN_FILE")]
+    pub board_token: Option<std::path::PathBuf>,
+}
+
+impl AccessArgs {
+    pub fn access(&self) -> Result<crate::access::BoardAccess> {
+        Ok(crate::access::BoardAccess {
+            timeout: std::time::Duration::from_secs(self.timeout),
+            board_wait: std::time::Duration::from_secs(self.board_wait),
+            token: read_token(self.board_token.as_deref())?,
+        })
+    }
+}
+
 /// A token file named by `--token-file` or `--board-token`, if one is.
 pub fn read_token(path: Option<&Path>) -> Result<Option<tern_host::auth::Secret>> {
     Ok(path.map(tern_host::auth::Secret::from_file).transpose()?)

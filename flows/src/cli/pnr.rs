@@ -3,14 +3,12 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-use super::options::FlowArgs;
+use super::options::{DesignArgs, FlowArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    pub config: PathBuf,
-    #[arg(long)]
-    pub board: Option<String>,
+    #[command(flatten)]
+    pub design: DesignArgs,
     /// nextpnr's placement seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -22,8 +20,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        config,
-        board,
+        design: DesignArgs { config, board },
         seed,
         flow,
         json,

@@ -5,13 +5,12 @@ use std::path::PathBuf;
 
 use tern_hdl::DesignConfig;
 
+use super::options::DesignArgs;
+
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    pub config: PathBuf,
-    /// Default: the config's board.
-    #[arg(long)]
-    pub board: Option<String>,
+    #[command(flatten)]
+    pub design: DesignArgs,
     /// Default: the model in models/ trained for the board (or its family).
     #[arg(long)]
     pub model: Option<PathBuf>,
@@ -25,8 +24,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        config,
-        board,
+        design: DesignArgs { config, board },
         model,
         json,
         whole_top,

@@ -4,7 +4,7 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-use super::options::read_token;
+use super::options::AccessArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
@@ -37,45 +37,21 @@ pub struct Args {
     /// (docs/files.md).
     #[arg(long)]
     pub out: Option<PathBuf>,
-    /// Seconds any one board call may take.
-    #[arg(long, default_value_t = 10)]
-    pub timeout: u64,
-    /// Seconds to wait while `tern serve` gives the board to another client.
-    #[arg(long, default_value_t = 60)]
-    pub board_wait: u64,
-    /// The token file of a `tern serve --token-file` board.
-    #[arg(long, env = "TERN_BOARD_TOKEN_FILE")]
-    pub board_token: Option<PathBuf>,
+    #[command(flatten)]
+    pub access: AccessArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let Args {
-        board_uri,
-        config,
-        tokens,
-        seed,
-        weights,
-        activations,
-        keys,
-        values,
-        out,
-        timeout,
-        board_wait,
-        board_token,
-    } = a;
     crate::run::run(&crate::run::inputs::RunArgs {
-        uri: board_uri,
-        config,
-        tokens,
-        seed,
-        weights,
-        activations,
-        keys,
-        values,
-        out,
-        timeout: std::time::Duration::from_secs(timeout),
-        board_wait: std::time::Duration::from_secs(board_wait),
-        token: read_token(board_token.as_deref())?,
-    })?;
-    Ok(())
+        uri: a.board_uri,
+        config: a.config,
+        tokens: a.tokens,
+        seed: a.seed,
+        weights: a.weights,
+        activations: a.activations,
+        keys: a.keys,
+        values: a.values,
+        out: a.out,
+        access: a.access.access()?,
+    })
 }

@@ -44,7 +44,7 @@ pub fn run(a: Args) -> Result<()> {
         .iter()
         .map(|b| Board::resolve(b))
         .collect::<Result<Vec<_>, _>>()?;
-    let plan = tern_build::sweep::SweepPlan {
+    let plan = tern_build::job::SweepPlan {
         pnr,
         seed,
         blocks: false,

@@ -3,15 +3,12 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-use super::options::FlowArgs;
+use super::options::{DesignArgs, FlowArgs};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    pub config: PathBuf,
-    /// A board name (`tern boards`) or a board TOML file; default: the config's board.
-    #[arg(long)]
-    pub board: Option<String>,
+    #[command(flatten)]
+    pub design: DesignArgs,
     #[command(flatten)]
     pub flow: FlowArgs,
     /// Write the typed report here (JSON).
@@ -21,8 +18,7 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        config,
-        board,
+        design: DesignArgs { config, board },
         flow,
         json,
     } = a;

@@ -16,7 +16,8 @@ use std::path::PathBuf;
 
 use tern_boards::Board;
 use tern_build::executor::Executor;
-use tern_build::sweep::{self, SweepItem, SweepPlan};
+use tern_build::job::{SweepItem, SweepPlan};
+use tern_build::sweep;
 use tern_build::synth::SynthOptions;
 use tern_hdl::config::attention::{AttentionConfig, AttentionFile};
 use tern_hdl::streams::attention::{schedule, tiles, RowSchedule};
@@ -244,7 +245,9 @@ pub fn measure_shell(
         format!(
             "the reference attention top {} did not synthesise: {}",
             path.display(),
-            row.error.clone().unwrap_or_else(|| sweep::row_summary(row))
+            row.error
+                .clone()
+                .unwrap_or_else(|| tern_build::job::row_summary(row))
         )
     })?;
     let Some((top, blocks)) = (match &record.outcome {
@@ -256,7 +259,7 @@ pub fn measure_shell(
         bail!(
             "the reference attention top {} has no per-block report: {}",
             path.display(),
-            sweep::row_summary(row)
+            tern_build::job::row_summary(row)
         );
     };
     let shell = blocks
@@ -303,8 +306,11 @@ pub fn synthesise(
         match row.synth.as_ref().and_then(|s| s.usage()) {
             Some(u) => options[i].actual = Some(Resources::of(u).scaled(options[i].engines as f64)),
             None => {
-                options[i].error =
-                    Some(row.error.clone().unwrap_or_else(|| sweep::row_summary(row)))
+                options[i].error = Some(
+                    row.error
+                        .clone()
+                        .unwrap_or_else(|| tern_build::job::row_summary(row)),
+                )
             }
         }
     }
@@ -318,7 +324,7 @@ fn sweep_tops(
     board: &Board,
     executor: &Executor,
     opts: &SynthOptions,
-) -> Result<Vec<sweep::SweepRow>> {
+) -> Result<Vec<tern_build::job::SweepRow>> {
     let plan = SweepPlan {
         pnr: false,
         seed: 1,

@@ -53,30 +53,18 @@ impl Resources {
     }
 }
 
-/// The engine config of a candidate with the workload fields set for one run.
-pub fn with_workload(engine: &Config, m: usize, k: usize, tokens: usize) -> Result<Config> {
-    let mut file = tern_hdl::config::ConfigFile {
-        engine: engine.engine.clone(),
-        workload: engine.workload.clone(),
-        board: engine.board.clone(),
-        top: engine.top.clone(),
-    };
-    file.workload.m = m;
-    file.workload.k = k;
-    file.workload.tokens = tokens;
-    Ok(Config::validate(file, "dse candidate")?)
-}
-
 /// The tile an engine runs (its own M × K, one token) and how many tiles one decode
 /// token takes, as `tern generate` cuts a model (`generate::TilePlan`): every matmul as
-/// ceil(m / M) × ceil(k / K) zero-padded tiles.
+/// ceil(m / M) × ceil(k / K) zero-padded tiles (`Config::tiles_for`).
 pub fn tiles(engine: &Config, w: &Workload) -> Result<(Config, f64)> {
-    let (tile_m, tile_k) = (engine.workload.m, engine.workload.k);
     let per_layer: usize = w
         .matmuls
         .iter()
-        .map(|mm| mm.m.div_ceil(tile_m) * mm.k.div_ceil(tile_k) * mm.per_layer)
+        .map(|mm| {
+            let (rows, columns) = engine.tiles_for(mm.m, mm.k);
+            rows * columns * mm.per_layer
+        })
         .sum();
-    let tile = with_workload(engine, tile_m, tile_k, 1)?;
+    let tile = engine.with_workload(engine.workload.m, engine.workload.k, 1)?;
     Ok((tile, (per_layer * w.layers) as f64))
 }

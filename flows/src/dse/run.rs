@@ -23,7 +23,8 @@ use crate::dse::estimate::{tiles, Resources};
 use crate::plot::{plot_error, register_png_font};
 use crate::surrogate::predict::FoundModel;
 use tern_build::executor::Executor;
-use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::job::{SweepItem, SweepPlan, SweepRow};
+use tern_build::sweep;
 use tern_build::synth::SynthOptions;
 
 pub struct DsePlan {
@@ -660,7 +661,11 @@ fn synthesise(
         let engine = &engines[i];
         let usage = row.synth.as_ref().and_then(|s| s.usage());
         let Some(usage) = usage else {
-            results[i].error = Some(row.error.clone().unwrap_or_else(|| sweep::row_summary(row)));
+            results[i].error = Some(
+                row.error
+                    .clone()
+                    .unwrap_or_else(|| tern_build::job::row_summary(row)),
+            );
             continue;
         };
         let Ok(t) = tiles(engine, workload) else {

@@ -16,7 +16,8 @@ use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{Config, DesignConfig, EngineKind};
 
 use tern_build::executor::Executor;
-use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::job::{SweepItem, SweepPlan, SweepRow};
+use tern_build::sweep;
 use tern_build::synth::cache::write_json;
 use tern_build::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 

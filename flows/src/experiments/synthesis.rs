@@ -9,7 +9,8 @@ use std::time::Instant;
 use tern_boards::Board;
 use tern_hdl::{generate_any, Design, DesignConfig};
 
-use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::job::{SweepItem, SweepPlan, SweepRow};
+use tern_build::sweep;
 use tern_build::synth::{self, PnrOutcome, PnrRecord, SynthOptions, SynthOutcome, SynthRecord};
 
 /// The board named on the command line, else the config's `board`.
@@ -300,7 +301,12 @@ pub fn sweep(
     let rows = sweep::run(items, boards, plan, opts, executor)?;
     let stats = sweep::stats(&rows, start.elapsed().as_secs_f64());
     for r in &rows {
-        println!("{:<28} {:<12} {}", r.name, r.board, sweep::row_summary(r));
+        println!(
+            "{:<28} {:<12} {}",
+            r.name,
+            r.board,
+            tern_build::job::row_summary(r)
+        );
     }
     println!(
         "{} rows ({} ran tools, {} from the cache, {} failed) in {:.1} s; {:.0} designs/hour; flow overhead {:.2}% of tool time",

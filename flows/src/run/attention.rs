@@ -10,7 +10,7 @@ use tern_hdl::config::AttentionMode;
 use tern_hdl::streams::attention::{schedule, streamed_keys, RowOutput};
 use tern_hdl::{AttentionConfig, DesignConfig};
 use tern_host::sim::SimBoard;
-use tern_host::{Device, OpenOptions};
+use tern_host::Device;
 use tern_sim::cosim::attention::{AttentionVectorKind, AttentionVectors};
 use tern_sim::golden::attention::streamed_attention;
 use tern_sim::verilator::ModelCache;
@@ -139,14 +139,7 @@ pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
     }
     let design = DesignConfig::Attention(cfg.clone());
     let (memory, memory_text) = memory_model_for(&design)?;
-    let opts = OpenOptions {
-        timeout: a.timeout,
-        run_timeout: a.timeout.max(Duration::from_secs(60)),
-        board_wait: a.board_wait,
-        memory: Some(memory),
-        token: a.token.clone(),
-        ..OpenOptions::default()
-    };
+    let opts = a.access.open_options(memory, Duration::from_secs(60));
     let t_open = Instant::now();
     let mut dev = Device::open_design(&a.uri, &design, &opts)
         .with_context(|| format!("opening board {}", a.uri))?;

@@ -45,10 +45,7 @@ pub struct RunArgs {
     pub keys: Option<PathBuf>,
     pub values: Option<PathBuf>,
     pub out: Option<PathBuf>,
-    pub timeout: Duration,
-    pub board_wait: Duration,
-    /// The token of a `tern serve --token-file` board.
-    pub token: Option<tern_host::auth::Secret>,
+    pub access: crate::access::BoardAccess,
 }
 
 pub(crate) fn mb_per_s(bytes: u64, d: Duration) -> f64 {

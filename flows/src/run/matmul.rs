@@ -7,7 +7,7 @@ use std::time::{Duration, Instant};
 use tern_hdl::Config;
 use tern_host::sim::SimBoard;
 use tern_host::weights_file::TernaryMatrix;
-use tern_host::{Device, OpenOptions};
+use tern_host::Device;
 use tern_sim::verilator::ModelCache;
 
 use crate::memory::{bandwidth_bound, memory_model};
@@ -84,14 +84,7 @@ pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
     let (w, random_x) = random_layer(cfg, tokens, a.seed, given);
     let x = given_x.unwrap_or(random_x);
     let (memory, memory_text) = memory_model(cfg)?;
-    let opts = OpenOptions {
-        timeout: a.timeout,
-        run_timeout: a.timeout.max(Duration::from_secs(60)),
-        board_wait: a.board_wait,
-        memory: Some(memory),
-        token: a.token.clone(),
-        ..OpenOptions::default()
-    };
+    let opts = a.access.open_options(memory, Duration::from_secs(60));
     let t_open = Instant::now();
     let mut dev =
         Device::open(&a.uri, cfg, &opts).with_context(|| format!("opening board {}", a.uri))?;

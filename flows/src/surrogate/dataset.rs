@@ -15,8 +15,10 @@ use tern_surrogate::dataset::{
 };
 use tern_surrogate::space::{Sample, Space};
 
-use tern_build::executor::{Executor, Job};
-use tern_build::sweep::{self, SweepItem, SweepPlan, SweepRow};
+use tern_build::executor::Executor;
+use tern_build::job::Job;
+use tern_build::job::{SweepItem, SweepPlan, SweepRow};
+use tern_build::sweep;
 use tern_build::synth::{PnrOutcome, SynthOptions, SynthOutcome};
 
 pub struct DatasetPlan {
@@ -120,7 +122,11 @@ pub fn build(
                 .unwrap_or_else(|p| p.into_inner())
                 .append(&row)
                 .map_err(|e| format!("appending a dataset row to {}: {e:#}", out.display()))?;
-            bar.set_message(format!("{}: {}", swept.name, sweep::row_summary(swept)));
+            bar.set_message(format!(
+                "{}: {}",
+                swept.name,
+                tern_build::job::row_summary(swept)
+            ));
             bar.inc(1);
             results
                 .lock()

@@ -663,6 +663,13 @@ impl Config {
         Config::validate(file, "workload change")
     }
 
+    /// How an `m × k` matrix runs on this engine, built for its `workload.m × workload.k`
+    /// tile: zero-padded into (ceil(m / M), ceil(k / K)) tiles. `tern generate` cuts a model
+    /// so, and the DSE counts a model's tiles so.
+    pub fn tiles_for(&self, m: usize, k: usize) -> (usize, usize) {
+        (m.div_ceil(self.workload.m), k.div_ceil(self.workload.k))
+    }
+
     /// Ideal cycles for the whole workload: every lane busy every cycle.
     pub fn ideal_cycles(&self) -> f64 {
         let w = &self.workload;
