@@ -48,7 +48,7 @@ fn crates_depend_only_on_the_crates_the_map_names() {
         ("tern-model", &[][..]),
         ("tern-sim", &["tern-hdl", "tern-model"][..]),
         ("tern-build", &["tern-boards", "tern-hdl"][..]),
-        ("tern-surrogate", &["tern-hdl"][..]),
+        ("tern-surrogate", &["tern-hdl", "tern-model"][..]),
         ("tern-host", &["tern-hdl"][..]),
         (
             "tern-flows",

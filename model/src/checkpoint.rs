@@ -482,6 +482,7 @@ fn config_from_hf(text: &str, path: &Path) -> Result<(ModelConfig, bool), Checkp
         } else {
             hf.model_type
         },
+        description: String::new(),
         hidden: hf.hidden_size,
         layers: hf.num_hidden_layers,
         heads,

@@ -41,6 +41,9 @@ pub enum ModelError {
 #[serde(deny_unknown_fields)]
 pub struct ModelConfig {
     pub name: String,
+    /// One line on what the model is, for reports.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub description: String,
     /// Width of the residual stream.
     pub hidden: usize,
     pub layers: usize,
@@ -61,12 +64,29 @@ pub struct ModelConfig {
     pub tied_embeddings: bool,
 }
 
-/// One ternary matmul of a layer: `m × k` weights, `per_layer` of them.
+/// One ternary matmul of a layer: `m × k` weights.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 pub struct Matmul {
     pub name: &'static str,
     pub m: usize,
     pub k: usize,
+    /// The activation vector it multiplies: matmuls that share one (q, k, v; gate, up)
+    /// can run as one fused pass over that vector.
+    pub input: MatmulInput,
+}
+
+/// The activation vectors a layer's ternary matmuls read.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum MatmulInput {
+    /// The normalised residual before attention (q, k, v).
+    AttentionIn,
+    /// The attention's output after its SubLN (o).
+    AttentionOut,
+    /// The normalised residual before the FFN (gate, up).
+    FfnIn,
+    /// The FFN's hidden vector after its SubLN (down).
+    FfnHidden,
 }
 
 /// Built-in models: name and TOML.
@@ -89,6 +109,7 @@ max_seq_len = 64
     (
         "bitnet-0.73b",
         r#"name = "bitnet-0.73b"
+description = "BitNet b1.58 large (0.73B, the model TeLLMe runs): hidden 1536, FFN 4096, 24 layers, 16 heads of 96"
 # BitNet b1.58 large (0.73B, the model TeLLMe v2 runs): LLaMA-shaped, multi-head attention,
 # LM head separate from the embedding (the 0.73B count includes one of the two).
 hidden = 1536
@@ -106,6 +127,7 @@ max_seq_len = 2048
     (
         "bitnet-2b",
         r#"name = "bitnet-2b"
+description = "BitNet-b1.58-2B-like decoder: hidden 2560, FFN 6912, 30 layers, 20 query / 5 KV heads of 128"
 # Shaped as microsoft/bitnet-b1.58-2B-4T (config.json): GQA 20/5 heads of 128.
 hidden = 2560
 layers = 30
@@ -118,6 +140,22 @@ rope_theta = 500000.0
 norm_eps = 1e-5
 max_seq_len = 4096
 tied_embeddings = true
+"#,
+    ),
+    (
+        "small",
+        r#"name = "small"
+description = "a small decoder: hidden 512, FFN 1376, 8 layers, 8 heads of 64"
+hidden = 512
+layers = 8
+heads = 8
+kv_heads = 8
+head_dim = 64
+ffn = 1376
+vocab = 32000
+rope_theta = 10000.0
+norm_eps = 1e-5
+max_seq_len = 2048
 "#,
     ),
 ];
@@ -259,15 +297,16 @@ impl ModelConfig {
     /// The ternary matmuls of one layer, in the order a token meets them.
     pub fn layer_matmuls(&self) -> [Matmul; 7] {
         let (h, kv, f) = (self.hidden, self.kv_width(), self.ffn);
-        let mm = |name, m, k| Matmul { name, m, k };
+        use MatmulInput::*;
+        let mm = |name, m, k, input| Matmul { name, m, k, input };
         [
-            mm("q_proj", h, h),
-            mm("k_proj", kv, h),
-            mm("v_proj", kv, h),
-            mm("o_proj", h, h),
-            mm("gate_proj", f, h),
-            mm("up_proj", f, h),
-            mm("down_proj", h, f),
+            mm("q_proj", h, h, AttentionIn),
+            mm("k_proj", kv, h, AttentionIn),
+            mm("v_proj", kv, h, AttentionIn),
+            mm("o_proj", h, h, AttentionOut),
+            mm("gate_proj", f, h, FfnIn),
+            mm("up_proj", f, h, FfnIn),
+            mm("down_proj", h, f, FfnHidden),
         ]
     }
 
@@ -323,7 +362,8 @@ mod tests {
             Matmul {
                 name: "k_proj",
                 m: 32,
-                k: 64
+                k: 64,
+                input: MatmulInput::AttentionIn,
             }
         );
     }

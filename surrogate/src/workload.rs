@@ -1,5 +1,7 @@
 //! Workloads for design-space exploration: the ternary matmuls of one decode step of a
-//! transformer, and how an engine sized for a K tile runs them.
+//! transformer, and how an engine sized for a K tile runs them. A model's workload is
+//! derived from its `tern_model::ModelConfig` (the one description of a transformer);
+//! a workload file lists matmuls for shapes that are not a BitNet model.
 //!
 //! An engine is built for a `K` tile (its table memory holds `K / (Q·G)` chunks); a
 //! layer with `k` inputs runs as `ceil(k / K)` passes whose int32 partial sums the host
@@ -7,6 +9,8 @@
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
+
+use tern_model::ModelConfig;
 
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
@@ -63,66 +67,18 @@ pub enum WorkloadError {
     Invalid { origin: String, message: String },
 }
 
-/// Built-in workloads.
-pub const BUILTIN: &[(&str, &str)] = &[
-    (
-        "bitnet-2b",
-        r#"
-name = "bitnet-2b"
-description = "BitNet-b1.58-2B-like decoder: hidden 2560, FFN 6912, 30 layers, 20 query / 5 KV heads of 128"
-layers = 30
-matmuls = [
-  { name = "q_proj", m = 2560, k = 2560 },
-  { name = "kv_proj", m = 640, k = 2560, per_layer = 2 },
-  { name = "o_proj", m = 2560, k = 2560 },
-  { name = "gate_up_proj", m = 6912, k = 2560, per_layer = 2 },
-  { name = "down_proj", m = 2560, k = 6912 },
-]
-attention = { heads = 20, kv_heads = 5, head_dim = 128 }
-"#,
-    ),
-    (
-        "bitnet-0.73b",
-        r#"
-name = "bitnet-0.73b"
-description = "BitNet b1.58 large (0.73B, the model TeLLMe runs): hidden 1536, FFN 4096, 24 layers, 16 heads of 96"
-layers = 24
-matmuls = [
-  { name = "qkv_proj", m = 1536, k = 1536, per_layer = 3 },
-  { name = "o_proj", m = 1536, k = 1536 },
-  { name = "gate_up_proj", m = 4096, k = 1536, per_layer = 2 },
-  { name = "down_proj", m = 1536, k = 4096 },
-]
-attention = { heads = 16, kv_heads = 16, head_dim = 96 }
-"#,
-    ),
-    (
-        "small",
-        r#"
-name = "small"
-description = "a small decoder: hidden 512, FFN 1376, 8 layers, 8 heads of 64"
-layers = 8
-matmuls = [
-  { name = "qkv_proj", m = 512, k = 512, per_layer = 3 },
-  { name = "o_proj", m = 512, k = 512 },
-  { name = "gate_up_proj", m = 1376, k = 512, per_layer = 2 },
-  { name = "down_proj", m = 512, k = 1376 },
-]
-attention = { heads = 8, kv_heads = 8, head_dim = 64 }
-"#,
-    ),
-];
-
 impl Workload {
+    /// A model preset (`tern model` lists them), or a file: a model TOML (it has
+    /// `hidden`) or a workload TOML (it has `matmuls`).
     pub fn resolve(name_or_path: &str) -> Result<Workload, WorkloadError> {
-        if let Some((_, text)) = BUILTIN.iter().find(|(n, _)| *n == name_or_path) {
-            return Workload::from_toml(text, &format!("built-in workload {name_or_path}"));
+        if let Ok(model) = ModelConfig::preset(name_or_path) {
+            return Ok(Workload::from_model(&model));
         }
         let path = Path::new(name_or_path);
         let text = tern_hdl::files::read_text(path).map_err(|cause| WorkloadError::Read {
             path: format!(
-                "{name_or_path} (not a built-in workload either: {})",
-                BUILTIN
+                "{name_or_path} (not a model preset either: {})",
+                tern_model::PRESETS
                     .iter()
                     .map(|(n, _)| *n)
                     .collect::<Vec<_>>()
@@ -130,7 +86,62 @@ impl Workload {
             ),
             cause,
         })?;
+        let is_model = toml::from_str::<toml::Table>(&text).is_ok_and(|t| t.contains_key("hidden"));
+        if is_model {
+            let model = ModelConfig::from_toml(&text, name_or_path).map_err(|e| {
+                WorkloadError::Invalid {
+                    origin: name_or_path.into(),
+                    message: e.to_string(),
+                }
+            })?;
+            return Ok(Workload::from_model(&model));
+        }
         Workload::from_toml(&text, name_or_path)
+    }
+
+    /// A model's decode step: its layers' ternary matmuls, consecutive ones of one shape
+    /// that read one input as one entry, named as BitNet's code names fused projections
+    /// (q, k, v of one shape are `qkv_proj` ×3; gate and up are `gate_up_proj` ×2), and
+    /// its attention heads.
+    pub fn from_model(model: &ModelConfig) -> Workload {
+        let mut groups: Vec<Vec<tern_model::Matmul>> = vec![];
+        for mm in model.layer_matmuls() {
+            match groups.last_mut() {
+                Some(g) if (g[0].m, g[0].k, g[0].input) == (mm.m, mm.k, mm.input) => g.push(mm),
+                _ => groups.push(vec![mm]),
+            }
+        }
+        let matmuls = groups
+            .iter()
+            .map(|g| {
+                let stems: Vec<&str> = g
+                    .iter()
+                    .map(|mm| mm.name.trim_end_matches("_proj"))
+                    .collect();
+                let joiner = if stems.iter().all(|s| s.len() == 1) {
+                    ""
+                } else {
+                    "_"
+                };
+                Matmul {
+                    name: format!("{}_proj", stems.join(joiner)),
+                    m: g[0].m,
+                    k: g[0].k,
+                    per_layer: g.len(),
+                }
+            })
+            .collect();
+        Workload {
+            name: model.name.clone(),
+            description: model.description.clone(),
+            layers: model.layers,
+            matmuls,
+            attention: Some(AttentionShape {
+                heads: model.heads,
+                kv_heads: model.kv_heads,
+                head_dim: model.head_dim,
+            }),
+        }
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<Workload, WorkloadError> {
@@ -291,6 +302,52 @@ mod tests {
             err.contains("bad.toml") && err.contains("multiple of kv_heads"),
             "{err}"
         );
+    }
+
+    /// The DSE reports in docs/dse were made with workloads written out by hand; the
+    /// ones derived from the model presets are the same.
+    #[test]
+    fn workloads_derived_from_the_models_match_the_committed_dse_reports() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dse");
+        let mut seen = std::collections::BTreeSet::new();
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let report = entry.unwrap().path().join("dse.json");
+            let Ok(text) = std::fs::read_to_string(&report) else {
+                continue;
+            };
+            let json: serde_json::Value = serde_json::from_str(&text).unwrap();
+            let recorded: Workload = serde_json::from_value(json["workload"].clone()).unwrap();
+            let mut derived = Workload::resolve(&recorded.name).unwrap();
+            // Reports made before workloads carried attention heads record none.
+            if recorded.attention.is_none() {
+                derived.attention = None;
+            }
+            assert_eq!(derived, recorded, "{}", report.display());
+            seen.insert(recorded.name);
+        }
+        assert_eq!(
+            seen.into_iter().collect::<Vec<_>>(),
+            ["bitnet-0.73b", "bitnet-2b", "small"],
+            "reports read from {}",
+            dir.display()
+        );
+    }
+
+    #[test]
+    fn a_model_file_is_a_workload_too() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("m.toml");
+        let text = tern_model::ModelConfig::preset("bitnet-2b")
+            .unwrap()
+            .to_toml();
+        std::fs::write(&path, text).unwrap();
+        let w = Workload::resolve(path.to_str().unwrap()).unwrap();
+        assert_eq!(w, Workload::resolve("bitnet-2b").unwrap());
+        std::fs::write(&path, "name = \"x\"\nhidden = 0\n").unwrap();
+        let err = Workload::resolve(path.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("m.toml"), "{err}");
     }
 
     #[test]

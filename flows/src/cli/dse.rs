@@ -14,7 +14,8 @@ pub struct Args {
     pub space: String,
     #[arg(long)]
     pub board: String,
-    /// `bitnet-2b`, `small`, or a workload TOML file.
+    /// A model preset (`bitnet-2b`, `bitnet-0.73b`, `small`, ...), a model TOML file or a
+    /// workload TOML file (docs/files.md, "Workloads").
     #[arg(long, default_value = "bitnet-2b")]
     pub workload: String,
     #[arg(long)]

@@ -54,7 +54,7 @@ enum Command {
     /// List the boards tern knows.
     Boards(boards::Args),
     /// Describe a BitNet b1.58 model: shapes, the ternary matmuls of a layer, weights,
-    /// packed bytes and KV-cache bytes (a preset: tiny, bitnet-0.73b, bitnet-2b; or a
+    /// packed bytes and KV-cache bytes (a preset: tiny, bitnet-0.73b, bitnet-2b, small; or a
     /// model TOML file).
     Model(model::Args),
     /// Synthesise a design with Yosys for a board: cells, utilisation, fit verdict.

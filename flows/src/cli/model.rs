@@ -1,5 +1,5 @@
 //! `tern model`: describe a BitNet b1.58 model: shapes, the ternary matmuls of a layer, weights,
-//! packed bytes and KV-cache bytes (a preset: tiny, bitnet-0.73b, bitnet-2b; or a
+//! packed bytes and KV-cache bytes (a preset: tiny, bitnet-0.73b, bitnet-2b, small; or a
 //! model TOML file).
 
 use anyhow::Result;

@@ -8,7 +8,8 @@ use std::path::PathBuf;
 pub struct Args {
     #[arg(long)]
     pub config: PathBuf,
-    /// bitnet-0.73b, bitnet-2b, small, or a workload TOML file.
+    /// A model preset (bitnet-0.73b, bitnet-2b, small, ...), a model TOML file or a
+    /// workload TOML file (docs/files.md, "Workloads").
     #[arg(long, default_value = "bitnet-0.73b")]
     pub workload: String,
     /// Board (default: the config's, else kv260).
