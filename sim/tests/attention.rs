@@ -4,8 +4,11 @@
 //! `AttentionVectorKind` (equal scores, one dominant score, scores beyond the clip,
 //! growing maxima, all-but-one masked, no key visible, −128 everywhere).
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::{assert_mismatch_reported, waveforms};
 use tern_hdl::config::AttentionConfigBuilder;
 use tern_hdl::timing::attention_cycles;
 use tern_hdl::{generate_attention, AttentionConfig};
@@ -38,10 +41,6 @@ fn blocked(cfg: AttentionConfig, block: usize) -> AttentionConfig {
         .query_block(block)
         .build()
         .unwrap_or_else(|e| panic!("{e}"))
-}
-
-fn waveforms() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms")
 }
 
 /// Co-simulate every vector kind on `cfg`, alternating streaming and bursty handshakes.
@@ -227,17 +226,7 @@ fn broken_rtl_is_reported_with_seed_and_waveform() {
         &waveforms(),
     )
     .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("seed:     11") && text.contains("d=64") && text.contains("output"),
-        "{text}"
-    );
-    let tern_sim::cosim::CosimError::Mismatch(m) = err else {
-        panic!("{text}")
-    };
-    let vcd = m.waveform.expect("a waveform is written");
-    let dump = std::fs::read_to_string(&vcd).unwrap();
-    assert!(dump.contains("res_data"), "not a VCD: {}", vcd.display());
+    assert_mismatch_reported(err, &["seed:     11", "d=64", "output"]);
 }
 
 /// Fidelity gates on Gaussian Q/K/V (the full table is `cargo bench --bench attention`):

@@ -2,8 +2,11 @@
 //! model under Verilator, over many configurations, vector kinds and handshake patterns.
 //! Every streaming run also checks the cycle model (`tern_hdl::timing`) clock for clock.
 
+mod common;
+
 use std::path::PathBuf;
 
+use common::{assert_mismatch_reported, waveforms};
 use tern_hdl::config::{ConfigBuilder, TableStorage};
 use tern_hdl::{generate, Config};
 use tern_sim::cosim::{cosimulate, describe, CosimError, Stimulus, VectorKind, Vectors};
@@ -18,10 +21,6 @@ fn tlmm(g: usize, p: usize, q: usize) -> ConfigBuilder {
 
 fn adder_tree(g: usize, p: usize, q: usize) -> ConfigBuilder {
     ConfigBuilder::adder_tree(g, p, q)
-}
-
-fn waveforms() -> PathBuf {
-    PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms")
 }
 
 /// Co-simulate every vector kind on `cfg`, alternating streaming and bursty handshakes.
@@ -315,21 +314,7 @@ fn broken_rtl_is_reported_with_seed_and_waveform() {
         &waveforms(),
     )
     .unwrap_err();
-    let text = err.to_string();
-    assert!(
-        text.contains("seed:     7") && text.contains("G=3") && text.contains("expected"),
-        "{text}"
-    );
-    let CosimError::Mismatch(m) = err else {
-        panic!("{text}")
-    };
-    let vcd = m.waveform.expect("a waveform is written");
-    let dump = std::fs::read_to_string(&vcd).unwrap();
-    assert!(
-        dump.contains("res_data") && dump.contains("#"),
-        "not a VCD: {}",
-        vcd.display()
-    );
+    assert_mismatch_reported(err, &["seed:     7", "G=3", "expected"]);
 }
 
 /// An engine that sends one result beat more than the workload has must fail, even
