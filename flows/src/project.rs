@@ -1,6 +1,6 @@
 //! `tern project`: what an engine would do for a whole model's ternary matmuls on a board,
 //! from the exact cycle model (`tern_hdl::timing`) and the packed weight stream — decode
-//! tokens/s and prefill time (time to first token) beside the anchors in DESIGN.md.
+//! tokens/s and prefill time (time to first token).
 //!
 //! Each matmul is a roofline of its own: the engine's clocks for it (the control's
 //! schedule, fill and drain included, the engine rebuilt for the matmul's M and K) against

@@ -201,7 +201,8 @@ mod tests {
 
     #[test]
     fn published_table_sizes() {
-        // DESIGN.md: G=2: 5, G=3: 14, G=4: 41, G=5: 122 entries; G=3 → 5-bit codes.
+        // The sign-folded table sizes: G=2: 5, G=3: 14, G=4: 41, G=5: 122 entries
+        // ((3^G + 1) / 2); G=3 → 5-bit codes.
         assert_eq!(
             (2..=5).map(table_entries).collect::<Vec<_>>(),
             vec![5, 14, 41, 122]

@@ -2,8 +2,8 @@
 //! attention `[workload]`, validated once into [`AttentionConfig`] together with every
 //! integer constant the RTL and the golden model share (threshold, tables, reciprocals).
 //!
-//! The arithmetic these constants define is the contract in DESIGN.md, "Integer
-//! attention"; `tern-sim`'s `golden::attention` states it operation by operation.
+//! The arithmetic these constants define is specified in `docs/attention.md`;
+//! `tern-sim`'s `golden::attention` states it operation by operation.
 
 use serde::{Deserialize, Serialize};
 
