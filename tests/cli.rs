@@ -523,3 +523,85 @@ fn a_closed_stdout_ends_quietly() {
         );
     }
 }
+
+/// An accelerator description stands for its parts: `tern generate --accelerator` runs
+/// the same model as the tops' configs given one by one, `tern project --accelerator`
+/// adds the attention tops to the matmul top's share, and a description that cannot be
+/// built is refused by name before anything runs.
+#[test]
+fn an_accelerator_description_drives_generate_and_project() {
+    let tokens = |o: &Output| -> String {
+        text(o)
+            .lines()
+            .find(|l| l.contains("generated"))
+            .unwrap_or_else(|| panic!("no generated tokens: {}", text(o)))
+            .to_string()
+    };
+    let by_parts = tern(&[
+        "generate",
+        "--tokens",
+        "2",
+        "--matmul-config",
+        "examples/bitnet_tiny_matmul.toml",
+        "--attention-config",
+        "examples/bitnet_tiny_attention.toml",
+    ]);
+    assert!(by_parts.status.success(), "{}", text(&by_parts));
+    let described = tern(&[
+        "generate",
+        "--tokens",
+        "2",
+        "--accelerator",
+        "examples/bitnet_tiny_accelerator.toml",
+    ]);
+    assert!(described.status.success(), "{}", text(&described));
+    assert_eq!(tokens(&described), tokens(&by_parts));
+
+    let matmul_only = tern(&["project", "--config", "docs/model/kv260/matmul.toml"]);
+    let whole = tern(&[
+        "project",
+        "--accelerator",
+        "docs/model/kv260/accelerator.toml",
+    ]);
+    assert!(matmul_only.status.success() && whole.status.success());
+    let decode = |o: &Output| {
+        text(o)
+            .lines()
+            .find(|l| l.trim_start().starts_with("decode"))
+            .unwrap()
+            .to_string()
+    };
+    assert_eq!(decode(&matmul_only), decode(&whole), "one matmul figure");
+    assert!(!text(&matmul_only).contains("TTFT"));
+    assert!(text(&whole).contains("TTFT"), "{}", text(&whole));
+
+    let dir = tempfile::tempdir().unwrap();
+    let kv = Path::new(env!("CARGO_MANIFEST_DIR")).join("docs/model/kv260");
+    let bad = dir.path().join("fast.toml");
+    std::fs::write(
+        &bad,
+        format!(
+            "name = \"fast\"\nboard = \"kv260\"\nclock_mhz = 450\n[matmul]\nconfig = \"{}\"\n\
+             [attention]\nconfig = \"{}\"\n",
+            kv.join("matmul.toml").display(),
+            kv.join("attention.toml").display()
+        ),
+    )
+    .unwrap();
+    let o = tern(&["generate", "--accelerator", bad.to_str().unwrap()]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("fast.toml") && text(&o).contains("450"),
+        "{}",
+        text(&o)
+    );
+    // tern project takes the description's clock.
+    let o = tern(&["project", "--accelerator", bad.to_str().unwrap()]);
+    assert!(text(&o).contains("at 450 MHz"), "{}", text(&o));
+    let o = tern(&["project", "--accelerator", "nope.toml"]);
+    assert!(
+        !o.status.success() && text(&o).contains("nope.toml"),
+        "{}",
+        text(&o)
+    );
+}

@@ -49,12 +49,14 @@ fn crates_depend_only_on_the_crates_the_map_names() {
         ("tern-sim", &["tern-hdl", "tern-model"][..]),
         ("tern-build", &["tern-boards", "tern-hdl"][..]),
         ("tern-surrogate", &["tern-hdl", "tern-model"][..]),
+        ("tern-dse", &["tern-boards", "tern-hdl", "tern-model"][..]),
         ("tern-host", &["tern-hdl"][..]),
         (
             "tern-flows",
             &[
                 "tern-boards",
                 "tern-build",
+                "tern-dse",
                 "tern-hdl",
                 "tern-host",
                 "tern-model",

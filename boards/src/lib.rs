@@ -51,11 +51,12 @@ impl Family {
     }
 }
 
-/// What the chip offers. Block RAM and the large-RAM class (UltraRAM, iCE40 SPRAM) are
-/// given as blocks and bits so that both "blocks used" and "bits used" can be checked.
+/// What the chip offers (the board file's `[resources]`). Block RAM and the large-RAM
+/// class (UltraRAM, iCE40 SPRAM) are given as blocks and bits so that both "blocks used"
+/// and "bits used" can be checked.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Resources {
+pub struct Capacity {
     pub luts: u64,
     pub ffs: u64,
     pub dsps: u64,
@@ -63,6 +64,46 @@ pub struct Resources {
     pub bram_bits: u64,
     pub urams: u64,
     pub uram_bits: u64,
+}
+
+/// What a design uses (or is set aside for one), in the units a board budgets: the one
+/// LUT/FF/DSP/block-RAM count of synthesis reports, predictions and the DSE. Fractional,
+/// because predictions and half blocks (a Xilinx RAMB18) are.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
+pub struct Resources {
+    pub luts: f64,
+    pub ffs: f64,
+    pub dsps: f64,
+    /// Block RAMs in the board's unit.
+    pub brams: f64,
+}
+
+impl Resources {
+    pub fn scaled(self, k: f64) -> Resources {
+        Resources {
+            luts: self.luts * k,
+            ffs: self.ffs * k,
+            dsps: self.dsps * k,
+            brams: self.brams * k,
+        }
+    }
+
+    pub fn plus(self, o: Resources) -> Resources {
+        Resources {
+            luts: self.luts + o.luts,
+            ffs: self.ffs + o.ffs,
+            dsps: self.dsps + o.dsps,
+            brams: self.brams + o.brams,
+        }
+    }
+
+    /// Whether it fits in `capacity` (LUT, FF, DSP and block RAM each).
+    pub fn fits(&self, capacity: &Capacity) -> bool {
+        self.luts <= capacity.luts as f64
+            && self.ffs <= capacity.ffs as f64
+            && self.dsps <= capacity.dsps as f64
+            && self.brams <= capacity.bram_blocks as f64
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -160,7 +201,7 @@ pub struct Board {
     pub description: String,
     pub part: String,
     pub family: Family,
-    pub resources: Resources,
+    pub resources: Capacity,
     pub clock: Clock,
     pub memory: Memory,
     pub host_links: Vec<HostLink>,

@@ -12,7 +12,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tern_flows::memory::{bandwidth_bound, memory_model_for};
+use tern_dse::performance::bandwidth_bound;
+use tern_flows::memory::memory_model_for;
 use tern_hdl::config::AttentionConfigBuilder;
 use tern_hdl::streams::attention::{schedule, streamed_keys};
 use tern_hdl::{AttentionConfig, DesignConfig};

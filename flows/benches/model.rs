@@ -5,8 +5,12 @@
 //! step and the tokens/s and time to first token they give.
 //!
 //! `cargo bench -p tern-flows --bench model -- [--model bitnet-0.73b] [--layers N]
-//!  [--prompts 64,128] [--decode 3] [--matmul F --attention F] [--attention-engines N]`
-//! (output committed in `docs/bench/model_*.txt`; `--quick`: 2 layers, prompt 8).
+//!  [--prompts 64,128] [--decode 3] [--accelerator F] [--matmul F --attention F]
+//!  [--attention-engines N]` (the accelerator description defaults to
+//! docs/model/kv260/accelerator.toml; --matmul, --attention and --attention-engines
+//! override its parts; output committed in `docs/bench/model_*.txt`; `--quick`: 2 layers,
+//! prompt 8). Beside the measured clocks it prints what the performance model
+//! (`tern_dse::performance`, as `tern project --accelerator` prints it) expects.
 //!
 //! What is measured is the two tops' kernel clocks (CYCLES), run one after the other
 //! as the host calls them. What is not: the host's share on the board's CPU. The
@@ -16,11 +20,16 @@
 //! `CALL_OVERHEAD_US` (a polled AXI4-Lite start: ~10 register accesses of ~100 ns); not
 //! a measured figure. Norms, RoPE and quantisation are O(hidden) per token and left out.
 
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use indicatif::ProgressBar;
+use tern_dse::performance::lm_head_s;
+use tern_dse::workload::ModelWorkload;
 use tern_flows::generate::{BoardFabric, TilePlan};
 use tern_flows::memory::memory_model_for;
+use tern_flows::project::project_accelerator;
+use tern_hdl::config::accelerator::Accelerator;
 use tern_hdl::{AttentionConfig, Config, DesignConfig};
 use tern_host::{Device, OpenOptions};
 use tern_model::checkpoint::Checkpoint;
@@ -35,9 +44,10 @@ struct Args {
     layers: Option<usize>,
     prompts: Vec<usize>,
     decode: usize,
-    matmul: String,
-    attention: String,
-    attention_engines: usize,
+    accelerator: String,
+    matmul: Option<String>,
+    attention: Option<String>,
+    attention_engines: Option<usize>,
 }
 
 fn parse() -> Args {
@@ -46,9 +56,10 @@ fn parse() -> Args {
         layers: None,
         prompts: vec![64, 128],
         decode: 3,
-        matmul: "docs/model/kv260/matmul.toml".into(),
-        attention: "docs/model/kv260/attention.toml".into(),
-        attention_engines: 1,
+        accelerator: "docs/model/kv260/accelerator.toml".into(),
+        matmul: None,
+        attention: None,
+        attention_engines: None,
     };
     let mut it = std::env::args().skip(1);
     while let Some(flag) = it.next() {
@@ -63,10 +74,11 @@ fn parse() -> Args {
                     .collect()
             }
             "--decode" => a.decode = value().parse().expect("--decode N"),
-            "--matmul" => a.matmul = value(),
-            "--attention" => a.attention = value(),
+            "--accelerator" => a.accelerator = value(),
+            "--matmul" => a.matmul = Some(value()),
+            "--attention" => a.attention = Some(value()),
             "--attention-engines" => {
-                a.attention_engines = value().parse().expect("--attention-engines N")
+                a.attention_engines = Some(value().parse().expect("--attention-engines N"))
             }
             "--quick" => {
                 a.layers = Some(2);
@@ -80,9 +92,25 @@ fn parse() -> Args {
     a
 }
 
-fn read(path: &str) -> String {
-    let root = concat!(env!("CARGO_MANIFEST_DIR"), "/..");
-    std::fs::read_to_string(format!("{root}/{path}")).unwrap_or_else(|e| panic!("{path}: {e}"))
+fn repo(path: &str) -> PathBuf {
+    Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/..")).join(path)
+}
+
+/// The accelerator description with the parts given on the command line instead.
+fn accelerator(a: &Args) -> Accelerator {
+    let mut acc = Accelerator::from_path(&repo(&a.accelerator)).unwrap();
+    if let Some(m) = &a.matmul {
+        acc.matmul = Config::from_path(&repo(m)).unwrap();
+        acc.matmul_path = m.into();
+    }
+    if let Some(t) = &a.attention {
+        acc.attention = AttentionConfig::from_path(&repo(t)).unwrap();
+        acc.attention_path = t.into();
+    }
+    if let Some(n) = a.attention_engines {
+        acc.attention_engines = n;
+    }
+    acc
 }
 
 fn main() {
@@ -92,8 +120,8 @@ fn main() {
     if let Some(n) = a.layers {
         model.layers = n.min(all_layers);
     }
-    let matmul = Config::from_toml(&read(&a.matmul), &a.matmul).unwrap();
-    let attention = AttentionConfig::from_toml(&read(&a.attention), &a.attention).unwrap();
+    let acc = accelerator(&a);
+    let (matmul, attention) = (acc.matmul.clone(), acc.attention.clone());
     let t0 = Instant::now();
     let ck = Checkpoint::random(&model, 1);
     eprintln!("random checkpoint: {:.1} s", t0.elapsed().as_secs_f64());
@@ -109,7 +137,7 @@ fn main() {
         &ck,
         &matmul,
         open(DesignConfig::Matmul(matmul.clone())),
-        (0..a.attention_engines)
+        (0..acc.attention_engines)
             .map(|_| open(DesignConfig::Attention(attention.clone())))
             .collect(),
         &bar,
@@ -117,7 +145,8 @@ fn main() {
     .unwrap();
     bar.finish_and_clear();
     let plan = TilePlan::new(&model, &matmul);
-    let board_info = tern_boards::Board::resolve(matmul.board.as_deref().unwrap()).unwrap();
+    let board_info = tern_boards::Board::resolve(&acc.board).unwrap();
+    // The simulated board's DDR model runs at the board's clock.
     let mhz = board_info.clock.default_mhz;
     let ddr = board_info.memory.gbyte_per_s;
     eprintln!(
@@ -130,8 +159,10 @@ fn main() {
         model.name, board_info.name, model.layers, all_layers
     );
     println!(
-        "# matmul top {} ({} w/clk, token block {}, {}-bit bus), tiles of {}x{}, {} per layer, padding x{:.3}",
-        a.matmul,
+        "# accelerator {} ({}); matmul top {} ({} w/clk, token block {}, {}-bit bus), tiles of {}x{}, {} per layer, padding x{:.3}",
+        acc.name,
+        a.accelerator,
+        acc.matmul_path.display(),
         matmul.engine.weights_per_clock(),
         matmul.geometry.token_block,
         matmul.top.bus_bits,
@@ -142,8 +173,8 @@ fn main() {
     );
     println!(
         "# attention top {} x{} side by side ({} MACs, tile {}, query block {}, {}-bit bus); DDR model {ddr} GB/s at {mhz} MHz",
-        a.attention,
-        a.attention_engines,
+        acc.attention_path.display(),
+        acc.attention_engines,
         attention.attention.macs,
         attention.attention.tile,
         attention.attention.query_block,
@@ -215,7 +246,7 @@ fn main() {
     // count; the LM head's DDR time is added per token.
     let scale = all_layers as f64 / model.layers as f64;
     let head_bytes = (model.vocab * model.hidden * 2) as f64;
-    let head_ms = head_bytes / (ddr * 1e9) * 1e3;
+    let head_ms = lm_head_s(model.vocab, model.hidden, ddr) * 1e3;
     println!();
     println!(
         "## Projection to all {all_layers} layers (measured clocks x {scale:.2}); LM head on the host: {:.1} MB of bf16 per token at {ddr} GB/s = {head_ms:.2} ms (lower bound)",
@@ -229,6 +260,7 @@ fn main() {
         a.decode
     );
     println!("|---|---|---|---|---|---|---|---|");
+    let mut measured = vec![];
     for (p, prefill, decode, calls) in summary {
         let ttft = prefill as f64 * scale / (mhz * 1e3);
         let per_token = decode.iter().sum::<u64>() as f64 / decode.len().max(1) as f64 * scale;
@@ -242,6 +274,29 @@ fn main() {
             1e3 / kernel_ms,
             1e3 / (kernel_ms + host_ms),
             1e3 / (at250 + host_ms),
+        );
+        measured.push((p, ttft, 1e3 / kernel_ms));
+    }
+
+    // The performance model on the whole model (every layer), as `tern project
+    // --accelerator` computes it.
+    let mut whole = ModelConfig::resolve(&a.model).unwrap();
+    whole.layers = all_layers;
+    let workload = ModelWorkload::from_model(&whole);
+    let prompts: Vec<usize> = measured.iter().map(|m| m.0).collect();
+    let projected = project_accelerator(&acc, &workload, &board_info, mhz, &prompts).unwrap();
+    println!();
+    println!("## The performance model (`tern project --accelerator`; attention at its upper bound) against the measured kernels");
+    println!("| prompt | TTFT model ms | TTFT measured ms | ratio | decode model tokens/s | decode measured tokens/s | ratio |");
+    println!("|---|---|---|---|---|---|---|");
+    let token = &projected.accelerator.as_ref().unwrap().prompts;
+    for ((p, ttft, rate), x) in measured.iter().zip(token) {
+        println!(
+            "| {p} | {:.1} | {ttft:.1} | {:.3} | {:.1} | {rate:.1} | {:.3} |",
+            x.token.ttft_s * 1e3,
+            x.token.ttft_s * 1e3 / ttft,
+            x.token.decode_tokens_per_s,
+            x.token.decode_tokens_per_s / rate,
         );
     }
 }

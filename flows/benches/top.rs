@@ -11,7 +11,8 @@ use std::cell::RefCell;
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
-use tern_flows::memory::{bandwidth_bound, memory_model};
+use tern_dse::performance::bandwidth_bound;
+use tern_flows::memory::memory_model;
 use tern_flows::run::inputs::{golden, random_layer};
 use tern_hdl::Config;
 use tern_host::sim::{SharedBoard, SimBoard};

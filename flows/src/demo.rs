@@ -125,7 +125,7 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
         t.elapsed().as_secs_f64()
     );
 
-    let u = cosim::utilisation(&cfg, &library, 1)?;
+    let u = cosim::engine_busy(&cfg, &library, 1)?;
     println!(
         "  cycles       {} measured for {} tokens, ideal M·K·T/(P·Q·G) = {:.0}: utilisation {:.3}",
         u.measured,
@@ -178,18 +178,22 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
 }
 
 /// A tiny BitNet model generating tokens on two simulated boards (the tiny model's own
-/// TLMM and attention tops, not the demo config's engine), every step checked.
+/// accelerator, `examples/bitnet_tiny_accelerator.toml`, not the demo config's engine),
+/// every step checked.
 fn model_run() -> Result<()> {
     let t = Instant::now();
+    let acc = tern_hdl::config::accelerator::Accelerator::from_path(&crate::files::find_in_repo(
+        std::path::Path::new("examples/bitnet_tiny_accelerator.toml"),
+    ))?;
     let args = crate::generate::GenerateArgs {
         model: "tiny".into(),
         checkpoint: None,
         seed: 1,
-        matmul_config: None,
-        attention_config: None,
+        matmul_config: Some(acc.matmul_path.clone()),
+        attention_config: Some(acc.attention_path.clone()),
         board_uri: "sim:".into(),
         attention_uris: vec![],
-        attention_engines: 1,
+        attention_engines: acc.attention_engines,
         prompt: crate::generate::DEFAULT_PROMPT.to_vec(),
         tokens: 8,
         calibrate: false,

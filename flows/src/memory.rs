@@ -1,8 +1,9 @@
 //! The memory behind a simulated board: the DDR model a top runs against, from the
-//! config's board (docs/top.md), and the fewest clocks any memory needs for a transfer.
+//! config's board (docs/top.md), with the performance model's latency.
 
 use anyhow::{bail, Context, Result};
 
+use tern_dse::performance::latency_clocks;
 use tern_hdl::config::TopConfig;
 use tern_hdl::{Config, DesignConfig};
 use tern_sim::top_model::MemoryModel;
@@ -60,17 +61,4 @@ pub fn memory_model_for(cfg: &DesignConfig) -> Result<(MemoryModel, String)> {
         board.memory.latency_ns
     );
     Ok((model, text))
-}
-
-/// The memory's read latency in whole clocks at `clock_mhz`.
-pub fn latency_clocks(memory: &tern_boards::Memory, clock_mhz: f64) -> f64 {
-    (memory.latency_ns * clock_mhz / 1e3).ceil()
-}
-
-/// Fewest clocks that can move `read` and `written` bytes: the read and write channels
-/// carry one bus word per clock each, and both share the memory's bandwidth (when known).
-pub fn bandwidth_bound(bus_bytes: f64, memory: Option<f64>, read: u64, written: u64) -> u64 {
-    let channels = read.max(written) as f64 / bus_bytes;
-    let shared = memory.map_or(0.0, |m| (read + written) as f64 / m);
-    channels.max(shared).ceil() as u64
 }

@@ -30,19 +30,18 @@ fn install_signal_handlers() {
 }
 
 pub fn serve_command(
-    config: &Path,
+    cfg: &DesignConfig,
     listen: &str,
     opts: &ServeOptions,
     waveform: Option<&Path>,
 ) -> Result<()> {
-    let cfg = DesignConfig::from_path(config)?;
     let listen = Listen::parse(listen)?;
     // Before the model is built: a refused address should not cost a build.
     tern_host::server::check_listen(&listen, opts)?;
     eprintln!("building the Verilator model of the accelerator top (cached after the first time)");
-    let (memory, memory_text) = memory_model_for(&cfg)?;
+    let (memory, memory_text) = memory_model_for(cfg)?;
     eprintln!("memory: {memory_text}");
-    let mut board = SimBoard::for_design(&cfg, &ModelCache::default(), waveform, Some(memory))?;
+    let mut board = SimBoard::for_design(cfg, &ModelCache::default(), waveform, Some(memory))?;
     let info = board.info()?;
     install_signal_handlers();
     let t0 = Instant::now();

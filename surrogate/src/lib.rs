@@ -1,7 +1,6 @@
 //! tern-surrogate: predicts what synthesis and simulation would say about a design from
 //! its graph, fast enough to search a design space before anything is synthesised.
 //!
-//! - [`space`]: declared design spaces and their Sobol sampling;
 //! - [`dataset`]: the dataset file (graph + targets + tool versions per design);
 //! - [`features`]: a design graph as the numbers the network reads;
 //! - [`model`]: the GNN (all burn code lives there);
@@ -15,7 +14,4 @@ pub mod dataset;
 pub mod features;
 pub mod metrics;
 pub mod model;
-pub mod pareto;
-pub mod space;
 pub mod train;
-pub mod workload;

@@ -3,9 +3,9 @@
 
 use std::io::Write;
 
+use tern_dse::space::Space;
 use tern_hdl::design_graph;
 use tern_surrogate::dataset::{Dataset, DatasetError, Header, Row, Status, Targets, Writer};
-use tern_surrogate::space::Space;
 
 fn header() -> Header {
     Header {

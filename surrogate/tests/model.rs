@@ -1,10 +1,10 @@
 //! The GNN learns, reproducibly, from real design graphs; its weights file round-trips
 //! and a damaged one is refused with a reason.
 
+use tern_dse::space::Space;
 use tern_hdl::design_graph;
 use tern_surrogate::features::{encode, TARGET_COUNT};
 use tern_surrogate::model::Shape;
-use tern_surrogate::space::Space;
 use tern_surrogate::train::{Example, Provenance, Surrogate, TrainOptions};
 
 /// Real graphs of the matmul space, with a made-up but graph-determined target: LUTs

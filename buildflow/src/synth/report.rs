@@ -34,6 +34,16 @@ pub struct CellUsage {
 }
 
 impl CellUsage {
+    /// The LUT/FF/DSP/block-RAM count boards budget.
+    pub fn resources(&self) -> tern_boards::Resources {
+        tern_boards::Resources {
+            luts: self.luts as f64,
+            ffs: self.ffs as f64,
+            dsps: self.dsps as f64,
+            brams: self.bram_blocks,
+        }
+    }
+
     /// One-input LUTs (buffers and inverters): Yosys leaves them, Vivado absorbs most.
     pub fn lut1(&self) -> u64 {
         self.luts_by_size.get("1").copied().unwrap_or(0)

@@ -48,7 +48,7 @@ pub fn run(a: Args) -> Result<()> {
         exec,
         flow,
     } = a;
-    let space = tern_surrogate::space::Space::resolve(&space)?;
+    let space = tern_dse::space::Space::resolve(&space)?;
     let board = Board::resolve(&board)?;
     let out = out
         .unwrap_or_else(|| PathBuf::from(format!("datasets/{}-{}.jsonl", space.name, board.name)));

@@ -5,6 +5,7 @@ use anyhow::Result;
 use std::path::PathBuf;
 
 use tern_boards::Board;
+use tern_hdl::config::accelerator::Accelerator;
 
 use super::options::{ExecArgs, FlowArgs};
 
@@ -12,8 +13,13 @@ use super::options::{ExecArgs, FlowArgs};
 pub struct Args {
     #[arg(long)]
     pub space: String,
+    /// Board name or file (default: the accelerator's).
+    #[arg(long, required_unless_present = "accelerator")]
+    pub board: Option<String>,
+    /// An accelerator description (docs/files.md): its board, and its attention top as
+    /// the --attention-reference.
     #[arg(long)]
-    pub board: String,
+    pub accelerator: Option<PathBuf>,
     /// A model preset (`bitnet-2b`, `bitnet-0.73b`, `small`, ...), a model TOML file or a
     /// workload TOML file (docs/files.md, "Workloads").
     #[arg(long, default_value = "bitnet-2b")]
@@ -62,7 +68,8 @@ pub struct Args {
     #[arg(long, value_delimiter = ',', default_value = "1,2")]
     pub attention_engines: Vec<usize>,
     /// An attention top config whose shell (synthesised with the engine kept) every
-    /// attention option adds; its top section (bus) is every option's.
+    /// attention option adds; its top section (bus) is every option's (default: the
+    /// accelerator's attention top).
     #[arg(long, requires = "attention_space")]
     pub attention_reference: Option<PathBuf>,
     #[command(flatten)]
@@ -78,6 +85,7 @@ pub fn run(a: Args) -> Result<()> {
     let Args {
         space,
         board,
+        accelerator,
         workload,
         model,
         n,
@@ -98,12 +106,24 @@ pub fn run(a: Args) -> Result<()> {
         out,
         flow,
     } = a;
+    let acc = match &accelerator {
+        Some(path) => Some(Accelerator::from_path(path)?),
+        None => None,
+    };
+    let board = match (board, &acc) {
+        (Some(b), _) => b,
+        (None, Some(acc)) => acc.board.clone(),
+        (None, None) => anyhow::bail!("give --board or --accelerator"),
+    };
+    let attention_reference =
+        attention_reference.or(acc.as_ref().map(|a| a.attention_path.clone()));
     let attention = match attention_space {
         Some(name) => {
             let (Some(blocks), Some(reference)) = (attention_blocks, attention_reference) else {
                 anyhow::bail!(
                     "--attention-space needs --attention-blocks (the attention block \
-                     model) and --attention-reference (an attention top config)"
+                     model) and --attention-reference (an attention top config) or \
+                     --accelerator"
                 );
             };
             if attention_engines.is_empty() || attention_engines.contains(&0) {
@@ -119,7 +139,7 @@ pub fn run(a: Args) -> Result<()> {
             };
             let model = tern_surrogate::blocks::BlockModel::load(&blocks)?;
             Some(crate::dse::attention::AttentionPlan {
-                space: tern_surrogate::space::Space::resolve(&name)?,
+                space: tern_dse::space::Space::resolve(&name)?,
                 blocks: (blocks, model),
                 engines: attention_engines,
                 reference: (reference, cfg),
@@ -128,9 +148,9 @@ pub fn run(a: Args) -> Result<()> {
         None => None,
     };
     let prefill = prefill || attention.is_some();
-    let space = tern_surrogate::space::Space::resolve(&space)?;
+    let space = tern_dse::space::Space::resolve(&space)?;
     let board = Board::resolve(&board)?;
-    let workload = tern_surrogate::workload::Workload::resolve(&workload)?;
+    let workload = tern_dse::workload::ModelWorkload::resolve(&workload)?;
     let model = crate::surrogate::predict::find_model(&board, model.as_deref())?;
     let out = out.unwrap_or_else(|| {
         PathBuf::from(format!(
@@ -151,7 +171,7 @@ pub fn run(a: Args) -> Result<()> {
             }
             None => None,
         },
-        reserve: crate::dse::estimate::Resources {
+        reserve: tern_boards::Resources {
             luts: reserve_luts,
             ffs: reserve_ffs,
             dsps: reserve_dsps,

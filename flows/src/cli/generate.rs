@@ -2,13 +2,19 @@
 //! step's logits checked bit for bit against the golden model; kernel clocks per
 //! step (matmul, attention) and host time.
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use std::path::PathBuf;
+use tern_hdl::config::accelerator::Accelerator;
 
 use super::options::AccessArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// An accelerator description (docs/files.md): its matmul top, attention top and
+    /// attention engine count; --matmul-config, --attention-config and
+    /// --attention-engines override its parts.
+    #[arg(long)]
+    pub accelerator: Option<PathBuf>,
     /// sim:, unix:PATH, tcp:HOST:PORT, ...: the board with the matmul top.
     #[arg(long, default_value = "sim:")]
     pub board_uri: String,
@@ -16,9 +22,10 @@ pub struct Args {
     /// side by side (default: sim: when --board-uri is sim:).
     #[arg(long, value_delimiter = ',')]
     pub attention_uri: Vec<String>,
-    /// Attention engines side by side on sim: (KV head h on engine h mod N).
-    #[arg(long, default_value_t = 1)]
-    pub attention_engines: usize,
+    /// Attention engines side by side on sim: (KV head h on engine h mod N; default: the
+    /// accelerator's, else 1).
+    #[arg(long)]
+    pub attention_engines: Option<usize>,
     /// Preset (tiny, bitnet-0.73b, bitnet-2b, small) or model TOML; random ternary weights
     /// from --seed.
     #[arg(long, default_value = "tiny")]
@@ -53,15 +60,38 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let acc = match &a.accelerator {
+        Some(path) => Some(Accelerator::from_path(path)?),
+        None => None,
+    };
+    if let Some(acc) = &acc {
+        let board = tern_boards::Board::resolve(&acc.board)?;
+        if let Some(mhz) = acc.clock_mhz.filter(|&f| f != board.clock.default_mhz) {
+            bail!(
+                "{}: clock_mhz = {mhz}, but the simulated {} runs its DDR model at the board's \
+                 {} MHz; tern project --accelerator projects other clocks",
+                acc.origin.display(),
+                board.name,
+                board.clock.default_mhz
+            );
+        }
+    }
     crate::generate::generate(&crate::generate::GenerateArgs {
         model: a.model,
         checkpoint: a.checkpoint,
         seed: a.seed,
-        matmul_config: a.matmul_config,
-        attention_config: a.attention_config,
+        matmul_config: a
+            .matmul_config
+            .or(acc.as_ref().map(|x| x.matmul_path.clone())),
+        attention_config: a
+            .attention_config
+            .or(acc.as_ref().map(|x| x.attention_path.clone())),
         board_uri: a.board_uri,
         attention_uris: a.attention_uri,
-        attention_engines: a.attention_engines,
+        attention_engines: a
+            .attention_engines
+            .or(acc.as_ref().map(|x| x.attention_engines))
+            .unwrap_or(1),
         prompt: a.prompt,
         tokens: a.tokens,
         calibrate: a.calibrate,

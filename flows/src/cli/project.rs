@@ -1,21 +1,30 @@
-//! `tern project`: project an engine onto a whole model's ternary matmuls on a board: decode tokens/s
-//! and prefill time, from the exact cycle model and the DDR bandwidth.
+//! `tern project`: project a matmul top, or a whole accelerator, onto a model on a board:
+//! decode tokens/s and prefill time, from the performance model (`tern_dse::performance`).
 
 use anyhow::Result;
 use std::path::PathBuf;
 
 #[derive(clap::Args)]
 pub struct Args {
+    /// A matmul top's config: its share of a token (matmuls only).
+    #[arg(
+        long,
+        required_unless_present = "accelerator",
+        conflicts_with = "accelerator"
+    )]
+    pub config: Option<PathBuf>,
+    /// An accelerator description (docs/files.md): its matmul and attention tops, and the
+    /// whole token's kernels.
     #[arg(long)]
-    pub config: PathBuf,
+    pub accelerator: Option<PathBuf>,
     /// A model preset (bitnet-0.73b, bitnet-2b, small, ...), a model TOML file or a
     /// workload TOML file (docs/files.md, "Workloads").
     #[arg(long, default_value = "bitnet-0.73b")]
     pub workload: String,
-    /// Board (default: the config's, else kv260).
+    /// Board (default: the config's or accelerator's, else kv260).
     #[arg(long)]
     pub board: Option<String>,
-    /// Engine clock (default: the board's clock).
+    /// Engine clock (default: the accelerator's, else the board's clock).
     #[arg(long)]
     pub clock_mhz: Option<f64>,
     /// Prompt lengths to time prefill for.
@@ -29,6 +38,7 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let Args {
         config,
+        accelerator,
         workload,
         board,
         clock_mhz,
@@ -38,8 +48,13 @@ pub fn run(a: Args) -> Result<()> {
     if prompts.is_empty() || prompts.iter().any(|&p| p == 0 || p > 1 << 16) {
         anyhow::bail!("--prompts: token counts in 1..=65536, e.g. 64,128");
     }
+    let design = match (&config, &accelerator) {
+        (Some(c), _) => crate::project::Design::Matmul(c),
+        (None, Some(a)) => crate::project::Design::Accelerator(a),
+        (None, None) => anyhow::bail!("give --config or --accelerator"),
+    };
     crate::project::run(
-        &config,
+        design,
         &workload,
         board.as_deref(),
         clock_mhz,

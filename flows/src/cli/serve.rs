@@ -4,11 +4,31 @@ use anyhow::Result;
 use std::path::PathBuf;
 
 use super::options::read_token;
+use tern_hdl::config::accelerator::Accelerator;
+use tern_hdl::DesignConfig;
+
+/// Which top of an accelerator description to serve.
+#[derive(Clone, Copy, clap::ValueEnum)]
+pub enum Part {
+    Matmul,
+    Attention,
+}
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    pub config: PathBuf,
+    /// The top's config.
+    #[arg(
+        long,
+        required_unless_present = "accelerator",
+        conflicts_with = "accelerator"
+    )]
+    pub config: Option<PathBuf>,
+    /// An accelerator description (docs/files.md); --part says which of its tops to
+    /// serve (one daemon a top; run one per attention engine).
+    #[arg(long, requires = "part")]
+    pub accelerator: Option<PathBuf>,
+    #[arg(long, value_enum, requires = "accelerator")]
+    pub part: Option<Part>,
     /// unix:PATH or tcp:IP:PORT (port 0 picks a free one and prints it).
     #[arg(long)]
     pub listen: String,
@@ -41,6 +61,8 @@ pub struct Args {
 pub fn run(a: Args) -> Result<()> {
     let Args {
         config,
+        accelerator,
+        part,
         listen,
         idle_timeout,
         max_hold,
@@ -67,6 +89,17 @@ pub fn run(a: Args) -> Result<()> {
         socket_group,
         ..tern_host::server::ServeOptions::default()
     };
-    crate::serve::serve_command(&config, &listen, &opts, waveform.as_deref())?;
+    let design = match (config, accelerator, part) {
+        (Some(path), _, _) => DesignConfig::from_path(&path)?,
+        (None, Some(path), Some(part)) => {
+            let acc = Accelerator::from_path(&path)?;
+            match part {
+                Part::Matmul => DesignConfig::Matmul(acc.matmul),
+                Part::Attention => DesignConfig::Attention(acc.attention),
+            }
+        }
+        _ => anyhow::bail!("give --config, or --accelerator with --part"),
+    };
+    crate::serve::serve_command(&design, &listen, &opts, waveform.as_deref())?;
     Ok(())
 }

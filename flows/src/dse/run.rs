@@ -11,15 +11,16 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tern_boards::Board;
+use tern_dse::pareto::{front, greedy_after, greedy_by_contribution, hypervolume};
+use tern_dse::performance::{Projection, Stream, TiledEngine, TokenTime, PROMPT_TOKENS};
+use tern_dse::space::Space;
+use tern_dse::workload::ModelWorkload;
 use tern_hdl::{design_graph, Config, DesignConfig};
 use tern_surrogate::blocks::BlockModel;
 use tern_surrogate::features::{encode, BRAMS, DSPS, FFS, FMAX_MHZ, LUTS};
-use tern_surrogate::pareto::{front, greedy_after, greedy_by_contribution, hypervolume};
-use tern_surrogate::space::Space;
-use tern_surrogate::workload::{project, Projection, Workload};
 
 use crate::dse::attention::{AttentionOption, Shell};
-use crate::dse::estimate::{tiles, Resources};
+use crate::dse::estimate::Resources;
 use crate::plot::{plot_error, register_png_font};
 use crate::surrogate::predict::FoundModel;
 use tern_build::executor::Executor;
@@ -50,10 +51,8 @@ pub struct DsePlan {
 /// What is known about one candidate engine: its resources and decode projection.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Estimate {
-    pub luts: f64,
-    pub ffs: f64,
-    pub dsps: f64,
-    pub brams: f64,
+    #[serde(flatten)]
+    pub resources: Resources,
     /// Relative ensemble spread of the LUT prediction (predicted estimates only).
     pub lut_spread: Option<f64>,
     pub projection: Projection,
@@ -91,7 +90,7 @@ pub struct Exhaustive {
 pub struct DseReport {
     pub space: String,
     pub board: String,
-    pub workload: Workload,
+    pub workload: ModelWorkload,
     pub model: String,
     pub candidates: usize,
     pub fitting: usize,
@@ -112,6 +111,10 @@ pub struct DseReport {
     /// The attention tops searched beside the matmul top, and the joint front.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub attention: Option<AttentionReport>,
+    /// The performance model's version that judged the candidates
+    /// (`tern_dse::performance::VERSION`; 0: a report made before it was recorded).
+    #[serde(default)]
+    pub performance_model: u32,
 }
 
 /// The whole accelerator: matmul tops (the candidates above) with attention tops.
@@ -155,77 +158,70 @@ fn clock(board: &Board, fmax: Option<f64>, source: &str) -> (f64, String) {
     }
 }
 
-/// The decode roofline of `count` tiles a token: clocks from the exact cycle model
-/// (`Config::streaming_cycles`, which the co-simulation tests check against Verilator),
-/// bytes as the engine streams them (every tile's rows padded to its row blocks).
+/// A candidate's speed as the DSE judges it: the decode projection and (with `prefill`)
+/// the matmul seconds of a `PROMPT_TOKENS` prompt, at `fmax` (else the board's clock).
+pub fn candidate_speed(
+    engine: &Config,
+    workload: &ModelWorkload,
+    board: &Board,
+    fmax: Option<f64>,
+    prefill: bool,
+) -> Result<(Projection, Option<f64>)> {
+    let t = TiledEngine::new(engine)?;
+    Ok((
+        projection(engine, &t, workload, board, fmax, "fmax"),
+        prefill.then(|| prefill_s(engine, &t, workload, board, fmax)),
+    ))
+}
+
+/// The decode roofline of the engine's tiles for a token (`tern_dse::performance`) at
+/// the candidate's clock.
 fn projection(
     engine: &Config,
-    (tile, count): &(Config, f64),
+    tiled: &TiledEngine,
+    workload: &ModelWorkload,
     board: &Board,
     fmax: Option<f64>,
     source: &str,
 ) -> Projection {
     let (mhz, source) = clock(board, fmax, source);
-    let g = &tile.geometry;
-    project(
-        count * tile.streaming_cycles() as f64,
-        mhz,
-        &source,
-        count * (g.weight_beats_per_token() * g.weight_beat_bits()) as f64 / 8.0,
-        board.memory.gbyte_per_s,
-        Some(crate::project::top_bytes_per_clock(engine, board, mhz)),
-    )
+    tiled.decode(workload, &Stream::of(&engine.top, board, mhz), &source)
 }
 
-fn add_reserve(e: &mut Estimate, r: &Resources) {
-    e.luts += r.luts;
-    e.ffs += r.ffs;
-    e.dsps += r.dsps;
-    e.brams += r.brams;
-}
-
-/// The engine's matmul time for a 128-token prompt, at the clock the projection uses.
-fn prefill_128(engine: &Config, w: &Workload, board: &Board, fmax: Option<f64>) -> Option<f64> {
+/// The engine's matmul time for a `PROMPT_TOKENS` prompt, at the clock the projection
+/// uses.
+fn prefill_s(
+    engine: &Config,
+    tiled: &TiledEngine,
+    w: &ModelWorkload,
+    board: &Board,
+    fmax: Option<f64>,
+) -> f64 {
     let (mhz, _) = clock(board, fmax, "");
-    let p = crate::project::project(engine, w, board, mhz, &[128]).ok()?;
-    p.prefill_s.first().map(|(_, s)| *s)
-}
-
-impl Estimate {
-    fn resources(&self) -> Resources {
-        Resources {
-            luts: self.luts,
-            ffs: self.ffs,
-            dsps: self.dsps,
-            brams: self.brams,
-        }
-    }
+    tiled.prefill_s(w, PROMPT_TOKENS, &Stream::of(&engine.top, board, mhz))
 }
 
 fn fits(e: &Estimate, board: &Board) -> bool {
-    fits_resources(&e.resources(), board)
-}
-
-fn fits_resources(e: &Resources, board: &Board) -> bool {
-    let r = &board.resources;
-    e.luts <= r.luts as f64
-        && e.ffs <= r.ffs as f64
-        && e.dsps <= r.dsps as f64
-        && e.brams <= r.bram_blocks as f64
+    e.resources.fits(&board.resources)
 }
 
 /// A matmul top (its estimate, the reserve included) with an attention option whose
 /// tops take `attention`: kernels run one after the other, so their times add.
-fn whole(m: &Estimate, a: &AttentionOption, attention: Resources) -> Whole {
+pub fn whole(m: &Estimate, a: &AttentionOption, attention: Resources) -> Whole {
     let matmul_s = if m.projection.tokens_per_s > 0.0 {
         1.0 / m.projection.tokens_per_s
     } else {
         f64::INFINITY
     };
+    let token = TokenTime::new(
+        matmul_s,
+        m.prefill_128_s.unwrap_or(f64::INFINITY),
+        &a.timing,
+    );
     Whole {
-        resources: m.resources().plus(attention),
-        tokens_per_s: 1.0 / (matmul_s + a.timing.decode_s),
-        ttft_s: m.prefill_128_s.unwrap_or(f64::INFINITY) + a.timing.prefill_s,
+        resources: m.resources.plus(attention),
+        tokens_per_s: token.decode_tokens_per_s,
+        ttft_s: token.ttft_s,
     }
 }
 
@@ -253,10 +249,10 @@ fn joint_front(
             vec![
                 1.0 / p.projection.tokens_per_s,
                 p.prefill_128_s.unwrap_or(f64::INFINITY),
-                p.luts,
-                p.ffs,
-                p.dsps,
-                p.brams,
+                p.resources.luts,
+                p.resources.ffs,
+                p.resources.dsps,
+                p.resources.brams,
             ]
         },
     );
@@ -281,7 +277,7 @@ fn joint_front(
     for &m in &matmuls {
         for &a in &attentions {
             let predicted = whole(&results[m].predicted, &options[a], options[a].predicted);
-            if fits_resources(&predicted.resources, board) {
+            if predicted.resources.fits(&board.resources) {
                 joint.push(Joint {
                     matmul: m,
                     attention: a,
@@ -330,6 +326,24 @@ fn joint_front(
     (joint, picks)
 }
 
+/// The fitting candidates' predicted front, and the `k` of it to synthesise, chosen by
+/// predicted hypervolume contribution.
+fn matmul_picks(results: &[Candidate], prefill: bool, k: usize) -> (Vec<usize>, Vec<usize>) {
+    let fitting: Vec<usize> = (0..results.len()).filter(|&i| results[i].fits).collect();
+    let all: Vec<Vec<f64>> = results
+        .iter()
+        .map(|c| objectives(&c.predicted, prefill))
+        .collect();
+    let objs: Vec<Vec<f64>> = fitting.iter().map(|&i| all[i].clone()).collect();
+    let on_front: Vec<usize> = front(&objs).into_iter().map(|j| fitting[j]).collect();
+    let front_objs: Vec<Vec<f64>> = on_front.iter().map(|&i| all[i].clone()).collect();
+    let guided = greedy_by_contribution(&front_objs, &nadir(&all), k)
+        .into_iter()
+        .map(|j| on_front[j])
+        .collect();
+    (on_front, guided)
+}
+
 /// Minimised objectives: (−tokens/s, LUTs, BRAMs), or with `prefill` (−tokens/s,
 /// prefill seconds of a 128-token prompt, LUTs): BRAMs then only have to fit.
 fn objectives(e: &Estimate, prefill: bool) -> Vec<f64> {
@@ -338,17 +352,21 @@ fn objectives(e: &Estimate, prefill: bool) -> Vec<f64> {
         vec![
             -e.projection.tokens_per_s,
             e.prefill_128_s.unwrap_or(1e9),
-            e.luts,
+            e.resources.luts,
         ]
     } else {
-        vec![-e.projection.tokens_per_s, e.luts, e.brams]
+        vec![
+            -e.projection.tokens_per_s,
+            e.resources.luts,
+            e.resources.brams,
+        ]
     }
 }
 
 pub fn run(
     space: &Space,
     board: &Board,
-    workload: &Workload,
+    workload: &ModelWorkload,
     found: &FoundModel,
     plan: &DsePlan,
     opts: &SynthOptions,
@@ -410,8 +428,8 @@ pub fn run(
     let mut graphs = vec![];
     let mut plans = vec![];
     for engine in &engines {
-        let t = tiles(engine, workload)?;
-        let dc = DesignConfig::Matmul(t.0.clone());
+        let t = TiledEngine::new(engine)?;
+        let dc = DesignConfig::Matmul(t.tile.clone());
         graphs.push(encode(&design_graph(&dc), &dc));
         plans.push(t);
     }
@@ -426,31 +444,27 @@ pub fn run(
         // gives them, so no candidate is credited with fewer clocks than it needs.
         let fmax = pred.value[FMAX_MHZ];
         let mut predicted = Estimate {
-            luts: v(LUTS),
-            ffs: v(FFS),
-            dsps: v(DSPS),
-            brams: v(BRAMS),
+            resources: Resources {
+                luts: v(LUTS),
+                ffs: v(FFS),
+                dsps: v(DSPS),
+                brams: v(BRAMS),
+            },
             lut_spread: pred.spread[LUTS],
-            projection: projection(engine, t, board, fmax, "fmax (predicted)"),
+            projection: projection(engine, t, workload, board, fmax, "fmax (predicted)"),
             // A cycle-level schedule of a whole prompt: only when asked for (it is slow
             // for narrow engines).
             prefill_128_s: plan
                 .prefill
-                .then(|| prefill_128(engine, workload, board, fmax))
-                .flatten(),
+                .then(|| prefill_s(engine, t, workload, board, fmax)),
         };
         let mut error = None;
         if let Some((_, blocks)) = &plan.blocks {
             // The engine (or whole top) as synthesised and as the top runs it (tiles of
             // its own M × K).
             let p = blocks.predict(&space.graph_of(&DesignConfig::Matmul(engine.clone())));
-            let r = Resources::predicted(&p);
-            (
-                predicted.luts,
-                predicted.ffs,
-                predicted.dsps,
-                predicted.brams,
-            ) = (r.luts, r.ffs, r.dsps, r.brams);
+            let r = crate::dse::estimate::predicted(&p);
+            predicted.resources = r;
             predicted.lut_spread = p.band[0];
             if !p.unknown.is_empty() {
                 error = Some(format!(
@@ -459,7 +473,7 @@ pub fn run(
                 ));
             }
         }
-        add_reserve(&mut predicted, &plan.reserve);
+        predicted.resources = predicted.resources.plus(plan.reserve);
         results.push(Candidate {
             name: format!("{}-{i}", space.name),
             config_toml: engine.to_toml(),
@@ -470,28 +484,11 @@ pub fn run(
             error,
         });
     }
-    let fitting: Vec<usize> = (0..results.len()).filter(|&i| results[i].fits).collect();
-    let objs: Vec<Vec<f64>> = fitting
-        .iter()
-        .map(|&i| objectives(&results[i].predicted, plan.prefill))
-        .collect();
-    let on_front: Vec<usize> = front(&objs).into_iter().map(|j| fitting[j]).collect();
+    let (on_front, guided) = matmul_picks(&results, plan.prefill, plan.top_k);
     for &i in &on_front {
         results[i].on_front = true;
     }
-
-    // Real synthesis: the top-k of the predicted front, chosen by predicted hypervolume
-    // contribution; with --exhaustive, every point.
-    let all: Vec<Vec<f64>> = results
-        .iter()
-        .map(|c| objectives(&c.predicted, plan.prefill))
-        .collect();
-    let reference = nadir(&all);
-    let front_objs: Vec<Vec<f64>> = on_front.iter().map(|&i| all[i].clone()).collect();
-    let guided: Vec<usize> = greedy_by_contribution(&front_objs, &reference, plan.top_k)
-        .into_iter()
-        .map(|j| on_front[j])
-        .collect();
+    let fitting: Vec<usize> = (0..results.len()).filter(|&i| results[i].fits).collect();
     // With attention, the picks are whole accelerators: their matmul tops are
     // synthesised here, their attention tops below.
     let mut attention_report = None;
@@ -603,6 +600,7 @@ pub fn run(
         prefill: plan.prefill,
         whole_top: space.whole_top,
         attention: attention_report,
+        performance_model: tern_dse::performance::VERSION,
     };
     std::fs::create_dir_all(out)?;
     tern_build::synth::cache::write_json(&out.join("dse.json"), &report)?;
@@ -636,7 +634,7 @@ fn synthesise(
     which: &[usize],
     whole_top: bool,
     board: &Board,
-    workload: &Workload,
+    workload: &ModelWorkload,
     executor: &Executor,
     opts: &SynthOptions,
     reserve: &Resources,
@@ -668,22 +666,17 @@ fn synthesise(
             );
             continue;
         };
-        let Ok(t) = tiles(engine, workload) else {
+        let Ok(t) = TiledEngine::new(engine) else {
             continue;
         };
         let fmax = row.pnr.as_ref().and_then(|p| p.fmax_mhz());
         let mut actual = Estimate {
-            luts: usage.luts as f64,
-            ffs: usage.ffs as f64,
-            dsps: usage.dsps as f64,
-            brams: usage.bram_blocks,
+            resources: usage.resources(),
             lut_spread: None,
-            projection: projection(engine, &t, board, fmax, "fmax (nextpnr)"),
-            prefill_128_s: prefill
-                .then(|| prefill_128(engine, workload, board, fmax))
-                .flatten(),
+            projection: projection(engine, &t, workload, board, fmax, "fmax (nextpnr)"),
+            prefill_128_s: prefill.then(|| prefill_s(engine, &t, workload, board, fmax)),
         };
-        add_reserve(&mut actual, reserve);
+        actual.resources = actual.resources.plus(*reserve);
         results[i].actual = Some(actual);
     }
     Ok(())
@@ -762,13 +755,13 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
                 s += &format!(
                     "| {} | {:.0} ± {:.0}% | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3e} | {:.3e} | {:.0} ({}) | {:.1} | {:.1} | {:.2} | {:.2} | {} | {} |\n",
                     describe(&c.config_toml),
-                    p.luts,
+                    p.resources.luts,
                     100.0 * p.lut_spread.unwrap_or(0.0),
-                    a.luts,
-                    p.ffs,
-                    a.ffs,
-                    p.brams,
-                    a.brams,
+                    a.resources.luts,
+                    p.resources.ffs,
+                    a.resources.ffs,
+                    p.resources.brams,
+                    a.resources.brams,
                     p.projection.cycles_per_token,
                     a.projection.cycles_per_token,
                     a.projection.clock_mhz,
@@ -785,7 +778,7 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
                 s += &format!(
                     "| {} | {:.0} | failed: {} | | | | | | | | | | {:.2} | | |\n",
                     describe(&c.config_toml),
-                    p.luts,
+                    p.resources.luts,
                     c.error.as_deref().unwrap_or("?"),
                     p.projection.tokens_per_s
                 )
@@ -840,8 +833,8 @@ fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
         a.options.len(),
         a.joint.len(),
         a.joint.iter().filter(|j| j.on_front).count(),
-        crate::dse::attention::PROMPT_TOKENS + 1,
-        crate::dse::attention::PROMPT_TOKENS,
+        PROMPT_TOKENS + 1,
+        PROMPT_TOKENS,
     );
     for &j in &a.picks {
         let joint = &a.joint[j];
@@ -875,7 +868,7 @@ fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
             // The bands of the matmul top and of the attention engines (the reserve and
             // the shell are measured).
             r.results[joint.matmul].predicted.lut_spread.unwrap_or(0.0)
-                * (r.results[joint.matmul].predicted.luts - r.reserve.luts)
+                * (r.results[joint.matmul].predicted.resources.luts - r.reserve.luts)
                 + o.lut_band.unwrap_or(0.0) * (o.predicted.luts - o.engines as f64 * sh.shell.luts),
             lut_actual,
             p.resources.ffs,
@@ -910,11 +903,11 @@ where
     let fitting: Vec<&Candidate> = r.results.iter().filter(|c| c.fits).collect();
     let xmax = fitting
         .iter()
-        .map(|c| c.predicted.luts)
+        .map(|c| c.predicted.resources.luts)
         .chain(
             r.results
                 .iter()
-                .filter_map(|c| c.actual.as_ref().map(|a| a.luts)),
+                .filter_map(|c| c.actual.as_ref().map(|a| a.resources.luts)),
         )
         .fold(1.0f64, f64::max)
         * 1.05;
@@ -949,7 +942,10 @@ where
     chart
         .draw_series(fitting.iter().filter(|c| !c.on_front).map(|c| {
             Circle::new(
-                (c.predicted.luts, c.predicted.projection.tokens_per_s),
+                (
+                    c.predicted.resources.luts,
+                    c.predicted.projection.tokens_per_s,
+                ),
                 2,
                 grey.filled(),
             )
@@ -958,7 +954,12 @@ where
     let mut front: Vec<(f64, f64)> = fitting
         .iter()
         .filter(|c| c.on_front)
-        .map(|c| (c.predicted.luts, c.predicted.projection.tokens_per_s))
+        .map(|c| {
+            (
+                c.predicted.resources.luts,
+                c.predicted.projection.tokens_per_s,
+            )
+        })
         .collect();
     front.sort_by(|a, b| a.0.total_cmp(&b.0));
     chart
@@ -970,8 +971,11 @@ where
         .filter(|c| c.actual.is_some() && (c.on_front || r.exhaustive.is_none()))
     {
         let a = c.actual.as_ref().expect("filtered");
-        let p = (c.predicted.luts, c.predicted.projection.tokens_per_s);
-        let q = (a.luts, a.projection.tokens_per_s);
+        let p = (
+            c.predicted.resources.luts,
+            c.predicted.projection.tokens_per_s,
+        );
+        let q = (a.resources.luts, a.projection.tokens_per_s);
         chart
             .draw_series(LineSeries::new(vec![p, q], red.stroke_width(1)))
             .map_err(|e| plot_error(&e))?;
@@ -981,4 +985,145 @@ where
     }
     root.present().map_err(|e| plot_error(&e))?;
     Ok(())
+}
+
+#[cfg(test)]
+mod replay {
+    use super::*;
+    use tern_hdl::AttentionConfig;
+
+    /// A pick as (matmul candidate, attention option); matmul-only reports use 0 for the
+    /// attention.
+    type Pick = (usize, usize);
+
+    /// Reports made before the DSE ranked prefill (issue 18's first step), with a
+    /// performance model whose decode counted K passes rather than padded tiles.
+    const PREDATES_THE_MODEL: [&str; 3] = [
+        "matmul-kv260-bitnet-2b",
+        "matmul-kv260-small",
+        "matmul-small-kv260-bitnet-2b",
+    ];
+
+    /// A candidate's predicted figures recomputed with today's performance model at the
+    /// clock its report recorded.
+    fn replayed(c: &Candidate, r: &DseReport, board: &Board) -> Estimate {
+        let engine = Config::from_toml(&c.config_toml, &c.name).unwrap();
+        let t = TiledEngine::new(&engine).unwrap();
+        let p = &c.predicted.projection;
+        let fmax = (p.clock_source != "board clock (no router)").then_some(p.clock_mhz);
+        Estimate {
+            projection: projection(&engine, &t, &r.workload, board, fmax, &p.clock_source),
+            prefill_128_s: r
+                .prefill
+                .then(|| prefill_s(&engine, &t, &r.workload, board, fmax)),
+            ..c.predicted.clone()
+        }
+    }
+
+    /// Every committed DSE report is replayed from its recorded predictions with today's
+    /// performance model: each candidate's decode projection and each attention
+    /// option's timing are the same figures (and the prefill too, for reports made with
+    /// today's model: `performance_model`), and the picks, made from the recorded
+    /// figures or from today's, are the report's.
+    #[test]
+    fn committed_dse_reports_replay_with_todays_performance_model() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/dse");
+        let (mut replayed_reports, mut older) = (vec![], vec![]);
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let entry = entry.unwrap();
+            let name = entry.file_name().to_string_lossy().to_string();
+            let Ok(text) = std::fs::read_to_string(entry.path().join("dse.json")) else {
+                continue;
+            };
+            if PREDATES_THE_MODEL.contains(&name.as_str()) {
+                older.push(name);
+                continue;
+            }
+            let r: DseReport = serde_json::from_str(&text).unwrap();
+            let board = Board::resolve(&r.board).unwrap();
+            let today: Vec<Candidate> = r
+                .results
+                .iter()
+                .map(|c| {
+                    let now = replayed(c, &r, &board);
+                    assert_eq!(now.projection, c.predicted.projection, "{name}: {}", c.name);
+                    if r.performance_model == tern_dse::performance::VERSION {
+                        assert_eq!(
+                            now.prefill_128_s, c.predicted.prefill_128_s,
+                            "{name}: {}",
+                            c.name
+                        );
+                    }
+                    assert!(now.prefill_128_s.is_some() == c.predicted.prefill_128_s.is_some());
+                    Candidate {
+                        predicted: now,
+                        ..c.clone()
+                    }
+                })
+                .collect();
+            let compare = |recorded: Vec<Pick>, replayed: Vec<Pick>, now: Vec<Pick>| {
+                assert_eq!(
+                    replayed, recorded,
+                    "{name}: picks from the recorded figures"
+                );
+                assert_eq!(now, recorded, "{name}: picks from today's figures");
+            };
+            match &r.attention {
+                None => {
+                    let synthesised: Vec<(usize, usize)> = (0..r.results.len())
+                        .filter(|&i| r.results[i].actual.is_some() || r.results[i].error.is_some())
+                        .map(|i| (i, 0))
+                        .collect();
+                    let sorted = |results: &[Candidate]| {
+                        let (_, mut picks) = matmul_picks(results, r.prefill, synthesised.len());
+                        picks.sort_unstable();
+                        picks.into_iter().map(|i| (i, 0)).collect::<Vec<_>>()
+                    };
+                    compare(synthesised.clone(), sorted(&r.results), sorted(&today));
+                }
+                Some(a) => {
+                    let shape = r.workload.attention.unwrap();
+                    for o in &a.options {
+                        let cfg = AttentionConfig::from_toml(&o.config_toml, &o.name).unwrap();
+                        let stream = Stream::of(&cfg.top, &board, board.clock.default_mhz);
+                        let t = tern_dse::performance::attention_step(
+                            &cfg,
+                            &shape,
+                            r.workload.layers,
+                            o.engines,
+                            PROMPT_TOKENS,
+                            &stream,
+                        );
+                        assert_eq!(t, o.timing, "{name}: {}", o.name);
+                    }
+                    let pairs = |results: &[Candidate]| -> Vec<(usize, usize)> {
+                        let (joint, picks) =
+                            joint_front(results, &a.options, &board, a.picks.len());
+                        picks
+                            .iter()
+                            .map(|&j| (joint[j].matmul, joint[j].attention))
+                            .collect()
+                    };
+                    let recorded = a
+                        .picks
+                        .iter()
+                        .map(|&j| (a.joint[j].matmul, a.joint[j].attention))
+                        .collect();
+                    compare(recorded, pairs(&r.results), pairs(&today));
+                }
+            }
+            replayed_reports.push(name);
+        }
+        older.sort();
+        assert_eq!(
+            older,
+            PREDATES_THE_MODEL,
+            "reports read from {}",
+            dir.display()
+        );
+        assert!(
+            replayed_reports.len() >= 4,
+            "replayed only {replayed_reports:?}"
+        );
+    }
 }

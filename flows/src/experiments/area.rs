@@ -170,7 +170,8 @@ pub struct AreaPoint {
     pub yosys_seconds: Option<f64>,
     pub nextpnr_seconds: Option<f64>,
     /// Busy fraction decoding the layer (cycle model, 8 tokens in blocks of one).
-    pub decode_utilisation: f64,
+    #[serde(alias = "decode_utilisation")]
+    pub decode_busy: f64,
     /// Why a figure is missing.
     pub note: Option<String>,
 }
@@ -250,7 +251,7 @@ fn point(
             .as_ref()
             .filter(|p| matches!(p.outcome, PnrOutcome::Ok { .. }))
             .map(|p| p.tool_seconds),
-        decode_utilisation: decode,
+        decode_busy: decode,
         note,
     }
 }
@@ -573,7 +574,7 @@ fn markdown(points: &[AreaPoint], tools: &[String]) -> String {
             f2(ratio(points, x)),
             f2(x.logic_delay_ns),
             opt(x.logic_levels),
-            x.decode_utilisation,
+            x.decode_busy,
             f1(x.yosys_seconds),
         ));
     }
@@ -831,7 +832,7 @@ mod tests {
                     fmax_mhz: None,
                     yosys_seconds: Some(1.0),
                     nextpnr_seconds: None,
-                    decode_utilisation: 0.99,
+                    decode_busy: 0.99,
                     note: None,
                 });
             }

@@ -101,25 +101,26 @@ pub fn run(
     Ok(summary)
 }
 
-/// Engine utilisation on the config's workload with streaming handshakes: ideal clocks
-/// `M·K·T/(P·Q·G)` over the clocks from the first weight beat to the last result.
+/// How busy the engine is on the config's workload with streaming handshakes: ideal
+/// clocks `M·K·T/(P·Q·G)` over the clocks from the first weight beat to the last result.
+/// (A resource share is synthesis's `Utilisation`, another thing.)
 #[derive(Debug, Clone, Copy)]
-pub struct Utilisation {
+pub struct EngineBusy {
     pub ideal: f64,
     pub measured: u64,
 }
 
-impl Utilisation {
+impl EngineBusy {
     pub fn ratio(&self) -> f64 {
         self.ideal / self.measured as f64
     }
 }
 
-pub fn utilisation(cfg: &Config, library: &ModelLibrary, seed: u64) -> Result<Utilisation> {
+pub fn engine_busy(cfg: &Config, library: &ModelLibrary, seed: u64) -> Result<EngineBusy> {
     let mut model = library.instantiate(None)?;
     let vectors = Vectors::generate(cfg, VectorKind::Random, seed);
     let run = drive(&mut model, cfg, &vectors, Stimulus::STREAMING, seed)?;
-    Ok(Utilisation {
+    Ok(EngineBusy {
         ideal: cfg.ideal_cycles(),
         measured: run.last_result - run.first_weight + 1,
     })

@@ -15,8 +15,9 @@ use tern_sim::cosim::attention::{AttentionVectorKind, AttentionVectors};
 use tern_sim::golden::attention::streamed_attention;
 use tern_sim::verilator::ModelCache;
 
-use crate::memory::{bandwidth_bound, memory_model_for};
+use crate::memory::memory_model_for;
 use crate::run::inputs::{mb_per_s, read_int8_rows, RunArgs};
+use tern_dse::performance::bandwidth_bound;
 
 /// What `tern run --out` writes for an attention run (docs/files.md).
 #[derive(serde::Serialize)]

@@ -10,8 +10,9 @@ use tern_host::weights_file::TernaryMatrix;
 use tern_host::Device;
 use tern_sim::verilator::ModelCache;
 
-use crate::memory::{bandwidth_bound, memory_model};
+use crate::memory::memory_model;
 use crate::run::inputs::{golden, mb_per_s, random_layer, read_activations, RunArgs};
+use tern_dse::performance::bandwidth_bound;
 
 /// What `tern run --out` writes beside the arrays.
 #[derive(serde::Serialize)]

@@ -9,11 +9,11 @@ use std::sync::Mutex;
 use std::time::Instant;
 
 use tern_boards::Board;
+use tern_dse::space::{Sample, Space};
 use tern_hdl::DesignConfig;
 use tern_surrogate::dataset::{
     BlockTargets, Header, Row, Status, Targets, Writer, FORMAT, VERSION,
 };
-use tern_surrogate::space::{Sample, Space};
 
 use tern_build::executor::Executor;
 use tern_build::job::Job;

@@ -7,10 +7,10 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use tern_boards::Board;
+use tern_dse::space::Space;
 use tern_hdl::{design_graph, DesignConfig};
 use tern_surrogate::blocks::BlockModel;
 use tern_surrogate::features::{encode, BRAMS, CYCLES, DSPS, FFS, LUTS, TARGETS};
-use tern_surrogate::space::Space;
 use tern_surrogate::train::{Prediction, Surrogate};
 
 /// A weights file and its loaded ensemble.

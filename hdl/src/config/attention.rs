@@ -271,6 +271,10 @@ pub struct AttentionConfig {
 }
 
 impl AttentionConfig {
+    pub fn from_path(path: &std::path::Path) -> Result<AttentionConfig, ConfigError> {
+        super::from_path(path, AttentionConfig::from_toml)
+    }
+
     pub fn from_toml(text: &str, origin: &str) -> Result<AttentionConfig, ConfigError> {
         let file: AttentionFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
             origin: origin.to_string(),

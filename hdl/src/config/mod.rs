@@ -9,6 +9,7 @@ use thiserror::Error;
 use crate::bits::{ceil_log2, partial_sum_bits, signed_bits};
 use crate::weights;
 
+pub mod accelerator;
 pub mod attention;
 pub use attention::{AttentionConfig, AttentionConfigBuilder, AttentionMode, IndexRounding};
 
@@ -466,11 +467,7 @@ impl Geometry {
 
 impl Config {
     pub fn from_path(path: &Path) -> Result<Config, ConfigError> {
-        let text = crate::files::read_text(path).map_err(|cause| ConfigError::Read {
-            path: path.display().to_string(),
-            cause,
-        })?;
-        Config::from_toml(&text, &path.display().to_string())
+        from_path(path, Config::from_toml)
     }
 
     /// Parse and validate; `origin` names the source in error messages.
@@ -677,6 +674,19 @@ impl Config {
     }
 }
 
+/// Read a config file (bounded, UTF-8) and parse it with `parse(text, origin)`, the
+/// path as the origin its messages name.
+pub fn from_path<T>(
+    path: &Path,
+    parse: impl FnOnce(&str, &str) -> Result<T, ConfigError>,
+) -> Result<T, ConfigError> {
+    let text = crate::files::read_text(path).map_err(|cause| ConfigError::Read {
+        path: path.display().to_string(),
+        cause,
+    })?;
+    parse(&text, &path.display().to_string())
+}
+
 /// The value of a dotted config key, for messages.
 fn key_value(file: &ConfigFile, key: &str) -> String {
     match key {
@@ -795,11 +805,7 @@ impl From<AttentionConfig> for DesignConfig {
 
 impl DesignConfig {
     pub fn from_path(path: &Path) -> Result<DesignConfig, ConfigError> {
-        let text = crate::files::read_text(path).map_err(|cause| ConfigError::Read {
-            path: path.display().to_string(),
-            cause,
-        })?;
-        DesignConfig::from_toml(&text, &path.display().to_string())
+        from_path(path, DesignConfig::from_toml)
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<DesignConfig, ConfigError> {
