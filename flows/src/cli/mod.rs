@@ -91,8 +91,8 @@ enum Command {
     /// step's logits checked bit for bit against the golden model; kernel clocks per
     /// step (matmul, attention) and host time.
     Generate(generate::Args),
-    /// Project an engine onto a whole model's ternary matmuls on a board: decode tokens/s
-    /// and prefill time, from the exact cycle model and the DDR bandwidth.
+    /// Project a matmul top, or a whole accelerator, onto a model on a board: decode
+    /// tokens/s and time to first token, from the performance model the DSE shares.
     Project(project::Args),
     /// Measure TLMM against the adder-tree baseline at equal weights/clock (G = 2..5,
     /// 128 to 1024 weights/clock, whole engines).

@@ -106,6 +106,22 @@ pub struct DesignArgs {
     pub board: Option<String>,
 }
 
+/// A design given as one top's config or as an accelerator description (`tern project`,
+/// `tern serve`).
+#[derive(clap::Args)]
+pub struct TopOrAccelerator {
+    /// A top's config (tern.toml).
+    #[arg(
+        long,
+        required_unless_present = "accelerator",
+        conflicts_with = "accelerator"
+    )]
+    pub config: Option<std::path::PathBuf>,
+    /// An accelerator description (docs/files.md): board, clock, matmul and attention tops.
+    #[arg(long)]
+    pub accelerator: Option<std::path::PathBuf>,
+}
+
 /// How `tern run` and `tern generate` reach their boards.
 #[derive(clap::Args)]
 pub struct AccessArgs {

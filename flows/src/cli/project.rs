@@ -4,19 +4,14 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
+use super::options::TopOrAccelerator;
+
 #[derive(clap::Args)]
 pub struct Args {
-    /// A matmul top's config: its share of a token (matmuls only).
-    #[arg(
-        long,
-        required_unless_present = "accelerator",
-        conflicts_with = "accelerator"
-    )]
-    pub config: Option<PathBuf>,
-    /// An accelerator description (docs/files.md): its matmul and attention tops, and the
-    /// whole token's kernels.
-    #[arg(long)]
-    pub accelerator: Option<PathBuf>,
+    /// A matmul top's config (its share of a token: matmuls only), or an accelerator
+    /// (its matmul and attention tops: the whole token's kernels).
+    #[command(flatten)]
+    pub design: TopOrAccelerator,
     /// A model preset (bitnet-0.73b, bitnet-2b, small, ...), a model TOML file or a
     /// workload TOML file (docs/files.md, "Workloads").
     #[arg(long, default_value = "bitnet-0.73b")]
@@ -37,8 +32,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        config,
-        accelerator,
+        design: TopOrAccelerator {
+            config,
+            accelerator,
+        },
         workload,
         board,
         clock_mhz,

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-use super::options::read_token;
+use super::options::{read_token, TopOrAccelerator};
 use tern_hdl::config::accelerator::Accelerator;
 use tern_hdl::DesignConfig;
 
@@ -16,17 +16,11 @@ pub enum Part {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The top's config.
-    #[arg(
-        long,
-        required_unless_present = "accelerator",
-        conflicts_with = "accelerator"
-    )]
-    pub config: Option<PathBuf>,
-    /// An accelerator description (docs/files.md); --part says which of its tops to
-    /// serve (one daemon a top; run one per attention engine).
-    #[arg(long, requires = "part")]
-    pub accelerator: Option<PathBuf>,
+    /// The top to serve: its config, or an accelerator description with --part (one
+    /// daemon a top; run one per attention engine).
+    #[command(flatten)]
+    pub design: TopOrAccelerator,
+    /// Which of the accelerator's tops to serve.
     #[arg(long, value_enum, requires = "accelerator")]
     pub part: Option<Part>,
     /// unix:PATH or tcp:IP:PORT (port 0 picks a free one and prints it).
@@ -60,8 +54,10 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        config,
-        accelerator,
+        design: TopOrAccelerator {
+            config,
+            accelerator,
+        },
         part,
         listen,
         idle_timeout,
