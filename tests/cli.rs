@@ -598,6 +598,19 @@ fn an_accelerator_description_drives_generate_and_project() {
     // tern project takes the description's clock.
     let o = tern(&["project", "--accelerator", bad.to_str().unwrap()]);
     assert!(text(&o).contains("at 450 MHz"), "{}", text(&o));
+    // tern serve serves one of its tops, and must be told which.
+    let o = tern(&[
+        "serve",
+        "--accelerator",
+        "docs/model/kv260/accelerator.toml",
+        "--listen",
+        "unix:/nonexistent/board.sock",
+    ]);
+    assert!(
+        !o.status.success() && text(&o).contains("--part"),
+        "{}",
+        text(&o)
+    );
     let o = tern(&["project", "--accelerator", "nope.toml"]);
     assert!(
         !o.status.success() && text(&o).contains("nope.toml"),
