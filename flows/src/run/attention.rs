@@ -16,7 +16,10 @@ use tern_sim::golden::attention::streamed_attention;
 use tern_sim::verilator::ModelCache;
 
 use crate::memory::memory_model_for;
-use crate::run::inputs::{mb_per_s, read_int8_rows, RunArgs};
+use crate::run::inputs::{read_int8_rows, RunArgs};
+use crate::run::report::{
+    prepare_out, print_board, print_wall_and_bytes, write_i8, write_record, Resident,
+};
 use tern_dse::performance::bandwidth_bound;
 
 /// What `tern run --out` writes for an attention run (docs/files.md).
@@ -64,17 +67,19 @@ fn flat(a: ArrayView2<i8>) -> Vec<i8> {
     a.iter().copied().collect()
 }
 
-pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
-    if a.weights.is_some() {
-        bail!(
-            "--weights is for matmul layers; {} is an attention config (use --keys/--values)",
-            a.config.display()
-        );
-    }
+/// The KV cache and the query rows: the user's, or random ones of the workload's shape
+/// (Gaussian, as the co-simulation's).
+struct Operands {
+    keys: Vec<i8>,
+    values: Vec<i8>,
+    seq_len: usize,
+    queries: Vec<i8>,
+    rows: usize,
+    first: usize,
+}
+
+fn operands(a: &RunArgs, cfg: &AttentionConfig, causal: bool) -> Result<Operands> {
     let d = cfg.attention.head_dim;
-    let causal = cfg.attention.mode == AttentionMode::Prefill && cfg.attention.causal;
-    // Random operands of the workload's shape (Gaussian, as the co-simulation's), or
-    // the user's.
     let random = AttentionVectors::generate(cfg, AttentionVectorKind::Gaussian, a.seed);
     let (keys, values, seq_len) = match (&a.keys, &a.values) {
         (Some(kp), Some(vp)) => {
@@ -133,11 +138,34 @@ pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
     if causal && rows > seq_len {
         bail!("{rows} causal query rows need at least {rows} keys; the cache holds {seq_len}");
     }
-    let first = seq_len.saturating_sub(rows);
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the output directory {}", dir.display()))?;
+    Ok(Operands {
+        first: seq_len.saturating_sub(rows),
+        keys,
+        values,
+        seq_len,
+        queries,
+        rows,
+    })
+}
+
+pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
+    if a.weights.is_some() {
+        bail!(
+            "--weights is for matmul layers; {} is an attention config (use --keys/--values)",
+            a.config.display()
+        );
     }
+    let d = cfg.attention.head_dim;
+    let causal = cfg.attention.mode == AttentionMode::Prefill && cfg.attention.causal;
+    let Operands {
+        keys,
+        values,
+        seq_len,
+        queries,
+        rows,
+        first,
+    } = operands(a, cfg, causal)?;
+    prepare_out(a.out.as_deref())?;
     let design = DesignConfig::Attention(cfg.clone());
     let (memory, memory_text) = memory_model_for(&design)?;
     let opts = a.access.open_options(memory, Duration::from_secs(60));
@@ -168,11 +196,7 @@ pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
         run.bytes_written,
     );
     let block = cfg.attention.query_block;
-    println!(
-        "board      {} (design id {:08x})",
-        dev.info().description,
-        dev.info().design_id
-    );
+    print_board(&dev);
     println!(
         "attention  {rows} {} row(s) at positions {first}.. against {seq_len} keys, head dim {d}, \
          blocks of {block} row(s), seed {}",
@@ -195,60 +219,27 @@ pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
     if a.uri == "sim:" {
         println!("memory     {memory_text}");
     }
-    println!(
-        "wall       open {:.1} ms, fill KV cache {:.1} ms, run {:.1} ms",
-        open_time.as_secs_f64() * 1e3,
-        fill_time.as_secs_f64() * 1e3,
-        run.wall.as_secs_f64() * 1e3
-    );
-    println!(
-        "bytes      {} KV cache + {} queries to the card, {} results back ({:.1} MB/s over the run)",
-        cache_bytes,
-        run.traffic.bytes_to_card,
-        run.traffic.bytes_from_card,
-        mb_per_s(
-            run.traffic.bytes_to_card + run.traffic.bytes_from_card,
-            run.wall
-        )
+    print_wall_and_bytes(
+        open_time,
+        &Resident {
+            action: "fill KV cache",
+            what: "KV cache",
+            time: fill_time,
+            bytes: cache_bytes,
+        },
+        "queries",
+        run.wall,
+        &run.traffic,
     );
     if let Some(dir) = &a.out {
-        use tern_host::npy::{write, Dtype};
-        let wide = |v: &[i8]| v.iter().map(|&b| i64::from(b)).collect::<Vec<_>>();
-        let outputs = |rows: &[RowOutput]| {
-            rows.iter()
-                .flat_map(|r| r.values.iter().map(|&b| i64::from(b)))
-                .collect::<Vec<_>>()
+        let outputs = |rows: &[RowOutput]| -> Vec<i8> {
+            rows.iter().flat_map(|r| r.values.iter().copied()).collect()
         };
-        write(
-            &dir.join("queries.npy"),
-            Dtype::I8,
-            &[rows, d],
-            &wide(&queries),
-        )?;
-        write(
-            &dir.join("keys.npy"),
-            Dtype::I8,
-            &[seq_len, d],
-            &wide(&keys),
-        )?;
-        write(
-            &dir.join("values.npy"),
-            Dtype::I8,
-            &[seq_len, d],
-            &wide(&values),
-        )?;
-        write(
-            &dir.join("results.npy"),
-            Dtype::I8,
-            &[rows, d],
-            &outputs(&run.rows),
-        )?;
-        write(
-            &dir.join("golden.npy"),
-            Dtype::I8,
-            &[rows, d],
-            &outputs(&want),
-        )?;
+        write_i8(dir, "queries.npy", &[rows, d], &queries)?;
+        write_i8(dir, "keys.npy", &[seq_len, d], &keys)?;
+        write_i8(dir, "values.npy", &[seq_len, d], &values)?;
+        write_i8(dir, "results.npy", &[rows, d], &outputs(&run.rows))?;
+        write_i8(dir, "golden.npy", &[rows, d], &outputs(&want))?;
         let record = AttentionRecord {
             format: "tern-run-attention/1",
             config: a.config.display().to_string(),
@@ -274,9 +265,7 @@ pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
             bit_exact: diff.is_none(),
             first_difference: diff,
         };
-        let path = dir.join("run.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
+        write_record(dir, &record)?;
         println!(
             "files      queries.npy, keys.npy, values.npy, results.npy, golden.npy, run.json in {}",
             dir.display()

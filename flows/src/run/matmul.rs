@@ -11,8 +11,12 @@ use tern_host::Device;
 use tern_sim::verilator::ModelCache;
 
 use crate::memory::memory_model;
-use crate::run::inputs::{golden, mb_per_s, random_layer, read_activations, RunArgs};
+use crate::run::inputs::{golden, random_layer, read_activations, RunArgs};
+use crate::run::report::{
+    prepare_out, print_board, print_wall_and_bytes, write_i8, write_record, Resident,
+};
 use tern_dse::performance::bandwidth_bound;
+use tern_host::npy::Dtype;
 
 /// What `tern run --out` writes beside the arrays.
 #[derive(serde::Serialize)]
@@ -38,13 +42,9 @@ struct RunRecord<'a> {
     first_difference: Option<usize>,
 }
 
-pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
-    if a.keys.is_some() || a.values.is_some() {
-        bail!(
-            "--keys and --values are for attention configs; {} is a matmul layer",
-            a.config.display()
-        );
-    }
+/// The layer to run: the user's weights and activations, or random ones of the config's
+/// shape (`--tokens` tokens).
+fn layer(a: &RunArgs, cfg: &Config) -> Result<(usize, Vec<i8>, Vec<i8>)> {
     let (m, k) = (cfg.workload.m, cfg.workload.k);
     let given_x = match &a.activations {
         Some(path) => Some(read_activations(path, k)?),
@@ -62,10 +62,7 @@ pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
     if tokens == 0 {
         bail!("--tokens must be at least 1");
     }
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the output directory {}", dir.display()))?;
-    }
+    prepare_out(a.out.as_deref())?;
     let given = match &a.weights {
         Some(path) => {
             let t = TernaryMatrix::read(path)?;
@@ -83,7 +80,18 @@ pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
         None => None,
     };
     let (w, random_x) = random_layer(cfg, tokens, a.seed, given);
-    let x = given_x.unwrap_or(random_x);
+    Ok((tokens, w, given_x.unwrap_or(random_x)))
+}
+
+pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
+    if a.keys.is_some() || a.values.is_some() {
+        bail!(
+            "--keys and --values are for attention configs; {} is a matmul layer",
+            a.config.display()
+        );
+    }
+    let (m, k) = (cfg.workload.m, cfg.workload.k);
+    let (tokens, w, x) = layer(a, cfg)?;
     let (memory, memory_text) = memory_model(cfg)?;
     let opts = a.access.open_options(memory, Duration::from_secs(60));
     let t_open = Instant::now();
@@ -103,11 +111,7 @@ pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
         c.workload.tokens = tokens;
         c.streaming_cycles()
     };
-    println!(
-        "board      {} (design id {:08x})",
-        dev.info().description,
-        dev.info().design_id
-    );
+    print_board(&dev);
     println!(
         "layer      {m}x{k} ternary, {tokens} token(s), seed {}{}",
         a.seed,
@@ -123,41 +127,34 @@ pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
         run.bytes_written,
     );
     if let Some(dir) = &a.out {
-        let wide = |v: &[i8]| v.iter().map(|&b| i64::from(b)).collect::<Vec<_>>();
-        use tern_host::npy::{write, Dtype};
-        write(&dir.join("weights.npy"), Dtype::I8, &[m, k], &wide(&w))?;
-        write(
-            &dir.join("activations.npy"),
-            Dtype::I8,
-            &[tokens, k],
-            &wide(&x),
+        write_i8(dir, "weights.npy", &[m, k], &w)?;
+        write_i8(dir, "activations.npy", &[tokens, k], &x)?;
+        tern_host::npy::write(&dir.join("results.npy"), Dtype::I64, &[tokens, m], &run.y)?;
+        tern_host::npy::write(&dir.join("golden.npy"), Dtype::I64, &[tokens, m], &want)?;
+        write_record(
+            dir,
+            &RunRecord {
+                format: "tern-run/1",
+                config: a.config.display().to_string(),
+                board_uri: &a.uri,
+                board: &dev.info().description,
+                design_id: format!("{:08x}", dev.info().design_id),
+                m,
+                k,
+                tokens,
+                seed: a.seed,
+                weights_from: a.weights.as_ref().map(|p| p.display().to_string()),
+                activations_from: a.activations.as_ref().map(|p| p.display().to_string()),
+                kernel_clocks: run.cycles,
+                batches: run.batches,
+                streaming_model_clocks: model,
+                bandwidth_bound_clocks: bound,
+                bytes_read: run.bytes_read,
+                bytes_written: run.bytes_written,
+                bit_exact: first_diff.is_none(),
+                first_difference: first_diff,
+            },
         )?;
-        write(&dir.join("results.npy"), Dtype::I64, &[tokens, m], &run.y)?;
-        write(&dir.join("golden.npy"), Dtype::I64, &[tokens, m], &want)?;
-        let record = RunRecord {
-            format: "tern-run/1",
-            config: a.config.display().to_string(),
-            board_uri: &a.uri,
-            board: &dev.info().description,
-            design_id: format!("{:08x}", dev.info().design_id),
-            m,
-            k,
-            tokens,
-            seed: a.seed,
-            weights_from: a.weights.as_ref().map(|p| p.display().to_string()),
-            activations_from: a.activations.as_ref().map(|p| p.display().to_string()),
-            kernel_clocks: run.cycles,
-            batches: run.batches,
-            streaming_model_clocks: model,
-            bandwidth_bound_clocks: bound,
-            bytes_read: run.bytes_read,
-            bytes_written: run.bytes_written,
-            bit_exact: first_diff.is_none(),
-            first_difference: first_diff,
-        };
-        let path = dir.join("run.json");
-        std::fs::write(&path, serde_json::to_string_pretty(&record)? + "\n")
-            .with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
         "kernel     {} clocks in {} batch(es) ({:.0} per token)",
@@ -183,18 +180,17 @@ pub fn run(a: &RunArgs, cfg: &Config) -> Result<()> {
             dir.display()
         );
     }
-    println!(
-        "wall       open {:.1} ms, load weights {:.1} ms, run {:.1} ms",
-        open_time.as_secs_f64() * 1e3,
-        load_time.as_secs_f64() * 1e3,
-        run.wall.as_secs_f64() * 1e3
-    );
-    println!(
-        "bytes      {} weights + {} activations to the card, {} results back ({:.1} MB/s over the run)",
-        weight_bytes,
-        run.traffic.bytes_to_card,
-        run.traffic.bytes_from_card,
-        mb_per_s(run.traffic.bytes_to_card + run.traffic.bytes_from_card, run.wall)
+    print_wall_and_bytes(
+        open_time,
+        &Resident {
+            action: "load weights",
+            what: "weights",
+            time: load_time,
+            bytes: weight_bytes,
+        },
+        "activations",
+        run.wall,
+        &run.traffic,
     );
     match first_diff {
         None => {

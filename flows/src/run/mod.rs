@@ -4,6 +4,7 @@
 pub mod attention;
 pub mod inputs;
 pub mod matmul;
+pub mod report;
 
 use anyhow::Result;
 
