@@ -363,26 +363,10 @@ fn objectives(e: &Estimate, prefill: bool) -> Vec<f64> {
     }
 }
 
-pub fn run(
-    space: &Space,
-    board: &Board,
-    workload: &ModelWorkload,
-    found: &FoundModel,
-    plan: &DsePlan,
-    opts: &SynthOptions,
-    out: &Path,
-) -> Result<DseReport> {
-    let model = &found.model;
-    if model.header.datapath != tern_hdl::graph::MATMUL_DATAPATH_VERSION {
-        println!(
-            "warning: {} was trained on matmul datapath version {}; today's RTL is version {}: \
-             its predictions are extrapolations until the dataset is regenerated and the model retrained",
-            found.path.display(),
-            model.header.datapath,
-            tern_hdl::graph::MATMUL_DATAPATH_VERSION
-        );
-    }
-    let engines: Vec<Config> = if plan.exhaustive {
+/// The candidate engines: every point of the space (`--exhaustive`) or `plan.n` Sobol
+/// samples.
+fn engines(space: &Space, plan: &DsePlan) -> Result<Vec<Config>> {
+    Ok(if plan.exhaustive {
         let (configs, _) = space.enumerate(4096)?;
         configs
             .into_iter()
@@ -394,40 +378,24 @@ pub fn run(
             .into_iter()
             .filter_map(|s| s.config.matmul().cloned())
             .collect()
-    };
-    if engines.is_empty() {
-        bail!("space {} has no matmul engines to explore", space.name);
-    }
-    if plan.attention.is_some() && (plan.exhaustive || !plan.prefill) {
-        bail!(
-            "an attention search ranks whole accelerators by time to first token: it needs \
-             --prefill and cannot be --exhaustive"
-        );
-    }
-    if space.whole_top && plan.blocks.is_none() {
-        bail!(
-            "space {} is of whole tops: price them with a block model that knows the shell \
-             (--blocks, fitted with `tern train --blocks --also datasets/tlmm-top-<board>.jsonl`)",
-            space.name
-        );
-    }
+    })
+}
 
-    // The attention tops' shell comes from a synthesis: do it (or find it cached) before
-    // the search, so that a reference that does not build stops the run early.
-    let attention_setup = match &plan.attention {
-        Some(a) => {
-            let shell = crate::dse::attention::measure_shell(a, board, &plan.executor, opts)?;
-            let options = crate::dse::attention::options(a, workload, board, &shell)?;
-            Some((a, shell, options))
-        }
-        None => None,
-    };
-
+/// Every engine's predicted resources (the GNN, or the block model when given; the
+/// reserve added) and speed (the performance model), and how long predicting took.
+fn predict(
+    space: &Space,
+    engines: &[Config],
+    board: &Board,
+    workload: &ModelWorkload,
+    model: &tern_surrogate::train::Surrogate,
+    plan: &DsePlan,
+) -> Result<(Vec<Candidate>, f64)> {
     // Predict every engine's tile graph in one batch.
     let start = Instant::now();
     let mut graphs = vec![];
     let mut plans = vec![];
-    for engine in &engines {
+    for engine in engines {
         let t = TiledEngine::new(engine)?;
         let dc = DesignConfig::Matmul(t.tile.clone());
         graphs.push(encode(&design_graph(&dc), &dc));
@@ -484,6 +452,100 @@ pub fn run(
             error,
         });
     }
+    Ok((results, predict_seconds))
+}
+
+/// With `--exhaustive`: how much of the exhaustive front's hypervolume (every point
+/// synthesised) the guided picks reach.
+fn exhaustive_score(
+    results: &[Candidate],
+    guided: &[usize],
+    board: &Board,
+    prefill: bool,
+) -> Exhaustive {
+    let actual: Vec<(usize, Vec<f64>)> = results
+        .iter()
+        .enumerate()
+        .filter_map(|(i, c)| {
+            c.actual
+                .as_ref()
+                .filter(|a| fits(a, board))
+                .map(|a| (i, objectives(a, prefill)))
+        })
+        .collect();
+    let all_actual: Vec<Vec<f64>> = actual.iter().map(|(_, o)| o.clone()).collect();
+    let reference = nadir(&all_actual);
+    let guided_actual: Vec<Vec<f64>> = actual
+        .iter()
+        .filter(|(i, _)| guided.contains(i))
+        .map(|(_, o)| o.clone())
+        .collect();
+    let hv_all = hypervolume(&all_actual, &reference);
+    let hv_guided = hypervolume(&guided_actual, &reference);
+    Exhaustive {
+        points: results.len(),
+        synthesised_by_guided: guided.len(),
+        fraction_synthesised: guided.len() as f64 / results.len() as f64,
+        hypervolume_exhaustive: hv_all,
+        hypervolume_guided: hv_guided,
+        ratio: if hv_all > 0.0 {
+            hv_guided / hv_all
+        } else {
+            f64::NAN
+        },
+    }
+}
+
+pub fn run(
+    space: &Space,
+    board: &Board,
+    workload: &ModelWorkload,
+    found: &FoundModel,
+    plan: &DsePlan,
+    opts: &SynthOptions,
+    out: &Path,
+) -> Result<DseReport> {
+    let model = &found.model;
+    if model.header.datapath != tern_hdl::graph::MATMUL_DATAPATH_VERSION {
+        println!(
+            "warning: {} was trained on matmul datapath version {}; today's RTL is version {}: \
+             its predictions are extrapolations until the dataset is regenerated and the model retrained",
+            found.path.display(),
+            model.header.datapath,
+            tern_hdl::graph::MATMUL_DATAPATH_VERSION
+        );
+    }
+    let engines = engines(space, plan)?;
+    if engines.is_empty() {
+        bail!("space {} has no matmul engines to explore", space.name);
+    }
+    if plan.attention.is_some() && (plan.exhaustive || !plan.prefill) {
+        bail!(
+            "an attention search ranks whole accelerators by time to first token: it needs \
+             --prefill and cannot be --exhaustive"
+        );
+    }
+    if space.whole_top && plan.blocks.is_none() {
+        bail!(
+            "space {} is of whole tops: price them with a block model that knows the shell \
+             (--blocks, fitted with `tern train --blocks --also datasets/tlmm-top-<board>.jsonl`)",
+            space.name
+        );
+    }
+
+    // The attention tops' shell comes from a synthesis: do it (or find it cached) before
+    // the search, so that a reference that does not build stops the run early.
+    let attention_setup = match &plan.attention {
+        Some(a) => {
+            let shell = crate::dse::attention::measure_shell(a, board, &plan.executor, opts)?;
+            let options = crate::dse::attention::options(a, workload, board, &shell)?;
+            Some((a, shell, options))
+        }
+        None => None,
+    };
+
+    let (mut results, predict_seconds) =
+        predict(space, &engines, board, workload, &found.model, plan)?;
     let (on_front, guided) = matmul_picks(&results, plan.prefill, plan.top_k);
     for &i in &on_front {
         results[i].on_front = true;
@@ -539,41 +601,9 @@ pub fn run(
         plan.prefill,
     )?;
 
-    let exhaustive = if plan.exhaustive {
-        let actual: Vec<(usize, Vec<f64>)> = results
-            .iter()
-            .enumerate()
-            .filter_map(|(i, c)| {
-                c.actual
-                    .as_ref()
-                    .filter(|a| fits(a, board))
-                    .map(|a| (i, objectives(a, plan.prefill)))
-            })
-            .collect();
-        let all_actual: Vec<Vec<f64>> = actual.iter().map(|(_, o)| o.clone()).collect();
-        let reference = nadir(&all_actual);
-        let guided_actual: Vec<Vec<f64>> = actual
-            .iter()
-            .filter(|(i, _)| guided.contains(i))
-            .map(|(_, o)| o.clone())
-            .collect();
-        let hv_all = hypervolume(&all_actual, &reference);
-        let hv_guided = hypervolume(&guided_actual, &reference);
-        Some(Exhaustive {
-            points: results.len(),
-            synthesised_by_guided: guided.len(),
-            fraction_synthesised: guided.len() as f64 / results.len() as f64,
-            hypervolume_exhaustive: hv_all,
-            hypervolume_guided: hv_guided,
-            ratio: if hv_all > 0.0 {
-                hv_guided / hv_all
-            } else {
-                f64::NAN
-            },
-        })
-    } else {
-        None
-    };
+    let exhaustive = plan
+        .exhaustive
+        .then(|| exhaustive_score(&results, &guided, board, plan.prefill));
 
     if let Some(a) = &mut attention_report {
         for j in a.picks.clone() {
