@@ -529,15 +529,19 @@ pub fn check_fit(
 }
 
 /// Load, check, run, compare; prints a line per step.
-pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
-    // Per-step and summary lines unless quiet (the demo prints its own summary).
-    macro_rules! say {
-        ($($t:tt)*) => {
-            if a.verbose {
-                println!($($t)*)
-            }
-        };
-    }
+/// What a run needs before any board is opened: the checkpoint, both tops' configs (the
+/// attention's scales calibrated when asked), the attention boards; every input checked.
+struct Setup {
+    ck: Checkpoint,
+    model: ModelConfig,
+    matmul_cfg: Config,
+    mm_origin: String,
+    attention_cfg: AttentionConfig,
+    at_origin: String,
+    attention_uris: Vec<String>,
+}
+
+fn setup(a: &GenerateArgs) -> Result<Setup> {
     if a.tokens == 0 {
         bail!("--tokens must be at least 1");
     }
@@ -564,16 +568,14 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         attention_cfg = attention_cfg
             .with_scales([s.q, s.k, s.v, s.out], "calibrated scales")
             .context("the calibrated scales do not make a valid attention engine")?;
-        say!(
-            "calibrated scale_q = {:.6}, scale_k = {:.6}, scale_v = {:.6}, scale_out = {:.6} \
-             (float reference over the prompt)",
-            s.q,
-            s.k,
-            s.v,
-            s.out
-        );
+        if a.verbose {
+            println!(
+                "calibrated scale_q = {:.6}, scale_k = {:.6}, scale_v = {:.6}, scale_out = {:.6} \
+                 (float reference over the prompt)",
+                s.q, s.k, s.v, s.out
+            );
+        }
     }
-    let scales = AttentionScales::of(&attention_cfg);
     let attention_uris = if !a.attention_uris.is_empty() {
         a.attention_uris.clone()
     } else if a.board_uri == "sim:" {
@@ -590,6 +592,36 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         std::fs::create_dir_all(dir)
             .with_context(|| format!("creating the output directory {}", dir.display()))?;
     }
+    Ok(Setup {
+        ck,
+        model,
+        matmul_cfg,
+        mm_origin,
+        attention_cfg,
+        at_origin,
+        attention_uris,
+    })
+}
+
+pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
+    // Per-step and summary lines unless quiet (the demo prints its own summary).
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if a.verbose {
+                println!($($t)*)
+            }
+        };
+    }
+    let Setup {
+        ck,
+        model,
+        matmul_cfg,
+        mm_origin,
+        attention_cfg,
+        at_origin,
+        attention_uris,
+    } = setup(a)?;
+    let scales = AttentionScales::of(&attention_cfg);
 
     let open = |uri: &str, design: DesignConfig| -> Result<Device> {
         let (memory, _) = memory_model_for(&design)?;
