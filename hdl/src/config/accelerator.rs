@@ -91,10 +91,7 @@ impl Accelerator {
     /// relative to it).
     pub fn from_toml(text: &str, origin: &str, path: &Path) -> Result<Accelerator, ConfigError> {
         let origin = origin.to_string();
-        let file: AcceleratorFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.clone(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let file: AcceleratorFile = crate::config::parse_toml(text, &origin)?;
         let invalid = |message: String| ConfigError::Parse {
             origin: origin.clone(),
             message,

@@ -276,10 +276,7 @@ impl AttentionConfig {
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<AttentionConfig, ConfigError> {
-        let file: AttentionFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let file: AttentionFile = super::parse_toml(text, origin)?;
         AttentionConfig::validate(file, origin)
     }
 

@@ -472,10 +472,7 @@ impl Config {
 
     /// Parse and validate; `origin` names the source in error messages.
     pub fn from_toml(text: &str, origin: &str) -> Result<Config, ConfigError> {
-        let file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let file: ConfigFile = parse_toml(text, origin)?;
         Config::validate(file, origin)
     }
 
@@ -674,6 +671,17 @@ impl Config {
     }
 }
 
+/// Parse TOML text into `T`; a syntax error or an unknown key names `origin`.
+pub fn parse_toml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    origin: &str,
+) -> Result<T, ConfigError> {
+    toml::from_str(text).map_err(|e| ConfigError::Parse {
+        origin: origin.to_string(),
+        message: e.to_string().trim_end().to_string(),
+    })
+}
+
 /// Read a config file (bounded, UTF-8) and parse it with `parse(text, origin)`, the
 /// path as the origin its messages name.
 pub fn from_path<T>(
@@ -809,10 +817,7 @@ impl DesignConfig {
     }
 
     pub fn from_toml(text: &str, origin: &str) -> Result<DesignConfig, ConfigError> {
-        let table: toml::Table = toml::from_str(text).map_err(|e| ConfigError::Parse {
-            origin: origin.to_string(),
-            message: e.to_string().trim_end().to_string(),
-        })?;
+        let table: toml::Table = parse_toml(text, origin)?;
         if table.contains_key("attention") {
             AttentionConfig::from_toml(text, origin).map(DesignConfig::Attention)
         } else {
