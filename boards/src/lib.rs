@@ -127,6 +127,38 @@ pub struct Memory {
     /// Read bursts the memory controller accepts before it has finished them.
     #[serde(default = "default_reads_in_flight")]
     pub reads_in_flight: u32,
+    /// The ports through which the fabric reaches this memory (`[[memory.ports]]`), where
+    /// the chip fixes them (a hardened controller: the Zynq's PS DDR, HBM); none listed:
+    /// a controller built in the fabric, whose port is whatever the design makes it.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub ports: Vec<MemoryPort>,
+}
+
+/// One fabric port into the board's memory.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MemoryPort {
+    /// The port's name in the vendor's documentation (`S_AXI_HP0_FPD`).
+    pub name: String,
+    /// Data width on the fabric side, in bits.
+    pub bits: u32,
+    /// Highest clock the port's fabric side takes, in MHz.
+    pub max_mhz: f64,
+    /// Longest burst the port passes on, in beats (AXI3 ports: 16).
+    pub max_burst_beats: u32,
+}
+
+impl Memory {
+    /// What all listed ports can carry at `clock_mhz` (each at most its own limit), in
+    /// GB/s; `None` when the board lists none.
+    pub fn ports_gbyte_per_s(&self, clock_mhz: f64) -> Option<f64> {
+        (!self.ports.is_empty()).then(|| {
+            self.ports
+                .iter()
+                .map(|p| f64::from(p.bits) / 8.0 * clock_mhz.min(p.max_mhz) / 1e3)
+                .sum()
+        })
+    }
 }
 
 /// When a board file gives no latency: data sheets give none for a fabric master; ~100–150
@@ -295,6 +327,28 @@ impl Board {
                         "`resources.{what}_bits` / `{what}_blocks` = {per_block} bits per block is outside 1024..=1048576"
                     ));
                 }
+            }
+        }
+        for (i, p) in self.memory.ports.iter().enumerate() {
+            let at = format!("memory.ports[{i}] (`{}`)", p.name);
+            if p.name.trim().is_empty() {
+                return Err(format!("`memory.ports[{i}].name` is empty"));
+            }
+            if self.memory.ports[..i].iter().any(|q| q.name == p.name) {
+                return Err(format!("{at}: a second port of that name"));
+            }
+            if !(p.bits.is_power_of_two() && (8..=1024).contains(&p.bits)) {
+                return Err(format!(
+                    "{at}: `bits` = {} is not a power of two in 8..=1024",
+                    p.bits
+                ));
+            }
+            within(&format!("{at}.max_mhz"), p.max_mhz, 1.0, 2000.0)?;
+            if !(1..=256).contains(&p.max_burst_beats) {
+                return Err(format!(
+                    "{at}: `max_burst_beats` = {} is outside 1..=256",
+                    p.max_burst_beats
+                ));
             }
         }
         if self.host_links.is_empty() {
@@ -485,6 +539,60 @@ mod tests {
         assert_eq!(
             Board::from_toml(&custom, "x").unwrap().memory.latency_ns,
             95.5
+        );
+    }
+
+    /// The fabric's ports into a hardened memory are board data: the KV260's four 128-bit
+    /// HP ports carry 16 GB/s at 250 MHz (less than its DDR's 19.2) and at most 21.3 GB/s
+    /// at their 333 MHz limit; the U280's 32 HBM ports carry its 460 GB/s; a board whose
+    /// controller is built in the fabric lists none.
+    #[test]
+    fn memory_ports_are_board_data_and_bound_what_the_fabric_moves() {
+        let kv = Board::builtin("kv260").unwrap();
+        assert_eq!(kv.memory.ports.len(), 4);
+        assert!(kv
+            .memory
+            .ports
+            .iter()
+            .all(|p| p.bits == 128 && p.max_burst_beats == 16));
+        let gbps = |b: &Board, mhz: f64| b.memory.ports_gbyte_per_s(mhz).unwrap();
+        assert!((gbps(&kv, 250.0) - 16.0).abs() < 1e-9);
+        assert!((gbps(&kv, 400.0) - 4.0 * 16.0 * 333.0 / 1e3).abs() < 1e-9);
+        let u280 = Board::builtin("u280").unwrap();
+        assert!((gbps(&u280, 450.0) - 460.8).abs() < 1e-9);
+        assert_eq!(
+            Board::builtin("ulx3s")
+                .unwrap()
+                .memory
+                .ports_gbyte_per_s(50.0),
+            None
+        );
+        // A bad port is refused with its index and name.
+        let port = "name = \"S_AXI_HP2_FPD\"\nbits = 128\n";
+        for (bad, expect) in [
+            ("name = \"S_AXI_HP2_FPD\"\nbits = 96\n", "power of two"),
+            ("name = \"S_AXI_HP1_FPD\"\nbits = 128\n", "second port"),
+            ("name = \" \"\nbits = 128\n", "empty"),
+        ] {
+            let text = kv260_text().replace(port, bad);
+            assert_ne!(text, kv260_text());
+            let err = Board::from_toml(&text, "kv.toml").unwrap_err().to_string();
+            assert!(
+                err.contains("kv.toml") && err.contains(expect),
+                "{expect}: {err}"
+            );
+        }
+        let text = kv260_text().replacen("max_burst_beats = 16", "max_burst_beats = 0", 1);
+        let err = Board::from_toml(&text, "kv.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("S_AXI_HP0_FPD") && err.contains("max_burst_beats"),
+            "{err}"
+        );
+        let text = kv260_text().replacen("max_mhz = 333.0", "max_mhz = 0.0", 1);
+        let err = Board::from_toml(&text, "kv.toml").unwrap_err().to_string();
+        assert!(
+            err.contains("S_AXI_HP0_FPD") && err.contains("max_mhz"),
+            "{err}"
         );
     }
 
