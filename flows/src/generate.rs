@@ -588,10 +588,7 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
             "the attention top runs on its own board: give --attention-uri (a `tern serve` of the attention config; several, comma-separated, for engines side by side)"
         )
     };
-    if let Some(dir) = &a.out {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the output directory {}", dir.display()))?;
-    }
+    crate::files::create_out_dir(a.out.as_deref())?;
     Ok(Setup {
         ck,
         model,

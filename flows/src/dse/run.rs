@@ -168,37 +168,26 @@ pub fn candidate_speed(
     prefill: bool,
 ) -> Result<(Projection, Option<f64>)> {
     let t = TiledEngine::new(engine)?;
-    Ok((
-        projection(engine, &t, workload, board, fmax, "fmax"),
-        prefill.then(|| prefill_s(engine, &t, workload, board, fmax)),
-    ))
+    Ok(speed(engine, &t, workload, board, fmax, "fmax", prefill))
 }
 
-/// The decode roofline of the engine's tiles for a token (`tern_dse::performance`) at
-/// the candidate's clock.
-fn projection(
+/// [`candidate_speed`] for an engine already tiled, its clock labelled `source`: the
+/// performance model's decode roofline and prefill on one stream at one clock.
+fn speed(
     engine: &Config,
     tiled: &TiledEngine,
     workload: &ModelWorkload,
     board: &Board,
     fmax: Option<f64>,
     source: &str,
-) -> Projection {
+    prefill: bool,
+) -> (Projection, Option<f64>) {
     let (mhz, source) = clock(board, fmax, source);
-    tiled.decode(workload, &Stream::of(&engine.top, board, mhz), &source)
-}
-
-/// The engine's matmul time for a `PROMPT_TOKENS` prompt, at the clock the projection
-/// uses.
-fn prefill_s(
-    engine: &Config,
-    tiled: &TiledEngine,
-    w: &ModelWorkload,
-    board: &Board,
-    fmax: Option<f64>,
-) -> f64 {
-    let (mhz, _) = clock(board, fmax, "");
-    tiled.prefill_s(w, PROMPT_TOKENS, &Stream::of(&engine.top, board, mhz))
+    let stream = Stream::of(&engine.top, board, mhz);
+    (
+        tiled.decode(workload, &stream, &source),
+        prefill.then(|| tiled.prefill_s(workload, PROMPT_TOKENS, &stream)),
+    )
 }
 
 fn fits(e: &Estimate, board: &Board) -> bool {
@@ -411,6 +400,17 @@ fn predict(
         // Cycles are not learned: the exact cycle model (checked against co-simulation)
         // gives them, so no candidate is credited with fewer clocks than it needs.
         let fmax = pred.value[FMAX_MHZ];
+        // A cycle-level schedule of a whole prompt only when asked for (it is slow for
+        // narrow engines).
+        let (projection, prefill_128_s) = speed(
+            engine,
+            t,
+            workload,
+            board,
+            fmax,
+            "fmax (predicted)",
+            plan.prefill,
+        );
         let mut predicted = Estimate {
             resources: Resources {
                 luts: v(LUTS),
@@ -419,12 +419,8 @@ fn predict(
                 brams: v(BRAMS),
             },
             lut_spread: pred.spread[LUTS],
-            projection: projection(engine, t, workload, board, fmax, "fmax (predicted)"),
-            // A cycle-level schedule of a whole prompt: only when asked for (it is slow
-            // for narrow engines).
-            prefill_128_s: plan
-                .prefill
-                .then(|| prefill_s(engine, t, workload, board, fmax)),
+            projection,
+            prefill_128_s,
         };
         let mut error = None;
         if let Some((_, blocks)) = &plan.blocks {
@@ -700,11 +696,13 @@ fn synthesise(
             continue;
         };
         let fmax = row.pnr.as_ref().and_then(|p| p.fmax_mhz());
+        let (projection, prefill_128_s) =
+            speed(engine, &t, workload, board, fmax, "fmax (nextpnr)", prefill);
         let mut actual = Estimate {
             resources: usage.resources(),
             lut_spread: None,
-            projection: projection(engine, &t, workload, board, fmax, "fmax (nextpnr)"),
-            prefill_128_s: prefill.then(|| prefill_s(engine, &t, workload, board, fmax)),
+            projection,
+            prefill_128_s,
         };
         actual.resources = actual.resources.plus(*reserve);
         results[i].actual = Some(actual);
@@ -1041,11 +1039,18 @@ mod replay {
         let t = TiledEngine::new(&engine).unwrap();
         let p = &c.predicted.projection;
         let fmax = (p.clock_source != "board clock (no router)").then_some(p.clock_mhz);
+        let (projection, prefill_128_s) = speed(
+            &engine,
+            &t,
+            &r.workload,
+            board,
+            fmax,
+            &p.clock_source,
+            r.prefill,
+        );
         Estimate {
-            projection: projection(&engine, &t, &r.workload, board, fmax, &p.clock_source),
-            prefill_128_s: r
-                .prefill
-                .then(|| prefill_s(&engine, &t, &r.workload, board, fmax)),
+            projection,
+            prefill_128_s,
             ..c.predicted.clone()
         }
     }
@@ -1112,18 +1117,15 @@ mod replay {
                     compare(synthesised.clone(), sorted(&r.results), sorted(&today));
                 }
                 Some(a) => {
-                    let shape = r.workload.attention.unwrap();
                     for o in &a.options {
                         let cfg = AttentionConfig::from_toml(&o.config_toml, &o.name).unwrap();
-                        let stream = Stream::of(&cfg.top, &board, board.clock.default_mhz);
-                        let t = tern_dse::performance::attention_step(
+                        let t = crate::dse::attention::option_timing(
                             &cfg,
-                            &shape,
-                            r.workload.layers,
+                            &r.workload,
                             o.engines,
-                            PROMPT_TOKENS,
-                            &stream,
-                        );
+                            &board,
+                        )
+                        .unwrap();
                         assert_eq!(t, o.timing, "{name}: {}", o.name);
                     }
                     let pairs = |results: &[Candidate]| -> Vec<(usize, usize)> {

@@ -15,11 +15,10 @@ use tern_sim::cosim::attention::{AttentionVectorKind, AttentionVectors};
 use tern_sim::golden::attention::streamed_attention;
 use tern_sim::verilator::ModelCache;
 
+use crate::files::create_out_dir;
 use crate::memory::memory_model_for;
 use crate::run::inputs::{read_int8_rows, RunArgs};
-use crate::run::report::{
-    prepare_out, print_board, print_wall_and_bytes, write_i8, write_record, Resident,
-};
+use crate::run::report::{print_board, print_wall_and_bytes, write_i8, write_record, Resident};
 use tern_dse::performance::bandwidth_bound;
 
 /// What `tern run --out` writes for an attention run (docs/files.md).
@@ -165,7 +164,7 @@ pub fn run(a: &RunArgs, cfg: &AttentionConfig) -> Result<()> {
         rows,
         first,
     } = operands(a, cfg, causal)?;
-    prepare_out(a.out.as_deref())?;
+    create_out_dir(a.out.as_deref())?;
     let design = DesignConfig::Attention(cfg.clone());
     let (memory, memory_text) = memory_model_for(&design)?;
     let opts = a.access.open_options(memory, Duration::from_secs(60));

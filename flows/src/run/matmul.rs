@@ -10,11 +10,10 @@ use tern_host::weights_file::TernaryMatrix;
 use tern_host::Device;
 use tern_sim::verilator::ModelCache;
 
+use crate::files::create_out_dir;
 use crate::memory::memory_model;
 use crate::run::inputs::{golden, random_layer, read_activations, RunArgs};
-use crate::run::report::{
-    prepare_out, print_board, print_wall_and_bytes, write_i8, write_record, Resident,
-};
+use crate::run::report::{print_board, print_wall_and_bytes, write_i8, write_record, Resident};
 use tern_dse::performance::bandwidth_bound;
 use tern_host::npy::Dtype;
 
@@ -62,7 +61,7 @@ fn layer(a: &RunArgs, cfg: &Config) -> Result<(usize, Vec<i8>, Vec<i8>)> {
     if tokens == 0 {
         bail!("--tokens must be at least 1");
     }
-    prepare_out(a.out.as_deref())?;
+    create_out_dir(a.out.as_deref())?;
     let given = match &a.weights {
         Some(path) => {
             let t = TernaryMatrix::read(path)?;

@@ -12,15 +12,6 @@ use tern_host::Device;
 
 use crate::run::inputs::mb_per_s;
 
-/// Create the `--out` directory before anything runs, so a bad path costs no run.
-pub fn prepare_out(dir: Option<&Path>) -> Result<()> {
-    if let Some(dir) = dir {
-        std::fs::create_dir_all(dir)
-            .with_context(|| format!("creating the output directory {}", dir.display()))?;
-    }
-    Ok(())
-}
-
 pub fn print_board(dev: &Device) {
     println!(
         "board      {} (design id {:08x})",
