@@ -132,6 +132,38 @@ pub struct Memory {
     /// a controller built in the fabric, whose port is whatever the design makes it.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub ports: Vec<MemoryPort>,
+    /// The DRAM's own timing (`[memory.dram]`): what keeps it below `gbyte_per_s` even
+    /// when asked for nothing but long reads. None: the memory runs at its peak.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub dram: Option<Dram>,
+}
+
+/// A DRAM's timing as the data bus sees it: time in ns during which no data moves.
+/// Addresses map row-bank-column: consecutive `row_bytes` go to consecutive banks.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dram {
+    /// tREFI: one refresh every this many ns.
+    pub refresh_interval_ns: f64,
+    /// tRFC: every bank is busy this long per refresh.
+    pub refresh_ns: f64,
+    /// Bytes of one row (page) across the whole data bus.
+    pub row_bytes: u64,
+    pub banks: u32,
+    /// tRP + tRCD: the bus idles this long when a burst needs another row of the bank
+    /// the previous burst used (another bank's row opens behind that burst's data).
+    pub row_miss_ns: f64,
+    /// Data-bus idle time from reads to writes and from writes to reads.
+    pub read_to_write_ns: f64,
+    pub write_to_read_ns: f64,
+}
+
+impl Dram {
+    /// The share of the peak left to long sequential reads: refresh takes the rest (their
+    /// row changes go to the next bank and open behind the current burst).
+    pub fn streaming_efficiency(&self) -> f64 {
+        1.0 - self.refresh_ns / self.refresh_interval_ns
+    }
 }
 
 /// One fabric port into the board's memory.
@@ -149,6 +181,12 @@ pub struct MemoryPort {
 }
 
 impl Memory {
+    /// What long sequential reads sustain, in GB/s: the peak (`gbyte_per_s`, the roofline
+    /// every report also shows) times the DRAM's [`Dram::streaming_efficiency`].
+    pub fn sustained_gbyte_per_s(&self) -> f64 {
+        self.gbyte_per_s * self.dram.as_ref().map_or(1.0, Dram::streaming_efficiency)
+    }
+
     /// What all listed ports can carry at `clock_mhz` (each at most its own limit), in
     /// GB/s; `None` when the board lists none.
     pub fn ports_gbyte_per_s(&self, clock_mhz: f64) -> Option<f64> {
@@ -348,6 +386,45 @@ impl Board {
                 return Err(format!(
                     "{at}: `max_burst_beats` = {} is outside 1..=256",
                     p.max_burst_beats
+                ));
+            }
+        }
+        if let Some(d) = &self.memory.dram {
+            within(
+                "memory.dram.refresh_interval_ns",
+                d.refresh_interval_ns,
+                100.0,
+                1e6,
+            )?;
+            within(
+                "memory.dram.refresh_ns",
+                d.refresh_ns,
+                0.0,
+                d.refresh_interval_ns / 2.0,
+            )?;
+            within("memory.dram.row_miss_ns", d.row_miss_ns, 0.0, 1000.0)?;
+            within(
+                "memory.dram.read_to_write_ns",
+                d.read_to_write_ns,
+                0.0,
+                1000.0,
+            )?;
+            within(
+                "memory.dram.write_to_read_ns",
+                d.write_to_read_ns,
+                0.0,
+                1000.0,
+            )?;
+            if !(d.row_bytes.is_power_of_two() && (256..=1 << 20).contains(&d.row_bytes)) {
+                return Err(format!(
+                    "`memory.dram.row_bytes` = {} is not a power of two in 256..=1048576",
+                    d.row_bytes
+                ));
+            }
+            if !(1..=256).contains(&d.banks) {
+                return Err(format!(
+                    "`memory.dram.banks` = {} is outside 1..=256",
+                    d.banks
                 ));
             }
         }
@@ -594,6 +671,35 @@ mod tests {
             err.contains("S_AXI_HP0_FPD") && err.contains("max_mhz"),
             "{err}"
         );
+    }
+
+    /// The DRAM's timing is board data: long reads on the KV260 keep 1 - tRFC/tREFI of its
+    /// 19.2 GB/s peak; a board without `[memory.dram]` runs at its peak; bad timings are
+    /// refused by key.
+    #[test]
+    fn dram_timing_is_board_data_and_sets_what_long_reads_sustain() {
+        let kv = Board::builtin("kv260").unwrap();
+        let dram = kv.memory.dram.as_ref().unwrap();
+        let expect = 19.2 * (1.0 - dram.refresh_ns / dram.refresh_interval_ns);
+        assert!((kv.memory.sustained_gbyte_per_s() - expect).abs() < 1e-12);
+        assert!(kv.memory.sustained_gbyte_per_s() < kv.memory.gbyte_per_s);
+        let ulx3s = Board::builtin("ulx3s").unwrap();
+        assert_eq!(
+            ulx3s.memory.sustained_gbyte_per_s(),
+            ulx3s.memory.gbyte_per_s
+        );
+        for (from, to, key) in [
+            ("refresh_ns = 350.0", "refresh_ns = 5000.0", "refresh_ns"),
+            ("row_bytes = 8192", "row_bytes = 8000", "row_bytes"),
+            ("banks = 8 ", "banks = 0 ", "banks"),
+            ("row_miss_ns = 26.64", "row_miss_ns = -1.0", "row_miss_ns"),
+            ("banks = 8 ", "bank = 8 ", "bank"),
+        ] {
+            let text = kv260_text().replace(from, to);
+            assert_ne!(text, kv260_text(), "{from}");
+            let err = Board::from_toml(&text, "kv.toml").unwrap_err().to_string();
+            assert!(err.contains("kv.toml") && err.contains(key), "{key}: {err}");
+        }
     }
 
     #[test]

@@ -4,9 +4,13 @@
 //!
 //! - **Clocks** come from the exact cycle models in `tern_hdl::timing` (checked against
 //!   Verilator clock for clock), never from a fit.
-//! - **Bytes** stream at the slower of the board's memory (`memory.gbyte_per_s`) and the
-//!   top's read port: a bus word per clock while enough reads are in flight to cover the
-//!   memory's latency (`memory.latency_ns`, Little's law, [`feeder_fraction`]).
+//! - **Bytes** stream at the slower of the board's memory and the top's read port. The
+//!   memory sustains its peak (`memory.gbyte_per_s`, the roofline reports also show) less
+//!   what its DRAM timing takes from long reads (`[memory.dram]`: refresh;
+//!   `Memory::sustained_gbyte_per_s`). The port moves a bus word per clock while enough
+//!   reads are in flight to cover the memory's latency (`memory.latency_ns`, Little's
+//!   law, [`feeder_fraction`]), and no more than the board's memory ports carry at the
+//!   clock (`[[memory.ports]]`).
 //! - **A kernel call** takes the slower of its clocks and its bytes (a roofline); calls
 //!   run one after another, as the host issues them.
 //! - **Matmuls** run as `tern generate` cuts them: every matrix in zero-padded tiles of
@@ -16,8 +20,8 @@
 //!   waits for the busiest top. Its clocks depend on the data (how many tiles raise a
 //!   row's running maximum), so it is bounded: no rescale .. every tile rescaling; the
 //!   seconds use the upper bound.
-//! - **The LM head** is the host's: vocab × hidden bf16 weights read at the memory's full
-//!   bandwidth, a lower bound on its time.
+//! - **The LM head** is the host's: vocab × hidden bf16 weights read at what the memory
+//!   sustains, a lower bound on its time.
 
 use serde::{Deserialize, Serialize};
 
@@ -32,8 +36,10 @@ use tern_hdl::Config;
 use crate::workload::{AttentionShape, ModelWorkload};
 
 /// The model's version, recorded in DSE reports: 2 since the matmul prefill runs the
-/// padded tiles `tern generate` runs (before: whole unpadded matrices).
-pub const VERSION: u32 = 2;
+/// padded tiles `tern generate` runs (before: whole unpadded matrices); 3 since the
+/// memory sustains its peak less its DRAM timing and ports cap the top's port (before:
+/// the peak, and the top's port alone).
+pub const VERSION: u32 = 3;
 
 /// Tokens of the prompt whose time to first token the DSE minimises; decode is
 /// projected at the context that prompt leaves.
@@ -77,19 +83,22 @@ pub fn bandwidth_bound(bus_bytes: f64, memory: Option<f64>, read: u64, written: 
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Stream {
     pub clock_mhz: f64,
+    /// What the memory sustains for long reads (its peak less its DRAM timing).
     pub memory_gbyte_per_s: f64,
+    /// What the top's port moves, within what the board's memory ports carry.
     pub port_gbyte_per_s: f64,
 }
 
 impl Stream {
     pub fn of(top: &TopConfig, board: &Board, clock_mhz: f64) -> Stream {
+        let memory = &board.memory;
+        let port = port_gbyte_per_s(port_bytes_per_clock(top, memory, clock_mhz), clock_mhz);
         Stream {
             clock_mhz,
-            memory_gbyte_per_s: board.memory.gbyte_per_s,
-            port_gbyte_per_s: port_gbyte_per_s(
-                port_bytes_per_clock(top, &board.memory, clock_mhz),
-                clock_mhz,
-            ),
+            memory_gbyte_per_s: memory.sustained_gbyte_per_s(),
+            port_gbyte_per_s: memory
+                .ports_gbyte_per_s(clock_mhz)
+                .map_or(port, |ports| port.min(ports)),
         }
     }
 
@@ -334,8 +343,8 @@ pub fn attention_step(
     }
 }
 
-/// The host's LM head: `vocab × hidden` bf16 weights read per token at the memory's full
-/// bandwidth (a lower bound on its time).
+/// The host's LM head: `vocab × hidden` bf16 weights read per token at
+/// `memory_gbyte_per_s` (what the memory sustains: a lower bound on its time).
 pub fn lm_head_s(vocab: usize, hidden: usize, memory_gbyte_per_s: f64) -> f64 {
     (vocab * hidden * 2) as f64 / (memory_gbyte_per_s * 1e9)
 }
@@ -415,6 +424,26 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("../docs/model/kv260/attention.toml");
         let text = std::fs::read_to_string(&path).unwrap();
         AttentionConfig::from_toml(&text, &path.display().to_string()).unwrap()
+    }
+
+    /// A top's bytes come at the memory's sustained rate (its peak less refresh), through
+    /// a port no faster than the board's memory ports: at 400 MHz a 512-bit top could
+    /// move 25.6 GB/s, the KV260's four 128-bit HP ports carry 4 × 16 B × 333 MHz.
+    #[test]
+    fn the_memory_sustains_less_than_its_peak_and_the_ports_cap_the_top() {
+        let board = Board::builtin("kv260").unwrap();
+        let top = TopConfig {
+            bus_bits: 512,
+            ..TopConfig::default()
+        };
+        let s = Stream::of(&top, &board, 400.0);
+        assert_eq!(s.memory_gbyte_per_s, board.memory.sustained_gbyte_per_s());
+        assert!(s.memory_gbyte_per_s < board.memory.gbyte_per_s);
+        assert!((s.port_gbyte_per_s - 4.0 * 16.0 * 333.0 / 1e3).abs() < 1e-9);
+        assert_eq!(s.gbyte_per_s(), s.memory_gbyte_per_s);
+        // At 250 MHz the ports carry 16 GB/s: they, not the DDR, bound the stream.
+        let s = Stream::of(&top, &board, 250.0);
+        assert!((s.gbyte_per_s() - 16.0).abs() < 1e-9);
     }
 
     #[test]

@@ -49,7 +49,11 @@ pub struct ModelProjection {
     pub tile: (usize, usize),
     pub board: String,
     pub clock_mhz: f64,
+    /// The memory's peak: the roofline.
     pub memory_gbyte_per_s: f64,
+    /// What it sustains for long reads (its peak less its DRAM timing): what the
+    /// figures below use.
+    pub sustained_gbyte_per_s: f64,
     /// What the top's read port moves: a bus word per clock while enough reads are in
     /// flight (`tern_dse::performance::port_bytes_per_clock`).
     pub bus_gbyte_per_s: f64,
@@ -133,6 +137,7 @@ pub fn project(
         board: board.name.clone(),
         clock_mhz,
         memory_gbyte_per_s: board.memory.gbyte_per_s,
+        sustained_gbyte_per_s: stream.memory_gbyte_per_s,
         bus_gbyte_per_s: stream.port_gbyte_per_s,
         workload: workload.name.clone(),
         weights_per_token: workload.weights_per_token(),
@@ -208,8 +213,13 @@ pub fn project_accelerator(
 
 pub fn print(p: &ModelProjection, workload: &ModelWorkload) {
     println!(
-        "tern project: {} on {} at {:.0} MHz, DDR {:.1} GB/s, top bus {:.1} GB/s",
-        p.engine, p.board, p.clock_mhz, p.memory_gbyte_per_s, p.bus_gbyte_per_s
+        "tern project: {} on {} at {:.0} MHz, DDR {:.1} GB/s peak ({:.2} sustained), top bus {:.1} GB/s",
+        p.engine,
+        p.board,
+        p.clock_mhz,
+        p.memory_gbyte_per_s,
+        p.sustained_gbyte_per_s,
+        p.bus_gbyte_per_s
     );
     println!(
         "  workload     {}: {}; {:.0}M ternary weights per token (matmuls only: attention, norms, LM head and host time not included)",

@@ -31,7 +31,9 @@ fn in_process_sim_matches_golden() {
 }
 
 /// The same runs against a slow, stalling memory: every ready and valid the DDR model
-/// drives drops at random, the bandwidth is a fraction of the bus and every burst waits.
+/// drives drops at random, the bandwidth is a fraction of the bus, every burst waits,
+/// and a harsh DRAM (refreshes, small rows over two banks, turnarounds, narrow ports)
+/// takes bus time at every turn.
 #[test]
 fn a_stalling_slow_memory_changes_the_time_not_the_results() {
     for (seed, stall, tb, bus) in [(7u64, 30, 1, 128), (8, 50, 2, 64), (9, 20, 3, 256)] {
@@ -43,6 +45,16 @@ fn a_stalling_slow_memory_changes_the_time_not_the_results() {
             max_reads: 3,
             stall_percent: stall,
             seed,
+            timing: tern_sim::top_model::DramTiming {
+                refresh_interval_clocks: 97.0,
+                refresh_bytes: 40.0,
+                row_bytes: 256,
+                banks: 2,
+                row_miss_bytes: 30.0,
+                read_to_write_bytes: 5.0,
+                write_to_read_bytes: 25.0,
+                port_bytes_per_clock: 3.0,
+            },
         };
         let mut dev = open_sim_on(&cfg, memory);
         gemm_matches_golden(

@@ -11,7 +11,14 @@
 //   a later burst's latency runs while an earlier one streams), at most `max_reads`
 //   read bursts accepted and not finished;
 // - one token bucket of `bytes_per_clock` shared by read and write beats: the DDR's
-//   bandwidth at the kernel clock, below the bus's own one beat per clock per channel;
+//   peak bandwidth at the kernel clock, below the bus's own one beat per clock per channel;
+// - the DRAM's timing (`DramTiming`, zero: none) as time the data bus moves nothing,
+//   taken from that bucket: a refresh every `refresh_interval_clocks`; a row miss when a
+//   burst needs another row of the bank the previous burst used (rows of `row_bytes`
+//   interleave over `banks`; another bank's row opens behind the current burst); a
+//   turnaround when the bus changes direction;
+// - the fabric's ports (`port_bytes_per_clock` per direction, zero: no limit): what the
+//   board's memory ports carry at the kernel clock, however wide the top's master;
 // - a burst reaching beyond `bytes` is answered with DECERR on every beat (reads return
 //   zeros, writes are dropped);
 // - with `stall_percent` > 0 every ready and valid the model drives drops at random
@@ -46,6 +53,20 @@ struct Burst {
     uint32_t done;
     uint64_t ready_at;
     bool error;
+    bool opened;  // the DRAM has charged its row and turnaround
+};
+
+// The C ABI's layout of the DRAM's timing and the ports (`DramTiming` in
+// sim/src/top_model.rs): times are bytes of data-bus time at the peak rate.
+struct DramTiming {
+    double refresh_interval_clocks;  // 0: no refresh
+    double refresh_bytes;
+    uint64_t row_bytes;              // 0: no rows
+    uint64_t banks;
+    double row_miss_bytes;
+    double read_to_write_bytes;
+    double write_to_read_bytes;
+    double port_bytes_per_clock;     // per direction; 0: no limit
 };
 
 struct Ddr {
@@ -55,8 +76,14 @@ struct Ddr {
     uint32_t max_reads = 0;
     uint32_t stall_percent = 0;
     uint64_t rng = 0;
+    DramTiming timing = {};
     std::vector<std::unique_ptr<uint8_t[]>> pages;
     double credit = 0;
+    double read_port = 0, write_port = 0;  // the ports' credit, per direction
+    double next_refresh = 0;
+    std::vector<int64_t> open_rows;  // per bank; -1: none
+    int64_t last_bank = -1;
+    int last_direction = -1;         // 0 read, 1 write
     std::deque<Burst> reads;   // accepted read bursts, in order
     std::deque<Burst> writes;  // accepted write bursts waiting for data, in order
     std::deque<Burst> responses;  // write bursts whose data is in, waiting for B
@@ -68,6 +95,7 @@ struct Ddr {
     bool bvalid = false;
     uint8_t bresp = 0;
     uint64_t bytes_read = 0, bytes_written = 0, read_bursts = 0, write_bursts = 0;
+    uint64_t refreshes = 0, row_misses = 0, turnarounds = 0;
 
     bool stall() {
         if (stall_percent == 0) return false;
@@ -105,7 +133,32 @@ struct Ddr {
     }
     void clear_traffic() {
         reads.clear(); writes.clear(); responses.clear();
-        rvalid = false; bvalid = false; credit = 0;
+        rvalid = false; bvalid = false; credit = 0; read_port = 0; write_port = 0;
+    }
+    // The DRAM's cost of a burst's first beat (direction 0 read, 1 write): a row miss
+    // on a bank conflict and a bus turnaround, charged once per burst as bus time.
+    void open(Burst& b, int direction) {
+        if (b.opened) return;
+        b.opened = true;
+        if (timing.row_bytes != 0 && !b.error) {
+            uint64_t page = b.addr / timing.row_bytes;
+            int64_t bank = (int64_t)(page % timing.banks);
+            int64_t row = (int64_t)(page / timing.banks);
+            if (open_rows[bank] != row && last_bank == bank) {
+                credit -= timing.row_miss_bytes;
+                row_misses++;
+            }
+            open_rows[bank] = row;
+            last_bank = bank;
+        }
+        if (last_direction >= 0 && last_direction != direction) {
+            credit -= direction == 1 ? timing.read_to_write_bytes : timing.write_to_read_bytes;
+            turnarounds++;
+        }
+        last_direction = direction;
+    }
+    bool port_free(double port) const {
+        return timing.port_bytes_per_clock == 0 || port >= BUS_BYTES;
     }
 };
 
@@ -124,7 +177,9 @@ static void drive(TernTop* m) {
     Ddr& d = m->ddr;
     if (!d.rvalid && !d.reads.empty()) {
         Burst& b = d.reads.front();
-        if (m->cycles >= b.ready_at && d.credit >= BUS_BYTES && !d.stall()) {
+        if (m->cycles >= b.ready_at) d.open(b, 0);
+        if (m->cycles >= b.ready_at && d.credit >= BUS_BYTES && d.port_free(d.read_port)
+            && !d.stall()) {
             uint64_t at = b.addr + (uint64_t)b.done * BUS_BYTES;
             uint8_t bytes[BUS_BYTES];
             if (b.error) std::memset(bytes, 0, BUS_BYTES); else d.read(at, bytes, BUS_BYTES);
@@ -136,6 +191,7 @@ static void drive(TernTop* m) {
             d.rid = (uint8_t)b.id;
             d.rvalid = true;
             d.credit -= BUS_BYTES;
+            d.read_port -= BUS_BYTES;
         }
     }
     if (!d.bvalid && !d.responses.empty() && m->cycles >= d.responses.front().ready_at
@@ -153,7 +209,9 @@ static void drive(TernTop* m) {
     t->m_axi_gmem_bresp = d.bresp;
     t->m_axi_gmem_arready = d.reads.size() < d.max_reads && !d.stall();
     t->m_axi_gmem_awready = d.writes.size() < 16 && !d.stall();
-    t->m_axi_gmem_wready = !d.writes.empty() && d.credit >= BUS_BYTES && !d.stall();
+    if (!d.writes.empty()) d.open(d.writes.front(), 1);
+    t->m_axi_gmem_wready = !d.writes.empty() && d.credit >= BUS_BYTES
+                           && d.port_free(d.write_port) && !d.stall();
 }
 
 static void tick(TernTop* m) {
@@ -186,7 +244,8 @@ static void tick(TernTop* m) {
         if (++front.done == front.beats) d.reads.pop_front();
     }
     if (ar) {
-        d.reads.push_back({arid, araddr, arlen + 1, 0, m->cycles + 1 + d.latency, d.outside(araddr, arlen + 1)});
+        d.reads.push_back({arid, araddr, arlen + 1, 0, m->cycles + 1 + d.latency,
+                           d.outside(araddr, arlen + 1), false});
         d.read_bursts++;
     }
     if (w) {
@@ -198,6 +257,7 @@ static void tick(TernTop* m) {
             d.write(front.addr + (uint64_t)front.done * BUS_BYTES, bytes, BUS_BYTES);
         }
         d.credit -= BUS_BYTES;
+        d.write_port -= BUS_BYTES;
         d.bytes_written += BUS_BYTES;
         if (++front.done == front.beats) {
             front.ready_at = m->cycles + 1 + d.latency;
@@ -206,7 +266,7 @@ static void tick(TernTop* m) {
         }
     }
     if (aw) {
-        d.writes.push_back({0, awaddr, awlen + 1, 0, 0, d.outside(awaddr, awlen + 1)});
+        d.writes.push_back({0, awaddr, awlen + 1, 0, 0, d.outside(awaddr, awlen + 1), false});
         d.write_bursts++;
     }
     if (b) {
@@ -214,7 +274,16 @@ static void tick(TernTop* m) {
         d.responses.pop_front();
     }
     // Bandwidth accrues every clock; unused bandwidth is not saved up beyond two beats.
+    // A refresh takes its time from the bucket whether or not anything is asked.
     d.credit = std::min(d.credit + d.bytes_per_clock, 2.0 * BUS_BYTES + d.bytes_per_clock);
+    if (d.timing.refresh_interval_clocks > 0 && (double)m->cycles >= d.next_refresh) {
+        d.credit -= d.timing.refresh_bytes;
+        d.next_refresh += d.timing.refresh_interval_clocks;
+        d.refreshes++;
+    }
+    double port = d.timing.port_bytes_per_clock;
+    d.read_port = std::min(d.read_port + port, 2.0 * BUS_BYTES + port);
+    d.write_port = std::min(d.write_port + port, 2.0 * BUS_BYTES + port);
 
     t->ap_clk = 0;
     drive(m);
@@ -234,10 +303,11 @@ static void lite_idle(Vtern_top* t) {
 
 extern "C" {
 
-uint32_t tern_top_abi() { return 4; }
+uint32_t tern_top_abi() { return 5; }
 
 void* tern_top_new(const char* vcd_path, uint64_t bytes, double bytes_per_clock, uint32_t latency,
-                   uint32_t max_reads, uint32_t stall_percent, uint64_t seed) {
+                   uint32_t max_reads, uint32_t stall_percent, uint64_t seed,
+                   const DramTiming* timing) {
     auto* m = new TernTop;
     m->context = std::make_unique<VerilatedContext>();
     if (vcd_path) m->context->traceEverOn(true);
@@ -254,6 +324,9 @@ void* tern_top_new(const char* vcd_path, uint64_t bytes, double bytes_per_clock,
     d.max_reads = max_reads == 0 ? 1 : max_reads;
     d.stall_percent = stall_percent;
     d.rng = seed | 1;
+    d.timing = *timing;
+    if (d.timing.row_bytes != 0) d.open_rows.assign(d.timing.banks, -1);
+    d.next_refresh = d.timing.refresh_interval_clocks;
     d.pages.resize((bytes + PAGE - 1) / PAGE);
     std::memset(d.rdata, 0, sizeof d.rdata);
     lite_idle(m->top.get());
@@ -379,6 +452,9 @@ void tern_top_traffic(void* p, uint64_t* out) {
     out[1] = d.bytes_written;
     out[2] = d.read_bursts;
     out[3] = d.write_bursts;
+    out[4] = d.refreshes;
+    out[5] = d.row_misses;
+    out[6] = d.turnarounds;
 }
 
 void tern_top_flush(void* p) {

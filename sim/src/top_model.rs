@@ -13,10 +13,18 @@ use tern_hdl::top::{write_top, TopDesign, TOP_MODULE};
 use crate::verilator::{BridgeError, ModelCache};
 
 const SHIM: &str = include_str!("../cpp/top_shim.cpp");
-const SHIM_ABI: u32 = 4;
+const SHIM_ABI: u32 = 5;
 
-type NewFn =
-    unsafe extern "C" fn(*const std::ffi::c_char, u64, f64, u32, u32, u32, u64) -> *mut c_void;
+type NewFn = unsafe extern "C" fn(
+    *const std::ffi::c_char,
+    u64,
+    f64,
+    u32,
+    u32,
+    u32,
+    u64,
+    *const DramTiming,
+) -> *mut c_void;
 type FreeFn = unsafe extern "C" fn(*mut c_void);
 type ResetFn = unsafe extern "C" fn(*mut c_void, u32);
 type RegWriteFn = unsafe extern "C" fn(*mut c_void, u32, u32, u32) -> u32;
@@ -62,6 +70,29 @@ pub struct MemoryModel {
     pub stall_percent: u32,
     /// Seed of the stalls.
     pub seed: u64,
+    /// The DRAM's timing and the board's ports (all zero: none).
+    pub timing: DramTiming,
+}
+
+/// What keeps the memory below `bytes_per_clock` (docs/top.md), in kernel clocks and in
+/// bytes of data-bus time at that peak rate. Zero turns a part off. The layout is the
+/// shim's `DramTiming`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct DramTiming {
+    /// Clocks from one refresh to the next (tREFI); 0: no refresh.
+    pub refresh_interval_clocks: f64,
+    /// Data-bus time a refresh takes (tRFC).
+    pub refresh_bytes: f64,
+    /// Bytes of a row; rows interleave over `banks`. 0: no rows.
+    pub row_bytes: u64,
+    pub banks: u64,
+    /// Data-bus time of a row miss on the bank the previous burst used (tRP + tRCD).
+    pub row_miss_bytes: f64,
+    pub read_to_write_bytes: f64,
+    pub write_to_read_bytes: f64,
+    /// Bytes per clock the board's memory ports carry in each direction; 0: no limit.
+    pub port_bytes_per_clock: f64,
 }
 
 impl MemoryModel {
@@ -74,6 +105,7 @@ impl MemoryModel {
             max_reads: 16,
             stall_percent: 0,
             seed: 1,
+            timing: DramTiming::default(),
         }
     }
 }
@@ -85,6 +117,10 @@ pub struct MemoryTraffic {
     pub bytes_written: u64,
     pub read_bursts: u64,
     pub write_bursts: u64,
+    /// Refreshes, row misses and bus turnarounds the DRAM took meanwhile.
+    pub refreshes: u64,
+    pub row_misses: u64,
+    pub turnarounds: u64,
 }
 
 /// The control port did not answer a register access in time.
@@ -219,6 +255,7 @@ impl TopLibrary {
                 memory.max_reads,
                 memory.stall_percent,
                 memory.seed,
+                &memory.timing,
             )
         };
         let mut model = TopModel {
@@ -305,14 +342,17 @@ impl TopModel {
 
     /// Bytes and bursts the memory has served since the model was made.
     pub fn traffic(&self) -> MemoryTraffic {
-        let mut out = [0u64; 4];
-        // SAFETY: valid handle; the shim writes four u64.
+        let mut out = [0u64; 7];
+        // SAFETY: valid handle; the shim writes seven u64.
         unsafe { (self.lib.api.traffic)(self.handle, out.as_mut_ptr()) };
         MemoryTraffic {
             bytes_read: out[0],
             bytes_written: out[1],
             read_bursts: out[2],
             write_bursts: out[3],
+            refreshes: out[4],
+            row_misses: out[5],
+            turnarounds: out[6],
         }
     }
 
