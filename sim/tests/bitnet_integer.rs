@@ -2,41 +2,16 @@
 //! software `GoldenFabric`): how close it stays to the float reference, that cutting a
 //! sequence into passes does not change a bit, and the refusals of bad token ids.
 
-use tern_hdl::AttentionConfig;
+#[path = "common/bitnet.rs"]
+mod bitnet_helpers;
+
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
+
+use bitnet_helpers::{attention_config, calibrated, cosine};
 use tern_sim::golden::bitnet::{
     greedy, AttentionScales, FloatReference, GoldenFabric, InputError, IntegerModel, ModelRunError,
 };
-
-fn attention_config() -> AttentionConfig {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/bitnet_tiny_attention.toml"
-    );
-    AttentionConfig::from_toml(&std::fs::read_to_string(path).unwrap(), path).unwrap()
-}
-
-fn cosine(a: &[f32], b: &[f32]) -> f64 {
-    let dot: f64 = a
-        .iter()
-        .zip(b)
-        .map(|(&x, &y)| f64::from(x) * f64::from(y))
-        .sum();
-    let n = |v: &[f32]| v.iter().map(|&x| f64::from(x).powi(2)).sum::<f64>().sqrt();
-    dot / (n(a) * n(b))
-}
-
-/// Scales measured by the float reference over `tokens`, and the engine built for them.
-fn calibrated(ck: &Checkpoint, tokens: &[usize]) -> (AttentionScales, AttentionConfig) {
-    let mut float = FloatReference::new(ck);
-    tokens.iter().for_each(|&t| drop(float.step(t)));
-    let s = AttentionScales::covering(&float.ranges);
-    let cfg = attention_config()
-        .with_scales([s.q, s.k, s.v, s.out], "calibrated")
-        .unwrap();
-    (s, cfg)
-}
 
 #[test]
 fn the_integer_contract_follows_the_float_reference() {

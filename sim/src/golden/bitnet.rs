@@ -453,48 +453,11 @@ impl<'a> IntegerModel<'a> {
                 unit(k, self.scales.k),
                 unit(v, self.scales.v),
             );
-            // Head `hd`'s slice of token `i` in a token-major matrix of `width` columns.
-            let head_of = |m: &[i8], width: usize, i: usize, hd: usize| {
-                m[i * width + hd * d..i * width + (hd + 1) * d].to_vec()
-            };
+            let outs = attention_rows(c, fabric, l, p0, t, [&qi, &ki, &vi]).map_err(fab)?;
             let mut attn = vec![0f32; t * h];
-            // Every KV head's keys and values first, then the layer's attention calls
-            // (independent of each other) in one batch.
-            let mut calls = vec![];
-            let mut call_rows = vec![];
-            for kvh in 0..c.kv_heads {
-                let (keys, values): (Vec<i8>, Vec<i8>) = (
-                    (0..t)
-                        .flat_map(|i| head_of(&ki, c.kv_width(), i, kvh))
-                        .collect(),
-                    (0..t)
-                        .flat_map(|i| head_of(&vi, c.kv_width(), i, kvh))
-                        .collect(),
-                );
-                fabric.kv_append(l, kvh, &keys, &values).map_err(fab)?;
-                let heads = kvh * c.group()..(kvh + 1) * c.group();
-                // (query head, token) of each row of each call.
-                let rows_of: Vec<Vec<(usize, usize)>> = if t == 1 {
-                    vec![heads.map(|hd| (hd, 0)).collect()]
-                } else {
-                    heads.map(|hd| (0..t).map(|i| (hd, i)).collect()).collect()
-                };
-                for rows in rows_of {
-                    let queries: Vec<i8> = rows
-                        .iter()
-                        .flat_map(|&(hd, i)| head_of(&qi, h, i, hd))
-                        .collect();
-                    calls.push((kvh, queries));
-                    call_rows.push(rows);
-                }
-            }
-            let outs = fabric.attention_layer(l, &calls, p0, t > 1).map_err(fab)?;
-            for (rows, out) in call_rows.iter().zip(&outs) {
-                for (&(hd, i), row) in rows.iter().zip(out) {
-                    let dst = &mut attn[i * h + hd * d..i * h + (hd + 1) * d];
-                    for (o, &v) in dst.iter_mut().zip(&row.values) {
-                        *o = (f64::from(v) * self.scales.out) as f32;
-                    }
+            for (i, row) in outs.iter().enumerate() {
+                for (o, &v) in attn[i * h..(i + 1) * h].iter_mut().zip(row) {
+                    *o = (f64::from(v) * self.scales.out) as f32;
                 }
             }
             let [o] = &linear(fabric, &attn, &layer.attn_sub_norm, &[3])?[..] else {
@@ -522,6 +485,62 @@ impl<'a> IntegerModel<'a> {
         })?;
         Ok(logits)
     }
+}
+
+/// One layer's attention on the fabric for `t` tokens at positions `p0..`: every KV
+/// head's keys and values appended, then the layer's calls in one batch (decoding one
+/// token, the query heads of a KV head go as one non-causal block, GQA; a prompt goes
+/// per query head as causal rows). `[q, k, v]` are int8 and token-major; the result is
+/// token-major too: per token, every query head's `head_dim` outputs.
+pub fn attention_rows<F: Fabric>(
+    c: &ModelConfig,
+    fabric: &mut F,
+    l: usize,
+    p0: usize,
+    t: usize,
+    [qi, ki, vi]: [&[i8]; 3],
+) -> Result<Vec<Vec<i8>>, F::Error> {
+    let (h, d) = (c.hidden, c.head_dim);
+    // Head `hd`'s slice of token `i` in a token-major matrix of `width` columns.
+    let head_of = |m: &[i8], width: usize, i: usize, hd: usize| {
+        m[i * width + hd * d..i * width + (hd + 1) * d].to_vec()
+    };
+    let mut calls = vec![];
+    let mut call_rows = vec![];
+    for kvh in 0..c.kv_heads {
+        let (keys, values): (Vec<i8>, Vec<i8>) = (
+            (0..t)
+                .flat_map(|i| head_of(ki, c.kv_width(), i, kvh))
+                .collect(),
+            (0..t)
+                .flat_map(|i| head_of(vi, c.kv_width(), i, kvh))
+                .collect(),
+        );
+        fabric.kv_append(l, kvh, &keys, &values)?;
+        let heads = kvh * c.group()..(kvh + 1) * c.group();
+        // (query head, token) of each row of each call.
+        let rows_of: Vec<Vec<(usize, usize)>> = if t == 1 {
+            vec![heads.map(|hd| (hd, 0)).collect()]
+        } else {
+            heads.map(|hd| (0..t).map(|i| (hd, i)).collect()).collect()
+        };
+        for rows in rows_of {
+            let queries: Vec<i8> = rows
+                .iter()
+                .flat_map(|&(hd, i)| head_of(qi, h, i, hd))
+                .collect();
+            calls.push((kvh, queries));
+            call_rows.push(rows);
+        }
+    }
+    let outs = fabric.attention_layer(l, &calls, p0, t > 1)?;
+    let mut attn = vec![vec![0i8; h]; t];
+    for (rows, out) in call_rows.iter().zip(&outs) {
+        for (&(hd, i), row) in rows.iter().zip(out) {
+            attn[i][hd * d..(hd + 1) * d].copy_from_slice(&row.values);
+        }
+    }
+    Ok(attn)
 }
 
 /// `Err(NonFinite)` naming the first NaN or infinity of `values` (`what` says where).

@@ -3,4 +3,6 @@
 
 pub mod attention;
 pub mod bitnet;
+pub mod fixed_point;
 pub mod tlmm;
+pub mod vector;

@@ -1,0 +1,259 @@
+//! The vector unit's arithmetic (docs/vector.md): each operation against the real
+//! numbers it stands for, and a whole token in fixed point against the float reference
+//! (what the number format costs), over the software fabric.
+
+#[path = "common/bitnet.rs"]
+mod bitnet_helpers;
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use tern_model::checkpoint::Checkpoint;
+use tern_model::ModelConfig;
+
+use bitnet_helpers::{calibrated, cosine};
+use tern_sim::golden::bitnet::{greedy, FloatReference, GoldenFabric, IntegerModel};
+use tern_sim::golden::fixed_point::{FixedPointModel, VectorProgram, RESIDUAL_FRAC};
+use tern_sim::golden::vector::{
+    dequant, factor, norm_quant, relu2_mul, rha, to_int8, Gain, Int8Head, Saturations, Scale,
+};
+
+#[test]
+fn scales_hold_24_significant_bits_and_refuse_what_is_not_a_scale() {
+    let mut rng = ChaCha8Rng::seed_from_u64(1);
+    for _ in 0..2000 {
+        let x: f64 = 10f64.powf(rng.gen_range(-12.0..12.0));
+        let s = Scale::of(x).unwrap();
+        assert!((1 << 23..1 << 24).contains(&s.m), "{x}: {s:?}");
+        assert!((s.value() / x - 1.0).abs() <= 2f64.powi(-24), "{x}: {s:?}");
+    }
+    assert_eq!(Scale::of(0.0).unwrap(), Scale::ZERO);
+    for bad in [f64::NAN, -1.0, f64::INFINITY] {
+        assert!(Scale::of(bad).is_err(), "{bad}");
+    }
+}
+
+#[test]
+fn rounding_is_half_away_from_zero() {
+    for (v, k, want) in [
+        (5, 1, 3),
+        (-5, 1, -3),
+        (3, 1, 2),
+        (1, 1, 1),
+        (-1, 1, -1),
+        (4, 2, 1),
+        (6, 2, 2),
+        (-6, 2, -2),
+        (7, -2, 28),
+        (0, 5, 0),
+    ] {
+        assert_eq!(rha(v, k), want, "rha({v}, {k})");
+    }
+}
+
+/// `q_i = round_half_away(127·p_i / M)` exactly, and one unit is worth
+/// `M / (127·r·2^Fg)` of the normalised vector: against f64 on random vectors.
+#[test]
+fn norm_quant_is_rmsnorm_then_absmax_int8() {
+    let mut rng = ChaCha8Rng::seed_from_u64(2);
+    let eps = Scale::of(1e-5).unwrap();
+    // A hand case: p = (2, -4, 1)·2^14, M = 4·2^14: 63.5 rounds away to 64.
+    let ones = Gain::of(&[1.0; 3]);
+    assert_eq!(ones.frac, 14);
+    assert_eq!(norm_quant(&[2, -4, 1], 0, &ones, eps).q, vec![64, -127, 32]);
+    for case in 0..200 {
+        let n = rng.gen_range(1..64);
+        let frac = rng.gen_range(4..20);
+        let v: Vec<i32> = (0..n)
+            .map(|_| rng.gen_range(-(1 << 24)..(1 << 24)))
+            .collect();
+        let g: Vec<f32> = (0..n).map(|_| rng.gen_range(-3.0..3.0)).collect();
+        let gain = Gain::of(&g);
+        let qz = norm_quant(&v, frac, &gain, eps);
+        let p: Vec<f64> = v
+            .iter()
+            .zip(&gain.g)
+            .map(|(&x, &g)| f64::from(x) * f64::from(g))
+            .collect();
+        let max = p.iter().fold(0f64, |m, x| m.max(x.abs()));
+        for (i, (&q, &p)) in qz.q.iter().zip(&p).enumerate() {
+            let want = if max == 0.0 { 0.0 } else { 127.0 * p / max };
+            assert!(
+                (f64::from(q) - want).abs() <= 0.5 + 1e-9,
+                "case {case}, element {i}: {q} for {want}"
+            );
+        }
+        // The unit against the float network's: normalised = v·g / rms.
+        let real = |x: i32| f64::from(x) / 2f64.powi(frac);
+        let rms = (v.iter().map(|&x| real(x).powi(2)).sum::<f64>() / n as f64 + 1e-5).sqrt();
+        let unit = qz.max as f64 / (127.0 * qz.rms as f64 * 2f64.powi(gain.frac));
+        let float_unit = max / 2f64.powi(frac + gain.frac) / rms / 127.0;
+        assert!(
+            (unit / float_unit - 1.0).abs() < 1e-6,
+            "case {case}: unit {unit} against {float_unit}"
+        );
+    }
+}
+
+/// `y = acc · M·w / (127·r·2^Fg) · 2^F` rounded half away: within half a step of f64.
+#[test]
+fn dequant_scales_integer_results_into_fixed_point() {
+    let mut rng = ChaCha8Rng::seed_from_u64(3);
+    let eps = Scale::of(1e-6).unwrap();
+    for case in 0..200 {
+        let n = 32;
+        let v: Vec<i32> = (0..n)
+            .map(|_| rng.gen_range(-(1 << 20)..(1 << 20)))
+            .collect();
+        let gain = Gain::of(
+            &(0..n)
+                .map(|_| rng.gen_range(0.1f32..4.0))
+                .collect::<Vec<_>>(),
+        );
+        let qz = norm_quant(&v, 16, &gain, eps);
+        let w = Scale::of(10f64.powf(rng.gen_range(-3.0..0.5))).unwrap();
+        let f = factor(&qz, w, RESIDUAL_FRAC);
+        assert!((1 << 31..1 << 32).contains(&f.k), "case {case}: {f:?}");
+        let acc: Vec<i64> = (0..64).map(|_| rng.gen_range(-200_000..200_000)).collect();
+        let mut sat = Saturations::default();
+        let y = dequant(&acc, f, &mut sat);
+        let unit = qz.max as f64 * w.value() / (127.0 * qz.rms as f64 * 2f64.powi(gain.frac));
+        for (&a, &y) in acc.iter().zip(&y) {
+            let want = a as f64 * unit * 2f64.powi(RESIDUAL_FRAC);
+            if want.abs() < 2e9 {
+                assert!(
+                    (f64::from(y) - want).abs() <= 0.5 + want.abs() * 2f64.powi(-30),
+                    "case {case}: {y} for {want}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn relu2_mul_keeps_31_bits_of_the_largest_and_the_int8_casts_clamp() {
+    let (a, frac) = relu2_mul(
+        &[3 << 16, -5 << 16, 1 << 15],
+        &[2 << 16, 7 << 16, -(1 << 16)],
+        16,
+    );
+    // 9·2 = 18, 0, 0.25·(-1) = -0.25 in 48 fractional bits, shifted to 31 bits.
+    let real: Vec<f64> = a.iter().map(|&x| f64::from(x) / 2f64.powi(frac)).collect();
+    assert_eq!(real, vec![18.0, 0.0, -0.25]);
+    let top = a.iter().map(|x| x.unsigned_abs()).max().unwrap();
+    assert!((1 << 30..1 << 31).contains(&top), "{top}");
+    let inv = Scale::of(1.0 / 0.05).unwrap();
+    assert_eq!(
+        to_int8(&[1 << 16, -(1 << 20), 0, 1 << 14], 16, inv),
+        vec![20, -128, 0, 5]
+    );
+}
+
+/// The int8 head's scores order rows as its dequantised weights do, and the scores are
+/// `acc_r · m_r` exactly.
+#[test]
+fn the_int8_head_scores_rows_by_their_own_scale() {
+    let mut rng = ChaCha8Rng::seed_from_u64(4);
+    let (rows, width) = (50, 40);
+    let head: Vec<f32> = (0..rows * width)
+        .map(|i| rng.gen_range(-1.0f32..1.0) * (1 + i / width) as f32)
+        .collect();
+    let h = Int8Head::of(&head, rows, width);
+    assert!(h.row_m.iter().all(|&m| m > 0));
+    let q: Vec<i8> = (0..width).map(|_| rng.gen()).collect();
+    let scores = h.scores(&q);
+    for r in 0..rows {
+        let acc: i64 = h.w[r * width..(r + 1) * width]
+            .iter()
+            .zip(&q)
+            .map(|(&w, &x)| i64::from(w) * i64::from(x))
+            .sum();
+        assert_eq!(scores[r], acc * i64::from(h.row_m[r]));
+        let real: f64 = head[r * width..(r + 1) * width]
+            .iter()
+            .zip(&q)
+            .map(|(&w, &x)| f64::from(w) * f64::from(x))
+            .sum();
+        // Each weight is off by at most half its row's step, or by what clamping to 127
+        // cuts off when the step was rounded down.
+        let approx = scores[r] as f64 * 2f64.powi(h.exp);
+        let step = f64::from(h.row_m[r]) * 2f64.powi(h.exp);
+        let amax = head[r * width..(r + 1) * width]
+            .iter()
+            .fold(0f64, |m, &w| m.max(f64::from(w).abs()));
+        let per_weight = step / 2.0 + (amax - 127.0 * step).max(0.0);
+        let bound: f64 = q.iter().map(|&x| f64::from(x).abs() * per_weight).sum();
+        assert!(
+            (approx - real).abs() <= bound * (1.0 + 1e-9),
+            "row {r}: {approx} for {real}"
+        );
+    }
+}
+
+/// What the fixed-point format costs: the whole token in the vector unit's integers
+/// against the float reference, fed the same tokens (the prompt, then the float
+/// reference's choices), 3 random checkpoints × 24 steps; beside it the integer contract
+/// with the host's f32 (`IntegerModel`, the same fabric), to tell what fixed point and
+/// the int8 head add to what the int8 matmul inputs and the attention already cost.
+#[test]
+fn a_whole_token_in_fixed_point_follows_the_float_reference() {
+    let tiny = ModelConfig::preset("tiny").unwrap();
+    let prompt = [5usize, 17, 200, 3, 3, 91, 44, 128];
+    for seed in [1u64, 2, 3] {
+        let ck = Checkpoint::random(&tiny, seed);
+        let (scales, cfg) = calibrated(&ck, &prompt);
+        let program = VectorProgram::build(&ck, scales, RESIDUAL_FRAC).unwrap();
+        let mut float = FloatReference::new(&ck);
+        let mut fixed = FixedPointModel::new(&ck, &program);
+        let mut fabric = GoldenFabric::new(&ck, &cfg);
+        let mut host = IntegerModel::new(&ck, scales);
+        let mut host_fabric = GoldenFabric::new(&ck, &cfg);
+        let (mut worst, mut agree, mut next) = (1f64, 0, prompt[0]);
+        let (mut worst_host, mut against_host) = (1f64, 1f64);
+        for i in 0..24 {
+            let token = if i < prompt.len() { prompt[i] } else { next };
+            let f = float.step(token);
+            let out = fixed.forward(&mut fabric, &[token]).unwrap();
+            assert_eq!(out.next, greedy(&out.logits), "seed {seed}, step {i}");
+            worst = worst.min(cosine(&f, &out.logits));
+            let h = host.forward(&mut host_fabric, &[token]).unwrap();
+            worst_host = worst_host.min(cosine(&f, &h));
+            against_host = against_host.min(cosine(&h, &out.logits));
+            agree += usize::from(greedy(&f) == out.next);
+            next = greedy(&f);
+        }
+        println!(
+            "seed {seed}: worst logit cosine {worst:.5} (host f32: {worst_host:.5}; fixed point against host f32: {against_host:.5}), top-1 agreement {agree}/24"
+        );
+        assert_eq!(fixed.saturations.0, 0, "seed {seed}: saturated");
+        assert!(
+            worst > 0.99 && agree >= 21,
+            "seed {seed}: fixed point strays from the float reference (cosine {worst}, top-1 {agree}/24)"
+        );
+    }
+}
+
+/// A prompt in one pass gives the same next token and logits, bit for bit, as the same
+/// prompt fed in three passes.
+#[test]
+fn a_prompt_in_one_pass_equals_it_in_pieces() {
+    let tiny = ModelConfig::preset("tiny").unwrap();
+    let ck = Checkpoint::random(&tiny, 7);
+    let prompt = [9usize, 8, 7, 100, 101, 102, 255, 0, 1, 2, 3];
+    let (scales, cfg) = calibrated(&ck, &prompt);
+    let program = VectorProgram::build(&ck, scales, RESIDUAL_FRAC).unwrap();
+    let mut whole = FixedPointModel::new(&ck, &program);
+    let mut whole_fabric = GoldenFabric::new(&ck, &cfg);
+    let at_once = whole.forward(&mut whole_fabric, &prompt).unwrap();
+    let mut steps = FixedPointModel::new(&ck, &program);
+    let mut steps_fabric = GoldenFabric::new(&ck, &cfg);
+    let mut last = None;
+    for cut in [&prompt[..4], &prompt[4..5], &prompt[5..]] {
+        last = Some(steps.forward(&mut steps_fabric, cut).unwrap());
+    }
+    assert_eq!(Some(at_once), last, "seed 7: passes of 4, 1 and 6 tokens");
+    assert_eq!(
+        whole.forward(&mut whole_fabric, &[42]).unwrap(),
+        steps.forward(&mut steps_fabric, &[42]).unwrap()
+    );
+}
