@@ -84,14 +84,15 @@ fn the_host_driver_reaches_the_simulator_only_through_its_feature() {
 }
 
 /// The golden models are what the RTL is compared against: of tern-hdl they may read
-/// configs and their derived constants, the weight and stream formats and integer widths,
-/// never the RTL or the emitted Verilog.
+/// configs and their derived constants, the weight, stream and program formats and integer
+/// widths, never the RTL or the emitted Verilog.
 #[test]
 fn the_golden_models_share_no_code_with_the_rtl() {
     let allowed = [
         "config",
         "streams",
         "weights",
+        "program",
         "bits",
         "AttentionConfig",
         "Config",

@@ -20,6 +20,7 @@ pub mod files;
 pub mod generate;
 pub mod memory;
 pub mod plot;
+pub mod program;
 pub mod project;
 pub mod rtl;
 pub mod run;

@@ -10,6 +10,7 @@ pub mod files;
 pub mod graph;
 pub mod memory;
 pub mod netlist;
+pub mod program;
 pub mod streams;
 pub mod timing;
 pub mod tlmm;

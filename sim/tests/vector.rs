@@ -15,7 +15,8 @@ use bitnet_helpers::{calibrated, cosine};
 use tern_sim::golden::bitnet::{greedy, FloatReference, GoldenFabric, IntegerModel};
 use tern_sim::golden::fixed_point::{FixedPointModel, VectorProgram, RESIDUAL_FRAC};
 use tern_sim::golden::vector::{
-    dequant, factor, norm_quant, relu2_mul, rha, to_int8, Gain, Int8Head, Saturations, Scale,
+    dequant, factor, head_scores, norm_quant, relu2_mul, rha, to_int8, Gain, Int8Head, Saturations,
+    Scale,
 };
 
 #[test]
@@ -161,7 +162,7 @@ fn the_int8_head_scores_rows_by_their_own_scale() {
     let h = Int8Head::of(&head, rows, width);
     assert!(h.row_m.iter().all(|&m| m > 0));
     let q: Vec<i8> = (0..width).map(|_| rng.gen()).collect();
-    let scores = h.scores(&q);
+    let scores = head_scores(&h, &q);
     for r in 0..rows {
         let acc: i64 = h.w[r * width..(r + 1) * width]
             .iter()

@@ -6,6 +6,7 @@
 //! docs/vector.md), never in floating point. The host's only floating point is
 //! converting the checkpoint once ([`VectorProgram::build`]) and reporting logits.
 
+use tern_hdl::program::bf16_bits;
 use tern_model::checkpoint::Checkpoint;
 
 use super::bitnet::{attention_rows, check_tokens, AttentionScales, Fabric, ModelRunError};
@@ -89,6 +90,8 @@ impl VectorProgram {
 #[derive(Debug, Clone, PartialEq)]
 pub struct TokenOut {
     pub next: usize,
+    /// The int8 head's scores (`acc_r · m_r`), what the argmax compared.
+    pub scores: Vec<i64>,
     pub logits: Vec<f32>,
 }
 
@@ -129,7 +132,13 @@ impl<'a> FixedPointModel<'a> {
         let fab = ModelRunError::Fabric;
         let mut x: Vec<Vec<i32>> = tokens
             .iter()
-            .map(|&id| embed(&self.ck.embed_tokens[id * h..(id + 1) * h], fx, sat))
+            .map(|&id| {
+                let row: Vec<u16> = self.ck.embed_tokens[id * h..(id + 1) * h]
+                    .iter()
+                    .map(|&v| bf16_bits(v))
+                    .collect();
+                embed(&row, fx, sat)
+            })
             .collect();
         for (l, lp) in pg.layers.iter().enumerate() {
             // BitLinear over every token: norm and quantise, fabric, dequantise.
@@ -210,12 +219,16 @@ impl<'a> FixedPointModel<'a> {
         }
         self.position += t;
         let last = norm_quant(&x[t - 1], fx, &pg.final_norm, pg.eps);
-        let scores = pg.head.scores(&last.q);
+        let scores = super::vector::head_scores(&pg.head, &last.q);
         let next = super::vector::argmax(&scores);
         let unit = 2f64.powi(pg.head.exp) * last.max as f64
             / (127.0 * last.rms as f64 * 2f64.powi(last.gain_frac));
         let logits = scores.iter().map(|&s| (s as f64 * unit) as f32).collect();
-        Ok(TokenOut { next, logits })
+        Ok(TokenOut {
+            next,
+            scores,
+            logits,
+        })
     }
 }
 

@@ -4,5 +4,6 @@
 pub mod attention;
 pub mod bitnet;
 pub mod fixed_point;
+pub mod sequencer;
 pub mod tlmm;
 pub mod vector;

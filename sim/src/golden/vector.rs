@@ -5,53 +5,12 @@
 //! Every rounding is named: `rne` (half to even, the host's conversions) or `rha` (half
 //! away from zero, the fabric's shifts); every narrowing saturates and counts.
 //!
-//! The host converts a checkpoint once ([`Gain::of`], [`Scale::of`], [`rope_table`],
-//! [`Int8Head::of`]); the fabric runs [`embed`], [`norm_quant`], [`dequant`], [`rope`],
-//! [`to_int8`], [`relu2_mul`], [`Int8Head::scores`] on every token.
+//! The host converts a checkpoint once (`Gain::of`, `Scale::of`, `Int8Head::of`: the
+//! formats of `tern_hdl::program`, with the RoPE table); the fabric runs [`embed`],
+//! [`norm_quant`], [`dequant`], [`rope`], [`to_int8`], [`relu2_mul`], [`head_scores`] on
+//! every token.
 
-/// A positive real `m · 2^e` with a 24-bit mantissa (`2^23 ≤ m < 2^24`), or zero (`m = 0`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct Scale {
-    pub m: u32,
-    pub e: i32,
-}
-
-/// Why a value cannot be a [`Scale`].
-#[derive(Debug, Clone, Copy, PartialEq, thiserror::Error)]
-#[error("{0} is not a finite non-negative number a scale can hold")]
-pub struct ScaleError(pub f64);
-
-impl Scale {
-    pub const ZERO: Scale = Scale { m: 0, e: 0 };
-
-    /// The nearest scale (mantissa rounded half to even).
-    pub fn of(x: f64) -> Result<Scale, ScaleError> {
-        if !(x.is_finite() && x >= 0.0) {
-            return Err(ScaleError(x));
-        }
-        if x == 0.0 {
-            return Ok(Scale::ZERO);
-        }
-        let mut e = x.log2().floor() as i32 - 23;
-        // log2 may land one off for values next to a power of two: fix it exactly.
-        while x / pow2(e) >= (1u64 << 24) as f64 {
-            e += 1;
-        }
-        while x / pow2(e) < (1u64 << 23) as f64 {
-            e -= 1;
-        }
-        let mut m = (x / pow2(e)).round_ties_even() as u64;
-        if m == 1 << 24 {
-            m = 1 << 23;
-            e += 1;
-        }
-        Ok(Scale { m: m as u32, e })
-    }
-
-    pub fn value(self) -> f64 {
-        f64::from(self.m) * pow2(self.e)
-    }
-}
+pub use tern_hdl::program::{rope_table, Gain, Int8Head, Scale, ScaleError, ROPE_FRAC};
 
 fn pow2(e: i32) -> f64 {
     2f64.powi(e)
@@ -96,39 +55,12 @@ impl Saturations {
     }
 }
 
-/// A norm's gains: `g · 2^frac` rounded half to even, `frac` the largest in 0..=15 that
-/// keeps every gain inside `i16`.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Gain {
-    pub g: Vec<i16>,
-    pub frac: i32,
-}
-
-impl Gain {
-    pub fn of(gains: &[f32]) -> Gain {
-        let fits = |frac: i32| {
-            gains
-                .iter()
-                .all(|&g| (f64::from(g) * pow2(frac)).round_ties_even().abs() <= 32767.0)
-        };
-        let frac = (0..=15).rev().find(|&f| fits(f)).unwrap_or(0);
-        let g = gains
-            .iter()
-            .map(|&g| {
-                (f64::from(g) * pow2(frac))
-                    .round_ties_even()
-                    .clamp(-32768.0, 32767.0) as i16
-            })
-            .collect();
-        Gain { g, frac }
-    }
-}
-
-/// A row of the embedding (bf16 values) into the residual stream: `v · 2^frac` rounded
+/// A row of the embedding (bf16 bits) into the residual stream: `v · 2^frac` rounded
 /// half to even, saturating.
-pub fn embed(row: &[f32], frac: i32, sat: &mut Saturations) -> Vec<i32> {
+pub fn embed(row: &[u16], frac: i32, sat: &mut Saturations) -> Vec<i32> {
     row.iter()
-        .map(|&v| {
+        .map(|&b| {
+            let v = tern_hdl::program::bf16_value(b);
             let x = (f64::from(v) * pow2(frac)).round_ties_even();
             sat.i32(x.clamp(-1e30, 1e30) as i128)
         })
@@ -274,25 +206,6 @@ pub fn dequant(acc: &[i64], f: Factor, sat: &mut Saturations) -> Vec<i32> {
         .collect()
 }
 
-/// Fractional bits of RoPE's cos/sin table.
-pub const ROPE_FRAC: i32 = 14;
-
-/// RoPE's table for positions `0..positions`: per position, `d/2` pairs
-/// `(cos, sin)(p · θ^(-2i/d))` in Q1.14, rounded half to even (the host computes it in f64).
-pub fn rope_table(head_dim: usize, positions: usize, theta: f64) -> Vec<(i16, i16)> {
-    let half = head_dim / 2;
-    let q = |x: f64| (x * pow2(ROPE_FRAC)).round_ties_even() as i16;
-    (0..positions)
-        .flat_map(|p| {
-            (0..half).map(move |i| {
-                let freq = theta.powf(-2.0 * i as f64 / head_dim as f64);
-                let (sin, cos) = (p as f64 * freq).sin_cos();
-                (q(cos), q(sin))
-            })
-        })
-        .collect()
-}
-
 /// Rotate one head's pairs `(i, i + d/2)` by its position's row of [`rope_table`].
 pub fn rope(y: &mut [i32], row: &[(i16, i16)], sat: &mut Saturations) {
     let half = y.len() / 2;
@@ -337,76 +250,21 @@ pub fn relu2_mul(g: &[i32], u: &[i32], frac: i32) -> (Vec<i32>, i32) {
     (a, 3 * frac - shift)
 }
 
-/// The LM head in int8: each row's weights over its own scale (`max|w| / 127`), the
-/// scales as 16-bit mantissas with one exponent for the whole head, so the fabric's
-/// argmax compares `acc_r · m_r` exactly.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Int8Head {
-    pub rows: usize,
-    pub width: usize,
-    pub w: Vec<i8>,
-    pub row_m: Vec<u16>,
-    pub exp: i32,
-}
-
-impl Int8Head {
-    pub fn of(head: &[f32], rows: usize, width: usize) -> Int8Head {
-        let amax: Vec<f64> = head
-            .chunks(width)
-            .map(|r| r.iter().fold(0f64, |m, &x| m.max(f64::from(x).abs())))
-            .collect();
-        let top = amax.iter().fold(0f64, |m, &x| m.max(x)) / 127.0;
-        let mut exp = if top > 0.0 {
-            (top / 65535.0).log2().ceil() as i32
-        } else {
-            0
-        };
-        while top / pow2(exp) > 65535.0 {
-            exp += 1;
-        }
-        let row_m: Vec<u16> = amax
-            .iter()
-            .map(|&a| (a / 127.0 / pow2(exp)).round_ties_even().min(65535.0) as u16)
-            .collect();
-        let w = head
-            .chunks(width)
-            .zip(&row_m)
-            .flat_map(|(r, &m)| {
-                let s = f64::from(m) * pow2(exp);
-                r.iter().map(move |&x| {
-                    if m == 0 {
-                        0
-                    } else {
-                        (f64::from(x) / s).round_ties_even().clamp(-127.0, 127.0) as i8
-                    }
-                })
-            })
-            .collect();
-        Int8Head {
-            rows,
-            width,
-            w,
-            row_m,
-            exp,
-        }
-    }
-
-    /// Per row `acc_r · m_r` (`acc_r = Σ w_ri · q_i`): the logits up to one positive
-    /// factor per token, what the fabric's argmax compares.
-    pub fn scores(&self, q: &[i8]) -> Vec<i64> {
-        self.w
-            .chunks(self.width)
-            .zip(&self.row_m)
-            .map(|(r, &m)| {
-                let acc: i64 = r
-                    .iter()
-                    .zip(q)
-                    .map(|(&w, &x)| i64::from(w) * i64::from(x))
-                    .sum();
-                acc * i64::from(m)
-            })
-            .collect()
-    }
+/// Per row `acc_r · m_r` (`acc_r = Σ w_ri · q_i`): the LM head's logits up to one
+/// positive factor per token, what the fabric's argmax compares.
+pub fn head_scores(head: &Int8Head, q: &[i8]) -> Vec<i64> {
+    head.w
+        .chunks(head.width)
+        .zip(&head.row_m)
+        .map(|(r, &m)| {
+            let acc: i64 = r
+                .iter()
+                .zip(q)
+                .map(|(&w, &x)| i64::from(w) * i64::from(x))
+                .sum();
+            acc * i64::from(m)
+        })
+        .collect()
 }
 
 /// The fabric's argmax: the first of the largest.

@@ -1,0 +1,301 @@
+//! The host's side of the one-top accelerator's program (docs/program.md): a checkpoint
+//! converted once into the memory image the sequencer runs — header, commands, the
+//! vector unit's data (embedding, gains, RoPE table, int8 LM head) and a scratch region
+//! for the pass's vectors. The ternary weights and KV caches are the fabric's.
+
+use anyhow::{bail, Result};
+
+use tern_hdl::program::{
+    bf16_bits, int8_row_bytes, result_row_bytes, rope_table, vector_row_bytes, Command, Gain,
+    Header, Int8Head, Scale, ALIGN, COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
+};
+use tern_model::checkpoint::Checkpoint;
+use tern_sim::golden::bitnet::AttentionScales;
+
+/// A built program: the memory image (program at 0) and where its parts lie.
+#[derive(Debug, Clone)]
+pub struct ProgramImage {
+    pub memory: Vec<u8>,
+    pub header: Header,
+    pub commands: Vec<Command>,
+    /// Where the last pass's final-norm factors lie (to turn scores into logits).
+    pub final_factors: u64,
+    pub head_exp: i32,
+}
+
+/// Lays regions out one after another, each on [`ALIGN`].
+struct Layout {
+    next: u64,
+}
+
+impl Layout {
+    fn take(&mut self, bytes: u64) -> u64 {
+        let at = self.next.next_multiple_of(ALIGN);
+        self.next = at + bytes;
+        at
+    }
+}
+
+/// The program for `ck` with the attention's `scales`, passes of up to `max_tokens`.
+pub fn build(
+    ck: &Checkpoint,
+    scales: AttentionScales,
+    residual_frac: i32,
+    max_tokens: usize,
+    design: u32,
+) -> Result<ProgramImage> {
+    let c = &ck.config;
+    let (h, kvw, ffn, d) = (c.hidden, c.kv_width(), c.ffn, c.head_dim);
+    if max_tokens == 0 {
+        bail!("a program needs room for at least one token a pass");
+    }
+    let mut data: Vec<(u64, Vec<u8>)> = vec![];
+    let mut lay = Layout { next: 0 };
+    // The header, then the commands: the embedding, 25 per layer, the final norm, the
+    // LM head and End.
+    let n_commands = 1 + 25 * c.layers + 3;
+    lay.take(HEADER_BYTES as u64);
+    let commands_at = lay.take((n_commands * COMMAND_BYTES) as u64);
+    let mut put = |lay: &mut Layout, bytes: Vec<u8>| -> u64 {
+        let at = lay.take(bytes.len() as u64);
+        data.push((at, bytes));
+        at
+    };
+    let embedding = put(
+        &mut lay,
+        ck.embed_tokens
+            .iter()
+            .flat_map(|&v| bf16_bits(v).to_le_bytes())
+            .collect(),
+    );
+    let gain = |lay: &mut Layout, put: &mut dyn FnMut(&mut Layout, Vec<u8>) -> u64, g: &[f32]| {
+        put(lay, Gain::of(g).bytes())
+    };
+    let mut layer_gains = vec![];
+    for l in &ck.layers {
+        layer_gains.push([
+            gain(&mut lay, &mut put, &l.input_layernorm),
+            gain(&mut lay, &mut put, &l.attn_sub_norm),
+            gain(&mut lay, &mut put, &l.post_attention_layernorm),
+            gain(&mut lay, &mut put, &l.ffn_sub_norm),
+        ]);
+    }
+    let final_gain = gain(&mut lay, &mut put, &ck.norm);
+    let rope = put(
+        &mut lay,
+        rope_table(d, c.max_seq_len, c.rope_theta)
+            .iter()
+            .flat_map(|&(cs, sn)| [cs.to_le_bytes(), sn.to_le_bytes()].concat())
+            .collect(),
+    );
+    let head = Int8Head::of(ck.lm_head.as_ref().unwrap_or(&ck.embed_tokens), c.vocab, h);
+    let head_weights = put(&mut lay, head.w.iter().map(|&w| w as u8).collect());
+    let head_mantissas = put(
+        &mut lay,
+        head.row_m.iter().flat_map(|m| m.to_le_bytes()).collect(),
+    );
+    // Scratch: the pass's ids, the output, and the vectors (reused by every layer).
+    let t = max_tokens as u64;
+    let scratch_at = lay.take(0);
+    let ids_at = lay.take(4 * t);
+    let output_at = lay.take(16 + 8 * c.vocab as u64);
+    let vec_of = |lay: &mut Layout, n: usize| lay.take(t * vector_row_bytes(n));
+    let int8_of = |lay: &mut Layout, n: usize| lay.take(t * int8_row_bytes(n));
+    let results_of = |lay: &mut Layout, m: usize| lay.take(t * result_row_bytes(m));
+    let x = vec_of(&mut lay, h);
+    let xq = int8_of(&mut lay, h);
+    let factors = lay.take(t * FACTOR_BYTES);
+    let (rq, rk, rv, ro) = (
+        results_of(&mut lay, h),
+        results_of(&mut lay, kvw),
+        results_of(&mut lay, kvw),
+        results_of(&mut lay, h),
+    );
+    let (vq, vk, vv) = (
+        vec_of(&mut lay, h),
+        vec_of(&mut lay, kvw),
+        vec_of(&mut lay, kvw),
+    );
+    let (qi, ki, vi, ao) = (
+        int8_of(&mut lay, h),
+        int8_of(&mut lay, kvw),
+        int8_of(&mut lay, kvw),
+        int8_of(&mut lay, h),
+    );
+    let (rg, ru, rd) = (
+        results_of(&mut lay, ffn),
+        results_of(&mut lay, ffn),
+        results_of(&mut lay, h),
+    );
+    let (vg, vu, va) = (
+        vec_of(&mut lay, ffn),
+        vec_of(&mut lay, ffn),
+        vec_of(&mut lay, ffn),
+    );
+    let aq = int8_of(&mut lay, ffn);
+    let scratch_bytes = lay.take(0) - scratch_at;
+
+    let unit = |x: f64| Scale::of(x);
+    let inv = |x: f64| Scale::of(1.0 / x);
+    let (inv_q, inv_k, inv_v, unit_out) = (
+        inv(scales.q)?,
+        inv(scales.k)?,
+        inv(scales.v)?,
+        unit(scales.out)?,
+    );
+    let mut cmds = vec![Command::Embed {
+        table: embedding,
+        dst: x,
+        n: h as u32,
+    }];
+    let (h32, kvw32, ffn32) = (h as u32, kvw as u32, ffn as u32);
+    for (l, layer) in ck.layers.iter().enumerate() {
+        let ws: Vec<Scale> = layer
+            .matmuls
+            .iter()
+            .map(|m| Scale::of(f64::from(m.scale)))
+            .collect::<Result<_, _>>()?;
+        let l16 = l as u16;
+        let [g_in, g_attn, g_post, g_ffn] = layer_gains[l];
+        let matmul = |which: u16, src, dst, m, k| Command::Matmul {
+            layer: l16,
+            which,
+            src,
+            dst,
+            m,
+            k,
+        };
+        let dq = |src, dst, m, which: usize, add| Command::Dequant {
+            src,
+            factors,
+            dst,
+            m,
+            scale: ws[which],
+            add,
+        };
+        let nq = |src, gain, dst, n, int8_unit| Command::NormQuant {
+            src,
+            gain,
+            dst,
+            factors,
+            n,
+            int8_unit,
+        };
+        cmds.extend([
+            nq(x, g_in, xq, h32, None),
+            matmul(0, xq, rq, h32, h32),
+            matmul(1, xq, rk, kvw32, h32),
+            matmul(2, xq, rv, kvw32, h32),
+            dq(rq, vq, h32, 0, false),
+            dq(rk, vk, kvw32, 1, false),
+            dq(rv, vv, kvw32, 2, false),
+            Command::Rope {
+                vec: vq,
+                table: rope,
+                heads: c.heads as u32,
+                head_dim: d as u32,
+            },
+            Command::Rope {
+                vec: vk,
+                table: rope,
+                heads: c.kv_heads as u32,
+                head_dim: d as u32,
+            },
+            Command::ToInt8 {
+                src: vq,
+                dst: qi,
+                n: h32,
+                inv_unit: inv_q,
+            },
+            Command::ToInt8 {
+                src: vk,
+                dst: ki,
+                n: kvw32,
+                inv_unit: inv_k,
+            },
+            Command::ToInt8 {
+                src: vv,
+                dst: vi,
+                n: kvw32,
+                inv_unit: inv_v,
+            },
+            Command::Attention {
+                layer: l16,
+                q: qi,
+                k: ki,
+                v: vi,
+                dst: ao,
+            },
+            nq(ao, g_attn, xq, h32, Some(unit_out)),
+            matmul(3, xq, ro, h32, h32),
+            dq(ro, x, h32, 3, true),
+        ]);
+        cmds.extend([
+            nq(x, g_post, xq, h32, None),
+            matmul(4, xq, rg, ffn32, h32),
+            matmul(5, xq, ru, ffn32, h32),
+            dq(rg, vg, ffn32, 4, false),
+            dq(ru, vu, ffn32, 5, false),
+            Command::Relu2Mul {
+                gate: vg,
+                up: vu,
+                dst: va,
+                n: ffn32,
+            },
+            nq(va, g_ffn, aq, ffn32, None),
+            matmul(6, aq, rd, h32, ffn32),
+            dq(rd, x, h32, 6, true),
+        ]);
+    }
+    cmds.extend([
+        Command::NormQuant {
+            src: x,
+            gain: final_gain,
+            dst: xq,
+            factors,
+            n: h32,
+            int8_unit: None,
+        },
+        Command::LmHead {
+            src: xq,
+            weights: head_weights,
+            mantissas: head_mantissas,
+            rows: c.vocab as u32,
+            width: h32,
+            scores: true,
+        },
+        Command::End,
+    ]);
+    assert_eq!(cmds.len(), n_commands, "the room reserved for the commands");
+    let header = Header {
+        design,
+        commands: cmds.len() as u32,
+        commands_at,
+        scratch_at,
+        scratch_bytes,
+        ids_at,
+        output_at,
+        residual_frac,
+        eps: Scale::of(c.norm_eps)?,
+        hidden: h as u32,
+        vocab: c.vocab as u32,
+        max_tokens: max_tokens as u32,
+        max_seq_len: c.max_seq_len as u32,
+    };
+    let mut memory = vec![0u8; lay.take(0) as usize];
+    memory[..HEADER_BYTES].copy_from_slice(&header.encode());
+    for (i, cmd) in cmds.iter().enumerate() {
+        let at = commands_at as usize + i * COMMAND_BYTES;
+        memory[at..at + COMMAND_BYTES].copy_from_slice(&cmd.encode());
+    }
+    for (at, bytes) in data {
+        memory[at as usize..at as usize + bytes.len()].copy_from_slice(&bytes);
+    }
+    Ok(ProgramImage {
+        memory,
+        header,
+        commands: cmds,
+        final_factors: factors,
+        head_exp: head.exp,
+    })
+}

@@ -1,0 +1,597 @@
+//! The sequencer's golden twin: runs a program (`tern_hdl::program`, docs/program.md)
+//! over a memory image for one pass — a decoded token or a prompt — as the one-top
+//! accelerator will: the header read and checked, the pass's token ids written, then
+//! command after command until `End`, every vector in memory, the vector unit's
+//! arithmetic from [`super::vector`] and the ternary matmuls and attention on a
+//! [`Fabric`]. Every read must lie inside memory and every write inside the program's
+//! scratch region; a command that does not is refused with its index, before it writes.
+
+use tern_hdl::program::{
+    int8_row_bytes, result_row_bytes, vector_row_bytes, Command, Header, Int8Head, ProgramError,
+    Scale, COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
+};
+use tern_model::ModelConfig;
+
+use super::bitnet::{attention_rows, check_tokens, Fabric, InputError};
+use super::vector::{
+    argmax, dequant, embed, factor, head_scores, norm_quant, relu2_mul, rope, to_int8, Quantised,
+    Saturations,
+};
+
+/// Why a pass did not run to its end.
+#[derive(Debug, thiserror::Error)]
+pub enum SequencerError<E> {
+    #[error(transparent)]
+    Program(#[from] ProgramError),
+    #[error(transparent)]
+    Input(InputError),
+    #[error("the pass has {tokens} tokens; the program holds at most {max}")]
+    TooManyTokens { tokens: usize, max: usize },
+    #[error("the fabric failed: {0}")]
+    Fabric(E),
+}
+
+/// What a pass leaves: the next token, and every row's score when the program asks.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PassOutput {
+    pub next: usize,
+    pub scores: Option<Vec<i64>>,
+    pub commands_run: usize,
+    pub saturations: u64,
+}
+
+/// A memory image and the program's regions: bounds checks name the command.
+struct Bus<'m> {
+    mem: &'m mut [u8],
+    scratch: (u64, u64),
+    command: usize,
+    op: &'static str,
+}
+
+impl Bus<'_> {
+    fn span(
+        &self,
+        access: &'static str,
+        at: u64,
+        len: u64,
+        writable: bool,
+    ) -> Result<std::ops::Range<usize>, ProgramError> {
+        let end = at.saturating_add(len);
+        let (region, lo, hi) = if writable {
+            ("scratch", self.scratch.0, self.scratch.1)
+        } else {
+            ("memory", 0, self.mem.len() as u64)
+        };
+        if at < lo || end > hi {
+            return Err(ProgramError::OutOfRegion {
+                command: self.command,
+                op: self.op,
+                access,
+                start: at,
+                end,
+                region,
+                region_start: lo,
+                region_end: hi,
+            });
+        }
+        Ok(at as usize..end as usize)
+    }
+    fn read(&self, access: &'static str, at: u64, len: u64) -> Result<&[u8], ProgramError> {
+        let r = self.span(access, at, len, false)?;
+        Ok(&self.mem[r])
+    }
+    fn write(&mut self, access: &'static str, at: u64, data: &[u8]) -> Result<(), ProgramError> {
+        let r = self.span(access, at, data.len() as u64, true)?;
+        self.mem[r].copy_from_slice(data);
+        Ok(())
+    }
+    /// Row `row` of an `i32` vector: its fractional bits and elements.
+    fn vector(
+        &self,
+        access: &'static str,
+        at: u64,
+        row: usize,
+        n: usize,
+    ) -> Result<(Vec<i32>, i32), ProgramError> {
+        let b = self.read(
+            access,
+            row_at(at, row, vector_row_bytes(n)),
+            vector_row_bytes(n),
+        )?;
+        let frac = i32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+        let len = u32::from_le_bytes(b[4..8].try_into().expect("4 bytes")) as usize;
+        if len != n {
+            return Err(ProgramError::Field {
+                command: Some(self.command),
+                field: "n",
+                why: format!("{access} holds vectors of {len}, the command says {n}"),
+            });
+        }
+        Ok((i32s(&b[16..]), frac))
+    }
+    fn write_vector(
+        &mut self,
+        access: &'static str,
+        at: u64,
+        row: usize,
+        v: &[i32],
+        frac: i32,
+    ) -> Result<(), ProgramError> {
+        let mut b = frac.to_le_bytes().to_vec();
+        b.extend((v.len() as u32).to_le_bytes());
+        b.resize(16, 0);
+        b.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        self.write(access, row_at(at, row, vector_row_bytes(v.len())), &b)
+    }
+    fn int8(
+        &self,
+        access: &'static str,
+        at: u64,
+        row: usize,
+        n: usize,
+    ) -> Result<Vec<i8>, ProgramError> {
+        let b = self.read(access, row_at(at, row, int8_row_bytes(n)), n as u64)?;
+        Ok(b.iter().map(|&x| x as i8).collect())
+    }
+    fn write_int8(
+        &mut self,
+        access: &'static str,
+        at: u64,
+        row: usize,
+        q: &[i8],
+    ) -> Result<(), ProgramError> {
+        let mut b: Vec<u8> = q.iter().map(|&x| x as u8).collect();
+        b.resize(int8_row_bytes(q.len()) as usize, 0);
+        self.write(access, row_at(at, row, int8_row_bytes(q.len())), &b)
+    }
+}
+
+/// Where row `row` of `bytes` each starts after `at`; an address past the end of the
+/// address space saturates (and is then refused as outside memory).
+fn row_at(at: u64, row: usize, bytes: u64) -> u64 {
+    at.saturating_add((row as u64).saturating_mul(bytes))
+}
+
+fn i32s(b: &[u8]) -> Vec<i32> {
+    b.chunks_exact(4)
+        .map(|c| i32::from_le_bytes(c.try_into().expect("4 bytes")))
+        .collect()
+}
+
+fn u64_at(b: &[u8], at: usize) -> u64 {
+    u64::from_le_bytes(b[at..at + 8].try_into().expect("8 bytes"))
+}
+
+/// Run one pass of the program at `program_at`: `ids` at positions `position..`.
+pub fn run_pass<F: Fabric>(
+    model: &ModelConfig,
+    mem: &mut [u8],
+    program_at: u64,
+    design: u32,
+    position: usize,
+    ids: &[usize],
+    fabric: &mut F,
+) -> Result<PassOutput, SequencerError<F::Error>> {
+    let header_bytes = mem
+        .get(program_at as usize..)
+        .ok_or(ProgramError::Truncated {
+            what: "the header".into(),
+            need: HEADER_BYTES as u64,
+            have: 0,
+        })?;
+    let h = Header::decode(header_bytes)?;
+    if h.design != design {
+        return Err(ProgramError::Design {
+            program: h.design,
+            accelerator: design,
+        }
+        .into());
+    }
+    if h.hidden as usize != model.hidden || h.vocab as usize != model.vocab {
+        return Err(ProgramError::Field {
+            command: None,
+            field: "hidden/vocab",
+            why: format!(
+                "the program is for hidden {} and vocab {}, the fabric holds {} and {}",
+                h.hidden, h.vocab, model.hidden, model.vocab
+            ),
+        }
+        .into());
+    }
+    if ids.len() > h.max_tokens as usize {
+        return Err(SequencerError::TooManyTokens {
+            tokens: ids.len(),
+            max: h.max_tokens as usize,
+        });
+    }
+    let limits = ModelConfig {
+        max_seq_len: model.max_seq_len.min(h.max_seq_len as usize),
+        ..model.clone()
+    };
+    check_tokens(&limits, position, ids).map_err(SequencerError::Input)?;
+    let scratch_end = h.scratch_at.saturating_add(h.scratch_bytes);
+    let mut bus = Bus {
+        mem,
+        scratch: (h.scratch_at, scratch_end),
+        command: 0,
+        op: "ids",
+    };
+    let id_bytes: Vec<u8> = ids.iter().flat_map(|&i| (i as u32).to_le_bytes()).collect();
+    bus.write("the token ids", h.ids_at, &id_bytes)?;
+    let t = ids.len();
+    let fx = h.residual_frac;
+    let mut sat = Saturations::default();
+    let fab = SequencerError::Fabric;
+    let mut out: Option<(usize, Option<Vec<i64>>)> = None;
+    for index in 0..h.commands as usize {
+        let at = row_at(h.commands_at, index, COMMAND_BYTES as u64);
+        bus.command = index;
+        bus.op = "fetch";
+        let record = bus.read("its record", at, COMMAND_BYTES as u64)?.to_vec();
+        let command = Command::decode(index, &record)?;
+        check_sizes(index, &command)?;
+        match command {
+            Command::End => {
+                let Some((next, scores)) = out.take() else {
+                    return Err(ProgramError::Field {
+                        command: Some(index),
+                        field: "End",
+                        why: "the pass ended before an LM head chose a token".into(),
+                    }
+                    .into());
+                };
+                return Ok(PassOutput {
+                    next,
+                    scores,
+                    commands_run: index + 1,
+                    saturations: sat.0,
+                });
+            }
+            Command::Embed { table, dst, n } => {
+                bus.op = "Embed";
+                let n = n as usize;
+                for (j, &id) in ids.iter().enumerate() {
+                    let row = bus.read(
+                        "the embedding row",
+                        row_at(table, id, 2 * n as u64),
+                        2 * n as u64,
+                    )?;
+                    let bits: Vec<u16> = row
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect();
+                    let x = embed(&bits, fx, &mut sat);
+                    bus.write_vector("the vector", dst, j, &x, fx)?;
+                }
+            }
+            Command::NormQuant {
+                src,
+                gain,
+                dst,
+                factors,
+                n,
+                int8_unit,
+            } => {
+                bus.op = "NormQuant";
+                let n = n as usize;
+                let g = read_gain(&bus, gain, n)?;
+                for j in 0..t {
+                    let (v, frac) = match int8_unit {
+                        Some(Scale { m, e }) => (
+                            bus.int8("the int8 input", src, j, n)?
+                                .iter()
+                                .map(|&o| i32::from(o) * m as i32)
+                                .collect(),
+                            -e,
+                        ),
+                        None => bus.vector("the input", src, j, n)?,
+                    };
+                    let q = norm_quant(&v, frac, &g, h.eps);
+                    bus.write_int8("the int8 output", dst, j, &q.q)?;
+                    let mut f = q.max.to_le_bytes().to_vec();
+                    f.extend(q.rms.to_le_bytes());
+                    f.extend(q.gain_frac.to_le_bytes());
+                    f.resize(FACTOR_BYTES as usize, 0);
+                    bus.write("the factors", row_at(factors, j, FACTOR_BYTES), &f)?;
+                }
+            }
+            Command::Matmul {
+                layer,
+                which,
+                src,
+                dst,
+                m,
+                k,
+            } => {
+                bus.op = "Matmul";
+                let (l, w) = (layer as usize, which as usize);
+                let shapes = model.layer_matmuls();
+                let Some(shape) = shapes.get(w).filter(|_| l < model.layers) else {
+                    return Err(ProgramError::Field {
+                        command: Some(index),
+                        field: "layer/which",
+                        why: format!(
+                            "matrix ({l}, {w}) is not one of the model's {} layers × {}",
+                            model.layers,
+                            shapes.len()
+                        ),
+                    }
+                    .into());
+                };
+                if (shape.m, shape.k) != (m as usize, k as usize) {
+                    return Err(ProgramError::Field {
+                        command: Some(index),
+                        field: "m/k",
+                        why: format!("{m}×{k}, but matrix ({l}, {w}) is {}×{}", shape.m, shape.k),
+                    }
+                    .into());
+                }
+                let mut xs = Vec::with_capacity(t * k as usize);
+                for j in 0..t {
+                    xs.extend(bus.int8("the int8 input", src, j, k as usize)?);
+                }
+                let acc = fabric.matmul(l, w, &xs).map_err(fab)?;
+                for (j, row) in acc.chunks(m as usize).enumerate() {
+                    let mut b: Vec<u8> = row
+                        .iter()
+                        .flat_map(|&a| {
+                            (a.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32).to_le_bytes()
+                        })
+                        .collect();
+                    b.resize(result_row_bytes(m as usize) as usize, 0);
+                    bus.write(
+                        "the results",
+                        row_at(dst, j, result_row_bytes(m as usize)),
+                        &b,
+                    )?;
+                }
+            }
+            Command::Dequant {
+                src,
+                factors,
+                dst,
+                m,
+                scale,
+                add,
+            } => {
+                bus.op = "Dequant";
+                let m = m as usize;
+                for j in 0..t {
+                    let acc: Vec<i64> = i32s(bus.read(
+                        "the results",
+                        row_at(src, j, result_row_bytes(m)),
+                        4 * m as u64,
+                    )?)
+                    .into_iter()
+                    .map(i64::from)
+                    .collect();
+                    let f = bus.read(
+                        "the factors",
+                        row_at(factors, j, FACTOR_BYTES),
+                        FACTOR_BYTES,
+                    )?;
+                    let q = Quantised {
+                        q: vec![],
+                        max: u64_at(f, 0),
+                        rms: u64_at(f, 8),
+                        gain_frac: i32::from_le_bytes(f[16..20].try_into().expect("4 bytes")),
+                    };
+                    let mut y = dequant(&acc, factor(&q, scale, fx), &mut sat);
+                    if add {
+                        let (x, frac) = bus.vector("the residual", dst, j, m)?;
+                        if frac != fx {
+                            return Err(ProgramError::Field {
+                                command: Some(index),
+                                field: "dst",
+                                why: format!("adds into a vector of {frac} fractional bits, not the residual's {fx}"),
+                            }
+                            .into());
+                        }
+                        y = x
+                            .iter()
+                            .zip(&y)
+                            .map(|(&a, &b)| sat.i32(i128::from(a) + i128::from(b)))
+                            .collect();
+                    }
+                    bus.write_vector("the output", dst, j, &y, fx)?;
+                }
+            }
+            Command::Rope {
+                vec,
+                table,
+                heads,
+                head_dim,
+            } => {
+                bus.op = "Rope";
+                let (d, n) = (head_dim as usize, (heads * head_dim) as usize);
+                let row_bytes = (d / 2 * 4) as u64;
+                for j in 0..t {
+                    let b = bus.read(
+                        "the table row",
+                        row_at(table, position + j, row_bytes),
+                        row_bytes,
+                    )?;
+                    let row: Vec<(i16, i16)> = b
+                        .chunks_exact(4)
+                        .map(|c| {
+                            (
+                                i16::from_le_bytes([c[0], c[1]]),
+                                i16::from_le_bytes([c[2], c[3]]),
+                            )
+                        })
+                        .collect();
+                    let (mut v, frac) = bus.vector("the vector", vec, j, n)?;
+                    v.chunks_mut(d).for_each(|head| rope(head, &row, &mut sat));
+                    bus.write_vector("the vector", vec, j, &v, frac)?;
+                }
+            }
+            Command::ToInt8 {
+                src,
+                dst,
+                n,
+                inv_unit,
+            } => {
+                bus.op = "ToInt8";
+                for j in 0..t {
+                    let (v, frac) = bus.vector("the input", src, j, n as usize)?;
+                    let q = to_int8(&v, frac, inv_unit);
+                    bus.write_int8("the int8 output", dst, j, &q)?;
+                }
+            }
+            Command::Attention {
+                layer,
+                q,
+                k,
+                v,
+                dst,
+            } => {
+                bus.op = "Attention";
+                let l = layer as usize;
+                if l >= model.layers {
+                    return Err(ProgramError::Field {
+                        command: Some(index),
+                        field: "layer",
+                        why: format!("{l} is not one of the model's {} layers", model.layers),
+                    }
+                    .into());
+                }
+                let gather = |at: u64, n: usize, what| -> Result<Vec<i8>, ProgramError> {
+                    let mut all = Vec::with_capacity(t * n);
+                    for j in 0..t {
+                        all.extend(bus.int8(what, at, j, n)?);
+                    }
+                    Ok(all)
+                };
+                let (qi, ki, vi) = (
+                    gather(q, model.hidden, "the queries")?,
+                    gather(k, model.kv_width(), "the keys")?,
+                    gather(v, model.kv_width(), "the values")?,
+                );
+                let outs =
+                    attention_rows(model, fabric, l, position, t, [&qi, &ki, &vi]).map_err(fab)?;
+                for (j, o) in outs.iter().enumerate() {
+                    bus.write_int8("the outputs", dst, j, o)?;
+                }
+            }
+            Command::Relu2Mul { gate, up, dst, n } => {
+                bus.op = "Relu2Mul";
+                for j in 0..t {
+                    let (g, gf) = bus.vector("the gate", gate, j, n as usize)?;
+                    let (u, uf) = bus.vector("the up", up, j, n as usize)?;
+                    if gf != uf {
+                        return Err(ProgramError::Field {
+                            command: Some(index),
+                            field: "gate/up",
+                            why: format!("{gf} and {uf} fractional bits differ"),
+                        }
+                        .into());
+                    }
+                    let (a, frac) = relu2_mul(&g, &u, gf);
+                    bus.write_vector("the output", dst, j, &a, frac)?;
+                }
+            }
+            Command::LmHead {
+                src,
+                weights,
+                mantissas,
+                rows,
+                width,
+                scores,
+            } => {
+                bus.op = "LmHead";
+                let (rows, width) = (rows as usize, width as usize);
+                let q = bus.int8("the int8 input", src, t - 1, width)?;
+                let w: Vec<i8> = bus
+                    .read("the weights", weights, (rows * width) as u64)?
+                    .iter()
+                    .map(|&x| x as i8)
+                    .collect();
+                let row_m: Vec<u16> = bus
+                    .read("the row mantissas", mantissas, 2 * rows as u64)?
+                    .chunks_exact(2)
+                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                    .collect();
+                let head = Int8Head {
+                    rows,
+                    width,
+                    w,
+                    row_m,
+                    exp: 0,
+                };
+                let s = head_scores(&head, &q);
+                let next = argmax(&s);
+                let mut b = (next as u32).to_le_bytes().to_vec();
+                b.extend((u32::from(scores)).to_le_bytes());
+                b.extend((rows as u64).to_le_bytes());
+                if scores {
+                    b.extend(s.iter().flat_map(|x| x.to_le_bytes()));
+                }
+                bus.write("the output", h.output_at, &b)?;
+                out = Some((next, scores.then_some(s)));
+            }
+        }
+    }
+    Err(ProgramError::NoEnd(h.commands).into())
+}
+
+/// Sizes a command may carry: at least one element, at most 2^20 per row (2^24 rows of
+/// an LM head), an even head dimension; anything else is a broken program.
+fn check_sizes(index: usize, c: &Command) -> Result<(), ProgramError> {
+    let in_range = |field: &'static str, v: u32, max: u32| {
+        if (1..=max).contains(&v) {
+            Ok(())
+        } else {
+            Err(ProgramError::Field {
+                command: Some(index),
+                field,
+                why: format!("{v} is outside 1..={max}"),
+            })
+        }
+    };
+    const ROW: u32 = 1 << 20;
+    match *c {
+        Command::Embed { n, .. }
+        | Command::NormQuant { n, .. }
+        | Command::ToInt8 { n, .. }
+        | Command::Relu2Mul { n, .. } => in_range("n", n, ROW),
+        Command::Matmul { m, k, .. } => in_range("m", m, ROW).and(in_range("k", k, ROW)),
+        Command::Dequant { m, .. } => in_range("m", m, ROW),
+        Command::Rope {
+            heads, head_dim, ..
+        } => {
+            in_range("heads", heads, 1 << 10)?;
+            in_range("head_dim", head_dim, 1 << 12)?;
+            if head_dim % 2 != 0 {
+                return Err(ProgramError::Field {
+                    command: Some(index),
+                    field: "head_dim",
+                    why: format!("{head_dim} is odd: RoPE rotates pairs"),
+                });
+            }
+            Ok(())
+        }
+        Command::LmHead { rows, width, .. } => {
+            in_range("rows", rows, 1 << 24).and(in_range("width", width, ROW))
+        }
+        Command::Attention { .. } | Command::End => Ok(()),
+    }
+}
+
+fn read_gain(bus: &Bus, at: u64, n: usize) -> Result<tern_hdl::program::Gain, ProgramError> {
+    let b = bus.read("the gain", at, 16 + 2 * n as u64)?;
+    let frac = i32::from_le_bytes(b[..4].try_into().expect("4 bytes"));
+    if !(0..=15).contains(&frac) {
+        return Err(ProgramError::Field {
+            command: Some(bus.command),
+            field: "gain",
+            why: format!("its shift {frac} is outside 0..=15"),
+        });
+    }
+    Ok(tern_hdl::program::Gain {
+        frac,
+        g: b[16..]
+            .chunks_exact(2)
+            .map(|c| i16::from_le_bytes([c[0], c[1]]))
+            .collect(),
+    })
+}
