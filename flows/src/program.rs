@@ -36,10 +36,11 @@ impl Layout {
     }
 }
 
-/// The program for `ck` with the attention's `scales`, passes of up to `max_tokens`.
+/// The program for `ck` with the attention's units (`scales`: one for every layer or one
+/// per layer), passes of up to `max_tokens`.
 pub fn build(
     ck: &Checkpoint,
-    scales: AttentionScales,
+    scales: &[AttentionScales],
     residual_frac: i32,
     max_tokens: usize,
     design: u32,
@@ -48,6 +49,13 @@ pub fn build(
     let (h, kvw, ffn, d) = (c.hidden, c.kv_width(), c.ffn, c.head_dim);
     if max_tokens == 0 {
         bail!("a program needs room for at least one token a pass");
+    }
+    if scales.len() != 1 && scales.len() != c.layers {
+        bail!(
+            "attention units for {} layers, the model has {}",
+            scales.len(),
+            c.layers
+        );
     }
     let mut data: Vec<(u64, Vec<u8>)> = vec![];
     let mut lay = Layout { next: 0 };
@@ -135,14 +143,7 @@ pub fn build(
     let aq = int8_of(&mut lay, ffn);
     let scratch_bytes = lay.take(0) - scratch_at;
 
-    let unit = |x: f64| Scale::of(x);
     let inv = |x: f64| Scale::of(1.0 / x);
-    let (inv_q, inv_k, inv_v, unit_out) = (
-        inv(scales.q)?,
-        inv(scales.k)?,
-        inv(scales.v)?,
-        unit(scales.out)?,
-    );
     let mut cmds = vec![Command::Embed {
         table: embedding,
         dst: x,
@@ -156,6 +157,8 @@ pub fn build(
             .map(|m| Scale::of(f64::from(m.scale)))
             .collect::<Result<_, _>>()?;
         let l16 = l as u16;
+        let s = scales[l.min(scales.len() - 1)];
+        let (inv_q, inv_k, inv_v, unit_out) = (inv(s.q)?, inv(s.k)?, inv(s.v)?, Scale::of(s.out)?);
         let [g_in, g_attn, g_post, g_ffn] = layer_gains[l];
         let matmul = |which: u16, src, dst, m, k| Command::Matmul {
             layer: l16,

@@ -27,7 +27,7 @@ fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramIma
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
     let cfg = attention();
     let scales = AttentionScales::of(&cfg);
-    let image = build(&ck, scales, RESIDUAL_FRAC, 16, DESIGN).unwrap();
+    let image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN).unwrap();
     (ck, cfg, scales, image)
 }
 
@@ -35,7 +35,7 @@ fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramIma
 fn the_program_runs_every_pass_as_the_fixed_point_model_does() {
     for seed in [1u64, 2] {
         let (ck, cfg, scales, mut image) = setup(seed);
-        let program = VectorProgram::build(&ck, scales, RESIDUAL_FRAC).unwrap();
+        let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
         let mut model = FixedPointModel::new(&ck, &program);
         let mut model_fabric = GoldenFabric::new(&ck, &cfg);
         let mut seq_fabric = GoldenFabric::new(&ck, &cfg);

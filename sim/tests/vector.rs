@@ -203,7 +203,7 @@ fn a_whole_token_in_fixed_point_follows_the_float_reference() {
     for seed in [1u64, 2, 3] {
         let ck = Checkpoint::random(&tiny, seed);
         let (scales, cfg) = calibrated(&ck, &prompt);
-        let program = VectorProgram::build(&ck, scales, RESIDUAL_FRAC).unwrap();
+        let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
         let mut float = FloatReference::new(&ck);
         let mut fixed = FixedPointModel::new(&ck, &program);
         let mut fabric = GoldenFabric::new(&ck, &cfg);
@@ -242,7 +242,7 @@ fn a_prompt_in_one_pass_equals_it_in_pieces() {
     let ck = Checkpoint::random(&tiny, 7);
     let prompt = [9usize, 8, 7, 100, 101, 102, 255, 0, 1, 2, 3];
     let (scales, cfg) = calibrated(&ck, &prompt);
-    let program = VectorProgram::build(&ck, scales, RESIDUAL_FRAC).unwrap();
+    let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
     let mut whole = FixedPointModel::new(&ck, &program);
     let mut whole_fabric = GoldenFabric::new(&ck, &cfg);
     let at_once = whole.forward(&mut whole_fabric, &prompt).unwrap();

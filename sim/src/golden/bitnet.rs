@@ -101,8 +101,10 @@ pub struct FloatReference<'a> {
     keys: Vec<Vec<f32>>,
     values: Vec<Vec<f32>>,
     position: usize,
-    /// Ranges of the attention's operands so far (for calibrating static scales).
+    /// Ranges of the attention's operands so far (for calibrating static scales), over
+    /// every layer and per layer.
     pub ranges: AttentionRanges,
+    pub layer_ranges: Vec<AttentionRanges>,
 }
 
 impl<'a> FloatReference<'a> {
@@ -114,6 +116,7 @@ impl<'a> FloatReference<'a> {
             values: vec![vec![]; layers],
             position: 0,
             ranges: AttentionRanges::default(),
+            layer_ranges: vec![AttentionRanges::default(); layers],
         }
     }
 
@@ -142,12 +145,13 @@ impl<'a> FloatReference<'a> {
             let v = bitlinear(&a, wv);
             q.chunks_mut(d).for_each(|head| rope(head, p, c.rope_theta));
             k.chunks_mut(d).for_each(|head| rope(head, p, c.rope_theta));
-            let r = &mut self.ranges;
-            (r.q, r.k, r.v) = (
-                r.q.max(absmax(&q)),
-                r.k.max(absmax(&k)),
-                r.v.max(absmax(&v)),
-            );
+            for r in [&mut self.ranges, &mut self.layer_ranges[l]] {
+                (r.q, r.k, r.v) = (
+                    r.q.max(absmax(&q)),
+                    r.k.max(absmax(&k)),
+                    r.v.max(absmax(&v)),
+                );
+            }
             self.keys[l].extend_from_slice(&k);
             self.values[l].extend_from_slice(&v);
             let kv = c.kv_width();
@@ -176,7 +180,9 @@ impl<'a> FloatReference<'a> {
                     attn[head * d + i] = (out / total) as f32;
                 }
             }
-            self.ranges.out = self.ranges.out.max(absmax(&attn));
+            for r in [&mut self.ranges, &mut self.layer_ranges[l]] {
+                r.out = r.out.max(absmax(&attn));
+            }
             let o = bitlinear(&rmsnorm(&attn, &layer.attn_sub_norm, eps), wo);
             x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
             let a = rmsnorm(&x, &layer.post_attention_layernorm, eps);
@@ -575,7 +581,8 @@ pub enum ModelRunError<E> {
 /// and the streamed attention golden model over per-(layer, KV head) int8 caches.
 pub struct GoldenFabric<'a> {
     ck: &'a Checkpoint,
-    attention: AttentionConfig,
+    /// The attention engine's arithmetic, per layer (its units may differ by layer).
+    attention: Vec<AttentionConfig>,
     /// Per (layer, KV head): keys and values so far, token-major.
     caches: Vec<(Vec<i8>, Vec<i8>)>,
 }
@@ -584,14 +591,19 @@ impl<'a> GoldenFabric<'a> {
     /// `attention`: the engine whose arithmetic (tables, constants) attention follows;
     /// its head_dim must be the model's.
     pub fn new(ck: &'a Checkpoint, attention: &AttentionConfig) -> Self {
+        Self::per_layer(ck, vec![attention.clone(); ck.config.layers])
+    }
+
+    /// One attention engine's arithmetic per layer (units calibrated layer by layer).
+    pub fn per_layer(ck: &'a Checkpoint, attention: Vec<AttentionConfig>) -> Self {
         let c = &ck.config;
-        assert_eq!(
-            attention.attention.head_dim, c.head_dim,
-            "attention head_dim"
-        );
+        assert_eq!(attention.len(), c.layers, "one attention config per layer");
+        for a in &attention {
+            assert_eq!(a.attention.head_dim, c.head_dim, "attention head_dim");
+        }
         GoldenFabric {
             ck,
-            attention: attention.clone(),
+            attention,
             caches: vec![(vec![], vec![]); c.layers * c.kv_heads],
         }
     }
@@ -649,13 +661,13 @@ impl Fabric for GoldenFabric<'_> {
             queries.len() / d,
             seq,
             causal,
-            self.attention.attention.tile,
+            self.attention[layer].attention.tile,
         );
         fn view(m: &[i8], n: usize, d: usize) -> ArrayView2<'_, i8> {
             ArrayView2::from_shape((n, d), m).expect("whole rows")
         }
         Ok(streamed_attention(
-            &self.attention,
+            &self.attention[layer],
             &rows,
             view(queries, queries.len() / d, d),
             view(keys, seq, d),

@@ -47,17 +47,24 @@ pub struct VectorProgram {
 }
 
 impl VectorProgram {
+    /// `scales`: the attention's units, one for every layer or one per layer.
     pub fn build(
         ck: &Checkpoint,
-        scales: AttentionScales,
+        scales: &[AttentionScales],
         residual_frac: i32,
     ) -> Result<VectorProgram, ScaleError> {
         let c = &ck.config;
+        assert!(
+            scales.len() == 1 || scales.len() == c.layers,
+            "attention units for every layer or one per layer"
+        );
         let inv = |unit: f64| Scale::of(1.0 / unit);
         let layers = ck
             .layers
             .iter()
-            .map(|l| {
+            .enumerate()
+            .map(|(i, l)| {
+                let scales = scales[i.min(scales.len() - 1)];
                 Ok(LayerProgram {
                     input_norm: Gain::of(&l.input_layernorm),
                     attn_sub_norm: Gain::of(&l.attn_sub_norm),

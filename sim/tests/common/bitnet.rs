@@ -3,7 +3,7 @@
 
 use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
-use tern_sim::golden::bitnet::{AttentionScales, FloatReference};
+use tern_sim::golden::bitnet::{AttentionRanges, AttentionScales, FloatReference};
 
 pub fn attention_config() -> AttentionConfig {
     let path = concat!(
@@ -23,13 +23,54 @@ pub fn cosine(a: &[f32], b: &[f32]) -> f64 {
     dot / (n(a) * n(b))
 }
 
-/// Scales measured by the float reference over `tokens`, and the engine built for them.
+/// The tiny engine with the checkpoint's head dimension, built for `s`.
+fn engine_for(ck: &Checkpoint, s: AttentionScales) -> AttentionConfig {
+    let base = attention_config();
+    let toml = base.to_toml().replace(
+        &format!("head_dim = {}", base.attention.head_dim),
+        &format!("head_dim = {}", ck.config.head_dim),
+    );
+    AttentionConfig::from_toml(&toml, "the tiny engine")
+        .unwrap()
+        .with_scales([s.q, s.k, s.v, s.out], "calibrated")
+        .unwrap()
+}
+
+/// Scales measured by the float reference over `tokens` (one set for every layer), and
+/// the engine built for them.
 pub fn calibrated(ck: &Checkpoint, tokens: &[usize]) -> (AttentionScales, AttentionConfig) {
     let mut float = FloatReference::new(ck);
     tokens.iter().for_each(|&t| drop(float.step(t)));
     let s = AttentionScales::covering(&float.ranges);
-    let cfg = attention_config()
-        .with_scales([s.q, s.k, s.v, s.out], "calibrated")
-        .unwrap();
-    (s, cfg)
+    (s, engine_for(ck, s))
+}
+
+/// How far above the calibration prompt's largest value per-layer units reach: decoding
+/// goes beyond what a short prompt showed. Measured on the 2B4T-layout test model against
+/// transformers (BENCHMARKS.md): 1.25 gave the best worst-case cosine of 1, 1.25 and 1.5.
+const HEADROOM: f32 = 1.25;
+
+/// Scales measured by the float reference over `tokens` layer by layer (with
+/// [`HEADROOM`]), and an engine for each layer.
+#[allow(dead_code)] // not every test that includes this file calibrates per layer
+pub fn calibrated_per_layer(
+    ck: &Checkpoint,
+    tokens: &[usize],
+) -> (Vec<AttentionScales>, Vec<AttentionConfig>) {
+    let mut float = FloatReference::new(ck);
+    tokens.iter().for_each(|&t| drop(float.step(t)));
+    let scales: Vec<AttentionScales> = float
+        .layer_ranges
+        .iter()
+        .map(|r| {
+            AttentionScales::covering(&AttentionRanges {
+                q: r.q * HEADROOM,
+                k: r.k * HEADROOM,
+                v: r.v * HEADROOM,
+                out: r.out * HEADROOM,
+            })
+        })
+        .collect();
+    let engines = scales.iter().map(|&s| engine_for(ck, s)).collect();
+    (scales, engines)
 }
