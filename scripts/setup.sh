@@ -66,6 +66,15 @@ if ! python3 -c "import cocotb, cocotbext.axi, numpy" >/dev/null 2>&1 || ! comma
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash; fi
 fi
 
+# The yardstick of tern's BitNet models: transformers' own BitNetForCausalLM on CPU
+# (sim/tests/bitnet_transformers.rs). Large (torch); installed once.
+reference=(torch==2.15.0 transformers==5.25.0 accelerate==1.16.0)
+if ! python3 -c "import torch, transformers, accelerate" >/dev/null 2>&1; then
+    echo "tern setup: installing ${reference[*]} from PyPI (a few minutes, once)" >&2
+    pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    "${pip[@]}" "${reference[@]}" 2>/dev/null || $sudo "${pip[@]}" --break-system-packages "${reference[@]}"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "tern setup: cargo (Rust) is required; install it with rustup" >&2
     exit 1
