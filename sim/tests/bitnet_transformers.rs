@@ -18,29 +18,10 @@ use std::path::Path;
 use std::process::Command;
 
 use tern_model::checkpoint::Checkpoint;
-use tern_model::ModelConfig;
 use tern_sim::golden::bitnet::{greedy, GoldenFabric, IntegerModel};
 use tern_sim::golden::fixed_point::{FixedPointModel, VectorProgram, RESIDUAL_FRAC};
 
-use bitnet_helpers::{calibrated, calibrated_per_layer, cosine};
-
-/// A small model in the 2B4T layout: four query heads per KV head, as the 2B has.
-fn layout_2b4t() -> ModelConfig {
-    ModelConfig {
-        name: "2b4t-small".into(),
-        hidden: 256,
-        layers: 4,
-        heads: 8,
-        kv_heads: 2,
-        head_dim: 32,
-        ffn: 640,
-        vocab: 512,
-        rope_theta: 500000.0,
-        norm_eps: 1e-5,
-        max_seq_len: 64,
-        ..ModelConfig::preset("tiny").unwrap()
-    }
-}
+use bitnet_helpers::{calibrated, calibrated_per_layer, cosine, layout_2b4t};
 
 struct Transformers {
     fed: Vec<usize>,

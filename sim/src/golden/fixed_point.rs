@@ -100,6 +100,8 @@ pub struct TokenOut {
     /// The int8 head's scores (`acc_r · m_r`), what the argmax compared.
     pub scores: Vec<i64>,
     pub logits: Vec<f32>,
+    /// The last token's final norm: what every LM head format reads.
+    pub last: Quantised,
 }
 
 /// The fixed-point model, run token by token or a prompt at a time over a [`Fabric`].
@@ -235,6 +237,7 @@ impl<'a> FixedPointModel<'a> {
             next,
             scores,
             logits,
+            last,
         })
     }
 }

@@ -10,7 +10,7 @@
 //! [`norm_quant`], [`dequant`], [`rope`], [`to_int8`], [`relu2_mul`], [`head_scores`] on
 //! every token.
 
-pub use tern_hdl::program::{rope_table, Gain, Int8Head, Scale, ScaleError, ROPE_FRAC};
+pub use tern_hdl::program::{rope_table, Gain, Int4Head, Int8Head, Scale, ScaleError, ROPE_FRAC};
 
 fn pow2(e: i32) -> f64 {
     2f64.powi(e)
@@ -263,6 +263,30 @@ pub fn head_scores(head: &Int8Head, q: &[i8]) -> Vec<i64> {
                 .map(|(&w, &x)| i64::from(w) * i64::from(x))
                 .sum();
             acc * i64::from(m)
+        })
+        .collect()
+}
+
+/// Per row `Σ_g m_rg · Σ_{i in g} w_ri · q_i`: the 4-bit head's logits up to one positive
+/// factor per token, exactly.
+pub fn head4_scores(head: &Int4Head, q: &[i8]) -> Vec<i64> {
+    let groups = head.width / head.group;
+    head.w
+        .chunks(head.width)
+        .enumerate()
+        .map(|(r, row)| {
+            row.chunks(head.group)
+                .zip(q.chunks(head.group))
+                .zip(&head.group_m[r * groups..(r + 1) * groups])
+                .map(|((w, x), &m)| {
+                    let acc: i64 = w
+                        .iter()
+                        .zip(x)
+                        .map(|(&w, &x)| i64::from(w) * i64::from(x))
+                        .sum();
+                    acc * i64::from(m)
+                })
+                .sum()
         })
         .collect()
 }

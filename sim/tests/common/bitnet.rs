@@ -3,6 +3,7 @@
 
 use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
+use tern_model::ModelConfig;
 use tern_sim::golden::bitnet::{AttentionRanges, AttentionScales, FloatReference};
 
 pub fn attention_config() -> AttentionConfig {
@@ -73,4 +74,23 @@ pub fn calibrated_per_layer(
         .collect();
     let engines = scales.iter().map(|&s| engine_for(ck, s)).collect();
     (scales, engines)
+}
+
+/// A small model in the 2B4T layout: four query heads per KV head, as the 2B has.
+#[allow(dead_code)] // not every test that includes this file needs it
+pub fn layout_2b4t() -> ModelConfig {
+    ModelConfig {
+        name: "2b4t-small".into(),
+        hidden: 256,
+        layers: 4,
+        heads: 8,
+        kv_heads: 2,
+        head_dim: 32,
+        ffn: 640,
+        vocab: 512,
+        rope_theta: 500000.0,
+        norm_eps: 1e-5,
+        max_seq_len: 64,
+        ..ModelConfig::preset("tiny").unwrap()
+    }
 }
