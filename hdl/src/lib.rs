@@ -15,6 +15,7 @@ pub mod streams;
 pub mod timing;
 pub mod tlmm;
 pub mod top;
+pub mod vector;
 pub mod weights;
 
 pub use config::{AttentionConfig, Config, ConfigError, DesignConfig, EngineKind, Geometry};

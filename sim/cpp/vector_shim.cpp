@@ -1,0 +1,150 @@
+// tern's C ABI over a Verilated `tern_norm_quant` (the vector unit's RMSNorm and int8
+// quantisation): one command at a time, its elements fed and its int8 vector collected
+// through the valid/ready handshakes, optionally with seeded random stalls on both
+// sides. LANES is defined ahead of this file by the Rust side that builds it.
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include "Vtern_norm_quant.h"
+#include "verilated.h"
+#include "verilated_vcd_c.h"
+
+static void put(CData& p, const uint32_t* w) { p = (CData)w[0]; }
+static void put(SData& p, const uint32_t* w) { p = (SData)w[0]; }
+static void put(IData& p, const uint32_t* w) { p = w[0]; }
+static void put(QData& p, const uint32_t* w) { p = (QData)w[0] | ((QData)w[1] << 32); }
+template <std::size_t N> static void put(VlWide<N>& p, const uint32_t* w) {
+    for (std::size_t i = 0; i < N; i++) p[i] = w[i];
+}
+static void get(const CData& p, uint32_t* w) { w[0] = p; }
+static void get(const SData& p, uint32_t* w) { w[0] = p; }
+static void get(const IData& p, uint32_t* w) { w[0] = p; }
+static void get(const QData& p, uint32_t* w) { w[0] = (uint32_t)p; w[1] = (uint32_t)(p >> 32); }
+template <std::size_t N> static void get(const VlWide<N>& p, uint32_t* w) {
+    for (std::size_t i = 0; i < N; i++) w[i] = p[i];
+}
+
+struct NormQuant {
+    std::unique_ptr<VerilatedContext> context;
+    std::unique_ptr<Vtern_norm_quant> top;
+    std::unique_ptr<VerilatedVcdC> trace;
+    uint64_t time = 0;
+    uint64_t rng = 1;
+    bool stall() {
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        return rng % 100 < 30;
+    }
+};
+
+static void tick(NormQuant* m) {
+    m->top->clk = 1;
+    m->top->eval();
+    if (m->trace) m->trace->dump(m->time + 5);
+    m->top->clk = 0;
+    m->top->eval();
+    if (m->trace) m->trace->dump(m->time + 10);
+    m->time += 10;
+}
+
+extern "C" {
+
+uint32_t tern_vector_abi() { return 1; }
+
+void* tern_norm_quant_new(const char* vcd_path) {
+    auto* m = new NormQuant;
+    m->context = std::make_unique<VerilatedContext>();
+    if (vcd_path) m->context->traceEverOn(true);
+    m->top = std::make_unique<Vtern_norm_quant>(m->context.get());
+    if (vcd_path) {
+        m->trace = std::make_unique<VerilatedVcdC>();
+        m->top->trace(m->trace.get(), 99);
+        m->trace->open(vcd_path);
+    }
+    m->top->clk = 0;
+    m->top->rst = 1;
+    m->top->cmd_valid = 0;
+    m->top->in_valid = 0;
+    m->top->out_ready = 0;
+    m->top->eval();
+    for (int i = 0; i < 4; i++) tick(m);
+    m->top->rst = 0;
+    m->top->eval();
+    return m;
+}
+
+void tern_norm_quant_free(void* p) {
+    auto* m = static_cast<NormQuant*>(p);
+    if (m->trace) m->trace->close();
+    m->top->final();
+    delete m;
+}
+
+// One command over `n` elements (a multiple of LANES). Writes the n int8 outputs to `q`
+// (and how many arrived to `*got`), M to `*max_abs` and r to `*rms`; returns the clocks
+// from the command to done, or UINT64_MAX when `limit` clocks pass first. `stall_seed`
+// non-zero: the feeder and the consumer each hold back on 30 % of clocks.
+uint64_t tern_norm_quant_run(void* p, uint32_t n, int32_t v_frac, uint32_t eps_m, int32_t eps_e,
+                             const int32_t* v, const int16_t* g, int8_t* q, uint32_t* got,
+                             uint64_t* max_abs, uint64_t* rms, uint64_t limit,
+                             uint64_t stall_seed) {
+    auto* m = static_cast<NormQuant*>(p);
+    auto* t = m->top.get();
+    m->rng = stall_seed | 1;
+    bool stalls = stall_seed != 0;
+    const uint32_t beats = n / LANES;
+    uint32_t fed = 0, out = 0;
+    bool commanded = false;
+    *got = 0;
+    for (uint64_t clock = 0; clock < limit; clock++) {
+        // Drive this clock's inputs.
+        t->cmd_valid = !commanded;
+        t->cmd_n = n;
+        t->cmd_v_frac = (uint32_t)v_frac;
+        t->cmd_eps_m = eps_m;
+        t->cmd_eps_e = (uint32_t)eps_e;
+        bool offer = commanded && fed < beats && !(stalls && m->stall());
+        t->in_valid = offer;
+        uint32_t vw[LANES], gw[(LANES + 1) / 2 + 1];
+        std::memset(gw, 0, sizeof gw);
+        if (fed < beats) {
+            for (uint32_t l = 0; l < LANES; l++) {
+                vw[l] = (uint32_t)v[fed * LANES + l];
+                gw[l / 2] |= ((uint32_t)(uint16_t)g[fed * LANES + l]) << (16 * (l % 2));
+            }
+        } else {
+            std::memset(vw, 0, sizeof vw);
+        }
+        put(t->in_v, vw);
+        put(t->in_g, gw);
+        t->out_ready = !(stalls && m->stall());
+        t->eval();
+        bool cmd = t->cmd_valid && t->cmd_ready;
+        bool in = t->in_valid && t->in_ready;
+        bool res = t->out_valid && t->out_ready;
+        bool finished = commanded && t->done && out == beats;
+        if (finished) {
+            *max_abs = t->max_abs;
+            *rms = t->rms;
+            *got = out * LANES;
+            return clock;
+        }
+        if (res) {
+            uint32_t qw[(LANES + 3) / 4 + 1];
+            get(t->out_q, qw);
+            for (uint32_t l = 0; l < LANES; l++)
+                if (out < beats) q[out * LANES + l] = (int8_t)(qw[l / 4] >> (8 * (l % 4)));
+            out++;
+        }
+        tick(m);
+        if (cmd) commanded = true;
+        if (in) fed++;
+    }
+    *got = out * LANES;
+    return UINT64_MAX;
+}
+
+void tern_norm_quant_flush(void* p) {
+    auto* m = static_cast<NormQuant*>(p);
+    if (m->trace) m->trace->flush();
+}
+}

@@ -1,0 +1,275 @@
+//! The vector unit's RTL under Verilator (`cpp/vector_shim.cpp`), checked against its
+//! golden model (`golden::vector`): one `norm_quant` command at a time.
+
+use std::path::{Path, PathBuf};
+
+use libloading::Library;
+use tern_hdl::emit::{content_hash, EmitError, WAIVER_FILE};
+use tern_hdl::program::{Gain, Scale};
+use tern_hdl::vector::{norm_quant_verilog, NormQuantShape, NORM_QUANT_FILE, NORM_QUANT_MODULE};
+
+use crate::golden::vector::{norm_quant, Quantised};
+use crate::verilator::{open_shim_library, waveform_path, BridgeError, ModelCache};
+
+const SHIM: &str = include_str!("../../cpp/vector_shim.cpp");
+const SHIM_ABI: u32 = 1;
+
+type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut std::ffi::c_void;
+type FreeFn = unsafe extern "C" fn(*mut std::ffi::c_void);
+#[allow(clippy::type_complexity)]
+type RunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    u32,
+    i32,
+    u32,
+    i32,
+    *const i32,
+    *const i16,
+    *mut i8,
+    *mut u32,
+    *mut u64,
+    *mut u64,
+    u64,
+    u64,
+) -> u64;
+
+/// A Verilated `norm_quant` of one shape.
+pub struct NormQuantModel {
+    shape: NormQuantShape,
+    _lib: Library,
+    new: NewFn,
+    free: FreeFn,
+    run: RunFn,
+    flush: FreeFn,
+    pub path: PathBuf,
+}
+
+/// One `norm_quant` command's operands.
+#[derive(Debug, Clone, Copy)]
+pub struct NormQuantInput<'a> {
+    pub v: &'a [i32],
+    pub v_frac: i32,
+    pub gain: &'a Gain,
+    pub eps: Scale,
+}
+
+/// What the RTL returned for one command, as it came.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RawRun {
+    pub q: Vec<i8>,
+    /// Outputs that arrived (more than `q` holds means extra beats).
+    pub outputs: u32,
+    pub max: u64,
+    pub rms: u64,
+    /// `u64::MAX`: no done within the limit.
+    pub clocks: u64,
+}
+
+/// What one command gave.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct NormQuantRun {
+    pub out: Quantised,
+    pub clocks: u64,
+}
+
+/// Why a command's result is not the golden model's.
+#[derive(Debug, thiserror::Error)]
+pub enum NormQuantError {
+    #[error(transparent)]
+    Bridge(#[from] BridgeError),
+    #[error("norm_quant ({lanes} lanes) seed {seed}, n {n}: {what}; waveform {waveform}")]
+    Mismatch {
+        lanes: usize,
+        seed: u64,
+        n: usize,
+        what: String,
+        waveform: String,
+    },
+}
+
+impl ModelCache {
+    /// Build (or load from the cache) the `norm_quant` block of `shape`.
+    pub fn load_norm_quant(&self, shape: NormQuantShape) -> Result<NormQuantModel, BridgeError> {
+        let verilog = norm_quant_verilog(shape).map_err(|e| BridgeError::Load {
+            path: NORM_QUANT_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let key = content_hash(&verilog, SHIM)[..16].to_string();
+        let dir = self
+            .root
+            .join("models")
+            .join(format!("vector-{key}-abi{SHIM_ABI}"));
+        let so = dir.join("model.so");
+        if !so.exists() {
+            let shim = format!("#define LANES {}\n{SHIM}", shape.lanes);
+            self.verilate(
+                &format!("vector-{key}"),
+                &dir,
+                &|src| {
+                    let write = |name: &str, text: &str| {
+                        std::fs::create_dir_all(src)
+                            .and_then(|_| std::fs::write(src.join(name), text))
+                            .map_err(|cause| EmitError::Write {
+                                path: src.join(name).display().to_string(),
+                                cause,
+                            })
+                    };
+                    write(NORM_QUANT_FILE, &verilog)?;
+                    write(WAIVER_FILE, "`verilator_config\n")
+                },
+                NORM_QUANT_MODULE,
+                &[NORM_QUANT_FILE],
+                &shim,
+            )?;
+        }
+        let lib = open_shim_library(&so, b"tern_vector_abi\0", SHIM_ABI)?;
+        let load_err = |e: libloading::Error| BridgeError::Load {
+            path: so.display().to_string(),
+            message: e.to_string(),
+        };
+        // SAFETY: the symbol types match the shim's `extern "C"` declarations, whose ABI
+        // version was checked.
+        unsafe {
+            let new: NewFn = *lib.get(b"tern_norm_quant_new\0").map_err(load_err)?;
+            let free: FreeFn = *lib.get(b"tern_norm_quant_free\0").map_err(load_err)?;
+            let run: RunFn = *lib.get(b"tern_norm_quant_run\0").map_err(load_err)?;
+            let flush: FreeFn = *lib.get(b"tern_norm_quant_flush\0").map_err(load_err)?;
+            Ok(NormQuantModel {
+                shape,
+                _lib: lib,
+                new,
+                free,
+                run,
+                flush,
+                path: so,
+            })
+        }
+    }
+}
+
+impl NormQuantModel {
+    pub fn shape(&self) -> NormQuantShape {
+        self.shape
+    }
+
+    /// Run one command on a fresh instance (`vcd`: a waveform to write; `stall_seed`
+    /// non-zero: random stalls on both handshakes).
+    pub fn run(
+        &self,
+        input: &NormQuantInput,
+        stall_seed: u64,
+        vcd: Option<&Path>,
+    ) -> Result<RawRun, BridgeError> {
+        let NormQuantInput {
+            v,
+            v_frac,
+            gain,
+            eps,
+        } = *input;
+        let n = v.len();
+        assert!(
+            n > 0
+                && n <= self.shape.max_n
+                && n.is_multiple_of(self.shape.lanes)
+                && gain.g.len() == n,
+            "a vector of {n} does not fit {:?}",
+            self.shape
+        );
+        let path = waveform_path(&self.path, vcd)?;
+        let mut q = vec![0i8; n];
+        let (mut got, mut max, mut rms) = (0u32, 0u64, 0u64);
+        // SAFETY: `new` returns an owned model freed below; every pointer covers what
+        // the shim reads or writes (n elements, one count, two u64).
+        let clocks = unsafe {
+            let m = (self.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()));
+            let limit = 400 + 20 * n as u64;
+            let c = (self.run)(
+                m,
+                n as u32,
+                v_frac,
+                eps.m,
+                eps.e,
+                v.as_ptr(),
+                gain.g.as_ptr(),
+                q.as_mut_ptr(),
+                &mut got,
+                &mut max,
+                &mut rms,
+                limit,
+                stall_seed,
+            );
+            (self.flush)(m);
+            (self.free)(m);
+            c
+        };
+        Ok(RawRun {
+            q,
+            outputs: got,
+            max,
+            rms,
+            clocks,
+        })
+    }
+
+    /// One command against the golden model: the int8 vector, `M` and `r` bit for bit,
+    /// exactly `n` outputs, within the clock limit; on a mismatch the waveform is written
+    /// to `waveforms/` and named.
+    pub fn check(
+        &self,
+        input: &NormQuantInput,
+        seed: u64,
+        stall_seed: u64,
+        waveforms: &Path,
+    ) -> Result<NormQuantRun, NormQuantError> {
+        let (v, gain) = (input.v, input.gain);
+        let want = norm_quant(v, input.v_frac, gain, input.eps);
+        let RawRun {
+            q,
+            outputs: got,
+            max,
+            rms,
+            clocks,
+        } = self.run(input, stall_seed, None)?;
+        let what = if clocks == u64::MAX {
+            Some(format!(
+                "no done within the clock limit ({got} of {} outputs)",
+                v.len()
+            ))
+        } else if got as usize != v.len() {
+            Some(format!("{got} outputs for {} elements", v.len()))
+        } else if let Some(i) = (0..q.len()).find(|&i| q[i] != want.q[i]) {
+            Some(format!(
+                "first differing output q[{i}] = {} (golden {}; v {}, g {})",
+                q[i], want.q[i], v[i], gain.g[i]
+            ))
+        } else if (max, rms) != (want.max, want.rms) {
+            Some(format!(
+                "M {max} r {rms} (golden M {} r {})",
+                want.max, want.rms
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            std::fs::create_dir_all(waveforms).ok();
+            let vcd = waveforms.join(format!("norm_quant-{}-seed{seed}.vcd", self.shape.lanes));
+            let _ = self.run(input, stall_seed, Some(&vcd));
+            return Err(NormQuantError::Mismatch {
+                lanes: self.shape.lanes,
+                seed,
+                n: v.len(),
+                what,
+                waveform: vcd.display().to_string(),
+            });
+        }
+        Ok(NormQuantRun {
+            out: Quantised {
+                q,
+                max,
+                rms,
+                gain_frac: gain.frac,
+            },
+            clocks,
+        })
+    }
+}
