@@ -1,28 +1,8 @@
 // tern's C ABI over a Verilated `tern_norm_quant` (the vector unit's RMSNorm and int8
 // quantisation): one command at a time, its elements fed and its int8 vector collected
 // through the valid/ready handshakes, optionally with seeded random stalls on both
-// sides. LANES is defined ahead of this file by the Rust side that builds it.
-#include <cstdint>
-#include <cstring>
-#include <memory>
+// sides. The Rust side puts `vector_ports.h` and `#define LANES` ahead of this file.
 #include "Vtern_norm_quant.h"
-#include "verilated.h"
-#include "verilated_vcd_c.h"
-
-static void put(CData& p, const uint32_t* w) { p = (CData)w[0]; }
-static void put(SData& p, const uint32_t* w) { p = (SData)w[0]; }
-static void put(IData& p, const uint32_t* w) { p = w[0]; }
-static void put(QData& p, const uint32_t* w) { p = (QData)w[0] | ((QData)w[1] << 32); }
-template <std::size_t N> static void put(VlWide<N>& p, const uint32_t* w) {
-    for (std::size_t i = 0; i < N; i++) p[i] = w[i];
-}
-static void get(const CData& p, uint32_t* w) { w[0] = p; }
-static void get(const SData& p, uint32_t* w) { w[0] = p; }
-static void get(const IData& p, uint32_t* w) { w[0] = p; }
-static void get(const QData& p, uint32_t* w) { w[0] = (uint32_t)p; w[1] = (uint32_t)(p >> 32); }
-template <std::size_t N> static void get(const VlWide<N>& p, uint32_t* w) {
-    for (std::size_t i = 0; i < N; i++) w[i] = p[i];
-}
 
 struct NormQuant {
     std::unique_ptr<VerilatedContext> context;
@@ -30,10 +10,7 @@ struct NormQuant {
     std::unique_ptr<VerilatedVcdC> trace;
     uint64_t time = 0;
     uint64_t rng = 1;
-    bool stall() {
-        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-        return rng % 100 < 30;
-    }
+    bool stall() { return stall_now(rng); }
 };
 
 static void tick(NormQuant* m) {

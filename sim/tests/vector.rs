@@ -392,28 +392,104 @@ fn norm_quant_rtl_matches_the_golden_model() {
     }
 }
 
-/// The `norm_quant` Verilog is lint-clean under `verilator --lint-only -Wall`, with no
+/// The vector unit's Verilog is lint-clean under `verilator --lint-only -Wall`, with no
 /// waiver, at every lane count a design may use.
 #[test]
-fn norm_quant_verilog_is_lint_clean() {
-    use tern_hdl::vector::{norm_quant_verilog, NormQuantShape, NORM_QUANT_FILE};
+fn vector_unit_verilog_is_lint_clean() {
+    use tern_hdl::vector::{dequant_verilog, norm_quant_verilog, NormQuantShape};
     let dir = tempfile::tempdir().unwrap();
     for (lanes, max_n) in [(1usize, 8usize), (2, 64), (4, 4096), (8, 6912), (16, 16384)] {
-        let path = dir.path().join(NORM_QUANT_FILE);
-        std::fs::write(
-            &path,
-            norm_quant_verilog(NormQuantShape { lanes, max_n }).unwrap(),
-        )
-        .unwrap();
-        let o = std::process::Command::new("verilator")
-            .args(["--lint-only", "-Wall"])
-            .arg(&path)
-            .output()
-            .expect("verilator on PATH (scripts/setup.sh installs it)");
-        assert!(
-            o.status.success(),
-            "{lanes} lanes, max_n {max_n}:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        for (name, text) in [
+            (
+                "tern_norm_quant.v",
+                norm_quant_verilog(NormQuantShape { lanes, max_n }).unwrap(),
+            ),
+            ("tern_dequant.v", dequant_verilog(lanes).unwrap()),
+        ] {
+            let path = dir.path().join(name);
+            std::fs::write(&path, text).unwrap();
+            let o = std::process::Command::new("verilator")
+                .args(["--lint-only", "-Wall"])
+                .arg(&path)
+                .output()
+                .expect("verilator on PATH (scripts/setup.sh installs it)");
+            assert!(
+                o.status.success(),
+                "{name}, {lanes} lanes:\n{}",
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+    }
+}
+
+/// The `dequant` RTL (4 and 8 lanes) against its golden model, bit for bit: the factor
+/// `K·2^t` from random norms and weight scales, outputs at random fractional bits (some
+/// shifting left), extreme results, residual adds that saturate, random stalls.
+#[test]
+fn dequant_rtl_matches_the_golden_model() {
+    use tern_sim::cosim::vector::DequantInput;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let cache = ModelCache::new(default_cache_root());
+    let waveforms = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms");
+    let eps = Scale::of(1e-5).unwrap();
+    for lanes in [4usize, 8] {
+        let model = cache.load_dequant(lanes).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(100 + lanes as u64);
+        let mut saturating = 0;
+        for case in 0..40u64 {
+            let n = lanes * rng.gen_range(1..=32);
+            let v: Vec<i32> = (0..64)
+                .map(|_| rng.gen_range(-(1 << 24)..(1 << 24)))
+                .collect();
+            let g: Vec<f32> = (0..64).map(|_| rng.gen_range(0.2f32..3.0)).collect();
+            let norm = if case == 0 {
+                norm_quant(&[0; 64], 16, &Gain::of(&g), eps) // M = 0: K = 0
+            } else {
+                norm_quant(&v, 16, &Gain::of(&g), eps)
+            };
+            let weight_scale = Scale::of(10f64.powf(rng.gen_range(-4.0..0.5))).unwrap();
+            let out_frac = if case % 5 == 4 {
+                rng.gen_range(40..70)
+            } else {
+                16
+            };
+            let mut acc: Vec<i32> = (0..n)
+                .map(|_| rng.gen_range(-(1 << 20)..(1 << 20)))
+                .collect();
+            if case == 1 {
+                acc[0] = i32::MIN;
+                acc[n - 1] = i32::MAX;
+            }
+            let residual: Vec<i32> = (0..n)
+                .map(|_| {
+                    if case % 7 == 3 {
+                        rng.gen_range(i32::MAX - 1000..=i32::MAX)
+                    } else {
+                        rng.gen_range(-(1 << 28)..(1 << 28))
+                    }
+                })
+                .collect();
+            let input = DequantInput {
+                norm: &norm,
+                weight_scale,
+                out_frac,
+                acc: &acc,
+                residual: (case % 2 == 1).then_some(&residual[..]),
+            };
+            let stall = if case % 3 == 0 { 0 } else { 2000 + case };
+            let seed = lanes as u64 * 1000 + case;
+            let run = model
+                .check(&input, seed, stall, &waveforms)
+                .unwrap_or_else(|e| panic!("case {case}: {e}"));
+            saturating += usize::from(run.saturated);
+            if stall == 0 {
+                assert_eq!(
+                    run.clocks,
+                    tern_hdl::vector::dequant_clocks(lanes, n),
+                    "case {case}, n {n}"
+                );
+            }
+        }
+        assert!(saturating > 0, "{lanes} lanes: no case saturated");
     }
 }

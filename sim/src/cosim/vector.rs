@@ -6,12 +6,17 @@ use std::path::{Path, PathBuf};
 use libloading::Library;
 use tern_hdl::emit::{content_hash, EmitError, WAIVER_FILE};
 use tern_hdl::program::{Gain, Scale};
-use tern_hdl::vector::{norm_quant_verilog, NormQuantShape, NORM_QUANT_FILE, NORM_QUANT_MODULE};
+use tern_hdl::vector::{
+    dequant_verilog, norm_quant_verilog, NormQuantShape, DEQUANT_FILE, DEQUANT_MODULE,
+    NORM_QUANT_FILE, NORM_QUANT_MODULE,
+};
 
-use crate::golden::vector::{norm_quant, Quantised};
+use crate::golden::vector::{dequant, factor, norm_quant, Factor, Quantised, Saturations};
 use crate::verilator::{open_shim_library, waveform_path, BridgeError, ModelCache};
 
+const PORTS: &str = include_str!("../../cpp/vector_ports.h");
 const SHIM: &str = include_str!("../../cpp/vector_shim.cpp");
+const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut std::ffi::c_void;
@@ -74,10 +79,10 @@ pub struct NormQuantRun {
 
 /// Why a command's result is not the golden model's.
 #[derive(Debug, thiserror::Error)]
-pub enum NormQuantError {
+pub enum VectorError {
     #[error(transparent)]
     Bridge(#[from] BridgeError),
-    #[error("norm_quant ({lanes} lanes) seed {seed}, n {n}: {what}; waveform {waveform}")]
+    #[error("vector unit ({lanes} lanes) seed {seed}, n {n}: {what}; waveform {waveform}")]
     Mismatch {
         lanes: usize,
         seed: u64,
@@ -88,20 +93,24 @@ pub enum NormQuantError {
 }
 
 impl ModelCache {
-    /// Build (or load from the cache) the `norm_quant` block of `shape`.
-    pub fn load_norm_quant(&self, shape: NormQuantShape) -> Result<NormQuantModel, BridgeError> {
-        let verilog = norm_quant_verilog(shape).map_err(|e| BridgeError::Load {
-            path: NORM_QUANT_FILE.into(),
-            message: e.to_string(),
-        })?;
-        let key = content_hash(&verilog, SHIM)[..16].to_string();
+    /// Build (or load from the cache) one vector-unit block: its Verilog, its top module
+    /// and file, and its shim for `lanes` lanes.
+    fn load_vector_block(
+        &self,
+        module: &str,
+        file: &str,
+        verilog: &str,
+        shim: &str,
+        lanes: usize,
+    ) -> Result<(Library, PathBuf), BridgeError> {
+        let shim = format!("{PORTS}\n#define LANES {lanes}\n{shim}");
+        let key = content_hash(verilog, &shim)[..16].to_string();
         let dir = self
             .root
             .join("models")
             .join(format!("vector-{key}-abi{SHIM_ABI}"));
         let so = dir.join("model.so");
         if !so.exists() {
-            let shim = format!("#define LANES {}\n{SHIM}", shape.lanes);
             self.verilate(
                 &format!("vector-{key}"),
                 &dir,
@@ -114,15 +123,30 @@ impl ModelCache {
                                 cause,
                             })
                     };
-                    write(NORM_QUANT_FILE, &verilog)?;
+                    write(file, verilog)?;
                     write(WAIVER_FILE, "`verilator_config\n")
                 },
-                NORM_QUANT_MODULE,
-                &[NORM_QUANT_FILE],
+                module,
+                &[file],
                 &shim,
             )?;
         }
-        let lib = open_shim_library(&so, b"tern_vector_abi\0", SHIM_ABI)?;
+        Ok((open_shim_library(&so, b"tern_vector_abi\0", SHIM_ABI)?, so))
+    }
+
+    /// Build (or load from the cache) the `norm_quant` block of `shape`.
+    pub fn load_norm_quant(&self, shape: NormQuantShape) -> Result<NormQuantModel, BridgeError> {
+        let verilog = norm_quant_verilog(shape).map_err(|e| BridgeError::Load {
+            path: NORM_QUANT_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let (lib, so) = self.load_vector_block(
+            NORM_QUANT_MODULE,
+            NORM_QUANT_FILE,
+            &verilog,
+            SHIM,
+            shape.lanes,
+        )?;
         let load_err = |e: libloading::Error| BridgeError::Load {
             path: so.display().to_string(),
             message: e.to_string(),
@@ -136,6 +160,36 @@ impl ModelCache {
             let flush: FreeFn = *lib.get(b"tern_norm_quant_flush\0").map_err(load_err)?;
             Ok(NormQuantModel {
                 shape,
+                _lib: lib,
+                new,
+                free,
+                run,
+                flush,
+                path: so,
+            })
+        }
+    }
+
+    /// Build (or load from the cache) the `dequant` block of `lanes` lanes.
+    pub fn load_dequant(&self, lanes: usize) -> Result<DequantModel, BridgeError> {
+        let verilog = dequant_verilog(lanes).map_err(|e| BridgeError::Load {
+            path: DEQUANT_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let (lib, so) =
+            self.load_vector_block(DEQUANT_MODULE, DEQUANT_FILE, &verilog, DEQUANT_SHIM, lanes)?;
+        let load_err = |e: libloading::Error| BridgeError::Load {
+            path: so.display().to_string(),
+            message: e.to_string(),
+        };
+        // SAFETY: as for `load_norm_quant`.
+        unsafe {
+            let new: NewFn = *lib.get(b"tern_dequant_new\0").map_err(load_err)?;
+            let free: FreeFn = *lib.get(b"tern_dequant_free\0").map_err(load_err)?;
+            let run: DequantRunFn = *lib.get(b"tern_dequant_run\0").map_err(load_err)?;
+            let flush: FreeFn = *lib.get(b"tern_dequant_flush\0").map_err(load_err)?;
+            Ok(DequantModel {
+                lanes,
                 _lib: lib,
                 new,
                 free,
@@ -220,7 +274,7 @@ impl NormQuantModel {
         seed: u64,
         stall_seed: u64,
         waveforms: &Path,
-    ) -> Result<NormQuantRun, NormQuantError> {
+    ) -> Result<NormQuantRun, VectorError> {
         let (v, gain) = (input.v, input.gain);
         let want = norm_quant(v, input.v_frac, gain, input.eps);
         let RawRun {
@@ -254,7 +308,7 @@ impl NormQuantModel {
             std::fs::create_dir_all(waveforms).ok();
             let vcd = waveforms.join(format!("norm_quant-{}-seed{seed}.vcd", self.shape.lanes));
             let _ = self.run(input, stall_seed, Some(&vcd));
-            return Err(NormQuantError::Mismatch {
+            return Err(VectorError::Mismatch {
                 lanes: self.shape.lanes,
                 seed,
                 n: v.len(),
@@ -270,6 +324,190 @@ impl NormQuantModel {
                 gain_frac: gain.frac,
             },
             clocks,
+        })
+    }
+}
+
+/// The shim's `DequantCommand`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy)]
+struct DequantCommand {
+    max: u64,
+    rms: u64,
+    gain_frac: u32,
+    w_m: u32,
+    w_e: i32,
+    out_frac: i32,
+    n: u32,
+    add: u32,
+}
+
+/// The shim's `DequantResult`.
+#[repr(C)]
+#[derive(Debug, Clone, Copy, Default)]
+struct DequantResult {
+    clocks: u64,
+    outputs: u32,
+    saturated: u32,
+    k: u32,
+    t: i32,
+}
+
+type DequantRunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    *const DequantCommand,
+    *const i32,
+    *const i32,
+    *mut i32,
+    u64,
+    u64,
+    *mut DequantResult,
+);
+
+/// A Verilated `dequant` of one lane count.
+pub struct DequantModel {
+    lanes: usize,
+    _lib: Library,
+    new: NewFn,
+    free: FreeFn,
+    run: DequantRunFn,
+    flush: FreeFn,
+    pub path: PathBuf,
+}
+
+/// One `dequant` command's operands: a token's factors (from its `norm_quant`), the
+/// weight scale, the output's fractional bits, the results and, to add to, the residual.
+#[derive(Debug, Clone)]
+pub struct DequantInput<'a> {
+    pub norm: &'a Quantised,
+    pub weight_scale: Scale,
+    pub out_frac: i32,
+    pub acc: &'a [i32],
+    pub residual: Option<&'a [i32]>,
+}
+
+/// What the RTL gave for one `dequant` command, checked.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DequantRun {
+    pub y: Vec<i32>,
+    pub factor: Factor,
+    pub saturated: bool,
+    pub clocks: u64,
+}
+
+impl DequantModel {
+    fn raw(
+        &self,
+        input: &DequantInput,
+        stall_seed: u64,
+        vcd: Option<&Path>,
+    ) -> Result<(Vec<i32>, DequantResult), BridgeError> {
+        let n = input.acc.len();
+        assert!(
+            n > 0 && n.is_multiple_of(self.lanes) && input.residual.is_none_or(|x| x.len() == n),
+            "{n} results on {} lanes",
+            self.lanes
+        );
+        let cmd = DequantCommand {
+            max: input.norm.max,
+            rms: input.norm.rms,
+            gain_frac: input.norm.gain_frac as u32,
+            w_m: input.weight_scale.m,
+            w_e: input.weight_scale.e,
+            out_frac: input.out_frac,
+            n: n as u32,
+            add: u32::from(input.residual.is_some()),
+        };
+        let zeros = vec![0i32; n];
+        let x = input.residual.unwrap_or(&zeros);
+        let mut y = vec![0i32; n];
+        let mut r = DequantResult::default();
+        let path = waveform_path(&self.path, vcd)?;
+        // SAFETY: an owned model freed below; the pointers cover n elements each and
+        // one command and one result.
+        unsafe {
+            let m = (self.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()));
+            (self.run)(
+                m,
+                &cmd,
+                input.acc.as_ptr(),
+                x.as_ptr(),
+                y.as_mut_ptr(),
+                200 + 12 * n as u64,
+                stall_seed,
+                &mut r,
+            );
+            (self.flush)(m);
+            (self.free)(m);
+        }
+        Ok((y, r))
+    }
+
+    /// One command against the golden model: the factor, every output and the
+    /// saturation flag bit for bit, exactly n outputs; a mismatch writes a waveform.
+    pub fn check(
+        &self,
+        input: &DequantInput,
+        seed: u64,
+        stall_seed: u64,
+        waveforms: &Path,
+    ) -> Result<DequantRun, VectorError> {
+        let want_factor = factor(input.norm, input.weight_scale, input.out_frac);
+        let mut sat = Saturations::default();
+        let acc: Vec<i64> = input.acc.iter().map(|&a| i64::from(a)).collect();
+        let mut want = dequant(&acc, want_factor, &mut sat);
+        if let Some(x) = input.residual {
+            want = x
+                .iter()
+                .zip(&want)
+                .map(|(&a, &b)| sat.i32(i128::from(a) + i128::from(b)))
+                .collect();
+        }
+        let (y, r) = self.raw(input, stall_seed, None)?;
+        let n = input.acc.len();
+        let got_factor = Factor {
+            k: u64::from(r.k),
+            t: r.t,
+        };
+        let what = if r.clocks == u64::MAX {
+            Some(format!(
+                "no done within the clock limit ({} of {n} outputs)",
+                r.outputs
+            ))
+        } else if r.outputs as usize != n {
+            Some(format!("{} outputs for {n} results", r.outputs))
+        } else if got_factor != want_factor {
+            Some(format!("factor {got_factor:?} (golden {want_factor:?})"))
+        } else if let Some(i) = (0..n).find(|&i| y[i] != want[i]) {
+            Some(format!(
+                "first differing output y[{i}] = {} (golden {}; acc {})",
+                y[i], want[i], input.acc[i]
+            ))
+        } else if (r.saturated != 0) != (sat.0 > 0) {
+            Some(format!(
+                "saturated flag {} (golden {} saturations)",
+                r.saturated, sat.0
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            std::fs::create_dir_all(waveforms).ok();
+            let vcd = waveforms.join(format!("dequant-{}-seed{seed}.vcd", self.lanes));
+            let _ = self.raw(input, stall_seed, Some(&vcd));
+            return Err(VectorError::Mismatch {
+                lanes: self.lanes,
+                seed,
+                n,
+                what,
+                waveform: vcd.display().to_string(),
+            });
+        }
+        Ok(DequantRun {
+            y,
+            factor: got_factor,
+            saturated: r.saturated != 0,
+            clocks: r.clocks,
         })
     }
 }

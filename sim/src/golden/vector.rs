@@ -19,9 +19,12 @@ fn pow2(e: i32) -> f64 {
 /// `v / 2^k` rounded half away from zero (`k ≤ 0`: `v · 2^-k`, exact).
 pub fn rha(v: i128, k: i32) -> i128 {
     if k <= 0 {
-        return v
-            .checked_shl((-k) as u32)
-            .unwrap_or(if v < 0 { i128::MIN } else { i128::MAX });
+        // Exact while it fits; beyond 126 bits it saturates (every caller narrows to i32).
+        let bits = 128 - i64::from(v.unsigned_abs().leading_zeros());
+        if v != 0 && bits - i64::from(k) > 126 {
+            return if v < 0 { i128::MIN } else { i128::MAX };
+        }
+        return v << (-k);
     }
     if k >= 127 {
         return 0;
