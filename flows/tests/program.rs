@@ -213,3 +213,54 @@ fn corrupted_programs_end_with_a_token_or_an_error() {
     println!("{ok} ran to a token, {refused} refused");
     assert!(refused > 0 && ok + refused == 300);
 }
+
+/// The program with its matmuls and attention on the simulated boards (the TLMM top
+/// holding every weight tile, the attention top every KV cache, under Verilator): the
+/// golden sequencer running it gives every pass's next token and scores bit for bit as
+/// the fixed-point model over the golden fabric.
+#[test]
+fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
+    use indicatif::ProgressBar;
+    use tern_flows::generate::{BoardFabric, TINY_ATTENTION, TINY_MATMUL};
+    use tern_hdl::{Config, DesignConfig};
+    use tern_host::{Device, OpenOptions};
+    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 5);
+    let matmul = Config::from_toml(TINY_MATMUL, "tiny matmul").unwrap();
+    let attention = AttentionConfig::from_toml(TINY_ATTENTION, "tiny attention").unwrap();
+    let open = |d: DesignConfig| Device::open_design("sim:", &d, &OpenOptions::default()).unwrap();
+    let mut board = BoardFabric::load(
+        &ck,
+        &matmul,
+        open(DesignConfig::Matmul(matmul.clone())),
+        vec![open(DesignConfig::Attention(attention.clone()))],
+        &ProgressBar::hidden(),
+    )
+    .unwrap();
+    let scales = AttentionScales::of(&attention);
+    let mut image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN).unwrap();
+    let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
+    let mut model = FixedPointModel::new(&ck, &program);
+    let mut golden = GoldenFabric::new(&ck, &attention);
+    let (mut position, mut feed) = (0, vec![3usize, 1, 4, 1, 5, 9, 2, 6]);
+    for step in 0..4 {
+        let want = model.forward(&mut golden, &feed).unwrap();
+        let got = run_pass(
+            &ck.config,
+            &mut image.memory,
+            0,
+            DESIGN,
+            position,
+            &feed,
+            &mut board,
+        )
+        .unwrap();
+        assert_eq!(
+            (got.next, got.scores.as_ref()),
+            (want.next, Some(&want.scores)),
+            "seed 5, pass {step}"
+        );
+        position += feed.len();
+        feed = vec![got.next];
+    }
+    assert!(board.tally.matmul_calls > 0 && board.tally.attention_calls > 0);
+}
