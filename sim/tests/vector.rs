@@ -405,6 +405,10 @@ fn vector_unit_verilog_is_lint_clean() {
                 norm_quant_verilog(NormQuantShape { lanes, max_n }).unwrap(),
             ),
             ("tern_dequant.v", dequant_verilog(lanes).unwrap()),
+            (
+                "tern_to_int8.v",
+                tern_hdl::vector::to_int8_verilog(lanes).unwrap(),
+            ),
         ] {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
@@ -491,5 +495,48 @@ fn dequant_rtl_matches_the_golden_model() {
             }
         }
         assert!(saturating > 0, "{lanes} lanes: no case saturated");
+    }
+}
+
+/// The `to_int8` RTL (4 and 8 lanes) against its golden model, bit for bit: values
+/// across the whole range (clamping at both ends), right and left shifts, stalls; a beat
+/// a clock without stalls.
+#[test]
+fn to_int8_rtl_matches_the_golden_model() {
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let cache = ModelCache::new(default_cache_root());
+    let waveforms = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms");
+    for lanes in [4usize, 8] {
+        let model = cache.load_to_int8(lanes).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(200 + lanes as u64);
+        for case in 0..40u64 {
+            let n = lanes * rng.gen_range(1..=32);
+            let bits = [31u32, 20, 8][case as usize % 3];
+            let mut y: Vec<i32> = (0..n)
+                .map(|_| rng.gen_range(-(1i64 << bits)..(1i64 << bits)) as i32)
+                .collect();
+            if case == 0 {
+                y[0] = i32::MIN;
+                y[n - 1] = i32::MAX;
+            }
+            let y_frac = if case % 4 == 3 {
+                rng.gen_range(-20..0)
+            } else {
+                16
+            };
+            let inv_unit = Scale::of(10f64.powf(rng.gen_range(-1.0..4.0))).unwrap();
+            let stall = if case % 3 == 0 { 0 } else { 3000 + case };
+            let seed = lanes as u64 * 1000 + case;
+            let clocks = model
+                .check(&y, y_frac, inv_unit, seed, stall, &waveforms)
+                .unwrap_or_else(|e| panic!("case {case}: {e}"));
+            if stall == 0 {
+                assert_eq!(
+                    clocks,
+                    tern_hdl::vector::to_int8_clocks(lanes, n),
+                    "case {case}, n {n}"
+                );
+            }
+        }
     }
 }

@@ -7,16 +7,17 @@ use libloading::Library;
 use tern_hdl::emit::{content_hash, EmitError, WAIVER_FILE};
 use tern_hdl::program::{Gain, Scale};
 use tern_hdl::vector::{
-    dequant_verilog, norm_quant_verilog, NormQuantShape, DEQUANT_FILE, DEQUANT_MODULE,
-    NORM_QUANT_FILE, NORM_QUANT_MODULE,
+    dequant_verilog, norm_quant_verilog, to_int8_verilog, NormQuantShape, DEQUANT_FILE,
+    DEQUANT_MODULE, NORM_QUANT_FILE, NORM_QUANT_MODULE, TO_INT8_FILE, TO_INT8_MODULE,
 };
 
-use crate::golden::vector::{dequant, factor, norm_quant, Factor, Quantised, Saturations};
+use crate::golden::vector::{dequant, factor, norm_quant, to_int8, Factor, Quantised, Saturations};
 use crate::verilator::{open_shim_library, waveform_path, BridgeError, ModelCache};
 
 const PORTS: &str = include_str!("../../cpp/vector_ports.h");
 const SHIM: &str = include_str!("../../cpp/vector_shim.cpp");
 const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_shim.cpp");
+const TO_INT8_SHIM: &str = include_str!("../../cpp/to_int8_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut std::ffi::c_void;
@@ -160,6 +161,36 @@ impl ModelCache {
             let flush: FreeFn = *lib.get(b"tern_norm_quant_flush\0").map_err(load_err)?;
             Ok(NormQuantModel {
                 shape,
+                _lib: lib,
+                new,
+                free,
+                run,
+                flush,
+                path: so,
+            })
+        }
+    }
+
+    /// Build (or load from the cache) the `to_int8` block of `lanes` lanes.
+    pub fn load_to_int8(&self, lanes: usize) -> Result<ToInt8Model, BridgeError> {
+        let verilog = to_int8_verilog(lanes).map_err(|e| BridgeError::Load {
+            path: TO_INT8_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let (lib, so) =
+            self.load_vector_block(TO_INT8_MODULE, TO_INT8_FILE, &verilog, TO_INT8_SHIM, lanes)?;
+        let load_err = |e: libloading::Error| BridgeError::Load {
+            path: so.display().to_string(),
+            message: e.to_string(),
+        };
+        // SAFETY: as for `load_norm_quant`.
+        unsafe {
+            let new: NewFn = *lib.get(b"tern_to_int8_new\0").map_err(load_err)?;
+            let free: FreeFn = *lib.get(b"tern_to_int8_free\0").map_err(load_err)?;
+            let run: ToInt8RunFn = *lib.get(b"tern_to_int8_run\0").map_err(load_err)?;
+            let flush: FreeFn = *lib.get(b"tern_to_int8_flush\0").map_err(load_err)?;
+            Ok(ToInt8Model {
+                lanes,
                 _lib: lib,
                 new,
                 free,
@@ -509,5 +540,114 @@ impl DequantModel {
             saturated: r.saturated != 0,
             clocks: r.clocks,
         })
+    }
+}
+
+#[allow(clippy::type_complexity)]
+type ToInt8RunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    u32,
+    i32,
+    u32,
+    i32,
+    *const i32,
+    *mut i8,
+    *mut u32,
+    u64,
+    u64,
+) -> u64;
+
+/// A Verilated `to_int8` of one lane count.
+pub struct ToInt8Model {
+    lanes: usize,
+    _lib: Library,
+    new: NewFn,
+    free: FreeFn,
+    run: ToInt8RunFn,
+    flush: FreeFn,
+    pub path: PathBuf,
+}
+
+impl ToInt8Model {
+    fn raw(
+        &self,
+        y: &[i32],
+        y_frac: i32,
+        inv_unit: Scale,
+        stall_seed: u64,
+        vcd: Option<&Path>,
+    ) -> Result<(Vec<i8>, u32, u64), BridgeError> {
+        let n = y.len();
+        assert!(
+            n > 0 && n.is_multiple_of(self.lanes),
+            "{n} values on {} lanes",
+            self.lanes
+        );
+        let path = waveform_path(&self.path, vcd)?;
+        let mut q = vec![0i8; n];
+        let mut got = 0u32;
+        // SAFETY: an owned model freed below; the pointers cover n elements and a count.
+        let clocks = unsafe {
+            let m = (self.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()));
+            let c = (self.run)(
+                m,
+                n as u32,
+                y_frac,
+                inv_unit.m,
+                inv_unit.e,
+                y.as_ptr(),
+                q.as_mut_ptr(),
+                &mut got,
+                100 + 8 * n as u64,
+                stall_seed,
+            );
+            (self.flush)(m);
+            (self.free)(m);
+            c
+        };
+        Ok((q, got, clocks))
+    }
+
+    /// One command against the golden `to_int8`, bit for bit, exactly n outputs; the
+    /// clocks on success. A mismatch writes a waveform.
+    pub fn check(
+        &self,
+        y: &[i32],
+        y_frac: i32,
+        inv_unit: Scale,
+        seed: u64,
+        stall_seed: u64,
+        waveforms: &Path,
+    ) -> Result<u64, VectorError> {
+        let want = to_int8(y, y_frac, inv_unit);
+        let (q, got, clocks) = self.raw(y, y_frac, inv_unit, stall_seed, None)?;
+        let n = y.len();
+        let what = if clocks == u64::MAX {
+            Some(format!(
+                "no done within the clock limit ({got} of {n} outputs)"
+            ))
+        } else if got as usize != n {
+            Some(format!("{got} outputs for {n} values"))
+        } else {
+            (0..n).find(|&i| q[i] != want[i]).map(|i| {
+                format!(
+                    "first differing output q[{i}] = {} (golden {}; y {})",
+                    q[i], want[i], y[i]
+                )
+            })
+        };
+        if let Some(what) = what {
+            std::fs::create_dir_all(waveforms).ok();
+            let vcd = waveforms.join(format!("to_int8-{}-seed{seed}.vcd", self.lanes));
+            let _ = self.raw(y, y_frac, inv_unit, stall_seed, Some(&vcd));
+            return Err(VectorError::Mismatch {
+                lanes: self.lanes,
+                seed,
+                n,
+                what,
+                waveform: vcd.display().to_string(),
+            });
+        }
+        Ok(clocks)
     }
 }
