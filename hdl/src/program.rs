@@ -131,37 +131,7 @@ pub struct Int8Head {
 
 impl Int8Head {
     pub fn of(head: &[f32], rows: usize, width: usize) -> Int8Head {
-        let amax: Vec<f64> = head
-            .chunks(width)
-            .map(|r| r.iter().fold(0f64, |m, &x| m.max(f64::from(x).abs())))
-            .collect();
-        let top = amax.iter().fold(0f64, |m, &x| m.max(x)) / 127.0;
-        let mut exp = if top > 0.0 {
-            (top / 65535.0).log2().ceil() as i32
-        } else {
-            0
-        };
-        while top / pow2(exp) > 65535.0 {
-            exp += 1;
-        }
-        let row_m: Vec<u16> = amax
-            .iter()
-            .map(|&a| (a / 127.0 / pow2(exp)).round_ties_even().min(65535.0) as u16)
-            .collect();
-        let w = head
-            .chunks(width)
-            .zip(&row_m)
-            .flat_map(|(r, &m)| {
-                let s = f64::from(m) * pow2(exp);
-                r.iter().map(move |&x| {
-                    if m == 0 {
-                        0
-                    } else {
-                        (f64::from(x) / s).round_ties_even().clamp(-127.0, 127.0) as i8
-                    }
-                })
-            })
-            .collect();
+        let (w, row_m, exp) = quantise_groups(head, width, 127.0);
         Int8Head {
             rows,
             width,
@@ -170,6 +140,44 @@ impl Int8Head {
             exp,
         }
     }
+}
+
+/// Weights in groups of `group` (a row is a group for a per-row scale), each over its
+/// own scale `max|w| / levels`; the scales as 16-bit mantissas sharing the exponent
+/// that fits the largest; weights rounded half to even and clamped to ±levels.
+fn quantise_groups(head: &[f32], group: usize, levels: f64) -> (Vec<i8>, Vec<u16>, i32) {
+    let amax: Vec<f64> = head
+        .chunks(group)
+        .map(|g| g.iter().fold(0f64, |m, &x| m.max(f64::from(x).abs())))
+        .collect();
+    let top = amax.iter().fold(0f64, |m, &x| m.max(x)) / levels;
+    let mut exp = if top > 0.0 {
+        (top / 65535.0).log2().ceil() as i32
+    } else {
+        0
+    };
+    while top / pow2(exp) > 65535.0 {
+        exp += 1;
+    }
+    let m: Vec<u16> = amax
+        .iter()
+        .map(|&a| (a / levels / pow2(exp)).round_ties_even().min(65535.0) as u16)
+        .collect();
+    let w = head
+        .chunks(group)
+        .zip(&m)
+        .flat_map(|(g, &m)| {
+            let s = f64::from(m) * pow2(exp);
+            g.iter().map(move |&x| {
+                if m == 0 {
+                    0
+                } else {
+                    (f64::from(x) / s).round_ties_even().clamp(-levels, levels) as i8
+                }
+            })
+        })
+        .collect();
+    (w, m, exp)
 }
 
 /// Fractional bits of RoPE's cos/sin table.
@@ -210,37 +218,7 @@ impl Int4Head {
     /// `width` must be a multiple of `group`.
     pub fn of(head: &[f32], rows: usize, width: usize, group: usize) -> Int4Head {
         assert!(group > 0 && width.is_multiple_of(group), "whole groups");
-        let amax: Vec<f64> = head
-            .chunks(group)
-            .map(|g| g.iter().fold(0f64, |m, &x| m.max(f64::from(x).abs())))
-            .collect();
-        let top = amax.iter().fold(0f64, |m, &x| m.max(x)) / 7.0;
-        let mut exp = if top > 0.0 {
-            (top / 65535.0).log2().ceil() as i32
-        } else {
-            0
-        };
-        while top / pow2(exp) > 65535.0 {
-            exp += 1;
-        }
-        let group_m: Vec<u16> = amax
-            .iter()
-            .map(|&a| (a / 7.0 / pow2(exp)).round_ties_even().min(65535.0) as u16)
-            .collect();
-        let w = head
-            .chunks(group)
-            .zip(&group_m)
-            .flat_map(|(g, &m)| {
-                let s = f64::from(m) * pow2(exp);
-                g.iter().map(move |&x| {
-                    if m == 0 {
-                        0
-                    } else {
-                        (f64::from(x) / s).round_ties_even().clamp(-7.0, 7.0) as i8
-                    }
-                })
-            })
-            .collect();
+        let (w, group_m, exp) = quantise_groups(head, group, 7.0);
         Int4Head {
             rows,
             width,

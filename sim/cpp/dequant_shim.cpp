@@ -19,61 +19,15 @@ struct DequantResult {
     int32_t t;
 };
 
-struct Dequant {
-    std::unique_ptr<VerilatedContext> context;
-    std::unique_ptr<Vtern_dequant> top;
-    std::unique_ptr<VerilatedVcdC> trace;
-    uint64_t time = 0;
-    uint64_t rng = 1;
-};
-
-static void tick(Dequant* m) {
-    m->top->clk = 1;
-    m->top->eval();
-    if (m->trace) m->trace->dump(m->time + 5);
-    m->top->clk = 0;
-    m->top->eval();
-    if (m->trace) m->trace->dump(m->time + 10);
-    m->time += 10;
-}
+TERN_BLOCK_ABI(tern_dequant, Vtern_dequant)
+using Model = Block<Vtern_dequant>;
 
 extern "C" {
-
-uint32_t tern_vector_abi() { return 1; }
-
-void* tern_dequant_new(const char* vcd_path) {
-    auto* m = new Dequant;
-    m->context = std::make_unique<VerilatedContext>();
-    if (vcd_path) m->context->traceEverOn(true);
-    m->top = std::make_unique<Vtern_dequant>(m->context.get());
-    if (vcd_path) {
-        m->trace = std::make_unique<VerilatedVcdC>();
-        m->top->trace(m->trace.get(), 99);
-        m->trace->open(vcd_path);
-    }
-    m->top->clk = 0;
-    m->top->rst = 1;
-    m->top->cmd_valid = 0;
-    m->top->in_valid = 0;
-    m->top->out_ready = 0;
-    m->top->eval();
-    for (int i = 0; i < 4; i++) tick(m);
-    m->top->rst = 0;
-    m->top->eval();
-    return m;
-}
-
-void tern_dequant_free(void* p) {
-    auto* m = static_cast<Dequant*>(p);
-    if (m->trace) m->trace->close();
-    m->top->final();
-    delete m;
-}
 
 // One command over `n` results (a multiple of LANES), `x` the residual when adding.
 void tern_dequant_run(void* p, const DequantCommand* c, const int32_t* acc, const int32_t* x,
                       int32_t* y, uint64_t limit, uint64_t stall_seed, DequantResult* r) {
-    auto* m = static_cast<Dequant*>(p);
+    auto* m = static_cast<Model*>(p);
     auto* t = m->top.get();
     m->rng = stall_seed | 1;
     bool stalls = stall_seed != 0;
@@ -93,7 +47,7 @@ void tern_dequant_run(void* p, const DequantCommand* c, const int32_t* acc, cons
         t->cmd_out_frac = (uint32_t)c->out_frac;
         t->cmd_n = c->n;
         t->cmd_add = c->add;
-        t->in_valid = commanded && fed < beats && !(stalls && stall_now(m->rng));
+        t->in_valid = commanded && fed < beats && !(stalls && m->stall());
         uint32_t aw[LANES + 1], xw[LANES + 1];
         std::memset(aw, 0, sizeof aw);
         std::memset(xw, 0, sizeof xw);
@@ -105,7 +59,7 @@ void tern_dequant_run(void* p, const DequantCommand* c, const int32_t* acc, cons
         }
         put(t->in_acc, aw);
         put(t->in_x, xw);
-        t->out_ready = !(stalls && stall_now(m->rng));
+        t->out_ready = !(stalls && m->stall());
         t->eval();
         bool cmd = t->cmd_valid && t->cmd_ready;
         bool in = t->in_valid && t->in_ready;
@@ -121,7 +75,7 @@ void tern_dequant_run(void* p, const DequantCommand* c, const int32_t* acc, cons
                 if (out < beats) y[out * LANES + l] = (int32_t)yw[l];
             out++;
         }
-        tick(m);
+        m->tick();
         if (cmd) commanded = true;
         if (in) fed++;
     }
@@ -129,10 +83,5 @@ void tern_dequant_run(void* p, const DequantCommand* c, const int32_t* acc, cons
     r->saturated = t->saturated;
     r->k = t->factor_k;
     r->t = (int32_t)t->factor_t;
-}
-
-void tern_dequant_flush(void* p) {
-    auto* m = static_cast<Dequant*>(p);
-    if (m->trace) m->trace->flush();
 }
 }

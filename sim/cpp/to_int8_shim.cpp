@@ -4,63 +4,17 @@
 // `vector_ports.h` and `#define LANES` ahead of this file.
 #include "Vtern_to_int8.h"
 
-struct ToInt8 {
-    std::unique_ptr<VerilatedContext> context;
-    std::unique_ptr<Vtern_to_int8> top;
-    std::unique_ptr<VerilatedVcdC> trace;
-    uint64_t time = 0;
-    uint64_t rng = 1;
-};
-
-static void tick(ToInt8* m) {
-    m->top->clk = 1;
-    m->top->eval();
-    if (m->trace) m->trace->dump(m->time + 5);
-    m->top->clk = 0;
-    m->top->eval();
-    if (m->trace) m->trace->dump(m->time + 10);
-    m->time += 10;
-}
+TERN_BLOCK_ABI(tern_to_int8, Vtern_to_int8)
+using Model = Block<Vtern_to_int8>;
 
 extern "C" {
-
-uint32_t tern_vector_abi() { return 1; }
-
-void* tern_to_int8_new(const char* vcd_path) {
-    auto* m = new ToInt8;
-    m->context = std::make_unique<VerilatedContext>();
-    if (vcd_path) m->context->traceEverOn(true);
-    m->top = std::make_unique<Vtern_to_int8>(m->context.get());
-    if (vcd_path) {
-        m->trace = std::make_unique<VerilatedVcdC>();
-        m->top->trace(m->trace.get(), 99);
-        m->trace->open(vcd_path);
-    }
-    m->top->clk = 0;
-    m->top->rst = 1;
-    m->top->cmd_valid = 0;
-    m->top->in_valid = 0;
-    m->top->out_ready = 0;
-    m->top->eval();
-    for (int i = 0; i < 4; i++) tick(m);
-    m->top->rst = 0;
-    m->top->eval();
-    return m;
-}
-
-void tern_to_int8_free(void* p) {
-    auto* m = static_cast<ToInt8*>(p);
-    if (m->trace) m->trace->close();
-    m->top->final();
-    delete m;
-}
 
 // One command over `n` values (a multiple of LANES): the int8 outputs to `q`, how many
 // arrived to `*got`; returns the clocks from the command to done, or UINT64_MAX.
 uint64_t tern_to_int8_run(void* p, uint32_t n, int32_t y_frac, uint32_t unit_m, int32_t unit_e,
                           const int32_t* y, int8_t* q, uint32_t* got, uint64_t limit,
                           uint64_t stall_seed) {
-    auto* m = static_cast<ToInt8*>(p);
+    auto* m = static_cast<Model*>(p);
     auto* t = m->top.get();
     m->rng = stall_seed | 1;
     bool stalls = stall_seed != 0;
@@ -73,13 +27,13 @@ uint64_t tern_to_int8_run(void* p, uint32_t n, int32_t y_frac, uint32_t unit_m, 
         t->cmd_y_frac = (uint32_t)y_frac;
         t->cmd_unit_m = unit_m;
         t->cmd_unit_e = (uint32_t)unit_e;
-        t->in_valid = commanded && fed < beats && !(stalls && stall_now(m->rng));
+        t->in_valid = commanded && fed < beats && !(stalls && m->stall());
         uint32_t yw[LANES + 1];
         std::memset(yw, 0, sizeof yw);
         if (fed < beats)
             for (uint32_t l = 0; l < LANES; l++) yw[l] = (uint32_t)y[fed * LANES + l];
         put(t->in_y, yw);
-        t->out_ready = !(stalls && stall_now(m->rng));
+        t->out_ready = !(stalls && m->stall());
         t->eval();
         bool cmd = t->cmd_valid && t->cmd_ready;
         bool in = t->in_valid && t->in_ready;
@@ -95,16 +49,11 @@ uint64_t tern_to_int8_run(void* p, uint32_t n, int32_t y_frac, uint32_t unit_m, 
                 if (out < beats) q[out * LANES + l] = (int8_t)(qw[l / 4] >> (8 * (l % 4)));
             out++;
         }
-        tick(m);
+        m->tick();
         if (cmd) commanded = true;
         if (in) fed++;
     }
     *got = out * LANES;
     return UINT64_MAX;
-}
-
-void tern_to_int8_flush(void* p) {
-    auto* m = static_cast<ToInt8*>(p);
-    if (m->trace) m->trace->flush();
 }
 }

@@ -4,57 +4,10 @@
 // sides. The Rust side puts `vector_ports.h` and `#define LANES` ahead of this file.
 #include "Vtern_norm_quant.h"
 
-struct NormQuant {
-    std::unique_ptr<VerilatedContext> context;
-    std::unique_ptr<Vtern_norm_quant> top;
-    std::unique_ptr<VerilatedVcdC> trace;
-    uint64_t time = 0;
-    uint64_t rng = 1;
-    bool stall() { return stall_now(rng); }
-};
-
-static void tick(NormQuant* m) {
-    m->top->clk = 1;
-    m->top->eval();
-    if (m->trace) m->trace->dump(m->time + 5);
-    m->top->clk = 0;
-    m->top->eval();
-    if (m->trace) m->trace->dump(m->time + 10);
-    m->time += 10;
-}
+TERN_BLOCK_ABI(tern_norm_quant, Vtern_norm_quant)
+using Model = Block<Vtern_norm_quant>;
 
 extern "C" {
-
-uint32_t tern_vector_abi() { return 1; }
-
-void* tern_norm_quant_new(const char* vcd_path) {
-    auto* m = new NormQuant;
-    m->context = std::make_unique<VerilatedContext>();
-    if (vcd_path) m->context->traceEverOn(true);
-    m->top = std::make_unique<Vtern_norm_quant>(m->context.get());
-    if (vcd_path) {
-        m->trace = std::make_unique<VerilatedVcdC>();
-        m->top->trace(m->trace.get(), 99);
-        m->trace->open(vcd_path);
-    }
-    m->top->clk = 0;
-    m->top->rst = 1;
-    m->top->cmd_valid = 0;
-    m->top->in_valid = 0;
-    m->top->out_ready = 0;
-    m->top->eval();
-    for (int i = 0; i < 4; i++) tick(m);
-    m->top->rst = 0;
-    m->top->eval();
-    return m;
-}
-
-void tern_norm_quant_free(void* p) {
-    auto* m = static_cast<NormQuant*>(p);
-    if (m->trace) m->trace->close();
-    m->top->final();
-    delete m;
-}
 
 // One command over `n` elements (a multiple of LANES). Writes the n int8 outputs to `q`
 // (and how many arrived to `*got`), M to `*max_abs` and r to `*rms`; returns the clocks
@@ -64,7 +17,7 @@ uint64_t tern_norm_quant_run(void* p, uint32_t n, int32_t v_frac, uint32_t eps_m
                              const int32_t* v, const int16_t* g, int8_t* q, uint32_t* got,
                              uint64_t* max_abs, uint64_t* rms, uint64_t limit,
                              uint64_t stall_seed) {
-    auto* m = static_cast<NormQuant*>(p);
+    auto* m = static_cast<Model*>(p);
     auto* t = m->top.get();
     m->rng = stall_seed | 1;
     bool stalls = stall_seed != 0;
@@ -112,16 +65,11 @@ uint64_t tern_norm_quant_run(void* p, uint32_t n, int32_t v_frac, uint32_t eps_m
                 if (out < beats) q[out * LANES + l] = (int8_t)(qw[l / 4] >> (8 * (l % 4)));
             out++;
         }
-        tick(m);
+        m->tick();
         if (cmd) commanded = true;
         if (in) fed++;
     }
     *got = out * LANES;
     return UINT64_MAX;
-}
-
-void tern_norm_quant_flush(void* p) {
-    auto* m = static_cast<NormQuant*>(p);
-    if (m->trace) m->trace->flush();
 }
 }

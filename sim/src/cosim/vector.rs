@@ -42,12 +42,8 @@ type RunFn = unsafe extern "C" fn(
 /// A Verilated `norm_quant` of one shape.
 pub struct NormQuantModel {
     shape: NormQuantShape,
-    _lib: Library,
-    new: NewFn,
-    free: FreeFn,
+    block: BlockLib,
     run: RunFn,
-    flush: FreeFn,
-    pub path: PathBuf,
 }
 
 /// One `norm_quant` command's operands.
@@ -93,19 +89,71 @@ pub enum VectorError {
     },
 }
 
-impl ModelCache {
-    /// Build (or load from the cache) one vector-unit block: its Verilog, its top module
-    /// and file, and its shim for `lanes` lanes.
-    fn load_vector_block(
+/// A loaded block: its library, and a fresh instance per command.
+struct BlockLib {
+    _lib: Library,
+    new: NewFn,
+    free: FreeFn,
+    flush: FreeFn,
+    path: PathBuf,
+}
+
+impl BlockLib {
+    /// Run `f` on a fresh instance (tracing to `vcd` if given), flushed and freed after.
+    fn with_instance<T>(
         &self,
-        module: &str,
-        file: &str,
-        verilog: &str,
+        vcd: Option<&Path>,
+        f: impl FnOnce(*mut std::ffi::c_void) -> T,
+    ) -> Result<T, BridgeError> {
+        let path = waveform_path(&self.path, vcd)?;
+        // SAFETY: `new` returns an owned instance, freed here after `f`; the path
+        // outlives the call.
+        unsafe {
+            let m = (self.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()));
+            let out = f(m);
+            (self.flush)(m);
+            (self.free)(m);
+            Ok(out)
+        }
+    }
+
+    /// Write the waveform of a failing command and name it in the error.
+    fn mismatch(
+        &self,
+        rerun: impl FnOnce(&Path),
+        waveforms: &Path,
+        what: String,
+        (block, lanes, seed, n): (&str, usize, u64, usize),
+    ) -> VectorError {
+        std::fs::create_dir_all(waveforms).ok();
+        let vcd = waveforms.join(format!("{block}-{lanes}-seed{seed}.vcd"));
+        rerun(&vcd);
+        VectorError::Mismatch {
+            lanes,
+            seed,
+            n,
+            what,
+            waveform: vcd.display().to_string(),
+        }
+    }
+}
+
+impl ModelCache {
+    /// Build (or load from the cache) one vector-unit block: its Verilog, top module,
+    /// file and shim for `lanes` lanes; `name` prefixes its C symbols.
+    fn load_vector_block<R: Copy>(
+        &self,
+        (module, file, name): (&str, &str, &str),
+        verilog: Result<String, tern_hdl::vector::ShapeError>,
         shim: &str,
         lanes: usize,
-    ) -> Result<(Library, PathBuf), BridgeError> {
+    ) -> Result<(BlockLib, R), BridgeError> {
+        let verilog = verilog.map_err(|e| BridgeError::Load {
+            path: file.into(),
+            message: e.to_string(),
+        })?;
         let shim = format!("{PORTS}\n#define LANES {lanes}\n{shim}");
-        let key = content_hash(verilog, &shim)[..16].to_string();
+        let key = content_hash(&verilog, &shim)[..16].to_string();
         let dir = self
             .root
             .join("models")
@@ -124,7 +172,7 @@ impl ModelCache {
                                 cause,
                             })
                     };
-                    write(file, verilog)?;
+                    write(file, &verilog)?;
                     write(WAIVER_FILE, "`verilator_config\n")
                 },
                 module,
@@ -132,103 +180,63 @@ impl ModelCache {
                 &shim,
             )?;
         }
-        Ok((open_shim_library(&so, b"tern_vector_abi\0", SHIM_ABI)?, so))
+        let lib = open_shim_library(&so, b"tern_vector_abi\0", SHIM_ABI)?;
+        let load_err = |e: libloading::Error| BridgeError::Load {
+            path: so.display().to_string(),
+            message: e.to_string(),
+        };
+        let symbol = |suffix: &str| format!("{name}_{suffix}\0");
+        // SAFETY: the symbol types match the shim's `extern "C"` declarations
+        // (`TERN_BLOCK_ABI` and the block's run function), whose ABI version was checked.
+        unsafe {
+            let new: NewFn = *lib.get(symbol("new").as_bytes()).map_err(load_err)?;
+            let free: FreeFn = *lib.get(symbol("free").as_bytes()).map_err(load_err)?;
+            let flush: FreeFn = *lib.get(symbol("flush").as_bytes()).map_err(load_err)?;
+            let run: R = *lib.get(symbol("run").as_bytes()).map_err(load_err)?;
+            Ok((
+                BlockLib {
+                    _lib: lib,
+                    new,
+                    free,
+                    flush,
+                    path: so,
+                },
+                run,
+            ))
+        }
     }
 
     /// Build (or load from the cache) the `norm_quant` block of `shape`.
     pub fn load_norm_quant(&self, shape: NormQuantShape) -> Result<NormQuantModel, BridgeError> {
-        let verilog = norm_quant_verilog(shape).map_err(|e| BridgeError::Load {
-            path: NORM_QUANT_FILE.into(),
-            message: e.to_string(),
-        })?;
-        let (lib, so) = self.load_vector_block(
-            NORM_QUANT_MODULE,
-            NORM_QUANT_FILE,
-            &verilog,
+        let (block, run) = self.load_vector_block(
+            (NORM_QUANT_MODULE, NORM_QUANT_FILE, "tern_norm_quant"),
+            norm_quant_verilog(shape),
             SHIM,
             shape.lanes,
         )?;
-        let load_err = |e: libloading::Error| BridgeError::Load {
-            path: so.display().to_string(),
-            message: e.to_string(),
-        };
-        // SAFETY: the symbol types match the shim's `extern "C"` declarations, whose ABI
-        // version was checked.
-        unsafe {
-            let new: NewFn = *lib.get(b"tern_norm_quant_new\0").map_err(load_err)?;
-            let free: FreeFn = *lib.get(b"tern_norm_quant_free\0").map_err(load_err)?;
-            let run: RunFn = *lib.get(b"tern_norm_quant_run\0").map_err(load_err)?;
-            let flush: FreeFn = *lib.get(b"tern_norm_quant_flush\0").map_err(load_err)?;
-            Ok(NormQuantModel {
-                shape,
-                _lib: lib,
-                new,
-                free,
-                run,
-                flush,
-                path: so,
-            })
-        }
+        Ok(NormQuantModel { shape, block, run })
     }
 
     /// Build (or load from the cache) the `to_int8` block of `lanes` lanes.
     pub fn load_to_int8(&self, lanes: usize) -> Result<ToInt8Model, BridgeError> {
-        let verilog = to_int8_verilog(lanes).map_err(|e| BridgeError::Load {
-            path: TO_INT8_FILE.into(),
-            message: e.to_string(),
-        })?;
-        let (lib, so) =
-            self.load_vector_block(TO_INT8_MODULE, TO_INT8_FILE, &verilog, TO_INT8_SHIM, lanes)?;
-        let load_err = |e: libloading::Error| BridgeError::Load {
-            path: so.display().to_string(),
-            message: e.to_string(),
-        };
-        // SAFETY: as for `load_norm_quant`.
-        unsafe {
-            let new: NewFn = *lib.get(b"tern_to_int8_new\0").map_err(load_err)?;
-            let free: FreeFn = *lib.get(b"tern_to_int8_free\0").map_err(load_err)?;
-            let run: ToInt8RunFn = *lib.get(b"tern_to_int8_run\0").map_err(load_err)?;
-            let flush: FreeFn = *lib.get(b"tern_to_int8_flush\0").map_err(load_err)?;
-            Ok(ToInt8Model {
-                lanes,
-                _lib: lib,
-                new,
-                free,
-                run,
-                flush,
-                path: so,
-            })
-        }
+        let (block, run) = self.load_vector_block(
+            (TO_INT8_MODULE, TO_INT8_FILE, "tern_to_int8"),
+            to_int8_verilog(lanes),
+            TO_INT8_SHIM,
+            lanes,
+        )?;
+        Ok(ToInt8Model { lanes, block, run })
     }
 
     /// Build (or load from the cache) the `dequant` block of `lanes` lanes.
     pub fn load_dequant(&self, lanes: usize) -> Result<DequantModel, BridgeError> {
-        let verilog = dequant_verilog(lanes).map_err(|e| BridgeError::Load {
-            path: DEQUANT_FILE.into(),
-            message: e.to_string(),
-        })?;
-        let (lib, so) =
-            self.load_vector_block(DEQUANT_MODULE, DEQUANT_FILE, &verilog, DEQUANT_SHIM, lanes)?;
-        let load_err = |e: libloading::Error| BridgeError::Load {
-            path: so.display().to_string(),
-            message: e.to_string(),
-        };
-        // SAFETY: as for `load_norm_quant`.
-        unsafe {
-            let new: NewFn = *lib.get(b"tern_dequant_new\0").map_err(load_err)?;
-            let free: FreeFn = *lib.get(b"tern_dequant_free\0").map_err(load_err)?;
-            let run: DequantRunFn = *lib.get(b"tern_dequant_run\0").map_err(load_err)?;
-            let flush: FreeFn = *lib.get(b"tern_dequant_flush\0").map_err(load_err)?;
-            Ok(DequantModel {
-                lanes,
-                _lib: lib,
-                new,
-                free,
-                run,
-                flush,
-                path: so,
-            })
-        }
+        let (block, run) = self.load_vector_block(
+            (DEQUANT_MODULE, DEQUANT_FILE, "tern_dequant"),
+            dequant_verilog(lanes),
+            DEQUANT_SHIM,
+            lanes,
+        )?;
+        Ok(DequantModel { lanes, block, run })
     }
 }
 
@@ -260,15 +268,13 @@ impl NormQuantModel {
             "a vector of {n} does not fit {:?}",
             self.shape
         );
-        let path = waveform_path(&self.path, vcd)?;
         let mut q = vec![0i8; n];
         let (mut got, mut max, mut rms) = (0u32, 0u64, 0u64);
-        // SAFETY: `new` returns an owned model freed below; every pointer covers what
-        // the shim reads or writes (n elements, one count, two u64).
-        let clocks = unsafe {
-            let m = (self.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()));
+        // SAFETY: every pointer covers what the shim reads or writes (n elements, one
+        // count, two u64).
+        let clocks = self.block.with_instance(vcd, |m| unsafe {
             let limit = 400 + 20 * n as u64;
-            let c = (self.run)(
+            (self.run)(
                 m,
                 n as u32,
                 v_frac,
@@ -282,11 +288,8 @@ impl NormQuantModel {
                 &mut rms,
                 limit,
                 stall_seed,
-            );
-            (self.flush)(m);
-            (self.free)(m);
-            c
-        };
+            )
+        })?;
         Ok(RawRun {
             q,
             outputs: got,
@@ -336,16 +339,9 @@ impl NormQuantModel {
             None
         };
         if let Some(what) = what {
-            std::fs::create_dir_all(waveforms).ok();
-            let vcd = waveforms.join(format!("norm_quant-{}-seed{seed}.vcd", self.shape.lanes));
-            let _ = self.run(input, stall_seed, Some(&vcd));
-            return Err(VectorError::Mismatch {
-                lanes: self.shape.lanes,
-                seed,
-                n: v.len(),
-                what,
-                waveform: vcd.display().to_string(),
-            });
+            let rerun = |vcd: &Path| drop(self.run(input, stall_seed, Some(vcd)));
+            let at = ("norm_quant", self.shape.lanes, seed, v.len());
+            return Err(self.block.mismatch(rerun, waveforms, what, at));
         }
         Ok(NormQuantRun {
             out: Quantised {
@@ -398,12 +394,8 @@ type DequantRunFn = unsafe extern "C" fn(
 /// A Verilated `dequant` of one lane count.
 pub struct DequantModel {
     lanes: usize,
-    _lib: Library,
-    new: NewFn,
-    free: FreeFn,
+    block: BlockLib,
     run: DequantRunFn,
-    flush: FreeFn,
-    pub path: PathBuf,
 }
 
 /// One `dequant` command's operands: a token's factors (from its `norm_quant`), the
@@ -453,11 +445,8 @@ impl DequantModel {
         let x = input.residual.unwrap_or(&zeros);
         let mut y = vec![0i32; n];
         let mut r = DequantResult::default();
-        let path = waveform_path(&self.path, vcd)?;
-        // SAFETY: an owned model freed below; the pointers cover n elements each and
-        // one command and one result.
-        unsafe {
-            let m = (self.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()));
+        // SAFETY: the pointers cover n elements each, one command and one result.
+        self.block.with_instance(vcd, |m| unsafe {
             (self.run)(
                 m,
                 &cmd,
@@ -467,10 +456,8 @@ impl DequantModel {
                 200 + 12 * n as u64,
                 stall_seed,
                 &mut r,
-            );
-            (self.flush)(m);
-            (self.free)(m);
-        }
+            )
+        })?;
         Ok((y, r))
     }
 
@@ -523,16 +510,9 @@ impl DequantModel {
             None
         };
         if let Some(what) = what {
-            std::fs::create_dir_all(waveforms).ok();
-            let vcd = waveforms.join(format!("dequant-{}-seed{seed}.vcd", self.lanes));
-            let _ = self.raw(input, stall_seed, Some(&vcd));
-            return Err(VectorError::Mismatch {
-                lanes: self.lanes,
-                seed,
-                n,
-                what,
-                waveform: vcd.display().to_string(),
-            });
+            let rerun = |vcd: &Path| drop(self.raw(input, stall_seed, Some(vcd)));
+            let at = ("dequant", self.lanes, seed, n);
+            return Err(self.block.mismatch(rerun, waveforms, what, at));
         }
         Ok(DequantRun {
             y,
@@ -560,12 +540,8 @@ type ToInt8RunFn = unsafe extern "C" fn(
 /// A Verilated `to_int8` of one lane count.
 pub struct ToInt8Model {
     lanes: usize,
-    _lib: Library,
-    new: NewFn,
-    free: FreeFn,
+    block: BlockLib,
     run: ToInt8RunFn,
-    flush: FreeFn,
-    pub path: PathBuf,
 }
 
 impl ToInt8Model {
@@ -583,13 +559,11 @@ impl ToInt8Model {
             "{n} values on {} lanes",
             self.lanes
         );
-        let path = waveform_path(&self.path, vcd)?;
         let mut q = vec![0i8; n];
         let mut got = 0u32;
-        // SAFETY: an owned model freed below; the pointers cover n elements and a count.
-        let clocks = unsafe {
-            let m = (self.new)(path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()));
-            let c = (self.run)(
+        // SAFETY: the pointers cover n elements and a count.
+        let clocks = self.block.with_instance(vcd, |m| unsafe {
+            (self.run)(
                 m,
                 n as u32,
                 y_frac,
@@ -600,11 +574,8 @@ impl ToInt8Model {
                 &mut got,
                 100 + 8 * n as u64,
                 stall_seed,
-            );
-            (self.flush)(m);
-            (self.free)(m);
-            c
-        };
+            )
+        })?;
         Ok((q, got, clocks))
     }
 
@@ -637,16 +608,9 @@ impl ToInt8Model {
             })
         };
         if let Some(what) = what {
-            std::fs::create_dir_all(waveforms).ok();
-            let vcd = waveforms.join(format!("to_int8-{}-seed{seed}.vcd", self.lanes));
-            let _ = self.raw(y, y_frac, inv_unit, stall_seed, Some(&vcd));
-            return Err(VectorError::Mismatch {
-                lanes: self.lanes,
-                seed,
-                n,
-                what,
-                waveform: vcd.display().to_string(),
-            });
+            let rerun = |vcd: &Path| drop(self.raw(y, y_frac, inv_unit, stall_seed, Some(vcd)));
+            let at = ("to_int8", self.lanes, seed, n);
+            return Err(self.block.mismatch(rerun, waveforms, what, at));
         }
         Ok(clocks)
     }
