@@ -7,17 +7,21 @@ use libloading::Library;
 use tern_hdl::emit::{content_hash, EmitError, WAIVER_FILE};
 use tern_hdl::program::{Gain, Scale};
 use tern_hdl::vector::{
-    dequant_verilog, norm_quant_verilog, to_int8_verilog, NormQuantShape, DEQUANT_FILE,
-    DEQUANT_MODULE, NORM_QUANT_FILE, NORM_QUANT_MODULE, TO_INT8_FILE, TO_INT8_MODULE,
+    dequant_verilog, norm_quant_verilog, rope_verilog, to_int8_verilog, NormQuantShape,
+    DEQUANT_FILE, DEQUANT_MODULE, NORM_QUANT_FILE, NORM_QUANT_MODULE, ROPE_FILE, ROPE_MODULE,
+    TO_INT8_FILE, TO_INT8_MODULE,
 };
 
-use crate::golden::vector::{dequant, factor, norm_quant, to_int8, Factor, Quantised, Saturations};
+use crate::golden::vector::{
+    dequant, factor, norm_quant, rope, to_int8, Factor, Quantised, Saturations,
+};
 use crate::verilator::{open_shim_library, waveform_path, BridgeError, ModelCache};
 
 const PORTS: &str = include_str!("../../cpp/vector_ports.h");
 const SHIM: &str = include_str!("../../cpp/vector_shim.cpp");
 const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_shim.cpp");
 const TO_INT8_SHIM: &str = include_str!("../../cpp/to_int8_shim.cpp");
+const ROPE_SHIM: &str = include_str!("../../cpp/rope_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut std::ffi::c_void;
@@ -226,6 +230,23 @@ impl ModelCache {
             lanes,
         )?;
         Ok(ToInt8Model { lanes, block, run })
+    }
+
+    /// Build (or load from the cache) the `rope` block of `lanes` lanes for heads of up
+    /// to `max_head_dim`.
+    pub fn load_rope(&self, lanes: usize, max_head_dim: usize) -> Result<RopeModel, BridgeError> {
+        let (block, run) = self.load_vector_block(
+            (ROPE_MODULE, ROPE_FILE, "tern_rope"),
+            rope_verilog(lanes, max_head_dim),
+            ROPE_SHIM,
+            lanes,
+        )?;
+        Ok(RopeModel {
+            lanes,
+            max_head_dim,
+            block,
+            run,
+        })
     }
 
     /// Build (or load from the cache) the `dequant` block of `lanes` lanes.
@@ -610,6 +631,114 @@ impl ToInt8Model {
         if let Some(what) = what {
             let rerun = |vcd: &Path| drop(self.raw(y, y_frac, inv_unit, stall_seed, Some(vcd)));
             let at = ("to_int8", self.lanes, seed, n);
+            return Err(self.block.mismatch(rerun, waveforms, what, at));
+        }
+        Ok(clocks)
+    }
+}
+
+#[allow(clippy::type_complexity)]
+type RopeRunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    u32,
+    u32,
+    *const i16,
+    *const i32,
+    *mut i32,
+    *mut u32,
+    *mut u32,
+    u64,
+    u64,
+) -> u64;
+
+/// A Verilated `rope` of one lane count.
+pub struct RopeModel {
+    lanes: usize,
+    max_head_dim: usize,
+    block: BlockLib,
+    run: RopeRunFn,
+}
+
+impl RopeModel {
+    fn raw(
+        &self,
+        y: &[i32],
+        head_dim: usize,
+        row: &[(i16, i16)],
+        stall_seed: u64,
+        vcd: Option<&Path>,
+    ) -> Result<(Vec<i32>, u32, bool, u64), BridgeError> {
+        assert!(
+            head_dim <= self.max_head_dim
+                && head_dim.is_multiple_of(2 * self.lanes)
+                && y.len().is_multiple_of(head_dim)
+                && row.len() == head_dim / 2,
+            "heads of {head_dim} on {} lanes",
+            self.lanes
+        );
+        let cs: Vec<i16> = row.iter().flat_map(|&(c, s)| [c, s]).collect();
+        let mut out = vec![0i32; y.len()];
+        let (mut got, mut sat) = (0u32, 0u32);
+        // SAFETY: the pointers cover the table row, the vector, the output and two counts.
+        let clocks = self.block.with_instance(vcd, |m| unsafe {
+            (self.run)(
+                m,
+                (y.len() / head_dim) as u32,
+                head_dim as u32,
+                cs.as_ptr(),
+                y.as_ptr(),
+                out.as_mut_ptr(),
+                &mut got,
+                &mut sat,
+                200 + 8 * y.len() as u64,
+                stall_seed,
+            )
+        })?;
+        Ok((out, got, sat != 0, clocks))
+    }
+
+    /// One command against the golden `rope` over every head, bit for bit, with the
+    /// saturation flag and exactly as many outputs as inputs; the clocks on success.
+    pub fn check(
+        &self,
+        y: &[i32],
+        head_dim: usize,
+        row: &[(i16, i16)],
+        seed: u64,
+        stall_seed: u64,
+        waveforms: &Path,
+    ) -> Result<u64, VectorError> {
+        let mut want = y.to_vec();
+        let mut sat = Saturations::default();
+        want.chunks_mut(head_dim)
+            .for_each(|head| rope(head, row, &mut sat));
+        let (got_y, got, saturated, clocks) = self.raw(y, head_dim, row, stall_seed, None)?;
+        let n = y.len();
+        let what = if clocks == u64::MAX {
+            Some(format!(
+                "no done within the clock limit ({got} of {n} outputs)"
+            ))
+        } else if got as usize != n {
+            Some(format!("{got} outputs for {n} values"))
+        } else if let Some(i) = (0..n).find(|&i| got_y[i] != want[i]) {
+            Some(format!(
+                "first differing output y[{i}] = {} (golden {}; head {}, element {})",
+                got_y[i],
+                want[i],
+                i / head_dim,
+                i % head_dim
+            ))
+        } else if saturated != (sat.0 > 0) {
+            Some(format!(
+                "saturated flag {saturated} (golden {} saturations)",
+                sat.0
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            let rerun = |vcd: &Path| drop(self.raw(y, head_dim, row, stall_seed, Some(vcd)));
+            let at = ("rope", self.lanes, seed, n);
             return Err(self.block.mismatch(rerun, waveforms, what, at));
         }
         Ok(clocks)
