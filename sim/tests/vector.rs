@@ -413,6 +413,10 @@ fn vector_unit_verilog_is_lint_clean() {
                 "tern_rope.v",
                 tern_hdl::vector::rope_verilog(lanes, 2 * lanes * 8).unwrap(),
             ),
+            (
+                "tern_relu2_mul.v",
+                tern_hdl::vector::relu2_mul_verilog(NormQuantShape { lanes, max_n }).unwrap(),
+            ),
         ] {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
@@ -577,6 +581,53 @@ fn rope_rtl_matches_the_golden_model() {
                     clocks,
                     tern_hdl::vector::rope_clocks(lanes, heads, head_dim),
                     "case {case}, {heads} heads of {head_dim}"
+                );
+            }
+        }
+    }
+}
+
+/// The `relu2_mul` RTL (4 and 8 lanes) against its golden model, bit for bit: the
+/// block and its fractional bits for gates and ups from tiny to full range (the largest
+/// product above 31 bits and below), all-negative gates (zeros), stalls.
+#[test]
+fn relu2_mul_rtl_matches_the_golden_model() {
+    use tern_hdl::vector::NormQuantShape;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let cache = ModelCache::new(default_cache_root());
+    let waveforms = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms");
+    for lanes in [4usize, 8] {
+        let shape = NormQuantShape { lanes, max_n: 256 };
+        let model = cache.load_relu2_mul(shape).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(400 + lanes as u64);
+        for case in 0..40u64 {
+            let n = lanes * rng.gen_range(1..=256 / lanes);
+            let bits = [31u32, 20, 8, 3][case as usize % 4];
+            let mut g: Vec<i32> = (0..n)
+                .map(|_| rng.gen_range(-(1i64 << bits)..(1i64 << bits)) as i32)
+                .collect();
+            let mut u: Vec<i32> = (0..n)
+                .map(|_| rng.gen_range(-(1i64 << bits)..(1i64 << bits)) as i32)
+                .collect();
+            match case {
+                0 => g.iter_mut().for_each(|x| *x = -x.abs() - 1),
+                1 => {
+                    g[0] = i32::MAX;
+                    u[0] = i32::MIN;
+                }
+                _ => {}
+            }
+            let frac = rng.gen_range(8..20);
+            let stall = if case % 3 == 0 { 0 } else { 5000 + case };
+            let seed = lanes as u64 * 1000 + case;
+            let clocks = model
+                .check(&g, &u, frac, seed, stall, &waveforms)
+                .unwrap_or_else(|e| panic!("case {case}: {e}"));
+            if stall == 0 {
+                assert_eq!(
+                    clocks,
+                    tern_hdl::vector::relu2_mul_clocks(lanes, n),
+                    "case {case}, n {n}"
                 );
             }
         }

@@ -7,13 +7,13 @@ use libloading::Library;
 use tern_hdl::emit::{content_hash, EmitError, WAIVER_FILE};
 use tern_hdl::program::{Gain, Scale};
 use tern_hdl::vector::{
-    dequant_verilog, norm_quant_verilog, rope_verilog, to_int8_verilog, NormQuantShape,
-    DEQUANT_FILE, DEQUANT_MODULE, NORM_QUANT_FILE, NORM_QUANT_MODULE, ROPE_FILE, ROPE_MODULE,
-    TO_INT8_FILE, TO_INT8_MODULE,
+    dequant_verilog, norm_quant_verilog, relu2_mul_verilog, rope_verilog, to_int8_verilog,
+    NormQuantShape, DEQUANT_FILE, DEQUANT_MODULE, NORM_QUANT_FILE, NORM_QUANT_MODULE,
+    RELU2_MUL_FILE, RELU2_MUL_MODULE, ROPE_FILE, ROPE_MODULE, TO_INT8_FILE, TO_INT8_MODULE,
 };
 
 use crate::golden::vector::{
-    dequant, factor, norm_quant, rope, to_int8, Factor, Quantised, Saturations,
+    dequant, factor, norm_quant, relu2_mul, rope, to_int8, Factor, Quantised, Saturations,
 };
 use crate::verilator::{open_shim_library, waveform_path, BridgeError, ModelCache};
 
@@ -22,6 +22,7 @@ const SHIM: &str = include_str!("../../cpp/vector_shim.cpp");
 const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_shim.cpp");
 const TO_INT8_SHIM: &str = include_str!("../../cpp/to_int8_shim.cpp");
 const ROPE_SHIM: &str = include_str!("../../cpp/rope_shim.cpp");
+const RELU2_MUL_SHIM: &str = include_str!("../../cpp/relu2_mul_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut std::ffi::c_void;
@@ -247,6 +248,17 @@ impl ModelCache {
             block,
             run,
         })
+    }
+
+    /// Build (or load from the cache) the `relu2_mul` block of `shape`.
+    pub fn load_relu2_mul(&self, shape: NormQuantShape) -> Result<Relu2MulModel, BridgeError> {
+        let (block, run) = self.load_vector_block(
+            (RELU2_MUL_MODULE, RELU2_MUL_FILE, "tern_relu2_mul"),
+            relu2_mul_verilog(shape),
+            RELU2_MUL_SHIM,
+            shape.lanes,
+        )?;
+        Ok(Relu2MulModel { shape, block, run })
     }
 
     /// Build (or load from the cache) the `dequant` block of `lanes` lanes.
@@ -739,6 +751,101 @@ impl RopeModel {
         if let Some(what) = what {
             let rerun = |vcd: &Path| drop(self.raw(y, head_dim, row, stall_seed, Some(vcd)));
             let at = ("rope", self.lanes, seed, n);
+            return Err(self.block.mismatch(rerun, waveforms, what, at));
+        }
+        Ok(clocks)
+    }
+}
+
+#[allow(clippy::type_complexity)]
+type Relu2MulRunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    u32,
+    i32,
+    *const i32,
+    *const i32,
+    *mut i32,
+    *mut u32,
+    *mut i32,
+    u64,
+    u64,
+) -> u64;
+
+/// A Verilated `relu2_mul` of one shape.
+pub struct Relu2MulModel {
+    shape: NormQuantShape,
+    block: BlockLib,
+    run: Relu2MulRunFn,
+}
+
+impl Relu2MulModel {
+    fn raw(
+        &self,
+        g: &[i32],
+        u: &[i32],
+        frac: i32,
+        stall_seed: u64,
+        vcd: Option<&Path>,
+    ) -> Result<(Vec<i32>, u32, i32, u64), BridgeError> {
+        let n = g.len();
+        assert!(
+            n > 0 && n <= self.shape.max_n && n.is_multiple_of(self.shape.lanes) && u.len() == n,
+            "{n} pairs on {:?}",
+            self.shape
+        );
+        let mut y = vec![0i32; n];
+        let (mut got, mut frac_out) = (0u32, 0i32);
+        // SAFETY: the pointers cover n elements each and two counts.
+        let clocks = self.block.with_instance(vcd, |m| unsafe {
+            (self.run)(
+                m,
+                n as u32,
+                frac,
+                g.as_ptr(),
+                u.as_ptr(),
+                y.as_mut_ptr(),
+                &mut got,
+                &mut frac_out,
+                200 + 8 * n as u64,
+                stall_seed,
+            )
+        })?;
+        Ok((y, got, frac_out, clocks))
+    }
+
+    /// One command against the golden `relu2_mul`: the block and its fractional bits bit
+    /// for bit, exactly n outputs; the clocks on success.
+    pub fn check(
+        &self,
+        g: &[i32],
+        u: &[i32],
+        frac: i32,
+        seed: u64,
+        stall_seed: u64,
+        waveforms: &Path,
+    ) -> Result<u64, VectorError> {
+        let (want, want_frac) = relu2_mul(g, u, frac);
+        let (y, got, got_frac, clocks) = self.raw(g, u, frac, stall_seed, None)?;
+        let n = g.len();
+        let what = if clocks == u64::MAX {
+            Some(format!(
+                "no done within the clock limit ({got} of {n} outputs)"
+            ))
+        } else if got as usize != n {
+            Some(format!("{got} outputs for {n} pairs"))
+        } else if got_frac != want_frac {
+            Some(format!("{got_frac} fractional bits (golden {want_frac})"))
+        } else {
+            (0..n).find(|&i| y[i] != want[i]).map(|i| {
+                format!(
+                    "first differing output y[{i}] = {} (golden {}; g {}, u {})",
+                    y[i], want[i], g[i], u[i]
+                )
+            })
+        };
+        if let Some(what) = what {
+            let rerun = |vcd: &Path| drop(self.raw(g, u, frac, stall_seed, Some(vcd)));
+            let at = ("relu2_mul", self.shape.lanes, seed, n);
             return Err(self.block.mismatch(rerun, waveforms, what, at));
         }
         Ok(clocks)
