@@ -7,13 +7,14 @@ use libloading::Library;
 use tern_hdl::emit::{content_hash, EmitError, WAIVER_FILE};
 use tern_hdl::program::{Gain, Scale};
 use tern_hdl::vector::{
-    dequant_verilog, norm_quant_verilog, relu2_mul_verilog, rope_verilog, to_int8_verilog,
-    NormQuantShape, DEQUANT_FILE, DEQUANT_MODULE, NORM_QUANT_FILE, NORM_QUANT_MODULE,
-    RELU2_MUL_FILE, RELU2_MUL_MODULE, ROPE_FILE, ROPE_MODULE, TO_INT8_FILE, TO_INT8_MODULE,
+    dequant_verilog, embed_verilog, norm_quant_verilog, relu2_mul_verilog, rope_verilog,
+    to_int8_verilog, NormQuantShape, DEQUANT_FILE, DEQUANT_MODULE, EMBED_FILE, EMBED_MODULE,
+    NORM_QUANT_FILE, NORM_QUANT_MODULE, RELU2_MUL_FILE, RELU2_MUL_MODULE, ROPE_FILE, ROPE_MODULE,
+    TO_INT8_FILE, TO_INT8_MODULE,
 };
 
 use crate::golden::vector::{
-    dequant, factor, norm_quant, relu2_mul, rope, to_int8, Factor, Quantised, Saturations,
+    dequant, embed, factor, norm_quant, relu2_mul, rope, to_int8, Factor, Quantised, Saturations,
 };
 use crate::verilator::{open_shim_library, waveform_path, BridgeError, ModelCache};
 
@@ -23,6 +24,7 @@ const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_shim.cpp");
 const TO_INT8_SHIM: &str = include_str!("../../cpp/to_int8_shim.cpp");
 const ROPE_SHIM: &str = include_str!("../../cpp/rope_shim.cpp");
 const RELU2_MUL_SHIM: &str = include_str!("../../cpp/relu2_mul_shim.cpp");
+const EMBED_SHIM: &str = include_str!("../../cpp/embed_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 type NewFn = unsafe extern "C" fn(*const std::ffi::c_char) -> *mut std::ffi::c_void;
@@ -259,6 +261,17 @@ impl ModelCache {
             shape.lanes,
         )?;
         Ok(Relu2MulModel { shape, block, run })
+    }
+
+    /// Build (or load from the cache) the `embed` block of `lanes` lanes.
+    pub fn load_embed(&self, lanes: usize) -> Result<EmbedModel, BridgeError> {
+        let (block, run) = self.load_vector_block(
+            (EMBED_MODULE, EMBED_FILE, "tern_embed"),
+            embed_verilog(lanes),
+            EMBED_SHIM,
+            lanes,
+        )?;
+        Ok(EmbedModel { lanes, block, run })
     }
 
     /// Build (or load from the cache) the `dequant` block of `lanes` lanes.
@@ -846,6 +859,101 @@ impl Relu2MulModel {
         if let Some(what) = what {
             let rerun = |vcd: &Path| drop(self.raw(g, u, frac, stall_seed, Some(vcd)));
             let at = ("relu2_mul", self.shape.lanes, seed, n);
+            return Err(self.block.mismatch(rerun, waveforms, what, at));
+        }
+        Ok(clocks)
+    }
+}
+
+#[allow(clippy::type_complexity)]
+type EmbedRunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    u32,
+    i32,
+    *const u16,
+    *mut i32,
+    *mut u32,
+    *mut u32,
+    u64,
+    u64,
+) -> u64;
+
+/// A Verilated `embed` of one lane count.
+pub struct EmbedModel {
+    lanes: usize,
+    block: BlockLib,
+    run: EmbedRunFn,
+}
+
+impl EmbedModel {
+    fn raw(
+        &self,
+        bits: &[u16],
+        frac: i32,
+        stall_seed: u64,
+        vcd: Option<&Path>,
+    ) -> Result<(Vec<i32>, u32, bool, u64), BridgeError> {
+        let n = bits.len();
+        assert!(
+            n > 0 && n.is_multiple_of(self.lanes),
+            "{n} values on {} lanes",
+            self.lanes
+        );
+        let mut x = vec![0i32; n];
+        let (mut got, mut sat) = (0u32, 0u32);
+        // SAFETY: the pointers cover n elements each and two counts.
+        let clocks = self.block.with_instance(vcd, |m| unsafe {
+            (self.run)(
+                m,
+                n as u32,
+                frac,
+                bits.as_ptr(),
+                x.as_mut_ptr(),
+                &mut got,
+                &mut sat,
+                100 + 8 * n as u64,
+                stall_seed,
+            )
+        })?;
+        Ok((x, got, sat != 0, clocks))
+    }
+
+    /// One command against the golden `embed`: every value and the saturation flag bit
+    /// for bit, exactly n outputs; the clocks on success.
+    pub fn check(
+        &self,
+        bits: &[u16],
+        frac: i32,
+        seed: u64,
+        stall_seed: u64,
+        waveforms: &Path,
+    ) -> Result<u64, VectorError> {
+        let mut sat = Saturations::default();
+        let want = embed(bits, frac, &mut sat);
+        let (x, got, saturated, clocks) = self.raw(bits, frac, stall_seed, None)?;
+        let n = bits.len();
+        let what = if clocks == u64::MAX {
+            Some(format!(
+                "no done within the clock limit ({got} of {n} outputs)"
+            ))
+        } else if got as usize != n {
+            Some(format!("{got} outputs for {n} values"))
+        } else if let Some(i) = (0..n).find(|&i| x[i] != want[i]) {
+            Some(format!(
+                "first differing output x[{i}] = {} (golden {}; bf16 0x{:04x})",
+                x[i], want[i], bits[i]
+            ))
+        } else if saturated != (sat.0 > 0) {
+            Some(format!(
+                "saturated flag {saturated} (golden {} saturations)",
+                sat.0
+            ))
+        } else {
+            None
+        };
+        if let Some(what) = what {
+            let rerun = |vcd: &Path| drop(self.raw(bits, frac, stall_seed, Some(vcd)));
+            let at = ("embed", self.lanes, seed, n);
             return Err(self.block.mismatch(rerun, waveforms, what, at));
         }
         Ok(clocks)

@@ -59,11 +59,19 @@ impl Saturations {
 }
 
 /// A row of the embedding (bf16 bits) into the residual stream: `v · 2^frac` rounded
-/// half to even, saturating.
+/// half to even, saturating (infinities and NaNs by their sign).
 pub fn embed(row: &[u16], frac: i32, sat: &mut Saturations) -> Vec<i32> {
     row.iter()
         .map(|&b| {
             let v = tern_hdl::program::bf16_value(b);
+            if v.is_nan() {
+                // An infinity saturates below; a NaN too, by its sign bit.
+                return sat.i32(if b & 0x8000 != 0 {
+                    i128::MIN
+                } else {
+                    i128::MAX
+                });
+            }
             let x = (f64::from(v) * pow2(frac)).round_ties_even();
             sat.i32(x.clamp(-1e30, 1e30) as i128)
         })
