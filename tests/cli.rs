@@ -618,3 +618,30 @@ fn an_accelerator_description_drives_generate_and_project() {
         text(&o)
     );
 }
+
+/// `tern verilog --vector LANES` writes the vector unit's six blocks, each its own
+/// module; a lane count the shapes do not fit is refused, naming the shape, and writes
+/// nothing.
+#[test]
+fn the_vector_unit_blocks_are_written_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("vu");
+    let o = tern(&["verilog", "--vector", "8", "-o", out.to_str().unwrap()]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    for module in [
+        "tern_embed",
+        "tern_norm_quant",
+        "tern_dequant",
+        "tern_rope",
+        "tern_to_int8",
+        "tern_relu2_mul",
+    ] {
+        let text = std::fs::read_to_string(out.join(format!("{module}.v"))).unwrap();
+        assert!(text.contains(&format!("module {module} (")), "{module}");
+    }
+    let bad = dir.path().join("bad");
+    let o = tern(&["verilog", "--vector", "5", "-o", bad.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("5 lanes"), "{err}");
+    assert!(!bad.exists(), "a refused shape wrote files");
+}

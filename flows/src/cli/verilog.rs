@@ -7,20 +7,51 @@ use tern_hdl::{generate_any, write_design, DesignConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long)]
-    pub config: PathBuf,
+    #[arg(long, required_unless_present = "vector")]
+    pub config: Option<PathBuf>,
     /// Output directory (created if needed).
     #[arg(short, long)]
     pub out: PathBuf,
     /// Also write the accelerator top (AXI4-Lite registers, AXI4 master, the engine's
     /// feeder) around the engine, matmul or attention, and its register map (regmap.md,
     /// regmap.json).
-    #[arg(long)]
+    #[arg(long, conflicts_with = "vector")]
     pub top: bool,
+    /// Instead of a design: the vector unit's blocks (docs/vector.md) with this many
+    /// lanes, for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
+    #[arg(long, value_name = "LANES")]
+    pub vector: Option<usize>,
+    #[arg(long, default_value_t = 6912, requires = "vector")]
+    pub max_n: usize,
+    #[arg(long, default_value_t = 128, requires = "vector")]
+    pub max_head_dim: usize,
 }
 
 pub fn run(a: Args) -> Result<()> {
-    let Args { config, out, top } = a;
+    let Args {
+        config,
+        out,
+        top,
+        vector,
+        max_n,
+        max_head_dim,
+    } = a;
+    if let Some(lanes) = vector {
+        let files = tern_hdl::vector::vector_unit_files(lanes, max_n, max_head_dim)?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, text) in &files {
+            let path = out.join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!(
+            "wrote {}: the vector unit's {} blocks, {lanes} lanes, vectors of up to {max_n}, heads of up to {max_head_dim} ({})",
+            out.display(),
+            files.len(),
+            files.iter().map(|f| f.0).collect::<Vec<_>>().join(", ")
+        );
+        return Ok(());
+    }
+    let config = config.expect("clap requires --config without --vector");
     let cfg = DesignConfig::from_path(&config)?;
     // A board named in the config must exist even though generation does not
     // use it: a typo would otherwise surface only at synthesis.

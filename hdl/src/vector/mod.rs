@@ -22,7 +22,7 @@ pub const NORM_QUANT_FILE: &str = "tern_norm_quant.v";
 
 /// A shape no block can be built for.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
-#[error("norm_quant: {0}")]
+#[error("vector unit: {0}")]
 pub struct ShapeError(pub String);
 
 /// Shape of a `norm_quant` block.
@@ -722,7 +722,7 @@ pub fn rope_clocks(lanes: usize, heads: usize, head_dim: usize) -> u64 {
 pub fn rope_verilog(lanes: usize, max_head_dim: usize) -> Result<String, ShapeError> {
     if !(1..=64).contains(&lanes) || max_head_dim == 0 || !max_head_dim.is_multiple_of(2 * lanes) {
         return Err(ShapeError(format!(
-            "rope: {lanes} lanes and heads of up to {max_head_dim}: the half head must be whole beats"
+            "{lanes} lanes and heads of up to {max_head_dim}: half a head must be whole beats"
         )));
     }
     let half = max_head_dim / (2 * lanes);
@@ -1198,6 +1198,24 @@ module tern_embed_lane (
 endmodule
 `default_nettype wire
 "#;
+
+/// Every block of a vector unit of `lanes` lanes for vectors of up to `max_n` elements
+/// and heads of up to `max_head_dim`: (file name, Verilog).
+pub fn vector_unit_files(
+    lanes: usize,
+    max_n: usize,
+    max_head_dim: usize,
+) -> Result<Vec<(&'static str, String)>, ShapeError> {
+    let shape = NormQuantShape { lanes, max_n };
+    Ok(vec![
+        (EMBED_FILE, embed_verilog(lanes)?),
+        (NORM_QUANT_FILE, norm_quant_verilog(shape)?),
+        (DEQUANT_FILE, dequant_verilog(lanes)?),
+        (ROPE_FILE, rope_verilog(lanes, max_head_dim)?),
+        (TO_INT8_FILE, to_int8_verilog(lanes)?),
+        (RELU2_MUL_FILE, relu2_mul_verilog(shape)?),
+    ])
+}
 
 #[cfg(test)]
 mod tests {
