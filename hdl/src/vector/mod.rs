@@ -197,6 +197,8 @@ module {{MODULE}} (
     reg [101:0] bit_;
     reg [{{VBITS48}}:0] buffer [0:{{DEPTH}}-1];
 
+    wire [102:0] trial = {1'b0, radicand} - {1'b0, root | bit_};
+
     function automatic [46:0] max47(input [46:0] a, input [46:0] b);
         max47 = a > b ? a : b;
     endfunction
@@ -291,10 +293,12 @@ module {{MODULE}} (
                         radicand <= {18'd0, quotient} + {1'b0, e_units};
                         step <= 7'd1;
                     end else begin
-                        // Digit by digit: 51 steps of two radicand bits each.
-                        if (radicand >= root + bit_) begin
-                            radicand <= radicand - (root + bit_);
-                            root <= (root >> 1) + bit_;
+                        // Digit by digit: 51 steps of two radicand bits each. `root` stays
+                        // a multiple of 4·bit_, so every + bit_ is an OR, and one
+                        // subtraction both decides the step (its borrow) and makes it.
+                        if (!trial[102]) begin
+                            radicand <= trial[101:0];
+                            root <= (root >> 1) | bit_;
                         end else begin
                             root <= root >> 1;
                         end
