@@ -11,7 +11,7 @@
 //!                     ─► DIVIDE: S / n (restoring, a bit a clock)
 //!                     ─► ROOT: r = isqrt(floor(S/n) + E), E = floor(eps · 2^(2·v_frac))
 //!                     ─► EMIT: per beat, q = floor((254|p| + M) / 2M) with p's sign
-//!                              (7 quotient bits, a bit a clock), out as V int8
+//!                              (7 quotient bits in a 9-stage pipeline), V int8 a clock
 //!                     ─► done: M and r held for the dequantisation factor
 //! ```
 
@@ -66,12 +66,11 @@ impl NormQuantShape {
 
 /// Clocks of one command from its offer to `done` with the last output taken, inputs
 /// always valid and outputs always taken: the command (1), a beat a clock in, the
-/// division (84), the root (1 + 51), and 10 a beat out (fetch, start, 7 quotient bits,
-/// hand-over). The emission is the slow part: pipelining its divider makes it a beat a
-/// clock.
+/// division (84), the root (1 + 51), then the emission pipeline's fill (9) and a beat a
+/// clock out.
 pub fn norm_quant_clocks(shape: NormQuantShape, n: usize) -> u64 {
     let beats = (n / shape.lanes) as u64;
-    1 + beats + 84 + 52 + 10 * beats
+    1 + beats + 84 + 52 + 9 + beats
 }
 
 /// The `norm_quant` block's Verilog.
@@ -107,27 +106,44 @@ pub fn norm_quant_verilog(shape: NormQuantShape) -> Result<String, ShapeError> {
         .map(|l| format!("{{20'd0, sq{l}}}"))
         .collect::<Vec<_>>()
         .join(" + ");
-    let mut quotient_lanes = String::new();
+    // The emission pipeline: stage 0 forms each lane's dividend, stages 1..=7 decide
+    // quotient bits 6..=0 (stage s, lane l lives at index s·V + l).
+    let mut stages = String::new();
     for l in 0..v {
         writeln!(
-            quotient_lanes,
-            "            if (num[{l}] >= (den << qbit)) begin num[{l}] <= num[{l}] - (den << qbit); quo[{l}] <= quo[{l}] | (7'd1 << qbit); end"
-        )
-        .unwrap();
-    }
-    let mut start_lanes = String::new();
-    for l in 0..v {
-        writeln!(
-            start_lanes,
+            stages,
             "            num[{l}] <= 56'(held{l}[46:0]) * 56'd254 + {{9'd0, m}}; quo[{l}] <= 7'd0; sgn[{l}] <= held{l}[47];"
         )
         .unwrap();
     }
+    for st in 1..=7usize {
+        let bit = 7 - st;
+        for l in 0..v {
+            let (from, to) = ((st - 1) * v + l, st * v + l);
+            let keep_num = if st < 7 {
+                format!(" num[{to}] <= num[{from}] - (den << {bit});")
+            } else {
+                String::new()
+            };
+            let pass_num = if st < 7 {
+                format!(" num[{to}] <= num[{from}];")
+            } else {
+                String::new()
+            };
+            writeln!(
+                stages,
+                "            if (num[{from}] >= (den << {bit})) begin{keep_num} quo[{to}] <= quo[{from}] | 7'd{q}; end else begin{pass_num} quo[{to}] <= quo[{from}]; end sgn[{to}] <= sgn[{from}];",
+                q = 1u32 << bit
+            )
+            .unwrap();
+        }
+    }
     let outputs: Vec<String> = (0..v)
         .rev()
         .map(|l| {
+            let at = 7 * v + l;
             format!(
-                "(m == 47'd0 ? 8'd0 : (sgn[{l}] ? 8'(-{{1'b0, quo[{l}]}}) : {{1'b0, quo[{l}]}}))"
+                "(m == 47'd0 ? 8'd0 : (sgn[{at}] ? 8'(-{{1'b0, quo[{at}]}}) : {{1'b0, quo[{at}]}}))"
             )
         })
         .collect();
@@ -147,8 +163,7 @@ pub fn norm_quant_verilog(shape: NormQuantShape) -> Result<String, ShapeError> {
         .replace("{{PACKED}}", &packed.join(", "))
         .replace("{{MAX_TREE}}", &max_tree)
         .replace("{{SUM_SQUARES}}", &sum_squares)
-        .replace("{{QUOTIENT_LANES}}", &quotient_lanes)
-        .replace("{{START_LANES}}", &start_lanes)
+        .replace("{{STAGES}}", &stages)
         .replace("{{OUTPUTS}}", &outputs.join(",\n        "));
     Ok(text)
 }
@@ -219,18 +234,20 @@ module {{MODULE}} (
                           : k <= -34'sd24 ? 101'd0
                           : eps_wide >> 7'(-k);
 
-    // EMIT: one beat at a time, seven restoring steps for all lanes at once.
+    // EMIT: a beat a clock through nine stages (the buffer read, the dividend, seven
+    // restoring steps for quotient bits 6..0); the whole pipeline moves when its last
+    // stage is free.
     reg [{{VBITS48}}:0] held;
+    reg        held_valid;
 {{LANES_EMIT}}
-    reg [55:0] num [0:{{V}}-1];
-    reg [6:0]  quo [0:{{V}}-1];
-    reg        sgn [0:{{V}}-1];
-    reg [2:0]  qbit;             // quotient bit being decided, 6..0
-    reg        working;          // a beat is being divided
-    reg        ready_beat;       // its quotients are ready to leave
-    reg        fetched;          // `held` holds the buffer word of `count`
+    reg [55:0] num [0:8*{{V}}-1];
+    reg [6:0]  quo [0:8*{{V}}-1];
+    reg        sgn [0:8*{{V}}-1];
+    reg [7:0]  valid;            // stage s holds a beat
+    reg [{{CW}}-1:0] read;       // beats read from the buffer
     wire [55:0] den = {8'd0, m, 1'b0};
-    assign out_valid = state == EMIT && ready_beat;
+    wire adv = !valid[7] || out_ready;
+    assign out_valid = state == EMIT && valid[7];
     assign out_q = {
         {{OUTPUTS}}
     };
@@ -240,15 +257,19 @@ module {{MODULE}} (
 
     always @(posedge clk) begin
         if (take) buffer[count[{{AW}}-1:0]] <= { {{PACKED}} };
-        if (state == EMIT && !fetched && !working && !ready_beat) held <= buffer[count[{{AW}}-1:0]];
+        if (state == EMIT && adv && read != beats) held <= buffer[read[{{AW}}-1:0]];
+    end
+
+    always @(posedge clk) begin
+        if (state == EMIT && adv) begin
+{{STAGES}}        end
     end
 
     always @(posedge clk) begin
         if (rst) begin
             state <= IDLE;
-            working <= 1'b0;
-            ready_beat <= 1'b0;
-            fetched <= 1'b0;
+            valid <= 8'd0;
+            held_valid <= 1'b0;
         end else begin
             case (state)
                 IDLE, DONE: if (cmd_valid) begin
@@ -307,23 +328,19 @@ module {{MODULE}} (
                         if (step == 7'd51) begin
                             state <= EMIT;
                             count <= {{CW}}'d0;
+                            read <= {{CW}}'d0;
+                            valid <= 8'd0;
+                            held_valid <= 1'b0;
                         end
                     end
                 end
                 EMIT: begin
-                    if (!fetched && !working && !ready_beat) begin
-                        fetched <= 1'b1;
-                    end else if (fetched) begin
-                        fetched <= 1'b0;
-                        working <= 1'b1;
-                        qbit <= 3'd6;
-{{START_LANES}}                    end else if (working) begin
-{{QUOTIENT_LANES}}                        if (qbit == 3'd0) begin
-                            working <= 1'b0;
-                            ready_beat <= 1'b1;
-                        end else qbit <= qbit - 3'd1;
-                    end else if (ready_beat && out_ready) begin
-                        ready_beat <= 1'b0;
+                    if (adv) begin
+                        held_valid <= read != beats;
+                        if (read != beats) read <= read + {{CW}}'d1;
+                        valid <= {valid[6:0], held_valid};
+                    end
+                    if (valid[7] && out_ready) begin
                         count <= count + {{CW}}'d1;
                         if (count + {{CW}}'d1 == beats) begin
                             state <= DONE;
