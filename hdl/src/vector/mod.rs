@@ -361,10 +361,10 @@ pub const DEQUANT_FILE: &str = "tern_dequant.v";
 
 /// Clocks of one `dequant` command from its offer to `done` with the last output taken,
 /// inputs always valid and outputs always taken: the command (1), normalising (1), the
-/// factor's divider (33 quotient bits), and 3 a beat (multiply, round and saturate,
-/// hand-over).
+/// factor's divider (33 quotient bits), then a beat a clock through two stages
+/// (multiply; round, saturate and add), the last leaving two clocks after it entered.
 pub fn dequant_clocks(lanes: usize, n: usize) -> u64 {
-    1 + 1 + 33 + 3 * (n / lanes) as u64
+    1 + 1 + 33 + (n / lanes) as u64 + 2
 }
 
 /// The `dequant` block's Verilog: a token's BitLinear results back into fixed point,
@@ -387,12 +387,12 @@ pub fn dequant_verilog(lanes: usize) -> Result<String, ShapeError> {
         .unwrap();
         writeln!(
             multiply,
-            "                            prod{l} <= 64'(acc{l}) * $signed({{32'd0, k}});"
+            "                        prod{l} <= 64'(acc{l}) * $signed({{32'd0, k}});"
         )
         .unwrap();
         writeln!(
             finish,
-            "                            y{l} <= add ? (add_sat{l} ? (sum{l}[32] ? 32'sh80000000 : 32'sh7fffffff) : sum{l}[31:0]) : scaled{l};"
+            "                        y{l} <= add ? (add_sat{l} ? (sum{l}[32] ? 32'sh80000000 : 32'sh7fffffff) : sum{l}[31:0]) : scaled{l};"
         )
         .unwrap();
     }
@@ -462,8 +462,10 @@ module {{MODULE}} (
     reg [31:0] k;
     reg signed [31:0] t;
     reg [{{VBITS32}}:0] x_held;
-    // One beat at a time: take, multiply, round, hand over.
-    reg [1:0]  phase;            // 0: waiting for a beat, 1: multiplied, 2: result held
+    reg [20:0] taken;
+    // Two stages, each holding a beat or not; a stage moves when the next has room.
+    reg        s1;               // the products (and the residual) of a beat
+    reg        s2;               // its outputs
 
     function automatic [6:0] bit_length(input [70:0] v);
         integer i;
@@ -474,8 +476,11 @@ module {{MODULE}} (
     endfunction
 
     assign cmd_ready = state == IDLE || state == DONE;
-    assign in_ready = state == RUN && phase == 2'd0;
-    assign out_valid = state == RUN && phase == 2'd2;
+    wire drain = s2 && out_ready;
+    wire move = s1 && (!s2 || out_ready);
+    assign in_ready = state == RUN && taken != beats && (!s1 || move);
+    assign out_valid = state == RUN && s2;
+    wire advance = in_valid && in_ready;
     assign done = state == DONE;
     assign factor_k = k;
     assign factor_t = t;
@@ -485,7 +490,8 @@ module {{MODULE}} (
     always @(posedge clk) begin
         if (rst) begin
             state <= IDLE;
-            phase <= 2'd0;
+            s1 <= 1'b0;
+            s2 <= 1'b0;
             saturated <= 1'b0;
         end else begin
             case (state)
@@ -495,9 +501,11 @@ module {{MODULE}} (
                     t_base <= cmd_w_e + cmd_out_frac - 32'(cmd_gain_frac);
                     beats <= cmd_n / 21'd{{V}};
                     count <= 21'd0;
+                    taken <= 21'd0;
                     add <= cmd_add;
                     saturated <= 1'b0;
-                    phase <= 2'd0;
+                    s1 <= 1'b0;
+                    s2 <= 1'b0;
                     state <= NORMALISE;
                 end
                 NORMALISE: begin
@@ -525,21 +533,19 @@ module {{MODULE}} (
                     end
                 end
                 RUN: begin
-                    case (phase)
-                        2'd0: if (in_valid) begin
-{{MULTIPLY}}                            x_held <= in_x;
-                            phase <= 2'd1;
-                        end
-                        2'd1: begin
-{{FINISH}}                            if ({{ANY_SAT}}) saturated <= 1'b1;
-                            phase <= 2'd2;
-                        end
-                        default: if (out_ready) begin
-                            phase <= 2'd0;
-                            count <= count + 21'd1;
-                            if (count + 21'd1 == beats) state <= DONE;
-                        end
-                    endcase
+                    if (advance) begin
+{{MULTIPLY}}                        x_held <= in_x;
+                        taken <= taken + 21'd1;
+                    end
+                    if (move) begin
+{{FINISH}}                        if ({{ANY_SAT}}) saturated <= 1'b1;
+                    end
+                    s1 <= advance || (s1 && !move);
+                    s2 <= move || (s2 && !drain);
+                    if (drain) begin
+                        count <= count + 21'd1;
+                        if (count + 21'd1 == beats) state <= DONE;
+                    end
                 end
                 default: state <= IDLE;
             endcase
