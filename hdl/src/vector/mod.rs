@@ -911,11 +911,12 @@ pub const RELU2_MUL_MODULE: &str = "tern_relu2_mul";
 pub const RELU2_MUL_FILE: &str = "tern_relu2_mul.v";
 
 /// Clocks of one `relu2_mul` command with inputs always valid and outputs always taken:
-/// the command (1), a beat a clock in, the shift found (1), 3 a beat out (fetch, shift,
-/// hand-over).
+/// the command (1), a beat a clock in, the shift found (1), then a beat a clock out
+/// through two stages (the buffer read, the shift), the last handed over two clocks
+/// after it was read.
 pub fn relu2_mul_clocks(lanes: usize, n: usize) -> u64 {
     let beats = (n / lanes) as u64;
-    1 + beats + 1 + 3 * beats
+    1 + beats + 1 + beats + 2
 }
 
 /// The `relu2_mul` block's Verilog: `P = max(g, 0)² · u` exactly per lane (94 bits),
@@ -996,7 +997,10 @@ module {{MODULE}} (
     reg [{{VBITS94}}:0] buffer [0:{{DEPTH}}-1];
     reg [{{VBITS94}}:0] held;
     reg [{{VBITS32}}:0] out;
-    reg [1:0]  phase;            // 0: fetch, 1: shift, 2: hand over
+    reg        held_valid;       // `held` holds a buffer word
+    reg        full;             // `out` holds a beat not yet taken
+    reg [{{CW}}-1:0] read;       // beats read from the buffer
+    wire adv = !full || out_ready;
 
     function automatic [92:0] max93(input [92:0] a, input [92:0] b);
         max93 = a > b ? a : b;
@@ -1012,7 +1016,7 @@ module {{MODULE}} (
     assign cmd_ready = state == IDLE;
     assign done = state == IDLE;
     assign in_ready = state == LOAD;
-    assign out_valid = state == EMIT && phase == 2'd2;
+    assign out_valid = state == EMIT && full;
     assign out_y = out;
     wire take = in_valid && in_ready;
 {{LANES_IN}}
@@ -1025,7 +1029,7 @@ module {{MODULE}} (
 
     always @(posedge clk) begin
         if (take) buffer[count[{{AW}}-1:0]] <= { {{PACKED}} };
-        if (state == EMIT && phase == 2'd0) held <= buffer[count[{{AW}}-1:0]];
+        if (state == EMIT && adv && read != beats) held <= buffer[read[{{AW}}-1:0]];
     end
 
     always @(posedge clk) begin
@@ -1062,21 +1066,23 @@ module {{MODULE}} (
                         frac_out <= three_f + 32'(below);
                     end
                     count <= {{CW}}'d0;
-                    phase <= 2'd0;
+                    read <= {{CW}}'d0;
+                    held_valid <= 1'b0;
+                    full <= 1'b0;
                     state <= EMIT;
                 end
-                EMIT: case (phase)
-                    2'd0: phase <= 2'd1;
-                    2'd1: begin
-                        out <= { {{OUT}} };
-                        phase <= 2'd2;
+                EMIT: begin
+                    if (adv) begin
+                        held_valid <= read != beats;
+                        if (read != beats) read <= read + {{CW}}'d1;
+                        if (held_valid) out <= { {{OUT}} };
+                        full <= held_valid;
                     end
-                    default: if (out_ready) begin
-                        phase <= 2'd0;
+                    if (full && out_ready) begin
                         count <= count + {{CW}}'d1;
                         if (count + {{CW}}'d1 == beats) state <= IDLE;
                     end
-                endcase
+                end
                 default: state <= IDLE;
             endcase
         end
