@@ -96,6 +96,20 @@ pub enum VectorError {
     },
 }
 
+/// What is wrong with a command that did not finish or did not hand over exactly `n`
+/// outputs (`clocks` is `u64::MAX` when no done came within the limit).
+fn unfinished(clocks: u64, outputs: u32, n: usize) -> Option<String> {
+    if clocks == u64::MAX {
+        Some(format!(
+            "no done within the clock limit ({outputs} of {n} outputs)"
+        ))
+    } else if outputs as usize != n {
+        Some(format!("{outputs} outputs for {n} inputs"))
+    } else {
+        None
+    }
+}
+
 /// A loaded block: its library, and a fresh instance per command.
 struct BlockLib {
     _lib: Library,
@@ -364,13 +378,8 @@ impl NormQuantModel {
             rms,
             clocks,
         } = self.run(input, stall_seed, None)?;
-        let what = if clocks == u64::MAX {
-            Some(format!(
-                "no done within the clock limit ({got} of {} outputs)",
-                v.len()
-            ))
-        } else if got as usize != v.len() {
-            Some(format!("{got} outputs for {} elements", v.len()))
+        let what = if let Some(what) = unfinished(clocks, got, v.len()) {
+            Some(what)
         } else if let Some(i) = (0..q.len()).find(|&i| q[i] != want.q[i]) {
             Some(format!(
                 "first differing output q[{i}] = {} (golden {}; v {}, g {})",
@@ -533,13 +542,8 @@ impl DequantModel {
             k: u64::from(r.k),
             t: r.t,
         };
-        let what = if r.clocks == u64::MAX {
-            Some(format!(
-                "no done within the clock limit ({} of {n} outputs)",
-                r.outputs
-            ))
-        } else if r.outputs as usize != n {
-            Some(format!("{} outputs for {n} results", r.outputs))
+        let what = if let Some(what) = unfinished(r.clocks, r.outputs, n) {
+            Some(what)
         } else if got_factor != want_factor {
             Some(format!("factor {got_factor:?} (golden {want_factor:?})"))
         } else if let Some(i) = (0..n).find(|&i| y[i] != want[i]) {
@@ -639,12 +643,8 @@ impl ToInt8Model {
         let want = to_int8(y, y_frac, inv_unit);
         let (q, got, clocks) = self.raw(y, y_frac, inv_unit, stall_seed, None)?;
         let n = y.len();
-        let what = if clocks == u64::MAX {
-            Some(format!(
-                "no done within the clock limit ({got} of {n} outputs)"
-            ))
-        } else if got as usize != n {
-            Some(format!("{got} outputs for {n} values"))
+        let what = if let Some(what) = unfinished(clocks, got, n) {
+            Some(what)
         } else {
             (0..n).find(|&i| q[i] != want[i]).map(|i| {
                 format!(
@@ -739,12 +739,8 @@ impl RopeModel {
             .for_each(|head| rope(head, row, &mut sat));
         let (got_y, got, saturated, clocks) = self.raw(y, head_dim, row, stall_seed, None)?;
         let n = y.len();
-        let what = if clocks == u64::MAX {
-            Some(format!(
-                "no done within the clock limit ({got} of {n} outputs)"
-            ))
-        } else if got as usize != n {
-            Some(format!("{got} outputs for {n} values"))
+        let what = if let Some(what) = unfinished(clocks, got, n) {
+            Some(what)
         } else if let Some(i) = (0..n).find(|&i| got_y[i] != want[i]) {
             Some(format!(
                 "first differing output y[{i}] = {} (golden {}; head {}, element {})",
@@ -840,12 +836,8 @@ impl Relu2MulModel {
         let (want, want_frac) = relu2_mul(g, u, frac);
         let (y, got, got_frac, clocks) = self.raw(g, u, frac, stall_seed, None)?;
         let n = g.len();
-        let what = if clocks == u64::MAX {
-            Some(format!(
-                "no done within the clock limit ({got} of {n} outputs)"
-            ))
-        } else if got as usize != n {
-            Some(format!("{got} outputs for {n} pairs"))
+        let what = if let Some(what) = unfinished(clocks, got, n) {
+            Some(what)
         } else if got_frac != want_frac {
             Some(format!("{got_frac} fractional bits (golden {want_frac})"))
         } else {
@@ -932,12 +924,8 @@ impl EmbedModel {
         let want = embed(bits, frac, &mut sat);
         let (x, got, saturated, clocks) = self.raw(bits, frac, stall_seed, None)?;
         let n = bits.len();
-        let what = if clocks == u64::MAX {
-            Some(format!(
-                "no done within the clock limit ({got} of {n} outputs)"
-            ))
-        } else if got as usize != n {
-            Some(format!("{got} outputs for {n} values"))
+        let what = if let Some(what) = unfinished(clocks, got, n) {
+            Some(what)
         } else if let Some(i) = (0..n).find(|&i| x[i] != want[i]) {
             Some(format!(
                 "first differing output x[{i}] = {} (golden {}; bf16 0x{:04x})",
