@@ -645,3 +645,44 @@ fn the_vector_unit_blocks_are_written_on_request() {
     assert!(!o.status.success() && err.contains("5 lanes"), "{err}");
     assert!(!bad.exists(), "a refused shape wrote files");
 }
+
+/// `tern verilog --lm-head LANES` writes the LM-head engine; a shape it cannot be built
+/// for (here 4-bit weights in 3 slices of 16 lanes) is refused, naming the shape, and
+/// writes nothing.
+#[test]
+fn the_lm_head_engine_is_written_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("head");
+    let o = tern(&[
+        "verilog",
+        "--lm-head",
+        "16",
+        "--weight-bits",
+        "4",
+        "--slices",
+        "2",
+        "--max-width",
+        "256",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("tern_lm_head.v")).unwrap();
+    assert!(
+        text.contains("module tern_lm_head (") && text.contains("16 weights of 4 bits"),
+        "{text}"
+    );
+    let bad = dir.path().join("bad");
+    let o = tern(&[
+        "verilog",
+        "--lm-head",
+        "16",
+        "--slices",
+        "3",
+        "-o",
+        bad.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("3 slices"), "{err}");
+    assert!(!bad.exists(), "a refused shape wrote files");
+}

@@ -421,6 +421,16 @@ fn vector_unit_verilog_is_lint_clean() {
                 "tern_relu2_mul.v",
                 tern_hdl::vector::relu2_mul_verilog(NormQuantShape { lanes, max_n }).unwrap(),
             ),
+            (
+                "tern_lm_head.v",
+                tern_hdl::vector::lm_head_verilog(tern_hdl::vector::LmHeadShape {
+                    lanes,
+                    weight_bits: if lanes % 2 == 0 { 4 } else { 8 },
+                    slices: if lanes >= 4 { 2 } else { 1 },
+                    max_width: max_n.max(2 * lanes),
+                })
+                .unwrap(),
+            ),
         ] {
             let path = dir.path().join(name);
             std::fs::write(&path, text).unwrap();
@@ -680,5 +690,180 @@ fn embed_rtl_matches_the_golden_model() {
             }
         }
         assert!(saturating > 0, "{lanes} lanes: nothing saturated");
+    }
+}
+
+/// A random head in the engine's format: `weight_bits`-bit weights over their whole
+/// range (int8 includes −128), mantissas over the whole `u16` range (some 0 and 65535),
+/// groups of `group` (a row: per-row scales).
+fn random_head(
+    rng: &mut ChaCha8Rng,
+    (rows, width, group): (usize, usize, usize),
+    weight_bits: u32,
+) -> Int4Head {
+    let half = 1i32 << (weight_bits - 1);
+    let w = (0..rows * width)
+        .map(|_| rng.gen_range(-half..half) as i8)
+        .collect();
+    let group_m = (0..rows * width / group)
+        .map(|i| match i % 11 {
+            0 => 0,
+            1 => u16::MAX,
+            _ => rng.gen(),
+        })
+        .collect();
+    Int4Head {
+        rows,
+        width,
+        group,
+        w,
+        group_m,
+        exp: 0,
+    }
+}
+
+/// The LM-head engine against the golden scores and argmax, bit for bit: int8 heads with
+/// a scale per row (one quantised from floats by the host's own `Int8Head::of`), groups
+/// of whole beats, 4-bit weights in groups smaller than a beat; extreme weights,
+/// vectors and mantissas, duplicated best rows (the first must win), every score
+/// written or none, random stalls on all four handshakes. Without stalls, the clocks
+/// are `lm_head_clocks`.
+#[test]
+fn lm_head_rtl_matches_the_golden_model() {
+    use tern_hdl::vector::{lm_head_clocks, LmHeadShape};
+    use tern_sim::cosim::vector::Head;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let cache = ModelCache::new(default_cache_root());
+    let waveforms = std::path::PathBuf::from(env!("CARGO_TARGET_TMPDIR")).join("waveforms");
+    // (lanes, weight bits, slices, max width)
+    for (lanes, weight_bits, slices, max_width) in [
+        (4usize, 8usize, 1usize, 64usize),
+        (16, 8, 1, 256),
+        (16, 4, 1, 256),
+        (16, 4, 2, 256),
+    ] {
+        let shape = LmHeadShape {
+            lanes,
+            weight_bits,
+            slices,
+            max_width,
+        };
+        let model = cache.load_lm_head(shape).unwrap();
+        let mut rng = ChaCha8Rng::seed_from_u64(900 + (lanes * weight_bits * slices) as u64);
+        for case in 0..24u64 {
+            let rows = rng.gen_range(1..=40);
+            let width = lanes * rng.gen_range(2..=max_width / lanes);
+            let group = if slices > 1 {
+                lanes / slices
+            } else if weight_bits == 8 && case % 2 == 0 {
+                width
+            } else {
+                // A power of two of beats dividing the row's.
+                let beats = width / lanes;
+                lanes * (1usize << beats.trailing_zeros().min(rng.gen_range(0..3)))
+            };
+            let mut head = random_head(&mut rng, (rows, width, group), weight_bits as u32);
+            let mut q: Vec<i8> = (0..width).map(|_| rng.gen()).collect();
+            if case == 0 {
+                q.fill(-128);
+                head.w.fill(-(1 << (weight_bits - 1)) as i8);
+                head.group_m.fill(u16::MAX);
+            }
+            if case % 5 == 1 && rows > 2 {
+                // The best row twice: the first of them is the choice.
+                let g = tern_sim::golden::vector::head4_scores(&head, &q);
+                let best = tern_sim::golden::vector::argmax(&g);
+                let (w, m) = (width, width / group);
+                let row = head.w[best * w..(best + 1) * w].to_vec();
+                let ms = head.group_m[best * m..(best + 1) * m].to_vec();
+                let at = rows - 1;
+                head.w[at * w..(at + 1) * w].copy_from_slice(&row);
+                head.group_m[at * m..(at + 1) * m].copy_from_slice(&ms);
+            }
+            let int8;
+            let head_ref = if weight_bits == 8 && group == width {
+                int8 = if case == 2 {
+                    let f: Vec<f32> = (0..rows * width)
+                        .map(|_| rng.gen_range(-0.05f32..0.05))
+                        .collect();
+                    Int8Head::of(&f, rows, width)
+                } else {
+                    Int8Head {
+                        rows,
+                        width,
+                        w: head.w.clone(),
+                        row_m: head.group_m.clone(),
+                        exp: 0,
+                    }
+                };
+                Head::Int8(&int8)
+            } else {
+                Head::Grouped(&head)
+            };
+            let scores = case % 3 != 2;
+            let stall = if case % 4 == 0 { 0 } else { 7000 + case };
+            let seed = (lanes * 100 + weight_bits * 10 + slices) as u64 * 1000 + case;
+            let clocks = model
+                .check(head_ref, &q, scores, (seed, stall), &waveforms)
+                .unwrap_or_else(|e| {
+                    panic!("{shape:?} case {case} ({rows} rows of {width}, groups of {group}): {e}")
+                });
+            if stall == 0 {
+                assert_eq!(
+                    clocks,
+                    lm_head_clocks(shape, rows, width, scores),
+                    "{shape:?} case {case}, {rows} rows of {width}"
+                );
+            }
+        }
+    }
+}
+
+/// Commands the LM-head engine cannot run are refused: done at once with the error bit,
+/// nothing taken, nothing out.
+#[test]
+fn lm_head_rtl_refuses_commands_it_cannot_run() {
+    use tern_hdl::vector::LmHeadShape;
+    use tern_sim::cosim::vector::LmHeadCommand;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let cache = ModelCache::new(default_cache_root());
+    for (shape, bad) in [
+        (
+            (16usize, 8usize, 1usize),
+            vec![
+                (0u32, 4u32, 4u32),
+                (3, 0, 0),
+                (3, 17, 17),
+                (3, 6, 3),
+                (3, 6, 4),
+                (3, 4, 0),
+            ],
+        ),
+        ((16, 4, 2), vec![(3, 4, 2), (3, 4, 4)]),
+    ] {
+        let (lanes, weight_bits, slices) = shape;
+        let model = cache
+            .load_lm_head(LmHeadShape {
+                lanes,
+                weight_bits,
+                slices,
+                max_width: 256,
+            })
+            .unwrap();
+        for (rows, beats, group_beats) in bad {
+            let cmd = LmHeadCommand {
+                rows,
+                beats,
+                group_beats,
+                scores: true,
+            };
+            let (_, out) = model.raw(cmd, &[], &[], &[], 0, None).unwrap();
+            assert!(
+                out.error == 1
+                    && out.clocks <= 2
+                    && out.q_taken + out.w_taken + out.m_taken + out.scores == 0,
+                "{shape:?} {cmd:?}: {out:?}"
+            );
+        }
     }
 }

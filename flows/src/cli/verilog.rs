@@ -7,7 +7,7 @@ use tern_hdl::{generate_any, write_design, DesignConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, required_unless_present = "vector")]
+    #[arg(long, required_unless_present_any = ["vector", "lm_head"])]
     pub config: Option<PathBuf>,
     /// Output directory (created if needed).
     #[arg(short, long)]
@@ -15,7 +15,7 @@ pub struct Args {
     /// Also write the accelerator top (AXI4-Lite registers, AXI4 master, the engine's
     /// feeder) around the engine, matmul or attention, and its register map (regmap.md,
     /// regmap.json).
-    #[arg(long, conflicts_with = "vector")]
+    #[arg(long, conflicts_with_all = ["vector", "lm_head"])]
     pub top: bool,
     /// Instead of a design: the vector unit's blocks (docs/vector.md) with this many
     /// lanes, for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
@@ -25,6 +25,17 @@ pub struct Args {
     pub max_n: usize,
     #[arg(long, default_value_t = 128, requires = "vector")]
     pub max_head_dim: usize,
+    /// Instead of a design: the LM-head engine (docs/vector.md) taking this many weights
+    /// a clock, for rows of up to `--max-width` weights of `--weight-bits` bits, with
+    /// `--slices` groups side by side in a beat (1: a group is one or more whole beats).
+    #[arg(long, value_name = "LANES", conflicts_with = "vector")]
+    pub lm_head: Option<usize>,
+    #[arg(long, default_value_t = 8, requires = "lm_head")]
+    pub weight_bits: usize,
+    #[arg(long, default_value_t = 1, requires = "lm_head")]
+    pub slices: usize,
+    #[arg(long, default_value_t = 2560, requires = "lm_head")]
+    pub max_width: usize,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -35,7 +46,28 @@ pub fn run(a: Args) -> Result<()> {
         vector,
         max_n,
         max_head_dim,
+        lm_head,
+        weight_bits,
+        slices,
+        max_width,
     } = a;
+    if let Some(lanes) = lm_head {
+        let shape = tern_hdl::vector::LmHeadShape {
+            lanes,
+            weight_bits,
+            slices,
+            max_width,
+        };
+        let text = tern_hdl::vector::lm_head_verilog(shape)?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join(tern_hdl::vector::LM_HEAD_FILE);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {}: the LM-head engine, {lanes} weights of {weight_bits} bits a clock in {slices} slice(s), rows of up to {max_width}",
+            path.display()
+        );
+        return Ok(());
+    }
     if let Some(lanes) = vector {
         let files = tern_hdl::vector::vector_unit_files(lanes, max_n, max_head_dim)?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
@@ -51,7 +83,7 @@ pub fn run(a: Args) -> Result<()> {
         );
         return Ok(());
     }
-    let config = config.expect("clap requires --config without --vector");
+    let config = config.expect("clap requires --config without --vector or --lm-head");
     let cfg = DesignConfig::from_path(&config)?;
     // A board named in the config must exist even though generation does not
     // use it: a typo would otherwise surface only at synthesis.

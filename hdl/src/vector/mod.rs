@@ -17,6 +17,9 @@
 
 use std::fmt::Write;
 
+mod lm_head;
+pub use lm_head::*;
+
 pub const NORM_QUANT_MODULE: &str = "tern_norm_quant";
 pub const NORM_QUANT_FILE: &str = "tern_norm_quant.v";
 

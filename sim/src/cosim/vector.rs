@@ -18,6 +18,9 @@ use crate::golden::vector::{
 };
 use crate::verilator::{open_shim_library, waveform_path, BridgeError, ModelCache};
 
+mod lm_head;
+pub use lm_head::{Head, LmHeadCommand, LmHeadModel, LmHeadOutcome};
+
 const PORTS: &str = include_str!("../../cpp/vector_ports.h");
 const SHIM: &str = include_str!("../../cpp/vector_shim.cpp");
 const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_shim.cpp");

@@ -1,0 +1,466 @@
+//! The LM-head engine: the head's rows streamed from memory against the final norm's
+//! int8 vector, a score per row and the greedy choice (docs/vector.md, "The LM-head
+//! engine").
+//!
+//! ```text
+//! cmd (rows, beats a row, beats a group) ─► q: the int8 vector, beats/row beats, kept
+//!   weights, a beat a clock ─► lane products w·q ─► a sum per slice (adder tree, a
+//!   register every three levels) ─► per slice the group's sum ─► × its u16 mantissa
+//!   ─► the row's score (Σ over groups) ─► first of the largest; the score out (flag)
+//! ```
+//!
+//! One datapath serves every head format: int8 weights with a scale per row (a row is
+//! one group), int8 or 4-bit weights with a scale per group of `g ≥ lanes` weights
+//! (groups of whole beats), or groups smaller than a beat (`slices` groups side by side
+//! in each beat, each with its own mantissa).
+
+use std::fmt::Write;
+
+use super::ShapeError;
+use crate::bits::ceil_log2;
+
+pub const LM_HEAD_MODULE: &str = "tern_lm_head";
+pub const LM_HEAD_FILE: &str = "tern_lm_head.v";
+
+/// What an LM-head engine is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LmHeadShape {
+    /// Weights a clock (a beat).
+    pub lanes: usize,
+    /// Bits a weight: 8 or 4 (two's complement, lane `l` at bits `[w·l + w − 1 : w·l]`).
+    pub weight_bits: usize,
+    /// Groups side by side in a beat (1 when a group is one or more whole beats).
+    pub slices: usize,
+    /// The widest row (the hidden size), a multiple of `lanes`.
+    pub max_width: usize,
+}
+
+/// Rows are counted in 24 bits.
+pub const LM_HEAD_MAX_ROWS: usize = (1 << 24) - 1;
+
+impl LmHeadShape {
+    pub fn check(&self) -> Result<(), ShapeError> {
+        let LmHeadShape {
+            lanes,
+            weight_bits,
+            slices,
+            max_width,
+        } = *self;
+        let err = |m: String| Err(ShapeError(m));
+        if !(1..=256).contains(&lanes) {
+            return err(format!("LM head: lanes = {lanes} is outside 1..=256"));
+        }
+        if weight_bits != 8 && weight_bits != 4 {
+            return err(format!("LM head: weight_bits = {weight_bits}, not 8 or 4"));
+        }
+        if slices == 0 || !lanes.is_multiple_of(slices) {
+            return err(format!(
+                "LM head: {slices} slices do not split {lanes} lanes evenly"
+            ));
+        }
+        if max_width < 2 * lanes || !max_width.is_multiple_of(lanes) || max_width > 1 << 20 {
+            return err(format!(
+                "LM head: max_width = {max_width} is not a multiple of {lanes} lanes in 2·lanes..=2^20"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Beats of the widest row.
+    pub fn max_beats(&self) -> usize {
+        self.max_width / self.lanes
+    }
+
+    /// Register stages of a slice's adder tree: one every three levels, at least one.
+    pub fn tree_stages(&self) -> usize {
+        ceil_log2(self.lanes / self.slices).div_ceil(3).max(1)
+    }
+
+    /// Bits of a lane's product, signed.
+    fn product_bits(&self) -> usize {
+        self.weight_bits + 8
+    }
+
+    /// Bits of a group's (and a slice's) sum, signed: `|w·q| ≤ 2^(product − 2)` per
+    /// weight, at most `max_width` of them.
+    fn group_bits(&self) -> usize {
+        self.product_bits() + ceil_log2(self.max_width) + 1
+    }
+
+    /// Bits of a row's score, signed: every group's sum times a u16 mantissa, summed.
+    pub fn score_bits(&self) -> usize {
+        self.group_bits() + 16 + 1
+    }
+}
+
+/// Clocks of one command with every input valid and every score taken: the command
+/// (1), the int8 vector (`b` beats), `rows · b` weight beats, and the last beat's way
+/// through the products, the tree, the group sum, the mantissa product, the row sum
+/// and the comparison (`5 + tree_stages`), and with `scores` the last score's hand-over
+/// (1).
+pub fn lm_head_clocks(shape: LmHeadShape, rows: usize, width: usize, scores: bool) -> u64 {
+    let b = (width / shape.lanes) as u64;
+    1 + b + rows as u64 * b + 5 + shape.tree_stages() as u64 + u64::from(scores)
+}
+
+/// One slice's adder tree: `terms` (signed, `bits` wide) summed with a register every
+/// three levels; the stage registers move with `flow`. Returns the sum's name and width.
+fn adder_tree(
+    out: &mut String,
+    slice: usize,
+    mut terms: Vec<String>,
+    mut bits: usize,
+    stages: usize,
+) -> (String, usize) {
+    for stage in 1..=stages {
+        let chunk = if stage == stages { terms.len() } else { 8 };
+        let grown = bits + ceil_log2(chunk.max(1));
+        let mut next = Vec::new();
+        for (i, part) in terms.chunks(chunk).enumerate() {
+            let name = format!("t{slice}_{stage}_{i}");
+            let sum: Vec<String> = part
+                .iter()
+                .map(|t| format!("{grown}'($signed({t}))"))
+                .collect();
+            writeln!(
+                out,
+                "    reg signed [{}:0] {name};\n    always @(posedge clk) if (flow) {name} <= {};",
+                grown - 1,
+                sum.join(" + ")
+            )
+            .unwrap();
+            next.push(name);
+        }
+        terms = next;
+        bits = grown;
+    }
+    debug_assert_eq!(terms.len(), 1);
+    (terms.pop().unwrap(), bits)
+}
+
+/// The engine's Verilog for `shape` (see the module's picture).
+pub fn lm_head_verilog(shape: LmHeadShape) -> Result<String, ShapeError> {
+    shape.check()?;
+    let LmHeadShape {
+        lanes,
+        weight_bits: wb,
+        slices,
+        ..
+    } = shape;
+    let per_slice = lanes / slices;
+    let stages = shape.tree_stages();
+    let (pb, gb, sb) = (shape.product_bits(), shape.group_bits(), shape.score_bits());
+    let max_beats = shape.max_beats();
+    let beat_bits = ceil_log2(max_beats + 1);
+    let sign_extend = |r: &str| format!("{{{{{}{{{r}[{}]}}}}, {r}}}", 64 - sb, sb - 1);
+    let mut lanes_text = String::new();
+    for l in 0..lanes {
+        writeln!(
+            lanes_text,
+            "    reg signed [{}:0] p{l};\n    always @(posedge clk) if (flow) p{l} <= {pb}'($signed(in_w[{}:{}])) * {pb}'($signed(q_now[{}:{}]));",
+            pb - 1,
+            wb * l + wb - 1,
+            wb * l,
+            8 * l + 7,
+            8 * l
+        )
+        .unwrap();
+    }
+    let mut slices_text = String::new();
+    let mut group_sums = Vec::new();
+    for s in 0..slices {
+        let terms = (s * per_slice..(s + 1) * per_slice)
+            .map(|l| format!("p{l}"))
+            .collect();
+        let (sum, bits) = adder_tree(&mut slices_text, s, terms, pb, stages);
+        // The group's running sum; at its last beat the whole group goes on, times its
+        // mantissa, to the row.
+        writeln!(
+            slices_text,
+            "    reg signed [{gm}:0] gacc{s};\n    wire signed [{gm}:0] gsum{s} = (gs_t ? {gb}'sd0 : gacc{s}) + {gb}'($signed({sum}));\n    \
+             always @(posedge clk) if (flow && v_t) gacc{s} <= gsum{s};\n    \
+             reg signed [{gm}:0] gval{s};\n    always @(posedge clk) if (flow) gval{s} <= gsum{s};\n    \
+             reg signed [{pm}:0] gprod{s};\n    always @(posedge clk) if (flow) gprod{s} <= {pw}'(gval{s}) * {pw}'($signed({{1'b0, m_g[{mh}:{ml}]}}));",
+            gm = gb - 1,
+            pm = gb + 16,
+            pw = gb + 17,
+            mh = 16 * s + 15,
+            ml = 16 * s,
+        )
+        .unwrap();
+        debug_assert!(bits <= gb, "a slice's sum fits a group's");
+        group_sums.push(format!("{sb}'(gprod{s})"));
+    }
+    // Side bands along the tree: valid, group start/end, row start/end, mantissas.
+    let mut side = String::new();
+    for t in 1..=stages {
+        let prev = if t == 1 {
+            "1".to_string()
+        } else {
+            format!("{}", t - 1)
+        };
+        let from = |name: &str| {
+            if t == 1 {
+                format!("{name}1")
+            } else {
+                format!("{name}t{prev}")
+            }
+        };
+        writeln!(
+            side,
+            "    reg v_t{t}, gs_t{t}, ge_t{t}, fg_t{t}, re_t{t};\n    reg [{mw}:0] m_t{t};\n    \
+             always @(posedge clk) if (flow) begin\n        \
+             v_t{t} <= rst ? 1'b0 : {v};\n        gs_t{t} <= {gs};\n        ge_t{t} <= {ge};\n        \
+             fg_t{t} <= {fg};\n        re_t{t} <= {re};\n        m_t{t} <= {m};\n    end",
+            mw = 16 * slices - 1,
+            v = from("v_"),
+            gs = from("gs_"),
+            ge = from("ge_"),
+            fg = from("fg_"),
+            re = from("re_"),
+            m = from("m_"),
+        )
+        .unwrap();
+    }
+    let text = TEMPLATE
+        .replace("{{LANES_TEXT}}", &lanes_text)
+        .replace("{{SLICES_TEXT}}", &slices_text)
+        .replace("{{SIDE}}", &side)
+        .replace("{{GROUP_SUM}}", &group_sums.join(" + "))
+        .replace("{{MODULE}}", LM_HEAD_MODULE)
+        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{V}}", &lanes.to_string())
+        .replace("{{WB}}", &wb.to_string())
+        .replace("{{S}}", &slices.to_string())
+        .replace("{{T}}", &stages.to_string())
+        .replace("{{MAXB}}", &max_beats.to_string())
+        .replace("{{MAXB_LAST}}", &(max_beats - 1).to_string())
+        .replace("{{BB}}", &beat_bits.to_string())
+        .replace("{{BB_HI}}", &(beat_bits - 1).to_string())
+        .replace("{{QBITS_HI}}", &(8 * lanes - 1).to_string())
+        .replace("{{WBITS_HI}}", &(wb * lanes - 1).to_string())
+        .replace("{{MBITS_HI}}", &(16 * slices - 1).to_string())
+        .replace("{{SB_HI}}", &(sb - 1).to_string())
+        .replace("{{SB}}", &sb.to_string())
+        .replace("{{OUT_SCORE}}", &sign_extend("out_reg"))
+        .replace("{{BEST_SCORE}}", &sign_extend("best_s"))
+        .replace("{{AI_HI}}", &(ceil_log2(max_beats).max(1) - 1).to_string())
+        .replace("{{ONE_SLICE}}", if slices == 1 { "1'b1" } else { "1'b0" });
+    debug_assert!(
+        text.split("{{")
+            .skip(1)
+            .all(|t| !t.starts_with(|c: char| c.is_ascii_uppercase())),
+        "a placeholder left"
+    );
+    Ok(text)
+}
+
+const TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the LM-head engine, {{V}} weights of {{WB}} bits a
+// clock in {{S}} slice(s), rows of up to {{MAXB}} beats (docs/vector.md). Per row,
+// score = Σ_groups m_g · Σ_{i in g} w_i · q_i exactly; the next token is the first row
+// with the largest score.
+`default_nettype none
+module {{MODULE}} (
+    input  wire                 clk,
+    input  wire                 rst,
+    // A command: rows, beats a row (width / {{V}}), beats a group (the row's beats for a
+    // scale per row; 1 when {{S}} groups share a beat), and whether every score goes out.
+    // Refused (done at once, error set, nothing taken): no rows, a row of no beats or
+    // of more than {{MAXB}}, a group that is not the row, a power of two dividing it, or
+    // (with slices) one beat.
+    input  wire                 cmd_valid,
+    output wire                 cmd_ready,
+    input  wire [23:0]          cmd_rows,
+    input  wire [{{BB_HI}}:0]          cmd_beats,
+    input  wire [{{BB_HI}}:0]          cmd_group_beats,
+    input  wire                 cmd_scores,
+    // The int8 vector first, beats/row beats.
+    input  wire                 q_valid,
+    output wire                 q_ready,
+    input  wire [{{QBITS_HI}}:0]        q_data,
+    // Then the weights, row after row.
+    input  wire                 in_valid,
+    output wire                 in_ready,
+    input  wire [{{WBITS_HI}}:0]        in_w,
+    // A group's mantissas ({{S}} × u16, slice s at [16s+15:16s]), taken with its last beat.
+    input  wire                 m_valid,
+    output wire                 m_ready,
+    input  wire [{{MBITS_HI}}:0]        m_data,
+    // With cmd_scores: every row's score in order.
+    output wire                 out_valid,
+    input  wire                 out_ready,
+    output wire [63:0]          out_score,
+    output wire                 done,
+    output wire                 error,
+    output wire [23:0]          best_row,
+    output wire [63:0]          best_score
+);
+    reg        busy;
+    reg        refused;
+    reg [23:0] rows;
+    reg [{{BB_HI}}:0] beats;
+    reg [{{BB_HI}}:0] group_beats;
+    reg        scores;
+    reg [{{BB_HI}}:0] q_taken;
+    reg [23:0] rows_in;          // rows whose every beat was taken
+    reg [{{BB_HI}}:0] row_beat;  // the next beat's place in its row
+    reg [{{BB_HI}}:0] group_beat;// ... and in its group
+    reg [23:0] rows_done;        // rows compared
+    reg [{{QBITS_HI}}:0] qbuf [0:{{MAXB_LAST}}];
+    // The whole pipeline moves together unless a score waits to go out.
+    reg        out_full;
+    reg [{{SB_HI}}:0] out_reg;
+    wire flow = !out_full || out_ready;
+    wire loading = busy && q_taken != beats;
+    wire group_end = group_beat == group_beats - {{BB}}'d1;
+    wire row_end = row_beat == beats - {{BB}}'d1;
+    assign cmd_ready = !busy;
+    assign q_ready = loading;
+    wire take_q = q_valid && q_ready;
+    assign in_ready = busy && !loading && rows_in != rows && flow && (!group_end || m_valid);
+    wire take = in_valid && in_ready;
+    assign m_ready = take && group_end;
+    // A group of a power-of-two beats, dividing the row's; the row itself always fits.
+    wire [{{BB_HI}}:0] gm1 = cmd_group_beats - {{BB}}'d1;
+    wire group_ok = cmd_group_beats == cmd_beats
+        || (cmd_group_beats != {{BB}}'d0 && (cmd_group_beats & gm1) == {{BB}}'d0
+            && (cmd_beats & gm1) == {{BB}}'d0);
+    wire bad = cmd_rows == 24'd0 || cmd_beats == {{BB}}'d0 || cmd_beats > {{BB}}'d{{MAXB}}
+        || !group_ok || (!{{ONE_SLICE}} && cmd_group_beats != {{BB}}'d1);
+    wire [{{QBITS_HI}}:0] q_now = qbuf[row_beat[{{AI_HI}}:0]];
+    always @(posedge clk) if (take_q) qbuf[q_taken[{{AI_HI}}:0]] <= q_data;
+
+    // Stage 1: the lane products, and what the beat is.
+    reg v_1, gs_1, ge_1, fg_1, re_1;
+    reg [{{MBITS_HI}}:0] m_1;
+    always @(posedge clk) if (flow) begin
+        v_1 <= rst ? 1'b0 : take;
+        gs_1 <= group_beat == {{BB}}'d0;
+        ge_1 <= group_end;
+        // At a group's last beat: whether the group is its row's first.
+        fg_1 <= row_beat < group_beats;
+        re_1 <= row_end;
+        m_1 <= m_data;
+    end
+{{LANES_TEXT}}
+    // Stages 2 .. {{T}}+1: each slice's adder tree.
+{{SIDE}}    wire v_t = v_t{{T}};
+    wire gs_t = gs_t{{T}};
+    // Group sums (a slice each), then times the mantissas.
+    reg v_g, fg_g, re_g;
+    reg [{{MBITS_HI}}:0] m_g;
+    always @(posedge clk) if (flow) begin
+        v_g <= rst ? 1'b0 : v_t && ge_t{{T}};
+        fg_g <= fg_t{{T}};
+        re_g <= re_t{{T}};
+        m_g <= m_t{{T}};
+    end
+    reg v_m, fg_m, re_m;
+    always @(posedge clk) if (flow) begin
+        v_m <= rst ? 1'b0 : v_g;
+        fg_m <= fg_g;
+        re_m <= re_g;
+    end
+{{SLICES_TEXT}}
+    // The row's score: its groups summed.
+    reg signed [{{SB_HI}}:0] racc;
+    wire signed [{{SB_HI}}:0] rsum = (fg_m ? {{SB}}'sd0 : racc) + {{GROUP_SUM}};
+    always @(posedge clk) if (flow && v_m) racc <= rsum;
+    reg v_r;
+    reg signed [{{SB_HI}}:0] rscore;
+    always @(posedge clk) if (flow) begin
+        v_r <= rst ? 1'b0 : v_m && re_m;
+        rscore <= rsum;
+    end
+    // The comparison: the first of the largest.
+    reg [23:0] best_r;
+    reg signed [{{SB_HI}}:0] best_s;
+    assign out_valid = out_full;
+    assign out_score = {{OUT_SCORE}};
+    assign done = !busy;
+    assign error = refused;
+    assign best_row = best_r;
+    assign best_score = {{BEST_SCORE}};
+    always @(posedge clk) begin
+        if (rst) begin
+            busy <= 1'b0;
+            refused <= 1'b0;
+            out_full <= 1'b0;
+        end else if (!busy) begin
+            if (cmd_valid) begin
+                refused <= bad;
+                busy <= !bad;
+                rows <= cmd_rows;
+                beats <= cmd_beats;
+                group_beats <= cmd_group_beats;
+                scores <= cmd_scores;
+                q_taken <= {{BB}}'d0;
+                rows_in <= 24'd0;
+                row_beat <= {{BB}}'d0;
+                group_beat <= {{BB}}'d0;
+                rows_done <= 24'd0;
+            end
+        end else begin
+            if (take_q) q_taken <= q_taken + {{BB}}'d1;
+            if (take) begin
+                row_beat <= row_end ? {{BB}}'d0 : row_beat + {{BB}}'d1;
+                group_beat <= group_end ? {{BB}}'d0 : group_beat + {{BB}}'d1;
+                if (row_end) rows_in <= rows_in + 24'd1;
+            end
+            if (flow) begin
+                out_full <= v_r && scores;
+                if (v_r) begin
+                    out_reg <= rscore;
+                    rows_done <= rows_done + 24'd1;
+                    if (rows_done == 24'd0 || rscore > best_s) begin
+                        best_s <= rscore;
+                        best_r <= rows_done;
+                    end
+                end
+            end
+            if (rows_done == rows && !out_full) busy <= 1'b0;
+        end
+    end
+endmodule
+`default_nettype wire
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn shape(lanes: usize, weight_bits: usize, slices: usize, max_width: usize) -> LmHeadShape {
+        LmHeadShape {
+            lanes,
+            weight_bits,
+            slices,
+            max_width,
+        }
+    }
+
+    #[test]
+    fn shapes_are_checked() {
+        assert!(lm_head_verilog(shape(16, 8, 1, 2560)).is_ok());
+        assert!(lm_head_verilog(shape(64, 4, 2, 2560)).is_ok());
+        for bad in [
+            shape(0, 8, 1, 64),
+            shape(16, 6, 1, 64),
+            shape(16, 8, 3, 64),
+            shape(16, 8, 1, 72),
+            shape(16, 8, 1, 1 << 21),
+            shape(16, 8, 1, 16),
+        ] {
+            assert!(lm_head_verilog(bad).is_err(), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn the_tree_has_a_register_every_three_levels() {
+        assert_eq!(shape(1, 8, 1, 8).tree_stages(), 1);
+        assert_eq!(shape(8, 8, 1, 16).tree_stages(), 1);
+        assert_eq!(shape(16, 8, 1, 16).tree_stages(), 2);
+        assert_eq!(shape(64, 8, 1, 64).tree_stages(), 2);
+        assert_eq!(shape(128, 8, 2, 128).tree_stages(), 2);
+        assert_eq!(shape(256, 8, 1, 256).tree_stages(), 3);
+    }
+}
