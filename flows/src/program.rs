@@ -1,13 +1,14 @@
 //! The host's side of the one-top accelerator's program (docs/program.md): a checkpoint
 //! converted once into the memory image the sequencer runs — header, commands, the
-//! vector unit's data (embedding, gains, RoPE table, int8 LM head) and a scratch region
+//! vector unit's data (embedding, gains, RoPE table, the LM head in int8 or 4 bits) and a scratch region
 //! for the pass's vectors. The ternary weights and KV caches are the fabric's.
 
 use anyhow::{bail, Result};
 
 use tern_hdl::program::{
     bf16_bits, int8_row_bytes, result_row_bytes, rope_table, vector_row_bytes, Command, Gain,
-    Header, Int8Head, Scale, ALIGN, COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
+    HeadFormat, Header, Int4Head, Int8Head, Scale, ALIGN, COMMAND_BYTES, FACTOR_BYTES,
+    HEADER_BYTES,
 };
 use tern_model::checkpoint::Checkpoint;
 use tern_sim::golden::bitnet::AttentionScales;
@@ -37,18 +38,27 @@ impl Layout {
 }
 
 /// The program for `ck` with the attention's units (`scales`: one for every layer or one
-/// per layer), passes of up to `max_tokens`.
+/// per layer), passes of up to `max_tokens`, the LM head in `head_format`.
 pub fn build(
     ck: &Checkpoint,
     scales: &[AttentionScales],
     residual_frac: i32,
     max_tokens: usize,
     design: u32,
+    head_format: HeadFormat,
 ) -> Result<ProgramImage> {
     let c = &ck.config;
     let (h, kvw, ffn, d) = (c.hidden, c.kv_width(), c.ffn, c.head_dim);
     if max_tokens == 0 {
         bail!("a program needs room for at least one token a pass");
+    }
+    if let HeadFormat::Int4 { group } = head_format {
+        let group = group as usize;
+        if group < 2 || !group.is_power_of_two() || !h.is_multiple_of(group) {
+            bail!(
+                "a 4-bit LM head's group of {group} is not a power of two of at least 2 dividing the hidden size {h}"
+            );
+        }
     }
     if scales.len() != 1 && scales.len() != c.layers {
         bail!(
@@ -96,11 +106,22 @@ pub fn build(
             .flat_map(|&(cs, sn)| [cs.to_le_bytes(), sn.to_le_bytes()].concat())
             .collect(),
     );
-    let head = Int8Head::of(ck.lm_head.as_ref().unwrap_or(&ck.embed_tokens), c.vocab, h);
-    let head_weights = put(&mut lay, head.w.iter().map(|&w| w as u8).collect());
+    let head = ck.lm_head.as_ref().unwrap_or(&ck.embed_tokens);
+    let (weights, mantissas, head_exp) = match head_format {
+        HeadFormat::Int8 => {
+            let head = Int8Head::of(head, c.vocab, h);
+            let w = head.w.iter().map(|&w| w as u8).collect();
+            (w, head.row_m, head.exp)
+        }
+        HeadFormat::Int4 { group } => {
+            let head = Int4Head::of(head, c.vocab, h, group as usize);
+            (head.packed(), head.group_m, head.exp)
+        }
+    };
+    let head_weights = put(&mut lay, weights);
     let head_mantissas = put(
         &mut lay,
-        head.row_m.iter().flat_map(|m| m.to_le_bytes()).collect(),
+        mantissas.iter().flat_map(|m| m.to_le_bytes()).collect(),
     );
     // Scratch: the pass's ids, the output, and the vectors (reused by every layer).
     let t = max_tokens as u64;
@@ -266,6 +287,7 @@ pub fn build(
             rows: c.vocab as u32,
             width: h32,
             scores: true,
+            format: head_format,
         },
         Command::End,
     ]);
@@ -299,6 +321,6 @@ pub fn build(
         header,
         commands: cmds,
         final_factors: factors,
-        head_exp: head.exp,
+        head_exp,
     })
 }

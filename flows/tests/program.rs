@@ -3,7 +3,7 @@
 //! token and the LM head's scores bit for bit as the fixed-point model does, and a
 //! program that is broken or reaches outside its regions is refused, naming the command.
 
-use tern_hdl::program::{Command, ProgramError, COMMAND_BYTES};
+use tern_hdl::program::{Command, HeadFormat, Int4Head, ProgramError, COMMAND_BYTES};
 use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
@@ -27,7 +27,7 @@ fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramIma
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
     let cfg = attention();
     let scales = AttentionScales::of(&cfg);
-    let image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN).unwrap();
+    let image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN, HeadFormat::Int8).unwrap();
     (ck, cfg, scales, image)
 }
 
@@ -65,6 +65,77 @@ fn the_program_runs_every_pass_as_the_fixed_point_model_does() {
             feed = vec![got.next];
         }
     }
+}
+
+/// A program with the 4-bit LM head (groups of 32 and of 8): each pass's scores are the
+/// golden `head4_scores` of the host's `Int4Head` on the fixed-point model's final norm,
+/// and the next token their first largest, bit for bit; the rest of the pass is the
+/// int8 program's.
+#[test]
+fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
+    use tern_sim::golden::vector::{argmax, head4_scores};
+    for group in [32u32, 8] {
+        let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 5);
+        let cfg = attention();
+        let scales = AttentionScales::of(&cfg);
+        let mut image = build(
+            &ck,
+            &[scales],
+            RESIDUAL_FRAC,
+            16,
+            DESIGN,
+            HeadFormat::Int4 { group },
+        )
+        .unwrap();
+        let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
+        let mut model = FixedPointModel::new(&ck, &program);
+        let c = &ck.config;
+        let head = Int4Head::of(
+            ck.lm_head.as_ref().unwrap_or(&ck.embed_tokens),
+            c.vocab,
+            c.hidden,
+            group as usize,
+        );
+        let mut model_fabric = GoldenFabric::new(&ck, &cfg);
+        let mut seq_fabric = GoldenFabric::new(&ck, &cfg);
+        let mut position = 0;
+        let mut feed = vec![3usize, 141, 59, 26];
+        for step in 0..4 {
+            let token = model.forward(&mut model_fabric, &feed).unwrap();
+            let want = head4_scores(&head, &token.last.q);
+            let got = run_pass(
+                c,
+                &mut image.memory,
+                0,
+                DESIGN,
+                position,
+                &feed,
+                &mut seq_fabric,
+            )
+            .unwrap();
+            assert_eq!(
+                (got.next, got.scores.as_ref()),
+                (argmax(&want), Some(&want)),
+                "groups of {group}, pass {step}"
+            );
+            position += feed.len();
+            feed = vec![got.next];
+        }
+    }
+    // A group the engine cannot take is refused when the program is built.
+    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 5);
+    let scales = AttentionScales::of(&attention());
+    let err = build(
+        &ck,
+        &[scales],
+        RESIDUAL_FRAC,
+        16,
+        DESIGN,
+        HeadFormat::Int4 { group: 24 },
+    )
+    .unwrap_err()
+    .to_string();
+    assert!(err.contains("group of 24"), "{err}");
 }
 
 fn run(
@@ -237,7 +308,7 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
     )
     .unwrap();
     let scales = AttentionScales::of(&attention);
-    let mut image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN).unwrap();
+    let mut image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN, HeadFormat::Int8).unwrap();
     let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
     let mut model = FixedPointModel::new(&ck, &program);
     let mut golden = GoldenFabric::new(&ck, &attention);

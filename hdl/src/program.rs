@@ -233,6 +233,41 @@ impl Int4Head {
     pub fn bytes(&self) -> usize {
         self.w.len() / 2 + 2 * self.group_m.len()
     }
+
+    /// The weights as they lie in memory: two a byte, the first in the low nibble, two's
+    /// complement, row-major (docs/program.md). `width` must be even.
+    pub fn packed(&self) -> Vec<u8> {
+        assert!(self.width.is_multiple_of(2), "rows of whole bytes");
+        self.w
+            .chunks_exact(2)
+            .map(|p| (p[0] as u8 & 0x0f) | ((p[1] as u8 & 0x0f) << 4))
+            .collect()
+    }
+}
+
+/// How an LM head's weights lie in memory (docs/program.md, `LmHead`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum HeadFormat {
+    /// `i8` weights, one `u16` mantissa per row ([`Int8Head`]).
+    #[default]
+    Int8,
+    /// 4-bit weights, two a byte, one `u16` mantissa per `group` weights of a row
+    /// ([`Int4Head`]).
+    Int4 { group: u32 },
+}
+
+#[cfg(test)]
+#[test]
+fn four_bit_weights_pack_two_a_byte_low_nibble_first() {
+    let h = Int4Head {
+        rows: 1,
+        width: 4,
+        group: 4,
+        w: vec![-7, 7, 1, -1],
+        group_m: vec![1],
+        exp: 0,
+    };
+    assert_eq!(h.packed(), vec![0x79, 0xf1]);
 }
 
 // ---- layouts of the vectors in scratch ---------------------------------------------
@@ -425,9 +460,9 @@ pub enum Command {
         dst: u64,
         n: u32,
     },
-    /// The int8 LM head (weights at `weights`, `rows` × `width`, row mantissas at
-    /// `mantissas`) on the last row's int8 at `src`: the next token at the output, and
-    /// every score after it when `scores` is set.
+    /// The LM head (weights at `weights`, `rows` × `width` in `format`, their mantissas
+    /// at `mantissas`) on the last row's int8 at `src`: the next token at the output,
+    /// and every score after it when `scores` is set.
     LmHead {
         src: u64,
         weights: u64,
@@ -435,6 +470,7 @@ pub enum Command {
         rows: u32,
         width: u32,
         scores: bool,
+        format: HeadFormat,
     },
     /// The pass is over.
     End,
@@ -533,9 +569,14 @@ impl Command {
                 rows,
                 width,
                 scores,
+                format,
             } => {
                 (f.a, f.b, f.d, f.n, f.k) = (src, weights, mantissas, rows, width);
                 f.flags = u8::from(scores);
+                if let HeadFormat::Int4 { group } = format {
+                    f.flags |= 2;
+                    f.count = group;
+                }
             }
         }
         f.opcode = self.opcode();
@@ -634,7 +675,17 @@ impl Command {
                 n: f.n,
             },
             9 => {
-                flag(1)?;
+                flag(3)?;
+                let format = if f.flags & 2 != 0 {
+                    HeadFormat::Int4 { group: f.count }
+                } else if f.count != 0 {
+                    return Err(bad(
+                        "count",
+                        format!("{} for an int8 head, which has no groups", f.count),
+                    ));
+                } else {
+                    HeadFormat::Int8
+                };
                 Command::LmHead {
                     src: f.a,
                     weights: f.b,
@@ -642,6 +693,7 @@ impl Command {
                     rows: f.n,
                     width: f.k,
                     scores: f.flags & 1 != 0,
+                    format,
                 }
             }
             op => return Err(ProgramError::Opcode { command: index, op }),
@@ -868,12 +920,39 @@ mod tests {
                 rows: 128256,
                 width: 2560,
                 scores: true,
+                format: HeadFormat::Int8,
+            },
+            Command::LmHead {
+                src: 1,
+                weights: 2,
+                mantissas: 3,
+                rows: 128256,
+                width: 2560,
+                scores: false,
+                format: HeadFormat::Int4 { group: 32 },
             },
             Command::End,
         ];
         for (i, c) in all.iter().enumerate() {
             assert_eq!(Command::decode(i, &c.encode()).unwrap(), *c);
         }
+        // An int8 head has no groups: a count is refused, naming it.
+        let at = all
+            .iter()
+            .position(|c| {
+                matches!(
+                    c,
+                    Command::LmHead {
+                        format: HeadFormat::Int8,
+                        ..
+                    }
+                )
+            })
+            .unwrap();
+        let mut b = all[at].encode();
+        b[48] = 1;
+        let e = Command::decode(at, &b).unwrap_err().to_string();
+        assert!(e.contains("count"), "{e}");
         let h = Header {
             design: 0xdead_beef,
             commands: 11,

@@ -7,15 +7,15 @@
 //! scratch region; a command that does not is refused with its index, before it writes.
 
 use tern_hdl::program::{
-    int8_row_bytes, result_row_bytes, vector_row_bytes, Command, Header, Int8Head, ProgramError,
-    Scale, COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
+    int8_row_bytes, result_row_bytes, vector_row_bytes, Command, HeadFormat, Header, Int4Head,
+    Int8Head, ProgramError, Scale, COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
 };
 use tern_model::ModelConfig;
 
 use super::bitnet::{attention_rows, check_tokens, Fabric, InputError};
 use super::vector::{
-    argmax, dequant, embed, factor, head_scores, norm_quant, relu2_mul, rope, to_int8, Quantised,
-    Saturations,
+    argmax, dequant, embed, factor, head4_scores, head_scores, norm_quant, relu2_mul, rope,
+    to_int8, Quantised, Saturations,
 };
 
 /// Why a pass did not run to its end.
@@ -497,28 +497,53 @@ pub fn run_pass<F: Fabric>(
                 rows,
                 width,
                 scores,
+                format,
             } => {
                 bus.op = "LmHead";
                 let (rows, width) = (rows as usize, width as usize);
                 let q = bus.int8("the int8 input", src, t - 1, width)?;
-                let w: Vec<i8> = bus
-                    .read("the weights", weights, (rows * width) as u64)?
-                    .iter()
-                    .map(|&x| x as i8)
-                    .collect();
-                let row_m: Vec<u16> = bus
-                    .read("the row mantissas", mantissas, 2 * rows as u64)?
-                    .chunks_exact(2)
-                    .map(|c| u16::from_le_bytes([c[0], c[1]]))
-                    .collect();
-                let head = Int8Head {
-                    rows,
-                    width,
-                    w,
-                    row_m,
-                    exp: 0,
+                let mantissas_of = |count: usize| -> Result<Vec<u16>, ProgramError> {
+                    Ok(bus
+                        .read("the mantissas", mantissas, 2 * count as u64)?
+                        .chunks_exact(2)
+                        .map(|c| u16::from_le_bytes([c[0], c[1]]))
+                        .collect())
                 };
-                let s = head_scores(&head, &q);
+                let s = match format {
+                    HeadFormat::Int8 => {
+                        let w: Vec<i8> = bus
+                            .read("the weights", weights, (rows * width) as u64)?
+                            .iter()
+                            .map(|&x| x as i8)
+                            .collect();
+                        let head = Int8Head {
+                            rows,
+                            width,
+                            w,
+                            row_m: mantissas_of(rows)?,
+                            exp: 0,
+                        };
+                        head_scores(&head, &q)
+                    }
+                    HeadFormat::Int4 { group } => {
+                        let group = group as usize;
+                        // Two weights a byte, the first in the low nibble, sign-extended.
+                        let w: Vec<i8> = bus
+                            .read("the 4-bit weights", weights, (rows * width / 2) as u64)?
+                            .iter()
+                            .flat_map(|&b| [((b << 4) as i8) >> 4, (b as i8) >> 4])
+                            .collect();
+                        let head = Int4Head {
+                            rows,
+                            width,
+                            group,
+                            w,
+                            group_m: mantissas_of(rows * width / group)?,
+                            exp: 0,
+                        };
+                        head4_scores(&head, &q)
+                    }
+                };
                 let next = argmax(&s);
                 let mut b = (next as u32).to_le_bytes().to_vec();
                 b.extend((u32::from(scores)).to_le_bytes());
@@ -570,8 +595,26 @@ fn check_sizes(index: usize, c: &Command) -> Result<(), ProgramError> {
             }
             Ok(())
         }
-        Command::LmHead { rows, width, .. } => {
-            in_range("rows", rows, 1 << 24).and(in_range("width", width, ROW))
+        Command::LmHead {
+            rows,
+            width,
+            format,
+            ..
+        } => {
+            in_range("rows", rows, 1 << 24).and(in_range("width", width, ROW))?;
+            if let HeadFormat::Int4 { group } = format {
+                // Whole bytes, whole groups: what the 4-bit engine's beats hold.
+                if group < 2 || !group.is_power_of_two() || width % group != 0 {
+                    return Err(ProgramError::Field {
+                        command: Some(index),
+                        field: "count",
+                        why: format!(
+                            "a 4-bit head's group of {group} is not a power of two of at least 2 dividing the width {width}"
+                        ),
+                    });
+                }
+            }
+            Ok(())
         }
         Command::Attention { .. } | Command::End => Ok(()),
     }
