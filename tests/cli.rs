@@ -686,3 +686,39 @@ fn the_lm_head_engine_is_written_on_request() {
     assert!(!o.status.success() && err.contains("3 slices"), "{err}");
     assert!(!bad.exists(), "a refused shape wrote files");
 }
+
+/// `tern verilog --sequencer MODEL` writes the sequencer for a model preset; an unknown
+/// model or a design id that is not hex is refused, naming it, and writes nothing.
+#[test]
+fn the_sequencer_is_written_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("seq");
+    let o = tern(&[
+        "verilog",
+        "--sequencer",
+        "tiny",
+        "--design",
+        "7e570001",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("tern_sequencer.v")).unwrap();
+    assert!(
+        text.contains("module tern_sequencer (") && text.contains("32'h7e570001"),
+        "{text}"
+    );
+    for (args, named) in [
+        (vec!["--sequencer", "no-such-model"], "no-such-model"),
+        (vec!["--sequencer", "tiny", "--design", "xyz"], "xyz"),
+    ] {
+        let bad = dir.path().join("bad");
+        let mut all = vec!["verilog"];
+        all.extend(args);
+        all.extend(["-o", bad.to_str().unwrap()]);
+        let o = tern(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(!o.status.success() && err.contains(named), "{err}");
+        assert!(!bad.exists(), "a refused request wrote files");
+    }
+}

@@ -324,3 +324,25 @@ pub fn build(
         head_exp,
     })
 }
+
+/// The sequencer RTL's shape for a model: its hidden size, vocabulary, layers, context
+/// and matrices, for `design` on `memory_bytes` of memory with room for `max_ids` ids a
+/// pass.
+pub fn sequencer_shape(
+    c: &tern_model::ModelConfig,
+    design: u32,
+    memory_bytes: u64,
+    max_ids: u32,
+) -> tern_hdl::sequencer::SequencerShape {
+    let shapes = c.layer_matmuls();
+    tern_hdl::sequencer::SequencerShape {
+        design,
+        memory_bytes,
+        hidden: c.hidden as u32,
+        vocab: c.vocab as u32,
+        layers: c.layers as u32,
+        max_seq_len: c.max_seq_len as u32,
+        matrices: std::array::from_fn(|i| (shapes[i].m as u32, shapes[i].k as u32)),
+        max_ids,
+    }
+}

@@ -335,3 +335,414 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
     }
     assert!(board.tally.matmul_calls > 0 && board.tally.attention_calls > 0);
 }
+
+// ---- the sequencer's RTL against its golden twin ---------------------------------
+
+use tern_sim::cosim::sequencer::{Pass, SequencerModel, SequencerOutcome, Units};
+
+/// The sequencer RTL built for the tiny model's program: its design id, memory, model.
+fn sequencer_rtl(ck: &Checkpoint, memory_bytes: usize) -> SequencerModel {
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let shape = tern_flows::program::sequencer_shape(&ck.config, DESIGN, memory_bytes as u64, 16);
+    ModelCache::new(default_cache_root())
+        .load_sequencer(&shape)
+        .unwrap()
+}
+
+/// One pass of the RTL (clock limit from the program's size) and what it handed over.
+fn rtl_pass(
+    rtl: &SequencerModel,
+    memory: &mut [u8],
+    position: u32,
+    ids: &[u32],
+    units: Units,
+    stall_seed: u64,
+) -> (
+    SequencerOutcome,
+    Vec<tern_sim::cosim::sequencer::Dispatched>,
+) {
+    let pass = Pass {
+        program_at: 0,
+        position,
+        ids,
+    };
+    let limit = 1000 + 200 * (memory.len() as u64 / COMMAND_BYTES as u64).min(5000);
+    let (out, sent) = rtl
+        .run(memory, pass, units, (limit, stall_seed), None)
+        .unwrap();
+    assert_ne!(out.clocks, u64::MAX, "the sequencer hung: {out:?}");
+    (out, sent)
+}
+
+/// A decoded token and a prompt on the sequencer RTL: every command before `End` goes
+/// to the units once, in order, byte for byte the program's record, with the pass's rows
+/// and position; `End` after the LM head ends the pass with its token; the only bytes
+/// written are the ids at `ids_at`. With and without stalls on every handshake.
+#[test]
+fn the_sequencer_rtl_hands_every_command_to_the_units_in_order() {
+    let (ck, _, _, image) = setup(6);
+    let rtl = sequencer_rtl(&ck, image.memory.len());
+    let units = Units {
+        lm_next: 77,
+        fail: None,
+    };
+    // A prompt, then a token at the context's last position (the edge of its check).
+    let last = ck.config.max_seq_len as u32 - 1;
+    for (position, ids) in [
+        (0u32, vec![3u32, 141, 59, 26, 5, 35, 89, 79, 1]),
+        (last, vec![200]),
+    ] {
+        for stall in [0u64, 31] {
+            let mut m = image.memory.clone();
+            let (out, sent) = rtl_pass(&rtl, &mut m, position, &ids, units, stall);
+            let at = format!("position {position}, {} ids, stalls {stall}", ids.len());
+            assert_eq!(
+                (out.error_code, out.next_token, out.commands_run as usize),
+                (0, 77, image.commands.len()),
+                "{at}: {out:?}"
+            );
+            assert_eq!(sent.len(), image.commands.len() - 1, "{at}");
+            for (i, d) in sent.iter().enumerate() {
+                let want = image.commands[i].encode();
+                assert_eq!(d.record, want, "{at}: command {i}");
+                assert_eq!((d.rows, d.position), (ids.len() as u32, position), "{at}");
+            }
+            let ids_at = image.header.ids_at as usize;
+            let id_bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+            let mut want = image.memory.clone();
+            want[ids_at..ids_at + id_bytes.len()].copy_from_slice(&id_bytes);
+            let first = (0..m.len()).find(|&i| m[i] != want[i]);
+            assert_eq!(first, None, "{at}: a byte written that is not an id");
+            assert_eq!(out.bad_writes, 0);
+        }
+    }
+    // A unit's error ends the pass at that command, with the unit's code.
+    let mut m = image.memory.clone();
+    let failing = Units {
+        lm_next: 77,
+        fail: Some((4, tern_hdl::program::error_code::DATA)),
+    };
+    let (out, sent) = rtl_pass(&rtl, &mut m, 0, &[1], failing, 0);
+    assert_eq!(
+        (out.error_code, out.error_command, sent.len()),
+        (u32::from(tern_hdl::program::error_code::DATA), 4, 5),
+        "{out:?}"
+    );
+}
+
+/// The golden sequencer's outcome as the RTL states it: (code, command), 0 and none on a
+/// token.
+fn golden_outcome(
+    ck: &Checkpoint,
+    cfg: &AttentionConfig,
+    memory: &mut [u8],
+    position: usize,
+    ids: &[usize],
+) -> (u32, u32, Option<&'static str>) {
+    let mut fabric = GoldenFabric::new(ck, cfg);
+    match run_pass(&ck.config, memory, 0, DESIGN, position, ids, &mut fabric) {
+        Ok(_) => (0, u32::MAX, None),
+        Err(e) => {
+            let op = match &e {
+                SequencerError::Program(ProgramError::OutOfRegion { op, .. }) => Some(*op),
+                _ => None,
+            };
+            (
+                u32::from(e.code()),
+                e.command().map_or(u32::MAX, |c| c as u32),
+                op,
+            )
+        }
+    }
+}
+
+/// Whether the sequencer itself owns an error (a unit or the memory side owns reads and
+/// writes inside commands, and what lies in the data).
+fn sequencer_owns(code: u32, op: Option<&str>) -> bool {
+    use tern_hdl::program::error_code::{DATA, OUT_OF_REGION};
+    code != u32::from(DATA)
+        && (code != u32::from(OUT_OF_REGION) || matches!(op, Some("fetch" | "ids")))
+}
+
+/// The RTL refuses what the golden sequencer refuses, with its code and command: another
+/// accelerator's program, a header of another version or magic, a misaligned region,
+/// too many tokens or none, an id beyond the vocabulary, a pass beyond the context, ids
+/// outside scratch; an unknown opcode, unknown flags, a scale that is not one, sizes out
+/// of range, a matrix the model lacks or of another shape, an attention layer beyond
+/// the model, End before the LM head, a list without End, a record beyond memory. A
+/// refusal before the first command writes nothing.
+#[test]
+fn the_sequencer_rtl_refuses_what_the_golden_sequencer_refuses() {
+    use tern_hdl::program::error_code as code;
+    let (ck, cfg, _, image) = setup(7);
+    let rtl = sequencer_rtl(&ck, image.memory.len());
+    let units = Units {
+        lm_next: 5,
+        fail: None,
+    };
+    let at = |i: usize| image.header.commands_at as usize + i * COMMAND_BYTES;
+    let last = image.commands.len() - 1;
+    let poke = |edits: &[(usize, &[u8])]| {
+        let mut m = image.memory.clone();
+        for (at, bytes) in edits {
+            m[*at..*at + bytes.len()].copy_from_slice(bytes);
+        }
+        m
+    };
+    let matmul = (0..last)
+        .find(|&i| matches!(image.commands[i], Command::Matmul { .. }))
+        .unwrap();
+    let attention = (0..last)
+        .find(|&i| matches!(image.commands[i], Command::Attention { .. }))
+        .unwrap();
+    let rope = (0..last)
+        .find(|&i| matches!(image.commands[i], Command::Rope { .. }))
+        .unwrap();
+    let dequant = (0..last)
+        .find(|&i| matches!(image.commands[i], Command::Dequant { .. }))
+        .unwrap();
+    let big = (image.memory.len() as u64 * 2).to_le_bytes();
+    // (what, memory, position, ids, the code expected)
+    type Case = (&'static str, Vec<u8>, usize, Vec<usize>, u8);
+    let cases: Vec<Case> = vec![
+        ("magic", poke(&[(0, b"X")]), 0, vec![1], code::MAGIC),
+        ("version", poke(&[(8, &[2])]), 0, vec![1], code::VERSION),
+        (
+            "eps",
+            poke(&[(68, &[1, 0, 0, 0])]),
+            0,
+            vec![1],
+            code::HEADER_FIELD,
+        ),
+        (
+            "misaligned ids_at",
+            poke(&[(48, &[4])]),
+            0,
+            vec![1],
+            code::HEADER_FIELD,
+        ),
+        ("design", poke(&[(12, &[0])]), 0, vec![1], code::DESIGN),
+        ("vocab", poke(&[(80, &[1, 2])]), 0, vec![1], code::MODEL),
+        (
+            "too many",
+            image.memory.clone(),
+            0,
+            vec![1; 17],
+            code::TOO_MANY_TOKENS,
+        ),
+        (
+            "max_tokens",
+            poke(&[(84, &[2, 0, 0, 0])]),
+            0,
+            vec![1; 3],
+            code::TOO_MANY_TOKENS,
+        ),
+        ("none", image.memory.clone(), 0, vec![], code::NO_TOKENS),
+        (
+            "id",
+            image.memory.clone(),
+            0,
+            vec![1, 2, 256],
+            code::TOKEN_ID,
+        ),
+        (
+            "context",
+            image.memory.clone(),
+            60,
+            vec![1; 8],
+            code::CONTEXT,
+        ),
+        (
+            "header max_seq_len",
+            poke(&[(88, &[4, 0, 0, 0])]),
+            2,
+            vec![1; 3],
+            code::CONTEXT,
+        ),
+        (
+            "ids outside scratch",
+            poke(&[(48, &[0, 0])]),
+            0,
+            vec![1],
+            code::OUT_OF_REGION,
+        ),
+        ("opcode", poke(&[(at(3), &[10])]), 0, vec![1], code::OPCODE),
+        ("flags", poke(&[(at(0) + 1, &[1])]), 0, vec![1], code::FLAGS),
+        (
+            "End's flags",
+            poke(&[(at(last) + 1, &[4])]),
+            0,
+            vec![1],
+            code::FLAGS,
+        ),
+        (
+            "scale",
+            poke(&[(at(dequant) + 52, &[1, 0, 0, 0])]),
+            0,
+            vec![1],
+            code::SCALE,
+        ),
+        (
+            "size",
+            poke(&[(at(0) + 40, &[0, 0, 0, 0])]),
+            0,
+            vec![1],
+            code::SIZE,
+        ),
+        (
+            "odd head",
+            poke(&[(at(rope) + 44, &[7, 0])]),
+            0,
+            vec![1],
+            code::SIZE,
+        ),
+        (
+            "matrix",
+            poke(&[(at(matmul) + 6, &[7])]),
+            0,
+            vec![1],
+            code::MATRIX,
+        ),
+        (
+            "layer",
+            poke(&[(at(matmul) + 4, &[9])]),
+            0,
+            vec![1],
+            code::MATRIX,
+        ),
+        (
+            "shape",
+            poke(&[(at(matmul) + 44, &[1])]),
+            0,
+            vec![1],
+            code::SHAPE,
+        ),
+        (
+            "attention layer",
+            poke(&[(at(attention) + 4, &[9])]),
+            0,
+            vec![1],
+            code::LAYER,
+        ),
+        (
+            "head count",
+            poke(&[(at(last - 1) + 48, &[1])]),
+            0,
+            vec![1],
+            code::COUNT,
+        ),
+        (
+            "End first",
+            poke(&[(at(last - 1), &[0, 0])]),
+            0,
+            vec![1],
+            code::NO_CHOICE,
+        ),
+        (
+            "no End",
+            poke(&[(16, &[(last as u8)])]),
+            0,
+            vec![1],
+            code::NO_END,
+        ),
+        (
+            "record beyond memory",
+            poke(&[(24, &big)]),
+            0,
+            vec![1],
+            code::OUT_OF_REGION,
+        ),
+    ];
+    for (what, memory, position, ids, want) in cases {
+        let mut golden_mem = memory.clone();
+        let (g_code, g_command, op) = golden_outcome(&ck, &cfg, &mut golden_mem, position, &ids);
+        assert_eq!(g_code, u32::from(want), "{what}: the golden sequencer");
+        let mut m = memory.clone();
+        let ids32: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+        let (out, _) = rtl_pass(&rtl, &mut m, position as u32, &ids32, units, 0);
+        assert_eq!(
+            (out.error_code, out.error_command),
+            (g_code, g_command),
+            "{what}: the RTL against the golden sequencer ({out:?})"
+        );
+        let before_start = g_code <= u32::from(code::CONTEXT) || op == Some("ids");
+        if before_start {
+            assert!(
+                m == memory,
+                "{what}: refused before the first command, yet wrote"
+            );
+        }
+    }
+}
+
+/// 300 random corruptions of the header and the command list (seed 31): the RTL always
+/// ends (never hangs); where the golden sequencer stops with an error the sequencer
+/// owns, the RTL stops with the same code at the same command; where the golden stops
+/// in a unit's check at command j (or runs to a token), the RTL stops at no command
+/// before j for a reason of its own.
+#[test]
+fn corrupted_programs_end_in_the_sequencer_rtl_as_in_the_golden_one() {
+    use rand::{Rng, SeedableRng};
+    let (ck, cfg, _, image) = setup(8);
+    let rtl = sequencer_rtl(&ck, image.memory.len());
+    let units = Units {
+        lm_next: 5,
+        fail: None,
+    };
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(31);
+    let commands_end = image.header.commands_at as usize + image.commands.len() * COMMAND_BYTES;
+    let (mut same, mut unit_side) = (0, 0);
+    for case in 0..300 {
+        let mut m = image.memory.clone();
+        for _ in 0..rng.gen_range(1..6) {
+            let at = rng.gen_range(0..commands_end);
+            m[at] = rng.gen();
+        }
+        let (g_code, g_command, op) = golden_outcome(&ck, &cfg, &mut m.clone(), 0, &[7]);
+        let stall = if case % 2 == 0 { 0 } else { 500 + case };
+        let (out, _) = rtl_pass(&rtl, &mut m, 0, &[7], units, stall);
+        if g_code != 0 && sequencer_owns(g_code, op) {
+            assert_eq!(
+                (out.error_code, out.error_command),
+                (g_code, g_command),
+                "case {case}: the golden sequencer stopped with {g_code} at {g_command}"
+            );
+            same += 1;
+        } else {
+            let j = if g_code == 0 { u32::MAX } else { g_command };
+            assert!(
+                out.error_code == 0 || out.error_command >= j,
+                "case {case}: the RTL stopped with {} at {} before the golden's {g_code} at {j}",
+                out.error_code,
+                out.error_command
+            );
+            unit_side += 1;
+        }
+    }
+    println!("{same} refused alike, {unit_side} ran on or stopped in a unit's check");
+    assert!(same >= 50, "too few corruptions the sequencer owns: {same}");
+}
+
+/// The sequencer's Verilog is lint-clean under `verilator --lint-only -Wall` for the
+/// tiny model and for the 0.73B's and 2B's shapes (4 GiB of memory, 128 ids a pass).
+#[test]
+fn the_sequencer_verilog_is_lint_clean() {
+    use tern_hdl::sequencer::sequencer_verilog;
+    let dir = tempfile::tempdir().unwrap();
+    for preset in ["tiny", "bitnet-0.73b", "bitnet-2b"] {
+        let c = ModelConfig::preset(preset).unwrap();
+        let shape = tern_flows::program::sequencer_shape(&c, DESIGN, 4 << 30, 128);
+        let path = dir.path().join("tern_sequencer.v");
+        std::fs::write(&path, sequencer_verilog(&shape).unwrap()).unwrap();
+        let o = std::process::Command::new("verilator")
+            .args(["--lint-only", "-Wall"])
+            .arg(&path)
+            .output()
+            .expect("verilator on PATH (scripts/setup.sh installs it)");
+        assert!(
+            o.status.success(),
+            "{preset}:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

@@ -11,6 +11,7 @@ pub mod graph;
 pub mod memory;
 pub mod netlist;
 pub mod program;
+pub mod sequencer;
 pub mod streams;
 pub mod timing;
 pub mod tlmm;

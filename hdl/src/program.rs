@@ -384,6 +384,21 @@ impl Header {
                 why: format!("mantissa {} is not 24 bits", h.eps.m),
             });
         }
+        for (field, at) in [
+            ("commands_at", h.commands_at),
+            ("scratch_at", h.scratch_at),
+            ("scratch_bytes", h.scratch_bytes),
+            ("ids_at", h.ids_at),
+            ("output_at", h.output_at),
+        ] {
+            if !at.is_multiple_of(ALIGN) {
+                return Err(ProgramError::Field {
+                    command: None,
+                    field,
+                    why: format!("0x{at:x} is not a multiple of {ALIGN}"),
+                });
+            }
+        }
         Ok(h)
     }
 }
@@ -609,12 +624,18 @@ impl Command {
             }
         };
         Ok(match f.opcode {
-            0 => Command::End,
-            1 => Command::Embed {
-                table: f.a,
-                dst: f.c,
-                n: f.n,
-            },
+            0 => {
+                flag(0)?;
+                Command::End
+            }
+            1 => {
+                flag(0)?;
+                Command::Embed {
+                    table: f.a,
+                    dst: f.c,
+                    n: f.n,
+                }
+            }
             2 => {
                 flag(1)?;
                 Command::NormQuant {
@@ -630,14 +651,17 @@ impl Command {
                     },
                 }
             }
-            3 => Command::Matmul {
-                layer: f.layer,
-                which: f.index,
-                src: f.a,
-                dst: f.c,
-                m: f.n,
-                k: f.k,
-            },
+            3 => {
+                flag(0)?;
+                Command::Matmul {
+                    layer: f.layer,
+                    which: f.index,
+                    src: f.a,
+                    dst: f.c,
+                    m: f.n,
+                    k: f.k,
+                }
+            }
             4 => {
                 flag(1)?;
                 Command::Dequant {
@@ -649,31 +673,43 @@ impl Command {
                     add: f.flags & 1 != 0,
                 }
             }
-            5 => Command::Rope {
-                vec: f.a,
-                table: f.b,
-                heads: f.count,
-                head_dim: f.k,
-            },
-            6 => Command::ToInt8 {
-                src: f.a,
-                dst: f.c,
-                n: f.n,
-                inv_unit: scale()?,
-            },
-            7 => Command::Attention {
-                layer: f.layer,
-                q: f.a,
-                k: f.b,
-                v: f.d,
-                dst: f.c,
-            },
-            8 => Command::Relu2Mul {
-                gate: f.a,
-                up: f.b,
-                dst: f.c,
-                n: f.n,
-            },
+            5 => {
+                flag(0)?;
+                Command::Rope {
+                    vec: f.a,
+                    table: f.b,
+                    heads: f.count,
+                    head_dim: f.k,
+                }
+            }
+            6 => {
+                flag(0)?;
+                Command::ToInt8 {
+                    src: f.a,
+                    dst: f.c,
+                    n: f.n,
+                    inv_unit: scale()?,
+                }
+            }
+            7 => {
+                flag(0)?;
+                Command::Attention {
+                    layer: f.layer,
+                    q: f.a,
+                    k: f.b,
+                    v: f.d,
+                    dst: f.c,
+                }
+            }
+            8 => {
+                flag(0)?;
+                Command::Relu2Mul {
+                    gate: f.a,
+                    up: f.b,
+                    dst: f.c,
+                    n: f.n,
+                }
+            }
             9 => {
                 flag(3)?;
                 let format = if f.flags & 2 != 0 {
@@ -841,6 +877,88 @@ pub enum ProgramError {
     },
     #[error("the command list has no End within its {0} commands")]
     NoEnd(u32),
+}
+
+/// The sequencer's error codes (docs/program.md, "Errors"): what the RTL's status
+/// register says and what the golden sequencer's error maps to.
+pub mod error_code {
+    /// The header reaches beyond memory.
+    pub const TRUNCATED: u8 = 1;
+    pub const MAGIC: u8 = 2;
+    pub const VERSION: u8 = 3;
+    /// A header field that is not valid: ε's mantissa, a region not on [`ALIGN`]
+    /// (`super::ALIGN`), a program not on it.
+    pub const HEADER_FIELD: u8 = 4;
+    pub const DESIGN: u8 = 5;
+    /// The program's hidden size or vocabulary is not the accelerator's.
+    pub const MODEL: u8 = 6;
+    /// More tokens than the program's `max_tokens`.
+    pub const TOO_MANY_TOKENS: u8 = 7;
+    pub const NO_TOKENS: u8 = 8;
+    pub const TOKEN_ID: u8 = 9;
+    pub const CONTEXT: u8 = 10;
+    pub const OPCODE: u8 = 11;
+    pub const FLAGS: u8 = 12;
+    pub const SCALE: u8 = 13;
+    /// An int8 head with a group count, or a 4-bit head's group that does not fit.
+    pub const COUNT: u8 = 14;
+    /// A size outside its range (n, m, k, heads, head dimension, rows, width).
+    pub const SIZE: u8 = 15;
+    /// A matmul's (layer, matrix) that the model does not have.
+    pub const MATRIX: u8 = 16;
+    /// A matmul's m × k that is not its matrix's.
+    pub const SHAPE: u8 = 17;
+    /// An attention layer the model does not have.
+    pub const LAYER: u8 = 18;
+    /// End before any LM head chose a token.
+    pub const NO_CHOICE: u8 = 19;
+    /// The list ran out without End.
+    pub const NO_END: u8 = 20;
+    /// A read outside memory or a write outside scratch.
+    pub const OUT_OF_REGION: u8 = 21;
+    /// What a unit found in the data (a vector's length or fractional bits, a gain's
+    /// shift): the units' own checks.
+    pub const DATA: u8 = 22;
+}
+
+impl ProgramError {
+    /// The error's code ([`error_code`]).
+    pub fn code(&self) -> u8 {
+        use error_code::*;
+        match self {
+            ProgramError::Magic => MAGIC,
+            ProgramError::Version(_) => VERSION,
+            ProgramError::Design { .. } => DESIGN,
+            ProgramError::Truncated { .. } => TRUNCATED,
+            ProgramError::Opcode { .. } => OPCODE,
+            ProgramError::OutOfRegion { .. } => OUT_OF_REGION,
+            ProgramError::NoEnd(_) => NO_END,
+            ProgramError::Field { command, field, .. } => match (*command, *field) {
+                (None, "hidden/vocab") => MODEL,
+                (None, _) => HEADER_FIELD,
+                (Some(_), "flags") => FLAGS,
+                (Some(_), "scale") => SCALE,
+                (Some(_), "count") => COUNT,
+                (Some(_), "n" | "m" | "k" | "heads" | "head_dim" | "rows" | "width") => SIZE,
+                (Some(_), "layer/which") => MATRIX,
+                (Some(_), "m/k") => SHAPE,
+                (Some(_), "layer") => LAYER,
+                (Some(_), "End") => NO_CHOICE,
+                (Some(_), _) => DATA,
+            },
+        }
+    }
+
+    /// The command the error names, if any.
+    pub fn command(&self) -> Option<usize> {
+        match self {
+            ProgramError::Opcode { command, .. } | ProgramError::OutOfRegion { command, .. } => {
+                Some(*command)
+            }
+            ProgramError::Field { command, .. } => *command,
+            _ => None,
+        }
+    }
 }
 
 #[cfg(test)]

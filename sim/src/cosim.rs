@@ -19,6 +19,7 @@ use crate::golden::tlmm::ternary_gemm;
 use crate::verilator::{BridgeError, EngineSim, Handshake, Inputs, ModelLibrary};
 
 pub mod attention;
+pub mod sequencer;
 pub mod vector;
 
 /// What the vectors look like.

@@ -7,7 +7,7 @@ use tern_hdl::{generate_any, write_design, DesignConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, required_unless_present_any = ["vector", "lm_head"])]
+    #[arg(long, required_unless_present_any = ["vector", "lm_head", "sequencer"])]
     pub config: Option<PathBuf>,
     /// Output directory (created if needed).
     #[arg(short, long)]
@@ -15,7 +15,7 @@ pub struct Args {
     /// Also write the accelerator top (AXI4-Lite registers, AXI4 master, the engine's
     /// feeder) around the engine, matmul or attention, and its register map (regmap.md,
     /// regmap.json).
-    #[arg(long, conflicts_with_all = ["vector", "lm_head"])]
+    #[arg(long, conflicts_with_all = ["vector", "lm_head", "sequencer"])]
     pub top: bool,
     /// Instead of a design: the vector unit's blocks (docs/vector.md) with this many
     /// lanes, for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
@@ -36,6 +36,17 @@ pub struct Args {
     pub slices: usize,
     #[arg(long, default_value_t = 2560, requires = "lm_head")]
     pub max_width: usize,
+    /// Instead of a design: the sequencer (docs/program.md) for this model (a preset or
+    /// a model TOML), on `--memory-mib` of memory, with room for `--max-ids` token ids
+    /// a pass, refusing programs not built for `--design` (hex).
+    #[arg(long, value_name = "MODEL", conflicts_with_all = ["vector", "lm_head"])]
+    pub sequencer: Option<String>,
+    #[arg(long, default_value_t = 4096, requires = "sequencer")]
+    pub memory_mib: u64,
+    #[arg(long, default_value_t = 128, requires = "sequencer")]
+    pub max_ids: u32,
+    #[arg(long, default_value = "0", requires = "sequencer")]
+    pub design: String,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -50,7 +61,27 @@ pub fn run(a: Args) -> Result<()> {
         weight_bits,
         slices,
         max_width,
+        sequencer,
+        memory_mib,
+        max_ids,
+        design,
     } = a;
+    if let Some(model) = sequencer {
+        let c = tern_model::ModelConfig::resolve(&model)
+            .with_context(|| format!("--sequencer {model}"))?;
+        let design = u32::from_str_radix(design.trim_start_matches("0x"), 16)
+            .with_context(|| format!("--design {design}: not a 32-bit hex number"))?;
+        let shape = crate::program::sequencer_shape(&c, design, memory_mib << 20, max_ids);
+        let text = tern_hdl::sequencer::sequencer_verilog(&shape).map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join(tern_hdl::sequencer::SEQUENCER_FILE);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {}: the sequencer for {model} (design {design:08x}, {memory_mib} MiB, {max_ids} ids a pass)",
+            path.display()
+        );
+        return Ok(());
+    }
     if let Some(lanes) = lm_head {
         let shape = tern_hdl::vector::LmHeadShape {
             lanes,

@@ -114,7 +114,7 @@ fn unfinished(clocks: u64, outputs: u32, n: usize) -> Option<String> {
 }
 
 /// A loaded block: its library, and a fresh instance per command.
-struct BlockLib {
+pub(crate) struct BlockLib {
     _lib: Library,
     new: NewFn,
     free: FreeFn,
@@ -124,7 +124,7 @@ struct BlockLib {
 
 impl BlockLib {
     /// Run `f` on a fresh instance (tracing to `vcd` if given), flushed and freed after.
-    fn with_instance<T>(
+    pub(crate) fn with_instance<T>(
         &self,
         vcd: Option<&Path>,
         f: impl FnOnce(*mut std::ffi::c_void) -> T,
@@ -142,7 +142,7 @@ impl BlockLib {
     }
 
     /// Write the waveform of a failing command and name it in the error.
-    fn mismatch(
+    pub(crate) fn mismatch(
         &self,
         rerun: impl FnOnce(&Path),
         waveforms: &Path,
@@ -167,25 +167,38 @@ impl ModelCache {
     /// file and shim for `lanes` lanes; `name` prefixes its C symbols.
     fn load_vector_block<R: Copy>(
         &self,
-        (module, file, name): (&str, &str, &str),
+        names: (&str, &str, &str),
         verilog: Result<String, tern_hdl::vector::ShapeError>,
         shim: &str,
         lanes: usize,
     ) -> Result<(BlockLib, R), BridgeError> {
         let verilog = verilog.map_err(|e| BridgeError::Load {
-            path: file.into(),
+            path: names.1.into(),
             message: e.to_string(),
         })?;
         let shim = format!("{PORTS}\n#define LANES {lanes}\n{shim}");
-        let key = content_hash(&verilog, &shim)[..16].to_string();
+        self.load_block(names, &verilog, &shim, (b"tern_vector_abi\0", SHIM_ABI))
+    }
+
+    /// Build (or load from the cache) one Verilated block with its own shim: top module
+    /// `module` in `file`, C symbols `<name>_new/_free/_flush/_run`, and the shim's ABI
+    /// symbol and version.
+    pub(crate) fn load_block<R: Copy>(
+        &self,
+        (module, file, name): (&str, &str, &str),
+        verilog: &str,
+        shim: &str,
+        (abi_symbol, abi): (&[u8], u32),
+    ) -> Result<(BlockLib, R), BridgeError> {
+        let key = content_hash(verilog, shim)[..16].to_string();
         let dir = self
             .root
             .join("models")
-            .join(format!("vector-{key}-abi{SHIM_ABI}"));
+            .join(format!("{name}-{key}-abi{abi}"));
         let so = dir.join("model.so");
         if !so.exists() {
             self.verilate(
-                &format!("vector-{key}"),
+                &format!("{name}-{key}"),
                 &dir,
                 &|src| {
                     let write = |name: &str, text: &str| {
@@ -196,22 +209,22 @@ impl ModelCache {
                                 cause,
                             })
                     };
-                    write(file, &verilog)?;
+                    write(file, verilog)?;
                     write(WAIVER_FILE, "`verilator_config\n")
                 },
                 module,
                 &[file],
-                &shim,
+                shim,
             )?;
         }
-        let lib = open_shim_library(&so, b"tern_vector_abi\0", SHIM_ABI)?;
+        let lib = open_shim_library(&so, abi_symbol, abi)?;
         let load_err = |e: libloading::Error| BridgeError::Load {
             path: so.display().to_string(),
             message: e.to_string(),
         };
         let symbol = |suffix: &str| format!("{name}_{suffix}\0");
-        // SAFETY: the symbol types match the shim's `extern "C"` declarations
-        // (`TERN_BLOCK_ABI` and the block's run function), whose ABI version was checked.
+        // SAFETY: the symbol types match the shim's `extern "C"` declarations (`new`,
+        // `free`, `flush` and the block's run function), whose ABI version was checked.
         unsafe {
             let new: NewFn = *lib.get(symbol("new").as_bytes()).map_err(load_err)?;
             let free: FreeFn = *lib.get(symbol("free").as_bytes()).map_err(load_err)?;

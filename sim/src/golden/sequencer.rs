@@ -31,6 +31,30 @@ pub enum SequencerError<E> {
     Fabric(E),
 }
 
+impl<E> SequencerError<E> {
+    /// The sequencer's error code (`tern_hdl::program::error_code`), as the RTL's
+    /// status gives it.
+    pub fn code(&self) -> u8 {
+        use tern_hdl::program::error_code::*;
+        match self {
+            SequencerError::Program(e) => e.code(),
+            SequencerError::Input(InputError::TokenOutOfVocabulary { .. }) => TOKEN_ID,
+            SequencerError::Input(InputError::ContextFull { .. }) => CONTEXT,
+            SequencerError::Input(InputError::Empty) => NO_TOKENS,
+            SequencerError::TooManyTokens { .. } => TOO_MANY_TOKENS,
+            SequencerError::Fabric(_) => DATA,
+        }
+    }
+
+    /// The command the error names, if any.
+    pub fn command(&self) -> Option<usize> {
+        match self {
+            SequencerError::Program(e) => e.command(),
+            _ => None,
+        }
+    }
+}
+
 /// What a pass leaves: the next token, and every row's score when the program asks.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PassOutput {
@@ -103,7 +127,7 @@ impl Bus<'_> {
         if len != n {
             return Err(ProgramError::Field {
                 command: Some(self.command),
-                field: "n",
+                field: "length",
                 why: format!("{access} holds vectors of {len}, the command says {n}"),
             });
         }
@@ -172,6 +196,17 @@ pub fn run_pass<F: Fabric>(
     ids: &[usize],
     fabric: &mut F,
 ) -> Result<PassOutput, SequencerError<F::Error>> {
+    if !program_at.is_multiple_of(tern_hdl::program::ALIGN) {
+        return Err(ProgramError::Field {
+            command: None,
+            field: "program_at",
+            why: format!(
+                "0x{program_at:x} is not a multiple of {}",
+                tern_hdl::program::ALIGN
+            ),
+        }
+        .into());
+    }
     let header_bytes = mem
         .get(program_at as usize..)
         .ok_or(ProgramError::Truncated {
