@@ -1,28 +1,8 @@
 // tern's C ABI over a Verilated `tern_top` (the accelerator top of any configuration),
-// with the board around it: a host driving the AXI4-Lite control port, and a DDR model
-// answering the AXI4 master `m_axi_gmem`. Runs clock until the interrupt line rises.
-//
-// The DDR model (what a board's memory controller looks like from the fabric):
-// - sparse storage of `bytes` bytes (64 KiB pages made on first write; unwritten
-//   memory reads as zero), so a model of hundreds of MiB costs only what is used;
-// - read bursts are answered in the order they were accepted, whatever their ID (as an
-//   AXI slave may);
-// - every accepted burst waits `latency` clocks before its first beat (bursts overlap:
-//   a later burst's latency runs while an earlier one streams), at most `max_reads`
-//   read bursts accepted and not finished;
-// - one token bucket of `bytes_per_clock` shared by read and write beats: the DDR's
-//   peak bandwidth at the kernel clock, below the bus's own one beat per clock per channel;
-// - the DRAM's timing (`DramTiming`, zero: none) as time the data bus moves nothing,
-//   taken from that bucket: a refresh every `refresh_interval_clocks`; a row miss when a
-//   burst needs another row of the bank the previous burst used (rows of `row_bytes`
-//   interleave over `banks`; another bank's row opens behind the current burst); a
-//   turnaround when the bus changes direction;
-// - the fabric's ports (`port_bytes_per_clock` per direction, zero: no limit): what the
-//   board's memory ports carry at the kernel clock, however wide the top's master;
-// - a burst reaching beyond `bytes` is answered with DECERR on every beat (reads return
-//   zeros, writes are dropped);
-// - with `stall_percent` > 0 every ready and valid the model drives drops at random
-//   (seeded xorshift), to shake the kernel's handshakes.
+// with the board around it: a host driving the AXI4-Lite control port, and the DDR
+// model (`ddr_model.h`, which the Rust side puts ahead of this file) answering the AXI4
+// master `m_axi_gmem` through one port as wide as the master. Runs clock until the
+// interrupt line rises.
 #include <cstdint>
 #include <cstring>
 #include <deque>
@@ -43,130 +23,14 @@ template <std::size_t N> static void get(const VlWide<N>& p, uint32_t* w) {
 }
 
 // Verilator renames the `interrupt` port (a C++ word) to `__SYM__interrupt`.
-static const uint64_t PAGE = 1 << 16;
 static const uint32_t BUS_BYTES = sizeof(((Vtern_top*)nullptr)->m_axi_gmem_rdata);
-
-struct Burst {
-    uint32_t id;
-    uint64_t addr;
-    uint32_t beats;
-    uint32_t done;
-    uint64_t ready_at;
-    bool error;
-    bool opened;  // the DRAM has charged its row and turnaround
-};
-
-// The C ABI's layout of the DRAM's timing and the ports (`DramTiming` in
-// sim/src/top_model.rs): times are bytes of data-bus time at the peak rate.
-struct DramTiming {
-    double refresh_interval_clocks;  // 0: no refresh
-    double refresh_bytes;
-    uint64_t row_bytes;              // 0: no rows
-    uint64_t banks;
-    double row_miss_bytes;
-    double read_to_write_bytes;
-    double write_to_read_bytes;
-    double port_bytes_per_clock;     // per direction; 0: no limit
-};
-
-struct Ddr {
-    uint64_t bytes = 0;
-    double bytes_per_clock = 0;
-    uint32_t latency = 0;
-    uint32_t max_reads = 0;
-    uint32_t stall_percent = 0;
-    uint64_t rng = 0;
-    DramTiming timing = {};
-    std::vector<std::unique_ptr<uint8_t[]>> pages;
-    double credit = 0;
-    double read_port = 0, write_port = 0;  // the ports' credit, per direction
-    double next_refresh = 0;
-    std::vector<int64_t> open_rows;  // per bank; -1: none
-    int64_t last_bank = -1;
-    int last_direction = -1;         // 0 read, 1 write
-    std::deque<Burst> reads;   // accepted read bursts, in order
-    std::deque<Burst> writes;  // accepted write bursts waiting for data, in order
-    std::deque<Burst> responses;  // write bursts whose data is in, waiting for B
-    bool rvalid = false;
-    uint32_t rdata[BUS_BYTES / 4];
-    uint8_t rresp = 0;
-    uint8_t rid = 0;
-    bool rlast = false;
-    bool bvalid = false;
-    uint8_t bresp = 0;
-    uint64_t bytes_read = 0, bytes_written = 0, read_bursts = 0, write_bursts = 0;
-    uint64_t refreshes = 0, row_misses = 0, turnarounds = 0;
-
-    bool stall() {
-        if (stall_percent == 0) return false;
-        rng ^= rng << 13;
-        rng ^= rng >> 7;
-        rng ^= rng << 17;
-        return rng % 100 < stall_percent;
-    }
-    uint8_t* page(uint64_t addr, bool make) {
-        auto& p = pages[addr / PAGE];
-        if (!p && make) {
-            p.reset(new uint8_t[PAGE]);
-            std::memset(p.get(), 0, PAGE);
-        }
-        return p ? p.get() + addr % PAGE : nullptr;
-    }
-    void write(uint64_t addr, const uint8_t* data, uint64_t n) {
-        while (n > 0) {
-            uint64_t k = std::min(n, PAGE - addr % PAGE);
-            std::memcpy(page(addr, true), data, k);
-            addr += k; data += k; n -= k;
-        }
-    }
-    void read(uint64_t addr, uint8_t* out, uint64_t n) {
-        while (n > 0) {
-            uint64_t k = std::min(n, PAGE - addr % PAGE);
-            const uint8_t* p = page(addr, false);
-            if (p) std::memcpy(out, p, k); else std::memset(out, 0, k);
-            addr += k; out += k; n -= k;
-        }
-    }
-    bool outside(uint64_t addr, uint32_t beats) const {
-        uint64_t len = (uint64_t)beats * BUS_BYTES;
-        return addr > bytes || len > bytes - addr;
-    }
-    void clear_traffic() {
-        reads.clear(); writes.clear(); responses.clear();
-        rvalid = false; bvalid = false; credit = 0; read_port = 0; write_port = 0;
-    }
-    // The DRAM's cost of a burst's first beat (direction 0 read, 1 write): a row miss
-    // on a bank conflict and a bus turnaround, charged once per burst as bus time.
-    void open(Burst& b, int direction) {
-        if (b.opened) return;
-        b.opened = true;
-        if (timing.row_bytes != 0 && !b.error) {
-            uint64_t page = b.addr / timing.row_bytes;
-            int64_t bank = (int64_t)(page % timing.banks);
-            int64_t row = (int64_t)(page / timing.banks);
-            if (open_rows[bank] != row && last_bank == bank) {
-                credit -= timing.row_miss_bytes;
-                row_misses++;
-            }
-            open_rows[bank] = row;
-            last_bank = bank;
-        }
-        if (last_direction >= 0 && last_direction != direction) {
-            credit -= direction == 1 ? timing.read_to_write_bytes : timing.write_to_read_bytes;
-            turnarounds++;
-        }
-        last_direction = direction;
-    }
-    bool port_free(double port) const {
-        return timing.port_bytes_per_clock == 0 || port >= BUS_BYTES;
-    }
-};
 
 struct TernTop {
     std::unique_ptr<VerilatedContext> context;
     std::unique_ptr<Vtern_top> top;
     std::unique_ptr<VerilatedVcdC> trace;
-    Ddr ddr;
+    Dram ddr;
+    DdrPort<BUS_BYTES> port;
     uint64_t time = 0;
     uint64_t cycles = 0;
 };
@@ -174,31 +38,8 @@ struct TernTop {
 // Drive the model's outputs for the coming clock.
 static void drive(TernTop* m) {
     auto* t = m->top.get();
-    Ddr& d = m->ddr;
-    if (!d.rvalid && !d.reads.empty()) {
-        Burst& b = d.reads.front();
-        if (m->cycles >= b.ready_at) d.open(b, 0);
-        if (m->cycles >= b.ready_at && d.credit >= BUS_BYTES && d.port_free(d.read_port)
-            && !d.stall()) {
-            uint64_t at = b.addr + (uint64_t)b.done * BUS_BYTES;
-            uint8_t bytes[BUS_BYTES];
-            if (b.error) std::memset(bytes, 0, BUS_BYTES); else d.read(at, bytes, BUS_BYTES);
-            for (uint32_t i = 0; i < BUS_BYTES / 4; i++)
-                d.rdata[i] = (uint32_t)bytes[4 * i] | ((uint32_t)bytes[4 * i + 1] << 8)
-                             | ((uint32_t)bytes[4 * i + 2] << 16) | ((uint32_t)bytes[4 * i + 3] << 24);
-            d.rresp = b.error ? 3 : 0;
-            d.rlast = b.done + 1 == b.beats;
-            d.rid = (uint8_t)b.id;
-            d.rvalid = true;
-            d.credit -= BUS_BYTES;
-            d.read_port -= BUS_BYTES;
-        }
-    }
-    if (!d.bvalid && !d.responses.empty() && m->cycles >= d.responses.front().ready_at
-        && !d.stall()) {
-        d.bvalid = true;
-        d.bresp = d.responses.front().error ? 3 : 0;
-    }
+    DdrPort<BUS_BYTES>& d = m->port;
+    d.drive(m->ddr, m->cycles);
     t->m_axi_gmem_rvalid = d.rvalid;
     put(t->m_axi_gmem_rdata, d.rdata);
     t->m_axi_gmem_rresp = d.rresp;
@@ -207,83 +48,35 @@ static void drive(TernTop* m) {
     t->m_axi_gmem_rlast = d.rlast;
     t->m_axi_gmem_bvalid = d.bvalid;
     t->m_axi_gmem_bresp = d.bresp;
-    t->m_axi_gmem_arready = d.reads.size() < d.max_reads && !d.stall();
-    t->m_axi_gmem_awready = d.writes.size() < 16 && !d.stall();
-    if (!d.writes.empty()) d.open(d.writes.front(), 1);
-    t->m_axi_gmem_wready = !d.writes.empty() && d.credit >= BUS_BYTES
-                           && d.port_free(d.write_port) && !d.stall();
+    t->m_axi_gmem_arready = d.arready;
+    t->m_axi_gmem_awready = d.awready;
+    t->m_axi_gmem_wready = d.wready;
 }
 
 static void tick(TernTop* m) {
     auto* t = m->top.get();
-    Ddr& d = m->ddr;
     drive(m);
     t->eval();
     // What the clock edge will see.
-    bool ar = t->m_axi_gmem_arvalid && t->m_axi_gmem_arready;
-    uint64_t araddr = t->m_axi_gmem_araddr;
-    uint32_t arid = t->m_axi_gmem_arid;
-    uint32_t arlen = t->m_axi_gmem_arlen;
-    bool r = t->m_axi_gmem_rvalid && t->m_axi_gmem_rready;
-    bool aw = t->m_axi_gmem_awvalid && t->m_axi_gmem_awready;
-    uint64_t awaddr = t->m_axi_gmem_awaddr;
-    uint32_t awlen = t->m_axi_gmem_awlen;
-    bool w = t->m_axi_gmem_wvalid && t->m_axi_gmem_wready;
     uint32_t wdata[BUS_BYTES / 4];
     get(t->m_axi_gmem_wdata, wdata);
-    bool b = t->m_axi_gmem_bvalid && t->m_axi_gmem_bready;
+    PortEdge e = {
+        t->m_axi_gmem_arvalid && t->m_axi_gmem_arready, t->m_axi_gmem_araddr,
+        t->m_axi_gmem_arid, t->m_axi_gmem_arlen,
+        t->m_axi_gmem_rvalid && t->m_axi_gmem_rready,
+        t->m_axi_gmem_awvalid && t->m_axi_gmem_awready, t->m_axi_gmem_awaddr,
+        t->m_axi_gmem_awlen,
+        t->m_axi_gmem_wvalid && t->m_axi_gmem_wready, wdata, ~0ull,
+        t->m_axi_gmem_bvalid && t->m_axi_gmem_bready,
+    };
 
     t->ap_clk = 1;
     t->eval();
     if (m->trace) m->trace->dump(m->time + 5);
 
-    if (r) {
-        d.rvalid = false;
-        d.bytes_read += BUS_BYTES;
-        Burst& front = d.reads.front();
-        if (++front.done == front.beats) d.reads.pop_front();
-    }
-    if (ar) {
-        d.reads.push_back({arid, araddr, arlen + 1, 0, m->cycles + 1 + d.latency,
-                           d.outside(araddr, arlen + 1), false});
-        d.read_bursts++;
-    }
-    if (w) {
-        Burst& front = d.writes.front();
-        if (!front.error) {
-            uint8_t bytes[BUS_BYTES];
-            for (uint32_t i = 0; i < BUS_BYTES / 4; i++)
-                for (int k = 0; k < 4; k++) bytes[4 * i + k] = (uint8_t)(wdata[i] >> (8 * k));
-            d.write(front.addr + (uint64_t)front.done * BUS_BYTES, bytes, BUS_BYTES);
-        }
-        d.credit -= BUS_BYTES;
-        d.write_port -= BUS_BYTES;
-        d.bytes_written += BUS_BYTES;
-        if (++front.done == front.beats) {
-            front.ready_at = m->cycles + 1 + d.latency;
-            d.responses.push_back(front);
-            d.writes.pop_front();
-        }
-    }
-    if (aw) {
-        d.writes.push_back({0, awaddr, awlen + 1, 0, 0, d.outside(awaddr, awlen + 1), false});
-        d.write_bursts++;
-    }
-    if (b) {
-        d.bvalid = false;
-        d.responses.pop_front();
-    }
-    // Bandwidth accrues every clock; unused bandwidth is not saved up beyond two beats.
-    // A refresh takes its time from the bucket whether or not anything is asked.
-    d.credit = std::min(d.credit + d.bytes_per_clock, 2.0 * BUS_BYTES + d.bytes_per_clock);
-    if (d.timing.refresh_interval_clocks > 0 && (double)m->cycles >= d.next_refresh) {
-        d.credit -= d.timing.refresh_bytes;
-        d.next_refresh += d.timing.refresh_interval_clocks;
-        d.refreshes++;
-    }
-    double port = d.timing.port_bytes_per_clock;
-    d.read_port = std::min(d.read_port + port, 2.0 * BUS_BYTES + port);
-    d.write_port = std::min(d.write_port + port, 2.0 * BUS_BYTES + port);
+    m->port.edge(m->ddr, m->cycles, e);
+    m->ddr.clock(m->cycles, BUS_BYTES);
+    m->port.clock(m->ddr);
 
     t->ap_clk = 0;
     drive(m);
@@ -303,7 +96,7 @@ static void lite_idle(Vtern_top* t) {
 
 extern "C" {
 
-uint32_t tern_top_abi() { return 5; }
+uint32_t tern_top_abi() { return 6; }
 
 void* tern_top_new(const char* vcd_path, uint64_t bytes, double bytes_per_clock, uint32_t latency,
                    uint32_t max_reads, uint32_t stall_percent, uint64_t seed,
@@ -317,18 +110,8 @@ void* tern_top_new(const char* vcd_path, uint64_t bytes, double bytes_per_clock,
         m->top->trace(m->trace.get(), 99);
         m->trace->open(vcd_path);
     }
-    Ddr& d = m->ddr;
-    d.bytes = bytes;
-    d.bytes_per_clock = bytes_per_clock;
-    d.latency = latency;
-    d.max_reads = max_reads == 0 ? 1 : max_reads;
-    d.stall_percent = stall_percent;
-    d.rng = seed | 1;
-    d.timing = *timing;
-    if (d.timing.row_bytes != 0) d.open_rows.assign(d.timing.banks, -1);
-    d.next_refresh = d.timing.refresh_interval_clocks;
-    d.pages.resize((bytes + PAGE - 1) / PAGE);
-    std::memset(d.rdata, 0, sizeof d.rdata);
+    m->ddr.configure(bytes, bytes_per_clock, latency, stall_percent, seed, *timing);
+    m->port.max_reads = max_reads == 0 ? 1 : max_reads;
     lite_idle(m->top.get());
     m->top->ap_clk = 0;
     m->top->ap_rst_n = 1;
@@ -347,7 +130,8 @@ void tern_top_free(void* p) {
 // Reset the kernel (the memory keeps its contents, as DDR does across a kernel reset).
 void tern_top_reset(void* p, uint32_t clocks) {
     auto* m = static_cast<TernTop*>(p);
-    m->ddr.clear_traffic();
+    m->port.clear();
+    m->ddr.credit = 0;
     lite_idle(m->top.get());
     m->top->ap_rst_n = 0;
     for (uint32_t i = 0; i < clocks; i++) tick(m);
@@ -447,7 +231,7 @@ uint64_t tern_top_cycles(void* p) { return static_cast<TernTop*>(p)->cycles; }
 // Memory traffic since the model was made: bytes read, bytes written, read bursts,
 // write bursts.
 void tern_top_traffic(void* p, uint64_t* out) {
-    const Ddr& d = static_cast<TernTop*>(p)->ddr;
+    const Dram& d = static_cast<TernTop*>(p)->ddr;
     out[0] = d.bytes_read;
     out[1] = d.bytes_written;
     out[2] = d.read_bursts;

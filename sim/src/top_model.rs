@@ -12,8 +12,12 @@ use tern_hdl::top::{write_top, TopDesign, TOP_MODULE};
 
 use crate::verilator::{BridgeError, ModelCache};
 
-const SHIM: &str = include_str!("../cpp/top_shim.cpp");
-const SHIM_ABI: u32 = 5;
+/// The DDR model, then the top's shim around it.
+const SHIM: &str = concat!(
+    include_str!("../cpp/ddr_model.h"),
+    include_str!("../cpp/top_shim.cpp")
+);
+const SHIM_ABI: u32 = 6;
 
 type NewFn = unsafe extern "C" fn(
     *const std::ffi::c_char,
