@@ -722,3 +722,34 @@ fn the_sequencer_is_written_on_request() {
         assert!(!bad.exists(), "a refused request wrote files");
     }
 }
+
+/// `tern verilog --stripe-reader PORTS` writes the stripe reader; bursts that do not
+/// split over the ports are refused, naming them, and write nothing.
+#[test]
+fn the_stripe_reader_is_written_on_request() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sr");
+    let o = tern(&[
+        "verilog",
+        "--stripe-reader",
+        "4",
+        "-o",
+        out.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(out.join("tern_stripe_reader.v")).unwrap();
+    assert!(text.contains("module tern_stripe_reader (") && text.contains("m3_arvalid"));
+    let bad = dir.path().join("bad");
+    let o = tern(&[
+        "verilog",
+        "--stripe-reader",
+        "4",
+        "--burst",
+        "6",
+        "-o",
+        bad.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(!o.status.success() && err.contains("bursts of 6"), "{err}");
+    assert!(!bad.exists(), "a refused shape wrote files");
+}

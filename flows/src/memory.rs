@@ -84,6 +84,43 @@ pub fn memory_model_at(
 
 /// The board's DRAM timing and ports in the simulated memory's units: clocks of
 /// `clock_mhz` and bytes of data-bus time at the peak rate.
+/// The board's memory as the one top sees it at `clock_mhz`: the DRAM behind each of the
+/// board's `[[memory.ports]]`, each port at most what it carries (all ports alike: an
+/// error when they differ); `bytes` of it modelled. The ports, for the caller.
+pub fn ported_memory_at(
+    board: &tern_boards::Board,
+    clock_mhz: f64,
+    bytes: u64,
+) -> Result<(MemoryModel, Vec<tern_boards::MemoryPort>)> {
+    let memory = &board.memory;
+    let Some(first) = memory.ports.first() else {
+        bail!("board {} lists no [[memory.ports]]", board.name);
+    };
+    if memory
+        .ports
+        .iter()
+        .any(|p| p.bits != first.bits || p.max_mhz != first.max_mhz)
+    {
+        bail!(
+            "board {}: its memory ports differ; the one top takes ports alike",
+            board.name
+        );
+    }
+    let mut timing = dram_timing(memory, clock_mhz);
+    timing.port_bytes_per_clock =
+        f64::from(first.bits) / 8.0 * clock_mhz.min(first.max_mhz) / clock_mhz;
+    let model = MemoryModel {
+        bytes,
+        bytes_per_clock: memory.gbyte_per_s * 1e3 / clock_mhz,
+        latency_clocks: latency_clocks(memory, clock_mhz) as u32,
+        max_reads: memory.reads_in_flight,
+        stall_percent: 0,
+        seed: 1,
+        timing,
+    };
+    Ok((model, memory.ports.clone()))
+}
+
 fn dram_timing(memory: &tern_boards::Memory, clock_mhz: f64) -> DramTiming {
     let bytes_per_ns = memory.gbyte_per_s;
     let ports = memory

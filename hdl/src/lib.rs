@@ -8,6 +8,7 @@ pub mod cost;
 pub mod emit;
 pub mod files;
 pub mod graph;
+pub mod interconnect;
 pub mod memory;
 pub mod netlist;
 pub mod program;

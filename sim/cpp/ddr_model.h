@@ -269,11 +269,20 @@ template <uint32_t BEAT> struct DdrPort {
     }
 };
 
-// One clock's outputs of every port, the ports taking the bucket in turn: the first
-// port this clock is the one after last clock's first.
+// One clock's outputs of every port, the ports taking the bucket in turn: each clock
+// the first port is the one after the previous clock's first (`turn`, moved once per
+// clock however often the outputs are driven).
+struct PortTurn {
+    uint32_t first = 0;
+    uint64_t at = UINT64_MAX;
+};
+
 template <uint32_t BEAT>
-void drive_ports(Dram& d, std::vector<DdrPort<BEAT>>& ports, uint64_t cycles, uint32_t& turn) {
+void drive_ports(Dram& d, std::vector<DdrPort<BEAT>>& ports, uint64_t cycles, PortTurn& turn) {
     const uint32_t n = (uint32_t)ports.size();
-    for (uint32_t i = 0; i < n; i++) ports[(turn + i) % n].drive(d, cycles);
-    turn = (turn + 1) % n;
+    if (turn.at != cycles) {
+        turn.at = cycles;
+        turn.first = (turn.first + 1) % n;
+    }
+    for (uint32_t i = 0; i < n; i++) ports[(turn.first + i) % n].drive(d, cycles);
 }

@@ -7,7 +7,7 @@ use tern_hdl::{generate_any, write_design, DesignConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, required_unless_present_any = ["vector", "lm_head", "sequencer"])]
+    #[arg(long, required_unless_present_any = ["vector", "lm_head", "sequencer", "stripe_reader"])]
     pub config: Option<PathBuf>,
     /// Output directory (created if needed).
     #[arg(short, long)]
@@ -15,7 +15,7 @@ pub struct Args {
     /// Also write the accelerator top (AXI4-Lite registers, AXI4 master, the engine's
     /// feeder) around the engine, matmul or attention, and its register map (regmap.md,
     /// regmap.json).
-    #[arg(long, conflicts_with_all = ["vector", "lm_head", "sequencer"])]
+    #[arg(long, conflicts_with_all = ["vector", "lm_head", "sequencer", "stripe_reader"])]
     pub top: bool,
     /// Instead of a design: the vector unit's blocks (docs/vector.md) with this many
     /// lanes, for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
@@ -47,6 +47,14 @@ pub struct Args {
     pub max_ids: u32,
     #[arg(long, default_value = "0", requires = "sequencer")]
     pub design: String,
+    /// Instead of a design: the stripe reader (docs/memory_ports.md) over this many
+    /// 128-bit memory ports, bursts of `--burst` beats, `--outstanding` in flight a port.
+    #[arg(long, value_name = "PORTS", conflicts_with_all = ["vector", "lm_head", "sequencer"])]
+    pub stripe_reader: Option<usize>,
+    #[arg(long, default_value_t = 16, requires = "stripe_reader")]
+    pub burst: usize,
+    #[arg(long, default_value_t = 4, requires = "stripe_reader")]
+    pub outstanding: usize,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -65,7 +73,27 @@ pub fn run(a: Args) -> Result<()> {
         memory_mib,
         max_ids,
         design,
+        stripe_reader,
+        burst,
+        outstanding,
     } = a;
+    if let Some(ports) = stripe_reader {
+        let shape = tern_hdl::interconnect::StripeShape {
+            ports,
+            burst,
+            outstanding,
+        };
+        let text =
+            tern_hdl::interconnect::stripe_reader_verilog(shape).map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join(tern_hdl::interconnect::STRIPE_READER_FILE);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {}: the stripe reader over {ports} ports, bursts of {burst} beats, {outstanding} in flight a port",
+            path.display()
+        );
+        return Ok(());
+    }
     if let Some(model) = sequencer {
         let c = tern_model::ModelConfig::resolve(&model)
             .with_context(|| format!("--sequencer {model}"))?;

@@ -180,16 +180,15 @@ impl ModelCache {
         self.load_block(names, &verilog, &shim, (b"tern_vector_abi\0", SHIM_ABI))
     }
 
-    /// Build (or load from the cache) one Verilated block with its own shim: top module
-    /// `module` in `file`, C symbols `<name>_new/_free/_flush/_run`, and the shim's ABI
-    /// symbol and version.
-    pub(crate) fn load_block<R: Copy>(
+    /// Verilate a block with its shim (or find it in the cache) and open its library,
+    /// checking the shim's ABI symbol and version: the library and its path.
+    pub(crate) fn build_block(
         &self,
         (module, file, name): (&str, &str, &str),
         verilog: &str,
         shim: &str,
         (abi_symbol, abi): (&[u8], u32),
-    ) -> Result<(BlockLib, R), BridgeError> {
+    ) -> Result<(Library, PathBuf), BridgeError> {
         let key = content_hash(verilog, shim)[..16].to_string();
         let dir = self
             .root
@@ -218,6 +217,21 @@ impl ModelCache {
             )?;
         }
         let lib = open_shim_library(&so, abi_symbol, abi)?;
+        Ok((lib, so))
+    }
+
+    /// Build (or load from the cache) one Verilated block with its own shim: top module
+    /// `module` in `file`, C symbols `<name>_new/_free/_flush/_run`, and the shim's ABI
+    /// symbol and version.
+    pub(crate) fn load_block<R: Copy>(
+        &self,
+        names: (&str, &str, &str),
+        verilog: &str,
+        shim: &str,
+        abi: (&[u8], u32),
+    ) -> Result<(BlockLib, R), BridgeError> {
+        let (lib, so) = self.build_block(names, verilog, shim, abi)?;
+        let name = names.2;
         let load_err = |e: libloading::Error| BridgeError::Load {
             path: so.display().to_string(),
             message: e.to_string(),

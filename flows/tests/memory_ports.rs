@@ -1,0 +1,155 @@
+//! The one top's side of the board's memory ports (docs/memory_ports.md): the stripe
+//! reader under Verilator on the simulated board's DDR, one `DdrPort` per port of the
+//! board file, sharing one DRAM.
+
+use rand::{Rng, SeedableRng};
+use rand_chacha::ChaCha8Rng;
+
+use tern_boards::Board;
+use tern_flows::memory::ported_memory_at;
+use tern_hdl::interconnect::StripeShape;
+use tern_sim::cosim::stripe::StripeReaderModel;
+use tern_sim::top_model::MemoryModel;
+use tern_sim::verilator::{default_cache_root, ModelCache};
+
+/// The KV260's memory at 250 MHz (TeLLMe's clock) through its four HP ports: `bytes`
+/// modelled.
+fn kv260(bytes: u64) -> MemoryModel {
+    let board = Board::resolve("kv260").unwrap();
+    let (model, ports) = ported_memory_at(&board, 250.0, bytes).unwrap();
+    assert_eq!(ports.len(), 4, "the KV260's HP ports");
+    model
+}
+
+fn reader(ports: usize, memory: &MemoryModel) -> StripeReaderModel {
+    ModelCache::new(default_cache_root())
+        .load_stripe_reader(
+            StripeShape {
+                ports,
+                burst: 16,
+                outstanding: 4,
+            },
+            memory,
+            None,
+        )
+        .unwrap()
+}
+
+/// Every region comes out whole and in order, byte for byte the memory's, as words of
+/// `ports` beats with exactly one `out_last` on the final word and nothing after done:
+/// 1, 2 and 4 ports, regions of 1 to 3,000 beats at random places (seed 41), with and
+/// without a consumer that stalls, on the KV260's DDR with its refresh, rows and
+/// per-port rate; and with a memory that stalls its own handshakes at random. A region
+/// reaching beyond memory raises the error bit.
+#[test]
+fn regions_come_out_whole_and_in_order_through_the_ports() {
+    const BYTES: u64 = 1 << 20;
+    let mut rng = ChaCha8Rng::seed_from_u64(41);
+    let image: Vec<u8> = (0..BYTES).map(|_| rng.gen()).collect();
+    for (ports, stalling_memory) in [(1usize, false), (2, false), (4, false), (4, true)] {
+        let mut memory = kv260(BYTES);
+        if stalling_memory {
+            memory.stall_percent = 20;
+            memory.seed = 7;
+        }
+        let mut r = reader(ports, &memory);
+        r.write(0, &image);
+        for case in 0..30u64 {
+            let beats = match case {
+                0 => 1,
+                1 => 16 * ports as u32 + 1,
+                _ => rng.gen_range(1..3000u32),
+            };
+            let max_start = BYTES / 16 - u64::from(beats);
+            let addr = 16 * rng.gen_range(0..=max_start);
+            let stall = if case % 2 == 0 { 0 } else { 100 + case };
+            let (out, o) = r.read(addr, beats, stall);
+            let at = format!("{ports} ports, case {case}: {beats} beats at 0x{addr:x} (stalls {stall}, memory stalls {stalling_memory})");
+            assert_ne!(o.clocks, u64::MAX, "{at}: no done ({o:?})");
+            assert_eq!(o.error, 0, "{at}");
+            assert_eq!(o.beats, u64::from(beats), "{at}: beats out");
+            let words = u64::from(beats).div_ceil(ports as u64);
+            assert_eq!((o.words, o.lasts, o.last_at), (words, 1, words - 1), "{at}");
+            let want = &image[addr as usize..addr as usize + 16 * beats as usize];
+            if let Some(i) = (0..want.len()).find(|&i| out[i] != want[i]) {
+                panic!(
+                    "{at}: first differing byte {i} (beat {}): 0x{:02x}, memory 0x{:02x}",
+                    i / 16,
+                    out[i],
+                    want[i]
+                );
+            }
+        }
+        let (_, o) = r.read(BYTES - 16 * 8, 64, 0);
+        assert!(
+            o.clocks != u64::MAX && o.error == 1,
+            "{ports} ports beyond memory: {o:?}"
+        );
+    }
+}
+
+/// A long read (4 MiB) through 1, 2 and 4 of the KV260's HP ports at 250 MHz on its DDR
+/// model: what the ports move, against what they can carry (16 B a clock each) and
+/// what the DRAM sustains. Prints the figures (docs/bench/memory_ports.txt).
+#[test]
+fn four_hp_ports_carry_their_width_from_the_ddr() {
+    const BYTES: u64 = 8 << 20;
+    let beats = (4u32 << 20) / 16;
+    let board = Board::resolve("kv260").unwrap();
+    let sustained = board.memory.sustained_gbyte_per_s() * 1e3 / 250.0;
+    let mut rates = Vec::new();
+    for ports in [1usize, 2, 4] {
+        let memory = kv260(BYTES);
+        let mut r = reader(ports, &memory);
+        let (_, o) = r.read(0, beats, 0);
+        assert!(o.clocks != u64::MAX && o.beats == u64::from(beats), "{o:?}");
+        let per_clock = 16.0 * f64::from(beats) / o.clocks as f64;
+        let cap = (16.0 * ports as f64).min(sustained);
+        let [bytes, bursts, refreshes, misses] = r.traffic();
+        println!(
+            "KV260 DDR at 250 MHz, {ports} HP port(s): 4 MiB in {} clocks = {per_clock:.2} B/clock = {:.2} GB/s \
+             ({:.1} % of min(ports {:.0}, DRAM sustained {sustained:.2}) B/clock); {bytes} bytes in {bursts} bursts, \
+             {refreshes} refreshes, {misses} row misses",
+            o.clocks,
+            per_clock * 0.25,
+            100.0 * per_clock / cap,
+            16.0 * ports as f64
+        );
+        assert!(
+            per_clock > 0.9 * cap,
+            "{ports} ports move {per_clock:.2} B/clock of {cap:.2}"
+        );
+        rates.push(per_clock);
+    }
+    assert!(
+        rates[2] > 3.5 * rates[0],
+        "four ports do not move ~four times one port's: {rates:?}"
+    );
+}
+
+/// The stripe reader's Verilog is lint-clean under `verilator --lint-only -Wall` for 1,
+/// 2, 4 and 8 ports and several burst shapes.
+#[test]
+fn the_stripe_reader_verilog_is_lint_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ports, burst, outstanding) in [(1, 16, 4), (2, 8, 2), (4, 16, 4), (4, 4, 1), (8, 16, 8)] {
+        let shape = StripeShape {
+            ports,
+            burst,
+            outstanding,
+        };
+        let path = dir.path().join("tern_stripe_reader.v");
+        let text = tern_hdl::interconnect::stripe_reader_verilog(shape).unwrap();
+        std::fs::write(&path, text).unwrap();
+        let o = std::process::Command::new("verilator")
+            .args(["--lint-only", "-Wall"])
+            .arg(&path)
+            .output()
+            .expect("verilator on PATH (scripts/setup.sh installs it)");
+        assert!(
+            o.status.success(),
+            "{shape:?}:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+}

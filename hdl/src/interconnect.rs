@@ -1,0 +1,324 @@
+//! The one top's side of the board's memory ports (docs/memory_ports.md): how a unit's
+//! stream reaches DDR through the ports the board has (the KV260: four 128-bit HP
+//! ports) at their whole width.
+//!
+//! `tern_stripe_reader` reads one contiguous region as a stream of words of `P` beats
+//! (P × 16 bytes) a clock, in order:
+//!
+//! ```text
+//! cmd (addr, beats) ─► bursts of ≤ B beats, burst k on port k mod P (in order, each port
+//!   ≤ O bursts in flight, space for every beat reserved before its burst is asked)
+//!   ─► per port: beats gathered into words of P beats ─► a FIFO of words
+//!   ─► the words taken port after port, burst by burst: P beats a clock, in order
+//! ```
+//!
+//! A region of 16-byte beats needs no particular layout: each burst is contiguous, and
+//! consecutive bursts go to consecutive ports, so every port carries an equal share.
+
+use crate::bits::ceil_log2;
+
+pub const STRIPE_READER_MODULE: &str = "tern_stripe_reader";
+pub const STRIPE_READER_FILE: &str = "tern_stripe_reader.v";
+
+/// Bytes of a port's beat (the HP ports' 128 bits).
+pub const PORT_BEAT_BYTES: usize = 16;
+
+/// What a stripe reader is built for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StripeShape {
+    /// Memory ports (`[[memory.ports]]` of the board).
+    pub ports: usize,
+    /// Beats a burst, a multiple of `ports` (≤ 16: what the Zynq HP ports take whole).
+    pub burst: usize,
+    /// Bursts a port may have in flight.
+    pub outstanding: usize,
+}
+
+impl StripeShape {
+    pub fn check(&self) -> Result<(), String> {
+        let StripeShape {
+            ports,
+            burst,
+            outstanding,
+        } = *self;
+        if !(1..=8).contains(&ports) {
+            return Err(format!("stripe reader: {ports} ports, not 1..=8"));
+        }
+        if !(1..=16).contains(&burst) || !burst.is_multiple_of(ports) {
+            return Err(format!(
+                "stripe reader: bursts of {burst} beats are not a multiple of {ports} ports in 1..=16"
+            ));
+        }
+        if !(1..=16).contains(&outstanding) {
+            return Err(format!(
+                "stripe reader: {outstanding} bursts in flight, not 1..=16"
+            ));
+        }
+        Ok(())
+    }
+
+    /// Words (of `ports` beats) a port's FIFO holds: every burst it may have in flight.
+    pub fn fifo_words(&self) -> usize {
+        (self.outstanding * self.burst / self.ports).next_power_of_two()
+    }
+}
+
+/// The stripe reader's Verilog for `shape`.
+pub fn stripe_reader_verilog(shape: StripeShape) -> Result<String, String> {
+    shape.check()?;
+    let StripeShape {
+        ports: p,
+        burst,
+        outstanding,
+    } = shape;
+    let words = shape.fifo_words();
+    let wa = ceil_log2(words).max(1);
+    let port_bits = ceil_log2(p).max(1);
+    let count_bits = ceil_log2(p + 1);
+    let burst_bits = ceil_log2(burst + 1);
+    let flight_bits = ceil_log2(outstanding + 1);
+    let mut port_io = String::new();
+    let mut port_logic = String::new();
+    let mut word_mux = String::new();
+    let (mut issued, mut bad) = (Vec::new(), Vec::new());
+    for i in 0..p {
+        port_io.push_str(&format!(
+            "    output wire         m{i}_arvalid,\n    input  wire         m{i}_arready,\n    \
+             output wire [63:0]  m{i}_araddr,\n    output wire [7:0]   m{i}_arlen,\n    \
+             input  wire         m{i}_rvalid,\n    output wire         m{i}_rready,\n    \
+             input  wire [127:0] m{i}_rdata,\n    input  wire [1:0]   m{i}_rresp,\n    \
+             input  wire         m{i}_rlast,\n"
+        ));
+        // Where the beat goes in its word: an index just wide enough for the word.
+        let beat_at = if p == 1 {
+            "7'd0".to_string()
+        } else {
+            format!("{{p{i}_have[{}:0], 7'd0}}", ceil_log2(p) - 1)
+        };
+        port_logic.push_str(
+            &PORT_TEMPLATE
+                .replace("{{BEAT_AT}}", &beat_at)
+                .replace("{{I}}", &i.to_string()),
+        );
+        word_mux.push_str(&format!(
+            "            {port_bits}'d{i}: begin\n                word_valid = f{i}_count != {c}'d0;\n                \
+             word = f{i}_data[f{i}_rd];\n                word_beats = f{i}_beats[f{i}_rd];\n            end\n",
+            c = wa + 1
+        ));
+        issued.push(format!("p{i}_issue"));
+        bad.push(format!("(m{i}_rvalid && m{i}_rresp != 2'd0)"));
+    }
+    let text = TEMPLATE
+        .replace("{{PORT_IO}}", &port_io)
+        .replace("{{PORT_LOGIC}}", &port_logic)
+        .replace("{{WORD_MUX}}", &word_mux)
+        .replace("{{ISSUED}}", &issued.join(" || "))
+        .replace("{{BAD_BEAT}}", &bad.join(" || "))
+        .replace("{{MODULE}}", STRIPE_READER_MODULE)
+        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{P}}", &p.to_string())
+        .replace("{{P_LAST}}", &(p - 1).to_string())
+        .replace("{{PB}}", &port_bits.to_string())
+        .replace("{{PB_HI}}", &(port_bits - 1).to_string())
+        .replace("{{CB}}", &count_bits.to_string())
+        .replace("{{CB_HI}}", &(count_bits - 1).to_string())
+        .replace("{{BURST}}", &burst.to_string())
+        .replace("{{OUT}}", &outstanding.to_string())
+        .replace("{{WORDS}}", &words.to_string())
+        .replace("{{WORDS_LAST}}", &(words - 1).to_string())
+        .replace("{{WA}}", &wa.to_string())
+        .replace("{{WA_HI}}", &(wa - 1).to_string())
+        .replace("{{WC}}", &(wa + 1).to_string())
+        .replace("{{WC_HI}}", &wa.to_string())
+        .replace("{{DW_HI}}", &(128 * p - 1).to_string())
+        .replace("{{BB}}", &burst_bits.to_string())
+        .replace("{{BB_HI}}", &(burst_bits - 1).to_string())
+        .replace("{{OB}}", &flight_bits.to_string())
+        .replace("{{OB_HI}}", &(flight_bits - 1).to_string());
+    debug_assert!(
+        text.split("{{")
+            .skip(1)
+            .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase())),
+        "a placeholder left"
+    );
+    Ok(text)
+}
+
+const TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the stripe reader (docs/memory_ports.md). A region
+// of 16-byte beats read through {{P}} port(s), bursts of {{BURST}} beats round robin,
+// {{OUT}} in flight a port, out in order as words of {{P}} beats.
+`default_nettype none
+module {{MODULE}} (
+    input  wire         clk,
+    input  wire         rst,
+{{PORT_IO}}    // A region: its address (a multiple of 16) and beats (0: nothing, done at once).
+    input  wire         cmd_valid,
+    output wire         cmd_ready,
+    input  wire [63:0]  cmd_addr,
+    input  wire [31:0]  cmd_beats,
+    // The region in order, {{P}} beats a word (fewer only in the last); beat j of a word
+    // at bits [128j+127:128j].
+    output wire         out_valid,
+    input  wire         out_ready,
+    output wire [{{DW_HI}}:0] out_data,
+    output wire [{{CB_HI}}:0]   out_beats,
+    output wire         out_last,
+    output wire         done,
+    // A beat came back with an error response (sticky until the next command).
+    output reg          error
+);
+    reg         busy;
+    reg [63:0]  issue_addr;   // the next burst's address
+    reg [31:0]  issue_left;   // beats not yet asked for
+    reg [{{PB_HI}}:0]   issue_port;   // the port of the next burst
+    reg [31:0]  merge_left;   // beats not yet handed out
+    reg [{{PB_HI}}:0]   merge_port;   // the port whose words go out now
+    reg [{{BB_HI}}:0]   merge_burst;  // beats of its current burst not yet out
+    wire [{{BB_HI}}:0] burst_beats = issue_left > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : issue_left[{{BB_HI}}:0];
+    // Words a burst of n beats fills: ceil(n / {{P}}).
+    wire [{{WC_HI}}:0] burst_words = {{WC}}'((32'(burst_beats) + 32'd{{P_LAST}}) / 32'd{{P}});
+    assign cmd_ready = !busy;
+    assign done = !busy;
+    wire issue_any = busy && issue_left != 32'd0;
+    // The merge: the current burst's words from its port, then the next port's.
+    reg word_valid;
+    reg [{{DW_HI}}:0] word;
+    reg [{{CB_HI}}:0] word_beats;
+    assign out_valid = busy && word_valid;
+    assign out_data = word;
+    assign out_beats = word_beats;
+    assign out_last = merge_left == 32'(word_beats);
+    wire take = out_valid && out_ready;
+{{PORT_LOGIC}}
+    always @(*) begin
+        word_valid = 1'b0;
+        word = '0;
+        word_beats = {{CB}}'d0;
+        case (merge_port)
+{{WORD_MUX}}            default: ;
+        endcase
+    end
+    wire issued = {{ISSUED}};
+    wire bad_beat = {{BAD_BEAT}};
+    wire [31:0] merge_after = merge_left - 32'(word_beats);
+    always @(posedge clk) begin
+        if (rst) begin
+            busy <= 1'b0;
+            error <= 1'b0;
+        end else if (!busy) begin
+            if (cmd_valid) begin
+                busy <= cmd_beats != 32'd0;
+                error <= 1'b0;
+                issue_addr <= cmd_addr;
+                issue_left <= cmd_beats;
+                issue_port <= {{PB}}'d0;
+                merge_left <= cmd_beats;
+                merge_port <= {{PB}}'d0;
+                merge_burst <= cmd_beats > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : cmd_beats[{{BB_HI}}:0];
+            end
+        end else begin
+            if (issued) begin
+                issue_addr <= issue_addr + (64'(burst_beats) << 4);
+                issue_left <= issue_left - 32'(burst_beats);
+                issue_port <= issue_port == {{PB}}'d{{P_LAST}} ? {{PB}}'d0 : issue_port + {{PB}}'d1;
+            end
+            if (bad_beat) error <= 1'b1;
+            if (take) begin
+                merge_left <= merge_after;
+                if (merge_burst == {{BB}}'(word_beats)) begin
+                    merge_port <= merge_port == {{PB}}'d{{P_LAST}} ? {{PB}}'d0 : merge_port + {{PB}}'d1;
+                    merge_burst <= merge_after > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : merge_after[{{BB_HI}}:0];
+                end else begin
+                    merge_burst <= merge_burst - {{BB}}'(word_beats);
+                end
+                if (merge_after == 32'd0) busy <= 1'b0;
+            end
+        end
+    end
+endmodule
+`default_nettype wire
+"#;
+
+const PORT_TEMPLATE: &str = r#"
+    // ---- port {{I}} ----
+    reg [{{OB_HI}}:0] p{{I}}_flight;    // bursts asked, not all back
+    reg [{{WC_HI}}:0] p{{I}}_reserved;  // FIFO words promised to bursts asked or words held
+    reg         p{{I}}_ar;
+    reg [63:0]  p{{I}}_addr;
+    reg [7:0]   p{{I}}_len;
+    wire p{{I}}_room = p{{I}}_flight != {{OB}}'d{{OUT}}
+        && {1'b0, p{{I}}_reserved} + {1'b0, burst_words} <= {1'b0, {{WC}}'d{{WORDS}}};
+    wire p{{I}}_issue = issue_any && issue_port == {{PB}}'d{{I}} && !p{{I}}_ar && p{{I}}_room;
+    assign m{{I}}_arvalid = p{{I}}_ar;
+    assign m{{I}}_araddr = p{{I}}_addr;
+    assign m{{I}}_arlen = p{{I}}_len;
+    assign m{{I}}_rready = 1'b1;   // room was reserved when the burst was asked
+    // Beats gathered into a word; a word goes into the FIFO when full or at a burst's end.
+    reg [{{DW_HI}}:0] p{{I}}_gather;
+    reg [{{CB_HI}}:0] p{{I}}_have;
+    reg [{{DW_HI}}:0] p{{I}}_word;
+    always @(*) begin
+        p{{I}}_word = p{{I}}_gather;
+        p{{I}}_word[{{BEAT_AT}} +: 128] = m{{I}}_rdata;
+    end
+    wire p{{I}}_push = m{{I}}_rvalid && (p{{I}}_have == {{CB}}'d{{P_LAST}} || m{{I}}_rlast);
+    reg [{{DW_HI}}:0] f{{I}}_data [0:{{WORDS_LAST}}];
+    reg [{{CB_HI}}:0] f{{I}}_beats [0:{{WORDS_LAST}}];
+    reg [{{WA_HI}}:0] f{{I}}_wr, f{{I}}_rd;
+    reg [{{WC_HI}}:0] f{{I}}_count;
+    wire f{{I}}_pop = take && merge_port == {{PB}}'d{{I}};
+    always @(posedge clk) begin
+        if (m{{I}}_rvalid) p{{I}}_gather <= p{{I}}_word;
+        if (p{{I}}_push) begin
+            f{{I}}_data[f{{I}}_wr] <= p{{I}}_word;
+            f{{I}}_beats[f{{I}}_wr] <= p{{I}}_have + {{CB}}'d1;
+        end
+        if (rst || !busy) begin
+            p{{I}}_flight <= {{OB}}'d0;
+            p{{I}}_reserved <= {{WC}}'d0;
+            p{{I}}_ar <= 1'b0;
+            p{{I}}_have <= {{CB}}'d0;
+            f{{I}}_wr <= {{WA}}'d0;
+            f{{I}}_rd <= {{WA}}'d0;
+            f{{I}}_count <= {{WC}}'d0;
+        end else begin
+            if (p{{I}}_issue) begin
+                p{{I}}_ar <= 1'b1;
+                p{{I}}_addr <= issue_addr;
+                p{{I}}_len <= 8'(burst_beats) - 8'd1;
+            end else if (m{{I}}_arready) p{{I}}_ar <= 1'b0;
+            p{{I}}_flight <= p{{I}}_flight + {{OB}}'(p{{I}}_issue) - {{OB}}'(m{{I}}_rvalid && m{{I}}_rlast);
+            p{{I}}_reserved <= p{{I}}_reserved + (p{{I}}_issue ? burst_words : {{WC}}'d0) - {{WC}}'(f{{I}}_pop);
+            if (m{{I}}_rvalid) p{{I}}_have <= p{{I}}_push ? {{CB}}'d0 : p{{I}}_have + {{CB}}'d1;
+            if (p{{I}}_push) f{{I}}_wr <= f{{I}}_wr + {{WA}}'d1;
+            if (f{{I}}_pop) f{{I}}_rd <= f{{I}}_rd + {{WA}}'d1;
+            f{{I}}_count <= f{{I}}_count + {{WC}}'(p{{I}}_push) - {{WC}}'(f{{I}}_pop);
+        end
+    end
+"#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shapes_are_checked() {
+        let ok = StripeShape {
+            ports: 4,
+            burst: 16,
+            outstanding: 4,
+        };
+        assert!(stripe_reader_verilog(ok).is_ok());
+        for bad in [
+            StripeShape { ports: 0, ..ok },
+            StripeShape { ports: 3, ..ok },
+            StripeShape { burst: 32, ..ok },
+            StripeShape {
+                outstanding: 0,
+                ..ok
+            },
+        ] {
+            assert!(stripe_reader_verilog(bad).is_err(), "{bad:?}");
+        }
+    }
+}

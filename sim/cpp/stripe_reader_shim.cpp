@@ -1,0 +1,194 @@
+// tern's C ABI over a Verilated `tern_stripe_reader` on the simulated board's DDR
+// (`ddr_model.h`, which the Rust side puts ahead of this file with `#define PORTS`):
+// each of the reader's ports is one `DdrPort<16>` into the one `Dram`. One region at a
+// time; the words out are collected and checked on the Rust side.
+#include <cstdint>
+#include <cstring>
+#include <memory>
+#include <vector>
+#include "verilated.h"
+#include "verilated_vcd_c.h"
+#include "Vtern_stripe_reader.h"
+
+#if PORTS == 1
+#define FOR_PORTS(X) X(0)
+#elif PORTS == 2
+#define FOR_PORTS(X) X(0) X(1)
+#elif PORTS == 4
+#define FOR_PORTS(X) X(0) X(1) X(2) X(3)
+#elif PORTS == 8
+#define FOR_PORTS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
+#else
+#error "PORTS must be 1, 2, 4 or 8"
+#endif
+
+extern "C" uint32_t tern_stripe_reader_abi() { return 1; }
+
+namespace {
+
+struct Model {
+    std::unique_ptr<VerilatedContext> context;
+    std::unique_ptr<Vtern_stripe_reader> top;
+    std::unique_ptr<VerilatedVcdC> trace;
+    Dram ddr;
+    std::vector<DdrPort<16>> ports = std::vector<DdrPort<16>>(PORTS);
+    PortTurn turn;
+    uint64_t time = 0;
+    uint64_t cycles = 0;
+    uint64_t rng = 1;
+
+    bool stall(bool on) {
+        if (!on) return false;
+        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
+        return rng % 100 < 30;
+    }
+    void drive() {
+        auto* t = top.get();
+        drive_ports(ddr, ports, cycles, turn);
+#define DRIVE(i)                                                        \
+        {                                                               \
+            auto& q = ports[i];                                         \
+            t->m##i##_arready = q.arready;                              \
+            t->m##i##_rvalid = q.rvalid;                                \
+            for (int k = 0; k < 4; k++) t->m##i##_rdata[k] = q.rdata[k]; \
+            t->m##i##_rresp = q.rresp;                                  \
+            t->m##i##_rlast = q.rlast;                                  \
+        }
+        FOR_PORTS(DRIVE)
+#undef DRIVE
+    }
+    void tick() {
+        auto* t = top.get();
+        drive();
+        t->eval();
+        PortEdge e[PORTS];
+#define EDGE(i)                                                                          \
+        e[i] = {t->m##i##_arvalid && t->m##i##_arready, t->m##i##_araddr, 0,             \
+                t->m##i##_arlen, t->m##i##_rvalid && t->m##i##_rready, false, 0, 0,      \
+                false, nullptr, 0, false};
+        FOR_PORTS(EDGE)
+#undef EDGE
+        t->clk = 1;
+        t->eval();
+        if (trace) trace->dump(time + 5);
+        for (uint32_t i = 0; i < PORTS; i++) ports[i].edge(ddr, cycles, e[i]);
+        ddr.clock(cycles, 16);
+        for (auto& q : ports) q.clock(ddr);
+        t->clk = 0;
+        drive();
+        t->eval();
+        if (trace) trace->dump(time + 10);
+        time += 10;
+        cycles++;
+    }
+};
+
+}  // namespace
+
+// What one region's read did (mirrored by `StripeOutcome` in Rust).
+struct StripeOutcome {
+    uint64_t clocks;     // from the command to done; UINT64_MAX: not within the limit
+    uint64_t beats;      // beats out (including any beyond the region)
+    uint64_t words;
+    uint64_t lasts;      // words out with out_last
+    uint64_t last_at;    // the word (counted from 0) that carried out_last
+    uint32_t error;
+};
+
+extern "C" {
+
+void* tern_stripe_reader_new(const char* vcd, uint64_t bytes, double bytes_per_clock,
+                             uint32_t latency, uint32_t max_reads, uint32_t stall_percent,
+                             uint64_t seed, const DramTiming* timing) {
+    auto* m = new Model;
+    m->context = std::make_unique<VerilatedContext>();
+    if (vcd) m->context->traceEverOn(true);
+    m->top = std::make_unique<Vtern_stripe_reader>(m->context.get());
+    if (vcd) {
+        m->trace = std::make_unique<VerilatedVcdC>();
+        m->top->trace(m->trace.get(), 99);
+        m->trace->open(vcd);
+    }
+    m->ddr.configure(bytes, bytes_per_clock, latency, stall_percent, seed, *timing);
+    for (auto& q : m->ports) q.max_reads = max_reads == 0 ? 1 : max_reads;
+    auto* t = m->top.get();
+    t->clk = 0;
+    t->rst = 1;
+    t->cmd_valid = 0;
+    t->out_ready = 0;
+    for (int i = 0; i < 4; i++) m->tick();
+    t->rst = 0;
+    t->eval();
+    return m;
+}
+
+void tern_stripe_reader_free(void* p) {
+    auto* m = static_cast<Model*>(p);
+    if (m->trace) m->trace->close();
+    m->top->final();
+    delete m;
+}
+
+void tern_stripe_reader_flush(void* p) {
+    auto* m = static_cast<Model*>(p);
+    if (m->trace) m->trace->flush();
+}
+
+void tern_stripe_reader_write(void* p, uint64_t addr, const uint8_t* data, uint64_t n) {
+    static_cast<Model*>(p)->ddr.write(addr, data, n);
+}
+
+// Read `beats` beats at `addr`: the bytes out to `out` (room for `room` beats). With
+// `stall_seed` the reader's consumer stalls at random.
+void tern_stripe_reader_run(void* p, uint64_t addr, uint32_t beats, uint8_t* out, uint64_t room,
+                            StripeOutcome* o, uint64_t limit, uint64_t stall_seed) {
+    auto* m = static_cast<Model*>(p);
+    auto* t = m->top.get();
+    m->rng = stall_seed | 1;
+    std::memset(o, 0, sizeof *o);
+    o->clocks = UINT64_MAX;
+    bool commanded = false;
+    for (uint64_t clock = 0; clock < limit; clock++) {
+        t->cmd_valid = !commanded;
+        t->cmd_addr = addr;
+        t->cmd_beats = beats;
+        t->out_ready = !m->stall(stall_seed != 0);
+        m->drive();
+        t->eval();
+        bool cmd = t->cmd_valid && t->cmd_ready;
+        if (t->out_valid && t->out_ready) {
+            uint32_t n = t->out_beats;
+            for (uint32_t j = 0; j < n && j < PORTS; j++) {
+                if (o->beats < room)
+                    for (int k = 0; k < 4; k++) {
+                        uint32_t w = t->out_data[4 * j + k];
+                        std::memcpy(out + o->beats * 16 + 4 * k, &w, 4);
+                    }
+                o->beats++;
+            }
+            if (t->out_last) {
+                o->lasts++;
+                o->last_at = o->words;
+            }
+            o->words++;
+        }
+        if (commanded && t->done && o->clocks == UINT64_MAX) {
+            o->clocks = clock;
+            o->error = t->error;
+        }
+        // A few clocks past done, watching for anything more.
+        if (o->clocks != UINT64_MAX && clock >= o->clocks + 8) break;
+        m->tick();
+        if (cmd) commanded = true;
+    }
+}
+
+// The DRAM's traffic so far: bytes read, bursts read, refreshes, row misses.
+void tern_stripe_reader_traffic(void* p, uint64_t* out) {
+    const Dram& d = static_cast<Model*>(p)->ddr;
+    out[0] = d.bytes_read;
+    out[1] = d.read_bursts;
+    out[2] = d.refreshes;
+    out[3] = d.row_misses;
+}
+}
