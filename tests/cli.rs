@@ -672,6 +672,36 @@ fn the_lm_head_engine_is_written_on_request() {
         text.contains("module tern_lm_head (") && text.contains("16 weights of 4 bits"),
         "{text}"
     );
+    // The whole unit on 2 ports; an engine that does not fit them is refused.
+    let unit = dir.path().join("unit");
+    let o = tern(&[
+        "verilog",
+        "--lm-head",
+        "32",
+        "--unit-ports",
+        "2",
+        "--max-width",
+        "256",
+        "-o",
+        unit.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(unit.join("tern_lm_head_unit.v")).unwrap();
+    assert!(text.contains("module tern_lm_head_unit (") && text.contains("m1_arvalid"));
+    let o = tern(&[
+        "verilog",
+        "--lm-head",
+        "16",
+        "--unit-ports",
+        "2",
+        "-o",
+        unit.to_str().unwrap(),
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--unit-ports 2"),
+        "{err}"
+    );
     let bad = dir.path().join("bad");
     let o = tern(&[
         "verilog",

@@ -235,3 +235,90 @@ fn two_readers_share_the_ports_and_each_stream_stays_whole() {
         }
     }
 }
+
+/// The LM-head unit on the KV260's four HP ports at 250 MHz: a random int8 head of
+/// `rows` × 1,536 (the 0.73B's width) streamed from its DDR model; the choice equals the
+/// golden `head_scores` + `argmax`, and the clocks against the ports' rate with the
+/// DRAM's refresh (the stripe reader's measured 95.5 %). Prints the figures.
+fn lm_head_unit_at_scale(rows: usize, scores: bool) -> (u64, f64) {
+    use tern_hdl::program::Int8Head;
+    use tern_hdl::units::LmHeadUnitShape;
+    use tern_sim::cosim::units::LmHeadUnitCommand;
+    use tern_sim::golden::vector::{argmax, head_scores};
+    let width = 1536usize;
+    let mut rng = ChaCha8Rng::seed_from_u64(47);
+    let head = Int8Head {
+        rows,
+        width,
+        w: (0..rows * width).map(|_| rng.gen()).collect(),
+        row_m: (0..rows).map(|_| rng.gen()).collect(),
+        exp: 0,
+    };
+    let q: Vec<i8> = (0..width).map(|_| rng.gen()).collect();
+    let (q_at, weights_at) = (0u64, 1u64 << 12);
+    let mantissas_at = (weights_at + (rows * width) as u64).next_multiple_of(4096);
+    let output_at = (mantissas_at + 2 * rows as u64).next_multiple_of(4096);
+    let bytes = (output_at + 16 + 8 * rows as u64).next_multiple_of(1 << 16);
+    let board = Board::resolve("kv260").unwrap();
+    let (memory, _) = ported_memory_at(&board, 250.0, bytes).unwrap();
+    let mut unit = ModelCache::new(default_cache_root())
+        .load_lm_head_unit(
+            LmHeadUnitShape {
+                ports: 4,
+                max_width: 2560,
+            },
+            &memory,
+            None,
+        )
+        .unwrap();
+    unit.write(q_at, &q.iter().map(|&x| x as u8).collect::<Vec<_>>());
+    unit.write(
+        weights_at,
+        &head.w.iter().map(|&x| x as u8).collect::<Vec<_>>(),
+    );
+    let m: Vec<u8> = head.row_m.iter().flat_map(|x| x.to_le_bytes()).collect();
+    unit.write(mantissas_at, &m);
+    let cmd = LmHeadUnitCommand {
+        src: q_at,
+        weights: weights_at,
+        mantissas: mantissas_at,
+        output_at,
+        rows: rows as u32,
+        width: width as u32,
+        pass_rows: 1,
+        scores: u32::from(scores),
+    };
+    let o = unit.run(&cmd, 40 * (rows * width / 64) as u64 + 100_000);
+    assert!(o.clocks != u64::MAX && o.error == 0, "{o:?}");
+    let want = argmax(&head_scores(&head, &q));
+    assert_eq!(o.next as usize, want, "the choice");
+    let head_bytes = (rows * width + 2 * rows) as f64;
+    let efficiency = {
+        let d = board.memory.dram.as_ref().unwrap();
+        1.0 - d.refresh_ns / d.refresh_interval_ns
+    };
+    let ideal = head_bytes / (64.0 * efficiency);
+    println!(
+        "LM-head unit, 4 KV260 HP ports at 250 MHz: {rows} x {width} int8 head (scores {scores}): \
+         {} clocks = {:.3} ms; {:.2} B/clock; ports with refresh {:.0} clocks (ratio {:.3}); {o:?}",
+        o.clocks,
+        o.clocks as f64 / 250e3,
+        head_bytes / o.clocks as f64,
+        ideal,
+        o.clocks as f64 / ideal
+    );
+    (o.clocks, ideal)
+}
+
+/// At 2,048 rows (scores off and on) and at the 0.73B's whole head (32,002 rows): within
+/// 5 % of the ports' rate with refresh (docs/bench/lm_head_unit.txt).
+#[test]
+fn the_lm_head_unit_streams_a_head_at_the_ports_rate() {
+    for (rows, scores) in [(2048, false), (2048, true), (32002, false)] {
+        let (clocks, ideal) = lm_head_unit_at_scale(rows, scores);
+        assert!(
+            (clocks as f64) < 1.05 * ideal,
+            "{rows} rows: {clocks} clocks against {ideal:.0} at the ports' rate"
+        );
+    }
+}

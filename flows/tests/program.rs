@@ -746,3 +746,80 @@ fn the_sequencer_verilog_is_lint_clean() {
         );
     }
 }
+
+// ---- the LM-head unit against the golden sequencer's LmHead --------------------------
+
+/// The program's `LmHead` on the LM-head unit RTL (1 and 2 of the KV260's ports, its DDR
+/// model at 250 MHz): after a golden pass (prompt, then a decoded token) the unit, given
+/// the memory with the output cleared, writes the output — next token, flag, rows and
+/// every score — byte for byte as the golden sequencer did, and nothing else.
+#[test]
+fn the_lm_head_unit_writes_the_output_the_golden_sequencer_writes() {
+    use tern_hdl::units::LmHeadUnitShape;
+    use tern_sim::cosim::units::LmHeadUnitCommand;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let (ck, cfg, _, image) = setup(9);
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let last = image.commands.len() - 2;
+    let Command::LmHead {
+        src,
+        weights,
+        mantissas,
+        rows,
+        width,
+        scores,
+        ..
+    } = image.commands[last]
+    else {
+        panic!("command {last} is {:?}", image.commands[last])
+    };
+    let out_at = image.header.output_at as usize;
+    let out_len = 16 + 8 * rows as usize;
+    for ports in [1usize, 2] {
+        let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
+        let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+        let mut unit = ModelCache::new(default_cache_root())
+            .load_lm_head_unit(
+                LmHeadUnitShape {
+                    ports,
+                    max_width: ck.config.hidden,
+                },
+                &memory,
+                None,
+            )
+            .unwrap();
+        let mut m = image.memory.clone();
+        let mut fabric = GoldenFabric::new(&ck, &cfg);
+        let mut position = 0;
+        for ids in [vec![3usize, 141, 59, 26, 5], vec![77]] {
+            let golden =
+                run_pass(&ck.config, &mut m, 0, DESIGN, position, &ids, &mut fabric).unwrap();
+            position += ids.len();
+            let mut cleared = m.clone();
+            cleared[out_at..out_at + out_len].fill(0);
+            unit.write(0, &cleared);
+            let cmd = LmHeadUnitCommand {
+                src,
+                weights,
+                mantissas,
+                output_at: out_at as u64,
+                rows,
+                width,
+                pass_rows: ids.len() as u32,
+                scores: u32::from(scores),
+            };
+            let o = unit.run(&cmd, 1_000_000);
+            let at = format!("{ports} port(s), pass of {} ids", ids.len());
+            assert!(o.clocks != u64::MAX && o.error == 0, "{at}: {o:?}");
+            assert_eq!(o.next as usize, golden.next, "{at}: the next token");
+            let after = unit.read(0, m.len());
+            if let Some(i) = (0..m.len()).find(|&i| after[i] != m[i]) {
+                panic!(
+                    "{at}: byte 0x{i:x} is 0x{:02x}, the golden sequencer's 0x{:02x} (output at 0x{out_at:x}, {out_len} bytes)",
+                    after[i], m[i]
+                );
+            }
+            println!("{at}: {} clocks, {o:?}", o.clocks);
+        }
+    }
+}

@@ -17,6 +17,7 @@ pub mod streams;
 pub mod timing;
 pub mod tlmm;
 pub mod top;
+pub mod units;
 pub mod vector;
 pub mod weights;
 

@@ -21,6 +21,7 @@ use crate::verilator::{BridgeError, EngineSim, Handshake, Inputs, ModelLibrary};
 pub mod attention;
 pub mod sequencer;
 pub mod stripe;
+pub mod units;
 pub mod vector;
 
 /// What the vectors look like.

@@ -36,6 +36,10 @@ pub struct Args {
     pub slices: usize,
     #[arg(long, default_value_t = 2560, requires = "lm_head")]
     pub max_width: usize,
+    /// With `--lm-head`: the whole LM-head unit (the engine with its readers and writer)
+    /// on this many 128-bit memory ports; LANES must then be 16 × ports (int8 head).
+    #[arg(long, value_name = "PORTS", requires = "lm_head")]
+    pub unit_ports: Option<usize>,
     /// Instead of a design: the sequencer (docs/program.md) for this model (a preset or
     /// a model TOML), on `--memory-mib` of memory, with room for `--max-ids` token ids
     /// a pass, refusing programs not built for `--design` (hex).
@@ -69,6 +73,7 @@ pub fn run(a: Args) -> Result<()> {
         weight_bits,
         slices,
         max_width,
+        unit_ports,
         sequencer,
         memory_mib,
         max_ids,
@@ -106,6 +111,25 @@ pub fn run(a: Args) -> Result<()> {
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!(
             "wrote {}: the sequencer for {model} (design {design:08x}, {memory_mib} MiB, {max_ids} ids a pass)",
+            path.display()
+        );
+        return Ok(());
+    }
+    if let (Some(lanes), Some(ports)) = (lm_head, unit_ports) {
+        if lanes != 16 * ports || weight_bits != 8 || slices != 1 {
+            anyhow::bail!(
+                "--unit-ports {ports}: the unit's engine takes {} int8 weights a clock in one slice (--lm-head {} --weight-bits 8 --slices 1)",
+                16 * ports,
+                16 * ports
+            );
+        }
+        let shape = tern_hdl::units::LmHeadUnitShape { ports, max_width };
+        let text = tern_hdl::units::lm_head_unit_verilog(shape).map_err(anyhow::Error::msg)?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        let path = out.join(tern_hdl::units::LM_HEAD_UNIT_FILE);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        println!(
+            "wrote {}: the LM-head unit on {ports} memory ports, rows of up to {max_width}",
             path.display()
         );
         return Ok(());

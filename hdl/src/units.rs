@@ -1,0 +1,449 @@
+//! The one top's units: an engine with its memory side, running one command of the
+//! program (docs/program.md) on the board's memory ports (docs/memory_ports.md).
+//!
+//! `tern_lm_head_unit` runs `LmHead`:
+//!
+//! ```text
+//! cmd ─► reader A: the pass's last int8 row (q) ─► the engine's vector
+//!     ─► reader A: the head's rows, P beats a clock ─► the engine's weights
+//!     ─► reader B (beside A, same ports): the mantissas ─► a gearbox ─► the engine
+//!     ─► scores (with the flag) two a beat ─► the writer ─► output_at + 16 ...
+//!     ─► the output's head (next token, flag, rows) ─► output_at; done, next token
+//! ```
+//!
+//! Readers A and B share every port through a read arbiter; the writer uses port 0's
+//! write channels, which nothing else uses.
+
+use crate::interconnect::{read_arbiter_verilog, stripe_reader_verilog, StripeShape};
+use crate::vector::{lm_head_verilog, LmHeadShape, LM_HEAD_MODULE};
+
+pub const LM_HEAD_UNIT_MODULE: &str = "tern_lm_head_unit";
+pub const LM_HEAD_UNIT_FILE: &str = "tern_lm_head_unit.v";
+
+/// What an LM-head unit is built for: the board's ports and the widest row. The head is
+/// int8 with a scale per row (`HeadFormat::Int8`); the 4-bit head needs the vector
+/// widened to two words a beat, not built yet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LmHeadUnitShape {
+    /// Memory ports (128-bit), 1, 2 or 4: the engine takes 16·ports int8 weights a
+    /// clock, the ports' whole width.
+    pub ports: usize,
+    /// The widest row (the model's hidden size), a multiple of 32·ports.
+    pub max_width: usize,
+}
+
+impl LmHeadUnitShape {
+    /// Weights a clock.
+    pub fn lanes(&self) -> usize {
+        16 * self.ports
+    }
+
+    /// The engine inside.
+    pub fn engine(&self) -> LmHeadShape {
+        LmHeadShape {
+            lanes: self.lanes(),
+            weight_bits: 8,
+            slices: 1,
+            max_width: self.max_width,
+        }
+    }
+
+    pub fn check(&self) -> Result<(), String> {
+        if ![1, 2, 4].contains(&self.ports) {
+            return Err(format!("LM-head unit: {} ports, not 1, 2 or 4", self.ports));
+        }
+        self.engine().check().map_err(|e| e.to_string())
+    }
+
+    /// The readers' shape: bursts of 16 beats, 4 in flight a port.
+    pub fn readers(&self) -> StripeShape {
+        StripeShape {
+            ports: self.ports,
+            burst: 16,
+            outstanding: 4,
+        }
+    }
+}
+
+/// Clocks the unit needs at the least for a head of `rows` × `width`: the engine's beats
+/// (the vector's, then every row's) at one a clock. The memory decides the rest.
+pub fn lm_head_unit_floor_clocks(shape: LmHeadUnitShape, rows: usize, width: usize) -> u64 {
+    let b = (width / shape.lanes()) as u64;
+    b + rows as u64 * b
+}
+
+/// The unit's Verilog, one file: the unit, the engine, the stripe reader and the read
+/// arbiter.
+pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
+    shape.check()?;
+    let engine = shape.engine();
+    let p = shape.ports;
+    let lanes = engine.lanes;
+    let log_lanes = lanes.trailing_zeros();
+    let mut ports_io = String::new();
+    let mut wires = String::new();
+    let mut a_ports = String::new();
+    let mut b_ports = String::new();
+    let mut arbiters = String::new();
+    const SIGS: [(&str, usize); 9] = [
+        ("arvalid", 1),
+        ("arready", 1),
+        ("araddr", 64),
+        ("arlen", 8),
+        ("rvalid", 1),
+        ("rready", 1),
+        ("rdata", 128),
+        ("rresp", 2),
+        ("rlast", 1),
+    ];
+    for q in 0..p {
+        ports_io.push_str(&format!(
+            "    output wire         m{q}_arvalid,\n    input  wire         m{q}_arready,\n    \
+             output wire [63:0]  m{q}_araddr,\n    output wire [7:0]   m{q}_arlen,\n    \
+             input  wire         m{q}_rvalid,\n    output wire         m{q}_rready,\n    \
+             input  wire [127:0] m{q}_rdata,\n    input  wire [1:0]   m{q}_rresp,\n    \
+             input  wire         m{q}_rlast,\n"
+        ));
+        let mut arb = format!("    tern_read_arbiter arbiter{q} (\n        .clk(clk), .rst(rst)");
+        for (sig, w) in SIGS {
+            for r in ["a", "b"] {
+                wires.push_str(&if w == 1 {
+                    format!("    wire {r}_{sig}_{q};\n")
+                } else {
+                    format!("    wire [{}:0] {r}_{sig}_{q};\n", w - 1)
+                });
+            }
+            a_ports.push_str(&format!(",\n        .m{q}_{sig}(a_{sig}_{q})"));
+            b_ports.push_str(&format!(",\n        .m{q}_{sig}(b_{sig}_{q})"));
+            arb.push_str(&format!(
+                ",\n        .s0_{sig}(a_{sig}_{q}), .s1_{sig}(b_{sig}_{q})"
+            ));
+        }
+        for (sig, _) in SIGS {
+            arb.push_str(&format!(",\n        .m_{sig}(m{q}_{sig})"));
+        }
+        arb.push_str("\n    );\n");
+        arbiters.push_str(&arb);
+    }
+    let unit = UNIT_TEMPLATE
+        .replace("{{PORTS_IO}}", &ports_io)
+        .replace("{{WIRES}}", &wires)
+        .replace("{{A_PORTS}}", &a_ports)
+        .replace("{{B_PORTS}}", &b_ports)
+        .replace("{{ARBITERS}}", &arbiters)
+        .replace("{{MODULE}}", LM_HEAD_UNIT_MODULE)
+        .replace("{{ENGINE}}", LM_HEAD_MODULE)
+        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+        .replace("{{P}}", &p.to_string())
+        .replace("{{LANES}}", &lanes.to_string())
+        .replace("{{LOG_LANES}}", &log_lanes.to_string())
+        .replace("{{DW_HI}}", &(128 * p - 1).to_string())
+        .replace("{{MW}}", &(8 * p).to_string())
+        .replace("{{MW_LAST}}", &(8 * p - 1).to_string())
+        .replace("{{MI_BITS}}", &(8 * p).trailing_zeros().to_string())
+        .replace("{{MI_HI}}", &((8 * p).trailing_zeros() - 1).to_string())
+        .replace(
+            "{{CB_HI}}",
+            &(crate::bits::ceil_log2(p + 1) - 1).to_string(),
+        )
+        .replace(
+            "{{BB}}",
+            &crate::bits::ceil_log2(engine.max_beats() + 1).to_string(),
+        )
+        .replace(
+            "{{BB_HI}}",
+            &(crate::bits::ceil_log2(engine.max_beats() + 1) - 1).to_string(),
+        )
+        .replace("{{MAXB}}", &engine.max_beats().to_string());
+    debug_assert!(
+        unit.split("{{")
+            .skip(1)
+            .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase())),
+        "a placeholder left"
+    );
+    Ok(format!(
+        "{unit}/* verilator lint_off DECLFILENAME */ // the blocks it is made of\n{}{}{}",
+        lm_head_verilog(engine).map_err(|e| e.to_string())?,
+        stripe_reader_verilog(shape.readers())?,
+        read_arbiter_verilog(2, 16)?
+    ))
+}
+
+const UNIT_TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the LM-head unit (hdl/src/units.rs): the LmHead
+// command (int8 head) on {{P}} memory port(s), {{LANES}} weights a clock.
+`default_nettype none
+module {{MODULE}} (
+    input  wire         clk,
+    input  wire         rst,
+{{PORTS_IO}}    // Port 0's write channels: the output.
+    output reg          w_awvalid,
+    input  wire         w_awready,
+    output reg  [63:0]  w_awaddr,
+    output reg  [7:0]   w_awlen,
+    output reg          w_wvalid,
+    input  wire         w_wready,
+    output reg  [127:0] w_wdata,
+    output reg  [15:0]  w_wstrb,
+    output wire         w_wlast,
+    input  wire         w_bvalid,
+    output wire         w_bready,
+    input  wire [1:0]   w_bresp,
+    // The command's fields (docs/program.md, LmHead), the pass's rows and its output.
+    input  wire         cmd_valid,
+    output wire         cmd_ready,
+    input  wire [63:0]  cmd_src,
+    input  wire [63:0]  cmd_weights,
+    input  wire [63:0]  cmd_mantissas,
+    input  wire [31:0]  cmd_rows,
+    input  wire [31:0]  cmd_width,
+    input  wire         cmd_scores,
+    input  wire [31:0]  cmd_pass_rows,
+    input  wire [63:0]  cmd_output_at,
+    output wire         done,
+    // Why the last command did not run or went wrong: 0 none, 1 a shape the unit is not
+    // built for, 2 an error response from memory.
+    output reg  [1:0]   error,
+    output reg  [31:0]  next
+);
+    localparam [2:0] S_IDLE = 3'd0, S_Q = 3'd1, S_W = 3'd2, S_ENGINE = 3'd3, S_DRAIN = 3'd4;
+    reg [2:0] state;
+    assign cmd_ready = state == S_IDLE;
+    assign done = state == S_IDLE;
+    reg [63:0] weights_at, head_at;
+    reg [31:0] rows, weight_beats;
+    reg scores;
+{{WIRES}}
+    // ---- reader A: the vector, then the weights ----
+    reg         a_cmd_valid;
+    reg  [63:0] a_cmd_addr;
+    reg  [31:0] a_cmd_beats;
+    wire        a_valid, a_done, a_error;
+    wire        a_ready;
+    wire [{{DW_HI}}:0] a_data;
+    /* verilator lint_off UNUSEDSIGNAL */ // commanded only when done; words always whole
+    wire        a_cmd_ready, a_last, b_cmd_ready, b_last;
+    wire [{{CB_HI}}:0] a_beats, b_beats;
+    /* verilator lint_on UNUSEDSIGNAL */
+    tern_stripe_reader reader_a (
+        .clk(clk), .rst(rst),
+        .cmd_valid(a_cmd_valid), .cmd_ready(a_cmd_ready), .cmd_addr(a_cmd_addr), .cmd_beats(a_cmd_beats),
+        .out_valid(a_valid), .out_ready(a_ready), .out_data(a_data), .out_beats(a_beats), .out_last(a_last),
+        .done(a_done), .error(a_error){{A_PORTS}}
+    );
+    // ---- reader B: the mantissas ----
+    reg         b_cmd_valid;
+    reg  [63:0] b_cmd_addr;
+    reg  [31:0] b_cmd_beats;
+    wire        b_valid, b_done, b_error;
+    wire        b_ready;
+    wire [{{DW_HI}}:0] b_data;
+    tern_stripe_reader reader_b (
+        .clk(clk), .rst(rst),
+        .cmd_valid(b_cmd_valid), .cmd_ready(b_cmd_ready), .cmd_addr(b_cmd_addr), .cmd_beats(b_cmd_beats),
+        .out_valid(b_valid), .out_ready(b_ready), .out_data(b_data), .out_beats(b_beats), .out_last(b_last),
+        .done(b_done), .error(b_error){{B_PORTS}}
+    );
+{{ARBITERS}}
+    // ---- the mantissas: a word of {{MW}} u16, one a row ----
+    reg [{{DW_HI}}:0] m_word;
+    reg [{{MI_HI}}:0] m_at;       // the next mantissa in the word
+    reg               m_full;     // m_word holds mantissas not yet taken
+    wire [15:0] e_m = m_word[{m_at, 4'd0} +: 16];
+    wire e_m_ready;
+    wire e_m_valid = m_full;
+    wire m_next = e_m_valid && e_m_ready;
+    wire m_last = m_at == {{MI_BITS}}'d{{MW_LAST}};
+    assign b_ready = !m_full || (m_next && m_last);
+    always @(posedge clk) begin
+        if (rst || state == S_IDLE) begin
+            m_full <= 1'b0;
+            m_at <= '0;
+        end else if (b_valid && b_ready) begin
+            m_word <= b_data;
+            m_full <= 1'b1;
+            m_at <= '0;
+        end else if (m_next) begin
+            if (m_last) m_full <= 1'b0;
+            else m_at <= m_at + {{MI_BITS}}'d1;
+        end
+    end
+
+    // ---- the engine ----
+    reg         e_cmd_valid;
+    wire        e_done, e_error;
+    wire        e_q_ready, e_in_ready, e_out_valid;
+    wire [63:0] e_score;
+    /* verilator lint_off UNUSEDSIGNAL */ // commanded only when done; the row is the answer
+    wire        e_cmd_ready;
+    wire [63:0] e_best_score;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [23:0] e_best_row;
+    reg  [{{BB_HI}}:0] e_beats;
+    assign a_ready = state == S_Q ? e_q_ready : state == S_W ? e_in_ready : 1'b0;
+    wire e_out_ready;
+    {{ENGINE}} engine (
+        .clk(clk), .rst(rst),
+        .cmd_valid(e_cmd_valid), .cmd_ready(e_cmd_ready), .cmd_rows(rows[23:0]),
+        .cmd_beats(e_beats), .cmd_group_beats(e_beats), .cmd_scores(scores),
+        .q_valid(a_valid && state == S_Q), .q_ready(e_q_ready), .q_data(a_data),
+        .in_valid(a_valid && state == S_W), .in_ready(e_in_ready), .in_w(a_data),
+        .m_valid(e_m_valid), .m_ready(e_m_ready), .m_data(e_m),
+        .out_valid(e_out_valid), .out_ready(e_out_ready), .out_score(e_score),
+        .done(e_done), .error(e_error), .best_row(e_best_row), .best_score(e_best_score)
+    );
+
+    // ---- the writer: scores two a beat in bursts of up to 16 beats, then the head ----
+    reg [127:0] sbuf [0:15];
+    reg [4:0]   sbuf_n;       // beats in the buffer
+    reg         half;         // a score waits for its pair
+    reg [63:0]  half_score;
+    reg [63:0]  score_at;     // where the buffer's first beat goes
+    reg [1:0]   wstate;       // 0 filling, 1 address, 2 data, 3 response
+    reg [4:0]   wsent;
+    reg         flush;        // the engine is done: write what is left, then the head
+    reg         last_half;    // the buffer's last beat holds one score only
+    reg         head_mode;    // the burst in progress is the head
+    reg         head_written;
+    assign e_out_ready = wstate == 2'd0 && sbuf_n != 5'd16 && !flush;
+    assign w_wlast = head_mode || wsent + 5'd1 == sbuf_n;
+    assign w_bready = wstate == 2'd3;
+    wire [127:0] head_word = {32'd0, rows, 31'd0, scores, next};
+    wire take_score = e_out_valid && e_out_ready;
+    always @(posedge clk) begin
+        if (take_score && half) sbuf[sbuf_n[3:0]] <= {e_score, half_score};
+        if (take_score && !half) half_score <= e_score;
+        if (state == S_DRAIN && wstate == 2'd0 && !flush && half)
+            sbuf[sbuf_n[3:0]] <= {64'd0, half_score};
+        if (rst || state == S_IDLE) begin
+            wstate <= 2'd0;
+            sbuf_n <= 5'd0;
+            half <= 1'b0;
+            flush <= 1'b0;
+            last_half <= 1'b0;
+            head_mode <= 1'b0;
+            head_written <= 1'b0;
+            w_awvalid <= 1'b0;
+            w_wvalid <= 1'b0;
+            score_at <= cmd_output_at + 64'd16;
+        end else begin
+            if (take_score) begin
+                half <= !half;
+                if (half) sbuf_n <= sbuf_n + 5'd1;
+            end
+            // The engine is done: the odd score left goes out alone.
+            if (state == S_DRAIN && wstate == 2'd0 && !flush) begin
+                if (half) begin
+                    sbuf_n <= sbuf_n + 5'd1;
+                    half <= 1'b0;
+                    last_half <= 1'b1;
+                end
+                flush <= 1'b1;
+            end
+            case (wstate)
+                2'd0: if (sbuf_n == 5'd16 || (flush && sbuf_n != 5'd0)) begin
+                    w_awaddr <= score_at;
+                    w_awlen <= 8'(sbuf_n) - 8'd1;
+                    w_awvalid <= 1'b1;
+                    head_mode <= 1'b0;
+                    wstate <= 2'd1;
+                end else if (flush && !head_written) begin
+                    w_awaddr <= head_at;
+                    w_awlen <= 8'd0;
+                    w_awvalid <= 1'b1;
+                    head_mode <= 1'b1;
+                    wstate <= 2'd1;
+                end
+                2'd1: if (w_awready) begin
+                    w_awvalid <= 1'b0;
+                    wsent <= 5'd0;
+                    w_wdata <= head_mode ? head_word : sbuf[0];
+                    w_wstrb <= (!head_mode && sbuf_n == 5'd1 && last_half) ? 16'h00ff : 16'hffff;
+                    w_wvalid <= 1'b1;
+                    wstate <= 2'd2;
+                end
+                2'd2: if (w_wready) begin
+                    if (w_wlast) begin
+                        w_wvalid <= 1'b0;
+                        wstate <= 2'd3;
+                    end else begin
+                        wsent <= wsent + 5'd1;
+                        w_wdata <= sbuf[wsent[3:0] + 4'd1];
+                        w_wstrb <= (wsent + 5'd2 == sbuf_n && last_half) ? 16'h00ff : 16'hffff;
+                    end
+                end
+                default: if (w_bvalid) begin
+                    wstate <= 2'd0;
+                    if (head_mode) head_written <= 1'b1;
+                    else begin
+                        score_at <= score_at + {55'd0, sbuf_n, 4'd0};
+                        sbuf_n <= 5'd0;
+                    end
+                end
+            endcase
+        end
+    end
+    wire write_error = wstate == 2'd3 && w_bvalid && w_bresp != 2'd0;
+
+    // ---- the command ----
+    // The pass's last int8 row: src + (pass_rows − 1) · width rounded up to 16.
+    wire [63:0] row_bytes = {32'd0, cmd_width + 32'd15} & ~64'd15;
+    wire [63:0] q_at = cmd_src + (({32'd0, cmd_pass_rows} - 64'd1) * row_bytes);
+    /* verilator lint_off UNUSEDSIGNAL */ // a whole number of beats: the low bits are 0
+    wire [63:0] w_bytes = {32'd0, cmd_rows} * {32'd0, cmd_width};
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire fits = cmd_width[{{LOG_LANES}}-1:0] == '0
+        && (cmd_width >> {{LOG_LANES}}) >= 32'd2 && (cmd_width >> {{LOG_LANES}}) <= 32'd{{MAXB}}
+        && cmd_rows != 32'd0 && cmd_rows < 32'd16777216 && w_bytes[63:36] == '0
+        && cmd_pass_rows != 32'd0;
+    always @(posedge clk) begin
+        e_cmd_valid <= 1'b0;
+        a_cmd_valid <= 1'b0;
+        b_cmd_valid <= 1'b0;
+        if (rst) begin
+            state <= S_IDLE;
+            error <= 2'd0;
+            next <= 32'd0;
+        end else begin
+            if (write_error) error <= 2'd2;
+            case (state)
+            S_IDLE: if (cmd_valid) begin
+                error <= 2'd0;
+                if (!fits) error <= 2'd1;
+                else begin
+                    rows <= cmd_rows;
+                    scores <= cmd_scores;
+                    weights_at <= cmd_weights;
+                    weight_beats <= w_bytes[35:4];
+                    head_at <= cmd_output_at;
+                    e_beats <= {{BB}}'(cmd_width >> {{LOG_LANES}});
+                    e_cmd_valid <= 1'b1;
+                    a_cmd_addr <= q_at;
+                    a_cmd_beats <= cmd_width >> 4;
+                    a_cmd_valid <= 1'b1;
+                    b_cmd_addr <= cmd_mantissas;
+                    b_cmd_beats <= (cmd_rows + 32'd7) >> 3;
+                    b_cmd_valid <= 1'b1;
+                    state <= S_Q;
+                end
+            end
+            // The vector in; then the weights (reader A again).
+            S_Q: if (a_done && !a_cmd_valid && !e_q_ready && !e_cmd_valid) begin
+                a_cmd_addr <= weights_at;
+                a_cmd_beats <= weight_beats;
+                a_cmd_valid <= 1'b1;
+                state <= S_W;
+            end
+            S_W: if (a_done && !a_cmd_valid) state <= S_ENGINE;
+            S_ENGINE: if (e_done) begin
+                if (a_error || b_error) error <= 2'd2;
+                if (e_error) error <= 2'd1;
+                next <= {8'd0, e_best_row};
+                state <= S_DRAIN;
+            end
+            default: if (head_written && b_done) state <= S_IDLE;  // S_DRAIN
+            endcase
+        end
+    end
+endmodule
+`default_nettype wire
+"#;
