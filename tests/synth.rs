@@ -426,3 +426,89 @@ fn a_killed_sweep_resumes_from_the_cache() {
     );
     assert_eq!(r["stats"]["rows"], 8);
 }
+
+/// `tern synth --verilog FILE --top MODULE`: a block `tern verilog` writes (here the
+/// stripe reader over one port) through the same Yosys script: cells, a fit verdict and
+/// the labelled timing estimate in the JSON record, the second time from the cache. A
+/// file without the module, or no board, is refused before any tool runs.
+#[test]
+fn synth_takes_a_verilog_block_too() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("sr");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "verilog",
+            "--stripe-reader",
+            "1",
+            "--burst",
+            "4",
+            "--outstanding",
+            "1",
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    let v = out.join("tern_stripe_reader.v").display().to_string();
+    let report = dir.path().join("block.json").display().to_string();
+    let args = [
+        "synth",
+        "--verilog",
+        &v,
+        "--top",
+        "tern_stripe_reader",
+        "--board",
+        "kv260",
+        "--json",
+        &report,
+    ];
+    let o = tern_in(dir.path(), &[], &args);
+    let t = text(&o);
+    assert!(o.status.success() && t.contains("fits on kv260"), "{t}");
+    let first = json(Path::new(&report));
+    assert_eq!(first["outcome"]["status"], "ok");
+    assert_eq!(first["design"]["top"], "tern_stripe_reader");
+    assert!(
+        first["outcome"]["usage"]["luts"].as_u64().unwrap() > 0,
+        "{first}"
+    );
+    assert!(
+        first["outcome"]["timing_estimate"]["lut_levels"]
+            .as_u64()
+            .unwrap()
+            > 0
+    );
+    let o = tern_in(dir.path(), &[], &args);
+    assert!(text(&o).contains("cached result"), "{}", text(&o));
+
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "synth",
+            "--verilog",
+            &v,
+            "--top",
+            "nope",
+            "--board",
+            "kv260",
+        ],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("no module `nope`"),
+        "{}",
+        text(&o)
+    );
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &["synth", "--verilog", &v, "--top", "tern_stripe_reader"],
+    );
+    assert!(
+        !o.status.success() && text(&o).contains("--board"),
+        "{}",
+        text(&o)
+    );
+}

@@ -114,7 +114,10 @@ pub fn run_one(item: &SweepItem, board: &Board, plan: SweepPlan, opts: &SynthOpt
             row.blocks = Some(b.record);
         }
         if plan.pnr && board.has_router() && !plan.whole_top {
-            let p = synth::place_and_route(unit.engine(), board, plan.seed, opts)
+            let engine = unit
+                .engine()
+                .ok_or_else(|| "a job's unit is an engine or a top".to_string())?;
+            let p = synth::place_and_route(engine, board, plan.seed, opts)
                 .map_err(|e| e.to_string())?;
             row.cached &= p.cached;
             if !p.cached {

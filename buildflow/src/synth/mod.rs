@@ -305,70 +305,129 @@ fn design_files(design: &Design) -> Vec<&str> {
     design.manifest.files.iter().map(|s| s.as_str()).collect()
 }
 
-/// What one Yosys run reads: an engine alone, or the accelerator top around it.
+/// A Verilog block that is no design of its own (the one top's sequencer, units and
+/// memory interconnect, written by `tern verilog`): one file and its top module.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct VerilogBlock {
+    pub file: String,
+    pub top: String,
+    pub text: String,
+    content_hash: String,
+}
+
+impl VerilogBlock {
+    pub fn new(file: &str, top: &str, text: String) -> VerilogBlock {
+        let content_hash = tern_hdl::emit::content_hash(&text, top);
+        VerilogBlock {
+            file: file.to_string(),
+            top: top.to_string(),
+            text,
+            content_hash,
+        }
+    }
+}
+
+/// What one Yosys run reads: an engine alone, the accelerator top around it, or a
+/// Verilog block.
 #[derive(Debug, Clone, Copy)]
 pub enum Unit<'a> {
     Engine(&'a Design),
     Top(&'a TopDesign),
+    Block(&'a VerilogBlock),
 }
 
 impl Unit<'_> {
-    pub fn engine(&self) -> &Design {
+    /// The engine the unit holds (none in a Verilog block).
+    pub fn engine(&self) -> Option<&Design> {
         match self {
-            Unit::Engine(d) => d,
-            Unit::Top(t) => &t.engine,
+            Unit::Engine(d) => Some(d),
+            Unit::Top(t) => Some(&t.engine),
+            Unit::Block(_) => None,
         }
     }
     fn content_hash(&self) -> &str {
         match self {
             Unit::Engine(d) => &d.manifest.content_hash,
             Unit::Top(t) => &t.content_hash,
+            Unit::Block(b) => &b.content_hash,
         }
     }
     fn top_module(&self) -> &str {
         match self {
             Unit::Engine(d) => &d.manifest.top,
             Unit::Top(_) => tern_hdl::top::TOP_MODULE,
+            Unit::Block(b) => &b.top,
         }
     }
     fn files(&self) -> Vec<&str> {
         match self {
             Unit::Engine(d) => design_files(d),
             Unit::Top(_) => TopDesign::sources().to_vec(),
+            Unit::Block(b) => vec![b.file.as_str()],
         }
     }
     fn write(&self, dir: &Path) -> Result<(), SynthError> {
-        write_design(self.engine(), dir)?;
-        if let Unit::Top(t) = self {
-            std::fs::write(dir.join(tern_hdl::top::TOP_FILE), &t.top_verilog)
-                .map_err(|e| SynthError::io(dir, e))?;
+        match self {
+            Unit::Engine(d) => {
+                write_design(d, dir)?;
+            }
+            Unit::Top(t) => {
+                write_design(&t.engine, dir)?;
+                std::fs::write(dir.join(tern_hdl::top::TOP_FILE), &t.top_verilog)
+                    .map_err(|e| SynthError::io(dir, e))?;
+            }
+            Unit::Block(b) => {
+                std::fs::write(dir.join(&b.file), &b.text).map_err(|e| SynthError::io(dir, e))?;
+            }
         }
         Ok(())
     }
     fn id(&self) -> DesignId {
-        let mut id = DesignId::of(self.engine());
-        if let Unit::Top(_) = self {
-            id.content_hash = self.content_hash().to_string();
-            id.top = tern_hdl::top::TOP_MODULE.to_string();
+        match self {
+            Unit::Engine(d) => DesignId::of(d),
+            Unit::Top(t) => DesignId {
+                content_hash: self.content_hash().to_string(),
+                top: tern_hdl::top::TOP_MODULE.to_string(),
+                ..DesignId::of(&t.engine)
+            },
+            Unit::Block(b) => DesignId {
+                engine: "verilog".into(),
+                content_hash: b.content_hash.clone(),
+                top: b.top.clone(),
+                config_toml: String::new(),
+            },
         }
-        id
     }
     /// The modules kept as hierarchy for per-block labels: the engine's RTL blocks and,
     /// in a top, the engine core itself, so that the top module's own cells are the
     /// shell's and the core's own cells the engine's glue.
     fn kept_modules(&self) -> Vec<String> {
-        let mut keep = kept_modules(self.engine());
-        if let Unit::Top(_) = self {
-            keep.push(ENGINE_CORE_MODULE.to_string());
+        match self {
+            Unit::Engine(d) => kept_modules(d),
+            Unit::Top(t) => {
+                let mut keep = kept_modules(&t.engine);
+                keep.push(ENGINE_CORE_MODULE.to_string());
+                keep
+            }
+            Unit::Block(_) => vec![],
         }
-        keep
     }
     fn shell_module(&self) -> Option<&'static str> {
         match self {
-            Unit::Engine(_) => None,
             Unit::Top(_) => Some(tern_hdl::top::TOP_MODULE),
+            _ => None,
         }
     }
+}
+
+/// Synthesise a Verilog block for `board` with the project's Yosys script (cells and,
+/// for Xilinx, the unrouted timing estimate), or return the cached record.
+pub fn synthesize_verilog(
+    block: &VerilogBlock,
+    board: &Board,
+    opts: &SynthOptions,
+) -> Result<Run<SynthRecord>, SynthError> {
+    synthesize_unit(Unit::Block(block), board, opts, Purpose::Report)
 }
 
 /// The rust-hdl core's module name (`tern_engine` wraps it).
@@ -413,8 +472,9 @@ pub fn synthesize_unit(
     purpose: Purpose,
 ) -> Result<Run<SynthRecord>, SynthError> {
     let start = Instant::now();
-    let design = unit.engine();
-    check_floor(&design.config, board)?;
+    if let Some(design) = unit.engine() {
+        check_floor(&design.config, board)?;
+    }
     let yosys = tools::find(Tool::yosys_for(board.family))?;
     let keep = match purpose {
         Purpose::Blocks => unit.kept_modules(),
@@ -613,10 +673,13 @@ fn read_synth_outputs(
     let mut cells = report::parse_stat_json(&stat).map_err(|e| format!("{STAT_FILE}: {e}"))?;
     let blocks = if purpose == Purpose::Blocks {
         let modules = report::parse_stat_modules(&stat).map_err(|e| format!("{STAT_FILE}: {e}"))?;
+        let engine = unit
+            .engine()
+            .ok_or("a Verilog block has no RTL blocks to keep")?;
         let blocks = report::block_usage(
             board.family,
             &modules,
-            tern_hdl::graph::rtl_blocks(&unit.engine().manifest.engine),
+            tern_hdl::graph::rtl_blocks(&engine.manifest.engine),
             unit.shell_module(),
         )
         .map_err(|e| format!("{STAT_FILE}: {e}"))?;

@@ -1,14 +1,26 @@
-//! `tern synth`: synthesise a design with Yosys for a board: cells, utilisation, fit verdict.
+//! `tern synth`: synthesise a design with Yosys for a board: cells, utilisation, fit
+//! verdict; or any Verilog block `tern verilog` writes (`--verilog FILE --top MODULE`).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 
-use super::options::{DesignArgs, FlowArgs};
+use super::options::FlowArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pub design: DesignArgs,
+    /// The design's config (tern.toml).
+    #[arg(long, required_unless_present = "verilog", conflicts_with = "verilog")]
+    pub config: Option<PathBuf>,
+    /// A board name (`tern boards`) or a board TOML file; default: the config's board
+    /// (required with `--verilog`).
+    #[arg(long)]
+    pub board: Option<String>,
+    /// Instead of a design: a Verilog file (the one top's sequencer, units, memory
+    /// interconnect from `tern verilog`), its top module named by `--top`.
+    #[arg(long, requires = "top")]
+    pub verilog: Option<PathBuf>,
+    #[arg(long, requires = "verilog")]
+    pub top: Option<String>,
     #[command(flatten)]
     pub flow: FlowArgs,
     /// Write the typed report here (JSON).
@@ -18,10 +30,27 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        design: DesignArgs { config, board },
+        config,
+        board,
+        verilog,
+        top,
         flow,
         json,
     } = a;
+    if let (Some(path), Some(top)) = (verilog, top) {
+        let board = board.context("--verilog needs --board")?;
+        let text = tern_hdl::files::read_text(&path)
+            .with_context(|| format!("--verilog {}", path.display()))?;
+        return crate::experiments::synthesis::synth_verilog(
+            &path,
+            &top,
+            text,
+            &board,
+            &flow.options(),
+            json.as_deref(),
+        );
+    }
+    let config = config.expect("clap requires --config without --verilog");
     crate::experiments::synthesis::synth(
         &config,
         board.as_deref(),

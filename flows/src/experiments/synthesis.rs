@@ -63,6 +63,44 @@ pub fn synth(
     }
 }
 
+/// `tern synth --verilog FILE --top MODULE --board B`: a Verilog block through the
+/// project's Yosys script.
+pub fn synth_verilog(
+    path: &Path,
+    top: &str,
+    text: String,
+    board: &str,
+    opts: &SynthOptions,
+    json: Option<&Path>,
+) -> Result<()> {
+    let board = Board::resolve(board)?;
+    let file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("--verilog: the path names no file")?;
+    if !text.contains(&format!("module {top}")) {
+        bail!("{}: no module `{top}` in it", path.display());
+    }
+    let block = synth::VerilogBlock::new(file, top, text);
+    println!(
+        "tern synth: {} (module {top}) for {} ({}, {})",
+        path.display(),
+        board.name,
+        board.part,
+        board.family.name()
+    );
+    let run = synth::synthesize_verilog(&block, &board, opts)?;
+    print_synth(&run.record, run.cached, run.wall_seconds);
+    if let Some(path) = json {
+        write_json(path, &run.record)?;
+        println!("  report       {}", path.display());
+    }
+    match &run.record.outcome {
+        SynthOutcome::Ok { .. } => Ok(()),
+        _ => bail!("synthesis of {} did not succeed", path.display()),
+    }
+}
+
 pub fn print_synth(r: &SynthRecord, cached: bool, wall: f64) {
     println!(
         "  tool         {} ({})",
