@@ -188,11 +188,12 @@ module {{MODULE}} (
     input  wire [7:0]   u_error,
     input  wire [31:0]  u_next
 );
-    localparam [3:0] S_IDLE = 4'd0, S_HDR_AR = 4'd1, S_HDR_R = 4'd2, S_CHECK = 4'd3,
-                     S_IDS = 4'd4, S_ID_AW = 4'd5, S_ID_W = 4'd6, S_ID_B = 4'd7,
-                     S_CMD = 4'd8, S_CMD_AR = 4'd9, S_CMD_R = 4'd10, S_DECODE = 4'd11,
-                     S_UNIT = 4'd12, S_WAIT = 4'd13;
-    reg [3:0]    state;
+    localparam [4:0] S_IDLE = 5'd0, S_HDR_AR = 5'd1, S_HDR_R = 5'd2, S_CHECK = 5'd3,
+                     S_IDS = 5'd4, S_ID_AW = 5'd5, S_ID_W = 5'd6, S_ID_B = 5'd7,
+                     S_CMD = 5'd8, S_CMD_AR = 5'd9, S_CMD_R = 5'd10, S_DECODE = 5'd11,
+                     S_UNIT = 5'd12, S_WAIT = 5'd13, S_HDR_HOLD = 5'd14, S_REC_HOLD = 5'd15,
+                     S_CMD_CHECK = 5'd16, S_CMD_HOLD = 5'd17;
+    reg [4:0]    state;
     /* verilator lint_off UNUSEDSIGNAL */ // the header's zero bytes and padding
     reg [1023:0] hdr;
     /* verilator lint_on UNUSEDSIGNAL */
@@ -341,7 +342,24 @@ module {{MODULE}} (
     end
     // Command `index`'s record: it must lie inside memory.
     wire [63:0] cmd_at = sat_add(h_commands_at, {26'd0, index, 6'd0});
-    wire [63:0] cmd_end = sat_add(cmd_at, 64'd64);
+
+    // The checks, a clock behind what they check (each is used only once what it checks
+    // has stood still for a clock): the comparisons' carry chains end in a register.
+    // Sums first, then their comparisons: one carry chain a clock.
+    reg [7:0]  pass_error_q, cmd_error_q;
+    reg        context_ok_q, ids_inside_q, cmd_inside_q;
+    reg [63:0] cmd_at_q, s_end_q, ids_end_q;
+    always @(posedge clk) begin
+        pass_error_q <= pass_error;
+        cmd_error_q <= cmd_error;
+        context_ok_q <= seq_end <= {1'b0, seq_limit};
+        s_end_q <= s_end;
+        ids_end_q <= ids_end;
+        ids_inside_q <= h_ids_at >= h_scratch_at && ids_end_q <= s_end_q;
+        cmd_at_q <= cmd_at;
+        // cmd_at_q + 64 <= memory, the sum saturating: cmd_at_q <= memory − 64.
+        cmd_inside_q <= cmd_at_q <= 64'd{{MEMORY_BYTES}} - 64'd64;
+    end
 
     task automatic fail(input [7:0] code, input [31:0] command);
         begin
@@ -405,11 +423,13 @@ module {{MODULE}} (
                 hdr[{beat, 7'd0} +: 128] <= m_rdata;
                 beat <= beat + 3'd1;
                 if (m_rresp != 2'd0) resp_bad <= 1'b1;
-                if (m_rlast) state <= S_CHECK;
+                if (m_rlast) state <= S_HDR_HOLD;
             end
+            // A clock for the header's checks to settle into their registers.
+            S_HDR_HOLD: state <= S_CHECK;
             S_CHECK:
                 if (resp_bad) fail({{E_TRUNCATED}}, 32'hffff_ffff);
-                else if (pass_error != 8'd0) fail(pass_error, 32'hffff_ffff);
+                else if (pass_error_q != 8'd0) fail(pass_error_q, 32'hffff_ffff);
                 else begin
                     index <= 32'd0;
                     state <= S_IDS;
@@ -420,8 +440,8 @@ module {{MODULE}} (
                 if (index != id_words) begin
                     if (id_bad != 4'd0) fail({{E_TOKEN_ID}}, 32'hffff_ffff);
                     else index <= index + 32'd1;
-                end else if (seq_end > {1'b0, seq_limit}) fail({{E_CONTEXT}}, 32'hffff_ffff);
-                else if (h_ids_at < h_scratch_at || ids_end > s_end) fail({{E_OUT_OF_REGION}}, 32'd0);
+                end else if (!context_ok_q) fail({{E_CONTEXT}}, 32'hffff_ffff);
+                else if (!ids_inside_q) fail({{E_OUT_OF_REGION}}, 32'd0);
                 else begin
                     index <= 32'd0;
                     m_awaddr <= h_ids_at;
@@ -456,12 +476,15 @@ module {{MODULE}} (
                     state <= S_ID_AW;
                 end
             end
-            S_CMD:
+            // Two clocks for the record's address and its check to settle.
+            S_CMD: state <= S_CMD_HOLD;
+            S_CMD_HOLD: state <= S_CMD_CHECK;
+            S_CMD_CHECK:
                 if (index == h_commands) fail({{E_NO_END}}, 32'hffff_ffff);
-                else if (cmd_end > 64'd{{MEMORY_BYTES}})
+                else if (!cmd_inside_q)
                     fail({{E_OUT_OF_REGION}}, index);
                 else begin
-                    m_araddr <= cmd_at;
+                    m_araddr <= cmd_at_q;
                     m_arlen <= 8'd3;
                     m_arvalid <= 1'b1;
                     beat <= 3'd0;
@@ -476,11 +499,12 @@ module {{MODULE}} (
                 rec[{beat[1:0], 7'd0} +: 128] <= m_rdata;
                 beat <= beat + 3'd1;
                 if (m_rresp != 2'd0) resp_bad <= 1'b1;
-                if (m_rlast) state <= S_DECODE;
+                if (m_rlast) state <= S_REC_HOLD;
             end
+            S_REC_HOLD: state <= S_DECODE;
             S_DECODE:
                 if (resp_bad) fail({{E_OUT_OF_REGION}}, index);
-                else if (cmd_error != 8'd0) fail(cmd_error, index);
+                else if (cmd_error_q != 8'd0) fail(cmd_error_q, index);
                 else if (c_op == 8'd0) begin
                     commands_run <= index + 32'd1;
                     state <= S_IDLE;

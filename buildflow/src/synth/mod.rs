@@ -42,6 +42,8 @@ pub enum SynthError {
     Emit(#[from] tern_hdl::emit::EmitError),
     #[error("board `{board}` ({family}) has no open place-and-route flow; `tern synth` reports a labelled timing estimate instead")]
     NoRouter { board: String, family: &'static str },
+    #[error("a Verilog block or a whole top is placed out of context, which only the ECP5 flow does; board `{board}` is {family}")]
+    OutOfContext { board: String, family: &'static str },
     /// Only the cache was to be asked (`SynthOptions::cache_only`), and it has no record.
     #[error("no cached record")]
     NotCached,
@@ -767,31 +769,50 @@ pub fn place_and_route(
     seed: u64,
     opts: &SynthOptions,
 ) -> Result<Run<PnrRecord>, SynthError> {
+    place_and_route_unit(Unit::Engine(design), board, seed, opts)
+}
+
+/// Place and route an engine or a Verilog block (`Unit::Block`: out of context, so on
+/// ECP5 only; elsewhere the engine's IO harness is needed and a block has none).
+pub fn place_and_route_unit(
+    unit: Unit,
+    board: &Board,
+    seed: u64,
+    opts: &SynthOptions,
+) -> Result<Run<PnrRecord>, SynthError> {
     let start = Instant::now();
     let router = router_tool(board).ok_or_else(|| SynthError::NoRouter {
         board: board.name.clone(),
         family: board.family.name(),
     })?;
-    let synth = synthesize(design, board, opts)?;
+    if !matches!(unit, Unit::Engine(_)) && board.family != Family::Ecp5 {
+        return Err(SynthError::OutOfContext {
+            board: board.name.clone(),
+            family: board.family.name(),
+        });
+    }
+    let synth = synthesize_unit(unit, board, opts, Purpose::Report)?;
     let yosys = tools::find(Tool::yosys_for(board.family))?;
     let nextpnr = tools::find(router)?;
     // ECP5 has an out-of-context mode; the others place the engine inside the IO harness.
-    let harness = (board.family != Family::Ecp5)
-        .then(|| harness::harness_verilog(&design.manifest.top, &design.manifest.ports));
-    let mut files = design_files(design);
+    let engine = unit.engine();
+    let harness = engine
+        .filter(|_| board.family != Family::Ecp5)
+        .map(|d| harness::harness_verilog(&d.manifest.top, &d.manifest.ports));
+    let mut files = unit.files();
     let top = match &harness {
         Some(_) => {
             files.push(harness::HARNESS_FILE);
             harness::HARNESS_TOP
         }
-        None => design.manifest.top.as_str(),
+        None => unit.top_module(),
     };
     let text = script::yosys_script(board.family, &files, top, Purpose::Netlist);
     let args = nextpnr_args(board, seed);
     let key = cache::key(&[
         "pnr",
         &RECORD_SCHEMA.to_string(),
-        &design.manifest.content_hash,
+        unit.content_hash(),
         &yosys.version,
         &nextpnr.version,
         &text,
@@ -801,7 +822,7 @@ pub fn place_and_route(
     let record = |outcome, tool_seconds| PnrRecord {
         schema: RECORD_SCHEMA,
         key: key.clone(),
-        design: DesignId::of(design),
+        design: unit.id(),
         board: board.name.clone(),
         part: board.part.clone(),
         yosys: yosys.version.clone(),
@@ -844,7 +865,7 @@ pub fn place_and_route(
         return Err(SynthError::NotCached);
     }
     let dir = work_dir(opts, &key, "pnr")?;
-    write_design(design, &dir)?;
+    unit.write(&dir)?;
     if let Some(h) = &harness {
         std::fs::write(dir.join(harness::HARNESS_FILE), h).map_err(|e| SynthError::io(&dir, e))?;
     }
@@ -894,9 +915,9 @@ pub fn place_and_route(
                 {
                     Ok(route) => PnrOutcome::Ok {
                         meets_board_clock: route.fmax_mhz >= board.clock.default_mhz,
-                        harness_ffs: harness
-                            .as_ref()
-                            .map(|_| harness::harness_ffs(&design.manifest.ports)),
+                        harness_ffs: engine
+                            .filter(|_| harness.is_some())
+                            .map(|d| harness::harness_ffs(&d.manifest.ports)),
                         route,
                     },
                     Err(message) => PnrOutcome::Failed {

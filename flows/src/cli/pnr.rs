@@ -1,14 +1,26 @@
-//! `tern pnr`: place and route with nextpnr (ECP5, iCE40, Gowin): Fmax and post-route utilisation.
+//! `tern pnr`: place and route with nextpnr (ECP5, iCE40, Gowin): Fmax and post-route
+//! utilisation; also for a Verilog block `tern verilog` writes (`--verilog FILE --top
+//! MODULE`, out of context: ECP5 boards).
 
-use anyhow::Result;
+use anyhow::{Context, Result};
 use std::path::PathBuf;
 
-use super::options::{DesignArgs, FlowArgs};
+use super::options::FlowArgs;
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[command(flatten)]
-    pub design: DesignArgs,
+    /// The design's config (tern.toml).
+    #[arg(long, required_unless_present = "verilog", conflicts_with = "verilog")]
+    pub config: Option<PathBuf>,
+    /// A board name (`tern boards`) or a board TOML file; default: the config's board
+    /// (required with `--verilog`).
+    #[arg(long)]
+    pub board: Option<String>,
+    /// Instead of a design: a Verilog file, its top module named by `--top`.
+    #[arg(long, requires = "top")]
+    pub verilog: Option<PathBuf>,
+    #[arg(long, requires = "verilog")]
+    pub top: Option<String>,
     /// nextpnr's placement seed.
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
@@ -20,11 +32,29 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        design: DesignArgs { config, board },
+        config,
+        board,
+        verilog,
+        top,
         seed,
         flow,
         json,
     } = a;
+    if let (Some(path), Some(top)) = (verilog, top) {
+        let board = board.context("--verilog needs --board")?;
+        let text = tern_hdl::files::read_text(&path)
+            .with_context(|| format!("--verilog {}", path.display()))?;
+        return crate::experiments::synthesis::pnr_verilog(
+            &path,
+            &top,
+            text,
+            &board,
+            seed,
+            &flow.options(),
+            json.as_deref(),
+        );
+    }
+    let config = config.expect("clap requires --config without --verilog");
     crate::experiments::synthesis::pnr(
         &config,
         board.as_deref(),

@@ -63,6 +63,31 @@ pub fn synth(
     }
 }
 
+/// A Verilog block from the command line: its file name and top module checked.
+fn verilog_block(
+    path: &Path,
+    top: &str,
+    text: String,
+    board: &Board,
+    what: &str,
+) -> Result<synth::VerilogBlock> {
+    let file = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .context("--verilog: the path names no file")?;
+    if !text.contains(&format!("module {top}")) {
+        bail!("{}: no module `{top}` in it", path.display());
+    }
+    println!(
+        "tern {what}: {} (module {top}) for {} ({}, {})",
+        path.display(),
+        board.name,
+        board.part,
+        board.family.name()
+    );
+    Ok(synth::VerilogBlock::new(file, top, text))
+}
+
 /// `tern synth --verilog FILE --top MODULE --board B`: a Verilog block through the
 /// project's Yosys script.
 pub fn synth_verilog(
@@ -74,21 +99,7 @@ pub fn synth_verilog(
     json: Option<&Path>,
 ) -> Result<()> {
     let board = Board::resolve(board)?;
-    let file = path
-        .file_name()
-        .and_then(|n| n.to_str())
-        .context("--verilog: the path names no file")?;
-    if !text.contains(&format!("module {top}")) {
-        bail!("{}: no module `{top}` in it", path.display());
-    }
-    let block = synth::VerilogBlock::new(file, top, text);
-    println!(
-        "tern synth: {} (module {top}) for {} ({}, {})",
-        path.display(),
-        board.name,
-        board.part,
-        board.family.name()
-    );
+    let block = verilog_block(path, top, text, &board, "synth")?;
     let run = synth::synthesize_verilog(&block, &board, opts)?;
     print_synth(&run.record, run.cached, run.wall_seconds);
     if let Some(path) = json {
@@ -98,6 +109,31 @@ pub fn synth_verilog(
     match &run.record.outcome {
         SynthOutcome::Ok { .. } => Ok(()),
         _ => bail!("synthesis of {} did not succeed", path.display()),
+    }
+}
+
+/// `tern pnr --verilog FILE --top MODULE --board B`: a Verilog block placed and routed
+/// out of context (ECP5).
+pub fn pnr_verilog(
+    path: &Path,
+    top: &str,
+    text: String,
+    board: &str,
+    seed: u64,
+    opts: &SynthOptions,
+    json: Option<&Path>,
+) -> Result<()> {
+    let board = Board::resolve(board)?;
+    let block = verilog_block(path, top, text, &board, "pnr")?;
+    let run = synth::place_and_route_unit(synth::Unit::Block(&block), &board, seed, opts)?;
+    print_pnr(&run.record, run.cached, run.wall_seconds);
+    if let Some(path) = json {
+        write_json(path, &run.record)?;
+        println!("  report       {}", path.display());
+    }
+    match &run.record.outcome {
+        PnrOutcome::Ok { .. } => Ok(()),
+        _ => bail!("place and route of {} did not succeed", path.display()),
     }
 }
 

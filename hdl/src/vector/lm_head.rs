@@ -95,12 +95,12 @@ impl LmHeadShape {
 
 /// Clocks of one command with every input valid and every score taken: the command
 /// (1), the int8 vector (`b` beats), `rows · b` weight beats, and the last beat's way
-/// through the products, the tree, the group sum, the mantissa product, the row sum
-/// and the comparison (`5 + tree_stages`), and with `scores` the last score's hand-over
-/// (1).
+/// through the input register, the products, the tree, the group sum, the mantissa
+/// product, the row sum and the comparison (`6 + tree_stages`), and with `scores` the
+/// last score's hand-over (1).
 pub fn lm_head_clocks(shape: LmHeadShape, rows: usize, width: usize, scores: bool) -> u64 {
     let b = (width / shape.lanes) as u64;
-    1 + b + rows as u64 * b + 5 + shape.tree_stages() as u64 + u64::from(scores)
+    1 + b + rows as u64 * b + 6 + shape.tree_stages() as u64 + u64::from(scores)
 }
 
 /// One slice's adder tree: `terms` (signed, `bits` wide) summed with a register every
@@ -157,7 +157,7 @@ pub fn lm_head_verilog(shape: LmHeadShape) -> Result<String, ShapeError> {
     for l in 0..lanes {
         writeln!(
             lanes_text,
-            "    reg signed [{}:0] p{l};\n    always @(posedge clk) if (flow) p{l} <= {pb}'($signed(in_w[{}:{}])) * {pb}'($signed(q_now[{}:{}]));",
+            "    reg signed [{}:0] p{l};\n    always @(posedge clk) if (flow) p{l} <= {pb}'($signed(w_0[{}:{}])) * {pb}'($signed(q_0[{}:{}]));",
             pb - 1,
             wb * l + wb - 1,
             wb * l,
@@ -306,7 +306,8 @@ module {{MODULE}} (
     reg [{{BB_HI}}:0] row_beat;  // the next beat's place in its row
     reg [{{BB_HI}}:0] group_beat;// ... and in its group
     reg [23:0] rows_done;        // rows compared
-    reg [{{QBITS_HI}}:0] qbuf [0:{{MAXB_LAST}}];
+    // LUT-RAM (a block RAM read is slow and would feed the multipliers directly).
+    (* ram_style = "distributed" *) reg [{{QBITS_HI}}:0] qbuf [0:{{MAXB_LAST}}];
     // The whole pipeline moves together unless a score waits to go out.
     reg        out_full;
     reg [{{SB_HI}}:0] out_reg;
@@ -330,17 +331,33 @@ module {{MODULE}} (
     wire [{{QBITS_HI}}:0] q_now = qbuf[row_beat[{{AI_HI}}:0]];
     always @(posedge clk) if (take_q) qbuf[q_taken[{{AI_HI}}:0]] <= q_data;
 
-    // Stage 1: the lane products, and what the beat is.
+    // Stage 0: the beat and its part of the vector, registered (the vector's buffer may
+    // be a block RAM, whose read is slow), and what the beat is.
+    reg v_0, gs_0, ge_0, fg_0, re_0;
+    reg [{{MBITS_HI}}:0] m_0;
+    reg [{{WBITS_HI}}:0] w_0;
+    reg [{{QBITS_HI}}:0] q_0;
+    always @(posedge clk) if (flow) begin
+        v_0 <= rst ? 1'b0 : take;
+        gs_0 <= group_beat == {{BB}}'d0;
+        ge_0 <= group_end;
+        // At a group's last beat: whether the group is its row's first.
+        fg_0 <= row_beat < group_beats;
+        re_0 <= row_end;
+        m_0 <= m_data;
+        w_0 <= in_w;
+        q_0 <= q_now;
+    end
+    // Stage 1: the lane products.
     reg v_1, gs_1, ge_1, fg_1, re_1;
     reg [{{MBITS_HI}}:0] m_1;
     always @(posedge clk) if (flow) begin
-        v_1 <= rst ? 1'b0 : take;
-        gs_1 <= group_beat == {{BB}}'d0;
-        ge_1 <= group_end;
-        // At a group's last beat: whether the group is its row's first.
-        fg_1 <= row_beat < group_beats;
-        re_1 <= row_end;
-        m_1 <= m_data;
+        v_1 <= rst ? 1'b0 : v_0;
+        gs_1 <= gs_0;
+        ge_1 <= ge_0;
+        fg_1 <= fg_0;
+        re_1 <= re_0;
+        m_1 <= m_0;
     end
 {{LANES_TEXT}}
     // Stages 2 .. {{T}}+1: each slice's adder tree.
