@@ -1098,9 +1098,10 @@ pub const EMBED_MODULE: &str = "tern_embed";
 pub const EMBED_FILE: &str = "tern_embed.v";
 
 /// Clocks of one `embed` command with inputs always valid and outputs always taken: the
-/// command (1), a beat a clock, the last handed over a clock after it entered.
+/// command (1), a beat a clock through three stages, the last handed over three clocks
+/// after it entered.
 pub fn embed_clocks(lanes: usize, n: usize) -> u64 {
-    1 + (n / lanes) as u64 + 1
+    1 + (n / lanes) as u64 + 3
 }
 
 /// The `embed` block's Verilog: an embedding row's bf16 values into the residual
@@ -1114,7 +1115,7 @@ pub fn embed_verilog(lanes: usize) -> Result<String, ShapeError> {
     for l in 0..lanes {
         writeln!(
             lane_logic,
-            "    wire [31:0] x{l};\n    wire        sat{l};\n    tern_embed_lane lane{l} (.bits(in_bf16[{hi}:{lo}]), .frac(frac), .x(x{l}), .saturated(sat{l}));",
+            "    wire [31:0] x{l};\n    wire        sat{l};\n    tern_embed_lane lane{l} (.clk(clk), .flow(flow), .bits(in_bf16[{hi}:{lo}]), .frac(frac), .x(x{l}), .saturated(sat{l}));",
             hi = 16 * l + 15,
             lo = 16 * l
         )
@@ -1161,21 +1162,24 @@ module {{MODULE}} (
     reg [20:0] taken;
     reg [20:0] sent;
     reg signed [31:0] frac;
-    reg        full;
-    reg [{{VBITS32}}:0] out;
+    // Three stages, moving together unless the last waits: the exponent's shift, the
+    // shifted or rounded magnitude with its overflow, the sign and saturation.
+    reg        v1, v2, v3;
+    wire flow = !v3 || out_ready;
 {{LANES}}
-    wire drain = full && out_ready;
+    wire drain = v3 && out_ready;
     assign cmd_ready = !busy;
     assign done = !busy;
-    assign in_ready = busy && taken != beats && (!full || out_ready);
-    assign out_valid = full;
-    assign out_x = out;
+    assign in_ready = busy && taken != beats && flow;
+    assign out_valid = v3;
+    assign out_x = { {{XS}} };
     wire take = in_valid && in_ready;
     always @(posedge clk) begin
-        if (take) out <= { {{XS}} };
         if (rst) begin
             busy <= 1'b0;
-            full <= 1'b0;
+            v1 <= 1'b0;
+            v2 <= 1'b0;
+            v3 <= 1'b0;
             saturated <= 1'b0;
         end else if (!busy) begin
             if (cmd_valid) begin
@@ -1187,11 +1191,13 @@ module {{MODULE}} (
                 saturated <= 1'b0;
             end
         end else begin
-            if (take) begin
-                taken <= taken + 21'd1;
-                if ({{ANY_SAT}}) saturated <= 1'b1;
+            if (take) taken <= taken + 21'd1;
+            if (flow) begin
+                v1 <= take;
+                v2 <= v1;
+                v3 <= v2;
             end
-            full <= take || (full && !drain);
+            if (v3 && ({{ANY_SAT}})) saturated <= 1'b1;
             if (drain) begin
                 sent <= sent + 21'd1;
                 if (sent + 21'd1 == beats) busy <= 1'b0;
@@ -1202,17 +1208,28 @@ endmodule
 
 /* verilator lint_off DECLFILENAME */ // the block's helper lives in its file
 // One bf16 value into fixed point with `frac` fractional bits: the integer mantissa
-// (8 bits, 7 for a subnormal) times 2^k, rounded half to even when k < 0.
+// (8 bits, 7 for a subnormal) times 2^k, rounded half to even when k < 0. Three stages
+// (they move with `flow`): k; the magnitude and whether it overflows; sign and
+// saturation.
 module tern_embed_lane (
+    input  wire               clk,
+    input  wire               flow,
     input  wire [15:0]        bits,
     input  wire signed [31:0] frac,
     output wire [31:0]        x,
     output wire               saturated
 );
-    wire       neg = bits[15];
     wire [7:0] e = bits[14:7];
-    wire [7:0] mant = e == 8'd0 ? {1'b0, bits[6:0]} : {1'b1, bits[6:0]};
-    wire signed [33:0] k = (e == 8'd0 ? -34'sd133 : 34'(e) - 34'sd134) + 34'(frac);
+    // Stage 1: the exponent's shift.
+    reg signed [33:0] k;
+    reg [7:0] mant;
+    reg       neg1, inf1;
+    always @(posedge clk) if (flow) begin
+        k <= (e == 8'd0 ? -34'sd133 : 34'(e) - 34'sd134) + 34'(frac);
+        mant <= e == 8'd0 ? {1'b0, bits[6:0]} : {1'b1, bits[6:0]};
+        neg1 <= bits[15];
+        inf1 <= e == 8'hff;
+    end
     wire [33:0] up = 34'(k);
     wire [33:0] down = 34'(-k);
     // k ≥ 0: an 8-bit mantissa shifted left; beyond bit 31 it saturates.
@@ -1225,9 +1242,23 @@ module tern_embed_lane (
     wire        round_up = {1'b0, rem} > half || ({1'b0, rem} == half && q[0]);
     wire [31:0] rounded = 32'(q) + {31'd0, round_up};
     wire [31:0] mag = k[33] ? rounded : shifted[31:0];
-    wire        over = e == 8'hff || too_big || (!k[33] && mag > 32'h7fffffff + {31'd0, neg});
-    assign saturated = over;
-    assign x = over ? (neg ? 32'h80000000 : 32'h7fffffff) : (neg ? 32'(-mag) : mag);
+    // Stage 2: the magnitude and whether it overflows.
+    reg [31:0] mag2;
+    reg        neg2, over2;
+    always @(posedge clk) if (flow) begin
+        mag2 <= mag;
+        neg2 <= neg1;
+        over2 <= inf1 || too_big || (!k[33] && mag > 32'h7fffffff + {31'd0, neg1});
+    end
+    // Stage 3: sign and saturation.
+    reg [31:0] x3;
+    reg        sat3;
+    always @(posedge clk) if (flow) begin
+        x3 <= over2 ? (neg2 ? 32'h80000000 : 32'h7fffffff) : (neg2 ? 32'(-mag2) : mag2);
+        sat3 <= over2;
+    end
+    assign x = x3;
+    assign saturated = sat3;
     /* verilator lint_off UNUSEDSIGNAL */ // the high bits of the shift amounts are range-checked
     wire unused = ^{up[33:5], down[33:4]};
     /* verilator lint_on UNUSEDSIGNAL */
