@@ -68,6 +68,11 @@ impl StripeShape {
 
 /// The stripe reader's Verilog for `shape`.
 pub fn stripe_reader_verilog(shape: StripeShape) -> Result<String, String> {
+    stripe_reader_verilog_named(shape, STRIPE_READER_MODULE)
+}
+
+/// The same, its module named `module` (a design holding readers of two shapes).
+pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<String, String> {
     shape.check()?;
     let StripeShape {
         ports: p,
@@ -117,7 +122,7 @@ pub fn stripe_reader_verilog(shape: StripeShape) -> Result<String, String> {
         .replace("{{WORD_MUX}}", &word_mux)
         .replace("{{ISSUED}}", &issued.join(" || "))
         .replace("{{BAD_BEAT}}", &bad.join(" || "))
-        .replace("{{MODULE}}", STRIPE_READER_MODULE)
+        .replace("{{MODULE}}", module)
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
         .replace("{{P}}", &p.to_string())
         .replace("{{P_LAST}}", &(p - 1).to_string())

@@ -11,14 +11,19 @@
 //!     ─► the output's head (next token, flag, rows) ─► output_at; done, next token
 //! ```
 //!
-//! Readers A and B share every port through a read arbiter; the writer uses port 0's
-//! write channels, which nothing else uses.
+//! Reader A uses every port; reader B (one port) shares port 0 with it through a read
+//! arbiter; the writer uses port 0's write channels, which nothing else uses.
 
-use crate::interconnect::{read_arbiter_verilog, stripe_reader_verilog, StripeShape};
+use crate::interconnect::{
+    read_arbiter_verilog, stripe_reader_verilog, stripe_reader_verilog_named, StripeShape,
+};
 use crate::vector::{lm_head_verilog, LmHeadShape, LM_HEAD_MODULE};
 
 pub const LM_HEAD_UNIT_MODULE: &str = "tern_lm_head_unit";
 pub const LM_HEAD_UNIT_FILE: &str = "tern_lm_head_unit.v";
+/// Reader B's module: the stripe reader on one port (the mantissas are 1/768 of a head's
+/// bytes; four ports would cost four FIFOs for nothing).
+const MANTISSA_READER_MODULE: &str = "tern_stripe_reader_one_port";
 
 /// What an LM-head unit is built for: the board's ports and the widest row. The head is
 /// int8 with a scale per row (`HeadFormat::Int8`); the 4-bit head needs the vector
@@ -55,7 +60,8 @@ impl LmHeadUnitShape {
         self.engine().check().map_err(|e| e.to_string())
     }
 
-    /// The readers' shape: bursts of 16 beats, 4 in flight a port.
+    /// Reader A's shape: bursts of 16 beats, 4 in flight a port (reader B: the same on
+    /// one port).
     pub fn readers(&self) -> StripeShape {
         StripeShape {
             ports: self.ports,
@@ -104,23 +110,31 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
              input  wire [127:0] m{q}_rdata,\n    input  wire [1:0]   m{q}_rresp,\n    \
              input  wire         m{q}_rlast,\n"
         ));
-        let mut arb = format!("    tern_read_arbiter arbiter{q} (\n        .clk(clk), .rst(rst)");
+        if q > 0 {
+            // Reader A alone on the other ports.
+            for (sig, _) in SIGS {
+                a_ports.push_str(&format!(",\n        .m{q}_{sig}(m{q}_{sig})"));
+            }
+            continue;
+        }
+        // Port 0: reader A and reader B (the mantissas) through an arbiter.
+        let mut arb = format!("    tern_read_arbiter arbiter0 (\n        .clk(clk), .rst(rst)");
         for (sig, w) in SIGS {
             for r in ["a", "b"] {
                 wires.push_str(&if w == 1 {
-                    format!("    wire {r}_{sig}_{q};\n")
+                    format!("    wire {r}_{sig}_0;\n")
                 } else {
-                    format!("    wire [{}:0] {r}_{sig}_{q};\n", w - 1)
+                    format!("    wire [{}:0] {r}_{sig}_0;\n", w - 1)
                 });
             }
-            a_ports.push_str(&format!(",\n        .m{q}_{sig}(a_{sig}_{q})"));
-            b_ports.push_str(&format!(",\n        .m{q}_{sig}(b_{sig}_{q})"));
+            a_ports.push_str(&format!(",\n        .m0_{sig}(a_{sig}_0)"));
+            b_ports.push_str(&format!(",\n        .m0_{sig}(b_{sig}_0)"));
             arb.push_str(&format!(
-                ",\n        .s0_{sig}(a_{sig}_{q}), .s1_{sig}(b_{sig}_{q})"
+                ",\n        .s0_{sig}(a_{sig}_0), .s1_{sig}(b_{sig}_0)"
             ));
         }
         for (sig, _) in SIGS {
-            arb.push_str(&format!(",\n        .m_{sig}(m{q}_{sig})"));
+            arb.push_str(&format!(",\n        .m_{sig}(m0_{sig})"));
         }
         arb.push_str("\n    );\n");
         arbiters.push_str(&arb);
@@ -138,10 +152,7 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
         .replace("{{LANES}}", &lanes.to_string())
         .replace("{{LOG_LANES}}", &log_lanes.to_string())
         .replace("{{DW_HI}}", &(128 * p - 1).to_string())
-        .replace("{{MW}}", &(8 * p).to_string())
-        .replace("{{MW_LAST}}", &(8 * p - 1).to_string())
-        .replace("{{MI_BITS}}", &(8 * p).trailing_zeros().to_string())
-        .replace("{{MI_HI}}", &((8 * p).trailing_zeros() - 1).to_string())
+        .replace("{{B_READER}}", MANTISSA_READER_MODULE)
         .replace(
             "{{CB_HI}}",
             &(crate::bits::ceil_log2(p + 1) - 1).to_string(),
@@ -161,10 +172,15 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
             .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase())),
         "a placeholder left"
     );
+    let mantissa_reader = StripeShape {
+        ports: 1,
+        ..shape.readers()
+    };
     Ok(format!(
-        "{unit}/* verilator lint_off DECLFILENAME */ // the blocks it is made of\n{}{}{}",
+        "{unit}/* verilator lint_off DECLFILENAME */ // the blocks it is made of\n{}{}{}{}",
         lm_head_verilog(engine).map_err(|e| e.to_string())?,
         stripe_reader_verilog(shape.readers())?,
+        stripe_reader_verilog_named(mantissa_reader, MANTISSA_READER_MODULE)?,
         read_arbiter_verilog(2, 16)?
     ))
 }
@@ -222,7 +238,8 @@ module {{MODULE}} (
     wire [{{DW_HI}}:0] a_data;
     /* verilator lint_off UNUSEDSIGNAL */ // commanded only when done; words always whole
     wire        a_cmd_ready, a_last, b_cmd_ready, b_last;
-    wire [{{CB_HI}}:0] a_beats, b_beats;
+    wire [{{CB_HI}}:0] a_beats;
+    wire        b_beats;
     /* verilator lint_on UNUSEDSIGNAL */
     tern_stripe_reader reader_a (
         .clk(clk), .rst(rst),
@@ -236,23 +253,23 @@ module {{MODULE}} (
     reg  [31:0] b_cmd_beats;
     wire        b_valid, b_done, b_error;
     wire        b_ready;
-    wire [{{DW_HI}}:0] b_data;
-    tern_stripe_reader reader_b (
+    wire [127:0] b_data;
+    {{B_READER}} reader_b (
         .clk(clk), .rst(rst),
         .cmd_valid(b_cmd_valid), .cmd_ready(b_cmd_ready), .cmd_addr(b_cmd_addr), .cmd_beats(b_cmd_beats),
         .out_valid(b_valid), .out_ready(b_ready), .out_data(b_data), .out_beats(b_beats), .out_last(b_last),
         .done(b_done), .error(b_error){{B_PORTS}}
     );
 {{ARBITERS}}
-    // ---- the mantissas: a word of {{MW}} u16, one a row ----
-    reg [{{DW_HI}}:0] m_word;
-    reg [{{MI_HI}}:0] m_at;       // the next mantissa in the word
-    reg               m_full;     // m_word holds mantissas not yet taken
+    // ---- the mantissas: a beat of 8 u16 from reader B (one port), one a row ----
+    reg [127:0] m_word;
+    reg [2:0]   m_at;         // the next mantissa in the beat
+    reg         m_full;       // m_word holds mantissas not yet taken
     wire [15:0] e_m = m_word[{m_at, 4'd0} +: 16];
     wire e_m_ready;
     wire e_m_valid = m_full;
     wire m_next = e_m_valid && e_m_ready;
-    wire m_last = m_at == {{MI_BITS}}'d{{MW_LAST}};
+    wire m_last = m_at == 3'd7;
     assign b_ready = !m_full || (m_next && m_last);
     always @(posedge clk) begin
         if (rst || state == S_IDLE) begin
@@ -264,7 +281,7 @@ module {{MODULE}} (
             m_at <= '0;
         end else if (m_next) begin
             if (m_last) m_full <= 1'b0;
-            else m_at <= m_at + {{MI_BITS}}'d1;
+            else m_at <= m_at + 3'd1;
         end
     end
 
