@@ -118,7 +118,8 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
             continue;
         }
         // Port 0: reader A and reader B (the mantissas) through an arbiter.
-        let mut arb = format!("    tern_read_arbiter arbiter0 (\n        .clk(clk), .rst(rst)");
+        let mut arb =
+            String::from("    tern_read_arbiter arbiter0 (\n        .clk(clk), .rst(rst)");
         for (sig, w) in SIGS {
             for r in ["a", "b"] {
                 wires.push_str(&if w == 1 {
