@@ -59,6 +59,11 @@ pub struct Args {
     pub burst: usize,
     #[arg(long, default_value_t = 4, requires = "stripe_reader")]
     pub outstanding: usize,
+    /// With `--config` (a matmul engine, its workload one tile): the matmul unit
+    /// (docs/program.md) on this many 128-bit memory ports, with the engine's core and
+    /// Verilator's waivers for it.
+    #[arg(long, value_name = "PORTS", requires = "config", conflicts_with_all = ["top", "vector", "lm_head", "sequencer", "stripe_reader"])]
+    pub matmul_unit: Option<usize>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -81,6 +86,7 @@ pub fn run(a: Args) -> Result<()> {
         stripe_reader,
         burst,
         outstanding,
+        matmul_unit,
     } = a;
     if let Some(ports) = stripe_reader {
         let shape = tern_hdl::interconnect::StripeShape {
@@ -173,6 +179,37 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(board) = cfg.board() {
         tern_boards::Board::resolve(board)
             .with_context(|| format!("{}: `board`", config.display()))?;
+    }
+    if let Some(ports) = matmul_unit {
+        let DesignConfig::Matmul(engine) = cfg else {
+            anyhow::bail!(
+                "--matmul-unit: {} is an attention config, not a matmul engine",
+                config.display()
+            );
+        };
+        let shape = tern_hdl::units::MatmulUnitShape { ports, engine };
+        let v = tern_hdl::units::matmul_unit_verilog(&shape)
+            .with_context(|| config.display().to_string())?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, text) in [
+            (tern_hdl::units::MATMUL_UNIT_FILE, v.unit),
+            (tern_hdl::emit::DESIGN_FILE, v.core),
+            (tern_hdl::emit::WAIVER_FILE, tern_hdl::emit::waivers()),
+        ] {
+            let path = out.join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!(
+            "wrote {}: the matmul unit on {ports} memory ports, tiles of {} x {}, {} bytes of weights a tile ({}, {}, {})",
+            out.display(),
+            shape.tile_rows(),
+            shape.tile_k(),
+            shape.tile_bytes(),
+            tern_hdl::units::MATMUL_UNIT_FILE,
+            tern_hdl::emit::DESIGN_FILE,
+            tern_hdl::emit::WAIVER_FILE
+        );
+        return Ok(());
     }
     let design = if top {
         let top = tern_hdl::top::generate_top_any(&cfg)

@@ -1,21 +1,26 @@
 //! The one top's units under Verilator on the simulated board's DDR
-//! (`cpp/ddr_model.h`): the LM-head unit (`tern_hdl::units`, `cpp/lm_head_unit_shim.cpp`)
-//! runs an `LmHead` command over a memory image.
+//! (`cpp/ddr_model.h`, the board around a unit `cpp/unit_board.h`): the LM-head unit
+//! (`cpp/lm_head_unit_shim.cpp`) runs an `LmHead` command and the matmul unit
+//! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command over a memory image.
 
 use std::path::Path;
 
 use libloading::Library;
+use tern_hdl::emit::{waivers, DESIGN_FILE};
 use tern_hdl::units::{
-    lm_head_unit_verilog, LmHeadUnitShape, LM_HEAD_UNIT_FILE, LM_HEAD_UNIT_MODULE,
+    lm_head_unit_verilog, matmul_unit_verilog, LmHeadUnitShape, MatmulUnitShape, LM_HEAD_UNIT_FILE,
+    LM_HEAD_UNIT_MODULE, MATMUL_UNIT_FILE, MATMUL_UNIT_MODULE,
 };
 
 use crate::top_model::{DramTiming, MemoryModel};
 use crate::verilator::{BridgeError, ModelCache};
 
-const SHIM: &str = concat!(
+const BOARD: &str = concat!(
     include_str!("../../cpp/ddr_model.h"),
-    include_str!("../../cpp/lm_head_unit_shim.cpp")
+    include_str!("../../cpp/unit_board.h")
 );
+const LM_HEAD_SHIM: &str = include_str!("../../cpp/lm_head_unit_shim.cpp");
+const MATMUL_SHIM: &str = include_str!("../../cpp/matmul_unit_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 /// One `LmHead` command's fields (docs/program.md) with the pass's rows and output.
@@ -32,7 +37,19 @@ pub struct LmHeadUnitCommand {
     pub scores: u32,
 }
 
-/// What the unit did.
+/// What the DRAM did during one command.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DdrCounts {
+    pub bytes_read: u64,
+    pub bytes_written: u64,
+    pub read_bursts: u64,
+    pub write_bursts: u64,
+    pub refreshes: u64,
+    pub row_misses: u64,
+}
+
+/// What the LM-head unit did.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct LmHeadUnitOutcome {
@@ -41,12 +58,33 @@ pub struct LmHeadUnitOutcome {
     /// 0 none, 1 a shape the unit is not built for, 2 an error response.
     pub error: u32,
     pub next: u32,
-    pub bytes_read: u64,
-    pub bytes_written: u64,
-    pub read_bursts: u64,
-    pub write_bursts: u64,
-    pub refreshes: u64,
-    pub row_misses: u64,
+    pub ddr: DdrCounts,
+}
+
+/// One `Matmul` command's fields (docs/program.md) with the pass's rows; `weights` is
+/// the matrix's image (`tern_hdl::units::matmul_weight_image`).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MatmulUnitCommand {
+    pub src: u64,
+    pub weights: u64,
+    pub dst: u64,
+    pub m: u32,
+    pub k: u32,
+    pub pass_rows: u32,
+    pub zero: u32,
+}
+
+/// What the matmul unit did.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct MatmulUnitOutcome {
+    /// From the command to done; `u64::MAX`: not within the limit.
+    pub clocks: u64,
+    /// 0 none, 1 a size out of range, 2 an error response.
+    pub error: u32,
+    pub zero: u32,
+    pub ddr: DdrCounts,
 }
 
 type NewFn = unsafe extern "C" fn(
@@ -60,26 +98,25 @@ type NewFn = unsafe extern "C" fn(
     *const DramTiming,
 ) -> *mut std::ffi::c_void;
 type CopyFn = unsafe extern "C" fn(*mut std::ffi::c_void, u64, *mut u8, u64);
-type RunFn = unsafe extern "C" fn(
-    *mut std::ffi::c_void,
-    *const LmHeadUnitCommand,
-    *mut LmHeadUnitOutcome,
-    u64,
-);
+type RunFn<C, O> = unsafe extern "C" fn(*mut std::ffi::c_void, *const C, *mut O, u64);
 type FreeFn = unsafe extern "C" fn(*mut std::ffi::c_void);
 
-/// A Verilated LM-head unit on a board's memory.
-pub struct LmHeadUnitModel {
-    shape: LmHeadUnitShape,
+/// A Verilated unit of shape `S` on a board's memory, running commands `C` with
+/// outcomes `O`.
+pub struct UnitModel<S, C, O> {
+    shape: S,
     _lib: Library,
     handle: *mut std::ffi::c_void,
     write: CopyFn,
     read: CopyFn,
-    run: RunFn,
+    run: RunFn<C, O>,
     free: FreeFn,
 }
 
-impl Drop for LmHeadUnitModel {
+pub type LmHeadUnitModel = UnitModel<LmHeadUnitShape, LmHeadUnitCommand, LmHeadUnitOutcome>;
+pub type MatmulUnitModel = UnitModel<MatmulUnitShape, MatmulUnitCommand, MatmulUnitOutcome>;
+
+impl<S, C, O> Drop for UnitModel<S, C, O> {
     fn drop(&mut self) {
         // SAFETY: `handle` came from the library's `new` and is freed once.
         unsafe { (self.free)(self.handle) }
@@ -99,52 +136,92 @@ impl ModelCache {
             path: LM_HEAD_UNIT_FILE.into(),
             message,
         })?;
-        let shim = format!("#define PORTS {}\n{SHIM}", shape.ports);
+        let shim = format!("#define PORTS {}\n{BOARD}{LM_HEAD_SHIM}", shape.ports);
         let (lib, so) = self.build_block(
             (LM_HEAD_UNIT_MODULE, LM_HEAD_UNIT_FILE, "tern_lm_head_unit"),
             &verilog,
             &shim,
             (b"tern_lm_head_unit_abi\0", SHIM_ABI),
         )?;
-        let load_err = |e: libloading::Error| BridgeError::Load {
-            path: so.display().to_string(),
+        open_unit(shape, lib, &so, "tern_lm_head_unit", memory, vcd)
+    }
+
+    /// Build (or load) the matmul unit of `shape` on a board whose memory is `memory`,
+    /// tracing to `vcd` if given.
+    pub fn load_matmul_unit(
+        &self,
+        shape: &MatmulUnitShape,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<MatmulUnitModel, BridgeError> {
+        let verilog = matmul_unit_verilog(shape).map_err(|e| BridgeError::Load {
+            path: MATMUL_UNIT_FILE.into(),
             message: e.to_string(),
-        };
-        // SAFETY: the types match the shim's `extern "C"` functions of this ABI; the
-        // handle is freed once, in `Drop`.
-        unsafe {
-            let new: NewFn = *lib.get(b"tern_lm_head_unit_new\0").map_err(load_err)?;
-            let write: CopyFn = *lib.get(b"tern_lm_head_unit_write\0").map_err(load_err)?;
-            let read: CopyFn = *lib.get(b"tern_lm_head_unit_read\0").map_err(load_err)?;
-            let run: RunFn = *lib.get(b"tern_lm_head_unit_run\0").map_err(load_err)?;
-            let free: FreeFn = *lib.get(b"tern_lm_head_unit_free\0").map_err(load_err)?;
-            let path = crate::verilator::waveform_path(&so, vcd)?;
-            let handle = new(
-                path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
-                memory.bytes,
-                memory.bytes_per_clock,
-                memory.latency_clocks,
-                memory.max_reads,
-                memory.stall_percent,
-                memory.seed,
-                &memory.timing,
-            );
-            Ok(LmHeadUnitModel {
-                shape,
-                _lib: lib,
-                handle,
-                write,
-                read,
-                run,
-                free,
-            })
-        }
+        })?;
+        let shim = format!("#define PORTS {}\n{BOARD}{MATMUL_SHIM}", shape.ports);
+        let (lib, so) = self.build_files(
+            (MATMUL_UNIT_MODULE, "tern_matmul_unit"),
+            &[
+                (MATMUL_UNIT_FILE, &verilog.unit),
+                (DESIGN_FILE, &verilog.core),
+            ],
+            &waivers(),
+            &shim,
+            (b"tern_matmul_unit_abi\0", SHIM_ABI),
+        )?;
+        open_unit(shape.clone(), lib, &so, "tern_matmul_unit", memory, vcd)
     }
 }
 
-impl LmHeadUnitModel {
-    pub fn shape(&self) -> LmHeadUnitShape {
-        self.shape
+/// Open a unit's library: its C symbols `<name>_new/_write/_read/_run/_free`, a board
+/// of `memory` around it.
+fn open_unit<S, C, O>(
+    shape: S,
+    lib: Library,
+    so: &Path,
+    name: &str,
+    memory: &MemoryModel,
+    vcd: Option<&Path>,
+) -> Result<UnitModel<S, C, O>, BridgeError> {
+    let load_err = |e: libloading::Error| BridgeError::Load {
+        path: so.display().to_string(),
+        message: e.to_string(),
+    };
+    let symbol = |suffix: &str| format!("{name}_{suffix}\0");
+    // SAFETY: the types match the shim's `extern "C"` functions of this ABI (checked by
+    // the build); the handle is freed once, in `Drop`.
+    unsafe {
+        let new: NewFn = *lib.get(symbol("new").as_bytes()).map_err(load_err)?;
+        let write: CopyFn = *lib.get(symbol("write").as_bytes()).map_err(load_err)?;
+        let read: CopyFn = *lib.get(symbol("read").as_bytes()).map_err(load_err)?;
+        let run: RunFn<C, O> = *lib.get(symbol("run").as_bytes()).map_err(load_err)?;
+        let free: FreeFn = *lib.get(symbol("free").as_bytes()).map_err(load_err)?;
+        let path = crate::verilator::waveform_path(so, vcd)?;
+        let handle = new(
+            path.as_ref().map_or(std::ptr::null(), |p| p.as_ptr()),
+            memory.bytes,
+            memory.bytes_per_clock,
+            memory.latency_clocks,
+            memory.max_reads,
+            memory.stall_percent,
+            memory.seed,
+            &memory.timing,
+        );
+        Ok(UnitModel {
+            shape,
+            _lib: lib,
+            handle,
+            write,
+            read,
+            run,
+            free,
+        })
+    }
+}
+
+impl<S, C: Default, O: Default> UnitModel<S, C, O> {
+    pub fn shape(&self) -> &S {
+        &self.shape
     }
 
     /// Put bytes into the board's memory (no clocks).
@@ -169,9 +246,9 @@ impl LmHeadUnitModel {
     }
 
     /// Run one command; `limit` bounds the clocks.
-    pub fn run(&mut self, cmd: &LmHeadUnitCommand, limit: u64) -> LmHeadUnitOutcome {
-        let mut o = LmHeadUnitOutcome::default();
-        // SAFETY: one command in, one outcome out.
+    pub fn run(&mut self, cmd: &C, limit: u64) -> O {
+        let mut o = O::default();
+        // SAFETY: one command in, one outcome out, of the types the shim declares.
         unsafe { (self.run)(self.handle, cmd, &mut o, limit) };
         o
     }

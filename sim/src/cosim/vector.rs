@@ -187,15 +187,40 @@ impl ModelCache {
         (module, file, name): (&str, &str, &str),
         verilog: &str,
         shim: &str,
+        abi: (&[u8], u32),
+    ) -> Result<(Library, PathBuf), BridgeError> {
+        self.build_files(
+            (module, name),
+            &[(file, verilog)],
+            "`verilator_config\n",
+            shim,
+            abi,
+        )
+    }
+
+    /// The same for a design of several files (`(name, text)`, top module `module` in
+    /// one of them) with Verilator's configuration file `waivers`.
+    pub(crate) fn build_files(
+        &self,
+        (module, name): (&str, &str),
+        files: &[(&str, &str)],
+        waivers: &str,
+        shim: &str,
         (abi_symbol, abi): (&[u8], u32),
     ) -> Result<(Library, PathBuf), BridgeError> {
-        let key = content_hash(verilog, shim)[..16].to_string();
+        let mut hash_input = waivers.to_string();
+        for (file, text) in files {
+            hash_input.push_str(file);
+            hash_input.push_str(text);
+        }
+        let key = content_hash(&hash_input, shim)[..16].to_string();
         let dir = self
             .root
             .join("models")
             .join(format!("{name}-{key}-abi{abi}"));
         let so = dir.join("model.so");
         if !so.exists() {
+            let names: Vec<&str> = files.iter().map(|(file, _)| *file).collect();
             self.verilate(
                 &format!("{name}-{key}"),
                 &dir,
@@ -208,11 +233,13 @@ impl ModelCache {
                                 cause,
                             })
                     };
-                    write(file, verilog)?;
-                    write(WAIVER_FILE, "`verilator_config\n")
+                    for (file, text) in files {
+                        write(file, text)?;
+                    }
+                    write(WAIVER_FILE, waivers)
                 },
                 module,
-                &[file],
+                &names,
                 shim,
             )?;
         }

@@ -1,5 +1,4 @@
-//! The one top's units: an engine with its memory side, running one command of the
-//! program (docs/program.md) on the board's memory ports (docs/memory_ports.md).
+//! The LM-head unit.
 //!
 //! `tern_lm_head_unit` runs `LmHead`:
 //!
@@ -14,6 +13,7 @@
 //! Reader A uses every port; reader B (one port) shares port 0 with it through a read
 //! arbiter; the writer uses port 0's write channels, which nothing else uses.
 
+use super::ReaderWiring;
 use crate::interconnect::{
     read_arbiter_verilog, stripe_reader_verilog, stripe_reader_verilog_named, StripeShape,
 };
@@ -86,60 +86,13 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
     let p = shape.ports;
     let lanes = engine.lanes;
     let log_lanes = lanes.trailing_zeros();
-    let mut ports_io = String::new();
-    let mut wires = String::new();
-    let mut a_ports = String::new();
-    let mut b_ports = String::new();
-    let mut arbiters = String::new();
-    const SIGS: [(&str, usize); 9] = [
-        ("arvalid", 1),
-        ("arready", 1),
-        ("araddr", 64),
-        ("arlen", 8),
-        ("rvalid", 1),
-        ("rready", 1),
-        ("rdata", 128),
-        ("rresp", 2),
-        ("rlast", 1),
-    ];
-    for q in 0..p {
-        ports_io.push_str(&format!(
-            "    output wire         m{q}_arvalid,\n    input  wire         m{q}_arready,\n    \
-             output wire [63:0]  m{q}_araddr,\n    output wire [7:0]   m{q}_arlen,\n    \
-             input  wire         m{q}_rvalid,\n    output wire         m{q}_rready,\n    \
-             input  wire [127:0] m{q}_rdata,\n    input  wire [1:0]   m{q}_rresp,\n    \
-             input  wire         m{q}_rlast,\n"
-        ));
-        if q > 0 {
-            // Reader A alone on the other ports.
-            for (sig, _) in SIGS {
-                a_ports.push_str(&format!(",\n        .m{q}_{sig}(m{q}_{sig})"));
-            }
-            continue;
-        }
-        // Port 0: reader A and reader B (the mantissas) through an arbiter.
-        let mut arb =
-            String::from("    tern_read_arbiter arbiter0 (\n        .clk(clk), .rst(rst)");
-        for (sig, w) in SIGS {
-            for r in ["a", "b"] {
-                wires.push_str(&if w == 1 {
-                    format!("    wire {r}_{sig}_0;\n")
-                } else {
-                    format!("    wire [{}:0] {r}_{sig}_0;\n", w - 1)
-                });
-            }
-            a_ports.push_str(&format!(",\n        .m0_{sig}(a_{sig}_0)"));
-            b_ports.push_str(&format!(",\n        .m0_{sig}(b_{sig}_0)"));
-            arb.push_str(&format!(
-                ",\n        .s0_{sig}(a_{sig}_0), .s1_{sig}(b_{sig}_0)"
-            ));
-        }
-        for (sig, _) in SIGS {
-            arb.push_str(&format!(",\n        .m_{sig}(m0_{sig})"));
-        }
-        arb.push_str("\n    );\n");
-        arbiters.push_str(&arb);
-    }
+    let ReaderWiring {
+        ports_io,
+        wires,
+        a_ports,
+        b_ports,
+        arbiters,
+    } = ReaderWiring::of(p);
     let unit = UNIT_TEMPLATE
         .replace("{{PORTS_IO}}", &ports_io)
         .replace("{{WIRES}}", &wires)

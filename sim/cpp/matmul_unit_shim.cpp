@@ -1,0 +1,60 @@
+// tern's C ABI over a Verilated `tern_matmul_unit` on the simulated board's DDR
+// (`ddr_model.h` and `unit_board.h`, put ahead of this file with `#define PORTS`). One
+// Matmul command at a time; the host puts the memory in and takes it out without clocks.
+#include <cstring>
+#include "Vtern_matmul_unit.h"
+
+extern "C" uint32_t tern_matmul_unit_abi() { return 1; }
+
+using Model = UnitModel<Vtern_matmul_unit>;
+
+// One Matmul command (mirrored by `MatmulUnitCommand` in Rust).
+struct MatmulUnitCommand {
+    uint64_t src, weights, dst;
+    uint32_t m, k, pass_rows, zero;
+};
+
+// What it did (mirrored by `MatmulUnitOutcome`).
+struct MatmulUnitOutcome {
+    uint64_t clocks;  // from the command to done; UINT64_MAX: not within the limit
+    uint32_t error;
+    uint32_t zero;
+    DdrCounts ddr;
+};
+
+extern "C" {
+
+void* tern_matmul_unit_new(const char* vcd, uint64_t bytes, double bytes_per_clock,
+                           uint32_t latency, uint32_t max_reads, uint32_t stall_percent,
+                           uint64_t seed, const DramTiming* timing) {
+    return unit_new<Vtern_matmul_unit>(vcd, bytes, bytes_per_clock, latency, max_reads,
+                                       stall_percent, seed, timing);
+}
+
+void tern_matmul_unit_free(void* p) { unit_free(static_cast<Model*>(p)); }
+
+void tern_matmul_unit_write(void* p, uint64_t addr, const uint8_t* data, uint64_t n) {
+    static_cast<Model*>(p)->ddr.write(addr, data, n);
+}
+
+void tern_matmul_unit_read(void* p, uint64_t addr, uint8_t* out, uint64_t n) {
+    static_cast<Model*>(p)->ddr.read(addr, out, n);
+}
+
+void tern_matmul_unit_run(void* p, const MatmulUnitCommand* c, MatmulUnitOutcome* o,
+                          uint64_t limit) {
+    auto* m = static_cast<Model*>(p);
+    auto* t = m->top.get();
+    std::memset(o, 0, sizeof *o);
+    DdrCounts before = DdrCounts::of(m->ddr);
+    t->cmd_src = c->src;
+    t->cmd_weights = c->weights;
+    t->cmd_dst = c->dst;
+    t->cmd_m = c->m;
+    t->cmd_k = c->k;
+    t->cmd_pass_rows = c->pass_rows;
+    o->clocks = unit_run(m, limit);
+    o->error = t->error;
+    o->ddr = DdrCounts::of(m->ddr).since(before);
+}
+}

@@ -1,0 +1,157 @@
+// The board around one of the one top's units under Verilator (put after `ddr_model.h`
+// and `#define PORTS`, before a unit's shim): the unit's read ports m0..m{PORTS-1} are one
+// `DdrPort<16>` each on one DRAM, its writer (w_*) uses port 0's write channels.
+#include <cstdint>
+#include <memory>
+#include <vector>
+#include "verilated.h"
+#include "verilated_vcd_c.h"
+
+#if PORTS == 1
+#define FOR_PORTS(X) X(0)
+#elif PORTS == 2
+#define FOR_PORTS(X) X(0) X(1)
+#elif PORTS == 4
+#define FOR_PORTS(X) X(0) X(1) X(2) X(3)
+#else
+#error "PORTS must be 1, 2 or 4"
+#endif
+
+// One unit on the board: its read ports one DdrPort<16> each, its writer on port
+// 0's write channels.
+template <class V>
+struct UnitModel {
+    std::unique_ptr<VerilatedContext> context;
+    std::unique_ptr<V> top;
+    std::unique_ptr<VerilatedVcdC> trace;
+    Dram ddr;
+    std::vector<DdrPort<16>> ports = std::vector<DdrPort<16>>(PORTS);
+    PortTurn turn;
+    uint64_t time = 0;
+    uint64_t cycles = 0;
+
+    void drive() {
+        auto* t = top.get();
+        drive_ports(ddr, ports, cycles, turn);
+#define DRIVE(i)                                                        \
+        {                                                               \
+            auto& q = ports[i];                                         \
+            t->m##i##_arready = q.arready;                              \
+            t->m##i##_rvalid = q.rvalid;                                \
+            for (int k = 0; k < 4; k++) t->m##i##_rdata[k] = q.rdata[k]; \
+            t->m##i##_rresp = q.rresp;                                  \
+            t->m##i##_rlast = q.rlast;                                  \
+        }
+        FOR_PORTS(DRIVE)
+#undef DRIVE
+        auto& w = ports[0];
+        t->w_awready = w.awready;
+        t->w_wready = w.wready;
+        t->w_bvalid = w.bvalid;
+        t->w_bresp = w.bresp;
+    }
+    void tick() {
+        auto* t = top.get();
+        drive();
+        t->eval();
+        PortEdge e[PORTS];
+        uint32_t wdata[4];
+        for (int k = 0; k < 4; k++) wdata[k] = t->w_wdata[k];
+#define EDGE(i)                                                                          \
+        e[i] = {t->m##i##_arvalid && t->m##i##_arready, t->m##i##_araddr, 0,             \
+                t->m##i##_arlen, t->m##i##_rvalid && t->m##i##_rready, false, 0, 0,      \
+                false, nullptr, 0, false};
+        FOR_PORTS(EDGE)
+#undef EDGE
+        e[0].aw = t->w_awvalid && t->w_awready;
+        e[0].awaddr = t->w_awaddr;
+        e[0].awlen = t->w_awlen;
+        e[0].w = t->w_wvalid && t->w_wready;
+        e[0].wdata = wdata;
+        e[0].wstrb = t->w_wstrb;
+        e[0].b = t->w_bvalid && t->w_bready;
+        t->clk = 1;
+        t->eval();
+        if (trace) trace->dump(time + 5);
+        for (uint32_t i = 0; i < PORTS; i++) ports[i].edge(ddr, cycles, e[i]);
+        ddr.clock(cycles, 16);
+        for (auto& q : ports) q.clock(ddr);
+        t->clk = 0;
+        drive();
+        t->eval();
+        if (trace) trace->dump(time + 10);
+        time += 10;
+        cycles++;
+    }
+};
+
+
+// A unit on a fresh board, held in reset for 4 clocks.
+template <class V>
+UnitModel<V>* unit_new(const char* vcd, uint64_t bytes, double bytes_per_clock,
+                       uint32_t latency, uint32_t max_reads, uint32_t stall_percent,
+                       uint64_t seed, const DramTiming* timing) {
+    auto* m = new UnitModel<V>;
+    m->context = std::make_unique<VerilatedContext>();
+    if (vcd) m->context->traceEverOn(true);
+    m->top = std::make_unique<V>(m->context.get());
+    if (vcd) {
+        m->trace = std::make_unique<VerilatedVcdC>();
+        m->top->trace(m->trace.get(), 99);
+        m->trace->open(vcd);
+    }
+    m->ddr.configure(bytes, bytes_per_clock, latency, stall_percent, seed, *timing);
+    for (auto& q : m->ports) q.max_reads = max_reads == 0 ? 1 : max_reads;
+    auto* t = m->top.get();
+    t->clk = 0;
+    t->rst = 1;
+    t->cmd_valid = 0;
+    for (int i = 0; i < 4; i++) m->tick();
+    t->rst = 0;
+    t->eval();
+    return m;
+}
+
+template <class V>
+void unit_free(UnitModel<V>* m) {
+    if (m->trace) m->trace->close();
+    m->top->final();
+    delete m;
+}
+
+// What the DRAM did during one command.
+struct DdrCounts {
+    uint64_t bytes_read, bytes_written, read_bursts, write_bursts, refreshes, row_misses;
+    static DdrCounts of(const Dram& d) {
+        return {d.bytes_read, d.bytes_written, d.read_bursts,
+                d.write_bursts, d.refreshes, d.row_misses};
+    }
+    DdrCounts since(const DdrCounts& a) const {
+        return {bytes_read - a.bytes_read,       bytes_written - a.bytes_written,
+                read_bursts - a.read_bursts,     write_bursts - a.write_bursts,
+                refreshes - a.refreshes,         row_misses - a.row_misses};
+    }
+};
+
+// One command (its fields already on the unit's inputs): offered until taken, then
+// clocked until `done`. The clocks from the command to done, UINT64_MAX past `limit`.
+template <class V>
+uint64_t unit_run(UnitModel<V>* m, uint64_t limit) {
+    auto* t = m->top.get();
+    uint64_t clocks = UINT64_MAX;
+    bool commanded = false;
+    for (uint64_t clock = 0; clock < limit; clock++) {
+        t->cmd_valid = !commanded;
+        m->drive();
+        t->eval();
+        bool cmd = t->cmd_valid && t->cmd_ready;
+        if (commanded && t->done) {
+            clocks = clock;
+            break;
+        }
+        m->tick();
+        if (cmd) commanded = true;
+    }
+    t->cmd_valid = 0;
+    return clocks;
+}
