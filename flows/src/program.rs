@@ -1,7 +1,9 @@
 //! The host's side of the one-top accelerator's program (docs/program.md): a checkpoint
 //! converted once into the memory image the sequencer runs — header, commands, the
 //! vector unit's data (embedding, gains, RoPE table, the LM head in int8 or 4 bits) and a scratch region
-//! for the pass's vectors. The ternary weights and KV caches are the fabric's.
+//! for the pass's vectors. Given the matmul unit's shape, every ternary matrix too, in
+//! its tile layout (the `Matmul` commands' `weights`); without it the ternary weights
+//! are the fabric's. The KV caches are the fabric's.
 
 use anyhow::{bail, Result};
 
@@ -10,6 +12,7 @@ use tern_hdl::program::{
     HeadFormat, Header, Int4Head, Int8Head, Scale, ALIGN, COMMAND_BYTES, FACTOR_BYTES,
     HEADER_BYTES,
 };
+use tern_hdl::units::{matmul_weight_image, MatmulUnitShape};
 use tern_model::checkpoint::Checkpoint;
 use tern_sim::golden::bitnet::AttentionScales;
 
@@ -38,7 +41,8 @@ impl Layout {
 }
 
 /// The program for `ck` with the attention's units (`scales`: one for every layer or one
-/// per layer), passes of up to `max_tokens`, the LM head in `head_format`.
+/// per layer), passes of up to `max_tokens`, the LM head in `head_format`, and the
+/// ternary matrices laid out for `matmul_unit` (or left to the fabric: `None`).
 pub fn build(
     ck: &Checkpoint,
     scales: &[AttentionScales],
@@ -46,6 +50,7 @@ pub fn build(
     max_tokens: usize,
     design: u32,
     head_format: HeadFormat,
+    matmul_unit: Option<&MatmulUnitShape>,
 ) -> Result<ProgramImage> {
     let c = &ck.config;
     let (h, kvw, ffn, d) = (c.hidden, c.kv_width(), c.ffn, c.head_dim);
@@ -123,6 +128,20 @@ pub fn build(
         &mut lay,
         mantissas.iter().flat_map(|m| m.to_le_bytes()).collect(),
     );
+    // Every layer's matrices in the matmul unit's tile layout: [layer][which].
+    let mut matrices = vec![[0u64; 7]; c.layers];
+    if let Some(shape) = matmul_unit {
+        shape
+            .check()
+            .map_err(|e| anyhow::anyhow!("the program's matmul unit: {e}"))?;
+        for (l, layer) in ck.layers.iter().enumerate() {
+            for (which, mat) in layer.matmuls.iter().enumerate() {
+                let image = matmul_weight_image(shape, &mat.w, mat.m, mat.k)
+                    .map_err(|e| anyhow::anyhow!("layer {l}, matrix {which}: {e}"))?;
+                matrices[l][which] = put(&mut lay, image);
+            }
+        }
+    }
     // Scratch: the pass's ids, the output, and the vectors (reused by every layer).
     let t = max_tokens as u64;
     let scratch_at = lay.take(0);
@@ -185,6 +204,7 @@ pub fn build(
             layer: l16,
             which,
             src,
+            weights: matrices[l][which as usize],
             dst,
             m,
             k,

@@ -27,7 +27,16 @@ fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramIma
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
     let cfg = attention();
     let scales = AttentionScales::of(&cfg);
-    let image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN, HeadFormat::Int8).unwrap();
+    let image = build(
+        &ck,
+        &[scales],
+        RESIDUAL_FRAC,
+        16,
+        DESIGN,
+        HeadFormat::Int8,
+        None,
+    )
+    .unwrap();
     (ck, cfg, scales, image)
 }
 
@@ -85,6 +94,7 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
             16,
             DESIGN,
             HeadFormat::Int4 { group },
+            None,
         )
         .unwrap();
         let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
@@ -132,6 +142,7 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
         16,
         DESIGN,
         HeadFormat::Int4 { group: 24 },
+        None,
     )
     .unwrap_err()
     .to_string();
@@ -308,7 +319,16 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
     )
     .unwrap();
     let scales = AttentionScales::of(&attention);
-    let mut image = build(&ck, &[scales], RESIDUAL_FRAC, 16, DESIGN, HeadFormat::Int8).unwrap();
+    let mut image = build(
+        &ck,
+        &[scales],
+        RESIDUAL_FRAC,
+        16,
+        DESIGN,
+        HeadFormat::Int8,
+        None,
+    )
+    .unwrap();
     let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
     let mut model = FixedPointModel::new(&ck, &program);
     let mut golden = GoldenFabric::new(&ck, &attention);
@@ -817,6 +837,134 @@ fn the_lm_head_unit_writes_the_output_the_golden_sequencer_writes() {
                 panic!(
                     "{at}: byte 0x{i:x} is 0x{:02x}, the golden sequencer's 0x{:02x} (output at 0x{out_at:x}, {out_len} bytes)",
                     after[i], m[i]
+                );
+            }
+            println!("{at}: {} clocks, {o:?}", o.clocks);
+        }
+    }
+}
+
+// ---- the matmul unit against the golden sequencer's Matmul ----------------------------
+
+/// The program built for the matmul unit (a small engine of 32 × 96 tiles, so the tiny
+/// model's down projection, 64 × 128, is 2 × 2 tiles with a partial K tile) on 1 and 4 of
+/// the KV260's ports: the golden passes are the same as without the unit (the golden twin
+/// reads the fabric's copy), and after each pass (a prompt of 5, then a decoded token) the
+/// unit, given the memory with the last layer's down-projection results overwritten,
+/// reads the weights the builder placed at the command's `weights` and writes the
+/// results byte for byte as the golden sequencer did, and nothing else.
+#[test]
+fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
+    use tern_hdl::config::ConfigBuilder;
+    use tern_hdl::program::result_row_bytes;
+    use tern_hdl::units::MatmulUnitShape;
+    use tern_sim::cosim::units::MatmulUnitCommand;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 13);
+    let cfg = attention();
+    let scales = AttentionScales::of(&cfg);
+    let engine = ConfigBuilder::tlmm(3, 8, 16)
+        .workload(32, 96, 1)
+        .token_block(2)
+        .build()
+        .unwrap();
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let plain = build(
+        &ck,
+        &[scales],
+        RESIDUAL_FRAC,
+        16,
+        DESIGN,
+        HeadFormat::Int8,
+        None,
+    )
+    .unwrap();
+    for ports in [1usize, 4] {
+        let shape = MatmulUnitShape {
+            ports,
+            engine: engine.clone(),
+        };
+        let image = build(
+            &ck,
+            &[scales],
+            RESIDUAL_FRAC,
+            16,
+            DESIGN,
+            HeadFormat::Int8,
+            Some(&shape),
+        )
+        .unwrap();
+        let down = image
+            .commands
+            .iter()
+            .rposition(|c| matches!(c, Command::Matmul { .. }))
+            .unwrap();
+        let Command::Matmul {
+            layer,
+            which,
+            src,
+            weights,
+            dst,
+            m,
+            k,
+        } = image.commands[down]
+        else {
+            panic!("command {down} is {:?}", image.commands[down])
+        };
+        assert_eq!((layer as usize, which), (ck.config.layers - 1, 6));
+        assert_ne!(weights, 0, "the builder placed the weights");
+        let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
+        let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+        let mut unit = ModelCache::new(default_cache_root())
+            .load_matmul_unit(&shape, &memory, None)
+            .unwrap();
+        let mut mem = image.memory.clone();
+        let mut plain_mem = plain.memory.clone();
+        let (mut fabric, mut plain_fabric) =
+            (GoldenFabric::new(&ck, &cfg), GoldenFabric::new(&ck, &cfg));
+        let mut position = 0;
+        for ids in [vec![3usize, 141, 59, 26, 5], vec![77]] {
+            let golden =
+                run_pass(&ck.config, &mut mem, 0, DESIGN, position, &ids, &mut fabric).unwrap();
+            let without = run_pass(
+                &ck.config,
+                &mut plain_mem,
+                0,
+                DESIGN,
+                position,
+                &ids,
+                &mut plain_fabric,
+            )
+            .unwrap();
+            assert_eq!(
+                (golden.next, &golden.scores),
+                (without.next, &without.scores),
+                "the weights' place changes nothing the golden twin computes"
+            );
+            position += ids.len();
+            let results = ids.len() * result_row_bytes(m as usize) as usize;
+            let mut cleared = mem.clone();
+            cleared[dst as usize..dst as usize + results].fill(0xa5);
+            unit.write(0, &cleared);
+            let o = unit.run(
+                &MatmulUnitCommand {
+                    src,
+                    weights,
+                    dst,
+                    m,
+                    k,
+                    pass_rows: ids.len() as u32,
+                    zero: 0,
+                },
+                1_000_000,
+            );
+            let at = format!("{ports} port(s), pass of {} ids", ids.len());
+            assert!(o.clocks != u64::MAX && o.error == 0, "{at}: {o:?}");
+            let after = unit.read(0, mem.len());
+            if let Some(i) = (0..mem.len()).find(|&i| after[i] != mem[i]) {
+                panic!(
+                    "{at}: byte 0x{i:x} is 0x{:02x}, the golden sequencer's 0x{:02x} (results at 0x{dst:x}, {results} bytes)",
+                    after[i], mem[i]
                 );
             }
             println!("{at}: {} clocks, {o:?}", o.clocks);

@@ -424,12 +424,15 @@ pub enum Command {
         n: u32,
         int8_unit: Option<Scale>,
     },
-    /// The fabric's ternary matmul `(layer, which)`: int8 rows of `k` at `src`, `m`
-    /// `i32` results per row at `dst`.
+    /// The ternary matmul `(layer, which)`: int8 rows of `k` at `src`, `m` `i32`
+    /// results per row at `dst`; the matrix's weights at `weights` in the matmul unit's
+    /// tile layout (`units::matmul_weight_image`; 0 when a program leaves them to the
+    /// fabric).
     Matmul {
         layer: u16,
         which: u16,
         src: u64,
+        weights: u64,
         dst: u64,
         m: u32,
         k: u32,
@@ -532,11 +535,13 @@ impl Command {
                 layer,
                 which,
                 src,
+                weights,
                 dst,
                 m,
                 k,
             } => {
-                (f.layer, f.index, f.a, f.c, f.n, f.k) = (layer, which, src, dst, m, k);
+                (f.layer, f.index, f.a, f.b, f.c, f.n, f.k) =
+                    (layer, which, src, weights, dst, m, k);
             }
             Command::Dequant {
                 src,
@@ -657,6 +662,7 @@ impl Command {
                     layer: f.layer,
                     which: f.index,
                     src: f.a,
+                    weights: f.b,
                     dst: f.c,
                     m: f.n,
                     k: f.k,
@@ -994,6 +1000,7 @@ mod tests {
                 layer: 23,
                 which: 6,
                 src: 1,
+                weights: 0x4000,
                 dst: 2,
                 m: 1536,
                 k: 4096,

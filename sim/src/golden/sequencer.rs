@@ -330,6 +330,7 @@ pub fn run_pass<F: Fabric>(
                     bus.write("the factors", row_at(factors, j, FACTOR_BYTES), &f)?;
                 }
             }
+            // The golden twin reads the fabric's copy of the matrix, not `weights`.
             Command::Matmul {
                 layer,
                 which,
@@ -337,6 +338,7 @@ pub fn run_pass<F: Fabric>(
                 dst,
                 m,
                 k,
+                ..
             } => {
                 bus.op = "Matmul";
                 let (l, w) = (layer as usize, which as usize);
