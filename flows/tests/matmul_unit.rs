@@ -10,7 +10,7 @@ use tern_boards::Board;
 use tern_flows::memory::ported_memory_at;
 use tern_hdl::config::{Config, ConfigBuilder};
 use tern_hdl::units::{matmul_unit_verilog, matmul_weight_image, MatmulUnitShape};
-use tern_sim::cosim::units::{MatmulUnitCommand, MatmulUnitModel};
+use tern_sim::cosim::units::{MatmulUnitCommand, MatmulUnitModel, MatmulUnitOutcome};
 use tern_sim::top_model::MemoryModel;
 use tern_sim::verilator::{default_cache_root, ModelCache};
 
@@ -90,7 +90,7 @@ fn run_case(
     stall_percent: u32,
     seed: u64,
     vcd: Option<&std::path::Path>,
-) -> (Vec<u8>, Vec<u8>, u64) {
+) -> (Vec<u8>, Vec<u8>, MatmulUnitOutcome) {
     let mut rng = ChaCha8Rng::seed_from_u64(seed);
     let w: Vec<i8> = (0..m * k).map(|_| rng.gen_range(-1..=1)).collect();
     let x: Vec<i8> = (0..rows * k).map(|_| rng.gen()).collect();
@@ -128,12 +128,17 @@ fn run_case(
     let mut want = image;
     let rows_bytes = expected_rows(&w, &x, m, k, rows);
     want[l.dst as usize..l.dst as usize + rows_bytes.len()].copy_from_slice(&rows_bytes);
-    (after, want, o.clocks)
+    (after, want, o)
 }
 
 /// Byte for byte, or the case, the seed, the first differing result and a waveform.
-fn check_case(shape: &MatmulUnitShape, case: (usize, usize, usize), stall: u32, seed: u64) -> u64 {
-    let (after, want, clocks) = run_case(shape, case, stall, seed, None);
+fn check_case(
+    shape: &MatmulUnitShape,
+    case: (usize, usize, usize),
+    stall: u32,
+    seed: u64,
+) -> MatmulUnitOutcome {
+    let (after, want, outcome) = run_case(shape, case, stall, seed, None);
     if let Some(at) = after.iter().zip(&want).position(|(a, b)| a != b) {
         let vcd = std::env::temp_dir().join(format!("tern_matmul_unit_{seed}.vcd"));
         let _ = run_case(shape, case, stall, seed, Some(&vcd));
@@ -156,7 +161,7 @@ fn check_case(shape: &MatmulUnitShape, case: (usize, usize, usize), stall: u32, 
             vcd.display()
         );
     }
-    clocks
+    outcome
 }
 
 /// Every result of the plain product and nothing else in memory changed, on 1, 2 and 4
@@ -307,16 +312,18 @@ fn the_kv260_matmul_unit_streams_a_matrix_near_the_ports_rate() {
         1.0 - d.refresh_ns / d.refresh_interval_ns
     };
     for (name, m, k) in [("q", 1536, 1536), ("down", 1536, 4096)] {
-        let clocks = check_case(&shape, (m, k, 1), 0, 71);
+        let o = check_case(&shape, (m, k, 1), 0, 71);
+        let clocks = o.clocks;
         let bytes = shape.matrix_bytes(m, k) as f64;
         let ideal = bytes / (64.0 * efficiency);
         println!(
             "matmul unit, 4 KV260 HP ports at 250 MHz, {name} {m} x {k}, one row: {clocks} clocks \
              = {:.2} us; {bytes} weight bytes, {:.2} B/clock; ports with refresh {ideal:.0} \
-             clocks (ratio {:.3})",
+             clocks (ratio {:.3}); {:?}",
             clocks as f64 / 250.0,
             bytes / clocks as f64,
-            clocks as f64 / ideal
+            clocks as f64 / ideal,
+            o.ddr
         );
         assert!(
             (clocks as f64) < 1.15 * ideal,

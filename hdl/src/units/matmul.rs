@@ -3,7 +3,7 @@
 //!
 //! ```text
 //! cmd ─► per block of ≤ T_b rows, per row tile r, per K tile c (three walks of one loop):
-//!   reader A (every port): tile (r, c)'s weight beats ─► gearbox ─► engine wgt
+//!   reader A (every port): the matrix's weight beats, tile after tile ─► gearbox ─► engine wgt
 //!   reader B (port 0, beside A): each row's K slice, zeros to K_t ─► gearbox ─► engine act
 //!   engine res ─► + the partial sums of tiles 0..c (on the fabric) ─► last c: the writer
 //!   ─► dst + row·(4m rounded to 16) + r·4·M_t (port 0's write channels)
@@ -259,7 +259,7 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
     for (key, value) in subs {
         unit = unit.replace(key, &value);
     }
-    let more: [(&str, String); 13] = [
+    let more: [(&str, String); 12] = [
         ("{{WB}}", wb.to_string()),
         ("{{RB}}", rbits.to_string()),
         ("{{EB}}", ebits.to_string()),
@@ -270,7 +270,6 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ("{{RES_HI}}", (g.rows * acc - 1).to_string()),
         ("{{SUM_HI}}", (32 * g.rows - 1).to_string()),
         ("{{TILE_BEATS}}", (shape.tile_bytes() / 16).to_string()),
-        ("{{TILE_BYTES}}", shape.tile_bytes().to_string()),
         ("{{ROWS4P}}", (4 * g.rows).to_string()),
         ("{{MT4}}", (4 * shape.tile_rows()).to_string()),
     ];
@@ -344,20 +343,15 @@ module {{MODULE}} (
     assign done = !running;
 {{WIRES}}
     // ---- the walks: (block of rows, row tile, K tile), one for each consumer ----
-    wire        wf_over, wf_last_c, wf_last_r;
     wire        wa_over, wa_last_c, wa_last_r;
     wire        wr_over, wr_first_c, wr_last_c, wr_last_r;
     wire [{{NB_HI}}:0] wa_n, wr_n;
     wire [31:0] wa_k_valid, wr_m_left;
-    wire        wf_adv, wa_adv, wr_adv;
+    wire        wa_adv, wr_adv;
     /* verilator lint_off UNUSEDSIGNAL */ // each walk's consumer reads what it needs
-    wire [{{NB_HI}}:0] wf_n;
-    wire [31:0] wf_k_valid, wf_m_left, wa_m_left, wr_k_valid;
-    wire        wf_first_c_unused, wa_first_c_unused;
+    wire [31:0] wa_m_left, wr_k_valid;
+    wire        wa_first_c_unused;
     /* verilator lint_on UNUSEDSIGNAL */
-    tern_tile_walk walk_f (.clk(clk), .rst(rst), .start(start), .rows(rows_all), .m(m_all), .k(k_all),
-        .advance(wf_adv), .over(wf_over), .n(wf_n), .k_valid(wf_k_valid), .m_left(wf_m_left),
-        .first_c(wf_first_c_unused), .last_c(wf_last_c), .last_r(wf_last_r));
     tern_tile_walk walk_a (.clk(clk), .rst(rst), .start(start), .rows(rows_all), .m(m_all), .k(k_all),
         .advance(wa_adv), .over(wa_over), .n(wa_n), .k_valid(wa_k_valid), .m_left(wa_m_left),
         .first_c(wa_first_c_unused), .last_c(wa_last_c), .last_r(wa_last_r));
@@ -365,9 +359,35 @@ module {{MODULE}} (
         .advance(wr_adv), .over(wr_over), .n(wr_n), .k_valid(wr_k_valid), .m_left(wr_m_left),
         .first_c(wr_first_c), .last_c(wr_last_c), .last_r(wr_last_r));
 
-    // ---- reader A: the weights, a tile a command ----
+    // ---- reader A: the weights, the whole matrix a command (a block of rows) ----
+    // Its beats are counted first: K tiles (one clock each), then row tiles (one clock
+    // each), so bursts run on from tile to tile and the ports never wait for a command.
+    reg  [1:0]  count;        // 0 K tiles, 1 row tiles, 2 counted
+    reg  [31:0] count_left;
+    reg  [31:0] row_beats;    // one row tile's beats
+    // 32 bits: the sequencer passes only the model's own shapes (error 17), whose
+    // matrices are far below 2^32 beats.
+    reg  [31:0] matrix_beats;
+    reg  [31:0] blocks_left;  // rows whose block is not yet commanded
+    always @(posedge clk) begin
+        if (start) begin
+            count <= 2'd0;
+            count_left <= k_all;
+            row_beats <= 32'd0;
+            matrix_beats <= 32'd0;
+        end else if (count == 2'd0) begin
+            row_beats <= row_beats + 32'd{{TILE_BEATS}};
+            if (count_left <= 32'd{{KT}}) begin
+                count <= 2'd1;
+                count_left <= m_all;
+            end else count_left <= count_left - 32'd{{KT}};
+        end else if (count == 2'd1) begin
+            matrix_beats <= matrix_beats + row_beats;
+            if (count_left <= 32'd{{MT}}) count <= 2'd2;
+            else count_left <= count_left - 32'd{{MT}};
+        end
+    end
     reg         a_cmd_valid;
-    reg  [63:0] a_cmd_addr;
     wire        a_valid, a_done, a_error, a_ready;
     wire [{{DW_HI}}:0] a_data;
     wire [{{CB_HI}}:0] a_beats;
@@ -376,20 +396,18 @@ module {{MODULE}} (
     /* verilator lint_on UNUSEDSIGNAL */
     tern_stripe_reader reader_a (
         .clk(clk), .rst(rst),
-        .cmd_valid(a_cmd_valid), .cmd_ready(a_cmd_ready), .cmd_addr(a_cmd_addr), .cmd_beats(32'd{{TILE_BEATS}}),
+        .cmd_valid(a_cmd_valid), .cmd_ready(a_cmd_ready), .cmd_addr(weights), .cmd_beats(matrix_beats),
         .out_valid(a_valid), .out_ready(a_ready), .out_data(a_data), .out_beats(a_beats), .out_last(a_last),
         .done(a_done), .error(a_error){{A_PORTS}}
     );
-    reg  [63:0] tile_at;
-    assign wf_adv = running && !start && !wf_over && a_done && !a_cmd_valid;
+    wire weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
+        && a_done && !a_cmd_valid;
     always @(posedge clk) begin
         a_cmd_valid <= 1'b0;
-        if (start) tile_at <= weights;
-        else if (wf_adv) begin
-            a_cmd_addr <= tile_at;
+        if (start) blocks_left <= rows_all;
+        else if (weights_next) begin
             a_cmd_valid <= 1'b1;
-            // A block of rows reads every tile again.
-            tile_at <= wf_last_c && wf_last_r ? weights : tile_at + 64'd{{TILE_BYTES}};
+            blocks_left <= blocks_left > 32'd{{TB}} ? blocks_left - 32'd{{TB}} : 32'd0;
         end
     end
     wire        wgt_valid, wgt_ready;
@@ -645,7 +663,7 @@ module {{MODULE}} (
     // ---- the command ----
     wire fits = cmd_m != 32'd0 && cmd_m <= 32'd1048576 && cmd_k != 32'd0
         && cmd_k <= 32'd1048576 && cmd_pass_rows != 32'd0;
-    wire drained = wf_over && wa_over && wr_over && !s1 && f_count == '0 && xs == 2'd0
+    wire drained = count == 2'd2 && blocks_left == 32'd0 && wa_over && wr_over && !s1 && f_count == '0 && xs == 2'd0
         && b_open == 8'd0 && a_done && b_done && !a_cmd_valid && !b_cmd_valid;
     always @(posedge clk) begin
         start <= 1'b0;
