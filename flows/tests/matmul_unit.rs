@@ -169,7 +169,8 @@ fn check_case(
 /// withheld: a matrix of one tile; matrices of partial tiles in both dimensions with a
 /// `k` that is no multiple of 16 (the int8 row's padding is random: it meets zero weights);
 /// more rows than a block (3 and 5, blocks of 2); K tiles summed on the fabric (k = 300
-/// is 4 K tiles of 96).
+/// is 4 K tiles of 96). And an engine of one row block and one chunk (tiles of 8 × 48),
+/// where a decoded row's tile is one result beat and every beat a K tile's partial sum.
 #[test]
 fn the_matmul_unit_writes_the_exact_product_and_nothing_else() {
     let cases = [(32, 96, 1), (70, 100, 3), (40, 300, 5), (4, 16, 2)];
@@ -184,6 +185,20 @@ fn the_matmul_unit_writes_the_exact_product_and_nothing_else() {
                 check_case(&shape, case, stall, seed);
                 seed += 1;
             }
+        }
+    }
+    let one_beat = MatmulUnitShape {
+        ports: 1,
+        engine: ConfigBuilder::tlmm(3, 8, 16)
+            .workload(8, 48, 1)
+            .token_block(2)
+            .build()
+            .unwrap(),
+    };
+    for case in [(20, 200, 1), (20, 200, 3)] {
+        for stall in [0, 30] {
+            check_case(&one_beat, case, stall, seed);
+            seed += 1;
         }
     }
 }

@@ -520,7 +520,9 @@ module {{MODULE}} (
     reg         s1_first, s1_last, s1_skip;
     reg  [63:0] s1_addr;
     reg  [{{WB_HI}}:0] s1_words;
-    // The partial sum just written is read again only when a tile is one beat.
+    // The partial sum just written is read again only when a tile is one beat and the
+    // next tile's beat follows at once: never with the TLMM (its tables take ≥ 2^G
+    // clocks a tile), possible with an adder tree; then the unit waits a clock.
     wire        hazard = s1 && !s1_last && s1_e == e;
     assign res_ready = running && 32'(f_count) + 32'd2 <= 32'd{{FIFO}} && !hazard;
     wire        take = res_valid && res_ready;
