@@ -427,10 +427,11 @@ fn a_killed_sweep_resumes_from_the_cache() {
     assert_eq!(r["stats"]["rows"], 8);
 }
 
-/// `tern synth --verilog FILE --top MODULE`: a block `tern verilog` writes (here the
+/// `tern synth --verilog FILE... --top MODULE`: a block `tern verilog` writes (here the
 /// stripe reader over one port) through the same Yosys script: cells, a fit verdict and
-/// the labelled timing estimate in the JSON record, the second time from the cache. A
-/// file without the module, or no board, is refused before any tool runs.
+/// the labelled timing estimate in the JSON record, the second time from the cache; two
+/// files read as one design. A file without the module, or no board, is refused before
+/// any tool runs.
 #[test]
 fn synth_takes_a_verilog_block_too() {
     let dir = tempfile::tempdir().unwrap();
@@ -482,6 +483,30 @@ fn synth_takes_a_verilog_block_too() {
     );
     let o = tern_in(dir.path(), &[], &args);
     assert!(text(&o).contains("cached result"), "{}", text(&o));
+    // Several files are one design (the matmul unit and its engine's core): the top may
+    // be in any of them.
+    let extra = dir.path().join("extra.v");
+    std::fs::write(
+        &extra,
+        "module tern_extra(input wire a, output wire y); assign y = ~a; endmodule\n",
+    )
+    .unwrap();
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "synth",
+            "--verilog",
+            extra.to_str().unwrap(),
+            &v,
+            "--top",
+            "tern_stripe_reader",
+            "--board",
+            "kv260",
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success() && t.contains("fits on kv260"), "{t}");
 
     let o = tern_in(
         dir.path(),

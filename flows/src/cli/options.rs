@@ -27,6 +27,22 @@ impl FlowArgs {
     }
 }
 
+/// The Verilog of `--verilog FILE...`: the files' texts in order, one design (the matmul
+/// unit is its file and the engine's rust-hdl core). The first file names it.
+pub fn read_verilog_files(paths: &[std::path::PathBuf]) -> Result<(std::path::PathBuf, String)> {
+    let Some(first) = paths.first() else {
+        bail!("--verilog names no file");
+    };
+    let mut text = String::new();
+    for path in paths {
+        let t = tern_hdl::files::read_text(path)
+            .map_err(|e| anyhow::anyhow!("--verilog {}: {e}", path.display()))?;
+        text.push_str(&t);
+        text.push('\n');
+    }
+    Ok((first.clone(), text))
+}
+
 /// Where a flow's synthesis jobs run (docs/slurm.md).
 #[derive(clap::Args)]
 pub struct ExecArgs {

@@ -16,9 +16,10 @@ pub struct Args {
     /// (required with `--verilog`).
     #[arg(long)]
     pub board: Option<String>,
-    /// Instead of a design: a Verilog file, its top module named by `--top`.
-    #[arg(long, requires = "top")]
-    pub verilog: Option<PathBuf>,
+    /// Instead of a design: Verilog files (several are read as one), the top module named
+    /// by `--top`.
+    #[arg(long, requires = "top", num_args = 1..)]
+    pub verilog: Vec<PathBuf>,
     #[arg(long, requires = "verilog")]
     pub top: Option<String>,
     /// nextpnr's placement seed.
@@ -40,10 +41,9 @@ pub fn run(a: Args) -> Result<()> {
         flow,
         json,
     } = a;
-    if let (Some(path), Some(top)) = (verilog, top) {
+    if let Some(top) = top {
         let board = board.context("--verilog needs --board")?;
-        let text = tern_hdl::files::read_text(&path)
-            .with_context(|| format!("--verilog {}", path.display()))?;
+        let (path, text) = super::options::read_verilog_files(&verilog)?;
         return crate::experiments::synthesis::pnr_verilog(
             &path,
             &top,
