@@ -2,7 +2,8 @@
 //! engine inside, its weights in memory:
 //!
 //! ```text
-//! cmd ─► per block of ≤ T_b rows, per row tile r, per K tile c (three walks of one loop):
+//! cmd ─► per block of ≤ T_b rows, per row tile r, per K tile c (the rows' reader and the
+//!        results each walk this loop; reader A takes a block's whole matrix at once):
 //!   reader A (every port): the matrix's weight beats, tile after tile ─► gearbox ─► engine wgt
 //!   reader B (port 0, beside A): each row's K slice, zeros to K_t ─► gearbox ─► engine act
 //!   engine res ─► + the partial sums of tiles 0..c (on the fabric) ─► last c: the writer
@@ -334,7 +335,7 @@ module {{MODULE}} (
     output reg  [1:0]   error
 );
     reg         running;
-    reg         start;        // one clock: the three walks begin
+    reg         start;        // one clock: the walks and the count begin
     reg  [63:0] src, weights, dst;
     reg  [31:0] m_all, k_all, rows_all;
     reg  [31:0] krow, mrow;   // bytes of an int8 row (k to 16), of a result row (4m to 16)
