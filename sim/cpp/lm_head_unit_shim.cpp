@@ -22,24 +22,9 @@ struct LmHeadUnitOutcome {
     DdrCounts ddr;
 };
 
+UNIT_C_API(tern_lm_head_unit, Vtern_lm_head_unit)
+
 extern "C" {
-
-void* tern_lm_head_unit_new(const char* vcd, uint64_t bytes, double bytes_per_clock,
-                            uint32_t latency, uint32_t max_reads, uint32_t stall_percent,
-                            uint64_t seed, const DramTiming* timing) {
-    return unit_new<Vtern_lm_head_unit>(vcd, bytes, bytes_per_clock, latency, max_reads,
-                                        stall_percent, seed, timing);
-}
-
-void tern_lm_head_unit_free(void* p) { unit_free(static_cast<Model*>(p)); }
-
-void tern_lm_head_unit_write(void* p, uint64_t addr, const uint8_t* data, uint64_t n) {
-    static_cast<Model*>(p)->ddr.write(addr, data, n);
-}
-
-void tern_lm_head_unit_read(void* p, uint64_t addr, uint8_t* out, uint64_t n) {
-    static_cast<Model*>(p)->ddr.read(addr, out, n);
-}
 
 void tern_lm_head_unit_run(void* p, const LmHeadUnitCommand* c, LmHeadUnitOutcome* o,
                            uint64_t limit) {

@@ -22,24 +22,9 @@ struct MatmulUnitOutcome {
     DdrCounts ddr;
 };
 
+UNIT_C_API(tern_matmul_unit, Vtern_matmul_unit)
+
 extern "C" {
-
-void* tern_matmul_unit_new(const char* vcd, uint64_t bytes, double bytes_per_clock,
-                           uint32_t latency, uint32_t max_reads, uint32_t stall_percent,
-                           uint64_t seed, const DramTiming* timing) {
-    return unit_new<Vtern_matmul_unit>(vcd, bytes, bytes_per_clock, latency, max_reads,
-                                       stall_percent, seed, timing);
-}
-
-void tern_matmul_unit_free(void* p) { unit_free(static_cast<Model*>(p)); }
-
-void tern_matmul_unit_write(void* p, uint64_t addr, const uint8_t* data, uint64_t n) {
-    static_cast<Model*>(p)->ddr.write(addr, data, n);
-}
-
-void tern_matmul_unit_read(void* p, uint64_t addr, uint8_t* out, uint64_t n) {
-    static_cast<Model*>(p)->ddr.read(addr, out, n);
-}
 
 void tern_matmul_unit_run(void* p, const MatmulUnitCommand* c, MatmulUnitOutcome* o,
                           uint64_t limit) {

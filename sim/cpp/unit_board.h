@@ -155,3 +155,22 @@ uint64_t unit_run(UnitModel<V>* m, uint64_t limit) {
     t->cmd_valid = 0;
     return clocks;
 }
+
+// The C functions every unit's shim has over `UnitModel<V>`: NAME_new, NAME_free (the
+// board), NAME_write and NAME_read (its memory, no clocks). The shim adds NAME_run.
+#define UNIT_C_API(NAME, V)                                                                \
+    extern "C" void* NAME##_new(const char* vcd, uint64_t bytes, double bytes_per_clock,  \
+                                uint32_t latency, uint32_t max_reads,                     \
+                                uint32_t stall_percent, uint64_t seed,                    \
+                                const DramTiming* timing) {                               \
+        return unit_new<V>(vcd, bytes, bytes_per_clock, latency, max_reads,               \
+                           stall_percent, seed, timing);                                  \
+    }                                                                                     \
+    extern "C" void NAME##_free(void* p) { unit_free(static_cast<UnitModel<V>*>(p)); }   \
+    extern "C" void NAME##_write(void* p, uint64_t addr, const uint8_t* data,             \
+                                 uint64_t n) {                                            \
+        static_cast<UnitModel<V>*>(p)->ddr.write(addr, data, n);                          \
+    }                                                                                     \
+    extern "C" void NAME##_read(void* p, uint64_t addr, uint8_t* out, uint64_t n) {       \
+        static_cast<UnitModel<V>*>(p)->ddr.read(addr, out, n);                            \
+    }
