@@ -1,6 +1,7 @@
 // tern's C ABI over a Verilated `tern_lm_head_unit` on the simulated board's DDR
-// (`ddr_model.h` and `unit_board.h`, put ahead of this file with `#define PORTS`). One
-// LmHead command at a time; the host puts the memory in and takes it out without clocks.
+// (`ddr_model.h`, `read_ports.h` and `unit_board.h`, put ahead of this file with
+// `#define PORTS`). One LmHead command at a time; the host puts the memory in and takes
+// it out without clocks.
 #include <cstring>
 #include "Vtern_lm_head_unit.h"
 

@@ -1,6 +1,6 @@
 // tern's C ABI over a Verilated `tern_read_ports` (two stripe readers sharing the
 // board's ports through a read arbiter on each) on the simulated board's DDR
-// (`ddr_model.h`, put ahead of this file with `#define PORTS`): reader 0 streams one
+// (`ddr_model.h` and `read_ports.h`, put ahead of this file with `#define PORTS`): reader 0 streams one
 // region while reader 1 streams a list of regions back to back, both at once.
 #include <cstdint>
 #include <cstring>
@@ -9,15 +9,6 @@
 #include "verilated.h"
 #include "Vtern_read_ports.h"
 
-#if PORTS == 1
-#define FOR_PORTS(X) X(0)
-#elif PORTS == 2
-#define FOR_PORTS(X) X(0) X(1)
-#elif PORTS == 4
-#define FOR_PORTS(X) X(0) X(1) X(2) X(3)
-#else
-#error "PORTS must be 1, 2 or 4"
-#endif
 
 extern "C" uint32_t tern_read_ports_abi() { return 1; }
 
@@ -40,29 +31,14 @@ struct Model {
     void drive() {
         auto* t = top.get();
         drive_ports(ddr, ports, cycles, turn);
-#define DRIVE(i)                                                        \
-        {                                                               \
-            auto& q = ports[i];                                         \
-            t->m##i##_arready = q.arready;                              \
-            t->m##i##_rvalid = q.rvalid;                                \
-            for (int k = 0; k < 4; k++) t->m##i##_rdata[k] = q.rdata[k]; \
-            t->m##i##_rresp = q.rresp;                                  \
-            t->m##i##_rlast = q.rlast;                                  \
-        }
-        FOR_PORTS(DRIVE)
-#undef DRIVE
+        drive_read_ports(t, ports);
     }
     void tick() {
         auto* t = top.get();
         drive();
         t->eval();
         PortEdge e[PORTS];
-#define EDGE(i)                                                                          \
-        e[i] = {t->m##i##_arvalid && t->m##i##_arready, t->m##i##_araddr, 0,             \
-                t->m##i##_arlen, t->m##i##_rvalid && t->m##i##_rready, false, 0, 0,      \
-                false, nullptr, 0, false};
-        FOR_PORTS(EDGE)
-#undef EDGE
+        read_port_edges(t, e);
         t->clk = 1;
         t->eval();
         for (uint32_t i = 0; i < PORTS; i++) ports[i].edge(ddr, cycles, e[i]);

@@ -1,7 +1,7 @@
 // tern's C ABI over a Verilated `tern_stripe_reader` on the simulated board's DDR
-// (`ddr_model.h`, which the Rust side puts ahead of this file with `#define PORTS`):
-// each of the reader's ports is one `DdrPort<16>` into the one `Dram`. One region at a
-// time; the words out are collected and checked on the Rust side.
+// (`ddr_model.h` and `read_ports.h`, which the Rust side puts ahead of this file with
+// `#define PORTS`): each of the reader's ports is one `DdrPort<16>` into the one
+// `Dram`. One region at a time; the words out are collected and checked on the Rust side.
 #include <cstdint>
 #include <cstring>
 #include <memory>
@@ -10,17 +10,6 @@
 #include "verilated_vcd_c.h"
 #include "Vtern_stripe_reader.h"
 
-#if PORTS == 1
-#define FOR_PORTS(X) X(0)
-#elif PORTS == 2
-#define FOR_PORTS(X) X(0) X(1)
-#elif PORTS == 4
-#define FOR_PORTS(X) X(0) X(1) X(2) X(3)
-#elif PORTS == 8
-#define FOR_PORTS(X) X(0) X(1) X(2) X(3) X(4) X(5) X(6) X(7)
-#else
-#error "PORTS must be 1, 2, 4 or 8"
-#endif
 
 extern "C" uint32_t tern_stripe_reader_abi() { return 1; }
 
@@ -45,29 +34,14 @@ struct Model {
     void drive() {
         auto* t = top.get();
         drive_ports(ddr, ports, cycles, turn);
-#define DRIVE(i)                                                        \
-        {                                                               \
-            auto& q = ports[i];                                         \
-            t->m##i##_arready = q.arready;                              \
-            t->m##i##_rvalid = q.rvalid;                                \
-            for (int k = 0; k < 4; k++) t->m##i##_rdata[k] = q.rdata[k]; \
-            t->m##i##_rresp = q.rresp;                                  \
-            t->m##i##_rlast = q.rlast;                                  \
-        }
-        FOR_PORTS(DRIVE)
-#undef DRIVE
+        drive_read_ports(t, ports);
     }
     void tick() {
         auto* t = top.get();
         drive();
         t->eval();
         PortEdge e[PORTS];
-#define EDGE(i)                                                                          \
-        e[i] = {t->m##i##_arvalid && t->m##i##_arready, t->m##i##_araddr, 0,             \
-                t->m##i##_arlen, t->m##i##_rvalid && t->m##i##_rready, false, 0, 0,      \
-                false, nullptr, 0, false};
-        FOR_PORTS(EDGE)
-#undef EDGE
+        read_port_edges(t, e);
         t->clk = 1;
         t->eval();
         if (trace) trace->dump(time + 5);

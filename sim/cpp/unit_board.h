@@ -1,5 +1,5 @@
-// The board around one of the one top's units under Verilator (put after `ddr_model.h`
-// and `#define PORTS`, before a unit's shim): the unit's read ports m0..m{PORTS-1} are one
+// The board around one of the one top's units under Verilator (put after `ddr_model.h`,
+// `read_ports.h` and `#define PORTS`, before a unit's shim): the unit's read ports m0..m{PORTS-1} are one
 // `DdrPort<16>` each on one DRAM, its writer (w_*) uses port 0's write channels.
 #include <cstdint>
 #include <memory>
@@ -7,15 +7,6 @@
 #include "verilated.h"
 #include "verilated_vcd_c.h"
 
-#if PORTS == 1
-#define FOR_PORTS(X) X(0)
-#elif PORTS == 2
-#define FOR_PORTS(X) X(0) X(1)
-#elif PORTS == 4
-#define FOR_PORTS(X) X(0) X(1) X(2) X(3)
-#else
-#error "PORTS must be 1, 2 or 4"
-#endif
 
 // One unit on the board: its read ports one DdrPort<16> each, its writer on port
 // 0's write channels.
@@ -33,17 +24,7 @@ struct UnitModel {
     void drive() {
         auto* t = top.get();
         drive_ports(ddr, ports, cycles, turn);
-#define DRIVE(i)                                                        \
-        {                                                               \
-            auto& q = ports[i];                                         \
-            t->m##i##_arready = q.arready;                              \
-            t->m##i##_rvalid = q.rvalid;                                \
-            for (int k = 0; k < 4; k++) t->m##i##_rdata[k] = q.rdata[k]; \
-            t->m##i##_rresp = q.rresp;                                  \
-            t->m##i##_rlast = q.rlast;                                  \
-        }
-        FOR_PORTS(DRIVE)
-#undef DRIVE
+        drive_read_ports(t, ports);
         auto& w = ports[0];
         t->w_awready = w.awready;
         t->w_wready = w.wready;
@@ -57,12 +38,7 @@ struct UnitModel {
         PortEdge e[PORTS];
         uint32_t wdata[4];
         for (int k = 0; k < 4; k++) wdata[k] = t->w_wdata[k];
-#define EDGE(i)                                                                          \
-        e[i] = {t->m##i##_arvalid && t->m##i##_arready, t->m##i##_araddr, 0,             \
-                t->m##i##_arlen, t->m##i##_rvalid && t->m##i##_rready, false, 0, 0,      \
-                false, nullptr, 0, false};
-        FOR_PORTS(EDGE)
-#undef EDGE
+        read_port_edges(t, e);
         e[0].aw = t->w_awvalid && t->w_awready;
         e[0].awaddr = t->w_awaddr;
         e[0].awlen = t->w_awlen;

@@ -16,6 +16,7 @@ use crate::verilator::{BridgeError, ModelCache};
 
 const SHIM: &str = concat!(
     include_str!("../../cpp/ddr_model.h"),
+    include_str!("../../cpp/read_ports.h"),
     include_str!("../../cpp/stripe_reader_shim.cpp")
 );
 const SHIM_ABI: u32 = 1;
@@ -183,6 +184,7 @@ impl StripeReaderModel {
 
 const READ_PORTS_SHIM: &str = concat!(
     include_str!("../../cpp/ddr_model.h"),
+    include_str!("../../cpp/read_ports.h"),
     include_str!("../../cpp/read_ports_shim.cpp")
 );
 

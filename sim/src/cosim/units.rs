@@ -17,6 +17,7 @@ use crate::verilator::{BridgeError, ModelCache};
 
 const BOARD: &str = concat!(
     include_str!("../../cpp/ddr_model.h"),
+    include_str!("../../cpp/read_ports.h"),
     include_str!("../../cpp/unit_board.h")
 );
 const LM_HEAD_SHIM: &str = include_str!("../../cpp/lm_head_unit_shim.cpp");
