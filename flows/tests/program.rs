@@ -3,7 +3,7 @@
 //! token and the LM head's scores bit for bit as the fixed-point model does, and a
 //! program that is broken or reaches outside its regions is refused, naming the command.
 
-use tern_hdl::program::{Command, HeadFormat, Int4Head, ProgramError, COMMAND_BYTES};
+use tern_hdl::program::{Command, HeadFormat, Int4Head, ProgramError, COMMAND_BYTES, HEADER_BYTES};
 use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
@@ -436,6 +436,36 @@ fn the_sequencer_rtl_hands_every_command_to_the_units_in_order() {
             assert_eq!(out.bad_writes, 0);
         }
     }
+    // Ids written across a 4 KiB boundary: the bursts stop at the boundary (AXI; the
+    // simulated slave answers a burst across it with SLVERR and drops it).
+    let h = &image.header;
+    let boundary = (h.scratch_at + 16).next_multiple_of(4096);
+    assert!(
+        boundary + 64 <= h.scratch_at + h.scratch_bytes,
+        "scratch has no 4 KiB boundary"
+    );
+    let ids_at = boundary - 16;
+    let ids: Vec<u32> = (0..16).map(|i| 7 * i + 1).collect();
+    for stall in [0u64, 31] {
+        let mut header = *h;
+        header.ids_at = ids_at;
+        let mut m = image.memory.clone();
+        m[..HEADER_BYTES].copy_from_slice(&header.encode());
+        let mut want = m.clone();
+        let (out, _) = rtl_pass(&rtl, &mut m, 0, &ids, units, stall);
+        assert_eq!(
+            (out.error_code, out.bad_writes),
+            (0, 0),
+            "ids at 0x{ids_at:x}, stalls {stall}: {out:?}"
+        );
+        let id_bytes: Vec<u8> = ids.iter().flat_map(|i| i.to_le_bytes()).collect();
+        want[ids_at as usize..ids_at as usize + 64].copy_from_slice(&id_bytes);
+        let first = (0..m.len()).find(|&i| m[i] != want[i]);
+        assert_eq!(
+            first, None,
+            "ids at 0x{ids_at:x}, stalls {stall}: first differing byte"
+        );
+    }
     // A unit's error ends the pass at that command, with the unit's code.
     let mut m = image.memory.clone();
     let failing = Units {
@@ -537,6 +567,14 @@ fn the_sequencer_rtl_refuses_what_the_golden_sequencer_refuses() {
         (
             "misaligned ids_at",
             poke(&[(48, &[4])]),
+            0,
+            vec![1],
+            code::HEADER_FIELD,
+        ),
+        // On 16 bytes but not on a command: a command's burst could cross 4 KiB.
+        (
+            "commands_at not on 64",
+            poke(&[(24, &[0x90])]),
             0,
             vec![1],
             code::HEADER_FIELD,

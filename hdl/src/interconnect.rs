@@ -7,13 +7,16 @@
 //!
 //! ```text
 //! cmd (addr, beats) ─► bursts of ≤ B beats, burst k on port k mod P (in order, each port
-//!   ≤ O bursts in flight, space for every beat reserved before its burst is asked)
+//!   ≤ O·B beats in flight, space for every beat reserved before its burst is asked; a
+//!   burst that would cross 4 KiB asked as two, cut at the boundary)
 //!   ─► per port: beats gathered into words of P beats ─► a FIFO of words
 //!   ─► the words taken port after port, burst by burst: P beats a clock, in order
 //! ```
 //!
 //! A region of 16-byte beats needs no particular layout: each burst is contiguous, and
-//! consecutive bursts go to consecutive ports, so every port carries an equal share.
+//! consecutive bursts go to consecutive ports, so every port carries an equal share. A
+//! port counts its beats rather than trusting `rlast`, so a burst asked in two parts
+//! still fills whole words.
 //!
 //! `tern_read_arbiter` puts several read masters on one port (round robin, beats routed
 //! back in order); `tern_read_ports` is several stripe readers sharing every port so.
@@ -33,7 +36,7 @@ pub struct StripeShape {
     pub ports: usize,
     /// Beats a burst, a multiple of `ports` (≤ 16: what the Zynq HP ports take whole).
     pub burst: usize,
-    /// Bursts a port may have in flight.
+    /// Whole bursts' beats a port may have in flight (`outstanding · burst`).
     pub outstanding: usize,
 }
 
@@ -84,7 +87,9 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
     let port_bits = ceil_log2(p).max(1);
     let count_bits = ceil_log2(p + 1);
     let burst_bits = ceil_log2(burst + 1);
-    let flight_bits = ceil_log2(outstanding + 1);
+    // Beats a port may have asked for and not received: `outstanding` whole bursts.
+    let due = outstanding * burst;
+    let due_bits = ceil_log2(due + 1);
     let mut port_io = String::new();
     let mut port_logic = String::new();
     let mut word_mux = String::new();
@@ -95,7 +100,8 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
              output wire [63:0]  m{i}_araddr,\n    output wire [7:0]   m{i}_arlen,\n    \
              input  wire         m{i}_rvalid,\n    output wire         m{i}_rready,\n    \
              input  wire [127:0] m{i}_rdata,\n    input  wire [1:0]   m{i}_rresp,\n    \
-             input  wire         m{i}_rlast,\n"
+             /* verilator lint_off UNUSEDSIGNAL */ // beats are counted: no burst's end is needed\n    \
+             input  wire         m{i}_rlast,\n    /* verilator lint_on UNUSEDSIGNAL */\n"
         ));
         // Where the beat goes in its word: an index just wide enough for the word.
         let beat_at = if p == 1 {
@@ -141,8 +147,10 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
         .replace("{{DW_HI}}", &(128 * p - 1).to_string())
         .replace("{{BB}}", &burst_bits.to_string())
         .replace("{{BB_HI}}", &(burst_bits - 1).to_string())
-        .replace("{{OB}}", &flight_bits.to_string())
-        .replace("{{OB_HI}}", &(flight_bits - 1).to_string());
+        .replace("{{DUE}}", &due.to_string())
+        .replace("{{DB_IN}}", &due_bits.to_string())
+        .replace("{{DB_HI}}", &(due_bits - 1).to_string())
+        .replace("{{DB}}", &(due_bits + 1).to_string());
     debug_assert!(
         text.split("{{")
             .skip(1)
@@ -183,6 +191,9 @@ module {{MODULE}} (
     reg [{{PB_HI}}:0]   merge_port;   // the port whose words go out now
     reg [{{BB_HI}}:0]   merge_burst;  // beats of its current burst not yet out
     wire [{{BB_HI}}:0] burst_beats = issue_left > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : issue_left[{{BB_HI}}:0];
+    // The part of the burst before the next 4 KiB boundary (all of it, mostly).
+    wire [8:0] page_room = 9'd256 - {1'b0, issue_addr[11:4]};
+    wire [{{BB_HI}}:0] first_beats = 9'(burst_beats) <= page_room ? burst_beats : page_room[{{BB_HI}}:0];
     // Words a burst of n beats fills: ceil(n / {{P}}).
     wire [{{WC_HI}}:0] burst_words = {{WC}}'((32'(burst_beats) + 32'd{{P_LAST}}) / 32'd{{P}});
     assign cmd_ready = !busy;
@@ -249,19 +260,24 @@ endmodule
 
 const PORT_TEMPLATE: &str = r#"
     // ---- port {{I}} ----
-    reg [{{OB_HI}}:0] p{{I}}_flight;    // bursts asked, not all back
+    reg [{{DB_HI}}:0] p{{I}}_due;       // beats asked, not yet back
+    reg         p{{I}}_final;           // the region's last burst was asked here
     reg [{{WC_HI}}:0] p{{I}}_reserved;  // FIFO words promised to bursts asked or words held
     reg         p{{I}}_ar;
     reg [63:0]  p{{I}}_addr;
     reg [7:0]   p{{I}}_len;
-    wire p{{I}}_room = p{{I}}_flight != {{OB}}'d{{OUT}}
+    // A burst across a 4 KiB boundary is asked as two (AXI): the second part waits here.
+    reg [63:0]  p{{I}}_rest_addr;
+    reg [{{BB_HI}}:0] p{{I}}_rest;
+    wire p{{I}}_room = {1'b0, p{{I}}_due} + {{DB}}'(burst_beats) <= {{DB}}'d{{DUE}}
         && {1'b0, p{{I}}_reserved} + {1'b0, burst_words} <= {1'b0, {{WC}}'d{{WORDS}}};
     wire p{{I}}_issue = issue_any && issue_port == {{PB}}'d{{I}} && !p{{I}}_ar && p{{I}}_room;
     assign m{{I}}_arvalid = p{{I}}_ar;
     assign m{{I}}_araddr = p{{I}}_addr;
     assign m{{I}}_arlen = p{{I}}_len;
     assign m{{I}}_rready = 1'b1;   // room was reserved when the burst was asked
-    // Beats gathered into a word; a word goes into the FIFO when full or at a burst's end.
+    // Beats gathered into a word; a word goes into the FIFO when full, or with the
+    // region's last beat (bursts are whole words but the region's last).
     reg [{{DW_HI}}:0] p{{I}}_gather;
     reg [{{CB_HI}}:0] p{{I}}_have;
     reg [{{DW_HI}}:0] p{{I}}_word;
@@ -269,7 +285,8 @@ const PORT_TEMPLATE: &str = r#"
         p{{I}}_word = p{{I}}_gather;
         p{{I}}_word[{{BEAT_AT}} +: 128] = m{{I}}_rdata;
     end
-    wire p{{I}}_push = m{{I}}_rvalid && (p{{I}}_have == {{CB}}'d{{P_LAST}} || m{{I}}_rlast);
+    wire p{{I}}_push = m{{I}}_rvalid
+        && (p{{I}}_have == {{CB}}'d{{P_LAST}} || (p{{I}}_final && p{{I}}_due == {{DB_IN}}'d1));
     reg [{{DW_HI}}:0] f{{I}}_data [0:{{WORDS_LAST}}];
     reg [{{CB_HI}}:0] f{{I}}_beats [0:{{WORDS_LAST}}];
     reg [{{WA_HI}}:0] f{{I}}_wr, f{{I}}_rd;
@@ -282,9 +299,11 @@ const PORT_TEMPLATE: &str = r#"
             f{{I}}_beats[f{{I}}_wr] <= p{{I}}_have + {{CB}}'d1;
         end
         if (rst || !busy) begin
-            p{{I}}_flight <= {{OB}}'d0;
+            p{{I}}_due <= {{DB_IN}}'d0;
+            p{{I}}_final <= 1'b0;
             p{{I}}_reserved <= {{WC}}'d0;
             p{{I}}_ar <= 1'b0;
+            p{{I}}_rest <= {{BB}}'d0;
             p{{I}}_have <= {{CB}}'d0;
             f{{I}}_wr <= {{WA}}'d0;
             f{{I}}_rd <= {{WA}}'d0;
@@ -293,9 +312,19 @@ const PORT_TEMPLATE: &str = r#"
             if (p{{I}}_issue) begin
                 p{{I}}_ar <= 1'b1;
                 p{{I}}_addr <= issue_addr;
-                p{{I}}_len <= 8'(burst_beats) - 8'd1;
-            end else if (m{{I}}_arready) p{{I}}_ar <= 1'b0;
-            p{{I}}_flight <= p{{I}}_flight + {{OB}}'(p{{I}}_issue) - {{OB}}'(m{{I}}_rvalid && m{{I}}_rlast);
+                p{{I}}_len <= 8'(first_beats) - 8'd1;
+                p{{I}}_rest <= burst_beats - first_beats;
+                p{{I}}_rest_addr <= issue_addr + (64'(first_beats) << 4);
+                if (issue_left == 32'(burst_beats)) p{{I}}_final <= 1'b1;
+            end else if (m{{I}}_arready && p{{I}}_ar) begin
+                if (p{{I}}_rest != {{BB}}'d0) begin
+                    p{{I}}_addr <= p{{I}}_rest_addr;
+                    p{{I}}_len <= 8'(p{{I}}_rest) - 8'd1;
+                    p{{I}}_rest <= {{BB}}'d0;
+                end else p{{I}}_ar <= 1'b0;
+            end
+            p{{I}}_due <= p{{I}}_due + (p{{I}}_issue ? {{DB_IN}}'(burst_beats) : {{DB_IN}}'d0)
+                - {{DB_IN}}'(m{{I}}_rvalid);
             p{{I}}_reserved <= p{{I}}_reserved + (p{{I}}_issue ? burst_words : {{WC}}'d0) - {{WC}}'(f{{I}}_pop);
             if (m{{I}}_rvalid) p{{I}}_have <= p{{I}}_push ? {{CB}}'d0 : p{{I}}_have + {{CB}}'d1;
             if (p{{I}}_push) f{{I}}_wr <= f{{I}}_wr + {{WA}}'d1;

@@ -15,6 +15,11 @@ pub const HEADER_BYTES: usize = 128;
 pub const COMMAND_BYTES: usize = 64;
 /// Every region and vector row starts on this many bytes.
 pub const ALIGN: u64 = 16;
+/// The program (its header) starts on this many bytes, and the command list on
+/// [`COMMANDS_ALIGN`]: the sequencer reads each as one burst, and a burst on one of them
+/// never crosses a 4 KiB boundary (AXI).
+pub const PROGRAM_ALIGN: u64 = HEADER_BYTES as u64;
+pub const COMMANDS_ALIGN: u64 = COMMAND_BYTES as u64;
 
 // ---- number formats --------------------------------------------------------------
 
@@ -384,18 +389,18 @@ impl Header {
                 why: format!("mantissa {} is not 24 bits", h.eps.m),
             });
         }
-        for (field, at) in [
-            ("commands_at", h.commands_at),
-            ("scratch_at", h.scratch_at),
-            ("scratch_bytes", h.scratch_bytes),
-            ("ids_at", h.ids_at),
-            ("output_at", h.output_at),
+        for (field, at, align) in [
+            ("commands_at", h.commands_at, COMMANDS_ALIGN),
+            ("scratch_at", h.scratch_at, ALIGN),
+            ("scratch_bytes", h.scratch_bytes, ALIGN),
+            ("ids_at", h.ids_at, ALIGN),
+            ("output_at", h.output_at, ALIGN),
         ] {
-            if !at.is_multiple_of(ALIGN) {
+            if !at.is_multiple_of(align) {
                 return Err(ProgramError::Field {
                     command: None,
                     field,
-                    why: format!("0x{at:x} is not a multiple of {ALIGN}"),
+                    why: format!("0x{at:x} is not a multiple of {align}"),
                 });
             }
         }

@@ -14,7 +14,9 @@
 //! What it does not check is the units' and the memory's: reads beyond memory and
 //! writes outside scratch (the memory side's guard), and what lies in the data.
 
-use crate::program::{error_code, ALIGN, HEADER_BYTES, MAGIC, VERSION};
+use crate::program::{
+    error_code, ALIGN, COMMANDS_ALIGN, HEADER_BYTES, MAGIC, PROGRAM_ALIGN, VERSION,
+};
 
 pub const SEQUENCER_MODULE: &str = "tern_sequencer";
 pub const SEQUENCER_FILE: &str = "tern_sequencer.v";
@@ -113,7 +115,9 @@ pub fn sequencer_verilog(shape: &SequencerShape) -> Result<String, String> {
         .replace("{{MAGIC_LO}}", &format!("32'h{:08x}", magic.0))
         .replace("{{MAGIC_HI}}", &format!("32'h{:08x}", magic.1))
         .replace("{{FORMAT_VERSION}}", &VERSION.to_string())
-        .replace("{{ALIGN_MASK}}", &(ALIGN - 1).to_string());
+        .replace("{{ALIGN_MASK}}", &(ALIGN - 1).to_string())
+        .replace("{{COMMANDS_MASK}}", &(COMMANDS_ALIGN - 1).to_string())
+        .replace("{{PROGRAM_MASK}}", &(PROGRAM_ALIGN - 1).to_string());
     for (name, code) in codes {
         t = t.replace(&format!("{{{{E_{name}}}}}"), &format!("8'd{code}"));
     }
@@ -233,12 +237,26 @@ module {{MODULE}} (
     function automatic aligned(input [63:0] a);
         aligned = (a & 64'd{{ALIGN_MASK}}) == 64'd0;
     endfunction
+    // The command list: on a command, so that no command's burst crosses 4 KiB.
+    function automatic commands_aligned(input [63:0] a);
+        commands_aligned = (a & 64'd{{COMMANDS_MASK}}) == 64'd0;
+    endfunction
     // a + b, saturating at 2^64 − 1 (the golden model's saturating_add).
     function automatic [63:0] sat_add(input [63:0] a, input [63:0] b);
         reg [64:0] s;
         begin
             s = {1'b0, a} + {1'b0, b};
             sat_add = s[64] ? 64'hffff_ffff_ffff_ffff : s[63:0];
+        end
+    endfunction
+    // Beats of the ids' next write burst with `left` to go, starting at beat
+    // `beat_in_page` of its 4 KiB: at most 16, and none across the boundary (AXI).
+    function automatic [31:0] id_burst(input [7:0] beat_in_page, input [31:0] left);
+        reg [31:0] room;
+        begin
+            room = 32'd256 - {24'd0, beat_in_page};
+            id_burst = left > 32'd16 ? 32'd16 : left;
+            if (room < id_burst) id_burst = room;
         end
     endfunction
     wire [63:0] s_end = sat_add(h_scratch_at, h_scratch_bytes);
@@ -262,7 +280,7 @@ module {{MODULE}} (
     always @(*) begin
         if (h_magic_lo != {{MAGIC_LO}} || h_magic_hi != {{MAGIC_HI}}) pass_error = {{E_MAGIC}};
         else if (h_version != 32'd{{FORMAT_VERSION}}) pass_error = {{E_VERSION}};
-        else if (!scale_ok(h_eps_m) || !aligned(h_commands_at) || !aligned(h_scratch_at)
+        else if (!scale_ok(h_eps_m) || !commands_aligned(h_commands_at) || !aligned(h_scratch_at)
                  || !aligned(h_scratch_bytes) || !aligned(h_ids_at) || !aligned(h_output_at))
             pass_error = {{E_HEADER_FIELD}};
         else if (h_design != {{DESIGN}}) pass_error = {{E_DESIGN}};
@@ -342,6 +360,7 @@ module {{MODULE}} (
     end
     // Command `index`'s record: it must lie inside memory.
     wire [63:0] cmd_at = sat_add(h_commands_at, {26'd0, index, 6'd0});
+    wire [63:0] ids_next_at = sat_add(h_ids_at, {28'd0, index, 4'd0});
 
     // The checks, a clock behind what they check (each is used only once what it checks
     // has stood still for a clock): the comparisons' carry chains end in a register.
@@ -402,7 +421,7 @@ module {{MODULE}} (
                 commands_run <= 32'd0;
                 error_code <= 8'd0;
                 error_command <= 32'hffff_ffff;
-                if ((program_at & 64'd{{ALIGN_MASK}}) != 64'd0)
+                if ((program_at & 64'd{{PROGRAM_MASK}}) != 64'd0)
                     fail({{E_HEADER_FIELD}}, 32'hffff_ffff);
                 else if (program_at > 64'd{{MEMORY_BYTES}} - 64'd128)
                     fail({{E_TRUNCATED}}, 32'hffff_ffff);
@@ -445,8 +464,8 @@ module {{MODULE}} (
                 else begin
                     index <= 32'd0;
                     m_awaddr <= h_ids_at;
-                    m_awlen <= id_words > 32'd16 ? 8'd15 : 8'(id_words - 32'd1);
-                    burst_left <= id_words > 32'd16 ? 32'd16 : id_words;
+                    m_awlen <= 8'(id_burst(h_ids_at[11:4], id_words) - 32'd1);
+                    burst_left <= id_burst(h_ids_at[11:4], id_words);
                     m_awvalid <= 1'b1;
                     state <= S_ID_AW;
                 end
@@ -469,9 +488,9 @@ module {{MODULE}} (
                     index <= 32'd0;
                     state <= S_CMD;
                 end else begin
-                    m_awaddr <= sat_add(h_ids_at, {28'd0, index, 4'd0});
-                    m_awlen <= id_words - index > 32'd16 ? 8'd15 : 8'(id_words - index - 32'd1);
-                    burst_left <= id_words - index > 32'd16 ? 32'd16 : id_words - index;
+                    m_awaddr <= ids_next_at;
+                    m_awlen <= 8'(id_burst(ids_next_at[11:4], id_words - index) - 32'd1);
+                    burst_left <= id_burst(ids_next_at[11:4], id_words - index);
                     m_awvalid <= 1'b1;
                     state <= S_ID_AW;
                 end

@@ -25,6 +25,9 @@
 //   memory ports carries at the kernel clock, however wide the master behind it;
 // - a burst reaching beyond memory is answered with DECERR on every beat (reads return
 //   zeros, writes are dropped);
+// - a burst crossing a 4 KiB boundary, which AXI forbids a master to ask for (a Zynq HP
+//   port may split it or fail it), is answered with SLVERR the same way and counted
+//   (`Dram::crossings`), so a master that breaks the rule fails its test;
 // - each clock the ports take the bucket's bytes in turn (round robin), so ports that
 //   want more than the DRAM gives share it.
 #include <algorithm>
@@ -55,7 +58,7 @@ struct Burst {
     uint32_t beats;
     uint32_t done;
     uint64_t ready_at;
-    bool error;
+    uint8_t resp;  // 0 OKAY; 2 SLVERR (across 4 KiB); 3 DECERR (beyond memory)
     bool opened;  // the DRAM has charged its row and turnaround
 };
 
@@ -74,6 +77,7 @@ struct Dram {
     int last_direction = -1;         // 0 read, 1 write
     uint64_t bytes_read = 0, bytes_written = 0, read_bursts = 0, write_bursts = 0;
     uint64_t refreshes = 0, row_misses = 0, turnarounds = 0;
+    uint64_t crossings = 0;  // bursts asked across a 4 KiB boundary
 
     void configure(uint64_t size, double per_clock, uint32_t lat, uint32_t stalls, uint64_t seed,
                    const DramTiming& t) {
@@ -118,12 +122,21 @@ struct Dram {
         }
     }
     bool outside(uint64_t addr, uint64_t len) const { return addr > bytes || len > bytes - addr; }
+    // The response every beat of a burst of `len` bytes at `addr` gets.
+    uint8_t answer(uint64_t addr, uint64_t len) {
+        if (outside(addr, len)) return 3;
+        if ((addr & 4095) + len > 4096) {
+            crossings++;
+            return 2;
+        }
+        return 0;
+    }
     // The DRAM's cost of a burst's first beat (direction 0 read, 1 write): a row miss
     // on a bank conflict and a bus turnaround, charged once per burst as bus time.
     void open(Burst& b, int direction) {
         if (b.opened) return;
         b.opened = true;
-        if (timing.row_bytes != 0 && !b.error) {
+        if (timing.row_bytes != 0 && b.resp == 0) {
             uint64_t page = b.addr / timing.row_bytes;
             int64_t bank = (int64_t)(page % timing.banks);
             int64_t row = (int64_t)(page / timing.banks);
@@ -192,12 +205,12 @@ template <uint32_t BEAT> struct DdrPort {
                 && !d.stall()) {
                 uint64_t at = b.addr + (uint64_t)b.done * BEAT;
                 uint8_t bytes[BEAT];
-                if (b.error) std::memset(bytes, 0, BEAT); else d.read(at, bytes, BEAT);
+                if (b.resp) std::memset(bytes, 0, BEAT); else d.read(at, bytes, BEAT);
                 for (uint32_t i = 0; i < BEAT / 4; i++)
                     rdata[i] = (uint32_t)bytes[4 * i] | ((uint32_t)bytes[4 * i + 1] << 8)
                                | ((uint32_t)bytes[4 * i + 2] << 16)
                                | ((uint32_t)bytes[4 * i + 3] << 24);
-                rresp = b.error ? 3 : 0;
+                rresp = b.resp;
                 rlast = b.done + 1 == b.beats;
                 rid = (uint8_t)b.id;
                 rvalid = true;
@@ -207,7 +220,7 @@ template <uint32_t BEAT> struct DdrPort {
         }
         if (!bvalid && !responses.empty() && cycles >= responses.front().ready_at && !d.stall()) {
             bvalid = true;
-            bresp = responses.front().error ? 3 : 0;
+            bresp = responses.front().resp;
         }
         arready = reads.size() < max_reads && !d.stall();
         awready = writes.size() < 16 && !d.stall();
@@ -224,12 +237,12 @@ template <uint32_t BEAT> struct DdrPort {
         }
         if (e.ar) {
             reads.push_back({e.arid, e.araddr, e.arlen + 1, 0, cycles + 1 + d.latency,
-                             d.outside(e.araddr, (uint64_t)(e.arlen + 1) * BEAT), false});
+                             d.answer(e.araddr, (uint64_t)(e.arlen + 1) * BEAT), false});
             d.read_bursts++;
         }
         if (e.w) {
             Burst& front = writes.front();
-            if (!front.error) {
+            if (!front.resp) {
                 uint8_t bytes[BEAT];
                 for (uint32_t i = 0; i < BEAT / 4; i++)
                     for (int k = 0; k < 4; k++) bytes[4 * i + k] = (uint8_t)(e.wdata[i] >> (8 * k));
@@ -253,7 +266,7 @@ template <uint32_t BEAT> struct DdrPort {
         }
         if (e.aw) {
             writes.push_back({0, e.awaddr, e.awlen + 1, 0, 0,
-                              d.outside(e.awaddr, (uint64_t)(e.awlen + 1) * BEAT), false});
+                              d.answer(e.awaddr, (uint64_t)(e.awlen + 1) * BEAT), false});
             d.write_bursts++;
         }
         if (e.b) {

@@ -124,7 +124,9 @@ void tern_sequencer_run(void* p, uint8_t* mem, uint64_t mem_len, uint64_t progra
     bool reading = false, writing = false, b_due = false;
     uint64_t r_addr = 0, w_addr = 0;
     uint32_t r_left = 0, r_delay = 0;
-    bool w_bad = false;
+    // A burst across a 4 KiB boundary (AXI forbids it) is answered with SLVERR, as the
+    // DDR model answers it (ddr_model.h).
+    bool r_cross = false, w_cross = false, w_bad = false;
     UnitJob job;
     uint32_t job_op = 0;
     for (uint64_t clock = 0; clock < limit; clock++) {
@@ -137,7 +139,7 @@ void tern_sequencer_run(void* p, uint8_t* mem, uint64_t mem_len, uint64_t progra
             bool inside = r_addr + 16 <= mem_len;
             if (inside) std::memcpy(w, mem + r_addr, 16);
             for (int i = 0; i < 4; i++) t->m_rdata[i] = w[i];
-            t->m_rresp = inside ? 0 : 2;
+            t->m_rresp = inside && !r_cross ? 0 : 2;
             t->m_rlast = r_left == 1;
         } else {
             t->m_rlast = 0;
@@ -163,6 +165,7 @@ void tern_sequencer_run(void* p, uint8_t* mem, uint64_t mem_len, uint64_t progra
             reading = true;
             r_addr = t->m_araddr;
             r_left = t->m_arlen + 1u;
+            r_cross = (r_addr & 4095) + 16ull * r_left > 4096;
             r_delay = 3;
         } else if (r) {
             r_addr += 16;
@@ -173,7 +176,8 @@ void tern_sequencer_run(void* p, uint8_t* mem, uint64_t mem_len, uint64_t progra
         if (aw) {
             writing = true;
             w_addr = t->m_awaddr;
-            w_bad = false;
+            w_cross = (w_addr & 4095) + 16ull * (t->m_awlen + 1u) > 4096;
+            w_bad = w_cross;
         }
         if (wb) {
             uint32_t d[4];
@@ -181,7 +185,7 @@ void tern_sequencer_run(void* p, uint8_t* mem, uint64_t mem_len, uint64_t progra
             const uint8_t* bytes = reinterpret_cast<const uint8_t*>(d);
             for (int i = 0; i < 16; i++)
                 if (t->m_wstrb >> i & 1) {
-                    if (w_addr + i < mem_len) mem[w_addr + i] = bytes[i];
+                    if (!w_cross && w_addr + i < mem_len) mem[w_addr + i] = bytes[i];
                     else w_bad = true;
                 }
             if (w_bad) out->bad_writes++;

@@ -157,12 +157,14 @@ void tern_stripe_reader_run(void* p, uint64_t addr, uint32_t beats, uint8_t* out
     }
 }
 
-// The DRAM's traffic so far: bytes read, bursts read, refreshes, row misses.
+// The DRAM's traffic so far: bytes read, bursts read, refreshes, row misses, bursts
+// across a 4 KiB boundary.
 void tern_stripe_reader_traffic(void* p, uint64_t* out) {
     const Dram& d = static_cast<Model*>(p)->ddr;
     out[0] = d.bytes_read;
     out[1] = d.read_bursts;
     out[2] = d.refreshes;
     out[3] = d.row_misses;
+    out[4] = d.crossings;
 }
 }

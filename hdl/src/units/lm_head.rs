@@ -263,7 +263,8 @@ module {{MODULE}} (
         .done(e_done), .error(e_error), .best_row(e_best_row), .best_score(e_best_score)
     );
 
-    // ---- the writer: scores two a beat in bursts of up to 16 beats, then the head ----
+    // ---- the writer: scores two a beat in bursts of up to 16 beats (none across 4 KiB),
+    // then the head ----
     reg [127:0] sbuf [0:15];
     reg [4:0]   sbuf_n;       // beats in the buffer
     reg         half;         // a score waits for its pair
@@ -275,7 +276,10 @@ module {{MODULE}} (
     reg         last_half;    // the buffer's last beat holds one score only
     reg         head_mode;    // the burst in progress is the head
     reg         head_written;
-    assign e_out_ready = wstate == 2'd0 && sbuf_n != 5'd16 && !flush;
+    // A burst never crosses a 4 KiB boundary (AXI): the buffer is full at the boundary.
+    wire [8:0]  page_left = 9'd256 - {1'b0, score_at[11:4]};
+    wire [4:0]  sbuf_cap = page_left >= 9'd16 ? 5'd16 : page_left[4:0];
+    assign e_out_ready = wstate == 2'd0 && sbuf_n != sbuf_cap && !flush;
     assign w_wlast = head_mode || wsent + 5'd1 == sbuf_n;
     assign w_bready = wstate == 2'd3;
     wire [127:0] head_word = {32'd0, rows, 31'd0, scores, next};
@@ -311,7 +315,7 @@ module {{MODULE}} (
                 flush <= 1'b1;
             end
             case (wstate)
-                2'd0: if (sbuf_n == 5'd16 || (flush && sbuf_n != 5'd0)) begin
+                2'd0: if (sbuf_n == sbuf_cap || (flush && sbuf_n != 5'd0)) begin
                     w_awaddr <= score_at;
                     w_awlen <= 8'(sbuf_n) - 8'd1;
                     w_awvalid <= 1'b1;

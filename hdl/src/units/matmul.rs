@@ -599,10 +599,17 @@ module {{MODULE}} (
     reg  [{{SUM_HI}}:0] f_data [0:{{FIFO}}-1];
     reg  [63:0] f_addr [0:{{FIFO}}-1];
     reg  [{{WB_HI}}:0] f_words [0:{{FIFO}}-1];
+    reg  [{{WB_HI}}:0] f_first [0:{{FIFO}}-1];  // beats before a 4 KiB boundary, at most all
     reg  [{{FA}}-1:0] f_wr, f_rd;
     reg  [1:0]  xs;           // 0 idle, 1 address, 2 data
     reg  [{{SUM_HI}}:0] x_data;
     reg  [{{WB_HI}}:0] x_words, x_sent;
+    reg  [{{WB_HI}}:0] x_end;  // the beat after the current burst (AXI: none crosses 4 KiB)
+    reg  [63:0] x_addr;
+    // The beats of a row block's write before the next 4 KiB boundary.
+    wire [8:0]  s1_page_left = 9'd256 - {1'b0, s1_addr[11:4]};
+    wire [{{WB_HI}}:0] s1_in_page = 9'(s1_words) <= s1_page_left ? s1_words : {{WB}}'(s1_page_left);
+    wire [{{WB_HI}}:0] x_rest = x_words - x_end;
     reg  [7:0]  b_open;       // write responses still to come
     wire f_push = s1 && s1_last && !s1_skip;
     wire f_pop = xs == 2'd0 && f_count != '0 && b_open != 8'hff;
@@ -615,19 +622,23 @@ module {{MODULE}} (
     end
     assign w_wdata = x_word;
     assign w_wstrb = 16'hffff;
-    assign w_wlast = x_sent + {{WB}}'d1 == x_words;
+    assign w_wlast = x_sent + {{WB}}'d1 == x_end;
     assign w_bready = 1'b1;
     always @(posedge clk) begin
         if (f_push) begin
             f_data[f_wr] <= sum;
             f_addr[f_wr] <= s1_addr;
             f_words[f_wr] <= s1_words;
+            f_first[f_wr] <= s1_in_page;
         end
         if (f_pop) begin
             x_data <= f_data[f_rd];
             x_words <= f_words[f_rd];
+            x_end <= f_first[f_rd];
+            x_addr <= f_addr[f_rd];
+            x_sent <= '0;
             w_awaddr <= f_addr[f_rd];
-            w_awlen <= 8'(f_words[f_rd]) - 8'd1;
+            w_awlen <= 8'(f_first[f_rd]) - 8'd1;
         end
         if (rst || start) begin
             f_wr <= '0;
@@ -650,14 +661,22 @@ module {{MODULE}} (
                 2'd1: if (w_awready) begin
                     w_awvalid <= 1'b0;
                     w_wvalid <= 1'b1;
-                    x_sent <= '0;
                     xs <= 2'd2;
                 end
                 default: if (w_wready) begin
+                    x_sent <= x_sent + {{WB}}'d1;
                     if (w_wlast) begin
                         w_wvalid <= 1'b0;
-                        xs <= 2'd0;
-                    end else x_sent <= x_sent + {{WB}}'d1;
+                        if (x_end == x_words) xs <= 2'd0;
+                        else begin
+                            // The rest, from the boundary on.
+                            w_awaddr <= x_addr + (64'(x_end) << 4);
+                            w_awlen <= 8'(x_rest) - 8'd1;
+                            w_awvalid <= 1'b1;
+                            x_end <= x_words;
+                            xs <= 2'd1;
+                        end
+                    end
                 end
             endcase
         end

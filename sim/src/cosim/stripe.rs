@@ -173,10 +173,11 @@ impl StripeReaderModel {
         (out, o)
     }
 
-    /// The DRAM's traffic so far: bytes read, read bursts, refreshes, row misses.
-    pub fn traffic(&self) -> [u64; 4] {
-        let mut t = [0u64; 4];
-        // SAFETY: four counters.
+    /// The DRAM's traffic so far: bytes read, read bursts, refreshes, row misses,
+    /// bursts across a 4 KiB boundary (which AXI forbids).
+    pub fn traffic(&self) -> [u64; 5] {
+        let mut t = [0u64; 5];
+        // SAFETY: five counters.
         unsafe { (self.traffic)(self.handle, t.as_mut_ptr()) };
         t
     }

@@ -196,13 +196,13 @@ pub fn run_pass<F: Fabric>(
     ids: &[usize],
     fabric: &mut F,
 ) -> Result<PassOutput, SequencerError<F::Error>> {
-    if !program_at.is_multiple_of(tern_hdl::program::ALIGN) {
+    if !program_at.is_multiple_of(tern_hdl::program::PROGRAM_ALIGN) {
         return Err(ProgramError::Field {
             command: None,
             field: "program_at",
             why: format!(
                 "0x{program_at:x} is not a multiple of {}",
-                tern_hdl::program::ALIGN
+                tern_hdl::program::PROGRAM_ALIGN
             ),
         }
         .into());
