@@ -266,8 +266,8 @@ const PORT_TEMPLATE: &str = r#"
     reg         p{{I}}_ar;
     reg [63:0]  p{{I}}_addr;
     reg [7:0]   p{{I}}_len;
-    // A burst across a 4 KiB boundary is asked as two (AXI): the second part waits here.
-    reg [63:0]  p{{I}}_rest_addr;
+    // A burst across a 4 KiB boundary is asked as two (AXI): the second part's beats
+    // wait here; it starts on the boundary.
     reg [{{BB_HI}}:0] p{{I}}_rest;
     wire p{{I}}_room = {1'b0, p{{I}}_due} + {{DB}}'(burst_beats) <= {{DB}}'d{{DUE}}
         && {1'b0, p{{I}}_reserved} + {1'b0, burst_words} <= {1'b0, {{WC}}'d{{WORDS}}};
@@ -314,11 +314,10 @@ const PORT_TEMPLATE: &str = r#"
                 p{{I}}_addr <= issue_addr;
                 p{{I}}_len <= 8'(first_beats) - 8'd1;
                 p{{I}}_rest <= burst_beats - first_beats;
-                p{{I}}_rest_addr <= issue_addr + (64'(first_beats) << 4);
                 if (issue_left == 32'(burst_beats)) p{{I}}_final <= 1'b1;
             end else if (m{{I}}_arready && p{{I}}_ar) begin
                 if (p{{I}}_rest != {{BB}}'d0) begin
-                    p{{I}}_addr <= p{{I}}_rest_addr;
+                    p{{I}}_addr <= {p{{I}}_addr[63:12] + 52'd1, 12'd0};
                     p{{I}}_len <= 8'(p{{I}}_rest) - 8'd1;
                     p{{I}}_rest <= {{BB}}'d0;
                 end else p{{I}}_ar <= 1'b0;
@@ -342,20 +341,12 @@ pub const READ_ARBITER_FILE: &str = "tern_read_arbiter.v";
 /// each burst's beats routed back to the master that asked (bursts return in order, as
 /// the board's ports answer them).
 pub fn read_arbiter_verilog(masters: usize, in_flight: usize) -> Result<String, String> {
-    if !(2..=8).contains(&masters) {
-        return Err(format!("read arbiter: {masters} masters, not 2..=8"));
-    }
-    if !(1..=64).contains(&in_flight) || !in_flight.is_power_of_two() {
-        return Err(format!(
-            "read arbiter: {in_flight} bursts in flight, not a power of two in 1..=64"
-        ));
-    }
-    let mb = ceil_log2(masters).max(1);
-    let fb = ceil_log2(in_flight).max(1);
+    let arb = Arbiter::new("read", masters, in_flight)?;
+    let mb = arb.mb;
     let mut io = String::new();
     let mut r_route = String::new();
-    let mut pick = String::new();
-    let mut ar_mux = String::new();
+    let mut r_ready =
+        String::from("    reg owner_ready;\n    always @(*) begin\n        case (owner)\n");
     for i in 0..masters {
         io.push_str(&format!(
             "    input  wire         s{i}_arvalid,\n    output wire         s{i}_arready,\n    \
@@ -370,30 +361,6 @@ pub fn read_arbiter_verilog(masters: usize, in_flight: usize) -> Result<String, 
              assign s{i}_rdata = m_rdata;\n    assign s{i}_rresp = m_rresp;\n    \
              assign s{i}_rlast = m_rlast;\n"
         ));
-        ar_mux.push_str(&format!(
-            "            {mb}'d{i}: begin want = s{i}_arvalid; addr = s{i}_araddr; len = s{i}_arlen; end\n"
-        ));
-    }
-    // Round robin: the first master with a request after the last one granted.
-    pick.push_str("    always @(*) begin\n        grant = last;\n        found = 1'b0;\n");
-    for step in 1..=masters {
-        pick.push_str(&format!(
-            "        if (!found && valid_at({mb}'((32'(last) + 32'd{step}) % 32'd{masters}))) begin\n            \
-             grant = {mb}'((32'(last) + 32'd{step}) % 32'd{masters});\n            found = 1'b1;\n        end\n"
-        ));
-    }
-    pick.push_str("    end\n");
-    let mut valid_fn =
-        String::from("    function automatic valid_at(input [MB_HI:0] i);\n        case (i)\n");
-    for i in 0..masters {
-        valid_fn.push_str(&format!(
-            "            {mb}'d{i}: valid_at = s{i}_arvalid;\n"
-        ));
-    }
-    valid_fn.push_str("            default: valid_at = 1'b0;\n        endcase\n    endfunction\n");
-    let mut r_ready =
-        String::from("    reg owner_ready;\n    always @(*) begin\n        case (owner)\n");
-    for i in 0..masters {
         r_ready.push_str(&format!(
             "            {mb}'d{i}: owner_ready = s{i}_rready;\n"
         ));
@@ -401,30 +368,118 @@ pub fn read_arbiter_verilog(masters: usize, in_flight: usize) -> Result<String, 
     r_ready.push_str("            default: owner_ready = 1'b0;\n        endcase\n    end\n");
     let text = ARBITER_TEMPLATE
         .replace("{{IO}}", &io)
-        .replace("{{VALID_FN}}", &valid_fn)
-        .replace("{{PICK}}", &pick)
-        .replace("{{AR_MUX}}", &ar_mux)
         .replace("{{R_ROUTE}}", &r_route)
         .replace("{{R_READY}}", &r_ready)
-        .replace("{{MODULE}}", READ_ARBITER_MODULE)
-        .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
-        .replace("{{N}}", &masters.to_string())
-        .replace("MB_HI", &(mb - 1).to_string())
-        .replace("{{MB}}", &mb.to_string())
-        .replace("{{FLIGHT}}", &in_flight.to_string())
-        .replace("{{FB}}", &fb.to_string())
-        .replace("{{FB_HI}}", &(fb - 1).to_string())
-        .replace("{{FC}}", &(fb + 1).to_string())
-        .replace("{{FC_HI}}", &fb.to_string())
-        .replace("{{FLIGHT_LAST}}", &(in_flight - 1).to_string());
-    debug_assert!(
-        text.split("{{")
-            .skip(1)
-            .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase())),
-        "a placeholder left"
-    );
-    Ok(text)
+        .replace("{{MODULE}}", READ_ARBITER_MODULE);
+    Ok(arb.fill(&text, "ar"))
 }
+
+/// What the read and the write arbiter share: their limits, the round-robin grant over
+/// the masters' address requests, and the placeholders of their orders.
+struct Arbiter {
+    masters: usize,
+    in_flight: usize,
+    /// Bits of a master's index and of an order's pointer.
+    mb: usize,
+    fb: usize,
+}
+
+impl Arbiter {
+    fn new(what: &str, masters: usize, in_flight: usize) -> Result<Self, String> {
+        if !(2..=8).contains(&masters) {
+            return Err(format!("{what} arbiter: {masters} masters, not 2..=8"));
+        }
+        if !(1..=64).contains(&in_flight) || !in_flight.is_power_of_two() {
+            return Err(format!(
+                "{what} arbiter: {in_flight} bursts in flight, not a power of two in 1..=64"
+            ));
+        }
+        Ok(Arbiter {
+            masters,
+            in_flight,
+            mb: ceil_log2(masters).max(1),
+            fb: ceil_log2(in_flight).max(1),
+        })
+    }
+
+    /// `text` with the grant (`{{GRANT}}`: round robin over the masters' `s{i}_{a}valid`,
+    /// their requests `s{i}_{a}addr`, `s{i}_{a}len`; `a` is "ar" or "aw") and the shared
+    /// placeholders filled in.
+    fn fill(&self, text: &str, a: &str) -> String {
+        let Arbiter {
+            masters,
+            in_flight,
+            mb,
+            fb,
+        } = *self;
+        let mut addr_mux = String::new();
+        for i in 0..masters {
+            addr_mux.push_str(&format!(
+                "            {mb}'d{i}: begin want = s{i}_{a}valid; addr = s{i}_{a}addr; len = s{i}_{a}len; end\n"
+            ));
+        }
+        let mut valid_fn =
+            String::from("    function automatic valid_at(input [MB_HI:0] i);\n        case (i)\n");
+        for i in 0..masters {
+            valid_fn.push_str(&format!(
+                "            {mb}'d{i}: valid_at = s{i}_{a}valid;\n"
+            ));
+        }
+        valid_fn
+            .push_str("            default: valid_at = 1'b0;\n        endcase\n    endfunction\n");
+        // Round robin: the first master with a request after the last one granted.
+        let mut pick =
+            String::from("    always @(*) begin\n        grant = last;\n        found = 1'b0;\n");
+        for step in 1..=masters {
+            pick.push_str(&format!(
+                "        if (!found && valid_at({mb}'((32'(last) + 32'd{step}) % 32'd{masters}))) begin\n            \
+                 grant = {mb}'((32'(last) + 32'd{step}) % 32'd{masters});\n            found = 1'b1;\n        end\n"
+            ));
+        }
+        pick.push_str("    end\n");
+        let text = text
+            .replace("{{GRANT}}", GRANT_TEMPLATE)
+            .replace("{{ADDR_MUX}}", &addr_mux)
+            .replace("{{VALID_FN}}", &valid_fn)
+            .replace("{{PICK}}", &pick)
+            .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
+            .replace("{{N}}", &masters.to_string())
+            .replace("MB_HI", &(mb - 1).to_string())
+            .replace("{{MB}}", &mb.to_string())
+            .replace("{{FLIGHT}}", &in_flight.to_string())
+            .replace("{{FB}}", &fb.to_string())
+            .replace("{{FB_HI}}", &(fb - 1).to_string())
+            .replace("{{FC}}", &(fb + 1).to_string())
+            .replace("{{FC_HI}}", &fb.to_string())
+            // The orders hold 2^fb entries (two for one in flight: the pointers wrap).
+            .replace("{{FLIGHT_LAST}}", &((1usize << fb) - 1).to_string());
+        debug_assert!(
+            text.split("{{")
+                .skip(1)
+                .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase())),
+            "a placeholder left"
+        );
+        text
+    }
+}
+
+/// The arbiters' grant: round robin over the masters' address requests (`grant`,
+/// `found`), and the granted master's request (`want`, `addr`, `len`).
+const GRANT_TEMPLATE: &str = r#"    reg [MB_HI:0] last;   // the master granted last
+{{VALID_FN}}    reg [MB_HI:0] grant;
+    reg found;
+{{PICK}}    reg want;
+    reg [63:0] addr;
+    reg [7:0] len;
+    always @(*) begin
+        want = 1'b0;
+        addr = 64'd0;
+        len = 8'd0;
+        case (grant)
+{{ADDR_MUX}}            default: ;
+        endcase
+    end
+"#;
 
 const ARBITER_TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the read arbiter (docs/memory_ports.md). {{N}} AXI4
 // read masters onto one port, round robin, {{FLIGHT}} bursts in flight at most; each
@@ -447,21 +502,7 @@ module {{MODULE}} (
     reg [MB_HI:0] order [0:{{FLIGHT_LAST}}];
     reg [{{FB_HI}}:0] head, tail;
     reg [{{FC_HI}}:0] count;
-    reg [MB_HI:0] last;   // the master granted last
-{{VALID_FN}}    reg [MB_HI:0] grant;
-    reg found;
-{{PICK}}    reg want;
-    reg [63:0] addr;
-    reg [7:0] len;
-    always @(*) begin
-        want = 1'b0;
-        addr = 64'd0;
-        len = 8'd0;
-        case (grant)
-{{AR_MUX}}            default: ;
-        endcase
-    end
-    // A request is taken when the port's address stage is free and its burst has a
+{{GRANT}}    // A request is taken when the port's address stage is free and its burst has a
     // place in the order.
     wire grant_ok = found && want && !m_arvalid && count != {{FC}}'d{{FLIGHT}};
     wire [MB_HI:0] owner = order[head];
@@ -487,6 +528,138 @@ module {{MODULE}} (
             end else if (m_arready) m_arvalid <= 1'b0;
             if (done_burst) head <= head + {{FB}}'d1;
             count <= count + {{FC}}'(grant_ok) - {{FC}}'(done_burst);
+        end
+    end
+endmodule
+`default_nettype wire
+"#;
+
+pub const WRITE_ARBITER_MODULE: &str = "tern_write_arbiter";
+pub const WRITE_ARBITER_FILE: &str = "tern_write_arbiter.v";
+
+/// The write arbiter's Verilog: `masters` AXI4 write masters onto one port. Address
+/// requests are granted round robin, at most `in_flight` bursts outstanding on the port
+/// (asked and not yet answered); each burst's data follows in the order the addresses
+/// were granted (AXI4 has no write interleaving), and each response goes back to the
+/// master that asked (the port answers in order).
+pub fn write_arbiter_verilog(masters: usize, in_flight: usize) -> Result<String, String> {
+    let arb = Arbiter::new("write", masters, in_flight)?;
+    let mb = arb.mb;
+    let mut io = String::new();
+    let mut route = String::new();
+    let mut w_mux = String::new();
+    let mut b_mux = String::new();
+    for i in 0..masters {
+        io.push_str(&format!(
+            "    input  wire         s{i}_awvalid,\n    output wire         s{i}_awready,\n    \
+             input  wire [63:0]  s{i}_awaddr,\n    input  wire [7:0]   s{i}_awlen,\n    \
+             input  wire         s{i}_wvalid,\n    output wire         s{i}_wready,\n    \
+             input  wire [127:0] s{i}_wdata,\n    input  wire [15:0]  s{i}_wstrb,\n    \
+             input  wire         s{i}_wlast,\n    output wire         s{i}_bvalid,\n    \
+             input  wire         s{i}_bready,\n    output wire [1:0]   s{i}_bresp,\n"
+        ));
+        route.push_str(&format!(
+            "    assign s{i}_awready = grant_ok && grant == {mb}'d{i};\n    \
+             assign s{i}_wready = w_owned && w_owner == {mb}'d{i} && m_wready;\n    \
+             assign s{i}_bvalid = b_owned && b_owner == {mb}'d{i} && m_bvalid;\n    \
+             assign s{i}_bresp = m_bresp;\n"
+        ));
+        w_mux.push_str(&format!(
+            "            {mb}'d{i}: begin w_valid = s{i}_wvalid; w_data = s{i}_wdata; w_strb = s{i}_wstrb; w_last = s{i}_wlast; end\n"
+        ));
+        b_mux.push_str(&format!("            {mb}'d{i}: b_ready = s{i}_bready;\n"));
+    }
+    let text = WRITE_ARBITER_TEMPLATE
+        .replace("{{IO}}", &io)
+        .replace("{{W_MUX}}", &w_mux)
+        .replace("{{B_MUX}}", &b_mux)
+        .replace("{{ROUTE}}", &route)
+        .replace("{{MODULE}}", WRITE_ARBITER_MODULE);
+    Ok(arb.fill(&text, "aw"))
+}
+
+const WRITE_ARBITER_TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the write arbiter (docs/memory_ports.md). {{N}} AXI4
+// write masters onto one port, round robin, {{FLIGHT}} bursts in flight at most; data in
+// the order the addresses were granted, each response back to the master that asked.
+`default_nettype none
+module {{MODULE}} (
+    input  wire         clk,
+    input  wire         rst,
+{{IO}}    output reg          m_awvalid,
+    input  wire         m_awready,
+    output reg  [63:0]  m_awaddr,
+    output reg  [7:0]   m_awlen,
+    output wire         m_wvalid,
+    input  wire         m_wready,
+    output wire [127:0] m_wdata,
+    output wire [15:0]  m_wstrb,
+    output wire         m_wlast,
+    input  wire         m_bvalid,
+    output wire         m_bready,
+    input  wire [1:0]   m_bresp
+);
+    // Who was granted each burst, in order: once for its data, once for its response.
+    reg [MB_HI:0] w_order [0:{{FLIGHT_LAST}}];
+    reg [MB_HI:0] b_order [0:{{FLIGHT_LAST}}];
+    reg [{{FB_HI}}:0] w_head, b_head, tail;
+    reg [{{FC_HI}}:0] w_count, b_count;
+{{GRANT}}    // A request is taken when the port's address stage is free and the burst has a
+    // place in both orders (a response is the last thing of a burst: b_count bounds both).
+    wire grant_ok = found && want && !m_awvalid && b_count != {{FC}}'d{{FLIGHT}};
+    wire [MB_HI:0] w_owner = w_order[w_head];
+    wire w_owned = w_count != {{FC}}'d0;
+    wire [MB_HI:0] b_owner = b_order[b_head];
+    wire b_owned = b_count != {{FC}}'d0;
+    reg w_valid, w_last;
+    reg [127:0] w_data;
+    reg [15:0] w_strb;
+    always @(*) begin
+        w_valid = 1'b0;
+        w_data = 128'd0;
+        w_strb = 16'd0;
+        w_last = 1'b0;
+        case (w_owner)
+{{W_MUX}}            default: ;
+        endcase
+    end
+    reg b_ready;
+    always @(*) begin
+        case (b_owner)
+{{B_MUX}}            default: b_ready = 1'b0;
+        endcase
+    end
+    assign m_wvalid = w_owned && w_valid;
+    assign m_wdata = w_data;
+    assign m_wstrb = w_strb;
+    assign m_wlast = w_last;
+    assign m_bready = b_owned && b_ready;
+{{ROUTE}}    wire w_done = m_wvalid && m_wready && m_wlast;
+    wire b_done = m_bvalid && m_bready;
+    always @(posedge clk) begin
+        if (grant_ok) begin
+            w_order[tail] <= grant;
+            b_order[tail] <= grant;
+        end
+        if (rst) begin
+            m_awvalid <= 1'b0;
+            w_head <= {{FB}}'d0;
+            b_head <= {{FB}}'d0;
+            tail <= {{FB}}'d0;
+            w_count <= {{FC}}'d0;
+            b_count <= {{FC}}'d0;
+            last <= '0;
+        end else begin
+            if (grant_ok) begin
+                m_awvalid <= 1'b1;
+                m_awaddr <= addr;
+                m_awlen <= len;
+                last <= grant;
+                tail <= tail + {{FB}}'d1;
+            end else if (m_awready) m_awvalid <= 1'b0;
+            if (w_done) w_head <= w_head + {{FB}}'d1;
+            if (b_done) b_head <= b_head + {{FB}}'d1;
+            w_count <= w_count + {{FC}}'(grant_ok) - {{FC}}'(w_done);
+            b_count <= b_count + {{FC}}'(grant_ok) - {{FC}}'(b_done);
         end
     end
 endmodule
@@ -614,5 +787,25 @@ mod tests {
         ] {
             assert!(stripe_reader_verilog(bad).is_err(), "{bad:?}");
         }
+    }
+
+    #[test]
+    fn arbiters_refuse_what_they_cannot_be() {
+        for (masters, in_flight) in [(1, 4), (9, 4), (2, 0), (2, 3), (2, 128)] {
+            let read = read_arbiter_verilog(masters, in_flight).unwrap_err();
+            let write = write_arbiter_verilog(masters, in_flight).unwrap_err();
+            for e in [read, write] {
+                let named = if (2..=8).contains(&masters) {
+                    "in flight"
+                } else {
+                    "masters"
+                };
+                assert!(
+                    e.contains(named),
+                    "{masters} masters, {in_flight} in flight: {e}"
+                );
+            }
+        }
+        assert!(write_arbiter_verilog(3, 8).is_ok());
     }
 }

@@ -23,6 +23,7 @@ pub mod sequencer;
 pub mod stripe;
 pub mod units;
 pub mod vector;
+pub mod write_arbiter;
 
 /// What the vectors look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

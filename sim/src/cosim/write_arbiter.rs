@@ -1,0 +1,219 @@
+//! The write arbiter (`tern_hdl::interconnect::write_arbiter_verilog`) under Verilator
+//! on one port of the simulated board's DDR (`cpp/ddr_model.h`,
+//! `cpp/write_arbiter_shim.cpp`): the testbench plays the write masters, each with its
+//! own bursts; the memory and the responses say what the arbiter did.
+
+use libloading::Library;
+
+use tern_hdl::interconnect::{
+    write_arbiter_verilog, PORT_BEAT_BYTES, WRITE_ARBITER_FILE, WRITE_ARBITER_MODULE,
+};
+
+use crate::top_model::{DramTiming, MemoryModel};
+use crate::verilator::{BridgeError, ModelCache};
+
+const SHIM: &str = concat!(
+    include_str!("../../cpp/ddr_model.h"),
+    include_str!("../../cpp/write_arbiter_shim.cpp")
+);
+const SHIM_ABI: u32 = 1;
+
+/// Masters the testbench can play (the shim's `MASTERS`).
+pub const MAX_MASTERS: usize = 4;
+
+/// One burst a master writes: at `addr`, a beat of 16 bytes and its strobe (bit i:
+/// byte i) per element.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteBurst {
+    pub addr: u64,
+    pub data: Vec<[u8; PORT_BEAT_BYTES]>,
+    pub strobes: Vec<u16>,
+}
+
+/// What the masters saw (`WriteOutcome` in the shim).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct WriteArbiterOutcome {
+    /// From the start to the last response; `u64::MAX`: not within the limit.
+    pub clocks: u64,
+    /// Per master: responses, those that were not OKAY, and responses beyond its bursts.
+    pub responses: [u64; MAX_MASTERS],
+    pub bad: [u64; MAX_MASTERS],
+    pub extra: [u64; MAX_MASTERS],
+    /// What the DRAM took: bytes, bursts, bursts across 4 KiB.
+    pub bytes_written: u64,
+    pub write_bursts: u64,
+    pub crossings: u64,
+}
+
+type NewFn =
+    unsafe extern "C" fn(u64, f64, u32, u32, u64, *const DramTiming) -> *mut std::ffi::c_void;
+type WriteFn = unsafe extern "C" fn(*mut std::ffi::c_void, u64, *const u8, u64);
+type ReadFn = unsafe extern "C" fn(*mut std::ffi::c_void, u64, *mut u8, u64);
+#[allow(clippy::type_complexity)]
+type RunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    *const *const u64,
+    *const *const u32,
+    *const *const u8,
+    *const *const u16,
+    *const u32,
+    *mut WriteArbiterOutcome,
+    u64,
+    u64,
+);
+type FreeFn = unsafe extern "C" fn(*mut std::ffi::c_void);
+
+/// A Verilated write arbiter of `masters` masters on a board's memory.
+pub struct WriteArbiterModel {
+    masters: usize,
+    _lib: Library,
+    handle: *mut std::ffi::c_void,
+    write: WriteFn,
+    read: ReadFn,
+    run: RunFn,
+    free: FreeFn,
+}
+
+impl Drop for WriteArbiterModel {
+    fn drop(&mut self) {
+        // SAFETY: `handle` came from the library's `new` and is freed once.
+        unsafe { (self.free)(self.handle) }
+    }
+}
+
+impl ModelCache {
+    /// Build (or load) a write arbiter of `masters` (2..=4 here) masters and `in_flight`
+    /// bursts outstanding, on a board whose memory is `memory` (one port).
+    pub fn load_write_arbiter(
+        &self,
+        masters: usize,
+        in_flight: usize,
+        memory: &MemoryModel,
+    ) -> Result<WriteArbiterModel, BridgeError> {
+        let refuse = |message: String| BridgeError::Load {
+            path: WRITE_ARBITER_FILE.into(),
+            message,
+        };
+        if !(2..=MAX_MASTERS).contains(&masters) {
+            return Err(refuse(format!(
+                "the testbench plays 2..={MAX_MASTERS} masters, not {masters}"
+            )));
+        }
+        let verilog = write_arbiter_verilog(masters, in_flight).map_err(refuse)?;
+        let shim = format!("#define MASTERS {masters}\n{SHIM}");
+        let (lib, so) = self.build_block(
+            (
+                WRITE_ARBITER_MODULE,
+                WRITE_ARBITER_FILE,
+                "tern_write_arbiter",
+            ),
+            &verilog,
+            &shim,
+            (b"tern_write_arbiter_abi\0", SHIM_ABI),
+        )?;
+        let load_err = |e: libloading::Error| BridgeError::Load {
+            path: so.display().to_string(),
+            message: e.to_string(),
+        };
+        // SAFETY: the types match the shim's `extern "C"` functions of this ABI; the
+        // handle is freed once, in `Drop`.
+        unsafe {
+            let new: NewFn = *lib.get(b"tern_write_arbiter_new\0").map_err(load_err)?;
+            let write: WriteFn = *lib.get(b"tern_write_arbiter_write\0").map_err(load_err)?;
+            let read: ReadFn = *lib.get(b"tern_write_arbiter_read\0").map_err(load_err)?;
+            let run: RunFn = *lib.get(b"tern_write_arbiter_run\0").map_err(load_err)?;
+            let free: FreeFn = *lib.get(b"tern_write_arbiter_free\0").map_err(load_err)?;
+            let handle = new(
+                memory.bytes,
+                memory.bytes_per_clock,
+                memory.latency_clocks,
+                memory.stall_percent,
+                memory.seed,
+                &memory.timing,
+            );
+            Ok(WriteArbiterModel {
+                masters,
+                _lib: lib,
+                handle,
+                write,
+                read,
+                run,
+                free,
+            })
+        }
+    }
+}
+
+impl WriteArbiterModel {
+    /// Put bytes into the board's memory (no clocks).
+    pub fn write(&mut self, addr: u64, data: &[u8]) {
+        // SAFETY: `data` covers the length passed.
+        unsafe { (self.write)(self.handle, addr, data.as_ptr(), data.len() as u64) }
+    }
+
+    /// `n` bytes of the board's memory at `addr` (no clocks).
+    pub fn read(&self, addr: u64, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n];
+        // SAFETY: `out` holds `n` bytes.
+        unsafe { (self.read)(self.handle, addr, out.as_mut_ptr(), n as u64) };
+        out
+    }
+
+    /// Every master's bursts at once (`bursts[i]`: master i's, in order; every burst
+    /// 1..=256 beats), until every response is back; `stall_seed` 0: the masters never
+    /// hold back, else they withhold 30 % of their valids and readies.
+    pub fn run(&mut self, bursts: &[Vec<WriteBurst>], stall_seed: u64) -> WriteArbiterOutcome {
+        assert_eq!(bursts.len(), self.masters, "one list of bursts a master");
+        for b in bursts.iter().flatten() {
+            assert!(
+                (1..=256).contains(&b.data.len()) && b.strobes.len() == b.data.len(),
+                "a burst of 1..=256 beats, a strobe a beat"
+            );
+        }
+        let addrs: Vec<Vec<u64>> = bursts
+            .iter()
+            .map(|m| m.iter().map(|b| b.addr).collect())
+            .collect();
+        let beats: Vec<Vec<u32>> = bursts
+            .iter()
+            .map(|m| m.iter().map(|b| b.data.len() as u32).collect())
+            .collect();
+        let data: Vec<Vec<u8>> = bursts
+            .iter()
+            .map(|m| {
+                m.iter()
+                    .flat_map(|b| b.data.iter().flatten().copied())
+                    .collect()
+            })
+            .collect();
+        let strobes: Vec<Vec<u16>> = bursts
+            .iter()
+            .map(|m| m.iter().flat_map(|b| b.strobes.iter().copied()).collect())
+            .collect();
+        let counts: Vec<u32> = bursts.iter().map(|m| m.len() as u32).collect();
+        let total_beats: u64 = beats.iter().flatten().map(|&b| u64::from(b)).sum();
+        let limit = 10_000 + 60 * total_beats + 200 * u64::from(counts.iter().sum::<u32>());
+        let a: Vec<*const u64> = addrs.iter().map(|v| v.as_ptr()).collect();
+        let b: Vec<*const u32> = beats.iter().map(|v| v.as_ptr()).collect();
+        let d: Vec<*const u8> = data.iter().map(|v| v.as_ptr()).collect();
+        let s: Vec<*const u16> = strobes.iter().map(|v| v.as_ptr()).collect();
+        let mut o = WriteArbiterOutcome::default();
+        // SAFETY: one array a master, each covering its bursts' beats; the outcome is
+        // the shim's struct.
+        unsafe {
+            (self.run)(
+                self.handle,
+                a.as_ptr(),
+                b.as_ptr(),
+                d.as_ptr(),
+                s.as_ptr(),
+                counts.as_ptr(),
+                &mut o,
+                limit,
+                stall_seed,
+            )
+        };
+        o
+    }
+}
