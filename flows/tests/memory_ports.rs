@@ -138,12 +138,12 @@ fn four_hp_ports_carry_their_width_from_the_ddr() {
 /// The stripe reader's Verilog is lint-clean under `verilator --lint-only -Wall` for 1,
 /// 2, 4 and 8 ports and several burst shapes, and so are 2 and 3 of them sharing the
 /// ports through read arbiters.
-/// The stripe reader, the read ports and the write arbiter at several shapes pass
-/// `verilator --lint-only -Wall`.
+/// The stripe reader, the read ports, the write arbiter and the row writer at several
+/// shapes pass `verilator --lint-only -Wall`.
 #[test]
 fn the_stripe_reader_verilog_is_lint_clean() {
     use tern_hdl::interconnect::{
-        read_ports_verilog, stripe_reader_verilog, write_arbiter_verilog,
+        read_ports_verilog, row_writer_verilog, stripe_reader_verilog, write_arbiter_verilog,
     };
     let dir = tempfile::tempdir().unwrap();
     for (ports, burst, outstanding) in [(1, 16, 4), (2, 8, 2), (4, 16, 4), (4, 4, 1), (8, 16, 8)] {
@@ -165,6 +165,10 @@ fn the_stripe_reader_verilog_is_lint_clean() {
             (
                 "tern_write_arbiter.v",
                 write_arbiter_verilog(ports.clamp(2, 8), 1 << ports.min(6)).unwrap(),
+            ),
+            (
+                "tern_row_writer.v",
+                row_writer_verilog(16 << (ports % 4)).unwrap(),
             ),
         ] {
             let path = dir.path().join(name);
@@ -349,7 +353,7 @@ fn the_lm_head_unit_streams_a_head_at_the_ports_rate() {
 /// response a burst, none more.
 #[test]
 fn write_masters_share_a_port_and_every_burst_lands_whole() {
-    use tern_sim::cosim::write_arbiter::WriteBurst;
+    use tern_sim::cosim::write_side::WriteBurst;
     const REGION: u64 = 1 << 16; // each master's own
     let mut rng = ChaCha8Rng::seed_from_u64(47);
     for (masters, in_flight) in [(2usize, 4usize), (3, 1), (4, 8)] {
@@ -429,5 +433,116 @@ fn write_masters_share_a_port_and_every_burst_lands_whole() {
                 o.clocks
             );
         }
+    }
+}
+
+/// Bursts the row writer must make of `beats` beats at `addr`: at most 16 beats, none
+/// across a 4 KiB boundary.
+fn bursts_by_the_rule(mut addr: u64, mut beats: u64) -> u64 {
+    let mut n = 0;
+    while beats > 0 {
+        let room = (4096 - addr % 4096) / 16;
+        let len = beats.min(16).min(room);
+        (addr, beats, n) = (addr + 16 * len, beats - len, n + 1);
+    }
+    n
+}
+
+/// The row writer (`tern_row_writer`, a 32-beat buffer) on one KV260 port: 40 regions of
+/// 1 to 600 beats at random places with random byte strobes (seed 53), one after
+/// another, with the beats and the memory held back at random and without. Every byte a
+/// strobe allows is in memory, nothing else changed; the bursts are cut exactly as the
+/// rule says (at most 16 beats, at each 4 KiB boundary: the DRAM counts as many bursts as
+/// the rule gives, none across a boundary); the writer takes exactly the regions' beats
+/// and nothing after. A region beyond memory ends with the error bit, no hang.
+#[test]
+fn the_row_writer_writes_regions_in_bursts_that_keep_to_4_kib() {
+    use tern_sim::cosim::write_side::WriteBurst;
+    const BYTES: u64 = 1 << 20;
+    let mut rng = ChaCha8Rng::seed_from_u64(53);
+    for stalls in [false, true] {
+        let mut memory = kv260(BYTES);
+        if stalls {
+            memory.stall_percent = 20;
+            memory.seed = 11;
+        }
+        let mut writer = ModelCache::new(default_cache_root())
+            .load_row_writer(32, &memory)
+            .unwrap();
+        let image: Vec<u8> = (0..BYTES).map(|_| rng.gen()).collect();
+        writer.write(0, &image);
+        let mut want = image.clone();
+        let regions: Vec<WriteBurst> = (0..40)
+            .map(|case| {
+                let beats = match case {
+                    0 => 1,
+                    1 => 16,
+                    _ => rng.gen_range(1..=600u64),
+                };
+                // Case 1 starts 3 beats before a boundary.
+                let addr = if case == 1 {
+                    3 * 4096 - 48
+                } else {
+                    16 * rng.gen_range(0..BYTES / 16 - beats)
+                };
+                let data: Vec<[u8; 16]> = (0..beats).map(|_| rng.gen()).collect();
+                let strobes: Vec<u16> = (0..beats)
+                    .map(|_| if rng.gen_bool(0.8) { 0xffff } else { rng.gen() })
+                    .collect();
+                for (j, (d, s)) in data.iter().zip(&strobes).enumerate() {
+                    for (k, &byte) in d.iter().enumerate() {
+                        if s >> k & 1 == 1 {
+                            want[(addr + 16 * j as u64) as usize + k] = byte;
+                        }
+                    }
+                }
+                WriteBurst {
+                    addr,
+                    data,
+                    strobes,
+                }
+            })
+            .collect();
+        let o = writer.run(&regions, if stalls { 17 } else { 0 });
+        let at = format!("stalls {stalls}");
+        assert_ne!(o.clocks, u64::MAX, "{at}: a region never finished: {o:?}");
+        let beats: u64 = regions.iter().map(|r| r.data.len() as u64).sum();
+        let bursts: u64 = regions
+            .iter()
+            .map(|r| bursts_by_the_rule(r.addr, r.data.len() as u64))
+            .sum();
+        assert_eq!(
+            (o.errors, o.beats_taken, o.crossings),
+            (0, beats, 0),
+            "{at}: {o:?}"
+        );
+        assert_eq!(
+            (o.write_bursts, o.bytes_written),
+            (bursts, 16 * beats),
+            "{at}: bursts not cut by the rule: {o:?}"
+        );
+        let after = writer.read(0, BYTES as usize);
+        if let Some(b) = (0..after.len()).find(|&b| after[b] != want[b]) {
+            panic!(
+                "{at}: first differing byte 0x{b:x}: 0x{:02x}, want 0x{:02x}",
+                after[b], want[b]
+            );
+        }
+        println!(
+            "{at}: {} regions, {beats} beats, {bursts} bursts in {} clocks",
+            regions.len(),
+            o.clocks
+        );
+        // Beyond memory: the error bit, nothing hangs.
+        let beyond = WriteBurst {
+            addr: BYTES - 32,
+            data: vec![[7u8; 16]; 4],
+            strobes: vec![0xffff; 4],
+        };
+        let o = writer.run(&[beyond], if stalls { 5 } else { 0 });
+        assert!(
+            o.clocks != u64::MAX && o.errors == 1,
+            "{at}: beyond memory: {o:?}"
+        );
     }
 }

@@ -23,7 +23,7 @@ pub mod sequencer;
 pub mod stripe;
 pub mod units;
 pub mod vector;
-pub mod write_arbiter;
+pub mod write_side;
 
 /// What the vectors look like.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

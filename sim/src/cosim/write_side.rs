@@ -1,12 +1,15 @@
-//! The write arbiter (`tern_hdl::interconnect::write_arbiter_verilog`) under Verilator
-//! on one port of the simulated board's DDR (`cpp/ddr_model.h`,
-//! `cpp/write_arbiter_shim.cpp`): the testbench plays the write masters, each with its
-//! own bursts; the memory and the responses say what the arbiter did.
+//! The write side of the memory ports under Verilator on one port of the simulated
+//! board's DDR (`cpp/ddr_model.h`): the write arbiter
+//! (`tern_hdl::interconnect::write_arbiter_verilog`, `cpp/write_arbiter_shim.cpp`), the
+//! testbench playing its masters; and the row writer (`row_writer_verilog`,
+//! `cpp/row_writer_shim.cpp`), the testbench feeding its regions. The memory and the
+//! responses say what they did.
 
 use libloading::Library;
 
 use tern_hdl::interconnect::{
-    write_arbiter_verilog, PORT_BEAT_BYTES, WRITE_ARBITER_FILE, WRITE_ARBITER_MODULE,
+    row_writer_verilog, write_arbiter_verilog, PORT_BEAT_BYTES, ROW_WRITER_FILE, ROW_WRITER_MODULE,
+    WRITE_ARBITER_FILE, WRITE_ARBITER_MODULE,
 };
 
 use crate::top_model::{DramTiming, MemoryModel};
@@ -15,6 +18,10 @@ use crate::verilator::{BridgeError, ModelCache};
 const SHIM: &str = concat!(
     include_str!("../../cpp/ddr_model.h"),
     include_str!("../../cpp/write_arbiter_shim.cpp")
+);
+const ROW_WRITER_SHIM: &str = concat!(
+    include_str!("../../cpp/ddr_model.h"),
+    include_str!("../../cpp/row_writer_shim.cpp")
 );
 const SHIM_ABI: u32 = 1;
 
@@ -209,6 +216,156 @@ impl WriteArbiterModel {
                 d.as_ptr(),
                 s.as_ptr(),
                 counts.as_ptr(),
+                &mut o,
+                limit,
+                stall_seed,
+            )
+        };
+        o
+    }
+}
+
+/// What a row writer's regions did (`RowWriterOutcome` in the shim).
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct RowWriterOutcome {
+    /// From the first command to the last done; `u64::MAX`: not within the limit.
+    pub clocks: u64,
+    /// Regions that ended with the error bit.
+    pub errors: u64,
+    /// Beats the writer took in, also after its last region (more than the regions'
+    /// beats is a bug).
+    pub beats_taken: u64,
+    /// What the DRAM took: bytes, bursts, bursts across 4 KiB.
+    pub bytes_written: u64,
+    pub write_bursts: u64,
+    pub crossings: u64,
+}
+
+#[allow(clippy::type_complexity)]
+type RowRunFn = unsafe extern "C" fn(
+    *mut std::ffi::c_void,
+    *const u64,
+    *const u32,
+    u32,
+    *const u8,
+    *const u16,
+    *mut RowWriterOutcome,
+    u64,
+    u64,
+);
+
+/// A Verilated row writer on a board's memory.
+pub struct RowWriterModel {
+    _lib: Library,
+    handle: *mut std::ffi::c_void,
+    write: WriteFn,
+    read: ReadFn,
+    run: RowRunFn,
+    free: FreeFn,
+}
+
+impl Drop for RowWriterModel {
+    fn drop(&mut self) {
+        // SAFETY: `handle` came from the library's `new` and is freed once.
+        unsafe { (self.free)(self.handle) }
+    }
+}
+
+impl ModelCache {
+    /// Build (or load) a row writer with a buffer of `depth` beats on a board whose
+    /// memory is `memory` (one port).
+    pub fn load_row_writer(
+        &self,
+        depth: usize,
+        memory: &MemoryModel,
+    ) -> Result<RowWriterModel, BridgeError> {
+        let verilog = row_writer_verilog(depth).map_err(|message| BridgeError::Load {
+            path: ROW_WRITER_FILE.into(),
+            message,
+        })?;
+        let (lib, so) = self.build_block(
+            (ROW_WRITER_MODULE, ROW_WRITER_FILE, "tern_row_writer"),
+            &verilog,
+            ROW_WRITER_SHIM,
+            (b"tern_row_writer_abi\0", SHIM_ABI),
+        )?;
+        let load_err = |e: libloading::Error| BridgeError::Load {
+            path: so.display().to_string(),
+            message: e.to_string(),
+        };
+        // SAFETY: the types match the shim's `extern "C"` functions of this ABI; the
+        // handle is freed once, in `Drop`.
+        unsafe {
+            let new: NewFn = *lib.get(b"tern_row_writer_new\0").map_err(load_err)?;
+            let write: WriteFn = *lib.get(b"tern_row_writer_write\0").map_err(load_err)?;
+            let read: ReadFn = *lib.get(b"tern_row_writer_read\0").map_err(load_err)?;
+            let run: RowRunFn = *lib.get(b"tern_row_writer_run\0").map_err(load_err)?;
+            let free: FreeFn = *lib.get(b"tern_row_writer_free\0").map_err(load_err)?;
+            let handle = new(
+                memory.bytes,
+                memory.bytes_per_clock,
+                memory.latency_clocks,
+                memory.stall_percent,
+                memory.seed,
+                &memory.timing,
+            );
+            Ok(RowWriterModel {
+                _lib: lib,
+                handle,
+                write,
+                read,
+                run,
+                free,
+            })
+        }
+    }
+}
+
+impl RowWriterModel {
+    /// Put bytes into the board's memory (no clocks).
+    pub fn write(&mut self, addr: u64, data: &[u8]) {
+        // SAFETY: `data` covers the length passed.
+        unsafe { (self.write)(self.handle, addr, data.as_ptr(), data.len() as u64) }
+    }
+
+    /// `n` bytes of the board's memory at `addr` (no clocks).
+    pub fn read(&self, addr: u64, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n];
+        // SAFETY: `out` holds `n` bytes.
+        unsafe { (self.read)(self.handle, addr, out.as_mut_ptr(), n as u64) };
+        out
+    }
+
+    /// The regions one after another, each a `WriteBurst` of any length (the writer
+    /// cuts its own bursts); `stall_seed` 0: the beats come as fast as the writer takes
+    /// them, else 30 % of them are held back and the memory's own stalls apply.
+    pub fn run(&mut self, regions: &[WriteBurst], stall_seed: u64) -> RowWriterOutcome {
+        for r in regions {
+            assert_eq!(r.strobes.len(), r.data.len(), "a strobe a beat");
+        }
+        let addrs: Vec<u64> = regions.iter().map(|r| r.addr).collect();
+        let beats: Vec<u32> = regions.iter().map(|r| r.data.len() as u32).collect();
+        let data: Vec<u8> = regions
+            .iter()
+            .flat_map(|r| r.data.iter().flatten().copied())
+            .collect();
+        let strobes: Vec<u16> = regions
+            .iter()
+            .flat_map(|r| r.strobes.iter().copied())
+            .collect();
+        let total: u64 = beats.iter().map(|&b| u64::from(b)).sum();
+        let limit = 10_000 + 60 * total + 500 * regions.len() as u64;
+        let mut o = RowWriterOutcome::default();
+        // SAFETY: every array covers the regions' beats; the outcome is the shim's.
+        unsafe {
+            (self.run)(
+                self.handle,
+                addrs.as_ptr(),
+                beats.as_ptr(),
+                regions.len() as u32,
+                data.as_ptr(),
+                strobes.as_ptr(),
                 &mut o,
                 limit,
                 stall_seed,
