@@ -1009,3 +1009,292 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
         }
     }
 }
+
+// ---- the dequant unit against the golden sequencer --------------------------------
+
+/// The memory just before and just after command `i` of a pass, as the golden sequencer
+/// leaves it (the pass stopped by an `End` put in place of command `i`, or of `i + 1`;
+/// the command list restored afterwards), and the golden's outcome of command `i`.
+fn golden_around(
+    ck: &Checkpoint,
+    cfg: &AttentionConfig,
+    header: &tern_hdl::program::Header,
+    base: &[u8],
+    i: usize,
+    (position, ids): (usize, &[usize]),
+) -> (Vec<u8>, Vec<u8>, Option<u8>) {
+    let at = |k: usize| header.commands_at as usize + k * COMMAND_BYTES;
+    let stop_at = |k: usize| {
+        let mut m = base.to_vec();
+        m[at(k)..at(k) + COMMAND_BYTES].copy_from_slice(&Command::End.encode());
+        let mut fabric = GoldenFabric::new(ck, cfg);
+        let r = run_pass(&ck.config, &mut m, 0, DESIGN, position, ids, &mut fabric);
+        m[at(k)..at(k) + COMMAND_BYTES].copy_from_slice(&base[at(k)..at(k) + COMMAND_BYTES]);
+        let code = match r {
+            Err(SequencerError::Program(e)) => e.code(),
+            other => panic!(
+                "the pass was to stop at command {k}: {:?}",
+                other.map(|o| o.next)
+            ),
+        };
+        (m, code)
+    };
+    let (before, code) = stop_at(i);
+    assert_eq!(
+        code,
+        tern_hdl::program::error_code::NO_CHOICE,
+        "stopped by the End at {i}"
+    );
+    let (after, code) = stop_at(i + 1);
+    let outcome = (code != tern_hdl::program::error_code::NO_CHOICE).then_some(code);
+    (before, after, outcome)
+}
+
+/// The dequant unit (`tern_dequant_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
+/// runs the tiny model's `Dequant` commands of a prompt of 5 and of a decoded token:
+/// one that writes a new vector and the last one, which adds into the residual. Every
+/// byte of memory afterwards is the golden sequencer's (its rows, their heads and
+/// padding, nothing else), with the memory's handshakes as the board drives them and
+/// with 20 % withheld. Refused like the golden refuses (the golden's code 22, the
+/// unit's 3, nothing written from that row on): a row's factors out of NormQuant's
+/// range, a residual row whose fractional bits are not the program's; and m = 0 (the
+/// unit's 1: the sequencer refuses it first, code 15). And rows of 37 and 38 elements
+/// (no multiple of 4 nor of the lanes): the last beat's padding written as zeros.
+#[test]
+fn the_dequant_unit_writes_what_the_golden_sequencer_writes() {
+    use tern_hdl::units::DequantUnitShape;
+    use tern_sim::cosim::units::DequantUnitCommand;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let (ck, cfg, _, image) = setup(17);
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let dequants: Vec<usize> = (0..image.commands.len())
+        .filter(|&i| matches!(image.commands[i], Command::Dequant { .. }))
+        .collect();
+    let plain = *dequants
+        .iter()
+        .find(|&&i| matches!(image.commands[i], Command::Dequant { add: false, .. }))
+        .unwrap();
+    let adding = *dequants.last().unwrap();
+    assert!(matches!(
+        image.commands[adding],
+        Command::Dequant { add: true, .. }
+    ));
+    let command = |i: usize, rows: usize| {
+        let Command::Dequant {
+            src,
+            factors,
+            dst,
+            m,
+            scale,
+            add,
+        } = image.commands[i]
+        else {
+            unreachable!()
+        };
+        DequantUnitCommand {
+            src,
+            factors,
+            dst,
+            m,
+            scale_m: scale.m,
+            scale_e: scale.e,
+            add: u32::from(add),
+            pass_rows: rows as u32,
+            frac: image.header.residual_frac,
+        }
+    };
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
+    // The passes' starting memories: the prompt's, then after the prompt.
+    let prompt: Vec<usize> = vec![3, 141, 59, 26, 5];
+    let mut after_prompt = image.memory.clone();
+    run_pass(
+        &ck.config,
+        &mut after_prompt,
+        0,
+        DESIGN,
+        0,
+        &prompt,
+        &mut GoldenFabric::new(&ck, &cfg),
+    )
+    .unwrap();
+    let passes: [(&[u8], usize, &[usize]); 2] =
+        [(&image.memory, 0, &prompt), (&after_prompt, 5, &[77])];
+    for lanes in [1usize, 2, 4] {
+        for stall in [0u32, 20] {
+            let (mut memory, _) =
+                tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+            memory.stall_percent = stall;
+            memory.seed = 3;
+            let mut unit = ModelCache::new(default_cache_root())
+                .load_dequant_unit(DequantUnitShape { lanes }, &memory, None)
+                .unwrap();
+            for (base, position, ids) in passes {
+                for i in [plain, adding] {
+                    let (before, after, golden) =
+                        golden_around(&ck, &cfg, &image.header, base, i, (position, ids));
+                    assert_eq!(golden, None, "the golden ran command {i}");
+                    unit.write(0, &before);
+                    let cmd = command(i, ids.len());
+                    let o = unit.run(&cmd, 2_000_000);
+                    let at = format!(
+                        "{lanes} lanes, stalls {stall}%, command {i} (add {}), pass of {} at {position}",
+                        cmd.add,
+                        ids.len()
+                    );
+                    assert!(o.clocks != u64::MAX && o.error == 0, "{at}: {o:?}");
+                    let got = unit.read(0, after.len());
+                    if let Some(b) = (0..after.len()).find(|&b| got[b] != after[b]) {
+                        panic!(
+                            "{at}: byte 0x{b:x} is 0x{:02x}, the golden sequencer's 0x{:02x} \
+                             (output at 0x{:x}, m {})",
+                            got[b], after[b], cmd.dst, cmd.m
+                        );
+                    }
+                    if stall == 0 && lanes == 2 {
+                        println!("{at}: {} clocks, {o:?}", o.clocks);
+                    }
+                }
+            }
+            // Refusals, on the prompt's pass.
+            let rows = prompt.len();
+            // The memory before command i with `edit` applied, and what the golden makes
+            // of it running command i alone (the header pointed at it, End after it).
+            let poke = |i: usize, edit: &dyn Fn(&mut Vec<u8>, &DequantUnitCommand)| {
+                let (mut before, _, _) =
+                    golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
+                edit(&mut before, &command(i, rows));
+                let mut alone = image.header;
+                alone.commands_at += (i * COMMAND_BYTES) as u64;
+                alone.commands -= i as u32;
+                let mut m = before.clone();
+                m[..HEADER_BYTES].copy_from_slice(&alone.encode());
+                let (_, mut after, golden) = golden_around(&ck, &cfg, &alone, &m, 0, (0, &prompt));
+                after[..HEADER_BYTES].copy_from_slice(&before[..HEADER_BYTES]);
+                (before, after, golden)
+            };
+            let factors_row = |row: usize| {
+                move |m: &mut Vec<u8>, c: &DequantUnitCommand| {
+                    let at = c.factors as usize + 32 * row;
+                    m[at..at + 8].copy_from_slice(&(1u64 << 47).to_le_bytes());
+                }
+            };
+            let head_row = |row: usize| {
+                move |m: &mut Vec<u8>, c: &DequantUnitCommand| {
+                    let at = c.dst as usize
+                        + row * tern_hdl::program::vector_row_bytes(c.m as usize) as usize;
+                    m[at] ^= 1;
+                }
+            };
+            for (what, i, row, edit) in [
+                (
+                    "factors",
+                    plain,
+                    0u32,
+                    &factors_row(0) as &dyn Fn(&mut Vec<u8>, &DequantUnitCommand),
+                ),
+                ("factors", adding, 3, &factors_row(3)),
+                ("residual head", adding, 1, &head_row(1)),
+            ] {
+                let (before, after, golden) = poke(i, edit);
+                assert_eq!(
+                    golden,
+                    Some(tern_hdl::program::error_code::DATA),
+                    "{what} row {row}"
+                );
+                unit.write(0, &before);
+                let o = unit.run(&command(i, rows), 2_000_000);
+                let at =
+                    format!("{lanes} lanes, stalls {stall}%: {what} of row {row}, command {i}");
+                assert_eq!((o.error, o.error_row), (3, row), "{at}: {o:?}");
+                let got = unit.read(0, after.len());
+                let first = (0..after.len()).find(|&b| got[b] != after[b]);
+                assert_eq!(first, None, "{at}: the rows before {row} and nothing else");
+            }
+            // Rows whose length is no multiple of 4 nor of the lanes (the last beat's
+            // padding), the command rewritten for the golden to run alone.
+            for m in [37u32, 38] {
+                let i = plain;
+                let (before, _, _) =
+                    golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
+                let mut odd = image.commands[i];
+                let Command::Dequant { m: ref mut len, .. } = odd else {
+                    unreachable!()
+                };
+                *len = m;
+                let mut alone = image.header;
+                alone.commands_at += (i * COMMAND_BYTES) as u64;
+                alone.commands -= i as u32;
+                let rec = alone.commands_at as usize;
+                let mut edited = before.clone();
+                edited[..HEADER_BYTES].copy_from_slice(&alone.encode());
+                edited[rec..rec + COMMAND_BYTES].copy_from_slice(&odd.encode());
+                let (_, mut after, golden) =
+                    golden_around(&ck, &cfg, &alone, &edited, 0, (0, &prompt));
+                assert_eq!(golden, None, "m = {m}");
+                after[..HEADER_BYTES].copy_from_slice(&before[..HEADER_BYTES]);
+                after[rec..rec + COMMAND_BYTES].copy_from_slice(&before[rec..rec + COMMAND_BYTES]);
+                unit.write(0, &before);
+                let o = unit.run(
+                    &DequantUnitCommand {
+                        m,
+                        ..command(i, rows)
+                    },
+                    2_000_000,
+                );
+                let at = format!("{lanes} lanes, stalls {stall}%: m = {m}");
+                assert!(o.clocks != u64::MAX && o.error == 0, "{at}: {o:?}");
+                let got = unit.read(0, after.len());
+                if let Some(b) = (0..after.len()).find(|&b| got[b] != after[b]) {
+                    panic!(
+                        "{at}: byte 0x{b:x} is 0x{:02x}, the golden sequencer's 0x{:02x} (output at 0x{:x})",
+                        got[b], after[b], command(i, rows).dst
+                    );
+                }
+            }
+            unit.write(0, &image.memory);
+            let o = unit.run(
+                &DequantUnitCommand {
+                    m: 0,
+                    ..command(plain, rows)
+                },
+                10_000,
+            );
+            assert_eq!(o.error, 1, "m = 0: {o:?}");
+            assert_eq!(
+                unit.read(0, image.memory.len()),
+                image.memory,
+                "m = 0 writes nothing"
+            );
+        }
+    }
+}
+
+/// The dequant unit at 1, 2 and 4 lanes passes `verilator --lint-only -Wall`; 3 and 8
+/// lanes are refused by name.
+#[test]
+fn the_dequant_unit_verilog_is_lint_clean() {
+    use tern_hdl::units::{dequant_unit_verilog, DequantUnitShape, DEQUANT_UNIT_FILE};
+    let dir = tempfile::tempdir().unwrap();
+    for lanes in [1usize, 2, 4] {
+        let path = dir.path().join(DEQUANT_UNIT_FILE);
+        std::fs::write(
+            &path,
+            dequant_unit_verilog(DequantUnitShape { lanes }).unwrap(),
+        )
+        .unwrap();
+        let o = std::process::Command::new("verilator")
+            .args(["--lint-only", "-Wall"])
+            .arg(&path)
+            .output()
+            .expect("verilator on PATH (scripts/setup.sh installs it)");
+        assert!(
+            o.status.success(),
+            "{lanes} lanes:\n{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    for lanes in [3usize, 8] {
+        let e = dequant_unit_verilog(DequantUnitShape { lanes }).unwrap_err();
+        assert!(e.contains(&format!("{lanes} lanes")), "{e}");
+    }
+}

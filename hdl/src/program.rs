@@ -278,9 +278,10 @@ fn four_bit_weights_pack_two_a_byte_low_nibble_first() {
 // ---- layouts of the vectors in scratch ---------------------------------------------
 
 /// Bytes of one token's row of an `i32` vector of `n` elements: a 16-byte header (its
-/// fractional bits as an `i32`, then zeros) and the elements.
+/// fractional bits as an `i32`, `n` as a `u32`, then zeros) and the elements, padded to
+/// [`ALIGN`] so that every row starts on a bus beat.
 pub fn vector_row_bytes(n: usize) -> u64 {
-    16 + 4 * n as u64
+    16 + (4 * n as u64).next_multiple_of(ALIGN)
 }
 
 /// Bytes of one token's row of `n` int8 values, rounded up to [`ALIGN`].

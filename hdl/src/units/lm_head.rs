@@ -16,6 +16,7 @@
 use super::ReaderWiring;
 use crate::interconnect::{
     read_arbiter_verilog, stripe_reader_verilog, stripe_reader_verilog_named, StripeShape,
+    STRIPE_READER_MODULE,
 };
 use crate::vector::{lm_head_verilog, LmHeadShape, LM_HEAD_MODULE};
 
@@ -89,15 +90,15 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
     let ReaderWiring {
         ports_io,
         wires,
-        a_ports,
-        b_ports,
+        reader_a,
+        reader_b,
         arbiters,
-    } = ReaderWiring::of(p);
+    } = ReaderWiring::of(p, STRIPE_READER_MODULE, MANTISSA_READER_MODULE);
     let unit = UNIT_TEMPLATE
         .replace("{{PORTS_IO}}", &ports_io)
         .replace("{{WIRES}}", &wires)
-        .replace("{{A_PORTS}}", &a_ports)
-        .replace("{{B_PORTS}}", &b_ports)
+        .replace("{{READER_A}}", &reader_a)
+        .replace("{{READER_B}}", &reader_b)
         .replace("{{ARBITERS}}", &arbiters)
         .replace("{{MODULE}}", LM_HEAD_UNIT_MODULE)
         .replace("{{ENGINE}}", LM_HEAD_MODULE)
@@ -106,7 +107,6 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
         .replace("{{LANES}}", &lanes.to_string())
         .replace("{{LOG_LANES}}", &log_lanes.to_string())
         .replace("{{DW_HI}}", &(128 * p - 1).to_string())
-        .replace("{{B_READER}}", MANTISSA_READER_MODULE)
         .replace(
             "{{CB_HI}}",
             &(crate::bits::ceil_log2(p + 1) - 1).to_string(),
@@ -195,26 +195,14 @@ module {{MODULE}} (
     wire [{{CB_HI}}:0] a_beats;
     wire        b_beats;
     /* verilator lint_on UNUSEDSIGNAL */
-    tern_stripe_reader reader_a (
-        .clk(clk), .rst(rst),
-        .cmd_valid(a_cmd_valid), .cmd_ready(a_cmd_ready), .cmd_addr(a_cmd_addr), .cmd_beats(a_cmd_beats),
-        .out_valid(a_valid), .out_ready(a_ready), .out_data(a_data), .out_beats(a_beats), .out_last(a_last),
-        .done(a_done), .error(a_error){{A_PORTS}}
-    );
-    // ---- reader B: the mantissas ----
+{{READER_A}}    // ---- reader B: the mantissas ----
     reg         b_cmd_valid;
     reg  [63:0] b_cmd_addr;
     reg  [31:0] b_cmd_beats;
     wire        b_valid, b_done, b_error;
     wire        b_ready;
     wire [127:0] b_data;
-    {{B_READER}} reader_b (
-        .clk(clk), .rst(rst),
-        .cmd_valid(b_cmd_valid), .cmd_ready(b_cmd_ready), .cmd_addr(b_cmd_addr), .cmd_beats(b_cmd_beats),
-        .out_valid(b_valid), .out_ready(b_ready), .out_data(b_data), .out_beats(b_beats), .out_last(b_last),
-        .done(b_done), .error(b_error){{B_PORTS}}
-    );
-{{ARBITERS}}
+{{READER_B}}{{ARBITERS}}
     // ---- the mantissas: a beat of 8 u16 from reader B (one port), one a row ----
     reg [127:0] m_word;
     reg [2:0]   m_at;         // the next mantissa in the beat

@@ -23,6 +23,7 @@ use crate::config::Config;
 use crate::emit::{generate, EmitError};
 use crate::interconnect::{
     read_arbiter_verilog, stripe_reader_verilog, stripe_reader_verilog_named, StripeShape,
+    STRIPE_READER_MODULE,
 };
 use crate::streams::{pack_weights, StreamError};
 
@@ -193,10 +194,10 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
     let ReaderWiring {
         ports_io,
         wires,
-        a_ports,
-        b_ports,
+        reader_a,
+        reader_b,
         arbiters,
-    } = ReaderWiring::of(p);
+    } = ReaderWiring::of(p, STRIPE_READER_MODULE, ACTIVATION_READER_MODULE);
     let tb = g.token_block;
     let nb = ceil_log2(tb + 1);
     let r = g.row_blocks;
@@ -226,15 +227,14 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
             lo = 32 * i
         ));
     }
-    let subs: [(&str, String); 28] = [
+    let subs: [(&str, String); 27] = [
         ("{{PORTS_IO}}", ports_io),
         ("{{WIRES}}", wires),
-        ("{{A_PORTS}}", a_ports),
-        ("{{B_PORTS}}", b_ports),
+        ("{{READER_A}}", reader_a),
+        ("{{READER_B}}", reader_b),
         ("{{ARBITERS}}", arbiters),
         ("{{SIGN_EXTEND}}", sign_extend),
         ("{{MODULE}}", MATMUL_UNIT_MODULE.into()),
-        ("{{B_READER}}", ACTIVATION_READER_MODULE.into()),
         ("{{VERSION}}", env!("CARGO_PKG_VERSION").into()),
         ("{{P}}", p.to_string()),
         ("{{DW_HI}}", (128 * p - 1).to_string()),
@@ -395,13 +395,9 @@ module {{MODULE}} (
     /* verilator lint_off UNUSEDSIGNAL */ // commanded only when done
     wire        a_cmd_ready, a_last, b_cmd_ready, b_last, b_beats;
     /* verilator lint_on UNUSEDSIGNAL */
-    tern_stripe_reader reader_a (
-        .clk(clk), .rst(rst),
-        .cmd_valid(a_cmd_valid), .cmd_ready(a_cmd_ready), .cmd_addr(weights), .cmd_beats(matrix_beats),
-        .out_valid(a_valid), .out_ready(a_ready), .out_data(a_data), .out_beats(a_beats), .out_last(a_last),
-        .done(a_done), .error(a_error){{A_PORTS}}
-    );
-    wire weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
+    wire [63:0] a_cmd_addr = weights;
+    wire [31:0] a_cmd_beats = matrix_beats;
+{{READER_A}}    wire weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
         && a_done && !a_cmd_valid;
     always @(posedge clk) begin
         a_cmd_valid <= 1'b0;
@@ -428,13 +424,7 @@ module {{MODULE}} (
     reg  [31:0] b_cmd_beats;
     wire        b_valid, b_done, b_error, b_ready;
     wire [127:0] b_data;
-    {{B_READER}} reader_b (
-        .clk(clk), .rst(rst),
-        .cmd_valid(b_cmd_valid), .cmd_ready(b_cmd_ready), .cmd_addr(b_cmd_addr), .cmd_beats(b_cmd_beats),
-        .out_valid(b_valid), .out_ready(b_ready), .out_data(b_data), .out_beats(b_beats), .out_last(b_last),
-        .done(b_done), .error(b_error){{B_PORTS}}
-    );
-{{ARBITERS}}
+{{READER_B}}{{ARBITERS}}
     reg  [63:0] a_block_row;  // src + j0·krow: the block's first row
     reg  [63:0] a_tok_row;    // + t·krow
     reg  [31:0] c_off;        // c·K_t

@@ -3,33 +3,40 @@
 //!
 //! - `tern_lm_head_unit` ([`lm_head`]) runs `LmHead`;
 //! - `tern_matmul_unit` ([`matmul`]) runs `Matmul`: the TLMM engine over a matrix cut
-//!   into tiles, its weights streamed from memory, K tiles summed on the fabric.
+//!   into tiles, its weights streamed from memory, K tiles summed on the fabric;
+//! - `tern_dequant_unit` ([`dequant`]) runs `Dequant` row after row.
 
+pub mod dequant;
 pub mod lm_head;
 pub mod matmul;
 
+pub use dequant::*;
 pub use lm_head::*;
 pub use matmul::*;
 
 /// How a unit's two stripe readers reach the board's read ports: reader A on every
 /// port, reader B (one port) beside it on port 0 through a read arbiter. The Verilog
 /// pieces a unit's template takes: its port list, the wires, reader A's and reader B's
-/// port connections and the arbiter.
+/// instances (modules `a_module`, `b_module`; each reader `x` driven by the unit's
+/// `x_cmd_valid`, `x_cmd_addr`, `x_cmd_beats`, `x_ready` and driving `x_cmd_ready`,
+/// `x_valid`, `x_data`, `x_beats`, `x_last`, `x_done`, `x_error`) and the arbiter.
 pub(crate) struct ReaderWiring {
     pub ports_io: String,
     pub wires: String,
-    pub a_ports: String,
-    pub b_ports: String,
+    pub reader_a: String,
+    pub reader_b: String,
     pub arbiters: String,
 }
 
 impl ReaderWiring {
-    pub(crate) fn of(p: usize) -> ReaderWiring {
+    pub(crate) fn of(p: usize, a_module: &str, b_module: &str) -> ReaderWiring {
+        let mut a_ports = String::new();
+        let mut b_ports = String::new();
         let mut w = ReaderWiring {
             ports_io: String::new(),
             wires: String::new(),
-            a_ports: String::new(),
-            b_ports: String::new(),
+            reader_a: String::new(),
+            reader_b: String::new(),
             arbiters: String::new(),
         };
         const SIGS: [(&str, usize); 9] = [
@@ -54,8 +61,7 @@ impl ReaderWiring {
             if q > 0 {
                 // Reader A alone on the other ports.
                 for (sig, _) in SIGS {
-                    w.a_ports
-                        .push_str(&format!(",\n        .m{q}_{sig}(m{q}_{sig})"));
+                    a_ports.push_str(&format!(",\n        .m{q}_{sig}(m{q}_{sig})"));
                 }
                 continue;
             }
@@ -70,10 +76,8 @@ impl ReaderWiring {
                         format!("    wire [{}:0] {r}_{sig}_0;\n", width - 1)
                     });
                 }
-                w.a_ports
-                    .push_str(&format!(",\n        .m0_{sig}(a_{sig}_0)"));
-                w.b_ports
-                    .push_str(&format!(",\n        .m0_{sig}(b_{sig}_0)"));
+                a_ports.push_str(&format!(",\n        .m0_{sig}(a_{sig}_0)"));
+                b_ports.push_str(&format!(",\n        .m0_{sig}(b_{sig}_0)"));
                 arb.push_str(&format!(
                     ",\n        .s0_{sig}(a_{sig}_0), .s1_{sig}(b_{sig}_0)"
                 ));
@@ -84,6 +88,17 @@ impl ReaderWiring {
             arb.push_str("\n    );\n");
             w.arbiters.push_str(&arb);
         }
+        let instance = |x: &str, module: &str, ports: &str| {
+            format!(
+                "    {module} reader_{x} (\n        .clk(clk), .rst(rst),\n        \
+                 .cmd_valid({x}_cmd_valid), .cmd_ready({x}_cmd_ready), .cmd_addr({x}_cmd_addr), \
+                 .cmd_beats({x}_cmd_beats),\n        .out_valid({x}_valid), .out_ready({x}_ready), \
+                 .out_data({x}_data), .out_beats({x}_beats), .out_last({x}_last),\n        \
+                 .done({x}_done), .error({x}_error){ports}\n    );\n"
+            )
+        };
+        w.reader_a = instance("a", a_module, &a_ports);
+        w.reader_b = instance("b", b_module, &b_ports);
         w
     }
 }

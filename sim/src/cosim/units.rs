@@ -1,14 +1,16 @@
 //! The one top's units under Verilator on the simulated board's DDR
 //! (`cpp/ddr_model.h`, the board around a unit `cpp/unit_board.h`): the LM-head unit
-//! (`cpp/lm_head_unit_shim.cpp`) runs an `LmHead` command and the matmul unit
-//! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command over a memory image.
+//! (`cpp/lm_head_unit_shim.cpp`) runs an `LmHead` command, the matmul unit
+//! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command and the dequant unit
+//! (`cpp/dequant_unit_shim.cpp`) a `Dequant` command over a memory image.
 
 use std::path::Path;
 
 use libloading::Library;
 use tern_hdl::emit::{waivers, DESIGN_FILE};
 use tern_hdl::units::{
-    lm_head_unit_verilog, matmul_unit_verilog, LmHeadUnitShape, MatmulUnitShape, LM_HEAD_UNIT_FILE,
+    dequant_unit_verilog, lm_head_unit_verilog, matmul_unit_verilog, DequantUnitShape,
+    LmHeadUnitShape, MatmulUnitShape, DEQUANT_UNIT_FILE, DEQUANT_UNIT_MODULE, LM_HEAD_UNIT_FILE,
     LM_HEAD_UNIT_MODULE, MATMUL_UNIT_FILE, MATMUL_UNIT_MODULE,
 };
 
@@ -22,6 +24,7 @@ const BOARD: &str = concat!(
 );
 const LM_HEAD_SHIM: &str = include_str!("../../cpp/lm_head_unit_shim.cpp");
 const MATMUL_SHIM: &str = include_str!("../../cpp/matmul_unit_shim.cpp");
+const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_unit_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 /// One `LmHead` command's fields (docs/program.md) with the pass's rows and output.
@@ -88,6 +91,38 @@ pub struct MatmulUnitOutcome {
     pub ddr: DdrCounts,
 }
 
+/// One `Dequant` command's fields (docs/program.md) with the pass's rows and the
+/// program's residual fractional bits.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DequantUnitCommand {
+    pub src: u64,
+    pub factors: u64,
+    pub dst: u64,
+    pub m: u32,
+    pub scale_m: u32,
+    pub scale_e: i32,
+    pub add: u32,
+    pub pass_rows: u32,
+    pub frac: i32,
+}
+
+/// What the dequant unit did.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct DequantUnitOutcome {
+    /// From the command to done; `u64::MAX`: not within the limit.
+    pub clocks: u64,
+    /// 0 none, 1 a size out of range, 2 an error response, 3 the data (factors, or the
+    /// residual's head); `error_row` the row it stopped at.
+    pub error: u32,
+    pub error_row: u32,
+    /// Whether an output saturated.
+    pub saturated: u32,
+    pub zero: u32,
+    pub ddr: DdrCounts,
+}
+
 type NewFn = unsafe extern "C" fn(
     *const std::ffi::c_char,
     u64,
@@ -116,6 +151,7 @@ pub struct UnitModel<S, C, O> {
 
 pub type LmHeadUnitModel = UnitModel<LmHeadUnitShape, LmHeadUnitCommand, LmHeadUnitOutcome>;
 pub type MatmulUnitModel = UnitModel<MatmulUnitShape, MatmulUnitCommand, MatmulUnitOutcome>;
+pub type DequantUnitModel = UnitModel<DequantUnitShape, DequantUnitCommand, DequantUnitOutcome>;
 
 impl<S, C, O> Drop for UnitModel<S, C, O> {
     fn drop(&mut self) {
@@ -171,6 +207,28 @@ impl ModelCache {
             (b"tern_matmul_unit_abi\0", SHIM_ABI),
         )?;
         open_unit(shape.clone(), lib, &so, "tern_matmul_unit", memory, vcd)
+    }
+
+    /// Build (or load) the dequant unit of `shape` on a board whose memory is `memory`
+    /// (one port), tracing to `vcd` if given.
+    pub fn load_dequant_unit(
+        &self,
+        shape: DequantUnitShape,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<DequantUnitModel, BridgeError> {
+        let verilog = dequant_unit_verilog(shape).map_err(|message| BridgeError::Load {
+            path: DEQUANT_UNIT_FILE.into(),
+            message,
+        })?;
+        let shim = format!("#define PORTS 1\n{BOARD}{DEQUANT_SHIM}");
+        let (lib, so) = self.build_block(
+            (DEQUANT_UNIT_MODULE, DEQUANT_UNIT_FILE, "tern_dequant_unit"),
+            &verilog,
+            &shim,
+            (b"tern_dequant_unit_abi\0", SHIM_ABI),
+        )?;
+        open_unit(shape, lib, &so, "tern_dequant_unit", memory, vcd)
     }
 }
 

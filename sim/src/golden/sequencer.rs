@@ -131,7 +131,7 @@ impl Bus<'_> {
                 why: format!("{access} holds vectors of {len}, the command says {n}"),
             });
         }
-        Ok((i32s(&b[16..]), frac))
+        Ok((i32s(&b[16..16 + 4 * n]), frac))
     }
     fn write_vector(
         &mut self,
@@ -145,6 +145,7 @@ impl Bus<'_> {
         b.extend((v.len() as u32).to_le_bytes());
         b.resize(16, 0);
         b.extend(v.iter().flat_map(|x| x.to_le_bytes()));
+        b.resize(vector_row_bytes(v.len()) as usize, 0);
         self.write(access, row_at(at, row, vector_row_bytes(v.len())), &b)
     }
     fn int8(
@@ -413,6 +414,24 @@ pub fn run_pass<F: Fabric>(
                         rms: u64_at(f, 8),
                         gain_frac: i32::from_le_bytes(f[16..20].try_into().expect("4 bytes")),
                     };
+                    // What NormQuant writes; anything else has no factor (rms 0 under a
+                    // non-zero max would divide by zero).
+                    if q.max >= 1 << 47
+                        || q.rms >= 1 << 51
+                        || !(0..=15).contains(&q.gain_frac)
+                        || (q.rms == 0 && q.max != 0)
+                    {
+                        return Err(ProgramError::Field {
+                            command: Some(index),
+                            field: "factors",
+                            why: format!(
+                                "row {j}: max {}, rms {}, gain shift {}: not norm factors \
+                                 (max < 2^47, rms < 2^51 and not 0 unless max is, shift 0..=15)",
+                                q.max, q.rms, q.gain_frac
+                            ),
+                        }
+                        .into());
+                    }
                     let mut y = dequant(&acc, factor(&q, scale, fx), &mut sat);
                     if add {
                         let (x, frac) = bus.vector("the residual", dst, j, m)?;

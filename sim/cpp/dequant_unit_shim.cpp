@@ -1,0 +1,56 @@
+// tern's C ABI over a Verilated `tern_dequant_unit` on the simulated board's DDR
+// (`ddr_model.h`, `read_ports.h` and `unit_board.h`, put ahead of this file with
+// `#define PORTS 1`). One Dequant command at a time; the host puts the memory in and
+// takes it out without clocks.
+#include <cstring>
+#include "Vtern_dequant_unit.h"
+
+extern "C" uint32_t tern_dequant_unit_abi() { return 1; }
+
+using Model = UnitModel<Vtern_dequant_unit>;
+
+// One Dequant command (mirrored by `DequantUnitCommand` in Rust).
+struct DequantUnitCommand {
+    uint64_t src, factors, dst;
+    uint32_t m, scale_m;
+    int32_t scale_e;
+    uint32_t add, pass_rows;
+    int32_t frac;
+};
+
+// What it did (mirrored by `DequantUnitOutcome`).
+struct DequantUnitOutcome {
+    uint64_t clocks;  // from the command to done; UINT64_MAX: not within the limit
+    uint32_t error;
+    uint32_t error_row;
+    uint32_t saturated;
+    uint32_t zero;
+    DdrCounts ddr;
+};
+
+UNIT_C_API(tern_dequant_unit, Vtern_dequant_unit)
+
+extern "C" {
+
+void tern_dequant_unit_run(void* p, const DequantUnitCommand* c, DequantUnitOutcome* o,
+                           uint64_t limit) {
+    auto* m = static_cast<Model*>(p);
+    auto* t = m->top.get();
+    std::memset(o, 0, sizeof *o);
+    DdrCounts before = DdrCounts::of(m->ddr);
+    t->cmd_src = c->src;
+    t->cmd_factors = c->factors;
+    t->cmd_dst = c->dst;
+    t->cmd_m = c->m;
+    t->cmd_scale_m = c->scale_m;
+    t->cmd_scale_e = (uint32_t)c->scale_e;
+    t->cmd_add = c->add != 0;
+    t->cmd_pass_rows = c->pass_rows;
+    t->cmd_frac = (uint32_t)c->frac;
+    o->clocks = unit_run(m, limit);
+    o->error = t->error;
+    o->error_row = t->error_row;
+    o->saturated = t->saturated;
+    o->ddr = DdrCounts::of(m->ddr).since(before);
+}
+}
