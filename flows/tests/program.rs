@@ -12,6 +12,7 @@ use tern_sim::golden::fixed_point::{FixedPointModel, VectorProgram, RESIDUAL_FRA
 use tern_sim::golden::sequencer::{run_pass, SequencerError};
 
 use tern_flows::program::{build, ProgramImage};
+use tern_flows::rtl::lint::lint_files;
 
 const DESIGN: u32 = 0x7e57_0001;
 
@@ -790,18 +791,13 @@ fn the_sequencer_verilog_is_lint_clean() {
     for preset in ["tiny", "bitnet-0.73b", "bitnet-2b"] {
         let c = ModelConfig::preset(preset).unwrap();
         let shape = tern_flows::program::sequencer_shape(&c, DESIGN, 4 << 30, 128);
-        let path = dir.path().join("tern_sequencer.v");
-        std::fs::write(&path, sequencer_verilog(&shape).unwrap()).unwrap();
-        let o = std::process::Command::new("verilator")
-            .args(["--lint-only", "-Wall"])
-            .arg(&path)
-            .output()
-            .expect("verilator on PATH (scripts/setup.sh installs it)");
-        assert!(
-            o.status.success(),
-            "{preset}:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        std::fs::write(
+            dir.path().join("tern_sequencer.v"),
+            sequencer_verilog(&shape).unwrap(),
+        )
+        .unwrap();
+        let found = lint_files(dir.path(), &["tern_sequencer.v"], None).unwrap();
+        assert!(found.is_empty(), "{preset}:\n{}", found.join("\n"));
     }
 }
 
@@ -1276,22 +1272,10 @@ fn the_dequant_unit_verilog_is_lint_clean() {
     use tern_hdl::units::{dequant_unit_verilog, DequantUnitShape, DEQUANT_UNIT_FILE};
     let dir = tempfile::tempdir().unwrap();
     for lanes in [1usize, 2, 4] {
-        let path = dir.path().join(DEQUANT_UNIT_FILE);
-        std::fs::write(
-            &path,
-            dequant_unit_verilog(DequantUnitShape { lanes }).unwrap(),
-        )
-        .unwrap();
-        let o = std::process::Command::new("verilator")
-            .args(["--lint-only", "-Wall"])
-            .arg(&path)
-            .output()
-            .expect("verilator on PATH (scripts/setup.sh installs it)");
-        assert!(
-            o.status.success(),
-            "{lanes} lanes:\n{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
+        let text = dequant_unit_verilog(DequantUnitShape { lanes }).unwrap();
+        std::fs::write(dir.path().join(DEQUANT_UNIT_FILE), text).unwrap();
+        let found = lint_files(dir.path(), &[DEQUANT_UNIT_FILE], None).unwrap();
+        assert!(found.is_empty(), "{lanes} lanes:\n{}", found.join("\n"));
     }
     for lanes in [3usize, 8] {
         let e = dequant_unit_verilog(DequantUnitShape { lanes }).unwrap_err();

@@ -24,14 +24,21 @@ pub fn lint_dir(dir: &Path) -> Result<Vec<String>> {
     if has_top {
         files.push(TOP_FILE);
     }
-    let out = Command::new("verilator")
-        .current_dir(dir)
-        .args(["--lint-only", "-Wall", "--top-module", top])
-        .args(&files)
-        .output()
-        .context(
-            "running verilator (install it with scripts/setup.sh or `apt-get install verilator`)",
-        )?;
+    lint_files(dir, &files, Some(top))
+}
+
+/// Lint `files` (in `dir`, Verilator configuration files first) as one design whose top
+/// module is `top` (Verilator's guess when `None`); returns the diagnostics (empty when
+/// clean). What `tern lint` runs, and what the tests of every written block run.
+pub fn lint_files(dir: &Path, files: &[&str], top: Option<&str>) -> Result<Vec<String>> {
+    let mut command = Command::new("verilator");
+    command.current_dir(dir).args(["--lint-only", "-Wall"]);
+    if let Some(top) = top {
+        command.args(["--top-module", top]);
+    }
+    let out = command.args(files).output().context(
+        "running verilator (install it with scripts/setup.sh or `apt-get install verilator`)",
+    )?;
     let diagnostics: Vec<String> = String::from_utf8_lossy(&out.stderr)
         .lines()
         .filter(|l| l.starts_with("%Warning") || l.starts_with("%Error"))
