@@ -1006,7 +1006,7 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
     }
 }
 
-// ---- the dequant unit against the golden sequencer --------------------------------
+// ---- the vector unit against the golden sequencer ---------------------------------
 
 /// The memory just before and just after command `i` of a pass, as the golden sequencer
 /// leaves it (the pass stopped by an `End` put in place of command `i`, or of `i + 1`;
@@ -1046,26 +1046,34 @@ fn golden_around(
     (before, after, outcome)
 }
 
-/// The dequant unit (`tern_dequant_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
-/// runs the tiny model's `Dequant` commands of a prompt of 5 and of a decoded token:
-/// one that writes a new vector and the last one, which adds into the residual. Every
-/// byte of memory afterwards is the golden sequencer's (its rows, their heads and
-/// padding, nothing else), with the memory's handshakes as the board drives them and
-/// with 20 % withheld. Refused like the golden refuses (the golden's code 22, the
-/// unit's 3, nothing written from that row on): a row's factors out of NormQuant's
-/// range, a residual row whose fractional bits are not the program's; and m = 0 (the
-/// unit's 1: the sequencer refuses it first, code 15). And rows of 37 and 38 elements
-/// (no multiple of 4 nor of the lanes): the last beat's padding written as zeros.
+/// The vector unit (`tern_vector_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
+/// runs the tiny model's `Dequant` and `ToInt8` commands of a prompt of 5 and of a
+/// decoded token: the first `Dequant` (a new vector), the last (added into the
+/// residual), the first and the last `ToInt8`. Every byte of memory afterwards is the
+/// golden sequencer's (its rows, their heads and padding, nothing else), with the
+/// memory's handshakes as the board drives them and with 20 % withheld. So too rows of 37
+/// and 38 elements (no multiple of 4 nor of the lanes: the last beat's padding), each
+/// command rewritten for the golden to run alone. Refused as the golden refuses (the
+/// golden's code 22, the unit's 3, the rows before written and nothing else): a row's
+/// factors out of NormQuant's range, a residual row whose fractional bits are not the
+/// program's, an input row whose length is not the command's; and n = 0 or another
+/// opcode (the unit's 1, nothing written: the sequencer refuses sizes first, code 15).
+/// And `ToInt8` inputs whose fractional bits (any i32 in memory) ask for extreme shifts.
 #[test]
-fn the_dequant_unit_writes_what_the_golden_sequencer_writes() {
-    use tern_hdl::units::DequantUnitShape;
-    use tern_sim::cosim::units::DequantUnitCommand;
+fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
+    use tern_hdl::program::{vector_row_bytes, Header};
+    use tern_hdl::units::VectorUnitShape;
+    use tern_sim::cosim::units::VectorUnitCommand;
     use tern_sim::verilator::{default_cache_root, ModelCache};
     let (ck, cfg, _, image) = setup(17);
     let board = tern_boards::Board::resolve("kv260").unwrap();
-    let dequants: Vec<usize> = (0..image.commands.len())
-        .filter(|&i| matches!(image.commands[i], Command::Dequant { .. }))
-        .collect();
+    let frac = image.header.residual_frac;
+    let of_op = |op: u8| -> Vec<usize> {
+        (0..image.commands.len())
+            .filter(|&i| image.commands[i].opcode() == op)
+            .collect()
+    };
+    let (dequants, to_int8s) = (of_op(4), of_op(6));
     let plain = *dequants
         .iter()
         .find(|&&i| matches!(image.commands[i], Command::Dequant { add: false, .. }))
@@ -1075,29 +1083,22 @@ fn the_dequant_unit_writes_what_the_golden_sequencer_writes() {
         image.commands[adding],
         Command::Dequant { add: true, .. }
     ));
+    let chosen = [plain, adding, to_int8s[0], *to_int8s.last().unwrap()];
     let command = |i: usize, rows: usize| {
-        let Command::Dequant {
-            src,
-            factors,
-            dst,
-            m,
-            scale,
-            add,
-        } = image.commands[i]
-        else {
-            unreachable!()
-        };
-        DequantUnitCommand {
-            src,
-            factors,
-            dst,
-            m,
-            scale_m: scale.m,
-            scale_e: scale.e,
-            add: u32::from(add),
-            pass_rows: rows as u32,
-            frac: image.header.residual_frac,
+        VectorUnitCommand::of(&image.commands[i], rows as u32, frac).unwrap()
+    };
+    // The header that runs command i alone (End after it), and `mem` with it.
+    let alone = |i: usize, mem: &[u8], record: Option<Command>| -> (Header, Vec<u8>) {
+        let mut h = image.header;
+        h.commands_at += (i * COMMAND_BYTES) as u64;
+        h.commands -= i as u32;
+        let mut m = mem.to_vec();
+        m[..HEADER_BYTES].copy_from_slice(&h.encode());
+        if let Some(c) = record {
+            let at = h.commands_at as usize;
+            m[at..at + COMMAND_BYTES].copy_from_slice(&c.encode());
         }
+        (h, m)
     };
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
     // The passes' starting memories: the prompt's, then after the prompt.
@@ -1115,6 +1116,7 @@ fn the_dequant_unit_writes_what_the_golden_sequencer_writes() {
     .unwrap();
     let passes: [(&[u8], usize, &[usize]); 2] =
         [(&image.memory, 0, &prompt), (&after_prompt, 5, &[77])];
+    let rows = prompt.len();
     for lanes in [1usize, 2, 4] {
         for stall in [0u32, 20] {
             let (mut memory, _) =
@@ -1122,163 +1124,185 @@ fn the_dequant_unit_writes_what_the_golden_sequencer_writes() {
             memory.stall_percent = stall;
             memory.seed = 3;
             let mut unit = ModelCache::new(default_cache_root())
-                .load_dequant_unit(DequantUnitShape { lanes }, &memory, None)
+                .load_vector_unit(VectorUnitShape { lanes }, &memory, None)
                 .unwrap();
+            // Run `cmd` on `before`; the memory must become `after`.
+            let mut check = |what: &str, cmd: VectorUnitCommand, before: &[u8], after: &[u8]| {
+                unit.write(0, before);
+                let o = unit.run(&cmd, 2_000_000);
+                let at = format!(
+                    "{lanes} lanes, stalls {stall}%, {what} (op {}, n {}, rows {})",
+                    cmd.op, cmd.n, cmd.pass_rows
+                );
+                let got = unit.read(0, after.len());
+                let first = (0..after.len()).find(|&b| got[b] != after[b]);
+                if let Some(b) = first {
+                    panic!(
+                        "{at}: byte 0x{b:x} is 0x{:02x}, the golden sequencer's 0x{:02x} \
+                         (output at 0x{:x}): {o:?}",
+                        got[b], after[b], cmd.c
+                    );
+                }
+                if stall == 0 && lanes == 2 && what.starts_with("command") {
+                    println!("{at}: {} clocks, {o:?}", o.clocks);
+                }
+                o
+            };
             for (base, position, ids) in passes {
-                for i in [plain, adding] {
+                for i in chosen {
                     let (before, after, golden) =
                         golden_around(&ck, &cfg, &image.header, base, i, (position, ids));
                     assert_eq!(golden, None, "the golden ran command {i}");
-                    unit.write(0, &before);
-                    let cmd = command(i, ids.len());
-                    let o = unit.run(&cmd, 2_000_000);
-                    let at = format!(
-                        "{lanes} lanes, stalls {stall}%, command {i} (add {}), pass of {} at {position}",
-                        cmd.add,
-                        ids.len()
+                    let o = check(
+                        &format!("command {i}"),
+                        command(i, ids.len()),
+                        &before,
+                        &after,
                     );
-                    assert!(o.clocks != u64::MAX && o.error == 0, "{at}: {o:?}");
-                    let got = unit.read(0, after.len());
-                    if let Some(b) = (0..after.len()).find(|&b| got[b] != after[b]) {
-                        panic!(
-                            "{at}: byte 0x{b:x} is 0x{:02x}, the golden sequencer's 0x{:02x} \
-                             (output at 0x{:x}, m {})",
-                            got[b], after[b], cmd.dst, cmd.m
-                        );
-                    }
-                    if stall == 0 && lanes == 2 {
-                        println!("{at}: {} clocks, {o:?}", o.clocks);
-                    }
+                    assert!(o.clocks != u64::MAX && o.error == 0, "command {i}: {o:?}");
                 }
             }
-            // Refusals, on the prompt's pass.
-            let rows = prompt.len();
-            // The memory before command i with `edit` applied, and what the golden makes
-            // of it running command i alone (the header pointed at it, End after it).
-            let poke = |i: usize, edit: &dyn Fn(&mut Vec<u8>, &DequantUnitCommand)| {
+            // Rows whose length is no multiple of 4 nor of the lanes.
+            for i in [plain, to_int8s[0]] {
+                for n in [37u32, 38] {
+                    let (before, _, _) =
+                        golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
+                    let mut odd = image.commands[i];
+                    match odd {
+                        Command::Dequant { ref mut m, .. } => *m = n,
+                        Command::ToInt8 { n: ref mut len, .. } => *len = n,
+                        _ => unreachable!(),
+                    }
+                    let mut input = before.clone();
+                    if let Command::ToInt8 { src, .. } = odd {
+                        // The input's rows as vectors of n (their heads say so), with
+                        // row 0's fractional bits.
+                        let head: Vec<u8> = input[src as usize..src as usize + 4]
+                            .iter()
+                            .copied()
+                            .chain(n.to_le_bytes())
+                            .collect();
+                        for j in 0..rows {
+                            let at = src as usize + j * vector_row_bytes(n as usize) as usize;
+                            input[at..at + 8].copy_from_slice(&head);
+                        }
+                    }
+                    let (h, edited) = alone(i, &input, Some(odd));
+                    let (_, mut after, golden) =
+                        golden_around(&ck, &cfg, &h, &edited, 0, (0, &prompt));
+                    assert_eq!(golden, None, "command {i} with n = {n}");
+                    let rec = h.commands_at as usize..h.commands_at as usize + COMMAND_BYTES;
+                    after[..HEADER_BYTES].copy_from_slice(&input[..HEADER_BYTES]);
+                    after[rec.clone()].copy_from_slice(&input[rec]);
+                    let cmd = VectorUnitCommand::of(&odd, rows as u32, frac).unwrap();
+                    let o = check(&format!("n = {n}"), cmd, &input, &after);
+                    assert!(o.clocks != u64::MAX && o.error == 0, "n = {n}: {o:?}");
+                }
+            }
+            // ToInt8's input carries its own fractional bits, any i32 (memory can hold
+            // anything): extreme shifts either way, as the golden computes them.
+            for weird in [i32::MAX, i32::MIN, 1 << 20, -(1 << 20), 60, -60] {
+                let i = to_int8s[0];
                 let (mut before, _, _) =
                     golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
-                edit(&mut before, &command(i, rows));
-                let mut alone = image.header;
-                alone.commands_at += (i * COMMAND_BYTES) as u64;
-                alone.commands -= i as u32;
-                let mut m = before.clone();
-                m[..HEADER_BYTES].copy_from_slice(&alone.encode());
-                let (_, mut after, golden) = golden_around(&ck, &cfg, &alone, &m, 0, (0, &prompt));
+                let cmd = command(i, rows);
+                let at = cmd.a as usize + vector_row_bytes(cmd.n as usize) as usize;
+                before[at..at + 4].copy_from_slice(&weird.to_le_bytes());
+                let (h, edited) = alone(i, &before, None);
+                let (_, mut after, golden) = golden_around(&ck, &cfg, &h, &edited, 0, (0, &prompt));
+                assert_eq!(golden, None, "fractional bits {weird}");
                 after[..HEADER_BYTES].copy_from_slice(&before[..HEADER_BYTES]);
-                (before, after, golden)
-            };
+                let o = check(
+                    &format!("fractional bits {weird} in row 1"),
+                    cmd,
+                    &before,
+                    &after,
+                );
+                assert!(o.clocks != u64::MAX && o.error == 0, "{weird}: {o:?}");
+            }
+            // Refusals: the data edited just before command i, the golden running i alone.
             let factors_row = |row: usize| {
-                move |m: &mut Vec<u8>, c: &DequantUnitCommand| {
-                    let at = c.factors as usize + 32 * row;
+                move |m: &mut Vec<u8>, c: &VectorUnitCommand| {
+                    let at = c.d as usize + 32 * row;
                     m[at..at + 8].copy_from_slice(&(1u64 << 47).to_le_bytes());
                 }
             };
-            let head_row = |row: usize| {
-                move |m: &mut Vec<u8>, c: &DequantUnitCommand| {
-                    let at = c.dst as usize
-                        + row * tern_hdl::program::vector_row_bytes(c.m as usize) as usize;
-                    m[at] ^= 1;
+            let head_row = |row: usize, of_input: bool| {
+                move |m: &mut Vec<u8>, c: &VectorUnitCommand| {
+                    let base = if of_input { c.a } else { c.c };
+                    let at = base as usize + row * vector_row_bytes(c.n as usize) as usize;
+                    // The residual's fractional bits; the input's length.
+                    m[at + if of_input { 4 } else { 0 }] ^= 1;
                 }
             };
-            for (what, i, row, edit) in [
-                (
-                    "factors",
-                    plain,
-                    0u32,
-                    &factors_row(0) as &dyn Fn(&mut Vec<u8>, &DequantUnitCommand),
-                ),
+            type Edit<'a> = &'a dyn Fn(&mut Vec<u8>, &VectorUnitCommand);
+            let refusals: [(&str, usize, u32, Edit); 4] = [
+                ("factors", plain, 0, &factors_row(0)),
                 ("factors", adding, 3, &factors_row(3)),
-                ("residual head", adding, 1, &head_row(1)),
-            ] {
-                let (before, after, golden) = poke(i, edit);
+                ("residual head", adding, 1, &head_row(1, false)),
+                ("input head", to_int8s[0], 2, &head_row(2, true)),
+            ];
+            for (what, i, row, edit) in refusals {
+                let (mut before, _, _) =
+                    golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
+                edit(&mut before, &command(i, rows));
+                let (h, edited) = alone(i, &before, None);
+                let (_, mut after, golden) = golden_around(&ck, &cfg, &h, &edited, 0, (0, &prompt));
                 assert_eq!(
                     golden,
                     Some(tern_hdl::program::error_code::DATA),
                     "{what} row {row}"
                 );
-                unit.write(0, &before);
-                let o = unit.run(&command(i, rows), 2_000_000);
-                let at =
-                    format!("{lanes} lanes, stalls {stall}%: {what} of row {row}, command {i}");
-                assert_eq!((o.error, o.error_row), (3, row), "{at}: {o:?}");
-                let got = unit.read(0, after.len());
-                let first = (0..after.len()).find(|&b| got[b] != after[b]);
-                assert_eq!(first, None, "{at}: the rows before {row} and nothing else");
-            }
-            // Rows whose length is no multiple of 4 nor of the lanes (the last beat's
-            // padding), the command rewritten for the golden to run alone.
-            for m in [37u32, 38] {
-                let i = plain;
-                let (before, _, _) =
-                    golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
-                let mut odd = image.commands[i];
-                let Command::Dequant { m: ref mut len, .. } = odd else {
-                    unreachable!()
-                };
-                *len = m;
-                let mut alone = image.header;
-                alone.commands_at += (i * COMMAND_BYTES) as u64;
-                alone.commands -= i as u32;
-                let rec = alone.commands_at as usize;
-                let mut edited = before.clone();
-                edited[..HEADER_BYTES].copy_from_slice(&alone.encode());
-                edited[rec..rec + COMMAND_BYTES].copy_from_slice(&odd.encode());
-                let (_, mut after, golden) =
-                    golden_around(&ck, &cfg, &alone, &edited, 0, (0, &prompt));
-                assert_eq!(golden, None, "m = {m}");
                 after[..HEADER_BYTES].copy_from_slice(&before[..HEADER_BYTES]);
-                after[rec..rec + COMMAND_BYTES].copy_from_slice(&before[rec..rec + COMMAND_BYTES]);
-                unit.write(0, &before);
-                let o = unit.run(
-                    &DequantUnitCommand {
-                        m,
-                        ..command(i, rows)
-                    },
-                    2_000_000,
+                let o = check(
+                    &format!("{what} of row {row}"),
+                    command(i, rows),
+                    &before,
+                    &after,
                 );
-                let at = format!("{lanes} lanes, stalls {stall}%: m = {m}");
-                assert!(o.clocks != u64::MAX && o.error == 0, "{at}: {o:?}");
-                let got = unit.read(0, after.len());
-                if let Some(b) = (0..after.len()).find(|&b| got[b] != after[b]) {
-                    panic!(
-                        "{at}: byte 0x{b:x} is 0x{:02x}, the golden sequencer's 0x{:02x} (output at 0x{:x})",
-                        got[b], after[b], command(i, rows).dst
-                    );
-                }
+                assert_eq!(
+                    (o.error, o.error_row),
+                    (3, row),
+                    "{what} of row {row}: {o:?}"
+                );
             }
-            unit.write(0, &image.memory);
-            let o = unit.run(
-                &DequantUnitCommand {
-                    m: 0,
-                    ..command(plain, rows)
-                },
-                10_000,
-            );
-            assert_eq!(o.error, 1, "m = 0: {o:?}");
-            assert_eq!(
-                unit.read(0, image.memory.len()),
-                image.memory,
-                "m = 0 writes nothing"
-            );
+            for (what, cmd) in [
+                (
+                    "n = 0",
+                    VectorUnitCommand {
+                        n: 0,
+                        ..command(plain, rows)
+                    },
+                ),
+                (
+                    "opcode 2",
+                    VectorUnitCommand {
+                        op: 2,
+                        ..command(plain, rows)
+                    },
+                ),
+            ] {
+                let o = check(what, cmd, &image.memory, &image.memory);
+                assert_eq!(o.error, 1, "{what}: {o:?}");
+            }
         }
     }
 }
 
-/// The dequant unit at 1, 2 and 4 lanes passes `verilator --lint-only -Wall`; 3 and 8
+/// The vector unit at 1, 2 and 4 lanes passes `verilator --lint-only -Wall`; 3 and 8
 /// lanes are refused by name.
 #[test]
-fn the_dequant_unit_verilog_is_lint_clean() {
-    use tern_hdl::units::{dequant_unit_verilog, DequantUnitShape, DEQUANT_UNIT_FILE};
+fn the_vector_unit_verilog_is_lint_clean() {
+    use tern_hdl::units::{vector_unit_verilog, VectorUnitShape, VECTOR_UNIT_FILE};
     let dir = tempfile::tempdir().unwrap();
     for lanes in [1usize, 2, 4] {
-        let text = dequant_unit_verilog(DequantUnitShape { lanes }).unwrap();
-        std::fs::write(dir.path().join(DEQUANT_UNIT_FILE), text).unwrap();
-        let found = lint_files(dir.path(), &[DEQUANT_UNIT_FILE], None).unwrap();
+        let text = vector_unit_verilog(VectorUnitShape { lanes }).unwrap();
+        std::fs::write(dir.path().join(VECTOR_UNIT_FILE), text).unwrap();
+        let found = lint_files(dir.path(), &[VECTOR_UNIT_FILE], None).unwrap();
         assert!(found.is_empty(), "{lanes} lanes:\n{}", found.join("\n"));
     }
     for lanes in [3usize, 8] {
-        let e = dequant_unit_verilog(DequantUnitShape { lanes }).unwrap_err();
+        let e = vector_unit_verilog(VectorUnitShape { lanes }).unwrap_err();
         assert!(e.contains(&format!("{lanes} lanes")), "{e}");
     }
 }

@@ -7,7 +7,7 @@ use tern_hdl::{generate_any, write_design, DesignConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, required_unless_present_any = ["vector", "lm_head", "sequencer", "stripe_reader", "dequant_unit"])]
+    #[arg(long, required_unless_present_any = ["vector", "lm_head", "sequencer", "stripe_reader", "vector_unit"])]
     pub config: Option<PathBuf>,
     /// Output directory (created if needed).
     #[arg(short, long)]
@@ -15,7 +15,7 @@ pub struct Args {
     /// Also write the accelerator top (AXI4-Lite registers, AXI4 master, the engine's
     /// feeder) around the engine, matmul or attention, and its register map (regmap.md,
     /// regmap.json).
-    #[arg(long, conflicts_with_all = ["vector", "lm_head", "sequencer", "stripe_reader", "dequant_unit"])]
+    #[arg(long, conflicts_with_all = ["vector", "lm_head", "sequencer", "stripe_reader", "vector_unit"])]
     pub top: bool,
     /// Instead of a design: the vector unit's blocks (docs/vector.md) with this many
     /// lanes, for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
@@ -64,10 +64,10 @@ pub struct Args {
     /// Verilator's waivers for it.
     #[arg(long, value_name = "PORTS", requires = "config", conflicts_with_all = ["top", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub matmul_unit: Option<usize>,
-    /// Instead of a design: the dequant unit (docs/program.md) with this many lanes (1, 2
-    /// or 4) on one 128-bit memory port.
+    /// Instead of a design: the vector unit (docs/program.md; so far Dequant and ToInt8)
+    /// with this many lanes (1, 2 or 4) on one 128-bit memory port.
     #[arg(long, value_name = "LANES", conflicts_with_all = ["config", "vector", "lm_head", "sequencer", "stripe_reader"])]
-    pub dequant_unit: Option<usize>,
+    pub vector_unit: Option<usize>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -91,17 +91,16 @@ pub fn run(a: Args) -> Result<()> {
         burst,
         outstanding,
         matmul_unit,
-        dequant_unit,
+        vector_unit,
     } = a;
-    if let Some(lanes) = dequant_unit {
-        let text =
-            tern_hdl::units::dequant_unit_verilog(tern_hdl::units::DequantUnitShape { lanes })
-                .map_err(anyhow::Error::msg)?;
+    if let Some(lanes) = vector_unit {
+        let shape = tern_hdl::units::VectorUnitShape { lanes };
+        let text = tern_hdl::units::vector_unit_verilog(shape).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
-        let path = out.join(tern_hdl::units::DEQUANT_UNIT_FILE);
+        let path = out.join(tern_hdl::units::VECTOR_UNIT_FILE);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!(
-            "wrote {}: the dequant unit, {lanes} lanes, on one memory port",
+            "wrote {}: the vector unit (Dequant, ToInt8), {lanes} lanes, on one memory port",
             path.display()
         );
         return Ok(());

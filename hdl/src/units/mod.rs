@@ -4,15 +4,16 @@
 //! - `tern_lm_head_unit` ([`lm_head`]) runs `LmHead`;
 //! - `tern_matmul_unit` ([`matmul`]) runs `Matmul`: the TLMM engine over a matrix cut
 //!   into tiles, its weights streamed from memory, K tiles summed on the fabric;
-//! - `tern_dequant_unit` ([`dequant`]) runs `Dequant` row after row.
+//! - `tern_vector_unit` ([`vector_unit`]) runs the element-wise commands row after row
+//!   (so far `Dequant` and `ToInt8`).
 
-pub mod dequant;
 pub mod lm_head;
 pub mod matmul;
+pub mod vector_unit;
 
-pub use dequant::*;
 pub use lm_head::*;
 pub use matmul::*;
+pub use vector_unit::*;
 
 /// How a unit's two stripe readers reach the board's read ports: reader A on every
 /// port, reader B (one port) beside it on port 0 through a read arbiter. The Verilog

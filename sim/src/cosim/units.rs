@@ -1,17 +1,18 @@
 //! The one top's units under Verilator on the simulated board's DDR
 //! (`cpp/ddr_model.h`, the board around a unit `cpp/unit_board.h`): the LM-head unit
 //! (`cpp/lm_head_unit_shim.cpp`) runs an `LmHead` command, the matmul unit
-//! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command and the dequant unit
-//! (`cpp/dequant_unit_shim.cpp`) a `Dequant` command over a memory image.
+//! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command and the vector unit
+//! (`cpp/vector_unit_shim.cpp`) an element-wise command over a memory image.
 
 use std::path::Path;
 
 use libloading::Library;
 use tern_hdl::emit::{waivers, DESIGN_FILE};
+use tern_hdl::program::Command;
 use tern_hdl::units::{
-    dequant_unit_verilog, lm_head_unit_verilog, matmul_unit_verilog, DequantUnitShape,
-    LmHeadUnitShape, MatmulUnitShape, DEQUANT_UNIT_FILE, DEQUANT_UNIT_MODULE, LM_HEAD_UNIT_FILE,
-    LM_HEAD_UNIT_MODULE, MATMUL_UNIT_FILE, MATMUL_UNIT_MODULE,
+    lm_head_unit_verilog, matmul_unit_verilog, vector_unit_verilog, LmHeadUnitShape,
+    MatmulUnitShape, VectorUnitShape, LM_HEAD_UNIT_FILE, LM_HEAD_UNIT_MODULE, MATMUL_UNIT_FILE,
+    MATMUL_UNIT_MODULE, VECTOR_UNIT_FILE, VECTOR_UNIT_MODULE,
 };
 
 use crate::top_model::{DramTiming, MemoryModel};
@@ -24,7 +25,7 @@ const BOARD: &str = concat!(
 );
 const LM_HEAD_SHIM: &str = include_str!("../../cpp/lm_head_unit_shim.cpp");
 const MATMUL_SHIM: &str = include_str!("../../cpp/matmul_unit_shim.cpp");
-const DEQUANT_SHIM: &str = include_str!("../../cpp/dequant_unit_shim.cpp");
+const VECTOR_SHIM: &str = include_str!("../../cpp/vector_unit_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 /// One `LmHead` command's fields (docs/program.md) with the pass's rows and output.
@@ -91,30 +92,78 @@ pub struct MatmulUnitOutcome {
     pub ddr: DdrCounts,
 }
 
-/// One `Dequant` command's fields (docs/program.md) with the pass's rows and the
-/// program's residual fractional bits.
+/// One element-wise command as the vector unit takes it: its opcode and fields
+/// (docs/program.md), the pass's rows and the program's residual fractional bits.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct DequantUnitCommand {
-    pub src: u64,
-    pub factors: u64,
-    pub dst: u64,
-    pub m: u32,
+pub struct VectorUnitCommand {
+    pub a: u64,
+    pub c: u64,
+    pub d: u64,
+    pub op: u32,
+    pub n: u32,
     pub scale_m: u32,
     pub scale_e: i32,
     pub add: u32,
     pub pass_rows: u32,
     pub frac: i32,
+    pub zero: u32,
 }
 
-/// What the dequant unit did.
+impl VectorUnitCommand {
+    /// The unit's view of `command` (a `Dequant` or `ToInt8`; `None` for another)
+    /// over `rows` rows of a program whose residual has `frac` fractional bits.
+    pub fn of(command: &Command, rows: u32, frac: i32) -> Option<Self> {
+        let base = VectorUnitCommand {
+            op: u32::from(command.opcode()),
+            pass_rows: rows,
+            frac,
+            ..Default::default()
+        };
+        match *command {
+            Command::Dequant {
+                src,
+                factors,
+                dst,
+                m,
+                scale,
+                add,
+            } => Some(VectorUnitCommand {
+                a: src,
+                c: dst,
+                d: factors,
+                n: m,
+                scale_m: scale.m,
+                scale_e: scale.e,
+                add: u32::from(add),
+                ..base
+            }),
+            Command::ToInt8 {
+                src,
+                dst,
+                n,
+                inv_unit,
+            } => Some(VectorUnitCommand {
+                a: src,
+                c: dst,
+                n,
+                scale_m: inv_unit.m,
+                scale_e: inv_unit.e,
+                ..base
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the vector unit did.
 #[repr(C)]
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct DequantUnitOutcome {
+pub struct VectorUnitOutcome {
     /// From the command to done; `u64::MAX`: not within the limit.
     pub clocks: u64,
-    /// 0 none, 1 a size out of range, 2 an error response, 3 the data (factors, or the
-    /// residual's head); `error_row` the row it stopped at.
+    /// 0 none, 1 not run (another opcode, a size out of range), 2 an error response,
+    /// 3 the data (factors, or an input's head); `error_row` the row it stopped at.
     pub error: u32,
     pub error_row: u32,
     /// Whether an output saturated.
@@ -151,7 +200,7 @@ pub struct UnitModel<S, C, O> {
 
 pub type LmHeadUnitModel = UnitModel<LmHeadUnitShape, LmHeadUnitCommand, LmHeadUnitOutcome>;
 pub type MatmulUnitModel = UnitModel<MatmulUnitShape, MatmulUnitCommand, MatmulUnitOutcome>;
-pub type DequantUnitModel = UnitModel<DequantUnitShape, DequantUnitCommand, DequantUnitOutcome>;
+pub type VectorUnitModel = UnitModel<VectorUnitShape, VectorUnitCommand, VectorUnitOutcome>;
 
 impl<S, C, O> Drop for UnitModel<S, C, O> {
     fn drop(&mut self) {
@@ -209,26 +258,26 @@ impl ModelCache {
         open_unit(shape.clone(), lib, &so, "tern_matmul_unit", memory, vcd)
     }
 
-    /// Build (or load) the dequant unit of `shape` on a board whose memory is `memory`
+    /// Build (or load) the vector unit of `shape` on a board whose memory is `memory`
     /// (one port), tracing to `vcd` if given.
-    pub fn load_dequant_unit(
+    pub fn load_vector_unit(
         &self,
-        shape: DequantUnitShape,
+        shape: VectorUnitShape,
         memory: &MemoryModel,
         vcd: Option<&Path>,
-    ) -> Result<DequantUnitModel, BridgeError> {
-        let verilog = dequant_unit_verilog(shape).map_err(|message| BridgeError::Load {
-            path: DEQUANT_UNIT_FILE.into(),
+    ) -> Result<VectorUnitModel, BridgeError> {
+        let verilog = vector_unit_verilog(shape).map_err(|message| BridgeError::Load {
+            path: VECTOR_UNIT_FILE.into(),
             message,
         })?;
-        let shim = format!("#define PORTS 1\n{BOARD}{DEQUANT_SHIM}");
+        let shim = format!("#define PORTS 1\n{BOARD}{VECTOR_SHIM}");
         let (lib, so) = self.build_block(
-            (DEQUANT_UNIT_MODULE, DEQUANT_UNIT_FILE, "tern_dequant_unit"),
+            (VECTOR_UNIT_MODULE, VECTOR_UNIT_FILE, "tern_vector_unit"),
             &verilog,
             &shim,
-            (b"tern_dequant_unit_abi\0", SHIM_ABI),
+            (b"tern_vector_unit_abi\0", SHIM_ABI),
         )?;
-        open_unit(shape, lib, &so, "tern_dequant_unit", memory, vcd)
+        open_unit(shape, lib, &so, "tern_vector_unit", memory, vcd)
     }
 }
 

@@ -18,13 +18,16 @@ fn pow2(e: i32) -> f64 {
 
 /// `v / 2^k` rounded half away from zero (`k ≤ 0`: `v · 2^-k`, exact).
 pub fn rha(v: i128, k: i32) -> i128 {
+    if v == 0 {
+        return 0;
+    }
     if k <= 0 {
         // Exact while it fits; beyond 126 bits it saturates (every caller narrows to i32).
         let bits = 128 - i64::from(v.unsigned_abs().leading_zeros());
-        if v != 0 && bits - i64::from(k) > 126 {
+        if bits - i64::from(k) > 126 {
             return if v < 0 { i128::MIN } else { i128::MAX };
         }
-        return v << (-k);
+        return v << (-i64::from(k));
     }
     if k >= 127 {
         return 0;
@@ -232,7 +235,9 @@ pub fn rope(y: &mut [i32], row: &[(i16, i16)], sat: &mut Saturations) {
 pub fn to_int8(y: &[i32], y_frac: i32, inv_unit: Scale) -> Vec<i8> {
     y.iter()
         .map(|&x| {
-            rha(i128::from(x) * i128::from(inv_unit.m), y_frac - inv_unit.e).clamp(-128, 127) as i8
+            // The shift in 64 bits: a vector's fractional bits come from memory, any i32.
+            let k = (i64::from(y_frac) - i64::from(inv_unit.e)).clamp(-256, 256) as i32;
+            rha(i128::from(x) * i128::from(inv_unit.m), k).clamp(-128, 127) as i8
         })
         .collect()
 }
@@ -305,4 +310,24 @@ pub fn head4_scores(head: &Int4Head, q: &[i8]) -> Vec<i64> {
 /// The fabric's argmax: the first of the largest.
 pub fn argmax(scores: &[i64]) -> usize {
     (0..scores.len()).fold(0, |best, i| if scores[i] > scores[best] { i } else { best })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Shifts as large as memory can ask for: zero stays zero, anything else saturates
+    /// to the left or rounds to zero to the right, and nothing panics.
+    #[test]
+    fn extreme_shifts_saturate_or_vanish() {
+        assert_eq!(rha(0, i32::MIN), 0);
+        assert_eq!(rha(0, -200), 0);
+        assert_eq!(rha(3, -200), i128::MAX);
+        assert_eq!(rha(-3, i32::MIN), i128::MIN);
+        assert_eq!(rha(3, i32::MAX), 0);
+        assert_eq!(rha(-5, 1), -3, "half away from zero");
+        let unit = Scale { m: 1 << 23, e: 23 };
+        assert_eq!(to_int8(&[0, 5, -5], i32::MIN, unit), vec![0, 127, -128]);
+        assert_eq!(to_int8(&[0, 5, -5], i32::MAX, unit), vec![0, 0, 0]);
+    }
 }

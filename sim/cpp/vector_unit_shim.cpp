@@ -1,25 +1,26 @@
-// tern's C ABI over a Verilated `tern_dequant_unit` on the simulated board's DDR
+// tern's C ABI over a Verilated `tern_vector_unit` on the simulated board's DDR
 // (`ddr_model.h`, `read_ports.h` and `unit_board.h`, put ahead of this file with
-// `#define PORTS 1`). One Dequant command at a time; the host puts the memory in and
-// takes it out without clocks.
+// `#define PORTS 1`). One element-wise command at a time; the host puts the memory in
+// and takes it out without clocks.
 #include <cstring>
-#include "Vtern_dequant_unit.h"
+#include "Vtern_vector_unit.h"
 
-extern "C" uint32_t tern_dequant_unit_abi() { return 1; }
+extern "C" uint32_t tern_vector_unit_abi() { return 1; }
 
-using Model = UnitModel<Vtern_dequant_unit>;
+using Model = UnitModel<Vtern_vector_unit>;
 
-// One Dequant command (mirrored by `DequantUnitCommand` in Rust).
-struct DequantUnitCommand {
-    uint64_t src, factors, dst;
-    uint32_t m, scale_m;
+// One command (mirrored by `VectorUnitCommand` in Rust).
+struct VectorUnitCommand {
+    uint64_t a, c, d;
+    uint32_t op, n, scale_m;
     int32_t scale_e;
     uint32_t add, pass_rows;
     int32_t frac;
+    uint32_t zero;
 };
 
-// What it did (mirrored by `DequantUnitOutcome`).
-struct DequantUnitOutcome {
+// What it did (mirrored by `VectorUnitOutcome`).
+struct VectorUnitOutcome {
     uint64_t clocks;  // from the command to done; UINT64_MAX: not within the limit
     uint32_t error;
     uint32_t error_row;
@@ -28,20 +29,21 @@ struct DequantUnitOutcome {
     DdrCounts ddr;
 };
 
-UNIT_C_API(tern_dequant_unit, Vtern_dequant_unit)
+UNIT_C_API(tern_vector_unit, Vtern_vector_unit)
 
 extern "C" {
 
-void tern_dequant_unit_run(void* p, const DequantUnitCommand* c, DequantUnitOutcome* o,
-                           uint64_t limit) {
+void tern_vector_unit_run(void* p, const VectorUnitCommand* c, VectorUnitOutcome* o,
+                          uint64_t limit) {
     auto* m = static_cast<Model*>(p);
     auto* t = m->top.get();
     std::memset(o, 0, sizeof *o);
     DdrCounts before = DdrCounts::of(m->ddr);
-    t->cmd_src = c->src;
-    t->cmd_factors = c->factors;
-    t->cmd_dst = c->dst;
-    t->cmd_m = c->m;
+    t->cmd_op = c->op;
+    t->cmd_a = c->a;
+    t->cmd_c = c->c;
+    t->cmd_d = c->d;
+    t->cmd_n = c->n;
     t->cmd_scale_m = c->scale_m;
     t->cmd_scale_e = (uint32_t)c->scale_e;
     t->cmd_add = c->add != 0;
