@@ -1047,17 +1047,18 @@ fn golden_around(
 }
 
 /// The vector unit (`tern_vector_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
-/// runs the tiny model's `Dequant` and `ToInt8` commands of a prompt of 5 and of a
-/// decoded token: the first `Dequant` (a new vector), the last (added into the
-/// residual), the first and the last `ToInt8`. Every byte of memory afterwards is the
+/// runs the tiny model's `Dequant`, `ToInt8` and `Relu2Mul` commands of a prompt of 5
+/// and of a decoded token: the first `Dequant` (a new vector), the last (added into the
+/// residual), the first and the last `ToInt8` and `Relu2Mul`. Every byte of memory afterwards is the
 /// golden sequencer's (its rows, their heads and padding, nothing else), with the
 /// memory's handshakes as the board drives them and with 20 % withheld. So too rows of 37
 /// and 38 elements (no multiple of 4 nor of the lanes: the last beat's padding), each
 /// command rewritten for the golden to run alone. Refused as the golden refuses (the
 /// golden's code 22, the unit's 3, the rows before written and nothing else): a row's
 /// factors out of NormQuant's range, a residual row whose fractional bits are not the
-/// program's, an input row whose length is not the command's; and n = 0 or another
-/// opcode (the unit's 1, nothing written: the sequencer refuses sizes first, code 15).
+/// program's, an input row whose length is not the command's, a gate and an up of other
+/// fractional bits; and n = 0, n beyond the buffer, another opcode (the unit's 1,
+/// nothing written: the sequencer refuses sizes first, code 15).
 /// And `ToInt8` inputs whose fractional bits (any i32 in memory) ask for extreme shifts.
 #[test]
 fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
@@ -1073,7 +1074,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
             .filter(|&i| image.commands[i].opcode() == op)
             .collect()
     };
-    let (dequants, to_int8s) = (of_op(4), of_op(6));
+    let (dequants, to_int8s, relu2s) = (of_op(4), of_op(6), of_op(8));
     let plain = *dequants
         .iter()
         .find(|&&i| matches!(image.commands[i], Command::Dequant { add: false, .. }))
@@ -1083,7 +1084,14 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
         image.commands[adding],
         Command::Dequant { add: true, .. }
     ));
-    let chosen = [plain, adding, to_int8s[0], *to_int8s.last().unwrap()];
+    let chosen = [
+        plain,
+        adding,
+        to_int8s[0],
+        *to_int8s.last().unwrap(),
+        relu2s[0],
+        *relu2s.last().unwrap(),
+    ];
     let command = |i: usize, rows: usize| {
         VectorUnitCommand::of(&image.commands[i], rows as u32, frac).unwrap()
     };
@@ -1124,7 +1132,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
             memory.stall_percent = stall;
             memory.seed = 3;
             let mut unit = ModelCache::new(default_cache_root())
-                .load_vector_unit(VectorUnitShape { lanes }, &memory, None)
+                .load_vector_unit(VectorUnitShape { lanes, max_n: 128 }, &memory, None)
                 .unwrap();
             // Run `cmd` on `before`; the memory must become `after`.
             let mut check = |what: &str, cmd: VectorUnitCommand, before: &[u8], after: &[u8]| {
@@ -1163,18 +1171,24 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                 }
             }
             // Rows whose length is no multiple of 4 nor of the lanes.
-            for i in [plain, to_int8s[0]] {
+            for i in [plain, to_int8s[0], relu2s[0]] {
                 for n in [37u32, 38] {
                     let (before, _, _) =
                         golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
                     let mut odd = image.commands[i];
                     match odd {
                         Command::Dequant { ref mut m, .. } => *m = n,
-                        Command::ToInt8 { n: ref mut len, .. } => *len = n,
+                        Command::ToInt8 { n: ref mut len, .. }
+                        | Command::Relu2Mul { n: ref mut len, .. } => *len = n,
                         _ => unreachable!(),
                     }
                     let mut input = before.clone();
-                    if let Command::ToInt8 { src, .. } = odd {
+                    let inputs = match odd {
+                        Command::ToInt8 { src, .. } => vec![src],
+                        Command::Relu2Mul { gate, up, .. } => vec![gate, up],
+                        _ => vec![],
+                    };
+                    for src in inputs {
                         // The input's rows as vectors of n (their heads say so), with
                         // row 0's fractional bits.
                         let head: Vec<u8> = input[src as usize..src as usize + 4]
@@ -1227,20 +1241,24 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                     m[at..at + 8].copy_from_slice(&(1u64 << 47).to_le_bytes());
                 }
             };
-            let head_row = |row: usize, of_input: bool| {
+            // Flip a bit of a row's head: of vector `which` (0 a, 1 b, 2 c) at `byte`
+            // (0 its fractional bits, 4 its length).
+            let head_row = |row: usize, which: usize, byte: usize| {
                 move |m: &mut Vec<u8>, c: &VectorUnitCommand| {
-                    let base = if of_input { c.a } else { c.c };
+                    let base = [c.a, c.b, c.c][which];
                     let at = base as usize + row * vector_row_bytes(c.n as usize) as usize;
-                    // The residual's fractional bits; the input's length.
-                    m[at + if of_input { 4 } else { 0 }] ^= 1;
+                    m[at + byte] ^= 1;
                 }
             };
             type Edit<'a> = &'a dyn Fn(&mut Vec<u8>, &VectorUnitCommand);
-            let refusals: [(&str, usize, u32, Edit); 4] = [
+            let refusals: [(&str, usize, u32, Edit); 7] = [
                 ("factors", plain, 0, &factors_row(0)),
                 ("factors", adding, 3, &factors_row(3)),
-                ("residual head", adding, 1, &head_row(1, false)),
-                ("input head", to_int8s[0], 2, &head_row(2, true)),
+                ("residual's fractional bits", adding, 1, &head_row(1, 2, 0)),
+                ("input's length", to_int8s[0], 2, &head_row(2, 0, 4)),
+                ("gate's length", relu2s[0], 1, &head_row(1, 0, 4)),
+                ("up's length", relu2s[0], 4, &head_row(4, 1, 4)),
+                ("up's fractional bits", relu2s[0], 0, &head_row(0, 1, 0)),
             ];
             for (what, i, row, edit) in refusals {
                 let (mut before, _, _) =
@@ -1281,6 +1299,14 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                         ..command(plain, rows)
                     },
                 ),
+                // Relu2Mul's block holds 128 elements here.
+                (
+                    "n beyond the buffer",
+                    VectorUnitCommand {
+                        n: 129,
+                        ..command(relu2s[0], rows)
+                    },
+                ),
             ] {
                 let o = check(what, cmd, &image.memory, &image.memory);
                 assert_eq!(o.error, 1, "{what}: {o:?}");
@@ -1296,13 +1322,13 @@ fn the_vector_unit_verilog_is_lint_clean() {
     use tern_hdl::units::{vector_unit_verilog, VectorUnitShape, VECTOR_UNIT_FILE};
     let dir = tempfile::tempdir().unwrap();
     for lanes in [1usize, 2, 4] {
-        let text = vector_unit_verilog(VectorUnitShape { lanes }).unwrap();
+        let text = vector_unit_verilog(VectorUnitShape { lanes, max_n: 4096 }).unwrap();
         std::fs::write(dir.path().join(VECTOR_UNIT_FILE), text).unwrap();
         let found = lint_files(dir.path(), &[VECTOR_UNIT_FILE], None).unwrap();
         assert!(found.is_empty(), "{lanes} lanes:\n{}", found.join("\n"));
     }
     for lanes in [3usize, 8] {
-        let e = vector_unit_verilog(VectorUnitShape { lanes }).unwrap_err();
+        let e = vector_unit_verilog(VectorUnitShape { lanes, max_n: 4096 }).unwrap_err();
         assert!(e.contains(&format!("{lanes} lanes")), "{e}");
     }
 }

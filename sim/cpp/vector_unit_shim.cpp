@@ -11,7 +11,7 @@ using Model = UnitModel<Vtern_vector_unit>;
 
 // One command (mirrored by `VectorUnitCommand` in Rust).
 struct VectorUnitCommand {
-    uint64_t a, c, d;
+    uint64_t a, b, c, d;
     uint32_t op, n, scale_m;
     int32_t scale_e;
     uint32_t add, pass_rows;
@@ -41,6 +41,7 @@ void tern_vector_unit_run(void* p, const VectorUnitCommand* c, VectorUnitOutcome
     DdrCounts before = DdrCounts::of(m->ddr);
     t->cmd_op = c->op;
     t->cmd_a = c->a;
+    t->cmd_b = c->b;
     t->cmd_c = c->c;
     t->cmd_d = c->d;
     t->cmd_n = c->n;

@@ -98,6 +98,7 @@ pub struct MatmulUnitOutcome {
 #[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
 pub struct VectorUnitCommand {
     pub a: u64,
+    pub b: u64,
     pub c: u64,
     pub d: u64,
     pub op: u32,
@@ -111,7 +112,8 @@ pub struct VectorUnitCommand {
 }
 
 impl VectorUnitCommand {
-    /// The unit's view of `command` (a `Dequant` or `ToInt8`; `None` for another)
+    /// The unit's view of `command` (a `Dequant`, `ToInt8` or `Relu2Mul`; `None` for
+    /// another)
     /// over `rows` rows of a program whose residual has `frac` fractional bits.
     pub fn of(command: &Command, rows: u32, frac: i32) -> Option<Self> {
         let base = VectorUnitCommand {
@@ -136,6 +138,13 @@ impl VectorUnitCommand {
                 scale_m: scale.m,
                 scale_e: scale.e,
                 add: u32::from(add),
+                ..base
+            }),
+            Command::Relu2Mul { gate, up, dst, n } => Some(VectorUnitCommand {
+                a: gate,
+                b: up,
+                c: dst,
+                n,
                 ..base
             }),
             Command::ToInt8 {
