@@ -1047,9 +1047,10 @@ fn golden_around(
 }
 
 /// The vector unit (`tern_vector_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
-/// runs the tiny model's `Dequant`, `ToInt8` and `Relu2Mul` commands of a prompt of 5
-/// and of a decoded token: the first `Dequant` (a new vector), the last (added into the
-/// residual), the first and the last `ToInt8` and `Relu2Mul`. Every byte of memory afterwards is the
+/// runs the tiny model's `Dequant`, `ToInt8`, `Relu2Mul` and `Rope` commands of a prompt
+/// of 5 and of a decoded token (at position 5: the table's rows 5..): the first `Dequant`
+/// (a new vector), the last (added into the residual), the first and the last of each
+/// other. Every byte of memory afterwards is the
 /// golden sequencer's (its rows, their heads and padding, nothing else), with the
 /// memory's handshakes as the board drives them and with 20 % withheld. So too rows of 37
 /// and 38 elements (no multiple of 4 nor of the lanes: the last beat's padding), each
@@ -1057,8 +1058,9 @@ fn golden_around(
 /// golden's code 22, the unit's 3, the rows before written and nothing else): a row's
 /// factors out of NormQuant's range, a residual row whose fractional bits are not the
 /// program's, an input row whose length is not the command's, a gate and an up of other
-/// fractional bits; and n = 0, n beyond the buffer, another opcode (the unit's 1,
-/// nothing written: the sequencer refuses sizes first, code 15).
+/// fractional bits, a RoPE vector of another length; and n = 0, n beyond the buffer,
+/// heads that are no multiple of 8 or longer than built for, another opcode (the unit's
+/// 1, nothing written: the sequencer refuses sizes first, code 15).
 /// And `ToInt8` inputs whose fractional bits (any i32 in memory) ask for extreme shifts.
 #[test]
 fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
@@ -1074,7 +1076,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
             .filter(|&i| image.commands[i].opcode() == op)
             .collect()
     };
-    let (dequants, to_int8s, relu2s) = (of_op(4), of_op(6), of_op(8));
+    let (dequants, to_int8s, relu2s, ropes) = (of_op(4), of_op(6), of_op(8), of_op(5));
     let plain = *dequants
         .iter()
         .find(|&&i| matches!(image.commands[i], Command::Dequant { add: false, .. }))
@@ -1091,9 +1093,11 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
         *to_int8s.last().unwrap(),
         relu2s[0],
         *relu2s.last().unwrap(),
+        ropes[0],
+        *ropes.last().unwrap(),
     ];
     let command = |i: usize, rows: usize| {
-        VectorUnitCommand::of(&image.commands[i], rows as u32, frac).unwrap()
+        VectorUnitCommand::of(&image.commands[i], rows as u32, 0, frac).unwrap()
     };
     // The header that runs command i alone (End after it), and `mem` with it.
     let alone = |i: usize, mem: &[u8], record: Option<Command>| -> (Header, Vec<u8>) {
@@ -1132,7 +1136,15 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
             memory.stall_percent = stall;
             memory.seed = 3;
             let mut unit = ModelCache::new(default_cache_root())
-                .load_vector_unit(VectorUnitShape { lanes, max_n: 128 }, &memory, None)
+                .load_vector_unit(
+                    VectorUnitShape {
+                        lanes,
+                        max_n: 128,
+                        max_head_dim: 32,
+                    },
+                    &memory,
+                    None,
+                )
                 .unwrap();
             // Run `cmd` on `before`; the memory must become `after`.
             let mut check = |what: &str, cmd: VectorUnitCommand, before: &[u8], after: &[u8]| {
@@ -1163,7 +1175,10 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                     assert_eq!(golden, None, "the golden ran command {i}");
                     let o = check(
                         &format!("command {i}"),
-                        command(i, ids.len()),
+                        VectorUnitCommand {
+                            position: position as u32,
+                            ..command(i, ids.len())
+                        },
                         &before,
                         &after,
                     );
@@ -1208,7 +1223,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                     let rec = h.commands_at as usize..h.commands_at as usize + COMMAND_BYTES;
                     after[..HEADER_BYTES].copy_from_slice(&input[..HEADER_BYTES]);
                     after[rec.clone()].copy_from_slice(&input[rec]);
-                    let cmd = VectorUnitCommand::of(&odd, rows as u32, frac).unwrap();
+                    let cmd = VectorUnitCommand::of(&odd, rows as u32, 0, frac).unwrap();
                     let o = check(&format!("n = {n}"), cmd, &input, &after);
                     assert!(o.clocks != u64::MAX && o.error == 0, "n = {n}: {o:?}");
                 }
@@ -1251,7 +1266,8 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                 }
             };
             type Edit<'a> = &'a dyn Fn(&mut Vec<u8>, &VectorUnitCommand);
-            let refusals: [(&str, usize, u32, Edit); 7] = [
+            let refusals: [(&str, usize, u32, Edit); 8] = [
+                ("vector's length", ropes[1], 3, &head_row(3, 0, 4)),
                 ("factors", plain, 0, &factors_row(0)),
                 ("factors", adding, 3, &factors_row(3)),
                 ("residual's fractional bits", adding, 1, &head_row(1, 2, 0)),
@@ -1299,6 +1315,25 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                         ..command(plain, rows)
                     },
                 ),
+                // Rope's heads: a multiple of 8 and at most 32 here.
+                (
+                    "heads of 12",
+                    VectorUnitCommand {
+                        k: 12,
+                        n: 2 * 12,
+                        count: 2,
+                        ..command(ropes[0], rows)
+                    },
+                ),
+                (
+                    "heads of 40",
+                    VectorUnitCommand {
+                        k: 40,
+                        n: 2 * 40,
+                        count: 2,
+                        ..command(ropes[0], rows)
+                    },
+                ),
                 // Relu2Mul's block holds 128 elements here.
                 (
                     "n beyond the buffer",
@@ -1322,13 +1357,23 @@ fn the_vector_unit_verilog_is_lint_clean() {
     use tern_hdl::units::{vector_unit_verilog, VectorUnitShape, VECTOR_UNIT_FILE};
     let dir = tempfile::tempdir().unwrap();
     for lanes in [1usize, 2, 4] {
-        let text = vector_unit_verilog(VectorUnitShape { lanes, max_n: 4096 }).unwrap();
+        let shape = VectorUnitShape {
+            lanes,
+            max_n: 4096,
+            max_head_dim: 128,
+        };
+        let text = vector_unit_verilog(shape).unwrap();
         std::fs::write(dir.path().join(VECTOR_UNIT_FILE), text).unwrap();
         let found = lint_files(dir.path(), &[VECTOR_UNIT_FILE], None).unwrap();
         assert!(found.is_empty(), "{lanes} lanes:\n{}", found.join("\n"));
     }
     for lanes in [3usize, 8] {
-        let e = vector_unit_verilog(VectorUnitShape { lanes, max_n: 4096 }).unwrap_err();
+        let e = vector_unit_verilog(VectorUnitShape {
+            lanes,
+            max_n: 4096,
+            max_head_dim: 128,
+        })
+        .unwrap_err();
         assert!(e.contains(&format!("{lanes} lanes")), "{e}");
     }
 }

@@ -12,11 +12,10 @@ using Model = UnitModel<Vtern_vector_unit>;
 // One command (mirrored by `VectorUnitCommand` in Rust).
 struct VectorUnitCommand {
     uint64_t a, b, c, d;
-    uint32_t op, n, scale_m;
+    uint32_t op, n, count, k, position, scale_m;
     int32_t scale_e;
     uint32_t add, pass_rows;
     int32_t frac;
-    uint32_t zero;
 };
 
 // What it did (mirrored by `VectorUnitOutcome`).
@@ -45,6 +44,9 @@ void tern_vector_unit_run(void* p, const VectorUnitCommand* c, VectorUnitOutcome
     t->cmd_c = c->c;
     t->cmd_d = c->d;
     t->cmd_n = c->n;
+    t->cmd_count = c->count;
+    t->cmd_k = c->k;
+    t->cmd_position = c->position;
     t->cmd_scale_m = c->scale_m;
     t->cmd_scale_e = (uint32_t)c->scale_e;
     t->cmd_add = c->add != 0;

@@ -24,7 +24,8 @@ pub struct Args {
     /// With `--vector` or `--vector-unit`: the longest vector a buffering block holds.
     #[arg(long, default_value_t = 6912)]
     pub max_n: usize,
-    #[arg(long, default_value_t = 128, requires = "vector")]
+    /// With `--vector` or `--vector-unit`: the longest head RoPE rotates.
+    #[arg(long, default_value_t = 128)]
     pub max_head_dim: usize,
     /// Instead of a design: the LM-head engine (docs/vector.md) taking this many weights
     /// a clock, for rows of up to `--max-width` weights of `--weight-bits` bits, with
@@ -65,9 +66,9 @@ pub struct Args {
     /// Verilator's waivers for it.
     #[arg(long, value_name = "PORTS", requires = "config", conflicts_with_all = ["top", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub matmul_unit: Option<usize>,
-    /// Instead of a design: the vector unit (docs/program.md; so far Dequant, ToInt8 and
-    /// Relu2Mul) with this many lanes (1, 2 or 4) on one 128-bit memory port, for
-    /// vectors of up to `--max-n` elements.
+    /// Instead of a design: the vector unit (docs/program.md; so far Dequant, ToInt8,
+    /// Relu2Mul and Rope) with this many lanes (1, 2 or 4) on one 128-bit memory port,
+    /// for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
     #[arg(long, value_name = "LANES", conflicts_with_all = ["config", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub vector_unit: Option<usize>,
 }
@@ -96,13 +97,17 @@ pub fn run(a: Args) -> Result<()> {
         vector_unit,
     } = a;
     if let Some(lanes) = vector_unit {
-        let shape = tern_hdl::units::VectorUnitShape { lanes, max_n };
+        let shape = tern_hdl::units::VectorUnitShape {
+            lanes,
+            max_n,
+            max_head_dim,
+        };
         let text = tern_hdl::units::vector_unit_verilog(shape).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let path = out.join(tern_hdl::units::VECTOR_UNIT_FILE);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!(
-            "wrote {}: the vector unit (Dequant, ToInt8, Relu2Mul), {lanes} lanes, vectors of up to {max_n}, on one memory port",
+            "wrote {}: the vector unit (Dequant, ToInt8, Relu2Mul, Rope), {lanes} lanes, vectors of up to {max_n}, heads of up to {max_head_dim}, on one memory port",
             path.display()
         );
         return Ok(());

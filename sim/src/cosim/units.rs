@@ -103,22 +103,25 @@ pub struct VectorUnitCommand {
     pub d: u64,
     pub op: u32,
     pub n: u32,
+    pub count: u32,
+    pub k: u32,
+    pub position: u32,
     pub scale_m: u32,
     pub scale_e: i32,
     pub add: u32,
     pub pass_rows: u32,
     pub frac: i32,
-    pub zero: u32,
 }
 
 impl VectorUnitCommand {
-    /// The unit's view of `command` (a `Dequant`, `ToInt8` or `Relu2Mul`; `None` for
-    /// another)
-    /// over `rows` rows of a program whose residual has `frac` fractional bits.
-    pub fn of(command: &Command, rows: u32, frac: i32) -> Option<Self> {
+    /// The unit's view of `command` (a `Dequant`, `ToInt8`, `Relu2Mul` or `Rope`; `None`
+    /// for another) over `rows` rows from `position` on, of a program whose residual
+    /// has `frac` fractional bits.
+    pub fn of(command: &Command, rows: u32, position: u32, frac: i32) -> Option<Self> {
         let base = VectorUnitCommand {
             op: u32::from(command.opcode()),
             pass_rows: rows,
+            position,
             frac,
             ..Default::default()
         };
@@ -138,6 +141,20 @@ impl VectorUnitCommand {
                 scale_m: scale.m,
                 scale_e: scale.e,
                 add: u32::from(add),
+                ..base
+            }),
+            Command::Rope {
+                vec,
+                table,
+                heads,
+                head_dim,
+            } => Some(VectorUnitCommand {
+                a: vec,
+                b: table,
+                c: vec,
+                n: heads.saturating_mul(head_dim),
+                count: heads,
+                k: head_dim,
                 ..base
             }),
             Command::Relu2Mul { gate, up, dst, n } => Some(VectorUnitCommand {
