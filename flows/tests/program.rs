@@ -1048,13 +1048,13 @@ fn golden_around(
 
 /// The vector unit (`tern_vector_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
 /// runs the tiny model's `Dequant`, `ToInt8`, `Relu2Mul` and `Rope` commands of a prompt
-/// of 5 and of a decoded token (at position 5: the table's rows 5..): the first `Dequant`
-/// (a new vector), the last (added into the residual), the first and the last of each
-/// other. Every byte of memory afterwards is the
+/// of 5 and of a decoded token (at position 5: the table's rows 5..), and its `Embed`:
+/// the first `Dequant` (a new vector), the last (added into the residual), the first and
+/// the last of each other. Every byte of memory afterwards is the
 /// golden sequencer's (its rows, their heads and padding, nothing else), with the
 /// memory's handshakes as the board drives them and with 20 % withheld. So too rows of 37
-/// and 38 elements (no multiple of 4 nor of the lanes: the last beat's padding), each
-/// command rewritten for the golden to run alone. Refused as the golden refuses (the
+/// and 38 elements (no multiple of 4 nor of the lanes: the last beat's padding; `Embed`
+/// 40 and 56), each command rewritten for the golden to run alone. Refused as the golden refuses (the
 /// golden's code 22, the unit's 3, the rows before written and nothing else): a row's
 /// factors out of NormQuant's range, a residual row whose fractional bits are not the
 /// program's, an input row whose length is not the command's, a gate and an up of other
@@ -1066,7 +1066,7 @@ fn golden_around(
 fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
     use tern_hdl::program::{vector_row_bytes, Header};
     use tern_hdl::units::VectorUnitShape;
-    use tern_sim::cosim::units::VectorUnitCommand;
+    use tern_sim::cosim::units::{VectorPass, VectorUnitCommand};
     use tern_sim::verilator::{default_cache_root, ModelCache};
     let (ck, cfg, _, image) = setup(17);
     let board = tern_boards::Board::resolve("kv260").unwrap();
@@ -1077,6 +1077,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
             .collect()
     };
     let (dequants, to_int8s, relu2s, ropes) = (of_op(4), of_op(6), of_op(8), of_op(5));
+    let embed = of_op(1)[0];
     let plain = *dequants
         .iter()
         .find(|&&i| matches!(image.commands[i], Command::Dequant { add: false, .. }))
@@ -1095,9 +1096,16 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
         *relu2s.last().unwrap(),
         ropes[0],
         *ropes.last().unwrap(),
+        embed,
     ];
     let command = |i: usize, rows: usize| {
-        VectorUnitCommand::of(&image.commands[i], rows as u32, 0, frac).unwrap()
+        let pass = VectorPass {
+            rows: rows as u32,
+            position: 0,
+            residual_frac: frac,
+            ids_at: image.header.ids_at,
+        };
+        VectorUnitCommand::of(&image.commands[i], &pass).unwrap()
     };
     // The header that runs command i alone (End after it), and `mem` with it.
     let alone = |i: usize, mem: &[u8], record: Option<Command>| -> (Header, Vec<u8>) {
@@ -1186,15 +1194,18 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                 }
             }
             // Rows whose length is no multiple of 4 nor of the lanes.
-            for i in [plain, to_int8s[0], relu2s[0]] {
-                for n in [37u32, 38] {
+            for i in [plain, to_int8s[0], relu2s[0], embed] {
+                // Embed's table rows are whole beats: n a multiple of 8.
+                let ns: [u32; 2] = if i == embed { [40, 56] } else { [37, 38] };
+                for n in ns {
                     let (before, _, _) =
                         golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
                     let mut odd = image.commands[i];
                     match odd {
                         Command::Dequant { ref mut m, .. } => *m = n,
                         Command::ToInt8 { n: ref mut len, .. }
-                        | Command::Relu2Mul { n: ref mut len, .. } => *len = n,
+                        | Command::Relu2Mul { n: ref mut len, .. }
+                        | Command::Embed { n: ref mut len, .. } => *len = n,
                         _ => unreachable!(),
                     }
                     let mut input = before.clone();
@@ -1223,7 +1234,13 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                     let rec = h.commands_at as usize..h.commands_at as usize + COMMAND_BYTES;
                     after[..HEADER_BYTES].copy_from_slice(&input[..HEADER_BYTES]);
                     after[rec.clone()].copy_from_slice(&input[rec]);
-                    let cmd = VectorUnitCommand::of(&odd, rows as u32, 0, frac).unwrap();
+                    let pass = VectorPass {
+                        rows: rows as u32,
+                        position: 0,
+                        residual_frac: frac,
+                        ids_at: image.header.ids_at,
+                    };
+                    let cmd = VectorUnitCommand::of(&odd, &pass).unwrap();
                     let o = check(&format!("n = {n}"), cmd, &input, &after);
                     assert!(o.clocks != u64::MAX && o.error == 0, "n = {n}: {o:?}");
                 }
@@ -1313,6 +1330,13 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                     VectorUnitCommand {
                         op: 2,
                         ..command(plain, rows)
+                    },
+                ),
+                (
+                    "Embed of 36",
+                    VectorUnitCommand {
+                        n: 36,
+                        ..command(embed, rows)
                     },
                 ),
                 // Rope's heads: a multiple of 8 and at most 32 here.

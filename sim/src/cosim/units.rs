@@ -113,19 +113,36 @@ pub struct VectorUnitCommand {
     pub frac: i32,
 }
 
+/// What the vector unit takes from the pass besides a command: its rows, its first
+/// position, the program's residual fractional bits and where the sequencer wrote the
+/// pass's token ids (the header's `ids_at`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct VectorPass {
+    pub rows: u32,
+    pub position: u32,
+    pub residual_frac: i32,
+    pub ids_at: u64,
+}
+
 impl VectorUnitCommand {
-    /// The unit's view of `command` (a `Dequant`, `ToInt8`, `Relu2Mul` or `Rope`; `None`
-    /// for another) over `rows` rows from `position` on, of a program whose residual
-    /// has `frac` fractional bits.
-    pub fn of(command: &Command, rows: u32, position: u32, frac: i32) -> Option<Self> {
+    /// The unit's view of `command` (an `Embed`, `Dequant`, `ToInt8`, `Relu2Mul` or
+    /// `Rope`; `None` for another) in `pass`.
+    pub fn of(command: &Command, pass: &VectorPass) -> Option<Self> {
         let base = VectorUnitCommand {
             op: u32::from(command.opcode()),
-            pass_rows: rows,
-            position,
-            frac,
+            pass_rows: pass.rows,
+            position: pass.position,
+            frac: pass.residual_frac,
             ..Default::default()
         };
         match *command {
+            Command::Embed { table, dst, n } => Some(VectorUnitCommand {
+                a: table,
+                c: dst,
+                d: pass.ids_at,
+                n,
+                ..base
+            }),
             Command::Dequant {
                 src,
                 factors,
