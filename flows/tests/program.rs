@@ -1047,18 +1047,20 @@ fn golden_around(
 }
 
 /// The vector unit (`tern_vector_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
-/// runs the tiny model's `Dequant`, `ToInt8`, `Relu2Mul` and `Rope` commands of a prompt
-/// of 5 and of a decoded token (at position 5: the table's rows 5..), and its `Embed`:
-/// the first `Dequant` (a new vector), the last (added into the residual), the first and
-/// the last of each other. Every byte of memory afterwards is the
+/// runs the tiny model's element-wise commands of a prompt of 5 and of a decoded token
+/// (at position 5: RoPE's table rows 5..): its `Embed`; the first `Dequant` (a new
+/// vector) and the last (added into the residual); the first `NormQuant` of a vector, the
+/// first of int8 rows (times their unit) and the last; the first and the last `ToInt8`,
+/// `Relu2Mul` and `Rope`. Every byte of memory afterwards is the
 /// golden sequencer's (its rows, their heads and padding, nothing else), with the
 /// memory's handshakes as the board drives them and with 20 % withheld. So too rows of 37
 /// and 38 elements (no multiple of 4 nor of the lanes: the last beat's padding; `Embed`
-/// 40 and 56), each command rewritten for the golden to run alone. Refused as the golden refuses (the
+/// and `NormQuant` 40 and 56), each command rewritten for the golden to run alone. Refused as the golden refuses (the
 /// golden's code 22, the unit's 3, the rows before written and nothing else): a row's
 /// factors out of NormQuant's range, a residual row whose fractional bits are not the
 /// program's, an input row whose length is not the command's, a gate and an up of other
-/// fractional bits, a RoPE vector of another length; and n = 0, n beyond the buffer,
+/// fractional bits, a RoPE vector of another length, a gain's shift of 16, a norm's input
+/// of another length; and n = 0, n beyond the buffers,
 /// heads that are no multiple of 8 or longer than built for, another opcode (the unit's
 /// 1, nothing written: the sequencer refuses sizes first, code 15).
 /// And `ToInt8` inputs whose fractional bits (any i32 in memory) ask for extreme shifts.
@@ -1078,6 +1080,32 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
     };
     let (dequants, to_int8s, relu2s, ropes) = (of_op(4), of_op(6), of_op(8), of_op(5));
     let embed = of_op(1)[0];
+    let norms = of_op(2);
+    // A norm of the residual (a vector) and one of int8 rows (the attention's output).
+    let norm_vector = *norms
+        .iter()
+        .find(|&&i| {
+            matches!(
+                image.commands[i],
+                Command::NormQuant {
+                    int8_unit: None,
+                    ..
+                }
+            )
+        })
+        .unwrap();
+    let norm_int8 = *norms
+        .iter()
+        .find(|&&i| {
+            matches!(
+                image.commands[i],
+                Command::NormQuant {
+                    int8_unit: Some(_),
+                    ..
+                }
+            )
+        })
+        .unwrap();
     let plain = *dequants
         .iter()
         .find(|&&i| matches!(image.commands[i], Command::Dequant { add: false, .. }))
@@ -1097,6 +1125,9 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
         ropes[0],
         *ropes.last().unwrap(),
         embed,
+        norm_vector,
+        norm_int8,
+        *norms.last().unwrap(),
     ];
     let command = |i: usize, rows: usize| {
         let pass = VectorPass {
@@ -1104,6 +1135,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
             position: 0,
             residual_frac: frac,
             ids_at: image.header.ids_at,
+            eps: image.header.eps,
         };
         VectorUnitCommand::of(&image.commands[i], &pass).unwrap()
     };
@@ -1194,9 +1226,14 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                 }
             }
             // Rows whose length is no multiple of 4 nor of the lanes.
-            for i in [plain, to_int8s[0], relu2s[0], embed] {
+            for i in [plain, to_int8s[0], relu2s[0], embed, norm_vector] {
                 // Embed's table rows are whole beats: n a multiple of 8.
-                let ns: [u32; 2] = if i == embed { [40, 56] } else { [37, 38] };
+                // NormQuant's, whole lane beats (its mean is over n).
+                let ns: [u32; 2] = if i == embed || i == norm_vector {
+                    [40, 56]
+                } else {
+                    [37, 38]
+                };
                 for n in ns {
                     let (before, _, _) =
                         golden_around(&ck, &cfg, &image.header, &image.memory, i, (0, &prompt));
@@ -1205,12 +1242,13 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                         Command::Dequant { ref mut m, .. } => *m = n,
                         Command::ToInt8 { n: ref mut len, .. }
                         | Command::Relu2Mul { n: ref mut len, .. }
-                        | Command::Embed { n: ref mut len, .. } => *len = n,
+                        | Command::Embed { n: ref mut len, .. }
+                        | Command::NormQuant { n: ref mut len, .. } => *len = n,
                         _ => unreachable!(),
                     }
                     let mut input = before.clone();
                     let inputs = match odd {
-                        Command::ToInt8 { src, .. } => vec![src],
+                        Command::ToInt8 { src, .. } | Command::NormQuant { src, .. } => vec![src],
                         Command::Relu2Mul { gate, up, .. } => vec![gate, up],
                         _ => vec![],
                     };
@@ -1239,6 +1277,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                         position: 0,
                         residual_frac: frac,
                         ids_at: image.header.ids_at,
+                        eps: image.header.eps,
                     };
                     let cmd = VectorUnitCommand::of(&odd, &pass).unwrap();
                     let o = check(&format!("n = {n}"), cmd, &input, &after);
@@ -1283,7 +1322,12 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                 }
             };
             type Edit<'a> = &'a dyn Fn(&mut Vec<u8>, &VectorUnitCommand);
-            let refusals: [(&str, usize, u32, Edit); 8] = [
+            let gain_shift = |m: &mut Vec<u8>, c: &VectorUnitCommand| {
+                m[c.b as usize..c.b as usize + 4].copy_from_slice(&16i32.to_le_bytes());
+            };
+            let refusals: [(&str, usize, u32, Edit); 10] = [
+                ("gain's shift", norm_vector, 0, &gain_shift),
+                ("norm input's length", norm_vector, 2, &head_row(2, 0, 4)),
                 ("vector's length", ropes[1], 3, &head_row(3, 0, 4)),
                 ("factors", plain, 0, &factors_row(0)),
                 ("factors", adding, 3, &factors_row(3)),
@@ -1326,9 +1370,9 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                     },
                 ),
                 (
-                    "opcode 2",
+                    "opcode 7",
                     VectorUnitCommand {
-                        op: 2,
+                        op: 7,
                         ..command(plain, rows)
                     },
                 ),
@@ -1358,7 +1402,14 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                         ..command(ropes[0], rows)
                     },
                 ),
-                // Relu2Mul's block holds 128 elements here.
+                // The buffering blocks hold 128 elements here.
+                (
+                    "NormQuant beyond the buffer",
+                    VectorUnitCommand {
+                        n: 136,
+                        ..command(norm_vector, rows)
+                    },
+                ),
                 (
                     "n beyond the buffer",
                     VectorUnitCommand {

@@ -16,6 +16,8 @@ struct VectorUnitCommand {
     int32_t scale_e;
     uint32_t add, pass_rows;
     int32_t frac;
+    uint32_t eps_m;
+    int32_t eps_e;
 };
 
 // What it did (mirrored by `VectorUnitOutcome`).
@@ -52,6 +54,8 @@ void tern_vector_unit_run(void* p, const VectorUnitCommand* c, VectorUnitOutcome
     t->cmd_add = c->add != 0;
     t->cmd_pass_rows = c->pass_rows;
     t->cmd_frac = (uint32_t)c->frac;
+    t->cmd_eps_m = c->eps_m;
+    t->cmd_eps_e = (uint32_t)c->eps_e;
     o->clocks = unit_run(m, limit);
     o->error = t->error;
     o->error_row = t->error_row;

@@ -66,8 +66,8 @@ pub struct Args {
     /// Verilator's waivers for it.
     #[arg(long, value_name = "PORTS", requires = "config", conflicts_with_all = ["top", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub matmul_unit: Option<usize>,
-    /// Instead of a design: the vector unit (docs/program.md; so far Embed, Dequant,
-    /// ToInt8, Relu2Mul and Rope) with this many lanes (1, 2 or 4) on one 128-bit memory port,
+    /// Instead of a design: the vector unit (docs/program.md: Embed, NormQuant, Dequant,
+    /// ToInt8, Relu2Mul, Rope) with this many lanes (1, 2 or 4) on one 128-bit memory port,
     /// for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
     #[arg(long, value_name = "LANES", conflicts_with_all = ["config", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub vector_unit: Option<usize>,
@@ -107,7 +107,7 @@ pub fn run(a: Args) -> Result<()> {
         let path = out.join(tern_hdl::units::VECTOR_UNIT_FILE);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!(
-            "wrote {}: the vector unit (Embed, Dequant, ToInt8, Relu2Mul, Rope), {lanes} lanes, vectors of up to {max_n}, heads of up to {max_head_dim}, on one memory port",
+            "wrote {}: the vector unit (Embed, NormQuant, Dequant, ToInt8, Relu2Mul, Rope), {lanes} lanes, vectors of up to {max_n}, heads of up to {max_head_dim}, on one memory port",
             path.display()
         );
         return Ok(());

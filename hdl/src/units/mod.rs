@@ -5,7 +5,7 @@
 //! - `tern_matmul_unit` ([`matmul`]) runs `Matmul`: the TLMM engine over a matrix cut
 //!   into tiles, its weights streamed from memory, K tiles summed on the fabric;
 //! - `tern_vector_unit` ([`vector_unit`]) runs the element-wise commands row after row
-//!   (so far `Dequant` and `ToInt8`).
+//!   (`Embed`, `NormQuant`, `Dequant`, `ToInt8`, `Relu2Mul`, `Rope`).
 
 pub mod lm_head;
 pub mod matmul;

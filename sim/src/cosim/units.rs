@@ -111,31 +111,55 @@ pub struct VectorUnitCommand {
     pub add: u32,
     pub pass_rows: u32,
     pub frac: i32,
+    pub eps_m: u32,
+    pub eps_e: i32,
 }
 
 /// What the vector unit takes from the pass besides a command: its rows, its first
-/// position, the program's residual fractional bits and where the sequencer wrote the
-/// pass's token ids (the header's `ids_at`).
+/// position, and from the program's header the residual's fractional bits, where the
+/// sequencer wrote the pass's token ids (`ids_at`) and the norms' ε.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct VectorPass {
     pub rows: u32,
     pub position: u32,
     pub residual_frac: i32,
     pub ids_at: u64,
+    pub eps: tern_hdl::program::Scale,
 }
 
 impl VectorUnitCommand {
-    /// The unit's view of `command` (an `Embed`, `Dequant`, `ToInt8`, `Relu2Mul` or
-    /// `Rope`; `None` for another) in `pass`.
+    /// The unit's view of `command` (an element-wise one: `Embed`, `NormQuant`,
+    /// `Dequant`, `ToInt8`, `Relu2Mul`, `Rope`; `None` for another) in `pass`.
     pub fn of(command: &Command, pass: &VectorPass) -> Option<Self> {
         let base = VectorUnitCommand {
             op: u32::from(command.opcode()),
             pass_rows: pass.rows,
             position: pass.position,
             frac: pass.residual_frac,
+            eps_m: pass.eps.m,
+            eps_e: pass.eps.e,
             ..Default::default()
         };
         match *command {
+            Command::NormQuant {
+                src,
+                gain,
+                dst,
+                factors,
+                n,
+                int8_unit,
+            } => Some(VectorUnitCommand {
+                a: src,
+                b: gain,
+                c: dst,
+                d: factors,
+                n,
+                // The int8 input's flag and scale.
+                add: u32::from(int8_unit.is_some()),
+                scale_m: int8_unit.map_or(0, |u| u.m),
+                scale_e: int8_unit.map_or(0, |u| u.e),
+                ..base
+            }),
             Command::Embed { table, dst, n } => Some(VectorUnitCommand {
                 a: table,
                 c: dst,
