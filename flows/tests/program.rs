@@ -1452,3 +1452,204 @@ fn the_vector_unit_verilog_is_lint_clean() {
         assert!(e.contains(&format!("{lanes} lanes")), "{e}");
     }
 }
+
+/// What the element-wise commands of one 0.73B layer cost on the vector unit (2 lanes,
+/// one KV260 port at 250 MHz), measured: the tiny model's layer-0 commands scaled to the
+/// 0.73B's sizes (hidden 64 → 1,536, KV width 32 → 1,536, FFN 128 → 4,096, RoPE 4 and 2
+/// heads of 16 → 16 of 96) over random data of the right form, one decoded row each;
+/// then a token's: 24 layers, the embedding and the final norm. Every command must end
+/// without error; the figures print (`docs/bench/vector_unit.txt`).
+#[test]
+fn the_vector_unit_takes_a_0_73b_tokens_element_wise_commands_in_measured_clocks() {
+    use rand::{Rng, SeedableRng};
+    use tern_hdl::program::{bf16_bits, rope_table, vector_row_bytes};
+    use tern_hdl::units::VectorUnitShape;
+    use tern_sim::cosim::units::{VectorPass, VectorUnitCommand};
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let (_, _, _, image) = setup(17);
+    let big = ModelConfig::preset("bitnet-0.73b").unwrap();
+    let tiny = ModelConfig::preset("tiny").unwrap();
+    let scale_n = |n: u32| match n as usize {
+        x if x == tiny.hidden => big.hidden as u32,
+        x if x == tiny.kv_width() => big.kv_width() as u32,
+        x if x == tiny.ffn => big.ffn as u32,
+        x => panic!("a length {x} the tiny model's layer does not have"),
+    };
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, 16 << 20).unwrap();
+    let mut unit = ModelCache::new(default_cache_root())
+        .load_vector_unit(
+            VectorUnitShape {
+                lanes: 2,
+                max_n: big.ffn,
+                max_head_dim: big.head_dim,
+            },
+            &memory,
+            None,
+        )
+        .unwrap();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(29);
+    let f = image.header.residual_frac;
+    let (a, b, c, d) = (0x10_0000u64, 0x40_0000u64, 0x80_0000u64, 0xc0_0000u64);
+    // An i32 vector row of n at `at`: its head, then small values.
+    let vector = |rng: &mut rand_chacha::ChaCha8Rng, n: u32, frac: i32| -> Vec<u8> {
+        let mut v = frac.to_le_bytes().to_vec();
+        v.extend(n.to_le_bytes());
+        v.resize(16, 0);
+        for _ in 0..n {
+            v.extend(rng.gen_range(-(1i32 << 20)..1 << 20).to_le_bytes());
+        }
+        v.resize(vector_row_bytes(n as usize) as usize, 0);
+        v
+    };
+    let pass = VectorPass {
+        rows: 1,
+        position: 0,
+        residual_frac: f,
+        ids_at: d,
+        eps: image.header.eps,
+    };
+    // The layer's element-wise commands: after the Embed, up to the layer's end.
+    let layer = &image.commands[1..=image.commands.len() / tiny.layers];
+    let mut per_layer = 0u64;
+    let mut lines = vec![];
+    let mut measure = |cmd: VectorUnitCommand,
+                       what: String,
+                       unit: &mut tern_sim::cosim::units::VectorUnitModel| {
+        let o = unit.run(&cmd, 10_000_000);
+        assert!(o.clocks != u64::MAX && o.error == 0, "{what}: {o:?}");
+        lines.push(format!("{what}: {} clocks", o.clocks));
+        o.clocks
+    };
+    for command in layer {
+        let Some(mut cmd) = VectorUnitCommand::of(command, &pass) else {
+            continue;
+        };
+        cmd.a = a;
+        cmd.c = c;
+        if cmd.op == 5 {
+            (cmd.count, cmd.k) = (
+                if cmd.count as usize == tiny.heads {
+                    big.heads
+                } else {
+                    big.kv_heads
+                } as u32,
+                big.head_dim as u32,
+            );
+            cmd.n = cmd.count * cmd.k;
+            cmd.c = a;
+        } else {
+            cmd.n = scale_n(cmd.n);
+        }
+        let n = cmd.n;
+        match command.opcode() {
+            // NormQuant: its gain at b (shift 4), the input (a vector or int8 rows).
+            2 => {
+                cmd.b = b;
+                cmd.d = d;
+                let mut g = 4i32.to_le_bytes().to_vec();
+                g.resize(16, 0);
+                for _ in 0..n {
+                    g.extend(rng.gen_range(1i16 << 10..1 << 14).to_le_bytes());
+                }
+                unit.write(b, &g);
+                if cmd.add == 1 {
+                    let x: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+                    unit.write(a, &x);
+                } else {
+                    let v = vector(&mut rng, n, f);
+                    unit.write(a, &v);
+                }
+            }
+            // Dequant: results at a, factors at d, the residual at c.
+            4 => {
+                cmd.d = d;
+                let r: Vec<u8> = (0..n)
+                    .flat_map(|_| rng.gen_range(-4096i32..4096).to_le_bytes())
+                    .collect();
+                unit.write(a, &r);
+                let mut fac = (1u64 << 30).to_le_bytes().to_vec();
+                fac.extend((1u64 << 16).to_le_bytes());
+                fac.extend(4i32.to_le_bytes());
+                fac.resize(32, 0);
+                unit.write(d, &fac);
+                let v = vector(&mut rng, n, f);
+                unit.write(c, &v);
+            }
+            // RoPE: the table's row 0 at b, the vector at a.
+            5 => {
+                cmd.b = b;
+                let t: Vec<u8> = rope_table(big.head_dim, 1, 10_000.0)
+                    .iter()
+                    .flat_map(|&(cs, sn)| [cs.to_le_bytes(), sn.to_le_bytes()].concat())
+                    .collect();
+                unit.write(b, &t);
+                let v = vector(&mut rng, n, f);
+                unit.write(a, &v);
+            }
+            // Relu2Mul: gate at a, up at b, the same fractional bits.
+            8 => {
+                cmd.b = b;
+                let (g, u) = (vector(&mut rng, n, f), vector(&mut rng, n, f));
+                unit.write(a, &g);
+                unit.write(b, &u);
+            }
+            _ => {
+                let v = vector(&mut rng, n, f);
+                unit.write(a, &v);
+            }
+        }
+        let what = format!("{command:?}");
+        let what = what.split_whitespace().next().unwrap_or("?").to_string();
+        per_layer += measure(cmd, format!("{what} of {n}"), &mut unit);
+    }
+    // The embedding (id 7 at ids_at, bf16 rows) and the final norm (a vector of hidden).
+    unit.write(d, &7u32.to_le_bytes());
+    let table: Vec<u8> = (0..8 * big.hidden)
+        .flat_map(|_| bf16_bits(rng.gen_range(-1.0f32..1.0)).to_le_bytes())
+        .collect();
+    unit.write(a, &table);
+    let embed = VectorUnitCommand {
+        op: 1,
+        a,
+        c,
+        d,
+        n: big.hidden as u32,
+        pass_rows: 1,
+        frac: f,
+        ..Default::default()
+    };
+    let once = measure(embed, format!("Embed of {}", big.hidden), &mut unit);
+    let mut g = 4i32.to_le_bytes().to_vec();
+    g.resize(16 + 2 * big.hidden, 0);
+    unit.write(b, &g);
+    unit.write(a, &vector(&mut rng, big.hidden as u32, f));
+    let norm = VectorUnitCommand {
+        op: 2,
+        a,
+        b,
+        c,
+        d: d + 64,
+        n: big.hidden as u32,
+        pass_rows: 1,
+        frac: f,
+        eps_m: image.header.eps.m,
+        eps_e: image.header.eps.e,
+        ..Default::default()
+    };
+    let once = once
+        + measure(
+            norm,
+            format!("final NormQuant of {}", big.hidden),
+            &mut unit,
+        );
+    let token = per_layer * big.layers as u64 + once;
+    for l in &lines {
+        println!("vector unit, 2 lanes, one KV260 port at 250 MHz, one decoded row: {l}");
+    }
+    println!(
+        "a 0.73B layer's element-wise commands: {per_layer} clocks; a token's ({} layers, embedding, final norm): {token} clocks = {:.3} ms at 250 MHz",
+        big.layers,
+        token as f64 / 250e3
+    );
+}

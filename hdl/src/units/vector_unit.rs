@@ -125,7 +125,7 @@ pub fn vector_unit_verilog(shape: VectorUnitShape) -> Result<String, String> {
         .replace("{{MAX_HEAD_DIM}}", &shape.max_head_dim.to_string())
         .replace(
             "{{HW_HI}}",
-            &(crate::bits::ceil_log2(shape.max_head_dim / (2 * v) + 1) - 1).to_string(),
+            &crate::vector::rope_half_msb(v, shape.max_head_dim).to_string(),
         )
         .replace("{{MAX_N}}", &shape.max_n.to_string())
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))

@@ -749,6 +749,13 @@ pub fn rope_clocks(lanes: usize, heads: usize, head_dim: usize) -> u64 {
 /// The `rope` block's Verilog: each head's pairs `(i, i + d/2)` rotated by the position's
 /// table row, `a' = rha(a·c − b·s, 14)`, `b' = rha(b·c + a·s, 14)`, saturating, heads
 /// of `head_dim ≤ max_head_dim` (a multiple of `2·lanes`) (docs/vector.md).
+/// The top bit of the RoPE block's `cmd_half` (beats in half a head): its port is
+/// `[rope_half_msb:0]`.
+pub fn rope_half_msb(lanes: usize, max_head_dim: usize) -> usize {
+    let half = max_head_dim / (2 * lanes);
+    (half.next_power_of_two().trailing_zeros() as usize).max(1)
+}
+
 pub fn rope_verilog(lanes: usize, max_head_dim: usize) -> Result<String, ShapeError> {
     if !(1..=64).contains(&lanes) || max_head_dim == 0 || !max_head_dim.is_multiple_of(2 * lanes) {
         return Err(ShapeError(format!(
@@ -775,7 +782,7 @@ pub fn rope_verilog(lanes: usize, max_head_dim: usize) -> Result<String, ShapeEr
         .map(|l| format!("as{l} || bs{l}"))
         .collect::<Vec<_>>()
         .join(" || ");
-    let aw = (half.next_power_of_two().trailing_zeros() as usize).max(1);
+    let aw = rope_half_msb(lanes, max_head_dim);
     let text = ROPE_TEMPLATE
         .replace("{{MODULE}}", ROPE_MODULE)
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
