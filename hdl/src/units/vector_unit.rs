@@ -220,13 +220,22 @@ module {{MODULE}} (
     // Whether an output saturated (Dequant's, Rope's and Embed's flags, over the rows).
     output reg          saturated
 );
-    localparam [3:0] S_IDLE = 4'd0, S_ROW = 4'd1, S_FAC0 = 4'd2, S_FAC1 = 4'd3, S_CHECK = 4'd4,
-        S_HEAD_A = 4'd5, S_HEAD_B = 4'd6, S_GO = 4'd7, S_RUN = 4'd8, S_DRAIN = 4'd9,
-        S_NEXT = 4'd10, S_HEADS = 4'd11, S_ID = 4'd12, S_TABLE = 4'd13, S_GAIN = 4'd14,
-        S_FACTS = 4'd15;
-    reg [3:0] state;
+    localparam [4:0] S_IDLE = 5'd0, S_ROW = 5'd1, S_FAC0 = 5'd2, S_FAC1 = 5'd3, S_CHECK = 5'd4,
+        S_HEAD_A = 5'd5, S_HEAD_B = 5'd6, S_GO = 5'd7, S_RUN = 5'd8, S_DRAIN = 5'd9,
+        S_NEXT = 5'd10, S_HEADS = 5'd11, S_ID = 5'd12, S_TABLE = 5'd13, S_GAIN = 5'd14,
+        S_FACTS = 5'd15, S_TAKE = 5'd16, S_DECIDE = 5'd17;
+    reg [4:0] state;
     assign cmd_ready = state == S_IDLE;
     assign done = state == S_IDLE;
+    // The command as taken: checked from registers (S_TAKE, S_DECIDE), so no path runs
+    // from the command's fields through the checks.
+    reg [7:0]  c_op;
+    reg [63:0] c_a, c_b, c_c, c_d;
+    reg [31:0] c_n, c_count, c_k, c_position, c_rows, c_frac, c_scale_e, c_eps_e;
+    reg [23:0] c_scale_m, c_eps_m;
+    reg        c_add;
+    reg [63:0] rope_n;         // count · k
+    reg [63:0] table_off;      // position · 2k
     reg        dq, r2, ro, em, nq; // Dequant, Relu2Mul, Rope, Embed, NormQuant (none: ToInt8)
     reg [23:0] eps_m;
     reg [31:0] eps_e;
@@ -324,9 +333,28 @@ module {{MODULE}} (
     wire        cs_used = cs_take && (cs_k == 2'({{K32}} - 1) || cs_taken + 32'd1 == cs_beats);
     wire        feeding = state == S_RUN && pair_valid && in_taken != lane_beats;
     wire        dq_in_ready, ti_in_ready, r2_in_ready, ro_in_ready, em_in_ready, nq_in_ready;
-    wire        blk_take = feeding
+    wire        ti = !(dq || r2 || ro || em || nq);
+    // A register between the gearbox and the blocks: the part-selects, the zeroing and
+    // NormQuant's int8 · m stay out of the blocks' first stage.
+    reg         st_valid;
+    reg  [{{VW_HI}}:0] st_a, st_b;
+    reg  [{{VH_HI}}:0] st_16, st_g;
+    wire        st_taken = st_valid
         && (dq ? dq_in_ready : r2 ? r2_in_ready : ro ? ro_in_ready : em ? em_in_ready
             : nq ? nq_in_ready : ti_in_ready);
+    // The gearbox hands a lane beat on (into the stage).
+    wire        blk_take = feeding && (!st_valid || st_taken);
+    always @(posedge clk) begin
+        if (blk_take) begin
+            st_a <= lanes_a;
+            st_b <= lanes_b;
+            st_16 <= lanes_16;
+            st_g <= lanes_g;
+        end
+        if (rst || state != S_RUN) st_valid <= 1'b0;
+        else if (blk_take) st_valid <= 1'b1;
+        else if (st_taken) st_valid <= 1'b0;
+    end
     // A memory beat is used up after its last lane beat, or the row's: i32 {{K32}} of
     // them, bf16 and i16 {{K16}}, int8 {{K8}}.
     wire [3:0]  a_last_k = em ? 4'({{K16}} - 1) : nq8 ? 4'({{K8}} - 1) : 4'({{K32}} - 1);
@@ -368,7 +396,7 @@ module {{MODULE}} (
         .cmd_max(f_max[46:0]), .cmd_rms(f_rms[50:0]), .cmd_gain_frac(f_shift[3:0]),
         .cmd_w_m(s_m), .cmd_w_e(s_e), .cmd_out_frac(frac),
         .cmd_n(21'(lane_beats << {{LOG_V}})), .cmd_add(add),
-        .in_valid(feeding && dq), .in_ready(dq_in_ready), .in_acc(lanes_a), .in_x(lanes_b),
+        .in_valid(st_valid && dq), .in_ready(dq_in_ready), .in_acc(st_a), .in_x(st_b),
         .out_valid(dq_out_valid), .out_ready(out_ready && dq), .out_y(dq_out),
         .done(dq_done), .saturated(dq_saturated), .factor_k(dq_k), .factor_t(dq_t)
     );
@@ -377,7 +405,7 @@ module {{MODULE}} (
         .cmd_valid(ti_cmd_valid), .cmd_ready(ti_cmd_ready),
         .cmd_n(21'(lane_beats << {{LOG_V}})), .cmd_y_frac(y_frac), .cmd_unit_m(s_m),
         .cmd_unit_e(s_e),
-        .in_valid(feeding && !dq), .in_ready(ti_in_ready), .in_y(lanes_a),
+        .in_valid(st_valid && ti), .in_ready(ti_in_ready), .in_y(st_a),
         .out_valid(ti_out_valid), .out_ready(out_ready && !dq), .out_q(ti_out),
         .done(ti_done)
     );
@@ -385,7 +413,7 @@ module {{MODULE}} (
         .clk(clk), .rst(rst),
         .cmd_valid(r2_cmd_valid), .cmd_ready(r2_cmd_ready),
         .cmd_n(21'(lane_beats << {{LOG_V}})), .cmd_frac(y_frac),
-        .in_valid(feeding && r2), .in_ready(r2_in_ready), .in_g(lanes_a), .in_u(lanes_b),
+        .in_valid(st_valid && r2), .in_ready(r2_in_ready), .in_g(st_a), .in_u(st_b),
         .out_valid(r2_out_valid), .out_ready(out_ready && r2), .out_y(r2_out),
         .frac_out(r2_frac), .done(r2_done)
     );
@@ -394,7 +422,7 @@ module {{MODULE}} (
         .cmd_valid(ro_cmd_valid), .cmd_ready(ro_cmd_ready),
         .cmd_heads(rope_heads), .cmd_half(cs_beats[{{HW_HI}}:0]),
         .cs_valid(cs_feeding), .cs_ready(ro_cs_ready), .cs_data(lanes_cs),
-        .in_valid(feeding && ro), .in_ready(ro_in_ready), .in_y(lanes_a),
+        .in_valid(st_valid && ro), .in_ready(ro_in_ready), .in_y(st_a),
         .out_valid(ro_out_valid), .out_ready(out_ready && ro), .out_y(ro_out),
         .done(ro_done), .saturated(ro_saturated)
     );
@@ -402,7 +430,7 @@ module {{MODULE}} (
         .clk(clk), .rst(rst),
         .cmd_valid(em_cmd_valid), .cmd_ready(em_cmd_ready),
         .cmd_n(21'(lane_beats << {{LOG_V}})), .cmd_frac(frac),
-        .in_valid(feeding && em), .in_ready(em_in_ready), .in_bf16(lanes_16),
+        .in_valid(st_valid && em), .in_ready(em_in_ready), .in_bf16(st_16),
         .out_valid(em_out_valid), .out_ready(out_ready && em), .out_x(em_out),
         .done(em_done), .saturated(em_saturated)
     );
@@ -410,7 +438,7 @@ module {{MODULE}} (
         .clk(clk), .rst(rst),
         .cmd_valid(nq_cmd_valid), .cmd_ready(nq_cmd_ready),
         .cmd_n(21'(n)), .cmd_v_frac(y_frac), .cmd_eps_m(eps_m), .cmd_eps_e(eps_e),
-        .in_valid(feeding && nq), .in_ready(nq_in_ready), .in_v(lanes_a), .in_g(lanes_g),
+        .in_valid(st_valid && nq), .in_ready(nq_in_ready), .in_v(st_a), .in_g(st_g),
         .out_valid(nq_out_valid), .out_ready(out_ready && nq), .out_q(nq_out),
         .done(nq_done), .max_abs(nq_max), .rms(nq_rms)
     );
@@ -440,20 +468,19 @@ module {{MODULE}} (
         : head_due ? {64'd0, n, r2 ? r2_frac : ro ? y_frac : frac} : word;
     wire         o_push = o_in_valid && o_in_ready;
 
-    wire op_known = cmd_op == {{OP_DEQUANT}} || cmd_op == {{OP_TO_INT8}} || cmd_op == {{OP_RELU2_MUL}}
-        || cmd_op == {{OP_ROPE}} || cmd_op == {{OP_EMBED}} || cmd_op == {{OP_NORM_QUANT}};
+    wire op_known = c_op == {{OP_DEQUANT}} || c_op == {{OP_TO_INT8}} || c_op == {{OP_RELU2_MUL}}
+        || c_op == {{OP_ROPE}} || c_op == {{OP_EMBED}} || c_op == {{OP_NORM_QUANT}};
     // Rope: heads of k, n = count · k. Relu2Mul's block holds the whole row: n at most
     // {{MAX_N}}. Rope's half a head whole lane beats, a table row whole memory beats.
-    wire [63:0] rope_n = {32'd0, cmd_count} * {32'd0, cmd_k};
-    wire [31:0] the_n = cmd_op == {{OP_ROPE}} ? rope_n[31:0] : cmd_n;
-    wire rope_fits = cmd_count != 32'd0 && cmd_count <= 32'd1024 && cmd_k != 32'd0
-        && cmd_k <= 32'd{{MAX_HEAD_DIM}} && cmd_k[2:0] == 3'd0
-        && cmd_k[{{LOG_V}}:0] == '0 && rope_n <= 64'd1048576;
-    wire fits = op_known && the_n != 32'd0 && the_n <= 32'd1048576 && cmd_pass_rows != 32'd0
-        && (cmd_op != {{OP_RELU2_MUL}} || cmd_n <= 32'd{{MAX_N}})
-        && (cmd_op != {{OP_ROPE}} || rope_fits)
-        && (cmd_op != {{OP_EMBED}} || cmd_n[2:0] == 3'd0)
-        && (cmd_op != {{OP_NORM_QUANT}} || (cmd_n <= 32'd{{MAX_N}} && (cmd_n & 32'd{{V_MASK}}) == 32'd0));
+    wire [31:0] the_n = c_op == {{OP_ROPE}} ? rope_n[31:0] : c_n;
+    wire rope_fits = c_count != 32'd0 && c_count <= 32'd1024 && c_k != 32'd0
+        && c_k <= 32'd{{MAX_HEAD_DIM}} && c_k[2:0] == 3'd0
+        && c_k[{{LOG_V}}:0] == '0 && rope_n <= 64'd1048576;
+    wire fits = op_known && the_n != 32'd0 && the_n <= 32'd1048576 && c_rows != 32'd0
+        && (c_op != {{OP_RELU2_MUL}} || c_n <= 32'd{{MAX_N}})
+        && (c_op != {{OP_ROPE}} || rope_fits)
+        && (c_op != {{OP_EMBED}} || c_n[2:0] == 3'd0)
+        && (c_op != {{OP_NORM_QUANT}} || (c_n <= 32'd{{MAX_N}} && (c_n & 32'd{{V_MASK}}) == 32'd0));
     // A row's factors as NormQuant writes them: M below 2^47, r below 2^51 and not 0
     // unless M is, the gain's shift in 0..=15.
     wire factors_ok = f_max[63:47] == '0 && f_rms[63:51] == '0 && f_shift <= 32'd15
@@ -483,50 +510,75 @@ module {{MODULE}} (
             if (nq_cmd_valid && nq_cmd_ready) nq_cmd_valid <= 1'b0;
             case (state)
                 S_IDLE: if (cmd_valid) begin
+                    c_op <= cmd_op;
+                    c_a <= cmd_a;
+                    c_b <= cmd_b;
+                    c_c <= cmd_c;
+                    c_d <= cmd_d;
+                    c_n <= cmd_n;
+                    c_count <= cmd_count;
+                    c_k <= cmd_k;
+                    c_position <= cmd_position;
+                    c_rows <= cmd_pass_rows;
+                    c_frac <= cmd_frac;
+                    c_scale_m <= cmd_scale_m;
+                    c_scale_e <= cmd_scale_e;
+                    c_eps_m <= cmd_eps_m;
+                    c_eps_e <= cmd_eps_e;
+                    c_add <= cmd_add;
+                    state <= S_TAKE;
+                end
+                // The products the checks and the table's place need, a clock ahead.
+                S_TAKE: begin
+                    rope_n <= {32'd0, c_count} * {32'd0, c_k};
+                    table_off <= {32'd0, c_position} * {31'd0, c_k, 1'b0};
+                    state <= S_DECIDE;
+                end
+                S_DECIDE: begin
                     error <= fits ? 2'd0 : 2'd1;
                     error_row <= 32'd0;
                     saturated <= 1'b0;
                     failed <= 1'b0;
                     if (fits) begin
-                        dq <= cmd_op == {{OP_DEQUANT}};
-                        r2 <= cmd_op == {{OP_RELU2_MUL}};
-                        ro <= cmd_op == {{OP_ROPE}};
-                        em <= cmd_op == {{OP_EMBED}};
-                        nq <= cmd_op == {{OP_NORM_QUANT}};
-                        eps_m <= cmd_eps_m;
-                        eps_e <= cmd_eps_e;
+                        dq <= c_op == {{OP_DEQUANT}};
+                        r2 <= c_op == {{OP_RELU2_MUL}};
+                        ro <= c_op == {{OP_ROPE}};
+                        em <= c_op == {{OP_EMBED}};
+                        nq <= c_op == {{OP_NORM_QUANT}};
+                        eps_m <= c_eps_m;
+                        eps_e <= c_eps_e;
                         facts <= 1'b0;
-                        ids_at <= cmd_d;
-                        rope_heads <= cmd_count[10:0];
-                        head_dim <= cmd_k;
-                        table_row_bytes <= cmd_k << 1;
+                        ids_at <= c_d;
+                        rope_heads <= c_count[10:0];
+                        head_dim <= c_k;
+                        table_row_bytes <= c_k << 1;
                         // The pass's first position's row: (cos, sin) i16 pairs, k/2 a row.
-                        table_at <= cmd_b + {32'd0, cmd_position} * {32'd0, cmd_k << 1};
-                        in_row <= cmd_a;
-                        in_row_base <= cmd_a;
-                        b_row <= cmd_b;
-                        fac_row <= cmd_d;
-                        out_row <= cmd_c;
+                        table_at <= c_b + table_off;
+                        in_row <= c_a;
+                        in_row_base <= c_a;
+                        b_row <= c_b;
+                        fac_row <= c_d;
+                        out_row <= c_c;
                         n <= the_n;
                         mem_beats <= (the_n + 32'd3) >> 2;
-                        out_beats <= cmd_op == {{OP_TO_INT8}} || cmd_op == {{OP_NORM_QUANT}}
+                        out_beats <= c_op == {{OP_TO_INT8}} || c_op == {{OP_NORM_QUANT}}
                             ? (the_n + 32'd15) >> 4 : ((the_n + 32'd3) >> 2) + 32'd1;
                         lane_beats <= (the_n + 32'd{{V}} - 32'd1) >> {{LOG_V}};
-                        rows <= cmd_pass_rows;
+                        rows <= c_rows;
                         row <= 32'd0;
-                        s_m <= cmd_scale_m;
-                        s_e <= cmd_scale_e;
-                        frac <= cmd_frac;
+                        s_m <= c_scale_m;
+                        s_e <= c_scale_e;
+                        frac <= c_frac;
                         // Dequant's add; NormQuant's int8 input (its flag 1, the same bit).
-                        add <= (cmd_op == {{OP_DEQUANT}} || cmd_op == {{OP_NORM_QUANT}}) && cmd_add;
-                        if (cmd_op == {{OP_NORM_QUANT}}) begin
+                        add <= (c_op == {{OP_DEQUANT}} || c_op == {{OP_NORM_QUANT}}) && c_add;
+                        if (c_op == {{OP_NORM_QUANT}}) begin
                             // The gain's shift first, once: a beat at b.
                             b_cmd_valid <= 1'b1;
-                            b_cmd_addr <= cmd_b;
+                            b_cmd_addr <= c_b;
                             b_cmd_beats <= 32'd1;
                             state <= S_GAIN;
                         end else state <= S_ROW;
-                    end
+                    end else state <= S_IDLE;
                 end
                 S_GAIN: if (b_valid) begin
                     g_shift <= b_data[31:0];
