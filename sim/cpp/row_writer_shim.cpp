@@ -1,5 +1,5 @@
 // tern's C ABI over a Verilated `tern_row_writer` on one port of the simulated board's
-// DDR (`ddr_model.h` put ahead of this file): the testbench commands regions one after
+// DDR (`ddr_model.h` and `write_port_board.h` put ahead of this file): the testbench commands regions one after
 // another and feeds each one's beats, withholding them at random when told to stall.
 #include <cstdint>
 #include <cstring>
@@ -12,52 +12,7 @@ extern "C" uint32_t tern_row_writer_abi() { return 1; }
 
 namespace {
 
-struct Model {
-    std::unique_ptr<VerilatedContext> context;
-    std::unique_ptr<Vtern_row_writer> top;
-    Dram ddr;
-    std::vector<DdrPort<16>> ports = std::vector<DdrPort<16>>(1);
-    PortTurn turn;
-    uint64_t cycles = 0;
-    uint64_t rng = 1;
-
-    bool stall(bool on) {
-        if (!on) return false;
-        rng ^= rng << 13; rng ^= rng >> 7; rng ^= rng << 17;
-        return rng % 100 < 30;
-    }
-    void drive() {
-        auto* t = top.get();
-        drive_ports(ddr, ports, cycles, turn);
-        const auto& q = ports[0];
-        t->m_awready = q.awready;
-        t->m_wready = q.wready;
-        t->m_bvalid = q.bvalid;
-        t->m_bresp = q.bresp;
-    }
-    // A clock edge on what the last drive() and eval() settled.
-    void edge() {
-        auto* t = top.get();
-        uint32_t wdata[4];
-        for (int k = 0; k < 4; k++) wdata[k] = t->m_wdata[k];
-        PortEdge e = {false, 0, 0, 0, false,
-                      t->m_awvalid && t->m_awready, t->m_awaddr, t->m_awlen,
-                      t->m_wvalid && t->m_wready, wdata, t->m_wstrb,
-                      t->m_bvalid && t->m_bready};
-        t->clk = 1;
-        t->eval();
-        ports[0].edge(ddr, cycles, e);
-        ddr.clock(cycles, 16);
-        ports[0].clock(ddr);
-        t->clk = 0;
-        cycles++;
-    }
-    void tick() {
-        drive();
-        top->eval();
-        edge();
-    }
-};
+using Model = WritePortBoard<Vtern_row_writer>;
 
 }  // namespace
 
@@ -74,9 +29,7 @@ extern "C" {
 void* tern_row_writer_new(uint64_t bytes, double bytes_per_clock, uint32_t latency,
                           uint32_t stall_percent, uint64_t seed, const DramTiming* timing) {
     auto* m = new Model;
-    m->context = std::make_unique<VerilatedContext>();
-    m->top = std::make_unique<Vtern_row_writer>(m->context.get());
-    m->ddr.configure(bytes, bytes_per_clock, latency, stall_percent, seed, *timing);
+    m->make(bytes, bytes_per_clock, latency, stall_percent, seed, timing);
     auto* t = m->top.get();
     t->clk = 0;
     t->rst = 1;

@@ -17,10 +17,12 @@ use crate::verilator::{BridgeError, ModelCache};
 
 const SHIM: &str = concat!(
     include_str!("../../cpp/ddr_model.h"),
+    include_str!("../../cpp/write_port_board.h"),
     include_str!("../../cpp/write_arbiter_shim.cpp")
 );
 const ROW_WRITER_SHIM: &str = concat!(
     include_str!("../../cpp/ddr_model.h"),
+    include_str!("../../cpp/write_port_board.h"),
     include_str!("../../cpp/row_writer_shim.cpp")
 );
 const SHIM_ABI: u32 = 1;
