@@ -24,6 +24,14 @@ pub fn partial_sum_bits(weights: usize) -> usize {
     signed_bits(-128 * weights as i64, 128 * weights as i64 - 1)
 }
 
+/// Whether a generated text has every `{{PLACEHOLDER}}` filled in (an upper-case name
+/// after `{{`; Verilog's own `{{` replications start otherwise).
+pub fn filled(text: &str) -> bool {
+    text.split("{{")
+        .skip(1)
+        .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase()))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -121,12 +121,7 @@ pub fn sequencer_verilog(shape: &SequencerShape) -> Result<String, String> {
     for (name, code) in codes {
         t = t.replace(&format!("{{{{E_{name}}}}}"), &format!("8'd{code}"));
     }
-    debug_assert!(
-        t.split("{{")
-            .skip(1)
-            .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase())),
-        "a placeholder left"
-    );
+    debug_assert!(crate::bits::filled(&t), "a placeholder left");
     Ok(t)
 }
 

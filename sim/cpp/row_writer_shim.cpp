@@ -16,6 +16,8 @@ using Model = WritePortBoard<Vtern_row_writer>;
 
 }  // namespace
 
+WRITE_PORT_C_API(tern_row_writer)
+
 // What the regions' writes did (mirrored by `RowWriterOutcome` in Rust).
 struct RowWriterOutcome {
     uint64_t clocks;        // from the first command to the last done; UINT64_MAX: never
@@ -41,19 +43,6 @@ void* tern_row_writer_new(uint64_t bytes, double bytes_per_clock, uint32_t laten
     return m;
 }
 
-void tern_row_writer_free(void* p) {
-    auto* m = static_cast<Model*>(p);
-    m->top->final();
-    delete m;
-}
-
-void tern_row_writer_write(void* p, uint64_t addr, const uint8_t* data, uint64_t n) {
-    static_cast<Model*>(p)->ddr.write(addr, data, n);
-}
-
-void tern_row_writer_read(void* p, uint64_t addr, uint8_t* out, uint64_t n) {
-    static_cast<Model*>(p)->ddr.read(addr, out, n);
-}
 
 // `regions` regions one after another (region r: `beats[r]` beats at `addrs[r]`), their
 // beats back to back in `data` (16 bytes each) and `strb` (one each).

@@ -45,6 +45,8 @@ using Model = WritePortBoard<Vtern_write_arbiter>;
 
 }  // namespace
 
+WRITE_PORT_C_API(tern_write_arbiter)
+
 // What the masters saw (mirrored by `WriteArbiterOutcome` in Rust).
 struct WriteOutcome {
     uint64_t clocks;          // from the start to the last response; UINT64_MAX: never
@@ -72,19 +74,6 @@ void* tern_write_arbiter_new(uint64_t bytes, double bytes_per_clock, uint32_t la
     return m;
 }
 
-void tern_write_arbiter_free(void* p) {
-    auto* m = static_cast<Model*>(p);
-    m->top->final();
-    delete m;
-}
-
-void tern_write_arbiter_write(void* p, uint64_t addr, const uint8_t* data, uint64_t n) {
-    static_cast<Model*>(p)->ddr.write(addr, data, n);
-}
-
-void tern_write_arbiter_read(void* p, uint64_t addr, uint8_t* out, uint64_t n) {
-    static_cast<Model*>(p)->ddr.read(addr, out, n);
-}
 
 // Every master's bursts at once (master i: `bursts[i]` of them at `addrs[i]`, `beats[i]`
 // beats each, data `data[i]`, strobes `strb[i]`), until every response is back.

@@ -63,3 +63,18 @@ struct WritePortBoard {
         ddr.configure(bytes, bytes_per_clock, latency, stall_percent, seed, *timing);
     }
 };
+
+// The C functions every such shim has over its `Model` besides `NAME_new` and `NAME_run`:
+// NAME_free (the board), NAME_write and NAME_read (its memory, no clocks).
+#define WRITE_PORT_C_API(NAME)                                                             \
+    extern "C" void NAME##_free(void* p) {                                                 \
+        auto* m = static_cast<Model*>(p);                                                  \
+        m->top->final();                                                                   \
+        delete m;                                                                          \
+    }                                                                                      \
+    extern "C" void NAME##_write(void* p, uint64_t addr, const uint8_t* data, uint64_t n) { \
+        static_cast<Model*>(p)->ddr.write(addr, data, n);                                  \
+    }                                                                                      \
+    extern "C" void NAME##_read(void* p, uint64_t addr, uint8_t* out, uint64_t n) {        \
+        static_cast<Model*>(p)->ddr.read(addr, out, n);                                    \
+    }

@@ -277,12 +277,7 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
     for (key, value) in more {
         unit = unit.replace(key, &value);
     }
-    debug_assert!(
-        unit.split("{{")
-            .skip(1)
-            .all(|x| !x.starts_with(|c: char| c.is_ascii_uppercase())),
-        "a placeholder left"
-    );
+    debug_assert!(crate::bits::filled(&unit), "a placeholder left");
     let reader_b = StripeShape {
         ports: 1,
         ..shape.readers()

@@ -73,22 +73,93 @@ type RunFn = unsafe extern "C" fn(
 );
 type FreeFn = unsafe extern "C" fn(*mut std::ffi::c_void);
 
-/// A Verilated write arbiter of `masters` masters on a board's memory.
-pub struct WriteArbiterModel {
-    masters: usize,
-    _lib: Library,
+/// The board around a Verilated block with one write port: its library, its handle and
+/// the C functions every such shim has (`<name>_new/_write/_read/_free`), freed on drop.
+struct WritePortBoard {
+    lib: Library,
     handle: *mut std::ffi::c_void,
     write: WriteFn,
     read: ReadFn,
-    run: RunFn,
     free: FreeFn,
 }
 
-impl Drop for WriteArbiterModel {
+impl Drop for WritePortBoard {
     fn drop(&mut self) {
         // SAFETY: `handle` came from the library's `new` and is freed once.
         unsafe { (self.free)(self.handle) }
     }
+}
+
+impl WritePortBoard {
+    /// Open the shim `name` in `lib` (built at `so`) on a fresh board of `memory`.
+    fn open(
+        lib: Library,
+        so: &std::path::Path,
+        name: &str,
+        memory: &MemoryModel,
+    ) -> Result<Self, BridgeError> {
+        let load_err = |e: libloading::Error| BridgeError::Load {
+            path: so.display().to_string(),
+            message: e.to_string(),
+        };
+        let symbol = |suffix: &str| format!("{name}_{suffix}\0");
+        // SAFETY: the types match the shim's `extern "C"` functions of this ABI; the
+        // handle is freed once, in `Drop`.
+        unsafe {
+            let new: NewFn = *lib.get(symbol("new").as_bytes()).map_err(load_err)?;
+            let write: WriteFn = *lib.get(symbol("write").as_bytes()).map_err(load_err)?;
+            let read: ReadFn = *lib.get(symbol("read").as_bytes()).map_err(load_err)?;
+            let free: FreeFn = *lib.get(symbol("free").as_bytes()).map_err(load_err)?;
+            let handle = new(
+                memory.bytes,
+                memory.bytes_per_clock,
+                memory.latency_clocks,
+                memory.stall_percent,
+                memory.seed,
+                &memory.timing,
+            );
+            Ok(WritePortBoard {
+                lib,
+                handle,
+                write,
+                read,
+                free,
+            })
+        }
+    }
+
+    /// The shim's `run`, of type `F`.
+    fn run_fn<F: Copy>(&self, name: &str) -> Result<F, BridgeError> {
+        // SAFETY: the caller names the type the shim's `run` has.
+        unsafe {
+            self.lib
+                .get::<F>(format!("{name}_run\0").as_bytes())
+                .map(|f| *f)
+                .map_err(|e| BridgeError::Load {
+                    path: name.into(),
+                    message: e.to_string(),
+                })
+        }
+    }
+
+    fn put(&mut self, addr: u64, data: &[u8]) {
+        // SAFETY: `data` covers the length passed.
+        unsafe { (self.write)(self.handle, addr, data.as_ptr(), data.len() as u64) }
+    }
+
+    fn get(&self, addr: u64, n: usize) -> Vec<u8> {
+        let mut out = vec![0u8; n];
+        // SAFETY: `out` holds `n` bytes.
+        unsafe { (self.read)(self.handle, addr, out.as_mut_ptr(), n as u64) };
+        out
+    }
+}
+
+/// A Verilated write arbiter of `masters` masters on a board's memory.
+pub struct WriteArbiterModel {
+    masters: usize,
+    board: WritePortBoard,
+    run: RunFn,
 }
 
 impl ModelCache {
@@ -121,52 +192,25 @@ impl ModelCache {
             &shim,
             (b"tern_write_arbiter_abi\0", SHIM_ABI),
         )?;
-        let load_err = |e: libloading::Error| BridgeError::Load {
-            path: so.display().to_string(),
-            message: e.to_string(),
-        };
-        // SAFETY: the types match the shim's `extern "C"` functions of this ABI; the
-        // handle is freed once, in `Drop`.
-        unsafe {
-            let new: NewFn = *lib.get(b"tern_write_arbiter_new\0").map_err(load_err)?;
-            let write: WriteFn = *lib.get(b"tern_write_arbiter_write\0").map_err(load_err)?;
-            let read: ReadFn = *lib.get(b"tern_write_arbiter_read\0").map_err(load_err)?;
-            let run: RunFn = *lib.get(b"tern_write_arbiter_run\0").map_err(load_err)?;
-            let free: FreeFn = *lib.get(b"tern_write_arbiter_free\0").map_err(load_err)?;
-            let handle = new(
-                memory.bytes,
-                memory.bytes_per_clock,
-                memory.latency_clocks,
-                memory.stall_percent,
-                memory.seed,
-                &memory.timing,
-            );
-            Ok(WriteArbiterModel {
-                masters,
-                _lib: lib,
-                handle,
-                write,
-                read,
-                run,
-                free,
-            })
-        }
+        let board = WritePortBoard::open(lib, &so, "tern_write_arbiter", memory)?;
+        let run = board.run_fn::<RunFn>("tern_write_arbiter")?;
+        Ok(WriteArbiterModel {
+            masters,
+            board,
+            run,
+        })
     }
 }
 
 impl WriteArbiterModel {
     /// Put bytes into the board's memory (no clocks).
     pub fn write(&mut self, addr: u64, data: &[u8]) {
-        // SAFETY: `data` covers the length passed.
-        unsafe { (self.write)(self.handle, addr, data.as_ptr(), data.len() as u64) }
+        self.board.put(addr, data)
     }
 
     /// `n` bytes of the board's memory at `addr` (no clocks).
     pub fn read(&self, addr: u64, n: usize) -> Vec<u8> {
-        let mut out = vec![0u8; n];
-        // SAFETY: `out` holds `n` bytes.
-        unsafe { (self.read)(self.handle, addr, out.as_mut_ptr(), n as u64) };
-        out
+        self.board.get(addr, n)
     }
 
     /// Every master's bursts at once (`bursts[i]`: master i's, in order; every burst
@@ -212,7 +256,7 @@ impl WriteArbiterModel {
         // the shim's struct.
         unsafe {
             (self.run)(
-                self.handle,
+                self.board.handle,
                 a.as_ptr(),
                 b.as_ptr(),
                 d.as_ptr(),
@@ -259,19 +303,8 @@ type RowRunFn = unsafe extern "C" fn(
 
 /// A Verilated row writer on a board's memory.
 pub struct RowWriterModel {
-    _lib: Library,
-    handle: *mut std::ffi::c_void,
-    write: WriteFn,
-    read: ReadFn,
+    board: WritePortBoard,
     run: RowRunFn,
-    free: FreeFn,
-}
-
-impl Drop for RowWriterModel {
-    fn drop(&mut self) {
-        // SAFETY: `handle` came from the library's `new` and is freed once.
-        unsafe { (self.free)(self.handle) }
-    }
 }
 
 impl ModelCache {
@@ -292,51 +325,21 @@ impl ModelCache {
             ROW_WRITER_SHIM,
             (b"tern_row_writer_abi\0", SHIM_ABI),
         )?;
-        let load_err = |e: libloading::Error| BridgeError::Load {
-            path: so.display().to_string(),
-            message: e.to_string(),
-        };
-        // SAFETY: the types match the shim's `extern "C"` functions of this ABI; the
-        // handle is freed once, in `Drop`.
-        unsafe {
-            let new: NewFn = *lib.get(b"tern_row_writer_new\0").map_err(load_err)?;
-            let write: WriteFn = *lib.get(b"tern_row_writer_write\0").map_err(load_err)?;
-            let read: ReadFn = *lib.get(b"tern_row_writer_read\0").map_err(load_err)?;
-            let run: RowRunFn = *lib.get(b"tern_row_writer_run\0").map_err(load_err)?;
-            let free: FreeFn = *lib.get(b"tern_row_writer_free\0").map_err(load_err)?;
-            let handle = new(
-                memory.bytes,
-                memory.bytes_per_clock,
-                memory.latency_clocks,
-                memory.stall_percent,
-                memory.seed,
-                &memory.timing,
-            );
-            Ok(RowWriterModel {
-                _lib: lib,
-                handle,
-                write,
-                read,
-                run,
-                free,
-            })
-        }
+        let board = WritePortBoard::open(lib, &so, "tern_row_writer", memory)?;
+        let run = board.run_fn::<RowRunFn>("tern_row_writer")?;
+        Ok(RowWriterModel { board, run })
     }
 }
 
 impl RowWriterModel {
     /// Put bytes into the board's memory (no clocks).
     pub fn write(&mut self, addr: u64, data: &[u8]) {
-        // SAFETY: `data` covers the length passed.
-        unsafe { (self.write)(self.handle, addr, data.as_ptr(), data.len() as u64) }
+        self.board.put(addr, data)
     }
 
     /// `n` bytes of the board's memory at `addr` (no clocks).
     pub fn read(&self, addr: u64, n: usize) -> Vec<u8> {
-        let mut out = vec![0u8; n];
-        // SAFETY: `out` holds `n` bytes.
-        unsafe { (self.read)(self.handle, addr, out.as_mut_ptr(), n as u64) };
-        out
+        self.board.get(addr, n)
     }
 
     /// The regions one after another, each a `WriteBurst` of any length (the writer
@@ -362,7 +365,7 @@ impl RowWriterModel {
         // SAFETY: every array covers the regions' beats; the outcome is the shim's.
         unsafe {
             (self.run)(
-                self.handle,
+                self.board.handle,
                 addrs.as_ptr(),
                 beats.as_ptr(),
                 regions.len() as u32,
