@@ -264,7 +264,12 @@ const PORT_TEMPLATE: &str = r#"
     // A burst across a 4 KiB boundary is asked as two (AXI): the second part's beats
     // wait here; it starts on the boundary.
     reg [{{BB_HI}}:0] p{{I}}_rest;
-    wire p{{I}}_room = {1'b0, p{{I}}_due} + {{DB}}'(burst_beats) <= {{DB}}'d{{DUE}}
+    // Room for a whole burst more in flight: registered from `p_due` (a clock behind,
+    // which the port's own address stage covers: it holds the port for a clock at least
+    // after each burst asked) to keep the sum out of the issue's path.
+    reg         p{{I}}_due_room;
+    always @(posedge clk) p{{I}}_due_room <= {1'b0, p{{I}}_due} + {{DB}}'d{{BURST}} <= {{DB}}'d{{DUE}};
+    wire p{{I}}_room = p{{I}}_due_room
         && {1'b0, p{{I}}_reserved} + {1'b0, burst_words} <= {1'b0, {{WC}}'d{{WORDS}}};
     wire p{{I}}_issue = issue_any && issue_port == {{PB}}'d{{I}} && !p{{I}}_ar && p{{I}}_room;
     assign m{{I}}_arvalid = p{{I}}_ar;

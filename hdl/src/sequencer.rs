@@ -191,7 +191,7 @@ module {{MODULE}} (
                      S_IDS = 5'd4, S_ID_AW = 5'd5, S_ID_W = 5'd6, S_ID_B = 5'd7,
                      S_CMD = 5'd8, S_CMD_AR = 5'd9, S_CMD_R = 5'd10, S_DECODE = 5'd11,
                      S_UNIT = 5'd12, S_WAIT = 5'd13, S_HDR_HOLD = 5'd14, S_REC_HOLD = 5'd15,
-                     S_CMD_CHECK = 5'd16, S_CMD_HOLD = 5'd17;
+                     S_CMD_CHECK = 5'd16, S_CMD_HOLD = 5'd17, S_ID_NEXT = 5'd18;
     reg [4:0]    state;
     /* verilator lint_off UNUSEDSIGNAL */ // the header's zero bytes and padding
     reg [1023:0] hdr;
@@ -355,7 +355,16 @@ module {{MODULE}} (
     end
     // Command `index`'s record: it must lie inside memory.
     wire [63:0] cmd_at = sat_add(h_commands_at, {26'd0, index, 6'd0});
-    wire [63:0] ids_next_at = sat_add(h_ids_at, {28'd0, index, 4'd0});
+    // The next id burst's place and beats, in two registered steps (the saturating
+    // 64-bit sum, then the burst's cut), settled two clocks after `index` last moved.
+    reg  [63:0] ids_next_at;
+    reg  [31:0] ids_left, ids_burst;
+    reg  [1:0]  ids_settle;
+    always @(posedge clk) begin
+        ids_next_at <= sat_add(h_ids_at, {28'd0, index, 4'd0});
+        ids_left <= id_words - index;
+        ids_burst <= id_burst(ids_next_at[11:4], ids_left);
+    end
 
     // The checks, a clock behind what they check (each is used only once what it checks
     // has stood still for a clock): the comparisons' carry chains end in a register.
@@ -458,12 +467,18 @@ module {{MODULE}} (
                 else if (!ids_inside_q) fail({{E_OUT_OF_REGION}}, 32'd0);
                 else begin
                     index <= 32'd0;
-                    m_awaddr <= h_ids_at;
-                    m_awlen <= 8'(id_burst(h_ids_at[11:4], id_words) - 32'd1);
-                    burst_left <= id_burst(h_ids_at[11:4], id_words);
-                    m_awvalid <= 1'b1;
-                    state <= S_ID_AW;
+                    ids_settle <= 2'd0;
+                    state <= S_ID_NEXT;
                 end
+            // The next burst of ids, once its place and beats have settled.
+            S_ID_NEXT: if (ids_settle != 2'd2) ids_settle <= ids_settle + 2'd1;
+            else begin
+                m_awaddr <= ids_next_at;
+                m_awlen <= 8'(ids_burst - 32'd1);
+                burst_left <= ids_burst;
+                m_awvalid <= 1'b1;
+                state <= S_ID_AW;
+            end
             S_ID_AW: if (m_awready) begin
                 m_awvalid <= 1'b0;
                 m_wvalid <= 1'b1;
@@ -483,11 +498,8 @@ module {{MODULE}} (
                     index <= 32'd0;
                     state <= S_CMD;
                 end else begin
-                    m_awaddr <= ids_next_at;
-                    m_awlen <= 8'(id_burst(ids_next_at[11:4], id_words - index) - 32'd1);
-                    burst_left <= id_burst(ids_next_at[11:4], id_words - index);
-                    m_awvalid <= 1'b1;
-                    state <= S_ID_AW;
+                    ids_settle <= 2'd0;
+                    state <= S_ID_NEXT;
                 end
             end
             // Two clocks for the record's address and its check to settle.
