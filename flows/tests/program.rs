@@ -1129,16 +1129,16 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
         norm_int8,
         *norms.last().unwrap(),
     ];
-    let command = |i: usize, rows: usize| {
-        let pass = VectorPass {
-            rows: rows as u32,
-            position: 0,
-            residual_frac: frac,
-            ids_at: image.header.ids_at,
-            eps: image.header.eps,
-        };
-        VectorUnitCommand::of(&image.commands[i], &pass).unwrap()
+    // A pass of `rows` rows from position 0, over this program's header.
+    let pass_of = |rows: usize| VectorPass {
+        rows: rows as u32,
+        position: 0,
+        residual_frac: frac,
+        ids_at: image.header.ids_at,
+        eps: image.header.eps,
     };
+    let command =
+        |i: usize, rows: usize| VectorUnitCommand::of(&image.commands[i], &pass_of(rows)).unwrap();
     // The header that runs command i alone (End after it), and `mem` with it.
     let alone = |i: usize, mem: &[u8], record: Option<Command>| -> (Header, Vec<u8>) {
         let mut h = image.header;
@@ -1272,14 +1272,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                     let rec = h.commands_at as usize..h.commands_at as usize + COMMAND_BYTES;
                     after[..HEADER_BYTES].copy_from_slice(&input[..HEADER_BYTES]);
                     after[rec.clone()].copy_from_slice(&input[rec]);
-                    let pass = VectorPass {
-                        rows: rows as u32,
-                        position: 0,
-                        residual_frac: frac,
-                        ids_at: image.header.ids_at,
-                        eps: image.header.eps,
-                    };
-                    let cmd = VectorUnitCommand::of(&odd, &pass).unwrap();
+                    let cmd = VectorUnitCommand::of(&odd, &pass_of(rows)).unwrap();
                     let o = check(&format!("n = {n}"), cmd, &input, &after);
                     assert!(o.clocks != u64::MAX && o.error == 0, "n = {n}: {o:?}");
                 }
