@@ -3,16 +3,17 @@
 //! vector unit's data (embedding, gains, RoPE table, the LM head in int8 or 4 bits) and a scratch region
 //! for the pass's vectors. Given the matmul unit's shape, every ternary matrix too, in
 //! its tile layout (the `Matmul` commands' `weights`); without it the ternary weights
-//! are the fabric's. The KV caches are the fabric's.
+//! are the fabric's. Each layer's KV caches and attention units (its record) too.
 
 use anyhow::{bail, Result};
 
 use tern_hdl::program::{
-    bf16_bits, int8_row_bytes, result_row_bytes, rope_table, vector_row_bytes, Command, Gain,
-    HeadFormat, Header, Int4Head, Int8Head, Scale, ALIGN, COMMAND_BYTES, FACTOR_BYTES,
-    HEADER_BYTES,
+    bf16_bits, int8_row_bytes, result_row_bytes, rope_table, vector_row_bytes, AttentionRecord,
+    Command, Gain, HeadFormat, Header, Int4Head, Int8Head, KvCacheFormat, Scale, ALIGN,
+    ATTENTION_RECORD_BYTES, COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
 };
 use tern_hdl::units::{matmul_weight_image, MatmulUnitShape};
+use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
 use tern_sim::golden::bitnet::AttentionScales;
 
@@ -34,17 +35,23 @@ struct Layout {
 
 impl Layout {
     fn take(&mut self, bytes: u64) -> u64 {
-        let at = self.next.next_multiple_of(ALIGN);
+        self.take_on(bytes, ALIGN)
+    }
+    fn take_on(&mut self, bytes: u64, align: u64) -> u64 {
+        let at = self.next.next_multiple_of(align);
         self.next = at + bytes;
         at
     }
 }
 
-/// The program for `ck` with the attention's units (`scales`: one for every layer or one
-/// per layer), passes of up to `max_tokens`, the LM head in `head_format`, and the
-/// ternary matrices laid out for `matmul_unit` (or left to the fabric: `None`).
+/// The program for `ck` on the attention engine `attention` with the attention's units
+/// (`scales`: one for every layer or one per layer), passes of up to `max_tokens`, the
+/// LM head in `head_format`, and the ternary matrices laid out for `matmul_unit` (or
+/// left to the fabric: `None`).
+#[allow(clippy::too_many_arguments)]
 pub fn build(
     ck: &Checkpoint,
+    attention: &AttentionConfig,
     scales: &[AttentionScales],
     residual_frac: i32,
     max_tokens: usize,
@@ -141,6 +148,44 @@ pub fn build(
                 matrices[l][which] = put(&mut lay, image);
             }
         }
+    }
+    // Per layer: its attention record, and its KV heads' caches for the whole context.
+    let cache = KvCacheFormat {
+        tile: attention.attention.tile,
+        head_dim: d,
+    };
+    if attention.attention.head_dim != d {
+        bail!(
+            "the attention engine's head_dim is {}, the model's {d}",
+            attention.attention.head_dim
+        );
+    }
+    let cache_bytes = cache.bytes(c.max_seq_len);
+    let layer_kv_bytes = c.kv_heads as u64 * cache_bytes;
+    let attention_at = lay.take_on(
+        (c.layers * ATTENTION_RECORD_BYTES) as u64,
+        ATTENTION_RECORD_BYTES as u64,
+    );
+    let kv_at = lay.take(c.layers as u64 * layer_kv_bytes);
+    for l in 0..c.layers {
+        let s = scales[l.min(scales.len() - 1)];
+        let units = attention
+            .with_scales(
+                [s.q, s.k, s.v, s.out],
+                &format!("layer {l}'s attention units"),
+            )?
+            .constants;
+        let record = AttentionRecord {
+            cache_at: kv_at + l as u64 * layer_kv_bytes,
+            head_stride: cache_bytes,
+            threshold: units.threshold as u32,
+            index_offset: units.index_offset as u32,
+            output_numerator: units.output_numerator,
+        };
+        data.push((
+            attention_at + (l * ATTENTION_RECORD_BYTES) as u64,
+            record.encode().to_vec(),
+        ));
     }
     // Scratch: the pass's ids, the output, and the vectors (reused by every layer).
     let t = max_tokens as u64;
@@ -326,6 +371,9 @@ pub fn build(
         vocab: c.vocab as u32,
         max_tokens: max_tokens as u32,
         max_seq_len: c.max_seq_len as u32,
+        kv_at,
+        kv_bytes: c.layers as u64 * layer_kv_bytes,
+        attention_at,
     };
     let mut memory = vec![0u8; lay.take(0) as usize];
     memory[..HEADER_BYTES].copy_from_slice(&header.encode());

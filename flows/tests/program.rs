@@ -30,6 +30,7 @@ fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramIma
     let scales = AttentionScales::of(&cfg);
     let image = build(
         &ck,
+        &cfg,
         &[scales],
         RESIDUAL_FRAC,
         16,
@@ -41,14 +42,54 @@ fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramIma
     (ck, cfg, scales, image)
 }
 
+/// Every pass (a prompt, then decoded tokens) gives the fixed-point model's next token
+/// and scores. Seed 2 gives every layer its own attention units: the program's records
+/// carry them, and the fixed-point model's fabric has one engine config per layer.
 #[test]
 fn the_program_runs_every_pass_as_the_fixed_point_model_does() {
     for seed in [1u64, 2] {
-        let (ck, cfg, scales, mut image) = setup(seed);
-        let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
+        let (ck, cfg, scales, _) = setup(seed);
+        let layer_scales: Vec<AttentionScales> = if seed == 1 {
+            vec![scales]
+        } else {
+            (0..ck.config.layers)
+                .map(|l| {
+                    let f = 1.0 + 0.37 * l as f64;
+                    AttentionScales {
+                        q: scales.q * f,
+                        k: scales.k / (1.0 + 0.2 * l as f64),
+                        v: scales.v,
+                        out: scales.out * f,
+                    }
+                })
+                .collect()
+        };
+        let layer_cfgs: Vec<AttentionConfig> = (0..ck.config.layers)
+            .map(|l| {
+                let s = layer_scales[l.min(layer_scales.len() - 1)];
+                cfg.with_scales([s.q, s.k, s.v, s.out], "layer").unwrap()
+            })
+            .collect();
+        let mut image = build(
+            &ck,
+            &cfg,
+            &layer_scales,
+            RESIDUAL_FRAC,
+            16,
+            DESIGN,
+            HeadFormat::Int8,
+            None,
+        )
+        .unwrap();
+        let program = VectorProgram::build(&ck, &layer_scales, RESIDUAL_FRAC).unwrap();
         let mut model = FixedPointModel::new(&ck, &program);
-        let mut model_fabric = GoldenFabric::new(&ck, &cfg);
+        let mut model_fabric = GoldenFabric::per_layer(&ck, layer_cfgs.clone());
         let mut seq_fabric = GoldenFabric::new(&ck, &cfg);
+        if seed == 2 {
+            let thresholds: std::collections::BTreeSet<i64> =
+                layer_cfgs.iter().map(|c| c.constants.threshold).collect();
+            assert_eq!(thresholds.len(), ck.config.layers, "units differ by layer");
+        }
         let prompt = [3usize, 141, 59, 26, 5, 35, 89, 79];
         let mut position = 0;
         let mut feed = prompt.to_vec();
@@ -56,6 +97,7 @@ fn the_program_runs_every_pass_as_the_fixed_point_model_does() {
             let want = model.forward(&mut model_fabric, &feed).unwrap();
             let got = run_pass(
                 &ck.config,
+                &cfg,
                 &mut image.memory,
                 0,
                 DESIGN,
@@ -90,6 +132,7 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
         let scales = AttentionScales::of(&cfg);
         let mut image = build(
             &ck,
+            &cfg,
             &[scales],
             RESIDUAL_FRAC,
             16,
@@ -116,6 +159,7 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
             let want = head4_scores(&head, &token.last.q);
             let got = run_pass(
                 c,
+                &cfg,
                 &mut image.memory,
                 0,
                 DESIGN,
@@ -135,9 +179,11 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
     }
     // A group the engine cannot take is refused when the program is built.
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 5);
-    let scales = AttentionScales::of(&attention());
+    let cfg = attention();
+    let scales = AttentionScales::of(&cfg);
     let err = build(
         &ck,
+        &cfg,
         &[scales],
         RESIDUAL_FRAC,
         16,
@@ -159,9 +205,18 @@ fn run(
     ids: &[usize],
 ) -> Result<usize, String> {
     let mut fabric = GoldenFabric::new(ck, cfg);
-    run_pass(&ck.config, memory, 0, design, position, ids, &mut fabric)
-        .map(|o| o.next)
-        .map_err(|e| e.to_string())
+    run_pass(
+        &ck.config,
+        cfg,
+        memory,
+        0,
+        design,
+        position,
+        ids,
+        &mut fabric,
+    )
+    .map(|o| o.next)
+    .map_err(|e| e.to_string())
 }
 
 /// The sequencer refuses before it starts: another accelerator's program, a token
@@ -240,6 +295,45 @@ fn broken_programs_and_bad_inputs_are_refused_naming_what() {
         "{err}"
     );
 
+    // The first layer's attention record: a threshold no engine runs is refused naming
+    // the field (code 22); a KV region too small for the appends, naming the region.
+    use tern_hdl::program::{error_code, AttentionRecord, ATTENTION_RECORD_BYTES, HEADER_BYTES};
+    let h = image.header;
+    let attention = image
+        .commands
+        .iter()
+        .position(|c| matches!(c, Command::Attention { layer: 0, .. }))
+        .unwrap();
+    let record_at = h.attention_at as usize;
+    let record =
+        AttentionRecord::decode(&image.memory[record_at..record_at + ATTENTION_RECORD_BYTES]);
+    let mut m = fresh();
+    m[record_at..record_at + ATTENTION_RECORD_BYTES].copy_from_slice(
+        &AttentionRecord {
+            threshold: 0,
+            ..record
+        }
+        .encode(),
+    );
+    let mut fabric = GoldenFabric::new(&ck, &cfg);
+    let e = run_pass(&ck.config, &cfg, &mut m, 0, DESIGN, 0, &[1], &mut fabric).unwrap_err();
+    assert_eq!(
+        (e.code(), e.command()),
+        (error_code::DATA, Some(attention)),
+        "{e}"
+    );
+    assert!(e.to_string().contains("threshold"), "{e}");
+    let mut m = fresh();
+    let mut small = h;
+    small.kv_bytes = 0;
+    m[..HEADER_BYTES].copy_from_slice(&small.encode());
+    let err = run(&ck, &cfg, &mut m, DESIGN, 0, &[1]).unwrap_err();
+    assert!(
+        err.contains(&format!("command {attention} (Attention) a key"))
+            && err.contains("outside the KV caches"),
+        "{err}"
+    );
+
     // Without its End the list runs out.
     let mut m = fresh();
     let last = image.commands.len() - 1;
@@ -261,6 +355,7 @@ fn broken_programs_and_bad_inputs_are_refused_naming_what() {
     let mut m = image.memory[..100].to_vec();
     match run_pass(
         &ck.config,
+        &cfg,
         &mut m,
         0,
         DESIGN,
@@ -297,10 +392,10 @@ fn corrupted_programs_end_with_a_token_or_an_error() {
     assert!(refused > 0 && ok + refused == 300);
 }
 
-/// The program with its matmuls and attention on the simulated boards (the TLMM top
-/// holding every weight tile, the attention top every KV cache, under Verilator): the
-/// golden sequencer running it gives every pass's next token and scores bit for bit as
-/// the fixed-point model over the golden fabric.
+/// The program with its matmuls on the simulated board (the TLMM top holding every
+/// weight tile, under Verilator) and its attention over the KV caches in the program's
+/// memory: the golden sequencer running it gives every pass's next token and scores bit
+/// for bit as the fixed-point model over the golden fabric (whose caches are its own).
 #[test]
 fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
     use indicatif::ProgressBar;
@@ -322,6 +417,7 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
     let scales = AttentionScales::of(&attention);
     let mut image = build(
         &ck,
+        &attention,
         &[scales],
         RESIDUAL_FRAC,
         16,
@@ -338,6 +434,7 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
         let want = model.forward(&mut golden, &feed).unwrap();
         let got = run_pass(
             &ck.config,
+            &attention,
             &mut image.memory,
             0,
             DESIGN,
@@ -354,7 +451,10 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
         position += feed.len();
         feed = vec![got.next];
     }
-    assert!(board.tally.matmul_calls > 0 && board.tally.attention_calls > 0);
+    // The KV caches are the program's now: attention runs from memory, not on the
+    // board's attention top.
+    assert!(board.tally.matmul_calls > 0);
+    assert_eq!(board.tally.attention_calls, 0);
 }
 
 // ---- the sequencer's RTL against its golden twin ---------------------------------
@@ -491,7 +591,16 @@ fn golden_outcome(
     ids: &[usize],
 ) -> (u32, u32, Option<&'static str>) {
     let mut fabric = GoldenFabric::new(ck, cfg);
-    match run_pass(&ck.config, memory, 0, DESIGN, position, ids, &mut fabric) {
+    match run_pass(
+        &ck.config,
+        cfg,
+        memory,
+        0,
+        DESIGN,
+        position,
+        ids,
+        &mut fabric,
+    ) {
         Ok(_) => (0, u32::MAX, None),
         Err(e) => {
             let op = match &e {
@@ -552,12 +661,15 @@ fn the_sequencer_rtl_refuses_what_the_golden_sequencer_refuses() {
     let dequant = (0..last)
         .find(|&i| matches!(image.commands[i], Command::Dequant { .. }))
         .unwrap();
-    let big = (image.memory.len() as u64 * 2).to_le_bytes();
+    // Beyond memory, on a command.
+    let big = (image.memory.len() as u64 * 2)
+        .next_multiple_of(COMMAND_BYTES as u64)
+        .to_le_bytes();
     // (what, memory, position, ids, the code expected)
     type Case = (&'static str, Vec<u8>, usize, Vec<usize>, u8);
     let cases: Vec<Case> = vec![
         ("magic", poke(&[(0, b"X")]), 0, vec![1], code::MAGIC),
-        ("version", poke(&[(8, &[2])]), 0, vec![1], code::VERSION),
+        ("version", poke(&[(8, &[3])]), 0, vec![1], code::VERSION),
         (
             "eps",
             poke(&[(68, &[1, 0, 0, 0])]),
@@ -568,6 +680,28 @@ fn the_sequencer_rtl_refuses_what_the_golden_sequencer_refuses() {
         (
             "misaligned ids_at",
             poke(&[(48, &[4])]),
+            0,
+            vec![1],
+            code::HEADER_FIELD,
+        ),
+        (
+            "misaligned kv_at",
+            poke(&[(96, &[8])]),
+            0,
+            vec![1],
+            code::HEADER_FIELD,
+        ),
+        (
+            "misaligned kv_bytes",
+            poke(&[(104, &[4])]),
+            0,
+            vec![1],
+            code::HEADER_FIELD,
+        ),
+        // On 16 bytes but not on a record: a record's burst could cross 4 KiB.
+        (
+            "attention_at not on 32",
+            poke(&[(112, &[0x10])]),
             0,
             vec![1],
             code::HEADER_FIELD,
@@ -846,8 +980,17 @@ fn the_lm_head_unit_writes_the_output_the_golden_sequencer_writes() {
         let mut fabric = GoldenFabric::new(&ck, &cfg);
         let mut position = 0;
         for ids in [vec![3usize, 141, 59, 26, 5], vec![77]] {
-            let golden =
-                run_pass(&ck.config, &mut m, 0, DESIGN, position, &ids, &mut fabric).unwrap();
+            let golden = run_pass(
+                &ck.config,
+                &cfg,
+                &mut m,
+                0,
+                DESIGN,
+                position,
+                &ids,
+                &mut fabric,
+            )
+            .unwrap();
             position += ids.len();
             let mut cleared = m.clone();
             cleared[out_at..out_at + out_len].fill(0);
@@ -905,6 +1048,7 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
     let board = tern_boards::Board::resolve("kv260").unwrap();
     let plain = build(
         &ck,
+        &cfg,
         &[scales],
         RESIDUAL_FRAC,
         16,
@@ -920,6 +1064,7 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
         };
         let image = build(
             &ck,
+            &cfg,
             &[scales],
             RESIDUAL_FRAC,
             16,
@@ -958,10 +1103,20 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
             (GoldenFabric::new(&ck, &cfg), GoldenFabric::new(&ck, &cfg));
         let mut position = 0;
         for ids in [vec![3usize, 141, 59, 26, 5], vec![77]] {
-            let golden =
-                run_pass(&ck.config, &mut mem, 0, DESIGN, position, &ids, &mut fabric).unwrap();
+            let golden = run_pass(
+                &ck.config,
+                &cfg,
+                &mut mem,
+                0,
+                DESIGN,
+                position,
+                &ids,
+                &mut fabric,
+            )
+            .unwrap();
             let without = run_pass(
                 &ck.config,
+                &cfg,
                 &mut plain_mem,
                 0,
                 DESIGN,
@@ -1024,7 +1179,16 @@ fn golden_around(
         let mut m = base.to_vec();
         m[at(k)..at(k) + COMMAND_BYTES].copy_from_slice(&Command::End.encode());
         let mut fabric = GoldenFabric::new(ck, cfg);
-        let r = run_pass(&ck.config, &mut m, 0, DESIGN, position, ids, &mut fabric);
+        let r = run_pass(
+            &ck.config,
+            cfg,
+            &mut m,
+            0,
+            DESIGN,
+            position,
+            ids,
+            &mut fabric,
+        );
         m[at(k)..at(k) + COMMAND_BYTES].copy_from_slice(&base[at(k)..at(k) + COMMAND_BYTES]);
         let code = match r {
             Err(SequencerError::Program(e)) => e.code(),
@@ -1158,6 +1322,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
     let mut after_prompt = image.memory.clone();
     run_pass(
         &ck.config,
+        &cfg,
         &mut after_prompt,
         0,
         DESIGN,

@@ -10,7 +10,7 @@
 
 /// `TERNPROG`, the header's first eight bytes.
 pub const MAGIC: [u8; 8] = *b"TERNPROG";
-pub const VERSION: u32 = 1;
+pub const VERSION: u32 = 2;
 pub const HEADER_BYTES: usize = 128;
 pub const COMMAND_BYTES: usize = 64;
 /// Every region and vector row starts on this many bytes.
@@ -20,6 +20,9 @@ pub const ALIGN: u64 = 16;
 /// never crosses a 4 KiB boundary (AXI).
 pub const PROGRAM_ALIGN: u64 = HEADER_BYTES as u64;
 pub const COMMANDS_ALIGN: u64 = COMMAND_BYTES as u64;
+/// Bytes of one layer's [`AttentionRecord`]; the records start on this many bytes, so
+/// each is one burst.
+pub const ATTENTION_RECORD_BYTES: usize = 32;
 
 // ---- number formats --------------------------------------------------------------
 
@@ -297,6 +300,130 @@ pub fn result_row_bytes(m: usize) -> u64 {
     (4 * m as u64).next_multiple_of(ALIGN)
 }
 
+// ---- attention: the KV caches and the per-layer units --------------------------------
+
+/// One KV head's cache in memory, tile-major for the attention engine's tiles of `tile`
+/// keys: tile `t` holds keys `t·tile..(t+1)·tile` (`head_dim` bytes each), then their
+/// values, so the engine reads a tile's keys and then its values as two runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct KvCacheFormat {
+    pub tile: usize,
+    pub head_dim: usize,
+}
+
+impl KvCacheFormat {
+    /// Bytes of one tile: `tile` keys, then their values.
+    pub fn tile_bytes(&self) -> u64 {
+        2 * (self.tile * self.head_dim) as u64
+    }
+    /// Bytes of a cache that holds `seq_len` tokens (whole tiles).
+    pub fn bytes(&self, seq_len: usize) -> u64 {
+        seq_len.div_ceil(self.tile) as u64 * self.tile_bytes()
+    }
+    /// Offset of key `i` from the cache's start.
+    pub fn key_offset(&self, i: usize) -> u64 {
+        (i / self.tile) as u64 * self.tile_bytes() + ((i % self.tile) * self.head_dim) as u64
+    }
+    /// Offset of value `i` from the cache's start.
+    pub fn value_offset(&self, i: usize) -> u64 {
+        self.key_offset(i) + (self.tile * self.head_dim) as u64
+    }
+}
+
+/// Most score units between a row's maximum and a key the engine still weighs: the
+/// attention config's own limit.
+pub const MAX_THRESHOLD: u32 = 1 << 24;
+/// The output numerator is an operand of the engine's 48-bit divider.
+pub const NUMERATOR_BITS: u32 = 48;
+
+/// One layer's attention (docs/program.md, "Attention records"): where its KV caches lie
+/// and its units, as the attention engine's run-time constants. The engine's tables,
+/// tile and output shift are its own; these are what a layer's calibration changes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionRecord {
+    /// KV head 0's cache ([`KvCacheFormat`]); KV head `h`'s at `cache_at + h·head_stride`.
+    pub cache_at: u64,
+    pub head_stride: u64,
+    /// The clip threshold in score units (1..=[`MAX_THRESHOLD`]).
+    pub threshold: u32,
+    /// Added to every table index's numerator: 0 (floor) or ⌊threshold/2⌋ (nearest);
+    /// below the threshold.
+    pub index_offset: u32,
+    /// `K` of the output requantisation, below 2^[`NUMERATOR_BITS`].
+    pub output_numerator: u64,
+}
+
+impl AttentionRecord {
+    pub fn encode(&self) -> [u8; ATTENTION_RECORD_BYTES] {
+        let mut b = [0u8; ATTENTION_RECORD_BYTES];
+        let mut w = Writer { b: &mut b, at: 0 };
+        w.u64(self.cache_at);
+        w.u64(self.head_stride);
+        w.u32(self.threshold);
+        w.u32(self.index_offset);
+        w.u64(self.output_numerator);
+        b
+    }
+
+    /// The record in `b` (at least [`ATTENTION_RECORD_BYTES`]), unchecked.
+    pub fn decode(b: &[u8]) -> AttentionRecord {
+        let mut r = Reader { b, at: 0 };
+        AttentionRecord {
+            cache_at: r.u64(),
+            head_stride: r.u64(),
+            threshold: r.u32(),
+            index_offset: r.u32(),
+            output_numerator: r.u64(),
+        }
+    }
+
+    /// What an engine can run, for caches of `cache_bytes` each: `Err` names the field.
+    pub fn check(&self, cache_bytes: u64) -> Result<(), (&'static str, String)> {
+        if !(1..=MAX_THRESHOLD).contains(&self.threshold) {
+            return Err((
+                "threshold",
+                format!("{} is not in 1..={MAX_THRESHOLD}", self.threshold),
+            ));
+        }
+        if self.index_offset >= self.threshold {
+            return Err((
+                "index_offset",
+                format!(
+                    "{} is not below the threshold {}",
+                    self.index_offset, self.threshold
+                ),
+            ));
+        }
+        if self.output_numerator >> NUMERATOR_BITS != 0 {
+            return Err((
+                "output_numerator",
+                format!(
+                    "{} does not fit {NUMERATOR_BITS} bits",
+                    self.output_numerator
+                ),
+            ));
+        }
+        for (field, at) in [
+            ("cache_at", self.cache_at),
+            ("head_stride", self.head_stride),
+        ] {
+            if !at.is_multiple_of(ALIGN) {
+                return Err((field, format!("0x{at:x} is not a multiple of {ALIGN}")));
+            }
+        }
+        if self.head_stride < cache_bytes {
+            return Err((
+                "head_stride",
+                format!(
+                    "{} bytes between KV heads' caches, each needs {cache_bytes}",
+                    self.head_stride
+                ),
+            ));
+        }
+        Ok(())
+    }
+}
+
 // ---- the header ---------------------------------------------------------------------
 
 /// The program's header: where its parts lie and the model-wide constants.
@@ -320,6 +447,12 @@ pub struct Header {
     pub vocab: u32,
     pub max_tokens: u32,
     pub max_seq_len: u32,
+    /// The KV caches' region: the one place besides scratch a command writes (an
+    /// `Attention` appends its keys and values there).
+    pub kv_at: u64,
+    pub kv_bytes: u64,
+    /// One [`AttentionRecord`] per layer, from here.
+    pub attention_at: u64,
 }
 
 impl Header {
@@ -343,6 +476,10 @@ impl Header {
         w.u32(self.vocab);
         w.u32(self.max_tokens);
         w.u32(self.max_seq_len);
+        w.u32(0);
+        w.u64(self.kv_at);
+        w.u64(self.kv_bytes);
+        w.u64(self.attention_at);
         b
     }
 
@@ -382,6 +519,12 @@ impl Header {
             vocab: r.u32(),
             max_tokens: r.u32(),
             max_seq_len: r.u32(),
+            kv_at: {
+                let _ = r.u32();
+                r.u64()
+            },
+            kv_bytes: r.u64(),
+            attention_at: r.u64(),
         };
         if !h.eps.is_valid() {
             return Err(ProgramError::Field {
@@ -396,6 +539,13 @@ impl Header {
             ("scratch_bytes", h.scratch_bytes, ALIGN),
             ("ids_at", h.ids_at, ALIGN),
             ("output_at", h.output_at, ALIGN),
+            ("kv_at", h.kv_at, ALIGN),
+            ("kv_bytes", h.kv_bytes, ALIGN),
+            (
+                "attention_at",
+                h.attention_at,
+                ATTENTION_RECORD_BYTES as u64,
+            ),
         ] {
             if !at.is_multiple_of(align) {
                 return Err(ProgramError::Field {
@@ -1098,8 +1248,75 @@ mod tests {
             vocab: 32002,
             max_tokens: 128,
             max_seq_len: 2048,
+            kv_at: 1 << 24,
+            kv_bytes: 3 << 20,
+            attention_at: 1 << 21,
         };
         assert_eq!(Header::decode(&h.encode()).unwrap(), h);
+        let mut b = h.encode();
+        b[112] = 16; // attention_at no longer on a record
+        let e = Header::decode(&b).unwrap_err();
+        assert_eq!(e.code(), error_code::HEADER_FIELD, "{e}");
+        assert!(e.to_string().contains("attention_at"), "{e}");
+    }
+
+    #[test]
+    fn attention_records_round_trip_and_name_what_no_engine_runs() {
+        let r = AttentionRecord {
+            cache_at: 1 << 20,
+            head_stride: 4096,
+            threshold: 1000,
+            index_offset: 500,
+            output_numerator: (1 << 47) + 3,
+        };
+        assert_eq!(AttentionRecord::decode(&r.encode()), r);
+        assert_eq!(r.check(4096), Ok(()));
+        for (bad, field) in [
+            (AttentionRecord { threshold: 0, ..r }, "threshold"),
+            (
+                AttentionRecord {
+                    threshold: MAX_THRESHOLD + 1,
+                    ..r
+                },
+                "threshold",
+            ),
+            (
+                AttentionRecord {
+                    index_offset: 1000,
+                    ..r
+                },
+                "index_offset",
+            ),
+            (
+                AttentionRecord {
+                    output_numerator: 1 << 48,
+                    ..r
+                },
+                "output_numerator",
+            ),
+            (AttentionRecord { cache_at: 8, ..r }, "cache_at"),
+            (
+                AttentionRecord {
+                    head_stride: 4080,
+                    ..r
+                },
+                "head_stride",
+            ),
+        ] {
+            assert_eq!(bad.check(4096).map_err(|e| e.0), Err(field), "{bad:?}");
+        }
+    }
+
+    #[test]
+    fn a_kv_cache_is_tile_major() {
+        let c = KvCacheFormat {
+            tile: 16,
+            head_dim: 64,
+        };
+        // Key 17 is tile 1's second key; its value follows the tile's 16 keys.
+        assert_eq!(c.key_offset(17), 2048 + 64);
+        assert_eq!(c.value_offset(17), 2048 + 16 * 64 + 64);
+        assert_eq!(c.bytes(40), 3 * 2048);
     }
 
     #[test]
@@ -1143,6 +1360,9 @@ mod tests {
                 vocab: 8,
                 max_tokens: 1,
                 max_seq_len: 8,
+                kv_at: 512,
+                kv_bytes: 64,
+                attention_at: 1024,
             }
             .encode(),
         )

@@ -15,7 +15,8 @@
 //! writes outside scratch (the memory side's guard), and what lies in the data.
 
 use crate::program::{
-    error_code, ALIGN, COMMANDS_ALIGN, HEADER_BYTES, MAGIC, PROGRAM_ALIGN, VERSION,
+    error_code, ALIGN, ATTENTION_RECORD_BYTES, COMMANDS_ALIGN, HEADER_BYTES, MAGIC, PROGRAM_ALIGN,
+    VERSION,
 };
 
 pub const SEQUENCER_MODULE: &str = "tern_sequencer";
@@ -117,6 +118,10 @@ pub fn sequencer_verilog(shape: &SequencerShape) -> Result<String, String> {
         .replace("{{FORMAT_VERSION}}", &VERSION.to_string())
         .replace("{{ALIGN_MASK}}", &(ALIGN - 1).to_string())
         .replace("{{COMMANDS_MASK}}", &(COMMANDS_ALIGN - 1).to_string())
+        .replace(
+            "{{RECORDS_MASK}}",
+            &(ATTENTION_RECORD_BYTES - 1).to_string(),
+        )
         .replace("{{PROGRAM_MASK}}", &(PROGRAM_ALIGN - 1).to_string());
     for (name, code) in codes {
         t = t.replace(&format!("{{{{E_{name}}}}}"), &format!("8'd{code}"));
@@ -153,6 +158,10 @@ module {{MODULE}} (
     output wire [31:0]  residual_frac,
     output wire [31:0]  eps_m,
     output wire [31:0]  eps_e,
+    output wire [63:0]  kv_at,
+    output wire [63:0]  kv_end,
+    output wire [63:0]  attention_at,
+    output wire [31:0]  max_seq_len,
     // AXI4 read, 16-byte beats, INCR.
     output reg          m_arvalid,
     input  wire         m_arready,
@@ -225,6 +234,9 @@ module {{MODULE}} (
     wire [31:0] h_vocab = hdr[671:640];
     wire [31:0] h_max_tokens = hdr[703:672];
     wire [31:0] h_max_seq = hdr[735:704];
+    wire [63:0] h_kv_at = hdr[831:768];
+    wire [63:0] h_kv_bytes = hdr[895:832];
+    wire [63:0] h_attention_at = hdr[959:896];
     // A scale's mantissa: 0 or 24 bits.
     function automatic scale_ok(input [31:0] m);
         scale_ok = m == 32'd0 || (m[31:24] == 8'd0 && m[23]);
@@ -235,6 +247,10 @@ module {{MODULE}} (
     // The command list: on a command, so that no command's burst crosses 4 KiB.
     function automatic commands_aligned(input [63:0] a);
         commands_aligned = (a & 64'd{{COMMANDS_MASK}}) == 64'd0;
+    endfunction
+    // The attention records: on a record, so that each is one burst.
+    function automatic records_aligned(input [63:0] a);
+        records_aligned = (a & 64'd{{RECORDS_MASK}}) == 64'd0;
     endfunction
     // a + b, saturating at 2^64 − 1 (the golden model's saturating_add).
     function automatic [63:0] sat_add(input [63:0] a, input [63:0] b);
@@ -261,6 +277,10 @@ module {{MODULE}} (
     assign residual_frac = h_frac;
     assign eps_m = h_eps_m;
     assign eps_e = h_eps_e;
+    assign kv_at = h_kv_at;
+    assign kv_end = sat_add(h_kv_at, h_kv_bytes);
+    assign attention_at = h_attention_at;
+    assign max_seq_len = h_max_seq;
     // The record stays put until the unit is done: the next fetch starts after.
     assign u_record = rec;
     assign u_rows = id_count;
@@ -276,7 +296,8 @@ module {{MODULE}} (
         if (h_magic_lo != {{MAGIC_LO}} || h_magic_hi != {{MAGIC_HI}}) pass_error = {{E_MAGIC}};
         else if (h_version != 32'd{{FORMAT_VERSION}}) pass_error = {{E_VERSION}};
         else if (!scale_ok(h_eps_m) || !commands_aligned(h_commands_at) || !aligned(h_scratch_at)
-                 || !aligned(h_scratch_bytes) || !aligned(h_ids_at) || !aligned(h_output_at))
+                 || !aligned(h_scratch_bytes) || !aligned(h_ids_at) || !aligned(h_output_at)
+                 || !aligned(h_kv_at) || !aligned(h_kv_bytes) || !records_aligned(h_attention_at))
             pass_error = {{E_HEADER_FIELD}};
         else if (h_design != {{DESIGN}}) pass_error = {{E_DESIGN}};
         else if (h_hidden != 32'd{{HIDDEN}} || h_vocab != 32'd{{VOCAB}}) pass_error = {{E_MODEL}};

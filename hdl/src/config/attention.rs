@@ -459,12 +459,7 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
         IndexRounding::Floor => 0,
         IndexRounding::Nearest => thr / 2,
     };
-    let max_numerator =
-        thr * (last.max(steps).max(INTATTENTION_EXP_ENTRIES - 1) as u64) + index_offset;
-    let n_bits = bits_for(max_numerator);
-    let l = ceil_log2(thr as usize) as u32;
-    let shift = n_bits + l;
-    let reciprocal = ((1u128 << shift).div_ceil(u128::from(thr))) as u64;
+    let (reciprocal, shift) = threshold_division(thr, last.max(steps), index_offset);
 
     let max_sum = 255 * a.max_seq_len as u64;
     let output_shift = bits_for(max_sum) + 16;
@@ -480,6 +475,33 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
         index_offset,
         output_numerator,
         output_shift,
+    }
+}
+
+/// `(reciprocal, shift)` with `floor(n/thr) = (n·reciprocal) >> shift` for every index
+/// numerator `min(Δ,thr)·steps + offset` of tables up to `steps` (and IntAttention's 31).
+fn threshold_division(thr: u64, steps: usize, offset: u64) -> (u64, u32) {
+    let max_numerator = thr * (steps.max(INTATTENTION_EXP_ENTRIES - 1) as u64) + offset;
+    let shift = bits_for(max_numerator) + ceil_log2(thr as usize) as u32;
+    (((1u128 << shift).div_ceil(u128::from(thr))) as u64, shift)
+}
+
+impl AttentionConstants {
+    /// The same engine's constants for other units (a layer's attention record in a
+    /// program): the threshold's reciprocal derived again; tables and output shift
+    /// are the engine's.
+    pub fn for_units(&self, threshold: i64, index_offset: u64, output_numerator: u64) -> Self {
+        let steps = (self.exp_table.len() - 1).max(self.rescale_table.len() - 1);
+        let (threshold_reciprocal, threshold_shift) =
+            threshold_division(threshold as u64, steps, index_offset);
+        AttentionConstants {
+            threshold,
+            threshold_reciprocal,
+            threshold_shift,
+            index_offset,
+            output_numerator,
+            ..self.clone()
+        }
     }
 }
 
@@ -559,6 +581,21 @@ queries = 4
                 assert_eq!(fast, n / thr as u64, "thr {thr}, n {n}");
             }
         }
+    }
+
+    /// A program's record carries a layer's threshold, offset and numerator; the rest
+    /// follows from the engine, as if its config had the layer's scales.
+    #[test]
+    fn other_units_give_what_a_config_with_their_scales_gives() {
+        let c = AttentionConfig::from_toml(GOOD, "good").unwrap();
+        let other = c.with_scales([0.021, 0.05, 0.013, 0.04], "other").unwrap();
+        let k = &other.constants;
+        assert_ne!(k.threshold, c.constants.threshold);
+        assert_eq!(
+            &c.constants
+                .for_units(k.threshold, k.index_offset, k.output_numerator),
+            k
+        );
     }
 
     #[test]

@@ -16,6 +16,7 @@
 use serde::Serialize;
 
 use super::{check_spans, RegionError};
+use crate::program::KvCacheFormat;
 use crate::streams::attention::{result_bits, streamed_keys, RowSchedule};
 use crate::streams::words_for;
 use crate::AttentionConfig;
@@ -80,21 +81,29 @@ impl KvCacheLayout {
             query_block: a.query_block,
         })
     }
+    /// The cache's byte layout: the program's, so the one top's attention unit reads
+    /// the same caches.
+    pub fn cache(&self) -> KvCacheFormat {
+        KvCacheFormat {
+            tile: self.tile,
+            head_dim: self.head_dim,
+        }
+    }
     /// Bytes of one tile: `Bc` keys, then their `Bc` values.
     pub fn tile_bytes(&self) -> usize {
-        2 * self.tile * self.head_dim
+        self.cache().tile_bytes() as usize
     }
     /// Bytes of a KV cache that holds `seq_len` tokens (whole tiles).
     pub fn cache_bytes(&self, seq_len: usize) -> u64 {
-        seq_len.div_ceil(self.tile) as u64 * self.tile_bytes() as u64
+        self.cache().bytes(seq_len)
     }
     /// Offset of key `i` from the cache's start.
     pub fn key_offset(&self, i: usize) -> u64 {
-        ((i / self.tile) * self.tile_bytes() + (i % self.tile) * self.head_dim) as u64
+        self.cache().key_offset(i)
     }
     /// Offset of value `i` from the cache's start.
     pub fn value_offset(&self, i: usize) -> u64 {
-        self.key_offset(i) + (self.tile * self.head_dim) as u64
+        self.cache().value_offset(i)
     }
     /// Bytes from one query to the next (a query is whole bus words).
     pub fn query_stride(&self) -> usize {
@@ -175,13 +184,16 @@ mod tests {
     }
 
     #[test]
-    fn the_cache_is_tile_major() {
+    fn the_cache_is_the_programs_and_results_take_whole_bus_words() {
         let l = KvCacheLayout::of(&cfg(64, 16, 256)).unwrap();
+        assert_eq!(
+            l.cache(),
+            KvCacheFormat {
+                tile: 16,
+                head_dim: 64
+            }
+        );
         assert_eq!(l.tile_bytes(), 2 * 16 * 64);
-        // Key 17 is the second key of tile 1; its value follows the tile's 16 keys.
-        assert_eq!(l.key_offset(17), 2048 + 64);
-        assert_eq!(l.value_offset(17), 2048 + 16 * 64 + 64);
-        assert_eq!(l.cache_bytes(40), 3 * 2048);
         // A 129-bit result beat takes a 32-byte bus word; 4 beats per row.
         assert_eq!((l.result_words, l.result_beat_stride()), (5, 32));
         assert_eq!(l.result_stride(), 4 * 32);

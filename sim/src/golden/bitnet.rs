@@ -493,60 +493,90 @@ impl<'a> IntegerModel<'a> {
     }
 }
 
+/// How one layer's attention for `t` tokens splits into the engine's calls: per KV
+/// head, the keys and values to append; then the calls (decoding one token, the query
+/// heads of a KV head go as one non-causal block, GQA; a prompt goes per query head as
+/// causal rows). `[q, k, v]` are int8 and token-major.
+pub struct AttentionCalls {
+    /// Per KV head: the pass's keys and values (token-major, `head_dim` each).
+    pub appends: Vec<(Vec<i8>, Vec<i8>)>,
+    /// Per call: its KV head and its queries (row-major, `head_dim` each).
+    pub calls: Vec<(usize, Vec<i8>)>,
+    /// Per call: the (query head, token) of each row.
+    rows: Vec<Vec<(usize, usize)>>,
+}
+
+impl AttentionCalls {
+    pub fn of(c: &ModelConfig, t: usize, [qi, ki, vi]: [&[i8]; 3]) -> AttentionCalls {
+        let (h, d) = (c.hidden, c.head_dim);
+        // Head `hd`'s slice of token `i` in a token-major matrix of `width` columns.
+        let head_of = |m: &[i8], width: usize, i: usize, hd: usize| {
+            m[i * width + hd * d..i * width + (hd + 1) * d].to_vec()
+        };
+        let mut plan = AttentionCalls {
+            appends: vec![],
+            calls: vec![],
+            rows: vec![],
+        };
+        for kvh in 0..c.kv_heads {
+            plan.appends.push((
+                (0..t)
+                    .flat_map(|i| head_of(ki, c.kv_width(), i, kvh))
+                    .collect(),
+                (0..t)
+                    .flat_map(|i| head_of(vi, c.kv_width(), i, kvh))
+                    .collect(),
+            ));
+            let heads = kvh * c.group()..(kvh + 1) * c.group();
+            let rows_of: Vec<Vec<(usize, usize)>> = if t == 1 {
+                vec![heads.map(|hd| (hd, 0)).collect()]
+            } else {
+                heads.map(|hd| (0..t).map(|i| (hd, i)).collect()).collect()
+            };
+            for rows in rows_of {
+                let queries = rows
+                    .iter()
+                    .flat_map(|&(hd, i)| head_of(qi, h, i, hd))
+                    .collect();
+                plan.calls.push((kvh, queries));
+                plan.rows.push(rows);
+            }
+        }
+        plan
+    }
+
+    /// The calls' outputs (one per call, in order) back in token-major order: per
+    /// token, every query head's `head_dim` outputs.
+    pub fn gather(&self, c: &ModelConfig, t: usize, outs: &[Vec<RowOutput>]) -> Vec<Vec<i8>> {
+        let d = c.head_dim;
+        let mut attn = vec![vec![0i8; c.hidden]; t];
+        for (rows, out) in self.rows.iter().zip(outs) {
+            for (&(hd, i), row) in rows.iter().zip(out) {
+                attn[i][hd * d..(hd + 1) * d].copy_from_slice(&row.values);
+            }
+        }
+        attn
+    }
+}
+
 /// One layer's attention on the fabric for `t` tokens at positions `p0..`: every KV
-/// head's keys and values appended, then the layer's calls in one batch (decoding one
-/// token, the query heads of a KV head go as one non-causal block, GQA; a prompt goes
-/// per query head as causal rows). `[q, k, v]` are int8 and token-major; the result is
-/// token-major too: per token, every query head's `head_dim` outputs.
+/// head's keys and values appended, then the layer's calls in one batch
+/// ([`AttentionCalls`]). The result is token-major: per token, every query head's
+/// `head_dim` outputs.
 pub fn attention_rows<F: Fabric>(
     c: &ModelConfig,
     fabric: &mut F,
     l: usize,
     p0: usize,
     t: usize,
-    [qi, ki, vi]: [&[i8]; 3],
+    qkv: [&[i8]; 3],
 ) -> Result<Vec<Vec<i8>>, F::Error> {
-    let (h, d) = (c.hidden, c.head_dim);
-    // Head `hd`'s slice of token `i` in a token-major matrix of `width` columns.
-    let head_of = |m: &[i8], width: usize, i: usize, hd: usize| {
-        m[i * width + hd * d..i * width + (hd + 1) * d].to_vec()
-    };
-    let mut calls = vec![];
-    let mut call_rows = vec![];
-    for kvh in 0..c.kv_heads {
-        let (keys, values): (Vec<i8>, Vec<i8>) = (
-            (0..t)
-                .flat_map(|i| head_of(ki, c.kv_width(), i, kvh))
-                .collect(),
-            (0..t)
-                .flat_map(|i| head_of(vi, c.kv_width(), i, kvh))
-                .collect(),
-        );
-        fabric.kv_append(l, kvh, &keys, &values)?;
-        let heads = kvh * c.group()..(kvh + 1) * c.group();
-        // (query head, token) of each row of each call.
-        let rows_of: Vec<Vec<(usize, usize)>> = if t == 1 {
-            vec![heads.map(|hd| (hd, 0)).collect()]
-        } else {
-            heads.map(|hd| (0..t).map(|i| (hd, i)).collect()).collect()
-        };
-        for rows in rows_of {
-            let queries: Vec<i8> = rows
-                .iter()
-                .flat_map(|&(hd, i)| head_of(qi, h, i, hd))
-                .collect();
-            calls.push((kvh, queries));
-            call_rows.push(rows);
-        }
+    let plan = AttentionCalls::of(c, t, qkv);
+    for (kvh, (keys, values)) in plan.appends.iter().enumerate() {
+        fabric.kv_append(l, kvh, keys, values)?;
     }
-    let outs = fabric.attention_layer(l, &calls, p0, t > 1)?;
-    let mut attn = vec![vec![0i8; h]; t];
-    for (rows, out) in call_rows.iter().zip(&outs) {
-        for (&(hd, i), row) in rows.iter().zip(out) {
-            attn[i][hd * d..(hd + 1) * d].copy_from_slice(&row.values);
-        }
-    }
-    Ok(attn)
+    let outs = fabric.attention_layer(l, &plan.calls, p0, t > 1)?;
+    Ok(plan.gather(c, t, &outs))
 }
 
 /// `Err(NonFinite)` naming the first NaN or infinity of `values` (`what` says where).

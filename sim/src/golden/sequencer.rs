@@ -3,16 +3,24 @@
 //! accelerator will: the header read and checked, the pass's token ids written, then
 //! command after command until `End`, every vector in memory, the vector unit's
 //! arithmetic from [`super::vector`] and the ternary matmuls and attention on a
-//! [`Fabric`]. Every read must lie inside memory and every write inside the program's
-//! scratch region; a command that does not is refused with its index, before it writes.
+//! [`Fabric`]. Attention keeps its KV caches in memory, where the program's per-layer
+//! records say, with the layer's units from its record. Every read must lie inside
+//! memory and every write inside the program's scratch region (an `Attention`'s appends
+//! inside its KV caches' region); a command that does not is refused with its index,
+//! before it writes.
 
+use ndarray::ArrayView2;
 use tern_hdl::program::{
-    int8_row_bytes, result_row_bytes, vector_row_bytes, Command, HeadFormat, Header, Int4Head,
-    Int8Head, ProgramError, Scale, COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
+    int8_row_bytes, result_row_bytes, vector_row_bytes, AttentionRecord, Command, HeadFormat,
+    Header, Int4Head, Int8Head, KvCacheFormat, ProgramError, Scale, ATTENTION_RECORD_BYTES,
+    COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
 };
+use tern_hdl::streams::attention::schedule;
+use tern_hdl::AttentionConfig;
 use tern_model::ModelConfig;
 
-use super::bitnet::{attention_rows, check_tokens, Fabric, InputError};
+use super::attention::streamed_attention;
+use super::bitnet::{check_tokens, AttentionCalls, Fabric, InputError};
 use super::vector::{
     argmax, dequant, embed, factor, head4_scores, head_scores, norm_quant, relu2_mul, rope,
     to_int8, Quantised, Saturations,
@@ -64,10 +72,22 @@ pub struct PassOutput {
     pub saturations: u64,
 }
 
+/// Where an access must lie.
+#[derive(Clone, Copy)]
+enum Region {
+    /// Reads: anywhere in memory.
+    Memory,
+    /// Commands' writes.
+    Scratch,
+    /// An `Attention`'s appends.
+    KvCaches,
+}
+
 /// A memory image and the program's regions: bounds checks name the command.
 struct Bus<'m> {
     mem: &'m mut [u8],
     scratch: (u64, u64),
+    kv: (u64, u64),
     command: usize,
     op: &'static str,
 }
@@ -78,13 +98,13 @@ impl Bus<'_> {
         access: &'static str,
         at: u64,
         len: u64,
-        writable: bool,
+        region: Region,
     ) -> Result<std::ops::Range<usize>, ProgramError> {
         let end = at.saturating_add(len);
-        let (region, lo, hi) = if writable {
-            ("scratch", self.scratch.0, self.scratch.1)
-        } else {
-            ("memory", 0, self.mem.len() as u64)
+        let (region, lo, hi) = match region {
+            Region::Memory => ("memory", 0, self.mem.len() as u64),
+            Region::Scratch => ("scratch", self.scratch.0, self.scratch.1),
+            Region::KvCaches => ("the KV caches", self.kv.0, self.kv.1),
         };
         if at < lo || end > hi {
             return Err(ProgramError::OutOfRegion {
@@ -101,11 +121,20 @@ impl Bus<'_> {
         Ok(at as usize..end as usize)
     }
     fn read(&self, access: &'static str, at: u64, len: u64) -> Result<&[u8], ProgramError> {
-        let r = self.span(access, at, len, false)?;
+        let r = self.span(access, at, len, Region::Memory)?;
         Ok(&self.mem[r])
     }
     fn write(&mut self, access: &'static str, at: u64, data: &[u8]) -> Result<(), ProgramError> {
-        let r = self.span(access, at, data.len() as u64, true)?;
+        self.write_in(Region::Scratch, access, at, data)
+    }
+    fn write_in(
+        &mut self,
+        region: Region,
+        access: &'static str,
+        at: u64,
+        data: &[u8],
+    ) -> Result<(), ProgramError> {
+        let r = self.span(access, at, data.len() as u64, region)?;
         self.mem[r].copy_from_slice(data);
         Ok(())
     }
@@ -171,6 +200,87 @@ impl Bus<'_> {
     }
 }
 
+/// The engine with a layer's units from its record.
+fn layer_engine(engine: &AttentionConfig, r: &AttentionRecord) -> AttentionConfig {
+    let mut layer = engine.clone();
+    layer.constants = engine.constants.for_units(
+        i64::from(r.threshold),
+        u64::from(r.index_offset),
+        r.output_numerator,
+    );
+    layer
+}
+
+/// One layer's attention over KV caches in memory: every KV head's keys and values
+/// appended at the pass's positions, then the layer's calls, each reading its head's
+/// cache back from memory.
+fn attention_in_memory(
+    bus: &mut Bus,
+    model: &ModelConfig,
+    layer: &AttentionConfig,
+    record: &AttentionRecord,
+    cache: KvCacheFormat,
+    position: usize,
+    qkv: [&[i8]; 3],
+) -> Result<Vec<Vec<i8>>, ProgramError> {
+    let d = model.head_dim;
+    let t = qkv[0].len() / model.hidden;
+    let head_at = |kvh: usize| {
+        record
+            .cache_at
+            .saturating_add((kvh as u64).saturating_mul(record.head_stride))
+    };
+    let plan = AttentionCalls::of(model, t, qkv);
+    for (kvh, (keys, values)) in plan.appends.iter().enumerate() {
+        for (j, (key, value)) in keys.chunks(d).zip(values.chunks(d)).enumerate() {
+            let i = position + j;
+            let bytes = |x: &[i8]| x.iter().map(|&b| b as u8).collect::<Vec<u8>>();
+            let at = head_at(kvh);
+            bus.write_in(
+                Region::KvCaches,
+                "a key",
+                at.saturating_add(cache.key_offset(i)),
+                &bytes(key),
+            )?;
+            bus.write_in(
+                Region::KvCaches,
+                "a value",
+                at.saturating_add(cache.value_offset(i)),
+                &bytes(value),
+            )?;
+        }
+    }
+    let seq = position + t;
+    let mut outs = vec![];
+    for (kvh, queries) in &plan.calls {
+        let (mut keys, mut values) = (Vec::with_capacity(seq * d), Vec::with_capacity(seq * d));
+        for i in 0..seq {
+            let at = head_at(*kvh);
+            keys.extend(bus.read("a key", at.saturating_add(cache.key_offset(i)), d as u64)?);
+            values.extend(bus.read(
+                "a value",
+                at.saturating_add(cache.value_offset(i)),
+                d as u64,
+            )?);
+        }
+        let as_i8 = |b: Vec<u8>| b.into_iter().map(|x| x as i8).collect::<Vec<i8>>();
+        let (keys, values) = (as_i8(keys), as_i8(values));
+        let rows = queries.len() / d;
+        fn view(m: &[i8], n: usize, d: usize) -> ArrayView2<'_, i8> {
+            ArrayView2::from_shape((n, d), m).expect("whole rows")
+        }
+        let schedule = schedule(position, rows, seq, t > 1, cache.tile);
+        outs.push(streamed_attention(
+            layer,
+            &schedule,
+            view(queries, rows, d),
+            view(&keys, seq, d),
+            view(&values, seq, d),
+        ));
+    }
+    Ok(plan.gather(model, t, &outs))
+}
+
 /// Where row `row` of `bytes` each starts after `at`; an address past the end of the
 /// address space saturates (and is then refused as outside memory).
 fn row_at(at: u64, row: usize, bytes: u64) -> u64 {
@@ -188,8 +298,12 @@ fn u64_at(b: &[u8], at: usize) -> u64 {
 }
 
 /// Run one pass of the program at `program_at`: `ids` at positions `position..`.
+/// `attention` is the accelerator's attention engine: its tile (the KV caches' layout),
+/// tables and output shift; each layer's units come from the program's records.
+#[allow(clippy::too_many_arguments)]
 pub fn run_pass<F: Fabric>(
     model: &ModelConfig,
+    attention: &AttentionConfig,
     mem: &mut [u8],
     program_at: u64,
     design: u32,
@@ -249,6 +363,7 @@ pub fn run_pass<F: Fabric>(
     let mut bus = Bus {
         mem,
         scratch: (h.scratch_at, scratch_end),
+        kv: (h.kv_at, h.kv_at.saturating_add(h.kv_bytes)),
         command: 0,
         op: "ids",
     };
@@ -523,8 +638,31 @@ pub fn run_pass<F: Fabric>(
                     gather(k, model.kv_width(), "the keys")?,
                     gather(v, model.kv_width(), "the values")?,
                 );
-                let outs =
-                    attention_rows(model, fabric, l, position, t, [&qi, &ki, &vi]).map_err(fab)?;
+                let record = AttentionRecord::decode(bus.read(
+                    "its attention record",
+                    row_at(h.attention_at, l, ATTENTION_RECORD_BYTES as u64),
+                    ATTENTION_RECORD_BYTES as u64,
+                )?);
+                let cache = KvCacheFormat {
+                    tile: attention.attention.tile,
+                    head_dim: model.head_dim,
+                };
+                record
+                    .check(cache.bytes(h.max_seq_len as usize))
+                    .map_err(|(field, why)| ProgramError::Field {
+                        command: Some(index),
+                        field,
+                        why: format!("layer {l}'s attention record: {why}"),
+                    })?;
+                let outs = attention_in_memory(
+                    &mut bus,
+                    model,
+                    &layer_engine(attention, &record),
+                    &record,
+                    cache,
+                    position,
+                    [&qi, &ki, &vi],
+                )?;
                 for (j, o) in outs.iter().enumerate() {
                     bus.write_int8("the outputs", dst, j, o)?;
                 }
