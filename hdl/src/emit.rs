@@ -273,6 +273,14 @@ pub fn generate_attention(cfg: &AttentionConfig) -> Result<Design, EmitError> {
         format!(".wgt_data(wgt_data)"),
         format!(".res_data(res_data[{}:0])", bus - 1),
         format!(".res_empty(res_data[{bus}])"),
+        // The standalone engine's units are its config's.
+        format!(".threshold(32'd{})", cfg.constants.threshold),
+        format!(
+            ".threshold_reciprocal(64'd{})",
+            cfg.constants.threshold_reciprocal
+        ),
+        format!(".index_offset(32'd{})", cfg.constants.index_offset),
+        format!(".output_numerator(48'd{})", cfg.constants.output_numerator),
     ];
     Ok(finish(
         DesignConfig::Attention(cfg.clone()),

@@ -330,11 +330,7 @@ impl KvCacheFormat {
     }
 }
 
-/// Most score units between a row's maximum and a key the engine still weighs: the
-/// attention config's own limit.
-pub const MAX_THRESHOLD: u32 = 1 << 24;
-/// The output numerator is an operand of the engine's 48-bit divider.
-pub const NUMERATOR_BITS: u32 = 48;
+use crate::config::attention::MAX_THRESHOLD;
 
 /// One layer's attention (docs/program.md, "Attention records"): where its KV caches lie
 /// and its units, as the attention engine's run-time constants. The engine's tables,
@@ -344,12 +340,13 @@ pub struct AttentionRecord {
     /// KV head 0's cache ([`KvCacheFormat`]); KV head `h`'s at `cache_at + h·head_stride`.
     pub cache_at: u64,
     pub head_stride: u64,
-    /// The clip threshold in score units (1..=[`MAX_THRESHOLD`]).
+    /// The clip threshold in score units (1..=`MAX_THRESHOLD`, the attention config's).
     pub threshold: u32,
     /// Added to every table index's numerator: 0 (floor) or ⌊threshold/2⌋ (nearest);
     /// below the threshold.
     pub index_offset: u32,
-    /// `K` of the output requantisation, below 2^[`NUMERATOR_BITS`].
+    /// `K` of the output requantisation, at most the engine's
+    /// `AttentionConstants::max_output_numerator`.
     pub output_numerator: u64,
 }
 
@@ -377,9 +374,14 @@ impl AttentionRecord {
         }
     }
 
-    /// What an engine can run, for caches of `cache_bytes` each: `Err` names the field.
-    pub fn check(&self, cache_bytes: u64) -> Result<(), (&'static str, String)> {
-        if !(1..=MAX_THRESHOLD).contains(&self.threshold) {
+    /// What an engine can run, for caches of `cache_bytes` each and numerators up to
+    /// `max_numerator`: `Err` names the field.
+    pub fn check(
+        &self,
+        cache_bytes: u64,
+        max_numerator: u64,
+    ) -> Result<(), (&'static str, String)> {
+        if !(1..=MAX_THRESHOLD).contains(&i64::from(self.threshold)) {
             return Err((
                 "threshold",
                 format!("{} is not in 1..={MAX_THRESHOLD}", self.threshold),
@@ -394,11 +396,11 @@ impl AttentionRecord {
                 ),
             ));
         }
-        if self.output_numerator >> NUMERATOR_BITS != 0 {
+        if self.output_numerator > max_numerator {
             return Err((
                 "output_numerator",
                 format!(
-                    "{} does not fit {NUMERATOR_BITS} bits",
+                    "{} is above the engine's {max_numerator}",
                     self.output_numerator
                 ),
             ));
@@ -1267,15 +1269,16 @@ mod tests {
             head_stride: 4096,
             threshold: 1000,
             index_offset: 500,
-            output_numerator: (1 << 47) + 3,
+            output_numerator: (1 << 40) + 3,
         };
         assert_eq!(AttentionRecord::decode(&r.encode()), r);
-        assert_eq!(r.check(4096), Ok(()));
+        let max = 1 << 41;
+        assert_eq!(r.check(4096, max), Ok(()));
         for (bad, field) in [
             (AttentionRecord { threshold: 0, ..r }, "threshold"),
             (
                 AttentionRecord {
-                    threshold: MAX_THRESHOLD + 1,
+                    threshold: (1 << 24) + 1,
                     ..r
                 },
                 "threshold",
@@ -1289,7 +1292,7 @@ mod tests {
             ),
             (
                 AttentionRecord {
-                    output_numerator: 1 << 48,
+                    output_numerator: max + 1,
                     ..r
                 },
                 "output_numerator",
@@ -1303,7 +1306,7 @@ mod tests {
                 "head_stride",
             ),
         ] {
-            assert_eq!(bad.check(4096).map_err(|e| e.0), Err(field), "{bad:?}");
+            assert_eq!(bad.check(4096, max).map_err(|e| e.0), Err(field), "{bad:?}");
         }
     }
 

@@ -96,6 +96,26 @@ fn check(cfg: AttentionConfig, seed: u64) {
     }
 }
 
+/// A layer's units are run-time data: an engine's core is the same Verilog whatever its
+/// scales (only the wrapper's tie-offs differ), and with another layer's units it still
+/// matches the golden model with those units.
+#[test]
+fn the_units_are_inputs_of_one_core() {
+    let a = config((64, 16, 8, 128), "prefill", true, (29, 12), 256);
+    let b = a
+        .with_scales([0.021, 0.05, 0.013, 0.04], "another layer")
+        .unwrap();
+    assert_ne!(a.constants.threshold, b.constants.threshold);
+    assert_ne!(a.constants.output_numerator, b.constants.output_numerator);
+    let (da, db) = (
+        generate_attention(&a).unwrap(),
+        generate_attention(&b).unwrap(),
+    );
+    assert_eq!(da.core_verilog, db.core_verilog, "the core holds no unit");
+    assert_ne!(da.wrapper_verilog, db.wrapper_verilog);
+    check(b, 501);
+}
+
 #[test]
 fn decode_d64_one_key() {
     check(config((64, 16, 16, 256), "decode", false, (1, 1), 256), 100);

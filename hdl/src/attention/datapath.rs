@@ -185,48 +185,51 @@ impl<const BUS: usize, const ACCW: usize> Logic for ValueLanes<BUS, ACCW> {
 /// `SoftmaxIndex`: the distance `Δ = max − s` (or the growth of the running maximum)
 /// clamped at the threshold and mapped to table indices without a divider:
 /// `exp_index = floor((E·min(Δ,thr) + o)/thr)` (E = exp table entries − 1), `rescale_index = floor((R·min(Δ,thr) + o)/thr)`
-/// (`o` = `index_offset`), each as `(n·reciprocal) >> shift`, exact for every `n`
-/// formed here (see `AttentionConstants`). n·reciprocal < 2^71: exact in 72 bits.
+/// (`o` = `index_offset`), each as `(n·reciprocal) >> shift`. The threshold, its
+/// reciprocal and the offset are inputs (a layer's units, run-time data); the shift is
+/// the engine's and exact for every threshold up to `MAX_THRESHOLD`
+/// (`config::attention::threshold_shift`). `n < 2^35` and `reciprocal ≤ 2^60`: the
+/// products are exact in 96 bits.
 #[derive(LogicBlock)]
 pub struct SoftmaxIndex {
     pub delta: Signal<In, Bits<32>>,
+    pub threshold: Signal<In, Bits<32>>,
+    pub reciprocal: Signal<In, Bits<64>>,
+    pub offset: Signal<In, Bits<32>>,
     pub exp_index: Signal<Out, Bits<8>>,
     pub rescale_index: Signal<Out, Bits<11>>,
     clamped: Signal<Local, Bits<32>>,
-    exp_product: Signal<Local, Bits<72>>,
-    rescale_product: Signal<Local, Bits<72>>,
-    _threshold: u64,
-    _reciprocal: u64,
+    exp_product: Signal<Local, Bits<96>>,
+    rescale_product: Signal<Local, Bits<96>>,
     _shift: usize,
     _steps: u64,
     _exp_steps: u64,
-    _offset: u64,
 }
 
 impl SoftmaxIndex {
     pub fn new(k: &AttentionConstants) -> Self {
         SoftmaxIndex {
             delta: Default::default(),
+            threshold: Default::default(),
+            reciprocal: Default::default(),
+            offset: Default::default(),
             exp_index: Default::default(),
             rescale_index: Default::default(),
             clamped: Default::default(),
             exp_product: Default::default(),
             rescale_product: Default::default(),
-            _threshold: k.threshold as u64,
-            _reciprocal: k.threshold_reciprocal,
             _shift: k.threshold_shift as usize,
             _steps: (k.rescale_table.len() - 1) as u64,
             _exp_steps: (k.exp_table.len() - 1) as u64,
-            _offset: k.index_offset,
         }
     }
 }
 
 impl Logic for SoftmaxIndex {
     fn update(&mut self) {
-        let clamped = self.delta.val().to_u64().min(self._threshold);
-        let index =
-            |n: u64| (u128::from(clamped * n) * u128::from(self._reciprocal)) >> self._shift;
+        let clamped = self.delta.val().to_u64().min(self.threshold.val().to_u64());
+        let (recip, offset) = (self.reciprocal.val().to_u64(), self.offset.val().to_u64());
+        let index = |n: u64| (u128::from(clamped * n + offset) * u128::from(recip)) >> self._shift;
         self.exp_index.next = Bits::from(index(self._exp_steps) as u64);
         self.rescale_index.next = Bits::from(index(self._steps) as u64);
     }
@@ -240,35 +243,24 @@ impl Logic for SoftmaxIndex {
     }
 
     fn hdl(&self) -> Verilog {
-        let thr = lit::<32>(self._threshold);
-        let recip = || wide_lit::<72>(u128::from(self._reciprocal));
-        let offset = || wide_lit::<72>(u128::from(self._offset));
+        // Every operand widens to the 96-bit product's context before the arithmetic.
+        let product = |steps: u64| {
+            mul(
+                add(
+                    mul(sig("clamped"), wide_lit::<96>(u128::from(steps))),
+                    sig("offset"),
+                ),
+                sig("reciprocal"),
+            )
+        };
         Verilog::Combinatorial(vec![
             if_else(
-                gt(sig("delta"), thr.clone()),
-                vec![assign(sig("clamped"), thr)],
+                gt(sig("delta"), sig("threshold")),
+                vec![assign(sig("clamped"), sig("threshold"))],
                 vec![assign(sig("clamped"), sig("delta"))],
             ),
-            assign(
-                sig("exp_product"),
-                mul(
-                    add(
-                        mul(sig("clamped"), wide_lit::<72>(u128::from(self._exp_steps))),
-                        offset(),
-                    ),
-                    recip(),
-                ),
-            ),
-            assign(
-                sig("rescale_product"),
-                mul(
-                    add(
-                        mul(sig("clamped"), wide_lit::<72>(u128::from(self._steps))),
-                        offset(),
-                    ),
-                    recip(),
-                ),
-            ),
+            assign(sig("exp_product"), product(self._exp_steps)),
+            assign(sig("rescale_product"), product(self._steps)),
             assign(sig("exp_index"), slice("exp_product", 8, self._shift)),
             assign(
                 sig("rescale_index"),

@@ -77,6 +77,14 @@ pub struct AttentionEngine<const BUS: usize, const ACCW: usize> {
     pub res_ready: Signal<In, Bit>,
     pub res_data: Signal<Out, Bits<BUS>>,
     pub res_empty: Signal<Out, Bit>,
+    /// The layer's units (docs/attention.md), run-time data held steady while rows run:
+    /// the clip threshold in score units, its reciprocal for the engine's shift
+    /// (`config::attention::threshold_shift`), the index offset and the output
+    /// numerator `K`. A standalone engine's wrapper ties them to its config's constants.
+    pub threshold: Signal<In, Bits<32>>,
+    pub threshold_reciprocal: Signal<In, Bits<64>>,
+    pub index_offset: Signal<In, Bits<32>>,
+    pub output_numerator: Signal<In, Bits<48>>,
 
     query_memory: WordMemory<BUS>,
     score_memory: WordMemory<32>,
@@ -137,7 +145,6 @@ pub struct AttentionEngine<const BUS: usize, const ACCW: usize> {
     query_block: Constant<Bits<16>>,
     last_lane: Constant<Bits<8>>,
     last_divider_step: Constant<Bits<8>>,
-    output_numerator: Constant<Bits<48>>,
     sign_bit: Constant<Bits<32>>,
     top_byte: Constant<Bits<16>>,
 
@@ -183,6 +190,10 @@ impl<const BUS: usize, const ACCW: usize> AttentionEngine<BUS, ACCW> {
             res_ready: Default::default(),
             res_data: Default::default(),
             res_empty: Default::default(),
+            threshold: Default::default(),
+            threshold_reciprocal: Default::default(),
+            index_offset: Default::default(),
+            output_numerator: Default::default(),
             query_memory: WordMemory::new(1, block * chunks, false, "distributed"),
             score_memory: WordMemory::new(1, a.tile, false, "distributed"),
             accumulator_memory: WordMemory::new(1, block * chunks, false, "distributed"),
@@ -239,7 +250,6 @@ impl<const BUS: usize, const ACCW: usize> AttentionEngine<BUS, ACCW> {
             query_block: u16c(block),
             last_lane: Constant::new(Bits::from((a.macs - 1) as u64)),
             last_divider_step: Constant::new(Bits::from(u64::from(RECIPROCAL_NUMERATOR_BITS) - 1)),
-            output_numerator: Constant::new(Bits::from(k.output_numerator)),
             sign_bit: Constant::new(Bits::from(1u64 << 31)),
             top_byte: u16c(BUS - 8),
             act_fire: Default::default(),
@@ -437,6 +447,9 @@ impl<const BUS: usize, const ACCW: usize> Logic for AttentionEngine<BUS, ACCW> {
         self.value_lanes.rescale.next = false;
         self.value_lanes.clear.next = false;
         self.value_lanes.sum_in.next = self.sum.q.val();
+        self.softmax_index.threshold.next = self.threshold.val();
+        self.softmax_index.reciprocal.next = self.threshold_reciprocal.val();
+        self.softmax_index.offset.next = self.index_offset.val();
         self.exp_table.index.next = self.softmax_index.exp_index.val();
         self.rescale_table.index.next = self.softmax_index.rescale_index.val();
         self.output_requant.acc.next = self.out_source.q.val().get_bits::<32>(0);

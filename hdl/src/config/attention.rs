@@ -8,7 +8,6 @@
 use serde::{Deserialize, Serialize};
 
 use super::{ConfigError, TopConfig};
-use crate::bits::ceil_log2;
 
 /// Entries of the IndexSoftmax exp table (IntAttention's 5-bit index).
 /// IntAttention's exp table: 32 entries (its reference semantics, `index_softmax`).
@@ -450,16 +449,12 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
         .collect();
     rescale_table[steps] = 0;
 
-    // Numerators are `min(Δ, thr)·n` with n ≤ max(N−1, R, 31): N bits. With l = ceil(log2 thr),
-    // m = ceil(2^(N+l) / thr) satisfies 2^(N+l) ≤ m·thr < 2^(N+l) + 2^l, so
-    // floor(n·m / 2^(N+l)) = floor(n / thr) for all n < 2^N (Granlund & Montgomery 1994,
-    // Thm 4.2).
     let thr = threshold as u64;
     let index_offset = match q.index_rounding {
         IndexRounding::Floor => 0,
         IndexRounding::Nearest => thr / 2,
     };
-    let (reciprocal, shift) = threshold_division(thr, last.max(steps), index_offset);
+    let (reciprocal, shift) = threshold_division(thr, last.max(steps));
 
     let max_sum = 255 * a.max_seq_len as u64;
     let output_shift = bits_for(max_sum) + 16;
@@ -479,21 +474,42 @@ fn constants(a: &AttentionSection, threshold: i64) -> AttentionConstants {
 }
 
 /// `(reciprocal, shift)` with `floor(n/thr) = (n·reciprocal) >> shift` for every index
-/// numerator `min(Δ,thr)·steps + offset` of tables up to `steps` (and IntAttention's 31).
-fn threshold_division(thr: u64, steps: usize, offset: u64) -> (u64, u32) {
-    let max_numerator = thr * (steps.max(INTATTENTION_EXP_ENTRIES - 1) as u64) + offset;
-    let shift = bits_for(max_numerator) + ceil_log2(thr as usize) as u32;
+/// numerator `min(Δ,thr)·steps + offset` (offset below thr) of tables up to `steps`
+/// (and IntAttention's 31), for every threshold up to [`MAX_THRESHOLD`] with one shift:
+/// the engine's, so that a layer's threshold is run-time data (its reciprocal changes,
+/// the shift does not).
+///
+/// Numerators are below `2^B = 2^bits(MAX_THRESHOLD·(steps+1) − 1)`. With
+/// `m = ceil(2^S/thr) = (2^S + e)/thr`, `0 ≤ e < thr`, `S = B + 24`:
+/// `n·m/2^S = n/thr + n·e/(thr·2^S)` and `n·e < 2^B·2^24 = 2^S`, so the error never
+/// reaches the next multiple of `1/thr` and `floor(n·m/2^S) = floor(n/thr)` (Granlund &
+/// Montgomery 1994, Thm 4.2, with `l = log2 MAX_THRESHOLD`).
+fn threshold_division(thr: u64, steps: usize) -> (u64, u32) {
+    let shift = threshold_shift(steps);
     (((1u128 << shift).div_ceil(u128::from(thr))) as u64, shift)
 }
 
+/// The engine's fixed shift for tables up to `steps` ([`threshold_division`]).
+pub fn threshold_shift(steps: usize) -> u32 {
+    let steps = steps.max(INTATTENTION_EXP_ENTRIES - 1) as u64;
+    bits_for(MAX_THRESHOLD as u64 * (steps + 1) - 1) + MAX_THRESHOLD.trailing_zeros()
+}
+
 impl AttentionConstants {
+    /// The largest output numerator the engine takes: `2^(S+7)`, what the config's
+    /// largest `scale_v / scale_out` (2^7) gives. It keeps `floor(K/ℓ)` inside the
+    /// requantiser's 40 bits (ℓ ≥ 255 when a row saw a key) and the requantised value far
+    /// inside 32 bits before saturation.
+    pub fn max_output_numerator(&self) -> u64 {
+        1 << (self.output_shift + 7)
+    }
+
     /// The same engine's constants for other units (a layer's attention record in a
     /// program): the threshold's reciprocal derived again; tables and output shift
     /// are the engine's.
     pub fn for_units(&self, threshold: i64, index_offset: u64, output_numerator: u64) -> Self {
         let steps = (self.exp_table.len() - 1).max(self.rescale_table.len() - 1);
-        let (threshold_reciprocal, threshold_shift) =
-            threshold_division(threshold as u64, steps, index_offset);
+        let (threshold_reciprocal, threshold_shift) = threshold_division(threshold as u64, steps);
         AttentionConstants {
             threshold,
             threshold_reciprocal,

@@ -648,7 +648,10 @@ pub fn run_pass<F: Fabric>(
                     head_dim: model.head_dim,
                 };
                 record
-                    .check(cache.bytes(h.max_seq_len as usize))
+                    .check(
+                        cache.bytes(h.max_seq_len as usize),
+                        attention.constants.max_output_numerator(),
+                    )
                     .map_err(|(field, why)| ProgramError::Field {
                         command: Some(index),
                         field,
