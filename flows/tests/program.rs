@@ -11,36 +11,11 @@ use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
 use tern_sim::golden::fixed_point::{FixedPointModel, VectorProgram, RESIDUAL_FRAC};
 use tern_sim::golden::sequencer::{run_pass, SequencerError};
 
-use tern_flows::program::{build, ProgramImage};
+use tern_flows::program::build;
 use tern_flows::rtl::lint::lint_files;
 
-const DESIGN: u32 = 0x7e57_0001;
-
-fn attention() -> AttentionConfig {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/../examples/bitnet_tiny_attention.toml"
-    );
-    AttentionConfig::from_toml(&std::fs::read_to_string(path).unwrap(), path).unwrap()
-}
-
-fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramImage) {
-    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
-    let cfg = attention();
-    let scales = AttentionScales::of(&cfg);
-    let image = build(
-        &ck,
-        &cfg,
-        &[scales],
-        RESIDUAL_FRAC,
-        16,
-        DESIGN,
-        HeadFormat::Int8,
-        None,
-    )
-    .unwrap();
-    (ck, cfg, scales, image)
-}
+mod common;
+use common::{attention, golden_around, setup, DESIGN};
 
 /// Every pass (a prompt, then decoded tokens) gives the fixed-point model's next token
 /// and scores. Seed 2 gives every layer its own attention units: the program's records
@@ -1162,53 +1137,6 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
 }
 
 // ---- the vector unit against the golden sequencer ---------------------------------
-
-/// The memory just before and just after command `i` of a pass, as the golden sequencer
-/// leaves it (the pass stopped by an `End` put in place of command `i`, or of `i + 1`;
-/// the command list restored afterwards), and the golden's outcome of command `i`.
-fn golden_around(
-    ck: &Checkpoint,
-    cfg: &AttentionConfig,
-    header: &tern_hdl::program::Header,
-    base: &[u8],
-    i: usize,
-    (position, ids): (usize, &[usize]),
-) -> (Vec<u8>, Vec<u8>, Option<u8>) {
-    let at = |k: usize| header.commands_at as usize + k * COMMAND_BYTES;
-    let stop_at = |k: usize| {
-        let mut m = base.to_vec();
-        m[at(k)..at(k) + COMMAND_BYTES].copy_from_slice(&Command::End.encode());
-        let mut fabric = GoldenFabric::new(ck, cfg);
-        let r = run_pass(
-            &ck.config,
-            cfg,
-            &mut m,
-            0,
-            DESIGN,
-            position,
-            ids,
-            &mut fabric,
-        );
-        m[at(k)..at(k) + COMMAND_BYTES].copy_from_slice(&base[at(k)..at(k) + COMMAND_BYTES]);
-        let code = match r {
-            Err(SequencerError::Program(e)) => e.code(),
-            other => panic!(
-                "the pass was to stop at command {k}: {:?}",
-                other.map(|o| o.next)
-            ),
-        };
-        (m, code)
-    };
-    let (before, code) = stop_at(i);
-    assert_eq!(
-        code,
-        tern_hdl::program::error_code::NO_CHOICE,
-        "stopped by the End at {i}"
-    );
-    let (after, code) = stop_at(i + 1);
-    let outcome = (code != tern_hdl::program::error_code::NO_CHOICE).then_some(code);
-    (before, after, outcome)
-}
 
 /// The vector unit (`tern_vector_unit`, 1, 2 and 4 lanes, one KV260 port at 250 MHz)
 /// runs the tiny model's element-wise commands of a prompt of 5 and of a decoded token

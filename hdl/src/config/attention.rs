@@ -209,6 +209,10 @@ impl AttentionConfigBuilder {
         self.file.workload = AttentionWorkload { seq_len, queries };
         self
     }
+    pub fn macs(mut self, macs: usize) -> Self {
+        self.file.attention.macs = macs;
+        self
+    }
     pub fn query_block(mut self, rows: usize) -> Self {
         self.file.attention.query_block = rows;
         self

@@ -5,12 +5,16 @@
 //! - `tern_matmul_unit` ([`matmul`]) runs `Matmul`: the TLMM engine over a matrix cut
 //!   into tiles, its weights streamed from memory, K tiles summed on the fabric;
 //! - `tern_vector_unit` ([`vector_unit`]) runs the element-wise commands row after row
-//!   (`Embed`, `NormQuant`, `Dequant`, `ToInt8`, `Relu2Mul`, `Rope`).
+//!   (`Embed`, `NormQuant`, `Dequant`, `ToInt8`, `Relu2Mul`, `Rope`);
+//! - `tern_attention_unit` ([`attention`]) runs `Attention`: the attention engine over
+//!   KV caches in memory, a layer's units from its record.
 
+pub mod attention;
 pub mod lm_head;
 pub mod matmul;
 pub mod vector_unit;
 
+pub use attention::*;
 pub use lm_head::*;
 pub use matmul::*;
 pub use vector_unit::*;

@@ -1,8 +1,9 @@
 //! The one top's units under Verilator on the simulated board's DDR
 //! (`cpp/ddr_model.h`, the board around a unit `cpp/unit_board.h`): the LM-head unit
 //! (`cpp/lm_head_unit_shim.cpp`) runs an `LmHead` command, the matmul unit
-//! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command and the vector unit
-//! (`cpp/vector_unit_shim.cpp`) an element-wise command over a memory image.
+//! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command, the vector unit
+//! (`cpp/vector_unit_shim.cpp`) an element-wise command and the attention unit
+//! (`cpp/attention_unit_shim.cpp`) an `Attention` command over a memory image.
 
 use std::path::Path;
 
@@ -10,8 +11,9 @@ use libloading::Library;
 use tern_hdl::emit::{waivers, DESIGN_FILE};
 use tern_hdl::program::Command;
 use tern_hdl::units::{
-    lm_head_unit_verilog, matmul_unit_verilog, vector_unit_verilog, LmHeadUnitShape,
-    MatmulUnitShape, VectorUnitShape, LM_HEAD_UNIT_FILE, LM_HEAD_UNIT_MODULE, MATMUL_UNIT_FILE,
+    attention_unit_verilog, lm_head_unit_verilog, matmul_unit_verilog, vector_unit_verilog,
+    AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape, ATTENTION_UNIT_FILE,
+    ATTENTION_UNIT_MODULE, LM_HEAD_UNIT_FILE, LM_HEAD_UNIT_MODULE, MATMUL_UNIT_FILE,
     MATMUL_UNIT_MODULE, VECTOR_UNIT_FILE, VECTOR_UNIT_MODULE,
 };
 
@@ -26,6 +28,7 @@ const BOARD: &str = concat!(
 const LM_HEAD_SHIM: &str = include_str!("../../cpp/lm_head_unit_shim.cpp");
 const MATMUL_SHIM: &str = include_str!("../../cpp/matmul_unit_shim.cpp");
 const VECTOR_SHIM: &str = include_str!("../../cpp/vector_unit_shim.cpp");
+const ATTENTION_SHIM: &str = include_str!("../../cpp/attention_unit_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 /// One `LmHead` command's fields (docs/program.md) with the pass's rows and output.
@@ -239,6 +242,68 @@ pub struct VectorUnitOutcome {
     pub ddr: DdrCounts,
 }
 
+/// One `Attention` command's fields (docs/program.md) with the pass's rows and first
+/// position, and from the program's header where the attention records lie and the
+/// context its caches hold.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionUnitCommand {
+    pub q: u64,
+    pub k: u64,
+    pub v: u64,
+    pub dst: u64,
+    pub attention_at: u64,
+    pub layer: u32,
+    pub rows: u32,
+    pub position: u32,
+    pub max_seq_len: u32,
+}
+
+impl AttentionUnitCommand {
+    /// The unit's command for `cmd` in a pass of `rows` rows from `position` under
+    /// `header`; `None` for another command.
+    pub fn of(
+        cmd: &Command,
+        header: &tern_hdl::program::Header,
+        rows: u32,
+        position: u32,
+    ) -> Option<Self> {
+        match *cmd {
+            Command::Attention {
+                layer,
+                q,
+                k,
+                v,
+                dst,
+            } => Some(AttentionUnitCommand {
+                q,
+                k,
+                v,
+                dst,
+                attention_at: header.attention_at,
+                layer: u32::from(layer),
+                rows,
+                position,
+                max_seq_len: header.max_seq_len,
+            }),
+            _ => None,
+        }
+    }
+}
+
+/// What the attention unit did.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct AttentionUnitOutcome {
+    /// From the command to done; `u64::MAX`: not within the limit.
+    pub clocks: u64,
+    /// 0 none, 1 not run (no rows, positions beyond the engine's context), 2 an error
+    /// response, 3 the layer's record.
+    pub error: u32,
+    pub zero: u32,
+    pub ddr: DdrCounts,
+}
+
 type NewFn = unsafe extern "C" fn(
     *const std::ffi::c_char,
     u64,
@@ -268,6 +333,8 @@ pub struct UnitModel<S, C, O> {
 pub type LmHeadUnitModel = UnitModel<LmHeadUnitShape, LmHeadUnitCommand, LmHeadUnitOutcome>;
 pub type MatmulUnitModel = UnitModel<MatmulUnitShape, MatmulUnitCommand, MatmulUnitOutcome>;
 pub type VectorUnitModel = UnitModel<VectorUnitShape, VectorUnitCommand, VectorUnitOutcome>;
+pub type AttentionUnitModel =
+    UnitModel<AttentionUnitShape, AttentionUnitCommand, AttentionUnitOutcome>;
 
 impl<S, C, O> Drop for UnitModel<S, C, O> {
     fn drop(&mut self) {
@@ -345,6 +412,32 @@ impl ModelCache {
             (b"tern_vector_unit_abi\0", SHIM_ABI),
         )?;
         open_unit(shape, lib, &so, "tern_vector_unit", memory, vcd)
+    }
+
+    /// Build (or load) the attention unit of `shape` on a board whose memory is `memory`
+    /// (one port), tracing to `vcd` if given.
+    pub fn load_attention_unit(
+        &self,
+        shape: &AttentionUnitShape,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<AttentionUnitModel, BridgeError> {
+        let verilog = attention_unit_verilog(shape).map_err(|e| BridgeError::Load {
+            path: ATTENTION_UNIT_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let shim = format!("#define PORTS 1\n{BOARD}{ATTENTION_SHIM}");
+        let (lib, so) = self.build_files(
+            (ATTENTION_UNIT_MODULE, "tern_attention_unit"),
+            &[
+                (ATTENTION_UNIT_FILE, &verilog.unit),
+                (DESIGN_FILE, &verilog.core),
+            ],
+            &waivers(),
+            &shim,
+            (b"tern_attention_unit_abi\0", SHIM_ABI),
+        )?;
+        open_unit(shape.clone(), lib, &so, "tern_attention_unit", memory, vcd)
     }
 }
 

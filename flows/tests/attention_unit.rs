@@ -1,0 +1,274 @@
+//! The attention unit (`tern_hdl::units::attention`): the program's `Attention` command
+//! on the simulated board's memory — the layer's record read and checked, every KV
+//! head's keys and values appended to its cache in memory, the engine's calls fed from
+//! the caches — checked byte for byte against the golden sequencer running the same
+//! command over the same memory.
+
+use tern_flows::rtl::lint::lint_files;
+use tern_hdl::config::AttentionConfigBuilder;
+use tern_hdl::emit::{waivers, DESIGN_FILE, WAIVER_FILE};
+use tern_hdl::units::{attention_unit_verilog, AttentionUnitShape, ATTENTION_UNIT_FILE};
+use tern_hdl::AttentionConfig;
+
+/// An engine for heads of `d` with `macs` MACs, tiles of `tile`, blocks of `block` rows.
+fn engine(d: usize, macs: usize, tile: usize, block: usize) -> AttentionConfig {
+    AttentionConfigBuilder::new(d, macs, tile, 64)
+        .mode(true, true)
+        .workload(8, 8)
+        .query_block(block)
+        .build()
+        .unwrap_or_else(|e| panic!("{e}"))
+}
+
+#[test]
+fn the_attention_unit_verilog_is_lint_clean() {
+    let dir = tempfile::tempdir().unwrap();
+    for (heads, kv_heads, engine) in [
+        (4, 2, engine(16, 4, 8, 2)),
+        (4, 2, engine(16, 16, 8, 1)),
+        (2, 2, engine(32, 8, 4, 4)),
+        (16, 16, engine(96, 32, 32, 64)),
+    ] {
+        let what = format!(
+            "{heads}/{kv_heads} heads, d {}, {} MACs",
+            engine.attention.head_dim, engine.attention.macs
+        );
+        let v = attention_unit_verilog(&AttentionUnitShape {
+            engine,
+            heads,
+            kv_heads,
+        })
+        .unwrap();
+        std::fs::write(dir.path().join(ATTENTION_UNIT_FILE), v.unit).unwrap();
+        std::fs::write(dir.path().join(DESIGN_FILE), v.core).unwrap();
+        std::fs::write(dir.path().join(WAIVER_FILE), waivers()).unwrap();
+        let found = lint_files(
+            dir.path(),
+            &[WAIVER_FILE, ATTENTION_UNIT_FILE, DESIGN_FILE],
+            Some("tern_attention_unit"),
+        )
+        .unwrap();
+        assert!(found.is_empty(), "{what}:\n{}", found.join("\n"));
+    }
+    let e = attention_unit_verilog(&AttentionUnitShape {
+        engine: engine(16, 4, 8, 2),
+        heads: 3,
+        kv_heads: 2,
+    })
+    .err()
+    .unwrap()
+    .to_string();
+    assert!(e.contains("3 query heads"), "{e}");
+}
+
+mod common;
+use common::{golden_around, setup};
+
+use tern_boards::Board;
+use tern_flows::memory::ported_memory_at;
+use tern_hdl::program::{AttentionRecord, Command, ATTENTION_RECORD_BYTES};
+use tern_sim::cosim::units::{AttentionUnitCommand, AttentionUnitModel};
+use tern_sim::golden::bitnet::GoldenFabric;
+use tern_sim::golden::sequencer::run_pass;
+use tern_sim::top_model::MemoryModel;
+use tern_sim::verilator::{default_cache_root, ModelCache};
+
+/// The KV260's memory at 250 MHz through one HP port: `bytes` modelled, a
+/// `stall_percent` of every handshake the memory drives withheld.
+fn kv260(bytes: u64, stall_percent: u32, seed: u64) -> MemoryModel {
+    let board = Board::resolve("kv260").unwrap();
+    let (mut model, _) = ported_memory_at(&board, 250.0, bytes).unwrap();
+    model.stall_percent = stall_percent;
+    model.seed = seed;
+    model
+}
+
+fn unit(shape: &AttentionUnitShape, memory: &MemoryModel) -> AttentionUnitModel {
+    ModelCache::new(default_cache_root())
+        .load_attention_unit(shape, memory, None)
+        .unwrap()
+}
+
+/// Where two memories first differ, and what lies there, for a failure message.
+fn first_difference(got: &[u8], want: &[u8]) -> Option<String> {
+    let i = got.iter().zip(want).position(|(a, b)| a != b)?;
+    let end = (i + 16).min(got.len());
+    Some(format!(
+        "first difference at 0x{i:x}: got {:02x?}, want {:02x?}",
+        &got[i..end],
+        &want[i..end]
+    ))
+}
+
+/// The tiny model's `Attention` commands (layers 0 and 1) of a prompt of 5 and of the
+/// token decoded after it, each run alone on the unit over the memory the golden
+/// sequencer had just before it: the whole memory afterwards is the golden's, byte for
+/// byte (the keys and values appended to every KV head's cache, the outputs, nothing
+/// else). Engines of 4, 8 and 16 MACs (beats of 32, 64 and 128 bits: split from,
+/// collected into and equal to a memory beat) and query blocks of 2, 4 and 1 rows; with
+/// and without 20 % of the memory's handshakes withheld. The program's engine has 4 MACs
+/// and blocks of 2: neither changes a result (docs/attention.md).
+#[test]
+fn the_attention_unit_writes_what_the_golden_sequencer_writes() {
+    let (ck, cfg, _, image) = setup(23);
+    let c = &ck.config;
+    let attentions: Vec<usize> = (0..image.commands.len())
+        .filter(|&i| matches!(image.commands[i], Command::Attention { .. }))
+        .collect();
+    assert_eq!(attentions.len(), c.layers);
+    let prompt = vec![3usize, 141, 59, 26, 5];
+    let mut after_prompt = image.memory.clone();
+    run_pass(
+        c,
+        &cfg,
+        &mut after_prompt,
+        0,
+        common::DESIGN,
+        0,
+        &prompt,
+        &mut GoldenFabric::new(&ck, &cfg),
+    )
+    .unwrap();
+    let passes: [(&[u8], usize, &[usize]); 2] =
+        [(&image.memory, 0, &prompt), (&after_prompt, 5, &[77])];
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
+    let variant = |macs: usize, block: usize| {
+        AttentionConfigBuilder::from_config(&cfg)
+            .macs(macs)
+            .query_block(block)
+            .build()
+            .unwrap()
+    };
+    for (engine, stall) in [
+        (cfg.clone(), 0),
+        (variant(16, 1), 20),
+        (variant(8, 4), 0),
+        (cfg.clone(), 20),
+    ] {
+        let what = format!(
+            "{} MACs, blocks of {}, {stall} % stalls",
+            engine.attention.macs, engine.attention.query_block
+        );
+        let shape = AttentionUnitShape {
+            engine,
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+        };
+        let mut u = unit(&shape, &kv260(bytes, stall, 23));
+        for &(base, position, ids) in &passes {
+            for &i in &attentions {
+                let (before, after, outcome) =
+                    golden_around(&ck, &cfg, &image.header, base, i, (position, ids));
+                assert_eq!(outcome, None, "the golden ran command {i}");
+                assert_ne!(before, after, "command {i} changes the memory");
+                u.write(0, &before);
+                let cmd = AttentionUnitCommand::of(
+                    &image.commands[i],
+                    &image.header,
+                    ids.len() as u32,
+                    position as u32,
+                )
+                .unwrap();
+                let o = u.run(&cmd, 2_000_000);
+                let case = format!("{what}: command {i}, {} rows from {position}", ids.len());
+                assert_ne!(o.clocks, u64::MAX, "{case}: no done");
+                assert_eq!(o.error, 0, "{case}: {o:?}");
+                let got = u.read(0, before.len());
+                if let Some(d) = first_difference(&got, &after) {
+                    panic!("{case}: {d}");
+                }
+                println!("{case}: {} clocks, {:?}", o.clocks, o.ddr);
+            }
+        }
+    }
+}
+
+/// A layer's record no engine runs stops the command with error 3 before it writes
+/// anything; a pass beyond the engine's context is not run (error 1).
+#[test]
+fn the_attention_unit_refuses_a_record_out_of_range() {
+    let (ck, cfg, _, image) = setup(29);
+    let c = &ck.config;
+    let i = (0..image.commands.len())
+        .find(|&i| matches!(image.commands[i], Command::Attention { layer: 1, .. }))
+        .unwrap();
+    let shape = AttentionUnitShape {
+        engine: cfg.clone(),
+        heads: c.heads,
+        kv_heads: c.kv_heads,
+    };
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
+    let mut u = unit(&shape, &kv260(bytes, 0, 29));
+    let at = image.header.attention_at as usize + ATTENTION_RECORD_BYTES;
+    let good = AttentionRecord::decode(&image.memory[at..at + ATTENTION_RECORD_BYTES]);
+    let cmd = AttentionUnitCommand::of(&image.commands[i], &image.header, 1, 0).unwrap();
+    for (bad, field) in [
+        (
+            AttentionRecord {
+                threshold: 0,
+                ..good
+            },
+            "threshold 0",
+        ),
+        (
+            AttentionRecord {
+                index_offset: good.threshold,
+                ..good
+            },
+            "offset = threshold",
+        ),
+        (
+            AttentionRecord {
+                output_numerator: cfg.constants.max_output_numerator() + 1,
+                ..good
+            },
+            "numerator",
+        ),
+        (
+            AttentionRecord {
+                head_stride: good.head_stride - 16,
+                ..good
+            },
+            "stride",
+        ),
+        (
+            AttentionRecord {
+                cache_at: good.cache_at + 8,
+                ..good
+            },
+            "cache_at",
+        ),
+    ] {
+        let mut m = image.memory.clone();
+        m[at..at + ATTENTION_RECORD_BYTES].copy_from_slice(&bad.encode());
+        // The golden sequencer refuses it too (code 22, "the data").
+        let mut g = m.clone();
+        let e = run_pass(
+            c,
+            &cfg,
+            &mut g,
+            0,
+            common::DESIGN,
+            0,
+            &[1],
+            &mut GoldenFabric::new(&ck, &cfg),
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.code(),
+            tern_hdl::program::error_code::DATA,
+            "{field}: {e}"
+        );
+        u.write(0, &m);
+        let o = u.run(&cmd, 100_000);
+        assert_eq!(o.error, 3, "{field}: {o:?}");
+        assert_eq!(u.read(0, m.len()), m, "{field}: nothing written");
+    }
+    let beyond = AttentionUnitCommand {
+        position: cfg.attention.max_seq_len as u32,
+        ..cmd
+    };
+    u.write(0, &image.memory);
+    assert_eq!(u.run(&beyond, 1000).error, 1);
+    assert_eq!(u.read(0, image.memory.len()), image.memory);
+}
