@@ -272,3 +272,210 @@ fn the_attention_unit_refuses_a_record_out_of_range() {
     assert_eq!(u.run(&beyond, 1000).error, 1);
     assert_eq!(u.read(0, image.memory.len()), image.memory);
 }
+
+/// A fabric with no weights: a pass that runs only `Attention` needs none.
+struct NoFabric;
+
+impl tern_sim::golden::bitnet::Fabric for NoFabric {
+    type Error = String;
+    fn matmul(&mut self, _: usize, _: usize, _: &[i8]) -> Result<Vec<i64>, String> {
+        Err("no matmul in an attention-only pass".into())
+    }
+    fn kv_append(&mut self, _: usize, _: usize, _: &[i8], _: &[i8]) -> Result<(), String> {
+        Err("the caches are in memory".into())
+    }
+    fn attention(
+        &mut self,
+        _: usize,
+        _: usize,
+        _: &[i8],
+        _: usize,
+        _: bool,
+    ) -> Result<Vec<tern_hdl::streams::attention::RowOutput>, String> {
+        Err("the caches are in memory".into())
+    }
+}
+
+/// A program of one `Attention` (layer 3 of a 0.73B-shaped model) and `End`, over random
+/// int8 q, k, v rows and caches already holding `position` random tokens: the memory
+/// image, the header and the command.
+fn one_attention(
+    model: &tern_model::ModelConfig,
+    engine: &AttentionConfig,
+    position: usize,
+    rows: usize,
+    seed: u64,
+) -> (Vec<u8>, tern_hdl::program::Header, Command) {
+    use rand::{Rng, SeedableRng};
+    use tern_hdl::program::{int8_row_bytes, Header, KvCacheFormat, Scale};
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(seed);
+    let layer = 3u16;
+    let context = (position + rows)
+        .next_multiple_of(engine.attention.tile)
+        .max(64);
+    let cache = KvCacheFormat {
+        tile: engine.attention.tile,
+        head_dim: model.head_dim,
+    };
+    let stride = cache.bytes(context).next_multiple_of(4096);
+    let attention_at = 1024u64;
+    let kv_at = 8192u64;
+    let kv_bytes = model.kv_heads as u64 * stride;
+    let scratch_at = kv_at + kv_bytes;
+    let (qrow, kvrow) = (
+        int8_row_bytes(model.hidden),
+        int8_row_bytes(model.kv_width()),
+    );
+    let t = rows as u64;
+    let (ids_at, q, k, v, dst) = (
+        scratch_at,
+        scratch_at + 4096,
+        scratch_at + 4096 + t * qrow,
+        scratch_at + 4096 + t * (qrow + kvrow),
+        scratch_at + 4096 + t * (qrow + 2 * kvrow),
+    );
+    let end = dst + t * qrow;
+    let mut m = vec![0u8; end as usize];
+    let header = Header {
+        design: common::DESIGN,
+        commands: 2,
+        commands_at: 128,
+        scratch_at,
+        scratch_bytes: end - scratch_at,
+        ids_at,
+        output_at: ids_at,
+        residual_frac: 16,
+        eps: Scale::of(1e-5).unwrap(),
+        hidden: model.hidden as u32,
+        vocab: model.vocab as u32,
+        max_tokens: rows as u32,
+        max_seq_len: context as u32,
+        kv_at,
+        kv_bytes,
+        attention_at,
+    };
+    let cmd = Command::Attention {
+        layer,
+        q,
+        k,
+        v,
+        dst,
+    };
+    m[..128].copy_from_slice(&header.encode());
+    m[128..192].copy_from_slice(&cmd.encode());
+    m[192..256].copy_from_slice(&Command::End.encode());
+    let units = &engine.constants;
+    let record = AttentionRecord {
+        cache_at: kv_at,
+        head_stride: stride,
+        threshold: units.threshold as u32,
+        index_offset: units.index_offset as u32,
+        output_numerator: units.output_numerator,
+    };
+    let r = attention_at as usize + layer as usize * ATTENTION_RECORD_BYTES;
+    m[r..r + ATTENTION_RECORD_BYTES].copy_from_slice(&record.encode());
+    // Keys and values small enough that scores spread over the clip (int8 of ±40).
+    let mut fill = |from: u64, n: usize, m: &mut Vec<u8>| {
+        for b in &mut m[from as usize..from as usize + n] {
+            *b = rng.gen_range(-40i8..=40) as u8;
+        }
+    };
+    for h in 0..model.kv_heads as u64 {
+        for i in 0..position {
+            fill(
+                kv_at + h * stride + cache.key_offset(i),
+                model.head_dim,
+                &mut m,
+            );
+            fill(
+                kv_at + h * stride + cache.value_offset(i),
+                model.head_dim,
+                &mut m,
+            );
+        }
+    }
+    for j in 0..t {
+        fill(q + j * qrow, model.hidden, &mut m);
+        fill(k + j * kvrow, model.kv_width(), &mut m);
+        fill(v + j * kvrow, model.kv_width(), &mut m);
+    }
+    (m, header, cmd)
+}
+
+/// One 0.73B layer's attention on the KV260's engine (heads of 96, 32 MACs: a 256-bit
+/// engine beat collected from two memory beats, its results split into two), a decoded
+/// token at context 128 and a prompt of 32: the memory afterwards is the golden
+/// sequencer's, byte for byte. The clocks print (one memory port at 250 MHz).
+#[test]
+fn a_0_73b_layer_runs_on_the_attention_unit_as_on_the_golden_sequencer() {
+    run_0_73b_layer(&[(127, 1), (0, 32)]);
+}
+
+/// The bench behind docs/bench/attention_unit.txt: one 0.73B layer's attention on the
+/// KV260's engine, decoded tokens at contexts 128, 512 and 1024 and a prompt of 128,
+/// each checked against the golden sequencer as above (`cargo test --release -p
+/// tern-flows --test attention_unit -- --ignored --nocapture`; minutes).
+#[test]
+#[ignore]
+fn bench_a_0_73b_layer_on_the_attention_unit() {
+    run_0_73b_layer(&[(127, 1), (511, 1), (1023, 1), (0, 128)]);
+}
+
+fn run_0_73b_layer(cases: &[(usize, usize)]) {
+    let model = tern_model::ModelConfig::preset("bitnet-0.73b").unwrap();
+    let engine = AttentionConfig::from_path(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../docs/model/kv260/attention.toml"
+    )))
+    .unwrap();
+    let shape = AttentionUnitShape {
+        engine: engine.clone(),
+        heads: model.heads,
+        kv_heads: model.kv_heads,
+    };
+    for &(position, rows) in cases {
+        let (before, header, cmd) = one_attention(&model, &engine, position, rows, 41);
+        let mut after = before.clone();
+        let ids: Vec<usize> = (0..rows).collect();
+        let e = run_pass(
+            &model,
+            &engine,
+            &mut after,
+            0,
+            common::DESIGN,
+            position,
+            &ids,
+            &mut NoFabric,
+        )
+        .unwrap_err();
+        assert_eq!(
+            e.code(),
+            tern_hdl::program::error_code::NO_CHOICE,
+            "the golden ran the attention: {e}"
+        );
+        let bytes = (before.len() as u64).next_multiple_of(1 << 20);
+        let mut u = unit(&shape, &kv260(bytes, 0, 41));
+        u.write(0, &before);
+        // The golden wrote the ids too; the unit is given them.
+        u.write(
+            header.ids_at,
+            &after[header.ids_at as usize..header.ids_at as usize + 4 * rows],
+        );
+        let c = AttentionUnitCommand::of(&cmd, &header, rows as u32, position as u32).unwrap();
+        let o = u.run(&c, 50_000_000);
+        let case = format!("0.73B layer, {rows} row(s) from {position}");
+        assert_eq!((o.error, o.clocks == u64::MAX), (0, false), "{case}: {o:?}");
+        let got = u.read(0, before.len());
+        if let Some(d) = first_difference(&got, &after) {
+            panic!("{case}: {d}");
+        }
+        println!(
+            "{case}: {} clocks = {:.1} µs at 250 MHz, {} bytes read ({:.2} B/clock), {} written",
+            o.clocks,
+            o.clocks as f64 / 250.0,
+            o.ddr.bytes_read,
+            o.ddr.bytes_read as f64 / o.clocks as f64,
+            o.ddr.bytes_written
+        );
+    }
+}

@@ -71,6 +71,11 @@ pub struct Args {
     /// for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
     #[arg(long, value_name = "LANES", conflicts_with_all = ["config", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub vector_unit: Option<usize>,
+    /// With `--config` (an attention engine): the attention unit (docs/program.md) for
+    /// this model's heads (a preset or a model TOML) on one 128-bit memory port, with the
+    /// engine's core and Verilator's waivers for it.
+    #[arg(long, value_name = "MODEL", requires = "config", conflicts_with_all = ["top", "vector", "lm_head", "sequencer", "stripe_reader", "matmul_unit"])]
+    pub attention_unit: Option<String>,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -95,6 +100,7 @@ pub fn run(a: Args) -> Result<()> {
         outstanding,
         matmul_unit,
         vector_unit,
+        attention_unit,
     } = a;
     if let Some(lanes) = vector_unit {
         let shape = tern_hdl::units::VectorUnitShape {
@@ -230,6 +236,53 @@ pub fn run(a: Args) -> Result<()> {
             shape.tile_k(),
             shape.tile_bytes(),
             tern_hdl::units::MATMUL_UNIT_FILE,
+            tern_hdl::emit::DESIGN_FILE,
+            tern_hdl::emit::WAIVER_FILE
+        );
+        return Ok(());
+    }
+    if let Some(model) = attention_unit {
+        let DesignConfig::Attention(engine) = cfg else {
+            anyhow::bail!(
+                "--attention-unit: {} is a matmul config, not an attention engine",
+                config.display()
+            );
+        };
+        let m = tern_model::ModelConfig::resolve(&model)
+            .with_context(|| format!("--attention-unit {model}"))?;
+        if m.head_dim != engine.attention.head_dim {
+            anyhow::bail!(
+                "--attention-unit {model}: heads of {}, the engine in {} takes heads of {}",
+                m.head_dim,
+                config.display(),
+                engine.attention.head_dim
+            );
+        }
+        let shape = tern_hdl::units::AttentionUnitShape {
+            engine,
+            heads: m.heads,
+            kv_heads: m.kv_heads,
+        };
+        let v = tern_hdl::units::attention_unit_verilog(&shape)
+            .with_context(|| config.display().to_string())?;
+        std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
+        for (name, text) in [
+            (tern_hdl::units::ATTENTION_UNIT_FILE, v.unit),
+            (tern_hdl::emit::DESIGN_FILE, v.core),
+            (tern_hdl::emit::WAIVER_FILE, tern_hdl::emit::waivers()),
+        ] {
+            let path = out.join(name);
+            std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+        }
+        println!(
+            "wrote {}: the attention unit for {model} ({} query heads, {} KV heads of {}), {} MACs, tiles of {}, on one memory port ({}, {}, {})",
+            out.display(),
+            m.heads,
+            m.kv_heads,
+            m.head_dim,
+            shape.engine.attention.macs,
+            shape.engine.attention.tile,
+            tern_hdl::units::ATTENTION_UNIT_FILE,
             tern_hdl::emit::DESIGN_FILE,
             tern_hdl::emit::WAIVER_FILE
         );
