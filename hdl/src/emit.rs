@@ -384,6 +384,51 @@ fn wrapper(bits: StreamBits, data_connections: &[String]) -> String {
     v
 }
 
+/// Every module `texts` declare, renamed `prefix` + its name, in each text wherever the
+/// name stands as a whole identifier (declarations, instances; `$` is an identifier
+/// character, so rust-hdl's `top$state` is a name of its own). Blocks generated apart
+/// reuse module names (two rust-hdl cores are both `top`; two units carry stripe readers
+/// of other shapes under one name): prefixed, they sit in one design.
+pub fn prefix_modules(texts: &[&str], prefix: &str) -> Vec<String> {
+    let is_ident = |c: char| c.is_ascii_alphanumeric() || c == '_' || c == '$';
+    let mut declared = std::collections::HashSet::new();
+    for text in texts {
+        let mut words = text.split(|c: char| !is_ident(c)).filter(|w| !w.is_empty());
+        while let Some(w) = words.next() {
+            if w == "module" {
+                if let Some(name) = words.next() {
+                    declared.insert(name.to_string());
+                }
+            }
+        }
+    }
+    texts
+        .iter()
+        .map(|text| {
+            let mut out = String::with_capacity(text.len() + 1024);
+            let mut word = String::new();
+            let flush = |word: &mut String, out: &mut String| {
+                if declared.contains(word.as_str()) {
+                    out.push_str(prefix);
+                }
+                out.push_str(word);
+                word.clear();
+            };
+            for c in text.chars() {
+                // An identifier starts with a letter or `_`; digits and `$` continue one.
+                if is_ident(c) && (!word.is_empty() || c.is_ascii_alphabetic() || c == '_') {
+                    word.push(c);
+                } else {
+                    flush(&mut word, &mut out);
+                    out.push(c);
+                }
+            }
+            flush(&mut word, &mut out);
+            out
+        })
+        .collect()
+}
+
 /// The Verilator configuration file with the waivers for rust-hdl's output.
 pub fn waivers() -> String {
     let mut v = String::from("`verilator_config\n// Waivers for rust-hdl's generated core only; the wrapper is linted with -Wall.\n");
@@ -444,6 +489,21 @@ mod tests {
     use super::*;
     use crate::config::{ConfigBuilder, EngineKind};
     use crate::weights;
+
+    #[test]
+    fn prefixed_modules_keep_their_wiring_and_nothing_else_changes() {
+        let unit = "module unit(input wire clk);\n    top core (.clock(clk));\n    wire top_x = 1'b0;\nendmodule\n";
+        let core = "module top(clock);\n  top$state state (.d(d$next));\nendmodule\nmodule top$state(d);\nendmodule\n";
+        let out = prefix_modules(&[unit, core], "mm_");
+        assert_eq!(
+            out[0],
+            "module mm_unit(input wire clk);\n    mm_top core (.clock(clk));\n    wire top_x = 1'b0;\nendmodule\n"
+        );
+        assert_eq!(
+            out[1],
+            "module mm_top(clock);\n  mm_top$state state (.d(d$next));\nendmodule\nmodule mm_top$state(d);\nendmodule\n"
+        );
+    }
 
     #[test]
     fn every_lane_group_and_accumulator_maps_onto_matching_rtl_widths() {

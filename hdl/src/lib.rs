@@ -1,6 +1,7 @@
 //! tern-hdl: the engine configuration, the ternary weight format and stream formats,
 //! the rust-hdl RTL of the engine, and its Verilog emission.
 
+pub mod accelerator;
 pub mod attention;
 pub mod bits;
 pub mod config;

@@ -158,6 +158,7 @@ module {{MODULE}} (
     output wire [31:0]  residual_frac,
     output wire [31:0]  eps_m,
     output wire [31:0]  eps_e,
+    output wire [63:0]  ids_at,
     output wire [63:0]  kv_at,
     output wire [63:0]  kv_end,
     output wire [63:0]  attention_at,
@@ -277,6 +278,7 @@ module {{MODULE}} (
     assign residual_frac = h_frac;
     assign eps_m = h_eps_m;
     assign eps_e = h_eps_e;
+    assign ids_at = h_ids_at;
     assign kv_at = h_kv_at;
     assign kv_end = sat_add(h_kv_at, h_kv_bytes);
     assign attention_at = h_attention_at;

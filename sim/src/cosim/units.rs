@@ -3,11 +3,15 @@
 //! (`cpp/lm_head_unit_shim.cpp`) runs an `LmHead` command, the matmul unit
 //! (`cpp/matmul_unit_shim.cpp`) a `Matmul` command, the vector unit
 //! (`cpp/vector_unit_shim.cpp`) an element-wise command and the attention unit
-//! (`cpp/attention_unit_shim.cpp`) an `Attention` command over a memory image.
+//! (`cpp/attention_unit_shim.cpp`) an `Attention` command over a memory image; the one
+//! top's core (`cpp/accelerator_shim.cpp`) runs whole passes of the program.
 
 use std::path::Path;
 
 use libloading::Library;
+use tern_hdl::accelerator::{
+    accelerator_verilog, AcceleratorShape, ACCELERATOR_CORE_FILE, ACCELERATOR_CORE_MODULE,
+};
 use tern_hdl::emit::{waivers, DESIGN_FILE};
 use tern_hdl::program::Command;
 use tern_hdl::units::{
@@ -29,6 +33,7 @@ const LM_HEAD_SHIM: &str = include_str!("../../cpp/lm_head_unit_shim.cpp");
 const MATMUL_SHIM: &str = include_str!("../../cpp/matmul_unit_shim.cpp");
 const VECTOR_SHIM: &str = include_str!("../../cpp/vector_unit_shim.cpp");
 const ATTENTION_SHIM: &str = include_str!("../../cpp/attention_unit_shim.cpp");
+const ACCELERATOR_SHIM: &str = include_str!("../../cpp/accelerator_shim.cpp");
 const SHIM_ABI: u32 = 1;
 
 /// One `LmHead` command's fields (docs/program.md) with the pass's rows and output.
@@ -304,6 +309,48 @@ pub struct AttentionUnitOutcome {
     pub ddr: DdrCounts,
 }
 
+/// One pass on the one top: the program's address, the first position and the token
+/// ids (held by the caller for the call). Made by [`AcceleratorModel::pass`].
+#[repr(C)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PassCommand {
+    program_at: u64,
+    ids: *const u32,
+    n_ids: u32,
+    position: u32,
+}
+
+impl Default for PassCommand {
+    fn default() -> Self {
+        PassCommand {
+            program_at: 0,
+            ids: std::ptr::null(),
+            n_ids: 0,
+            position: 0,
+        }
+    }
+}
+
+/// What a pass did on the one top.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct PassOutcome {
+    /// From the start to the end of the pass; `u64::MAX`: not within the limit.
+    pub clocks: u64,
+    /// 0: the pass ended with a token; else the sequencer's code (docs/program.md).
+    pub error_code: u32,
+    pub error_command: u32,
+    pub next_token: u32,
+    pub commands_run: u32,
+    /// The core's own counters: the pass's clocks, and each unit's while it ran.
+    pub clocks_pass: u64,
+    pub clocks_matmul: u64,
+    pub clocks_lm_head: u64,
+    pub clocks_vector: u64,
+    pub clocks_attention: u64,
+    pub ddr: DdrCounts,
+}
+
 type NewFn = unsafe extern "C" fn(
     *const std::ffi::c_char,
     u64,
@@ -335,6 +382,22 @@ pub type MatmulUnitModel = UnitModel<MatmulUnitShape, MatmulUnitCommand, MatmulU
 pub type VectorUnitModel = UnitModel<VectorUnitShape, VectorUnitCommand, VectorUnitOutcome>;
 pub type AttentionUnitModel =
     UnitModel<AttentionUnitShape, AttentionUnitCommand, AttentionUnitOutcome>;
+pub type AcceleratorModel = UnitModel<AcceleratorShape, PassCommand, PassOutcome>;
+
+impl AcceleratorModel {
+    /// Run one pass: `ids` at positions `position..` of the program at `program_at`;
+    /// `limit` bounds its clocks.
+    pub fn pass(&mut self, program_at: u64, position: u32, ids: &[u32], limit: u64) -> PassOutcome {
+        let cmd = PassCommand {
+            program_at,
+            ids: ids.as_ptr(),
+            n_ids: ids.len() as u32,
+            position,
+        };
+        // `ids` outlives the call; the shim reads `n_ids` of them.
+        self.run(&cmd, limit)
+    }
+}
 
 impl<S, C, O> Drop for UnitModel<S, C, O> {
     fn drop(&mut self) {
@@ -438,6 +501,34 @@ impl ModelCache {
             (b"tern_attention_unit_abi\0", SHIM_ABI),
         )?;
         open_unit(shape.clone(), lib, &so, "tern_attention_unit", memory, vcd)
+    }
+
+    /// Build (or load) the one top's core of `shape` on a board whose memory is `memory`
+    /// (its ports one `DdrPort` each), tracing to `vcd` if given.
+    pub fn load_accelerator(
+        &self,
+        shape: &AcceleratorShape,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<AcceleratorModel, BridgeError> {
+        let verilog = accelerator_verilog(shape).map_err(|e| BridgeError::Load {
+            path: ACCELERATOR_CORE_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let shim = format!("#define PORTS {}\n{BOARD}{ACCELERATOR_SHIM}", shape.ports());
+        let files: Vec<(&str, &str)> = verilog
+            .files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let (lib, so) = self.build_files(
+            (ACCELERATOR_CORE_MODULE, "tern_accelerator"),
+            &files,
+            &waivers(),
+            &shim,
+            (b"tern_accelerator_abi\0", SHIM_ABI),
+        )?;
+        open_unit(shape.clone(), lib, &so, "tern_accelerator", memory, vcd)
     }
 }
 
