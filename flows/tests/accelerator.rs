@@ -68,13 +68,20 @@ fn the_one_top_core_is_lint_clean() {
 }
 
 /// The tiny model's whole passes on the one top (its matrices in the matmul unit's tile
-/// layout in memory, the KV caches in memory, every command on its unit, one KV260 port
-/// at 250 MHz): a prompt of 8 and three decoded tokens give the golden sequencer's next
+/// layout in memory, the KV caches in memory, every command on its unit, KV260 ports at
+/// 250 MHz): a prompt of 8 and three decoded tokens give the golden sequencer's next
 /// token, and every byte of memory afterwards — the LM head's scores, every vector in
-/// scratch, the KV caches — is the golden's; nothing else is written. The clocks of the
-/// pass and of each unit print.
+/// scratch, the KV caches — is the golden's; nothing else is written. On one port, and on
+/// two (the matmul and LM-head units' reads spread over both) with 20 % of the memory's
+/// handshakes withheld. The clocks of the pass and of each unit print.
 #[test]
 fn whole_passes_on_the_one_top_leave_what_the_golden_sequencer_leaves() {
+    for (ports, stall) in [(1, 0), (2, 20)] {
+        whole_passes(ports, stall);
+    }
+}
+
+fn whole_passes(ports: usize, stall: u32) {
     use tern_hdl::program::HeadFormat;
     use tern_model::checkpoint::Checkpoint;
     use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
@@ -83,7 +90,6 @@ fn whole_passes_on_the_one_top_leave_what_the_golden_sequencer_leaves() {
     use tern_sim::verilator::{default_cache_root, ModelCache};
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 31);
     let cfg = common::attention();
-    let ports = 1;
     let matmul = MatmulUnitShape {
         ports,
         engine: tiny_matmul(),
@@ -101,7 +107,9 @@ fn whole_passes_on_the_one_top_leave_what_the_golden_sequencer_leaves() {
     .unwrap();
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
     let board = tern_boards::Board::resolve("kv260").unwrap();
-    let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    let (mut memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    memory.stall_percent = stall;
+    memory.seed = 31;
     let shape = tiny_top(ports, bytes, &cfg);
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator(&shape, &memory, None)
@@ -125,7 +133,10 @@ fn whole_passes_on_the_one_top_leave_what_the_golden_sequencer_leaves() {
         .unwrap();
         let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
         let o = top.pass(0, position as u32, &ids, 50_000_000);
-        let case = format!("pass {step}: {} id(s) from {position}", ids.len());
+        let case = format!(
+            "{ports} port(s), {stall} % stalls, pass {step}: {} id(s) from {position}",
+            ids.len()
+        );
         assert_ne!(o.clocks, u64::MAX, "{case}: no end");
         assert_eq!(
             (o.error_code, o.next_token as usize, o.commands_run as usize),
