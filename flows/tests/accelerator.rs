@@ -169,3 +169,146 @@ fn whole_passes(ports: usize, stall: u32) {
         feed = vec![want.next];
     }
 }
+
+/// The bench behind docs/bench/accelerator-kv260.txt: a 0.73B token decoded on the
+/// KV260's one top (the matmul unit of docs/model/kv260/matmul.toml on 4 ports, the
+/// LM-head unit on 4, the vector unit at 2 lanes, the attention unit of
+/// docs/model/kv260/attention.toml; the DDR model of the KV260 at 250 MHz) at context
+/// 128: a random checkpoint, its program, the KV caches of the 127 tokens before filled
+/// with random int8 (the golden sequencer reads the same), then one pass. Its next token
+/// and the whole memory afterwards are the golden sequencer's; the clocks print
+/// (`cargo test --release -p tern-flows --test accelerator -- --ignored --nocapture`;
+/// a long Verilator build, then minutes).
+#[test]
+#[ignore]
+fn bench_a_0_73b_token_on_the_one_top() {
+    use rand::{Rng, SeedableRng};
+    use tern_hdl::program::{AttentionRecord, HeadFormat, KvCacheFormat, ATTENTION_RECORD_BYTES};
+    use tern_model::checkpoint::Checkpoint;
+    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
+    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_sim::golden::sequencer::run_pass;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let docs = concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/model/kv260/");
+    let c = ModelConfig::preset("bitnet-0.73b").unwrap();
+    let attention =
+        AttentionConfig::from_path(&std::path::Path::new(docs).join("attention.toml")).unwrap();
+    let engine = Config::from_path(&std::path::Path::new(docs).join("matmul.toml")).unwrap();
+    let t0 = std::time::Instant::now();
+    let ck = Checkpoint::random(&c, 73);
+    let matmul = MatmulUnitShape { ports: 4, engine };
+    let image = tern_flows::program::build(
+        &ck,
+        &attention,
+        &[AttentionScales::of(&attention)],
+        RESIDUAL_FRAC,
+        128,
+        common::DESIGN,
+        HeadFormat::Int8,
+        Some(&matmul),
+    )
+    .unwrap();
+    println!(
+        "checkpoint and program: {:.1} s, {} MB of memory",
+        t0.elapsed().as_secs_f64(),
+        image.memory.len() >> 20
+    );
+    let position = 127usize;
+    let mut memory = image.memory.clone();
+    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(73);
+    let cache = KvCacheFormat {
+        tile: attention.attention.tile,
+        head_dim: c.head_dim,
+    };
+    for l in 0..c.layers {
+        let at = image.header.attention_at as usize + l * ATTENTION_RECORD_BYTES;
+        let r = AttentionRecord::decode(&memory[at..at + ATTENTION_RECORD_BYTES]);
+        for h in 0..c.kv_heads as u64 {
+            let head = r.cache_at + h * r.head_stride;
+            for i in 0..position {
+                for off in [cache.key_offset(i), cache.value_offset(i)] {
+                    let from = (head + off) as usize;
+                    for b in &mut memory[from..from + c.head_dim] {
+                        *b = rng.gen_range(-40i8..=40) as u8;
+                    }
+                }
+            }
+        }
+    }
+    let bytes = (memory.len() as u64).next_multiple_of(1 << 20);
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let (ddr, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    let shape = AcceleratorShape {
+        sequencer: sequencer_shape(&c, common::DESIGN, bytes, 128),
+        matmul,
+        lm_head: LmHeadUnitShape {
+            ports: 4,
+            max_width: c.hidden,
+        },
+        vector: VectorUnitShape {
+            lanes: 2,
+            max_n: c.ffn,
+            max_head_dim: c.head_dim,
+        },
+        attention: AttentionUnitShape {
+            engine: attention.clone(),
+            heads: c.heads,
+            kv_heads: c.kv_heads,
+        },
+    };
+    let t0 = std::time::Instant::now();
+    let mut top = ModelCache::new(default_cache_root())
+        .load_accelerator(&shape, &ddr, None)
+        .unwrap();
+    println!(
+        "the one top built (or found): {:.1} s",
+        t0.elapsed().as_secs_f64()
+    );
+    top.write(0, &memory);
+    let ids = [1234usize];
+    let t0 = std::time::Instant::now();
+    let want = run_pass(
+        &c,
+        &attention,
+        &mut memory,
+        0,
+        common::DESIGN,
+        position,
+        &ids,
+        &mut GoldenFabric::new(&ck, &attention),
+    )
+    .unwrap();
+    println!("the golden pass: {:.1} s", t0.elapsed().as_secs_f64());
+    let t0 = std::time::Instant::now();
+    let o = top.pass(0, position as u32, &[1234], 200_000_000);
+    println!("the one top's pass: {:.1} s", t0.elapsed().as_secs_f64());
+    assert_ne!(o.clocks, u64::MAX, "no end: {o:?}");
+    assert_eq!(
+        (o.error_code, o.next_token as usize),
+        (0, want.next),
+        "{o:?}"
+    );
+    let got = top.read(0, memory.len());
+    if let Some(i) = got.iter().zip(&memory).position(|(a, b)| a != b) {
+        panic!("memory differs first at 0x{i:x}");
+    }
+    let mhz = 250.0;
+    let ms = |clocks: u64| clocks as f64 / mhz / 1e3;
+    println!(
+        "0.73B token at context 128 on the KV260's one top, 250 MHz: {} clocks = {:.2} ms ({:.1} tokens/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
+        o.clocks_pass,
+        ms(o.clocks_pass),
+        1e3 / ms(o.clocks_pass),
+        o.clocks_matmul,
+        ms(o.clocks_matmul),
+        o.clocks_attention,
+        ms(o.clocks_attention),
+        o.clocks_vector,
+        ms(o.clocks_vector),
+        o.clocks_lm_head,
+        ms(o.clocks_lm_head),
+        o.clocks_pass - o.clocks_matmul - o.clocks_attention - o.clocks_vector - o.clocks_lm_head,
+        ms(o.clocks_pass - o.clocks_matmul - o.clocks_attention - o.clocks_vector - o.clocks_lm_head),
+        o.ddr
+    );
+}
