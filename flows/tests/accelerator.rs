@@ -5,6 +5,7 @@
 
 use tern_flows::program::sequencer_shape;
 use tern_flows::rtl::lint::lint_files;
+use tern_hdl::accelerator::shell::SHELL_MODULE;
 use tern_hdl::accelerator::{accelerator_verilog, AcceleratorShape, ACCELERATOR_CORE_MODULE};
 use tern_hdl::config::{Config, ConfigBuilder};
 use tern_hdl::emit::{waivers, WAIVER_FILE};
@@ -50,8 +51,9 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
     }
 }
 
+/// The core and the shell around it, each as the top module, on 1 and 2 ports.
 #[test]
-fn the_one_top_core_is_lint_clean() {
+fn the_one_top_is_lint_clean() {
     let dir = tempfile::tempdir().unwrap();
     for ports in [1usize, 2] {
         let v = accelerator_verilog(&tiny_top(ports, 1 << 24, &common::attention())).unwrap();
@@ -62,8 +64,14 @@ fn the_one_top_core_is_lint_clean() {
             names.push(name.clone());
         }
         let names: Vec<&str> = names.iter().map(String::as_str).collect();
-        let found = lint_files(dir.path(), &names, Some(ACCELERATOR_CORE_MODULE)).unwrap();
-        assert!(found.is_empty(), "{ports} port(s):\n{}", found.join("\n"));
+        for top in [ACCELERATOR_CORE_MODULE, SHELL_MODULE] {
+            let found = lint_files(dir.path(), &names, Some(top)).unwrap();
+            assert!(
+                found.is_empty(),
+                "{top}, {ports} port(s):\n{}",
+                found.join("\n")
+            );
+        }
     }
 }
 
@@ -311,4 +319,80 @@ fn bench_a_0_73b_token_on_the_one_top() {
         ms(o.clocks_pass - o.clocks_matmul - o.clocks_attention - o.clocks_vector - o.clocks_lm_head),
         o.ddr
     );
+}
+
+/// The same passes through the shell (`tern_accelerator`), as a host driver makes them:
+/// the prompt's ids written to TOKEN, POSITION, ap_start; each decoded token one write to
+/// STEP; every pass ended by the interrupt, its result read from the registers. The
+/// next tokens and the memory are the golden sequencer's, the shell's clock counters
+/// the core's, and HW_ID and DESIGN_ID read back.
+#[test]
+fn the_shell_runs_passes_as_a_host_driver_would() {
+    use tern_hdl::program::HeadFormat;
+    use tern_model::checkpoint::Checkpoint;
+    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
+    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_sim::golden::sequencer::run_pass;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 37);
+    let cfg = common::attention();
+    let matmul = MatmulUnitShape {
+        ports: 1,
+        engine: tiny_matmul(),
+    };
+    let image = tern_flows::program::build(
+        &ck,
+        &cfg,
+        &[AttentionScales::of(&cfg)],
+        RESIDUAL_FRAC,
+        16,
+        common::DESIGN,
+        HeadFormat::Int8,
+        Some(&matmul),
+    )
+    .unwrap();
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    let mut top = ModelCache::new(default_cache_root())
+        .load_accelerator_shell(&tiny_top(1, bytes, &cfg), &memory, None)
+        .unwrap();
+    top.write(0, &image.memory);
+    let mut golden = image.memory.clone();
+    let mut fabric = GoldenFabric::new(&ck, &cfg);
+    let (mut position, mut feed) = (0usize, vec![7usize, 3, 99, 4, 250]);
+    for step in 0..3 {
+        let want = run_pass(
+            &ck.config,
+            &cfg,
+            &mut golden,
+            0,
+            common::DESIGN,
+            position,
+            &feed,
+            &mut fabric,
+        )
+        .unwrap();
+        let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+        let o = top.pass(0, position as u32, &ids, 10_000_000);
+        let case = format!("pass {step}: {} id(s) from {position}", ids.len());
+        assert_ne!(o.clocks, u64::MAX, "{case}: no interrupt");
+        assert_eq!(
+            (o.error_code, o.next_token as usize, o.commands_run as usize),
+            (0, want.next, want.commands_run),
+            "{case}: {o:?}"
+        );
+        assert_eq!((o.hw_id, o.design_id), (0x5445_524E, common::DESIGN));
+        let units = o.clocks_matmul + o.clocks_attention + o.clocks_vector + o.clocks_lm_head;
+        assert!(
+            units > 0 && units < o.clocks_pass && o.clocks_pass <= o.clocks,
+            "{case}: {o:?}"
+        );
+        assert!(
+            top.read(0, golden.len()) == golden,
+            "{case}: the memory differs"
+        );
+        position += feed.len();
+        feed = vec![want.next];
+    }
 }

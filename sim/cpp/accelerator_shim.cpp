@@ -24,6 +24,7 @@ struct PassOutcome {
     uint32_t error_code, error_command, next_token, commands_run;
     uint64_t clocks_pass, clocks_matmul, clocks_lm_head, clocks_vector, clocks_attention;
     DdrCounts ddr;
+    uint32_t hw_id, design_id;  // the shell's registers; 0 here
 };
 
 UNIT_C_API(tern_accelerator, Vtern_accelerator_core)

@@ -1,11 +1,24 @@
 // The board around one of the one top's units under Verilator (put after `ddr_model.h`,
 // `read_ports.h` and `#define PORTS`, before a unit's shim): the unit's read ports m0..m{PORTS-1} are one
 // `DdrPort<16>` each on one DRAM, its writer (w_*) uses port 0's write channels.
+// A block whose port 0 write channels are named otherwise defines WRITE_PORT(sig) first
+// (the one top's shell: m0_*), one without a `cmd_valid` UNIT_IDLE_INPUTS(t), and one
+// with another clock and reset UNIT_CLOCK and UNIT_RESET(t, on).
 #include <cstdint>
 #include <memory>
 #include <vector>
 #include "verilated.h"
 #include "verilated_vcd_c.h"
+#ifndef WRITE_PORT
+#define WRITE_PORT(sig) w_##sig
+#endif
+#ifndef UNIT_IDLE_INPUTS
+#define UNIT_IDLE_INPUTS(t) (t)->cmd_valid = 0
+#endif
+#ifndef UNIT_CLOCK
+#define UNIT_CLOCK clk
+#define UNIT_RESET(t, on) (t)->rst = (on)
+#endif
 
 
 // One unit on the board: its read ports one DdrPort<16> each, its writer on port
@@ -26,10 +39,10 @@ struct UnitModel {
         drive_ports(ddr, ports, cycles, turn);
         drive_read_ports(t, ports);
         auto& w = ports[0];
-        t->w_awready = w.awready;
-        t->w_wready = w.wready;
-        t->w_bvalid = w.bvalid;
-        t->w_bresp = w.bresp;
+        t->WRITE_PORT(awready) = w.awready;
+        t->WRITE_PORT(wready) = w.wready;
+        t->WRITE_PORT(bvalid) = w.bvalid;
+        t->WRITE_PORT(bresp) = w.bresp;
     }
     void tick() {
         auto* t = top.get();
@@ -37,22 +50,22 @@ struct UnitModel {
         t->eval();
         PortEdge e[PORTS];
         uint32_t wdata[4];
-        for (int k = 0; k < 4; k++) wdata[k] = t->w_wdata[k];
+        for (int k = 0; k < 4; k++) wdata[k] = t->WRITE_PORT(wdata)[k];
         read_port_edges(t, e);
-        e[0].aw = t->w_awvalid && t->w_awready;
-        e[0].awaddr = t->w_awaddr;
-        e[0].awlen = t->w_awlen;
-        e[0].w = t->w_wvalid && t->w_wready;
+        e[0].aw = t->WRITE_PORT(awvalid) && t->WRITE_PORT(awready);
+        e[0].awaddr = t->WRITE_PORT(awaddr);
+        e[0].awlen = t->WRITE_PORT(awlen);
+        e[0].w = t->WRITE_PORT(wvalid) && t->WRITE_PORT(wready);
         e[0].wdata = wdata;
-        e[0].wstrb = t->w_wstrb;
-        e[0].b = t->w_bvalid && t->w_bready;
-        t->clk = 1;
+        e[0].wstrb = t->WRITE_PORT(wstrb);
+        e[0].b = t->WRITE_PORT(bvalid) && t->WRITE_PORT(bready);
+        t->UNIT_CLOCK = 1;
         t->eval();
         if (trace) trace->dump(time + 5);
         for (uint32_t i = 0; i < PORTS; i++) ports[i].edge(ddr, cycles, e[i]);
         ddr.clock(cycles, 16);
         for (auto& q : ports) q.clock(ddr);
-        t->clk = 0;
+        t->UNIT_CLOCK = 0;
         drive();
         t->eval();
         if (trace) trace->dump(time + 10);
@@ -79,11 +92,11 @@ UnitModel<V>* unit_new(const char* vcd, uint64_t bytes, double bytes_per_clock,
     m->ddr.configure(bytes, bytes_per_clock, latency, stall_percent, seed, *timing);
     for (auto& q : m->ports) q.max_reads = max_reads == 0 ? 1 : max_reads;
     auto* t = m->top.get();
-    t->clk = 0;
-    t->rst = 1;
-    t->cmd_valid = 0;
+    t->UNIT_CLOCK = 0;
+    UNIT_RESET(t, 1);
+    UNIT_IDLE_INPUTS(t);
     for (int i = 0; i < 4; i++) m->tick();
-    t->rst = 0;
+    UNIT_RESET(t, 0);
     t->eval();
     return m;
 }

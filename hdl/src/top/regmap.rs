@@ -66,6 +66,8 @@ pub enum Access {
     ToggleOnWrite,
     /// Write 1 to act; reads back the state the action started.
     WriteOneToStart,
+    /// A write acts (pushes, starts, clears) with the value written.
+    WriteToAct,
 }
 
 #[derive(Debug, Clone, Copy, Serialize)]
@@ -414,24 +416,18 @@ fn access_name(a: Access) -> &'static str {
         ClearOnRead => "COR",
         ToggleOnWrite => "TOW",
         WriteOneToStart => "W1S",
+        WriteToAct => "WA",
     }
 }
 
-/// The map of a matmul top (`attention` false) or an attention top as a Markdown table.
-pub fn markdown(attention: bool) -> String {
-    let mut s = String::from(
-        "# tern accelerator register map\n\nGenerated from `tern-hdl::top::regmap`. \
-         32-bit registers, byte offsets, little-endian. Access: RW read/write, RO read-only, \
-         COR clear on read, TOW toggle on write, W1S write 1 to start.\n\n\
-         | offset | register | bits | field | access | description |\n|---|---|---|---|---|---|\n",
+/// A register map as a Markdown table under `title`, `intro` before it.
+pub fn markdown_table(title: &str, intro: &str, registers: &[&Register]) -> String {
+    let mut s = format!(
+        "# {title}\n\n{intro}32-bit registers, byte offsets, little-endian. Access: RW read/write, \
+         RO read-only, COR clear on read, TOW toggle on write, W1S write 1 to start, WA a write \
+         acts.\n\n| offset | register | bits | field | access | description |\n|---|---|---|---|---|---|\n"
     );
-    if attention {
-        s.push_str(
-            "On an attention top WEIGHTS points at the KV cache, ACTIVATIONS at the queries \
-             and TOKENS counts query rows (docs/top.md, \"Attention\").\n\n",
-        );
-    }
-    for r in registers(attention) {
+    for r in registers {
         for (i, f) in r.fields.iter().enumerate() {
             let bits = if f.width == 1 {
                 format!("{}", f.bit)
@@ -452,6 +448,21 @@ pub fn markdown(attention: bool) -> String {
         }
     }
     s
+}
+
+/// The map of a matmul top (`attention` false) or an attention top as a Markdown table.
+pub fn markdown(attention: bool) -> String {
+    let note = if attention {
+        "On an attention top WEIGHTS points at the KV cache, ACTIVATIONS at the queries \
+         and TOKENS counts query rows (docs/top.md, \"Attention\"). "
+    } else {
+        ""
+    };
+    markdown_table(
+        "tern accelerator register map",
+        &format!("Generated from `tern-hdl::top::regmap`. {note}"),
+        &registers(attention),
+    )
 }
 
 /// The map as JSON (for other tools and languages).

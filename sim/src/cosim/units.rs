@@ -9,6 +9,7 @@
 use std::path::Path;
 
 use libloading::Library;
+use tern_hdl::accelerator::shell::{SHELL_FILE, SHELL_MODULE};
 use tern_hdl::accelerator::{
     accelerator_verilog, AcceleratorShape, ACCELERATOR_CORE_FILE, ACCELERATOR_CORE_MODULE,
 };
@@ -34,6 +35,9 @@ const MATMUL_SHIM: &str = include_str!("../../cpp/matmul_unit_shim.cpp");
 const VECTOR_SHIM: &str = include_str!("../../cpp/vector_unit_shim.cpp");
 const ATTENTION_SHIM: &str = include_str!("../../cpp/attention_unit_shim.cpp");
 const ACCELERATOR_SHIM: &str = include_str!("../../cpp/accelerator_shim.cpp");
+const SHELL_SHIM: &str = include_str!("../../cpp/accelerator_shell_shim.cpp");
+/// The board's names for the shell's ports (`cpp/unit_board.h`).
+const SHELL_NAMES: &str = "#define WRITE_PORT(sig) m0_##sig\n#define UNIT_IDLE_INPUTS(t) (t)->s_axi_control_awvalid = 0\n#define UNIT_CLOCK ap_clk\n#define UNIT_RESET(t, on) (t)->ap_rst_n = !(on)\n";
 const SHIM_ABI: u32 = 1;
 
 /// One `LmHead` command's fields (docs/program.md) with the pass's rows and output.
@@ -349,6 +353,9 @@ pub struct PassOutcome {
     pub clocks_vector: u64,
     pub clocks_attention: u64,
     pub ddr: DdrCounts,
+    /// Through the shell: `HW_ID` and `DESIGN_ID` as read after the pass (0 on the core).
+    pub hw_id: u32,
+    pub design_id: u32,
 }
 
 type NewFn = unsafe extern "C" fn(
@@ -529,6 +536,44 @@ impl ModelCache {
             (b"tern_accelerator_abi\0", SHIM_ABI),
         )?;
         open_unit(shape.clone(), lib, &so, "tern_accelerator", memory, vcd)
+    }
+
+    /// The same behind its shell (`tern_accelerator`): each pass driven through the
+    /// AXI4-Lite registers and ended by the interrupt.
+    pub fn load_accelerator_shell(
+        &self,
+        shape: &AcceleratorShape,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<AcceleratorModel, BridgeError> {
+        let verilog = accelerator_verilog(shape).map_err(|e| BridgeError::Load {
+            path: SHELL_FILE.into(),
+            message: e.to_string(),
+        })?;
+        let shim = format!(
+            "#define PORTS {}\n{SHELL_NAMES}{BOARD}{SHELL_SHIM}",
+            shape.ports()
+        );
+        let files: Vec<(&str, &str)> = verilog
+            .files
+            .iter()
+            .map(|(n, t)| (n.as_str(), t.as_str()))
+            .collect();
+        let (lib, so) = self.build_files(
+            (SHELL_MODULE, "tern_accelerator_shell"),
+            &files,
+            &waivers(),
+            &shim,
+            (b"tern_accelerator_shell_abi\0", SHIM_ABI),
+        )?;
+        open_unit(
+            shape.clone(),
+            lib,
+            &so,
+            "tern_accelerator_shell",
+            memory,
+            vcd,
+        )
     }
 }
 

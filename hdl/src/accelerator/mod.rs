@@ -19,7 +19,10 @@
 //! route; they cost a clock on a request. Each unit is generated as it is alone and its
 //! modules are renamed with a prefix of its own (`emit::prefix_modules`), so that blocks
 //! of the same name and other shapes (stripe readers, the engines' rust-hdl cores) sit in
-//! one design. The control here is plain ports; the AXI4-Lite shell is a layer above.
+//! one design. The control here is plain ports; the AXI4-Lite shell ([`shell`],
+//! `tern_accelerator`) is the layer above.
+
+pub mod shell;
 
 use crate::emit::{prefix_modules, DESIGN_FILE};
 use crate::interconnect::{read_arbiter_verilog, write_arbiter_verilog};
@@ -76,9 +79,10 @@ pub enum AcceleratorError {
     },
 }
 
-/// The core's Verilog, file by file (`(name, text)`): the core with the sequencer and
-/// the arbiters, then each unit (and its engine's rust-hdl core, whose file names end in
-/// `emit::DESIGN_FILE` so that Verilator's waivers for rust-hdl's output apply).
+/// The one top's Verilog, file by file (`(name, text)`): the shell, the core with the
+/// sequencer and the arbiters, then each unit (and its engine's rust-hdl core, whose file
+/// names end in `emit::DESIGN_FILE` so that Verilator's waivers for rust-hdl's output
+/// apply).
 pub struct AcceleratorVerilog {
     pub files: Vec<(String, String)>,
 }
@@ -123,7 +127,13 @@ pub fn accelerator_verilog(
         );
         arbiters.push_str(&rn[0]);
     }
+    let shell = shell::shell_verilog(
+        p,
+        shape.sequencer.design,
+        shape.sequencer.memory_bytes >> 20,
+    );
     let files = vec![
+        (shell::SHELL_FILE.to_string(), shell),
         (
             ACCELERATOR_CORE_FILE.to_string(),
             format!("{core}/* verilator lint_off DECLFILENAME */ // the blocks it is made of\n{seq}{arbiters}"),
