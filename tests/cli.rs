@@ -783,3 +783,59 @@ fn the_stripe_reader_is_written_on_request() {
     assert!(!o.status.success() && err.contains("bursts of 6"), "{err}");
     assert!(!bad.exists(), "a refused shape wrote files");
 }
+
+/// `tern verilog --one-top MODEL --accelerator A.toml` writes the one top a user takes to
+/// a board: the shell, the core, every unit, the waivers, the register map, the FuseSoC
+/// core and kernel.xml (its arguments at their registers); a model the description's
+/// units cannot take is refused naming the unit.
+#[test]
+fn the_one_top_is_written_with_its_package() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().display().to_string();
+    let o = tern(&[
+        "verilog",
+        "--one-top",
+        "bitnet-0.73b",
+        "--accelerator",
+        "docs/model/kv260/accelerator.toml",
+        "--design",
+        "7e570001",
+        "-o",
+        &dir,
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(text(&o).contains("4 memory ports"), "{}", text(&o));
+    for f in [
+        "tern_accelerator.v",
+        "tern_accelerator_core.v",
+        "mm_tern_matmul_unit.v",
+        "mm_tern_engine_core.v",
+        "att_tern_engine_core.v",
+        "tern_waivers.vlt",
+        "tern_accelerator.core",
+    ] {
+        assert!(out.path().join(f).exists(), "{f} missing");
+    }
+    let regmap = std::fs::read_to_string(out.path().join("regmap.md")).unwrap();
+    assert!(regmap.contains("| 0x20 | STEP |"), "{regmap}");
+    let shell = std::fs::read_to_string(out.path().join("tern_accelerator.v")).unwrap();
+    assert!(shell.contains("32'h7e570001"), "the design id");
+    let xml = std::fs::read_to_string(out.path().join("kernel.xml")).unwrap();
+    assert!(
+        xml.contains("name=\"program\"")
+            && xml.contains("offset=\"0x10\"")
+            && xml.contains("name=\"m3\""),
+        "{xml}"
+    );
+    let o = tern(&[
+        "verilog",
+        "--one-top",
+        "tiny",
+        "--accelerator",
+        "docs/model/kv260/accelerator.toml",
+        "-o",
+        &dir,
+    ]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("heads of 16"), "{}", text(&o));
+}

@@ -396,3 +396,53 @@ fn the_shell_runs_passes_as_a_host_driver_would() {
         feed = vec![want.next];
     }
 }
+
+/// The one top's FuseSoC core works with FuseSoC itself (its lint target: Verilator
+/// -Wall over the shell and everything under it), and kernel.xml is well-formed XML
+/// naming the kernel's arguments at their registers.
+#[test]
+fn the_one_top_package_works_with_fusesoc_and_parses_as_xml() {
+    use std::process::Command;
+    let fusesoc = Command::new("fusesoc").arg("--version").output();
+    assert!(
+        fusesoc.as_ref().is_ok_and(|o| o.status.success()),
+        "fusesoc is needed for this test (run scripts/setup.sh): {fusesoc:?}"
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let files =
+        tern_hdl::accelerator::accelerator_package(&tiny_top(2, 1 << 24, &common::attention()))
+            .unwrap();
+    for (name, text) in &files {
+        std::fs::write(dir.path().join(name), text).unwrap();
+    }
+    let o = Command::new("fusesoc")
+        .current_dir(dir.path())
+        .args(["--cores-root", ".", "run", "--target", "lint"])
+        .arg(tern_hdl::accelerator::CORE_NAME)
+        .output()
+        .unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(
+        o.status.success() && !log.contains("ERROR"),
+        "fusesoc lint: {log}"
+    );
+    let o = Command::new("python3")
+        .current_dir(dir.path())
+        .args([
+            "-c",
+            "import xml.etree.ElementTree as E; k = E.parse('kernel.xml').getroot().find('kernel'); \
+             print(k.get('name'), [p.get('name') for p in k.iter('port')], \
+             [(a.get('name'), a.get('offset'), a.get('port')) for a in k.iter('arg')])",
+        ])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(
+        String::from_utf8_lossy(&o.stdout).trim(),
+        "tern_accelerator ['s_axi_control', 'm0', 'm1'] [('program', '0x10', 'm0'), ('position', '0x18', 's_axi_control')]"
+    );
+}

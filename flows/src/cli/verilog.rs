@@ -7,7 +7,7 @@ use tern_hdl::{generate_any, write_design, DesignConfig};
 
 #[derive(clap::Args)]
 pub struct Args {
-    #[arg(long, required_unless_present_any = ["vector", "lm_head", "sequencer", "stripe_reader", "vector_unit"])]
+    #[arg(long, required_unless_present_any = ["vector", "lm_head", "sequencer", "stripe_reader", "vector_unit", "one_top"])]
     pub config: Option<PathBuf>,
     /// Output directory (created if needed).
     #[arg(short, long)]
@@ -47,11 +47,11 @@ pub struct Args {
     /// a pass, refusing programs not built for `--design` (hex).
     #[arg(long, value_name = "MODEL", conflicts_with_all = ["vector", "lm_head"])]
     pub sequencer: Option<String>,
-    #[arg(long, default_value_t = 4096, requires = "sequencer")]
+    #[arg(long, default_value_t = 4096)]
     pub memory_mib: u64,
-    #[arg(long, default_value_t = 128, requires = "sequencer")]
+    #[arg(long, default_value_t = 128)]
     pub max_ids: u32,
-    #[arg(long, default_value = "0", requires = "sequencer")]
+    #[arg(long, default_value = "0")]
     pub design: String,
     /// Instead of a design: the stripe reader (docs/memory_ports.md) over this many
     /// 128-bit memory ports, bursts of `--burst` beats, `--outstanding` in flight a port.
@@ -76,6 +76,17 @@ pub struct Args {
     /// engine's core and Verilator's waivers for it.
     #[arg(long, value_name = "MODEL", requires = "config", conflicts_with_all = ["top", "vector", "lm_head", "sequencer", "stripe_reader", "matmul_unit"])]
     pub attention_unit: Option<String>,
+    /// Instead of a design: the one top (docs/accelerator.md) for this model (a preset or a
+    /// model TOML) on the accelerator description `--accelerator` (its board's memory
+    /// ports, its matmul and attention engines): the shell, the core, every unit, the
+    /// register map, the FuseSoC core and kernel.xml. `--lanes` sets the vector unit's
+    /// lanes, `--memory-mib`, `--max-ids` and `--design` the sequencer's.
+    #[arg(long, value_name = "MODEL", requires = "accelerator", conflicts_with_all = ["config", "top", "vector", "lm_head", "sequencer", "stripe_reader", "vector_unit"])]
+    pub one_top: Option<String>,
+    #[arg(long, value_name = "A.toml", requires = "one_top")]
+    pub accelerator: Option<PathBuf>,
+    #[arg(long, default_value_t = 2, requires = "one_top")]
+    pub lanes: usize,
 }
 
 pub fn run(a: Args) -> Result<()> {
@@ -101,7 +112,20 @@ pub fn run(a: Args) -> Result<()> {
         matmul_unit,
         vector_unit,
         attention_unit,
+        one_top,
+        accelerator,
+        lanes,
     } = a;
+    if let Some(model) = one_top {
+        let accelerator = accelerator.expect("clap requires --accelerator with --one-top");
+        return write_one_top(
+            &model,
+            &accelerator,
+            lanes,
+            (memory_mib, max_ids, &design),
+            &out,
+        );
+    }
     if let Some(lanes) = vector_unit {
         let shape = tern_hdl::units::VectorUnitShape {
             lanes,
@@ -318,6 +342,75 @@ pub fn run(a: Args) -> Result<()> {
         m.verilog_lines,
         design.short_hash(),
         m.total_memory_bits(),
+    );
+    Ok(())
+}
+
+/// `tern verilog --one-top MODEL --accelerator A.toml`: the one top and its package.
+fn write_one_top(
+    model: &str,
+    accelerator: &std::path::Path,
+    lanes: usize,
+    (memory_mib, max_ids, design): (u64, u32, &str),
+    out: &std::path::Path,
+) -> Result<()> {
+    let m =
+        tern_model::ModelConfig::resolve(model).with_context(|| format!("--one-top {model}"))?;
+    let acc = tern_hdl::config::accelerator::Accelerator::from_path(accelerator)?;
+    let board = tern_boards::Board::resolve(&acc.board)
+        .with_context(|| format!("{}: `board`", accelerator.display()))?;
+    let ports = board.memory.ports.iter().filter(|p| p.bits == 128).count();
+    if ports == 0 {
+        anyhow::bail!(
+            "{}: the one top takes the board's 128-bit memory ports, and {} lists none ([[memory.ports]] in its board file)",
+            accelerator.display(),
+            board.name
+        );
+    }
+    if m.head_dim != acc.attention.attention.head_dim {
+        anyhow::bail!(
+            "--one-top {model}: heads of {}, the attention engine of {} takes heads of {}",
+            m.head_dim,
+            acc.attention_path.display(),
+            acc.attention.attention.head_dim
+        );
+    }
+    let design = u32::from_str_radix(design.trim_start_matches("0x"), 16)
+        .with_context(|| format!("--design {design}: not a hexadecimal u32"))?;
+    let shape = tern_hdl::accelerator::AcceleratorShape {
+        sequencer: crate::program::sequencer_shape(&m, design, memory_mib << 20, max_ids),
+        matmul: tern_hdl::units::MatmulUnitShape {
+            ports,
+            engine: acc.matmul.clone(),
+        },
+        lm_head: tern_hdl::units::LmHeadUnitShape {
+            ports,
+            max_width: m.hidden,
+        },
+        vector: tern_hdl::units::VectorUnitShape {
+            lanes,
+            max_n: m.ffn.max(m.hidden),
+            max_head_dim: m.head_dim,
+        },
+        attention: tern_hdl::units::AttentionUnitShape {
+            engine: acc.attention.clone(),
+            heads: m.heads,
+            kv_heads: m.kv_heads,
+        },
+    };
+    let files = tern_hdl::accelerator::accelerator_package(&shape)?;
+    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    for (name, text) in &files {
+        let path = out.join(name);
+        std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    }
+    println!(
+        "wrote {}: the one top for {model} on {} ({ports} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {lanes} lanes, design {design:08x}): {}",
+        out.display(),
+        board.name,
+        acc.matmul_path.display(),
+        acc.attention_path.display(),
+        files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", ")
     );
     Ok(())
 }

@@ -483,3 +483,50 @@ module {{MODULE}} (
 `default_nettype wire
 
 "#;
+
+// ---- what a user takes to a board ------------------------------------------------
+
+pub const CORE_FILE: &str = "tern_accelerator.core";
+pub const KERNEL_XML: &str = "kernel.xml";
+pub const REGMAP_MARKDOWN: &str = "regmap.md";
+pub const REGMAP_JSON: &str = "regmap.json";
+/// The one top's VLNV name; `top::package::core_version` completes it.
+pub const CORE_NAME: &str = "tern:accelerator:tern_accelerator";
+
+/// Everything `tern verilog --one-top` writes: the Verilog, Verilator's waivers, the
+/// register map (Markdown and JSON), the FuseSoC core and the Vitis kernel description.
+pub fn accelerator_package(
+    shape: &AcceleratorShape,
+) -> Result<Vec<(String, String)>, AcceleratorError> {
+    use crate::top::package::{core_version, fusesoc_core, kernel_arg, kernel_xml_text};
+    let v = accelerator_verilog(shape)?;
+    let vlnv = format!("{CORE_NAME}:{}", core_version());
+    let names: Vec<&str> = v.files.iter().map(|(n, _)| n.as_str()).collect();
+    let core = fusesoc_core(
+        &vlnv,
+        "the one top (docs/accelerator.md).",
+        &format!(
+            "tern one-top accelerator, a whole BitNet token a pass, {} memory ports",
+            shape.ports()
+        ),
+        &names,
+        shell::SHELL_MODULE,
+    );
+    let masters: Vec<(String, usize)> =
+        (0..shape.ports()).map(|q| (format!("m{q}"), 128)).collect();
+    let args = format!(
+        "{}{}",
+        kernel_arg("program", 0, "m0", true, shell::PROGRAM),
+        kernel_arg("position", 1, "s_axi_control", false, shell::POSITION)
+    );
+    let kernel = kernel_xml_text(shell::SHELL_MODULE, &vlnv, &masters, &args);
+    let mut files = v.files;
+    files.extend([
+        (crate::emit::WAIVER_FILE.to_string(), crate::emit::waivers()),
+        (REGMAP_MARKDOWN.to_string(), shell::markdown()),
+        (REGMAP_JSON.to_string(), shell::json()),
+        (CORE_FILE.to_string(), core),
+        (KERNEL_XML.to_string(), kernel),
+    ]);
+    Ok(files)
+}
