@@ -839,3 +839,45 @@ fn the_one_top_is_written_with_its_package() {
     assert!(!o.status.success());
     assert!(text(&o).contains("heads of 16"), "{}", text(&o));
 }
+
+/// `tern generate --one-top`: the tiny model on the one top, every pass one start through
+/// the registers and bit-exact against the golden sequencer; generate.json records per
+/// pass the clocks of each unit, the kernel starts and the register accesses.
+#[test]
+fn generate_runs_whole_passes_on_the_one_top() {
+    let out = tempfile::tempdir().unwrap();
+    let dir = out.path().display().to_string();
+    let o = tern(&["generate", "--one-top", "--tokens", "3", "--out", &dir]);
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert_eq!(t.matches("bit-exact\n").count(), 3, "{t}");
+    let json: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.path().join("generate.json")).unwrap())
+            .unwrap();
+    assert_eq!(json["format"], "tern-generate-one-top");
+    let steps = json["steps"].as_array().unwrap();
+    assert_eq!(steps.len(), 3);
+    for s in steps {
+        assert_eq!(s["kernel_starts"], 1);
+        assert_eq!(s["bit_exact"], true);
+        assert_eq!(s["memory_checked"], true);
+        let units: u64 = [
+            "matmul_clocks",
+            "attention_clocks",
+            "vector_clocks",
+            "lm_head_clocks",
+        ]
+        .iter()
+        .map(|k| s[k].as_u64().unwrap())
+        .sum();
+        assert!(units > 0 && units < s["clocks"].as_u64().unwrap(), "{s}");
+    }
+    assert_eq!(json["generated"].as_array().unwrap().len(), 3);
+    let o = tern(&["generate", "--one-top", "--board-uri", "tcp:127.0.0.1:1"]);
+    assert!(!o.status.success());
+    assert!(
+        text(&o).contains("--one-top runs on the simulated board"),
+        "{}",
+        text(&o)
+    );
+}

@@ -9,6 +9,7 @@
 //! - [`project`]: a whole model's speed projected from an engine's cycle model;
 //! - [`memory`], [`serve`], [`run`], [`generate`]: the simulated board's memory, the board
 //!   daemon, one layer on a board, a whole model on boards;
+//! - [`one_top`]: a whole model on the one top (`tern generate --one-top`);
 //! - [`demo`]: the README's main job.
 
 pub mod access;
@@ -19,6 +20,7 @@ pub mod experiments;
 pub mod files;
 pub mod generate;
 pub mod memory;
+pub mod one_top;
 pub mod plot;
 pub mod program;
 pub mod project;

@@ -21,9 +21,13 @@ enum : uint32_t {
     LM_HEAD_CLOCKS = 0x4C, HW_ID = 0x50, DESIGN_ID = 0x54
 };
 
+// Register accesses since the pass began (a host driver's cost).
+static uint32_t accesses = 0;
+
 // One AXI4-Lite write: address and data offered together, then the response.
 static void reg_write(Model* m, uint32_t addr, uint32_t data) {
     auto* t = m->top.get();
+    accesses++;
     t->s_axi_control_awaddr = addr;
     t->s_axi_control_wdata = data;
     t->s_axi_control_wstrb = 0xf;
@@ -52,6 +56,7 @@ static void reg_write(Model* m, uint32_t addr, uint32_t data) {
 // One AXI4-Lite read.
 static uint32_t reg_read(Model* m, uint32_t addr) {
     auto* t = m->top.get();
+    accesses++;
     t->s_axi_control_araddr = addr;
     t->s_axi_control_arvalid = 1;
     t->s_axi_control_rready = 1;
@@ -85,6 +90,7 @@ struct PassOutcome {
     uint64_t clocks_pass, clocks_matmul, clocks_lm_head, clocks_vector, clocks_attention;
     DdrCounts ddr;
     uint32_t hw_id, design_id;
+    uint32_t register_accesses, kernel_starts;
 };
 
 UNIT_C_API(tern_accelerator_shell, Vtern_accelerator)
@@ -96,6 +102,7 @@ void tern_accelerator_shell_run(void* p, const PassCommand* c, PassOutcome* o, u
     auto* t = m->top.get();
     std::memset(o, 0, sizeof *o);
     DdrCounts before = DdrCounts::of(m->ddr);
+    accesses = 0;
     reg_write(m, GIE, 1);
     reg_write(m, IER, 1);
     reg_write(m, PROGRAM, (uint32_t)c->program_at);
@@ -133,6 +140,8 @@ void tern_accelerator_shell_run(void* p, const PassCommand* c, PassOutcome* o, u
     // Acknowledge: the interrupt's status toggled off, ap_done cleared by the read.
     reg_write(m, ISR, 1);
     reg_read(m, CONTROL);
+    o->register_accesses = accesses;
+    o->kernel_starts = 1;
     o->ddr = DdrCounts::of(m->ddr).since(before);
 }
 }

@@ -55,11 +55,44 @@ pub struct Args {
     /// Write generate.json (tokens, per-step clocks, logits; docs/files.md) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
+    /// Run on the one top instead (docs/accelerator.md): every pass one start of the
+    /// accelerator through its registers, under Verilator on the simulated board of the
+    /// accelerator description (default: examples/bitnet_tiny_one_top.toml);
+    /// --board-uri and the top configs do not apply.
+    #[arg(long, conflicts_with_all = ["attention_uri", "attention_engines", "matmul_config", "attention_config"])]
+    pub one_top: bool,
+    /// With --one-top: the vector unit's lanes.
+    #[arg(long, default_value_t = 2, requires = "one_top")]
+    pub lanes: usize,
     #[command(flatten)]
     pub access: AccessArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
+    if a.one_top {
+        if a.board_uri != "sim:" {
+            bail!(
+                "--one-top runs on the simulated board (sim:); --board-uri {} does not apply",
+                a.board_uri
+            );
+        }
+        let accelerator = a.accelerator.unwrap_or_else(|| {
+            crate::files::find_in_repo(std::path::Path::new("examples/bitnet_tiny_one_top.toml"))
+        });
+        crate::one_top::generate_one_top(&crate::one_top::OneTopArgs {
+            model: a.model,
+            checkpoint: a.checkpoint,
+            seed: a.seed,
+            accelerator,
+            lanes: a.lanes,
+            prompt: a.prompt,
+            tokens: a.tokens,
+            calibrate: a.calibrate,
+            out: a.out,
+            verbose: true,
+        })?;
+        return Ok(());
+    }
     let acc = match &a.accelerator {
         Some(path) => Some(Accelerator::from_path(path)?),
         None => None,

@@ -356,6 +356,11 @@ pub struct PassOutcome {
     /// Through the shell: `HW_ID` and `DESIGN_ID` as read after the pass (0 on the core).
     pub hw_id: u32,
     pub design_id: u32,
+    /// Through the shell: the AXI4-Lite accesses the pass took (the start, the result,
+    /// the acknowledgement and the statistics read back); 0 on the core.
+    pub register_accesses: u32,
+    /// Starts of the accelerator in the pass: one.
+    pub kernel_starts: u32,
 }
 
 type NewFn = unsafe extern "C" fn(

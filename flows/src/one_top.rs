@@ -1,0 +1,403 @@
+//! A whole model on the one top (docs/accelerator.md): `tern generate --one-top`. The
+//! checkpoint's program is written into the simulated board's memory once; every pass —
+//! the prompt, then one decoded token after another — is one start of the accelerator
+//! through its AXI4-Lite registers (a decoded token one write to `STEP`), ended by its
+//! interrupt, under Verilator on the board's DDR model. Each pass is checked against the
+//! golden sequencer running the same program over its own copy of the memory: the next
+//! token and every score of the LM head (and, for memories up to 64 MiB, every byte).
+
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use indicatif::{ProgressBar, ProgressStyle};
+use serde::Serialize;
+
+use tern_hdl::accelerator::AcceleratorShape;
+use tern_hdl::config::accelerator::Accelerator;
+use tern_hdl::program::HeadFormat;
+use tern_hdl::units::{AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape};
+use tern_hdl::AttentionConfig;
+use tern_model::checkpoint::Checkpoint;
+use tern_model::ModelConfig;
+use tern_sim::golden::bitnet::{check_tokens, AttentionScales, FloatReference, GoldenFabric};
+use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+use tern_sim::golden::sequencer::run_pass;
+use tern_sim::verilator::{default_cache_root, ModelCache};
+
+/// The design id a program for the one top carries (the one top refuses others).
+pub const DESIGN_ID: u32 = 0x7e57_0001;
+/// Memories up to this size are compared byte for byte after every pass.
+const WHOLE_MEMORY_CHECK: usize = 64 << 20;
+
+/// The one top for `model` on the accelerator description `acc`: its board's 128-bit
+/// memory ports (as many of them as the LM-head unit takes for the model's rows: at most
+/// the board's, a power of two), its matmul and attention engines, the vector unit at
+/// `lanes`, the sequencer for `design` on `memory_bytes` with room for `max_ids` ids.
+pub fn one_top_shape(
+    model: &ModelConfig,
+    acc: &Accelerator,
+    lanes: usize,
+    design: u32,
+    memory_bytes: u64,
+    max_ids: u32,
+) -> Result<AcceleratorShape> {
+    let board = tern_boards::Board::resolve(&acc.board)
+        .with_context(|| format!("{}: `board`", acc.origin.display()))?;
+    let board_ports = board.memory.ports.iter().filter(|p| p.bits == 128).count();
+    if board_ports == 0 {
+        bail!(
+            "{}: the one top takes the board's 128-bit memory ports, and {} lists none ([[memory.ports]] in its board file)",
+            acc.origin.display(),
+            board.name
+        );
+    }
+    if model.head_dim != acc.attention.attention.head_dim {
+        bail!(
+            "{}: heads of {}, the attention engine of {} takes heads of {}",
+            model.name,
+            model.head_dim,
+            acc.attention_path.display(),
+            acc.attention.attention.head_dim
+        );
+    }
+    let ports = [4usize, 2, 1]
+        .into_iter()
+        .find(|&p| {
+            p <= board_ports
+                && LmHeadUnitShape {
+                    ports: p,
+                    max_width: model.hidden,
+                }
+                .check()
+                .is_ok()
+        })
+        .ok_or_else(|| {
+            anyhow!(
+                "{}: no LM-head unit takes rows of {} on the board's ports",
+                model.name,
+                model.hidden
+            )
+        })?;
+    Ok(AcceleratorShape {
+        sequencer: crate::program::sequencer_shape(model, design, memory_bytes, max_ids),
+        matmul: MatmulUnitShape {
+            ports,
+            engine: acc.matmul.clone(),
+        },
+        lm_head: LmHeadUnitShape {
+            ports,
+            max_width: model.hidden,
+        },
+        vector: VectorUnitShape {
+            lanes,
+            max_n: model.ffn.max(model.hidden),
+            max_head_dim: model.head_dim,
+        },
+        attention: AttentionUnitShape {
+            engine: acc.attention.clone(),
+            heads: model.heads,
+            kv_heads: model.kv_heads,
+        },
+    })
+}
+
+/// What `tern generate --one-top` takes.
+pub struct OneTopArgs {
+    pub model: String,
+    pub checkpoint: Option<PathBuf>,
+    pub seed: u64,
+    pub accelerator: PathBuf,
+    pub lanes: usize,
+    pub prompt: Vec<usize>,
+    pub tokens: usize,
+    pub calibrate: bool,
+    pub out: Option<PathBuf>,
+    pub verbose: bool,
+}
+
+/// One pass on the one top.
+#[derive(Debug, Clone, Serialize)]
+pub struct OneTopStep {
+    pub fed: usize,
+    pub position: usize,
+    pub token: usize,
+    /// The accelerator's own counters (clocks of the pass and of each unit while it ran).
+    pub clocks: u64,
+    pub matmul_clocks: u64,
+    pub attention_clocks: u64,
+    pub vector_clocks: u64,
+    pub lm_head_clocks: u64,
+    /// The pass's clocks outside the units: the sequencer fetching and dispatching.
+    pub sequencer_clocks: u64,
+    pub kernel_starts: u32,
+    /// AXI4-Lite accesses of the pass, as the simulated host made them.
+    pub register_accesses: u32,
+    pub ddr_bytes_read: u64,
+    pub ddr_bytes_written: u64,
+    /// The LM head's largest scores (id, score), largest first.
+    pub top_scores: Vec<(usize, i64)>,
+    /// Next token and every score equal the golden sequencer's (and the whole memory,
+    /// when `memory_checked`).
+    pub bit_exact: bool,
+    pub memory_checked: bool,
+    /// Wall time of the simulation of this pass on this machine.
+    pub simulation_s: f64,
+}
+
+/// Everything `tern generate --one-top` measured (`--out DIR/generate.json`,
+/// docs/files.md).
+#[derive(Debug, Clone, Serialize)]
+pub struct OneTopReport {
+    pub format: &'static str,
+    pub model: ModelConfig,
+    pub accelerator: String,
+    pub board: String,
+    pub clock_mhz: f64,
+    pub ports: usize,
+    pub seed: u64,
+    pub prompt: Vec<usize>,
+    pub generated: Vec<usize>,
+    pub steps: Vec<OneTopStep>,
+    pub time_to_first_token_s: f64,
+    /// Over the decoded tokens (none: 0).
+    pub decode_tokens_per_s: f64,
+    pub bit_exact: bool,
+}
+
+/// Run a model on the one top; prints a line per pass unless quiet.
+pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
+    macro_rules! say {
+        ($($t:tt)*) => {
+            if a.verbose {
+                println!($($t)*)
+            }
+        };
+    }
+    if a.tokens == 0 {
+        bail!("--tokens must be at least 1");
+    }
+    let acc = Accelerator::from_path(&a.accelerator)?;
+    let ck = match &a.checkpoint {
+        Some(dir) => Checkpoint::read_hf(dir)?,
+        None => Checkpoint::random(&ModelConfig::resolve(&a.model)?, a.seed),
+    };
+    let model = ck.config.clone();
+    check_tokens(&model, 0, &a.prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
+    if a.tokens > 1 {
+        check_tokens(&model, a.prompt.len(), &vec![0; a.tokens - 1])
+            .map_err(|e| anyhow!("--tokens {}: {e}", a.tokens))?;
+    }
+    crate::generate::check_fit(&model, &acc.attention, a.prompt.len(), a.tokens)?;
+    let attention: AttentionConfig = if a.calibrate {
+        let mut float = FloatReference::new(&ck);
+        a.prompt.iter().for_each(|&t| drop(float.step(t)));
+        let s = AttentionScales::covering(&float.ranges);
+        say!(
+            "calibrated scale_q = {:.6}, scale_k = {:.6}, scale_v = {:.6}, scale_out = {:.6} (float reference over the prompt)",
+            s.q,
+            s.k,
+            s.v,
+            s.out
+        );
+        acc.attention
+            .with_scales([s.q, s.k, s.v, s.out], "calibrated scales")
+            .context("the calibrated scales do not make a valid attention engine")?
+    } else {
+        acc.attention.clone()
+    };
+    crate::files::create_out_dir(a.out.as_deref())?;
+    let board = tern_boards::Board::resolve(&acc.board)?;
+    let mhz = acc.clock_mhz.unwrap_or(board.clock.default_mhz);
+    let max_ids = a.prompt.len().max(1).next_multiple_of(4) as u32;
+    // The program is built for the shape's matmul unit, then the memory is sized.
+    let draft = one_top_shape(&model, &acc, a.lanes, DESIGN_ID, 1 << 32, max_ids)?;
+    let image = crate::program::build(
+        &ck,
+        &attention,
+        &[AttentionScales::of(&attention)],
+        RESIDUAL_FRAC,
+        max_ids as usize,
+        DESIGN_ID,
+        HeadFormat::Int8,
+        Some(&draft.matmul),
+    )?;
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
+    let shape = one_top_shape(&model, &acc, a.lanes, DESIGN_ID, bytes, max_ids)?;
+    let (memory, _) = crate::memory::ported_memory_at(&board, mhz, bytes)?;
+    say!(
+        "model      {} ({} layers, hidden {}, {}/{} heads of {}, FFN {}, vocab {})",
+        model.name,
+        model.layers,
+        model.hidden,
+        model.heads,
+        model.kv_heads,
+        model.head_dim,
+        model.ffn,
+        model.vocab
+    );
+    say!(
+        "one top    {} on {} at {mhz} MHz: {} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {} lanes; program {} MiB",
+        acc.name,
+        board.name,
+        shape.ports(),
+        acc.matmul_path.display(),
+        acc.attention_path.display(),
+        a.lanes,
+        bytes >> 20
+    );
+    let spinner = ProgressBar::new_spinner();
+    spinner.set_message("building the one top's Verilator model (cached after the first time)");
+    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+    let mut top = ModelCache::new(default_cache_root())
+        .load_accelerator_shell(&shape, &memory, None)
+        .map_err(|e| anyhow!("the one top's Verilator model: {e}"))?;
+    spinner.finish_and_clear();
+    top.write(0, &image.memory);
+    let mut golden = image.memory.clone();
+    let mut fabric = GoldenFabric::new(&ck, &attention);
+    let out_at = image.header.output_at as usize;
+    let out_len = 16 + 8 * model.vocab;
+    let bar = ProgressBar::new(a.tokens as u64).with_style(
+        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tokens {msg}")
+            .expect("valid template")
+            .progress_chars("=> "),
+    );
+    bar.set_prefix("generate");
+    let (mut steps, mut generated) = (vec![], vec![]);
+    let mut feed = a.prompt.clone();
+    let mut position = 0usize;
+    for step in 0..a.tokens {
+        let want = run_pass(
+            &model,
+            &attention,
+            &mut golden,
+            0,
+            DESIGN_ID,
+            position,
+            &feed,
+            &mut fabric,
+        )
+        .map_err(|e| anyhow!("step {step}: the golden sequencer: {e}"))?;
+        let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+        let t0 = Instant::now();
+        let o = top.pass(0, position as u32, &ids, u64::MAX >> 1);
+        let simulation_s = t0.elapsed().as_secs_f64();
+        if o.clocks == u64::MAX {
+            bail!("step {step}: the one top raised no interrupt");
+        }
+        if o.error_code != 0 {
+            bail!(
+                "step {step}: the one top stopped with code {} at command {}",
+                o.error_code,
+                o.error_command
+            );
+        }
+        let memory_checked = golden.len() <= WHOLE_MEMORY_CHECK;
+        let (got_out, got_all) = if memory_checked {
+            let all = top.read(0, golden.len());
+            (all[out_at..out_at + out_len].to_vec(), Some(all))
+        } else {
+            (top.read(out_at as u64, out_len), None)
+        };
+        let bit_exact = o.next_token as usize == want.next
+            && got_out == golden[out_at..out_at + out_len]
+            && got_all.is_none_or(|m| m == golden);
+        let scores = want.scores.clone().unwrap_or_default();
+        let mut top_scores: Vec<(usize, i64)> = scores.iter().copied().enumerate().collect();
+        top_scores.sort_by_key(|&(i, s)| (std::cmp::Reverse(s), i));
+        top_scores.truncate(8);
+        let units = o.clocks_matmul + o.clocks_attention + o.clocks_vector + o.clocks_lm_head;
+        let s = OneTopStep {
+            fed: feed.len(),
+            position,
+            token: o.next_token as usize,
+            clocks: o.clocks_pass,
+            matmul_clocks: o.clocks_matmul,
+            attention_clocks: o.clocks_attention,
+            vector_clocks: o.clocks_vector,
+            lm_head_clocks: o.clocks_lm_head,
+            sequencer_clocks: o.clocks_pass.saturating_sub(units),
+            kernel_starts: o.kernel_starts,
+            register_accesses: o.register_accesses,
+            ddr_bytes_read: o.ddr.bytes_read,
+            ddr_bytes_written: o.ddr.bytes_written,
+            top_scores,
+            bit_exact,
+            memory_checked,
+            simulation_s,
+        };
+        bar.suspend(|| {
+            say!(
+                "step {step:>3}  fed {:>3} at {:>4}  -> {:>6}  {} clocks = {:.3} ms (matmul {}, attention {}, vector {}, LM head {}, sequencer {}), 1 start, {} register accesses  {}",
+                s.fed,
+                s.position,
+                s.token,
+                s.clocks,
+                s.clocks as f64 / mhz / 1e3,
+                s.matmul_clocks,
+                s.attention_clocks,
+                s.vector_clocks,
+                s.lm_head_clocks,
+                s.sequencer_clocks,
+                s.register_accesses,
+                if bit_exact { "bit-exact" } else { "MISMATCH" }
+            )
+        });
+        bar.inc(1);
+        if !bit_exact {
+            bar.abandon();
+            bail!(
+                "step {step} (position {position}): the one top's next token {} or scores differ from the golden sequencer's (next {}); seed {}",
+                o.next_token,
+                want.next,
+                a.seed
+            );
+        }
+        position += feed.len();
+        generated.push(s.token);
+        feed = vec![s.token];
+        steps.push(s);
+    }
+    bar.finish_and_clear();
+    let ttft = steps[0].clocks as f64 / (mhz * 1e6);
+    let decode: Vec<u64> = steps.iter().skip(1).map(|s| s.clocks).collect();
+    let decode_tokens_per_s = if decode.is_empty() {
+        0.0
+    } else {
+        mhz * 1e6 * decode.len() as f64 / decode.iter().sum::<u64>() as f64
+    };
+    let report = OneTopReport {
+        format: "tern-generate-one-top",
+        model,
+        accelerator: a.accelerator.display().to_string(),
+        board: board.name.clone(),
+        clock_mhz: mhz,
+        ports: shape.ports(),
+        seed: a.seed,
+        prompt: a.prompt.clone(),
+        generated,
+        steps,
+        time_to_first_token_s: ttft,
+        decode_tokens_per_s,
+        bit_exact: true,
+    };
+    say!(
+        "generated  {:?}: every pass bit-exact against the golden sequencer; time to first token {:.3} ms, decode {:.1} tokens/s at {mhz} MHz (the accelerator's clocks, one start a pass)",
+        report.generated,
+        ttft * 1e3,
+        decode_tokens_per_s
+    );
+    if let Some(dir) = &a.out {
+        let path = write_report(dir, &report)?;
+        say!("wrote      {}", path.display());
+    }
+    Ok(report)
+}
+
+fn write_report(dir: &Path, report: &OneTopReport) -> Result<PathBuf> {
+    let path = dir.join("generate.json");
+    let text = serde_json::to_string_pretty(report).expect("the report serialises");
+    std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
+    Ok(path)
+}
