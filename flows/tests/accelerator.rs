@@ -192,12 +192,12 @@ fn bench_a_0_73b_token_on_the_one_top() {
     a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml");
 }
 
-/// The same for the 2B (`docs/model/kv260/accelerator_2b.toml`: heads of 128, GQA 20/5,
+/// The same for the 2B (`docs/model/kv260/one_top_2b.toml`: heads of 128, GQA 20/5,
 /// the tied 128,256-row head in int8); about 12 GB of memory on the host.
 #[test]
 #[ignore]
 fn bench_a_2b_token_on_the_one_top() {
-    a_token_on_the_one_top("bitnet-2b", "accelerator_2b.toml");
+    a_token_on_the_one_top("bitnet-2b", "one_top_2b.toml");
 }
 
 fn a_token_on_the_one_top(preset: &str, description: &str) {

@@ -357,47 +357,11 @@ fn write_one_top(
     let m =
         tern_model::ModelConfig::resolve(model).with_context(|| format!("--one-top {model}"))?;
     let acc = tern_hdl::config::accelerator::Accelerator::from_path(accelerator)?;
-    let board = tern_boards::Board::resolve(&acc.board)
-        .with_context(|| format!("{}: `board`", accelerator.display()))?;
-    let ports = board.memory.ports.iter().filter(|p| p.bits == 128).count();
-    if ports == 0 {
-        anyhow::bail!(
-            "{}: the one top takes the board's 128-bit memory ports, and {} lists none ([[memory.ports]] in its board file)",
-            accelerator.display(),
-            board.name
-        );
-    }
-    if m.head_dim != acc.attention.attention.head_dim {
-        anyhow::bail!(
-            "--one-top {model}: heads of {}, the attention engine of {} takes heads of {}",
-            m.head_dim,
-            acc.attention_path.display(),
-            acc.attention.attention.head_dim
-        );
-    }
     let design = u32::from_str_radix(design.trim_start_matches("0x"), 16)
         .with_context(|| format!("--design {design}: not a hexadecimal u32"))?;
-    let shape = tern_hdl::accelerator::AcceleratorShape {
-        sequencer: crate::program::sequencer_shape(&m, design, memory_mib << 20, max_ids),
-        matmul: tern_hdl::units::MatmulUnitShape {
-            ports,
-            engine: acc.matmul.clone(),
-        },
-        lm_head: tern_hdl::units::LmHeadUnitShape {
-            ports,
-            max_width: m.hidden,
-        },
-        vector: tern_hdl::units::VectorUnitShape {
-            lanes,
-            max_n: m.ffn.max(m.hidden),
-            max_head_dim: m.head_dim,
-        },
-        attention: tern_hdl::units::AttentionUnitShape {
-            engine: acc.attention.clone(),
-            heads: m.heads,
-            kv_heads: m.kv_heads,
-        },
-    };
+    let shape = crate::one_top::one_top_shape(&m, &acc, lanes, design, memory_mib << 20, max_ids)?;
+    let ports = shape.ports();
+    let board = tern_boards::Board::resolve(&acc.board)?;
     let files = tern_hdl::accelerator::accelerator_package(&shape)?;
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     for (name, text) in &files {
