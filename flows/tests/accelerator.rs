@@ -189,7 +189,15 @@ fn whole_passes(ports: usize, stall: u32) {
 #[test]
 #[ignore]
 fn bench_a_0_73b_token_on_the_one_top() {
-    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml");
+    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 127, 1);
+}
+
+/// The time to first token: a 0.73B prompt of 128 random ids from position 0 on the same
+/// one top, one pass, checked as above (about 200 million clocks: tens of minutes).
+#[test]
+#[ignore]
+fn bench_a_0_73b_prompt_of_128_on_the_one_top() {
+    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 0, 128);
 }
 
 /// The same for the 2B (`docs/model/kv260/one_top_2b.toml`: heads of 128, GQA 20/5,
@@ -197,10 +205,11 @@ fn bench_a_0_73b_token_on_the_one_top() {
 #[test]
 #[ignore]
 fn bench_a_2b_token_on_the_one_top() {
-    a_token_on_the_one_top("bitnet-2b", "one_top_2b.toml");
+    a_token_on_the_one_top("bitnet-2b", "one_top_2b.toml", 127, 1);
 }
 
-fn a_token_on_the_one_top(preset: &str, description: &str) {
+/// One pass of `rows` ids at `position` (the caches of the tokens before it random).
+fn a_token_on_the_one_top(preset: &str, description: &str, position: usize, rows: usize) {
     use rand::{Rng, SeedableRng};
     use tern_hdl::program::{AttentionRecord, HeadFormat, KvCacheFormat, ATTENTION_RECORD_BYTES};
     use tern_model::checkpoint::Checkpoint;
@@ -233,7 +242,6 @@ fn a_token_on_the_one_top(preset: &str, description: &str) {
         t0.elapsed().as_secs_f64(),
         image.memory.len() >> 20
     );
-    let position = 127usize;
     let mut memory = image.memory.clone();
     let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(73);
     let cache = KvCacheFormat {
@@ -270,7 +278,7 @@ fn a_token_on_the_one_top(preset: &str, description: &str) {
         t0.elapsed().as_secs_f64()
     );
     top.write(0, &memory);
-    let ids = [1234usize];
+    let ids: Vec<usize> = (0..rows).map(|i| (1234 + 977 * i) % c.vocab).collect();
     let t0 = std::time::Instant::now();
     let want = run_pass(
         &c,
@@ -285,7 +293,8 @@ fn a_token_on_the_one_top(preset: &str, description: &str) {
     .unwrap();
     println!("the golden pass: {:.1} s", t0.elapsed().as_secs_f64());
     let t0 = std::time::Instant::now();
-    let o = top.pass(0, position as u32, &[1234], 2_000_000_000);
+    let ids32: Vec<u32> = ids.iter().map(|&i| i as u32).collect();
+    let o = top.pass(0, position as u32, &ids32, 4_000_000_000);
     println!("the one top's pass: {:.1} s", t0.elapsed().as_secs_f64());
     assert_ne!(o.clocks, u64::MAX, "no end: {o:?}");
     assert_eq!(
@@ -301,7 +310,7 @@ fn a_token_on_the_one_top(preset: &str, description: &str) {
     let own =
         o.clocks_pass - o.clocks_matmul - o.clocks_attention - o.clocks_vector - o.clocks_lm_head;
     println!(
-        "{preset} token at context 128 on the KV260's one top, 250 MHz: {} clocks = {:.2} ms ({:.1} tokens/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
+        "{preset}, {rows} id(s) at position {position} on the KV260's one top, 250 MHz: {} clocks = {:.2} ms ({:.1} passes/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
         o.clocks_pass,
         ms(o.clocks_pass),
         1e3 / ms(o.clocks_pass),
