@@ -377,3 +377,199 @@ fn the_one_top_package_works_with_fusesoc_and_parses_as_xml() {
         "tern_accelerator ['s_axi_control', 'm0', 'm1'] [('program', '0x10', 'm0'), ('position', '0x18', 's_axi_control')]"
     );
 }
+
+/// A corrupted command that would write outside scratch — a `Matmul`'s or a `Dequant`'s
+/// results aimed at the embedding table — stops the pass with code 21 at that command,
+/// as the golden sequencer stops; the write guards let nothing through: every byte
+/// outside scratch is as it was.
+#[test]
+fn a_command_writing_outside_scratch_stops_with_code_21_and_writes_nothing_there() {
+    use tern_hdl::program::{error_code, Command, HeadFormat, COMMAND_BYTES};
+    use tern_model::checkpoint::Checkpoint;
+    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
+    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_sim::golden::sequencer::run_pass;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 41);
+    let cfg = common::attention();
+    let matmul = MatmulUnitShape {
+        ports: 1,
+        engine: tiny_matmul(),
+    };
+    let image = tern_flows::program::build(
+        &ck,
+        &cfg,
+        &[AttentionScales::of(&cfg)],
+        RESIDUAL_FRAC,
+        16,
+        common::DESIGN,
+        HeadFormat::Int8,
+        Some(&matmul),
+    )
+    .unwrap();
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    let mut top = ModelCache::new(default_cache_root())
+        .load_accelerator(&tiny_top(1, bytes, &cfg), &memory, None)
+        .unwrap();
+    let Command::Embed { table, .. } = image.commands[0] else {
+        panic!("command 0 is {:?}", image.commands[0])
+    };
+    let h = image.header;
+    let (lo, hi) = (
+        h.scratch_at as usize,
+        (h.scratch_at + h.scratch_bytes) as usize,
+    );
+    let first = |op: u8| {
+        (0..image.commands.len())
+            .find(|&i| image.commands[i].opcode() == op)
+            .unwrap()
+    };
+    for i in [first(3), first(4)] {
+        let bad = match image.commands[i] {
+            Command::Matmul {
+                layer,
+                which,
+                src,
+                weights,
+                m,
+                k,
+                ..
+            } => Command::Matmul {
+                layer,
+                which,
+                src,
+                weights,
+                dst: table,
+                m,
+                k,
+            },
+            Command::Dequant {
+                src,
+                factors,
+                m,
+                scale,
+                add,
+                ..
+            } => Command::Dequant {
+                src,
+                factors,
+                dst: table,
+                m,
+                scale,
+                add,
+            },
+            ref other => panic!("command {i} is {other:?}"),
+        };
+        let mut m = image.memory.clone();
+        let at = h.commands_at as usize + i * COMMAND_BYTES;
+        m[at..at + COMMAND_BYTES].copy_from_slice(&bad.encode());
+        let ids = [5usize, 6, 7];
+        let e = run_pass(
+            &ck.config,
+            &cfg,
+            &mut m.clone(),
+            0,
+            common::DESIGN,
+            0,
+            &ids,
+            &mut GoldenFabric::new(&ck, &cfg),
+        )
+        .unwrap_err();
+        assert_eq!(
+            (e.code(), e.command()),
+            (error_code::OUT_OF_REGION, Some(i)),
+            "{e}"
+        );
+        top.write(0, &m);
+        let o = top.pass(0, 0, &[5, 6, 7], 10_000_000);
+        assert_eq!(
+            (o.error_code, o.error_command),
+            (u32::from(error_code::OUT_OF_REGION), i as u32),
+            "command {i} ({:?}): {o:?}",
+            bad
+        );
+        let got = top.read(0, m.len());
+        assert!(
+            got[..lo] == m[..lo] && got[hi..] == m[hi..],
+            "command {i}: a byte outside scratch was written"
+        );
+    }
+}
+
+/// The same passes through the shell (`tern_accelerator`), as a host driver makes them:
+/// the prompt's ids written to TOKEN, POSITION, ap_start; each decoded token one write to
+/// STEP; every pass ended by the interrupt, its result read from the registers. The
+/// next tokens and the memory are the golden sequencer's, the shell's clock counters
+/// the core's, and HW_ID and DESIGN_ID read back.
+#[test]
+fn the_shell_runs_passes_as_a_host_driver_would() {
+    use tern_hdl::program::HeadFormat;
+    use tern_model::checkpoint::Checkpoint;
+    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
+    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_sim::golden::sequencer::run_pass;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 37);
+    let cfg = common::attention();
+    let matmul = MatmulUnitShape {
+        ports: 1,
+        engine: tiny_matmul(),
+    };
+    let image = tern_flows::program::build(
+        &ck,
+        &cfg,
+        &[AttentionScales::of(&cfg)],
+        RESIDUAL_FRAC,
+        16,
+        common::DESIGN,
+        HeadFormat::Int8,
+        Some(&matmul),
+    )
+    .unwrap();
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    let mut top = ModelCache::new(default_cache_root())
+        .load_accelerator_shell(&tiny_top(1, bytes, &cfg), &memory, None)
+        .unwrap();
+    top.write(0, &image.memory);
+    let mut golden = image.memory.clone();
+    let mut fabric = GoldenFabric::new(&ck, &cfg);
+    let (mut position, mut feed) = (0usize, vec![7usize, 3, 99, 4, 250]);
+    for step in 0..3 {
+        let want = run_pass(
+            &ck.config,
+            &cfg,
+            &mut golden,
+            0,
+            common::DESIGN,
+            position,
+            &feed,
+            &mut fabric,
+        )
+        .unwrap();
+        let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+        let o = top.pass(0, position as u32, &ids, 10_000_000);
+        let case = format!("pass {step}: {} id(s) from {position}", ids.len());
+        assert_ne!(o.clocks, u64::MAX, "{case}: no interrupt");
+        assert_eq!(
+            (o.error_code, o.next_token as usize, o.commands_run as usize),
+            (0, want.next, want.commands_run),
+            "{case}: {o:?}"
+        );
+        assert_eq!((o.hw_id, o.design_id), (0x5445_524E, common::DESIGN));
+        let units = o.clocks_matmul + o.clocks_attention + o.clocks_vector + o.clocks_lm_head;
+        assert!(
+            units > 0 && units < o.clocks_pass && o.clocks_pass <= o.clocks,
+            "{case}: {o:?}"
+        );
+        assert!(
+            top.read(0, golden.len()) == golden,
+            "{case}: the memory differs"
+        );
+        position += feed.len();
+        feed = vec![want.next];
+    }
+}

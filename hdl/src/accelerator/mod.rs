@@ -25,7 +25,7 @@
 pub mod shell;
 
 use crate::emit::{prefix_modules, DESIGN_FILE};
-use crate::interconnect::{read_arbiter_verilog, write_arbiter_verilog};
+use crate::interconnect::{read_arbiter_verilog, write_arbiter_verilog, write_guard_verilog};
 use crate::program::error_code;
 use crate::sequencer::{sequencer_verilog, SequencerShape, SEQUENCER_MODULE};
 use crate::units::{
@@ -119,7 +119,7 @@ pub fn accelerator_verilog(
         "p0_",
     );
     let core = core_verilog(p);
-    let mut arbiters = format!("{}{}", r0[0], w0[0]);
+    let mut arbiters = format!("{}{}{}", r0[0], w0[0], write_guard_verilog());
     if p > 1 {
         let rn = prefix_modules(
             &[&read_arbiter_verilog(2, IN_FLIGHT).map_err(block("ports' read arbiter"))?],
@@ -213,6 +213,10 @@ fn core_verilog(p: usize) -> String {
         read_wires(who, 0, &mut wires);
         write_wires(who, &mut wires);
     }
+    // The units' own write channels, before their guards.
+    for who in ["mm", "lm", "vec", "att"] {
+        write_wires(&format!("{who}_u"), &mut wires);
+    }
     for q in 1..p {
         read_wires("mm", q, &mut wires);
         read_wires("lm", q, &mut wires);
@@ -226,10 +230,31 @@ fn core_verilog(p: usize) -> String {
             }
         }
         for (sig, _, _) in WRITE_SIGS {
-            s.push_str(&format!(",\n        .w_{sig}({who}_w_{sig})"));
+            s.push_str(&format!(",\n        .w_{sig}({who}_u_w_{sig})"));
         }
         s
     };
+    // Each unit's writes through a guard: scratch, and (the attention unit) the KV caches.
+    let mut guards = String::new();
+    for (who, second) in [
+        ("mm", "64'd0, 64'd0"),
+        ("lm", "64'd0, 64'd0"),
+        ("vec", "64'd0, 64'd0"),
+        ("att", "kv_at, kv_end"),
+    ] {
+        let (lo1, hi1) = second.split_once(", ").expect("two bounds");
+        let mut g = format!(
+            "    tern_write_guard {who}_guard (\n        .clk(clk), .rst(rst),\n        \
+             .lo0(scratch_at), .hi0(scratch_end), .lo1({lo1}), .hi1({hi1})"
+        );
+        for (sig, _, _) in WRITE_SIGS {
+            g.push_str(&format!(",\n        .s_{sig}({who}_u_w_{sig})"));
+        }
+        for (sig, _, _) in WRITE_SIGS {
+            g.push_str(&format!(",\n        .m_{sig}({who}_w_{sig})"));
+        }
+        guards.push_str(&format!("{g}\n    );\n"));
+    }
     let mut seq_ports = String::new();
     for (sig, _, _) in READ_SIGS {
         seq_ports.push_str(&format!(",\n        .m_{sig}(seq_r0_{sig})"));
@@ -281,7 +306,7 @@ fn core_verilog(p: usize) -> String {
         .replace("{{LM_PORTS}}", &unit_ports("lm", p))
         .replace("{{VEC_PORTS}}", &unit_ports("vec", 1))
         .replace("{{ATT_PORTS}}", &unit_ports("att", 1))
-        .replace("{{ARBITERS}}", &arbiters)
+        .replace("{{ARBITERS}}", &format!("{guards}{arbiters}"))
         .replace("{{SEQUENCER}}", SEQUENCER_MODULE)
         .replace("{{MATMUL}}", &format!("{MM}{MATMUL_UNIT_MODULE}"))
         .replace("{{LM_HEAD}}", &format!("{LM}{LM_HEAD_UNIT_MODULE}"))
@@ -331,9 +356,8 @@ module {{MODULE}} (
     /* verilator lint_on UNUSEDSIGNAL */
     wire [31:0] u_rows, u_position, u_next;
     wire [7:0]  u_error;
-    /* verilator lint_off UNUSEDSIGNAL */ // the region checks' fields: the memory side's, not built
+    // The regions the units may write (their write guards').
     wire [63:0] scratch_at, scratch_end, kv_at, kv_end;
-    /* verilator lint_on UNUSEDSIGNAL */
     wire [63:0] output_at, attention_at, ids_at;
     wire [31:0] residual_frac, eps_e, max_seq_len;
     {{SEQUENCER}} sequencer (
