@@ -52,6 +52,53 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
 }
 
 /// The core and the shell around it, each as the top module, on 1 and 2 ports.
+/// The tiny model's program (a random checkpoint of `seed`, its matrices in the tiny
+/// matmul unit's tile layout), the one top for it on `ports` ports, and the KV260's
+/// memory at 250 MHz around it with `stall` percent of its handshakes withheld.
+struct TinyRun {
+    ck: tern_model::checkpoint::Checkpoint,
+    cfg: AttentionConfig,
+    image: tern_flows::program::ProgramImage,
+    memory: tern_sim::top_model::MemoryModel,
+    shape: AcceleratorShape,
+}
+
+fn tiny_run(seed: u64, ports: usize, stall: u32) -> TinyRun {
+    use tern_sim::golden::bitnet::AttentionScales;
+    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    let ck =
+        tern_model::checkpoint::Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
+    let cfg = common::attention();
+    let matmul = MatmulUnitShape {
+        ports,
+        engine: tiny_matmul(),
+    };
+    let image = tern_flows::program::build(
+        &ck,
+        &cfg,
+        &[AttentionScales::of(&cfg)],
+        RESIDUAL_FRAC,
+        16,
+        common::DESIGN,
+        tern_hdl::program::HeadFormat::Int8,
+        Some(&matmul),
+    )
+    .unwrap();
+    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let (mut memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    memory.stall_percent = stall;
+    memory.seed = seed;
+    let shape = tiny_top(ports, bytes, &cfg);
+    TinyRun {
+        ck,
+        cfg,
+        image,
+        memory,
+        shape,
+    }
+}
+
 #[test]
 fn the_one_top_is_lint_clean() {
     let dir = tempfile::tempdir().unwrap();
@@ -90,35 +137,16 @@ fn whole_passes_on_the_one_top_leave_what_the_golden_sequencer_leaves() {
 }
 
 fn whole_passes(ports: usize, stall: u32) {
-    use tern_hdl::program::HeadFormat;
-    use tern_model::checkpoint::Checkpoint;
-    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
-    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_sim::golden::bitnet::GoldenFabric;
     use tern_sim::golden::sequencer::run_pass;
     use tern_sim::verilator::{default_cache_root, ModelCache};
-    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 31);
-    let cfg = common::attention();
-    let matmul = MatmulUnitShape {
-        ports,
-        engine: tiny_matmul(),
-    };
-    let image = tern_flows::program::build(
-        &ck,
-        &cfg,
-        &[AttentionScales::of(&cfg)],
-        RESIDUAL_FRAC,
-        16,
-        common::DESIGN,
-        HeadFormat::Int8,
-        Some(&matmul),
-    )
-    .unwrap();
-    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
-    let board = tern_boards::Board::resolve("kv260").unwrap();
-    let (mut memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
-    memory.stall_percent = stall;
-    memory.seed = 31;
-    let shape = tiny_top(ports, bytes, &cfg);
+    let TinyRun {
+        ck,
+        cfg,
+        image,
+        memory,
+        shape,
+    } = tiny_run(31, ports, stall);
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator(&shape, &memory, None)
         .unwrap();
@@ -384,34 +412,19 @@ fn the_one_top_package_works_with_fusesoc_and_parses_as_xml() {
 /// outside scratch is as it was.
 #[test]
 fn a_command_writing_outside_scratch_stops_with_code_21_and_writes_nothing_there() {
-    use tern_hdl::program::{error_code, Command, HeadFormat, COMMAND_BYTES};
-    use tern_model::checkpoint::Checkpoint;
-    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
-    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_hdl::program::{error_code, Command, COMMAND_BYTES};
+    use tern_sim::golden::bitnet::GoldenFabric;
     use tern_sim::golden::sequencer::run_pass;
     use tern_sim::verilator::{default_cache_root, ModelCache};
-    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 41);
-    let cfg = common::attention();
-    let matmul = MatmulUnitShape {
-        ports: 1,
-        engine: tiny_matmul(),
-    };
-    let image = tern_flows::program::build(
-        &ck,
-        &cfg,
-        &[AttentionScales::of(&cfg)],
-        RESIDUAL_FRAC,
-        16,
-        common::DESIGN,
-        HeadFormat::Int8,
-        Some(&matmul),
-    )
-    .unwrap();
-    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
-    let board = tern_boards::Board::resolve("kv260").unwrap();
-    let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    let TinyRun {
+        ck,
+        cfg,
+        image,
+        memory,
+        shape,
+    } = tiny_run(41, 1, 0);
     let mut top = ModelCache::new(default_cache_root())
-        .load_accelerator(&tiny_top(1, bytes, &cfg), &memory, None)
+        .load_accelerator(&shape, &memory, None)
         .unwrap();
     let Command::Embed { table, .. } = image.commands[0] else {
         panic!("command 0 is {:?}", image.commands[0])
@@ -505,34 +518,18 @@ fn a_command_writing_outside_scratch_stops_with_code_21_and_writes_nothing_there
 /// the core's, and HW_ID and DESIGN_ID read back.
 #[test]
 fn the_shell_runs_passes_as_a_host_driver_would() {
-    use tern_hdl::program::HeadFormat;
-    use tern_model::checkpoint::Checkpoint;
-    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
-    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_sim::golden::bitnet::GoldenFabric;
     use tern_sim::golden::sequencer::run_pass;
     use tern_sim::verilator::{default_cache_root, ModelCache};
-    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 37);
-    let cfg = common::attention();
-    let matmul = MatmulUnitShape {
-        ports: 1,
-        engine: tiny_matmul(),
-    };
-    let image = tern_flows::program::build(
-        &ck,
-        &cfg,
-        &[AttentionScales::of(&cfg)],
-        RESIDUAL_FRAC,
-        16,
-        common::DESIGN,
-        HeadFormat::Int8,
-        Some(&matmul),
-    )
-    .unwrap();
-    let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
-    let board = tern_boards::Board::resolve("kv260").unwrap();
-    let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
+    let TinyRun {
+        ck,
+        cfg,
+        image,
+        memory,
+        shape,
+    } = tiny_run(37, 1, 0);
     let mut top = ModelCache::new(default_cache_root())
-        .load_accelerator_shell(&tiny_top(1, bytes, &cfg), &memory, None)
+        .load_accelerator_shell(&shape, &memory, None)
         .unwrap();
     top.write(0, &image.memory);
     let mut golden = image.memory.clone();

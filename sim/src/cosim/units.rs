@@ -10,9 +10,7 @@ use std::path::Path;
 
 use libloading::Library;
 use tern_hdl::accelerator::shell::{SHELL_FILE, SHELL_MODULE};
-use tern_hdl::accelerator::{
-    accelerator_verilog, AcceleratorShape, ACCELERATOR_CORE_FILE, ACCELERATOR_CORE_MODULE,
-};
+use tern_hdl::accelerator::{accelerator_verilog, AcceleratorShape, ACCELERATOR_CORE_MODULE};
 use tern_hdl::emit::{waivers, DESIGN_FILE};
 use tern_hdl::program::Command;
 use tern_hdl::units::{
@@ -523,24 +521,13 @@ impl ModelCache {
         memory: &MemoryModel,
         vcd: Option<&Path>,
     ) -> Result<AcceleratorModel, BridgeError> {
-        let verilog = accelerator_verilog(shape).map_err(|e| BridgeError::Load {
-            path: ACCELERATOR_CORE_FILE.into(),
-            message: e.to_string(),
-        })?;
-        let shim = format!("#define PORTS {}\n{BOARD}{ACCELERATOR_SHIM}", shape.ports());
-        let files: Vec<(&str, &str)> = verilog
-            .files
-            .iter()
-            .map(|(n, t)| (n.as_str(), t.as_str()))
-            .collect();
-        let (lib, so) = self.build_files(
+        self.load_one_top(
+            shape,
             (ACCELERATOR_CORE_MODULE, "tern_accelerator"),
-            &files,
-            &waivers(),
-            &shim,
-            (b"tern_accelerator_abi\0", SHIM_ABI),
-        )?;
-        open_unit(shape.clone(), lib, &so, "tern_accelerator", memory, vcd)
+            &format!("#define PORTS {}\n{BOARD}{ACCELERATOR_SHIM}", shape.ports()),
+            memory,
+            vcd,
+        )
     }
 
     /// The same behind its shell (`tern_accelerator`): each pass driven through the
@@ -551,34 +538,45 @@ impl ModelCache {
         memory: &MemoryModel,
         vcd: Option<&Path>,
     ) -> Result<AcceleratorModel, BridgeError> {
+        self.load_one_top(
+            shape,
+            (SHELL_MODULE, "tern_accelerator_shell"),
+            &format!(
+                "#define PORTS {}\n{SHELL_NAMES}{BOARD}{SHELL_SHIM}",
+                shape.ports()
+            ),
+            memory,
+            vcd,
+        )
+    }
+
+    /// The one top's files with `shim`, top module `module`, C symbols `name_*`.
+    fn load_one_top(
+        &self,
+        shape: &AcceleratorShape,
+        (module, name): (&str, &str),
+        shim: &str,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<AcceleratorModel, BridgeError> {
         let verilog = accelerator_verilog(shape).map_err(|e| BridgeError::Load {
             path: SHELL_FILE.into(),
             message: e.to_string(),
         })?;
-        let shim = format!(
-            "#define PORTS {}\n{SHELL_NAMES}{BOARD}{SHELL_SHIM}",
-            shape.ports()
-        );
         let files: Vec<(&str, &str)> = verilog
             .files
             .iter()
             .map(|(n, t)| (n.as_str(), t.as_str()))
             .collect();
+        let abi = format!("{name}_abi\0");
         let (lib, so) = self.build_files(
-            (SHELL_MODULE, "tern_accelerator_shell"),
+            (module, name),
             &files,
             &waivers(),
-            &shim,
-            (b"tern_accelerator_shell_abi\0", SHIM_ABI),
+            shim,
+            (abi.as_bytes(), SHIM_ABI),
         )?;
-        open_unit(
-            shape.clone(),
-            lib,
-            &so,
-            "tern_accelerator_shell",
-            memory,
-            vcd,
-        )
+        open_unit(shape.clone(), lib, &so, name, memory, vcd)
     }
 }
 
