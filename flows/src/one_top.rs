@@ -98,6 +98,12 @@ pub fn one_top_shape(
             engine: acc.attention.clone(),
             heads: model.heads,
             kv_heads: model.kv_heads,
+            // A 32-MAC engine takes two memory beats a clock: its KV caches on two ports.
+            ports: if acc.attention.attention.macs == 32 && ports >= 2 {
+                2
+            } else {
+                1
+            },
         },
     })
 }

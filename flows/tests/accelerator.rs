@@ -47,11 +47,11 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
             engine: attention.clone(),
             heads: c.heads,
             kv_heads: c.kv_heads,
+            ports: 1,
         },
     }
 }
 
-/// The core and the shell around it, each as the top module, on 1 and 2 ports.
 /// The tiny model's program (a random checkpoint of `seed`, its matrices in the tiny
 /// matmul unit's tile layout), the one top for it on `ports` ports, and the KV260's
 /// memory at 250 MHz around it with `stall` percent of its handshakes withheld.
@@ -99,11 +99,35 @@ fn tiny_run(seed: u64, ports: usize, stall: u32) -> TinyRun {
     }
 }
 
+/// The core and the shell around it, each as the top module: the tiny model's on 1 and 2
+/// ports, and the KV260's 0.73B one top (4 ports, the attention unit's KV caches on 2).
 #[test]
 fn the_one_top_is_lint_clean() {
     let dir = tempfile::tempdir().unwrap();
-    for ports in [1usize, 2] {
-        let v = accelerator_verilog(&tiny_top(ports, 1 << 24, &common::attention())).unwrap();
+    let kv260 =
+        tern_hdl::config::accelerator::Accelerator::from_path(std::path::Path::new(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/../docs/model/kv260/accelerator.toml"
+        )))
+        .unwrap();
+    let big = tern_flows::one_top::one_top_shape(
+        &ModelConfig::preset("bitnet-0.73b").unwrap(),
+        &kv260,
+        2,
+        common::DESIGN,
+        1 << 32,
+        128,
+    )
+    .unwrap();
+    assert_eq!((big.ports(), big.attention.ports), (4, 2));
+    let shapes = [
+        tiny_top(1, 1 << 24, &common::attention()),
+        tiny_top(2, 1 << 24, &common::attention()),
+        big,
+    ];
+    for shape in shapes {
+        let ports = shape.ports();
+        let v = accelerator_verilog(&shape).unwrap();
         let mut names = vec![WAIVER_FILE.to_string()];
         std::fs::write(dir.path().join(WAIVER_FILE), waivers()).unwrap();
         for (name, text) in &v.files {

@@ -34,6 +34,7 @@ fn the_attention_unit_verilog_is_lint_clean() {
             engine.attention.head_dim, engine.attention.macs
         );
         let v = attention_unit_verilog(&AttentionUnitShape {
+            ports: if engine.attention.macs == 32 { 2 } else { 1 },
             engine,
             heads,
             kv_heads,
@@ -54,6 +55,7 @@ fn the_attention_unit_verilog_is_lint_clean() {
         engine: engine(16, 4, 8, 2),
         heads: 3,
         kv_heads: 2,
+        ports: 1,
     })
     .err()
     .unwrap()
@@ -153,6 +155,7 @@ fn the_attention_unit_writes_what_the_golden_sequencer_writes() {
             engine,
             heads: c.heads,
             kv_heads: c.kv_heads,
+            ports: 1,
         };
         let mut u = unit(&shape, &kv260(bytes, stall, 23));
         for &(base, position, ids) in &passes {
@@ -196,6 +199,7 @@ fn the_attention_unit_refuses_a_record_out_of_range() {
         engine: cfg.clone(),
         heads: c.heads,
         kv_heads: c.kv_heads,
+        ports: 1,
     };
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
     let mut u = unit(&shape, &kv260(bytes, 0, 29));
@@ -428,10 +432,12 @@ fn run_0_73b_layer(cases: &[(usize, usize)]) {
         "/../docs/model/kv260/attention.toml"
     )))
     .unwrap();
+    // The KV caches on two ports: a word of two memory beats is one engine beat.
     let shape = AttentionUnitShape {
         engine: engine.clone(),
         heads: model.heads,
         kv_heads: model.kv_heads,
+        ports: 2,
     };
     for &(position, rows) in cases {
         let (before, header, cmd) = one_attention(&model, &engine, position, rows, 41);

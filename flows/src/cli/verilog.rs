@@ -282,10 +282,12 @@ pub fn run(a: Args) -> Result<()> {
                 engine.attention.head_dim
             );
         }
+        let ports = if engine.attention.macs == 32 { 2 } else { 1 };
         let shape = tern_hdl::units::AttentionUnitShape {
             engine,
             heads: m.heads,
             kv_heads: m.kv_heads,
+            ports,
         };
         let v = tern_hdl::units::attention_unit_verilog(&shape)
             .with_context(|| config.display().to_string())?;
@@ -299,7 +301,7 @@ pub fn run(a: Args) -> Result<()> {
             std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         }
         println!(
-            "wrote {}: the attention unit for {model} ({} query heads, {} KV heads of {}), {} MACs, tiles of {}, on one memory port ({}, {}, {})",
+            "wrote {}: the attention unit for {model} ({} query heads, {} KV heads of {}), {} MACs, tiles of {}, the KV caches on {ports} memory port(s) ({}, {}, {})",
             out.display(),
             m.heads,
             m.kv_heads,

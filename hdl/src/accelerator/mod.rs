@@ -118,14 +118,25 @@ pub fn accelerator_verilog(
         &[&write_arbiter_verilog(5, IN_FLIGHT).map_err(block("port 0's write arbiter"))?],
         "p0_",
     );
-    let core = core_verilog(p);
+    let att_ports = shape.attention.ports;
+    if att_ports > p {
+        return Err(AcceleratorError::Shape(format!(
+            "the attention unit reads on {att_ports} ports, the one top has {p}"
+        )));
+    }
+    let core = core_verilog(p, att_ports);
     let mut arbiters = format!("{}{}{}", r0[0], w0[0], write_guard_verilog());
-    if p > 1 {
-        let rn = prefix_modules(
-            &[&read_arbiter_verilog(2, IN_FLIGHT).map_err(block("ports' read arbiter"))?],
-            "pn_",
-        );
-        arbiters.push_str(&rn[0]);
+    // Ports 1..P-1: the matmul and LM-head units, and the attention unit on its ports.
+    for (masters, prefix, needed) in [(2, "pn_", p > att_ports.max(1)), (3, "pn3_", att_ports > 1)]
+    {
+        if needed {
+            let rn = prefix_modules(
+                &[&read_arbiter_verilog(masters, IN_FLIGHT)
+                    .map_err(block("ports' read arbiter"))?],
+                prefix,
+            );
+            arbiters.push_str(&rn[0]);
+        }
     }
     let shell = shell::shell_verilog(
         p,
@@ -183,8 +194,8 @@ fn range(bits: usize) -> String {
     }
 }
 
-/// The core module itself for `p` ports.
-fn core_verilog(p: usize) -> String {
+/// The core module itself for `p` ports, the attention unit's reads on `att_ports`.
+fn core_verilog(p: usize, att_ports: usize) -> String {
     // The board's side: read channels of every port, write channels of port 0.
     let mut io = String::new();
     for q in 0..p {
@@ -220,6 +231,9 @@ fn core_verilog(p: usize) -> String {
     for q in 1..p {
         read_wires("mm", q, &mut wires);
         read_wires("lm", q, &mut wires);
+        if q < att_ports {
+            read_wires("att", q, &mut wires);
+        }
     }
     // A unit's read port q and write port, connected to its wires.
     let unit_ports = |who: &str, ports: usize| {
@@ -283,8 +297,15 @@ fn core_verilog(p: usize) -> String {
     }
     arbiters.push_str(&format!("{r0}\n    );\n{w0}\n    );\n"));
     for q in 1..p {
-        let mut r = format!("    pn_tern_read_arbiter read{q} (\n        .clk(clk), .rst(rst)");
-        for (i, who) in ["mm", "lm"].iter().enumerate() {
+        let who_all: &[&str] = if q < att_ports {
+            &["mm", "lm", "att"]
+        } else {
+            &["mm", "lm"]
+        };
+        let module = if who_all.len() == 3 { "pn3_" } else { "pn_" };
+        let mut r =
+            format!("    {module}tern_read_arbiter read{q} (\n        .clk(clk), .rst(rst)");
+        for (i, who) in who_all.iter().enumerate() {
             for (sig, _, _) in READ_SIGS {
                 r.push_str(&format!(",\n        .s{i}_{sig}({who}_r{q}_{sig})"));
             }
@@ -305,7 +326,7 @@ fn core_verilog(p: usize) -> String {
         .replace("{{MM_PORTS}}", &unit_ports("mm", p))
         .replace("{{LM_PORTS}}", &unit_ports("lm", p))
         .replace("{{VEC_PORTS}}", &unit_ports("vec", 1))
-        .replace("{{ATT_PORTS}}", &unit_ports("att", 1))
+        .replace("{{ATT_PORTS}}", &unit_ports("att", att_ports))
         .replace("{{ARBITERS}}", &format!("{guards}{arbiters}"))
         .replace("{{SEQUENCER}}", SEQUENCER_MODULE)
         .replace("{{MATMUL}}", &format!("{MM}{MATMUL_UNIT_MODULE}"))

@@ -24,13 +24,15 @@ use super::ReaderWiring;
 use crate::config::attention::AttentionConfig;
 use crate::emit::{generate_attention, EmitError};
 use crate::interconnect::{
-    read_arbiter_verilog, row_writer_verilog, stripe_reader_verilog, StripeShape,
-    STRIPE_READER_MODULE,
+    read_arbiter_verilog, row_writer_verilog, stripe_reader_verilog, stripe_reader_verilog_named,
+    StripeShape, STRIPE_READER_MODULE,
 };
 use crate::program::{int8_row_bytes, KvCacheFormat};
 
 pub const ATTENTION_UNIT_MODULE: &str = "tern_attention_unit";
 pub const ATTENTION_UNIT_FILE: &str = "tern_attention_unit.v";
+/// Reader B's module: the stripe reader on one port (queries, the record, the appends).
+const ONE_PORT_READER_MODULE: &str = "tern_stripe_reader_one_port";
 
 /// What an attention unit is built for: the engine, and the model's query and KV heads
 /// (the engine's head dimension is the model's).
@@ -39,6 +41,9 @@ pub struct AttentionUnitShape {
     pub engine: AttentionConfig,
     pub heads: usize,
     pub kv_heads: usize,
+    /// Memory ports the KV caches are read through: 1, or 2 for an engine of 32 MACs
+    /// (a word of two memory beats is then one engine beat).
+    pub ports: usize,
 }
 
 /// Why an attention unit cannot be built.
@@ -74,6 +79,12 @@ impl AttentionUnitShape {
         if self.heads > 1024 {
             return Err(format!("{} query heads, at most 1024", self.heads));
         }
+        if !(self.ports == 1 || (self.ports == 2 && a.macs == 32)) {
+            return Err(format!(
+                "the KV caches on {} ports: 1, or 2 for an engine of 32 MACs",
+                self.ports
+            ));
+        }
         if !a.tile.is_power_of_two() {
             return Err(format!(
                 "tiles of {} keys, not a power of two (the cache is walked by shifting)",
@@ -91,10 +102,10 @@ impl AttentionUnitShape {
         }
     }
 
-    /// The readers: one port, bursts of 16 beats, 4 in flight.
+    /// Reader A, the KV caches': its ports, bursts of 16 beats, 4 in flight a port.
     pub fn readers(&self) -> StripeShape {
         StripeShape {
-            ports: 1,
+            ports: self.ports,
             burst: 16,
             outstanding: 4,
         }
@@ -118,7 +129,7 @@ pub fn attention_unit_verilog(
         reader_a,
         reader_b,
         arbiters,
-    } = ReaderWiring::of(1, STRIPE_READER_MODULE, STRIPE_READER_MODULE);
+    } = ReaderWiring::of(shape.ports, STRIPE_READER_MODULE, ONE_PORT_READER_MODULE);
     let cache = shape.cache();
     let group = shape.heads / shape.kv_heads;
     let unit = UNIT_TEMPLATE
@@ -128,6 +139,13 @@ pub fn attention_unit_verilog(
         .replace("{{READER_B}}", &reader_b)
         .replace("{{ARBITERS}}", &arbiters)
         .replace("{{MODULE}}", ATTENTION_UNIT_MODULE)
+        .replace("{{KV_PORTS}}", &shape.ports.to_string())
+        .replace("{{KV_BITS}}", &(128 * shape.ports).to_string())
+        .replace("{{KV_HI}}", &(128 * shape.ports - 1).to_string())
+        .replace(
+            "{{KV_BEATS_HI}}",
+            &(crate::bits::ceil_log2(shape.ports + 1) - 1).to_string(),
+        )
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
         .replace("{{D}}", &d.to_string())
         .replace("{{DB}}", &(d / 16).to_string())
@@ -156,8 +174,16 @@ pub fn attention_unit_verilog(
     debug_assert!(crate::bits::filled(&unit), "a placeholder left");
     let resize = RESIZE_TEMPLATE.replace("{{VERSION}}", env!("CARGO_PKG_VERSION"));
     let unit = format!(
-        "{unit}/* verilator lint_off DECLFILENAME */ // the blocks it is made of\n{ROWS_MODULE}{resize}{}{}{}",
+        "{unit}/* verilator lint_off DECLFILENAME */ // the blocks it is made of\n{ROWS_MODULE}{resize}{}{}{}{}",
         stripe_reader_verilog(shape.readers()).map_err(AttentionUnitError::Shape)?,
+        stripe_reader_verilog_named(
+            StripeShape {
+                ports: 1,
+                ..shape.readers()
+            },
+            ONE_PORT_READER_MODULE
+        )
+        .map_err(AttentionUnitError::Shape)?,
         read_arbiter_verilog(2, 16).map_err(AttentionUnitError::Shape)?,
         row_writer_verilog(32).map_err(AttentionUnitError::Shape)?,
     );
@@ -231,24 +257,25 @@ module {{MODULE}} (
     wire [32:0] need_tiles = ({1'b0, c_max_seq} + 33'd{{BC}} - 33'd1) >> {{LOG_BC}};
     reg        failed;       // an error response: drain, then stop
 {{WIRES}}
-    // ---- reader A: the record, the appends' sources, the queries ----
-    reg         a_cmd_valid;
-    reg  [63:0] a_cmd_addr;
-    reg  [31:0] a_cmd_beats;
-    wire        a_valid, a_done, a_error, a_cmd_ready;
-    wire        a_ready;
-    wire [127:0] a_data;
-    /* verilator lint_off UNUSEDSIGNAL */ // regions are counted in beats here
-    wire        a_last, b_last, a_beats, b_beats;
-    /* verilator lint_on UNUSEDSIGNAL */
-{{READER_A}}    // ---- reader B: the KV caches' tiles ----
+    // ---- reader B: the record, the appends' sources, the queries ----
     reg         b_cmd_valid;
     reg  [63:0] b_cmd_addr;
     reg  [31:0] b_cmd_beats;
     wire        b_valid, b_done, b_error, b_cmd_ready;
     wire        b_ready;
     wire [127:0] b_data;
-{{READER_B}}{{ARBITERS}}
+    /* verilator lint_off UNUSEDSIGNAL */ // regions are counted in beats here; KV regions are whole words
+    wire        b_last, a_last, b_beats;
+    wire [{{KV_BEATS_HI}}:0] a_beats;
+    /* verilator lint_on UNUSEDSIGNAL */
+{{READER_B}}    // ---- reader A: the KV caches' tiles, on {{KV_PORTS}} port(s): a word of {{KV_PORTS}} beats ----
+    reg         a_cmd_valid;
+    reg  [63:0] a_cmd_addr;
+    reg  [31:0] a_cmd_beats;
+    wire        a_valid, a_done, a_error, a_cmd_ready;
+    wire        a_ready;
+    wire [{{KV_HI}}:0] a_data;
+{{READER_A}}{{ARBITERS}}
     // ---- the row writer: the appends, then the output rows ----
     reg         o_cmd_valid;
     reg  [63:0] o_cmd_addr;
@@ -266,7 +293,7 @@ module {{MODULE}} (
         .m_bvalid(w_bvalid), .m_bready(w_bready), .m_bresp(w_bresp),
         .done(o_done), .error(o_error)
     );
-    wire any_error = a_error || b_error || o_error;
+    wire any_error = b_error || a_error || o_error;
 
     // ---- the engine: its units from the record ----
     reg  [63:0] reciprocal;
@@ -306,7 +333,7 @@ module {{MODULE}} (
 
     reg         ap_last_done;    // the copy under way is the last
     // An append's copy is over: both regions taken, read and written.
-    wire        copy_over = state == S_COPY && !a_cmd_valid && !o_cmd_valid && a_done && o_done;
+    wire        copy_over = state == S_COPY && !b_cmd_valid && !o_cmd_valid && b_done && o_done;
 
     // ---- the three walkers over the calls' rows ----
     wire        calls = state == S_CALLS && !failed;
@@ -347,8 +374,8 @@ module {{MODULE}} (
     reg         hdr_valid;
     reg  [31:0] hdr;
     reg  [15:0] q_left;      // the current row's query beats still to go to the engine
-    wire        a_issue = calls && qa_active && !hdr_valid && q_left == 16'd0 && a_cmd_ready
-                          && !a_cmd_valid;
+    wire        a_issue = calls && qa_active && !hdr_valid && q_left == 16'd0 && b_cmd_ready
+                          && !b_cmd_valid;
     assign qa_next = a_issue;
     wire        q_valid, q_ready;
     wire [{{BUS_HI}}:0] q_data;
@@ -367,9 +394,9 @@ module {{MODULE}} (
     wire [31:0] kv_beats = kv_region == 2'd0 ? kv_full * 32'd{{TILE_BEATS}} : kv_part * 32'd{{DB}};
     wire [63:0] kv_at = kv_region == 2'd0 ? qb_cache
                       : kv_region == 2'd1 ? kv_part_at : kv_part_at + 64'd{{HALF_TILE}};
-    wire        b_issue = calls && qb_active && qb_block_last && b_cmd_ready && !b_cmd_valid
+    wire        b_issue = calls && qb_active && qb_block_last && a_cmd_ready && !a_cmd_valid
                           && kv_beats != 32'd0;
-    wire        kv_step = calls && qb_active && qb_block_last && b_cmd_ready && !b_cmd_valid;
+    wire        kv_step = calls && qb_active && qb_block_last && a_cmd_ready && !a_cmd_valid;
     assign qb_next = calls && qb_active && (!qb_block_last || (kv_step && kv_region == 2'd2));
 
     // Walker W: each row's outputs, {{DB}} beats at its place.
@@ -377,15 +404,15 @@ module {{MODULE}} (
     assign qw_next = w_issue;
 
     // ---- gearboxes between 16-byte memory beats and the engine's {{BUS}}-bit beats ----
-    wire        a_gear_ready, b_gear_ready, r_ready;
+    wire        b_gear_ready, a_gear_ready, r_ready;
     tern_beat_resize #(.IN(128), .OUT({{BUS}})) act_gear (
         .clk(clk), .rst(engine_rst),
-        .in_valid(state == S_CALLS && a_valid), .in_ready(a_gear_ready), .in_data(a_data),
+        .in_valid(state == S_CALLS && b_valid), .in_ready(b_gear_ready), .in_data(b_data),
         .out_valid(q_valid), .out_ready(q_ready), .out_data(q_data)
     );
-    tern_beat_resize #(.IN(128), .OUT({{BUS}})) wgt_gear (
+    tern_beat_resize #(.IN({{KV_BITS}}), .OUT({{BUS}})) wgt_gear (
         .clk(clk), .rst(engine_rst),
-        .in_valid(b_valid && !failed), .in_ready(b_gear_ready), .in_data(b_data),
+        .in_valid(a_valid && !failed), .in_ready(a_gear_ready), .in_data(a_data),
         .out_valid(wgt_valid), .out_ready(wgt_ready), .out_data(wgt_data)
     );
     wire        r_valid;
@@ -398,29 +425,29 @@ module {{MODULE}} (
     // Reader A's beats: the record (taken in S_REC0/1), an append's source (to the
     // writer), a query (to the engine); draining, dropped.
     wire        copying = state == S_COPY;
-    assign a_ready = state == S_REC0 || state == S_REC1 || state == S_DRAIN
-                   || (copying && o_in_ready) || (state == S_CALLS && (failed || a_gear_ready));
-    assign b_ready = failed || state == S_DRAIN || b_gear_ready;
-    assign o_in_valid = failed || state == S_DRAIN ? 1'b1 : copying ? a_valid : r_valid;
-    assign o_in_data = copying ? a_data : r_data;
+    assign b_ready = state == S_REC0 || state == S_REC1 || state == S_DRAIN
+                   || (copying && o_in_ready) || (state == S_CALLS && (failed || b_gear_ready));
+    assign a_ready = failed || state == S_DRAIN || a_gear_ready;
+    assign o_in_valid = failed || state == S_DRAIN ? 1'b1 : copying ? b_valid : r_valid;
+    assign o_in_data = copying ? b_data : r_data;
     assign r_ready = failed || state == S_DRAIN || (state == S_CALLS && o_in_ready);
 
     wire [32:0] seq_end = {1'b0, cmd_position} + {1'b0, cmd_rows};
     wire        finished = !qa_active && !qb_active && !qw_active && !hdr_valid && q_left == 16'd0
-                           && a_done && b_done && o_done && !a_cmd_valid && !b_cmd_valid && !o_cmd_valid;
+                           && b_done && a_done && o_done && !b_cmd_valid && !a_cmd_valid && !o_cmd_valid;
     always @(posedge clk) begin
         if (rst) begin
             state <= S_IDLE;
             error <= 2'd0;
             failed <= 1'b0;
-            a_cmd_valid <= 1'b0;
             b_cmd_valid <= 1'b0;
+            a_cmd_valid <= 1'b0;
             o_cmd_valid <= 1'b0;
             hdr_valid <= 1'b0;
             q_left <= 16'd0;
         end else begin
-            if (a_cmd_valid && a_cmd_ready) a_cmd_valid <= 1'b0;
             if (b_cmd_valid && b_cmd_ready) b_cmd_valid <= 1'b0;
+            if (a_cmd_valid && a_cmd_ready) a_cmd_valid <= 1'b0;
             if (o_cmd_valid && o_cmd_ready) o_cmd_valid <= 1'b0;
             if (any_error && state != S_IDLE) failed <= 1'b1;
             case (state)
@@ -441,21 +468,21 @@ module {{MODULE}} (
                 end
                 S_TAKE: begin
                     cache_need <= {31'd0, need_tiles} * 64'd{{TILE_BYTES}};
-                    a_cmd_valid <= 1'b1;
-                    a_cmd_addr <= c_attention_at + 64'(c_layer) * 64'd32;
-                    a_cmd_beats <= 32'd2;
+                    b_cmd_valid <= 1'b1;
+                    b_cmd_addr <= c_attention_at + 64'(c_layer) * 64'd32;
+                    b_cmd_beats <= 32'd2;
                     state <= S_REC;
                 end
-                S_REC: if (!a_cmd_valid) state <= S_REC0;
-                S_REC0: if (a_valid) begin
-                    cache_at <= a_data[63:0];
-                    stride <= a_data[127:64];
+                S_REC: if (!b_cmd_valid) state <= S_REC0;
+                S_REC0: if (b_valid) begin
+                    cache_at <= b_data[63:0];
+                    stride <= b_data[127:64];
                     state <= S_REC1;
                 end
-                S_REC1: if (a_valid) begin
-                    threshold <= a_data[31:0];
-                    offset <= a_data[63:32];
-                    out_numerator <= a_data[127:64];
+                S_REC1: if (b_valid) begin
+                    threshold <= b_data[31:0];
+                    offset <= b_data[63:32];
+                    out_numerator <= b_data[127:64];
                     state <= S_CHECK;
                 end
                 S_CHECK: begin
@@ -490,13 +517,13 @@ module {{MODULE}} (
                     end
                 end
                 S_ADDR: begin
-                    a_cmd_addr <= ap_src;
-                    a_cmd_beats <= 32'd{{DB}};
+                    b_cmd_addr <= ap_src;
+                    b_cmd_beats <= 32'd{{DB}};
                     o_cmd_addr <= ap_head + ap_in_cache;
                     state <= S_ISSUE;
                 end
                 S_ISSUE: begin
-                    a_cmd_valid <= 1'b1;
+                    b_cmd_valid <= 1'b1;
                     o_cmd_valid <= 1'b1;
                     ap_last_done <= ap_last;
                     state <= S_COPY;
@@ -525,9 +552,9 @@ module {{MODULE}} (
                     if (a_issue) begin
                         hdr <= {qa_block_last, qa_kv_len[14:0], qa_visible};
                         hdr_valid <= 1'b1;
-                        a_cmd_valid <= 1'b1;
-                        a_cmd_addr <= c_q + qa_off;
-                        a_cmd_beats <= 32'd{{DB}};
+                        b_cmd_valid <= 1'b1;
+                        b_cmd_addr <= c_q + qa_off;
+                        b_cmd_beats <= 32'd{{DB}};
                     end
                     if (hdr_taken) begin
                         hdr_valid <= 1'b0;
@@ -535,9 +562,9 @@ module {{MODULE}} (
                     end
                     if (q_taken) q_left <= q_left - 16'd1;
                     if (b_issue) begin
-                        b_cmd_valid <= 1'b1;
-                        b_cmd_addr <= kv_at;
-                        b_cmd_beats <= kv_beats;
+                        a_cmd_valid <= 1'b1;
+                        a_cmd_addr <= kv_at;
+                        a_cmd_beats <= kv_beats;
                     end
                     if (kv_step) kv_region <= kv_region == 2'd2 ? 2'd0 : kv_region + 2'd1;
                     if (w_issue) begin
@@ -550,7 +577,7 @@ module {{MODULE}} (
                 S_DRAIN: begin
                     hdr_valid <= 1'b0;
                     q_left <= 16'd0;
-                    if (!a_cmd_valid && !b_cmd_valid && !o_cmd_valid && a_done && b_done && o_done) begin
+                    if (!b_cmd_valid && !a_cmd_valid && !o_cmd_valid && b_done && a_done && o_done) begin
                         error <= 2'd2;
                         state <= S_IDLE;
                     end

@@ -499,7 +499,7 @@ impl ModelCache {
             path: ATTENTION_UNIT_FILE.into(),
             message: e.to_string(),
         })?;
-        let shim = format!("#define PORTS 1\n{BOARD}{ATTENTION_SHIM}");
+        let shim = format!("#define PORTS {}\n{BOARD}{ATTENTION_SHIM}", shape.ports);
         let (lib, so) = self.build_files(
             (ATTENTION_UNIT_MODULE, "tern_attention_unit"),
             &[
