@@ -10,9 +10,10 @@
 //! ids, start ─► sequencer ─► Matmul ─► matmul unit      (ports 0..P-1 read, 0 write)
 //!                         ─► LmHead ─► LM-head unit     (ports 0..P-1 read, 0 write)
 //!                         ─► Embed, NormQuant, Dequant, Rope, ToInt8, Relu2Mul ─► vector unit
-//!                         ─► Attention ─► attention unit (port 0 read and write)
+//!                         ─► Attention ─► attention unit (port 0, its caches' reads also on 1)
 //! port 0: a read arbiter (sequencer, the four units) and a write arbiter (the same);
-//! ports 1..P-1: a read arbiter (matmul, LM head)
+//! ports 1..P-1: a read arbiter (matmul, LM head; on port 1 the attention unit's caches
+//! for a 32-MAC engine); each unit's writes through a write guard
 //! ```
 //!
 //! Only one unit runs at a time (the sequencer waits for each), so the arbiters only
