@@ -688,6 +688,29 @@ fn the_lm_head_engine_is_written_on_request() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(unit.join("tern_lm_head_unit.v")).unwrap();
     assert!(text.contains("module tern_lm_head_unit (") && text.contains("m1_arvalid"));
+    // A 4-bit head's unit: 64 weights a clock on 2 ports, groups of 32 (2 slices).
+    let o = tern(&[
+        "verilog",
+        "--lm-head",
+        "64",
+        "--weight-bits",
+        "4",
+        "--slices",
+        "2",
+        "--unit-ports",
+        "2",
+        "--max-width",
+        "256",
+        "-o",
+        unit.to_str().unwrap(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = std::fs::read_to_string(unit.join("tern_lm_head_unit.v")).unwrap();
+    assert!(
+        text.contains("4-bit head, a mantissa a group of 32")
+            && text.contains("cmd_group == 32'd32"),
+        "{text}"
+    );
     let o = tern(&[
         "verilog",
         "--lm-head",

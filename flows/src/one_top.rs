@@ -15,7 +15,6 @@ use serde::Serialize;
 
 use tern_hdl::accelerator::AcceleratorShape;
 use tern_hdl::config::accelerator::Accelerator;
-use tern_hdl::program::HeadFormat;
 use tern_hdl::units::{AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape};
 use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
@@ -61,22 +60,25 @@ pub fn one_top_shape(
             acc.attention.attention.head_dim
         );
     }
+    let mut refusals = Vec::new();
     let ports = [4usize, 2, 1]
         .into_iter()
+        .filter(|&p| p <= board_ports)
         .find(|&p| {
-            p <= board_ports
-                && LmHeadUnitShape {
-                    ports: p,
-                    max_width: model.hidden,
-                }
-                .check()
-                .is_ok()
+            let unit = LmHeadUnitShape {
+                ports: p,
+                max_width: model.hidden,
+                format: acc.head_format,
+            };
+            unit.check().map_err(|e| refusals.push(e)).is_ok()
         })
         .ok_or_else(|| {
             anyhow!(
-                "{}: no LM-head unit takes rows of {} on the board's ports",
+                "{}: no LM-head unit takes rows of {} on the board's ports ({}: {})",
                 model.name,
-                model.hidden
+                model.hidden,
+                acc.origin.display(),
+                refusals.join("; ")
             )
         })?;
     Ok(AcceleratorShape {
@@ -88,6 +90,7 @@ pub fn one_top_shape(
         lm_head: LmHeadUnitShape {
             ports,
             max_width: model.hidden,
+            format: acc.head_format,
         },
         vector: VectorUnitShape {
             lanes,
@@ -225,7 +228,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         RESIDUAL_FRAC,
         max_ids as usize,
         DESIGN_ID,
-        HeadFormat::Int8,
+        acc.head_format,
         Some(&draft.matmul),
     )?;
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
@@ -243,13 +246,14 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         model.vocab
     );
     say!(
-        "one top    {} on {} at {mhz} MHz: {} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {} lanes; program {} MiB",
+        "one top    {} on {} at {mhz} MHz: {} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {} lanes, the LM head {:?}; program {} MiB",
         acc.name,
         board.name,
         shape.ports(),
         acc.matmul_path.display(),
         acc.attention_path.display(),
         a.lanes,
+        acc.head_format,
         bytes >> 20
     );
     let spinner = ProgressBar::new_spinner();

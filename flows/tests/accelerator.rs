@@ -9,6 +9,7 @@ use tern_hdl::accelerator::shell::SHELL_MODULE;
 use tern_hdl::accelerator::{accelerator_verilog, AcceleratorShape, ACCELERATOR_CORE_MODULE};
 use tern_hdl::config::{Config, ConfigBuilder};
 use tern_hdl::emit::{waivers, WAIVER_FILE};
+use tern_hdl::program::HeadFormat;
 use tern_hdl::units::{AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape};
 use tern_hdl::AttentionConfig;
 use tern_model::ModelConfig;
@@ -37,6 +38,7 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
         lm_head: LmHeadUnitShape {
             ports,
             max_width: c.hidden,
+            format: HeadFormat::Int8,
         },
         vector: VectorUnitShape {
             lanes: 2,
@@ -53,8 +55,9 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
 }
 
 /// The tiny model's program (a random checkpoint of `seed`, its matrices in the tiny
-/// matmul unit's tile layout), the one top for it on `ports` ports, and the KV260's
-/// memory at 250 MHz around it with `stall` percent of its handshakes withheld.
+/// matmul unit's tile layout, its LM head in `head`), the one top for it on `ports`
+/// ports, and the KV260's memory at 250 MHz around it with `stall` percent of its
+/// handshakes withheld.
 struct TinyRun {
     ck: tern_model::checkpoint::Checkpoint,
     cfg: AttentionConfig,
@@ -63,7 +66,7 @@ struct TinyRun {
     shape: AcceleratorShape,
 }
 
-fn tiny_run(seed: u64, ports: usize, stall: u32) -> TinyRun {
+fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
     use tern_sim::golden::bitnet::AttentionScales;
     use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
     let ck =
@@ -80,7 +83,7 @@ fn tiny_run(seed: u64, ports: usize, stall: u32) -> TinyRun {
         RESIDUAL_FRAC,
         16,
         common::DESIGN,
-        tern_hdl::program::HeadFormat::Int8,
+        head,
         Some(&matmul),
     )
     .unwrap();
@@ -89,7 +92,8 @@ fn tiny_run(seed: u64, ports: usize, stall: u32) -> TinyRun {
     let (mut memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
     memory.stall_percent = stall;
     memory.seed = seed;
-    let shape = tiny_top(ports, bytes, &cfg);
+    let mut shape = tiny_top(ports, bytes, &cfg);
+    shape.lm_head.format = head;
     TinyRun {
         ck,
         cfg,
@@ -100,7 +104,8 @@ fn tiny_run(seed: u64, ports: usize, stall: u32) -> TinyRun {
 }
 
 /// The core and the shell around it, each as the top module: the tiny model's on 1 and 2
-/// ports, and the KV260's 0.73B one top (4 ports, the attention unit's KV caches on 2).
+/// ports, and the KV260's 0.73B one top (4 ports, the attention unit's KV caches on 2),
+/// also with a 4-bit LM head and the vector unit at 4 lanes.
 #[test]
 fn the_one_top_is_lint_clean() {
     let dir = tempfile::tempdir().unwrap();
@@ -120,10 +125,23 @@ fn the_one_top_is_lint_clean() {
     )
     .unwrap();
     assert_eq!((big.ports(), big.attention.ports), (4, 2));
+    // The same with a 4-bit LM head (groups of 128) and the vector unit at 4 lanes.
+    let big4 = AcceleratorShape {
+        lm_head: LmHeadUnitShape {
+            format: HeadFormat::Int4 { group: 128 },
+            ..big.lm_head
+        },
+        vector: VectorUnitShape {
+            lanes: 4,
+            ..big.vector
+        },
+        ..big.clone()
+    };
     let shapes = [
         tiny_top(1, 1 << 24, &common::attention()),
         tiny_top(2, 1 << 24, &common::attention()),
         big,
+        big4,
     ];
     for shape in shapes {
         let ports = shape.ports();
@@ -152,15 +170,20 @@ fn the_one_top_is_lint_clean() {
 /// token, and every byte of memory afterwards — the LM head's scores, every vector in
 /// scratch, the KV caches — is the golden's; nothing else is written. On one port, and on
 /// two (the matmul and LM-head units' reads spread over both) with 20 % of the memory's
-/// handshakes withheld. The clocks of the pass and of each unit print.
+/// handshakes withheld; and with a 4-bit LM head (groups of 16, two a beat) on one port.
+/// The clocks of the pass and of each unit print.
 #[test]
 fn whole_passes_on_the_one_top_leave_what_the_golden_sequencer_leaves() {
-    for (ports, stall) in [(1, 0), (2, 20)] {
-        whole_passes(ports, stall);
+    for (ports, stall, head) in [
+        (1, 0, HeadFormat::Int8),
+        (2, 20, HeadFormat::Int8),
+        (1, 0, HeadFormat::Int4 { group: 16 }),
+    ] {
+        whole_passes(ports, stall, head);
     }
 }
 
-fn whole_passes(ports: usize, stall: u32) {
+fn whole_passes(ports: usize, stall: u32, head: HeadFormat) {
     use tern_sim::golden::bitnet::GoldenFabric;
     use tern_sim::golden::sequencer::run_pass;
     use tern_sim::verilator::{default_cache_root, ModelCache};
@@ -170,7 +193,7 @@ fn whole_passes(ports: usize, stall: u32) {
         image,
         memory,
         shape,
-    } = tiny_run(31, ports, stall);
+    } = tiny_run(31, ports, stall, head);
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator(&shape, &memory, None)
         .unwrap();
@@ -194,7 +217,7 @@ fn whole_passes(ports: usize, stall: u32) {
         let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
         let o = top.pass(0, position as u32, &ids, 50_000_000);
         let case = format!(
-            "{ports} port(s), {stall} % stalls, pass {step}: {} id(s) from {position}",
+            "{ports} port(s), {stall} % stalls, {head:?} head, pass {step}: {} id(s) from {position}",
             ids.len()
         );
         assert_ne!(o.clocks, u64::MAX, "{case}: no end");
@@ -241,7 +264,7 @@ fn whole_passes(ports: usize, stall: u32) {
 #[test]
 #[ignore]
 fn bench_a_0_73b_token_on_the_one_top() {
-    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 127, 1);
+    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 127, 1, 2);
 }
 
 /// The time to first token: a 0.73B prompt of 128 random ids from position 0 on the same
@@ -249,7 +272,7 @@ fn bench_a_0_73b_token_on_the_one_top() {
 #[test]
 #[ignore]
 fn bench_a_0_73b_prompt_of_128_on_the_one_top() {
-    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 0, 128);
+    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 0, 128, 2);
 }
 
 /// The same for the 2B (`docs/model/kv260/one_top_2b.toml`: heads of 128, GQA 20/5,
@@ -257,13 +280,44 @@ fn bench_a_0_73b_prompt_of_128_on_the_one_top() {
 #[test]
 #[ignore]
 fn bench_a_2b_token_on_the_one_top() {
-    a_token_on_the_one_top("bitnet-2b", "one_top_2b.toml", 127, 1);
+    a_token_on_the_one_top("bitnet-2b", "one_top_2b.toml", 127, 1, 2);
+}
+
+/// The 0.73B token of `bench_a_0_73b_token_on_the_one_top` with the vector unit at 4
+/// lanes (one 16-byte beat of i32 a clock) instead of 2.
+#[test]
+#[ignore]
+fn bench_a_0_73b_token_on_the_one_top_at_4_lanes() {
+    a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 127, 1, 4);
+}
+
+/// The same token with the LM head in 4 bits (`one_top_head4.toml`: a mantissa per group
+/// of 128), the vector unit at 2 and at 4 lanes.
+#[test]
+#[ignore]
+fn bench_a_0_73b_token_on_the_one_top_with_a_4_bit_head() {
+    a_token_on_the_one_top("bitnet-0.73b", "one_top_head4.toml", 127, 1, 2);
+    a_token_on_the_one_top("bitnet-0.73b", "one_top_head4.toml", 127, 1, 4);
+}
+
+/// The 2B token with the LM head in 4 bits (`one_top_2b_head4.toml`), the vector unit at
+/// 4 lanes; about 12 GB of memory on the host.
+#[test]
+#[ignore]
+fn bench_a_2b_token_on_the_one_top_with_a_4_bit_head() {
+    a_token_on_the_one_top("bitnet-2b", "one_top_2b_head4.toml", 127, 1, 4);
 }
 
 /// One pass of `rows` ids at `position` (the caches of the tokens before it random).
-fn a_token_on_the_one_top(preset: &str, description: &str, position: usize, rows: usize) {
+fn a_token_on_the_one_top(
+    preset: &str,
+    description: &str,
+    position: usize,
+    rows: usize,
+    lanes: usize,
+) {
     use rand::{Rng, SeedableRng};
-    use tern_hdl::program::{AttentionRecord, HeadFormat, KvCacheFormat, ATTENTION_RECORD_BYTES};
+    use tern_hdl::program::{AttentionRecord, KvCacheFormat, ATTENTION_RECORD_BYTES};
     use tern_model::checkpoint::Checkpoint;
     use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
     use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
@@ -277,7 +331,7 @@ fn a_token_on_the_one_top(preset: &str, description: &str, position: usize, rows
     let t0 = std::time::Instant::now();
     let ck = Checkpoint::random(&c, 73);
     let draft =
-        tern_flows::one_top::one_top_shape(&c, &acc, 2, common::DESIGN, 1 << 32, 128).unwrap();
+        tern_flows::one_top::one_top_shape(&c, &acc, lanes, common::DESIGN, 1 << 32, 128).unwrap();
     let image = tern_flows::program::build(
         &ck,
         &attention,
@@ -285,7 +339,7 @@ fn a_token_on_the_one_top(preset: &str, description: &str, position: usize, rows
         RESIDUAL_FRAC,
         128,
         common::DESIGN,
-        HeadFormat::Int8,
+        acc.head_format,
         Some(&draft.matmul),
     )
     .unwrap();
@@ -320,7 +374,7 @@ fn a_token_on_the_one_top(preset: &str, description: &str, position: usize, rows
     let mhz = 250.0;
     let (ddr, _) = tern_flows::memory::ported_memory_at(&board, mhz, bytes).unwrap();
     let shape =
-        tern_flows::one_top::one_top_shape(&c, &acc, 2, common::DESIGN, bytes, 128).unwrap();
+        tern_flows::one_top::one_top_shape(&c, &acc, lanes, common::DESIGN, bytes, 128).unwrap();
     let t0 = std::time::Instant::now();
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator(&shape, &ddr, None)
@@ -362,7 +416,7 @@ fn a_token_on_the_one_top(preset: &str, description: &str, position: usize, rows
     let own =
         o.clocks_pass - o.clocks_matmul - o.clocks_attention - o.clocks_vector - o.clocks_lm_head;
     println!(
-        "{preset}, {rows} id(s) at position {position} on the KV260's one top, 250 MHz: {} clocks = {:.2} ms ({:.1} passes/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
+        "{preset}, {rows} id(s) at position {position} on the KV260's one top of {description} (vector unit at {lanes} lanes), 250 MHz: {} clocks = {:.2} ms ({:.1} passes/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
         o.clocks_pass,
         ms(o.clocks_pass),
         1e3 / ms(o.clocks_pass),
@@ -446,7 +500,7 @@ fn a_command_writing_outside_scratch_stops_with_code_21_and_writes_nothing_there
         image,
         memory,
         shape,
-    } = tiny_run(41, 1, 0);
+    } = tiny_run(41, 1, 0, HeadFormat::Int8);
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator(&shape, &memory, None)
         .unwrap();
@@ -551,7 +605,7 @@ fn the_shell_runs_passes_as_a_host_driver_would() {
         image,
         memory,
         shape,
-    } = tiny_run(37, 1, 0);
+    } = tiny_run(37, 1, 0, HeadFormat::Int8);
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator_shell(&shape, &memory, None)
         .unwrap();

@@ -249,28 +249,57 @@ fn two_readers_share_the_ports_and_each_stream_stays_whole() {
     }
 }
 
-/// The LM-head unit on the KV260's four HP ports at 250 MHz: a random int8 head of
-/// `rows` × 1,536 (the 0.73B's width) streamed from its DDR model; the choice equals the
-/// golden `head_scores` + `argmax`, and the clocks against the ports' rate with the
-/// DRAM's refresh (the stripe reader's measured 95.5 %). Prints the figures.
-fn lm_head_unit_at_scale(rows: usize, scores: bool) -> (u64, f64) {
-    use tern_hdl::program::Int8Head;
+/// The LM-head unit on the KV260's four HP ports at 250 MHz: a random head of `rows` ×
+/// 1,536 (the 0.73B's width), int8 or (`group`) 4-bit with a mantissa a group, streamed
+/// from its DDR model; the choice equals the golden `head_scores`/`head4_scores` +
+/// `argmax`, and the clocks against the busiest port's rate with the DRAM's refresh (the
+/// stripe reader's measured 95.5 %): a quarter of the weights and every mantissa on
+/// port 0. Prints the figures.
+fn lm_head_unit_at_scale(rows: usize, scores: bool, group: Option<u32>) -> (u64, f64) {
+    use tern_hdl::program::{HeadFormat, Int4Head, Int8Head};
     use tern_hdl::units::LmHeadUnitShape;
     use tern_sim::cosim::units::LmHeadUnitCommand;
-    use tern_sim::golden::vector::{argmax, head_scores};
+    use tern_sim::golden::vector::{argmax, head4_scores, head_scores};
     let width = 1536usize;
     let mut rng = ChaCha8Rng::seed_from_u64(47);
-    let head = Int8Head {
-        rows,
-        width,
-        w: (0..rows * width).map(|_| rng.gen()).collect(),
-        row_m: (0..rows).map(|_| rng.gen()).collect(),
-        exp: 0,
-    };
     let q: Vec<i8> = (0..width).map(|_| rng.gen()).collect();
+    // The head's bytes, its mantissas and the golden choice.
+    let (format, weights, mantissas, want) = match group {
+        None => {
+            let head = Int8Head {
+                rows,
+                width,
+                w: (0..rows * width).map(|_| rng.gen()).collect(),
+                row_m: (0..rows).map(|_| rng.gen()).collect(),
+                exp: 0,
+            };
+            let w: Vec<u8> = head.w.iter().map(|&x| x as u8).collect();
+            let want = argmax(&head_scores(&head, &q));
+            (HeadFormat::Int8, w, head.row_m, want)
+        }
+        Some(group) => {
+            let head = Int4Head {
+                rows,
+                width,
+                group: group as usize,
+                w: (0..rows * width).map(|_| rng.gen_range(-7..=7)).collect(),
+                group_m: (0..rows * width / group as usize)
+                    .map(|_| rng.gen())
+                    .collect(),
+                exp: 0,
+            };
+            let want = argmax(&head4_scores(&head, &q));
+            (
+                HeadFormat::Int4 { group },
+                head.packed(),
+                head.group_m,
+                want,
+            )
+        }
+    };
     let (q_at, weights_at) = (0u64, 1u64 << 12);
-    let mantissas_at = (weights_at + (rows * width) as u64).next_multiple_of(4096);
-    let output_at = (mantissas_at + 2 * rows as u64).next_multiple_of(4096);
+    let mantissas_at = (weights_at + weights.len() as u64).next_multiple_of(4096);
+    let output_at = (mantissas_at + 2 * mantissas.len() as u64).next_multiple_of(4096);
     let bytes = (output_at + 16 + 8 * rows as u64).next_multiple_of(1 << 16);
     let board = Board::resolve("kv260").unwrap();
     let (memory, _) = ported_memory_at(&board, 250.0, bytes).unwrap();
@@ -279,17 +308,15 @@ fn lm_head_unit_at_scale(rows: usize, scores: bool) -> (u64, f64) {
             LmHeadUnitShape {
                 ports: 4,
                 max_width: 2560,
+                format,
             },
             &memory,
             None,
         )
         .unwrap();
     unit.write(q_at, &q.iter().map(|&x| x as u8).collect::<Vec<_>>());
-    unit.write(
-        weights_at,
-        &head.w.iter().map(|&x| x as u8).collect::<Vec<_>>(),
-    );
-    let m: Vec<u8> = head.row_m.iter().flat_map(|x| x.to_le_bytes()).collect();
+    unit.write(weights_at, &weights);
+    let m: Vec<u8> = mantissas.iter().flat_map(|x| x.to_le_bytes()).collect();
     unit.write(mantissas_at, &m);
     let cmd = LmHeadUnitCommand {
         src: q_at,
@@ -300,19 +327,23 @@ fn lm_head_unit_at_scale(rows: usize, scores: bool) -> (u64, f64) {
         width: width as u32,
         pass_rows: 1,
         scores: u32::from(scores),
+        group: group.unwrap_or(0),
+        pad: 0,
     };
     let o = unit.run(&cmd, 40 * (rows * width / 64) as u64 + 100_000);
-    assert!(o.clocks != u64::MAX && o.error == 0, "{o:?}");
-    let want = argmax(&head_scores(&head, &q));
-    assert_eq!(o.next as usize, want, "the choice");
-    let head_bytes = (rows * width + 2 * rows) as f64;
+    assert!(o.clocks != u64::MAX && o.error == 0, "{format:?}: {o:?}");
+    assert_eq!(o.next as usize, want, "{format:?}: the choice");
+    let head_bytes = (weights.len() + m.len()) as f64;
     let efficiency = {
         let d = board.memory.dram.as_ref().unwrap();
         1.0 - d.refresh_ns / d.refresh_interval_ns
     };
-    let ideal = head_bytes / (64.0 * efficiency);
+    // Reader A stripes the weights over the four ports; reader B takes the mantissas on
+    // port 0 beside it, so the busiest port is port 0.
+    let port0_bytes = weights.len() as f64 / 4.0 + m.len() as f64;
+    let ideal = (head_bytes / 64.0).max(port0_bytes / 16.0) / efficiency;
     println!(
-        "LM-head unit, 4 KV260 HP ports at 250 MHz: {rows} x {width} int8 head (scores {scores}): \
+        "LM-head unit, 4 KV260 HP ports at 250 MHz: {rows} x {width} {format:?} head (scores {scores}): \
          {} clocks = {:.3} ms; {:.2} B/clock; ports with refresh {:.0} clocks (ratio {:.3}); {o:?}",
         o.clocks,
         o.clocks as f64 / 250e3,
@@ -323,15 +354,22 @@ fn lm_head_unit_at_scale(rows: usize, scores: bool) -> (u64, f64) {
     (o.clocks, ideal)
 }
 
-/// At 2,048 rows (scores off and on) and at the 0.73B's whole head (32,002 rows): within
-/// 5 % of the ports' rate with refresh (docs/bench/lm_head_unit.txt).
+/// At 2,048 rows (scores off and on) and at the 0.73B's whole head (32,002 rows), int8;
+/// 4-bit at 2,048 rows with groups of 128 (a group an engine beat) and 32 (four a beat):
+/// within 5 % of the busiest port's rate with refresh (docs/bench/lm_head_unit.txt).
 #[test]
 fn the_lm_head_unit_streams_a_head_at_the_ports_rate() {
-    for (rows, scores) in [(2048, false), (2048, true), (32002, false)] {
-        let (clocks, ideal) = lm_head_unit_at_scale(rows, scores);
+    for (rows, scores, group) in [
+        (2048, false, None),
+        (2048, true, None),
+        (32002, false, None),
+        (2048, false, Some(128)),
+        (2048, false, Some(32)),
+    ] {
+        let (clocks, ideal) = lm_head_unit_at_scale(rows, scores, group);
         assert!(
             (clocks as f64) < 1.05 * ideal,
-            "{rows} rows: {clocks} clocks against {ideal:.0} at the ports' rate"
+            "{rows} rows, group {group:?}: {clocks} clocks against {ideal:.0} at the ports' rate"
         );
     }
 }

@@ -912,33 +912,59 @@ fn the_sequencer_verilog_is_lint_clean() {
 
 // ---- the LM-head unit against the golden sequencer's LmHead --------------------------
 
-/// The program's `LmHead` on the LM-head unit RTL (1 and 2 of the KV260's ports, its DDR
-/// model at 250 MHz): after a golden pass (prompt, then a decoded token) the unit, given
-/// the memory with the output cleared, writes the output — next token, flag, rows and
-/// every score — byte for byte as the golden sequencer did, and nothing else.
+/// The program's `LmHead` on the LM-head unit RTL (the KV260's DDR model at 250 MHz):
+/// after a golden pass (prompt, then a decoded token) the unit, given the memory with the
+/// output cleared, writes the output — next token, flag, rows and every score — byte for
+/// byte as the golden sequencer did, and nothing else. The int8 head on 1 and 2 of the
+/// ports; the 4-bit head (32 weights a port a clock) with groups of 32 (a group an engine
+/// beat), 16 and 8 (2 and 4 groups side by side in a beat) and 64 (two beats a group).
+/// A unit refuses the format it is not built for (error 1, nothing written).
 #[test]
 fn the_lm_head_unit_writes_the_output_the_golden_sequencer_writes() {
     use tern_hdl::units::LmHeadUnitShape;
     use tern_sim::cosim::units::LmHeadUnitCommand;
     use tern_sim::verilator::{default_cache_root, ModelCache};
-    let (ck, cfg, _, image) = setup(9);
     let board = tern_boards::Board::resolve("kv260").unwrap();
-    let last = image.commands.len() - 2;
-    let Command::LmHead {
-        src,
-        weights,
-        mantissas,
-        rows,
-        width,
-        scores,
-        ..
-    } = image.commands[last]
-    else {
-        panic!("command {last} is {:?}", image.commands[last])
-    };
-    let out_at = image.header.output_at as usize;
-    let out_len = 16 + 8 * rows as usize;
-    for ports in [1usize, 2] {
+    let int4 = |group| HeadFormat::Int4 { group };
+    for (format, ports) in [
+        (HeadFormat::Int8, 1usize),
+        (HeadFormat::Int8, 2),
+        (int4(32), 1),
+        (int4(16), 1),
+        (int4(8), 1),
+        (int4(64), 1),
+    ] {
+        let (ck, cfg, scales, _) = setup(9);
+        let image = build(
+            &ck,
+            &cfg,
+            &[scales],
+            RESIDUAL_FRAC,
+            16,
+            DESIGN,
+            format,
+            None,
+        )
+        .unwrap();
+        let last = image.commands.len() - 2;
+        let Command::LmHead {
+            src,
+            weights,
+            mantissas,
+            rows,
+            width,
+            scores,
+            ..
+        } = image.commands[last]
+        else {
+            panic!("command {last} is {:?}", image.commands[last])
+        };
+        let group = match format {
+            HeadFormat::Int8 => 0,
+            HeadFormat::Int4 { group } => group,
+        };
+        let out_at = image.header.output_at as usize;
+        let out_len = 16 + 8 * rows as usize;
         let bytes = (image.memory.len() as u64).next_multiple_of(1 << 16);
         let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
         let mut unit = ModelCache::new(default_cache_root())
@@ -946,6 +972,7 @@ fn the_lm_head_unit_writes_the_output_the_golden_sequencer_writes() {
                 LmHeadUnitShape {
                     ports,
                     max_width: ck.config.hidden,
+                    format,
                 },
                 &memory,
                 None,
@@ -979,9 +1006,32 @@ fn the_lm_head_unit_writes_the_output_the_golden_sequencer_writes() {
                 width,
                 pass_rows: ids.len() as u32,
                 scores: u32::from(scores),
+                group,
+                pad: 0,
             };
+            let at = format!("{format:?} on {ports} port(s), pass of {} ids", ids.len());
+            // The other format (or another group) is refused, and nothing is written.
+            let other = LmHeadUnitCommand {
+                group: if group == 0 {
+                    32
+                } else if group == 8 {
+                    16
+                } else {
+                    0
+                },
+                ..cmd
+            };
+            let o = unit.run(&other, 1_000_000);
+            assert_eq!(
+                (o.clocks != u64::MAX, o.error),
+                (true, 1),
+                "{at}: the other format: {o:?}"
+            );
+            assert!(
+                unit.read(0, m.len()) == cleared,
+                "{at}: a refused command wrote"
+            );
             let o = unit.run(&cmd, 1_000_000);
-            let at = format!("{ports} port(s), pass of {} ids", ids.len());
             assert!(o.clocks != u64::MAX && o.error == 0, "{at}: {o:?}");
             assert_eq!(o.next as usize, golden.next, "{at}: the next token");
             let after = unit.read(0, m.len());

@@ -5,7 +5,7 @@
 #include <cstring>
 #include "Vtern_lm_head_unit.h"
 
-extern "C" uint32_t tern_lm_head_unit_abi() { return 1; }
+extern "C" uint32_t tern_lm_head_unit_abi() { return 2; }
 
 using Model = UnitModel<Vtern_lm_head_unit>;
 
@@ -13,6 +13,8 @@ using Model = UnitModel<Vtern_lm_head_unit>;
 struct LmHeadUnitCommand {
     uint64_t src, weights, mantissas, output_at;
     uint32_t rows, width, pass_rows, scores;
+    uint32_t group;  // a 4-bit head's group; 0: an int8 head
+    uint32_t pad;
 };
 
 // What it did (mirrored by `LmHeadUnitOutcome`).
@@ -41,6 +43,7 @@ void tern_lm_head_unit_run(void* p, const LmHeadUnitCommand* c, LmHeadUnitOutcom
     t->cmd_width = c->width;
     t->cmd_pass_rows = c->pass_rows;
     t->cmd_scores = c->scores;
+    t->cmd_group = c->group;
     o->clocks = unit_run(m, limit);
     o->error = t->error;
     o->next = t->next;

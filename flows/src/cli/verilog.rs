@@ -176,20 +176,33 @@ pub fn run(a: Args) -> Result<()> {
         return Ok(());
     }
     if let (Some(lanes), Some(ports)) = (lm_head, unit_ports) {
-        if lanes != 16 * ports || weight_bits != 8 || slices != 1 {
-            anyhow::bail!(
-                "--unit-ports {ports}: the unit's engine takes {} int8 weights a clock in one slice (--lm-head {} --weight-bits 8 --slices 1)",
+        // The unit's engine takes the ports' whole width: 16 int8 or 32 4-bit weights a
+        // port; a 4-bit head's group is a slice's lanes.
+        use tern_hdl::program::HeadFormat;
+        let format = match weight_bits {
+            8 if lanes == 16 * ports && slices == 1 => HeadFormat::Int8,
+            4 if lanes == 32 * ports && slices >= 1 && lanes % slices == 0 => HeadFormat::Int4 {
+                group: (lanes / slices) as u32,
+            },
+            _ => anyhow::bail!(
+                "--unit-ports {ports}: the unit's engine takes {} int8 weights a clock in one slice (--lm-head {} --weight-bits 8 --slices 1) or {} 4-bit ones, a group a slice (--lm-head {} --weight-bits 4 --slices S)",
                 16 * ports,
-                16 * ports
-            );
-        }
-        let shape = tern_hdl::units::LmHeadUnitShape { ports, max_width };
+                16 * ports,
+                32 * ports,
+                32 * ports
+            ),
+        };
+        let shape = tern_hdl::units::LmHeadUnitShape {
+            ports,
+            max_width,
+            format,
+        };
         let text = tern_hdl::units::lm_head_unit_verilog(shape).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let path = out.join(tern_hdl::units::LM_HEAD_UNIT_FILE);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!(
-            "wrote {}: the LM-head unit on {ports} memory ports, rows of up to {max_width}",
+            "wrote {}: the LM-head unit on {ports} memory ports, rows of up to {max_width}, {format:?} head",
             path.display()
         );
         return Ok(());
@@ -371,11 +384,12 @@ fn write_one_top(
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
     }
     println!(
-        "wrote {}: the one top for {model} on {} ({ports} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {lanes} lanes, design {design:08x}): {}",
+        "wrote {}: the one top for {model} on {} ({ports} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {lanes} lanes, the LM head {:?}, design {design:08x}): {}",
         out.display(),
         board.name,
         acc.matmul_path.display(),
         acc.attention_path.display(),
+        acc.head_format,
         files.iter().map(|f| f.0.as_str()).collect::<Vec<_>>().join(", ")
     );
     Ok(())

@@ -414,12 +414,13 @@ module {{MODULE}} (
     /* verilator lint_on UNUSEDSIGNAL */
     wire to_mm = r_op == 8'd3, to_lm = r_op == 8'd9, to_att = r_op == 8'd7;
     wire to_vec = !(to_mm || to_lm || to_att);
-    // The LM-head unit takes int8 heads; a 4-bit one is refused here (code 15).
-    wire lm_4bit = to_lm && r_flags[1];
+    // The LM-head unit's format: a 4-bit head's group, 0 for int8 (the unit refuses the
+    // format it is not built for, code 15).
+    wire [31:0] lm_group = r_flags[1] ? r_count : 32'd0;
     // Rope's length: heads · head dimension (saturating, as the golden's).
     wire [63:0] rope_n = {32'd0, r_count} * {32'd0, r_k};
     wire [31:0] vec_n = r_op == 8'd5 ? (rope_n[63:32] != 32'd0 ? 32'hffff_ffff : rope_n[31:0]) : r_n;
-    reg  [2:0]  running;     // 0 none, 1 matmul, 2 LM head, 3 vector, 4 attention, 5 refused
+    reg  [2:0]  running;     // 0 none, 1 matmul, 2 LM head, 3 vector, 4 attention
     reg         settle;      // the clock after a unit took its command
     reg         done_q;
     reg  [7:0]  error_q;
@@ -427,8 +428,8 @@ module {{MODULE}} (
     wire        mm_done, lm_done, vec_done, att_done;
     wire [1:0]  mm_error, lm_error, vec_error, att_error;
     wire free = running == 3'd0;
-    assign u_ready = free && (lm_4bit || (to_mm ? mm_cmd_ready : to_lm ? lm_cmd_ready
-                                          : to_att ? att_cmd_ready : vec_cmd_ready));
+    assign u_ready = free && (to_mm ? mm_cmd_ready : to_lm ? lm_cmd_ready
+                              : to_att ? att_cmd_ready : vec_cmd_ready);
     assign u_done = done_q;
     assign u_error = error_q;
     wire take = u_valid && u_ready;
@@ -460,7 +461,7 @@ module {{MODULE}} (
             settle <= 1'b0;
         end else if (free) begin
             if (take) begin
-                running <= lm_4bit ? 3'd5 : to_mm ? 3'd1 : to_lm ? 3'd2 : to_vec ? 3'd3 : 3'd4;
+                running <= to_mm ? 3'd1 : to_lm ? 3'd2 : to_vec ? 3'd3 : 3'd4;
                 settle <= 1'b1;
             end
         end else if (settle) begin
@@ -501,9 +502,9 @@ module {{MODULE}} (
     );
     {{LM_HEAD}} lm_head (
         .clk(clk), .rst(rst){{LM_PORTS}},
-        .cmd_valid(u_valid && free && to_lm && !lm_4bit), .cmd_ready(lm_cmd_ready),
+        .cmd_valid(u_valid && free && to_lm), .cmd_ready(lm_cmd_ready),
         .cmd_src(r_a), .cmd_weights(r_b), .cmd_mantissas(r_d), .cmd_rows(r_n), .cmd_width(r_k),
-        .cmd_scores(r_flags[0]), .cmd_pass_rows(u_rows), .cmd_output_at(output_at),
+        .cmd_scores(r_flags[0]), .cmd_group(lm_group), .cmd_pass_rows(u_rows), .cmd_output_at(output_at),
         .done(lm_done), .error(lm_error), .next(u_next)
     );
     {{VECTOR}} vector (

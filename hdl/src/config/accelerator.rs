@@ -14,6 +14,9 @@
 //! [attention]
 //! config = "attention.toml"
 //! engines = 1                  # attention tops side by side
+//! [lm_head]                    # optional: the one top's LM head (default int8)
+//! format = "int4"              # "int8" (a scale a row) or "int4" (a scale a group)
+//! group = 64                   # int4 only: weights a scale
 //! ```
 
 use serde::{Deserialize, Serialize};
@@ -21,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 use crate::config::attention::AttentionConfig;
 use crate::config::{Config, ConfigError, TopConfig};
+use crate::program::HeadFormat;
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -31,6 +35,18 @@ pub struct AcceleratorFile {
     pub clock_mhz: Option<f64>,
     pub matmul: MatmulPart,
     pub attention: AttentionPart,
+    #[serde(default)]
+    pub lm_head: Option<LmHeadPart>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LmHeadPart {
+    /// "int8" or "int4".
+    pub format: String,
+    /// Weights a scale, for "int4".
+    #[serde(default)]
+    pub group: Option<u32>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -67,6 +83,8 @@ pub struct Accelerator {
     pub matmul: Config,
     pub attention: AttentionConfig,
     pub attention_engines: usize,
+    /// The LM head's format in memory, which the one top's LM-head unit is built for.
+    pub head_format: HeadFormat,
     /// Where the description and its tops' configs were read.
     pub origin: PathBuf,
     pub matmul_path: PathBuf,
@@ -112,6 +130,31 @@ impl Accelerator {
                 "`attention.engines` = {engines} is out of range: allowed 1..={MAX_ATTENTION_ENGINES}"
             )));
         }
+        let head_format = match &file.lm_head {
+            None => HeadFormat::Int8,
+            Some(LmHeadPart { format, group }) => match (format.as_str(), *group) {
+                ("int8", None) => HeadFormat::Int8,
+                ("int8", Some(_)) => {
+                    return Err(invalid(
+                        "`lm_head.group` is for an \"int4\" head; an int8 head has a scale a row"
+                            .into(),
+                    ))
+                }
+                ("int4", Some(g)) if g >= 2 && g.is_power_of_two() && g <= 1 << 16 => {
+                    HeadFormat::Int4 { group: g }
+                }
+                ("int4", g) => {
+                    return Err(invalid(format!(
+                        "`lm_head.group` = {g:?}: an \"int4\" head needs a group of weights a scale, a power of two in 2..=65536"
+                    )))
+                }
+                (f, _) => {
+                    return Err(invalid(format!(
+                        "`lm_head.format` = \"{f}\": allowed \"int8\" or \"int4\""
+                    )))
+                }
+            },
+        };
         let dir = path.parent().unwrap_or(Path::new("."));
         let matmul_path = dir.join(&file.matmul.config);
         let attention_path = dir.join(&file.attention.config);
@@ -140,6 +183,7 @@ impl Accelerator {
             matmul,
             attention,
             attention_engines: engines,
+            head_format,
             origin: path.to_path_buf(),
             matmul_path,
             attention_path,
@@ -194,7 +238,11 @@ mod tests {
         let good = format!(
             "name = \"x\"\nboard = \"kv260\"\n[matmul]\nconfig = \"{mm}\"\n[attention]\nconfig = \"{at}\"\n"
         );
-        assert!(Accelerator::from_path(&write(dir.path(), "ok.toml", &good)).is_ok());
+        let ok = Accelerator::from_path(&write(dir.path(), "ok.toml", &good)).unwrap();
+        assert_eq!(ok.head_format, HeadFormat::Int8);
+        let four = format!("{good}[lm_head]\nformat = \"int4\"\ngroup = 64\n");
+        let four = Accelerator::from_path(&write(dir.path(), "four.toml", &four)).unwrap();
+        assert_eq!(four.head_format, HeadFormat::Int4 { group: 64 });
         for (text, expect) in [
             (
                 good.replace("board = \"kv260\"", "board = \"ulx3s\""),
@@ -213,6 +261,22 @@ mod tests {
                 "unknown field",
             ),
             (good.replace(&mm, "missing.toml"), "missing.toml"),
+            (
+                format!("{good}[lm_head]\nformat = \"int3\"\n"),
+                "lm_head.format",
+            ),
+            (
+                format!("{good}[lm_head]\nformat = \"int4\"\ngroup = 24\n"),
+                "lm_head.group",
+            ),
+            (
+                format!("{good}[lm_head]\nformat = \"int4\"\n"),
+                "lm_head.group",
+            ),
+            (
+                format!("{good}[lm_head]\nformat = \"int8\"\ngroup = 32\n"),
+                "lm_head.group",
+            ),
         ] {
             let path = write(dir.path(), "bad.toml", &text);
             let err = Accelerator::from_path(&path).unwrap_err().to_string();

@@ -3,7 +3,7 @@
 //! `tern_lm_head_unit` runs `LmHead`:
 //!
 //! ```text
-//! cmd ─► reader A: the pass's last int8 row (q) ─► the engine's vector
+//! cmd ─► reader A: the pass's last int8 row (q) ─► (4-bit: two beats joined) ─► the engine's vector
 //!     ─► reader A: the head's rows, P beats a clock ─► the engine's weights
 //!     ─► reader B (beside A, same ports): the mantissas ─► a gearbox ─► the engine
 //!     ─► scores (with the flag) two a beat ─► the writer ─► output_at + 16 ...
@@ -12,12 +12,19 @@
 //!
 //! Reader A uses every port; reader B (one port) shares port 0 with it through a read
 //! arbiter; the writer uses port 0's write channels, which nothing else uses.
+//!
+//! A unit is built for one head format (`HeadFormat`): int8 with a mantissa a row
+//! (16 weights a port a clock), or 4-bit with a mantissa a group of `G` (32 weights a
+//! port a clock: the engine's int8 vector is then two memory beats wide, and `G` smaller
+//! than a beat puts `lanes / G` groups side by side). A command in the other format, or
+//! with another group, is refused (error 1).
 
 use super::ReaderWiring;
 use crate::interconnect::{
     read_arbiter_verilog, stripe_reader_verilog, stripe_reader_verilog_named, StripeShape,
     STRIPE_READER_MODULE,
 };
+use crate::program::HeadFormat;
 use crate::vector::{lm_head_verilog, LmHeadShape, LM_HEAD_MODULE};
 
 pub const LM_HEAD_UNIT_MODULE: &str = "tern_lm_head_unit";
@@ -26,30 +33,46 @@ pub const LM_HEAD_UNIT_FILE: &str = "tern_lm_head_unit.v";
 /// bytes; four ports would cost four FIFOs for nothing).
 const MANTISSA_READER_MODULE: &str = "tern_stripe_reader_one_port";
 
-/// What an LM-head unit is built for: the board's ports and the widest row. The head is
-/// int8 with a scale per row (`HeadFormat::Int8`); the 4-bit head needs the vector
-/// widened to two words a beat, not built yet.
+/// What an LM-head unit is built for: the board's ports, the widest row and the head's
+/// format.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct LmHeadUnitShape {
-    /// Memory ports (128-bit), 1, 2 or 4: the engine takes 16·ports int8 weights a
-    /// clock, the ports' whole width.
+    /// Memory ports (128-bit), 1, 2 or 4: the engine takes the ports' whole width a
+    /// clock, 16·ports int8 weights or 32·ports 4-bit ones.
     pub ports: usize,
-    /// The widest row (the model's hidden size), a multiple of 32·ports.
+    /// The widest row (the model's hidden size), two engine beats at the least.
     pub max_width: usize,
+    /// The head's format: int8, or 4-bit with a mantissa a group (a power of two of at
+    /// least `lanes / 8`: a memory beat holds 8 mantissas).
+    pub format: HeadFormat,
 }
 
 impl LmHeadUnitShape {
     /// Weights a clock.
     pub fn lanes(&self) -> usize {
-        16 * self.ports
+        match self.format {
+            HeadFormat::Int8 => 16 * self.ports,
+            HeadFormat::Int4 { .. } => 32 * self.ports,
+        }
+    }
+
+    /// Groups side by side in an engine beat (1 when a group is one or more beats).
+    fn slices(&self) -> usize {
+        match self.format {
+            HeadFormat::Int8 => 1,
+            HeadFormat::Int4 { group } => (self.lanes() / group.max(1) as usize).max(1),
+        }
     }
 
     /// The engine inside.
     pub fn engine(&self) -> LmHeadShape {
         LmHeadShape {
             lanes: self.lanes(),
-            weight_bits: 8,
-            slices: 1,
+            weight_bits: match self.format {
+                HeadFormat::Int8 => 8,
+                HeadFormat::Int4 { .. } => 4,
+            },
+            slices: self.slices(),
             max_width: self.max_width,
         }
     }
@@ -57,6 +80,22 @@ impl LmHeadUnitShape {
     pub fn check(&self) -> Result<(), String> {
         if ![1, 2, 4].contains(&self.ports) {
             return Err(format!("LM-head unit: {} ports, not 1, 2 or 4", self.ports));
+        }
+        if let HeadFormat::Int4 { group } = self.format {
+            let g = group as usize;
+            if !g.is_power_of_two() || g < (self.lanes() / 8).max(2) {
+                return Err(format!(
+                    "LM-head unit: a 4-bit head's group of {group} is not a power of two of at least {} (a memory beat holds 8 mantissas, one for each of up to 8 groups of a {}-weight beat)",
+                    (self.lanes() / 8).max(2),
+                    self.lanes()
+                ));
+            }
+            if !self.max_width.is_multiple_of(g) {
+                return Err(format!(
+                    "LM-head unit: rows of {} are not whole groups of {group}",
+                    self.max_width
+                ));
+            }
         }
         self.engine().check().map_err(|e| e.to_string())
     }
@@ -72,11 +111,11 @@ impl LmHeadUnitShape {
     }
 }
 
-/// Clocks the unit needs at the least for a head of `rows` × `width`: the engine's beats
-/// (the vector's, then every row's) at one a clock. The memory decides the rest.
+/// Clocks the unit needs at the least for a head of `rows` × `width`: the vector's memory
+/// beats, then every row's engine beats, at one a clock. The memory decides the rest.
 pub fn lm_head_unit_floor_clocks(shape: LmHeadUnitShape, rows: usize, width: usize) -> u64 {
     let b = (width / shape.lanes()) as u64;
-    b + rows as u64 * b
+    (width / (16 * shape.ports)) as u64 + rows as u64 * b
 }
 
 /// The unit's Verilog, one file: the unit, the engine, the stripe reader and the read
@@ -87,6 +126,13 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
     let p = shape.ports;
     let lanes = engine.lanes;
     let log_lanes = lanes.trailing_zeros();
+    // The format the unit takes: the command's group (0 for int8), the engine's beats a
+    // group, how a mantissa count and a weight byte count follow from rows × width.
+    let (group, log_group, wide) = match shape.format {
+        HeadFormat::Int8 => (0, 0, false),
+        HeadFormat::Int4 { group } => (group, group.trailing_zeros(), true),
+    };
+    let slices = engine.slices;
     let ReaderWiring {
         ports_io,
         wires,
@@ -97,6 +143,7 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
     let unit = UNIT_TEMPLATE
         .replace("{{PORTS_IO}}", &ports_io)
         .replace("{{WIRES}}", &wires)
+        .replace("{{Q_PATH}}", if wide { Q_PATH_WIDE } else { Q_PATH })
         .replace("{{READER_A}}", &reader_a)
         .replace("{{READER_B}}", &reader_b)
         .replace("{{ARBITERS}}", &arbiters)
@@ -119,7 +166,48 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
             "{{BB_HI}}",
             &(crate::bits::ceil_log2(engine.max_beats() + 1) - 1).to_string(),
         )
-        .replace("{{MAXB}}", &engine.max_beats().to_string());
+        .replace("{{MAXB}}", &engine.max_beats().to_string())
+        .replace(
+            "{{FORMAT}}",
+            &match shape.format {
+                HeadFormat::Int8 => "int8 head, a mantissa a row".to_string(),
+                HeadFormat::Int4 { group } => format!("4-bit head, a mantissa a group of {group}"),
+            },
+        )
+        .replace("{{GROUP}}", &group.to_string())
+        .replace("{{WIDE}}", if wide { "1'b1" } else { "1'b0" })
+        .replace("{{QW_HI}}", &(8 * lanes - 1).to_string())
+        .replace("{{S}}", &slices.to_string())
+        .replace("{{MS_HI}}", &(16 * slices - 1).to_string())
+        .replace(
+            "{{MAT_HI}}",
+            &(crate::bits::ceil_log2(8 / slices).max(1) - 1).to_string(),
+        )
+        .replace("{{MAT_LAST}}", &(8 / slices - 1).to_string())
+        .replace(
+            "{{MAT_BITS}}",
+            &crate::bits::ceil_log2(8 / slices).max(1).to_string(),
+        )
+        .replace("{{MAT_SHIFT}}", &(4 + slices.trailing_zeros()).to_string())
+        .replace(
+            "{{M_COUNT}}",
+            &if wide {
+                format!("w_elems >> {log_group}")
+            } else {
+                "{32'd0, cmd_rows}".to_string()
+            },
+        )
+        .replace("{{W_BYTES}}", if wide { "w_elems >> 1" } else { "w_elems" })
+        .replace(
+            "{{GROUP_BEATS}}",
+            &if !wide {
+                "cmd_width >> {{LOG_LANES}}".replace("{{LOG_LANES}}", &log_lanes.to_string())
+            } else if slices > 1 {
+                "32'd1".to_string()
+            } else {
+                format!("32'd{}", group as usize / lanes)
+            },
+        );
     debug_assert!(crate::bits::filled(&unit), "a placeholder left");
     let mantissa_reader = StripeShape {
         ports: 1,
@@ -134,8 +222,28 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
     ))
 }
 
+/// The int8 vector into the engine: a memory beat is an engine beat.
+const Q_PATH: &str = "    wire q_valid_e = a_valid && state == S_Q;
+    wire [{{QW_HI}}:0] q_data_e = a_data;
+    wire q_a_ready = e_q_ready;
+";
+
+/// ... or (4-bit head, twice the lanes) two memory beats are one, the low one held.
+const Q_PATH_WIDE: &str = "    reg [{{DW_HI}}:0] q_lo;
+    reg q_half;                  // the low beat is held
+    wire q_a_ready = !q_half || e_q_ready;
+    always @(posedge clk)
+        if (rst || state != S_Q) q_half <= 1'b0;
+        else if (a_valid && q_a_ready) begin
+            if (!q_half) q_lo <= a_data;
+            q_half <= !q_half;
+        end
+    wire q_valid_e = a_valid && state == S_Q && q_half;
+    wire [{{QW_HI}}:0] q_data_e = {a_data, q_lo};
+";
+
 const UNIT_TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the LM-head unit (hdl/src/units/lm_head.rs): the LmHead
-// command (int8 head) on {{P}} memory port(s), {{LANES}} weights a clock.
+// command ({{FORMAT}}) on {{P}} memory port(s), {{LANES}} weights a clock.
 `default_nettype none
 module {{MODULE}} (
     input  wire         clk,
@@ -162,6 +270,8 @@ module {{MODULE}} (
     input  wire [31:0]  cmd_rows,
     input  wire [31:0]  cmd_width,
     input  wire         cmd_scores,
+    // A 4-bit head's group (flag 2's count), 0 for an int8 head.
+    input  wire [31:0]  cmd_group,
     input  wire [31:0]  cmd_pass_rows,
     input  wire [63:0]  cmd_output_at,
     output wire         done,
@@ -198,15 +308,15 @@ module {{MODULE}} (
     wire        b_ready;
     wire [127:0] b_data;
 {{READER_B}}{{ARBITERS}}
-    // ---- the mantissas: a beat of 8 u16 from reader B (one port), one a row ----
+    // ---- the mantissas: a beat of 8 u16 from reader B (one port), {{S}} a group beat ----
     reg [127:0] m_word;
-    reg [2:0]   m_at;         // the next mantissa in the beat
+    reg [{{MAT_HI}}:0]   m_at;         // the next mantissas in the beat
     reg         m_full;       // m_word holds mantissas not yet taken
-    wire [15:0] e_m = m_word[{m_at, 4'd0} +: 16];
+    wire [{{MS_HI}}:0] e_m = m_word[{m_at, {{MAT_SHIFT}}'d0} +: {{MS_HI}} + 1];
     wire e_m_ready;
     wire e_m_valid = m_full;
     wire m_next = e_m_valid && e_m_ready;
-    wire m_last = m_at == 3'd7;
+    wire m_last = m_at == {{MAT_BITS}}'d{{MAT_LAST}};
     assign b_ready = !m_full || (m_next && m_last);
     always @(posedge clk) begin
         if (rst || state == S_IDLE) begin
@@ -218,7 +328,7 @@ module {{MODULE}} (
             m_at <= '0;
         end else if (m_next) begin
             if (m_last) m_full <= 1'b0;
-            else m_at <= m_at + 3'd1;
+            else m_at <= m_at + {{MAT_BITS}}'d1;
         end
     end
 
@@ -232,14 +342,14 @@ module {{MODULE}} (
     wire [63:0] e_best_score;
     /* verilator lint_on UNUSEDSIGNAL */
     wire [23:0] e_best_row;
-    reg  [{{BB_HI}}:0] e_beats;
-    assign a_ready = state == S_Q ? e_q_ready : state == S_W ? e_in_ready : 1'b0;
+    reg  [{{BB_HI}}:0] e_beats, e_group_beats;
+{{Q_PATH}}    assign a_ready = state == S_Q ? q_a_ready : state == S_W ? e_in_ready : 1'b0;
     wire e_out_ready;
     {{ENGINE}} engine (
         .clk(clk), .rst(rst),
         .cmd_valid(e_cmd_valid), .cmd_ready(e_cmd_ready), .cmd_rows(rows[23:0]),
-        .cmd_beats(e_beats), .cmd_group_beats(e_beats), .cmd_scores(scores),
-        .q_valid(a_valid && state == S_Q), .q_ready(e_q_ready), .q_data(a_data),
+        .cmd_beats(e_beats), .cmd_group_beats(e_group_beats), .cmd_scores(scores),
+        .q_valid(q_valid_e), .q_ready(e_q_ready), .q_data(q_data_e),
         .in_valid(a_valid && state == S_W), .in_ready(e_in_ready), .in_w(a_data),
         .m_valid(e_m_valid), .m_ready(e_m_ready), .m_data(e_m),
         .out_valid(e_out_valid), .out_ready(e_out_ready), .out_score(e_score),
@@ -347,11 +457,15 @@ module {{MODULE}} (
     wire [63:0] row_bytes = {32'd0, cmd_width + 32'd15} & ~64'd15;
     wire [63:0] q_at = cmd_src + (({32'd0, cmd_pass_rows} - 64'd1) * row_bytes);
     /* verilator lint_off UNUSEDSIGNAL */ // a whole number of beats: the low bits are 0
-    wire [63:0] w_bytes = {32'd0, cmd_rows} * {32'd0, cmd_width};
+    wire [63:0] w_elems = {32'd0, cmd_rows} * {32'd0, cmd_width};
+    wire [63:0] w_bytes = {{W_BYTES}};
+    wire [63:0] m_count = {{M_COUNT}};
     /* verilator lint_on UNUSEDSIGNAL */
+    // The format and group the unit is built for, rows of whole engine beats and groups.
     wire fits = cmd_width[{{LOG_LANES}}-1:0] == '0
         && (cmd_width >> {{LOG_LANES}}) >= 32'd2 && (cmd_width >> {{LOG_LANES}}) <= 32'd{{MAXB}}
-        && cmd_rows != 32'd0 && cmd_rows < 32'd16777216 && w_bytes[63:36] == '0
+        && cmd_group == 32'd{{GROUP}} && (!{{WIDE}} || (cmd_width & (32'd{{GROUP}} - 32'd1)) == '0)
+        && cmd_rows != 32'd0 && cmd_rows < 32'd16777216 && w_elems[63:36] == '0
         && cmd_pass_rows != 32'd0;
     always @(posedge clk) begin
         e_cmd_valid <= 1'b0;
@@ -374,12 +488,13 @@ module {{MODULE}} (
                     weight_beats <= w_bytes[35:4];
                     head_at <= cmd_output_at;
                     e_beats <= {{BB}}'(cmd_width >> {{LOG_LANES}});
+                    e_group_beats <= {{BB}}'({{GROUP_BEATS}});
                     e_cmd_valid <= 1'b1;
                     a_cmd_addr <= q_at;
                     a_cmd_beats <= cmd_width >> 4;
                     a_cmd_valid <= 1'b1;
                     b_cmd_addr <= cmd_mantissas;
-                    b_cmd_beats <= (cmd_rows + 32'd7) >> 3;
+                    b_cmd_beats <= 32'((m_count + 64'd7) >> 3);
                     b_cmd_valid <= 1'b1;
                     state <= S_Q;
                 end

@@ -37,6 +37,8 @@ const SHELL_SHIM: &str = include_str!("../../cpp/accelerator_shell_shim.cpp");
 /// The board's names for the shell's ports (`cpp/unit_board.h`).
 const SHELL_NAMES: &str = "#define WRITE_PORT(sig) m0_##sig\n#define UNIT_IDLE_INPUTS(t) (t)->s_axi_control_awvalid = 0\n#define UNIT_CLOCK ap_clk\n#define UNIT_RESET(t, on) (t)->ap_rst_n = !(on)\n";
 const SHIM_ABI: u32 = 1;
+/// The LM-head unit's (its command grew a group).
+const LM_HEAD_SHIM_ABI: u32 = 2;
 
 /// One `LmHead` command's fields (docs/program.md) with the pass's rows and output.
 #[repr(C)]
@@ -50,6 +52,9 @@ pub struct LmHeadUnitCommand {
     pub width: u32,
     pub pass_rows: u32,
     pub scores: u32,
+    /// A 4-bit head's group; 0 for an int8 head.
+    pub group: u32,
+    pub pad: u32,
 }
 
 /// What the DRAM did during one command.
@@ -434,7 +439,7 @@ impl ModelCache {
             (LM_HEAD_UNIT_MODULE, LM_HEAD_UNIT_FILE, "tern_lm_head_unit"),
             &verilog,
             &shim,
-            (b"tern_lm_head_unit_abi\0", SHIM_ABI),
+            (b"tern_lm_head_unit_abi\0", LM_HEAD_SHIM_ABI),
         )?;
         open_unit(shape, lib, &so, "tern_lm_head_unit", memory, vcd)
     }
