@@ -26,10 +26,14 @@ impl Daemon {
     }
 
     fn start_with(config: &str, listen: &str) -> Daemon {
+        Daemon::start_args(&["serve", "--config", config, "--listen", listen])
+    }
+
+    fn start_args(args: &[&str]) -> Daemon {
         let mut child = Command::new(env!("CARGO_BIN_EXE_tern"))
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .env("TERN_CACHE_DIR", default_cache_root())
-            .args(["serve", "--config", config, "--listen", listen])
+            .args(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -126,6 +130,89 @@ fn tern_run_over_a_unix_socket_and_tcp_is_bit_exact_and_the_daemon_stops_cleanly
         assert!(log.contains("stopped after"), "{log}");
     }
     assert!(!sock.exists(), "the socket file was left behind");
+}
+
+/// `tern serve --one-top`: the tiny model's one top as a daemon; `tern generate --one-top
+/// --board-uri unix:...` loads the program over the socket and runs a prompt and two
+/// decoded tokens through the driver, each bit-exact against the golden sequencer, with
+/// the same tokens and the same accelerator clocks as on `sim:` in-process (the daemon
+/// adds no hardware time). A host built for another top (other lanes) is refused by
+/// the board's design id.
+#[test]
+fn generate_on_a_served_one_top_equals_the_one_in_process() {
+    let dir = tempfile::tempdir().unwrap();
+    let sock = dir.path().join("one_top.sock");
+    let accelerator = "examples/bitnet_tiny_one_top.toml";
+    let daemon = Daemon::start_args(&[
+        "serve",
+        "--one-top",
+        "tiny",
+        "--accelerator",
+        accelerator,
+        "--listen",
+        &format!("unix:{}", sock.display()),
+    ]);
+    let generate = |uri: &str, extra: &[&str]| {
+        let out = dir.path().join(uri.replace([':', '/'], "_"));
+        let mut args = vec![
+            "generate",
+            "--one-top",
+            "--accelerator",
+            accelerator,
+            "--tokens",
+            "3",
+            "--board-uri",
+            uri,
+            "--out",
+            out.to_str().unwrap(),
+        ];
+        args.extend_from_slice(extra);
+        let o = tern_in(&default_cache_root(), &[], &args);
+        (o, out.join("generate.json"))
+    };
+    let json = |path: &Path| -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    };
+    let (served, served_json) = generate(&daemon.bound, &[]);
+    assert!(served.status.success(), "{}", text(&served));
+    assert_eq!(
+        text(&served).matches("bit-exact\n").count(),
+        3,
+        "{}",
+        text(&served)
+    );
+    let (local, local_json) = generate("sim:", &[]);
+    assert!(local.status.success(), "{}", text(&local));
+    let (served, local) = (json(&served_json), json(&local_json));
+    assert_eq!(served["generated"], local["generated"]);
+    let per_step = |j: &serde_json::Value, key: &str| -> Vec<serde_json::Value> {
+        j["steps"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|s| s[key].clone())
+            .collect()
+    };
+    for key in [
+        "clocks",
+        "matmul_clocks",
+        "register_accesses",
+        "kernel_starts",
+    ] {
+        assert_eq!(per_step(&served, key), per_step(&local, key), "{key}");
+    }
+    // Only the board in-process counts its DRAM's bytes.
+    assert!(per_step(&served, "ddr_bytes_read")
+        .iter()
+        .all(|v| v.is_null()));
+    assert!(per_step(&local, "ddr_bytes_read")
+        .iter()
+        .all(|v| v.as_u64() > Some(0)));
+    let (other, _) = generate(&daemon.bound, &["--lanes", "1"]);
+    assert!(!other.status.success());
+    assert!(text(&other).contains("carries design"), "{}", text(&other));
+    let (status, log) = daemon.stop();
+    assert!(status.success() && log.contains("stopped after"), "{log}");
 }
 
 #[test]

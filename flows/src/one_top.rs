@@ -13,19 +13,21 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
+use crate::program::ProgramImage;
 use tern_hdl::accelerator::AcceleratorShape;
 use tern_hdl::config::accelerator::Accelerator;
 use tern_hdl::units::{AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape};
 use tern_hdl::AttentionConfig;
+use tern_host::one_top::{OneTop, ShellBoard};
+use tern_host::Transport;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
+use tern_sim::cosim::units::DdrCounts;
 use tern_sim::golden::bitnet::{check_tokens, AttentionScales, FloatReference, GoldenFabric};
 use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
 use tern_sim::golden::sequencer::run_pass;
 use tern_sim::verilator::{default_cache_root, ModelCache};
 
-/// The design id a program for the one top carries (the one top refuses others).
-pub const DESIGN_ID: u32 = 0x7e57_0001;
 /// Memories up to this size are compared byte for byte after every pass.
 const WHOLE_MEMORY_CHECK: usize = 64 << 20;
 
@@ -111,6 +113,21 @@ pub fn one_top_shape(
     })
 }
 
+/// The one top of [`one_top_shape`] carrying its own design id
+/// (`tern_hdl::accelerator::design_id`, a hash of its Verilog): what `tern generate
+/// --one-top` and `tern serve --one-top` build, so that both agree on it.
+pub fn one_top(
+    model: &ModelConfig,
+    acc: &Accelerator,
+    lanes: usize,
+    memory_bytes: u64,
+    max_ids: u32,
+) -> Result<AcceleratorShape> {
+    let mut shape = one_top_shape(model, acc, lanes, 0, memory_bytes, max_ids)?;
+    shape.sequencer.design = tern_hdl::accelerator::design_id(&shape)?;
+    Ok(shape)
+}
+
 /// What `tern generate --one-top` takes.
 pub struct OneTopArgs {
     pub model: String,
@@ -123,6 +140,16 @@ pub struct OneTopArgs {
     pub calibrate: bool,
     pub out: Option<PathBuf>,
     pub verbose: bool,
+    /// The board: `sim:` (the one top built in-process), or `tern serve --one-top` at
+    /// `unix:PATH` / `tcp:HOST:PORT`, or a card.
+    pub device: String,
+    /// How the board is reached (timeouts, `tern serve`'s token).
+    pub open: tern_host::OpenOptions,
+    /// The one top's room for ids a pass (part of its design: a served top must have
+    /// been built with the same).
+    pub max_ids: u32,
+    /// Bound on one pass's wall time.
+    pub pass_timeout: std::time::Duration,
 }
 
 /// One pass on the one top.
@@ -142,8 +169,10 @@ pub struct OneTopStep {
     pub kernel_starts: u32,
     /// AXI4-Lite accesses of the pass, as the simulated host made them.
     pub register_accesses: u32,
-    pub ddr_bytes_read: u64,
-    pub ddr_bytes_written: u64,
+    /// The DRAM's bytes in the pass, where the board counts them (the simulated one
+    /// in-process; none through `tern serve` or a card).
+    pub ddr_bytes_read: Option<u64>,
+    pub ddr_bytes_written: Option<u64>,
     /// The LM head's largest scores (id, score), largest first.
     pub top_scores: Vec<(usize, i64)>,
     /// Next token and every score equal the golden sequencer's (and the whole memory,
@@ -218,22 +247,29 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     crate::files::create_out_dir(a.out.as_deref())?;
     let board = tern_boards::Board::resolve(&acc.board)?;
     let mhz = acc.clock_mhz.unwrap_or(board.clock.default_mhz);
-    let max_ids = a.prompt.len().max(1).next_multiple_of(4) as u32;
-    // The program is built for the shape's matmul unit, then the memory is sized.
-    let draft = one_top_shape(&model, &acc, a.lanes, DESIGN_ID, 1 << 32, max_ids)?;
+    if a.prompt.len() > a.max_ids as usize {
+        bail!(
+            "--prompt: {} ids, the one top takes at most --max-ids {} a pass",
+            a.prompt.len(),
+            a.max_ids
+        );
+    }
+    // The design id (a hash of the top's Verilog) does not depend on the memory: the
+    // program is built for it and the shape's matmul unit, then the memory is sized.
+    let draft = one_top(&model, &acc, a.lanes, 1 << 32, a.max_ids)?;
+    let design = draft.sequencer.design;
     let image = crate::program::build(
         &ck,
         &attention,
         &[AttentionScales::of(&attention)],
         RESIDUAL_FRAC,
-        max_ids as usize,
-        DESIGN_ID,
+        a.max_ids as usize,
+        design,
         acc.head_format,
         Some(&draft.matmul),
     )?;
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
-    let shape = one_top_shape(&model, &acc, a.lanes, DESIGN_ID, bytes, max_ids)?;
-    let (memory, _) = crate::memory::ported_memory_at(&board, mhz, bytes)?;
+    let shape = one_top_shape(&model, &acc, a.lanes, design, bytes, a.max_ids)?;
     say!(
         "model      {} ({} layers, hidden {}, {}/{} heads of {}, FFN {}, vocab {})",
         model.name,
@@ -246,7 +282,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         model.vocab
     );
     say!(
-        "one top    {} on {} at {mhz} MHz: {} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {} lanes, the LM head {:?}; program {} MiB",
+        "one top    {} on {} at {mhz} MHz: {} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {} lanes, the LM head {:?}, design {design:08x}; program {} MiB",
         acc.name,
         board.name,
         shape.ports(),
@@ -256,120 +292,37 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         acc.head_format,
         bytes >> 20
     );
-    let spinner = ProgressBar::new_spinner();
-    spinner.set_message("building the one top's Verilator model (cached after the first time)");
-    spinner.enable_steady_tick(std::time::Duration::from_millis(200));
-    let mut top = ModelCache::new(default_cache_root())
-        .load_accelerator_shell(&shape, &memory, None)
-        .map_err(|e| anyhow!("the one top's Verilator model: {e}"))?;
-    spinner.finish_and_clear();
-    top.write(0, &image.memory);
-    let mut golden = image.memory.clone();
-    let mut fabric = GoldenFabric::new(&ck, &attention);
-    let out_at = image.header.output_at as usize;
-    let out_len = 16 + 8 * model.vocab;
-    let bar = ProgressBar::new(a.tokens as u64).with_style(
-        ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tokens {msg}")
-            .expect("valid template")
-            .progress_chars("=> "),
-    );
-    bar.set_prefix("generate");
-    let (mut steps, mut generated) = (vec![], vec![]);
-    let mut feed = a.prompt.clone();
-    let mut position = 0usize;
-    for step in 0..a.tokens {
-        let want = run_pass(
-            &model,
-            &attention,
-            &mut golden,
-            0,
-            DESIGN_ID,
-            position,
-            &feed,
-            &mut fabric,
-        )
-        .map_err(|e| anyhow!("step {step}: the golden sequencer: {e}"))?;
-        let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
-        let t0 = Instant::now();
-        let o = top.pass(0, position as u32, &ids, u64::MAX >> 1);
-        let simulation_s = t0.elapsed().as_secs_f64();
-        if o.clocks == u64::MAX {
-            bail!("step {step}: the one top raised no interrupt");
-        }
-        if o.error_code != 0 {
-            bail!(
-                "step {step}: the one top stopped with code {} at command {}",
-                o.error_code,
-                o.error_command
-            );
-        }
-        let memory_checked = golden.len() <= WHOLE_MEMORY_CHECK;
-        let (got_out, got_all) = if memory_checked {
-            let all = top.read(0, golden.len());
-            (all[out_at..out_at + out_len].to_vec(), Some(all))
-        } else {
-            (top.read(out_at as u64, out_len), None)
-        };
-        let bit_exact = o.next_token as usize == want.next
-            && got_out == golden[out_at..out_at + out_len]
-            && got_all.is_none_or(|m| m == golden);
-        let scores = want.scores.clone().unwrap_or_default();
-        let mut top_scores: Vec<(usize, i64)> = scores.iter().copied().enumerate().collect();
-        top_scores.sort_by_key(|&(i, s)| (std::cmp::Reverse(s), i));
-        top_scores.truncate(8);
-        let units = o.clocks_matmul + o.clocks_attention + o.clocks_vector + o.clocks_lm_head;
-        let s = OneTopStep {
-            fed: feed.len(),
-            position,
-            token: o.next_token as usize,
-            clocks: o.clocks_pass,
-            matmul_clocks: o.clocks_matmul,
-            attention_clocks: o.clocks_attention,
-            vector_clocks: o.clocks_vector,
-            lm_head_clocks: o.clocks_lm_head,
-            sequencer_clocks: o.clocks_pass.saturating_sub(units),
-            kernel_starts: o.kernel_starts,
-            register_accesses: o.register_accesses,
-            ddr_bytes_read: o.ddr.bytes_read,
-            ddr_bytes_written: o.ddr.bytes_written,
-            top_scores,
-            bit_exact,
-            memory_checked,
-            simulation_s,
-        };
-        bar.suspend(|| {
-            say!(
-                "step {step:>3}  fed {:>3} at {:>4}  -> {:>6}  {} clocks = {:.3} ms (matmul {}, attention {}, vector {}, LM head {}, sequencer {}), 1 start, {} register accesses  {}",
-                s.fed,
-                s.position,
-                s.token,
-                s.clocks,
-                s.clocks as f64 / mhz / 1e3,
-                s.matmul_clocks,
-                s.attention_clocks,
-                s.vector_clocks,
-                s.lm_head_clocks,
-                s.sequencer_clocks,
-                s.register_accesses,
-                if bit_exact { "bit-exact" } else { "MISMATCH" }
-            )
-        });
-        bar.inc(1);
-        if !bit_exact {
-            bar.abandon();
-            bail!(
-                "step {step} (position {position}): the one top's next token {} or scores differ from the golden sequencer's (next {}); seed {}",
-                o.next_token,
-                want.next,
-                a.seed
-            );
-        }
-        position += feed.len();
-        generated.push(s.token);
-        feed = vec![s.token];
-        steps.push(s);
-    }
-    bar.finish_and_clear();
+    let run = Run {
+        a,
+        model: &model,
+        attention: &attention,
+        image: &image,
+        mhz,
+        design,
+    };
+    let (steps, generated) = if a.device == "sim:" {
+        let spinner = ProgressBar::new_spinner();
+        spinner.set_message("building the one top's Verilator model (cached after the first time)");
+        spinner.enable_steady_tick(std::time::Duration::from_millis(200));
+        let (memory, _) = crate::memory::ported_memory_at(&board, mhz, bytes)?;
+        let description = format!(
+            "sim: the one top {} on the simulated {}",
+            acc.name, board.name
+        );
+        let shell = ShellBoard::new(
+            &shape,
+            &memory,
+            &ModelCache::new(default_cache_root()),
+            None,
+            description,
+        )?;
+        spinner.finish_and_clear();
+        run.steps(shell, &ck, |b| Some(b.ddr()))?
+    } else {
+        let t = tern_host::device::connect(&a.device, &a.open)
+            .with_context(|| format!("--device {}", a.device))?;
+        run.steps(t, &ck, |_| None)?
+    };
     let ttft = steps[0].clocks as f64 / (mhz * 1e6);
     let decode: Vec<u64> = steps.iter().skip(1).map(|s| s.clocks).collect();
     let decode_tokens_per_s = if decode.is_empty() {
@@ -403,6 +356,160 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         say!("wrote      {}", path.display());
     }
     Ok(report)
+}
+
+/// What the passes of `tern generate --one-top` share, whatever the board.
+struct Run<'a> {
+    a: &'a OneTopArgs,
+    model: &'a ModelConfig,
+    attention: &'a AttentionConfig,
+    image: &'a ProgramImage,
+    mhz: f64,
+    design: u32,
+}
+
+impl Run<'_> {
+    /// Load the program into the board behind `transport` through the one top's driver,
+    /// then run the prompt and one decoded token after another, each checked against
+    /// the golden sequencer over its own copy of the memory. `ddr` tells the board's DRAM
+    /// counters where the board has them (the simulated one in-process).
+    fn steps<T: Transport>(
+        &self,
+        transport: T,
+        ck: &Checkpoint,
+        ddr: impl Fn(&mut T) -> Option<DdrCounts>,
+    ) -> Result<(Vec<OneTopStep>, Vec<usize>)> {
+        let (a, model, image) = (self.a, self.model, self.image);
+        let mut top = OneTop::open(transport, Some(self.design))
+            .with_context(|| format!("the board at {}", a.device))?;
+        let card = top.info().card_bytes;
+        if card < image.memory.len() as u64 {
+            bail!(
+                "the board at {} has {card} bytes of memory; the program needs {}",
+                a.device,
+                image.memory.len()
+            );
+        }
+        top.write_memory(0, &image.memory)
+            .context("writing the program into the board's memory")?;
+        let mut golden = image.memory.clone();
+        let mut fabric = GoldenFabric::new(ck, self.attention);
+        let out_at = image.header.output_at as usize;
+        let out_len = 16 + 8 * model.vocab;
+        let bar = ProgressBar::new(a.tokens as u64).with_style(
+            ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tokens {msg}")
+                .expect("valid template")
+                .progress_chars("=> "),
+        );
+        bar.set_prefix("generate");
+        let (mut steps, mut generated) = (vec![], vec![]);
+        let mut feed = a.prompt.clone();
+        let mut position = 0usize;
+        for step in 0..a.tokens {
+            let want = run_pass(
+                model,
+                self.attention,
+                &mut golden,
+                0,
+                self.design,
+                position,
+                &feed,
+                &mut fabric,
+            )
+            .map_err(|e| anyhow!("step {step}: the golden sequencer: {e}"))?;
+            let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+            let before = ddr(top.transport_mut());
+            let t0 = Instant::now();
+            let o = top
+                .pass(0, position as u32, &ids, a.pass_timeout)
+                .with_context(|| format!("step {step} (position {position})"))?;
+            let simulation_s = t0.elapsed().as_secs_f64();
+            let after = ddr(top.transport_mut());
+            if o.error_code != 0 {
+                bail!(
+                    "step {step}: the one top stopped with code {} at command {}",
+                    o.error_code,
+                    o.error_command
+                );
+            }
+            let memory_checked = golden.len() <= WHOLE_MEMORY_CHECK;
+            let (got_out, got_all) = if memory_checked {
+                let all = top.read_memory(0, golden.len())?;
+                (all[out_at..out_at + out_len].to_vec(), Some(all))
+            } else {
+                (top.read_memory(out_at as u64, out_len)?, None)
+            };
+            let bit_exact = o.next_token as usize == want.next
+                && got_out == golden[out_at..out_at + out_len]
+                && got_all.is_none_or(|m| m == golden);
+            let scores = want.scores.clone().unwrap_or_default();
+            let mut top_scores: Vec<(usize, i64)> = scores.iter().copied().enumerate().collect();
+            top_scores.sort_by_key(|&(i, s)| (std::cmp::Reverse(s), i));
+            top_scores.truncate(8);
+            let units = o.matmul_clocks + o.attention_clocks + o.vector_clocks + o.lm_head_clocks;
+            let moved = before.zip(after).map(|(b, a)| {
+                (
+                    a.bytes_read - b.bytes_read,
+                    a.bytes_written - b.bytes_written,
+                )
+            });
+            let s = OneTopStep {
+                fed: feed.len(),
+                position,
+                token: o.next_token as usize,
+                clocks: o.clocks,
+                matmul_clocks: o.matmul_clocks,
+                attention_clocks: o.attention_clocks,
+                vector_clocks: o.vector_clocks,
+                lm_head_clocks: o.lm_head_clocks,
+                sequencer_clocks: o.clocks.saturating_sub(units),
+                kernel_starts: o.kernel_starts,
+                register_accesses: o.register_accesses,
+                ddr_bytes_read: moved.map(|m| m.0),
+                ddr_bytes_written: moved.map(|m| m.1),
+                top_scores,
+                bit_exact,
+                memory_checked,
+                simulation_s,
+            };
+            bar.suspend(|| {
+                if a.verbose {
+                    println!(
+                        "step {step:>3}  fed {:>3} at {:>4}  -> {:>6}  {} clocks = {:.3} ms (matmul {}, attention {}, vector {}, LM head {}, sequencer {}), {} start, {} register accesses  {}",
+                        s.fed,
+                        s.position,
+                        s.token,
+                        s.clocks,
+                        s.clocks as f64 / self.mhz / 1e3,
+                        s.matmul_clocks,
+                        s.attention_clocks,
+                        s.vector_clocks,
+                        s.lm_head_clocks,
+                        s.sequencer_clocks,
+                        s.kernel_starts,
+                        s.register_accesses,
+                        if bit_exact { "bit-exact" } else { "MISMATCH" }
+                    )
+                }
+            });
+            bar.inc(1);
+            if !bit_exact {
+                bar.abandon();
+                bail!(
+                    "step {step} (position {position}): the one top's next token {} or scores differ from the golden sequencer's (next {}); seed {}",
+                    o.next_token,
+                    want.next,
+                    a.seed
+                );
+            }
+            position += feed.len();
+            generated.push(s.token);
+            feed = vec![s.token];
+            steps.push(s);
+        }
+        bar.finish_and_clear();
+        Ok((steps, generated))
+    }
 }
 
 fn write_report(dir: &Path, report: &OneTopReport) -> Result<PathBuf> {

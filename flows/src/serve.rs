@@ -42,10 +42,96 @@ pub fn serve_command(
     let (memory, memory_text) = memory_model_for(cfg)?;
     eprintln!("memory: {memory_text}");
     let mut board = SimBoard::for_design(cfg, &ModelCache::default(), waveform, Some(memory))?;
+    serve_board(&listen, &mut board, opts)?;
+    board.flush_waveform();
+    println!("{} clocks simulated", board.cycles());
+    Ok(())
+}
+
+/// What `tern serve --one-top` builds.
+pub struct OneTopServe<'a> {
+    pub model: &'a str,
+    pub accelerator: &'a Path,
+    pub lanes: usize,
+    pub max_ids: u32,
+    pub memory_mib: Option<u64>,
+}
+
+/// `tern serve --one-top MODEL --accelerator A`: the one top's shell under Verilator on
+/// the board's DDR model, behind a socket; a host loads the program and runs passes
+/// through the registers (`tern generate --one-top --board-uri`).
+pub fn serve_one_top(
+    s: &OneTopServe,
+    listen: &str,
+    opts: &ServeOptions,
+    waveform: Option<&Path>,
+) -> Result<()> {
+    use anyhow::Context;
+    use tern_hdl::config::accelerator::Accelerator;
+    use tern_host::one_top::ShellBoard;
+    let listen = Listen::parse(listen)?;
+    tern_host::server::check_listen(&listen, opts)?;
+    let model = tern_model::ModelConfig::resolve(s.model)
+        .with_context(|| format!("--one-top {}", s.model))?;
+    let acc = Accelerator::from_path(s.accelerator)?;
+    let board = tern_boards::Board::resolve(&acc.board)?;
+    let mhz = acc.clock_mhz.unwrap_or(board.clock.default_mhz);
+    let draft = crate::one_top::one_top(&model, &acc, s.lanes, 1 << 32, s.max_ids)?;
+    let bytes = match s.memory_mib {
+        Some(mib) if mib > 0 => mib << 20,
+        Some(_) => anyhow::bail!("--memory-mib must be at least 1"),
+        None => {
+            eprintln!(
+                "sizing the memory: the program of a random {} checkpoint",
+                model.name
+            );
+            let ck = tern_model::checkpoint::Checkpoint::random(&model, 1);
+            let image = crate::program::build(
+                &ck,
+                &acc.attention,
+                &[tern_sim::golden::bitnet::AttentionScales::of(
+                    &acc.attention,
+                )],
+                tern_sim::golden::fixed_point::RESIDUAL_FRAC,
+                s.max_ids as usize,
+                draft.sequencer.design,
+                acc.head_format,
+                Some(&draft.matmul),
+            )?;
+            (image.memory.len() as u64).next_multiple_of(1 << 20)
+        }
+    };
+    let mut shape = draft;
+    shape.sequencer.memory_bytes = bytes;
+    let (memory, _) = crate::memory::ported_memory_at(&board, mhz, bytes)?;
+    eprintln!("building the one top's Verilator model (cached after the first time)");
+    let description = format!(
+        "the one top {} for {} on the simulated {} ({} MiB, {} lanes, {} ids a pass)",
+        acc.name,
+        model.name,
+        board.name,
+        bytes >> 20,
+        s.lanes,
+        s.max_ids
+    );
+    let mut shell = ShellBoard::new(
+        &shape,
+        &memory,
+        &ModelCache::default(),
+        waveform,
+        description,
+    )?;
+    serve_board(&listen, &mut shell, opts)?;
+    println!("{} clocks simulated", shell.cycles());
+    Ok(())
+}
+
+/// Serve `board` until a signal: one client at a time, the rest queued.
+fn serve_board(listen: &Listen, board: &mut dyn Transport, opts: &ServeOptions) -> Result<()> {
     let info = board.info()?;
     install_signal_handlers();
     let t0 = Instant::now();
-    let summary = serve(&listen, &mut board, opts, &SHUTDOWN, |bound| {
+    let summary = serve(listen, board, opts, &SHUTDOWN, |bound| {
         println!(
             "serving {bound}: {} (design id {:08x}); one client at a time, up to {} waiting \
              (idle timeout {} s, hold limit {} s while others wait); {}; Ctrl-C to stop",
@@ -61,13 +147,11 @@ pub fn serve_command(
             }
         );
     })?;
-    board.flush_waveform();
     println!(
-        "stopped after {:.1} s: {} connections, {} requests, {} clocks simulated",
+        "stopped after {:.1} s: {} connections, {} requests",
         t0.elapsed().as_secs_f64(),
         summary.connections,
         summary.requests,
-        board.cycles()
     );
     Ok(())
 }

@@ -73,6 +73,31 @@ pub fn open_transport(
     cfg: &DesignConfig,
     opts: &OpenOptions,
 ) -> Result<Box<dyn Transport>> {
+    match BoardUri::parse(uri)? {
+        #[cfg(feature = "sim")]
+        BoardUri::Sim => Ok(Box::new(crate::sim::SimBoard::for_design(
+            cfg,
+            &ModelCache::new(&opts.cache),
+            None,
+            opts.memory,
+        )?)),
+        #[cfg(not(feature = "sim"))]
+        BoardUri::Sim => {
+            let _ = cfg;
+            Err(HostError::BadUri {
+                uri: uri.to_string(),
+                reason: "this build of tern-host has no simulated board (build it with \
+                         the `sim` feature, as the `tern` command is)"
+                    .into(),
+            })
+        }
+        _ => connect(uri, opts),
+    }
+}
+
+/// Connect to the board a URI names that is not `sim:` (whose board the caller builds):
+/// `tern serve` over `unix:` or `tcp:`, a PCIe card over XDMA, a USB device.
+pub fn connect(uri: &str, opts: &OpenOptions) -> Result<Box<dyn Transport>> {
     let connect_err = |what: String| {
         move |cause| HostError::Io {
             context: format!("connecting to {what} (is `tern serve` running?)"),
@@ -80,22 +105,11 @@ pub fn open_transport(
         }
     };
     Ok(match BoardUri::parse(uri)? {
-        #[cfg(feature = "sim")]
-        BoardUri::Sim => Box::new(crate::sim::SimBoard::for_design(
-            cfg,
-            &ModelCache::new(&opts.cache),
-            None,
-            opts.memory,
-        )?),
-        #[cfg(not(feature = "sim"))]
         BoardUri::Sim => {
-            let _ = cfg;
             return Err(HostError::BadUri {
                 uri: uri.to_string(),
-                reason: "this build of tern-host has no simulated board (build it with \
-                         the `sim` feature, as the `tern` command is)"
-                    .into(),
-            });
+                reason: "`sim:` is built in-process from a design, not connected to".into(),
+            })
         }
         BoardUri::Unix(path) => {
             let s = std::os::unix::net::UnixStream::connect(&path)

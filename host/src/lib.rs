@@ -7,7 +7,9 @@
 //!   [`framed::FramedTransport`] over a socket to `tern serve` or over USB bulk
 //!   endpoints ([`usb`]), and [`xdma::XdmaTransport`] for PCIe cards;
 //! - [`wire`]: the framed protocol, and [`server`] its board side (`tern serve`);
-//! - [`Device`]: open by URI, load ternary weights, run GEMV/GEMM.
+//! - [`Device`]: open by URI, load ternary weights, run GEMV/GEMM;
+//! - [`one_top::OneTop`]: the one top's driver (a program once, then a start a pass), and
+//!   `one_top::ShellBoard`, its simulated board.
 
 pub mod auth;
 pub mod device;
@@ -15,6 +17,7 @@ pub mod error;
 pub mod framed;
 mod lobby;
 pub mod npy;
+pub mod one_top;
 pub mod pipe;
 mod serve_options;
 pub mod server;

@@ -1,33 +1,20 @@
 // tern's C ABI over a Verilated `tern_accelerator` (the one top's shell) on the simulated
 // board's DDR (`ddr_model.h`, `read_ports.h` and `unit_board.h`, put ahead of this file
 // with `#define PORTS` the board's ports and the shell's names: WRITE_PORT(sig) m0_##sig,
-// UNIT_CLOCK ap_clk, UNIT_RESET, UNIT_IDLE_INPUTS). A pass is driven as a host driver
-// would, through the AXI4-Lite registers (docs/accelerator.md, "Shell"): a decoded token
-// is one write to STEP; a prompt its ids written to TOKEN, POSITION, then ap_start. The
-// pass ends at the interrupt.
+// UNIT_CLOCK ap_clk, UNIT_RESET, UNIT_IDLE_INPUTS). What a host has of a board: one
+// AXI4-Lite access at a time, a wait for the interrupt, a reset; the memory through
+// NAME_write/NAME_read. The driver that makes passes of these is tern-host's
+// (`one_top.rs`), the same for this board and a real one.
 #include <cstring>
 #include "Vtern_accelerator.h"
 
-extern "C" uint32_t tern_accelerator_shell_abi() { return 1; }
+extern "C" uint32_t tern_accelerator_shell_abi() { return 2; }
 
 using Model = UnitModel<Vtern_accelerator>;
-
-// Register offsets: tern_hdl::accelerator::shell.
-enum : uint32_t {
-    CONTROL = 0x00, GIE = 0x04, IER = 0x08, ISR = 0x0C, PROGRAM = 0x10, PROGRAM_HI = 0x14,
-    POSITION = 0x18, TOKEN = 0x1C, STEP = 0x20, CLEAR = 0x24, NEXT_TOKEN = 0x28,
-    ERROR_CODE = 0x2C, ERROR_COMMAND = 0x30, COMMANDS_RUN = 0x34, CLOCKS = 0x38,
-    CLOCKS_HI = 0x3C, MATMUL_CLOCKS = 0x40, ATTENTION_CLOCKS = 0x44, VECTOR_CLOCKS = 0x48,
-    LM_HEAD_CLOCKS = 0x4C, HW_ID = 0x50, DESIGN_ID = 0x54
-};
-
-// Register accesses since the pass began (a host driver's cost).
-static uint32_t accesses = 0;
 
 // One AXI4-Lite write: address and data offered together, then the response.
 static void reg_write(Model* m, uint32_t addr, uint32_t data) {
     auto* t = m->top.get();
-    accesses++;
     t->s_axi_control_awaddr = addr;
     t->s_axi_control_wdata = data;
     t->s_axi_control_wstrb = 0xf;
@@ -56,7 +43,6 @@ static void reg_write(Model* m, uint32_t addr, uint32_t data) {
 // One AXI4-Lite read.
 static uint32_t reg_read(Model* m, uint32_t addr) {
     auto* t = m->top.get();
-    accesses++;
     t->s_axi_control_araddr = addr;
     t->s_axi_control_arvalid = 1;
     t->s_axi_control_rready = 1;
@@ -75,73 +61,65 @@ static uint32_t reg_read(Model* m, uint32_t addr) {
     return data;
 }
 
-// One pass (mirrored by `PassCommand` in Rust).
-struct PassCommand {
-    uint64_t program_at;
-    const uint32_t* ids;
-    uint32_t n_ids;
-    uint32_t position;
+// One host operation on the board (mirrored by `ShellOp` in Rust).
+enum : uint32_t { OP_WRITE32 = 0, OP_READ32 = 1, OP_WAIT_INTERRUPT = 2, OP_RESET = 3, OP_PEEK = 4 };
+struct ShellOp {
+    uint32_t op, addr, data, pad;
 };
 
-// What it did (mirrored by `PassOutcome`).
-struct PassOutcome {
-    uint64_t clocks;  // from the starting write to the interrupt; UINT64_MAX: none within the limit
-    uint32_t error_code, error_command, next_token, commands_run;
-    uint64_t clocks_pass, clocks_matmul, clocks_lm_head, clocks_vector, clocks_attention;
-    DdrCounts ddr;
-    uint32_t hw_id, design_id;
-    uint32_t register_accesses, kernel_starts;
+// What it did (mirrored by `ShellOutcome`).
+struct ShellOutcome {
+    uint64_t clocks;     // the op's clocks; OP_WAIT_INTERRUPT: UINT64_MAX if none within the limit
+    uint32_t data;       // OP_READ32's value
+    uint32_t interrupt;  // the interrupt line afterwards
+    DdrCounts ddr;       // since the board was made
+    uint64_t cycles;     // the board's clock count
 };
 
 UNIT_C_API(tern_accelerator_shell, Vtern_accelerator)
 
 extern "C" {
 
-void tern_accelerator_shell_run(void* p, const PassCommand* c, PassOutcome* o, uint64_t limit) {
+void tern_accelerator_shell_run(void* p, const ShellOp* c, ShellOutcome* o, uint64_t limit) {
     auto* m = static_cast<Model*>(p);
     auto* t = m->top.get();
     std::memset(o, 0, sizeof *o);
-    DdrCounts before = DdrCounts::of(m->ddr);
-    accesses = 0;
-    reg_write(m, GIE, 1);
-    reg_write(m, IER, 1);
-    reg_write(m, PROGRAM, (uint32_t)c->program_at);
-    reg_write(m, PROGRAM_HI, (uint32_t)(c->program_at >> 32));
     uint64_t start = m->cycles;
-    if (c->n_ids == 1) {
-        reg_write(m, STEP, c->ids[0] | (c->position << 17));
-    } else {
-        reg_write(m, CLEAR, 0);
-        for (uint32_t i = 0; i < c->n_ids; i++) reg_write(m, TOKEN, c->ids[i]);
-        reg_write(m, POSITION, c->position);
-        reg_write(m, CONTROL, 1);
-    }
-    o->clocks = UINT64_MAX;
-    for (uint64_t i = 0; i < limit; i++) {
-        m->drive();
-        t->eval();
-        if (t->__SYM__interrupt) {
+    switch (c->op) {
+        case OP_WRITE32:
+            reg_write(m, c->addr, c->data);
             o->clocks = m->cycles - start;
             break;
-        }
-        m->tick();
+        case OP_READ32:
+            o->data = reg_read(m, c->addr);
+            o->clocks = m->cycles - start;
+            break;
+        case OP_WAIT_INTERRUPT:
+            o->clocks = UINT64_MAX;
+            for (uint64_t i = 0; i < limit; i++) {
+                m->drive();
+                t->eval();
+                if (t->__SYM__interrupt) {
+                    o->clocks = m->cycles - start;
+                    break;
+                }
+                m->tick();
+            }
+            break;
+        case OP_PEEK:  // no clocks: the counters only
+            break;
+        default:  // OP_RESET: ap_rst_n low for 4 clocks; the memory is kept
+            UNIT_RESET(t, 1);
+            UNIT_IDLE_INPUTS(t);
+            for (int i = 0; i < 4; i++) m->tick();
+            UNIT_RESET(t, 0);
+            t->eval();
+            o->clocks = m->cycles - start;
     }
-    o->next_token = reg_read(m, NEXT_TOKEN);
-    o->error_code = reg_read(m, ERROR_CODE);
-    o->error_command = reg_read(m, ERROR_COMMAND);
-    o->commands_run = reg_read(m, COMMANDS_RUN);
-    o->clocks_pass = reg_read(m, CLOCKS) | (uint64_t)reg_read(m, CLOCKS_HI) << 32;
-    o->clocks_matmul = reg_read(m, MATMUL_CLOCKS);
-    o->clocks_attention = reg_read(m, ATTENTION_CLOCKS);
-    o->clocks_vector = reg_read(m, VECTOR_CLOCKS);
-    o->clocks_lm_head = reg_read(m, LM_HEAD_CLOCKS);
-    o->hw_id = reg_read(m, HW_ID);
-    o->design_id = reg_read(m, DESIGN_ID);
-    // Acknowledge: the interrupt's status toggled off, ap_done cleared by the read.
-    reg_write(m, ISR, 1);
-    reg_read(m, CONTROL);
-    o->register_accesses = accesses;
-    o->kernel_starts = 1;
-    o->ddr = DdrCounts::of(m->ddr).since(before);
+    m->drive();
+    t->eval();
+    o->interrupt = t->__SYM__interrupt;
+    o->ddr = DdrCounts::of(m->ddr);
+    o->cycles = m->cycles;
 }
 }

@@ -6,7 +6,7 @@
 #include <cstring>
 #include "Vtern_accelerator_core.h"
 
-extern "C" uint32_t tern_accelerator_abi() { return 1; }
+extern "C" uint32_t tern_accelerator_abi() { return 2; }
 
 using Model = UnitModel<Vtern_accelerator_core>;
 
@@ -24,8 +24,6 @@ struct PassOutcome {
     uint32_t error_code, error_command, next_token, commands_run;
     uint64_t clocks_pass, clocks_matmul, clocks_lm_head, clocks_vector, clocks_attention;
     DdrCounts ddr;
-    uint32_t hw_id, design_id;
-    uint32_t register_accesses, kernel_starts;  // the shell's registers; 0 here
 };
 
 UNIT_C_API(tern_accelerator, Vtern_accelerator_core)
@@ -58,7 +56,6 @@ void tern_accelerator_run(void* p, const PassCommand* c, PassOutcome* o, uint64_
     o->clocks_lm_head = t->clocks_lm_head;
     o->clocks_vector = t->clocks_vector;
     o->clocks_attention = t->clocks_attention;
-    o->kernel_starts = 1;
     o->ddr = DdrCounts::of(m->ddr).since(before);
 }
 }

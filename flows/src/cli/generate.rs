@@ -56,26 +56,29 @@ pub struct Args {
     #[arg(long)]
     pub out: Option<PathBuf>,
     /// Run on the one top instead (docs/accelerator.md): every pass one start of the
-    /// accelerator through its registers, under Verilator on the simulated board of the
-    /// accelerator description (default: examples/bitnet_tiny_one_top.toml);
-    /// --board-uri and the top configs do not apply.
+    /// accelerator through its registers, on --board-uri (sim: builds the one top of the
+    /// accelerator description, default examples/bitnet_tiny_one_top.toml, under
+    /// Verilator; unix:/tcp: reach `tern serve --one-top`); the top configs do not apply.
     #[arg(long, conflicts_with_all = ["attention_uri", "attention_engines", "matmul_config", "attention_config"])]
     pub one_top: bool,
     /// With --one-top: the vector unit's lanes.
     #[arg(long, default_value_t = 2, requires = "one_top")]
     pub lanes: usize,
+    /// With --one-top: the top's room for ids a pass (the longest prompt; a served top
+    /// must be built with the same, `tern serve --one-top --max-ids`).
+    #[arg(long, default_value_t = 128, requires = "one_top")]
+    pub max_ids: u32,
+    /// With --one-top: seconds one pass may take on the board (a simulated 0.73B
+    /// prompt of 128 takes tens of minutes of Verilator).
+    #[arg(long, default_value_t = 7200, requires = "one_top")]
+    pub pass_timeout: u64,
     #[command(flatten)]
     pub access: AccessArgs,
 }
 
 pub fn run(a: Args) -> Result<()> {
     if a.one_top {
-        if a.board_uri != "sim:" {
-            bail!(
-                "--one-top runs on the simulated board (sim:); --board-uri {} does not apply",
-                a.board_uri
-            );
-        }
+        let access = a.access.access()?;
         let accelerator = a.accelerator.unwrap_or_else(|| {
             crate::files::find_in_repo(std::path::Path::new("examples/bitnet_tiny_one_top.toml"))
         });
@@ -90,6 +93,15 @@ pub fn run(a: Args) -> Result<()> {
             calibrate: a.calibrate,
             out: a.out,
             verbose: true,
+            device: a.board_uri,
+            open: tern_host::OpenOptions {
+                timeout: access.timeout,
+                board_wait: access.board_wait,
+                token: access.token,
+                ..tern_host::OpenOptions::default()
+            },
+            max_ids: a.max_ids,
+            pass_timeout: std::time::Duration::from_secs(a.pass_timeout),
         })?;
         return Ok(());
     }

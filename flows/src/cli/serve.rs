@@ -21,8 +21,22 @@ pub struct Args {
     #[command(flatten)]
     pub design: TopOrAccelerator,
     /// Which of the accelerator's tops to serve.
-    #[arg(long, value_enum, requires = "accelerator")]
+    #[arg(long, value_enum, requires = "accelerator", conflicts_with = "one_top")]
     pub part: Option<Part>,
+    /// Serve the accelerator's one top for this model (a preset or a model TOML;
+    /// docs/accelerator.md): `tern generate --one-top --board-uri` drives it.
+    #[arg(long, value_name = "MODEL", requires = "accelerator")]
+    pub one_top: Option<String>,
+    /// With --one-top: the vector unit's lanes.
+    #[arg(long, default_value_t = 2, requires = "one_top")]
+    pub lanes: usize,
+    /// With --one-top: the top's room for ids a pass.
+    #[arg(long, default_value_t = 128, requires = "one_top")]
+    pub max_ids: u32,
+    /// With --one-top: the board's memory in MiB (default: what the model's program
+    /// takes).
+    #[arg(long, requires = "one_top")]
+    pub memory_mib: Option<u64>,
     /// unix:PATH or tcp:IP:PORT (port 0 picks a free one and prints it).
     #[arg(long)]
     pub listen: String,
@@ -59,6 +73,10 @@ pub fn run(a: Args) -> Result<()> {
             accelerator,
         },
         part,
+        one_top,
+        lanes,
+        max_ids,
+        memory_mib,
         listen,
         idle_timeout,
         max_hold,
@@ -85,6 +103,20 @@ pub fn run(a: Args) -> Result<()> {
         socket_group,
         ..tern_host::server::ServeOptions::default()
     };
+    if let (Some(model), Some(path)) = (&one_top, &accelerator) {
+        return crate::serve::serve_one_top(
+            &crate::serve::OneTopServe {
+                model,
+                accelerator: path,
+                lanes,
+                max_ids,
+                memory_mib,
+            },
+            &listen,
+            &opts,
+            waveform.as_deref(),
+        );
+    }
     let design = match (config, accelerator, part) {
         (Some(path), _, _) => DesignConfig::from_path(&path)?,
         (None, Some(path), Some(part)) => {
@@ -94,7 +126,7 @@ pub fn run(a: Args) -> Result<()> {
                 Part::Attention => DesignConfig::Attention(acc.attention),
             }
         }
-        _ => anyhow::bail!("give --config, or --accelerator with --part"),
+        _ => anyhow::bail!("give --config, or --accelerator with --part or --one-top"),
     };
     crate::serve::serve_command(&design, &listen, &opts, waveform.as_deref())?;
     Ok(())

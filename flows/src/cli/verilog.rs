@@ -44,15 +44,16 @@ pub struct Args {
     pub unit_ports: Option<usize>,
     /// Instead of a design: the sequencer (docs/program.md) for this model (a preset or
     /// a model TOML), on `--memory-mib` of memory, with room for `--max-ids` token ids
-    /// a pass, refusing programs not built for `--design` (hex).
+    /// a pass, refusing programs not built for `--design` (hex; default 0, and for
+    /// `--one-top` the top's own id, a hash of its Verilog).
     #[arg(long, value_name = "MODEL", conflicts_with_all = ["vector", "lm_head"])]
     pub sequencer: Option<String>,
     #[arg(long, default_value_t = 4096)]
     pub memory_mib: u64,
     #[arg(long, default_value_t = 128)]
     pub max_ids: u32,
-    #[arg(long, default_value = "0")]
-    pub design: String,
+    #[arg(long)]
+    pub design: Option<String>,
     /// Instead of a design: the stripe reader (docs/memory_ports.md) over this many
     /// 128-bit memory ports, bursts of `--burst` beats, `--outstanding` in flight a port.
     #[arg(long, value_name = "PORTS", conflicts_with_all = ["vector", "lm_head", "sequencer"])]
@@ -122,7 +123,7 @@ pub fn run(a: Args) -> Result<()> {
             &model,
             &accelerator,
             lanes,
-            (memory_mib, max_ids, &design),
+            (memory_mib, max_ids, design.as_deref()),
             &out,
         );
     }
@@ -162,6 +163,7 @@ pub fn run(a: Args) -> Result<()> {
     if let Some(model) = sequencer {
         let c = tern_model::ModelConfig::resolve(&model)
             .with_context(|| format!("--sequencer {model}"))?;
+        let design = design.as_deref().unwrap_or("0");
         let design = u32::from_str_radix(design.trim_start_matches("0x"), 16)
             .with_context(|| format!("--design {design}: not a 32-bit hex number"))?;
         let shape = crate::program::sequencer_shape(&c, design, memory_mib << 20, max_ids);
@@ -366,15 +368,21 @@ fn write_one_top(
     model: &str,
     accelerator: &std::path::Path,
     lanes: usize,
-    (memory_mib, max_ids, design): (u64, u32, &str),
+    (memory_mib, max_ids, design): (u64, u32, Option<&str>),
     out: &std::path::Path,
 ) -> Result<()> {
     let m =
         tern_model::ModelConfig::resolve(model).with_context(|| format!("--one-top {model}"))?;
     let acc = tern_hdl::config::accelerator::Accelerator::from_path(accelerator)?;
-    let design = u32::from_str_radix(design.trim_start_matches("0x"), 16)
-        .with_context(|| format!("--design {design}: not a hexadecimal u32"))?;
-    let shape = crate::one_top::one_top_shape(&m, &acc, lanes, design, memory_mib << 20, max_ids)?;
+    let shape = match design {
+        Some(design) => {
+            let design = u32::from_str_radix(design.trim_start_matches("0x"), 16)
+                .with_context(|| format!("--design {design}: not a hexadecimal u32"))?;
+            crate::one_top::one_top_shape(&m, &acc, lanes, design, memory_mib << 20, max_ids)?
+        }
+        None => crate::one_top::one_top(&m, &acc, lanes, memory_mib << 20, max_ids)?,
+    };
+    let design = shape.sequencer.design;
     let ports = shape.ports();
     let board = tern_boards::Board::resolve(&acc.board)?;
     let files = tern_hdl::accelerator::accelerator_package(&shape)?;

@@ -68,6 +68,27 @@ impl AcceleratorShape {
     }
 }
 
+/// The one top's design id: the first 32 bits of the SHA-256 of its Verilog built with
+/// design 0 on a fixed memory. Every build of the same top (by `tern serve`, by a host,
+/// by `tern verilog`) agrees on it whatever its memory, and a program or a host for
+/// another top is refused (the sequencer checks the header's `design`; a host reads
+/// `DESIGN_ID`).
+pub fn design_id(shape: &AcceleratorShape) -> Result<u32, AcceleratorError> {
+    use sha2::{Digest, Sha256};
+    let mut canonical = shape.clone();
+    canonical.sequencer.design = 0;
+    canonical.sequencer.memory_bytes = 1 << 32;
+    let mut h = Sha256::new();
+    for (name, text) in accelerator_verilog(&canonical)?.files {
+        h.update(name.as_bytes());
+        h.update([0]);
+        h.update(text.as_bytes());
+        h.update([0]);
+    }
+    let d = h.finalize();
+    Ok(u32::from_be_bytes([d[0], d[1], d[2], d[3]]))
+}
+
 /// Why the one top's core cannot be built.
 #[derive(Debug, thiserror::Error)]
 pub enum AcceleratorError {

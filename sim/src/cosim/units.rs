@@ -37,6 +37,8 @@ const SHELL_SHIM: &str = include_str!("../../cpp/accelerator_shell_shim.cpp");
 /// The board's names for the shell's ports (`cpp/unit_board.h`).
 const SHELL_NAMES: &str = "#define WRITE_PORT(sig) m0_##sig\n#define UNIT_IDLE_INPUTS(t) (t)->s_axi_control_awvalid = 0\n#define UNIT_CLOCK ap_clk\n#define UNIT_RESET(t, on) (t)->ap_rst_n = !(on)\n";
 const SHIM_ABI: u32 = 1;
+/// The one top's core and shell (their commands changed).
+const ONE_TOP_SHIM_ABI: u32 = 2;
 /// The LM-head unit's (its command grew a group).
 const LM_HEAD_SHIM_ABI: u32 = 2;
 
@@ -356,14 +358,41 @@ pub struct PassOutcome {
     pub clocks_vector: u64,
     pub clocks_attention: u64,
     pub ddr: DdrCounts,
-    /// Through the shell: `HW_ID` and `DESIGN_ID` as read after the pass (0 on the core).
-    pub hw_id: u32,
-    pub design_id: u32,
-    /// Through the shell: the AXI4-Lite accesses the pass took (the start, the result,
-    /// the acknowledgement and the statistics read back); 0 on the core.
-    pub register_accesses: u32,
-    /// Starts of the accelerator in the pass: one.
-    pub kernel_starts: u32,
+}
+
+/// What a host does to the one top's shell (`tern_accelerator`): one AXI4-Lite access,
+/// a wait for the interrupt, or a reset (docs/accelerator.md, "Shell"). Made by
+/// [`AcceleratorShellModel`]'s methods; tern-host's one-top driver makes passes of them.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShellOp {
+    op: u32,
+    addr: u32,
+    data: u32,
+    pad: u32,
+}
+
+const OP_WRITE32: u32 = 0;
+const OP_READ32: u32 = 1;
+const OP_WAIT_INTERRUPT: u32 = 2;
+const OP_RESET: u32 = 3;
+const OP_PEEK: u32 = 4;
+
+/// What a [`ShellOp`] did.
+#[repr(C)]
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct ShellOutcome {
+    /// The operation's clocks; a wait for the interrupt: `u64::MAX` if none came within
+    /// the limit.
+    pub clocks: u64,
+    /// A read's value.
+    pub data: u32,
+    /// The interrupt line afterwards.
+    pub interrupt: u32,
+    /// What the DRAM did since the board was made.
+    pub ddr: DdrCounts,
+    /// The board's clocks since it was made.
+    pub cycles: u64,
 }
 
 type NewFn = unsafe extern "C" fn(
@@ -398,6 +427,57 @@ pub type VectorUnitModel = UnitModel<VectorUnitShape, VectorUnitCommand, VectorU
 pub type AttentionUnitModel =
     UnitModel<AttentionUnitShape, AttentionUnitCommand, AttentionUnitOutcome>;
 pub type AcceleratorModel = UnitModel<AcceleratorShape, PassCommand, PassOutcome>;
+pub type AcceleratorShellModel = UnitModel<AcceleratorShape, ShellOp, ShellOutcome>;
+
+impl AcceleratorShellModel {
+    /// One AXI4-Lite write to the register at byte offset `addr`.
+    pub fn write32(&mut self, addr: u32, data: u32) -> ShellOutcome {
+        let op = ShellOp {
+            op: OP_WRITE32,
+            addr,
+            data,
+            pad: 0,
+        };
+        self.run(&op, 0)
+    }
+
+    /// One AXI4-Lite read.
+    pub fn read32(&mut self, addr: u32) -> ShellOutcome {
+        let op = ShellOp {
+            op: OP_READ32,
+            addr,
+            ..ShellOp::default()
+        };
+        self.run(&op, 0)
+    }
+
+    /// Clock the board until its interrupt line is high, at most `limit` clocks.
+    pub fn wait_interrupt(&mut self, limit: u64) -> ShellOutcome {
+        let op = ShellOp {
+            op: OP_WAIT_INTERRUPT,
+            ..ShellOp::default()
+        };
+        self.run(&op, limit)
+    }
+
+    /// The board's counters (DRAM, clocks, the interrupt line), without a clock.
+    pub fn peek(&mut self) -> ShellOutcome {
+        let op = ShellOp {
+            op: OP_PEEK,
+            ..ShellOp::default()
+        };
+        self.run(&op, 0)
+    }
+
+    /// Hold the shell in reset (`ap_rst_n` low) for 4 clocks; the memory is kept.
+    pub fn reset(&mut self) -> ShellOutcome {
+        let op = ShellOp {
+            op: OP_RESET,
+            ..ShellOp::default()
+        };
+        self.run(&op, 0)
+    }
+}
 
 impl AcceleratorModel {
     /// Run one pass: `ids` at positions `position..` of the program at `program_at`;
@@ -535,14 +615,14 @@ impl ModelCache {
         )
     }
 
-    /// The same behind its shell (`tern_accelerator`): each pass driven through the
-    /// AXI4-Lite registers and ended by the interrupt.
+    /// The same behind its shell (`tern_accelerator`): a board a host drives through
+    /// the AXI4-Lite registers and the interrupt.
     pub fn load_accelerator_shell(
         &self,
         shape: &AcceleratorShape,
         memory: &MemoryModel,
         vcd: Option<&Path>,
-    ) -> Result<AcceleratorModel, BridgeError> {
+    ) -> Result<AcceleratorShellModel, BridgeError> {
         self.load_one_top(
             shape,
             (SHELL_MODULE, "tern_accelerator_shell"),
@@ -556,14 +636,14 @@ impl ModelCache {
     }
 
     /// The one top's files with `shim`, top module `module`, C symbols `name_*`.
-    fn load_one_top(
+    fn load_one_top<C, O>(
         &self,
         shape: &AcceleratorShape,
         (module, name): (&str, &str),
         shim: &str,
         memory: &MemoryModel,
         vcd: Option<&Path>,
-    ) -> Result<AcceleratorModel, BridgeError> {
+    ) -> Result<UnitModel<AcceleratorShape, C, O>, BridgeError> {
         let verilog = accelerator_verilog(shape).map_err(|e| BridgeError::Load {
             path: SHELL_FILE.into(),
             message: e.to_string(),
@@ -579,7 +659,7 @@ impl ModelCache {
             &files,
             &waivers(),
             shim,
-            (abi.as_bytes(), SHIM_ABI),
+            (abi.as_bytes(), ONE_TOP_SHIM_ABI),
         )?;
         open_unit(shape.clone(), lib, &so, name, memory, vcd)
     }
