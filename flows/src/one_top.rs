@@ -46,6 +46,14 @@ pub fn one_top_shape(
     let board = tern_boards::Board::resolve(&acc.board)
         .with_context(|| format!("{}: `board`", acc.origin.display()))?;
     let board_ports = board.memory.ports.iter().filter(|p| p.bits == 128).count();
+    if let Some(p) = acc.ports.filter(|&p| p > board_ports) {
+        bail!(
+            "{}: `ports` = {p}, but {} has {board_ports} 128-bit memory ports",
+            acc.origin.display(),
+            board.name
+        );
+    }
+    let board_ports = acc.ports.unwrap_or(board_ports);
     if board_ports == 0 {
         bail!(
             "{}: the one top takes the board's 128-bit memory ports, and {} lists none ([[memory.ports]] in its board file)",

@@ -35,9 +35,7 @@ pub fn serve_command(
     opts: &ServeOptions,
     waveform: Option<&Path>,
 ) -> Result<()> {
-    let listen = Listen::parse(listen)?;
-    // Before the model is built: a refused address should not cost a build.
-    tern_host::server::check_listen(&listen, opts)?;
+    let listen = listening(listen, opts)?;
     eprintln!("building the Verilator model of the accelerator top (cached after the first time)");
     let (memory, memory_text) = memory_model_for(cfg)?;
     eprintln!("memory: {memory_text}");
@@ -69,8 +67,7 @@ pub fn serve_one_top(
     use anyhow::Context;
     use tern_hdl::config::accelerator::Accelerator;
     use tern_host::one_top::ShellBoard;
-    let listen = Listen::parse(listen)?;
-    tern_host::server::check_listen(&listen, opts)?;
+    let listen = listening(listen, opts)?;
     let model = tern_model::ModelConfig::resolve(s.model)
         .with_context(|| format!("--one-top {}", s.model))?;
     let acc = Accelerator::from_path(s.accelerator)?;
@@ -124,6 +121,14 @@ pub fn serve_one_top(
     serve_board(&listen, &mut shell, opts)?;
     println!("{} clocks simulated", shell.cycles());
     Ok(())
+}
+
+/// The address to listen on, checked before any model is built (a refused address
+/// should not cost a build).
+fn listening(listen: &str, opts: &ServeOptions) -> Result<Listen> {
+    let listen = Listen::parse(listen)?;
+    tern_host::server::check_listen(&listen, opts)?;
+    Ok(listen)
 }
 
 /// Serve `board` until a signal: one client at a time, the rest queued.

@@ -15,7 +15,7 @@ use tern_flows::program::build;
 use tern_flows::rtl::lint::lint_files;
 
 mod common;
-use common::{attention, golden_around, setup, DESIGN};
+use common::{attention, golden_around, setup, setup_with, DESIGN};
 
 /// Every pass (a prompt, then decoded tokens) gives the fixed-point model's next token
 /// and scores. Seed 2 gives every layer its own attention units: the program's records
@@ -934,18 +934,7 @@ fn the_lm_head_unit_writes_the_output_the_golden_sequencer_writes() {
         (int4(8), 1),
         (int4(64), 1),
     ] {
-        let (ck, cfg, scales, _) = setup(9);
-        let image = build(
-            &ck,
-            &cfg,
-            &[scales],
-            RESIDUAL_FRAC,
-            16,
-            DESIGN,
-            format,
-            None,
-        )
-        .unwrap();
+        let (ck, cfg, _, image) = setup_with(9, format);
         let last = image.commands.len() - 2;
         let Command::LmHead {
             src,

@@ -23,20 +23,18 @@ pub fn attention() -> AttentionConfig {
 }
 
 pub fn setup(seed: u64) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramImage) {
+    setup_with(seed, HeadFormat::Int8)
+}
+
+/// [`setup`] with the LM head in `head`.
+pub fn setup_with(
+    seed: u64,
+    head: HeadFormat,
+) -> (Checkpoint, AttentionConfig, AttentionScales, ProgramImage) {
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
     let cfg = attention();
     let scales = AttentionScales::of(&cfg);
-    let image = build(
-        &ck,
-        &cfg,
-        &[scales],
-        RESIDUAL_FRAC,
-        16,
-        DESIGN,
-        HeadFormat::Int8,
-        None,
-    )
-    .unwrap();
+    let image = build(&ck, &cfg, &[scales], RESIDUAL_FRAC, 16, DESIGN, head, None).unwrap();
     (ck, cfg, scales, image)
 }
 

@@ -9,6 +9,7 @@
 //! name = "kv260-bitnet-0.73b"
 //! board = "kv260"
 //! clock_mhz = 300              # optional: the board's default clock
+//! ports = 2                    # optional: the one top's memory ports (default: the board's)
 //! [matmul]
 //! config = "matmul.toml"
 //! [attention]
@@ -33,6 +34,9 @@ pub struct AcceleratorFile {
     pub board: String,
     #[serde(default)]
     pub clock_mhz: Option<f64>,
+    /// The one top's memory ports: at most the board's 128-bit ones.
+    #[serde(default)]
+    pub ports: Option<usize>,
     pub matmul: MatmulPart,
     pub attention: AttentionPart,
     #[serde(default)]
@@ -80,6 +84,8 @@ pub struct Accelerator {
     pub board: String,
     /// The clock asked for; `None`: the board's default.
     pub clock_mhz: Option<f64>,
+    /// The one top's memory ports asked for (1, 2 or 4); `None`: as many as the board has.
+    pub ports: Option<usize>,
     pub matmul: Config,
     pub attention: AttentionConfig,
     pub attention_engines: usize,
@@ -123,6 +129,9 @@ impl Accelerator {
                     "`clock_mhz` = {mhz} is out of range: a clock in MHz, 0..2000"
                 )));
             }
+        }
+        if let Some(p) = file.ports.filter(|p| ![1, 2, 4].contains(p)) {
+            return Err(invalid(format!("`ports` = {p}: allowed 1, 2 or 4")));
         }
         let engines = file.attention.engines;
         if !(1..=MAX_ATTENTION_ENGINES).contains(&engines) {
@@ -180,6 +189,7 @@ impl Accelerator {
             name: file.name,
             board: file.board,
             clock_mhz: file.clock_mhz,
+            ports: file.ports,
             matmul,
             attention,
             attention_engines: engines,
@@ -256,6 +266,7 @@ mod tests {
                 good.replace("board = ", "clock_mhz = -1\nboard = "),
                 "clock_mhz",
             ),
+            (good.replace("board = ", "ports = 3\nboard = "), "`ports`"),
             (
                 good.replace("name = \"x\"", "name = \"x\"\nspeed = 1"),
                 "unknown field",
