@@ -96,11 +96,13 @@ impl LmHeadShape {
 /// Clocks of one command with every input valid and every score taken: the command
 /// (1), the int8 vector (`b` beats), `rows · b` weight beats, and the last beat's way
 /// through the input register, the products, the tree, the group sum, the mantissa
-/// product, the row sum and the comparison (`6 + tree_stages`), and with `scores` the
-/// last score's hand-over (1).
-pub fn lm_head_clocks(shape: LmHeadShape, rows: usize, width: usize, scores: bool) -> u64 {
+/// product, the slices' sum (`ceil_log2(slices)` levels), the row's carry-saved sum, its
+/// last carry and the comparison's two clocks (`8 + tree_stages + levels`). The last
+/// score's hand-over overlaps the comparison's second clock: writing every score adds
+/// none.
+pub fn lm_head_clocks(shape: LmHeadShape, rows: usize, width: usize) -> u64 {
     let b = (width / shape.lanes) as u64;
-    1 + b + rows as u64 * b + 6 + shape.tree_stages() as u64 + u64::from(scores)
+    1 + b + rows as u64 * b + 8 + (shape.tree_stages() + ceil_log2(shape.slices)) as u64
 }
 
 /// One slice's adder tree: `terms` (signed, `bits` wide) summed with a register every
@@ -222,11 +224,59 @@ pub fn lm_head_verilog(shape: LmHeadShape) -> Result<String, ShapeError> {
         )
         .unwrap();
     }
+    // The slices' products summed, a registered level of pairs at a time, their side
+    // bands alongside: `x` and `v_x`, `fg_x`, `re_x` are the last level's.
+    let mut score_tree = String::new();
+    let mut terms = group_sums.clone();
+    let mut band = ["v_m".to_string(), "fg_m".to_string(), "re_m".to_string()];
+    let levels = ceil_log2(slices);
+    for level in 1..=levels {
+        let next: Vec<String> = terms
+            .chunks(2)
+            .enumerate()
+            .map(|(i, pair)| {
+                let name = format!("ps{level}_{i}");
+                writeln!(
+                    score_tree,
+                    "    reg signed [{}:0] {name};\n    always @(posedge clk) if (flow) {name} <= {};",
+                    sb - 1,
+                    pair.join(" + ")
+                )
+                .unwrap();
+                name
+            })
+            .collect();
+        writeln!(
+            score_tree,
+            "    reg v_p{level}, fg_p{level}, re_p{level};\n    always @(posedge clk) if (flow) begin\n        \
+             v_p{level} <= rst ? 1'b0 : {};\n        fg_p{level} <= {};\n        re_p{level} <= {};\n    end",
+            band[0], band[1], band[2]
+        )
+        .unwrap();
+        terms = next;
+        band = ["v", "fg", "re"].map(|b| format!("{b}_p{level}"));
+    }
+    debug_assert_eq!(terms.len(), 1);
+    writeln!(
+        score_tree,
+        "    wire signed [{}:0] x = {};\n    wire v_x = {}, fg_x = {}, re_x = {};",
+        sb - 1,
+        terms[0],
+        band[0],
+        band[1],
+        band[2]
+    )
+    .unwrap();
+    let lo = sb / 2;
     let text = TEMPLATE
         .replace("{{LANES_TEXT}}", &lanes_text)
+        .replace("{{SCORE_TREE}}", &score_tree)
+        .replace("{{LO}}", &lo.to_string())
+        .replace("{{LO_HI}}", &(lo - 1).to_string())
+        .replace("{{HI_HI}}", &(sb - lo - 1).to_string())
+        .replace("{{HI_BITS}}", &(sb - lo).to_string())
         .replace("{{SLICES_TEXT}}", &slices_text)
         .replace("{{SIDE}}", &side)
-        .replace("{{GROUP_SUM}}", &group_sums.join(" + "))
         .replace("{{MODULE}}", LM_HEAD_MODULE)
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
         .replace("{{V}}", &lanes.to_string())
@@ -374,19 +424,43 @@ module {{MODULE}} (
         re_m <= re_g;
     end
 {{SLICES_TEXT}}
-    // The row's score: its groups summed.
-    reg signed [{{SB_HI}}:0] racc;
-    wire signed [{{SB_HI}}:0] rsum = (fg_m ? {{SB}}'sd0 : racc) + {{GROUP_SUM}};
-    always @(posedge clk) if (flow && v_m) racc <= rsum;
+    // The row's score: its groups summed. The slices' products first ({{S}} slice(s)).
+{{SCORE_TREE}}    // Then the groups of a row, carry-saved: the low {{LO}} bits and the high ones add
+    // apart, the low half's carry going into the high half a clock later, so that no
+    // carry chain is longer than half a score.
+    reg [{{LO_HI}}:0] acc_lo;
+    reg signed [{{HI_HI}}:0] acc_hi;
+    reg acc_c;
+    wire [{{LO}}:0] lo_sum = {1'b0, fg_x ? {{LO}}'d0 : acc_lo} + {1'b0, x[{{LO_HI}}:0]};
+    always @(posedge clk) if (flow && v_x) begin
+        acc_lo <= lo_sum[{{LO_HI}}:0];
+        acc_c <= lo_sum[{{LO}}];
+        acc_hi <= (fg_x ? {{HI_BITS}}'sd0 : acc_hi + $signed({{HI_BITS}}'(acc_c)))
+            + x[{{SB_HI}}:{{LO}}];
+    end
+    reg v_a;
+    always @(posedge clk) if (flow) v_a <= rst ? 1'b0 : v_x && re_x;
+    // The row's score: the last carry folded in.
     reg v_r;
     reg signed [{{SB_HI}}:0] rscore;
     always @(posedge clk) if (flow) begin
-        v_r <= rst ? 1'b0 : v_m && re_m;
-        rscore <= rsum;
+        v_r <= rst ? 1'b0 : v_a;
+        rscore <= {acc_hi + $signed({{HI_BITS}}'(acc_c)), acc_lo};
     end
-    // The comparison: the first of the largest.
+    // The comparison: the first of the largest, in two clocks (halves compared, then
+    // decided). Rows are at least two beats apart, so a row is compared with the best
+    // its predecessors left.
     reg [23:0] best_r;
     reg signed [{{SB_HI}}:0] best_s;
+    reg v_c, hi_gt, hi_eq, lo_gt;
+    reg signed [{{SB_HI}}:0] cscore;
+    always @(posedge clk) if (flow) begin
+        v_c <= rst ? 1'b0 : v_r;
+        cscore <= rscore;
+        hi_gt <= $signed(rscore[{{SB_HI}}:{{LO}}]) > $signed(best_s[{{SB_HI}}:{{LO}}]);
+        hi_eq <= rscore[{{SB_HI}}:{{LO}}] == best_s[{{SB_HI}}:{{LO}}];
+        lo_gt <= rscore[{{LO_HI}}:0] > best_s[{{LO_HI}}:0];
+    end
     assign out_valid = out_full;
     assign out_score = {{OUT_SCORE}};
     assign done = !busy;
@@ -421,11 +495,11 @@ module {{MODULE}} (
             end
             if (flow) begin
                 out_full <= v_r && scores;
-                if (v_r) begin
-                    out_reg <= rscore;
+                if (v_r) out_reg <= rscore;
+                if (v_c) begin
                     rows_done <= rows_done + 24'd1;
-                    if (rows_done == 24'd0 || rscore > best_s) begin
-                        best_s <= rscore;
+                    if (rows_done == 24'd0 || hi_gt || (hi_eq && lo_gt)) begin
+                        best_s <= cscore;
                         best_r <= rows_done;
                     end
                 end
