@@ -97,12 +97,13 @@ impl LmHeadShape {
 /// (1), the int8 vector (`b` beats), `rows · b` weight beats, and the last beat's way
 /// through the input register, the products, the tree, the group sum, the mantissa
 /// product, the slices' sum (`ceil_log2(slices)` levels), the row's carry-saved sum, its
-/// last carry and the comparison's two clocks (`8 + tree_stages + levels`). The last
+/// last carry and the comparison's two clocks, and the group sum's own last carry
+/// (`9 + tree_stages + levels`). The last
 /// score's hand-over overlaps the comparison's second clock: writing every score adds
 /// none.
 pub fn lm_head_clocks(shape: LmHeadShape, rows: usize, width: usize) -> u64 {
     let b = (width / shape.lanes) as u64;
-    1 + b + rows as u64 * b + 8 + (shape.tree_stages() + ceil_log2(shape.slices)) as u64
+    1 + b + rows as u64 * b + 9 + (shape.tree_stages() + ceil_log2(shape.slices)) as u64
 }
 
 /// One slice's adder tree: `terms` (signed, `bits` wide) summed with a register every
@@ -175,15 +176,25 @@ pub fn lm_head_verilog(shape: LmHeadShape) -> Result<String, ShapeError> {
             .map(|l| format!("p{l}"))
             .collect();
         let (sum, bits) = adder_tree(&mut slices_text, s, terms, pb, stages);
-        // The group's running sum; at its last beat the whole group goes on, times its
-        // mantissa, to the row.
+        // The group's running sum, carry-saved as the row's is (the low half's carry goes
+        // into the high half a clock later); a clock after the group's last beat its
+        // value is resolved, then it goes on, times its mantissa, to the row.
         writeln!(
             slices_text,
-            "    reg signed [{gm}:0] gacc{s};\n    wire signed [{gm}:0] gsum{s} = (gs_t ? {gb}'sd0 : gacc{s}) + {gb}'($signed({sum}));\n    \
-             always @(posedge clk) if (flow && v_t) gacc{s} <= gsum{s};\n    \
-             reg signed [{gm}:0] gval{s};\n    always @(posedge clk) if (flow) gval{s} <= gsum{s};\n    \
+            "    wire signed [{gm}:0] gt{s} = {gb}'($signed({sum}));\n    \
+             reg [{gl1}:0] glo{s};\n    reg signed [{gh1}:0] ghi{s};\n    reg gc{s};\n    \
+             wire [{gl}:0] glo_sum{s} = {{1'b0, gs_t ? {gl}'d0 : glo{s}}} + {{1'b0, gt{s}[{gl1}:0]}};\n    \
+             always @(posedge clk) if (flow && v_t) begin\n        glo{s} <= glo_sum{s}[{gl1}:0];\n        \
+             gc{s} <= glo_sum{s}[{gl}];\n        \
+             ghi{s} <= (gs_t ? {ghb}'sd0 : ghi{s} + $signed({ghb}'(gc{s}))) + gt{s}[{gm}:{gl}];\n    end\n    \
+             reg signed [{gm}:0] gval{s};\n    \
+             always @(posedge clk) if (flow) gval{s} <= {{ghi{s} + $signed({ghb}'(gc{s})), glo{s}}};\n    \
              reg signed [{pm}:0] gprod{s};\n    always @(posedge clk) if (flow) gprod{s} <= {pw}'(gval{s}) * {pw}'($signed({{1'b0, m_g[{mh}:{ml}]}}));",
             gm = gb - 1,
+            gl = gb / 2,
+            gl1 = gb / 2 - 1,
+            gh1 = gb - gb / 2 - 1,
+            ghb = gb - gb / 2,
             pm = gb + 16,
             pw = gb + 17,
             mh = 16 * s + 15,
@@ -409,13 +420,21 @@ module {{MODULE}} (
 {{SIDE}}    wire v_t = v_t{{T}};
     wire gs_t = gs_t{{T}};
     // Group sums (a slice each), then times the mantissas.
+    reg v_ga, fg_ga, re_ga;
+    reg [{{MBITS_HI}}:0] m_ga;
+    always @(posedge clk) if (flow) begin
+        v_ga <= rst ? 1'b0 : v_t && ge_t{{T}};
+        fg_ga <= fg_t{{T}};
+        re_ga <= re_t{{T}};
+        m_ga <= m_t{{T}};
+    end
     reg v_g, fg_g, re_g;
     reg [{{MBITS_HI}}:0] m_g;
     always @(posedge clk) if (flow) begin
-        v_g <= rst ? 1'b0 : v_t && ge_t{{T}};
-        fg_g <= fg_t{{T}};
-        re_g <= re_t{{T}};
-        m_g <= m_t{{T}};
+        v_g <= rst ? 1'b0 : v_ga;
+        fg_g <= fg_ga;
+        re_g <= re_ga;
+        m_g <= m_ga;
     end
     reg v_m, fg_m, re_m;
     always @(posedge clk) if (flow) begin
