@@ -275,6 +275,14 @@ fn bench_a_0_73b_prompt_of_128_on_the_one_top() {
     a_token_on_the_one_top("bitnet-0.73b", "accelerator.toml", 0, 128, 2);
 }
 
+/// The same prompt with the LM head in 4 bits and the vector unit at 4 lanes
+/// (`one_top_head4.toml`): what the vector unit's lanes buy in prefill.
+#[test]
+#[ignore]
+fn bench_a_0_73b_prompt_of_128_on_the_one_top_at_4_lanes() {
+    a_token_on_the_one_top("bitnet-0.73b", "one_top_head4.toml", 0, 128, 4);
+}
+
 /// The same for the 2B (`docs/model/kv260/one_top_2b.toml`: heads of 128, GQA 20/5,
 /// the tied 128,256-row head in int8); about 12 GB of memory on the host.
 #[test]
