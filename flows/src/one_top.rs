@@ -136,6 +136,28 @@ pub fn one_top(
     Ok(shape)
 }
 
+/// The program of `ck` for the one top `draft` of `acc` (its design id, its matmul
+/// unit's tile layout, the description's head format), the attention engine `attention`'s
+/// units in every layer, scratch for `max_ids` ids a pass.
+pub fn program(
+    ck: &Checkpoint,
+    attention: &AttentionConfig,
+    acc: &Accelerator,
+    draft: &AcceleratorShape,
+    max_ids: u32,
+) -> Result<ProgramImage> {
+    crate::program::build(
+        ck,
+        attention,
+        &[AttentionScales::of(attention)],
+        RESIDUAL_FRAC,
+        max_ids as usize,
+        draft.sequencer.design,
+        acc.head_format,
+        Some(&draft.matmul),
+    )
+}
+
 /// What `tern generate --one-top` takes.
 pub struct OneTopArgs {
     pub model: String,
@@ -266,16 +288,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     // program is built for it and the shape's matmul unit, then the memory is sized.
     let draft = one_top(&model, &acc, a.lanes, 1 << 32, a.max_ids)?;
     let design = draft.sequencer.design;
-    let image = crate::program::build(
-        &ck,
-        &attention,
-        &[AttentionScales::of(&attention)],
-        RESIDUAL_FRAC,
-        a.max_ids as usize,
-        design,
-        acc.head_format,
-        Some(&draft.matmul),
-    )?;
+    let image = program(&ck, &attention, &acc, &draft, a.max_ids)?;
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
     let shape = one_top_shape(&model, &acc, a.lanes, design, bytes, a.max_ids)?;
     say!(

@@ -83,18 +83,7 @@ pub fn serve_one_top(
                 model.name
             );
             let ck = tern_model::checkpoint::Checkpoint::random(&model, 1);
-            let image = crate::program::build(
-                &ck,
-                &acc.attention,
-                &[tern_sim::golden::bitnet::AttentionScales::of(
-                    &acc.attention,
-                )],
-                tern_sim::golden::fixed_point::RESIDUAL_FRAC,
-                s.max_ids as usize,
-                draft.sequencer.design,
-                acc.head_format,
-                Some(&draft.matmul),
-            )?;
+            let image = crate::one_top::program(&ck, &acc.attention, &acc, &draft, s.max_ids)?;
             (image.memory.len() as u64).next_multiple_of(1 << 20)
         }
     };

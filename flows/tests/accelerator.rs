@@ -327,8 +327,7 @@ fn a_token_on_the_one_top(
     use rand::{Rng, SeedableRng};
     use tern_hdl::program::{AttentionRecord, KvCacheFormat, ATTENTION_RECORD_BYTES};
     use tern_model::checkpoint::Checkpoint;
-    use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
-    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
+    use tern_sim::golden::bitnet::GoldenFabric;
     use tern_sim::golden::sequencer::run_pass;
     use tern_sim::verilator::{default_cache_root, ModelCache};
     let docs = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/../docs/model/kv260/"));
@@ -340,17 +339,7 @@ fn a_token_on_the_one_top(
     let ck = Checkpoint::random(&c, 73);
     let draft =
         tern_flows::one_top::one_top_shape(&c, &acc, lanes, common::DESIGN, 1 << 32, 128).unwrap();
-    let image = tern_flows::program::build(
-        &ck,
-        &attention,
-        &[AttentionScales::of(&attention)],
-        RESIDUAL_FRAC,
-        128,
-        common::DESIGN,
-        acc.head_format,
-        Some(&draft.matmul),
-    )
-    .unwrap();
+    let image = tern_flows::one_top::program(&ck, &attention, &acc, &draft, 128).unwrap();
     println!(
         "checkpoint and program: {:.1} s, {} MB of memory",
         t0.elapsed().as_secs_f64(),

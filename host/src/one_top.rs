@@ -42,7 +42,9 @@ pub struct OneTopPass {
 pub struct OneTop<T: Transport> {
     transport: T,
     info: Info,
+    /// The pass's register accesses and starts so far.
     accesses: u32,
+    starts: u32,
 }
 
 impl<T: Transport> OneTop<T> {
@@ -62,6 +64,7 @@ impl<T: Transport> OneTop<T> {
             transport,
             info,
             accesses: 0,
+            starts: 0,
         })
     }
 
@@ -115,7 +118,7 @@ impl<T: Transport> OneTop<T> {
                 "a pass needs at least one token id".into(),
             ));
         }
-        self.accesses = 0;
+        (self.accesses, self.starts) = (0, 0);
         self.write(GIE, 1)?;
         self.write(IER, 1)?;
         self.write(PROGRAM, program_at as u32)?;
@@ -132,6 +135,7 @@ impl<T: Transport> OneTop<T> {
             self.write(POSITION, position)?;
             self.write(CONTROL, 1)?;
         }
+        self.starts += 1;
         self.transport.wait_irq(1, timeout)?;
         let mut o = OneTopPass {
             next_token: self.read(NEXT_TOKEN)?,
@@ -143,13 +147,13 @@ impl<T: Transport> OneTop<T> {
             attention_clocks: u64::from(self.read(ATTENTION_CLOCKS)?),
             vector_clocks: u64::from(self.read(VECTOR_CLOCKS)?),
             lm_head_clocks: u64::from(self.read(LM_HEAD_CLOCKS)?),
-            kernel_starts: 1,
+            kernel_starts: 0,
             register_accesses: 0,
         };
         // Acknowledge: the interrupt's status toggled off, ap_done cleared by the read.
         self.write(ISR, 1)?;
         self.read(CONTROL)?;
-        o.register_accesses = self.accesses;
+        (o.register_accesses, o.kernel_starts) = (self.accesses, self.starts);
         Ok(o)
     }
 }
