@@ -740,6 +740,57 @@ fn the_lm_head_engine_is_written_on_request() {
     assert!(!bad.exists(), "a refused shape wrote files");
 }
 
+/// `tern verilog --vector-unit LANES` writes the vector unit, with `--unit-ports 2` its
+/// reader B on a port of its own; 3 ports, and `--unit-ports` without a unit, are
+/// refused and write nothing.
+#[test]
+fn the_vector_unit_is_written_on_one_or_two_ports() {
+    let dir = tempfile::tempdir().unwrap();
+    for (ports, has_m1) in [("1", false), ("2", true)] {
+        let out = dir.path().join(format!("vec{ports}"));
+        let o = tern(&[
+            "verilog",
+            "--vector-unit",
+            "4",
+            "--unit-ports",
+            ports,
+            "-o",
+            out.to_str().unwrap(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let text = std::fs::read_to_string(out.join("tern_vector_unit.v")).unwrap();
+        assert!(text.contains("module tern_vector_unit ("), "{text}");
+        assert_eq!(text.contains("m1_arvalid"), has_m1, "{ports} port(s)");
+        assert_eq!(
+            text.contains("tern_read_arbiter arbiter0"),
+            !has_m1,
+            "{ports} port(s): readers A and B share port 0 only on one"
+        );
+    }
+    let bad = dir.path().join("bad");
+    for (args, refusal) in [
+        (
+            &["--vector-unit", "2", "--unit-ports", "3"][..],
+            "3 read ports",
+        ),
+        (
+            &["--unit-ports", "2", "--stripe-reader", "2"][..],
+            "--unit-ports",
+        ),
+    ] {
+        let mut all = vec!["verilog"];
+        all.extend_from_slice(args);
+        all.extend(["-o", bad.to_str().unwrap()]);
+        let o = tern(&all);
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(
+            !o.status.success() && err.contains(refusal),
+            "{args:?}: {err}"
+        );
+        assert!(!bad.exists(), "{args:?}: a refused shape wrote files");
+    }
+}
+
 /// `tern verilog --sequencer MODEL` writes the sequencer for a model preset; an unknown
 /// model or a design id that is not hex is refused, naming it, and writes nothing.
 #[test]

@@ -13,7 +13,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use indicatif::{ProgressBar, ProgressStyle};
 use serde::Serialize;
 
-use crate::program::ProgramImage;
+use crate::program::{Banks, ProgramImage};
 use tern_hdl::accelerator::AcceleratorShape;
 use tern_hdl::config::accelerator::Accelerator;
 use tern_hdl::units::{AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape};
@@ -106,6 +106,8 @@ pub fn one_top_shape(
             lanes,
             max_n: model.ffn.max(model.hidden),
             max_head_dim: model.head_dim,
+            // Its second reader on a port of its own where the board has one.
+            ports: ports.min(2),
         },
         attention: AttentionUnitShape {
             engine: acc.attention.clone(),
@@ -138,7 +140,8 @@ pub fn one_top(
 
 /// The program of `ck` for the one top `draft` of `acc` (its design id, its matmul
 /// unit's tile layout, the description's head format), the attention engine `attention`'s
-/// units in every layer, scratch for `max_ids` ids a pass.
+/// units in every layer, scratch for `max_ids` ids a pass on the banks of the
+/// description's board.
 pub fn program(
     ck: &Checkpoint,
     attention: &AttentionConfig,
@@ -155,6 +158,10 @@ pub fn program(
         draft.sequencer.design,
         acc.head_format,
         Some(&draft.matmul),
+        Banks::of(
+            &tern_boards::Board::resolve(&acc.board)
+                .with_context(|| format!("{}: `board`", acc.origin.display()))?,
+        ),
     )
 }
 

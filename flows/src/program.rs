@@ -28,9 +28,29 @@ pub struct ProgramImage {
     pub head_exp: i32,
 }
 
-/// Lays regions out one after another, each on [`ALIGN`].
+/// How the board's DRAM maps addresses (row-bank-column, its `[memory.dram]`): rows of
+/// `row_bytes` go to `banks` banks in turn.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Banks {
+    pub row_bytes: u64,
+    pub banks: u64,
+}
+
+impl Banks {
+    /// The board's, if its file gives the DRAM's timing.
+    pub fn of(board: &tern_boards::Board) -> Option<Banks> {
+        board.memory.dram.as_ref().map(|d| Banks {
+            row_bytes: d.row_bytes,
+            banks: d.banks as u64,
+        })
+    }
+}
+
+/// Lays regions out one after another, each on [`ALIGN`]; scratch vectors each from a
+/// row of a bank chosen for it (with [`Banks`]).
 struct Layout {
     next: u64,
+    banks: Option<Banks>,
 }
 
 impl Layout {
@@ -42,12 +62,28 @@ impl Layout {
         self.next = at + bytes;
         at
     }
+    /// A scratch vector's region, from the start of a row of bank `bank` (modulo the
+    /// banks there are): a command's input and output rows then lie in different banks,
+    /// and the DRAM keeps both rows open instead of closing one at every burst (a row
+    /// miss, `docs/memory_ports.md`).
+    fn take_banked(&mut self, bytes: u64, bank: u64) -> u64 {
+        let Some(Banks { row_bytes, banks }) = self.banks else {
+            return self.take(bytes);
+        };
+        let mut at = self.next.next_multiple_of(row_bytes.max(ALIGN));
+        while (at / row_bytes) % banks != bank % banks {
+            at += row_bytes;
+        }
+        self.next = at + bytes;
+        at
+    }
 }
 
 /// The program for `ck` on the attention engine `attention` with the attention's units
 /// (`scales`: one for every layer or one per layer), passes of up to `max_tokens`, the
-/// LM head in `head_format`, and the ternary matrices laid out for `matmul_unit` (or
-/// left to the fabric: `None`).
+/// LM head in `head_format`, the ternary matrices laid out for `matmul_unit` (or
+/// left to the fabric: `None`), and the scratch vectors on the DRAM's `banks` in turn
+/// (`None`: one after another).
 #[allow(clippy::too_many_arguments)]
 pub fn build(
     ck: &Checkpoint,
@@ -58,6 +94,7 @@ pub fn build(
     design: u32,
     head_format: HeadFormat,
     matmul_unit: Option<&MatmulUnitShape>,
+    banks: Option<Banks>,
 ) -> Result<ProgramImage> {
     let c = &ck.config;
     let (h, kvw, ffn, d) = (c.hidden, c.kv_width(), c.ffn, c.head_dim);
@@ -80,7 +117,7 @@ pub fn build(
         );
     }
     let mut data: Vec<(u64, Vec<u8>)> = vec![];
-    let mut lay = Layout { next: 0 };
+    let mut lay = Layout { next: 0, banks };
     // The header, then the commands: the embedding, 25 per layer, the final norm, the
     // LM head and End.
     let n_commands = 1 + 25 * c.layers + 3;
@@ -192,40 +229,46 @@ pub fn build(
     let scratch_at = lay.take(0);
     let ids_at = lay.take(4 * t);
     let output_at = lay.take(16 + 8 * c.vocab as u64);
-    let vec_of = |lay: &mut Layout, n: usize| lay.take(t * vector_row_bytes(n));
-    let int8_of = |lay: &mut Layout, n: usize| lay.take(t * int8_row_bytes(n));
-    let results_of = |lay: &mut Layout, m: usize| lay.take(t * result_row_bytes(m));
-    let x = vec_of(&mut lay, h);
-    let xq = int8_of(&mut lay, h);
-    let factors = lay.take(t * FACTOR_BYTES);
+    // Each vector on a bank of its own among those a command streams together (5 banks
+    // suffice; with fewer some share): the results 0 and the vectors made of them 1,
+    // the factors 2, x 0, xq 1, the attention's q, k, v and output 0, 2, 3, 4, the
+    // attention's projection's results 3, down's 1; gate, up, their product and its
+    // int8 1, 3, 0, 3.
+    let vec_of = |lay: &mut Layout, n: usize, bank| lay.take_banked(t * vector_row_bytes(n), bank);
+    let int8_of = |lay: &mut Layout, n: usize, bank| lay.take_banked(t * int8_row_bytes(n), bank);
+    let results_of =
+        |lay: &mut Layout, m: usize, bank| lay.take_banked(t * result_row_bytes(m), bank);
+    let x = vec_of(&mut lay, h, 0);
+    let xq = int8_of(&mut lay, h, 1);
+    let factors = lay.take_banked(t * FACTOR_BYTES, 2);
     let (rq, rk, rv, ro) = (
-        results_of(&mut lay, h),
-        results_of(&mut lay, kvw),
-        results_of(&mut lay, kvw),
-        results_of(&mut lay, h),
+        results_of(&mut lay, h, 0),
+        results_of(&mut lay, kvw, 0),
+        results_of(&mut lay, kvw, 0),
+        results_of(&mut lay, h, 3),
     );
     let (vq, vk, vv) = (
-        vec_of(&mut lay, h),
-        vec_of(&mut lay, kvw),
-        vec_of(&mut lay, kvw),
+        vec_of(&mut lay, h, 1),
+        vec_of(&mut lay, kvw, 1),
+        vec_of(&mut lay, kvw, 1),
     );
     let (qi, ki, vi, ao) = (
-        int8_of(&mut lay, h),
-        int8_of(&mut lay, kvw),
-        int8_of(&mut lay, kvw),
-        int8_of(&mut lay, h),
+        int8_of(&mut lay, h, 0),
+        int8_of(&mut lay, kvw, 2),
+        int8_of(&mut lay, kvw, 3),
+        int8_of(&mut lay, h, 4),
     );
     let (rg, ru, rd) = (
-        results_of(&mut lay, ffn),
-        results_of(&mut lay, ffn),
-        results_of(&mut lay, h),
+        results_of(&mut lay, ffn, 0),
+        results_of(&mut lay, ffn, 0),
+        results_of(&mut lay, h, 1),
     );
     let (vg, vu, va) = (
-        vec_of(&mut lay, ffn),
-        vec_of(&mut lay, ffn),
-        vec_of(&mut lay, ffn),
+        vec_of(&mut lay, ffn, 1),
+        vec_of(&mut lay, ffn, 3),
+        vec_of(&mut lay, ffn, 0),
     );
-    let aq = int8_of(&mut lay, ffn);
+    let aq = int8_of(&mut lay, ffn, 3);
     let scratch_bytes = lay.take(0) - scratch_at;
 
     let inv = |x: f64| Scale::of(1.0 / x);

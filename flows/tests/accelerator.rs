@@ -44,6 +44,7 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
             lanes: 2,
             max_n: c.ffn,
             max_head_dim: c.head_dim,
+            ports: ports.min(2),
         },
         attention: AttentionUnitShape {
             engine: attention.clone(),
@@ -76,6 +77,7 @@ fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
         ports,
         engine: tiny_matmul(),
     };
+    let board = tern_boards::Board::resolve("kv260").unwrap();
     let image = tern_flows::program::build(
         &ck,
         &cfg,
@@ -85,10 +87,10 @@ fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
         common::DESIGN,
         head,
         Some(&matmul),
+        tern_flows::program::Banks::of(&board),
     )
     .unwrap();
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
-    let board = tern_boards::Board::resolve("kv260").unwrap();
     let (mut memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
     memory.stall_percent = stall;
     memory.seed = seed;

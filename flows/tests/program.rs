@@ -54,6 +54,7 @@ fn the_program_runs_every_pass_as_the_fixed_point_model_does() {
             DESIGN,
             HeadFormat::Int8,
             None,
+            None,
         )
         .unwrap();
         let program = VectorProgram::build(&ck, &layer_scales, RESIDUAL_FRAC).unwrap();
@@ -114,6 +115,7 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
             DESIGN,
             HeadFormat::Int4 { group },
             None,
+            None,
         )
         .unwrap();
         let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
@@ -165,10 +167,87 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
         DESIGN,
         HeadFormat::Int4 { group: 24 },
         None,
+        None,
     )
     .unwrap_err()
     .to_string();
     assert!(err.contains("group of 24"), "{err}");
+}
+
+/// Laid out on a board's DRAM banks (the KV260's: rows of 8 KiB over 8 banks), every
+/// command's scratch streams (inputs, output, factors; a weight or table stream aside)
+/// start in banks of their own, so that no burst of one closes the row of another;
+/// laid out one after another, the same program's do not.
+#[test]
+fn every_commands_scratch_streams_start_in_banks_of_their_own() {
+    use tern_flows::program::Banks;
+    let board = tern_boards::Board::resolve("kv260").unwrap();
+    let banks = Banks::of(&board).expect("the KV260's file gives its DRAM");
+    let streams = |c: &Command| -> Vec<u64> {
+        match *c {
+            Command::NormQuant {
+                src, dst, factors, ..
+            } => vec![src, dst, factors],
+            Command::Matmul { src, dst, .. } => vec![src, dst],
+            Command::Dequant {
+                src, factors, dst, ..
+            } => vec![src, factors, dst],
+            Command::ToInt8 { src, dst, .. } => vec![src, dst],
+            Command::Attention { q, k, v, dst, .. } => vec![q, k, v, dst],
+            Command::Relu2Mul { gate, up, dst, .. } => vec![gate, up, dst],
+            // Embed reads the table, Rope works in place, LmHead reads one vector.
+            _ => vec![],
+        }
+    };
+    let shared = |image: &tern_flows::program::ProgramImage| -> Vec<String> {
+        let mut found = vec![];
+        for (i, c) in image.commands.iter().enumerate() {
+            let b: Vec<u64> = streams(c)
+                .iter()
+                .map(|&at| (at / banks.row_bytes) % banks.banks)
+                .collect();
+            for x in 0..b.len() {
+                for y in x + 1..b.len() {
+                    if b[x] == b[y] {
+                        found.push(format!(
+                            "command {i} ({c:?}): streams {x} and {y} in bank {}",
+                            b[x]
+                        ));
+                    }
+                }
+            }
+        }
+        found
+    };
+    let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 5);
+    let cfg = attention();
+    let scales = AttentionScales::of(&cfg);
+    let on = |banks: Option<Banks>| {
+        build(
+            &ck,
+            &cfg,
+            &[scales],
+            RESIDUAL_FRAC,
+            16,
+            DESIGN,
+            HeadFormat::Int8,
+            None,
+            banks,
+        )
+        .unwrap()
+    };
+    let banked = on(Some(banks));
+    assert!(
+        banked.commands.len() > 20,
+        "{} commands",
+        banked.commands.len()
+    );
+    let found = shared(&banked);
+    assert!(found.is_empty(), "on banks:\n{}", found.join("\n"));
+    assert!(
+        !shared(&on(None)).is_empty(),
+        "one after another, no stream shares a bank"
+    );
 }
 
 fn run(
@@ -398,6 +477,7 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
         16,
         DESIGN,
         HeadFormat::Int8,
+        None,
         None,
     )
     .unwrap();
@@ -1069,6 +1149,7 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
         DESIGN,
         HeadFormat::Int8,
         None,
+        None,
     )
     .unwrap();
     for ports in [1usize, 4] {
@@ -1085,6 +1166,7 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
             DESIGN,
             HeadFormat::Int8,
             Some(&shape),
+            None,
         )
         .unwrap();
         let down = image
@@ -1301,7 +1383,8 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
     let passes: [(&[u8], usize, &[usize]); 2] =
         [(&image.memory, 0, &prompt), (&after_prompt, 5, &[77])];
     let rows = prompt.len();
-    for lanes in [1usize, 2, 4] {
+    // Readers A and B on one port, and (ports 2) B on a port of its own.
+    for (lanes, ports) in [(1usize, 1usize), (2, 1), (2, 2), (4, 2)] {
         for stall in [0u32, 20] {
             let (mut memory, _) =
                 tern_flows::memory::ported_memory_at(&board, 250.0, bytes).unwrap();
@@ -1313,6 +1396,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                         lanes,
                         max_n: 128,
                         max_head_dim: 32,
+                        ports,
                     },
                     &memory,
                     None,
@@ -1323,7 +1407,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                 unit.write(0, before);
                 let o = unit.run(&cmd, 2_000_000);
                 let at = format!(
-                    "{lanes} lanes, stalls {stall}%, {what} (op {}, n {}, rows {})",
+                    "{lanes} lanes, {ports} port(s), stalls {stall}%, {what} (op {}, n {}, rows {})",
                     cmd.op, cmd.n, cmd.pass_rows
                 );
                 let got = unit.read(0, after.len());
@@ -1335,7 +1419,7 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
                         got[b], after[b], cmd.c
                     );
                 }
-                if stall == 0 && lanes == 2 && what.starts_with("command") {
+                if stall == 0 && lanes == 2 && ports == 1 && what.starts_with("command") {
                     println!("{at}: {} clocks, {o:?}", o.clocks);
                 }
                 o
@@ -1556,25 +1640,35 @@ fn the_vector_unit_writes_what_the_golden_sequencer_writes() {
 fn the_vector_unit_verilog_is_lint_clean() {
     use tern_hdl::units::{vector_unit_verilog, VectorUnitShape, VECTOR_UNIT_FILE};
     let dir = tempfile::tempdir().unwrap();
-    for lanes in [1usize, 2, 4] {
+    for (lanes, ports) in [(1usize, 1usize), (2, 1), (4, 1), (2, 2), (4, 2)] {
         let shape = VectorUnitShape {
             lanes,
             max_n: 4096,
             max_head_dim: 128,
+            ports,
         };
         let text = vector_unit_verilog(shape).unwrap();
         std::fs::write(dir.path().join(VECTOR_UNIT_FILE), text).unwrap();
         let found = lint_files(dir.path(), &[VECTOR_UNIT_FILE], None).unwrap();
-        assert!(found.is_empty(), "{lanes} lanes:\n{}", found.join("\n"));
+        assert!(
+            found.is_empty(),
+            "{lanes} lanes, {ports} port(s):\n{}",
+            found.join("\n")
+        );
     }
-    for lanes in [3usize, 8] {
+    for (lanes, ports, refused) in [
+        (3usize, 1usize, "3 lanes"),
+        (8, 1, "8 lanes"),
+        (2, 3, "3 read ports"),
+    ] {
         let e = vector_unit_verilog(VectorUnitShape {
             lanes,
             max_n: 4096,
             max_head_dim: 128,
+            ports,
         })
         .unwrap_err();
-        assert!(e.contains(&format!("{lanes} lanes")), "{e}");
+        assert!(e.contains(refused), "{e}");
     }
 }
 
@@ -1602,179 +1696,187 @@ fn the_vector_unit_takes_a_0_73b_tokens_element_wise_commands_in_measured_clocks
     };
     let board = tern_boards::Board::resolve("kv260").unwrap();
     let (memory, _) = tern_flows::memory::ported_memory_at(&board, 250.0, 16 << 20).unwrap();
-    let mut unit = ModelCache::new(default_cache_root())
-        .load_vector_unit(
-            VectorUnitShape {
-                lanes: 2,
-                max_n: big.ffn,
-                max_head_dim: big.head_dim,
-            },
-            &memory,
-            None,
-        )
-        .unwrap();
-    let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(29);
-    let f = image.header.residual_frac;
-    let (a, b, c, d) = (0x10_0000u64, 0x40_0000u64, 0x80_0000u64, 0xc0_0000u64);
-    // An i32 vector row of n at `at`: its head, then small values.
-    let vector = |rng: &mut rand_chacha::ChaCha8Rng, n: u32, frac: i32| -> Vec<u8> {
-        let mut v = frac.to_le_bytes().to_vec();
-        v.extend(n.to_le_bytes());
-        v.resize(16, 0);
-        for _ in 0..n {
-            v.extend(rng.gen_range(-(1i32 << 20)..1 << 20).to_le_bytes());
-        }
-        v.resize(vector_row_bytes(n as usize) as usize, 0);
-        v
-    };
-    let pass = VectorPass {
-        rows: 1,
-        position: 0,
-        residual_frac: f,
-        ids_at: d,
-        eps: image.header.eps,
-    };
-    // The layer's element-wise commands: after the Embed, up to the layer's end.
-    let layer = &image.commands[1..=image.commands.len() / tiny.layers];
-    let mut per_layer = 0u64;
-    let mut lines = vec![];
-    let mut measure = |cmd: VectorUnitCommand,
-                       what: String,
-                       unit: &mut tern_sim::cosim::units::VectorUnitModel| {
-        let o = unit.run(&cmd, 10_000_000);
-        assert!(o.clocks != u64::MAX && o.error == 0, "{what}: {o:?}");
-        lines.push(format!("{what}: {} clocks", o.clocks));
-        o.clocks
-    };
-    for command in layer {
-        let Some(mut cmd) = VectorUnitCommand::of(command, &pass) else {
-            continue;
+    // The one top's vector unit at 2 lanes on one port and at 4 lanes with reader B on
+    // a port of its own.
+    for (lanes, ports) in [(2usize, 1usize), (4, 2)] {
+        let mut unit = ModelCache::new(default_cache_root())
+            .load_vector_unit(
+                VectorUnitShape {
+                    lanes,
+                    max_n: big.ffn,
+                    max_head_dim: big.head_dim,
+                    ports,
+                },
+                &memory,
+                None,
+            )
+            .unwrap();
+        let mut rng = rand_chacha::ChaCha8Rng::seed_from_u64(29);
+        let f = image.header.residual_frac;
+        // Each stream in a bank of its own (banks 0, 2, 1 and 3 of the KV260's 8 KiB rows),
+        // as the program's scratch lays vectors out (docs/program.md).
+        let (a, b, c, d) = (0x10_0000u64, 0x40_4000u64, 0x80_2000u64, 0xc0_6000u64);
+        // An i32 vector row of n at `at`: its head, then small values.
+        let vector = |rng: &mut rand_chacha::ChaCha8Rng, n: u32, frac: i32| -> Vec<u8> {
+            let mut v = frac.to_le_bytes().to_vec();
+            v.extend(n.to_le_bytes());
+            v.resize(16, 0);
+            for _ in 0..n {
+                v.extend(rng.gen_range(-(1i32 << 20)..1 << 20).to_le_bytes());
+            }
+            v.resize(vector_row_bytes(n as usize) as usize, 0);
+            v
         };
-        cmd.a = a;
-        cmd.c = c;
-        if cmd.op == 5 {
-            (cmd.count, cmd.k) = (
-                if cmd.count as usize == tiny.heads {
-                    big.heads
-                } else {
-                    big.kv_heads
-                } as u32,
-                big.head_dim as u32,
-            );
-            cmd.n = cmd.count * cmd.k;
-            cmd.c = a;
-        } else {
-            cmd.n = scale_n(cmd.n);
-        }
-        let n = cmd.n;
-        match command.opcode() {
-            // NormQuant: its gain at b (shift 4), the input (a vector or int8 rows).
-            2 => {
-                cmd.b = b;
-                cmd.d = d;
-                let mut g = 4i32.to_le_bytes().to_vec();
-                g.resize(16, 0);
-                for _ in 0..n {
-                    g.extend(rng.gen_range(1i16 << 10..1 << 14).to_le_bytes());
+        let pass = VectorPass {
+            rows: 1,
+            position: 0,
+            residual_frac: f,
+            ids_at: d,
+            eps: image.header.eps,
+        };
+        // The layer's element-wise commands: after the Embed, up to the layer's end.
+        let layer = &image.commands[1..=image.commands.len() / tiny.layers];
+        let mut per_layer = 0u64;
+        let mut lines = vec![];
+        let mut measure =
+            |cmd: VectorUnitCommand,
+             what: String,
+             unit: &mut tern_sim::cosim::units::VectorUnitModel| {
+                let o = unit.run(&cmd, 10_000_000);
+                assert!(o.clocks != u64::MAX && o.error == 0, "{what}: {o:?}");
+                lines.push(format!("{what}: {} clocks", o.clocks));
+                o.clocks
+            };
+        for command in layer {
+            let Some(mut cmd) = VectorUnitCommand::of(command, &pass) else {
+                continue;
+            };
+            cmd.a = a;
+            cmd.c = c;
+            if cmd.op == 5 {
+                (cmd.count, cmd.k) = (
+                    if cmd.count as usize == tiny.heads {
+                        big.heads
+                    } else {
+                        big.kv_heads
+                    } as u32,
+                    big.head_dim as u32,
+                );
+                cmd.n = cmd.count * cmd.k;
+                cmd.c = a;
+            } else {
+                cmd.n = scale_n(cmd.n);
+            }
+            let n = cmd.n;
+            match command.opcode() {
+                // NormQuant: its gain at b (shift 4), the input (a vector or int8 rows).
+                2 => {
+                    cmd.b = b;
+                    cmd.d = d;
+                    let mut g = 4i32.to_le_bytes().to_vec();
+                    g.resize(16, 0);
+                    for _ in 0..n {
+                        g.extend(rng.gen_range(1i16 << 10..1 << 14).to_le_bytes());
+                    }
+                    unit.write(b, &g);
+                    if cmd.add == 1 {
+                        let x: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
+                        unit.write(a, &x);
+                    } else {
+                        let v = vector(&mut rng, n, f);
+                        unit.write(a, &v);
+                    }
                 }
-                unit.write(b, &g);
-                if cmd.add == 1 {
-                    let x: Vec<u8> = (0..n).map(|_| rng.gen()).collect();
-                    unit.write(a, &x);
-                } else {
+                // Dequant: results at a, factors at d, the residual at c.
+                4 => {
+                    cmd.d = d;
+                    let r: Vec<u8> = (0..n)
+                        .flat_map(|_| rng.gen_range(-4096i32..4096).to_le_bytes())
+                        .collect();
+                    unit.write(a, &r);
+                    let mut fac = (1u64 << 30).to_le_bytes().to_vec();
+                    fac.extend((1u64 << 16).to_le_bytes());
+                    fac.extend(4i32.to_le_bytes());
+                    fac.resize(32, 0);
+                    unit.write(d, &fac);
+                    let v = vector(&mut rng, n, f);
+                    unit.write(c, &v);
+                }
+                // RoPE: the table's row 0 at b, the vector at a.
+                5 => {
+                    cmd.b = b;
+                    let t: Vec<u8> = rope_table(big.head_dim, 1, 10_000.0)
+                        .iter()
+                        .flat_map(|&(cs, sn)| [cs.to_le_bytes(), sn.to_le_bytes()].concat())
+                        .collect();
+                    unit.write(b, &t);
+                    let v = vector(&mut rng, n, f);
+                    unit.write(a, &v);
+                }
+                // Relu2Mul: gate at a, up at b, the same fractional bits.
+                8 => {
+                    cmd.b = b;
+                    let (g, u) = (vector(&mut rng, n, f), vector(&mut rng, n, f));
+                    unit.write(a, &g);
+                    unit.write(b, &u);
+                }
+                _ => {
                     let v = vector(&mut rng, n, f);
                     unit.write(a, &v);
                 }
             }
-            // Dequant: results at a, factors at d, the residual at c.
-            4 => {
-                cmd.d = d;
-                let r: Vec<u8> = (0..n)
-                    .flat_map(|_| rng.gen_range(-4096i32..4096).to_le_bytes())
-                    .collect();
-                unit.write(a, &r);
-                let mut fac = (1u64 << 30).to_le_bytes().to_vec();
-                fac.extend((1u64 << 16).to_le_bytes());
-                fac.extend(4i32.to_le_bytes());
-                fac.resize(32, 0);
-                unit.write(d, &fac);
-                let v = vector(&mut rng, n, f);
-                unit.write(c, &v);
-            }
-            // RoPE: the table's row 0 at b, the vector at a.
-            5 => {
-                cmd.b = b;
-                let t: Vec<u8> = rope_table(big.head_dim, 1, 10_000.0)
-                    .iter()
-                    .flat_map(|&(cs, sn)| [cs.to_le_bytes(), sn.to_le_bytes()].concat())
-                    .collect();
-                unit.write(b, &t);
-                let v = vector(&mut rng, n, f);
-                unit.write(a, &v);
-            }
-            // Relu2Mul: gate at a, up at b, the same fractional bits.
-            8 => {
-                cmd.b = b;
-                let (g, u) = (vector(&mut rng, n, f), vector(&mut rng, n, f));
-                unit.write(a, &g);
-                unit.write(b, &u);
-            }
-            _ => {
-                let v = vector(&mut rng, n, f);
-                unit.write(a, &v);
-            }
+            let what = format!("{command:?}");
+            let what = what.split_whitespace().next().unwrap_or("?").to_string();
+            per_layer += measure(cmd, format!("{what} of {n}"), &mut unit);
         }
-        let what = format!("{command:?}");
-        let what = what.split_whitespace().next().unwrap_or("?").to_string();
-        per_layer += measure(cmd, format!("{what} of {n}"), &mut unit);
-    }
-    // The embedding (id 7 at ids_at, bf16 rows) and the final norm (a vector of hidden).
-    unit.write(d, &7u32.to_le_bytes());
-    let table: Vec<u8> = (0..8 * big.hidden)
-        .flat_map(|_| bf16_bits(rng.gen_range(-1.0f32..1.0)).to_le_bytes())
-        .collect();
-    unit.write(a, &table);
-    let embed = VectorUnitCommand {
-        op: 1,
-        a,
-        c,
-        d,
-        n: big.hidden as u32,
-        pass_rows: 1,
-        frac: f,
-        ..Default::default()
-    };
-    let once = measure(embed, format!("Embed of {}", big.hidden), &mut unit);
-    let mut g = 4i32.to_le_bytes().to_vec();
-    g.resize(16 + 2 * big.hidden, 0);
-    unit.write(b, &g);
-    unit.write(a, &vector(&mut rng, big.hidden as u32, f));
-    let norm = VectorUnitCommand {
-        op: 2,
-        a,
-        b,
-        c,
-        d: d + 64,
-        n: big.hidden as u32,
-        pass_rows: 1,
-        frac: f,
-        eps_m: image.header.eps.m,
-        eps_e: image.header.eps.e,
-        ..Default::default()
-    };
-    let once = once
-        + measure(
-            norm,
-            format!("final NormQuant of {}", big.hidden),
-            &mut unit,
+        // The embedding (id 7 at ids_at, bf16 rows) and the final norm (a vector of hidden).
+        unit.write(d, &7u32.to_le_bytes());
+        let table: Vec<u8> = (0..8 * big.hidden)
+            .flat_map(|_| bf16_bits(rng.gen_range(-1.0f32..1.0)).to_le_bytes())
+            .collect();
+        unit.write(a, &table);
+        let embed = VectorUnitCommand {
+            op: 1,
+            a,
+            c,
+            d,
+            n: big.hidden as u32,
+            pass_rows: 1,
+            frac: f,
+            ..Default::default()
+        };
+        let once = measure(embed, format!("Embed of {}", big.hidden), &mut unit);
+        let mut g = 4i32.to_le_bytes().to_vec();
+        g.resize(16 + 2 * big.hidden, 0);
+        unit.write(b, &g);
+        unit.write(a, &vector(&mut rng, big.hidden as u32, f));
+        let norm = VectorUnitCommand {
+            op: 2,
+            a,
+            b,
+            c,
+            d: d + 64,
+            n: big.hidden as u32,
+            pass_rows: 1,
+            frac: f,
+            eps_m: image.header.eps.m,
+            eps_e: image.header.eps.e,
+            ..Default::default()
+        };
+        let once = once
+            + measure(
+                norm,
+                format!("final NormQuant of {}", big.hidden),
+                &mut unit,
+            );
+        let token = per_layer * big.layers as u64 + once;
+        for l in &lines {
+            println!("vector unit, {lanes} lanes, {ports} KV260 port(s) at 250 MHz, one decoded row: {l}");
+        }
+        println!(
+            "{lanes} lanes, {ports} port(s): a 0.73B layer's element-wise commands: {per_layer} clocks; a token's ({} layers, embedding, final norm): {token} clocks = {:.3} ms at 250 MHz",
+            big.layers,
+            token as f64 / 250e3
         );
-    let token = per_layer * big.layers as u64 + once;
-    for l in &lines {
-        println!("vector unit, 2 lanes, one KV260 port at 250 MHz, one decoded row: {l}");
     }
-    println!(
-        "a 0.73B layer's element-wise commands: {per_layer} clocks; a token's ({} layers, embedding, final norm): {token} clocks = {:.3} ms at 250 MHz",
-        big.layers,
-        token as f64 / 250e3
-    );
 }

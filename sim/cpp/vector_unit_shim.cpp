@@ -1,6 +1,6 @@
 // tern's C ABI over a Verilated `tern_vector_unit` on the simulated board's DDR
 // (`ddr_model.h`, `read_ports.h` and `unit_board.h`, put ahead of this file with
-// `#define PORTS 1`). One element-wise command at a time; the host puts the memory in
+// `#define PORTS` 1 or 2). One element-wise command at a time; the host puts the memory in
 // and takes it out without clocks.
 #include <cstring>
 #include "Vtern_vector_unit.h"

@@ -40,7 +40,9 @@ pub struct Args {
     pub max_width: usize,
     /// With `--lm-head`: the whole LM-head unit (the engine with its readers and writer)
     /// on this many 128-bit memory ports; LANES must then be 16 × ports (int8 head).
-    #[arg(long, value_name = "PORTS", requires = "lm_head")]
+    /// With `--vector-unit`: its read ports, 1 (default) or 2 (its second reader on
+    /// port 1).
+    #[arg(long, value_name = "PORTS")]
     pub unit_ports: Option<usize>,
     /// Instead of a design: the sequencer (docs/program.md) for this model (a preset or
     /// a model TOML), on `--memory-mib` of memory, with room for `--max-ids` token ids
@@ -68,8 +70,9 @@ pub struct Args {
     #[arg(long, value_name = "PORTS", requires = "config", conflicts_with_all = ["top", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub matmul_unit: Option<usize>,
     /// Instead of a design: the vector unit (docs/program.md: Embed, NormQuant, Dequant,
-    /// ToInt8, Relu2Mul, Rope) with this many lanes (1, 2 or 4) on one 128-bit memory port,
-    /// for vectors of up to `--max-n` elements and heads of up to `--max-head-dim`.
+    /// ToInt8, Relu2Mul, Rope) with this many lanes (1, 2 or 4) on `--unit-ports` 128-bit
+    /// memory ports, for vectors of up to `--max-n` elements and heads of up to
+    /// `--max-head-dim`.
     #[arg(long, value_name = "LANES", conflicts_with_all = ["config", "vector", "lm_head", "sequencer", "stripe_reader"])]
     pub vector_unit: Option<usize>,
     /// With `--config` (an attention engine): the attention unit (docs/program.md) for
@@ -117,6 +120,11 @@ pub fn run(a: Args) -> Result<()> {
         accelerator,
         lanes,
     } = a;
+    if unit_ports.is_some() && lm_head.is_none() && vector_unit.is_none() {
+        anyhow::bail!(
+            "--unit-ports is the ports of --lm-head's or --vector-unit's unit: give one of them"
+        );
+    }
     if let Some(model) = one_top {
         let accelerator = accelerator.expect("clap requires --accelerator with --one-top");
         return write_one_top(
@@ -128,17 +136,19 @@ pub fn run(a: Args) -> Result<()> {
         );
     }
     if let Some(lanes) = vector_unit {
+        let ports = unit_ports.unwrap_or(1);
         let shape = tern_hdl::units::VectorUnitShape {
             lanes,
             max_n,
             max_head_dim,
+            ports,
         };
         let text = tern_hdl::units::vector_unit_verilog(shape).map_err(anyhow::Error::msg)?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;
         let path = out.join(tern_hdl::units::VECTOR_UNIT_FILE);
         std::fs::write(&path, text).with_context(|| format!("writing {}", path.display()))?;
         println!(
-            "wrote {}: the vector unit (Embed, NormQuant, Dequant, ToInt8, Relu2Mul, Rope), {lanes} lanes, vectors of up to {max_n}, heads of up to {max_head_dim}, on one memory port",
+            "wrote {}: the vector unit (Embed, NormQuant, Dequant, ToInt8, Relu2Mul, Rope), {lanes} lanes, vectors of up to {max_n}, heads of up to {max_head_dim}, on {ports} memory port(s)",
             path.display()
         );
         return Ok(());

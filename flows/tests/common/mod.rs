@@ -34,7 +34,20 @@ pub fn setup_with(
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
     let cfg = attention();
     let scales = AttentionScales::of(&cfg);
-    let image = build(&ck, &cfg, &[scales], RESIDUAL_FRAC, 16, DESIGN, head, None).unwrap();
+    // Scratch on the KV260's banks, as the one top's program has it.
+    let banks = tern_flows::program::Banks::of(&tern_boards::Board::resolve("kv260").unwrap());
+    let image = build(
+        &ck,
+        &cfg,
+        &[scales],
+        RESIDUAL_FRAC,
+        16,
+        DESIGN,
+        head,
+        None,
+        banks,
+    )
+    .unwrap();
     (ck, cfg, scales, image)
 }
 

@@ -10,10 +10,12 @@
 //! ids, start ─► sequencer ─► Matmul ─► matmul unit      (ports 0..P-1 read, 0 write)
 //!                         ─► LmHead ─► LM-head unit     (ports 0..P-1 read, 0 write)
 //!                         ─► Embed, NormQuant, Dequant, Rope, ToInt8, Relu2Mul ─► vector unit
+//!                              (port 0; its second reader on port 1 when the top has 2+)
 //!                         ─► Attention ─► attention unit (port 0, its caches' reads also on 1)
 //! port 0: a read arbiter (sequencer, the four units) and a write arbiter (the same);
 //! ports 1..P-1: a read arbiter (matmul, LM head; on port 1 the attention unit's caches
-//! for a 32-MAC engine); each unit's writes through a write guard
+//! for a 32-MAC engine and the vector unit's reader B); each unit's writes through a
+//! write guard
 //! ```
 //!
 //! Only one unit runs at a time (the sequencer waits for each), so the arbiters only
@@ -146,19 +148,26 @@ pub fn accelerator_verilog(
             "the attention unit reads on {att_ports} ports, the one top has {p}"
         )));
     }
-    let core = core_verilog(p, att_ports);
+    let vec_ports = shape.vector.ports;
+    if vec_ports > p {
+        return Err(AcceleratorError::Shape(format!(
+            "the vector unit reads on {vec_ports} ports, the one top has {p}"
+        )));
+    }
+    let core = core_verilog(p, att_ports, vec_ports);
     let mut arbiters = format!("{}{}{}", r0[0], w0[0], write_guard_verilog());
-    // Ports 1..P-1: the matmul and LM-head units, and the attention unit on its ports.
-    for (masters, prefix, needed) in [(2, "pn_", p > att_ports.max(1)), (3, "pn3_", att_ports > 1)]
-    {
-        if needed {
-            let rn = prefix_modules(
-                &[&read_arbiter_verilog(masters, IN_FLIGHT)
-                    .map_err(block("ports' read arbiter"))?],
-                prefix,
-            );
-            arbiters.push_str(&rn[0]);
-        }
+    // Ports 1..P-1: a read arbiter for each number of masters some port has.
+    let mut counts: Vec<usize> = (1..p)
+        .map(|q| port_readers(q, att_ports, vec_ports).len())
+        .collect();
+    counts.sort_unstable();
+    counts.dedup();
+    for masters in counts {
+        let rn = prefix_modules(
+            &[&read_arbiter_verilog(masters, IN_FLIGHT).map_err(block("ports' read arbiter"))?],
+            &format!("pn{masters}_"),
+        );
+        arbiters.push_str(&rn[0]);
     }
     let shell = shell::shell_verilog(
         p,
@@ -216,8 +225,22 @@ fn range(bits: usize) -> String {
     }
 }
 
-/// The core module itself for `p` ports, the attention unit's reads on `att_ports`.
-fn core_verilog(p: usize, att_ports: usize) -> String {
+/// The units reading on port `q` ≥ 1: the matmul and LM-head units, and the attention
+/// and vector units where their reads reach that far.
+fn port_readers(q: usize, att_ports: usize, vec_ports: usize) -> Vec<&'static str> {
+    let mut who = vec!["mm", "lm"];
+    if q < att_ports {
+        who.push("att");
+    }
+    if q < vec_ports {
+        who.push("vec");
+    }
+    who
+}
+
+/// The core module itself for `p` ports, the attention unit's reads on `att_ports`, the
+/// vector unit's on `vec_ports`.
+fn core_verilog(p: usize, att_ports: usize, vec_ports: usize) -> String {
     // The board's side: read channels of every port, write channels of port 0.
     let mut io = String::new();
     for q in 0..p {
@@ -251,10 +274,8 @@ fn core_verilog(p: usize, att_ports: usize) -> String {
         write_wires(&format!("{who}_u"), &mut wires);
     }
     for q in 1..p {
-        read_wires("mm", q, &mut wires);
-        read_wires("lm", q, &mut wires);
-        if q < att_ports {
-            read_wires("att", q, &mut wires);
+        for who in port_readers(q, att_ports, vec_ports) {
+            read_wires(who, q, &mut wires);
         }
     }
     // A unit's read port q and write port, connected to its wires.
@@ -299,7 +320,7 @@ fn core_verilog(p: usize, att_ports: usize) -> String {
         seq_ports.push_str(&format!(",\n        .m_{sig}(seq_w_{sig})"));
     }
     // The arbiters: port 0's read and write (s0 sequencer, s1 matmul, s2 LM head, s3
-    // vector, s4 attention), the other ports' reads (s0 matmul, s1 LM head).
+    // vector, s4 attention), the other ports' reads (`port_readers`' order).
     let mut arbiters = String::new();
     let mut r0 = String::from("    p0_tern_read_arbiter read0 (\n        .clk(clk), .rst(rst)");
     let mut w0 = String::from("    p0_tern_write_arbiter write0 (\n        .clk(clk), .rst(rst)");
@@ -319,12 +340,8 @@ fn core_verilog(p: usize, att_ports: usize) -> String {
     }
     arbiters.push_str(&format!("{r0}\n    );\n{w0}\n    );\n"));
     for q in 1..p {
-        let who_all: &[&str] = if q < att_ports {
-            &["mm", "lm", "att"]
-        } else {
-            &["mm", "lm"]
-        };
-        let module = if who_all.len() == 3 { "pn3_" } else { "pn_" };
+        let who_all = port_readers(q, att_ports, vec_ports);
+        let module = format!("pn{}_", who_all.len());
         let mut r =
             format!("    {module}tern_read_arbiter read{q} (\n        .clk(clk), .rst(rst)");
         for (i, who) in who_all.iter().enumerate() {
@@ -347,7 +364,7 @@ fn core_verilog(p: usize, att_ports: usize) -> String {
         .replace("{{SEQ_PORTS}}", &seq_ports)
         .replace("{{MM_PORTS}}", &unit_ports("mm", p))
         .replace("{{LM_PORTS}}", &unit_ports("lm", p))
-        .replace("{{VEC_PORTS}}", &unit_ports("vec", 1))
+        .replace("{{VEC_PORTS}}", &unit_ports("vec", vec_ports))
         .replace("{{ATT_PORTS}}", &unit_ports("att", att_ports))
         .replace("{{ARBITERS}}", &format!("{guards}{arbiters}"))
         .replace("{{SEQUENCER}}", SEQUENCER_MODULE)

@@ -20,7 +20,9 @@ pub use matmul::*;
 pub use vector_unit::*;
 
 /// How a unit's two stripe readers reach the board's read ports: reader A on every
-/// port, reader B (one port) beside it on port 0 through a read arbiter. The Verilog
+/// port, reader B (one port) beside it on port 0 through a read arbiter ([`Self::of`]);
+/// or each one-port reader on a port of its own, A on port 0 and B on port 1
+/// ([`Self::apart`]), so that two streams do not halve one port. The Verilog
 /// pieces a unit's template takes: its port list, the wires, reader A's and reader B's
 /// instances (modules `a_module`, `b_module`; each reader `x` driven by the unit's
 /// `x_cmd_valid`, `x_cmd_addr`, `x_cmd_beats`, `x_ready` and driving `x_cmd_ready`,
@@ -44,17 +46,6 @@ impl ReaderWiring {
             reader_b: String::new(),
             arbiters: String::new(),
         };
-        const SIGS: [(&str, usize); 9] = [
-            ("arvalid", 1),
-            ("arready", 1),
-            ("araddr", 64),
-            ("arlen", 8),
-            ("rvalid", 1),
-            ("rready", 1),
-            ("rdata", 128),
-            ("rresp", 2),
-            ("rlast", 1),
-        ];
         for q in 0..p {
             w.ports_io.push_str(&format!(
                 "    output wire         m{q}_arvalid,\n    input  wire         m{q}_arready,\n    \
@@ -65,7 +56,7 @@ impl ReaderWiring {
             ));
             if q > 0 {
                 // Reader A alone on the other ports.
-                for (sig, _) in SIGS {
+                for (sig, _) in READ_SIGS {
                     a_ports.push_str(&format!(",\n        .m{q}_{sig}(m{q}_{sig})"));
                 }
                 continue;
@@ -73,7 +64,7 @@ impl ReaderWiring {
             // Port 0: reader A and reader B through an arbiter.
             let mut arb =
                 String::from("    tern_read_arbiter arbiter0 (\n        .clk(clk), .rst(rst)");
-            for (sig, width) in SIGS {
+            for (sig, width) in READ_SIGS {
                 for r in ["a", "b"] {
                     w.wires.push_str(&if width == 1 {
                         format!("    wire {r}_{sig}_0;\n")
@@ -87,23 +78,53 @@ impl ReaderWiring {
                     ",\n        .s0_{sig}(a_{sig}_0), .s1_{sig}(b_{sig}_0)"
                 ));
             }
-            for (sig, _) in SIGS {
+            for (sig, _) in READ_SIGS {
                 arb.push_str(&format!(",\n        .m_{sig}(m0_{sig})"));
             }
             arb.push_str("\n    );\n");
             w.arbiters.push_str(&arb);
         }
-        let instance = |x: &str, module: &str, ports: &str| {
-            format!(
-                "    {module} reader_{x} (\n        .clk(clk), .rst(rst),\n        \
-                 .cmd_valid({x}_cmd_valid), .cmd_ready({x}_cmd_ready), .cmd_addr({x}_cmd_addr), \
-                 .cmd_beats({x}_cmd_beats),\n        .out_valid({x}_valid), .out_ready({x}_ready), \
-                 .out_data({x}_data), .out_beats({x}_beats), .out_last({x}_last),\n        \
-                 .done({x}_done), .error({x}_error){ports}\n    );\n"
-            )
-        };
-        w.reader_a = instance("a", a_module, &a_ports);
-        w.reader_b = instance("b", b_module, &b_ports);
+        w.reader_a = reader_instance("a", a_module, &a_ports);
+        w.reader_b = reader_instance("b", b_module, &b_ports);
         w
     }
+
+    /// One-port readers A and B on ports 0 and 1, no arbiter.
+    pub(crate) fn apart(a_module: &str, b_module: &str) -> ReaderWiring {
+        let mut w = ReaderWiring::of(2, a_module, b_module);
+        let (mut a_ports, mut b_ports) = (String::new(), String::new());
+        for (sig, _) in READ_SIGS {
+            a_ports.push_str(&format!(",\n        .m0_{sig}(m0_{sig})"));
+            b_ports.push_str(&format!(",\n        .m0_{sig}(m1_{sig})"));
+        }
+        w.wires.clear();
+        w.arbiters.clear();
+        w.reader_a = reader_instance("a", a_module, &a_ports);
+        w.reader_b = reader_instance("b", b_module, &b_ports);
+        w
+    }
+}
+
+/// A read port's signals and widths, as a reader names them.
+const READ_SIGS: [(&str, usize); 9] = [
+    ("arvalid", 1),
+    ("arready", 1),
+    ("araddr", 64),
+    ("arlen", 8),
+    ("rvalid", 1),
+    ("rready", 1),
+    ("rdata", 128),
+    ("rresp", 2),
+    ("rlast", 1),
+];
+
+/// Reader `x`'s instance of `module` with its port connections `ports`.
+fn reader_instance(x: &str, module: &str, ports: &str) -> String {
+    format!(
+        "    {module} reader_{x} (\n        .clk(clk), .rst(rst),\n        \
+         .cmd_valid({x}_cmd_valid), .cmd_ready({x}_cmd_ready), .cmd_addr({x}_cmd_addr), \
+         .cmd_beats({x}_cmd_beats),\n        .out_valid({x}_valid), .out_ready({x}_ready), \
+         .out_data({x}_data), .out_beats({x}_beats), .out_last({x}_last),\n        \
+         .done({x}_done), .error({x}_error){ports}\n    );\n"
+    )
 }

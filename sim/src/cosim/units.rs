@@ -551,7 +551,7 @@ impl ModelCache {
     }
 
     /// Build (or load) the vector unit of `shape` on a board whose memory is `memory`
-    /// (one port), tracing to `vcd` if given.
+    /// (its ports one `DdrPort` each), tracing to `vcd` if given.
     pub fn load_vector_unit(
         &self,
         shape: VectorUnitShape,
@@ -562,7 +562,7 @@ impl ModelCache {
             path: VECTOR_UNIT_FILE.into(),
             message,
         })?;
-        let shim = format!("#define PORTS 1\n{BOARD}{VECTOR_SHIM}");
+        let shim = format!("#define PORTS {}\n{BOARD}{VECTOR_SHIM}", shape.ports);
         let (lib, so) = self.build_block(
             (VECTOR_UNIT_MODULE, VECTOR_UNIT_FILE, "tern_vector_unit"),
             &verilog,
