@@ -96,6 +96,9 @@ pub fn one_top_shape(
         matmul: MatmulUnitShape {
             ports,
             engine: acc.matmul.clone(),
+            // A 256 KiB weight window on four ports (8 UltraRAMs, which nothing else in
+            // the top uses); 1 MiB measured no faster (docs/bench/accelerator-kv260-window.txt).
+            read_ahead: 4096,
         },
         lm_head: LmHeadUnitShape {
             ports,

@@ -34,6 +34,8 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
         matmul: MatmulUnitShape {
             ports,
             engine: tiny_matmul(),
+            // A small weight window, so that its FIFO fills and its chunks end often.
+            read_ahead: 16,
         },
         lm_head: LmHeadUnitShape {
             ports,
@@ -76,6 +78,7 @@ fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
     let matmul = MatmulUnitShape {
         ports,
         engine: tiny_matmul(),
+        read_ahead: 0,
     };
     let board = tern_boards::Board::resolve("kv260").unwrap();
     let image = tern_flows::program::build(

@@ -206,6 +206,7 @@ fn the_matmul_unit_writes_the_exact_product_and_nothing_else() {
         let shape = MatmulUnitShape {
             ports,
             engine: small_engine(8, 16),
+            read_ahead: 0,
         };
         for case in cases {
             for stall in [0, 30] {
@@ -221,6 +222,7 @@ fn the_matmul_unit_writes_the_exact_product_and_nothing_else() {
             .token_block(2)
             .build()
             .unwrap(),
+        read_ahead: 0,
     };
     for case in [(20, 200, 1), (20, 200, 3)] {
         for stall in [0, 30] {
@@ -237,6 +239,7 @@ fn the_matmul_unit_refuses_sizes_and_ends_on_an_error_response() {
     let shape = MatmulUnitShape {
         ports: 1,
         engine: small_engine(8, 16),
+        read_ahead: 0,
     };
     let l = layout(&shape, (32, 96, 1), Placement::Aligned);
     let memory = kv260(l.bytes, 0, 5);
@@ -308,7 +311,12 @@ fn the_matmul_unit_verilog_is_lint_clean() {
         (4, small_engine(8, 16)),
         (4, kv260),
     ] {
-        let v = matmul_unit_verilog(&MatmulUnitShape { ports, engine }).unwrap();
+        let v = matmul_unit_verilog(&MatmulUnitShape {
+            ports,
+            engine,
+            read_ahead: 0,
+        })
+        .unwrap();
         std::fs::write(dir.path().join("tern_matmul_unit.v"), v.unit).unwrap();
         std::fs::write(dir.path().join(tern_hdl::emit::DESIGN_FILE), v.core).unwrap();
         std::fs::write(
@@ -339,7 +347,11 @@ fn the_kv260_matmul_unit_streams_a_matrix_near_the_ports_rate() {
         "/../docs/model/kv260/matmul.toml"
     )))
     .unwrap();
-    let shape = MatmulUnitShape { ports: 4, engine };
+    let shape = MatmulUnitShape {
+        ports: 4,
+        engine,
+        read_ahead: 0,
+    };
     let board = Board::resolve("kv260").unwrap();
     let efficiency = {
         let d = board.memory.dram.as_ref().unwrap();

@@ -266,7 +266,11 @@ pub fn run(a: Args) -> Result<()> {
                 config.display()
             );
         };
-        let shape = tern_hdl::units::MatmulUnitShape { ports, engine };
+        let shape = tern_hdl::units::MatmulUnitShape {
+            ports,
+            engine,
+            read_ahead: 0,
+        };
         let v = tern_hdl::units::matmul_unit_verilog(&shape)
             .with_context(|| config.display().to_string())?;
         std::fs::create_dir_all(&out).with_context(|| format!("creating {}", out.display()))?;

@@ -18,8 +18,9 @@
 //! write guard
 //! ```
 //!
-//! Only one unit runs at a time (the sequencer waits for each), so the arbiters only
-//! route; they cost a clock on a request. Each unit is generated as it is alone and its
+//! The sequencer hands one command at a time to a unit, but the matmul unit's weight
+//! window reads the next matrix's weights while other units run, so the arbiters share
+//! the ports (round robin); they cost a clock on a request. Each unit is generated as it is alone and its
 //! modules are renamed with a prefix of its own (`emit::prefix_modules`), so that blocks
 //! of the same name and other shapes (stripe readers, the engines' rust-hdl cores) sit in
 //! one design. The control here is plain ports; the AXI4-Lite shell ([`shell`],
@@ -154,7 +155,18 @@ pub fn accelerator_verilog(
             "the vector unit reads on {vec_ports} ports, the one top has {p}"
         )));
     }
-    let core = core_verilog(p, att_ports, vec_ports);
+    // The matmul unit's weight window: emptied when a pass starts, reading on only where
+    // no unit writes and inside memory.
+    let mm_window = if shape.matmul.read_ahead == 0 {
+        String::new()
+    } else {
+        format!(
+            "\n        .ra_flush(cmd_valid && idle), .ra_mem_end(64'd{}), .ra_scratch_at(scratch_at),\n        \
+             .ra_scratch_end(scratch_end), .ra_kv_at(kv_at), .ra_kv_end(kv_end), .ra_behind(mm_behind),",
+            shape.sequencer.memory_bytes
+        )
+    };
+    let core = core_verilog(p, att_ports, vec_ports, &mm_window);
     let mut arbiters = format!("{}{}{}", r0[0], w0[0], write_guard_verilog());
     // Ports 1..P-1: a read arbiter for each number of masters some port has.
     let mut counts: Vec<usize> = (1..p)
@@ -239,8 +251,8 @@ fn port_readers(q: usize, att_ports: usize, vec_ports: usize) -> Vec<&'static st
 }
 
 /// The core module itself for `p` ports, the attention unit's reads on `att_ports`, the
-/// vector unit's on `vec_ports`.
-fn core_verilog(p: usize, att_ports: usize, vec_ports: usize) -> String {
+/// vector unit's on `vec_ports`, the matmul unit's weight window's connections.
+fn core_verilog(p: usize, att_ports: usize, vec_ports: usize, mm_window: &str) -> String {
     // The board's side: read channels of every port, write channels of port 0.
     let mut io = String::new();
     for q in 0..p {
@@ -268,6 +280,11 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize) -> String {
     for who in ["seq", "mm", "lm", "vec", "att"] {
         read_wires(who, 0, &mut wires);
         write_wires(who, &mut wires);
+    }
+    if !mm_window.is_empty() {
+        wires.push_str(
+            "    wire mm_behind;   // the matmul unit's window reads ahead, no block waiting\n",
+        );
     }
     // The units' own write channels, before their guards.
     for who in ["mm", "lm", "vec", "att"] {
@@ -322,11 +339,33 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize) -> String {
     // The arbiters: port 0's read and write (s0 sequencer, s1 matmul, s2 LM head, s3
     // vector, s4 attention), the other ports' reads (`port_readers`' order).
     let mut arbiters = String::new();
+    // The matmul unit's window reading ahead between its commands yields each port to
+    // any other unit asking for it there (`mm_behind`: its requests then wait).
+    let window = !mm_window.is_empty();
+    let connect = |who: &str, q: usize, sig: &str, others: &[&str]| -> String {
+        if window && who == "mm" && sig == "arvalid" {
+            let asked: Vec<String> = others
+                .iter()
+                .filter(|&&o| o != "mm")
+                .map(|o| format!("{o}_r{q}_arvalid"))
+                .collect();
+            format!(
+                "mm_r{q}_arvalid && !(mm_behind && ({}))",
+                asked.join(" || ")
+            )
+        } else {
+            format!("{who}_r{q}_{sig}")
+        }
+    };
     let mut r0 = String::from("    p0_tern_read_arbiter read0 (\n        .clk(clk), .rst(rst)");
     let mut w0 = String::from("    p0_tern_write_arbiter write0 (\n        .clk(clk), .rst(rst)");
-    for (i, who) in ["seq", "mm", "lm", "vec", "att"].iter().enumerate() {
+    let port0 = ["seq", "mm", "lm", "vec", "att"];
+    for (i, who) in port0.iter().enumerate() {
         for (sig, _, _) in READ_SIGS {
-            r0.push_str(&format!(",\n        .s{i}_{sig}({who}_r0_{sig})"));
+            r0.push_str(&format!(
+                ",\n        .s{i}_{sig}({})",
+                connect(who, 0, sig, &port0)
+            ));
         }
         for (sig, _, _) in WRITE_SIGS {
             w0.push_str(&format!(",\n        .s{i}_{sig}({who}_w_{sig})"));
@@ -346,7 +385,10 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize) -> String {
             format!("    {module}tern_read_arbiter read{q} (\n        .clk(clk), .rst(rst)");
         for (i, who) in who_all.iter().enumerate() {
             for (sig, _, _) in READ_SIGS {
-                r.push_str(&format!(",\n        .s{i}_{sig}({who}_r{q}_{sig})"));
+                r.push_str(&format!(
+                    ",\n        .s{i}_{sig}({})",
+                    connect(who, q, sig, &who_all)
+                ));
             }
         }
         for (sig, _, _) in READ_SIGS {
@@ -363,6 +405,7 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize) -> String {
         .replace("{{WIRES}}", &wires)
         .replace("{{SEQ_PORTS}}", &seq_ports)
         .replace("{{MM_PORTS}}", &unit_ports("mm", p))
+        .replace("{{MM_WINDOW}}", mm_window)
         .replace("{{LM_PORTS}}", &unit_ports("lm", p))
         .replace("{{VEC_PORTS}}", &unit_ports("vec", vec_ports))
         .replace("{{ATT_PORTS}}", &unit_ports("att", att_ports))
@@ -536,7 +579,7 @@ module {{MODULE}} (
         .clk(clk), .rst(rst){{MM_PORTS}},
         .cmd_valid(u_valid && free && to_mm), .cmd_ready(mm_cmd_ready),
         .cmd_src(r_a), .cmd_weights(r_b), .cmd_dst(r_c), .cmd_m(r_n), .cmd_k(r_k),
-        .cmd_pass_rows(u_rows), .done(mm_done), .error(mm_error)
+        .cmd_pass_rows(u_rows),{{MM_WINDOW}} .done(mm_done), .error(mm_error)
     );
     {{LM_HEAD}} lm_head (
         .clk(clk), .rst(rst){{LM_PORTS}},

@@ -16,6 +16,10 @@
 //! docs/streams.md back to back ([`matmul_weight_image`]); a tile is read once per block
 //! of rows. A result is `Σ_k W·x` exactly, as an `i32`: every sum of `k ≤ 2²⁰` products
 //! of a ternary weight and an int8 fits in 28 bits.
+//!
+//! With a weight window (`read_ahead` > 0, the one top's unit), reader A reads on along
+//! the weights into a FIFO between commands, and a block whose weights start where the
+//! window stands takes them from it (docs/program.md, "The weight window").
 
 use super::ReaderWiring;
 use crate::bits::ceil_log2;
@@ -42,6 +46,10 @@ pub struct MatmulUnitShape {
     pub ports: usize,
     /// The TLMM (or adder-tree) engine, its workload the tile `M_t × K_t`.
     pub engine: Config,
+    /// Words (`ports` × 16 bytes) of the weight window's FIFO: reader A reads on along
+    /// the weights while other units run (0: no window, a block's matrix read when it
+    /// starts).
+    pub read_ahead: usize,
 }
 
 impl MatmulUnitShape {
@@ -110,6 +118,22 @@ impl MatmulUnitShape {
                  written as whole 16-byte words)",
                 g.rows
             ));
+        }
+        if self.read_ahead != 0 {
+            if !self.read_ahead.is_power_of_two() || !(16..=65536).contains(&self.read_ahead) {
+                return Err(format!(
+                    "matmul unit: a read-ahead of {} words is not a power of two in 16..=65536",
+                    self.read_ahead
+                ));
+            }
+            let tile_beats = self.tile_bytes() / 16;
+            if !tile_beats.is_multiple_of(self.ports as u64) {
+                return Err(format!(
+                    "matmul unit: a tile of {tile_beats} beats is not whole words of {} ports, \
+                     which the read-ahead keeps matrices in",
+                    self.ports
+                ));
+            }
         }
         if w.m != self.tile_rows() || w.k != self.tile_k() {
             return Err(format!(
@@ -227,10 +251,9 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
             lo = 32 * i
         ));
     }
-    let subs: [(&str, String); 27] = [
+    let subs: [(&str, String); 26] = [
         ("{{PORTS_IO}}", ports_io),
         ("{{WIRES}}", wires),
-        ("{{READER_A}}", reader_a),
         ("{{READER_B}}", reader_b),
         ("{{ARBITERS}}", arbiters),
         ("{{SIGN_EXTEND}}", sign_extend),
@@ -256,7 +279,56 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ("{{WB_HI}}", (wb - 1).to_string()),
         ("{{FIFO}}", fifo.to_string()),
     ];
-    let mut unit = format!("{UNIT_TEMPLATE}{TILE_WALK}{GEARBOX}");
+    // Reader A straight to the engine, or behind the weight window (its reader renamed).
+    let (weights_source, window_io) = if shape.read_ahead == 0 {
+        (
+            DIRECT_WEIGHTS.replace("{{READER_A}}", &reader_a),
+            String::new(),
+        )
+    } else {
+        let mut ra = reader_a.clone();
+        for sig in [
+            "cmd_valid",
+            "cmd_ready",
+            "cmd_addr",
+            "cmd_beats",
+            "valid",
+            "ready",
+            "data",
+            "beats",
+            "last",
+            "done",
+            "error",
+        ] {
+            ra = ra.replace(&format!("(a_{sig})"), &format!("(ra_{sig})"));
+        }
+        let ab = ceil_log2(shape.read_ahead);
+        let word_bytes = 16 * p;
+        let source = WINDOW_WEIGHTS
+            .replace("{{READER_A}}", &ra)
+            .replace("{{RA_DEPTH}}", &shape.read_ahead.to_string())
+            .replace("{{RA_AB}}", &ab.to_string())
+            .replace("{{RA_CB}}", &(ab + 1).to_string())
+            .replace("{{RA_WORD_BYTES}}", &word_bytes.to_string())
+            .replace("{{RA_WORD_MASK}}", &(word_bytes - 1).to_string())
+            .replace(
+                "{{RA_CHUNK_BYTES}}",
+                &(shape.read_ahead * word_bytes).to_string(),
+            )
+            .replace("{{LOG_P}}", &p.trailing_zeros().to_string());
+        let io = "    // The weight window's bounds: a pass starts (its contents may be stale), the\n    \
+                  // memory's end, the regions units write (docs/program.md).\n    \
+                  input  wire         ra_flush,\n    input  wire [63:0]  ra_mem_end,\n    \
+                  input  wire [63:0]  ra_scratch_at,\n    input  wire [63:0]  ra_scratch_end,\n    \
+                  input  wire [63:0]  ra_kv_at,\n    input  wire [63:0]  ra_kv_end,\n    \
+                  // Reading ahead with no block waiting: the top lets other units' reads first.\n    \
+                  output wire         ra_behind,\n"
+            .to_string();
+        (source, io)
+    };
+    let mut unit = format!("{UNIT_TEMPLATE}{TILE_WALK}{GEARBOX}")
+        .replace("{{WEIGHTS_SOURCE}}", &weights_source)
+        .replace("{{WINDOW_IO}}", &window_io);
     for (key, value) in subs {
         unit = unit.replace(key, &value);
     }
@@ -324,7 +396,7 @@ module {{MODULE}} (
     input  wire [31:0]  cmd_m,
     input  wire [31:0]  cmd_k,
     input  wire [31:0]  cmd_pass_rows,
-    output wire         done,
+{{WINDOW_IO}}    output wire         done,
     // Why the last command did not run or went wrong: 0 none, 1 a size out of range,
     // 2 an error response from memory.
     output reg  [1:0]   error
@@ -383,26 +455,10 @@ module {{MODULE}} (
             else count_left <= count_left - 32'd{{MT}};
         end
     end
-    reg         a_cmd_valid;
-    wire        a_valid, a_done, a_error, a_ready;
-    wire [{{DW_HI}}:0] a_data;
-    wire [{{CB_HI}}:0] a_beats;
     /* verilator lint_off UNUSEDSIGNAL */ // commanded only when done
-    wire        a_cmd_ready, a_last, b_cmd_ready, b_last, b_beats;
+    wire        b_cmd_ready, b_last, b_beats;
     /* verilator lint_on UNUSEDSIGNAL */
-    wire [63:0] a_cmd_addr = weights;
-    wire [31:0] a_cmd_beats = matrix_beats;
-{{READER_A}}    wire weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
-        && a_done && !a_cmd_valid;
-    always @(posedge clk) begin
-        a_cmd_valid <= 1'b0;
-        if (start) blocks_left <= rows_all;
-        else if (weights_next) begin
-            a_cmd_valid <= 1'b1;
-            blocks_left <= blocks_left > 32'd{{TB}} ? blocks_left - 32'd{{TB}} : 32'd0;
-        end
-    end
-    wire        wgt_valid, wgt_ready;
+{{WEIGHTS_SOURCE}}    wire        wgt_valid, wgt_ready;
     wire [{{WW}}*128-1:0] wgt_data;
     /* verilator lint_off UNUSEDSIGNAL */ // weights carry no block mark
     wire        wgt_last_unused;
@@ -709,6 +765,155 @@ endmodule
 /* verilator lint_off DECLFILENAME */ // the blocks it is made of
 "#;
 
+/// Reader A straight to the engine: a block's whole matrix a command.
+const DIRECT_WEIGHTS: &str = r#"    reg         a_cmd_valid;
+    wire        a_valid, a_done, a_error, a_ready;
+    wire [{{DW_HI}}:0] a_data;
+    wire [{{CB_HI}}:0] a_beats;
+    /* verilator lint_off UNUSEDSIGNAL */ // commanded only when done
+    wire        a_cmd_ready, a_last;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire [63:0] a_cmd_addr = weights;
+    wire [31:0] a_cmd_beats = matrix_beats;
+{{READER_A}}    wire weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
+        && a_done && !a_cmd_valid;
+    always @(posedge clk) begin
+        a_cmd_valid <= 1'b0;
+        if (start) blocks_left <= rows_all;
+        else if (weights_next) begin
+            a_cmd_valid <= 1'b1;
+            blocks_left <= blocks_left > 32'd{{TB}} ? blocks_left - 32'd{{TB}} : 32'd0;
+        end
+    end
+"#;
+
+/// Reader A reading ahead along the weights into a FIFO (`read_ahead` words): the
+/// matrices lie back to back in the order the commands take them, so the next one's
+/// weights stream in while other units run. The unit sees the FIFO as reader A (`a_*`).
+const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on along the weights, between commands too,
+    // into a FIFO of {{RA_DEPTH}} words, never where a unit writes (scratch, the KV
+    // caches) nor past memory. A block whose weights start where the window stands
+    // takes them from it; any other (and the first after a pass starts) first empties it.
+    reg         ra_cmd_valid;
+    reg  [63:0] ra_cmd_addr;
+    reg  [31:0] ra_cmd_beats;
+    wire        ra_valid, ra_done, ra_error, ra_ready;
+    wire [{{DW_HI}}:0] ra_data;
+    /* verilator lint_off UNUSEDSIGNAL */ // chunks are whole words; counted by beats
+    wire        ra_cmd_ready, ra_last;
+    wire [{{CB_HI}}:0] ra_beats;
+    /* verilator lint_on UNUSEDSIGNAL */
+{{READER_A}}    (* ram_style = "ultra" *) reg [{{DW_HI}}:0] ra_mem [0:{{RA_DEPTH}}-1];
+    reg  [{{RA_AB}}-1:0] ra_wr, ra_rd;
+    reg  [{{RA_AB}}:0]   ra_held;     // words in the FIFO's memory
+    reg  [{{DW_HI}}:0] ra_out;        // the oldest word, out of the memory
+    reg         ra_out_valid;
+    reg         win;                  // the window stands at `base`
+    reg         discard;              // emptying it: every word dropped until reader A is done
+    reg         pend;                 // a block waits for its weights' place
+    reg  [63:0] base;                 // the address of the oldest word not yet taken
+    reg  [63:0] ahead;                // where reader A's next chunk starts
+    reg  [63:0] dem_end;              // the end of the block's weights
+    reg  [31:0] want;                 // words the block still takes
+    reg  [63:0] spec_end;             // how far reader A may read on from `ahead`
+    reg         settled;              // spec_end is `ahead`'s
+    wire        a_valid = ra_out_valid && want != 32'd0 && !discard;
+    wire        a_ready;
+    wire [{{DW_HI}}:0] a_data = ra_out;
+    wire [{{CB_HI}}:0] a_beats = {{CB}}'d{{P}};
+    wire        a_take = a_valid && a_ready;
+    // What the unit's end and error see: the block's words all taken.
+    wire        a_done = want == 32'd0 && !pend;
+    assign ra_behind = a_done;
+    wire        a_cmd_valid = 1'b0;
+    wire        a_error = ra_error;
+    wire        ra_pop = ra_out_valid && (a_take || discard);
+    wire        ra_load = ra_held != '0 && (!ra_out_valid || ra_pop);
+    assign ra_ready = ra_held != {{RA_CB}}'d{{RA_DEPTH}};
+    wire        ra_push = ra_valid && ra_ready;
+    wire        ra_idle = ra_done && !ra_cmd_valid;
+    wire        emptied = discard && ra_idle && ra_held == '0 && !ra_out_valid;
+    wire        weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
+        && want == 32'd0 && !pend;
+    // Reading on stops where memory a unit writes begins, or at its end.
+    wire        in_writable = (ahead >= ra_scratch_at && ahead < ra_scratch_end)
+        || (ahead >= ra_kv_at && ahead < ra_kv_end) || ahead >= ra_mem_end;
+    reg  [63:0] lim;
+    always @(*) begin
+        lim = ra_mem_end;
+        if (ahead < ra_scratch_at && ra_scratch_at < lim) lim = ra_scratch_at;
+        if (ahead < ra_kv_at && ra_kv_at < lim) lim = ra_kv_at;
+        if (in_writable) lim = ahead;
+    end
+    // A chunk: whole words, up to a FIFO's worth past `ahead` within `lim`.
+    wire [63:0] room = lim - ahead;
+    wire [63:0] spec_room = room > 64'd{{RA_CHUNK_BYTES}} ? 64'd{{RA_CHUNK_BYTES}} : room;
+    wire [63:0] chunk_end = spec_end > dem_end ? spec_end : dem_end;
+    always @(posedge clk) begin
+        if (ra_push) ra_mem[ra_wr] <= ra_data;
+        if (ra_load) ra_out <= ra_mem[ra_rd];
+        spec_end <= ahead + (spec_room & ~64'd{{RA_WORD_MASK}});
+        settled <= 1'b1;
+        ra_cmd_valid <= 1'b0;
+        if (rst) begin
+            ra_wr <= '0;
+            ra_rd <= '0;
+            ra_held <= '0;
+            ra_out_valid <= 1'b0;
+            win <= 1'b0;
+            discard <= 1'b0;
+            pend <= 1'b0;
+            want <= 32'd0;
+            dem_end <= 64'd0;
+            settled <= 1'b0;
+        end else begin
+            if (ra_push) ra_wr <= ra_wr + {{RA_AB}}'d1;
+            if (ra_load) ra_rd <= ra_rd + {{RA_AB}}'d1;
+            ra_held <= ra_held + {{RA_CB}}'(ra_push) - {{RA_CB}}'(ra_load);
+            if (ra_load) ra_out_valid <= 1'b1;
+            else if (ra_pop) ra_out_valid <= 1'b0;
+            if (a_take) begin
+                want <= want - 32'd1;
+                base <= base + 64'd{{RA_WORD_BYTES}};
+            end
+            if (start) blocks_left <= rows_all;
+            else if (weights_next) begin
+                blocks_left <= blocks_left > 32'd{{TB}} ? blocks_left - 32'd{{TB}} : 32'd0;
+                pend <= 1'b1;
+                dem_end <= weights + {28'd0, matrix_beats, 4'd0};
+            end
+            // A block whose weights start where the window stands takes them; else the
+            // window is emptied and stands at them.
+            if (pend && !discard) begin
+                if (win && base == weights) begin
+                    pend <= 1'b0;
+                    want <= matrix_beats >> {{LOG_P}};
+                end else discard <= 1'b1;
+            end
+            if (emptied) begin
+                discard <= 1'b0;
+                win <= pend;
+                base <= weights;
+                ahead <= weights;
+                settled <= 1'b0;
+            end
+            // A pass starts: what the window holds may be stale.
+            if (ra_flush) begin
+                win <= 1'b0;
+                discard <= 1'b1;
+            end
+            // Reader A on: the block's weights, and a FIFO's worth past them.
+            if (win && !discard && !pend && settled && ra_idle && chunk_end > ahead) begin
+                ra_cmd_valid <= 1'b1;
+                ra_cmd_addr <= ahead;
+                ra_cmd_beats <= 32'((chunk_end - ahead) >> 4);
+                ahead <= chunk_end;
+                settled <= 1'b0;
+            end
+        end
+    end
+"#;
+
 const TILE_WALK: &str = r#"// The loop over (block of rows, row tile, K tile) of one Matmul: rows in blocks of the
 // engine's token block, the matrix in tiles. `advance` moves to the next tile.
 `default_nettype none
@@ -869,6 +1074,7 @@ mod tests {
                 .token_block(2)
                 .build()
                 .unwrap(),
+            read_ahead: 0,
         }
     }
 
@@ -886,6 +1092,26 @@ mod tests {
         // Q·G = 24 activations: not whole port beats.
         let e = shape(1, 16, 8).check().unwrap_err();
         assert!(e.contains("chunk of 24"), "{e}");
+    }
+
+    /// A weight window is a power of two of words, and its matrices whole words of the
+    /// ports: the Verilog then carries the window and its bounds.
+    #[test]
+    fn a_weight_window_is_checked_and_built() {
+        let with = |ports, read_ahead| MatmulUnitShape {
+            read_ahead,
+            ..shape(ports, 8, 16)
+        };
+        let v = matmul_unit_verilog(&with(4, 64)).unwrap().unit;
+        assert!(v.contains("ra_mem [0:64-1]") && v.contains("input  wire [63:0]  ra_kv_end"));
+        assert!(!matmul_unit_verilog(&with(4, 0))
+            .unwrap()
+            .unit
+            .contains("ra_mem"));
+        for bad in [3, 8, 1 << 17] {
+            let e = with(4, bad).check().unwrap_err();
+            assert!(e.contains(&format!("read-ahead of {bad} words")), "{e}");
+        }
     }
 
     /// A matrix's image is its tiles back to back: 32 × 96 tiles, a 70 × 100 matrix is
