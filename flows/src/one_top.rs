@@ -16,7 +16,9 @@ use serde::Serialize;
 use crate::program::{Banks, ProgramImage};
 use tern_hdl::accelerator::AcceleratorShape;
 use tern_hdl::config::accelerator::Accelerator;
-use tern_hdl::units::{AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape};
+use tern_hdl::units::{
+    AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape, WeightWindow,
+};
 use tern_hdl::AttentionConfig;
 use tern_host::one_top::{OneTop, ShellBoard};
 use tern_host::Transport;
@@ -98,7 +100,10 @@ pub fn one_top_shape(
             engine: acc.matmul.clone(),
             // A 256 KiB weight window on four ports (8 UltraRAMs, which nothing else in
             // the top uses); 1 MiB measured no faster (docs/bench/accelerator-kv260-window.txt).
-            read_ahead: 4096,
+            window: Some(WeightWindow {
+                words: 4096,
+                address_bits: WeightWindow::address_bits(memory_bytes),
+            }),
         },
         lm_head: LmHeadUnitShape {
             ports,

@@ -10,7 +10,9 @@ use tern_hdl::accelerator::{accelerator_verilog, AcceleratorShape, ACCELERATOR_C
 use tern_hdl::config::{Config, ConfigBuilder};
 use tern_hdl::emit::{waivers, WAIVER_FILE};
 use tern_hdl::program::HeadFormat;
-use tern_hdl::units::{AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape};
+use tern_hdl::units::{
+    AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape, WeightWindow,
+};
 use tern_hdl::AttentionConfig;
 use tern_model::ModelConfig;
 
@@ -35,7 +37,10 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
             ports,
             engine: tiny_matmul(),
             // A small weight window, so that its FIFO fills and its chunks end often.
-            read_ahead: 16,
+            window: Some(WeightWindow {
+                words: 16,
+                address_bits: WeightWindow::address_bits(memory_bytes),
+            }),
         },
         lm_head: LmHeadUnitShape {
             ports,
@@ -78,7 +83,7 @@ fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
     let matmul = MatmulUnitShape {
         ports,
         engine: tiny_matmul(),
-        read_ahead: 0,
+        window: None,
     };
     let board = tern_boards::Board::resolve("kv260").unwrap();
     let image = tern_flows::program::build(

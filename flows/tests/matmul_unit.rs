@@ -206,7 +206,7 @@ fn the_matmul_unit_writes_the_exact_product_and_nothing_else() {
         let shape = MatmulUnitShape {
             ports,
             engine: small_engine(8, 16),
-            read_ahead: 0,
+            window: None,
         };
         for case in cases {
             for stall in [0, 30] {
@@ -222,7 +222,7 @@ fn the_matmul_unit_writes_the_exact_product_and_nothing_else() {
             .token_block(2)
             .build()
             .unwrap(),
-        read_ahead: 0,
+        window: None,
     };
     for case in [(20, 200, 1), (20, 200, 3)] {
         for stall in [0, 30] {
@@ -239,7 +239,7 @@ fn the_matmul_unit_refuses_sizes_and_ends_on_an_error_response() {
     let shape = MatmulUnitShape {
         ports: 1,
         engine: small_engine(8, 16),
-        read_ahead: 0,
+        window: None,
     };
     let l = layout(&shape, (32, 96, 1), Placement::Aligned);
     let memory = kv260(l.bytes, 0, 5);
@@ -314,7 +314,7 @@ fn the_matmul_unit_verilog_is_lint_clean() {
         let v = matmul_unit_verilog(&MatmulUnitShape {
             ports,
             engine,
-            read_ahead: 0,
+            window: None,
         })
         .unwrap();
         std::fs::write(dir.path().join("tern_matmul_unit.v"), v.unit).unwrap();
@@ -350,7 +350,7 @@ fn the_kv260_matmul_unit_streams_a_matrix_near_the_ports_rate() {
     let shape = MatmulUnitShape {
         ports: 4,
         engine,
-        read_ahead: 0,
+        window: None,
     };
     let board = Board::resolve("kv260").unwrap();
     let efficiency = {

@@ -1156,7 +1156,7 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
         let shape = MatmulUnitShape {
             ports,
             engine: engine.clone(),
-            read_ahead: 0,
+            window: None,
         };
         let image = build(
             &ck,

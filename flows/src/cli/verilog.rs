@@ -269,7 +269,7 @@ pub fn run(a: Args) -> Result<()> {
         let shape = tern_hdl::units::MatmulUnitShape {
             ports,
             engine,
-            read_ahead: 0,
+            window: None,
         };
         let v = tern_hdl::units::matmul_unit_verilog(&shape)
             .with_context(|| config.display().to_string())?;

@@ -81,6 +81,9 @@ pub fn design_id(shape: &AcceleratorShape) -> Result<u32, AcceleratorError> {
     let mut canonical = shape.clone();
     canonical.sequencer.design = 0;
     canonical.sequencer.memory_bytes = 1 << 32;
+    if let Some(w) = canonical.matmul.window.as_mut() {
+        w.address_bits = crate::units::WeightWindow::address_bits(1 << 32);
+    }
     let mut h = Sha256::new();
     for (name, text) in accelerator_verilog(&canonical)?.files {
         h.update(name.as_bytes());
@@ -157,14 +160,23 @@ pub fn accelerator_verilog(
     }
     // The matmul unit's weight window: emptied when a pass starts, reading on only where
     // no unit writes and inside memory.
-    let mm_window = if shape.matmul.read_ahead == 0 {
-        String::new()
-    } else {
-        format!(
-            "\n        .ra_flush(cmd_valid && idle), .ra_mem_end(64'd{}), .ra_scratch_at(scratch_at),\n        \
-             .ra_scratch_end(scratch_end), .ra_kv_at(kv_at), .ra_kv_end(kv_end), .ra_behind(mm_behind),",
-            shape.sequencer.memory_bytes
-        )
+    let mm_window = match shape.matmul.window {
+        None => String::new(),
+        Some(w) => {
+            let aw = w.address_bits;
+            if (shape.sequencer.memory_bytes >> aw) != 0 {
+                return Err(AcceleratorError::Shape(format!(
+                    "the matmul unit's weight window keeps {aw}-bit addresses, memory is {} bytes",
+                    shape.sequencer.memory_bytes
+                )));
+            }
+            let hi = aw - 1;
+            format!(
+                "\n        .ra_flush(cmd_valid && idle), .ra_mem_end({aw}'d{}), .ra_scratch_at(scratch_at[{hi}:0]),\n        \
+                 .ra_scratch_end(scratch_end[{hi}:0]), .ra_kv_at(kv_at[{hi}:0]), .ra_kv_end(kv_end[{hi}:0]), .ra_behind(mm_behind),",
+                shape.sequencer.memory_bytes
+            )
+        }
     };
     let core = core_verilog(p, att_ports, vec_ports, &mm_window);
     let mut arbiters = format!("{}{}{}", r0[0], w0[0], write_guard_verilog());

@@ -17,7 +17,7 @@
 //! of rows. A result is `Σ_k W·x` exactly, as an `i32`: every sum of `k ≤ 2²⁰` products
 //! of a ternary weight and an int8 fits in 28 bits.
 //!
-//! With a weight window (`read_ahead` > 0, the one top's unit), reader A reads on along
+//! With a weight window (`window`, the one top's unit), reader A reads on along
 //! the weights into a FIFO between commands, and a block whose weights start where the
 //! window stands takes them from it (docs/program.md, "The weight window").
 
@@ -46,10 +46,24 @@ pub struct MatmulUnitShape {
     pub ports: usize,
     /// The TLMM (or adder-tree) engine, its workload the tile `M_t × K_t`.
     pub engine: Config,
-    /// Words (`ports` × 16 bytes) of the weight window's FIFO: reader A reads on along
-    /// the weights while other units run (0: no window, a block's matrix read when it
-    /// starts).
-    pub read_ahead: usize,
+    /// The weight window: reader A reads on along the weights while other units run
+    /// (`None`: a block's matrix is read when it starts).
+    pub window: Option<WeightWindow>,
+}
+
+/// The matmul unit's weight window: its FIFO's words (`ports` × 16 bytes each) and the
+/// bits of the addresses it keeps (memory's end must fit: [`Self::address_bits`]).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct WeightWindow {
+    pub words: usize,
+    pub address_bits: usize,
+}
+
+impl WeightWindow {
+    /// The bits that hold every address of `memory_bytes` of memory and its end.
+    pub fn address_bits(memory_bytes: u64) -> usize {
+        (64 - memory_bytes.leading_zeros() as usize).max(12)
+    }
 }
 
 impl MatmulUnitShape {
@@ -119,18 +133,26 @@ impl MatmulUnitShape {
                 g.rows
             ));
         }
-        if self.read_ahead != 0 {
-            if !self.read_ahead.is_power_of_two() || !(16..=65536).contains(&self.read_ahead) {
+        if let Some(WeightWindow {
+            words,
+            address_bits,
+        }) = self.window
+        {
+            if !words.is_power_of_two() || !(16..=65536).contains(&words) {
                 return Err(format!(
-                    "matmul unit: a read-ahead of {} words is not a power of two in 16..=65536",
-                    self.read_ahead
+                    "matmul unit: a weight window of {words} words is not a power of two in 16..=65536"
+                ));
+            }
+            if !(12..=63).contains(&address_bits) {
+                return Err(format!(
+                    "matmul unit: a weight window's addresses of {address_bits} bits, not 12..=63"
                 ));
             }
             let tile_beats = self.tile_bytes() / 16;
             if !tile_beats.is_multiple_of(self.ports as u64) {
                 return Err(format!(
                     "matmul unit: a tile of {tile_beats} beats is not whole words of {} ports, \
-                     which the read-ahead keeps matrices in",
+                     which the weight window keeps matrices in",
                     self.ports
                 ));
             }
@@ -280,12 +302,7 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ("{{FIFO}}", fifo.to_string()),
     ];
     // Reader A straight to the engine, or behind the weight window (its reader renamed).
-    let (weights_source, window_io) = if shape.read_ahead == 0 {
-        (
-            DIRECT_WEIGHTS.replace("{{READER_A}}", &reader_a),
-            String::new(),
-        )
-    } else {
+    let (weights_source, window_io) = if let Some(window) = shape.window {
         let mut ra = reader_a.clone();
         for sig in [
             "cmd_valid",
@@ -302,29 +319,39 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ] {
             ra = ra.replace(&format!("(a_{sig})"), &format!("(ra_{sig})"));
         }
-        let ab = ceil_log2(shape.read_ahead);
+        let ab = ceil_log2(window.words);
+        let aw = window.address_bits;
         let word_bytes = 16 * p;
         let source = WINDOW_WEIGHTS
             .replace("{{READER_A}}", &ra)
-            .replace("{{RA_DEPTH}}", &shape.read_ahead.to_string())
+            .replace("{{RA_DEPTH}}", &window.words.to_string())
+            .replace("{{RA_AW_HI}}", &(aw - 1).to_string())
+            .replace("{{RA_AW}}", &aw.to_string())
             .replace("{{RA_AB}}", &ab.to_string())
             .replace("{{RA_CB}}", &(ab + 1).to_string())
             .replace("{{RA_WORD_BYTES}}", &word_bytes.to_string())
             .replace("{{RA_WORD_MASK}}", &(word_bytes - 1).to_string())
             .replace(
                 "{{RA_CHUNK_BYTES}}",
-                &(shape.read_ahead * word_bytes).to_string(),
+                &(window.words * word_bytes).to_string(),
             )
             .replace("{{LOG_P}}", &p.trailing_zeros().to_string());
-        let io = "    // The weight window's bounds: a pass starts (its contents may be stale), the\n    \
-                  // memory's end, the regions units write (docs/program.md).\n    \
-                  input  wire         ra_flush,\n    input  wire [63:0]  ra_mem_end,\n    \
-                  input  wire [63:0]  ra_scratch_at,\n    input  wire [63:0]  ra_scratch_end,\n    \
-                  input  wire [63:0]  ra_kv_at,\n    input  wire [63:0]  ra_kv_end,\n    \
-                  // Reading ahead with no block waiting: the top lets other units' reads first.\n    \
-                  output wire         ra_behind,\n"
-            .to_string();
+        let io = format!(
+            "    // The weight window's bounds: a pass starts (its contents may be stale), the\n    \
+             // memory's end, the regions units write (docs/program.md); {aw}-bit addresses.\n    \
+             input  wire         ra_flush,\n    input  wire [{hi}:0]  ra_mem_end,\n    \
+             input  wire [{hi}:0]  ra_scratch_at,\n    input  wire [{hi}:0]  ra_scratch_end,\n    \
+             input  wire [{hi}:0]  ra_kv_at,\n    input  wire [{hi}:0]  ra_kv_end,\n    \
+             // Reading ahead with no block waiting: the top lets other units' reads first.\n    \
+             output wire         ra_behind,\n",
+            hi = aw - 1
+        );
         (source, io)
+    } else {
+        (
+            DIRECT_WEIGHTS.replace("{{READER_A}}", &reader_a),
+            String::new(),
+        )
     };
     let mut unit = format!("{UNIT_TEMPLATE}{TILE_WALK}{GEARBOX}")
         .replace("{{WEIGHTS_SOURCE}}", &weights_source)
@@ -787,7 +814,7 @@ const DIRECT_WEIGHTS: &str = r#"    reg         a_cmd_valid;
     end
 "#;
 
-/// Reader A reading ahead along the weights into a FIFO (`read_ahead` words): the
+/// Reader A reading ahead along the weights into a FIFO (`WeightWindow::words`): the
 /// matrices lie back to back in the order the commands take them, so the next one's
 /// weights stream in while other units run. The unit sees the FIFO as reader A (`a_*`).
 const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on along the weights, between commands too,
@@ -811,11 +838,11 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     reg         win;                  // the window stands at `base`
     reg         discard;              // emptying it: every word dropped until reader A is done
     reg         pend;                 // a block waits for its weights' place
-    reg  [63:0] base;                 // the address of the oldest word not yet taken
-    reg  [63:0] ahead;                // where reader A's next chunk starts
-    reg  [63:0] dem_end;              // the end of the block's weights
+    reg  [{{RA_AW_HI}}:0] base;       // the address of the oldest word not yet taken
+    reg  [{{RA_AW_HI}}:0] ahead;      // where reader A's next chunk starts
+    reg  [{{RA_AW_HI}}:0] dem_end;    // the end of the block's weights
     reg  [31:0] want;                 // words the block still takes
-    reg  [63:0] spec_end;             // how far reader A may read on from `ahead`
+    reg  [{{RA_AW_HI}}:0] spec_end;   // how far reader A may read on from `ahead`
     reg         settled;              // spec_end is `ahead`'s
     wire        a_valid = ra_out_valid && want != 32'd0 && !discard;
     wire        a_ready;
@@ -838,7 +865,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     // Reading on stops where memory a unit writes begins, or at its end.
     wire        in_writable = (ahead >= ra_scratch_at && ahead < ra_scratch_end)
         || (ahead >= ra_kv_at && ahead < ra_kv_end) || ahead >= ra_mem_end;
-    reg  [63:0] lim;
+    reg  [{{RA_AW_HI}}:0] lim;
     always @(*) begin
         lim = ra_mem_end;
         if (ahead < ra_scratch_at && ra_scratch_at < lim) lim = ra_scratch_at;
@@ -846,13 +873,23 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
         if (in_writable) lim = ahead;
     end
     // A chunk: whole words, up to a FIFO's worth past `ahead` within `lim`.
-    wire [63:0] room = lim - ahead;
-    wire [63:0] spec_room = room > 64'd{{RA_CHUNK_BYTES}} ? 64'd{{RA_CHUNK_BYTES}} : room;
-    wire [63:0] chunk_end = spec_end > dem_end ? spec_end : dem_end;
+    wire [{{RA_AW_HI}}:0] room = lim - ahead;
+    wire [{{RA_AW_HI}}:0] spec_room = room > {{RA_AW}}'d{{RA_CHUNK_BYTES}} ? {{RA_AW}}'d{{RA_CHUNK_BYTES}} : room;
+    wire [{{RA_AW_HI}}:0] chunk_end = spec_end > dem_end ? spec_end : dem_end;
+    wire [{{RA_AW_HI}}:0] chunk_len = chunk_end - ahead;
+    /* verilator lint_off UNUSEDSIGNAL */ // a chunk is a matrix or a FIFO at most: < 2^36
+    wire [63:0] chunk_bytes = 64'(chunk_len);
+    /* verilator lint_on UNUSEDSIGNAL */
+    // The block's weights in the window's addresses (the sequencer keeps them inside
+    // memory; any beyond the window's addresses never stand in it).
+    wire        weights_fit = weights[63:{{RA_AW}}] == '0;
+    /* verilator lint_off UNUSEDSIGNAL */ // inside memory: the window's bits suffice
+    wire [63:0] weights_end = weights + {28'd0, matrix_beats, 4'd0};
+    /* verilator lint_on UNUSEDSIGNAL */
     always @(posedge clk) begin
         if (ra_push) ra_mem[ra_wr] <= ra_data;
         if (ra_load) ra_out <= ra_mem[ra_rd];
-        spec_end <= ahead + (spec_room & ~64'd{{RA_WORD_MASK}});
+        spec_end <= ahead + (spec_room & ~{{RA_AW}}'d{{RA_WORD_MASK}});
         settled <= 1'b1;
         ra_cmd_valid <= 1'b0;
         if (rst) begin
@@ -864,7 +901,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
             discard <= 1'b0;
             pend <= 1'b0;
             want <= 32'd0;
-            dem_end <= 64'd0;
+            dem_end <= '0;
             settled <= 1'b0;
         end else begin
             if (ra_push) ra_wr <= ra_wr + {{RA_AB}}'d1;
@@ -874,18 +911,18 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
             else if (ra_pop) ra_out_valid <= 1'b0;
             if (a_take) begin
                 want <= want - 32'd1;
-                base <= base + 64'd{{RA_WORD_BYTES}};
+                base <= base + {{RA_AW}}'d{{RA_WORD_BYTES}};
             end
             if (start) blocks_left <= rows_all;
             else if (weights_next) begin
                 blocks_left <= blocks_left > 32'd{{TB}} ? blocks_left - 32'd{{TB}} : 32'd0;
                 pend <= 1'b1;
-                dem_end <= weights + {28'd0, matrix_beats, 4'd0};
+                dem_end <= weights_end[{{RA_AW_HI}}:0];
             end
             // A block whose weights start where the window stands takes them; else the
             // window is emptied and stands at them.
             if (pend && !discard) begin
-                if (win && base == weights) begin
+                if (win && weights_fit && base == weights[{{RA_AW_HI}}:0]) begin
                     pend <= 1'b0;
                     want <= matrix_beats >> {{LOG_P}};
                 end else discard <= 1'b1;
@@ -893,8 +930,8 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
             if (emptied) begin
                 discard <= 1'b0;
                 win <= pend;
-                base <= weights;
-                ahead <= weights;
+                base <= weights[{{RA_AW_HI}}:0];
+                ahead <= weights[{{RA_AW_HI}}:0];
                 settled <= 1'b0;
             end
             // A pass starts: what the window holds may be stale.
@@ -905,8 +942,8 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
             // Reader A on: the block's weights, and a FIFO's worth past them.
             if (win && !discard && !pend && settled && ra_idle && chunk_end > ahead) begin
                 ra_cmd_valid <= 1'b1;
-                ra_cmd_addr <= ahead;
-                ra_cmd_beats <= 32'((chunk_end - ahead) >> 4);
+                ra_cmd_addr <= 64'(ahead);
+                ra_cmd_beats <= chunk_bytes[35:4];
                 ahead <= chunk_end;
                 settled <= 1'b0;
             end
@@ -1074,7 +1111,7 @@ mod tests {
                 .token_block(2)
                 .build()
                 .unwrap(),
-            read_ahead: 0,
+            window: None,
         }
     }
 
@@ -1098,20 +1135,27 @@ mod tests {
     /// ports: the Verilog then carries the window and its bounds.
     #[test]
     fn a_weight_window_is_checked_and_built() {
-        let with = |ports, read_ahead| MatmulUnitShape {
-            read_ahead,
-            ..shape(ports, 8, 16)
+        let with = |words, address_bits| MatmulUnitShape {
+            window: Some(WeightWindow {
+                words,
+                address_bits,
+            }),
+            ..shape(4, 8, 16)
         };
-        let v = matmul_unit_verilog(&with(4, 64)).unwrap().unit;
-        assert!(v.contains("ra_mem [0:64-1]") && v.contains("input  wire [63:0]  ra_kv_end"));
-        assert!(!matmul_unit_verilog(&with(4, 0))
-            .unwrap()
-            .unit
-            .contains("ra_mem"));
+        assert_eq!(WeightWindow::address_bits(1 << 32), 33);
+        let v = matmul_unit_verilog(&with(64, 33)).unwrap().unit;
+        assert!(v.contains("ra_mem [0:64-1]") && v.contains("input  wire [32:0]  ra_kv_end"));
+        let none = MatmulUnitShape {
+            window: None,
+            ..shape(4, 8, 16)
+        };
+        assert!(!matmul_unit_verilog(&none).unwrap().unit.contains("ra_mem"));
         for bad in [3, 8, 1 << 17] {
-            let e = with(4, bad).check().unwrap_err();
-            assert!(e.contains(&format!("read-ahead of {bad} words")), "{e}");
+            let e = with(bad, 33).check().unwrap_err();
+            assert!(e.contains(&format!("window of {bad} words")), "{e}");
         }
+        let e = with(64, 64).check().unwrap_err();
+        assert!(e.contains("64 bits"), "{e}");
     }
 
     /// A matrix's image is its tiles back to back: 32 × 96 tiles, a 70 × 100 matrix is
