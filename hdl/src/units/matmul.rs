@@ -875,7 +875,10 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     // A chunk: whole words, up to a FIFO's worth past `ahead` within `lim`.
     wire [{{RA_AW_HI}}:0] room = lim - ahead;
     wire [{{RA_AW_HI}}:0] spec_room = room > {{RA_AW}}'d{{RA_CHUNK_BYTES}} ? {{RA_AW}}'d{{RA_CHUNK_BYTES}} : room;
-    wire [{{RA_AW_HI}}:0] chunk_end = spec_end > dem_end ? spec_end : dem_end;
+    // Reading on past a block's matrix only once no block of the command is left (a
+    // later block reads the same matrix again: what lies past it would be dropped).
+    wire        spec_ok = !running || blocks_left == 32'd0;
+    wire [{{RA_AW_HI}}:0] chunk_end = spec_ok && spec_end > dem_end ? spec_end : dem_end;
     wire [{{RA_AW_HI}}:0] chunk_len = chunk_end - ahead;
     /* verilator lint_off UNUSEDSIGNAL */ // a chunk is a matrix or a FIFO at most: < 2^36
     wire [63:0] chunk_bytes = 64'(chunk_len);
