@@ -76,7 +76,6 @@ struct TinyRun {
 
 fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
     use tern_sim::golden::bitnet::AttentionScales;
-    use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
     let ck =
         tern_model::checkpoint::Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
     let cfg = common::attention();
@@ -86,13 +85,10 @@ fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
         window: None,
     };
     let board = tern_boards::Board::resolve("kv260").unwrap();
-    let image = tern_flows::program::build(
+    let image = common::program(
         &ck,
         &cfg,
         &[AttentionScales::of(&cfg)],
-        RESIDUAL_FRAC,
-        16,
-        common::DESIGN,
         head,
         Some(&matmul),
         tern_flows::program::Banks::of(&board),

@@ -11,11 +11,10 @@ use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric};
 use tern_sim::golden::fixed_point::{FixedPointModel, VectorProgram, RESIDUAL_FRAC};
 use tern_sim::golden::sequencer::{run_pass, SequencerError};
 
-use tern_flows::program::build;
 use tern_flows::rtl::lint::lint_files;
 
 mod common;
-use common::{attention, golden_around, setup, setup_with, DESIGN};
+use common::{attention, golden_around, program, setup, setup_with, DESIGN};
 
 /// Every pass (a prompt, then decoded tokens) gives the fixed-point model's next token
 /// and scores. Seed 2 gives every layer its own attention units: the program's records
@@ -45,18 +44,7 @@ fn the_program_runs_every_pass_as_the_fixed_point_model_does() {
                 cfg.with_scales([s.q, s.k, s.v, s.out], "layer").unwrap()
             })
             .collect();
-        let mut image = build(
-            &ck,
-            &cfg,
-            &layer_scales,
-            RESIDUAL_FRAC,
-            16,
-            DESIGN,
-            HeadFormat::Int8,
-            None,
-            None,
-        )
-        .unwrap();
+        let mut image = program(&ck, &cfg, &layer_scales, HeadFormat::Int8, None, None).unwrap();
         let program = VectorProgram::build(&ck, &layer_scales, RESIDUAL_FRAC).unwrap();
         let mut model = FixedPointModel::new(&ck, &program);
         let mut model_fabric = GoldenFabric::per_layer(&ck, layer_cfgs.clone());
@@ -106,18 +94,8 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
         let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 5);
         let cfg = attention();
         let scales = AttentionScales::of(&cfg);
-        let mut image = build(
-            &ck,
-            &cfg,
-            &[scales],
-            RESIDUAL_FRAC,
-            16,
-            DESIGN,
-            HeadFormat::Int4 { group },
-            None,
-            None,
-        )
-        .unwrap();
+        let mut image =
+            program(&ck, &cfg, &[scales], HeadFormat::Int4 { group }, None, None).unwrap();
         let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
         let mut model = FixedPointModel::new(&ck, &program);
         let c = &ck.config;
@@ -158,13 +136,10 @@ fn a_program_with_the_4_bit_head_scores_as_the_golden_head_does() {
     let ck = Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), 5);
     let cfg = attention();
     let scales = AttentionScales::of(&cfg);
-    let err = build(
+    let err = program(
         &ck,
         &cfg,
         &[scales],
-        RESIDUAL_FRAC,
-        16,
-        DESIGN,
         HeadFormat::Int4 { group: 24 },
         None,
         None,
@@ -223,18 +198,7 @@ fn every_commands_scratch_streams_start_in_banks_of_their_own() {
     let cfg = attention();
     let scales = AttentionScales::of(&cfg);
     let on = |banks: Option<Banks>| {
-        build(
-            &ck,
-            &cfg,
-            &[scales],
-            RESIDUAL_FRAC,
-            16,
-            DESIGN,
-            HeadFormat::Int8,
-            None,
-            banks,
-        )
-        .unwrap()
+        program(&ck, &cfg, &[scales], HeadFormat::Int8, None, banks).unwrap()
     };
     let banked = on(Some(banks));
     assert!(
@@ -469,18 +433,7 @@ fn the_program_on_the_simulated_boards_equals_the_fixed_point_model() {
     )
     .unwrap();
     let scales = AttentionScales::of(&attention);
-    let mut image = build(
-        &ck,
-        &attention,
-        &[scales],
-        RESIDUAL_FRAC,
-        16,
-        DESIGN,
-        HeadFormat::Int8,
-        None,
-        None,
-    )
-    .unwrap();
+    let mut image = program(&ck, &attention, &[scales], HeadFormat::Int8, None, None).unwrap();
     let program = VectorProgram::build(&ck, &[scales], RESIDUAL_FRAC).unwrap();
     let mut model = FixedPointModel::new(&ck, &program);
     let mut golden = GoldenFabric::new(&ck, &attention);
@@ -1140,36 +1093,14 @@ fn the_matmul_unit_writes_the_results_the_golden_sequencer_writes() {
         .build()
         .unwrap();
     let board = tern_boards::Board::resolve("kv260").unwrap();
-    let plain = build(
-        &ck,
-        &cfg,
-        &[scales],
-        RESIDUAL_FRAC,
-        16,
-        DESIGN,
-        HeadFormat::Int8,
-        None,
-        None,
-    )
-    .unwrap();
+    let plain = program(&ck, &cfg, &[scales], HeadFormat::Int8, None, None).unwrap();
     for ports in [1usize, 4] {
         let shape = MatmulUnitShape {
             ports,
             engine: engine.clone(),
             window: None,
         };
-        let image = build(
-            &ck,
-            &cfg,
-            &[scales],
-            RESIDUAL_FRAC,
-            16,
-            DESIGN,
-            HeadFormat::Int8,
-            Some(&shape),
-            None,
-        )
-        .unwrap();
+        let image = program(&ck, &cfg, &[scales], HeadFormat::Int8, Some(&shape), None).unwrap();
         let down = image
             .commands
             .iter()

@@ -36,19 +36,33 @@ pub fn setup_with(
     let scales = AttentionScales::of(&cfg);
     // Scratch on the KV260's banks, as the one top's program has it.
     let banks = tern_flows::program::Banks::of(&tern_boards::Board::resolve("kv260").unwrap());
-    let image = build(
-        &ck,
-        &cfg,
-        &[scales],
+    let image = program(&ck, &cfg, &[scales], head, None, banks).unwrap();
+    (ck, cfg, scales, image)
+}
+
+/// The tests' program of `ck` (passes of up to 16 tokens, for [`DESIGN`], the residual's
+/// fractional bits the fixed-point model's): the attention engine `cfg` with `scales`,
+/// the LM head in `head`, the matrices laid out for `matmul` (or left to the fabric), the
+/// scratch on `banks`.
+pub fn program(
+    ck: &Checkpoint,
+    cfg: &AttentionConfig,
+    scales: &[AttentionScales],
+    head: HeadFormat,
+    matmul: Option<&tern_hdl::units::MatmulUnitShape>,
+    banks: Option<tern_flows::program::Banks>,
+) -> anyhow::Result<ProgramImage> {
+    build(
+        ck,
+        cfg,
+        scales,
         RESIDUAL_FRAC,
         16,
         DESIGN,
         head,
-        None,
+        matmul,
         banks,
     )
-    .unwrap();
-    (ck, cfg, scales, image)
 }
 
 /// The memory just before and just after command `i` of a pass, as the golden sequencer
