@@ -47,13 +47,7 @@ impl ReaderWiring {
             arbiters: String::new(),
         };
         for q in 0..p {
-            w.ports_io.push_str(&format!(
-                "    output wire         m{q}_arvalid,\n    input  wire         m{q}_arready,\n    \
-                 output wire [63:0]  m{q}_araddr,\n    output wire [7:0]   m{q}_arlen,\n    \
-                 input  wire         m{q}_rvalid,\n    output wire         m{q}_rready,\n    \
-                 input  wire [127:0] m{q}_rdata,\n    input  wire [1:0]   m{q}_rresp,\n    \
-                 input  wire         m{q}_rlast,\n"
-            ));
+            w.ports_io.push_str(&read_port_io(q));
             if q > 0 {
                 // Reader A alone on the other ports.
                 for (sig, _) in READ_SIGS {
@@ -91,18 +85,30 @@ impl ReaderWiring {
 
     /// One-port readers A and B on ports 0 and 1, no arbiter.
     pub(crate) fn apart(a_module: &str, b_module: &str) -> ReaderWiring {
-        let mut w = ReaderWiring::of(2, a_module, b_module);
         let (mut a_ports, mut b_ports) = (String::new(), String::new());
         for (sig, _) in READ_SIGS {
             a_ports.push_str(&format!(",\n        .m0_{sig}(m0_{sig})"));
             b_ports.push_str(&format!(",\n        .m0_{sig}(m1_{sig})"));
         }
-        w.wires.clear();
-        w.arbiters.clear();
-        w.reader_a = reader_instance("a", a_module, &a_ports);
-        w.reader_b = reader_instance("b", b_module, &b_ports);
-        w
+        ReaderWiring {
+            ports_io: format!("{}{}", read_port_io(0), read_port_io(1)),
+            wires: String::new(),
+            reader_a: reader_instance("a", a_module, &a_ports),
+            reader_b: reader_instance("b", b_module, &b_ports),
+            arbiters: String::new(),
+        }
     }
+}
+
+/// The unit's read port `q` in its port list.
+fn read_port_io(q: usize) -> String {
+    format!(
+        "    output wire         m{q}_arvalid,\n    input  wire         m{q}_arready,\n    \
+         output wire [63:0]  m{q}_araddr,\n    output wire [7:0]   m{q}_arlen,\n    \
+         input  wire         m{q}_rvalid,\n    output wire         m{q}_rready,\n    \
+         input  wire [127:0] m{q}_rdata,\n    input  wire [1:0]   m{q}_rresp,\n    \
+         input  wire         m{q}_rlast,\n"
+    )
 }
 
 /// A read port's signals and widths, as a reader names them.
