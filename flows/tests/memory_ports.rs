@@ -23,16 +23,25 @@ fn kv260(bytes: u64) -> MemoryModel {
 }
 
 fn reader(ports: usize, memory: &MemoryModel) -> StripeReaderModel {
+    let shape = StripeShape {
+        ports,
+        burst: 16,
+        outstanding: 4,
+    };
     ModelCache::new(default_cache_root())
-        .load_stripe_reader(
-            StripeShape {
-                ports,
-                burst: 16,
-                outstanding: 4,
-            },
-            memory,
-            None,
-        )
+        .load_stripe_reader(shape, memory, None)
+        .unwrap()
+}
+
+/// The reader whose bursts go to any free port (the weight window's), same shape.
+fn any_port_reader(ports: usize, memory: &MemoryModel) -> StripeReaderModel {
+    let shape = StripeShape {
+        ports,
+        burst: 16,
+        outstanding: 4,
+    };
+    ModelCache::new(default_cache_root())
+        .load_any_port_reader(shape, memory, None)
         .unwrap()
 }
 
@@ -42,18 +51,33 @@ fn reader(ports: usize, memory: &MemoryModel) -> StripeReaderModel {
 /// without a consumer that stalls, on the KV260's DDR with its refresh, rows and
 /// per-port rate; and with a memory that stalls its own handshakes at random. No burst
 /// crosses a 4 KiB boundary (AXI). A region reaching beyond memory raises the error bit.
+/// The same for the reader whose bursts go to any free port, while other units want
+/// its ports at random (runs of `port_busy` with the stalling consumer).
 #[test]
 fn regions_come_out_whole_and_in_order_through_the_ports() {
     const BYTES: u64 = 1 << 20;
     let mut rng = ChaCha8Rng::seed_from_u64(41);
     let image: Vec<u8> = (0..BYTES).map(|_| rng.gen()).collect();
-    for (ports, stalling_memory) in [(1usize, false), (2, false), (4, false), (4, true)] {
+    for (ports, stalling_memory, any_port) in [
+        (1usize, false, false),
+        (2, false, false),
+        (4, false, false),
+        (4, true, false),
+        (1, false, true),
+        (2, true, true),
+        (4, false, true),
+        (4, true, true),
+    ] {
         let mut memory = kv260(BYTES);
         if stalling_memory {
             memory.stall_percent = 20;
             memory.seed = 7;
         }
-        let mut r = reader(ports, &memory);
+        let mut r = if any_port {
+            any_port_reader(ports, &memory)
+        } else {
+            reader(ports, &memory)
+        };
         r.write(0, &image);
         for case in 0..30u64 {
             let beats = match case {
@@ -71,7 +95,7 @@ fn regions_come_out_whole_and_in_order_through_the_ports() {
             };
             let stall = if case % 2 == 0 { 0 } else { 100 + case };
             let (out, o) = r.read(addr, beats, stall);
-            let at = format!("{ports} ports, case {case}: {beats} beats at 0x{addr:x} (stalls {stall}, memory stalls {stalling_memory})");
+            let at = format!("{ports} ports (any port: {any_port}), case {case}: {beats} beats at 0x{addr:x} (stalls {stall}, memory stalls {stalling_memory})");
             assert_ne!(o.clocks, u64::MAX, "{at}: no done ({o:?})");
             assert_eq!(o.error, 0, "{at}");
             assert_eq!(o.beats, u64::from(beats), "{at}: beats out");
@@ -136,15 +160,13 @@ fn four_hp_ports_carry_their_width_from_the_ddr() {
     );
 }
 
-/// The stripe reader's Verilog is lint-clean under `verilator --lint-only -Wall` for 1,
-/// 2, 4 and 8 ports and several burst shapes, and so are 2 and 3 of them sharing the
-/// ports through read arbiters.
-/// The stripe reader, the read ports, the write arbiter and the row writer at several
-/// shapes pass `verilator --lint-only -Wall`.
+/// The stripe reader (in turn and any port), the read ports, the write arbiter and the
+/// row writer at several shapes (1 to 8 ports) pass `verilator --lint-only -Wall`.
 #[test]
 fn the_stripe_reader_verilog_is_lint_clean() {
     use tern_hdl::interconnect::{
-        read_ports_verilog, row_writer_verilog, stripe_reader_verilog, write_arbiter_verilog,
+        any_port_reader_verilog, read_ports_verilog, row_writer_verilog, stripe_reader_verilog,
+        write_arbiter_verilog,
     };
     let dir = tempfile::tempdir().unwrap();
     for (ports, burst, outstanding) in [(1, 16, 4), (2, 8, 2), (4, 16, 4), (4, 4, 1), (8, 16, 8)] {
@@ -158,6 +180,10 @@ fn the_stripe_reader_verilog_is_lint_clean() {
             (
                 "tern_stripe_reader.v",
                 stripe_reader_verilog(shape).unwrap(),
+            ),
+            (
+                "tern_any_port_reader.v",
+                any_port_reader_verilog(shape, "tern_any_port_reader").unwrap(),
             ),
             (
                 "tern_read_ports.v",

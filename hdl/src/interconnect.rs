@@ -13,6 +13,10 @@
 //!   ─► the words taken port after port, burst by burst: P beats a clock, in order
 //! ```
 //!
+//! `any_port_reader_verilog` is the same reader asking each burst on any free port that
+//! no other unit wants (`port_busy`), the ports' order kept in a small FIFO: the weight
+//! window's reader, which streams beside the running unit on the ports it leaves.
+//!
 //! A region of 16-byte beats needs no particular layout: each burst is contiguous, and
 //! consecutive bursts go to consecutive ports, so every port carries an equal share. A
 //! port counts its beats rather than trusting `rlast`, so a burst asked in two parts
@@ -76,6 +80,28 @@ pub fn stripe_reader_verilog(shape: StripeShape) -> Result<String, String> {
 
 /// The same, its module named `module` (a design holding readers of two shapes).
 pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<String, String> {
+    reader_verilog(shape, module, BurstOrder::InTurn)
+}
+
+/// A stripe reader whose bursts go to any free port (`BurstOrder::AnyFreePort`), its
+/// module named `module`: it has an input `port_busy` (a bit a port) and asks no burst
+/// on a port whose bit is set. The words still go out in the region's order.
+pub fn any_port_reader_verilog(shape: StripeShape, module: &str) -> Result<String, String> {
+    reader_verilog(shape, module, BurstOrder::AnyFreePort)
+}
+
+/// Which port a stripe reader asks its next burst on.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum BurstOrder {
+    /// Burst k on port k mod P: no record of the order is needed.
+    InTurn,
+    /// The first port (from the one after the last used) whose address stage is free,
+    /// that has room and that no other unit wants: a reader running beside other units
+    /// keeps streaming on the ports they leave. The ports' order is kept in a FIFO.
+    AnyFreePort,
+}
+
+fn reader_verilog(shape: StripeShape, module: &str, order: BurstOrder) -> Result<String, String> {
     shape.check()?;
     let StripeShape {
         ports: p,
@@ -90,6 +116,28 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
     // Beats a port may have asked for and not received: `outstanding` whole bursts.
     let due = outstanding * burst;
     let due_bits = ceil_log2(due + 1);
+    // Bursts asked and not yet out: a port reserves `burst / P` words for each but the
+    // region's last, and at most `words`.
+    let ord = (p * words * p / burst + 1).next_power_of_two().max(2);
+    let (busy_io, order_decl, port_issue, order_start, order_issued, order_next_burst) = match order
+    {
+        BurstOrder::InTurn => (
+            "",
+            IN_TURN_DECL,
+            IN_TURN_ISSUE,
+            IN_TURN_START,
+            IN_TURN_ISSUED,
+            IN_TURN_NEXT_BURST,
+        ),
+        BurstOrder::AnyFreePort => (
+            ANY_PORT_IO,
+            ANY_PORT_DECL,
+            ANY_PORT_ISSUE,
+            ANY_PORT_START,
+            ANY_PORT_ISSUED,
+            ANY_PORT_NEXT_BURST,
+        ),
+    };
     let mut port_io = String::new();
     let mut port_logic = String::new();
     let mut word_mux = String::new();
@@ -112,6 +160,7 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
         port_logic.push_str(
             &PORT_TEMPLATE
                 .replace("{{BEAT_AT}}", &beat_at)
+                .replace("{{PORT_ISSUE}}", port_issue)
                 .replace("{{I}}", &i.to_string()),
         );
         word_mux.push_str(&format!(
@@ -122,7 +171,36 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
         issued.push(format!("p{i}_issue"));
         bad.push(format!("(m{i}_rvalid && m{i}_rresp != 2'd0)"));
     }
+    let order_pick = match order {
+        BurstOrder::InTurn => String::new(),
+        BurstOrder::AnyFreePort => {
+            // From each start, the ports in turn: the first free one is picked.
+            let mut cases = String::new();
+            for start in 0..p {
+                let mut chain = String::new();
+                for k in (0..p).rev() {
+                    let i = (start + k) % p;
+                    chain.push_str(&format!(
+                        "                if (p{i}_free) begin pick = {port_bits}'d{i}; pick_ok = 1'b1; end\n"
+                    ));
+                }
+                cases.push_str(&format!(
+                    "            {port_bits}'d{start}: begin\n{chain}            end\n"
+                ));
+            }
+            format!(
+                "    always @(*) begin\n        pick = {port_bits}'d0;\n        pick_ok = 1'b0;\n        \
+                 case (issue_port)\n{cases}            default: ;\n        endcase\n    end\n"
+            )
+        }
+    };
     let text = TEMPLATE
+        .replace("{{BUSY_IO}}", busy_io)
+        .replace("{{ORDER_DECL}}", order_decl)
+        .replace("{{ORDER_PICK}}", &order_pick)
+        .replace("{{ORDER_START}}", order_start)
+        .replace("{{ORDER_ISSUED}}", order_issued)
+        .replace("{{ORDER_NEXT_BURST}}", order_next_burst)
         .replace("{{PORT_IO}}", &port_io)
         .replace("{{PORT_LOGIC}}", &port_logic)
         .replace("{{WORD_MUX}}", &word_mux)
@@ -150,7 +228,10 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
         .replace("{{DUE}}", &due.to_string())
         .replace("{{DB_IN}}", &due_bits.to_string())
         .replace("{{DB_HI}}", &(due_bits - 1).to_string())
-        .replace("{{DB}}", &(due_bits + 1).to_string());
+        .replace("{{DB}}", &(due_bits + 1).to_string())
+        .replace("{{ORD_LAST}}", &(ord - 1).to_string())
+        .replace("{{OB}}", &ceil_log2(ord).max(1).to_string())
+        .replace("{{OB_HI}}", &(ceil_log2(ord).max(1) - 1).to_string());
     debug_assert!(crate::bits::filled(&text), "a placeholder left");
     Ok(text)
 }
@@ -162,7 +243,7 @@ const TEMPLATE: &str = r#"// Generated by tern {{VERSION}}: the stripe reader (d
 module {{MODULE}} (
     input  wire         clk,
     input  wire         rst,
-{{PORT_IO}}    // A region: its address (a multiple of 16) and beats (0: nothing, done at once).
+{{PORT_IO}}{{BUSY_IO}}    // A region: its address (a multiple of 16) and beats (0: nothing, done at once).
     input  wire         cmd_valid,
     output wire         cmd_ready,
     input  wire [63:0]  cmd_addr,
@@ -181,9 +262,7 @@ module {{MODULE}} (
     reg         busy;
     reg [63:0]  issue_addr;   // the next burst's address
     reg [31:0]  issue_left;   // beats not yet asked for
-    reg [{{PB_HI}}:0]   issue_port;   // the port of the next burst
-    reg [31:0]  merge_left;   // beats not yet handed out
-    reg [{{PB_HI}}:0]   merge_port;   // the port whose words go out now
+{{ORDER_DECL}}    reg [31:0]  merge_left;   // beats not yet handed out
     reg [{{BB_HI}}:0]   merge_burst;  // beats of its current burst not yet out
     wire [{{BB_HI}}:0] burst_beats = issue_left > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : issue_left[{{BB_HI}}:0];
     // The part of the burst before the next 4 KiB boundary (all of it, mostly).
@@ -204,7 +283,7 @@ module {{MODULE}} (
     assign out_last = merge_left == 32'(word_beats);
     wire take = out_valid && out_ready;
 {{PORT_LOGIC}}
-    always @(*) begin
+{{ORDER_PICK}}    always @(*) begin
         word_valid = 1'b0;
         word = '0;
         word_beats = {{CB}}'d0;
@@ -225,23 +304,19 @@ module {{MODULE}} (
                 error <= 1'b0;
                 issue_addr <= cmd_addr;
                 issue_left <= cmd_beats;
-                issue_port <= {{PB}}'d0;
-                merge_left <= cmd_beats;
-                merge_port <= {{PB}}'d0;
+{{ORDER_START}}                merge_left <= cmd_beats;
                 merge_burst <= cmd_beats > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : cmd_beats[{{BB_HI}}:0];
             end
         end else begin
             if (issued) begin
                 issue_addr <= issue_addr + (64'(burst_beats) << 4);
                 issue_left <= issue_left - 32'(burst_beats);
-                issue_port <= issue_port == {{PB}}'d{{P_LAST}} ? {{PB}}'d0 : issue_port + {{PB}}'d1;
-            end
+{{ORDER_ISSUED}}            end
             if (bad_beat) error <= 1'b1;
             if (take) begin
                 merge_left <= merge_after;
                 if (merge_burst == {{BB}}'(word_beats)) begin
-                    merge_port <= merge_port == {{PB}}'d{{P_LAST}} ? {{PB}}'d0 : merge_port + {{PB}}'d1;
-                    merge_burst <= merge_after > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : merge_after[{{BB_HI}}:0];
+{{ORDER_NEXT_BURST}}                    merge_burst <= merge_after > 32'd{{BURST}} ? {{BB}}'d{{BURST}} : merge_after[{{BB_HI}}:0];
                 end else begin
                     merge_burst <= merge_burst - {{BB}}'(word_beats);
                 end
@@ -252,6 +327,52 @@ module {{MODULE}} (
 endmodule
 `default_nettype wire
 "#;
+
+// Burst k on port k mod P; its words out port after port.
+const IN_TURN_DECL: &str = "    reg [{{PB_HI}}:0]   issue_port;   // the port of the next burst
+    reg [{{PB_HI}}:0]   merge_port;   // the port whose words go out now
+";
+const IN_TURN_ISSUE: &str =
+    "    wire p{{I}}_issue = issue_any && issue_port == {{PB}}'d{{I}} && !p{{I}}_ar && p{{I}}_room;
+";
+const IN_TURN_START: &str = "                issue_port <= {{PB}}'d0;
+                merge_port <= {{PB}}'d0;
+";
+const IN_TURN_ISSUED: &str = "                issue_port <= issue_port == {{PB}}'d{{P_LAST}} ? {{PB}}'d0 : issue_port + {{PB}}'d1;
+";
+const IN_TURN_NEXT_BURST: &str = "                    merge_port <= merge_port == {{PB}}'d{{P_LAST}} ? {{PB}}'d0 : merge_port + {{PB}}'d1;
+";
+
+// A burst on the first free port from `issue_port` on; `ord` keeps each burst's port
+// in the order they were asked (every burst asked and not yet out has an entry), and
+// the words go out from the port at its head.
+const ANY_PORT_IO: &str =
+    "    // Ports another unit wants: no burst is asked on a port while its bit is set.
+    input  wire [{{P_LAST}}:0]  port_busy,
+";
+const ANY_PORT_DECL: &str =
+    "    reg [{{PB_HI}}:0]   issue_port;   // where the search for a free port starts
+    reg [{{PB_HI}}:0]   pick;         // the port the next burst goes to, if `pick_ok`
+    reg         pick_ok;
+    reg [{{PB_HI}}:0]   ord [0:{{ORD_LAST}}];   // the ports of the bursts asked, oldest first
+    reg [{{OB_HI}}:0]   ord_wr, ord_rd;
+    wire [{{PB_HI}}:0]  merge_port = ord[ord_rd];   // the port whose words go out now
+";
+const ANY_PORT_ISSUE: &str =
+    "    wire p{{I}}_free = !p{{I}}_ar && p{{I}}_room && !port_busy[{{I}}];
+    wire p{{I}}_issue = issue_any && pick_ok && pick == {{PB}}'d{{I}};
+";
+const ANY_PORT_START: &str = "                issue_port <= {{PB}}'d0;
+                ord_wr <= '0;
+                ord_rd <= '0;
+";
+const ANY_PORT_ISSUED: &str =
+    "                issue_port <= pick == {{PB}}'d{{P_LAST}} ? {{PB}}'d0 : pick + {{PB}}'d1;
+                ord[ord_wr] <= pick;
+                ord_wr <= ord_wr + {{OB}}'d1;
+";
+const ANY_PORT_NEXT_BURST: &str = "                    ord_rd <= ord_rd + {{OB}}'d1;
+";
 
 const PORT_TEMPLATE: &str = r#"
     // ---- port {{I}} ----
@@ -271,7 +392,7 @@ const PORT_TEMPLATE: &str = r#"
     always @(posedge clk) p{{I}}_due_room <= {1'b0, p{{I}}_due} + {{DB}}'d{{BURST}} <= {{DB}}'d{{DUE}};
     wire p{{I}}_room = p{{I}}_due_room
         && {1'b0, p{{I}}_reserved} + {1'b0, burst_words} <= {1'b0, {{WC}}'d{{WORDS}}};
-    wire p{{I}}_issue = issue_any && issue_port == {{PB}}'d{{I}} && !p{{I}}_ar && p{{I}}_room;
+{{PORT_ISSUE}}
     assign m{{I}}_arvalid = p{{I}}_ar;
     assign m{{I}}_araddr = p{{I}}_addr;
     assign m{{I}}_arlen = p{{I}}_len;

@@ -1,6 +1,7 @@
 // tern's C ABI over a Verilated `tern_stripe_reader` on the simulated board's DDR
 // (`ddr_model.h` and `read_ports.h`, which the Rust side puts ahead of this file with
-// `#define PORTS`): each of the reader's ports is one `DdrPort<16>` into the one
+// `#define PORTS`, and `#define ANY_PORT` for a reader whose bursts go to any free port):
+// each of the reader's ports is one `DdrPort<16>` into the one
 // `Dram`. One region at a time; the words out are collected and checked on the Rust side.
 #include <cstdint>
 #include <cstring>
@@ -25,6 +26,10 @@ struct Model {
     uint64_t time = 0;
     uint64_t cycles = 0;
     uint64_t rng = 1;
+    // The ports other units want (`port_busy` of an any-port reader): each port's bit
+    // flips at random, in runs (0: never busy).
+    uint64_t busy_rng = 0;
+    uint32_t busy = 0;
 
     bool stall(bool on) {
         if (!on) return false;
@@ -35,6 +40,16 @@ struct Model {
         auto* t = top.get();
         drive_ports(ddr, ports, cycles, turn);
         drive_read_ports(t, ports);
+#ifdef ANY_PORT
+        t->port_busy = busy;
+#endif
+    }
+    void next_busy() {
+        if (busy_rng == 0) return;
+        for (uint32_t i = 0; i < PORTS; i++) {
+            busy_rng ^= busy_rng << 13; busy_rng ^= busy_rng >> 7; busy_rng ^= busy_rng << 17;
+            if (busy_rng % 100 < 4) busy ^= 1u << i;
+        }
     }
     void tick() {
         auto* t = top.get();
@@ -54,6 +69,7 @@ struct Model {
         if (trace) trace->dump(time + 10);
         time += 10;
         cycles++;
+        next_busy();
     }
 };
 
@@ -113,12 +129,15 @@ void tern_stripe_reader_write(void* p, uint64_t addr, const uint8_t* data, uint6
 }
 
 // Read `beats` beats at `addr`: the bytes out to `out` (room for `room` beats). With
-// `stall_seed` the reader's consumer stalls at random.
+// `stall_seed` the reader's consumer stalls at random and (an any-port reader) other
+// units want its ports at random.
 void tern_stripe_reader_run(void* p, uint64_t addr, uint32_t beats, uint8_t* out, uint64_t room,
                             StripeOutcome* o, uint64_t limit, uint64_t stall_seed) {
     auto* m = static_cast<Model*>(p);
     auto* t = m->top.get();
     m->rng = stall_seed | 1;
+    m->busy_rng = stall_seed == 0 ? 0 : (stall_seed * 0x9E3779B97F4A7C15ull) | 1;
+    m->busy = 0;
     std::memset(o, 0, sizeof *o);
     o->clocks = UINT64_MAX;
     bool commanded = false;

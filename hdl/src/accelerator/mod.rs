@@ -173,7 +173,7 @@ pub fn accelerator_verilog(
             let hi = aw - 1;
             format!(
                 "\n        .ra_flush(cmd_valid && idle), .ra_mem_end({aw}'d{}), .ra_scratch_at(scratch_at[{hi}:0]),\n        \
-                 .ra_scratch_end(scratch_end[{hi}:0]), .ra_kv_at(kv_at[{hi}:0]), .ra_kv_end(kv_end[{hi}:0]), .ra_behind(mm_behind),",
+                 .ra_scratch_end(scratch_end[{hi}:0]), .ra_kv_at(kv_at[{hi}:0]), .ra_kv_end(kv_end[{hi}:0]), .ra_behind(mm_behind), .ra_busy(mm_busy),",
                 shape.sequencer.memory_bytes
             )
         }
@@ -297,6 +297,10 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize, mm_window: &str) -
         wires.push_str(
             "    wire mm_behind;   // the matmul unit's window reads ahead, no block waiting\n",
         );
+        wires.push_str(&format!(
+            "    wire [{}:0] mm_busy;   // ports where another unit wants to read\n",
+            p - 1
+        ));
     }
     // The units' own write channels, before their guards.
     for who in ["mm", "lm", "vec", "att"] {
@@ -352,23 +356,46 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize, mm_window: &str) -
     // vector, s4 attention), the other ports' reads (`port_readers`' order).
     let mut arbiters = String::new();
     // The matmul unit's window reading ahead between its commands yields each port to
-    // any other unit asking for it there (`mm_behind`: its requests then wait).
+    // any other unit asking for it there (`mm_behind`: its requests then wait), and asks
+    // no new burst on a port another unit has asked on in the last 64 clocks (`mm_busy`:
+    // a streaming unit's requests come and go as its bursts return).
     let window = !mm_window.is_empty();
+    let others_asked = |q: usize, others: &[&str]| -> String {
+        let asked: Vec<String> = others
+            .iter()
+            .filter(|&&o| o != "mm")
+            .map(|o| format!("{o}_r{q}_arvalid"))
+            .collect();
+        format!("({})", asked.join(" || "))
+    };
     let connect = |who: &str, q: usize, sig: &str, others: &[&str]| -> String {
         if window && who == "mm" && sig == "arvalid" {
-            let asked: Vec<String> = others
-                .iter()
-                .filter(|&&o| o != "mm")
-                .map(|o| format!("{o}_r{q}_arvalid"))
-                .collect();
             format!(
-                "mm_r{q}_arvalid && !(mm_behind && ({}))",
-                asked.join(" || ")
+                "mm_r{q}_arvalid && !(mm_behind && {})",
+                others_asked(q, others)
             )
         } else {
             format!("{who}_r{q}_{sig}")
         }
     };
+    if window {
+        for q in 0..p {
+            let others = if q == 0 {
+                vec!["seq", "mm", "lm", "vec", "att"]
+            } else {
+                port_readers(q, att_ports, vec_ports)
+            };
+            let asked = others_asked(q, &others);
+            arbiters.push_str(&format!(
+                "    reg [5:0] mm_wanted{q};   // clocks since another unit asked on port {q}, to 63\n    \
+                 always @(posedge clk)\n        \
+                 if (rst) mm_wanted{q} <= 6'd63;\n        \
+                 else if ({asked}) mm_wanted{q} <= 6'd0;\n        \
+                 else if (mm_wanted{q} != 6'd63) mm_wanted{q} <= mm_wanted{q} + 6'd1;\n    \
+                 assign mm_busy[{q}] = mm_behind && ({asked} || mm_wanted{q} != 6'd63);\n"
+            ));
+        }
+    }
     let mut r0 = String::from("    p0_tern_read_arbiter read0 (\n        .clk(clk), .rst(rst)");
     let mut w0 = String::from("    p0_tern_write_arbiter write0 (\n        .clk(clk), .rst(rst)");
     let port0 = ["seq", "mm", "lm", "vec", "att"];

@@ -129,6 +129,7 @@ pub fn attention_unit_verilog(
         reader_a,
         reader_b,
         arbiters,
+        ..
     } = ReaderWiring::of(shape.ports, STRIPE_READER_MODULE, ONE_PORT_READER_MODULE);
     let cache = shape.cache();
     let group = shape.heads / shape.kv_heads;

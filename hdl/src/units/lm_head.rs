@@ -139,6 +139,7 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
         reader_a,
         reader_b,
         arbiters,
+        ..
     } = ReaderWiring::of(p, STRIPE_READER_MODULE, MANTISSA_READER_MODULE);
     let unit = UNIT_TEMPLATE
         .replace("{{PORTS_IO}}", &ports_io)

@@ -26,8 +26,8 @@ use crate::bits::ceil_log2;
 use crate::config::Config;
 use crate::emit::{generate, EmitError};
 use crate::interconnect::{
-    read_arbiter_verilog, stripe_reader_verilog, stripe_reader_verilog_named, StripeShape,
-    STRIPE_READER_MODULE,
+    any_port_reader_verilog, read_arbiter_verilog, stripe_reader_verilog,
+    stripe_reader_verilog_named, StripeShape, STRIPE_READER_MODULE,
 };
 use crate::streams::{pack_weights, StreamError};
 
@@ -36,6 +36,8 @@ pub const MATMUL_UNIT_FILE: &str = "tern_matmul_unit.v";
 /// Reader B's module: the stripe reader on one port (a row's K slice is 1/M_t of a tile's
 /// traffic).
 const ACTIVATION_READER_MODULE: &str = "tern_stripe_reader_one_port";
+/// Reader A behind the weight window: its bursts go to any port no other unit wants.
+const WINDOW_READER_MODULE: &str = "tern_window_reader";
 /// Partial-sum entries the result FIFO holds before the engine waits for the writer.
 const RESULT_FIFO_DEPTH: usize = 32;
 
@@ -237,13 +239,7 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
     let engine = generate(&shape.engine)?;
     let g = &shape.engine.geometry;
     let p = shape.ports;
-    let ReaderWiring {
-        ports_io,
-        wires,
-        reader_a,
-        reader_b,
-        arbiters,
-    } = ReaderWiring::of(p, STRIPE_READER_MODULE, ACTIVATION_READER_MODULE);
+    let wiring = ReaderWiring::of(p, STRIPE_READER_MODULE, ACTIVATION_READER_MODULE);
     let tb = g.token_block;
     let nb = ceil_log2(tb + 1);
     let r = g.row_blocks;
@@ -274,10 +270,10 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ));
     }
     let subs: [(&str, String); 26] = [
-        ("{{PORTS_IO}}", ports_io),
-        ("{{WIRES}}", wires),
-        ("{{READER_B}}", reader_b),
-        ("{{ARBITERS}}", arbiters),
+        ("{{PORTS_IO}}", wiring.ports_io.clone()),
+        ("{{WIRES}}", wiring.wires.clone()),
+        ("{{READER_B}}", wiring.reader_b.clone()),
+        ("{{ARBITERS}}", wiring.arbiters.clone()),
         ("{{SIGN_EXTEND}}", sign_extend),
         ("{{MODULE}}", MATMUL_UNIT_MODULE.into()),
         ("{{VERSION}}", env!("CARGO_PKG_VERSION").into()),
@@ -301,24 +297,10 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ("{{WB_HI}}", (wb - 1).to_string()),
         ("{{FIFO}}", fifo.to_string()),
     ];
-    // Reader A straight to the engine, or behind the weight window (its reader renamed).
+    // Reader A straight to the engine, or behind the weight window: a reader whose
+    // bursts go to any port no other unit wants, its signals `ra_*`.
     let (weights_source, window_io) = if let Some(window) = shape.window {
-        let mut ra = reader_a.clone();
-        for sig in [
-            "cmd_valid",
-            "cmd_ready",
-            "cmd_addr",
-            "cmd_beats",
-            "valid",
-            "ready",
-            "data",
-            "beats",
-            "last",
-            "done",
-            "error",
-        ] {
-            ra = ra.replace(&format!("(a_{sig})"), &format!("(ra_{sig})"));
-        }
+        let ra = wiring.reader_a_as("ra", WINDOW_READER_MODULE, ",\n        .port_busy(ra_busy)");
         let ab = ceil_log2(window.words);
         let aw = window.address_bits;
         let word_bytes = 16 * p;
@@ -342,14 +324,16 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
              input  wire         ra_flush,\n    input  wire [{hi}:0]  ra_mem_end,\n    \
              input  wire [{hi}:0]  ra_scratch_at,\n    input  wire [{hi}:0]  ra_scratch_end,\n    \
              input  wire [{hi}:0]  ra_kv_at,\n    input  wire [{hi}:0]  ra_kv_end,\n    \
-             // Reading ahead with no block waiting: the top lets other units' reads first.\n    \
-             output wire         ra_behind,\n",
-            hi = aw - 1
+             // Reading ahead with no block waiting: the top lets other units' reads first,\n    \
+             // and says on which ports another unit wants to read (no burst is asked there).\n    \
+             output wire         ra_behind,\n    input  wire [{p_last}:0]   ra_busy,\n",
+            hi = aw - 1,
+            p_last = p - 1
         );
         (source, io)
     } else {
         (
-            DIRECT_WEIGHTS.replace("{{READER_A}}", &reader_a),
+            DIRECT_WEIGHTS.replace("{{READER_A}}", &wiring.reader_a),
             String::new(),
         )
     };
@@ -381,8 +365,13 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ports: 1,
         ..shape.readers()
     };
+    let window_reader = match shape.window {
+        Some(_) => any_port_reader_verilog(shape.readers(), WINDOW_READER_MODULE)
+            .map_err(MatmulUnitError::Shape)?,
+        None => String::new(),
+    };
     let unit = format!(
-        "{unit}{}{}{}{}",
+        "{unit}{window_reader}{}{}{}{}",
         stripe_reader_verilog(shape.readers()).map_err(MatmulUnitError::Shape)?,
         stripe_reader_verilog_named(reader_b, ACTIVATION_READER_MODULE)
             .map_err(MatmulUnitError::Shape)?,

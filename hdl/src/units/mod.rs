@@ -33,6 +33,8 @@ pub(crate) struct ReaderWiring {
     pub reader_a: String,
     pub reader_b: String,
     pub arbiters: String,
+    /// Reader A's port connections (for [`Self::reader_a_as`]).
+    a_ports: String,
 }
 
 impl ReaderWiring {
@@ -45,6 +47,7 @@ impl ReaderWiring {
             reader_a: String::new(),
             reader_b: String::new(),
             arbiters: String::new(),
+            a_ports: String::new(),
         };
         for q in 0..p {
             w.ports_io.push_str(&read_port_io(q));
@@ -80,6 +83,7 @@ impl ReaderWiring {
         }
         w.reader_a = reader_instance("a", a_module, &a_ports);
         w.reader_b = reader_instance("b", b_module, &b_ports);
+        w.a_ports = a_ports;
         w
     }
 
@@ -96,7 +100,14 @@ impl ReaderWiring {
             reader_a: reader_instance("a", a_module, &a_ports),
             reader_b: reader_instance("b", b_module, &b_ports),
             arbiters: String::new(),
+            a_ports,
         }
+    }
+
+    /// Reader A on the same ports as `module`, driven by (and driving) the unit's
+    /// signals `x_*` instead of `a_*`, with more connections `extra` (`,\n .name(wire)`).
+    pub(crate) fn reader_a_as(&self, x: &str, module: &str, extra: &str) -> String {
+        reader_instance(x, module, &format!("{}{extra}", self.a_ports))
     }
 }
 

@@ -114,6 +114,7 @@ pub fn vector_unit_verilog(shape: VectorUnitShape) -> Result<String, String> {
         reader_a,
         reader_b,
         arbiters,
+        ..
     } = if shape.ports == 2 {
         ReaderWiring::apart(STRIPE_READER_MODULE, STRIPE_READER_MODULE)
     } else {

@@ -6,7 +6,8 @@
 use std::path::Path;
 
 use tern_hdl::interconnect::{
-    stripe_reader_verilog, StripeShape, PORT_BEAT_BYTES, STRIPE_READER_FILE, STRIPE_READER_MODULE,
+    any_port_reader_verilog, stripe_reader_verilog, StripeShape, PORT_BEAT_BYTES,
+    STRIPE_READER_FILE, STRIPE_READER_MODULE,
 };
 
 use libloading::Library;
@@ -89,11 +90,39 @@ impl ModelCache {
         memory: &MemoryModel,
         vcd: Option<&Path>,
     ) -> Result<StripeReaderModel, BridgeError> {
-        let verilog = stripe_reader_verilog(shape).map_err(|message| BridgeError::Load {
+        self.load_reader(shape, false, memory, vcd)
+    }
+
+    /// The same for the reader whose bursts go to any free port
+    /// (`any_port_reader_verilog`): a run with a stall seed also makes other units want
+    /// its ports at random (`port_busy`).
+    pub fn load_any_port_reader(
+        &self,
+        shape: StripeShape,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<StripeReaderModel, BridgeError> {
+        self.load_reader(shape, true, memory, vcd)
+    }
+
+    fn load_reader(
+        &self,
+        shape: StripeShape,
+        any_port: bool,
+        memory: &MemoryModel,
+        vcd: Option<&Path>,
+    ) -> Result<StripeReaderModel, BridgeError> {
+        let verilog = if any_port {
+            any_port_reader_verilog(shape, STRIPE_READER_MODULE)
+        } else {
+            stripe_reader_verilog(shape)
+        }
+        .map_err(|message| BridgeError::Load {
             path: STRIPE_READER_FILE.into(),
             message,
         })?;
-        let shim = format!("#define PORTS {}\n{SHIM}", shape.ports);
+        let any = if any_port { "#define ANY_PORT 1\n" } else { "" };
+        let shim = format!("#define PORTS {}\n{any}{SHIM}", shape.ports);
         let (lib, so) = self.build_block(
             (
                 STRIPE_READER_MODULE,
