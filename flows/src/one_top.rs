@@ -98,10 +98,10 @@ pub fn one_top_shape(
         matmul: MatmulUnitShape {
             ports,
             engine: acc.matmul.clone(),
-            // A 256 KiB weight window on four ports (8 UltraRAMs, which nothing else in
-            // the top uses); 1 MiB measured no faster (docs/bench/accelerator-kv260-window.txt).
+            // A weight window of 4,096 engine beats: 1.25 MiB with the KV260's engine
+            // (320-byte beats), 36 UltraRAMs, which nothing else in the top uses.
             window: Some(WeightWindow {
-                words: 4096,
+                beats: 4096,
                 address_bits: WeightWindow::address_bits(memory_bytes),
             }),
         },

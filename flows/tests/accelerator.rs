@@ -38,7 +38,7 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
             engine: tiny_matmul(),
             // A small weight window, so that its FIFO fills and its chunks end often.
             window: Some(WeightWindow {
-                words: 16,
+                beats: 16,
                 address_bits: WeightWindow::address_bits(memory_bytes),
             }),
         },

@@ -53,11 +53,12 @@ pub struct MatmulUnitShape {
     pub window: Option<WeightWindow>,
 }
 
-/// The matmul unit's weight window: its FIFO's words (`ports` × 16 bytes each) and the
-/// bits of the addresses it keeps (memory's end must fit: [`Self::address_bits`]).
+/// The matmul unit's weight window: its FIFO's entries, each one of the engine's weight
+/// beats (`weight_beat_words` × 16 bytes), and the bits of the addresses it keeps
+/// (memory's end must fit: [`Self::address_bits`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightWindow {
-    pub words: usize,
+    pub beats: usize,
     pub address_bits: usize,
 }
 
@@ -136,13 +137,13 @@ impl MatmulUnitShape {
             ));
         }
         if let Some(WeightWindow {
-            words,
+            beats,
             address_bits,
         }) = self.window
         {
-            if !words.is_power_of_two() || !(16..=65536).contains(&words) {
+            if !beats.is_power_of_two() || !(16..=65536).contains(&beats) {
                 return Err(format!(
-                    "matmul unit: a weight window of {words} words is not a power of two in 16..=65536"
+                    "matmul unit: a weight window of {beats} beats is not a power of two in 16..=65536"
                 ));
             }
             if !(12..=63).contains(&address_bits) {
@@ -301,23 +302,23 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
     // bursts go to any port no other unit wants, its signals `ra_*`.
     let (weights_source, window_io) = if let Some(window) = shape.window {
         let ra = wiring.reader_a_as("ra", WINDOW_READER_MODULE, ",\n        .port_busy(ra_busy)");
-        let ab = ceil_log2(window.words);
+        let ab = ceil_log2(window.beats);
         let aw = window.address_bits;
         let word_bytes = 16 * p;
+        let beat_bytes = 16 * shape.weight_beat_words();
         let source = WINDOW_WEIGHTS
             .replace("{{READER_A}}", &ra)
-            .replace("{{RA_DEPTH}}", &window.words.to_string())
+            .replace("{{RA_DEPTH}}", &window.beats.to_string())
             .replace("{{RA_AW_HI}}", &(aw - 1).to_string())
             .replace("{{RA_AW}}", &aw.to_string())
             .replace("{{RA_AB}}", &ab.to_string())
             .replace("{{RA_CB}}", &(ab + 1).to_string())
-            .replace("{{RA_WORD_BYTES}}", &word_bytes.to_string())
+            .replace("{{RA_BEAT_BYTES}}", &beat_bytes.to_string())
             .replace("{{RA_WORD_MASK}}", &(word_bytes - 1).to_string())
             .replace(
                 "{{RA_CHUNK_BYTES}}",
-                &(window.words * word_bytes).to_string(),
-            )
-            .replace("{{LOG_P}}", &p.trailing_zeros().to_string());
+                &(window.beats * beat_bytes).to_string(),
+            );
         let io = format!(
             "    // The weight window's bounds: a pass starts (its contents may be stale), the\n    \
              // memory's end, the regions units write (docs/program.md); {aw}-bit addresses.\n    \
@@ -337,7 +338,13 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
             String::new(),
         )
     };
+    // Reader A's words: P beats, or from the window whole engine beats.
+    let a_words = match shape.window {
+        Some(_) => shape.weight_beat_words(),
+        None => p,
+    };
     let mut unit = format!("{UNIT_TEMPLATE}{TILE_WALK}{GEARBOX}")
+        .replace("{{A_WORDS}}", &a_words.to_string())
         .replace("{{WEIGHTS_SOURCE}}", &weights_source)
         .replace("{{WINDOW_IO}}", &window_io);
     for (key, value) in subs {
@@ -479,7 +486,7 @@ module {{MODULE}} (
     /* verilator lint_off UNUSEDSIGNAL */ // weights carry no block mark
     wire        wgt_last_unused;
     /* verilator lint_on UNUSEDSIGNAL */
-    tern_word_gearbox #(.IN({{P}}), .OUT({{WW}}), .CW(8)) weight_gearbox (
+    tern_word_gearbox #(.IN({{A_WORDS}}), .OUT({{WW}}), .CW(8)) weight_gearbox (
         .clk(clk), .rst(rst),
         .in_valid(a_valid), .in_ready(a_ready), .in_data(a_data), .in_words(8'(a_beats)), .in_last(1'b0),
         .out_valid(wgt_valid), .out_ready(wgt_ready), .out_data(wgt_data), .out_last(wgt_last_unused)
@@ -803,11 +810,13 @@ const DIRECT_WEIGHTS: &str = r#"    reg         a_cmd_valid;
     end
 "#;
 
-/// Reader A reading ahead along the weights into a FIFO (`WeightWindow::words`): the
-/// matrices lie back to back in the order the commands take them, so the next one's
-/// weights stream in while other units run. The unit sees the FIFO as reader A (`a_*`).
+/// Reader A reading ahead along the weights into a FIFO of the engine's weight beats
+/// (`WeightWindow::beats`): the matrices lie back to back in the order the commands take
+/// them, so the next one's weights stream in while other units run, and a block drains
+/// what was read ahead at a beat a clock (faster than the ports fill it). The unit sees
+/// the FIFO as reader A (`a_*`).
 const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on along the weights, between commands too,
-    // into a FIFO of {{RA_DEPTH}} words, never where a unit writes (scratch, the KV
+    // into a FIFO of {{RA_DEPTH}} engine beats, never where a unit writes (scratch, the KV
     // caches) nor past memory. A block whose weights start where the window stands
     // takes them from it; any other (and the first after a pass starts) first empties it.
     reg         ra_cmd_valid;
@@ -819,36 +828,51 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     wire        ra_cmd_ready, ra_last;
     wire [{{CB_HI}}:0] ra_beats;
     /* verilator lint_on UNUSEDSIGNAL */
-{{READER_A}}    (* ram_style = "ultra" *) reg [{{DW_HI}}:0] ra_mem [0:{{RA_DEPTH}}-1];
+{{READER_A}}    // Reader A's words gathered into the engine's beats (a chunk may end inside a
+    // beat: the next chunk, which starts where it ended, completes it).
+    wire        rb_valid, rb_ready;
+    wire [{{WW}}*128-1:0] rb_data;
+    /* verilator lint_off UNUSEDSIGNAL */ // the window's words carry no block mark
+    wire        rb_last_unused;
+    /* verilator lint_on UNUSEDSIGNAL */
+    wire        emptied;
+    tern_word_gearbox #(.IN({{P}}), .OUT({{WW}}), .CW(8)) window_gearbox (
+        .clk(clk), .rst(rst || emptied),
+        .in_valid(ra_valid), .in_ready(ra_ready), .in_data(ra_data), .in_words(8'(ra_beats)), .in_last(1'b0),
+        .out_valid(rb_valid), .out_ready(rb_ready), .out_data(rb_data), .out_last(rb_last_unused)
+    );
+    (* ram_style = "ultra" *) reg [{{WW}}*128-1:0] ra_mem [0:{{RA_DEPTH}}-1];
     reg  [{{RA_AB}}-1:0] ra_wr, ra_rd;
-    reg  [{{RA_AB}}:0]   ra_held;     // words in the FIFO's memory
-    reg  [{{DW_HI}}:0] ra_out;        // the oldest word, out of the memory
+    reg  [{{RA_AB}}:0]   ra_held;     // beats in the FIFO's memory
+    reg  [{{WW}}*128-1:0] ra_out;     // the oldest beat, out of the memory
     reg         ra_out_valid;
     reg         win;                  // the window stands at `base`
     reg         discard;              // emptying it: every word dropped until reader A is done
     reg         pend;                 // a block waits for its weights' place
-    reg  [{{RA_AW_HI}}:0] base;       // the address of the oldest word not yet taken
+    reg  [{{RA_AW_HI}}:0] base;       // the address of the oldest beat not yet taken
     reg  [{{RA_AW_HI}}:0] ahead;      // where reader A's next chunk starts
     reg  [{{RA_AW_HI}}:0] dem_end;    // the end of the block's weights
-    reg  [31:0] want;                 // words the block still takes
+    reg  [31:0] want;                 // 16-byte beats the block still takes
     reg  [{{RA_AW_HI}}:0] spec_end;   // how far reader A may read on from `ahead`
     reg         settled;              // spec_end is `ahead`'s
     wire        a_valid = ra_out_valid && want != 32'd0 && !discard;
     wire        a_ready;
-    wire [{{DW_HI}}:0] a_data = ra_out;
-    wire [{{CB_HI}}:0] a_beats = {{CB}}'d{{P}};
+    wire [{{WW}}*128-1:0] a_data = ra_out;
+    wire [7:0]  a_beats = 8'd{{WW}};
     wire        a_take = a_valid && a_ready;
-    // What the unit's end and error see: the block's words all taken.
+    // What the unit's end and error see: the block's beats all taken.
     wire        a_done = want == 32'd0 && !pend;
     assign ra_behind = a_done;
     wire        a_cmd_valid = 1'b0;
     wire        a_error = ra_error;
     wire        ra_pop = ra_out_valid && (a_take || discard);
     wire        ra_load = ra_held != '0 && (!ra_out_valid || ra_pop);
-    assign ra_ready = ra_held != {{RA_CB}}'d{{RA_DEPTH}};
-    wire        ra_push = ra_valid && ra_ready;
+    assign rb_ready = ra_held != {{RA_CB}}'d{{RA_DEPTH}};
+    wire        ra_push = rb_valid && rb_ready;
     wire        ra_idle = ra_done && !ra_cmd_valid;
-    wire        emptied = discard && ra_idle && ra_held == '0 && !ra_out_valid;
+    // Emptied: reader A done, nothing in the FIFO nor a whole beat in the gearbox (a part
+    // of one is cleared with it).
+    assign emptied = discard && ra_idle && ra_held == '0 && !ra_out_valid && !rb_valid;
     wire        weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
         && want == 32'd0 && !pend;
     // Reading on stops where memory a unit writes begins, or at its end.
@@ -879,7 +903,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     wire [63:0] weights_end = weights + {28'd0, matrix_beats, 4'd0};
     /* verilator lint_on UNUSEDSIGNAL */
     always @(posedge clk) begin
-        if (ra_push) ra_mem[ra_wr] <= ra_data;
+        if (ra_push) ra_mem[ra_wr] <= rb_data;
         if (ra_load) ra_out <= ra_mem[ra_rd];
         spec_end <= ahead + (spec_room & ~{{RA_AW}}'d{{RA_WORD_MASK}});
         settled <= 1'b1;
@@ -902,8 +926,8 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
             if (ra_load) ra_out_valid <= 1'b1;
             else if (ra_pop) ra_out_valid <= 1'b0;
             if (a_take) begin
-                want <= want - 32'd1;
-                base <= base + {{RA_AW}}'d{{RA_WORD_BYTES}};
+                want <= want - 32'd{{WW}};
+                base <= base + {{RA_AW}}'d{{RA_BEAT_BYTES}};
             end
             if (start) blocks_left <= rows_all;
             else if (weights_next) begin
@@ -916,7 +940,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
             if (pend && !discard) begin
                 if (win && weights_fit && base == weights[{{RA_AW_HI}}:0]) begin
                     pend <= 1'b0;
-                    want <= matrix_beats >> {{LOG_P}};
+                    want <= matrix_beats;
                 end else discard <= 1'b1;
             end
             if (emptied) begin
@@ -1123,13 +1147,13 @@ mod tests {
         assert!(e.contains("chunk of 24"), "{e}");
     }
 
-    /// A weight window is a power of two of words, and its matrices whole words of the
-    /// ports: the Verilog then carries the window and its bounds.
+    /// A weight window is a power of two of engine beats, and its matrices whole words of
+    /// the ports: the Verilog then carries the window (as wide as a beat) and its bounds.
     #[test]
     fn a_weight_window_is_checked_and_built() {
-        let with = |words, address_bits| MatmulUnitShape {
+        let with = |beats, address_bits| MatmulUnitShape {
             window: Some(WeightWindow {
-                words,
+                beats,
                 address_bits,
             }),
             ..shape(4, 8, 16)
@@ -1144,7 +1168,7 @@ mod tests {
         assert!(!matmul_unit_verilog(&none).unwrap().unit.contains("ra_mem"));
         for bad in [3, 8, 1 << 17] {
             let e = with(bad, 33).check().unwrap_err();
-            assert!(e.contains(&format!("window of {bad} words")), "{e}");
+            assert!(e.contains(&format!("window of {bad} beats")), "{e}");
         }
         let e = with(64, 64).check().unwrap_err();
         assert!(e.contains("64 bits"), "{e}");
