@@ -179,7 +179,16 @@ pub fn accelerator_verilog(
         }
     };
     let core = core_verilog(p, att_ports, vec_ports, &mm_window);
-    let mut arbiters = format!("{}{}{}", r0[0], w0[0], write_guard_verilog());
+    // The write guards compare addresses as wide as memory needs (33 bits for 4 GiB).
+    let guard_bits = crate::units::WeightWindow::address_bits(shape.sequencer.memory_bytes);
+    if guard_bits > 63 {
+        return Err(AcceleratorError::Shape(format!(
+            "a memory of {} bytes: its end does not fit in 63 address bits",
+            shape.sequencer.memory_bytes
+        )));
+    }
+    let guard = write_guard_verilog(guard_bits);
+    let mut arbiters = format!("{}{}{}", r0[0], w0[0], guard);
     // Ports 1..P-1: a read arbiter for each number of masters some port has.
     let mut counts: Vec<usize> = (1..p)
         .map(|q| port_readers(q, att_ports, vec_ports).len())
