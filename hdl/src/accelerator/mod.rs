@@ -173,7 +173,7 @@ pub fn accelerator_verilog(
             let hi = aw - 1;
             format!(
                 "\n        .ra_flush(cmd_valid && idle), .ra_mem_end({aw}'d{}), .ra_scratch_at(scratch_at[{hi}:0]),\n        \
-                 .ra_kv_at(kv_at[{hi}:0]), .ra_behind(mm_behind), .ra_busy(mm_busy),",
+                 .ra_scratch_end(scratch_end[{hi}:0]), .ra_kv_at(kv_at[{hi}:0]), .ra_kv_end(kv_end[{hi}:0]), .ra_behind(mm_behind), .ra_busy(mm_busy),",
                 shape.sequencer.memory_bytes
             )
         }

@@ -323,7 +323,8 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
             "    // The weight window's bounds: a pass starts (its contents may be stale), the\n    \
              // memory's end, the regions units write (docs/program.md); {aw}-bit addresses.\n    \
              input  wire         ra_flush,\n    input  wire [{hi}:0]  ra_mem_end,\n    \
-             input  wire [{hi}:0]  ra_scratch_at,\n    input  wire [{hi}:0]  ra_kv_at,\n    \
+             input  wire [{hi}:0]  ra_scratch_at,\n    input  wire [{hi}:0]  ra_scratch_end,\n    \
+             input  wire [{hi}:0]  ra_kv_at,\n    input  wire [{hi}:0]  ra_kv_end,\n    \
              // Reading ahead with no block waiting: the top lets other units' reads first,\n    \
              // and says on which ports another unit wants to read (no burst is asked there).\n    \
              output wire         ra_behind,\n    input  wire [{p_last}:0]   ra_busy,\n",
@@ -874,16 +875,18 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     assign emptied = discard && ra_idle && ra_held == '0 && !ra_out_valid && !rb_valid;
     wire        weights_next = running && !start && count == 2'd2 && blocks_left != 32'd0
         && want == 32'd0 && !pend;
-    // Reading on stays below every region a unit writes and inside memory: below the
-    // fence, the lowest of scratch, the KV caches and memory's end (the program lays the
-    // weights below both regions; a window standing at or above the fence reads only
-    // its blocks' own weights). The regions hold still during a pass: the fence is
-    // registered.
-    wire [{{RA_AW_HI}}:0] writable_at = ra_scratch_at < ra_kv_at ? ra_scratch_at : ra_kv_at;
-    reg  [{{RA_AW_HI}}:0] fence;
-    always @(posedge clk) fence <= ra_mem_end < writable_at ? ra_mem_end : writable_at;
-    // A chunk: whole words, up to a FIFO's worth past `ahead` below the fence.
-    wire [{{RA_AW_HI}}:0] room = ahead < fence ? fence - ahead : '0;
+    // Reading on stops where memory a unit writes begins, or at its end.
+    wire        in_writable = (ahead >= ra_scratch_at && ahead < ra_scratch_end)
+        || (ahead >= ra_kv_at && ahead < ra_kv_end) || ahead >= ra_mem_end;
+    reg  [{{RA_AW_HI}}:0] lim;
+    always @(*) begin
+        lim = ra_mem_end;
+        if (ahead < ra_scratch_at && ra_scratch_at < lim) lim = ra_scratch_at;
+        if (ahead < ra_kv_at && ra_kv_at < lim) lim = ra_kv_at;
+        if (in_writable) lim = ahead;
+    end
+    // A chunk: whole words, up to a FIFO's worth past `ahead` within `lim`.
+    wire [{{RA_AW_HI}}:0] room = lim - ahead;
     wire [{{RA_AW_HI}}:0] spec_room = room > {{RA_AW}}'d{{RA_CHUNK_BYTES}} ? {{RA_AW}}'d{{RA_CHUNK_BYTES}} : room;
     // Reading on past a block's matrix only once no block of the command is left (a
     // later block reads the same matrix again: what lies past it would be dropped).
@@ -1157,7 +1160,7 @@ mod tests {
         };
         assert_eq!(WeightWindow::address_bits(1 << 32), 33);
         let v = matmul_unit_verilog(&with(64, 33)).unwrap().unit;
-        assert!(v.contains("ra_mem [0:64-1]") && v.contains("input  wire [32:0]  ra_kv_at"));
+        assert!(v.contains("ra_mem [0:64-1]") && v.contains("input  wire [32:0]  ra_kv_end"));
         let none = MatmulUnitShape {
             window: None,
             ..shape(4, 8, 16)
