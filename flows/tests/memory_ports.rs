@@ -22,27 +22,22 @@ fn kv260(bytes: u64) -> MemoryModel {
     model
 }
 
-fn reader(ports: usize, memory: &MemoryModel) -> StripeReaderModel {
+/// The stripe reader of `ports` ports (bursts of 16 beats, 4 in flight a port) on
+/// `memory`; `any_port`: the reader whose bursts go to any free port (the weight
+/// window's).
+fn reader(ports: usize, memory: &MemoryModel, any_port: bool) -> StripeReaderModel {
     let shape = StripeShape {
         ports,
         burst: 16,
         outstanding: 4,
     };
-    ModelCache::new(default_cache_root())
-        .load_stripe_reader(shape, memory, None)
-        .unwrap()
-}
-
-/// The reader whose bursts go to any free port (the weight window's), same shape.
-fn any_port_reader(ports: usize, memory: &MemoryModel) -> StripeReaderModel {
-    let shape = StripeShape {
-        ports,
-        burst: 16,
-        outstanding: 4,
-    };
-    ModelCache::new(default_cache_root())
-        .load_any_port_reader(shape, memory, None)
-        .unwrap()
+    let cache = ModelCache::new(default_cache_root());
+    if any_port {
+        cache.load_any_port_reader(shape, memory, None)
+    } else {
+        cache.load_stripe_reader(shape, memory, None)
+    }
+    .unwrap()
 }
 
 /// Every region comes out whole and in order, byte for byte the memory's, as words of
@@ -73,11 +68,7 @@ fn regions_come_out_whole_and_in_order_through_the_ports() {
             memory.stall_percent = 20;
             memory.seed = 7;
         }
-        let mut r = if any_port {
-            any_port_reader(ports, &memory)
-        } else {
-            reader(ports, &memory)
-        };
+        let mut r = reader(ports, &memory, any_port);
         r.write(0, &image);
         for case in 0..30u64 {
             let beats = match case {
@@ -133,7 +124,7 @@ fn four_hp_ports_carry_their_width_from_the_ddr() {
     let mut rates = Vec::new();
     for ports in [1usize, 2, 4] {
         let memory = kv260(BYTES);
-        let mut r = reader(ports, &memory);
+        let mut r = reader(ports, &memory, false);
         let (_, o) = r.read(0, beats, 0);
         assert!(o.clocks != u64::MAX && o.beats == u64::from(beats), "{o:?}");
         let per_clock = 16.0 * f64::from(beats) / o.clocks as f64;
