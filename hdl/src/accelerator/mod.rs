@@ -369,6 +369,7 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize, mm_window: &str) -
     // no new burst on a port another unit has asked on in the last 64 clocks (`mm_busy`:
     // a streaming unit's requests come and go as its bursts return).
     let window = !mm_window.is_empty();
+    let port0 = ["seq", "mm", "lm", "vec", "att"];
     let others_asked = |q: usize, others: &[&str]| -> String {
         let asked: Vec<String> = others
             .iter()
@@ -390,7 +391,7 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize, mm_window: &str) -
     if window {
         for q in 0..p {
             let others = if q == 0 {
-                vec!["seq", "mm", "lm", "vec", "att"]
+                port0.to_vec()
             } else {
                 port_readers(q, att_ports, vec_ports)
             };
@@ -407,7 +408,6 @@ fn core_verilog(p: usize, att_ports: usize, vec_ports: usize, mm_window: &str) -
     }
     let mut r0 = String::from("    p0_tern_read_arbiter read0 (\n        .clk(clk), .rst(rst)");
     let mut w0 = String::from("    p0_tern_write_arbiter write0 (\n        .clk(clk), .rst(rst)");
-    let port0 = ["seq", "mm", "lm", "vec", "att"];
     for (i, who) in port0.iter().enumerate() {
         for (sig, _, _) in READ_SIGS {
             r0.push_str(&format!(
