@@ -119,6 +119,14 @@ fn reader_verilog(shape: StripeShape, module: &str, order: BurstOrder) -> Result
     // Bursts asked and not yet out: a port reserves `burst / P` words for each but the
     // region's last, and at most `words`.
     let ord = (p * words * p / burst + 1).next_power_of_two().max(2);
+    let due_limit = match order {
+        BurstOrder::InTurn => format!("{}'d{due}", due_bits + 1),
+        BurstOrder::AnyFreePort => format!(
+            "(reading_ahead ? {b}'d{} : {b}'d{due})",
+            outstanding.div_ceil(2) * burst,
+            b = due_bits + 1
+        ),
+    };
     let (busy_io, order_decl, port_issue, order_start, order_issued, order_next_burst) = match order
     {
         BurstOrder::InTurn => (
@@ -151,21 +159,32 @@ fn reader_verilog(shape: StripeShape, module: &str, order: BurstOrder) -> Result
              /* verilator lint_off UNUSEDSIGNAL */ // beats are counted: no burst's end is needed\n    \
              input  wire         m{i}_rlast,\n    /* verilator lint_on UNUSEDSIGNAL */\n"
         ));
-        // Where the beat goes in its word: an index just wide enough for the word.
-        let beat_at = if p == 1 {
-            "7'd0".to_string()
-        } else {
-            format!("{{p{i}_have[{}:0], 7'd0}}", ceil_log2(p) - 1)
-        };
+        // The FIFO in one bank a beat of the word: a beat is written where it belongs as
+        // it comes, with no word gathered in registers first.
+        let (mut bank_decl, mut bank_write, mut bank_read) =
+            (String::new(), String::new(), Vec::new());
+        for j in 0..p {
+            bank_decl.push_str(&format!(
+                "    reg [127:0] f{i}_b{j} [0:{{{{WORDS_LAST}}}}];\n"
+            ));
+            bank_write.push_str(&format!(
+                "        if (m{i}_rvalid && p{i}_have == {{{{CB}}}}'d{j}) f{i}_b{j}[f{i}_wr] <= m{i}_rdata;\n"
+            ));
+            bank_read.push(format!("f{i}_b{j}[f{i}_rd]"));
+        }
+        bank_read.reverse();
         port_logic.push_str(
             &PORT_TEMPLATE
-                .replace("{{BEAT_AT}}", &beat_at)
+                .replace("{{BANK_DECL}}", &bank_decl)
+                .replace("{{BANK_WRITE}}", &bank_write)
                 .replace("{{PORT_ISSUE}}", port_issue)
+                .replace("{{DUE_LIMIT}}", &due_limit)
                 .replace("{{I}}", &i.to_string()),
         );
         word_mux.push_str(&format!(
             "            {port_bits}'d{i}: begin\n                word_valid = f{i}_count != {c}'d0;\n                \
-             word = f{i}_data[f{i}_rd];\n                word_beats = f{i}_beats[f{i}_rd];\n            end\n",
+             word = {{{}}};\n                word_beats = f{i}_beats[f{i}_rd];\n            end\n",
+            bank_read.join(", "),
             c = wa + 1
         ));
         issued.push(format!("p{i}_issue"));
@@ -349,6 +368,9 @@ const IN_TURN_NEXT_BURST: &str = "                    merge_port <= merge_port =
 const ANY_PORT_IO: &str =
     "    // Ports another unit wants: no burst is asked on a port while its bit is set.
     input  wire [{{P_LAST}}:0]  port_busy,
+    // Reading ahead of any consumer: at most half the bursts in flight a port, so that
+    // other units' reads queue behind fewer of them.
+    input  wire         reading_ahead,
 ";
 const ANY_PORT_DECL: &str =
     "    reg [{{PB_HI}}:0]   issue_port;   // where the search for a free port starts
@@ -389,7 +411,7 @@ const PORT_TEMPLATE: &str = r#"
     // which the port's own address stage covers: it holds the port for a clock at least
     // after each burst asked) to keep the sum out of the issue's path.
     reg         p{{I}}_due_room;
-    always @(posedge clk) p{{I}}_due_room <= {1'b0, p{{I}}_due} + {{DB}}'d{{BURST}} <= {{DB}}'d{{DUE}};
+    always @(posedge clk) p{{I}}_due_room <= {1'b0, p{{I}}_due} + {{DB}}'d{{BURST}} <= {{DUE_LIMIT}};
     wire p{{I}}_room = p{{I}}_due_room
         && {1'b0, p{{I}}_reserved} + {1'b0, burst_words} <= {1'b0, {{WC}}'d{{WORDS}}};
 {{PORT_ISSUE}}
@@ -397,28 +419,18 @@ const PORT_TEMPLATE: &str = r#"
     assign m{{I}}_araddr = p{{I}}_addr;
     assign m{{I}}_arlen = p{{I}}_len;
     assign m{{I}}_rready = 1'b1;   // room was reserved when the burst was asked
-    // Beats gathered into a word; a word goes into the FIFO when full, or with the
-    // region's last beat (bursts are whole words but the region's last).
-    reg [{{DW_HI}}:0] p{{I}}_gather;
+    // Beats written into the FIFO's word at `f_wr` as they come; the word is pushed
+    // when full, or with the region's last beat (bursts are whole words but the
+    // region's last).
     reg [{{CB_HI}}:0] p{{I}}_have;
-    reg [{{DW_HI}}:0] p{{I}}_word;
-    always @(*) begin
-        p{{I}}_word = p{{I}}_gather;
-        p{{I}}_word[{{BEAT_AT}} +: 128] = m{{I}}_rdata;
-    end
     wire p{{I}}_push = m{{I}}_rvalid
         && (p{{I}}_have == {{CB}}'d{{P_LAST}} || (p{{I}}_final && p{{I}}_due == {{DB_IN}}'d1));
-    reg [{{DW_HI}}:0] f{{I}}_data [0:{{WORDS_LAST}}];
-    reg [{{CB_HI}}:0] f{{I}}_beats [0:{{WORDS_LAST}}];
+{{BANK_DECL}}    reg [{{CB_HI}}:0] f{{I}}_beats [0:{{WORDS_LAST}}];
     reg [{{WA_HI}}:0] f{{I}}_wr, f{{I}}_rd;
     reg [{{WC_HI}}:0] f{{I}}_count;
     wire f{{I}}_pop = take && merge_port == {{PB}}'d{{I}};
     always @(posedge clk) begin
-        if (m{{I}}_rvalid) p{{I}}_gather <= p{{I}}_word;
-        if (p{{I}}_push) begin
-            f{{I}}_data[f{{I}}_wr] <= p{{I}}_word;
-            f{{I}}_beats[f{{I}}_wr] <= p{{I}}_have + {{CB}}'d1;
-        end
+{{BANK_WRITE}}        if (p{{I}}_push) f{{I}}_beats[f{{I}}_wr] <= p{{I}}_have + {{CB}}'d1;
         if (rst || !busy) begin
             p{{I}}_due <= {{DB_IN}}'d0;
             p{{I}}_final <= 1'b0;

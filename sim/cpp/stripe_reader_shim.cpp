@@ -27,9 +27,11 @@ struct Model {
     uint64_t cycles = 0;
     uint64_t rng = 1;
     // The ports other units want (`port_busy` of an any-port reader): each port's bit
-    // flips at random, in runs (0: never busy).
+    // flips at random, in runs (0: never busy); so does `reading_ahead` (half the bursts
+    // in flight while set).
     uint64_t busy_rng = 0;
     uint32_t busy = 0;
+    uint32_t ahead = 0;
 
     bool stall(bool on) {
         if (!on) return false;
@@ -42,6 +44,7 @@ struct Model {
         drive_read_ports(t, ports);
 #ifdef ANY_PORT
         t->port_busy = busy;
+        t->reading_ahead = ahead;
 #endif
     }
     void next_busy() {
@@ -50,6 +53,8 @@ struct Model {
             busy_rng ^= busy_rng << 13; busy_rng ^= busy_rng >> 7; busy_rng ^= busy_rng << 17;
             if (busy_rng % 100 < 4) busy ^= 1u << i;
         }
+        busy_rng ^= busy_rng << 13; busy_rng ^= busy_rng >> 7; busy_rng ^= busy_rng << 17;
+        if (busy_rng % 100 < 2) ahead ^= 1;
     }
     void tick() {
         auto* t = top.get();
@@ -138,6 +143,7 @@ void tern_stripe_reader_run(void* p, uint64_t addr, uint32_t beats, uint8_t* out
     m->rng = stall_seed | 1;
     m->busy_rng = stall_seed == 0 ? 0 : (stall_seed * 0x9E3779B97F4A7C15ull) | 1;
     m->busy = 0;
+    m->ahead = 0;
     std::memset(o, 0, sizeof *o);
     o->clocks = UINT64_MAX;
     bool commanded = false;

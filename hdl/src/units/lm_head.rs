@@ -100,13 +100,14 @@ impl LmHeadUnitShape {
         self.engine().check().map_err(|e| e.to_string())
     }
 
-    /// Reader A's shape: bursts of 16 beats, 4 in flight a port (reader B: the same on
-    /// one port).
+    /// Reader A's shape: bursts of 16 beats, 8 in flight a port (4 cover the ports'
+    /// latency alone, not the one top's arbiters and queues); reader B (the mantissas,
+    /// one port) 4.
     pub fn readers(&self) -> StripeShape {
         StripeShape {
             ports: self.ports,
             burst: 16,
-            outstanding: 4,
+            outstanding: 8,
         }
     }
 }
@@ -212,6 +213,7 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
     debug_assert!(crate::bits::filled(&unit), "a placeholder left");
     let mantissa_reader = StripeShape {
         ports: 1,
+        outstanding: 4,
         ..shape.readers()
     };
     Ok(format!(

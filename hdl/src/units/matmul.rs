@@ -179,6 +179,16 @@ impl MatmulUnitShape {
             outstanding: 4,
         }
     }
+
+    /// The weight window's reader A: 8 bursts in flight a port while a block waits on
+    /// it (4 cover the ports' latency alone, not the one top's arbiters and queues
+    /// beside the other units), half of them while it reads ahead.
+    pub fn window_reader(&self) -> StripeShape {
+        StripeShape {
+            outstanding: 8,
+            ..self.readers()
+        }
+    }
 }
 
 /// A matrix's weights as the unit reads them: tile (r, c) of `ceil(m/M_t) ×
@@ -301,7 +311,11 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
     // Reader A straight to the engine, or behind the weight window: a reader whose
     // bursts go to any port no other unit wants, its signals `ra_*`.
     let (weights_source, window_io) = if let Some(window) = shape.window {
-        let ra = wiring.reader_a_as("ra", WINDOW_READER_MODULE, ",\n        .port_busy(ra_busy)");
+        let ra = wiring.reader_a_as(
+            "ra",
+            WINDOW_READER_MODULE,
+            ",\n        .port_busy(ra_busy), .reading_ahead(ra_behind)",
+        );
         let ab = ceil_log2(window.beats);
         let aw = window.address_bits;
         let word_bytes = 16 * p;
@@ -373,7 +387,7 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ..shape.readers()
     };
     let window_reader = match shape.window {
-        Some(_) => any_port_reader_verilog(shape.readers(), WINDOW_READER_MODULE)
+        Some(_) => any_port_reader_verilog(shape.window_reader(), WINDOW_READER_MODULE)
             .map_err(MatmulUnitError::Shape)?,
         None => String::new(),
     };
