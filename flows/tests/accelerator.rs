@@ -435,6 +435,31 @@ fn a_token_on_the_one_top(
         ms(own),
         o.ddr
     );
+    // What the DRAM read while each part ran, and at what rate: the ports' bound is
+    // 61 bytes a clock with refresh (BENCHMARKS.md).
+    let while_clocks = [
+        o.clocks_matmul,
+        o.clocks_lm_head,
+        o.clocks_vector,
+        o.clocks_attention,
+        own,
+    ];
+    let parts: Vec<String> = tern_sim::cosim::units::PASS_UNITS
+        .iter()
+        .zip(o.read_while.iter().zip(while_clocks))
+        .map(|(name, (&bytes, clocks))| {
+            format!(
+                "{name} {bytes} ({:.1} B/clock)",
+                bytes as f64 / clocks.max(1) as f64
+            )
+        })
+        .collect();
+    println!("bytes read while each part ran: {}", parts.join(", "));
+    assert_eq!(
+        o.read_while.iter().sum::<u64>(),
+        o.ddr.bytes_read,
+        "the parts' bytes do not add up to the pass's"
+    );
 }
 
 /// The one top's FuseSoC core works with FuseSoC itself (its lint target: Verilator

@@ -8,7 +8,7 @@
 #include <cstring>
 #include "Vtern_accelerator.h"
 
-extern "C" uint32_t tern_accelerator_shell_abi() { return 2; }
+extern "C" uint32_t tern_accelerator_shell_abi() { return 3; }
 
 using Model = UnitModel<Vtern_accelerator>;
 

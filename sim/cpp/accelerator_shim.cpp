@@ -6,7 +6,7 @@
 #include <cstring>
 #include "Vtern_accelerator_core.h"
 
-extern "C" uint32_t tern_accelerator_abi() { return 2; }
+extern "C" uint32_t tern_accelerator_abi() { return 3; }
 
 using Model = UnitModel<Vtern_accelerator_core>;
 
@@ -24,6 +24,9 @@ struct PassOutcome {
     uint32_t error_code, error_command, next_token, commands_run;
     uint64_t clocks_pass, clocks_matmul, clocks_lm_head, clocks_vector, clocks_attention;
     DdrCounts ddr;
+    // Bytes the DRAM read while the matmul, LM-head, vector and attention units ran (their
+    // clock counters moving) and in the sequencer's own clocks: whoever asked for them.
+    uint64_t read_while[5];
 };
 
 UNIT_C_API(tern_accelerator, Vtern_accelerator_core)
@@ -46,7 +49,19 @@ void tern_accelerator_run(void* p, const PassCommand* c, PassOutcome* o, uint64_
     t->id_push = 0;
     t->program_at = c->program_at;
     t->position = c->position;
-    o->clocks = unit_run(m, limit);
+    uint64_t counted[4] = {t->clocks_matmul, t->clocks_lm_head, t->clocks_vector,
+                           t->clocks_attention};
+    uint64_t read = m->ddr.bytes_read;
+    o->clocks = unit_run(m, limit, [&] {
+        uint64_t now[4] = {t->clocks_matmul, t->clocks_lm_head, t->clocks_vector,
+                           t->clocks_attention};
+        int unit = 4;
+        for (int i = 3; i >= 0; i--)
+            if (now[i] != counted[i]) unit = i;
+        o->read_while[unit] += m->ddr.bytes_read - read;
+        read = m->ddr.bytes_read;
+        std::memcpy(counted, now, sizeof counted);
+    });
     o->error_code = t->error_code;
     o->error_command = t->error_command;
     o->next_token = t->next_token;

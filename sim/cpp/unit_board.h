@@ -123,9 +123,10 @@ struct DdrCounts {
 };
 
 // One command (its fields already on the unit's inputs): offered until taken, then
-// clocked until `done`. The clocks from the command to done, UINT64_MAX past `limit`.
-template <class V>
-uint64_t unit_run(UnitModel<V>* m, uint64_t limit) {
+// clocked until `done`, `each_clock()` after every clock. The clocks from the command to
+// done, UINT64_MAX past `limit`.
+template <class V, class F>
+uint64_t unit_run(UnitModel<V>* m, uint64_t limit, F&& each_clock) {
     auto* t = m->top.get();
     uint64_t clocks = UINT64_MAX;
     bool commanded = false;
@@ -139,10 +140,16 @@ uint64_t unit_run(UnitModel<V>* m, uint64_t limit) {
             break;
         }
         m->tick();
+        each_clock();
         if (cmd) commanded = true;
     }
     t->cmd_valid = 0;
     return clocks;
+}
+
+template <class V>
+uint64_t unit_run(UnitModel<V>* m, uint64_t limit) {
+    return unit_run(m, limit, [] {});
 }
 
 // The C functions every unit's shim has over `UnitModel<V>`: NAME_new, NAME_free (the

@@ -38,7 +38,7 @@ const SHELL_SHIM: &str = include_str!("../../cpp/accelerator_shell_shim.cpp");
 const SHELL_NAMES: &str = "#define WRITE_PORT(sig) m0_##sig\n#define UNIT_IDLE_INPUTS(t) (t)->s_axi_control_awvalid = 0\n#define UNIT_CLOCK ap_clk\n#define UNIT_RESET(t, on) (t)->ap_rst_n = !(on)\n";
 const SHIM_ABI: u32 = 1;
 /// The one top's core and shell (their commands changed).
-const ONE_TOP_SHIM_ABI: u32 = 2;
+const ONE_TOP_SHIM_ABI: u32 = 3;
 /// The LM-head unit's (its command grew a group).
 const LM_HEAD_SHIM_ABI: u32 = 2;
 
@@ -358,7 +358,14 @@ pub struct PassOutcome {
     pub clocks_vector: u64,
     pub clocks_attention: u64,
     pub ddr: DdrCounts,
+    /// Bytes the DRAM read while each unit ran ([`PASS_UNITS`]' order) and in the
+    /// sequencer's own clocks: with the weight window reading ahead, not only the
+    /// running unit's own reads.
+    pub read_while: [u64; 5],
 }
+
+/// The parts of a pass [`PassOutcome::read_while`] counts, in its order.
+pub const PASS_UNITS: [&str; 5] = ["matmul", "LM head", "vector", "attention", "sequencer"];
 
 /// What a host does to the one top's shell (`tern_accelerator`): one AXI4-Lite access,
 /// a wait for the interrupt, or a reset (docs/accelerator.md, "Shell"). Made by
