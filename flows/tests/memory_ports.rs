@@ -174,7 +174,12 @@ fn the_stripe_reader_verilog_is_lint_clean() {
             ),
             (
                 "tern_any_port_reader.v",
-                any_port_reader_verilog(shape, "tern_any_port_reader").unwrap(),
+                any_port_reader_verilog(
+                    shape,
+                    shape.outstanding.div_ceil(2),
+                    "tern_any_port_reader",
+                )
+                .unwrap(),
             ),
             (
                 "tern_read_ports.v",

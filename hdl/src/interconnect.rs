@@ -85,9 +85,21 @@ pub fn stripe_reader_verilog_named(shape: StripeShape, module: &str) -> Result<S
 
 /// A stripe reader whose bursts go to any free port (`BurstOrder::AnyFreePort`), its
 /// module named `module`: it has an input `port_busy` (a bit a port) and asks no burst
-/// on a port whose bit is set. The words still go out in the region's order.
-pub fn any_port_reader_verilog(shape: StripeShape, module: &str) -> Result<String, String> {
-    reader_verilog(shape, module, BurstOrder::AnyFreePort)
+/// on a port whose bit is set, and an input `reading_ahead` that holds each port to
+/// `outstanding_ahead` bursts in flight (of `shape.outstanding`) while set. The words
+/// still go out in the region's order.
+pub fn any_port_reader_verilog(
+    shape: StripeShape,
+    outstanding_ahead: usize,
+    module: &str,
+) -> Result<String, String> {
+    if !(1..=shape.outstanding).contains(&outstanding_ahead) {
+        return Err(format!(
+            "any-port reader: {outstanding_ahead} bursts in flight while reading ahead, not 1..={}",
+            shape.outstanding
+        ));
+    }
+    reader_verilog(shape, module, BurstOrder::AnyFreePort { outstanding_ahead })
 }
 
 /// Which port a stripe reader asks its next burst on.
@@ -98,7 +110,7 @@ enum BurstOrder {
     /// The first port (from the one after the last used) whose address stage is free,
     /// that has room and that no other unit wants: a reader running beside other units
     /// keeps streaming on the ports they leave. The ports' order is kept in a FIFO.
-    AnyFreePort,
+    AnyFreePort { outstanding_ahead: usize },
 }
 
 fn reader_verilog(shape: StripeShape, module: &str, order: BurstOrder) -> Result<String, String> {
@@ -121,9 +133,9 @@ fn reader_verilog(shape: StripeShape, module: &str, order: BurstOrder) -> Result
     let ord = (p * words * p / burst + 1).next_power_of_two().max(2);
     let due_limit = match order {
         BurstOrder::InTurn => format!("{}'d{due}", due_bits + 1),
-        BurstOrder::AnyFreePort => format!(
+        BurstOrder::AnyFreePort { outstanding_ahead } => format!(
             "(reading_ahead ? {b}'d{} : {b}'d{due})",
-            outstanding.div_ceil(2) * burst,
+            outstanding_ahead * burst,
             b = due_bits + 1
         ),
     };
@@ -137,7 +149,7 @@ fn reader_verilog(shape: StripeShape, module: &str, order: BurstOrder) -> Result
             IN_TURN_ISSUED,
             IN_TURN_NEXT_BURST,
         ),
-        BurstOrder::AnyFreePort => (
+        BurstOrder::AnyFreePort { .. } => (
             ANY_PORT_IO,
             ANY_PORT_DECL,
             ANY_PORT_ISSUE,
@@ -192,7 +204,7 @@ fn reader_verilog(shape: StripeShape, module: &str, order: BurstOrder) -> Result
     }
     let order_pick = match order {
         BurstOrder::InTurn => String::new(),
-        BurstOrder::AnyFreePort => {
+        BurstOrder::AnyFreePort { .. } => {
             // From each start, the ports in turn: the first free one is picked.
             let mut cases = String::new();
             for start in 0..p {

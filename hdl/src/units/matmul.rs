@@ -38,6 +38,11 @@ pub const MATMUL_UNIT_FILE: &str = "tern_matmul_unit.v";
 const ACTIVATION_READER_MODULE: &str = "tern_stripe_reader_one_port";
 /// Reader A behind the weight window: its bursts go to any port no other unit wants.
 const WINDOW_READER_MODULE: &str = "tern_window_reader";
+/// Bursts in flight a port while the window reads ahead of any block: more queue ahead
+/// of the running unit's reads in the DRAM (8: its vector and attention time rose by a
+/// quarter), fewer leave the window less read ahead (2: 14.79 ms a 0.73B token, not
+/// 14.12; BENCHMARKS.md, "Deeper reads").
+pub const WINDOW_READ_AHEAD_BURSTS: usize = 4;
 /// Partial-sum entries the result FIFO holds before the engine waits for the writer.
 const RESULT_FIFO_DEPTH: usize = 32;
 
@@ -180,12 +185,12 @@ impl MatmulUnitShape {
         }
     }
 
-    /// The weight window's reader A: 8 bursts in flight a port while a block waits on
+    /// The weight window's reader A: 12 bursts in flight a port while a block waits on
     /// it (4 cover the ports' latency alone, not the one top's arbiters and queues
-    /// beside the other units), half of them while it reads ahead.
+    /// beside the other units), [`WINDOW_READ_AHEAD_BURSTS`] while it reads ahead.
     pub fn window_reader(&self) -> StripeShape {
         StripeShape {
-            outstanding: 8,
+            outstanding: 12,
             ..self.readers()
         }
     }
@@ -387,8 +392,12 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ..shape.readers()
     };
     let window_reader = match shape.window {
-        Some(_) => any_port_reader_verilog(shape.window_reader(), WINDOW_READER_MODULE)
-            .map_err(MatmulUnitError::Shape)?,
+        Some(_) => any_port_reader_verilog(
+            shape.window_reader(),
+            WINDOW_READ_AHEAD_BURSTS,
+            WINDOW_READER_MODULE,
+        )
+        .map_err(MatmulUnitError::Shape)?,
         None => String::new(),
     };
     let unit = format!(

@@ -94,8 +94,9 @@ impl ModelCache {
     }
 
     /// The same for the reader whose bursts go to any free port
-    /// (`any_port_reader_verilog`): a run with a stall seed also makes other units want
-    /// its ports at random (`port_busy`).
+    /// (`any_port_reader_verilog`, half its bursts in flight while reading ahead): a run
+    /// with a stall seed also makes other units want its ports at random (`port_busy`)
+    /// and flips `reading_ahead` at random.
     pub fn load_any_port_reader(
         &self,
         shape: StripeShape,
@@ -113,7 +114,7 @@ impl ModelCache {
         vcd: Option<&Path>,
     ) -> Result<StripeReaderModel, BridgeError> {
         let verilog = if any_port {
-            any_port_reader_verilog(shape, STRIPE_READER_MODULE)
+            any_port_reader_verilog(shape, shape.outstanding.div_ceil(2), STRIPE_READER_MODULE)
         } else {
             stripe_reader_verilog(shape)
         }
