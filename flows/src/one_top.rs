@@ -102,7 +102,7 @@ pub fn one_top_shape(
             // (320-byte beats), 36 UltraRAMs, which nothing else in the top uses.
             window: Some(WeightWindow {
                 beats: 4096,
-                address_bits: WeightWindow::address_bits(memory_bytes),
+                address_bits: tern_hdl::interconnect::memory_address_bits(memory_bytes),
             }),
         },
         lm_head: LmHeadUnitShape {

@@ -39,7 +39,7 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
             // A small weight window, so that its FIFO fills and its chunks end often.
             window: Some(WeightWindow {
                 beats: 16,
-                address_bits: WeightWindow::address_bits(memory_bytes),
+                address_bits: tern_hdl::interconnect::memory_address_bits(memory_bytes),
             }),
         },
         lm_head: LmHeadUnitShape {

@@ -33,6 +33,12 @@ pub const STRIPE_READER_FILE: &str = "tern_stripe_reader.v";
 /// Bytes of a port's beat (the HP ports' 128 bits).
 pub const PORT_BEAT_BYTES: usize = 16;
 
+/// The bits that hold every address of `memory_bytes` of memory and its end (33 for
+/// 4 GiB): as wide as the one top's write guards and weight window compare addresses.
+pub fn memory_address_bits(memory_bytes: u64) -> usize {
+    (64 - memory_bytes.leading_zeros() as usize).max(12)
+}
+
 /// What a stripe reader is built for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StripeShape {

@@ -82,7 +82,7 @@ pub fn design_id(shape: &AcceleratorShape) -> Result<u32, AcceleratorError> {
     canonical.sequencer.design = 0;
     canonical.sequencer.memory_bytes = 1 << 32;
     if let Some(w) = canonical.matmul.window.as_mut() {
-        w.address_bits = crate::units::WeightWindow::address_bits(1 << 32);
+        w.address_bits = crate::interconnect::memory_address_bits(1 << 32);
     }
     let mut h = Sha256::new();
     for (name, text) in accelerator_verilog(&canonical)?.files {
@@ -180,7 +180,7 @@ pub fn accelerator_verilog(
     };
     let core = core_verilog(p, att_ports, vec_ports, &mm_window);
     // The write guards compare addresses as wide as memory needs (33 bits for 4 GiB).
-    let guard_bits = crate::units::WeightWindow::address_bits(shape.sequencer.memory_bytes);
+    let guard_bits = crate::interconnect::memory_address_bits(shape.sequencer.memory_bytes);
     if guard_bits > 63 {
         return Err(AcceleratorError::Shape(format!(
             "a memory of {} bytes: its end does not fit in 63 address bits",

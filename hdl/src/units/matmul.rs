@@ -40,8 +40,8 @@ const ACTIVATION_READER_MODULE: &str = "tern_stripe_reader_one_port";
 const WINDOW_READER_MODULE: &str = "tern_window_reader";
 /// Bursts in flight a port while the window reads ahead of any block: more queue ahead
 /// of the running unit's reads in the DRAM (8: its vector and attention time rose by a
-/// quarter), fewer leave the window less read ahead (2: 14.79 ms a 0.73B token, not
-/// 14.12; BENCHMARKS.md, "Deeper reads").
+/// quarter), fewer leave the window less read ahead (2, with 8 while a block waits:
+/// 14.79 ms a 0.73B token, not 14.12; BENCHMARKS.md, "Deeper reads").
 pub const WINDOW_READ_AHEAD_BURSTS: usize = 4;
 /// Partial-sum entries the result FIFO holds before the engine waits for the writer.
 const RESULT_FIFO_DEPTH: usize = 32;
@@ -60,18 +60,11 @@ pub struct MatmulUnitShape {
 
 /// The matmul unit's weight window: its FIFO's entries, each one of the engine's weight
 /// beats (`weight_beat_words` × 16 bytes), and the bits of the addresses it keeps
-/// (memory's end must fit: [`Self::address_bits`]).
+/// (memory's end must fit: [`memory_address_bits`](crate::interconnect::memory_address_bits)).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct WeightWindow {
     pub beats: usize,
     pub address_bits: usize,
-}
-
-impl WeightWindow {
-    /// The bits that hold every address of `memory_bytes` of memory and its end.
-    pub fn address_bits(memory_bytes: u64) -> usize {
-        (64 - memory_bytes.leading_zeros() as usize).max(12)
-    }
 }
 
 impl MatmulUnitShape {
@@ -1181,7 +1174,7 @@ mod tests {
             }),
             ..shape(4, 8, 16)
         };
-        assert_eq!(WeightWindow::address_bits(1 << 32), 33);
+        assert_eq!(crate::interconnect::memory_address_bits(1 << 32), 33);
         let v = matmul_unit_verilog(&with(64, 33)).unwrap().unit;
         assert!(v.contains("ra_mem [0:64-1]") && v.contains("input  wire [32:0]  ra_kv_end"));
         let none = MatmulUnitShape {
