@@ -1200,6 +1200,15 @@ mod tests {
         ] {
             assert!(stripe_reader_verilog(bad).is_err(), "{bad:?}");
         }
+        // The any-port reader's depth while reading ahead: 1 to all of its bursts.
+        for ahead in [1, 4] {
+            let v = any_port_reader_verilog(ok, ahead, "r").unwrap();
+            assert!(v.contains(&format!("(reading_ahead ? 8'd{} : 8'd64)", 16 * ahead)));
+        }
+        for ahead in [0, 5] {
+            let e = any_port_reader_verilog(ok, ahead, "r").unwrap_err();
+            assert!(e.contains("reading ahead"), "{e}");
+        }
     }
 
     #[test]
