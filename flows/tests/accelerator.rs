@@ -248,11 +248,7 @@ fn whole_passes(ports: usize, stall: u32, head: HeadFormat) {
             o.clocks_attention,
             o.clocks_vector,
             o.clocks_lm_head,
-            o.clocks_pass
-                - o.clocks_matmul
-                - o.clocks_attention
-                - o.clocks_vector
-                - o.clocks_lm_head
+            o.part_clocks()[4]
         );
         position += feed.len();
         feed = vec![want.next];
@@ -416,8 +412,8 @@ fn a_token_on_the_one_top(
         panic!("memory differs first at 0x{i:x}");
     }
     let ms = |clocks: u64| clocks as f64 / mhz / 1e3;
-    let own =
-        o.clocks_pass - o.clocks_matmul - o.clocks_attention - o.clocks_vector - o.clocks_lm_head;
+    let part_clocks = o.part_clocks();
+    let own = part_clocks[4];
     println!(
         "{preset}, {rows} id(s) at position {position} on the KV260's one top of {description} (vector unit at {lanes} lanes), 250 MHz: {} clocks = {:.2} ms ({:.1} passes/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
         o.clocks_pass,
@@ -437,16 +433,9 @@ fn a_token_on_the_one_top(
     );
     // What the DRAM read while each part ran, and at what rate: the ports' bound is
     // 61 bytes a clock with refresh (BENCHMARKS.md).
-    let while_clocks = [
-        o.clocks_matmul,
-        o.clocks_lm_head,
-        o.clocks_vector,
-        o.clocks_attention,
-        own,
-    ];
     let parts: Vec<String> = tern_sim::cosim::units::PASS_UNITS
         .iter()
-        .zip(o.read_while.iter().zip(while_clocks))
+        .zip(o.read_while.iter().zip(part_clocks))
         .map(|(name, (&bytes, clocks))| {
             format!(
                 "{name} {bytes} ({:.1} B/clock)",

@@ -386,8 +386,8 @@ const IN_TURN_NEXT_BURST: &str = "                    merge_port <= merge_port =
 const ANY_PORT_IO: &str =
     "    // Ports another unit wants: no burst is asked on a port while its bit is set.
     input  wire [{{P_LAST}}:0]  port_busy,
-    // Reading ahead of any consumer: at most half the bursts in flight a port, so that
-    // other units' reads queue behind fewer of them.
+    // Reading ahead of any consumer: fewer bursts in flight a port (as many as the
+    // reader was made with for this), so that other units' reads queue behind fewer.
     input  wire         reading_ahead,
 ";
 const ANY_PORT_DECL: &str =

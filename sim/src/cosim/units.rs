@@ -364,8 +364,24 @@ pub struct PassOutcome {
     pub read_while: [u64; 5],
 }
 
-/// The parts of a pass [`PassOutcome::read_while`] counts, in its order.
+/// The parts of a pass [`PassOutcome::read_while`] and [`PassOutcome::part_clocks`]
+/// count, in their order.
 pub const PASS_UNITS: [&str; 5] = ["matmul", "LM head", "vector", "attention", "sequencer"];
+
+impl PassOutcome {
+    /// Each part's clocks in [`PASS_UNITS`]' order: the units' own counters, and the
+    /// sequencer's own, the pass's clocks no unit counted.
+    pub fn part_clocks(&self) -> [u64; 5] {
+        let units = [
+            self.clocks_matmul,
+            self.clocks_lm_head,
+            self.clocks_vector,
+            self.clocks_attention,
+        ];
+        let own = self.clocks_pass - units.iter().sum::<u64>();
+        [units[0], units[1], units[2], units[3], own]
+    }
+}
 
 /// What a host does to the one top's shell (`tern_accelerator`): one AXI4-Lite access,
 /// a wait for the interrupt, or a reset (docs/accelerator.md, "Shell"). Made by
