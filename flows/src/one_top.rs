@@ -17,7 +17,7 @@ use crate::program::{Banks, ProgramImage};
 use tern_hdl::accelerator::AcceleratorShape;
 use tern_hdl::config::accelerator::Accelerator;
 use tern_hdl::units::{
-    AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape, WeightWindow,
+    AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape, WeightWindow, WindowRam,
 };
 use tern_hdl::AttentionConfig;
 use tern_host::one_top::{OneTop, ShellBoard};
@@ -98,11 +98,16 @@ pub fn one_top_shape(
         matmul: MatmulUnitShape {
             ports,
             engine: acc.matmul.clone(),
-            // A weight window of 4,096 engine beats: 1.25 MiB with the KV260's engine
-            // (320-byte beats), 36 UltraRAMs, which nothing else in the top uses.
+            // By default 4,096 engine beats: 1.25 MiB with the KV260's engine (320-byte
+            // beats), 36 UltraRAMs, which nothing else in the top uses.
             window: Some(WeightWindow {
-                beats: 4096,
+                beats: acc.window_beats,
                 address_bits: tern_hdl::interconnect::memory_address_bits(memory_bytes),
+                ram: acc.window_ram.unwrap_or(if board.resources.urams > 0 {
+                    WindowRam::Ultra
+                } else {
+                    WindowRam::Block
+                }),
             }),
         },
         lm_head: LmHeadUnitShape {

@@ -11,7 +11,7 @@ use tern_hdl::config::{Config, ConfigBuilder};
 use tern_hdl::emit::{waivers, WAIVER_FILE};
 use tern_hdl::program::HeadFormat;
 use tern_hdl::units::{
-    AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape, WeightWindow,
+    AttentionUnitShape, LmHeadUnitShape, MatmulUnitShape, VectorUnitShape, WeightWindow, WindowRam,
 };
 use tern_hdl::AttentionConfig;
 use tern_model::ModelConfig;
@@ -40,6 +40,7 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
             window: Some(WeightWindow {
                 beats: 16,
                 address_bits: tern_hdl::interconnect::memory_address_bits(memory_bytes),
+                ram: WindowRam::Block,
             }),
         },
         lm_head: LmHeadUnitShape {

@@ -12,6 +12,8 @@
 //! ports = 2                    # optional: the one top's memory ports (default: the board's)
 //! [matmul]
 //! config = "matmul.toml"
+//! window_beats = 4096          # optional: the weight window's engine beats (default 4096)
+//! window_ram = "ultra"         # optional: "ultra" or "block" (default: ultra where the board has it)
 //! [attention]
 //! config = "attention.toml"
 //! engines = 1                  # attention tops side by side
@@ -26,6 +28,7 @@ use std::path::{Path, PathBuf};
 use crate::config::attention::AttentionConfig;
 use crate::config::{Config, ConfigError, TopConfig};
 use crate::program::HeadFormat;
+use crate::units::{WeightWindow, WindowRam};
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -58,6 +61,12 @@ pub struct LmHeadPart {
 pub struct MatmulPart {
     /// The matmul top's config file, relative to the description.
     pub config: PathBuf,
+    /// The one top's weight window, in engine beats.
+    #[serde(default)]
+    pub window_beats: Option<usize>,
+    /// The memory the window is built in; `None`: UltraRAM where the board has it.
+    #[serde(default)]
+    pub window_ram: Option<WindowRam>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -89,6 +98,10 @@ pub struct Accelerator {
     pub matmul: Config,
     pub attention: AttentionConfig,
     pub attention_engines: usize,
+    /// The one top's weight window, in engine beats.
+    pub window_beats: usize,
+    /// The window's memory asked for; `None`: UltraRAM where the board has it.
+    pub window_ram: Option<WindowRam>,
     /// The LM head's format in memory, which the one top's LM-head unit is built for.
     pub head_format: HeadFormat,
     /// Where the description and its tops' configs were read.
@@ -164,6 +177,12 @@ impl Accelerator {
                 }
             },
         };
+        let window_beats = file
+            .matmul
+            .window_beats
+            .unwrap_or(WeightWindow::DEFAULT_BEATS);
+        WeightWindow::check_beats(window_beats)
+            .map_err(|e| invalid(format!("`matmul.window_beats` = {window_beats}: {e}")))?;
         let dir = path.parent().unwrap_or(Path::new("."));
         let matmul_path = dir.join(&file.matmul.config);
         let attention_path = dir.join(&file.attention.config);
@@ -193,6 +212,8 @@ impl Accelerator {
             matmul,
             attention,
             attention_engines: engines,
+            window_beats,
+            window_ram: file.matmul.window_ram,
             head_format,
             origin: path.to_path_buf(),
             matmul_path,
@@ -253,6 +274,16 @@ mod tests {
         let four = format!("{good}[lm_head]\nformat = \"int4\"\ngroup = 64\n");
         let four = Accelerator::from_path(&write(dir.path(), "four.toml", &four)).unwrap();
         assert_eq!(four.head_format, HeadFormat::Int4 { group: 64 });
+        assert_eq!((ok.window_beats, ok.window_ram), (4096, None));
+        let window = good.replace(
+            "[attention]",
+            "window_beats = 256\nwindow_ram = \"block\"\n[attention]",
+        );
+        let window = Accelerator::from_path(&write(dir.path(), "window.toml", &window)).unwrap();
+        assert_eq!(
+            (window.window_beats, window.window_ram),
+            (256, Some(WindowRam::Block))
+        );
         for (text, expect) in [
             (
                 good.replace("board = \"kv260\"", "board = \"ulx3s\""),
@@ -272,6 +303,14 @@ mod tests {
                 "unknown field",
             ),
             (good.replace(&mm, "missing.toml"), "missing.toml"),
+            (
+                good.replace("[attention]", "window_beats = 100\n[attention]"),
+                "`matmul.window_beats` = 100",
+            ),
+            (
+                good.replace("[attention]", "window_ram = \"lut\"\n[attention]"),
+                "window_ram",
+            ),
             (
                 format!("{good}[lm_head]\nformat = \"int3\"\n"),
                 "lm_head.format",

@@ -65,6 +65,43 @@ pub struct MatmulUnitShape {
 pub struct WeightWindow {
     pub beats: usize,
     pub address_bits: usize,
+    /// The memory the window's FIFO is built in (its `ram_style`).
+    pub ram: WindowRam,
+}
+
+/// Which of a part's memories holds the weight window: UltraRAM where the part has it
+/// (the KV260's 1.25 MiB window takes 36 of its 64, which nothing else uses), block RAM
+/// where it does not (an ECP5 has no UltraRAM, and Yosys maps nothing to `"ultra"` there).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum WindowRam {
+    Ultra,
+    Block,
+}
+
+impl WeightWindow {
+    /// Engine beats a window is built with unless a description says otherwise.
+    pub const DEFAULT_BEATS: usize = 4096;
+
+    /// Why a window of `beats` engine beats cannot be built.
+    pub fn check_beats(beats: usize) -> Result<(), String> {
+        if !beats.is_power_of_two() || !(16..=65536).contains(&beats) {
+            return Err(format!(
+                "a weight window of {beats} beats is not a power of two in 16..=65536"
+            ));
+        }
+        Ok(())
+    }
+}
+
+impl WindowRam {
+    /// The `ram_style` Yosys and Vivado read.
+    pub fn ram_style(self) -> &'static str {
+        match self {
+            WindowRam::Ultra => "ultra",
+            WindowRam::Block => "block",
+        }
+    }
 }
 
 impl MatmulUnitShape {
@@ -137,13 +174,10 @@ impl MatmulUnitShape {
         if let Some(WeightWindow {
             beats,
             address_bits,
+            ..
         }) = self.window
         {
-            if !beats.is_power_of_two() || !(16..=65536).contains(&beats) {
-                return Err(format!(
-                    "matmul unit: a weight window of {beats} beats is not a power of two in 16..=65536"
-                ));
-            }
+            WeightWindow::check_beats(beats).map_err(|e| format!("matmul unit: {e}"))?;
             if !(12..=63).contains(&address_bits) {
                 return Err(format!(
                     "matmul unit: a weight window's addresses of {address_bits} bits, not 12..=63"
@@ -168,8 +202,8 @@ impl MatmulUnitShape {
         Ok(())
     }
 
-    /// Reader A's shape: bursts of 16 beats, 4 in flight a port (reader B: the same on
-    /// one port).
+    /// Reader A's shape without a weight window, and reader B's on one port: bursts of
+    /// 16 beats, 4 in flight a port (with a window, reader A is [`Self::window_reader`]).
     pub fn readers(&self) -> StripeShape {
         StripeShape {
             ports: self.ports,
@@ -321,6 +355,7 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         let source = WINDOW_WEIGHTS
             .replace("{{READER_A}}", &ra)
             .replace("{{RA_DEPTH}}", &window.beats.to_string())
+            .replace("{{RA_STYLE}}", window.ram.ram_style())
             .replace("{{RA_AW_HI}}", &(aw - 1).to_string())
             .replace("{{RA_AW}}", &aw.to_string())
             .replace("{{RA_AB}}", &ab.to_string())
@@ -384,18 +419,18 @@ pub fn matmul_unit_verilog(shape: &MatmulUnitShape) -> Result<MatmulUnitVerilog,
         ports: 1,
         ..shape.readers()
     };
-    let window_reader = match shape.window {
+    // Reader A: the window's any-port reader, or the plain stripe reader without one.
+    let reader_a = match shape.window {
         Some(_) => any_port_reader_verilog(
             shape.window_reader(),
             WINDOW_READ_AHEAD_BURSTS,
             WINDOW_READER_MODULE,
-        )
-        .map_err(MatmulUnitError::Shape)?,
-        None => String::new(),
-    };
+        ),
+        None => stripe_reader_verilog(shape.readers()),
+    }
+    .map_err(MatmulUnitError::Shape)?;
     let unit = format!(
-        "{unit}{window_reader}{}{}{}{}",
-        stripe_reader_verilog(shape.readers()).map_err(MatmulUnitError::Shape)?,
+        "{unit}{reader_a}{}{}{}",
         stripe_reader_verilog_named(reader_b, ACTIVATION_READER_MODULE)
             .map_err(MatmulUnitError::Shape)?,
         read_arbiter_verilog(2, 16).map_err(MatmulUnitError::Shape)?,
@@ -857,7 +892,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
         .in_valid(ra_valid), .in_ready(ra_ready), .in_data(ra_data), .in_words(8'(ra_beats)), .in_last(1'b0),
         .out_valid(rb_valid), .out_ready(rb_ready), .out_data(rb_data), .out_last(rb_last_unused)
     );
-    (* ram_style = "ultra" *) reg [{{WW}}*128-1:0] ra_mem [0:{{RA_DEPTH}}-1];
+    (* ram_style = "{{RA_STYLE}}" *) reg [{{WW}}*128-1:0] ra_mem [0:{{RA_DEPTH}}-1];
     reg  [{{RA_AB}}-1:0] ra_wr, ra_rd;
     reg  [{{RA_AB}}:0]   ra_held;     // beats in the FIFO's memory
     reg  [{{WW}}*128-1:0] ra_out;     // the oldest beat, out of the memory
@@ -1167,16 +1202,24 @@ mod tests {
     /// the ports: the Verilog then carries the window (as wide as a beat) and its bounds.
     #[test]
     fn a_weight_window_is_checked_and_built() {
-        let with = |beats, address_bits| MatmulUnitShape {
+        let in_ram = |beats, address_bits, ram| MatmulUnitShape {
             window: Some(WeightWindow {
                 beats,
                 address_bits,
+                ram,
             }),
             ..shape(4, 8, 16)
         };
+        let with = |beats, address_bits| in_ram(beats, address_bits, WindowRam::Ultra);
         assert_eq!(crate::interconnect::memory_address_bits(1 << 32), 33);
         let v = matmul_unit_verilog(&with(64, 33)).unwrap().unit;
         assert!(v.contains("ra_mem [0:64-1]") && v.contains("input  wire [32:0]  ra_kv_end"));
+        assert!(v.contains("(* ram_style = \"ultra\" *) reg [5*128-1:0] ra_mem"));
+        // Where the part has no UltraRAM the window asks for block RAM.
+        let v = matmul_unit_verilog(&in_ram(64, 33, WindowRam::Block))
+            .unwrap()
+            .unit;
+        assert!(v.contains("(* ram_style = \"block\" *) reg [5*128-1:0] ra_mem"));
         let none = MatmulUnitShape {
             window: None,
             ..shape(4, 8, 16)
