@@ -286,6 +286,14 @@ fn bench_a_0_73b_prompt_of_128_on_the_one_top_at_4_lanes() {
     a_token_on_the_one_top("bitnet-0.73b", "one_top_head4.toml", 0, 128, 4);
 }
 
+/// The same prompt on the top that fits the KV260's LUT target: the 4-bit head, the
+/// vector unit at 2 lanes.
+#[test]
+#[ignore]
+fn bench_a_0_73b_prompt_of_128_on_the_one_top_with_a_4_bit_head() {
+    a_token_on_the_one_top("bitnet-0.73b", "one_top_head4.toml", 0, 128, 2);
+}
+
 /// The same for the 2B (`docs/model/kv260/one_top_2b.toml`: heads of 128, GQA 20/5,
 /// the tied 128,256-row head in int8); about 12 GB of memory on the host.
 #[test]
@@ -317,6 +325,27 @@ fn bench_a_0_73b_token_on_the_one_top_with_a_4_bit_head() {
 #[ignore]
 fn bench_a_2b_token_on_the_one_top_with_a_4_bit_head() {
     a_token_on_the_one_top("bitnet-2b", "one_top_2b_head4.toml", 127, 1, 4);
+}
+
+/// The same 2B token with the vector unit at 2 lanes: the lane count whose 0.73B top
+/// fits the KV260's LUT target (its 4-lane top does not, BENCHMARKS.md).
+#[test]
+#[ignore]
+fn bench_a_2b_token_on_the_one_top_with_a_4_bit_head_at_2_lanes() {
+    a_token_on_the_one_top("bitnet-2b", "one_top_2b_head4.toml", 127, 1, 2);
+}
+
+/// The benches' clock: 250 MHz (TeLLMe v2's), or `TERN_BENCH_MHZ` (e.g. the clock
+/// docs/clock.md claims). The DDR model's timing and the ports' bytes a clock follow it.
+fn bench_mhz() -> f64 {
+    match std::env::var("TERN_BENCH_MHZ") {
+        Err(_) => 250.0,
+        Ok(v) => v
+            .parse()
+            .ok()
+            .filter(|m: &f64| (1.0..=1000.0).contains(m))
+            .unwrap_or_else(|| panic!("TERN_BENCH_MHZ = {v:?}: a clock in MHz, 1..=1000")),
+    }
 }
 
 /// One pass of `rows` ids at `position` (the caches of the tokens before it random).
@@ -371,7 +400,7 @@ fn a_token_on_the_one_top(
     }
     let bytes = (memory.len() as u64).next_multiple_of(1 << 20);
     let board = tern_boards::Board::resolve("kv260").unwrap();
-    let mhz = 250.0;
+    let mhz = bench_mhz();
     let (ddr, _) = tern_flows::memory::ported_memory_at(&board, mhz, bytes).unwrap();
     let shape =
         tern_flows::one_top::one_top_shape(&c, &acc, lanes, common::DESIGN, bytes, 128).unwrap();
@@ -416,7 +445,7 @@ fn a_token_on_the_one_top(
     let part_clocks = o.part_clocks();
     let own = part_clocks[4];
     println!(
-        "{preset}, {rows} id(s) at position {position} on the KV260's one top of {description} (vector unit at {lanes} lanes), 250 MHz: {} clocks = {:.2} ms ({:.1} passes/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
+        "{preset}, {rows} id(s) at position {position} on the KV260's one top of {description} (vector unit at {lanes} lanes), {mhz} MHz: {} clocks = {:.2} ms ({:.1} passes/s): matmul {} ({:.2} ms), attention {} ({:.2} ms), vector {} ({:.2} ms), LM head {} ({:.2} ms), the sequencer's own {} ({:.2} ms); DDR {:?}",
         o.clocks_pass,
         ms(o.clocks_pass),
         1e3 / ms(o.clocks_pass),
@@ -432,8 +461,8 @@ fn a_token_on_the_one_top(
         ms(own),
         o.ddr
     );
-    // What the DRAM read while each part ran, and at what rate: the ports' bound is
-    // 61 bytes a clock with refresh (BENCHMARKS.md).
+    // What the DRAM read while each part ran, and at what rate: at 250 MHz the ports'
+    // bound is 61 bytes a clock with refresh (BENCHMARKS.md).
     let parts: Vec<String> = tern_sim::cosim::units::PASS_UNITS
         .iter()
         .zip(o.read_while.iter().zip(part_clocks))

@@ -905,6 +905,9 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     reg  [{{RA_AW_HI}}:0] dem_end;    // the end of the block's weights
     reg  [31:0] want;                 // 16-byte beats the block still takes
     reg  [{{RA_AW_HI}}:0] spec_end;   // how far reader A may read on from `ahead`
+    // `lim` a clock later: its compare chain and the sum after it take a clock each.
+    reg  [{{RA_AW_HI}}:0] lim_q;
+    reg         settling;             // lim_q is `ahead`'s
     reg         settled;              // spec_end is `ahead`'s
     wire        a_valid = ra_out_valid && want != 32'd0 && !discard;
     wire        a_ready;
@@ -937,7 +940,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
         if (in_writable) lim = ahead;
     end
     // A chunk: whole words, up to a FIFO's worth past `ahead` within `lim`.
-    wire [{{RA_AW_HI}}:0] room = lim - ahead;
+    wire [{{RA_AW_HI}}:0] room = lim_q - ahead;
     wire [{{RA_AW_HI}}:0] spec_room = room > {{RA_AW}}'d{{RA_CHUNK_BYTES}} ? {{RA_AW}}'d{{RA_CHUNK_BYTES}} : room;
     // Reading on past a block's matrix only once no block of the command is left (a
     // later block reads the same matrix again: what lies past it would be dropped).
@@ -956,8 +959,10 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
     always @(posedge clk) begin
         if (ra_push) ra_mem[ra_wr] <= rb_data;
         if (ra_load) ra_out <= ra_mem[ra_rd];
+        lim_q <= lim;
         spec_end <= ahead + (spec_room & ~{{RA_AW}}'d{{RA_WORD_MASK}});
-        settled <= 1'b1;
+        settling <= 1'b1;
+        settled <= settling;
         ra_cmd_valid <= 1'b0;
         if (rst) begin
             ra_wr <= '0;
@@ -969,6 +974,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
             pend <= 1'b0;
             want <= 32'd0;
             dem_end <= '0;
+            settling <= 1'b0;
             settled <= 1'b0;
         end else begin
             if (ra_push) ra_wr <= ra_wr + {{RA_AB}}'d1;
@@ -999,6 +1005,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
                 win <= pend;
                 base <= weights[{{RA_AW_HI}}:0];
                 ahead <= weights[{{RA_AW_HI}}:0];
+                settling <= 1'b0;
                 settled <= 1'b0;
             end
             // A pass starts: what the window holds may be stale.
@@ -1012,6 +1019,7 @@ const WINDOW_WEIGHTS: &str = r#"    // ---- the weight window: reader A reads on
                 ra_cmd_addr <= 64'(ahead);
                 ra_cmd_beats <= chunk_bytes[35:4];
                 ahead <= chunk_end;
+                settling <= 1'b0;
                 settled <= 1'b0;
             end
         end
