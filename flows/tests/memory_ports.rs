@@ -396,6 +396,86 @@ fn the_lm_head_unit_streams_a_head_at_the_ports_rate() {
     }
 }
 
+/// A command the unit is not built for ends at once with error 1, reads and writes
+/// nothing, and the next good command runs as before: a width of no whole engine beats,
+/// or wider than built for; no rows; no pass rows; a 4-bit group on an int8 unit.
+#[test]
+fn the_lm_head_unit_refuses_a_shape_it_is_not_built_for_and_writes_nothing() {
+    use tern_hdl::program::HeadFormat;
+    use tern_hdl::units::LmHeadUnitShape;
+    use tern_sim::cosim::units::LmHeadUnitCommand;
+    let (rows, width) = (64usize, 256usize);
+    let (weights_at, mantissas_at, output_at) = (1u64 << 12, 1u64 << 16, 1u64 << 17);
+    let board = Board::resolve("kv260").unwrap();
+    let (memory, _) = ported_memory_at(&board, 250.0, 1 << 18).unwrap();
+    let mut unit = ModelCache::new(default_cache_root())
+        .load_lm_head_unit(
+            LmHeadUnitShape {
+                ports: 4,
+                max_width: 512,
+                format: HeadFormat::Int8,
+            },
+            &memory,
+            None,
+        )
+        .unwrap();
+    let mut rng = ChaCha8Rng::seed_from_u64(48);
+    let bytes: Vec<u8> = (0..rows * width).map(|_| rng.gen()).collect();
+    unit.write(0, &bytes[..width]);
+    unit.write(weights_at, &bytes);
+    unit.write(mantissas_at, &vec![1u8; 2 * rows]);
+    let good = LmHeadUnitCommand {
+        src: 0,
+        weights: weights_at,
+        mantissas: mantissas_at,
+        output_at,
+        rows: rows as u32,
+        width: width as u32,
+        pass_rows: 1,
+        scores: 1,
+        group: 0,
+        pad: 0,
+    };
+    for (what, bad) in [
+        (
+            "a width of no whole engine beats",
+            LmHeadUnitCommand { width: 250, ..good },
+        ),
+        (
+            "wider than built for",
+            LmHeadUnitCommand {
+                width: 1024,
+                ..good
+            },
+        ),
+        ("no rows", LmHeadUnitCommand { rows: 0, ..good }),
+        (
+            "no pass rows",
+            LmHeadUnitCommand {
+                pass_rows: 0,
+                ..good
+            },
+        ),
+        ("a 4-bit group", LmHeadUnitCommand { group: 128, ..good }),
+    ] {
+        let o = unit.run(&bad, 10_000);
+        assert!(o.clocks != u64::MAX, "{what}: no end");
+        assert_eq!(o.error, 1, "{what}: {o:?}");
+        assert_eq!(
+            (o.ddr.bytes_read, o.ddr.bytes_written),
+            (0, 0),
+            "{what}: it touched memory"
+        );
+    }
+    assert!(unit.read(output_at, 16 + 8 * rows).iter().all(|&b| b == 0));
+    let o = unit.run(&good, 1_000_000);
+    assert_eq!(o.error, 0, "the good command after them: {o:?}");
+    assert!(
+        unit.read(output_at, 16).iter().any(|&b| b != 0),
+        "no head written"
+    );
+}
+
 /// Several write masters on one port through the write arbiter (`tern_write_arbiter`):
 /// 2, 3 and 4 masters (1, 4 and 8 bursts in flight), 40 bursts each of 1 to 16 beats at
 /// random places inside a 4 KiB page, random byte strobes, the masters offering data

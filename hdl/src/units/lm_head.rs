@@ -196,14 +196,14 @@ pub fn lm_head_unit_verilog(shape: LmHeadUnitShape) -> Result<String, String> {
             &if wide {
                 format!("w_elems >> {log_group}")
             } else {
-                "{32'd0, cmd_rows}".to_string()
+                "{32'd0, rows}".to_string()
             },
         )
         .replace("{{W_BYTES}}", if wide { "w_elems >> 1" } else { "w_elems" })
         .replace(
             "{{GROUP_BEATS}}",
             &if !wide {
-                "cmd_width >> {{LOG_LANES}}".replace("{{LOG_LANES}}", &log_lanes.to_string())
+                "c_width >> {{LOG_LANES}}".replace("{{LOG_LANES}}", &log_lanes.to_string())
             } else if slices > 1 {
                 "32'd1".to_string()
             } else {
@@ -283,13 +283,20 @@ module {{MODULE}} (
     output reg  [1:0]   error,
     output reg  [31:0]  next
 );
-    localparam [2:0] S_IDLE = 3'd0, S_Q = 3'd1, S_W = 3'd2, S_ENGINE = 3'd3, S_DRAIN = 3'd4;
+    localparam [2:0] S_IDLE = 3'd0, S_Q = 3'd1, S_W = 3'd2, S_ENGINE = 3'd3, S_DRAIN = 3'd4,
+                     S_SIZE = 3'd5, S_CHECK = 3'd6;
     reg [2:0] state;
     assign cmd_ready = state == S_IDLE;
     assign done = state == S_IDLE;
     reg [63:0] weights_at, head_at;
     reg [31:0] rows, weight_beats;
     reg scores;
+    // The command's fields, held from its take: its sizes are worked out over two clocks
+    // (the products, then the sums and the checks), not in the clock that takes it.
+    reg [63:0] c_src, c_mantissas;
+    reg [31:0] c_width, c_group, c_pass_rows;
+    reg [63:0] c_last_row;   // (pass_rows − 1) · a row's bytes
+    reg [63:0] c_elems;      // rows · width
 {{WIRES}}
     // ---- reader A: the vector, then the weights ----
     reg         a_cmd_valid;
@@ -457,19 +464,19 @@ module {{MODULE}} (
 
     // ---- the command ----
     // The pass's last int8 row: src + (pass_rows − 1) · width rounded up to 16.
-    wire [63:0] row_bytes = {32'd0, cmd_width + 32'd15} & ~64'd15;
-    wire [63:0] q_at = cmd_src + (({32'd0, cmd_pass_rows} - 64'd1) * row_bytes);
+    wire [63:0] row_bytes = {32'd0, c_width + 32'd15} & ~64'd15;
+    wire [63:0] q_at = c_src + c_last_row;
     /* verilator lint_off UNUSEDSIGNAL */ // a whole number of beats: the low bits are 0
-    wire [63:0] w_elems = {32'd0, cmd_rows} * {32'd0, cmd_width};
+    wire [63:0] w_elems = c_elems;
     wire [63:0] w_bytes = {{W_BYTES}};
     wire [63:0] m_count = {{M_COUNT}};
     /* verilator lint_on UNUSEDSIGNAL */
     // The format and group the unit is built for, rows of whole engine beats and groups.
-    wire fits = cmd_width[{{LOG_LANES}}-1:0] == '0
-        && (cmd_width >> {{LOG_LANES}}) >= 32'd2 && (cmd_width >> {{LOG_LANES}}) <= 32'd{{MAXB}}
-        && cmd_group == 32'd{{GROUP}} && (!{{WIDE}} || (cmd_width & (32'd{{GROUP}} - 32'd1)) == '0)
-        && cmd_rows != 32'd0 && cmd_rows < 32'd16777216 && w_elems[63:36] == '0
-        && cmd_pass_rows != 32'd0;
+    wire fits = c_width[{{LOG_LANES}}-1:0] == '0
+        && (c_width >> {{LOG_LANES}}) >= 32'd2 && (c_width >> {{LOG_LANES}}) <= 32'd{{MAXB}}
+        && c_group == 32'd{{GROUP}} && (!{{WIDE}} || (c_width & (32'd{{GROUP}} - 32'd1)) == '0)
+        && rows != 32'd0 && rows < 32'd16777216 && w_elems[63:36] == '0
+        && c_pass_rows != 32'd0;
     always @(posedge clk) begin
         e_cmd_valid <= 1'b0;
         a_cmd_valid <= 1'b0;
@@ -483,24 +490,37 @@ module {{MODULE}} (
             case (state)
             S_IDLE: if (cmd_valid) begin
                 error <= 2'd0;
-                if (!fits) error <= 2'd1;
-                else begin
-                    rows <= cmd_rows;
-                    scores <= cmd_scores;
-                    weights_at <= cmd_weights;
-                    weight_beats <= w_bytes[35:4];
-                    head_at <= cmd_output_at;
-                    e_beats <= {{BB}}'(cmd_width >> {{LOG_LANES}});
-                    e_group_beats <= {{BB}}'({{GROUP_BEATS}});
-                    e_cmd_valid <= 1'b1;
-                    a_cmd_addr <= q_at;
-                    a_cmd_beats <= cmd_width >> 4;
-                    a_cmd_valid <= 1'b1;
-                    b_cmd_addr <= cmd_mantissas;
-                    b_cmd_beats <= 32'((m_count + 64'd7) >> 3);
-                    b_cmd_valid <= 1'b1;
-                    state <= S_Q;
-                end
+                rows <= cmd_rows;
+                scores <= cmd_scores;
+                weights_at <= cmd_weights;
+                head_at <= cmd_output_at;
+                c_src <= cmd_src;
+                c_mantissas <= cmd_mantissas;
+                c_width <= cmd_width;
+                c_group <= cmd_group;
+                c_pass_rows <= cmd_pass_rows;
+                state <= S_SIZE;
+            end
+            S_SIZE: begin
+                c_last_row <= ({32'd0, c_pass_rows} - 64'd1) * row_bytes;
+                c_elems <= {32'd0, rows} * {32'd0, c_width};
+                state <= S_CHECK;
+            end
+            S_CHECK: if (!fits) begin
+                error <= 2'd1;
+                state <= S_IDLE;
+            end else begin
+                weight_beats <= w_bytes[35:4];
+                e_beats <= {{BB}}'(c_width >> {{LOG_LANES}});
+                e_group_beats <= {{BB}}'({{GROUP_BEATS}});
+                e_cmd_valid <= 1'b1;
+                a_cmd_addr <= q_at;
+                a_cmd_beats <= c_width >> 4;
+                a_cmd_valid <= 1'b1;
+                b_cmd_addr <= c_mantissas;
+                b_cmd_beats <= 32'((m_count + 64'd7) >> 3);
+                b_cmd_valid <= 1'b1;
+                state <= S_Q;
             end
             // The vector in; then the weights (reader A again).
             S_Q: if (a_done && !a_cmd_valid && !e_q_ready && !e_cmd_valid) begin
