@@ -707,8 +707,7 @@ fn the_lm_head_engine_is_written_on_request() {
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let text = std::fs::read_to_string(unit.join("tern_lm_head_unit.v")).unwrap();
     assert!(
-        text.contains("4-bit head, a mantissa a group of 32")
-            && text.contains("c_group == 32'd32"),
+        text.contains("4-bit head, a mantissa a group of 32") && text.contains("c_group == 32'd32"),
         "{text}"
     );
     let o = tern(&[

@@ -271,6 +271,27 @@ fn two_readers_share_the_ports_and_each_stream_stays_whole() {
     }
 }
 
+/// An LM-head unit on the KV260's four HP ports at 250 MHz, over `bytes` of memory.
+fn kv260_lm_head_unit(
+    max_width: usize,
+    format: tern_hdl::program::HeadFormat,
+    bytes: u64,
+) -> tern_sim::cosim::units::LmHeadUnitModel {
+    let board = Board::resolve("kv260").unwrap();
+    let (memory, _) = ported_memory_at(&board, 250.0, bytes).unwrap();
+    ModelCache::new(default_cache_root())
+        .load_lm_head_unit(
+            tern_hdl::units::LmHeadUnitShape {
+                ports: 4,
+                max_width,
+                format,
+            },
+            &memory,
+            None,
+        )
+        .unwrap()
+}
+
 /// The LM-head unit on the KV260's four HP ports at 250 MHz: a random head of `rows` ×
 /// 1,536 (the 0.73B's width), int8 or (`group`) 4-bit with a mantissa a group, streamed
 /// from its DDR model; the choice equals the golden `head_scores`/`head4_scores` +
@@ -279,7 +300,6 @@ fn two_readers_share_the_ports_and_each_stream_stays_whole() {
 /// port 0. Prints the figures.
 fn lm_head_unit_at_scale(rows: usize, scores: bool, group: Option<u32>) -> (u64, f64) {
     use tern_hdl::program::{HeadFormat, Int4Head, Int8Head};
-    use tern_hdl::units::LmHeadUnitShape;
     use tern_sim::cosim::units::LmHeadUnitCommand;
     use tern_sim::golden::vector::{argmax, head4_scores, head_scores};
     let width = 1536usize;
@@ -324,18 +344,7 @@ fn lm_head_unit_at_scale(rows: usize, scores: bool, group: Option<u32>) -> (u64,
     let output_at = (mantissas_at + 2 * mantissas.len() as u64).next_multiple_of(4096);
     let bytes = (output_at + 16 + 8 * rows as u64).next_multiple_of(1 << 16);
     let board = Board::resolve("kv260").unwrap();
-    let (memory, _) = ported_memory_at(&board, 250.0, bytes).unwrap();
-    let mut unit = ModelCache::new(default_cache_root())
-        .load_lm_head_unit(
-            LmHeadUnitShape {
-                ports: 4,
-                max_width: 2560,
-                format,
-            },
-            &memory,
-            None,
-        )
-        .unwrap();
+    let mut unit = kv260_lm_head_unit(2560, format, bytes);
     unit.write(q_at, &q.iter().map(|&x| x as u8).collect::<Vec<_>>());
     unit.write(weights_at, &weights);
     let m: Vec<u8> = mantissas.iter().flat_map(|x| x.to_le_bytes()).collect();
@@ -402,23 +411,10 @@ fn the_lm_head_unit_streams_a_head_at_the_ports_rate() {
 #[test]
 fn the_lm_head_unit_refuses_a_shape_it_is_not_built_for_and_writes_nothing() {
     use tern_hdl::program::HeadFormat;
-    use tern_hdl::units::LmHeadUnitShape;
     use tern_sim::cosim::units::LmHeadUnitCommand;
     let (rows, width) = (64usize, 256usize);
     let (weights_at, mantissas_at, output_at) = (1u64 << 12, 1u64 << 16, 1u64 << 17);
-    let board = Board::resolve("kv260").unwrap();
-    let (memory, _) = ported_memory_at(&board, 250.0, 1 << 18).unwrap();
-    let mut unit = ModelCache::new(default_cache_root())
-        .load_lm_head_unit(
-            LmHeadUnitShape {
-                ports: 4,
-                max_width: 512,
-                format: HeadFormat::Int8,
-            },
-            &memory,
-            None,
-        )
-        .unwrap();
+    let mut unit = kv260_lm_head_unit(512, HeadFormat::Int8, 1 << 18);
     let mut rng = ChaCha8Rng::seed_from_u64(48);
     let bytes: Vec<u8> = (0..rows * width).map(|_| rng.gen()).collect();
     unit.write(0, &bytes[..width]);
