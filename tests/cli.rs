@@ -913,6 +913,77 @@ fn the_one_top_is_written_with_its_package() {
     assert!(text(&o).contains("heads of 16"), "{}", text(&o));
 }
 
+/// A checkpoint on the one top: the attention's int8 units are calibrated on the prompt
+/// layer by layer by default (program data: the same Verilog), the run stays bit-exact,
+/// and generate.json records the units; `--no-calibrate` keeps the description's.
+#[test]
+fn a_checkpoint_on_the_one_top_gets_units_calibrated_per_layer() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = dir.path().join("ck");
+    let o = tern(&[
+        "model",
+        "tiny",
+        "--write-random",
+        ck.to_str().unwrap(),
+        "--seed",
+        "4",
+    ]);
+    assert!(o.status.success(), "{}", text(&o));
+    let run = |extra: &[&str], out: &str| -> serde_json::Value {
+        let out = dir.path().join(out);
+        let mut args = vec![
+            "generate",
+            "--one-top",
+            "--checkpoint",
+            ck.to_str().unwrap(),
+        ];
+        args.extend_from_slice(&["--tokens", "2", "--out", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let o = tern(&args);
+        assert!(o.status.success(), "{}", text(&o));
+        assert_eq!(text(&o).matches("bit-exact\n").count(), 2, "{}", text(&o));
+        serde_json::from_str(&std::fs::read_to_string(out.join("generate.json")).unwrap()).unwrap()
+    };
+    let units = |json: &serde_json::Value| -> Vec<Vec<f64>> {
+        json["attention_units"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|l| {
+                l.as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|u| u.as_f64().unwrap())
+                    .collect()
+            })
+            .collect()
+    };
+    let calibrated = run(&[], "calibrated");
+    assert_eq!(calibrated["calibrated"], true);
+    let per_layer = units(&calibrated);
+    assert_eq!(
+        per_layer.len(),
+        2,
+        "one set of units per layer of the tiny model"
+    );
+    assert_ne!(
+        per_layer[0], per_layer[1],
+        "each layer calibrated on its own"
+    );
+    let kept = run(&["--no-calibrate"], "kept");
+    assert_eq!(kept["calibrated"], false);
+    let description = tern_hdl::AttentionConfig::from_toml(
+        &std::fs::read_to_string("examples/bitnet_tiny_attention.toml").unwrap(),
+        "examples/bitnet_tiny_attention.toml",
+    )
+    .unwrap();
+    let q = &description.attention.quant;
+    for layer in units(&kept) {
+        assert_eq!(layer, vec![q.scale_q, q.scale_k, q.scale_v, q.scale_out]);
+    }
+    assert!(!per_layer.contains(&vec![q.scale_q, q.scale_k, q.scale_v, q.scale_out]));
+}
+
 /// `tern generate --one-top`: the tiny model on the one top, every pass one start through
 /// the registers and bit-exact against the golden sequencer; generate.json records per
 /// pass the clocks of each unit, the kernel starts and the register accesses.

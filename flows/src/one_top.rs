@@ -25,7 +25,7 @@ use tern_host::Transport;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
 use tern_sim::cosim::units::DdrCounts;
-use tern_sim::golden::bitnet::{check_tokens, AttentionScales, FloatReference, GoldenFabric};
+use tern_sim::golden::bitnet::{check_tokens, AttentionScales, GoldenFabric, CALIBRATION_HEADROOM};
 use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
 use tern_sim::golden::sequencer::run_pass;
 use tern_sim::verilator::{default_cache_root, ModelCache};
@@ -158,6 +158,7 @@ pub fn one_top(
 pub fn program(
     ck: &Checkpoint,
     attention: &AttentionConfig,
+    units: &[AttentionScales],
     acc: &Accelerator,
     draft: &AcceleratorShape,
     max_ids: u32,
@@ -165,7 +166,7 @@ pub fn program(
     crate::program::build(
         ck,
         attention,
-        &[AttentionScales::of(attention)],
+        units,
         RESIDUAL_FRAC,
         max_ids as usize,
         draft.sequencer.design,
@@ -251,6 +252,10 @@ pub struct OneTopReport {
     /// Over the decoded tokens (none: 0).
     pub decode_tokens_per_s: f64,
     pub bit_exact: bool,
+    /// Whether the attention's units were calibrated on the prompt.
+    pub calibrated: bool,
+    /// Per layer, the attention's int8 units `[q, k, v, out]` the program carries.
+    pub attention_units: Vec<[f64; 4]>,
 }
 
 /// Run a model on the one top; prints a line per pass unless quiet.
@@ -277,23 +282,23 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
             .map_err(|e| anyhow!("--tokens {}: {e}", a.tokens))?;
     }
     crate::generate::check_fit(&model, &acc.attention, a.prompt.len(), a.tokens)?;
-    let attention: AttentionConfig = if a.calibrate {
-        let mut float = FloatReference::new(&ck);
-        a.prompt.iter().for_each(|&t| drop(float.step(t)));
-        let s = AttentionScales::covering(&float.ranges);
+    // The attention's units are run-time data of the program, one record per layer: the
+    // Verilog is the same whatever they are.
+    let units = if a.calibrate {
+        let units = AttentionScales::calibrate(&ck, &a.prompt);
         say!(
-            "calibrated scale_q = {:.6}, scale_k = {:.6}, scale_v = {:.6}, scale_out = {:.6} (float reference over the prompt)",
-            s.q,
-            s.k,
-            s.v,
-            s.out
+            "calibrated the attention's int8 units of {} layers on the prompt (float reference, headroom {CALIBRATION_HEADROOM}); layer 0: q {:.6}, k {:.6}, v {:.6}, out {:.6}",
+            units.len(),
+            units[0].q,
+            units[0].k,
+            units[0].v,
+            units[0].out
         );
-        acc.attention
-            .with_scales([s.q, s.k, s.v, s.out], "calibrated scales")
-            .context("the calibrated scales do not make a valid attention engine")?
+        units
     } else {
-        acc.attention.clone()
+        vec![AttentionScales::of(&acc.attention); model.layers]
     };
+    let attention = &acc.attention;
     crate::files::create_out_dir(a.out.as_deref())?;
     let board = tern_boards::Board::resolve(&acc.board)?;
     let mhz = acc.clock_mhz.unwrap_or(board.clock.default_mhz);
@@ -308,7 +313,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     // program is built for it and the shape's matmul unit, then the memory is sized.
     let draft = one_top(&model, &acc, a.lanes, 1 << 32, a.max_ids)?;
     let design = draft.sequencer.design;
-    let image = program(&ck, &attention, &acc, &draft, a.max_ids)?;
+    let image = program(&ck, attention, &units, &acc, &draft, a.max_ids)?;
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
     let shape = one_top_shape(&model, &acc, a.lanes, design, bytes, a.max_ids)?;
     say!(
@@ -336,7 +341,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     let run = Run {
         a,
         model: &model,
-        attention: &attention,
+        attention,
         image: &image,
         mhz,
         design,
@@ -385,6 +390,8 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         time_to_first_token_s: ttft,
         decode_tokens_per_s,
         bit_exact: true,
+        calibrated: a.calibrate,
+        attention_units: units.iter().map(|u| [u.q, u.k, u.v, u.out]).collect(),
     };
     say!(
         "generated  {:?}: every pass bit-exact against the golden sequencer; time to first token {:.3} ms, decode {:.1} tokens/s at {mhz} MHz (the accelerator's clocks, one start a pass)",

@@ -9,6 +9,7 @@ use tern_hdl::DesignConfig;
 use tern_host::server::{serve, Listen, ServeOptions};
 use tern_host::sim::SimBoard;
 use tern_host::Transport;
+use tern_sim::golden::bitnet::AttentionScales;
 use tern_sim::verilator::ModelCache;
 
 use crate::memory::memory_model_for;
@@ -83,7 +84,14 @@ pub fn serve_one_top(
                 model.name
             );
             let ck = tern_model::checkpoint::Checkpoint::random(&model, 1);
-            let image = crate::one_top::program(&ck, &acc.attention, &acc, &draft, s.max_ids)?;
+            let image = crate::one_top::program(
+                &ck,
+                &acc.attention,
+                &[AttentionScales::of(&acc.attention)],
+                &acc,
+                &draft,
+                s.max_ids,
+            )?;
             (image.memory.len() as u64).next_multiple_of(1 << 20)
         }
     };

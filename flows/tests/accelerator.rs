@@ -15,6 +15,7 @@ use tern_hdl::units::{
 };
 use tern_hdl::AttentionConfig;
 use tern_model::ModelConfig;
+use tern_sim::golden::bitnet::AttentionScales;
 
 mod common;
 
@@ -76,7 +77,6 @@ struct TinyRun {
 }
 
 fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
-    use tern_sim::golden::bitnet::AttentionScales;
     let ck =
         tern_model::checkpoint::Checkpoint::random(&ModelConfig::preset("tiny").unwrap(), seed);
     let cfg = common::attention();
@@ -371,7 +371,15 @@ fn a_token_on_the_one_top(
     let ck = Checkpoint::random(&c, 73);
     let draft =
         tern_flows::one_top::one_top_shape(&c, &acc, lanes, common::DESIGN, 1 << 32, 128).unwrap();
-    let image = tern_flows::one_top::program(&ck, &attention, &acc, &draft, 128).unwrap();
+    let image = tern_flows::one_top::program(
+        &ck,
+        &attention,
+        &[AttentionScales::of(&attention)],
+        &acc,
+        &draft,
+        128,
+    )
+    .unwrap();
     println!(
         "checkpoint and program: {:.1} s, {} MB of memory",
         t0.elapsed().as_secs_f64(),

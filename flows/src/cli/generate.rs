@@ -49,9 +49,15 @@ pub struct Args {
     #[arg(long, default_value_t = 8)]
     pub tokens: usize,
     /// Measure the attention scales with the float reference on the prompt (they
-    /// change the attention engine: a served attention board must carry them).
+    /// change the attention engine: a served attention board must carry them). On the
+    /// one top the units are program data, one set per layer, and are calibrated by
+    /// default whenever --checkpoint is given.
     #[arg(long)]
     pub calibrate: bool,
+    /// With --one-top and --checkpoint: keep the accelerator description's attention
+    /// units instead of calibrating them on the prompt.
+    #[arg(long, conflicts_with = "calibrate", requires = "one_top")]
+    pub no_calibrate: bool,
     /// Write generate.json (tokens, per-step clocks, logits; docs/files.md) here.
     #[arg(long)]
     pub out: Option<PathBuf>,
@@ -82,6 +88,7 @@ pub fn run(a: Args) -> Result<()> {
         let accelerator = a.accelerator.unwrap_or_else(|| {
             crate::files::find_in_repo(std::path::Path::new("examples/bitnet_tiny_one_top.toml"))
         });
+        let calibrate = a.calibrate || (a.checkpoint.is_some() && !a.no_calibrate);
         crate::one_top::generate_one_top(&crate::one_top::OneTopArgs {
             model: a.model,
             checkpoint: a.checkpoint,
@@ -90,7 +97,7 @@ pub fn run(a: Args) -> Result<()> {
             lanes: a.lanes,
             prompt: a.prompt,
             tokens: a.tokens,
-            calibrate: a.calibrate,
+            calibrate,
             out: a.out,
             verbose: true,
             device: a.board_uri,

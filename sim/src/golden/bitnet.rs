@@ -299,6 +299,35 @@ impl AttentionScales {
     }
 }
 
+/// How far above the calibration tokens' largest values a layer's units reach: decoding
+/// goes beyond what a prompt showed. Measured against transformers on random
+/// 2B4T-layout checkpoints (BENCHMARKS.md): 1.25 gave the best worst-case cosine of 1,
+/// 1.25 and 1.5.
+pub const CALIBRATION_HEADROOM: f32 = 1.25;
+
+impl AttentionScales {
+    /// Units per layer for `ck`, measured by the float reference over `tokens` (the
+    /// prompt): each layer's largest `|q|`, `|k|`, `|v|` and `|output|` times
+    /// [`CALIBRATION_HEADROOM`]. Run-time data of the one top's program (one record per
+    /// layer); the Verilog does not change with them.
+    pub fn calibrate(ck: &Checkpoint, tokens: &[usize]) -> Vec<AttentionScales> {
+        let mut float = FloatReference::new(ck);
+        tokens.iter().for_each(|&t| drop(float.step(t)));
+        float
+            .layer_ranges
+            .iter()
+            .map(|r| {
+                AttentionScales::covering(&AttentionRanges {
+                    q: r.q * CALIBRATION_HEADROOM,
+                    k: r.k * CALIBRATION_HEADROOM,
+                    v: r.v * CALIBRATION_HEADROOM,
+                    out: r.out * CALIBRATION_HEADROOM,
+                })
+            })
+            .collect()
+    }
+}
+
 /// Per-token absmax int8 quantisation: the int8 vector and its scale `s` (a value is
 /// `x_i / s`). transformers' `ActQuant` without the division back.
 pub fn quantize_activations(x: &[f32]) -> (Vec<i8>, f32) {

@@ -4,7 +4,7 @@
 use tern_hdl::AttentionConfig;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
-use tern_sim::golden::bitnet::{AttentionRanges, AttentionScales, FloatReference};
+use tern_sim::golden::bitnet::{AttentionScales, FloatReference};
 
 pub fn attention_config() -> AttentionConfig {
     let path = concat!(
@@ -46,32 +46,14 @@ pub fn calibrated(ck: &Checkpoint, tokens: &[usize]) -> (AttentionScales, Attent
     (s, engine_for(ck, s))
 }
 
-/// How far above the calibration prompt's largest value per-layer units reach: decoding
-/// goes beyond what a short prompt showed. Measured on the 2B4T-layout test model against
-/// transformers (BENCHMARKS.md): 1.25 gave the best worst-case cosine of 1, 1.25 and 1.5.
-const HEADROOM: f32 = 1.25;
-
-/// Scales measured by the float reference over `tokens` layer by layer (with
-/// [`HEADROOM`]), and an engine for each layer.
+/// Units calibrated layer by layer over `tokens` ([`AttentionScales::calibrate`]), and an
+/// engine for each layer.
 #[allow(dead_code)] // not every test that includes this file calibrates per layer
 pub fn calibrated_per_layer(
     ck: &Checkpoint,
     tokens: &[usize],
 ) -> (Vec<AttentionScales>, Vec<AttentionConfig>) {
-    let mut float = FloatReference::new(ck);
-    tokens.iter().for_each(|&t| drop(float.step(t)));
-    let scales: Vec<AttentionScales> = float
-        .layer_ranges
-        .iter()
-        .map(|r| {
-            AttentionScales::covering(&AttentionRanges {
-                q: r.q * HEADROOM,
-                k: r.k * HEADROOM,
-                v: r.v * HEADROOM,
-                out: r.out * HEADROOM,
-            })
-        })
-        .collect();
+    let scales = AttentionScales::calibrate(ck, tokens);
     let engines = scales.iter().map(|&s| engine_for(ck, s)).collect();
     (scales, engines)
 }
