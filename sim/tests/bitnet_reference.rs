@@ -11,7 +11,10 @@ use std::process::Command;
 
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
-use tern_sim::golden::bitnet::FloatReference;
+use tern_sim::golden::bitnet::{FloatReference, Int8Attention, Int8Rounding};
+
+#[path = "common/bitnet.rs"]
+mod bitnet_helpers;
 
 #[test]
 fn the_float_reference_agrees_with_an_independent_numpy_model() {
@@ -72,4 +75,47 @@ fn the_float_reference_agrees_with_an_independent_numpy_model() {
         );
         eprintln!("{} (seed {seed}): {}", config.name, out.trim());
     }
+}
+
+/// The float reference can round the attention's operands to int8 (to measure what the
+/// integer attention's roundings cost): nothing changes unless asked; calibrated units
+/// move the logits a little; units far too small saturate and move them a lot.
+#[test]
+fn the_float_reference_rounds_the_attention_to_int8_only_where_asked() {
+    use Int8Rounding::{None as Float, PerHead, PerLayer, PerToken};
+    let ck = Checkpoint::random(&bitnet_helpers::layout_2b4t(), 5);
+    let tokens = [17usize, 4, 300, 21, 9, 9, 128, 77, 5, 6];
+    let mut calibration = FloatReference::new(&ck);
+    let plain: Vec<Vec<f32>> = tokens.iter().map(|&t| calibration.step(t)).collect();
+    let run = |rounding: [Int8Rounding; 4], headroom: f32| -> f64 {
+        let int8 = Int8Attention::calibrated(&calibration, rounding, headroom);
+        let mut model = FloatReference::new(&ck).with_int8_attention(int8);
+        tokens
+            .iter()
+            .zip(&plain)
+            .map(|(&t, want)| bitnet_helpers::cosine(want, &model.step(t)))
+            .fold(1.0, f64::min)
+    };
+    let mut unrounded = FloatReference::new(&ck).with_int8_attention(Int8Attention::calibrated(
+        &calibration,
+        [Float; 4],
+        1.25,
+    ));
+    for (&t, want) in tokens.iter().zip(&plain) {
+        assert_eq!(&unrounded.step(t), want, "no rounding asked, none done");
+    }
+    for rounding in [
+        [PerLayer; 4],
+        [PerHead; 4],
+        [PerToken; 4],
+        [Float, Float, Float, PerToken],
+    ] {
+        let c = run(rounding, 1.25);
+        assert!(c < 1.0 && c > 0.99, "{rounding:?}: worst cosine {c}");
+    }
+    let saturated = run([PerLayer; 4], 0.05);
+    assert!(
+        saturated < run([PerLayer; 4], 1.25) && saturated < 0.99,
+        "units at 5 % of the range saturate: worst cosine {saturated}"
+    );
 }

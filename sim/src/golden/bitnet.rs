@@ -105,11 +105,86 @@ pub struct FloatReference<'a> {
     /// every layer and per layer.
     pub ranges: AttentionRanges,
     pub layer_ranges: Vec<AttentionRanges>,
+    /// Per layer and operand (q, k, v, output): the largest `|value|` per head.
+    pub head_ranges: Vec<[Vec<f32>; 4]>,
+    /// Where the attention's operands are rounded to int8 (nowhere by default).
+    int8: Int8Attention,
+}
+
+/// How the float reference rounds one of the attention's operands to int8, to measure
+/// what each rounding of the integer attention costs against the float network.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Int8Rounding {
+    /// Not rounded.
+    #[default]
+    None,
+    /// One static unit per layer (what the one top's program carries).
+    PerLayer,
+    /// One static unit per layer and head.
+    PerHead,
+    /// The operand's own absmax: per token and head for q, k and v; per token over every
+    /// head for the output (a norm follows it, so one scale per token is free).
+    PerToken,
+}
+
+/// The roundings of q, k, v and the output, and the static units they need.
+#[derive(Debug, Clone, Default)]
+pub struct Int8Attention {
+    pub rounding: [Int8Rounding; 4],
+    /// Per layer and operand: a unit per head, then the layer's unit.
+    units: Vec<[Vec<f32>; 4]>,
+}
+
+impl Int8Attention {
+    /// Static units over the ranges `calibration` saw (a float reference run over the
+    /// prompt), times `headroom`.
+    pub fn calibrated(
+        calibration: &FloatReference,
+        rounding: [Int8Rounding; 4],
+        headroom: f32,
+    ) -> Self {
+        let unit = |range: f32| range.max(ABSMAX_FLOOR) * headroom / 127.0;
+        let units = calibration
+            .head_ranges
+            .iter()
+            .zip(&calibration.layer_ranges)
+            .map(|(heads, layer)| {
+                let layer = [layer.q, layer.k, layer.v, layer.out];
+                std::array::from_fn(|t| {
+                    let mut u: Vec<f32> = heads[t].iter().map(|&r| unit(r)).collect();
+                    u.push(unit(layer[t]));
+                    u
+                })
+            })
+            .collect();
+        Int8Attention { rounding, units }
+    }
+
+    /// Round operand `which` (0..4: q, k, v, output) of layer `l` in place; `d` values
+    /// a head.
+    fn round(&self, l: usize, which: usize, x: &mut [f32], d: usize) {
+        let rounding = self.rounding[which];
+        let width = match (rounding, which) {
+            (Int8Rounding::None, _) => return,
+            (Int8Rounding::PerToken, 3) => x.len(),
+            _ => d,
+        };
+        for (head, chunk) in x.chunks_mut(width).enumerate() {
+            let unit = match rounding {
+                Int8Rounding::PerLayer => *self.units[l][which].last().expect("a layer unit"),
+                Int8Rounding::PerHead => self.units[l][which][head],
+                _ => absmax(chunk).max(ABSMAX_FLOOR) / 127.0,
+            };
+            for v in chunk.iter_mut() {
+                *v = (*v / unit).round_ties_even().clamp(-128.0, 127.0) * unit;
+            }
+        }
+    }
 }
 
 impl<'a> FloatReference<'a> {
     pub fn new(ck: &'a Checkpoint) -> Self {
-        let layers = ck.config.layers;
+        let (c, layers) = (&ck.config, ck.config.layers);
         FloatReference {
             ck,
             keys: vec![vec![]; layers],
@@ -117,7 +192,25 @@ impl<'a> FloatReference<'a> {
             position: 0,
             ranges: AttentionRanges::default(),
             layer_ranges: vec![AttentionRanges::default(); layers],
+            head_ranges: vec![
+                std::array::from_fn(|t| {
+                    let heads = [c.heads, c.kv_heads, c.kv_heads, c.heads];
+                    vec![0.0; heads[t]]
+                });
+                layers
+            ],
+            int8: Int8Attention::default(),
         }
+    }
+
+    /// The same model with the attention's operands rounded as `int8` says.
+    pub fn with_int8_attention(mut self, int8: Int8Attention) -> Self {
+        assert!(
+            int8.units.is_empty() || int8.units.len() == self.ck.config.layers,
+            "int8 units for every layer"
+        );
+        self.int8 = int8;
+        self
     }
 
     /// Tokens seen so far.
@@ -142,7 +235,7 @@ impl<'a> FloatReference<'a> {
             let a = rmsnorm(&x, &layer.input_layernorm, eps);
             let mut q = bitlinear(&a, wq);
             let mut k = bitlinear(&a, wk);
-            let v = bitlinear(&a, wv);
+            let mut v = bitlinear(&a, wv);
             q.chunks_mut(d).for_each(|head| rope(head, p, c.rope_theta));
             k.chunks_mut(d).for_each(|head| rope(head, p, c.rope_theta));
             for r in [&mut self.ranges, &mut self.layer_ranges[l]] {
@@ -151,6 +244,12 @@ impl<'a> FloatReference<'a> {
                     r.k.max(absmax(&k)),
                     r.v.max(absmax(&v)),
                 );
+            }
+            for (which, x) in [&mut q, &mut k, &mut v].into_iter().enumerate() {
+                for (r, head) in self.head_ranges[l][which].iter_mut().zip(x.chunks(d)) {
+                    *r = r.max(absmax(head));
+                }
+                self.int8.round(l, which, x, d);
             }
             self.keys[l].extend_from_slice(&k);
             self.values[l].extend_from_slice(&v);
@@ -183,6 +282,10 @@ impl<'a> FloatReference<'a> {
             for r in [&mut self.ranges, &mut self.layer_ranges[l]] {
                 r.out = r.out.max(absmax(&attn));
             }
+            for (r, head) in self.head_ranges[l][3].iter_mut().zip(attn.chunks(d)) {
+                *r = r.max(absmax(head));
+            }
+            self.int8.round(l, 3, &mut attn, d);
             let o = bitlinear(&rmsnorm(&attn, &layer.attn_sub_norm, eps), wo);
             x.iter_mut().zip(&o).for_each(|(x, o)| *x += o);
             let a = rmsnorm(&x, &layer.post_attention_layernorm, eps);

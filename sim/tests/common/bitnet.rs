@@ -39,6 +39,7 @@ fn engine_for(ck: &Checkpoint, s: AttentionScales) -> AttentionConfig {
 
 /// Scales measured by the float reference over `tokens` (one set for every layer), and
 /// the engine built for them.
+#[allow(dead_code)] // not every test that includes this file calibrates
 pub fn calibrated(ck: &Checkpoint, tokens: &[usize]) -> (AttentionScales, AttentionConfig) {
     let mut float = FloatReference::new(ck);
     tokens.iter().for_each(|&t| drop(float.step(t)));
