@@ -1,7 +1,7 @@
 //! End-to-end: the `tern` binary as a user runs it.
 
 mod common;
-use common::{text, text_file as config_file};
+use common::{random_tiny_checkpoint, text, text_file as config_file};
 
 use tern_hdl::config::{ConfigBuilder, EngineKind, TableStorage};
 use EngineKind::{AdderTree, Tlmm};
@@ -919,16 +919,7 @@ fn the_one_top_is_written_with_its_package() {
 #[test]
 fn a_checkpoint_on_the_one_top_gets_units_calibrated_per_layer() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = dir.path().join("ck");
-    let o = tern(&[
-        "model",
-        "tiny",
-        "--write-random",
-        ck.to_str().unwrap(),
-        "--seed",
-        "4",
-    ]);
-    assert!(o.status.success(), "{}", text(&o));
+    let ck = random_tiny_checkpoint(dir.path(), 4);
     let run = |extra: &[&str], out: &str| -> serde_json::Value {
         let out = dir.path().join(out);
         let mut args = vec![

@@ -4,7 +4,7 @@
 
 mod common;
 
-use common::{tern_in, text};
+use common::{random_tiny_checkpoint, tern_in, text};
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -654,20 +654,7 @@ fn tern_generate_names_bad_input_before_running() {
 #[test]
 fn tern_generate_runs_a_checkpoint_with_calibrated_attention() {
     let dir = tempfile::tempdir().unwrap();
-    let ck = dir.path().join("ck");
-    let o = tern_in(
-        &default_cache_root(),
-        &[],
-        &[
-            "model",
-            "tiny",
-            "--write-random",
-            ck.to_str().unwrap(),
-            "--seed",
-            "4",
-        ],
-    );
-    assert!(o.status.success(), "{}", text(&o));
+    let ck = random_tiny_checkpoint(dir.path(), 4);
     let o = tern_in(
         &default_cache_root(),
         &[],

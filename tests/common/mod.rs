@@ -21,6 +21,25 @@ pub fn tern_in(cache: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     c.output().unwrap()
 }
 
+/// A random tiny checkpoint written by `tern model tiny --write-random` into `dir/ck`.
+pub fn random_tiny_checkpoint(dir: &Path, seed: u64) -> std::path::PathBuf {
+    let ck = dir.join("ck");
+    let o = tern_in(
+        &dir.join("cache"),
+        &[],
+        &[
+            "model",
+            "tiny",
+            "--write-random",
+            ck.to_str().unwrap(),
+            "--seed",
+            &seed.to_string(),
+        ],
+    );
+    assert!(o.status.success(), "{}", text(&o));
+    ck
+}
+
 /// Stdout then stderr, for assertions and failure messages.
 pub fn text(o: &Output) -> String {
     format!(
