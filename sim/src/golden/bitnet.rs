@@ -130,7 +130,7 @@ pub enum Int8Rounding {
 /// The roundings of q, k, v and the output, and the static units they need.
 #[derive(Debug, Clone, Default)]
 pub struct Int8Attention {
-    pub rounding: [Int8Rounding; 4],
+    rounding: [Int8Rounding; 4],
     /// Per layer and operand: a unit per head, then the layer's unit.
     units: Vec<[Vec<f32>; 4]>,
 }
