@@ -369,6 +369,12 @@ pub fn greedy(logits: &[f32]) -> usize {
     (0..logits.len()).fold(0, |best, i| if logits[i] > logits[best] { i } else { best })
 }
 
+/// How far above the calibration tokens' largest values a layer's units reach: decoding
+/// goes beyond what a prompt showed. Measured against transformers on random
+/// 2B4T-layout checkpoints (BENCHMARKS.md): 1.25 gave the best worst-case cosine of 1,
+/// 1.25 and 1.5.
+pub const CALIBRATION_HEADROOM: f32 = 1.25;
+
 /// The int8 units of the attention's operands: static per-tensor scales, the
 /// `[attention.quant]` of the attention engine (its constants are built from them).
 #[derive(Debug, Clone, Copy, PartialEq)]
@@ -400,15 +406,7 @@ impl AttentionScales {
             out: unit(ranges.out),
         }
     }
-}
 
-/// How far above the calibration tokens' largest values a layer's units reach: decoding
-/// goes beyond what a prompt showed. Measured against transformers on random
-/// 2B4T-layout checkpoints (BENCHMARKS.md): 1.25 gave the best worst-case cosine of 1,
-/// 1.25 and 1.5.
-pub const CALIBRATION_HEADROOM: f32 = 1.25;
-
-impl AttentionScales {
     /// Units per layer for `ck`, measured by the float reference over `tokens` (the
     /// prompt): each layer's largest `|q|`, `|k|`, `|v|` and `|output|` times
     /// [`CALIBRATION_HEADROOM`]. Run-time data of the one top's program (one record per
