@@ -498,6 +498,87 @@ fn model_checkpoints_are_written_and_read_back() {
     assert_eq!(t.matches(config.to_str().unwrap()).count(), 1, "{t}");
 }
 
+/// The SHA-256 of a checkpoint's weights file is printed (the figure `sha256sum` gives
+/// and a model hub lists) and `--expect-sha256` pins it; a GGUF file is named as one
+/// wherever a checkpoint directory or a model TOML is expected.
+#[test]
+fn a_checkpoint_is_pinned_by_its_hash_and_a_gguf_is_named() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = random_tiny_checkpoint(dir.path(), 6);
+    let weights = ck.join("model.safetensors");
+    let o = Command::new("sha256sum").arg(&weights).output().unwrap();
+    assert!(o.status.success(), "sha256sum: {}", text(&o));
+    let sum = String::from_utf8(o.stdout).unwrap();
+    let sum = sum.split_whitespace().next().unwrap().to_string();
+    let ck = ck.to_str().unwrap();
+    let o = tern(&["model", "--checkpoint", ck]);
+    assert!(
+        o.status.success() && text(&o).contains(&format!("sha256     {sum}  model.safetensors")),
+        "{}",
+        text(&o)
+    );
+    let o = tern(&[
+        "model",
+        "--checkpoint",
+        ck,
+        "--expect-sha256",
+        &sum.to_uppercase(),
+    ]);
+    assert!(
+        o.status.success() && text(&o).contains("(as expected)"),
+        "{}",
+        text(&o)
+    );
+    let wrong = format!("{}{}", &sum[1..], &sum[..1]);
+    let out = dir.path().join("out");
+    for args in [
+        vec!["model", "--checkpoint", ck, "--expect-sha256", &wrong],
+        vec![
+            "generate",
+            "--checkpoint",
+            ck,
+            "--expect-sha256",
+            &wrong,
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    ] {
+        let o = tern(&args);
+        let t = text(&o);
+        assert!(
+            !o.status.success()
+                && t.contains(&format!(
+                    "SHA-256 is {sum}, but --expect-sha256 asks for {wrong}"
+                ))
+                && !t.contains("bit-exact"),
+            "{args:?}: {t}"
+        );
+    }
+    assert!(!out.join("generate.json").exists());
+    let o = tern(&["generate", "--expect-sha256", &sum]);
+    assert!(
+        !o.status.success() && text(&o).contains("--checkpoint"),
+        "{}",
+        text(&o)
+    );
+
+    let gguf = dir.path().join("model.gguf");
+    std::fs::write(&gguf, b"GGUF\x03\0\0\0\0\0\0\0\xff").unwrap();
+    let gguf = gguf.to_str().unwrap();
+    for args in [
+        vec!["model", "--checkpoint", gguf],
+        vec!["model", gguf],
+        vec!["generate", "--checkpoint", gguf],
+    ] {
+        let o = tern(&args);
+        let t = text(&o);
+        assert!(
+            !o.status.success() && t.contains("a GGUF file") && t.matches(gguf).count() == 1,
+            "{args:?}: {t}"
+        );
+    }
+}
+
 /// A closed stdout (`tern model bitnet-2b | head -1`) ends `tern` as it ends `cat`: by
 /// SIGPIPE, quietly, never with a panic (exit 101) on "failed printing to stdout".
 #[test]
@@ -951,6 +1032,9 @@ fn a_checkpoint_on_the_one_top_gets_units_calibrated_per_layer() {
     };
     let calibrated = run(&[], "calibrated");
     assert_eq!(calibrated["calibrated"], true);
+    let sha256 = calibrated["checkpoint_sha256"].as_str().unwrap();
+    assert_eq!(sha256.len(), 64, "{sha256}");
+    assert!(text(&tern(&["model", "--checkpoint", ck.to_str().unwrap()])).contains(sha256));
     let per_layer = units(&calibrated);
     assert_eq!(
         per_layer.len(),

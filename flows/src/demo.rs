@@ -188,6 +188,7 @@ fn model_run() -> Result<()> {
     let args = crate::generate::GenerateArgs {
         model: "tiny".into(),
         checkpoint: None,
+        expect_sha256: None,
         seed: 1,
         matmul_config: Some(acc.matmul_path.clone()),
         attention_config: Some(acc.attention_path.clone()),

@@ -427,6 +427,8 @@ pub struct GenerateArgs {
     /// A preset name or model TOML (random weights from `seed`), unless `checkpoint`.
     pub model: String,
     pub checkpoint: Option<PathBuf>,
+    /// Refuse a checkpoint whose weights file has another SHA-256.
+    pub expect_sha256: Option<String>,
     pub seed: u64,
     pub matmul_config: Option<PathBuf>,
     pub attention_config: Option<PathBuf>,
@@ -468,6 +470,8 @@ pub struct Step {
 pub struct GenerateReport {
     pub format: &'static str,
     pub model: ModelConfig,
+    /// The checkpoint's weights file's SHA-256; null for random weights.
+    pub checkpoint_sha256: Option<String>,
     pub matmul_config: String,
     pub attention_config: String,
     pub board_uri: String,
@@ -533,6 +537,9 @@ pub fn check_fit(
 /// attention's scales calibrated when asked), the attention boards; every input checked.
 struct Setup {
     ck: Checkpoint,
+    /// Where the weights came from, and their hash when read from disk.
+    weights_origin: String,
+    sha256: Option<String>,
     model: ModelConfig,
     matmul_cfg: Config,
     mm_origin: String,
@@ -545,10 +552,13 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
     if a.tokens == 0 {
         bail!("--tokens must be at least 1");
     }
-    let ck = match &a.checkpoint {
-        Some(dir) => Checkpoint::read_hf(dir)?,
-        None => Checkpoint::random(&ModelConfig::resolve(&a.model)?, a.seed),
-    };
+    let weights = crate::weights::model_weights(
+        &a.model,
+        a.checkpoint.as_deref(),
+        a.expect_sha256.as_deref(),
+        a.seed,
+    )?;
+    let ck = weights.checkpoint;
     let model = ck.config.clone();
     let (mm_text, mm_origin) = read_text(&a.matmul_config, TINY_MATMUL, "matmul")?;
     let (at_text, at_origin) = read_text(&a.attention_config, TINY_ATTENTION, "attention")?;
@@ -591,6 +601,8 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
     crate::files::create_out_dir(a.out.as_deref())?;
     Ok(Setup {
         ck,
+        weights_origin: weights.origin,
+        sha256: weights.sha256,
         model,
         matmul_cfg,
         mm_origin,
@@ -611,6 +623,8 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     }
     let Setup {
         ck,
+        weights_origin,
+        sha256,
         model,
         matmul_cfg,
         mm_origin,
@@ -641,10 +655,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         model.head_dim,
         model.ffn,
         model.vocab,
-        match &a.checkpoint {
-            Some(d) => format!("checkpoint {}", d.display()),
-            None => format!("random weights, seed {}", a.seed),
-        }
+        weights_origin
     );
     say!(
         "matmul     {} on {}, tiles of {}x{}, {} per layer ({:.3}x the weights with padding)",
@@ -765,6 +776,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     let report = GenerateReport {
         format: "tern-generate/1",
         model: model.clone(),
+        checkpoint_sha256: sha256,
         matmul_config: matmul_cfg.to_toml(),
         attention_config: attention_cfg.to_toml(),
         board_uri: a.board_uri.clone(),

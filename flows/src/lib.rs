@@ -28,3 +28,4 @@ pub mod rtl;
 pub mod run;
 pub mod serve;
 pub mod surrogate;
+pub mod weights;

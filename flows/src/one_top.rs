@@ -183,6 +183,8 @@ pub fn program(
 pub struct OneTopArgs {
     pub model: String,
     pub checkpoint: Option<PathBuf>,
+    /// Refuse a checkpoint whose weights file has another SHA-256.
+    pub expect_sha256: Option<String>,
     pub seed: u64,
     pub accelerator: PathBuf,
     pub lanes: usize,
@@ -240,6 +242,8 @@ pub struct OneTopStep {
 pub struct OneTopReport {
     pub format: &'static str,
     pub model: ModelConfig,
+    /// The checkpoint's weights file's SHA-256; null for random weights.
+    pub checkpoint_sha256: Option<String>,
     pub accelerator: String,
     pub board: String,
     pub clock_mhz: f64,
@@ -271,10 +275,13 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         bail!("--tokens must be at least 1");
     }
     let acc = Accelerator::from_path(&a.accelerator)?;
-    let ck = match &a.checkpoint {
-        Some(dir) => Checkpoint::read_hf(dir)?,
-        None => Checkpoint::random(&ModelConfig::resolve(&a.model)?, a.seed),
-    };
+    let weights = crate::weights::model_weights(
+        &a.model,
+        a.checkpoint.as_deref(),
+        a.expect_sha256.as_deref(),
+        a.seed,
+    )?;
+    let ck = weights.checkpoint;
     let model = ck.config.clone();
     check_tokens(&model, 0, &a.prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
     if a.tokens > 1 {
@@ -317,7 +324,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     let bytes = (image.memory.len() as u64).next_multiple_of(1 << 20);
     let shape = one_top_shape(&model, &acc, a.lanes, design, bytes, a.max_ids)?;
     say!(
-        "model      {} ({} layers, hidden {}, {}/{} heads of {}, FFN {}, vocab {})",
+        "model      {} ({} layers, hidden {}, {}/{} heads of {}, FFN {}, vocab {}), {}",
         model.name,
         model.layers,
         model.hidden,
@@ -325,7 +332,8 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         model.kv_heads,
         model.head_dim,
         model.ffn,
-        model.vocab
+        model.vocab,
+        weights.origin
     );
     say!(
         "one top    {} on {} at {mhz} MHz: {} memory ports, the matmul engine of {}, the attention engine of {}, the vector unit at {} lanes, the LM head {:?}, design {design:08x}; program {} MiB",
@@ -379,6 +387,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     let report = OneTopReport {
         format: "tern-generate-one-top",
         model,
+        checkpoint_sha256: weights.sha256,
         accelerator: a.accelerator.display().to_string(),
         board: board.name.clone(),
         clock_mhz: mhz,

@@ -11,6 +11,13 @@
 //! weight_scale`; `bitlinear` divides, `y = (x_q · w) / (s_x · weight_scale)`. tern keeps
 //! the multiplier either way ([`TernaryMatrix::scale`]). Norm gains, the embedding and an
 //! untied LM head are `bfloat16` or `float32`.
+//!
+//! A checkpoint is checked as it is read: every shape against `config.json`, every
+//! packed code ternary, no ternary tensor all zeros, every float finite and every scale
+//! positive; a `quantization_config` asking for something tern does not compute (a norm
+//! inside every BitLinear, weights quantised online, another quantisation method, a
+//! projection left unquantised) is refused, not ignored. [`Checkpoint::open`] also
+//! gives the SHA-256 of the weights file, the figure a model hub lists for it.
 
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -18,6 +25,7 @@ use std::path::{Path, PathBuf};
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
 use safetensors::{Dtype, SafeTensors};
+use sha2::{Digest, Sha256};
 
 use crate::ModelConfig;
 
@@ -25,6 +33,8 @@ pub const CONFIG_JSON: &str = "config.json";
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Ternary values packed per byte.
 const PER_BYTE: usize = 4;
+/// The first four bytes of a GGUF file (llama.cpp's and bitnet.cpp's container).
+pub const GGUF_MAGIC: &[u8; 4] = b"GGUF";
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -57,6 +67,16 @@ pub enum CheckpointError {
         tensor: String,
         row: usize,
         col: usize,
+    },
+    #[error("{path}: tensor `{tensor}`: every weight is 0 (a damaged or badly converted checkpoint: re-uploads of bitnet-b1.58-2B-4T were published with all-zero MLP tensors)")]
+    AllZero { path: String, tensor: String },
+    #[error("{path}: {message}")]
+    NotACheckpoint { path: String, message: String },
+    #[error("{path}: the weights' SHA-256 is {got}, but --expect-sha256 asks for {expected}")]
+    Sha256 {
+        path: String,
+        got: String,
+        expected: String,
     },
     #[error("{path}: tensor `{tensor}` is {value}, not a finite scale > 0")]
     Scale {
@@ -131,10 +151,19 @@ struct HfConfig {
     quantization_config: Option<HfQuantization>,
 }
 
+/// `quantization_config` (transformers' `BitNetQuantConfig`; its defaults).
 #[derive(Debug, Deserialize)]
 struct HfQuantization {
     #[serde(default)]
+    quant_method: Option<String>,
+    #[serde(default)]
     linear_class: Option<String>,
+    #[serde(default)]
+    quantization_mode: Option<String>,
+    #[serde(default)]
+    use_rms_norm: Option<bool>,
+    #[serde(default)]
+    modules_to_not_convert: Option<Vec<String>>,
 }
 
 fn default_theta() -> f64 {
@@ -169,10 +198,75 @@ fn f32_to_bf16(v: f32) -> u16 {
     (bits.wrapping_add(round) >> 16) as u16
 }
 
+/// A checkpoint as read from disk, with the SHA-256 of its weights file.
+#[derive(Debug, Clone)]
+pub struct Opened {
+    pub checkpoint: Checkpoint,
+    /// The file the weights came from.
+    pub weights_path: PathBuf,
+    /// Lower-case hex, as `sha256sum` prints it.
+    pub sha256: String,
+}
+
+impl Opened {
+    /// Refuse weights whose SHA-256 is not `expected` (hex, either case).
+    pub fn expect_sha256(&self, expected: &str) -> Result<(), CheckpointError> {
+        let expected = expected.trim().to_ascii_lowercase();
+        if expected != self.sha256 {
+            return Err(CheckpointError::Sha256 {
+                path: self.weights_path.display().to_string(),
+                got: self.sha256.clone(),
+                expected,
+            });
+        }
+        Ok(())
+    }
+}
+
 impl Checkpoint {
-    /// Read `config.json` and `model.safetensors` from `dir`. Every shape is checked
-    /// against the config and every packed weight decoded (a code 0b11 is an error).
+    /// Read the checkpoint at `path`: a Hugging Face directory (`config.json` and
+    /// `model.safetensors`). A path that is not one is named with what it is instead.
+    pub fn open(path: &Path) -> Result<Opened, CheckpointError> {
+        let not = |message: String| CheckpointError::NotACheckpoint {
+            path: path.display().to_string(),
+            message,
+        };
+        let meta = std::fs::metadata(path).map_err(|cause| CheckpointError::Io {
+            path: path.display().to_string(),
+            cause,
+        })?;
+        if !meta.is_dir() {
+            let mut head = [0u8; 4];
+            let is_gguf = std::fs::File::open(path)
+                .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
+                .is_ok()
+                && &head == GGUF_MAGIC;
+            return Err(not(if is_gguf {
+                "a GGUF file, which tern does not read yet: give the Hugging Face checkpoint \
+                 directory (config.json and model.safetensors) instead"
+                    .into()
+            } else {
+                format!(
+                    "not a directory: a checkpoint is a directory holding {CONFIG_JSON} and \
+                     {WEIGHTS_FILE} (the layout of microsoft/bitnet-b1.58-2B-4T)"
+                )
+            }));
+        }
+        let (checkpoint, weights_path, digest) = Self::read_hf_digest(path)?;
+        Ok(Opened {
+            checkpoint,
+            weights_path,
+            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+        })
+    }
+
+    /// Read `config.json` and `model.safetensors` from `dir`, every tensor checked (the
+    /// module docs say how).
     pub fn read_hf(dir: &Path) -> Result<Checkpoint, CheckpointError> {
+        Self::read_hf_digest(dir).map(|(c, _, _)| c)
+    }
+
+    fn read_hf_digest(dir: &Path) -> Result<(Checkpoint, PathBuf, [u8; 32]), CheckpointError> {
         let config_path = dir.join(CONFIG_JSON);
         let text = std::fs::read_to_string(&config_path).map_err(|cause| CheckpointError::Io {
             path: config_path.display().to_string(),
@@ -184,6 +278,7 @@ impl Checkpoint {
             path: path.display().to_string(),
             cause,
         })?;
+        let digest: [u8; 32] = Sha256::digest(&bytes).into();
         let file = SafeTensors::deserialize(&bytes).map_err(|e| CheckpointError::Format {
             path: path.display().to_string(),
             message: match bad_tensor(&bytes) {
@@ -214,7 +309,7 @@ impl Checkpoint {
                 ffn_sub_norm: norm("mlp.ffn_sub_norm", config.ffn)?,
             });
         }
-        Ok(Checkpoint {
+        let checkpoint = Checkpoint {
             embed_tokens: reader.floats("model.embed_tokens.weight", &[v, h])?,
             norm: reader.floats("model.norm.weight", &[h])?,
             lm_head: if config.tied_embeddings {
@@ -224,7 +319,8 @@ impl Checkpoint {
             },
             layers,
             config,
-        })
+        };
+        Ok((checkpoint, path, digest))
     }
 
     /// Write the checkpoint in the same layout (floats as bfloat16), with a config.json
@@ -461,12 +557,55 @@ fn config_from_hf(text: &str, path: &Path) -> Result<(ModelConfig, bool), Checkp
         message,
     };
     let hf: HfConfig = serde_json::from_str(text).map_err(|e| bad(e.to_string()))?;
-    let class = hf
-        .quantization_config
-        .as_ref()
-        .and_then(|q| q.linear_class.clone())
-        .unwrap_or_else(|| "autobitlinear".into());
-    let divides = match class.as_str() {
+    let Some(q) = &hf.quantization_config else {
+        return Err(bad(
+            "no `quantization_config`: not a BitNet b1.58 checkpoint with packed ternary weights \
+             (tern reads quant_method \"bitnet\", quantization_mode \"offline\")"
+                .into(),
+        ));
+    };
+    if let Some(method) = q.quant_method.as_deref().filter(|m| *m != "bitnet") {
+        return Err(bad(format!(
+            "quantization_config.quant_method `{method}`: tern reads only \"bitnet\""
+        )));
+    }
+    match q.quantization_mode.as_deref().unwrap_or("offline") {
+        "offline" => {}
+        "online" => {
+            return Err(bad(
+                "quantization_config.quantization_mode \"online\" (full-precision weights \
+                 quantised at every forward pass) is not implemented: tern reads \"offline\" \
+                 checkpoints, whose weights are packed ternary with a weight_scale"
+                    .into(),
+            ))
+        }
+        other => {
+            return Err(bad(format!(
+                "quantization_config.quantization_mode `{other}` is neither offline nor online"
+            )))
+        }
+    }
+    if q.use_rms_norm == Some(true) {
+        return Err(bad(
+            "quantization_config.use_rms_norm = true (an RMSNorm inside every BitLinear, \
+             before its activations are quantised) is not implemented in tern"
+                .into(),
+        ));
+    }
+    if let Some(kept) = q
+        .modules_to_not_convert
+        .iter()
+        .flatten()
+        .find(|m| m.as_str() != "lm_head")
+    {
+        return Err(bad(format!(
+            "quantization_config.modules_to_not_convert lists `{kept}`: tern runs every \
+             projection of every layer as a ternary BitLinear (only lm_head may be listed)"
+        )));
+    }
+    // transformers' default linear class is "bitlinear" (the divider).
+    let class = q.linear_class.as_deref().unwrap_or("bitlinear");
+    let divides = match class {
         "autobitlinear" => false,
         "bitlinear" => true,
         other => {
@@ -608,10 +747,16 @@ impl Reader<'_> {
         }
         let w = unpack(view.data(), m, k).map_err(|(row, col)| CheckpointError::NotTernary {
             path: self.path.display().to_string(),
-            tensor,
+            tensor: tensor.clone(),
             row,
             col,
         })?;
+        if w.iter().all(|&x| x == 0) {
+            return Err(CheckpointError::AllZero {
+                path: self.path.display().to_string(),
+                tensor,
+            });
+        }
         let scale_name = format!("{name}.weight_scale");
         let scale = self.floats(&scale_name, &[1])?[0];
         if !(scale.is_finite() && scale > 0.0) {
@@ -826,5 +971,115 @@ mod tests {
             Checkpoint::read_hf(dir.path()),
             Err(CheckpointError::Config { .. })
         ));
+    }
+
+    /// What transformers' `BitNetQuantConfig` can ask for and tern does not compute is
+    /// refused by its key, and its one default that matters (the divider) is followed.
+    #[test]
+    fn a_quantization_config_tern_does_not_compute_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        Checkpoint::random(&tiny(), 4).write_hf(dir.path()).unwrap();
+        let cfg = dir.path().join(CONFIG_JSON);
+        let text = std::fs::read_to_string(&cfg).unwrap();
+        let quant = r#""quantization_config": {
+    "linear_class": "autobitlinear",
+    "quant_method": "bitnet",
+    "quantization_mode": "offline"
+  }"#;
+        assert!(text.contains(quant), "write_hf's config changed:\n{text}");
+        let with = |q: &str| {
+            std::fs::write(&cfg, text.replace(quant, q)).unwrap();
+            Checkpoint::read_hf(dir.path())
+        };
+        for (q, named) in [
+            (
+                r#""quantization_config": {"linear_class": "autobitlinear", "use_rms_norm": true}"#,
+                "use_rms_norm",
+            ),
+            (
+                r#""quantization_config": {"linear_class": "autobitlinear", "quantization_mode": "online"}"#,
+                "quantization_mode \"online\"",
+            ),
+            (
+                r#""quantization_config": {"quant_method": "gptq"}"#,
+                "quant_method `gptq`",
+            ),
+            (
+                r#""quantization_config": {"modules_to_not_convert": ["lm_head", "model.layers.0.mlp.down_proj"]}"#,
+                "`model.layers.0.mlp.down_proj`",
+            ),
+            (
+                r#""no_quantization_config": {}"#,
+                "no `quantization_config`",
+            ),
+        ] {
+            let err = with(q).unwrap_err();
+            assert!(
+                matches!(&err, CheckpointError::Config { message, .. } if message.contains(named)),
+                "{q}: {err}"
+            );
+        }
+        // Declared but off, or only lm_head kept: read as usual.
+        let plain = with(quant).unwrap();
+        let off = with(
+            r#""quantization_config": {"linear_class": "autobitlinear", "use_rms_norm": false, "modules_to_not_convert": ["lm_head"]}"#,
+        )
+        .unwrap();
+        assert!(plain == off);
+        // No linear_class: transformers' default, bitlinear, divides by weight_scale.
+        let default = with(r#""quantization_config": {"quant_method": "bitnet"}"#).unwrap();
+        let first = |c: &Checkpoint| c.layers[0].matmuls[0].scale;
+        assert_eq!(first(&default), 1.0 / first(&plain));
+    }
+
+    /// `open` names what a path is when it is not a checkpoint directory, refuses a
+    /// ternary tensor of zeros by name, and gives the weights file's SHA-256.
+    #[test]
+    fn open_checks_the_path_the_zeros_and_the_hash() {
+        let dir = tempfile::tempdir().unwrap();
+        let c = Checkpoint::random(&tiny(), 5);
+        c.write_hf(dir.path()).unwrap();
+        let weights = dir.path().join(WEIGHTS_FILE);
+        let opened = Checkpoint::open(dir.path()).unwrap();
+        assert!(opened.checkpoint == Checkpoint::read_hf(dir.path()).unwrap());
+        let bytes = std::fs::read(&weights).unwrap();
+        let want: String = Sha256::digest(&bytes)
+            .iter()
+            .map(|b| format!("{b:02x}"))
+            .collect();
+        assert_eq!(opened.sha256, want);
+        opened.expect_sha256(&want.to_uppercase()).unwrap();
+        let mut other = want.clone().into_bytes();
+        other[0] = if other[0] == b'0' { b'1' } else { b'0' };
+        let other = String::from_utf8(other).unwrap();
+        let err = opened.expect_sha256(&other).unwrap_err();
+        assert!(
+            err.to_string().contains(&want) && err.to_string().contains(&other),
+            "{err}"
+        );
+
+        // A GGUF file, any other file, nothing at all.
+        let gguf = dir.path().join("model.gguf");
+        std::fs::write(&gguf, b"GGUF\x03\0\0\0").unwrap();
+        let err = Checkpoint::open(&gguf).unwrap_err();
+        assert!(err.to_string().contains("a GGUF file"), "{err}");
+        let err = Checkpoint::open(&weights).unwrap_err();
+        assert!(err.to_string().contains("not a directory"), "{err}");
+        let err = Checkpoint::open(&dir.path().join("nowhere")).unwrap_err();
+        assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
+
+        // An MLP tensor of zeros (codes 0b01), as in the damaged re-uploads.
+        let file = SafeTensors::deserialize(&bytes).unwrap();
+        let name = "model.layers.1.mlp.up_proj.weight";
+        let view = file.tensor(name).unwrap();
+        let start = view.data().as_ptr() as usize - bytes.as_ptr() as usize;
+        let mut zeros = bytes.clone();
+        zeros[start..start + view.data().len()].fill(0b01_01_01_01);
+        std::fs::write(&weights, &zeros).unwrap();
+        let err = Checkpoint::open(dir.path()).unwrap_err();
+        assert!(
+            matches!(&err, CheckpointError::AllZero { tensor, .. } if tensor == name),
+            "{err}"
+        );
     }
 }

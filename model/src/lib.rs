@@ -188,18 +188,36 @@ impl ModelConfig {
             path: path.display().to_string(),
             cause,
         };
-        let mut text = String::new();
+        let not = |message: String| ModelError::Parse {
+            origin: path.display().to_string(),
+            message,
+        };
+        if path.is_dir() {
+            return Err(not(
+                "a directory, not a model TOML file (a Hugging Face checkpoint directory goes \
+                 to --checkpoint)"
+                    .into(),
+            ));
+        }
+        let mut bytes = Vec::new();
         std::fs::File::open(path)
             .map_err(read)?
             .take(MAX_CONFIG_BYTES + 1)
-            .read_to_string(&mut text)
+            .read_to_end(&mut bytes)
             .map_err(read)?;
-        if text.len() as u64 > MAX_CONFIG_BYTES {
-            return Err(ModelError::Parse {
-                origin: path.display().to_string(),
-                message: format!("longer than {MAX_CONFIG_BYTES} bytes; not a model config"),
-            });
+        if bytes.starts_with(checkpoint::GGUF_MAGIC) {
+            return Err(not(
+                "a GGUF file, not a model TOML file (and tern does not read GGUF checkpoints yet)"
+                    .into(),
+            ));
         }
+        if bytes.len() as u64 > MAX_CONFIG_BYTES {
+            return Err(not(format!(
+                "longer than {MAX_CONFIG_BYTES} bytes; not a model config"
+            )));
+        }
+        let text = String::from_utf8(bytes)
+            .map_err(|_| not("not UTF-8 text, so not a model TOML file".into()))?;
         ModelConfig::from_toml(&text, &path.display().to_string())
     }
 
@@ -398,5 +416,16 @@ mod tests {
     fn a_model_file_that_is_not_one_is_refused_quickly() {
         let err = ModelConfig::from_path(Path::new("/dev/zero")).unwrap_err();
         assert!(err.to_string().contains("not a model config"), "{err}");
+        let dir = tempfile::tempdir().unwrap();
+        let err = ModelConfig::from_path(dir.path()).unwrap_err();
+        assert!(err.to_string().contains("--checkpoint"), "{err}");
+        let gguf = dir.path().join("m.gguf");
+        std::fs::write(&gguf, b"GGUF\x03\0\0\0\xff\xfe").unwrap();
+        let err = ModelConfig::from_path(&gguf).unwrap_err();
+        assert!(err.to_string().contains("a GGUF file"), "{err}");
+        let binary = dir.path().join("m.bin");
+        std::fs::write(&binary, b"hidden = \xff\xfe").unwrap();
+        let err = ModelConfig::from_path(&binary).unwrap_err();
+        assert!(err.to_string().contains("not UTF-8"), "{err}");
     }
 }

@@ -73,7 +73,8 @@ def main():
     kv_heads = cfg.get("num_key_value_heads", heads)
     d = cfg.get("head_dim", h // heads)
     eps, theta = cfg["rms_norm_eps"], cfg["rope_theta"]
-    divides = cfg.get("quantization_config", {}).get("linear_class", "autobitlinear") == "bitlinear"
+    # transformers' BitNetQuantConfig defaults linear_class to "bitlinear" (the divider).
+    divides = cfg["quantization_config"].get("linear_class", "bitlinear") == "bitlinear"
 
     def linear(name, x):
         w = unpack(t[f"{name}.weight"])

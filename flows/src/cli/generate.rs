@@ -33,6 +33,10 @@ pub struct Args {
     /// A Hugging Face BitNet checkpoint directory instead of random weights.
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
+    /// Refuse the checkpoint unless its weights file has this SHA-256 (hex; the figure
+    /// `sha256sum model.safetensors` prints and a model hub lists).
+    #[arg(long, requires = "checkpoint")]
+    pub expect_sha256: Option<String>,
     #[arg(long, default_value_t = 1)]
     pub seed: u64,
     /// The matmul top's config (its workload.m × workload.k is the tile shape);
@@ -92,6 +96,7 @@ pub fn run(a: Args) -> Result<()> {
         crate::one_top::generate_one_top(&crate::one_top::OneTopArgs {
             model: a.model,
             checkpoint: a.checkpoint,
+            expect_sha256: a.expect_sha256,
             seed: a.seed,
             accelerator,
             lanes: a.lanes,
@@ -131,6 +136,7 @@ pub fn run(a: Args) -> Result<()> {
     crate::generate::generate(&crate::generate::GenerateArgs {
         model: a.model,
         checkpoint: a.checkpoint,
+        expect_sha256: a.expect_sha256,
         seed: a.seed,
         matmul_config: a
             .matmul_config

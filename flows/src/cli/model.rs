@@ -17,6 +17,10 @@ pub struct Args {
     /// model.safetensors), check every weight, and describe it.
     #[arg(long, conflicts_with = "write_random")]
     pub checkpoint: Option<PathBuf>,
+    /// Refuse the checkpoint unless its weights file has this SHA-256 (hex; the figure
+    /// `sha256sum model.safetensors` prints and a model hub lists).
+    #[arg(long, requires = "checkpoint")]
+    pub expect_sha256: Option<String>,
     /// Write a checkpoint of the model with random ternary weights here (the layout
     /// of microsoft/bitnet-b1.58-2B-4T; docs/files.md).
     #[arg(long)]
@@ -31,18 +35,30 @@ pub fn run(a: Args) -> Result<()> {
         model,
         toml,
         checkpoint,
+        expect_sha256,
         write_random,
         seed,
     } = a;
     let m = match &checkpoint {
         Some(dir) => {
-            let c = tern_model::checkpoint::Checkpoint::read_hf(dir)?;
+            let w = crate::weights::model_weights(&model, Some(dir), expect_sha256.as_deref(), 1)?;
             println!(
-                "checkpoint {}: every tensor present with its shape, {} ternary weights decoded",
+                "checkpoint {}: every tensor present with its shape, {} ternary weights decoded \
+                 and checked",
                 dir.display(),
-                c.config.ternary_weights()
+                w.checkpoint.config.ternary_weights()
             );
-            c.config
+            println!(
+                "sha256     {}  {}{}",
+                w.sha256.as_deref().unwrap_or_default(),
+                tern_model::checkpoint::WEIGHTS_FILE,
+                if expect_sha256.is_some() {
+                    " (as expected)"
+                } else {
+                    ""
+                }
+            );
+            w.checkpoint.config
         }
         None => tern_model::ModelConfig::resolve(&model)?,
     };
