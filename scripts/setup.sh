@@ -75,6 +75,15 @@ if ! python3 -c "import torch, transformers, accelerate" >/dev/null 2>&1; then
     "${pip[@]}" "${reference[@]}" 2>/dev/null || $sudo "${pip[@]}" --break-system-packages "${reference[@]}"
 fi
 
+# GGUF files written by llama.cpp's own Python writer, to check tern's GGUF reader
+# against (sim/reference/write_gguf.py).
+gguf_writer=(gguf==0.19.0)
+if ! python3 -c "import gguf" >/dev/null 2>&1; then
+    echo "tern setup: installing ${gguf_writer[*]} from PyPI" >&2
+    pip=(python3 -m pip install --quiet --disable-pip-version-check)
+    "${pip[@]}" "${gguf_writer[@]}" 2>/dev/null || $sudo "${pip[@]}" --break-system-packages "${gguf_writer[@]}"
+fi
+
 if ! command -v cargo >/dev/null 2>&1; then
     echo "tern setup: cargo (Rust) is required; install it with rustup" >&2
     exit 1

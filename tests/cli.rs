@@ -513,7 +513,8 @@ fn a_checkpoint_is_pinned_by_its_hash_and_a_gguf_is_named() {
     let ck = ck.to_str().unwrap();
     let o = tern(&["model", "--checkpoint", ck]);
     assert!(
-        o.status.success() && text(&o).contains(&format!("sha256     {sum}  model.safetensors")),
+        o.status.success()
+            && text(&o).contains(&format!("sha256     {sum}  {}", weights.display())),
         "{}",
         text(&o)
     );
@@ -562,18 +563,48 @@ fn a_checkpoint_is_pinned_by_its_hash_and_a_gguf_is_named() {
         text(&o)
     );
 
+    // A GGUF checkpoint: written, described with its file's hash, run bit-exact.
+    let gguf = dir.path().join("tiny.gguf");
+    let gguf_path = gguf.to_str().unwrap();
+    let o = tern(&["model", "tiny", "--write-random", gguf_path, "--seed", "3"]);
+    assert!(o.status.success(), "{}", text(&o));
+    let o = Command::new("sha256sum").arg(&gguf).output().unwrap();
+    let gguf_sum = String::from_utf8(o.stdout).unwrap();
+    let gguf_sum = gguf_sum.split_whitespace().next().unwrap().to_string();
+    let o = tern(&["model", "--checkpoint", gguf_path]);
+    assert!(
+        o.status.success() && text(&o).contains(&format!("sha256     {gguf_sum}  {gguf_path}")),
+        "{}",
+        text(&o)
+    );
+    let o = tern(&[
+        "generate",
+        "--checkpoint",
+        gguf_path,
+        "--expect-sha256",
+        &gguf_sum,
+        "--tokens",
+        "2",
+    ]);
+    assert!(
+        o.status.success() && text(&o).contains(&gguf_sum) && text(&o).contains("bit-exact"),
+        "{}",
+        text(&o)
+    );
+
+    // A truncated GGUF is named with what is cut; a GGUF given as a model TOML is named.
     let gguf = dir.path().join("model.gguf");
     std::fs::write(&gguf, b"GGUF\x03\0\0\0\0\0\0\0\xff").unwrap();
     let gguf = gguf.to_str().unwrap();
-    for args in [
-        vec!["model", "--checkpoint", gguf],
-        vec!["model", gguf],
-        vec!["generate", "--checkpoint", gguf],
+    for (args, says) in [
+        (vec!["model", "--checkpoint", gguf], "the tensor count"),
+        (vec!["generate", "--checkpoint", gguf], "the tensor count"),
+        (vec!["model", gguf], "a GGUF file, not a model TOML file"),
     ] {
         let o = tern(&args);
         let t = text(&o);
         assert!(
-            !o.status.success() && t.contains("a GGUF file") && t.matches(gguf).count() == 1,
+            !o.status.success() && t.contains(says) && t.matches(gguf).count() == 1,
             "{args:?}: {t}"
         );
     }

@@ -34,7 +34,7 @@ pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// Ternary values packed per byte.
 const PER_BYTE: usize = 4;
 /// The first four bytes of a GGUF file (llama.cpp's and bitnet.cpp's container).
-pub const GGUF_MAGIC: &[u8; 4] = b"GGUF";
+pub const GGUF_MAGIC: &[u8; 4] = crate::gguf::MAGIC;
 
 #[derive(Debug, thiserror::Error)]
 pub enum CheckpointError {
@@ -72,6 +72,8 @@ pub enum CheckpointError {
     AllZero { path: String, tensor: String },
     #[error("{path}: {message}")]
     NotACheckpoint { path: String, message: String },
+    #[error("{path}: {message}")]
+    Gguf { path: String, message: String },
     #[error("{path}: the weights' SHA-256 is {got}, but --expect-sha256 asks for {expected}")]
     Sha256 {
         path: String,
@@ -225,7 +227,7 @@ impl Opened {
 
 impl Checkpoint {
     /// Read the checkpoint at `path`: a Hugging Face directory (`config.json` and
-    /// `model.safetensors`). A path that is not one is named with what it is instead.
+    /// `model.safetensors`) or a GGUF file. Anything else is named with what it is.
     pub fn open(path: &Path) -> Result<Opened, CheckpointError> {
         let not = |message: String| CheckpointError::NotACheckpoint {
             path: path.display().to_string(),
@@ -241,22 +243,40 @@ impl Checkpoint {
                 .and_then(|mut f| std::io::Read::read_exact(&mut f, &mut head))
                 .is_ok()
                 && &head == GGUF_MAGIC;
-            return Err(not(if is_gguf {
-                "a GGUF file, which tern does not read yet: give the Hugging Face checkpoint \
-                 directory (config.json and model.safetensors) instead"
-                    .into()
-            } else {
-                format!(
-                    "not a directory: a checkpoint is a directory holding {CONFIG_JSON} and \
-                     {WEIGHTS_FILE} (the layout of microsoft/bitnet-b1.58-2B-4T)"
-                )
-            }));
+            if !is_gguf {
+                return Err(not(format!(
+                    "neither a GGUF file nor a directory: a checkpoint is a GGUF file or a \
+                     directory holding {CONFIG_JSON} and {WEIGHTS_FILE} (the layout of \
+                     microsoft/bitnet-b1.58-2B-4T)"
+                )));
+            }
+            let io = |cause| CheckpointError::Io {
+                path: path.display().to_string(),
+                cause,
+            };
+            let bytes = std::fs::read(path).map_err(io)?;
+            let digest: [u8; 32] = Sha256::digest(&bytes).into();
+            let checkpoint = crate::bitnet_gguf::read(&bytes, &path.display().to_string())?;
+            return Ok(Opened {
+                checkpoint,
+                weights_path: path.to_path_buf(),
+                sha256: hex(&digest),
+            });
         }
         let (checkpoint, weights_path, digest) = Self::read_hf_digest(path)?;
         Ok(Opened {
             checkpoint,
             weights_path,
-            sha256: digest.iter().map(|b| format!("{b:02x}")).collect(),
+            sha256: hex(&digest),
+        })
+    }
+
+    /// Write the checkpoint as one GGUF file (architecture `bitnet-b1.58`, floats as
+    /// F32, projections as I2_S; docs/files.md).
+    pub fn write_gguf(&self, path: &Path) -> Result<(), CheckpointError> {
+        std::fs::write(path, crate::bitnet_gguf::write(self)).map_err(|cause| CheckpointError::Io {
+            path: path.display().to_string(),
+            cause,
         })
     }
 
@@ -466,6 +486,10 @@ impl Checkpoint {
             lm_head,
         }
     }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Pack a ternary matrix as `transformers.integrations.bitnet.pack_weights` does.
@@ -1032,6 +1056,25 @@ mod tests {
         assert_eq!(first(&default), 1.0 / first(&plain));
     }
 
+    /// The same weights as safetensors and as GGUF read back equal, and the GGUF's
+    /// hash is the file's.
+    #[test]
+    fn a_gguf_holds_what_the_safetensors_hold() {
+        let dir = tempfile::tempdir().unwrap();
+        for (seed, tied) in [(8, true), (9, false)] {
+            let mut cfg = tiny();
+            cfg.tied_embeddings = tied;
+            Checkpoint::random(&cfg, seed).write_hf(dir.path()).unwrap();
+            let hf = Checkpoint::read_hf(dir.path()).unwrap();
+            let path = dir.path().join("m.gguf");
+            hf.write_gguf(&path).unwrap();
+            let opened = Checkpoint::open(&path).unwrap();
+            assert!(opened.checkpoint == hf, "seed {seed}, tied {tied}");
+            let bytes = std::fs::read(&path).unwrap();
+            assert_eq!(opened.sha256, hex(&Sha256::digest(&bytes)));
+        }
+    }
+
     /// `open` names what a path is when it is not a checkpoint directory, refuses a
     /// ternary tensor of zeros by name, and gives the weights file's SHA-256.
     #[test]
@@ -1062,9 +1105,16 @@ mod tests {
         let gguf = dir.path().join("model.gguf");
         std::fs::write(&gguf, b"GGUF\x03\0\0\0").unwrap();
         let err = Checkpoint::open(&gguf).unwrap_err();
-        assert!(err.to_string().contains("a GGUF file"), "{err}");
+        assert!(
+            matches!(&err, CheckpointError::Gguf { message, .. } if message.contains("the tensor count")),
+            "{err}"
+        );
         let err = Checkpoint::open(&weights).unwrap_err();
-        assert!(err.to_string().contains("not a directory"), "{err}");
+        assert!(
+            err.to_string()
+                .contains("neither a GGUF file nor a directory"),
+            "{err}"
+        );
         let err = Checkpoint::open(&dir.path().join("nowhere")).unwrap_err();
         assert!(matches!(err, CheckpointError::Io { .. }), "{err}");
 

@@ -10,7 +10,9 @@
 //! residual); a final RMSNorm and the LM head (full precision, tied to the embedding
 //! where the checkpoint says so).
 
+pub mod bitnet_gguf;
 pub mod checkpoint;
+pub mod gguf;
 
 use serde::{Deserialize, Serialize};
 use std::path::Path;
@@ -207,7 +209,7 @@ impl ModelConfig {
             .map_err(read)?;
         if bytes.starts_with(checkpoint::GGUF_MAGIC) {
             return Err(not(
-                "a GGUF file, not a model TOML file (and tern does not read GGUF checkpoints yet)"
+                "a GGUF file, not a model TOML file (a GGUF checkpoint goes to --checkpoint)"
                     .into(),
             ));
         }

@@ -1,8 +1,9 @@
-//! Bounded fuzzing of the checkpoint reader, kept in CI: a tiny checkpoint's
+//! Bounded fuzzing of the checkpoint readers, kept in CI: a tiny checkpoint's
 //! `model.safetensors` and `config.json` damaged at random (bytes flipped, files cut,
 //! numbers of the headers changed or lengthened, keys renamed) read back as a checkpoint
 //! that holds together, or as an error naming the damaged file; never a panic, a hang
-//! or an allocation beyond what the files hold.
+//! or an allocation beyond what the files hold. The same for a GGUF file (bytes flipped,
+//! the file cut, header fields set to random or huge numbers).
 
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -125,5 +126,71 @@ fn damaged_checkpoints_read_back_whole_or_are_refused_by_file() {
     assert!(read > 0 && refused > 0, "read {read}, refused {refused}");
     eprintln!(
         "seed {SEED:#x}: {CASES} damaged checkpoints, {read} read back whole, {refused} refused"
+    );
+}
+
+/// Damage to a GGUF file: bytes flipped, the file cut, or a count, a length, a
+/// dimension or an offset of its header set to a random or huge number. It reads back
+/// whole or is refused naming the file; the allocation the reader makes is bounded by
+/// the file's size, so a length of 2⁶⁰ is an error, not an abort.
+fn damage_gguf(rng: &mut ChaCha8Rng, good: &[u8], header: usize) -> Vec<u8> {
+    let mut bad = good.to_vec();
+    match rng.gen_range(0..4) {
+        0 => {
+            let i = rng.gen_range(0..bad.len());
+            bad[i] ^= 1 << rng.gen_range(0..8);
+        }
+        1 => bad.truncate(rng.gen_range(0..bad.len())),
+        _ => {
+            // An 8-byte little-endian field somewhere in the header (counts, lengths,
+            // dimensions and offsets are u64).
+            let at = rng.gen_range(8..header - 8);
+            let v: u64 = match rng.gen_range(0..3) {
+                0 => rng.gen_range(0..1024),
+                1 => 1 << rng.gen_range(20..63),
+                _ => u64::MAX - rng.gen_range(0..4),
+            };
+            bad[at..at + 8].copy_from_slice(&v.to_le_bytes());
+        }
+    }
+    bad
+}
+
+#[test]
+fn damaged_gguf_files_read_back_whole_or_are_refused_by_file() {
+    let dir = tempfile::tempdir().unwrap();
+    let config = ModelConfig::preset("tiny").unwrap();
+    let path = dir.path().join("tiny.gguf");
+    Checkpoint::random(&config, 12).write_gguf(&path).unwrap();
+    let good = std::fs::read(&path).unwrap();
+    let header = tern_model::gguf::Gguf::parse(&good).unwrap().tensors[0]
+        .data
+        .start;
+    let mut rng = ChaCha8Rng::seed_from_u64(SEED + 1);
+    let (mut read, mut refused) = (0, 0);
+    for case in 0..CASES {
+        std::fs::write(&path, damage_gguf(&mut rng, &good, header)).unwrap();
+        match Checkpoint::open(&path) {
+            Ok(o) => {
+                read += 1;
+                if let Err(why) = holds_together(&o.checkpoint) {
+                    panic!("seed {:#x}, case {case}: read back, but {why}", SEED + 1);
+                }
+            }
+            Err(e) => {
+                refused += 1;
+                let e = e.to_string();
+                assert!(
+                    e.contains(&path.display().to_string()),
+                    "seed {:#x}, case {case}: the error names no file: {e}",
+                    SEED + 1
+                );
+            }
+        }
+    }
+    assert!(read > 0 && refused > 0, "read {read}, refused {refused}");
+    eprintln!(
+        "seed {:#x}: {CASES} damaged GGUF files, {read} read back whole, {refused} refused",
+        SEED + 1
     );
 }

@@ -119,3 +119,104 @@ fn the_float_reference_rounds_the_attention_to_int8_only_where_asked() {
         "units at 5 % of the range saturate: worst cosine {saturated}"
     );
 }
+
+/// A GGUF file written by PyPI's `gguf` package (llama.cpp's own writer; I2_S packed by
+/// its documented layout) from a safetensors checkpoint reads back as the same weights
+/// and gives the same logits, bit for bit, for each ternary type tern reads.
+///
+/// Needs python3 with `gguf` and numpy (scripts/setup.sh installs them); without them
+/// this test fails, saying so.
+#[test]
+fn a_gguf_written_by_gguf_py_gives_the_safetensors_logits() {
+    let probe = Command::new("python3")
+        .args(["-c", "import gguf, numpy"])
+        .output();
+    assert!(
+        probe.as_ref().is_ok_and(|o| o.status.success()),
+        "python3 with gguf and numpy is needed for this test (run scripts/setup.sh): {probe:?}"
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("reference/write_gguf.py");
+    // Rows of 256 weights: llama.cpp's TQ blocks run along a row.
+    let config = ModelConfig {
+        name: "gguf-test".into(),
+        hidden: 256,
+        heads: 4,
+        kv_heads: 2,
+        head_dim: 64,
+        ffn: 512,
+        ..ModelConfig::preset("tiny").unwrap()
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let tokens = [5usize, 200, 17, 3];
+    for (seed, projections, embedding, tied) in [
+        (21u64, "I2_S", "F16", true),
+        (22, "TQ2_0", "BF16", false),
+        (23, "TQ1_0", "F32", true),
+        (24, "F16", "BF16", true),
+    ] {
+        let cfg = ModelConfig {
+            tied_embeddings: tied,
+            ..config.clone()
+        };
+        let hf = dir.path().join(format!("hf{seed}"));
+        Checkpoint::random(&cfg, seed).write_hf(&hf).unwrap();
+        let gguf = dir.path().join(format!("m{seed}.gguf"));
+        let o = Command::new("python3")
+            .arg(&script)
+            .args([hf.as_os_str(), gguf.as_os_str()])
+            .args([projections, embedding])
+            .output()
+            .unwrap();
+        assert!(
+            o.status.success(),
+            "write_gguf.py {projections} {embedding} (seed {seed}): {}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+        let want = Checkpoint::read_hf(&hf).unwrap();
+        let got = Checkpoint::open(&gguf)
+            .unwrap_or_else(|e| panic!("{projections} (seed {seed}): {e}"))
+            .checkpoint;
+        assert_eq!(got.config.name, "written-by-gguf-py");
+        let got = Checkpoint {
+            config: ModelConfig {
+                name: want.config.name.clone(),
+                ..got.config.clone()
+            },
+            ..got
+        };
+        assert!(
+            got.config == want.config,
+            "{projections} (seed {seed}): config {:?} vs {:?}",
+            got.config,
+            want.config
+        );
+        for (l, (g, w)) in got.layers.iter().zip(&want.layers).enumerate() {
+            for (mm, (a, b)) in cfg
+                .layer_matmuls()
+                .iter()
+                .zip(g.matmuls.iter().zip(&w.matmuls))
+            {
+                assert!(
+                    a == b,
+                    "{projections} (seed {seed}): layer {l} {} differs (scale {} vs {})",
+                    mm.name,
+                    a.scale,
+                    b.scale
+                );
+            }
+        }
+        assert!(
+            got == want,
+            "{projections} (seed {seed}): the float tensors differ"
+        );
+        let (mut a, mut b) = (FloatReference::new(&got), FloatReference::new(&want));
+        for (i, &t) in tokens.iter().enumerate() {
+            let (x, y) = (a.step(t), b.step(t));
+            let bits = |v: &[f32]| v.iter().map(|f| f.to_bits()).collect::<Vec<_>>();
+            assert!(
+                bits(&x) == bits(&y),
+                "{projections} (seed {seed}): logits differ at position {i}"
+            );
+        }
+    }
+}

@@ -30,7 +30,8 @@ pub struct Args {
     /// from --seed.
     #[arg(long, default_value = "tiny")]
     pub model: String,
-    /// A Hugging Face BitNet checkpoint directory instead of random weights.
+    /// A BitNet checkpoint instead of random weights: a Hugging Face directory
+    /// (config.json and model.safetensors) or a GGUF file (docs/files.md).
     #[arg(long)]
     pub checkpoint: Option<PathBuf>,
     /// Refuse the checkpoint unless its weights file has this SHA-256 (hex; the figure

@@ -13,16 +13,17 @@ pub struct Args {
     /// Print the model config as TOML (to start a file of your own from a preset).
     #[arg(long)]
     pub toml: bool,
-    /// Read a Hugging Face BitNet checkpoint directory (config.json and
-    /// model.safetensors), check every weight, and describe it.
+    /// Read a BitNet checkpoint: a Hugging Face directory (config.json and
+    /// model.safetensors) or a GGUF file; check every weight, and describe it.
     #[arg(long, conflicts_with = "write_random")]
     pub checkpoint: Option<PathBuf>,
     /// Refuse the checkpoint unless its weights file has this SHA-256 (hex; the figure
     /// `sha256sum model.safetensors` prints and a model hub lists).
     #[arg(long, requires = "checkpoint")]
     pub expect_sha256: Option<String>,
-    /// Write a checkpoint of the model with random ternary weights here (the layout
-    /// of microsoft/bitnet-b1.58-2B-4T; docs/files.md).
+    /// Write a checkpoint of the model with random ternary weights here: a directory in
+    /// the layout of microsoft/bitnet-b1.58-2B-4T, or, for a path ending in .gguf, one
+    /// GGUF file (I2_S projections; docs/files.md).
     #[arg(long)]
     pub write_random: Option<PathBuf>,
     /// Seed of --write-random.
@@ -48,10 +49,15 @@ pub fn run(a: Args) -> Result<()> {
                 dir.display(),
                 w.checkpoint.config.ternary_weights()
             );
+            let file = if dir.is_dir() {
+                dir.join(tern_model::checkpoint::WEIGHTS_FILE)
+            } else {
+                dir.clone()
+            };
             println!(
                 "sha256     {}  {}{}",
                 w.sha256.as_deref().unwrap_or_default(),
-                tern_model::checkpoint::WEIGHTS_FILE,
+                file.display(),
                 if expect_sha256.is_some() {
                     " (as expected)"
                 } else {
@@ -63,13 +69,25 @@ pub fn run(a: Args) -> Result<()> {
         None => tern_model::ModelConfig::resolve(&model)?,
     };
     if let Some(dir) = &write_random {
-        tern_model::checkpoint::Checkpoint::random(&m, seed).write_hf(dir)?;
-        println!(
-            "wrote      {} and {} in {} (random weights, seed {seed})",
-            tern_model::checkpoint::CONFIG_JSON,
-            tern_model::checkpoint::WEIGHTS_FILE,
-            dir.display()
-        );
+        let random = tern_model::checkpoint::Checkpoint::random(&m, seed);
+        if dir
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
+        {
+            random.write_gguf(dir)?;
+            println!(
+                "wrote      {} (GGUF, random weights, seed {seed})",
+                dir.display()
+            );
+        } else {
+            random.write_hf(dir)?;
+            println!(
+                "wrote      {} and {} in {} (random weights, seed {seed})",
+                tern_model::checkpoint::CONFIG_JSON,
+                tern_model::checkpoint::WEIGHTS_FILE,
+                dir.display()
+            );
+        }
     }
     if toml {
         print!("{}", m.to_toml());
