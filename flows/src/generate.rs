@@ -23,8 +23,7 @@ use tern_host::{Device, HostError};
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
 use tern_sim::golden::bitnet::{
-    check_tokens, greedy, AttentionScales, Fabric, FloatReference, GoldenFabric, IntegerModel,
-    ModelRunError,
+    greedy, AttentionScales, Fabric, FloatReference, GoldenFabric, IntegerModel, ModelRunError,
 };
 
 use crate::memory::memory_model_for;
@@ -549,14 +548,13 @@ struct Setup {
 }
 
 fn setup(a: &GenerateArgs) -> Result<Setup> {
-    if a.tokens == 0 {
-        bail!("--tokens must be at least 1");
-    }
-    let weights = crate::weights::model_weights(
+    let weights = crate::weights::for_generation(
         &a.model,
         a.checkpoint.as_deref(),
         a.expect_sha256.as_deref(),
         a.seed,
+        &a.prompt,
+        a.tokens,
     )?;
     let ck = weights.checkpoint;
     let model = ck.config.clone();
@@ -564,12 +562,6 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
     let (at_text, at_origin) = read_text(&a.attention_config, TINY_ATTENTION, "attention")?;
     let matmul_cfg = Config::from_toml(&mm_text, &mm_origin)?;
     let mut attention_cfg = AttentionConfig::from_toml(&at_text, &at_origin)?;
-    check_tokens(&model, 0, &a.prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
-    // The last generated token is not fed back.
-    if a.tokens > 1 {
-        check_tokens(&model, a.prompt.len(), &vec![0; a.tokens - 1])
-            .map_err(|e| anyhow!("--tokens {}: {e}", a.tokens))?;
-    }
     check_fit(&model, &attention_cfg, a.prompt.len(), a.tokens)?;
     if a.calibrate {
         let mut float = FloatReference::new(&ck);

@@ -25,7 +25,7 @@ use tern_host::Transport;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
 use tern_sim::cosim::units::DdrCounts;
-use tern_sim::golden::bitnet::{check_tokens, AttentionScales, GoldenFabric, CALIBRATION_HEADROOM};
+use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric, CALIBRATION_HEADROOM};
 use tern_sim::golden::fixed_point::RESIDUAL_FRAC;
 use tern_sim::golden::sequencer::run_pass;
 use tern_sim::verilator::{default_cache_root, ModelCache};
@@ -271,23 +271,17 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
             }
         };
     }
-    if a.tokens == 0 {
-        bail!("--tokens must be at least 1");
-    }
     let acc = Accelerator::from_path(&a.accelerator)?;
-    let weights = crate::weights::model_weights(
+    let weights = crate::weights::for_generation(
         &a.model,
         a.checkpoint.as_deref(),
         a.expect_sha256.as_deref(),
         a.seed,
+        &a.prompt,
+        a.tokens,
     )?;
     let ck = weights.checkpoint;
     let model = ck.config.clone();
-    check_tokens(&model, 0, &a.prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
-    if a.tokens > 1 {
-        check_tokens(&model, a.prompt.len(), &vec![0; a.tokens - 1])
-            .map_err(|e| anyhow!("--tokens {}: {e}", a.tokens))?;
-    }
     crate::generate::check_fit(&model, &acc.attention, a.prompt.len(), a.tokens)?;
     // The attention's units are run-time data of the program, one record per layer: the
     // Verilog is the same whatever they are.

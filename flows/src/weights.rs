@@ -2,7 +2,7 @@
 //! its weights file, or random weights of a model description. One place for the
 //! choice `tern model`, `tern generate` and `tern generate --one-top` make.
 
-use anyhow::{bail, Result};
+use anyhow::{anyhow, bail, Result};
 use std::path::Path;
 use tern_model::checkpoint::Checkpoint;
 use tern_model::ModelConfig;
@@ -14,6 +14,31 @@ pub struct ModelWeights {
     pub sha256: Option<String>,
     /// For reports: "checkpoint DIR (sha256 …)" or "random weights, seed N".
     pub origin: String,
+}
+
+/// The weights of a generation run (`tern generate`, on the boards or the one top), its
+/// prompt and token count checked against the model before anything runs.
+pub fn for_generation(
+    model: &str,
+    checkpoint: Option<&Path>,
+    expect_sha256: Option<&str>,
+    seed: u64,
+    prompt: &[usize],
+    tokens: usize,
+) -> Result<ModelWeights> {
+    use tern_sim::golden::bitnet::check_tokens;
+    if tokens == 0 {
+        bail!("--tokens must be at least 1");
+    }
+    let weights = model_weights(model, checkpoint, expect_sha256, seed)?;
+    let config = &weights.checkpoint.config;
+    check_tokens(config, 0, prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
+    // The last generated token is not fed back.
+    if tokens > 1 {
+        check_tokens(config, prompt.len(), &vec![0; tokens - 1])
+            .map_err(|e| anyhow!("--tokens {tokens}: {e}"))?;
+    }
+    Ok(weights)
 }
 
 /// Read `checkpoint` (refusing it unless its weights hash to `expect_sha256`, when
