@@ -76,9 +76,10 @@ if ! python3 -c "import torch, transformers, accelerate" >/dev/null 2>&1; then
 fi
 
 # GGUF files written by llama.cpp's own Python writer, to check tern's GGUF reader
-# against (sim/reference/write_gguf.py).
-gguf_writer=(gguf==0.19.0)
-if ! python3 -c "import gguf" >/dev/null 2>&1; then
+# against (sim/reference/write_gguf.py), and the tokenizers library to check tern's
+# tokenizers against (model/tests/tokenizer_reference.py).
+gguf_writer=(gguf==0.19.0 tokenizers)
+if ! python3 -c "import gguf, tokenizers" >/dev/null 2>&1; then
     echo "tern setup: installing ${gguf_writer[*]} from PyPI" >&2
     pip=(python3 -m pip install --quiet --disable-pip-version-check)
     "${pip[@]}" "${gguf_writer[@]}" 2>/dev/null || $sudo "${pip[@]}" --break-system-packages "${gguf_writer[@]}"

@@ -1132,3 +1132,112 @@ fn generate_runs_whole_passes_on_the_one_top() {
         text(&o)
     );
 }
+
+/// Text in, text out: a text prompt is tokenised with the checkpoint's tokenizer (a
+/// random checkpoint's is byte-level) and gives the same run as its ids; the text streams
+/// on stdout while the report goes to stderr; the chat template is applied unless
+/// `--raw`; a checkpoint without a tokenizer takes ids only.
+#[test]
+fn text_in_and_text_out_give_the_run_of_the_ids() {
+    let dir = tempfile::tempdir().unwrap();
+    let ck = random_tiny_checkpoint(dir.path(), 5);
+    let ckp = ck.to_str().unwrap();
+    let run = |prompt: &str, extra: &[&str], out: &str| {
+        let out = dir.path().join(out);
+        let mut args = vec!["generate", "--checkpoint", ckp, "--prompt", prompt];
+        args.extend_from_slice(&["--tokens", "3", "--out", out.to_str().unwrap()]);
+        args.extend_from_slice(extra);
+        let o = tern(&args);
+        assert!(o.status.success(), "{args:?}: {}", text(&o));
+        let report: serde_json::Value =
+            serde_json::from_str(&std::fs::read_to_string(out.join("generate.json")).unwrap())
+                .unwrap();
+        (o, report)
+    };
+    let ids = |r: &serde_json::Value, key: &str| -> Vec<u64> {
+        r[key]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap())
+            .collect()
+    };
+    let (o, by_text) = run("Hi FPGA", &[], "text");
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    );
+    let generated_text = by_text["generated_text"].as_str().unwrap();
+    assert_eq!(
+        stdout,
+        format!("Hi FPGA{generated_text}\n"),
+        "stdout is the text alone"
+    );
+    assert!(
+        stderr.contains("bit-exact") && !stdout.contains("step"),
+        "{stderr}"
+    );
+    let bytes: Vec<u64> = "Hi FPGA".bytes().map(u64::from).collect();
+    assert_eq!(ids(&by_text, "prompt"), bytes, "the byte-level tokenizer");
+    let id_list = bytes
+        .iter()
+        .map(u64::to_string)
+        .collect::<Vec<_>>()
+        .join(",");
+    let (o, by_ids) = run(&id_list, &[], "ids");
+    assert_eq!(ids(&by_ids, "generated"), ids(&by_text, "generated"));
+    assert_eq!(by_ids["prompt_text"], "Hi FPGA");
+    assert_eq!(by_ids["generated_text"], by_text["generated_text"]);
+    assert!(
+        text(&o).contains("step"),
+        "ids: the report on stdout as before"
+    );
+
+    // A chat template (the tiny vocabulary is the 256 bytes: plain-text turn markers).
+    std::fs::write(
+        ck.join("tokenizer_config.json"),
+        r#"{"chat_template": "[U]{{ messages[0]['content'] }}[A]"}"#,
+    )
+    .unwrap();
+    let (_, chat) = run("Hi FPGA", &[], "chat");
+    let templated: Vec<u64> = "[U]Hi FPGA[A]".bytes().map(u64::from).collect();
+    assert_eq!(ids(&chat, "prompt"), templated);
+    let (_, raw) = run("Hi FPGA", &["--raw"], "raw");
+    assert_eq!(ids(&raw, "prompt"), bytes);
+
+    // On the one top, the same text gives the same ids.
+    let o = tern(&[
+        "generate",
+        "--one-top",
+        "--checkpoint",
+        ckp,
+        "--prompt",
+        "Hi",
+        "--raw",
+        "--tokens",
+        "2",
+    ]);
+    assert!(
+        o.status.success() && String::from_utf8_lossy(&o.stdout).starts_with("Hi"),
+        "{}",
+        text(&o)
+    );
+
+    // Bad tokenizers, and none at all.
+    std::fs::write(ck.join("tokenizer.json"), "{ not json").unwrap();
+    let o = tern(&["generate", "--checkpoint", ckp, "--prompt", "Hi"]);
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("tokenizer.json: not a tokenizer.json"),
+        "{t}"
+    );
+    std::fs::remove_file(ck.join("tokenizer.json")).unwrap();
+    let o = tern(&["generate", "--checkpoint", ckp, "--prompt", "Hi"]);
+    let t = text(&o);
+    assert!(
+        !o.status.success() && t.contains("carries no tokenizer"),
+        "{t}"
+    );
+    let (_, plain) = run(&id_list, &[], "plain");
+    assert!(plain["generated_text"].is_null() && plain["prompt_text"].is_null());
+}

@@ -437,7 +437,10 @@ pub struct GenerateArgs {
     pub attention_uris: Vec<String>,
     /// Attention engines working side by side (on `sim:`; remote: one per URI).
     pub attention_engines: usize,
-    pub prompt: Vec<usize>,
+    /// Token ids, or text for the checkpoint's tokenizer.
+    pub prompt: crate::text::Prompt,
+    /// Text goes through the tokenizer's chat template (when it has one).
+    pub chat: bool,
     /// Tokens to generate.
     pub tokens: usize,
     /// Replace the attention config's scales with ones measured by the float reference
@@ -478,6 +481,9 @@ pub struct GenerateReport {
     pub seed: u64,
     pub prompt: Vec<usize>,
     pub generated: Vec<usize>,
+    /// The prompt's and the generated ids' text, when the model has a tokenizer.
+    pub prompt_text: Option<String>,
+    pub generated_text: Option<String>,
     pub steps: Vec<Step>,
     pub tile_m: usize,
     pub tile_k: usize,
@@ -545,15 +551,23 @@ struct Setup {
     attention_cfg: AttentionConfig,
     at_origin: String,
     attention_uris: Vec<String>,
+    /// The prompt's ids, and the tokenizer for text out.
+    prompt: Vec<usize>,
+    codec: Option<tern_model::text::TextCodec>,
 }
 
 fn setup(a: &GenerateArgs) -> Result<Setup> {
-    let weights = crate::weights::for_generation(
+    let crate::weights::Generation {
+        weights,
+        prompt,
+        codec,
+    } = crate::weights::for_generation(
         &a.model,
         a.checkpoint.as_deref(),
         a.expect_sha256.as_deref(),
         a.seed,
         &a.prompt,
+        a.chat,
         a.tokens,
     )?;
     let ck = weights.checkpoint;
@@ -562,16 +576,16 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
     let (at_text, at_origin) = read_text(&a.attention_config, TINY_ATTENTION, "attention")?;
     let matmul_cfg = Config::from_toml(&mm_text, &mm_origin)?;
     let mut attention_cfg = AttentionConfig::from_toml(&at_text, &at_origin)?;
-    check_fit(&model, &attention_cfg, a.prompt.len(), a.tokens)?;
+    check_fit(&model, &attention_cfg, prompt.len(), a.tokens)?;
     if a.calibrate {
         let mut float = FloatReference::new(&ck);
-        a.prompt.iter().for_each(|&t| drop(float.step(t)));
+        prompt.iter().for_each(|&t| drop(float.step(t)));
         let s = AttentionScales::covering(&float.ranges);
         attention_cfg = attention_cfg
             .with_scales([s.q, s.k, s.v, s.out], "calibrated scales")
             .context("the calibrated scales do not make a valid attention engine")?;
         if a.verbose {
-            println!(
+            eprintln!(
                 "calibrated scale_q = {:.6}, scale_k = {:.6}, scale_v = {:.6}, scale_out = {:.6} \
                  (float reference over the prompt)",
                 s.q, s.k, s.v, s.out
@@ -601,14 +615,20 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
         attention_cfg,
         at_origin,
         attention_uris,
+        prompt,
+        codec,
     })
 }
 
 pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
-    // Per-step and summary lines unless quiet (the demo prints its own summary).
+    // Per-step and summary lines unless quiet (the demo prints its own summary); on
+    // stderr when the text streams on stdout.
+    let live_text = a.prompt.is_text();
     macro_rules! say {
         ($($t:tt)*) => {
-            if a.verbose {
+            if a.verbose && live_text {
+                eprintln!($($t)*)
+            } else if a.verbose {
                 println!($($t)*)
             }
         };
@@ -623,6 +643,8 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         attention_cfg,
         at_origin,
         attention_uris,
+        prompt,
+        codec,
     } = setup(a)?;
     let scales = AttentionScales::of(&attention_cfg);
 
@@ -686,7 +708,15 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     let mut steps: Vec<Step> = vec![];
     let mut logits_all = vec![];
     let mut generated = vec![];
-    let mut feed = a.prompt.clone();
+    let mut feed = prompt.clone();
+    let mut text = match &codec {
+        Some(c) => Some(crate::text::TextOut::new(
+            c,
+            &prompt,
+            live_text && a.verbose,
+        )?),
+        None => None,
+    };
     let bar = ProgressBar::new(a.tokens as u64).with_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tokens {msg}")
             .expect("valid template")
@@ -754,9 +784,13 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         steps.push(record);
         logits_all.push(logits);
         generated.push(token);
+        if let Some(t) = &mut text {
+            bar.suspend(|| t.push(token))?;
+        }
         feed = vec![token];
     }
     bar.finish_and_clear();
+    let generated_text = text.map(|t| t.finish()).transpose()?;
     let clocks = |s: &Step| s.fabric.matmul_clocks + s.fabric.attention_clocks;
     let prefill_clocks = clocks(&steps[0]);
     let decode: Vec<u64> = steps[1..].iter().map(clocks).collect();
@@ -774,7 +808,13 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         board_uri: a.board_uri.clone(),
         attention_uris,
         seed: a.seed,
-        prompt: a.prompt.clone(),
+        prompt_text: match (&a.prompt, &codec) {
+            (crate::text::Prompt::Text(t), _) => Some(t.clone()),
+            (_, Some(c)) => Some(c.decode(&prompt)?),
+            _ => None,
+        },
+        generated_text,
+        prompt: prompt.clone(),
         generated: generated.clone(),
         tile_m: plan.tile_m,
         tile_k: plan.tile_k,
@@ -790,6 +830,9 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         logits: logits_all,
     };
     say!("generated  {generated:?}");
+    if let (Some(t), false) = (&report.generated_text, live_text) {
+        say!("text       {t:?}");
+    }
     let decode = if decode.is_empty() {
         "no decode step (--tokens 1)".to_string()
     } else {
@@ -801,7 +844,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     say!(
         "kernel     prefill of {} tokens {} clocks = {:.3} ms at {mhz} MHz; {decode} \
          (kernel time only: the two tops run one after the other, the host's share is not counted)",
-        a.prompt.len(),
+        prompt.len(),
         report.prefill_clocks,
         report.time_to_first_token_s * 1e3,
     );

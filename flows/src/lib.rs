@@ -28,4 +28,5 @@ pub mod rtl;
 pub mod run;
 pub mod serve;
 pub mod surrogate;
+pub mod text;
 pub mod weights;

@@ -23,6 +23,7 @@ use tern_hdl::AttentionConfig;
 use tern_host::one_top::{OneTop, ShellBoard};
 use tern_host::Transport;
 use tern_model::checkpoint::Checkpoint;
+use tern_model::text::TextCodec;
 use tern_model::ModelConfig;
 use tern_sim::cosim::units::DdrCounts;
 use tern_sim::golden::bitnet::{AttentionScales, GoldenFabric, CALIBRATION_HEADROOM};
@@ -188,7 +189,10 @@ pub struct OneTopArgs {
     pub seed: u64,
     pub accelerator: PathBuf,
     pub lanes: usize,
-    pub prompt: Vec<usize>,
+    /// Token ids, or text for the checkpoint's tokenizer.
+    pub prompt: crate::text::Prompt,
+    /// Text goes through the tokenizer's chat template (when it has one).
+    pub chat: bool,
     pub tokens: usize,
     pub calibrate: bool,
     pub out: Option<PathBuf>,
@@ -250,6 +254,9 @@ pub struct OneTopReport {
     pub ports: usize,
     pub seed: u64,
     pub prompt: Vec<usize>,
+    /// The prompt's and the generated ids' text, when the model has a tokenizer.
+    pub prompt_text: Option<String>,
+    pub generated_text: Option<String>,
     pub generated: Vec<usize>,
     pub steps: Vec<OneTopStep>,
     pub time_to_first_token_s: f64,
@@ -264,29 +271,38 @@ pub struct OneTopReport {
 
 /// Run a model on the one top; prints a line per pass unless quiet.
 pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
+    // On stderr when the text streams on stdout.
+    let live_text = a.prompt.is_text();
     macro_rules! say {
         ($($t:tt)*) => {
-            if a.verbose {
+            if a.verbose && live_text {
+                eprintln!($($t)*)
+            } else if a.verbose {
                 println!($($t)*)
             }
         };
     }
     let acc = Accelerator::from_path(&a.accelerator)?;
-    let weights = crate::weights::for_generation(
+    let crate::weights::Generation {
+        weights,
+        prompt,
+        codec,
+    } = crate::weights::for_generation(
         &a.model,
         a.checkpoint.as_deref(),
         a.expect_sha256.as_deref(),
         a.seed,
         &a.prompt,
+        a.chat,
         a.tokens,
     )?;
     let ck = weights.checkpoint;
     let model = ck.config.clone();
-    crate::generate::check_fit(&model, &acc.attention, a.prompt.len(), a.tokens)?;
+    crate::generate::check_fit(&model, &acc.attention, prompt.len(), a.tokens)?;
     // The attention's units are run-time data of the program, one record per layer: the
     // Verilog is the same whatever they are.
     let units = if a.calibrate {
-        let units = AttentionScales::calibrate(&ck, &a.prompt);
+        let units = AttentionScales::calibrate(&ck, &prompt);
         say!(
             "calibrated the attention's int8 units of {} layers on the prompt (float reference, headroom {CALIBRATION_HEADROOM}); layer 0: q {:.6}, k {:.6}, v {:.6}, out {:.6}",
             units.len(),
@@ -303,10 +319,10 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     crate::files::create_out_dir(a.out.as_deref())?;
     let board = tern_boards::Board::resolve(&acc.board)?;
     let mhz = acc.clock_mhz.unwrap_or(board.clock.default_mhz);
-    if a.prompt.len() > a.max_ids as usize {
+    if prompt.len() > a.max_ids as usize {
         bail!(
             "--prompt: {} ids, the one top takes at most --max-ids {} a pass",
-            a.prompt.len(),
+            prompt.len(),
             a.max_ids
         );
     }
@@ -347,8 +363,11 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         image: &image,
         mhz,
         design,
+        prompt: &prompt,
+        codec: codec.as_ref(),
+        live_text: live_text && a.verbose,
     };
-    let (steps, generated) = if a.device == "sim:" {
+    let (steps, generated, generated_text) = if a.device == "sim:" {
         let spinner = ProgressBar::new_spinner();
         spinner.set_message("building the one top's Verilator model (cached after the first time)");
         spinner.enable_steady_tick(std::time::Duration::from_millis(200));
@@ -387,7 +406,13 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         clock_mhz: mhz,
         ports: shape.ports(),
         seed: a.seed,
-        prompt: a.prompt.clone(),
+        prompt_text: match (&a.prompt, &codec) {
+            (crate::text::Prompt::Text(t), _) => Some(t.clone()),
+            (_, Some(c)) => Some(c.decode(&prompt)?),
+            _ => None,
+        },
+        generated_text,
+        prompt: prompt.clone(),
         generated,
         steps,
         time_to_first_token_s: ttft,
@@ -402,6 +427,9 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         ttft * 1e3,
         decode_tokens_per_s
     );
+    if let (Some(t), false) = (&report.generated_text, live_text) {
+        say!("text       {t:?}");
+    }
     if let Some(dir) = &a.out {
         let path = write_report(dir, &report)?;
         say!("wrote      {}", path.display());
@@ -417,6 +445,10 @@ struct Run<'a> {
     image: &'a ProgramImage,
     mhz: f64,
     design: u32,
+    prompt: &'a [usize],
+    /// The tokenizer (text out), and whether the text streams on stdout.
+    codec: Option<&'a TextCodec>,
+    live_text: bool,
 }
 
 impl Run<'_> {
@@ -429,7 +461,7 @@ impl Run<'_> {
         transport: T,
         ck: &Checkpoint,
         ddr: impl Fn(&mut T) -> Option<DdrCounts>,
-    ) -> Result<(Vec<OneTopStep>, Vec<usize>)> {
+    ) -> Result<(Vec<OneTopStep>, Vec<usize>, Option<String>)> {
         let (a, model, image) = (self.a, self.model, self.image);
         let mut top = OneTop::open(transport, Some(self.design))
             .with_context(|| format!("the board at {}", a.device))?;
@@ -454,7 +486,11 @@ impl Run<'_> {
         );
         bar.set_prefix("generate");
         let (mut steps, mut generated) = (vec![], vec![]);
-        let mut feed = a.prompt.clone();
+        let mut feed = self.prompt.to_vec();
+        let mut text = match self.codec {
+            Some(c) => Some(crate::text::TextOut::new(c, self.prompt, self.live_text)?),
+            None => None,
+        };
         let mut position = 0usize;
         for step in 0..a.tokens {
             let want = run_pass(
@@ -525,7 +561,7 @@ impl Run<'_> {
             };
             bar.suspend(|| {
                 if a.verbose {
-                    println!(
+                    let line = format!(
                         "step {step:>3}  fed {:>3} at {:>4}  -> {:>6}  {} clocks = {:.3} ms (matmul {}, attention {}, vector {}, LM head {}, sequencer {}), {} start, {} register accesses  {}",
                         s.fed,
                         s.position,
@@ -540,7 +576,12 @@ impl Run<'_> {
                         s.kernel_starts,
                         s.register_accesses,
                         if bit_exact { "bit-exact" } else { "MISMATCH" }
-                    )
+                    );
+                    if self.live_text {
+                        eprintln!("{line}")
+                    } else {
+                        println!("{line}")
+                    }
                 }
             });
             bar.inc(1);
@@ -555,11 +596,15 @@ impl Run<'_> {
             }
             position += feed.len();
             generated.push(s.token);
+            if let Some(t) = &mut text {
+                bar.suspend(|| t.push(s.token))?;
+            }
             feed = vec![s.token];
             steps.push(s);
         }
         bar.finish_and_clear();
-        Ok((steps, generated))
+        let text = text.map(|t| t.finish()).transpose()?;
+        Ok((steps, generated, text))
     }
 }
 

@@ -2,9 +2,11 @@
 //! its weights file, or random weights of a model description. One place for the
 //! choice `tern model`, `tern generate` and `tern generate --one-top` make.
 
+use crate::text::Prompt;
 use anyhow::{anyhow, bail, Result};
 use std::path::Path;
 use tern_model::checkpoint::Checkpoint;
+use tern_model::text::TextCodec;
 use tern_model::ModelConfig;
 
 /// A run's weights and where they came from.
@@ -16,29 +18,45 @@ pub struct ModelWeights {
     pub origin: String,
 }
 
-/// The weights of a generation run (`tern generate`, on the boards or the one top), its
-/// prompt and token count checked against the model before anything runs.
+/// What a generation run starts from: its weights, the prompt's ids, and the model's
+/// tokenizer when it has one (text in and out).
+pub struct Generation {
+    pub weights: ModelWeights,
+    pub prompt: Vec<usize>,
+    pub codec: Option<TextCodec>,
+}
+
+/// The inputs of a generation run (`tern generate`, on the boards or the one top): the
+/// weights, the prompt as ids (text tokenised, through the chat template when `chat`),
+/// the prompt and token count checked against the model before anything runs.
 pub fn for_generation(
     model: &str,
     checkpoint: Option<&Path>,
     expect_sha256: Option<&str>,
     seed: u64,
-    prompt: &[usize],
+    prompt: &Prompt,
+    chat: bool,
     tokens: usize,
-) -> Result<ModelWeights> {
+) -> Result<Generation> {
     use tern_sim::golden::bitnet::check_tokens;
     if tokens == 0 {
         bail!("--tokens must be at least 1");
     }
     let weights = model_weights(model, checkpoint, expect_sha256, seed)?;
     let config = &weights.checkpoint.config;
-    check_tokens(config, 0, prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
+    let codec = crate::text::codec_for(checkpoint, config.vocab)?;
+    let prompt = crate::text::prompt_ids(prompt, codec.as_ref(), chat, checkpoint)?;
+    check_tokens(config, 0, &prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
     // The last generated token is not fed back.
     if tokens > 1 {
         check_tokens(config, prompt.len(), &vec![0; tokens - 1])
             .map_err(|e| anyhow!("--tokens {tokens}: {e}"))?;
     }
-    Ok(weights)
+    Ok(Generation {
+        weights,
+        prompt,
+        codec,
+    })
 }
 
 /// Read `checkpoint` (refusing it unless its weights hash to `expect_sha256`, when

@@ -396,12 +396,16 @@ fn plain_floats(kind: TensorType, data: &[u8]) -> Option<Vec<f32>> {
     })
 }
 
-/// The checkpoint as a GGUF file: floats as F32 (exact), projections as I2_S.
-pub fn write(c: &Checkpoint) -> Vec<u8> {
+/// The checkpoint as a GGUF file: floats as F32 (exact), projections as I2_S, and
+/// `extra` metadata (a vocabulary).
+pub fn write(c: &Checkpoint, extra: &[(String, Value)]) -> Vec<u8> {
     let cfg = &c.config;
     let mut w = Writer::default();
     w.meta("general.architecture", Value::Str(ARCHITECTURE.into()));
     w.meta("general.name", Value::Str(cfg.name.clone()));
+    for (k, v) in extra {
+        w.meta(k, v.clone());
+    }
     for (field, n) in [
         ("hidden", cfg.hidden),
         ("layers", cfg.layers),
@@ -490,7 +494,7 @@ mod tests {
     /// The tiny checkpoint's GGUF with one tensor's type and bytes replaced, or one
     /// metadata entry changed.
     fn edited(tensor: Option<(&str, TensorType, Vec<u8>)>, meta: Option<(&str, Value)>) -> Vec<u8> {
-        let good = write(&tiny());
+        let good = write(&tiny(), &[]);
         let g = Gguf::parse(&good).unwrap();
         let mut w = Writer::default();
         for (k, v) in &g.metadata {
@@ -529,7 +533,7 @@ mod tests {
     /// ternary or is all zeros, TQ blocks with different scales.
     #[test]
     fn a_gguf_tern_cannot_run_is_refused_by_name() {
-        assert_eq!(read(&write(&tiny()), "m.gguf").unwrap(), tiny());
+        assert_eq!(read(&write(&tiny(), &[]), "m.gguf").unwrap(), tiny());
         let e = err(&edited(
             None,
             Some(("general.architecture", Value::Str("bitnet".into()))),
@@ -609,7 +613,7 @@ mod tests {
             ..ModelConfig::preset("tiny").unwrap()
         };
         let c = Checkpoint::random(&cfg, 3);
-        let bytes = write(&c);
+        let bytes = write(&c, &[]);
         let g = Gguf::parse(&bytes).unwrap();
         let name = "blk.1.attn_output.weight";
         let t = &c.layers[1].matmuls[3];

@@ -272,9 +272,15 @@ impl Checkpoint {
     }
 
     /// Write the checkpoint as one GGUF file (architecture `bitnet-b1.58`, floats as
-    /// F32, projections as I2_S; docs/files.md).
-    pub fn write_gguf(&self, path: &Path) -> Result<(), CheckpointError> {
-        std::fs::write(path, crate::bitnet_gguf::write(self)).map_err(|cause| CheckpointError::Io {
+    /// F32, projections as I2_S; docs/files.md), with `extra` metadata (a vocabulary:
+    /// [`crate::text::byte_vocabulary_gguf`]).
+    pub fn write_gguf(
+        &self,
+        path: &Path,
+        extra: &[(String, crate::gguf::Value)],
+    ) -> Result<(), CheckpointError> {
+        let bytes = crate::bitnet_gguf::write(self, extra);
+        std::fs::write(path, bytes).map_err(|cause| CheckpointError::Io {
             path: path.display().to_string(),
             cause,
         })
@@ -1067,7 +1073,7 @@ mod tests {
             Checkpoint::random(&cfg, seed).write_hf(dir.path()).unwrap();
             let hf = Checkpoint::read_hf(dir.path()).unwrap();
             let path = dir.path().join("m.gguf");
-            hf.write_gguf(&path).unwrap();
+            hf.write_gguf(&path, &[]).unwrap();
             let opened = Checkpoint::open(&path).unwrap();
             assert!(opened.checkpoint == hf, "seed {seed}, tied {tied}");
             let bytes = std::fs::read(&path).unwrap();

@@ -161,7 +161,9 @@ fn damaged_gguf_files_read_back_whole_or_are_refused_by_file() {
     let dir = tempfile::tempdir().unwrap();
     let config = ModelConfig::preset("tiny").unwrap();
     let path = dir.path().join("tiny.gguf");
-    Checkpoint::random(&config, 12).write_gguf(&path).unwrap();
+    Checkpoint::random(&config, 12)
+        .write_gguf(&path, &[])
+        .unwrap();
     let good = std::fs::read(&path).unwrap();
     let header = tern_model::gguf::Gguf::parse(&good).unwrap().tensors[0]
         .data

@@ -47,9 +47,15 @@ pub struct Args {
     /// The attention top's config; default: examples/bitnet_tiny_attention.toml.
     #[arg(long)]
     pub attention_config: Option<PathBuf>,
-    /// Prompt token ids, comma-separated.
-    #[arg(long, value_delimiter = ',', default_values_t = crate::generate::DEFAULT_PROMPT)]
-    pub prompt: Vec<usize>,
+    /// The prompt: comma-separated token ids, or text, tokenised with the checkpoint's
+    /// tokenizer (tokenizer.json beside its files, or a GGUF's vocabulary; random
+    /// weights: bytes). With text, the generated text streams on stdout and the report
+    /// goes to stderr. Default: the ids 1,20,44,4,5,60,7,8.
+    #[arg(long)]
+    pub prompt: Option<String>,
+    /// Text goes to the model as written, not through the tokenizer's chat template.
+    #[arg(long)]
+    pub raw: bool,
     /// Tokens to generate.
     #[arg(long, default_value_t = 8)]
     pub tokens: usize,
@@ -88,6 +94,10 @@ pub struct Args {
 }
 
 pub fn run(a: Args) -> Result<()> {
+    let prompt = match &a.prompt {
+        Some(p) => crate::text::Prompt::parse(p),
+        None => crate::text::Prompt::Ids(crate::generate::DEFAULT_PROMPT.to_vec()),
+    };
     if a.one_top {
         let access = a.access.access()?;
         let accelerator = a.accelerator.unwrap_or_else(|| {
@@ -101,7 +111,8 @@ pub fn run(a: Args) -> Result<()> {
             seed: a.seed,
             accelerator,
             lanes: a.lanes,
-            prompt: a.prompt,
+            prompt: prompt.clone(),
+            chat: !a.raw,
             tokens: a.tokens,
             calibrate,
             out: a.out,
@@ -151,7 +162,8 @@ pub fn run(a: Args) -> Result<()> {
             .attention_engines
             .or(acc.as_ref().map(|x| x.attention_engines))
             .unwrap_or(1),
-        prompt: a.prompt,
+        prompt,
+        chat: !a.raw,
         tokens: a.tokens,
         calibrate: a.calibrate,
         out: a.out,

@@ -70,21 +70,37 @@ pub fn run(a: Args) -> Result<()> {
     };
     if let Some(dir) = &write_random {
         let random = tern_model::checkpoint::Checkpoint::random(&m, seed);
+        // A byte-level vocabulary when the model has room for the 256 bytes, so text
+        // goes in and out (random weights make gibberish of it).
+        let bytes = m.vocab >= 256;
         if dir
             .extension()
             .is_some_and(|e| e.eq_ignore_ascii_case("gguf"))
         {
-            random.write_gguf(dir)?;
+            let vocabulary = if bytes {
+                tern_model::text::byte_vocabulary_gguf(m.vocab)?
+            } else {
+                vec![]
+            };
+            random.write_gguf(dir, &vocabulary)?;
             println!(
                 "wrote      {} (GGUF, random weights, seed {seed})",
                 dir.display()
             );
         } else {
             random.write_hf(dir)?;
+            if bytes {
+                tern_model::text::write_byte_tokenizer(dir, m.vocab)?;
+            }
             println!(
-                "wrote      {} and {} in {} (random weights, seed {seed})",
+                "wrote      {} and {}{} in {} (random weights, seed {seed})",
                 tern_model::checkpoint::CONFIG_JSON,
                 tern_model::checkpoint::WEIGHTS_FILE,
+                if bytes {
+                    " and a byte-level tokenizer.json"
+                } else {
+                    ""
+                },
                 dir.display()
             );
         }
