@@ -48,6 +48,10 @@ fn demo_generates_cosimulates_and_reports() {
     let out = tempfile::tempdir().unwrap();
     let o = tern(&["demo", "--out", &out.path().display().to_string()]);
     let t = text(&o);
+    assert!(
+        t.contains("text         in \"Hello, FPGA\" (byte-level tokenizer: 11 ids), out \""),
+        "the demo shows text in and out: {t}"
+    );
     assert!(o.status.success(), "{t}");
     for needle in [
         "lint         verilator -Wall: clean",

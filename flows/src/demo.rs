@@ -177,6 +177,9 @@ pub fn run(config: &Path, out: &Path) -> Result<()> {
     Ok(())
 }
 
+/// The demo's prompt: text in, through the tiny model's byte-level tokenizer.
+const DEMO_PROMPT: &str = "Hello, FPGA";
+
 /// A tiny BitNet model generating tokens on two simulated boards (the tiny model's own
 /// accelerator, `examples/bitnet_tiny_accelerator.toml`, not the demo config's engine),
 /// every step checked.
@@ -195,7 +198,7 @@ fn model_run() -> Result<()> {
         board_uri: "sim:".into(),
         attention_uris: vec![],
         attention_engines: acc.attention_engines,
-        prompt: crate::text::Prompt::Ids(crate::generate::DEFAULT_PROMPT.to_vec()),
+        prompt: crate::text::Prompt::Text(DEMO_PROMPT.into()),
         chat: false,
         tokens: 8,
         calibrate: false,
@@ -220,6 +223,12 @@ fn model_run() -> Result<()> {
         g.prompt.len(),
         g.generated,
         t.elapsed().as_secs_f64()
+    );
+    println!(
+        "  text         in {DEMO_PROMPT:?} (byte-level tokenizer: {} ids), out {:?} (random weights: \
+         gibberish; tern generate --checkpoint reads a model's own tokenizer)",
+        g.prompt.len(),
+        g.generated_text.as_deref().unwrap_or_default()
     );
     println!(
         "  tokens/s     kernel clocks at {} MHz: first token after {:.3} ms, decode {:.0} clocks/token = \
