@@ -808,11 +808,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         board_uri: a.board_uri.clone(),
         attention_uris,
         seed: a.seed,
-        prompt_text: match (&a.prompt, &codec) {
-            (crate::text::Prompt::Text(t), _) => Some(t.clone()),
-            (_, Some(c)) => Some(c.decode(&prompt)?),
-            _ => None,
-        },
+        prompt_text: crate::text::prompt_text(&a.prompt, codec.as_ref(), &prompt)?,
         generated_text,
         prompt: prompt.clone(),
         generated: generated.clone(),

@@ -406,11 +406,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         clock_mhz: mhz,
         ports: shape.ports(),
         seed: a.seed,
-        prompt_text: match (&a.prompt, &codec) {
-            (crate::text::Prompt::Text(t), _) => Some(t.clone()),
-            (_, Some(c)) => Some(c.decode(&prompt)?),
-            _ => None,
-        },
+        prompt_text: crate::text::prompt_text(&a.prompt, codec.as_ref(), &prompt)?,
         generated_text,
         prompt: prompt.clone(),
         generated,

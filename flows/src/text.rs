@@ -76,6 +76,19 @@ pub fn prompt_ids(
     }
 }
 
+/// The prompt's text for reports: as given, or its ids decoded; None without a tokenizer.
+pub fn prompt_text(
+    prompt: &Prompt,
+    codec: Option<&TextCodec>,
+    ids: &[usize],
+) -> Result<Option<String>> {
+    Ok(match (prompt, codec) {
+        (Prompt::Text(t), _) => Some(t.clone()),
+        (_, Some(c)) => Some(c.decode(ids)?),
+        _ => None,
+    })
+}
+
 /// Generated text: streamed on stdout when the prompt was text, else only gathered.
 pub struct TextOut<'a> {
     stream: TextStream<'a>,

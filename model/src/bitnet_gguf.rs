@@ -11,6 +11,8 @@
 //!   scale per matrix, so every block's nonzero scale must be the same.
 //! - `F32`, `F16`, `BF16`: values that are 0 or ±s for one s.
 
+use std::path::Path;
+
 use crate::checkpoint::{Checkpoint, CheckpointError, LayerWeights, TernaryMatrix};
 use crate::gguf::{other_type_name, Gguf, TensorInfo, TensorType, Value, Writer};
 use crate::ModelConfig;
@@ -467,6 +469,23 @@ fn i2s_bytes(t: &TernaryMatrix) -> Vec<u8> {
     }
     out[n / 4..n / 4 + 4].copy_from_slice(&t.scale.to_le_bytes());
     out
+}
+
+impl Checkpoint {
+    /// Write the checkpoint as one GGUF file (architecture `bitnet-b1.58`, floats as
+    /// F32, projections as I2_S; docs/files.md), with `extra` metadata (a vocabulary:
+    /// [`crate::text::byte_vocabulary_gguf`]).
+    pub fn write_gguf(
+        &self,
+        path: &Path,
+        extra: &[(String, crate::gguf::Value)],
+    ) -> Result<(), CheckpointError> {
+        let bytes = write(self, extra);
+        std::fs::write(path, bytes).map_err(|cause| CheckpointError::Io {
+            path: path.display().to_string(),
+            cause,
+        })
+    }
 }
 
 #[cfg(test)]

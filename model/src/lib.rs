@@ -13,6 +13,7 @@
 pub mod bitnet_gguf;
 pub mod checkpoint;
 pub mod gguf;
+pub mod open;
 pub mod text;
 
 use serde::{Deserialize, Serialize};
