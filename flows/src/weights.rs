@@ -45,8 +45,12 @@ pub fn for_generation(
     let weights = model_weights(model, checkpoint, expect_sha256, seed)?;
     let config = &weights.checkpoint.config;
     let codec = crate::text::codec_for(checkpoint, config.vocab)?;
-    let prompt = crate::text::prompt_ids(prompt, codec.as_ref(), chat, checkpoint)?;
-    check_tokens(config, 0, &prompt).map_err(|e| anyhow!("--prompt: {e}"))?;
+    let ids = crate::text::prompt_ids(prompt, codec.as_ref(), chat, checkpoint)?;
+    check_tokens(config, 0, &ids).map_err(|e| match prompt {
+        Prompt::Text(_) => anyhow!("--prompt: {e} (the text tokenises to {} ids)", ids.len()),
+        Prompt::Ids(_) => anyhow!("--prompt: {e}"),
+    })?;
+    let prompt = ids;
     // The last generated token is not fed back.
     if tokens > 1 {
         check_tokens(config, prompt.len(), &vec![0; tokens - 1])

@@ -610,6 +610,21 @@ mod tests {
         f[8..12].copy_from_slice(&0.125f32.to_le_bytes());
         let e = err(&edited(Some((q, TensorType::F32, f)), None));
         assert!(e.contains("row 0, column 2 is 0.125"), "{e}");
+        // A type tern does not read (Q4_K): the type field after the name and dims.
+        let mut q4k = write(&tiny(), &[]);
+        let at = q4k
+            .windows(q.len())
+            .position(|w| w == q.as_bytes())
+            .unwrap()
+            + q.len()
+            + 4
+            + 16;
+        q4k[at..at + 4].copy_from_slice(&12u32.to_le_bytes());
+        let e = err(&q4k);
+        assert!(
+            e.contains(q) && e.contains("Q4_K (type 12), which tern does not read"),
+            "{e}"
+        );
         let e = err(&edited(
             Some(("blk.1.ffn_norm.weight", TensorType::I2S, vec![0; 48])),
             None,

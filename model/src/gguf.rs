@@ -159,9 +159,16 @@ pub struct Gguf {
 }
 
 impl Gguf {
-    /// Parse `bytes`; the error says what is wrong and where (a key, a tensor, an offset).
-    pub fn parse(bytes: &[u8]) -> Result<Gguf, String> {
+    /// The metadata alone, from the start of a file (a vocabulary is read without the
+    /// tensors' bytes).
+    pub fn parse_metadata(bytes: &[u8]) -> Result<BTreeMap<String, Value>, String> {
         let mut r = Cursor { bytes, at: 0 };
+        Ok(Gguf::header(&mut r)?.1)
+    }
+
+    /// The header and metadata; the cursor left at the tensor descriptions, whose count
+    /// is returned.
+    fn header(r: &mut Cursor<'_>) -> Result<(u32, BTreeMap<String, Value>, u64), String> {
         if r.take(4, "the magic")? != MAGIC {
             return Err("does not start with GGUF".into());
         }
@@ -185,6 +192,13 @@ impl Gguf {
                 return Err(format!("metadata key `{key}` appears twice"));
             }
         }
+        Ok((version, metadata, tensor_count))
+    }
+
+    /// Parse `bytes`; the error says what is wrong and where (a key, a tensor, an offset).
+    pub fn parse(bytes: &[u8]) -> Result<Gguf, String> {
+        let mut r = Cursor { bytes, at: 0 };
+        let (version, metadata, tensor_count) = Gguf::header(&mut r)?;
         let alignment = match metadata.get("general.alignment") {
             None => DEFAULT_ALIGNMENT,
             Some(v) => match v.as_u64() {

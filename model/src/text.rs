@@ -72,16 +72,23 @@ impl TextCodec {
             }
             return TextCodec::from_tokenizer_json(&file, vocab).map(Some);
         }
+        // The metadata comes first: read as far as a vocabulary can reach, not the
+        // tensors' gigabytes.
+        use std::io::Read;
         let origin = path.display().to_string();
-        let bytes = std::fs::read(path).map_err(|e| TextError::Tokenizer {
-            origin: origin.clone(),
-            message: e.to_string(),
-        })?;
-        let file = crate::gguf::Gguf::parse(&bytes).map_err(|message| TextError::Tokenizer {
-            origin: origin.clone(),
-            message,
-        })?;
-        TextCodec::from_gguf(&file.metadata, vocab, &origin)
+        let mut bytes = vec![];
+        std::fs::File::open(path)
+            .and_then(|f| f.take(MAX_TOKENIZER_BYTES).read_to_end(&mut bytes))
+            .map_err(|e| TextError::Tokenizer {
+                origin: origin.clone(),
+                message: e.to_string(),
+            })?;
+        let metadata =
+            crate::gguf::Gguf::parse_metadata(&bytes).map_err(|message| TextError::Tokenizer {
+                origin: origin.clone(),
+                message,
+            })?;
+        TextCodec::from_gguf(&metadata, vocab, &origin)
     }
 
     /// `tokenizer.json`, and its chat template and BOS/EOS from `tokenizer_config.json`
