@@ -725,3 +725,77 @@ fn the_shell_runs_passes_through_the_host_driver() {
     let err = t.wait_irq(0, Duration::from_millis(50)).unwrap_err();
     assert!(err.to_string().contains("no answer"), "{err}");
 }
+
+/// A host whose buffer sits at a bus address (a Kria board's: the PS DDR, reached from
+/// the fabric at the buffer's physical address) gives it in MEMORY_BASE: the memory
+/// ports add it to every address, while the program and the driver keep card addresses
+/// from 0. The passes are the golden sequencer's there, byte for byte; with the base
+/// left at 0 the ports miss the memory and the pass ends with an error, not a hang.
+#[test]
+fn the_shell_finds_its_memory_at_the_base_the_host_gives() {
+    use std::time::Duration;
+    use tern_hdl::accelerator::shell::{MEMORY_BASE, MEMORY_BASE_HI};
+    use tern_host::one_top::{OneTop, ShellBoard};
+    use tern_host::Transport;
+    use tern_sim::golden::bitnet::GoldenFabric;
+    use tern_sim::golden::sequencer::run_pass;
+    use tern_sim::verilator::{default_cache_root, ModelCache};
+    const BASE: u64 = 0x8_6000_0000;
+    let TinyRun {
+        ck,
+        cfg,
+        image,
+        memory,
+        shape,
+    } = tiny_run(37, 1, 0, HeadFormat::Int8);
+    let cache = ModelCache::new(default_cache_root());
+    let mut board = ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap();
+    board.place_memory_at(BASE);
+    let mut top = OneTop::open(board, Some(common::DESIGN)).unwrap();
+    top.write_memory(0, &image.memory).unwrap();
+    let feed = [7usize, 3, 99, 4, 250];
+    let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+
+    // The base not given: every read lands below the memory (DECERR).
+    let o = top.pass(0, 0, &ids, Duration::from_secs(600));
+    match o {
+        Ok(o) => assert_ne!(o.error_code, 0, "a pass without its memory: {o:?}"),
+        Err(e) => panic!("the pass should end with its error code, not {e}"),
+    }
+
+    let mut top = OneTop::open(
+        ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap(),
+        Some(common::DESIGN),
+    )
+    .unwrap();
+    top.transport_mut().place_memory_at(BASE);
+    top.set_memory_base(BASE).unwrap();
+    let t = top.transport_mut();
+    let read_back = u64::from(t.read32(MEMORY_BASE.into()).unwrap())
+        | u64::from(t.read32(MEMORY_BASE_HI.into()).unwrap()) << 32;
+    assert_eq!(read_back, BASE);
+    top.write_memory(0, &image.memory).unwrap();
+    let mut golden = image.memory.clone();
+    let want = run_pass(
+        &ck.config,
+        &cfg,
+        &mut golden,
+        0,
+        common::DESIGN,
+        0,
+        &feed,
+        &mut GoldenFabric::new(&ck, &cfg),
+    )
+    .unwrap();
+    let o = top.pass(0, 0, &ids, Duration::from_secs(600)).unwrap();
+    assert_eq!(
+        (o.error_code, o.next_token as usize),
+        (0, want.next),
+        "at base 0x{BASE:x}: {o:?}"
+    );
+    let got = top.read_memory(0, golden.len()).unwrap();
+    assert!(
+        got == golden,
+        "at base 0x{BASE:x}: the memory differs from the golden sequencer's"
+    );
+}

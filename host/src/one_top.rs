@@ -10,8 +10,9 @@ use std::time::Duration;
 use serde::Serialize;
 use tern_hdl::accelerator::shell::{
     ATTENTION_CLOCKS, CLEAR, CLOCKS, CLOCKS_HI, COMMANDS_RUN, CONTROL, DESIGN_ID, ERROR_CODE,
-    ERROR_COMMAND, GIE, HW_ID, HW_ID_VALUE, IER, ISR, LM_HEAD_CLOCKS, MATMUL_CLOCKS, NEXT_TOKEN,
-    POSITION, PROGRAM, PROGRAM_HI, STEP, STEP_POSITION_BITS, STEP_TOKEN_BITS, TOKEN, VECTOR_CLOCKS,
+    ERROR_COMMAND, GIE, HW_ID, HW_ID_VALUE, IER, ISR, LM_HEAD_CLOCKS, MATMUL_CLOCKS, MEMORY_BASE,
+    MEMORY_BASE_HI, NEXT_TOKEN, POSITION, PROGRAM, PROGRAM_HI, STEP, STEP_POSITION_BITS,
+    STEP_TOKEN_BITS, TOKEN, VECTOR_CLOCKS,
 };
 
 use crate::error::{HostError, Result};
@@ -78,6 +79,17 @@ impl<T: Transport> OneTop<T> {
 
     pub fn transport_mut(&mut self) -> &mut T {
         &mut self.transport
+    }
+
+    /// Tell the accelerator where its memory starts on the bus (`MEMORY_BASE`): a host
+    /// whose buffer sits at a physical address (a Kria board's CMA buffer) gives it
+    /// here; card addresses, the program's and the driver's, stay offsets from it.
+    /// Boards whose memory is the card's own start at 0 and need not call this.
+    pub fn set_memory_base(&mut self, base: u64) -> Result<()> {
+        self.transport
+            .write32(u64::from(MEMORY_BASE), base as u32)?;
+        self.transport
+            .write32(u64::from(MEMORY_BASE_HI), (base >> 32) as u32)
     }
 
     /// Write bytes into the board's memory (the program, once; docs/program.md).
@@ -207,6 +219,12 @@ mod sim_board {
                 card_bytes: memory.bytes,
             };
             Ok(ShellBoard { model, info })
+        }
+
+        /// Put the board's memory at `base` on the accelerator's bus, as a host's buffer
+        /// sits at a physical address; the transport's card addresses stay 0-based.
+        pub fn place_memory_at(&mut self, base: u64) {
+            self.model.set_memory_window(base);
         }
 
         /// What the DRAM did since the board was made.

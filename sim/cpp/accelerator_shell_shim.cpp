@@ -8,7 +8,7 @@
 #include <cstring>
 #include "Vtern_accelerator.h"
 
-extern "C" uint32_t tern_accelerator_shell_abi() { return 3; }
+extern "C" uint32_t tern_accelerator_shell_abi() { return 4; }
 
 using Model = UnitModel<Vtern_accelerator>;
 
@@ -62,7 +62,14 @@ static uint32_t reg_read(Model* m, uint32_t addr) {
 }
 
 // One host operation on the board (mirrored by `ShellOp` in Rust).
-enum : uint32_t { OP_WRITE32 = 0, OP_READ32 = 1, OP_WAIT_INTERRUPT = 2, OP_RESET = 3, OP_PEEK = 4 };
+enum : uint32_t {
+    OP_WRITE32 = 0,
+    OP_READ32 = 1,
+    OP_WAIT_INTERRUPT = 2,
+    OP_RESET = 3,
+    OP_PEEK = 4,
+    OP_WINDOW = 5,  // where the DDR sits on the bus: addr the low word, data the high
+};
 struct ShellOp {
     uint32_t op, addr, data, pad;
 };
@@ -107,6 +114,9 @@ void tern_accelerator_shell_run(void* p, const ShellOp* c, ShellOutcome* o, uint
             }
             break;
         case OP_PEEK:  // no clocks: the counters only
+            break;
+        case OP_WINDOW:  // no clocks: the board's wiring
+            m->ddr.window_base = (uint64_t)c->data << 32 | c->addr;
             break;
         default:  // OP_RESET: ap_rst_n low for 4 clocks; the memory is kept
             UNIT_RESET(t, 1);

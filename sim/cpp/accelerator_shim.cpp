@@ -6,7 +6,7 @@
 #include <cstring>
 #include "Vtern_accelerator_core.h"
 
-extern "C" uint32_t tern_accelerator_abi() { return 3; }
+extern "C" uint32_t tern_accelerator_abi() { return 4; }
 
 using Model = UnitModel<Vtern_accelerator_core>;
 

@@ -122,6 +122,11 @@ struct Dram {
         }
     }
     bool outside(uint64_t addr, uint64_t len) const { return addr > bytes || len > bytes - addr; }
+    // Where the memory starts on the bus: a port's address is taken from here (an
+    // address below it is outside). The host's accesses are from 0, as a driver's
+    // buffer offsets are.
+    uint64_t window_base = 0;
+    uint64_t from_bus(uint64_t addr) const { return addr >= window_base ? addr - window_base : ~0ull; }
     // The response every beat of a burst of `len` bytes at `addr` gets.
     uint8_t answer(uint64_t addr, uint64_t len) {
         if (outside(addr, len)) return 3;
@@ -236,8 +241,9 @@ template <uint32_t BEAT> struct DdrPort {
             if (++front.done == front.beats) reads.pop_front();
         }
         if (e.ar) {
-            reads.push_back({e.arid, e.araddr, e.arlen + 1, 0, cycles + 1 + d.latency,
-                             d.answer(e.araddr, (uint64_t)(e.arlen + 1) * BEAT), false});
+            uint64_t at = d.from_bus(e.araddr);
+            reads.push_back({e.arid, at, e.arlen + 1, 0, cycles + 1 + d.latency,
+                             d.answer(at, (uint64_t)(e.arlen + 1) * BEAT), false});
             d.read_bursts++;
         }
         if (e.w) {
@@ -265,8 +271,9 @@ template <uint32_t BEAT> struct DdrPort {
             }
         }
         if (e.aw) {
-            writes.push_back({0, e.awaddr, e.awlen + 1, 0, 0,
-                              d.answer(e.awaddr, (uint64_t)(e.awlen + 1) * BEAT), false});
+            uint64_t at = d.from_bus(e.awaddr);
+            writes.push_back({0, at, e.awlen + 1, 0, 0,
+                              d.answer(at, (uint64_t)(e.awlen + 1) * BEAT), false});
             d.write_bursts++;
         }
         if (e.b) {

@@ -41,6 +41,8 @@ pub const LM_HEAD_CLOCKS: u32 = 0x4C;
 pub const HW_ID: u32 = 0x50;
 pub const DESIGN_ID: u32 = 0x54;
 pub const MEMORY_MIB: u32 = 0x58;
+pub const MEMORY_BASE: u32 = 0x5C;
+pub const MEMORY_BASE_HI: u32 = 0x60;
 
 const fn word(name: &'static str, access: Access, doc: &'static str) -> [Field; 1] {
     [Field {
@@ -287,6 +289,24 @@ pub const REGISTERS: &[Register] = &[
         fields: &word("mib", ReadOnly, "memory the accelerator addresses (MiB)"),
         doc: "memory",
     },
+    Register {
+        name: "MEMORY_BASE",
+        offset: MEMORY_BASE,
+        kind: Kind::Argument,
+        fields: &word(
+            "base",
+            ReadWrite,
+            "added to every address the memory ports send (low word); 0 after reset",
+        ),
+        doc: "where the accelerator's memory starts on the bus (a host's buffer)",
+    },
+    Register {
+        name: "MEMORY_BASE_HI",
+        offset: MEMORY_BASE_HI,
+        kind: Kind::Argument,
+        fields: &word("base", ReadWrite, "the base's high word"),
+        doc: "where the accelerator's memory starts on the bus (high word)",
+    },
 ];
 
 /// The register map as Markdown.
@@ -340,10 +360,15 @@ pub fn shell_verilog(ports: usize, design: u32, memory_mib: u64) -> String {
              \x20   input  wire [1:0]   m{q}_bresp,\n"
         ));
         for sig in [
-            "arvalid", "arready", "araddr", "arlen", "rvalid", "rready", "rdata", "rresp", "rlast",
+            "arvalid", "arready", "arlen", "rvalid", "rready", "rdata", "rresp", "rlast",
         ] {
             core_ports.push_str(&format!(",\n        .m{q}_{sig}(m{q}_{sig})"));
         }
+        // The core addresses its memory from 0; the bus sees it at MEMORY_BASE.
+        core_ports.push_str(&format!(",\n        .m{q}_araddr(core_m{q}_araddr)"));
+        tie.push_str(&format!(
+            "    wire [63:0] core_m{q}_araddr;\n    assign m{q}_araddr = core_m{q}_araddr + memory_base;\n"
+        ));
         tie.push_str(&format!(
             "    assign m{q}_arsize = 3'd4;\n    assign m{q}_arburst = 2'b01;\n    assign m{q}_arid = 1'b0;\n\
              \x20   assign m{q}_awsize = 3'd4;\n    assign m{q}_awburst = 2'b01;\n    assign m{q}_awid = 1'b0;\n"
@@ -361,11 +386,15 @@ pub fn shell_verilog(ports: usize, design: u32, memory_mib: u64) -> String {
         }
     }
     for sig in [
-        "awvalid", "awready", "awaddr", "awlen", "wvalid", "wready", "wdata", "wstrb", "wlast",
-        "bvalid", "bready", "bresp",
+        "awvalid", "awready", "awlen", "wvalid", "wready", "wdata", "wstrb", "wlast", "bvalid",
+        "bready", "bresp",
     ] {
         core_ports.push_str(&format!(",\n        .w_{sig}(m0_{sig})"));
     }
+    core_ports.push_str(",\n        .w_awaddr(core_m0_awaddr)");
+    tie.push_str(
+        "    wire [63:0] core_m0_awaddr;\n    assign m0_awaddr = core_m0_awaddr + memory_base;\n",
+    );
     let t = SHELL_TEMPLATE
         .replace("{{VERSION}}", env!("CARGO_PKG_VERSION"))
         .replace("{{MODULE}}", SHELL_MODULE)
@@ -380,32 +409,12 @@ pub fn shell_verilog(ports: usize, design: u32, memory_mib: u64) -> String {
         .replace("{{TB_HI}}", &(STEP_TOKEN_BITS - 1).to_string())
         .replace("{{PB}}", &STEP_POSITION_BITS.to_string());
     let mut t = t;
-    for (name, offset) in [
-        ("CONTROL", CONTROL),
-        ("GIE", GIE),
-        ("IER", IER),
-        ("ISR", ISR),
-        ("PROGRAM", PROGRAM),
-        ("PROGRAM_HI", PROGRAM_HI),
-        ("POSITION", POSITION),
-        ("TOKEN", TOKEN),
-        ("STEP", STEP),
-        ("CLEAR", CLEAR),
-        ("NEXT_TOKEN", NEXT_TOKEN),
-        ("ERROR_CODE", ERROR_CODE),
-        ("ERROR_COMMAND", ERROR_COMMAND),
-        ("COMMANDS_RUN", COMMANDS_RUN),
-        ("CLOCKS", CLOCKS),
-        ("CLOCKS_HI", CLOCKS_HI),
-        ("MATMUL_CLOCKS", MATMUL_CLOCKS),
-        ("ATTENTION_CLOCKS", ATTENTION_CLOCKS),
-        ("VECTOR_CLOCKS", VECTOR_CLOCKS),
-        ("LM_HEAD_CLOCKS", LM_HEAD_CLOCKS),
-        ("HW_ID", HW_ID),
-        ("DESIGN_ID", DESIGN_ID),
-        ("MEMORY_MIB", MEMORY_MIB),
-    ] {
-        t = t.replace(&format!("{{{{R_{name}}}}}"), &format!("8'h{offset:02X}"));
+    // Every register's offset from the one map.
+    for r in REGISTERS {
+        t = t.replace(
+            &format!("{{{{R_{}}}}}", r.name),
+            &format!("8'h{:02X}", r.offset),
+        );
     }
     debug_assert!(crate::bits::filled(&t), "a placeholder left");
     t
@@ -439,6 +448,7 @@ module {{MODULE}} (
     /* verilator lint_on SYMRSVDWORD */
 );
     wire rst = !ap_rst_n;
+    reg  [63:0] memory_base;     // MEMORY_BASE: added to every address on the memory ports
 {{TIE}}
     // ---- AXI4-Lite: one write and one read at a time; address and data of a write in
     // either order, the register written the clock both are held ----
@@ -509,6 +519,7 @@ module {{MODULE}} (
             pushed <= 32'd0;
             was_busy <= 1'b0;
             program_at <= 64'd0;
+            memory_base <= 64'd0;
             position <= 32'd0;
         end else begin
             was_busy <= !core_idle;
@@ -528,6 +539,8 @@ module {{MODULE}} (
                     {{R_ISR}}: isr <= isr ^ wdata[0];
                     {{R_PROGRAM}}: program_at[31:0] <= wdata;
                     {{R_PROGRAM_HI}}: program_at[63:32] <= wdata;
+                    {{R_MEMORY_BASE}}: if (core_idle) memory_base[31:0] <= wdata;
+                    {{R_MEMORY_BASE_HI}}: if (core_idle) memory_base[63:32] <= wdata;
                     {{R_POSITION}}: position <= wdata;
                     {{R_STEP}}: if (core_idle && step == 2'd0 && !start_pending) begin
                         step_token <= {{{PB}}'d0, wdata[{{TB_HI}}:0]};
@@ -570,6 +583,8 @@ module {{MODULE}} (
                 {{R_HW_ID}}: s_axi_control_rdata <= {{HW_ID}};
                 {{R_DESIGN_ID}}: s_axi_control_rdata <= {{DESIGN}};
                 {{R_MEMORY_MIB}}: s_axi_control_rdata <= {{MEMORY_MIB}};
+                {{R_MEMORY_BASE}}: s_axi_control_rdata <= memory_base[31:0];
+                {{R_MEMORY_BASE_HI}}: s_axi_control_rdata <= memory_base[63:32];
                 default: s_axi_control_rdata <= 32'd0;
             endcase
         end else if (s_axi_control_rready) begin

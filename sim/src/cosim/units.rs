@@ -38,7 +38,7 @@ const SHELL_SHIM: &str = include_str!("../../cpp/accelerator_shell_shim.cpp");
 const SHELL_NAMES: &str = "#define WRITE_PORT(sig) m0_##sig\n#define UNIT_IDLE_INPUTS(t) (t)->s_axi_control_awvalid = 0\n#define UNIT_CLOCK ap_clk\n#define UNIT_RESET(t, on) (t)->ap_rst_n = !(on)\n";
 const SHIM_ABI: u32 = 1;
 /// The one top's core and shell (their commands changed).
-const ONE_TOP_SHIM_ABI: u32 = 3;
+const ONE_TOP_SHIM_ABI: u32 = 4;
 /// The LM-head unit's (its command grew a group).
 const LM_HEAD_SHIM_ABI: u32 = 2;
 
@@ -400,6 +400,7 @@ const OP_READ32: u32 = 1;
 const OP_WAIT_INTERRUPT: u32 = 2;
 const OP_RESET: u32 = 3;
 const OP_PEEK: u32 = 4;
+const OP_WINDOW: u32 = 5;
 
 /// What a [`ShellOp`] did.
 #[repr(C)]
@@ -487,6 +488,19 @@ impl AcceleratorShellModel {
     pub fn peek(&mut self) -> ShellOutcome {
         let op = ShellOp {
             op: OP_PEEK,
+            ..ShellOp::default()
+        };
+        self.run(&op, 0)
+    }
+
+    /// Put the board's DDR at `base` on the memory ports' bus (as a host's buffer sits
+    /// at a physical address): a port's address is taken from there, one below it is
+    /// answered with DECERR. The host's own accesses stay at 0.. (no clock).
+    pub fn set_memory_window(&mut self, base: u64) -> ShellOutcome {
+        let op = ShellOp {
+            op: OP_WINDOW,
+            addr: base as u32,
+            data: (base >> 32) as u32,
             ..ShellOp::default()
         };
         self.run(&op, 0)
