@@ -735,56 +735,42 @@ fn the_shell_runs_passes_through_the_host_driver() {
 fn the_shell_finds_its_memory_at_the_base_the_host_gives() {
     use std::time::Duration;
     use tern_hdl::accelerator::shell::{MEMORY_BASE, MEMORY_BASE_HI};
-    use tern_host::one_top::{OneTop, ShellBoard};
+    use tern_host::one_top::OneTop;
     use tern_host::Transport;
-    use tern_sim::golden::bitnet::GoldenFabric;
-    use tern_sim::golden::sequencer::run_pass;
-    use tern_sim::verilator::{default_cache_root, ModelCache};
     const BASE: u64 = 0x8_6000_0000;
-    let TinyRun {
-        ck,
-        cfg,
-        image,
-        memory,
-        shape,
-    } = tiny_run(37, 1, 0, HeadFormat::Int8);
-    let cache = ModelCache::new(default_cache_root());
-    let mut board = ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap();
-    board.place_memory_at(BASE);
-    let mut top = OneTop::open(board, Some(common::DESIGN)).unwrap();
-    top.write_memory(0, &image.memory).unwrap();
+    let run = tiny_run(37, 1, 0, HeadFormat::Int8);
+    let placed = || {
+        let mut board = shell_board(&run);
+        board.place_memory_at(BASE);
+        let mut top = OneTop::open(board, Some(common::DESIGN)).unwrap();
+        top.write_memory(0, &run.image.memory).unwrap();
+        top
+    };
     let feed = [7usize, 3, 99, 4, 250];
     let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
 
     // The base not given: every read lands below the memory (DECERR).
-    let o = top.pass(0, 0, &ids, Duration::from_secs(600));
-    match o {
+    match placed().pass(0, 0, &ids, Duration::from_secs(600)) {
         Ok(o) => assert_ne!(o.error_code, 0, "a pass without its memory: {o:?}"),
         Err(e) => panic!("the pass should end with its error code, not {e}"),
     }
 
-    let mut top = OneTop::open(
-        ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap(),
-        Some(common::DESIGN),
-    )
-    .unwrap();
-    top.transport_mut().place_memory_at(BASE);
+    let mut top = placed();
     top.set_memory_base(BASE).unwrap();
     let t = top.transport_mut();
     let read_back = u64::from(t.read32(MEMORY_BASE.into()).unwrap())
         | u64::from(t.read32(MEMORY_BASE_HI.into()).unwrap()) << 32;
     assert_eq!(read_back, BASE);
-    top.write_memory(0, &image.memory).unwrap();
-    let mut golden = image.memory.clone();
-    let want = run_pass(
-        &ck.config,
-        &cfg,
+    let mut golden = run.image.memory.clone();
+    let want = tern_sim::golden::sequencer::run_pass(
+        &run.ck.config,
+        &run.cfg,
         &mut golden,
         0,
         common::DESIGN,
         0,
         &feed,
-        &mut GoldenFabric::new(&ck, &cfg),
+        &mut tern_sim::golden::bitnet::GoldenFabric::new(&run.ck, &run.cfg),
     )
     .unwrap();
     let o = top.pass(0, 0, &ids, Duration::from_secs(600)).unwrap();
@@ -798,4 +784,11 @@ fn the_shell_finds_its_memory_at_the_base_the_host_gives() {
         got == golden,
         "at base 0x{BASE:x}: the memory differs from the golden sequencer's"
     );
+}
+
+/// The tiny run's one top behind its shell on a fresh simulated board.
+fn shell_board(run: &TinyRun) -> tern_host::one_top::ShellBoard {
+    let cache = tern_sim::verilator::ModelCache::new(tern_sim::verilator::default_cache_root());
+    tern_host::one_top::ShellBoard::new(&run.shape, &run.memory, &cache, None, "tiny".into())
+        .unwrap()
 }
