@@ -510,10 +510,14 @@ fn a_checkpoint_is_pinned_by_its_hash_and_a_gguf_is_named() {
     let dir = tempfile::tempdir().unwrap();
     let ck = random_tiny_checkpoint(dir.path(), 6);
     let weights = ck.join("model.safetensors");
-    let o = Command::new("sha256sum").arg(&weights).output().unwrap();
-    assert!(o.status.success(), "sha256sum: {}", text(&o));
-    let sum = String::from_utf8(o.stdout).unwrap();
-    let sum = sum.split_whitespace().next().unwrap().to_string();
+    // The hash as coreutils computes it, independent of tern's.
+    let sha256sum = |path: &Path| {
+        let o = Command::new("sha256sum").arg(path).output().unwrap();
+        assert!(o.status.success(), "sha256sum: {}", text(&o));
+        let out = String::from_utf8(o.stdout).unwrap();
+        out.split_whitespace().next().unwrap().to_string()
+    };
+    let sum = sha256sum(&weights);
     let ck = ck.to_str().unwrap();
     let o = tern(&["model", "--checkpoint", ck]);
     assert!(
@@ -572,9 +576,7 @@ fn a_checkpoint_is_pinned_by_its_hash_and_a_gguf_is_named() {
     let gguf_path = gguf.to_str().unwrap();
     let o = tern(&["model", "tiny", "--write-random", gguf_path, "--seed", "3"]);
     assert!(o.status.success(), "{}", text(&o));
-    let o = Command::new("sha256sum").arg(&gguf).output().unwrap();
-    let gguf_sum = String::from_utf8(o.stdout).unwrap();
-    let gguf_sum = gguf_sum.split_whitespace().next().unwrap().to_string();
+    let gguf_sum = sha256sum(&gguf);
     let o = tern(&["model", "--checkpoint", gguf_path]);
     assert!(
         o.status.success() && text(&o).contains(&format!("sha256     {gguf_sum}  {gguf_path}")),

@@ -608,7 +608,7 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
     Ok(Setup {
         ck,
         weights_origin: weights.origin,
-        sha256: weights.sha256,
+        sha256: weights.file.map(|f| f.sha256),
         model,
         matmul_cfg,
         mm_origin,

@@ -400,7 +400,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     let report = OneTopReport {
         format: "tern-generate-one-top",
         model,
-        checkpoint_sha256: weights.sha256,
+        checkpoint_sha256: weights.file.map(|f| f.sha256),
         accelerator: a.accelerator.display().to_string(),
         board: board.name.clone(),
         clock_mhz: mhz,

@@ -12,10 +12,16 @@ use tern_model::ModelConfig;
 /// A run's weights and where they came from.
 pub struct ModelWeights {
     pub checkpoint: Checkpoint,
-    /// The weights file's SHA-256 (lower-case hex) when read from disk.
-    pub sha256: Option<String>,
+    /// The file the weights were read from, when read from disk.
+    pub file: Option<WeightsFile>,
     /// For reports: "checkpoint DIR (sha256 …)" or "random weights, seed N".
     pub origin: String,
+}
+
+/// A weights file and its SHA-256 (lower-case hex, as `sha256sum` prints it).
+pub struct WeightsFile {
+    pub path: std::path::PathBuf,
+    pub sha256: String,
 }
 
 /// What a generation run starts from: its weights, the prompt's ids, and the model's
@@ -77,7 +83,7 @@ pub fn model_weights(
         }
         return Ok(ModelWeights {
             checkpoint: Checkpoint::random(&ModelConfig::resolve(model)?, seed),
-            sha256: None,
+            file: None,
             origin: format!("random weights, seed {seed}"),
         });
     };
@@ -87,7 +93,10 @@ pub fn model_weights(
     }
     Ok(ModelWeights {
         origin: format!("checkpoint {} (sha256 {})", path.display(), opened.sha256),
-        sha256: Some(opened.sha256),
+        file: Some(WeightsFile {
+            path: opened.weights_path,
+            sha256: opened.sha256,
+        }),
         checkpoint: opened.checkpoint,
     })
 }

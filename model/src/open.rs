@@ -68,20 +68,16 @@ impl Checkpoint {
             return Ok(Opened {
                 checkpoint,
                 weights_path: path.to_path_buf(),
-                sha256: hex(&digest),
+                sha256: hex::encode(digest),
             });
         }
         let (checkpoint, weights_path, digest) = Self::read_hf_digest(path)?;
         Ok(Opened {
             checkpoint,
             weights_path,
-            sha256: hex(&digest),
+            sha256: hex::encode(digest),
         })
     }
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 #[cfg(test)]
@@ -108,7 +104,7 @@ mod tests {
             let opened = Checkpoint::open(&path).unwrap();
             assert!(opened.checkpoint == hf, "seed {seed}, tied {tied}");
             let bytes = std::fs::read(&path).unwrap();
-            assert_eq!(opened.sha256, hex(&Sha256::digest(&bytes)));
+            assert_eq!(opened.sha256, hex::encode(Sha256::digest(&bytes)));
         }
     }
 
@@ -123,10 +119,7 @@ mod tests {
         let opened = Checkpoint::open(dir.path()).unwrap();
         assert!(opened.checkpoint == Checkpoint::read_hf(dir.path()).unwrap());
         let bytes = std::fs::read(&weights).unwrap();
-        let want: String = Sha256::digest(&bytes)
-            .iter()
-            .map(|b| format!("{b:02x}"))
-            .collect();
+        let want = hex::encode(Sha256::digest(&bytes));
         assert_eq!(opened.sha256, want);
         opened.expect_sha256(&want.to_uppercase()).unwrap();
         let mut other = want.clone().into_bytes();

@@ -49,15 +49,11 @@ pub fn run(a: Args) -> Result<()> {
                 dir.display(),
                 w.checkpoint.config.ternary_weights()
             );
-            let file = if dir.is_dir() {
-                dir.join(tern_model::checkpoint::WEIGHTS_FILE)
-            } else {
-                dir.clone()
-            };
+            let file = w.file.as_ref().expect("read from disk");
             println!(
                 "sha256     {}  {}{}",
-                w.sha256.as_deref().unwrap_or_default(),
-                file.display(),
+                file.sha256,
+                file.path.display(),
                 if expect_sha256.is_some() {
                     " (as expected)"
                 } else {
