@@ -1133,10 +1133,22 @@ fn generate_runs_whole_passes_on_the_one_top() {
     let o = tern(&["generate", "--one-top", "--board-uri", "tcp:127.0.0.1:1"]);
     assert!(!o.status.success());
     assert!(
-        text(&o).contains("--device tcp:127.0.0.1:1") && text(&o).contains("tern serve"),
+        text(&o).contains("--board-uri tcp:127.0.0.1:1") && text(&o).contains("tern serve"),
         "{}",
         text(&o)
     );
+    // A Kria board's devices that are not here (a PC, or a board without the overlay):
+    // the UIO device is named, with where to read how to set it up.
+    let o = tern(&["generate", "--one-top", "--board-uri", "kria:"]);
+    assert!(!o.status.success());
+    let t = text(&o);
+    assert!(
+        t.contains("--board-uri kria:") && t.contains("UIO device") && t.contains("docs/kria.md"),
+        "{t}"
+    );
+    let o = tern(&["generate", "--one-top", "--board-uri", "kria:/dev/uio0"]);
+    assert!(!o.status.success());
+    assert!(text(&o).contains("must be a device name"), "{}", text(&o));
 }
 
 /// Text in, text out: a text prompt is tokenised with the checkpoint's tokenizer (a

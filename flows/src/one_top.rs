@@ -387,7 +387,7 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         run.steps(shell, &ck, |b| Some(b.ddr()))?
     } else {
         let t = tern_host::device::connect(&a.device, &a.open)
-            .with_context(|| format!("--device {}", a.device))?;
+            .with_context(|| format!("--board-uri {}", a.device))?;
         run.steps(t, &ck, |_| None)?
     };
     let ttft = steps[0].clocks as f64 / (mhz * 1e6);

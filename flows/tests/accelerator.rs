@@ -18,6 +18,7 @@ use tern_model::ModelConfig;
 use tern_sim::golden::bitnet::AttentionScales;
 
 mod common;
+mod kria_stand_in;
 
 /// The tiny model's matmul engine: G = 3, 8 rows, 16 groups a clock, tiles of 32 × 96,
 /// blocks of 2 rows.
@@ -69,6 +70,7 @@ fn tiny_top(ports: usize, memory_bytes: u64, attention: &AttentionConfig) -> Acc
 /// ports, and the KV260's memory at 250 MHz around it with `stall` percent of its
 /// handshakes withheld.
 struct TinyRun {
+    seed: u64,
     ck: tern_model::checkpoint::Checkpoint,
     cfg: AttentionConfig,
     image: tern_flows::program::ProgramImage,
@@ -102,6 +104,7 @@ fn tiny_run(seed: u64, ports: usize, stall: u32, head: HeadFormat) -> TinyRun {
     let mut shape = tiny_top(ports, bytes, &cfg);
     shape.lm_head.format = head;
     TinyRun {
+        seed,
         ck,
         cfg,
         image,
@@ -200,6 +203,7 @@ fn whole_passes(ports: usize, stall: u32, head: HeadFormat) {
         image,
         memory,
         shape,
+        ..
     } = tiny_run(31, ports, stall, head);
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator(&shape, &memory, None)
@@ -555,6 +559,7 @@ fn a_command_writing_outside_scratch_stops_with_code_21_and_writes_nothing_there
         image,
         memory,
         shape,
+        ..
     } = tiny_run(41, 1, 0, HeadFormat::Int8);
     let mut top = ModelCache::new(default_cache_root())
         .load_accelerator(&shape, &memory, None)
@@ -666,6 +671,7 @@ fn the_shell_runs_passes_through_the_host_driver() {
         image,
         memory,
         shape,
+        ..
     } = tiny_run(37, 1, 0, HeadFormat::Int8);
     let cache = ModelCache::new(default_cache_root());
     let board = ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap();
@@ -729,14 +735,12 @@ fn the_shell_runs_passes_through_the_host_driver() {
 /// A host whose buffer sits at a bus address (a Kria board's: the PS DDR, reached from
 /// the fabric at the buffer's physical address) gives it in MEMORY_BASE: the memory
 /// ports add it to every address, while the program and the driver keep card addresses
-/// from 0. The passes are the golden sequencer's there, byte for byte; with the base
-/// left at 0 the ports miss the memory and the pass ends with an error, not a hang.
+/// from 0. The driver sets it when it opens the board; the passes are the golden
+/// sequencer's there, byte for byte. With the base set back to 0 the ports miss the
+/// memory and the pass ends with an error, not a hang.
 #[test]
 fn the_shell_finds_its_memory_at_the_base_the_host_gives() {
-    use std::time::Duration;
-    use tern_hdl::accelerator::shell::{MEMORY_BASE, MEMORY_BASE_HI};
     use tern_host::one_top::OneTop;
-    use tern_host::Transport;
     const BASE: u64 = 0x8_6000_0000;
     let run = tiny_run(37, 1, 0, HeadFormat::Int8);
     let placed = || {
@@ -747,43 +751,134 @@ fn the_shell_finds_its_memory_at_the_base_the_host_gives() {
         top
     };
     let feed = [7usize, 3, 99, 4, 250];
-    let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
 
-    // The base not given: every read lands below the memory (DECERR).
-    match placed().pass(0, 0, &ids, Duration::from_secs(600)) {
+    // The base taken away: every read lands below the memory (DECERR).
+    let mut lost = placed();
+    lost.set_memory_base(0).unwrap();
+    let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+    match lost.pass(0, 0, &ids, PASS_TIMEOUT) {
         Ok(o) => assert_ne!(o.error_code, 0, "a pass without its memory: {o:?}"),
         Err(e) => panic!("the pass should end with its error code, not {e}"),
     }
 
     let mut top = placed();
-    top.set_memory_base(BASE).unwrap();
+    assert_eq!(memory_base_register(&mut top), BASE);
+    passes_match_golden(&mut top, &run, &[&feed], &format!("at base 0x{BASE:x}"));
+}
+
+/// The longest one pass of the tiny model may take on the simulated board.
+const PASS_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(600);
+
+/// What the accelerator's MEMORY_BASE registers hold.
+fn memory_base_register<T: tern_host::Transport>(top: &mut tern_host::one_top::OneTop<T>) -> u64 {
+    use tern_hdl::accelerator::shell::{MEMORY_BASE, MEMORY_BASE_HI};
     let t = top.transport_mut();
-    let read_back = u64::from(t.read32(MEMORY_BASE.into()).unwrap())
-        | u64::from(t.read32(MEMORY_BASE_HI.into()).unwrap()) << 32;
-    assert_eq!(read_back, BASE);
+    u64::from(t.read32(MEMORY_BASE.into()).unwrap())
+        | u64::from(t.read32(MEMORY_BASE_HI.into()).unwrap()) << 32
+}
+
+/// Run `feeds` as consecutive passes (a prompt, then decoded tokens) on a board the
+/// tiny run's program was written to, each against the golden sequencer: the next
+/// token, and the whole memory afterwards, byte for byte.
+fn passes_match_golden<T: tern_host::Transport>(
+    top: &mut tern_host::one_top::OneTop<T>,
+    run: &TinyRun,
+    feeds: &[&[usize]],
+    context: &str,
+) {
     let mut golden = run.image.memory.clone();
-    let want = tern_sim::golden::sequencer::run_pass(
-        &run.ck.config,
-        &run.cfg,
-        &mut golden,
-        0,
-        common::DESIGN,
-        0,
-        &feed,
-        &mut tern_sim::golden::bitnet::GoldenFabric::new(&run.ck, &run.cfg),
-    )
-    .unwrap();
-    let o = top.pass(0, 0, &ids, Duration::from_secs(600)).unwrap();
+    let mut fabric = tern_sim::golden::bitnet::GoldenFabric::new(&run.ck, &run.cfg);
+    let mut position = 0;
+    for (step, feed) in feeds.iter().enumerate() {
+        let want = tern_sim::golden::sequencer::run_pass(
+            &run.ck.config,
+            &run.cfg,
+            &mut golden,
+            0,
+            common::DESIGN,
+            position,
+            feed,
+            &mut fabric,
+        )
+        .unwrap();
+        let ids: Vec<u32> = feed.iter().map(|&i| i as u32).collect();
+        let o = top.pass(0, position as u32, &ids, PASS_TIMEOUT).unwrap();
+        assert_eq!(
+            (o.error_code, o.next_token as usize),
+            (0, want.next),
+            "{context}, step {step} (position {position}, seed {}): {o:?}",
+            run.seed
+        );
+        let got = top.read_memory(0, golden.len()).unwrap();
+        if let Some(at) = got.iter().zip(&golden).position(|(g, w)| g != w) {
+            panic!(
+                "{context}, step {step}: the memory differs from the golden sequencer's first \
+                 at byte 0x{at:x} ({} != {})",
+                got[at], golden[at]
+            );
+        }
+        position += feed.len();
+    }
+}
+
+/// A Kria board's host path, end to end: the transport finds the accelerator's UIO
+/// device and its u-dma-buf buffer by name in sysfs, writes the program through the
+/// buffer's device file, gives the accelerator the buffer's physical address, and runs
+/// a prompt and decoded tokens, each start one register write and each end one
+/// interrupt taken through the UIO file (unmasked before every wait). Against the
+/// stand-in of tests/kria_stand_in, whose board has its memory at that address: the
+/// passes are the golden sequencer's, byte for byte.
+#[test]
+fn a_kria_board_runs_passes_through_uio_and_u_dma_buf() {
+    use std::sync::atomic::Ordering;
+    use tern_host::kria::{KriaDevices, KriaTransport, DEFAULT_BUFFER, DEFAULT_UIO};
+    use tern_host::one_top::OneTop;
+    use tern_host::Transport;
+    const PHYS: u64 = 0x6000_0000;
+    let run = tiny_run(37, 1, 0, HeadFormat::Int8);
+    let (shape, memory) = (run.shape.clone(), run.memory);
+    let make = move || {
+        let cache = tern_sim::verilator::ModelCache::new(tern_sim::verilator::default_cache_root());
+        tern_host::one_top::ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap()
+    };
+    let Some(stand_in) = kria_stand_in::mount(make, PHYS, run.memory.bytes) else {
+        return;
+    };
+    let devices = KriaDevices::find(stand_in.root(), DEFAULT_UIO, DEFAULT_BUFFER).unwrap();
     assert_eq!(
-        (o.error_code, o.next_token as usize),
-        (0, want.next),
-        "at base 0x{BASE:x}: {o:?}"
+        devices.uio,
+        stand_in.root().join("dev").join(kria_stand_in::UIO_NODE)
     );
-    let got = top.read_memory(0, golden.len()).unwrap();
+    let transport = KriaTransport::with_registers(devices, stand_in.registers()).unwrap();
+    let mut top = OneTop::open(transport, Some(common::DESIGN)).unwrap();
     assert!(
-        got == golden,
-        "at base 0x{BASE:x}: the memory differs from the golden sequencer's"
+        top.info().description.starts_with("kria:"),
+        "{:?}",
+        top.info()
     );
+    assert_eq!(top.info().card_bytes, run.memory.bytes);
+    assert_eq!(memory_base_register(&mut top), PHYS);
+    top.write_memory(0, &run.image.memory).unwrap();
+
+    let feeds: [&[usize]; 3] = [&[7, 3, 99, 4, 250], &[11], &[200]];
+    passes_match_golden(&mut top, &run, &feeds, "kria: through the stand-in");
+    let seen = &stand_in.seen;
+    assert_eq!(
+        seen.interrupts.load(Ordering::SeqCst),
+        3,
+        "one interrupt a pass"
+    );
+    assert_eq!(
+        seen.unmasks.load(Ordering::SeqCst),
+        3,
+        "unmasked before each wait"
+    );
+
+    // Past the buffer's end: refused before the device file is touched.
+    let t = top.transport_mut();
+    let err = t.dma_read(run.memory.bytes, &mut [0u8; 16]).unwrap_err();
+    assert!(err.to_string().contains("outside"), "{err}");
+    assert!(t.reset().unwrap_err().to_string().contains("xmutil"));
 }
 
 /// The tiny run's one top behind its shell on a fresh simulated board.

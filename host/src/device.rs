@@ -96,7 +96,8 @@ pub fn open_transport(
 }
 
 /// Connect to the board a URI names that is not `sim:` (whose board the caller builds):
-/// `tern serve` over `unix:` or `tcp:`, a PCIe card over XDMA, a USB device.
+/// `tern serve` over `unix:` or `tcp:`, a PCIe card over XDMA, a USB device, the Kria
+/// board this program runs on.
 pub fn connect(uri: &str, opts: &OpenOptions) -> Result<Box<dyn Transport>> {
     let connect_err = |what: String| {
         move |cause| HostError::Io {
@@ -145,6 +146,9 @@ pub fn connect(uri: &str, opts: &OpenOptions) -> Result<Box<dyn Transport>> {
         }
         BoardUri::Xdma(prefix) => Box::new(crate::xdma::XdmaTransport::open(&prefix, 0)?),
         BoardUri::Usb { vid, pid } => Box::new(crate::usb::open(vid, pid, opts.timeout)?),
+        BoardUri::Kria { uio, buffer } => {
+            Box::new(crate::kria::KriaTransport::open(&uio, &buffer)?)
+        }
     })
 }
 

@@ -64,6 +64,9 @@ pub enum HostError {
         context: String,
         cause: std::io::Error,
     },
+    /// What a board's own devices say (sysfs, device files) does not make a board.
+    #[error("board set-up: {0}")]
+    BoardSetup(String),
     #[error("not supported: {0}")]
     Unsupported(String),
     #[error("the simulated board: {0}")]

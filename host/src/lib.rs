@@ -5,7 +5,8 @@
 //! - backends: `sim::SimBoard` (the Verilator model in-process; only with the `sim`
 //!   feature, so a driver for a real card builds without the Verilator bridge),
 //!   [`framed::FramedTransport`] over a socket to `tern serve` or over USB bulk
-//!   endpoints ([`usb`]), and [`xdma::XdmaTransport`] for PCIe cards;
+//!   endpoints ([`usb`]), [`xdma::XdmaTransport`] for PCIe cards and
+//!   [`kria::KriaTransport`] for a Kria board's own ARM cores (UIO and u-dma-buf);
 //! - [`wire`]: the framed protocol, and [`server`] its board side (`tern serve`);
 //! - [`Device`]: open by URI, load ternary weights, run GEMV/GEMM;
 //! - [`one_top::OneTop`]: the one top's driver (a program once, then a start a pass), and
@@ -15,6 +16,7 @@ pub mod auth;
 pub mod device;
 pub mod error;
 pub mod framed;
+pub mod kria;
 mod lobby;
 pub mod npy;
 pub mod one_top;

@@ -50,7 +50,9 @@ pub struct OneTop<T: Transport> {
 
 impl<T: Transport> OneTop<T> {
     /// Open the board behind `transport`: it must be a tern accelerator (`HW_ID`), and,
-    /// when `design` is given, carry that design (`DESIGN_ID`).
+    /// when `design` is given, carry that design (`DESIGN_ID`). Its memory is placed at
+    /// the transport's [`Transport::memory_base`], and an interrupt a previous host left
+    /// raised is acknowledged, so the first wait is for this host's pass.
     pub fn open(mut transport: T, design: Option<u32>) -> Result<OneTop<T>> {
         let info = transport.info()?;
         let hw = transport.read32(u64::from(HW_ID))?;
@@ -61,12 +63,18 @@ impl<T: Transport> OneTop<T> {
         if let Some(config) = design.filter(|&d| d != board) {
             return Err(HostError::WrongDesign { board, config });
         }
-        Ok(OneTop {
+        let mut top = OneTop {
             transport,
             info,
             accesses: 0,
             starts: 0,
-        })
+        };
+        top.set_memory_base(top.transport.memory_base())?;
+        if top.transport.read32(u64::from(ISR))? & 1 != 0 {
+            top.transport.write32(u64::from(ISR), 1)?;
+        }
+        top.transport.read32(u64::from(CONTROL))?;
+        Ok(top)
     }
 
     pub fn info(&self) -> &Info {
@@ -81,10 +89,10 @@ impl<T: Transport> OneTop<T> {
         &mut self.transport
     }
 
-    /// Tell the accelerator where its memory starts on the bus (`MEMORY_BASE`): a host
-    /// whose buffer sits at a physical address (a Kria board's CMA buffer) gives it
-    /// here; card addresses, the program's and the driver's, stay offsets from it.
-    /// Boards whose memory is the card's own start at 0 and need not call this.
+    /// Tell the accelerator where its memory starts on the bus (`MEMORY_BASE`); `open`
+    /// gives it the transport's base (a Kria board's buffer's physical address, 0 for a
+    /// card's own memory). Card addresses, the program's and the driver's, stay offsets
+    /// from it.
     pub fn set_memory_base(&mut self, base: u64) -> Result<()> {
         self.transport
             .write32(u64::from(MEMORY_BASE), base as u32)?;
@@ -193,6 +201,8 @@ mod sim_board {
     /// memory: what `sim:` and `tern serve --one-top` carry.
     pub struct ShellBoard {
         model: AcceleratorShellModel,
+        /// Where its memory sits on the accelerator's bus.
+        base: u64,
         /// Read once when made: asking again costs no clocks, so a board's history (and
         /// its DRAM's refresh phase) does not depend on who asked.
         info: Info,
@@ -218,13 +228,19 @@ mod sim_board {
                 design_id: model.read32(DESIGN_ID).data,
                 card_bytes: memory.bytes,
             };
-            Ok(ShellBoard { model, info })
+            Ok(ShellBoard {
+                model,
+                info,
+                base: 0,
+            })
         }
 
         /// Put the board's memory at `base` on the accelerator's bus, as a host's buffer
-        /// sits at a physical address; the transport's card addresses stay 0-based.
+        /// sits at a physical address; the transport's card addresses stay 0-based, and
+        /// [`Transport::memory_base`] tells the driver the base.
         pub fn place_memory_at(&mut self, base: u64) {
             self.model.set_memory_window(base);
+            self.base = base;
         }
 
         /// What the DRAM did since the board was made.
@@ -289,6 +305,10 @@ mod sim_board {
         fn reset(&mut self) -> Result<()> {
             self.model.reset();
             Ok(())
+        }
+
+        fn memory_base(&self) -> u64 {
+            self.base
         }
     }
 }

@@ -1,7 +1,7 @@
 //! The call-based transport every backend implements, and the checks they share.
 
 use serde::{Deserialize, Serialize};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tern_hdl::top::regmap;
 
@@ -32,6 +32,11 @@ pub trait Transport {
     fn wait_irq(&mut self, mask: u32, timeout: Duration) -> Result<u32>;
     /// Reset the accelerator (registers and controller; card memory is kept).
     fn reset(&mut self) -> Result<()>;
+    /// Where card memory starts on the accelerator's bus: 0 for a card's own memory, the
+    /// buffer's physical address where the host lends it memory (a Kria board).
+    fn memory_base(&self) -> u64 {
+        0
+    }
 }
 
 impl<T: Transport + ?Sized> Transport for Box<T> {
@@ -55,6 +60,39 @@ impl<T: Transport + ?Sized> Transport for Box<T> {
     }
     fn reset(&mut self) -> Result<()> {
         (**self).reset()
+    }
+    fn memory_base(&self) -> u64 {
+        (**self).memory_base()
+    }
+}
+
+/// Wait until `file` (an interrupt's device file) is readable, at most until `deadline`:
+/// `Ok(false)` when the deadline passed first. `what` names it in an error.
+pub(crate) fn wait_readable(file: &std::fs::File, deadline: Instant, what: &str) -> Result<bool> {
+    use std::os::fd::AsRawFd;
+    loop {
+        let left = deadline.saturating_duration_since(Instant::now());
+        if left.is_zero() {
+            return Ok(false);
+        }
+        let mut fds = libc::pollfd {
+            fd: file.as_raw_fd(),
+            events: libc::POLLIN,
+            revents: 0,
+        };
+        // SAFETY: one valid pollfd for the duration of the call.
+        let n = unsafe { libc::poll(&mut fds, 1, left.as_millis().min(i32::MAX as u128) as i32) };
+        if n < 0 {
+            let e = std::io::Error::last_os_error();
+            if e.kind() == std::io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(HostError::Io {
+                context: format!("polling {what}"),
+                cause: e,
+            });
+        }
+        return Ok(n > 0);
     }
 }
 

@@ -1,4 +1,5 @@
-//! Board URIs: `sim:`, `unix:PATH`, `tcp:HOST:PORT`, `xdma:/dev/xdma0`, `usb:VID:PID`.
+//! Board URIs: `sim:`, `unix:PATH`, `tcp:HOST:PORT`, `xdma:/dev/xdma0`, `usb:VID:PID`,
+//! `kria:[UIO[,BUFFER]]`.
 
 use std::path::PathBuf;
 
@@ -17,6 +18,9 @@ pub enum BoardUri {
     Xdma(PathBuf),
     /// A USB board by vendor and product id.
     Usb { vid: u16, pid: u16 },
+    /// The Kria board this program runs on: the accelerator's UIO device and its
+    /// u-dma-buf buffer, by name (`kria:` alone: `tern_accelerator`, `tern_memory`).
+    Kria { uio: String, buffer: String },
 }
 
 impl BoardUri {
@@ -27,7 +31,8 @@ impl BoardUri {
         };
         let (scheme, rest) = s.split_once(':').ok_or_else(|| {
             bad(
-                "no scheme; expected sim:, unix:PATH, tcp:HOST:PORT, xdma:PREFIX or usb:VID:PID"
+                "no scheme; expected sim:, unix:PATH, tcp:HOST:PORT, xdma:PREFIX, usb:VID:PID \
+                 or kria:[UIO[,BUFFER]]"
                     .into(),
             )
         })?;
@@ -70,8 +75,24 @@ impl BoardUri {
                     pid: hex(p, "product id")?,
                 })
             }
+            "kria" => {
+                let (uio, buffer) = rest.split_once(',').unwrap_or((rest, ""));
+                let name = |x: &str, default: &str, what: &str| {
+                    let x = if x.is_empty() { default } else { x };
+                    if x.contains('/') || x.contains(',') || x.starts_with('.') {
+                        return Err(bad(format!(
+                            "kria: {what} `{x}` must be a device name, not a path"
+                        )));
+                    }
+                    Ok(x.to_string())
+                };
+                Ok(BoardUri::Kria {
+                    uio: name(uio, crate::kria::DEFAULT_UIO, "UIO device")?,
+                    buffer: name(buffer, crate::kria::DEFAULT_BUFFER, "buffer")?,
+                })
+            }
             other => Err(bad(format!(
-                "unknown scheme `{other}`; expected sim, unix, tcp, xdma or usb"
+                "unknown scheme `{other}`; expected sim, unix, tcp, xdma, usb or kria"
             ))),
         }
     }
@@ -103,6 +124,23 @@ mod tests {
                 pid: 0x601f
             }
         );
+        let kria = |uio: &str, buffer: &str| BoardUri::Kria {
+            uio: uio.into(),
+            buffer: buffer.into(),
+        };
+        assert_eq!(
+            BoardUri::parse("kria:").unwrap(),
+            kria("tern_accelerator", "tern_memory")
+        );
+        assert_eq!(
+            BoardUri::parse("kria:uio4").unwrap(),
+            kria("uio4", "tern_memory")
+        );
+        assert_eq!(
+            BoardUri::parse("kria:,udmabuf0").unwrap(),
+            kria("tern_accelerator", "udmabuf0")
+        );
+        assert_eq!(BoardUri::parse("kria:acc,buf").unwrap(), kria("acc", "buf"));
     }
 
     #[test]
@@ -120,6 +158,9 @@ mod tests {
             ("usb:0403", "VID:PID"),
             ("usb:zz:1", "not hex"),
             ("usb:12345:1", "1 to 4 hex"),
+            ("kria:/dev/uio0", "not a path"),
+            ("kria:uio0,/dev/udmabuf0", "not a path"),
+            ("kria:uio0,a,b", "not a path"),
             ("pcie:0", "unknown scheme `pcie`"),
         ] {
             let err = BoardUri::parse(uri).unwrap_err().to_string();

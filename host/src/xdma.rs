@@ -11,7 +11,6 @@
 //! point it at a FUSE directory that mimics the driver.
 
 use std::fs::{File, OpenOptions};
-use std::os::fd::AsRawFd;
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
@@ -19,7 +18,7 @@ use std::time::{Duration, Instant};
 use tern_hdl::top::regmap;
 
 use crate::error::{HostError, Result};
-use crate::transport::{check_dma, check_register, Info, Transport};
+use crate::transport::{check_dma, check_register, wait_readable, Info, Transport};
 
 pub struct XdmaTransport {
     prefix: PathBuf,
@@ -134,29 +133,7 @@ impl Transport for XdmaTransport {
             return Err(timed_out());
         }
         loop {
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(timed_out());
-            }
-            let mut fds = libc::pollfd {
-                fd: self.events.as_raw_fd(),
-                events: libc::POLLIN,
-                revents: 0,
-            };
-            // SAFETY: one valid pollfd for the duration of the call.
-            let n =
-                unsafe { libc::poll(&mut fds, 1, left.as_millis().min(i32::MAX as u128) as i32) };
-            if n < 0 {
-                let e = std::io::Error::last_os_error();
-                if e.kind() == std::io::ErrorKind::Interrupted {
-                    continue;
-                }
-                return Err(HostError::Io {
-                    context: "polling the events device".into(),
-                    cause: e,
-                });
-            }
-            if n == 0 {
+            if !wait_readable(&self.events, deadline, "the events device")? {
                 return Err(timed_out());
             }
             let mut b = [0u8; 4];
