@@ -189,18 +189,20 @@ fn model_run() -> Result<()> {
         std::path::Path::new("examples/bitnet_tiny_accelerator.toml"),
     ))?;
     let args = crate::generate::GenerateArgs {
-        model: "tiny".into(),
-        checkpoint: None,
-        expect_sha256: None,
-        seed: 1,
+        inputs: crate::weights::RunInputs {
+            model: "tiny".into(),
+            checkpoint: None,
+            expect_sha256: None,
+            seed: 1,
+            prompt: crate::text::Prompt::Text(DEMO_PROMPT.into()),
+            chat: false,
+            tokens: 8,
+        },
         matmul_config: Some(acc.matmul_path.clone()),
         attention_config: Some(acc.attention_path.clone()),
         board_uri: "sim:".into(),
         attention_uris: vec![],
         attention_engines: acc.attention_engines,
-        prompt: crate::text::Prompt::Text(DEMO_PROMPT.into()),
-        chat: false,
-        tokens: 8,
         calibrate: false,
         out: None,
         access: crate::access::BoardAccess {

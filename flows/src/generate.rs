@@ -423,12 +423,8 @@ impl Fabric for Shadowed<'_> {
 /// What `tern generate` is asked to do.
 #[derive(Debug, Clone)]
 pub struct GenerateArgs {
-    /// A preset name or model TOML (random weights from `seed`), unless `checkpoint`.
-    pub model: String,
-    pub checkpoint: Option<PathBuf>,
-    /// Refuse a checkpoint whose weights file has another SHA-256.
-    pub expect_sha256: Option<String>,
-    pub seed: u64,
+    /// The weights, the prompt and how many tokens.
+    pub inputs: crate::weights::RunInputs,
     pub matmul_config: Option<PathBuf>,
     pub attention_config: Option<PathBuf>,
     pub board_uri: String,
@@ -437,12 +433,6 @@ pub struct GenerateArgs {
     pub attention_uris: Vec<String>,
     /// Attention engines working side by side (on `sim:`; remote: one per URI).
     pub attention_engines: usize,
-    /// Token ids, or text for the checkpoint's tokenizer.
-    pub prompt: crate::text::Prompt,
-    /// Text goes through the tokenizer's chat template (when it has one).
-    pub chat: bool,
-    /// Tokens to generate.
-    pub tokens: usize,
     /// Replace the attention config's scales with ones measured by the float reference
     /// on the prompt.
     pub calibrate: bool,
@@ -561,22 +551,14 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
         weights,
         prompt,
         codec,
-    } = crate::weights::for_generation(
-        &a.model,
-        a.checkpoint.as_deref(),
-        a.expect_sha256.as_deref(),
-        a.seed,
-        &a.prompt,
-        a.chat,
-        a.tokens,
-    )?;
+    } = a.inputs.generation()?;
     let ck = weights.checkpoint;
     let model = ck.config.clone();
     let (mm_text, mm_origin) = read_text(&a.matmul_config, TINY_MATMUL, "matmul")?;
     let (at_text, at_origin) = read_text(&a.attention_config, TINY_ATTENTION, "attention")?;
     let matmul_cfg = Config::from_toml(&mm_text, &mm_origin)?;
     let mut attention_cfg = AttentionConfig::from_toml(&at_text, &at_origin)?;
-    check_fit(&model, &attention_cfg, prompt.len(), a.tokens)?;
+    check_fit(&model, &attention_cfg, prompt.len(), a.inputs.tokens)?;
     if a.calibrate {
         let mut float = FloatReference::new(&ck);
         prompt.iter().for_each(|&t| drop(float.step(t)));
@@ -623,7 +605,7 @@ fn setup(a: &GenerateArgs) -> Result<Setup> {
 pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
     // Per-step and summary lines unless quiet (the demo prints its own summary); on
     // stderr when the text streams on stdout.
-    let live_text = a.prompt.is_text();
+    let live_text = a.inputs.prompt.is_text();
     macro_rules! say {
         ($($t:tt)*) => {
             if a.verbose && live_text {
@@ -717,14 +699,14 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         )?),
         None => None,
     };
-    let bar = ProgressBar::new(a.tokens as u64).with_style(
+    let bar = ProgressBar::new(a.inputs.tokens as u64).with_style(
         ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tokens {msg}")
             .expect("valid template")
             .progress_chars("=> "),
     );
     bar.set_prefix("generate");
     let mut mismatch = None;
-    for step in 0..a.tokens {
+    for step in 0..a.inputs.tokens {
         let position = on_board.position();
         let before = board.board.tally.clone();
         let t0 = Instant::now();
@@ -756,7 +738,7 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
                 want[i],
                 board.first_difference.as_deref().unwrap_or("none (the host's share differs?)"),
                 model.name,
-                a.seed
+                a.inputs.seed
             ));
         }
         let token = greedy(&logits);
@@ -807,8 +789,8 @@ pub fn generate(a: &GenerateArgs) -> Result<GenerateReport> {
         attention_config: attention_cfg.to_toml(),
         board_uri: a.board_uri.clone(),
         attention_uris,
-        seed: a.seed,
-        prompt_text: crate::text::prompt_text(&a.prompt, codec.as_ref(), &prompt)?,
+        seed: a.inputs.seed,
+        prompt_text: crate::text::prompt_text(&a.inputs.prompt, codec.as_ref(), &prompt)?,
         generated_text,
         prompt: prompt.clone(),
         generated: generated.clone(),

@@ -182,23 +182,15 @@ pub fn program(
 
 /// What `tern generate --one-top` takes.
 pub struct OneTopArgs {
-    pub model: String,
-    pub checkpoint: Option<PathBuf>,
-    /// Refuse a checkpoint whose weights file has another SHA-256.
-    pub expect_sha256: Option<String>,
-    pub seed: u64,
+    /// The weights, the prompt and how many tokens.
+    pub inputs: crate::weights::RunInputs,
     pub accelerator: PathBuf,
     pub lanes: usize,
-    /// Token ids, or text for the checkpoint's tokenizer.
-    pub prompt: crate::text::Prompt,
-    /// Text goes through the tokenizer's chat template (when it has one).
-    pub chat: bool,
-    pub tokens: usize,
     pub calibrate: bool,
     pub out: Option<PathBuf>,
     pub verbose: bool,
-    /// The board: `sim:` (the one top built in-process), or `tern serve --one-top` at
-    /// `unix:PATH` / `tcp:HOST:PORT`, or a card.
+    /// The board: `sim:` (the one top built in-process), `tern serve --one-top` at
+    /// `unix:PATH` / `tcp:HOST:PORT`, a card, or the Kria board this runs on (`kria:`).
     pub device: String,
     /// How the board is reached (timeouts, `tern serve`'s token).
     pub open: tern_host::OpenOptions,
@@ -272,7 +264,7 @@ pub struct OneTopReport {
 /// Run a model on the one top; prints a line per pass unless quiet.
 pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
     // On stderr when the text streams on stdout.
-    let live_text = a.prompt.is_text();
+    let live_text = a.inputs.prompt.is_text();
     macro_rules! say {
         ($($t:tt)*) => {
             if a.verbose && live_text {
@@ -287,18 +279,10 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         weights,
         prompt,
         codec,
-    } = crate::weights::for_generation(
-        &a.model,
-        a.checkpoint.as_deref(),
-        a.expect_sha256.as_deref(),
-        a.seed,
-        &a.prompt,
-        a.chat,
-        a.tokens,
-    )?;
+    } = a.inputs.generation()?;
     let ck = weights.checkpoint;
     let model = ck.config.clone();
-    crate::generate::check_fit(&model, &acc.attention, prompt.len(), a.tokens)?;
+    crate::generate::check_fit(&model, &acc.attention, prompt.len(), a.inputs.tokens)?;
     // The attention's units are run-time data of the program, one record per layer: the
     // Verilog is the same whatever they are.
     let units = if a.calibrate {
@@ -405,8 +389,8 @@ pub fn generate_one_top(a: &OneTopArgs) -> Result<OneTopReport> {
         board: board.name.clone(),
         clock_mhz: mhz,
         ports: shape.ports(),
-        seed: a.seed,
-        prompt_text: crate::text::prompt_text(&a.prompt, codec.as_ref(), &prompt)?,
+        seed: a.inputs.seed,
+        prompt_text: crate::text::prompt_text(&a.inputs.prompt, codec.as_ref(), &prompt)?,
         generated_text,
         prompt: prompt.clone(),
         generated,
@@ -475,7 +459,7 @@ impl Run<'_> {
         let mut fabric = GoldenFabric::new(ck, self.attention);
         let out_at = image.header.output_at as usize;
         let out_len = 16 + 8 * model.vocab;
-        let bar = ProgressBar::new(a.tokens as u64).with_style(
+        let bar = ProgressBar::new(a.inputs.tokens as u64).with_style(
             ProgressStyle::with_template("{prefix:>10} [{bar:30}] {pos}/{len} tokens {msg}")
                 .expect("valid template")
                 .progress_chars("=> "),
@@ -488,7 +472,7 @@ impl Run<'_> {
             None => None,
         };
         let mut position = 0usize;
-        for step in 0..a.tokens {
+        for step in 0..a.inputs.tokens {
             let want = run_pass(
                 model,
                 self.attention,
@@ -587,7 +571,7 @@ impl Run<'_> {
                     "step {step} (position {position}): the one top's next token {} or scores differ from the golden sequencer's (next {}); seed {}",
                     o.next_token,
                     want.next,
-                    a.seed
+                    a.inputs.seed
                 );
             }
             position += feed.len();

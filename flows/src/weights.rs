@@ -32,41 +32,62 @@ pub struct Generation {
     pub codec: Option<TextCodec>,
 }
 
-/// The inputs of a generation run (`tern generate`, on the boards or the one top): the
-/// weights, the prompt as ids (text tokenised, through the chat template when `chat`),
-/// the prompt and token count checked against the model before anything runs.
-pub fn for_generation(
-    model: &str,
-    checkpoint: Option<&Path>,
-    expect_sha256: Option<&str>,
-    seed: u64,
-    prompt: &Prompt,
-    chat: bool,
-    tokens: usize,
-) -> Result<Generation> {
-    use tern_sim::golden::bitnet::check_tokens;
-    if tokens == 0 {
-        bail!("--tokens must be at least 1");
+/// What a generation run takes in (`tern generate`, on the boards or the one top).
+#[derive(Debug, Clone)]
+pub struct RunInputs {
+    /// A preset name or model TOML (random weights from `seed`), unless `checkpoint`.
+    pub model: String,
+    pub checkpoint: Option<std::path::PathBuf>,
+    /// Refuse a checkpoint whose weights file has another SHA-256.
+    pub expect_sha256: Option<String>,
+    pub seed: u64,
+    /// Token ids, or text for the checkpoint's tokenizer.
+    pub prompt: Prompt,
+    /// Text goes through the tokenizer's chat template (when it has one).
+    pub chat: bool,
+    /// Tokens to generate.
+    pub tokens: usize,
+}
+
+impl RunInputs {
+    /// The run's weights, the prompt as ids (text tokenised, through the chat template
+    /// when `chat`), the prompt and token count checked against the model before
+    /// anything runs.
+    pub fn generation(&self) -> Result<Generation> {
+        use tern_sim::golden::bitnet::check_tokens;
+        let RunInputs {
+            model,
+            checkpoint,
+            expect_sha256,
+            seed,
+            prompt,
+            chat,
+            tokens,
+        } = self;
+        let (checkpoint, tokens) = (checkpoint.as_deref(), *tokens);
+        if tokens == 0 {
+            bail!("--tokens must be at least 1");
+        }
+        let weights = model_weights(model, checkpoint, expect_sha256.as_deref(), *seed)?;
+        let config = &weights.checkpoint.config;
+        let codec = crate::text::codec_for(checkpoint, config.vocab)?;
+        let ids = crate::text::prompt_ids(prompt, codec.as_ref(), *chat, checkpoint)?;
+        check_tokens(config, 0, &ids).map_err(|e| match prompt {
+            Prompt::Text(_) => anyhow!("--prompt: {e} (the text tokenises to {} ids)", ids.len()),
+            Prompt::Ids(_) => anyhow!("--prompt: {e}"),
+        })?;
+        let prompt = ids;
+        // The last generated token is not fed back.
+        if tokens > 1 {
+            check_tokens(config, prompt.len(), &vec![0; tokens - 1])
+                .map_err(|e| anyhow!("--tokens {tokens}: {e}"))?;
+        }
+        Ok(Generation {
+            weights,
+            prompt,
+            codec,
+        })
     }
-    let weights = model_weights(model, checkpoint, expect_sha256, seed)?;
-    let config = &weights.checkpoint.config;
-    let codec = crate::text::codec_for(checkpoint, config.vocab)?;
-    let ids = crate::text::prompt_ids(prompt, codec.as_ref(), chat, checkpoint)?;
-    check_tokens(config, 0, &ids).map_err(|e| match prompt {
-        Prompt::Text(_) => anyhow!("--prompt: {e} (the text tokenises to {} ids)", ids.len()),
-        Prompt::Ids(_) => anyhow!("--prompt: {e}"),
-    })?;
-    let prompt = ids;
-    // The last generated token is not fed back.
-    if tokens > 1 {
-        check_tokens(config, prompt.len(), &vec![0; tokens - 1])
-            .map_err(|e| anyhow!("--tokens {tokens}: {e}"))?;
-    }
-    Ok(Generation {
-        weights,
-        prompt,
-        codec,
-    })
 }
 
 /// Read `checkpoint` (refusing it unless its weights hash to `expect_sha256`, when

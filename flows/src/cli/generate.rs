@@ -98,22 +98,25 @@ pub fn run(a: Args) -> Result<()> {
         Some(p) => crate::text::Prompt::parse(p),
         None => crate::text::Prompt::Ids(crate::generate::DEFAULT_PROMPT.to_vec()),
     };
+    let inputs = crate::weights::RunInputs {
+        model: a.model,
+        checkpoint: a.checkpoint,
+        expect_sha256: a.expect_sha256,
+        seed: a.seed,
+        prompt,
+        chat: !a.raw,
+        tokens: a.tokens,
+    };
     if a.one_top {
         let access = a.access.access()?;
         let accelerator = a.accelerator.unwrap_or_else(|| {
             crate::files::find_in_repo(std::path::Path::new("examples/bitnet_tiny_one_top.toml"))
         });
-        let calibrate = a.calibrate || (a.checkpoint.is_some() && !a.no_calibrate);
+        let calibrate = a.calibrate || (inputs.checkpoint.is_some() && !a.no_calibrate);
         crate::one_top::generate_one_top(&crate::one_top::OneTopArgs {
-            model: a.model,
-            checkpoint: a.checkpoint,
-            expect_sha256: a.expect_sha256,
-            seed: a.seed,
+            inputs,
             accelerator,
             lanes: a.lanes,
-            prompt: prompt.clone(),
-            chat: !a.raw,
-            tokens: a.tokens,
             calibrate,
             out: a.out,
             verbose: true,
@@ -146,10 +149,7 @@ pub fn run(a: Args) -> Result<()> {
         }
     }
     crate::generate::generate(&crate::generate::GenerateArgs {
-        model: a.model,
-        checkpoint: a.checkpoint,
-        expect_sha256: a.expect_sha256,
-        seed: a.seed,
+        inputs,
         matmul_config: a
             .matmul_config
             .or(acc.as_ref().map(|x| x.matmul_path.clone())),
@@ -162,9 +162,6 @@ pub fn run(a: Args) -> Result<()> {
             .attention_engines
             .or(acc.as_ref().map(|x| x.attention_engines))
             .unwrap_or(1),
-        prompt,
-        chat: !a.raw,
-        tokens: a.tokens,
         calibrate: a.calibrate,
         out: a.out,
         access: a.access.access()?,
