@@ -825,8 +825,9 @@ fn passes_match_golden<T: tern_host::Transport>(
 /// device and its u-dma-buf buffer by name in sysfs, writes the program through the
 /// buffer's device file, gives the accelerator the buffer's physical address, and runs
 /// a prompt and decoded tokens, each start one register write and each end one
-/// interrupt taken through the UIO file (unmasked before every wait), after
-/// acknowledging one a dead host left raised. Against the
+/// interrupt taken through the UIO file (unmasked before every wait). A board whose
+/// pass a dead host left running is refused until it ends, then its raised interrupt
+/// is acknowledged. Against the
 /// stand-in of tests/kria_stand_in, whose board has its memory at that address: the
 /// passes are the golden sequencer's, byte for byte.
 #[test]
@@ -850,21 +851,29 @@ fn a_kria_board_runs_passes_through_uio_and_u_dma_buf() {
         devices.uio,
         stand_in.root().join("dev").join(kria_stand_in::UIO_NODE)
     );
-    // A host that died mid-pass left the interrupt raised: a pass started on the empty
-    // buffer (the sequencer refuses its header) and never acknowledged. Opening the
-    // board acknowledges it, so the first wait below is for the first pass's end.
+    let open = || {
+        let t = KriaTransport::with_registers(devices.clone(), stand_in.registers()).unwrap();
+        OneTop::open(t, Some(common::DESIGN))
+    };
+    // A host that died mid-pass: it wrote the program, started a prompt with the
+    // interrupt enabled, and went. While the pass runs the board is refused (its memory
+    // is the pass's); once it ends its interrupt stays raised, and opening the board
+    // acknowledges it, so the first wait below is for the first pass's end.
     {
-        use tern_hdl::accelerator::shell::{CONTROL, GIE, IER};
-        let mut crashed =
-            KriaTransport::with_registers(devices.clone(), stand_in.registers()).unwrap();
-        for reg in [GIE, IER, CONTROL] {
-            crashed.write32(reg.into(), 1).unwrap();
+        use tern_hdl::accelerator::shell::{CONTROL, GIE, IER, POSITION, TOKEN};
+        let mut dead = open().unwrap();
+        dead.write_memory(0, &run.image.memory).unwrap();
+        let t = dead.transport_mut();
+        for (reg, value) in [(GIE, 1), (IER, 1), (TOKEN, 7), (TOKEN, 3), (POSITION, 0)] {
+            t.write32(reg.into(), value).unwrap();
         }
-        let raised = stand_in.board.with(|b| b.wait_irq(1, PASS_TIMEOUT).is_ok());
-        assert!(raised, "the abandoned pass should raise the interrupt");
+        t.write32(CONTROL.into(), 1).unwrap();
     }
-    let transport = KriaTransport::with_registers(devices, stand_in.registers()).unwrap();
-    let mut top = OneTop::open(transport, Some(common::DESIGN)).unwrap();
+    let busy = open().err().expect("a board mid-pass should be refused");
+    assert!(matches!(busy, tern_host::HostError::Busy), "{busy}");
+    let raised = stand_in.board.with(|b| b.wait_irq(1, PASS_TIMEOUT).is_ok());
+    assert!(raised, "the abandoned pass should raise the interrupt");
+    let mut top = open().unwrap();
     assert!(
         top.info().description.starts_with("kria:"),
         "{:?}",

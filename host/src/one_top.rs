@@ -50,9 +50,11 @@ pub struct OneTop<T: Transport> {
 
 impl<T: Transport> OneTop<T> {
     /// Open the board behind `transport`: it must be a tern accelerator (`HW_ID`), and,
-    /// when `design` is given, carry that design (`DESIGN_ID`). Its memory is placed at
-    /// the transport's [`Transport::memory_base`], and an interrupt a previous host left
-    /// raised is acknowledged, so the first wait is for this host's pass.
+    /// when `design` is given, carry that design (`DESIGN_ID`), and be idle: a pass a
+    /// previous host started still owns the memory ([`HostError::Busy`]; open again once
+    /// it ends). Its memory is placed at the transport's [`Transport::memory_base`], and
+    /// an interrupt a previous host left raised is acknowledged, so the first wait is
+    /// for this host's pass.
     pub fn open(mut transport: T, design: Option<u32>) -> Result<OneTop<T>> {
         let info = transport.info()?;
         let hw = transport.read32(u64::from(HW_ID))?;
@@ -62,6 +64,10 @@ impl<T: Transport> OneTop<T> {
         let board = transport.read32(u64::from(DESIGN_ID))?;
         if let Some(config) = design.filter(|&d| d != board) {
             return Err(HostError::WrongDesign { board, config });
+        }
+        // CONTROL bit 2: ap_idle. Reading it also clears a stale ap_done.
+        if transport.read32(u64::from(CONTROL))? & 1 << 2 == 0 {
+            return Err(HostError::Busy);
         }
         let mut top = OneTop {
             transport,
@@ -73,7 +79,6 @@ impl<T: Transport> OneTop<T> {
         if top.transport.read32(u64::from(ISR))? & 1 != 0 {
             top.transport.write32(u64::from(ISR), 1)?;
         }
-        top.transport.read32(u64::from(CONTROL))?;
         Ok(top)
     }
 
