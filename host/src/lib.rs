@@ -25,6 +25,8 @@ mod serve_options;
 pub mod server;
 #[cfg(feature = "sim")]
 pub mod sim;
+#[cfg(feature = "stand-in")]
+pub mod stand_in;
 pub mod transport;
 pub mod uri;
 pub mod usb;

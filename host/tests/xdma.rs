@@ -11,14 +11,14 @@ mod common;
 use common::*;
 use std::ffi::OsStr;
 use std::os::unix::fs::FileExt;
-use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime};
+use std::path::PathBuf;
+use std::time::Duration;
 
 use fuser::{
-    FileAttr, FileType, Filesystem, MountOption, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
-    ReplyOpen, ReplyWrite, Request, Session, SessionUnmounter,
+    Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyWrite, Request,
 };
 use tern_host::sim::SimBoard;
+use tern_host::stand_in::{file_attr, list_files};
 use tern_host::xdma::XdmaTransport;
 use tern_host::{Device, HostError, Transport};
 
@@ -35,32 +35,6 @@ struct XdmaStandIn {
     board: SimBoard,
 }
 
-fn attr(ino: u64) -> FileAttr {
-    let dir = ino == fuser::FUSE_ROOT_ID;
-    FileAttr {
-        ino,
-        size: 0,
-        blocks: 0,
-        atime: SystemTime::UNIX_EPOCH,
-        mtime: SystemTime::UNIX_EPOCH,
-        ctime: SystemTime::UNIX_EPOCH,
-        crtime: SystemTime::UNIX_EPOCH,
-        // Regular files: FUSE mounts are `nodev`, so device nodes could not be opened.
-        kind: if dir {
-            FileType::Directory
-        } else {
-            FileType::RegularFile
-        },
-        perm: if dir { 0o755 } else { 0o666 },
-        nlink: if dir { 2 } else { 1 },
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
 /// The driver's errno for a board error.
 fn errno(e: &HostError) -> i32 {
     match e {
@@ -75,14 +49,16 @@ fn errno(e: &HostError) -> i32 {
 impl Filesystem for XdmaStandIn {
     fn lookup(&mut self, _req: &Request<'_>, parent: u64, name: &OsStr, reply: ReplyEntry) {
         match FILES.iter().position(|f| OsStr::new(f) == name) {
-            Some(i) if parent == fuser::FUSE_ROOT_ID => reply.entry(&TTL, &attr(i as u64 + 2), 0),
+            Some(i) if parent == fuser::FUSE_ROOT_ID => {
+                reply.entry(&TTL, &file_attr(i as u64 + 2, 0), 0)
+            }
             _ => reply.error(libc::ENOENT),
         }
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
         if ino == fuser::FUSE_ROOT_ID || (USER..=EVENTS).contains(&ino) {
-            reply.attr(&TTL, &attr(ino));
+            reply.attr(&TTL, &file_attr(ino, 0));
         } else {
             reply.error(libc::ENOENT);
         }
@@ -99,14 +75,10 @@ impl Filesystem for XdmaStandIn {
         _ino: u64,
         _fh: u64,
         offset: i64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        for (i, name) in FILES.iter().enumerate().skip(offset as usize) {
-            if reply.add(i as u64 + 2, i as i64 + 1, FileType::RegularFile, name) {
-                break;
-            }
-        }
-        reply.ok();
+        let files: Vec<(u64, &str)> = (USER..).zip(FILES).collect();
+        list_files(reply, offset, &files);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -182,11 +154,10 @@ impl Filesystem for XdmaStandIn {
     }
 }
 
-/// The stand-in mounted on a temporary directory; unmounted on drop.
+/// The stand-in mounted on a temporary directory; unmounted on drop (the mount first).
 struct Mounted {
+    _mount: tern_host::stand_in::Mounted,
     dir: tempfile::TempDir,
-    unmounter: Option<SessionUnmounter>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl Mounted {
@@ -195,53 +166,16 @@ impl Mounted {
     }
 }
 
-impl Drop for Mounted {
-    fn drop(&mut self) {
-        if let Some(mut u) = self.unmounter.take() {
-            let _ = u.unmount();
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Mount the stand-in, or None (with a note) where this machine has no FUSE.
 fn mount(cfg: &tern_hdl::Config) -> Option<Mounted> {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("NOTE: /dev/fuse is absent; the XDMA stand-in tests cannot run here");
-        return None;
-    }
     let dir = tempfile::tempdir().unwrap();
-    let at = dir.path().to_path_buf();
     let cfg = cfg.clone();
-    let (tx, rx) = std::sync::mpsc::channel();
-    let thread = std::thread::spawn(move || {
-        // The Verilator model lives on the thread that serves the file system.
-        let board = SimBoard::new(&cfg, &cache(), None, None).unwrap();
-        let mut session = match Session::new(
-            XdmaStandIn { board },
-            &at,
-            &[MountOption::FSName("tern-xdma".into()), MountOption::RW],
-        ) {
-            Ok(s) => s,
-            Err(e) => {
-                tx.send(Err(e)).unwrap();
-                return;
-            }
-        };
-        tx.send(Ok(session.unmount_callable())).unwrap();
-        session.run().unwrap();
-    });
-    let unmounter = rx
-        .recv()
-        .unwrap()
-        .unwrap_or_else(|e| panic!("mounting the XDMA stand-in with FUSE failed: {e}"));
-    Some(Mounted {
-        dir,
-        unmounter: Some(unmounter),
-        thread: Some(thread),
-    })
+    // The Verilator model lives on the thread that serves the file system.
+    let make = move || XdmaStandIn {
+        board: SimBoard::new(&cfg, &cache(), None, None).unwrap(),
+    };
+    let mount = tern_host::stand_in::mount(make, dir.path(), "tern-xdma", "the XDMA stand-in")?;
+    Some(Mounted { _mount: mount, dir })
 }
 
 #[test]

@@ -22,14 +22,14 @@ use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::mpsc::{channel, Sender};
 use std::sync::Arc;
-use std::time::{Duration, SystemTime};
+use std::time::Duration;
 
 use fuser::{
-    FileAttr, FileType, Filesystem, MountOption, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry,
-    ReplyOpen, ReplyWrite, Request, Session, SessionUnmounter,
+    Filesystem, ReplyAttr, ReplyData, ReplyDirectory, ReplyEntry, ReplyOpen, ReplyWrite, Request,
 };
 use tern_host::kria::RegisterWindow;
 use tern_host::one_top::ShellBoard;
+use tern_host::stand_in::{file_attr, list_files};
 use tern_host::Transport;
 
 /// The UIO device the accelerator is, among others the sysfs lists.
@@ -103,37 +103,11 @@ struct DeviceFiles {
     next_handle: u64,
 }
 
-fn attr(ino: u64, size: u64) -> FileAttr {
-    let dir = ino == fuser::FUSE_ROOT_ID;
-    FileAttr {
-        ino,
-        size,
-        blocks: 0,
-        atime: SystemTime::UNIX_EPOCH,
-        mtime: SystemTime::UNIX_EPOCH,
-        ctime: SystemTime::UNIX_EPOCH,
-        crtime: SystemTime::UNIX_EPOCH,
-        // Regular files: FUSE mounts are `nodev`, so device nodes could not be opened.
-        kind: if dir {
-            FileType::Directory
-        } else {
-            FileType::RegularFile
-        },
-        perm: if dir { 0o755 } else { 0o666 },
-        nlink: if dir { 2 } else { 1 },
-        uid: 0,
-        gid: 0,
-        rdev: 0,
-        blksize: 4096,
-        flags: 0,
-    }
-}
-
 impl DeviceFiles {
-    fn file_attr(&self, ino: u64) -> Option<FileAttr> {
+    fn attr_of(&self, ino: u64) -> Option<fuser::FileAttr> {
         match ino {
-            fuser::FUSE_ROOT_ID | UIO_INO => Some(attr(ino, 0)),
-            BUFFER_INO => Some(attr(ino, self.buffer_bytes)),
+            fuser::FUSE_ROOT_ID | UIO_INO => Some(file_attr(ino, 0)),
+            BUFFER_INO => Some(file_attr(ino, self.buffer_bytes)),
             _ => None,
         }
     }
@@ -155,14 +129,14 @@ impl Filesystem for DeviceFiles {
             Some(BUFFER) => BUFFER_INO,
             _ => 0,
         };
-        match self.file_attr(ino) {
+        match self.attr_of(ino) {
             Some(a) if parent == fuser::FUSE_ROOT_ID && ino != 0 => reply.entry(&TTL, &a, 0),
             _ => reply.error(libc::ENOENT),
         }
     }
 
     fn getattr(&mut self, _req: &Request<'_>, ino: u64, _fh: Option<u64>, reply: ReplyAttr) {
-        match self.file_attr(ino) {
+        match self.attr_of(ino) {
             Some(a) => reply.attr(&TTL, &a),
             None => reply.error(libc::ENOENT),
         }
@@ -183,15 +157,9 @@ impl Filesystem for DeviceFiles {
         _ino: u64,
         _fh: u64,
         offset: i64,
-        mut reply: ReplyDirectory,
+        reply: ReplyDirectory,
     ) {
-        let files = [(UIO_INO, UIO_NODE), (BUFFER_INO, BUFFER)];
-        for (i, (ino, name)) in files.iter().enumerate().skip(offset as usize) {
-            if reply.add(*ino, i as i64 + 1, FileType::RegularFile, name) {
-                break;
-            }
-        }
-        reply.ok();
+        list_files(reply, offset, &[(UIO_INO, UIO_NODE), (BUFFER_INO, BUFFER)]);
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -280,13 +248,13 @@ impl Filesystem for DeviceFiles {
     }
 }
 
-/// The stand-in mounted: a root with `sys/` and `dev/`; unmounted on drop.
+/// The stand-in mounted: a root with `sys/` and `dev/`; unmounted on drop (the mount
+/// first).
 pub struct KriaStandIn {
+    _mount: tern_host::stand_in::Mounted,
     root: tempfile::TempDir,
     pub board: Board,
     pub seen: Arc<Seen>,
-    unmounter: Option<SessionUnmounter>,
-    thread: Option<std::thread::JoinHandle<()>>,
 }
 
 impl KriaStandIn {
@@ -300,17 +268,6 @@ impl KriaStandIn {
     }
 }
 
-impl Drop for KriaStandIn {
-    fn drop(&mut self) {
-        if let Some(mut u) = self.unmounter.take() {
-            let _ = u.unmount();
-        }
-        if let Some(t) = self.thread.take() {
-            let _ = t.join();
-        }
-    }
-}
-
 /// Mount the stand-in around the board `make` builds, its buffer of `buffer_bytes` at
 /// `phys_addr`; or None (with a note) where this machine has no FUSE.
 pub fn mount(
@@ -318,10 +275,6 @@ pub fn mount(
     phys_addr: u64,
     buffer_bytes: u64,
 ) -> Option<KriaStandIn> {
-    if !Path::new("/dev/fuse").exists() {
-        eprintln!("NOTE: /dev/fuse is absent; the Kria stand-in tests cannot run here");
-        return None;
-    }
     let root = tempfile::tempdir().unwrap();
     let put = |rel: &str, text: String| {
         let p: PathBuf = root.path().join(rel);
@@ -371,19 +324,11 @@ pub fn mount(
         synced: HashSet::new(),
         next_handle: 0,
     };
-    let mut session = Session::new(
-        files,
-        &dev,
-        &[MountOption::FSName("tern-kria".into()), MountOption::RW],
-    )
-    .unwrap_or_else(|e| panic!("mounting the Kria stand-in with FUSE failed: {e}"));
-    let unmounter = session.unmount_callable();
-    let thread = std::thread::spawn(move || session.run().unwrap());
+    let mount = tern_host::stand_in::mount(move || files, &dev, "tern-kria", "the Kria stand-in")?;
     Some(KriaStandIn {
+        _mount: mount,
         root,
         board,
         seen,
-        unmounter: Some(unmounter),
-        thread: Some(thread),
     })
 }
