@@ -242,6 +242,13 @@ fn predict_answers_in_milliseconds_and_flags_extrapolation() {
             && t.contains("exact cycle model"),
         "{t}"
     );
+    // Every answer says what it prices: the GNN the engine alone, the block model the
+    // engine alone unless asked for the whole top.
+    assert!(
+        t.contains("the engine alone (its graph has no top's shell)")
+            && t.contains("engine alone (no top's shell; --whole-top prices it)"),
+        "{t}"
+    );
     // The whole top: the block model prices the shell beside the engine's blocks.
     let json = dir.path().join("top.json");
     let o = tern_in(
@@ -312,6 +319,47 @@ fn predict_answers_in_milliseconds_and_flags_extrapolation() {
     assert!(
         t.contains("EXTRAPOLATION") && t.contains("engine.rows_parallel = 3"),
         "{t}"
+    );
+
+    // G = 5 is beyond the block model's trained G 2..4: flagged by name, although the
+    // engine is smaller than designs it was fitted on.
+    let cfg = dir.path().join("g5.toml");
+    let mut file = tern_hdl::Config::from_path(Path::new(&repo("examples/default.toml")))
+        .unwrap()
+        .to_file();
+    (file.engine.group_size, file.engine.rows_parallel) = (5, 1);
+    let g5 = tern_hdl::Config::validate(file, "g5").unwrap();
+    std::fs::write(&cfg, g5.to_toml()).unwrap();
+    let json = dir.path().join("g5.json");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "predict",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--board",
+            "kv260",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("OUTSIDE THE TRAINED RANGE")
+            && t.contains("engine.group_size = 5 (trained on 2..=4)"),
+        "{t}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert_eq!(report["blocks"]["extrapolating"], false, "{report}");
+    let outside = report["blocks"]["outside"].as_array().unwrap();
+    assert!(
+        outside
+            .iter()
+            .any(|o| o.as_str().unwrap().starts_with("engine.group_size = 5")),
+        "{report}"
     );
 }
 
@@ -463,6 +511,23 @@ fn dse_synthesises_its_top_picks_and_reports_predicted_against_actual() {
         assert!(c["actual"]["luts"].as_f64().unwrap() > 0.0);
     }
     assert!(out.join("front.png").metadata().unwrap().len() > 1000);
+    // Each candidate says whether the model priced it outside its training, and the
+    // report counts them.
+    let results = report["results"].as_array().unwrap();
+    let outside = results
+        .iter()
+        .filter(|c| !c["outside"].as_array().unwrap().is_empty())
+        .count();
+    let md = std::fs::read_to_string(out.join("dse.md")).unwrap();
+    let said = if outside == 0 {
+        "Every candidate lies inside the model's trained ranges.".to_string()
+    } else {
+        format!(
+            "{outside} of {} candidates lie outside the model's trained ranges",
+            results.len()
+        )
+    };
+    assert!(md.contains(&said), "{said}\n{md}");
 }
 
 /// Each shipped model was trained on the shipped dataset beside it, byte for byte:

@@ -17,6 +17,9 @@
 //! - The stated band is the 90th percentile of out-of-fold relative errors (5 folds of
 //!   the training rows; none is stated from fewer than `MIN_BAND_ERRORS` of them), widened by a quarter for every doubling of a graph's `n` nodes
 //!   beyond the largest `n_max` trained on: `1 + log2(n / n_max) / 4`.
+//! - The values every design parameter took in training are kept (`trained_parameters`):
+//!   a design with a parameter outside them is flagged (`BlockModel::outside`), however
+//!   small its graph; the band was measured inside them only.
 //!
 //! Everything is plain Rust: fitting takes milliseconds, a prediction microseconds.
 
@@ -247,6 +250,92 @@ pub struct BlockModel {
     /// whole tops for the shell block. Same board.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub also_fitted_on: Vec<FittedOn>,
+    /// Per design parameter (the config's dotted TOML key), the values the rows fitted on
+    /// took. Empty in a model fitted before they were kept.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub trained_parameters: BTreeMap<String, TrainedValues>,
+}
+
+/// The values one design parameter took in training: numbers as their range, anything
+/// else (a table storage, a flag) as the set of values seen.
+#[derive(Debug, Clone, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainedValues {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub min: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max: Option<f64>,
+    #[serde(default, skip_serializing_if = "BTreeSet::is_empty")]
+    pub seen: BTreeSet<String>,
+}
+
+impl TrainedValues {
+    fn add(&mut self, v: &toml::Value) {
+        match number(v) {
+            Some(x) => {
+                self.min = Some(self.min.map_or(x, |m| m.min(x)));
+                self.max = Some(self.max.map_or(x, |m| m.max(x)));
+            }
+            None => {
+                self.seen.insert(value_text(v));
+            }
+        }
+    }
+
+    /// Why `v` is outside what was trained on, if it is.
+    fn outside(&self, v: &toml::Value) -> Option<String> {
+        match (number(v), self.min, self.max) {
+            (Some(x), Some(lo), Some(hi)) if x < lo || x > hi => {
+                Some(format!("trained on {lo}..={hi}"))
+            }
+            (Some(_), Some(_), Some(_)) => None,
+            (Some(_), _, _) => Some(format!("trained on {} only", seen_text(&self.seen))),
+            (None, _, _) if self.seen.contains(&value_text(v)) => None,
+            (None, Some(lo), Some(hi)) => Some(format!("trained on {lo}..={hi}")),
+            (None, _, _) => Some(format!("trained on {} only", seen_text(&self.seen))),
+        }
+    }
+}
+
+fn number(v: &toml::Value) -> Option<f64> {
+    match v {
+        toml::Value::Integer(i) => Some(*i as f64),
+        toml::Value::Float(f) => Some(*f),
+        _ => None,
+    }
+}
+
+fn value_text(v: &toml::Value) -> String {
+    match v {
+        toml::Value::String(s) => s.clone(),
+        other => other.to_string(),
+    }
+}
+
+fn seen_text(seen: &BTreeSet<String>) -> String {
+    seen.iter().cloned().collect::<Vec<_>>().join(", ")
+}
+
+/// A config's parameters as dotted keys (`engine.group_size`) and their values.
+fn parameters(config_toml: &str) -> Option<BTreeMap<String, toml::Value>> {
+    fn walk(prefix: &str, t: &toml::Table, out: &mut BTreeMap<String, toml::Value>) {
+        for (k, v) in t {
+            let key = if prefix.is_empty() {
+                k.clone()
+            } else {
+                format!("{prefix}.{k}")
+            };
+            match v {
+                toml::Value::Table(inner) => walk(&key, inner, out),
+                other => {
+                    out.insert(key, other.clone());
+                }
+            }
+        }
+    }
+    let table: toml::Table = config_toml.parse().ok()?;
+    let mut out = BTreeMap::new();
+    walk("", &table, &mut out);
+    Some(out)
 }
 
 /// A dataset a block model was fitted on.
@@ -351,6 +440,7 @@ fn weight(label: f64) -> f64 {
 #[derive(Clone, Copy)]
 struct Labelled<'a> {
     graph: &'a DesignGraph,
+    config_toml: &'a str,
     blocks: &'a BTreeMap<String, BlockTargets>,
     design: [Option<f64>; BLOCK_TARGET_COUNT],
     /// Which of the datasets fitted on the row comes from (0: the first).
@@ -363,12 +453,24 @@ fn labelled<'a>(rows: &[(usize, &'a Row)]) -> Vec<Labelled<'a>> {
             Some(Labelled {
                 source,
                 graph: &r.graph,
+                config_toml: &r.config_toml,
                 blocks: r.blocks.as_ref()?,
                 design: design_label(r.targets.as_ref()?),
             })
         })
         .filter(|l| l.graph.has_rtl_blocks())
         .collect()
+}
+
+/// What every design parameter took in the rows fitted on.
+fn trained_parameters(rows: &[Labelled]) -> BTreeMap<String, TrainedValues> {
+    let mut out: BTreeMap<String, TrainedValues> = BTreeMap::new();
+    for params in rows.iter().filter_map(|r| parameters(r.config_toml)) {
+        for (key, v) in params {
+            out.entry(key).or_default().add(&v);
+        }
+    }
+    out
 }
 
 /// A block the first dataset labels is fitted on its rows alone (an engine's blocks on
@@ -562,7 +664,35 @@ impl BlockModel {
                     dataset_sha256: d.sha256.clone(),
                 })
                 .collect(),
+            trained_parameters: trained_parameters(&rows),
         })
+    }
+
+    /// Why a design of `config_toml` (its `DesignConfig::to_toml`) is outside what the
+    /// model was fitted on: one line per parameter whose value no training row had in
+    /// its range (numbers) or at all (anything else), or that training never set. Empty:
+    /// inside every trained range.
+    pub fn outside(&self, config_toml: &str) -> Vec<String> {
+        if self.trained_parameters.is_empty() {
+            return vec![
+                "the model keeps no trained ranges (fitted before they were kept; \
+                 refit it with `tern train --blocks`)"
+                    .into(),
+            ];
+        }
+        let Some(params) = parameters(config_toml) else {
+            return vec!["the design's config does not parse as TOML".into()];
+        };
+        params
+            .iter()
+            .filter_map(|(key, v)| {
+                let why = match self.trained_parameters.get(key) {
+                    Some(trained) => trained.outside(v)?,
+                    None => "never set in training".into(),
+                };
+                Some(format!("{key} = {} ({why})", value_text(v)))
+            })
+            .collect()
     }
 
     /// Whether the model was fitted on (a version of) a dataset of this space and board.

@@ -231,6 +231,65 @@ fn what_the_model_never_saw_is_flagged_not_guessed() {
         .any(|n| n.rtl == GLUE));
 }
 
+/// A design whose every block is known but one of whose parameters lies beyond what
+/// training saw (G = 5 against G 2..4, a table storage never fitted, a workload wider
+/// than any) is flagged parameter by parameter, however small its graph; the training
+/// rows' own designs, and a value between trained ones (interpolation), are not.
+#[test]
+fn a_parameter_beyond_its_trained_range_is_flagged_whatever_the_graph_size() {
+    let engines = small_engines();
+    let model = BlockModel::fit(&dataset(&engines, true)).unwrap();
+    for c in &engines {
+        assert_eq!(model.outside(&c.to_toml()), Vec::<String>::new(), "{c:?}");
+    }
+    // P = 3 and token block 4 lie between trained values.
+    assert!(model.outside(&tlmm(3, 3, 2, 4).to_toml()).is_empty());
+
+    let g5 = tlmm(5, 1, 1, 1);
+    let small = design_graph(&g5).nodes.len();
+    let largest = engines
+        .iter()
+        .map(|c| design_graph(c).nodes.len())
+        .max()
+        .unwrap();
+    assert!(small <= largest, "the G = 5 engine should be small");
+    assert!(!model.predict(&design_graph(&g5)).extrapolating);
+    let why = model.outside(&g5.to_toml());
+    assert_eq!(
+        why,
+        vec!["engine.group_size = 5 (trained on 2..=4)".to_string()]
+    );
+
+    let other = DesignConfig::Matmul(
+        ConfigBuilder::new(EngineKind::Tlmm, 2, 2, 2)
+            .storage(TableStorage::Distributed)
+            .token_block(2)
+            .weight_buffer_depth(16)
+            .workload(1024, 4096, 8)
+            .build()
+            .unwrap(),
+    );
+    let why = model.outside(&other.to_toml()).join("\n");
+    assert!(
+        why.contains("engine.table_storage = distributed (trained on lane-lutram only)"),
+        "{why}"
+    );
+    assert!(
+        why.contains("workload.k = 4096 (trained on 1536..=1536)"),
+        "{why}"
+    );
+    // A key training never set.
+    let extra = format!("{}\n[top]\nbus_bits = 128\n", tlmm(3, 2, 2, 2).to_toml());
+    assert_eq!(
+        model.outside(&extra),
+        vec!["top.bus_bits = 128 (never set in training)".to_string()]
+    );
+    // A model fitted before the ranges were kept says so instead of passing everything.
+    let mut old = model.clone();
+    old.trained_parameters.clear();
+    assert!(old.outside(&g5.to_toml())[0].contains("refit"));
+}
+
 /// Whole tops teach the shell; the engines' blocks keep the costs the engines gave them;
 /// a model that never saw a top flags the shell instead of pricing it.
 #[test]

@@ -51,6 +51,10 @@ pub struct AttentionOption {
     pub actual: Option<Resources>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Where the engine lies outside what the block model was fitted on (one line per
+    /// parameter; empty: inside).
+    #[serde(default)]
+    pub outside: Vec<String>,
 }
 
 /// The shell measured on the reference top, and that top's whole usage.
@@ -125,6 +129,7 @@ pub fn options(
         let engine = crate::dse::estimate::predicted(&p);
         let error = (!p.unknown.is_empty())
             .then(|| format!("block model could not cost: {}", p.unknown.join("; ")));
+        let outside = blocks.outside(&cfg.to_toml());
         for &n in &plan.engines {
             out.push(AttentionOption {
                 name: format!(
@@ -138,6 +143,7 @@ pub fn options(
                 timing: option_timing(&cfg, workload, n, board)?,
                 actual: None,
                 error: error.clone(),
+                outside: outside.clone(),
             });
         }
     }

@@ -74,6 +74,10 @@ pub struct Candidate {
     pub actual: Option<Estimate>,
     #[serde(default)]
     pub error: Option<String>,
+    /// Where the design lies outside what the model that priced it was trained on
+    /// (one line per parameter; empty: inside).
+    #[serde(default)]
+    pub outside: Vec<String>,
 }
 
 #[derive(Debug, Clone, Serialize, Deserialize)]
@@ -393,6 +397,9 @@ fn predict(
     let refs: Vec<_> = graphs.iter().collect();
     let predictions = model.predict(&refs);
     let predict_seconds = start.elapsed().as_secs_f64();
+    let trained_space = tern_dse::space::Space::resolve(&model.header.space)
+        .ok()
+        .filter(|s| s.hash == model.header.space_hash);
 
     let mut results = vec![];
     for (i, ((engine, t), pred)) in engines.iter().zip(&plans).zip(&predictions).enumerate() {
@@ -423,6 +430,13 @@ fn predict(
             prefill_128_s,
         };
         let mut error = None;
+        let mut outside = match &trained_space {
+            Some(s) => s.outside(&DesignConfig::Matmul(t.tile.clone())),
+            None => vec![format!(
+                "the GNN's space `{}` is not this tern's",
+                model.header.space
+            )],
+        };
         if let Some((_, blocks)) = &plan.blocks {
             // The engine (or whole top) as synthesised and as the top runs it (tiles of
             // its own M × K).
@@ -430,6 +444,7 @@ fn predict(
             let r = crate::dse::estimate::predicted(&p);
             predicted.resources = r;
             predicted.lut_spread = p.band[0];
+            outside = blocks.outside(&engine.to_toml());
             if !p.unknown.is_empty() {
                 error = Some(format!(
                     "block model could not cost: {}",
@@ -446,6 +461,7 @@ fn predict(
             on_front: false,
             actual: None,
             error,
+            outside,
         });
     }
     Ok((results, predict_seconds))
@@ -782,7 +798,7 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
             Some(a) => {
                 s += &format!(
                     "| {} | {:.0} ± {:.0}% | {:.0} | {:.0} | {:.0} | {:.1} | {:.1} | {:.3e} | {:.3e} | {:.0} ({}) | {:.1} | {:.1} | {:.2} | {:.2} | {} | {} |\n",
-                    describe(&c.config_toml),
+                    pick_name(c),
                     p.resources.luts,
                     100.0 * p.lut_spread.unwrap_or(0.0),
                     a.resources.luts,
@@ -805,7 +821,7 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
             None => {
                 s += &format!(
                     "| {} | {:.0} | failed: {} | | | | | | | | | | {:.2} | | |\n",
-                    describe(&c.config_toml),
+                    pick_name(c),
                     p.resources.luts,
                     c.error.as_deref().unwrap_or("?"),
                     p.projection.tokens_per_s
@@ -813,6 +829,7 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
             }
         }
     }
+    s += &outside_markdown(&r.results, guided);
     if let Some(a) = &r.attention {
         s += &attention_markdown(r, a);
     }
@@ -830,6 +847,36 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
         );
     }
     s
+}
+
+/// A pick's name in the tables, marked when it lies outside the model's training.
+fn pick_name(c: &Candidate) -> String {
+    if c.outside.is_empty() {
+        describe(&c.config_toml)
+    } else {
+        format!("{} (outside training)", describe(&c.config_toml))
+    }
+}
+
+/// How many candidates the model priced outside what it was trained on, and why each
+/// synthesised pick that is was.
+fn outside_markdown(results: &[Candidate], guided: &[usize]) -> String {
+    let count = results.iter().filter(|c| !c.outside.is_empty()).count();
+    if count == 0 {
+        return "\nEvery candidate lies inside the model's trained ranges.\n".into();
+    }
+    let mut s = format!(
+        "\n{count} of {} candidates lie outside the model's trained ranges: their \
+         predictions are extrapolations, which the stated band does not cover.",
+        results.len()
+    );
+    for &i in guided {
+        let c = &results[i];
+        if !c.outside.is_empty() {
+            s += &format!("\n- {}: {}", describe(&c.config_toml), c.outside.join("; "));
+        }
+    }
+    s + "\n"
 }
 
 fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
@@ -890,8 +937,12 @@ fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
         };
         s += &format!(
             "| {} | {} | {:.0} ± {:.0} | {} | {:.0} / {} | {:.0} / {} | {:.1} / {} | {:.1} ({:.2}) | {:.3} ({:.3}) |\n",
-            describe(&r.results[joint.matmul].config_toml),
-            crate::dse::attention::describe(o),
+            pick_name(&r.results[joint.matmul]),
+            if o.outside.is_empty() {
+                crate::dse::attention::describe(o)
+            } else {
+                format!("{} (outside training)", crate::dse::attention::describe(o))
+            },
             p.resources.luts,
             // The bands of the matmul top and of the attention engines (the reserve and
             // the shell are measured).
@@ -910,6 +961,16 @@ fn attention_markdown(r: &DseReport, a: &AttentionReport) -> String {
             p.ttft_s,
             o.timing.prefill_s,
         );
+    }
+    for &j in &a.picks {
+        let o = &a.options[a.joint[j].attention];
+        if !o.outside.is_empty() {
+            s += &format!(
+                "\n- {}: outside the block model's training: {}",
+                crate::dse::attention::describe(o),
+                o.outside.join("; ")
+            );
+        }
     }
     s
 }

@@ -94,7 +94,12 @@ pub struct BlockReport {
     pub band: Vec<Option<f64>>,
     pub blocks: std::collections::BTreeMap<String, Vec<f64>>,
     pub unknown: Vec<String>,
+    /// The graph is larger than any fitted on.
     pub extrapolating: bool,
+    /// The design's parameters outside the values the model was fitted on (one line
+    /// each, `BlockModel::outside`); the band does not cover them.
+    #[serde(default)]
+    pub outside: Vec<String>,
     pub milliseconds: f64,
 }
 
@@ -109,6 +114,7 @@ pub fn predict_blocks(
     let dir = crate::files::find_in_repo(Path::new("models"));
     let whole_top = whole_top && config.matmul().is_some();
     let graph = tern_hdl::graph::unit_graph(config, whole_top);
+    let config_toml = config.to_toml();
     let mut best: Option<BlockReport> = None;
     let mut paths: Vec<PathBuf> = std::fs::read_dir(&dir)
         .ok()?
@@ -133,6 +139,7 @@ pub fn predict_blocks(
             blocks: p.blocks,
             unknown: p.unknown,
             extrapolating: p.extrapolating,
+            outside: model.outside(&config_toml),
             milliseconds: start.elapsed().as_secs_f64() * 1e3,
         };
         if best
@@ -197,8 +204,8 @@ pub fn predict_one(
 
 pub fn print_prediction(r: &PredictReport, board: &Board) {
     println!(
-        "prediction for {} by {} ({:.2} ms):",
-        r.board, r.model, r.milliseconds
+        "GNN {} for {} ({:.2} ms): the engine alone (its graph has no top's shell)",
+        r.model, r.board, r.milliseconds
     );
     let budget = |t: usize| -> Option<f64> {
         let res = &board.resources;
@@ -248,7 +255,7 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
         if b.whole_top {
             "whole top (engine + shell)"
         } else {
-            "engine"
+            "engine alone (no top's shell; --whole-top prices it)"
         }
     );
     println!(
@@ -263,7 +270,7 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
     }
     println!(
         "  {:<18} {:>10.0} {:>10.0} {:>6.0} {:>8.1} {:>10.0}  (flattened; LUT {}, FF {})",
-        "design",
+        if b.whole_top { "whole top" } else { "engine" },
         b.total[0],
         b.total[1],
         b.total[2],
@@ -274,6 +281,12 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
     );
     if b.extrapolating {
         println!("  larger than any design it was fitted on: the band is widened");
+    }
+    if !b.outside.is_empty() {
+        println!("  OUTSIDE THE TRAINED RANGE (the band was measured inside it only):");
+        for why in &b.outside {
+            println!("    {why}");
+        }
     }
     if !b.unknown.is_empty() {
         println!("  NOT COSTED (the totals are lower bounds):");
