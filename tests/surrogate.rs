@@ -779,6 +779,20 @@ fn accelerator_dse_takes_block_model_resources_and_the_reserve() {
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(t.contains("0 fit the board"), "{t}");
+    // What ran out is said: every candidate's LUTs (the reserve alone is 200,000 of the
+    // KV260's 117,120), and the least any needs.
+    assert!(
+        t.contains("nothing fits the kv260: of 40 candidates: LUT ran out for 40 (the least any needs is 2")
+            && t.contains("of 117120)"),
+        "{t}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.path().join("none/dse.json")).unwrap())
+            .unwrap();
+    assert!(report["nothing_fits"]
+        .as_str()
+        .unwrap()
+        .contains("LUT ran out"));
 }
 
 /// A small attention top (heads of 32): Yosys measures its shell in about a minute.

@@ -99,10 +99,20 @@ impl Resources {
 
     /// Whether it fits in `capacity` (LUT, FF, DSP and block RAM each).
     pub fn fits(&self, capacity: &Capacity) -> bool {
-        self.luts <= capacity.luts as f64
-            && self.ffs <= capacity.ffs as f64
-            && self.dsps <= capacity.dsps as f64
-            && self.brams <= capacity.bram_blocks as f64
+        self.budget(capacity)
+            .iter()
+            .all(|(_, used, have)| used <= have)
+    }
+
+    /// Each resource as (name, used, what `capacity` has), in the order LUT, FF, DSP,
+    /// BRAM: what a report of what ran out reads.
+    pub fn budget(&self, capacity: &Capacity) -> [(&'static str, f64, f64); 4] {
+        [
+            ("LUT", self.luts, capacity.luts as f64),
+            ("FF", self.ffs, capacity.ffs as f64),
+            ("DSP", self.dsps, capacity.dsps as f64),
+            ("BRAM", self.brams, capacity.bram_blocks as f64),
+        ]
     }
 }
 

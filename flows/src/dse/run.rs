@@ -98,6 +98,9 @@ pub struct DseReport {
     pub model: String,
     pub candidates: usize,
     pub fitting: usize,
+    /// When none fits: which resources ran out, for how many, and the least needed.
+    #[serde(default)]
+    pub nothing_fits: Option<String>,
     pub predict_seconds: f64,
     pub results: Vec<Candidate>,
     pub exhaustive: Option<Exhaustive>,
@@ -563,6 +566,12 @@ pub fn run(
         results[i].on_front = true;
     }
     let fitting: Vec<usize> = (0..results.len()).filter(|&i| results[i].fits).collect();
+    let nothing_fits = fitting
+        .is_empty()
+        .then(|| why_nothing_fits(&results, board));
+    if let Some(why) = &nothing_fits {
+        println!("{why}");
+    }
     // With attention, the picks are whole accelerators: their matmul tops are
     // synthesised here, their attention tops below.
     let mut attention_report = None;
@@ -634,6 +643,7 @@ pub fn run(
         model: found.path.display().to_string(),
         candidates: results.len(),
         fitting: fitting.len(),
+        nothing_fits,
         predict_seconds,
         results,
         exhaustive,
@@ -652,6 +662,41 @@ pub fn run(
     println!("{md}");
     println!("wrote {}/dse.md, dse.json, front.png/.svg", out.display());
     Ok(report)
+}
+
+/// Why no candidate fits `board`: per resource, for how many it ran out and the least
+/// any candidate needs of it (the reserve included); candidates that could not be
+/// priced are counted apart.
+fn why_nothing_fits(results: &[Candidate], board: &Board) -> String {
+    let priced: Vec<&Candidate> = results.iter().filter(|c| c.error.is_none()).collect();
+    let mut s = format!(
+        "nothing fits the {}: of {} candidates",
+        board.name,
+        results.len()
+    );
+    if priced.len() < results.len() {
+        s += &format!(", {} could not be priced", results.len() - priced.len());
+    }
+    if priced.is_empty() {
+        return s + ", none was priced";
+    }
+    let budgets: Vec<_> = priced
+        .iter()
+        .map(|c| c.predicted.resources.budget(&board.resources))
+        .collect();
+    let ran_out: Vec<String> = (0..budgets[0].len())
+        .filter_map(|k| {
+            let (name, _, have) = budgets[0][k];
+            let over = budgets.iter().filter(|b| b[k].1 > have).count();
+            let least = budgets.iter().map(|b| b[k].1).fold(f64::INFINITY, f64::min);
+            (over > 0).then(|| {
+                format!(
+                    "{name} ran out for {over} (the least any needs is {least:.0} of {have:.0})"
+                )
+            })
+        })
+        .collect();
+    format!("{s}: {}", ran_out.join("; "))
 }
 
 /// A reference point just beyond the worst value of every objective.
@@ -788,6 +833,9 @@ fn markdown(r: &DseReport, guided: &[usize]) -> String {
              of the accelerator (`--reserve-*`), predicted and actual alike.",
             v.luts, v.ffs, v.dsps, v.brams
         );
+    }
+    if let Some(why) = &r.nothing_fits {
+        s += &format!("\n\n**{why}.**");
     }
     s += "\n\n";
     s += "## Synthesised: predicted vs actual\n\n| engine | LUT pred | LUT actual | FF pred | FF actual | BRAM pred | BRAM actual | clocks/token pred | clocks/token actual | clock (MHz, source) | compute ms | memory ms | tok/s pred | tok/s actual | bound | prefill(128) matmul s |\n|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n";
