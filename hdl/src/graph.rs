@@ -801,14 +801,14 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
         BlockKind::Buffer,
         memory(block, 4 * STATE_BITS),
     );
-    // The streamed tile, replayed for the block's other rows.
-    let tile_buffer = (block > 1).then(|| {
-        g.add(
-            "tile_buffer".into(),
-            BlockKind::Buffer,
-            memory(2 * a.tile * chunks, bus),
-        )
-    });
+    // The streamed tile, replayed for the block's other rows. A row alone never reads
+    // it, but its one word is written and read, so synthesis keeps it (16-128 LUTs of
+    // LUT-RAM in the attention dataset's decode engines).
+    let tile_buffer = g.add(
+        "tile_buffer".into(),
+        BlockKind::Buffer,
+        memory(if block > 1 { 2 * a.tile * chunks } else { 1 }, bus),
+    );
     let dot = g.add(
         "score_dot".into(),
         BlockKind::ScoreDot,
@@ -927,12 +927,10 @@ pub fn attention_graph(cfg: &AttentionConfig) -> DesignGraph {
     ] {
         g.place(n, rtl);
     }
-    if let Some(buffer) = tile_buffer {
-        g.place(buffer, "tile_buffer");
-        g.link(wgt_in, buffer);
-        g.link(buffer, dot);
-        g.link(buffer, values);
-    }
+    g.place(tile_buffer, "tile_buffer");
+    g.link(wgt_in, tile_buffer);
+    g.link(tile_buffer, dot);
+    g.link(tile_buffer, values);
     g
 }
 

@@ -9,6 +9,7 @@
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
+use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Write};
 use std::path::{Path, PathBuf};
 
@@ -139,7 +140,7 @@ pub struct Row {
     pub tool_seconds: f64,
     /// Per-block labels (`tern dataset --blocks`), keyed by RTL block name.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub blocks: Option<std::collections::BTreeMap<String, BlockTargets>>,
+    pub blocks: Option<BTreeMap<String, BlockTargets>>,
 }
 
 /// A dataset read into memory.
@@ -161,6 +162,55 @@ impl Dataset {
 
     /// Read and check a dataset file.
     pub fn read(path: &Path) -> Result<Dataset, DatasetError> {
+        Dataset::read_checking(path, true)
+    }
+
+    /// Rewrite the file's rows with graphs from `graph_of` (today's graph builder, after
+    /// a fix to it that leaves the RTL, and so the labels, as they were), keeping all else.
+    /// The file is replaced whole once every row has its graph (a temporary file renamed
+    /// over it), so a failure leaves it as it was. Returns the rows whose graph changed.
+    pub fn rewrite_graphs(
+        path: &Path,
+        graph_of: impl Fn(&Header, &Row) -> Result<DesignGraph, String>,
+    ) -> Result<usize, DatasetError> {
+        let mut d = Dataset::read_checking(path, false)?;
+        let name = path.display().to_string();
+        let mut changed = 0;
+        for (i, row) in d.rows.iter_mut().enumerate() {
+            let graph = graph_of(&d.header, row).map_err(|message| DatasetError::Corrupt {
+                path: name.clone(),
+                line: i + 2,
+                message: format!("row {}: {message}", row.index),
+            })?;
+            if graph != row.graph {
+                row.graph = graph;
+                changed += 1;
+            }
+        }
+        let write_err = |cause| DatasetError::Write {
+            path: name.clone(),
+            cause,
+        };
+        let json =
+            |v: serde_json::Result<String>| v.map_err(|e| write_err(std::io::Error::other(e)));
+        let mut text = json(serde_json::to_string(&d.header))? + "\n";
+        for row in &d.rows {
+            if let Some(why) = row.inconsistency(true) {
+                return Err(DatasetError::Corrupt {
+                    path: name.clone(),
+                    line: 0,
+                    message: format!("after the new graphs: {why}"),
+                });
+            }
+            text += &(json(serde_json::to_string(row))? + "\n");
+        }
+        let tmp = path.with_extension("jsonl.regraph");
+        std::fs::write(&tmp, text).map_err(write_err)?;
+        std::fs::rename(&tmp, path).map_err(write_err)?;
+        Ok(changed)
+    }
+
+    fn read_checking(path: &Path, labels_match_graphs: bool) -> Result<Dataset, DatasetError> {
         let name = path.display().to_string();
         let file = std::fs::File::open(path).map_err(|cause| DatasetError::Read {
             path: name.clone(),
@@ -222,7 +272,7 @@ impl Dataset {
         for (i, (text, complete)) in lines.iter().enumerate().skip(1) {
             match serde_json::from_str::<Row>(text) {
                 Ok(row) => {
-                    if let Some(why) = row.inconsistency() {
+                    if let Some(why) = row.inconsistency(labels_match_graphs) {
                         return Err(corrupt(i + 1, why));
                     }
                     rows.push(row)
@@ -243,8 +293,38 @@ impl Dataset {
 }
 
 impl Row {
+    fn labels_against_graph(&self, blocks: &BTreeMap<String, BlockTargets>) -> Option<String> {
+        let in_graph: std::collections::BTreeSet<&str> =
+            self.graph.nodes.iter().map(|n| n.rtl.as_str()).collect();
+        let unseen: Vec<&str> = blocks
+            .keys()
+            .map(String::as_str)
+            .filter(|b| !in_graph.contains(b))
+            .collect();
+        let unpriced: Vec<&str> = in_graph
+            .iter()
+            .copied()
+            .filter(|b| !blocks.contains_key(*b))
+            .collect();
+        if unseen.is_empty() && unpriced.is_empty() {
+            return None;
+        }
+        Some(format!(
+            "row {} ({}): its per-block labels do not match its graph: labelled but in no \
+             node: [{}]; in a node but not labelled: [{}] (regenerate the graphs with \
+             `tern regraph` if only the graph builder changed)",
+            self.index,
+            self.name,
+            unseen.join(", "),
+            unpriced.join(", ")
+        ))
+    }
+
     /// A row that breaks the format's promises (e.g. an ok row without targets).
-    fn inconsistency(&self) -> Option<String> {
+    /// What makes the row unusable; with `labels`, also per-block labels that do not
+    /// match the graph's RTL blocks (a block priced that no node is, or a node's block
+    /// without a price): a model fitted on it would cost a block it never sees.
+    fn inconsistency(&self, labels: bool) -> Option<String> {
         match (&self.status, &self.targets) {
             (Status::Ok, None) => Some(format!("row {} is ok but has no targets", self.index)),
             (Status::Ok, Some(t)) => {
@@ -272,7 +352,10 @@ impl Row {
                         self.index
                     ));
                 }
-                None
+                match &self.blocks {
+                    Some(blocks) if labels => self.labels_against_graph(blocks),
+                    _ => None,
+                }
             }
             (_, Some(_)) => Some(format!("row {} failed but carries targets", self.index)),
             (_, None) => None,

@@ -199,3 +199,65 @@ fn damage_and_mismatches_are_clear_errors() {
     let err = Writer::open(&path, &other).err().unwrap().to_string();
     assert!(err.contains("kv260") && err.contains("zcu104"), "{err}");
 }
+
+/// Per-block labels must price exactly the blocks the row's graph has: a label for a
+/// block no node is (a graph builder that forgot a block synthesis keeps), or a node's
+/// block without a label, is refused on read, naming the row and the blocks. Rewriting
+/// the graphs with a builder that has the block makes the file readable again, its
+/// labels untouched; a file whose graphs need no change is rewritten byte for byte.
+#[test]
+fn labels_that_do_not_match_the_graph_are_refused_and_regraphing_mends_them() {
+    use std::collections::BTreeMap;
+    use tern_surrogate::dataset::BlockTargets;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("d.jsonl");
+    let mut row = rows(1).remove(0);
+    let label = |luts: f64| BlockTargets {
+        luts,
+        ..Default::default()
+    };
+    let mut blocks: BTreeMap<String, BlockTargets> = row
+        .graph
+        .nodes
+        .iter()
+        .map(|n| (n.rtl.clone(), label(10.0)))
+        .collect();
+    blocks.insert("tile_buffer".into(), label(64.0));
+    row.blocks = Some(blocks.clone());
+    {
+        let (mut w, _) = Writer::open(&path, &header()).unwrap();
+        w.append(&row).unwrap();
+    }
+    let err = Dataset::read(&path).unwrap_err().to_string();
+    assert!(
+        err.contains("do not match its graph")
+            && err.contains("labelled but in no node: [tile_buffer]")
+            && err.contains("tern regraph")
+            && err.contains(":2:"),
+        "{err}"
+    );
+
+    // A builder that has the block: one node more, on that block.
+    let changed = Dataset::rewrite_graphs(&path, |_, r| {
+        let mut g = r.graph.clone();
+        let mut node = g.nodes[0].clone();
+        node.rtl = "tile_buffer".into();
+        g.nodes.push(node);
+        Ok(g)
+    })
+    .unwrap();
+    assert_eq!(changed, 1);
+    let d = Dataset::read(&path).unwrap();
+    assert_eq!(d.rows[0].blocks.as_ref(), Some(&blocks), "labels kept");
+    assert_eq!(d.rows[0].targets, row.targets);
+
+    // Nothing to change: the same bytes.
+    let before = std::fs::read(&path).unwrap();
+    let changed = Dataset::rewrite_graphs(&path, |_, r| Ok(r.graph.clone())).unwrap();
+    assert_eq!(changed, 0);
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+    // A builder that fails leaves the file as it was.
+    let err = Dataset::rewrite_graphs(&path, |_, _| Err("no graph".into())).unwrap_err();
+    assert!(err.to_string().contains("no graph"), "{err}");
+    assert_eq!(std::fs::read(&path).unwrap(), before);
+}

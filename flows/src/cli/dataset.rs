@@ -76,3 +76,36 @@ pub fn run(a: Args) -> Result<()> {
     );
     Ok(())
 }
+
+#[derive(clap::Args)]
+pub struct RegraphArgs {
+    /// The dataset file to rewrite in place.
+    #[arg(long)]
+    pub dataset: PathBuf,
+}
+
+/// `tern regraph`: rebuild every row's design graph from its config with today's graph
+/// builder, keeping its labels. Only for a fix to the graph builder that leaves the RTL,
+/// and so the synthesis labels, as they were: tern cannot check that the RTL is unchanged.
+pub fn regraph(a: RegraphArgs) -> Result<()> {
+    let changed = tern_surrogate::dataset::Dataset::rewrite_graphs(&a.dataset, |header, row| {
+        let config = tern_hdl::DesignConfig::from_toml(&row.config_toml, &row.name)
+            .map_err(|e| e.to_string())?;
+        let graph = tern_hdl::graph::unit_graph(&config, header.whole_top);
+        if graph.datapath != row.graph.datapath {
+            return Err(format!(
+                "its graph is of datapath version {}, today's builder makes version {}: the \
+                 RTL changed, so its labels no longer describe it (synthesise it again with \
+                 `tern dataset`)",
+                row.graph.datapath, graph.datapath
+            ));
+        }
+        Ok(graph)
+    })?;
+    println!(
+        "{}: {changed} rows' graphs rewritten; the labels are as they were (refit the \
+         models trained on it)",
+        a.dataset.display()
+    );
+    Ok(())
+}

@@ -66,6 +66,10 @@ enum Command {
     /// Sample a design space, synthesise every sample for a board and append the rows
     /// (design graph + targets + tool versions) to a dataset file. Resumable.
     Dataset(dataset::Args),
+    /// Rebuild a dataset's design graphs from its rows' configs with today's graph
+    /// builder, keeping the labels (after a graph-builder fix that leaves the RTL as it
+    /// was).
+    Regraph(dataset::RegraphArgs),
     /// Train the GNN surrogate (an ensemble) on a dataset's training split.
     Train(train::Args),
     /// Evaluate a surrogate on a dataset's test rows and held-out region against the
@@ -125,6 +129,7 @@ pub fn main() -> Result<()> {
         Command::Pnr(a) => pnr::run(a),
         Command::Sweep(a) => sweep::run(a),
         Command::Dataset(a) => dataset::run(a),
+        Command::Regraph(a) => dataset::regraph(a),
         Command::Train(a) => train::run(a),
         Command::Eval(a) => eval::run(a),
         Command::Predict(a) => predict::run(a),

@@ -173,7 +173,8 @@ impl<const BUS: usize, const ACCW: usize> AttentionEngine<BUS, ACCW> {
         assert_eq!((BUS, ACCW), (8 * a.macs, 32 * a.macs), "bus widths");
         let chunks = cfg.chunks();
         let block = a.query_block;
-        // One row per block needs no replay: a one-word buffer the synthesis removes.
+        // One row per block needs no replay: a one-word buffer. Synthesis keeps it (it is
+        // written and read; nothing tells it the row alone always streams).
         let buffer_depth = if block > 1 { 2 * a.tile * chunks } else { 1 };
         let u16c = |v: usize| Constant::new(Bits::<16>::from(v as u64));
         AttentionEngine {
@@ -277,11 +278,7 @@ impl<const BUS: usize, const ACCW: usize> AttentionEngine<BUS, ACCW> {
             self.query_memory.bits(),
             self.score_memory.bits(),
             self.accumulator_memory.bits(),
-            if self.query_block.val().index() > 1 {
-                self.tile_buffer.bits()
-            } else {
-                0
-            },
+            self.tile_buffer.bits(),
             self.row_max_memory.bits()
                 + self.row_sum_memory.bits()
                 + self.row_span_memory.bits()
