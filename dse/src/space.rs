@@ -18,6 +18,8 @@
 //! --top`): synthesised as such, described by `hdl::graph::top_graph`; `top.*` keys
 //! (bus width, burst, reads in flight) may then be dimensions.
 
+use std::collections::BTreeMap;
+
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 use std::path::Path;
@@ -109,6 +111,47 @@ pub struct Rejections {
     pub invalid: usize,
     /// Beyond the space's limits.
     pub over_limits: usize,
+    /// Each distinct reason a point was invalid or over the limits (the config's error,
+    /// which names the key), and how many points it rejected; the first
+    /// `MAX_REASONS` reasons, the rest counted under "other reasons".
+    #[serde(default)]
+    pub reasons: BTreeMap<String, usize>,
+}
+
+/// Distinct rejection reasons kept (a space's mistakes are few; its points are many).
+const MAX_REASONS: usize = 64;
+
+impl Rejections {
+    fn add(&mut self, why: &PointRejected) {
+        let reason = match why {
+            PointRejected::Invalid(r) => {
+                self.invalid += 1;
+                r
+            }
+            PointRejected::OverLimits(r) => {
+                self.over_limits += 1;
+                r
+            }
+        };
+        let key = if self.reasons.len() < MAX_REASONS || self.reasons.contains_key(reason) {
+            reason.clone()
+        } else {
+            "other reasons".into()
+        };
+        *self.reasons.entry(key).or_default() += 1;
+    }
+
+    /// The most frequent reasons, most frequent first: what to fix in the space file.
+    pub fn summary(&self, most: usize) -> String {
+        let mut by_count: Vec<(&String, &usize)> = self.reasons.iter().collect();
+        by_count.sort_by(|a, b| b.1.cmp(a.1).then(a.0.cmp(b.0)));
+        by_count
+            .iter()
+            .take(most)
+            .map(|(why, n)| format!("{n}× {why}"))
+            .collect::<Vec<_>>()
+            .join("; ")
+    }
 }
 
 const MAX_DIMENSIONS: usize = sobol_burley::NUM_DIMENSIONS as usize;
@@ -222,8 +265,18 @@ impl Space {
             set(&mut doc, key, values[pick].clone());
         }
         let text = toml::to_string(&doc).map_err(|e| PointRejected::Invalid(e.to_string()))?;
-        let config = DesignConfig::from_toml(&text, origin)
-            .map_err(|e| PointRejected::Invalid(e.to_string()))?;
+        // The error without its origin (each point's own), so that one mistake in the
+        // space file is one reason however many points it rejects.
+        // A parse error points into a document the space made, not a file: its last line
+        // says what is wrong (e.g. a field neither fixed nor a dimension).
+        let config = DesignConfig::from_toml(&text, origin).map_err(|e| {
+            let e = e.to_string();
+            let e = e.strip_prefix(&format!("{origin}: ")).unwrap_or(&e);
+            PointRejected::Invalid(match e.lines().filter(|l| !l.trim().is_empty()).last() {
+                Some(last) if e.contains('\n') => format!("the configs it makes: {last}"),
+                _ => e.to_string(),
+            })
+        })?;
         if self.whole_top && config.matmul().is_none() {
             return Err(PointRejected::Invalid(
                 "whole tops are matmul tops (the attention top has no graph)".into(),
@@ -287,17 +340,17 @@ impl Space {
                     origin: format!("space {}", self.name),
                     message: format!(
                         "only {} valid samples among the first {budget} points \
-                         ({} invalid configs, {} over the limits)",
+                         ({} invalid configs, {} over the limits); most often: {}",
                         out.len(),
                         rejected.invalid,
-                        rejected.over_limits
+                        rejected.over_limits,
+                        rejected.summary(3)
                     ),
                 });
             }
             match self.point(index, seed) {
                 Ok(s) => out.push(s),
-                Err(PointRejected::Invalid(_)) => rejected.invalid += 1,
-                Err(PointRejected::OverLimits(_)) => rejected.over_limits += 1,
+                Err(why) => rejected.add(&why),
             }
             index += 1;
         }
@@ -326,8 +379,7 @@ impl Space {
             }
             match self.config_of(&picks, &self.name) {
                 Ok(c) => out.push(c),
-                Err(PointRejected::OverLimits(_)) => rejected.over_limits += 1,
-                Err(PointRejected::Invalid(_)) => rejected.invalid += 1,
+                Err(why) => rejected.add(&why),
             }
         }
         Ok((out, rejected))
@@ -479,6 +531,59 @@ pub const BUILTIN: &[(&str, &str)] = &[
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A space whose points are all impossible says which key makes them so, once per
+    /// reason however many points it rejects, most frequent first; a field neither fixed
+    /// nor varied is named without the parse error's picture of a generated document.
+    #[test]
+    fn a_space_of_impossible_points_names_the_key() {
+        let space = |dimensions: &str| {
+            Space::from_toml(
+                &format!(
+                    "name = \"bad\"\ndescription = \"\"\n[fixed]\n\"engine.activation_bits\" = 8\n\
+                     [dimensions]\n\"engine.kind\" = [\"tlmm\"]\n\"engine.rows_parallel\" = [1, 2]\n\
+                     \"engine.groups_per_cycle\" = [1]\n\"workload.m\" = [256]\n\"workload.k\" = [256]\n\
+                     \"workload.tokens\" = [1]\n{dimensions}"
+                ),
+                "test",
+            )
+            .unwrap()
+        };
+        let complete =
+            "\"engine.accumulator_bits\" = [24]\n\"engine.table_storage\" = [\"lane-lutram\"]\n\
+                        \"engine.token_block\" = [1]\n\"engine.weight_buffer_depth\" = [16]\n";
+        let s = space(&format!("{complete}\"engine.group_size\" = [1, 0, 0]\n"));
+        let err = s.sample(4, 1).unwrap_err().to_string();
+        assert!(
+            err.contains("only 0 valid samples")
+                && err.contains("most often: ")
+                && err.contains("`engine.group_size` = 0 is out of range")
+                && err.contains("`engine.group_size` = 1 is out of range"),
+            "{err}"
+        );
+        let (none, rejected) = s.enumerate(100).unwrap();
+        assert!(none.is_empty());
+        assert_eq!(rejected.invalid, 6);
+        assert_eq!(rejected.reasons.len(), 2, "{:?}", rejected.reasons);
+        // Two thirds of the points carry G = 0: the first reason named.
+        assert!(
+            rejected
+                .summary(1)
+                .starts_with("4× `engine.group_size` = 0"),
+            "{}",
+            rejected.summary(1)
+        );
+
+        let err = space("\"engine.group_size\" = [2, 3]\n")
+            .sample(4, 1)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("the configs it makes: missing field `accumulator_bits`")
+                && !err.contains("^^^"),
+            "{err}"
+        );
+    }
 
     #[test]
     fn samples_are_valid_deterministic_and_extensible() {

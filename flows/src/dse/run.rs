@@ -363,7 +363,16 @@ fn objectives(e: &Estimate, prefill: bool) -> Vec<f64> {
 /// samples.
 fn engines(space: &Space, plan: &DsePlan) -> Result<Vec<Config>> {
     Ok(if plan.exhaustive {
-        let (configs, _) = space.enumerate(4096)?;
+        let (configs, rejected) = space.enumerate(4096)?;
+        if configs.is_empty() {
+            bail!(
+                "space {}: none of its points is a design ({} invalid, {} over the limits): {}",
+                space.name,
+                rejected.invalid,
+                rejected.over_limits,
+                rejected.summary(3)
+            );
+        }
         configs
             .into_iter()
             .filter_map(|c| c.matmul().cloned())
