@@ -272,7 +272,7 @@ impl Space {
         let config = DesignConfig::from_toml(&text, origin).map_err(|e| {
             let e = e.to_string();
             let e = e.strip_prefix(&format!("{origin}: ")).unwrap_or(&e);
-            PointRejected::Invalid(match e.lines().filter(|l| !l.trim().is_empty()).last() {
+            PointRejected::Invalid(match e.lines().rfind(|l| !l.trim().is_empty()) {
                 Some(last) if e.contains('\n') => format!("the configs it makes: {last}"),
                 _ => e.to_string(),
             })
