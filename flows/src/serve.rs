@@ -120,6 +120,24 @@ pub fn serve_one_top(
     Ok(())
 }
 
+/// `tern serve --board-uri URI`: a real board (a Kria board's own accelerator, a card)
+/// behind the socket. The board has no reset a client could undo (the server's reset
+/// after each client is refused and logged); its memory base reaches the client in
+/// `info`.
+pub fn serve_uri(uri: &str, listen: &str, opts: &ServeOptions) -> Result<()> {
+    use anyhow::Context;
+    let listen = listening(listen, opts)?;
+    if uri == "sim:" {
+        anyhow::bail!(
+            "--board-uri sim: is the simulated board: give --config, or --accelerator with \
+             --part or --one-top, instead"
+        );
+    }
+    let mut board = tern_host::device::connect(uri, &tern_host::OpenOptions::default())
+        .with_context(|| format!("--board-uri {uri}"))?;
+    serve_board(&listen, board.as_mut(), opts)
+}
+
 /// The address to listen on, checked before any model is built (a refused address
 /// should not cost a build).
 fn listening(listen: &str, opts: &ServeOptions) -> Result<Listen> {

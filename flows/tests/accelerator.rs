@@ -904,6 +904,57 @@ fn a_kria_board_runs_passes_through_uio_and_u_dma_buf() {
     assert!(t.reset().unwrap_err().to_string().contains("xmutil"));
 }
 
+/// A Kria board served to a host elsewhere (`tern serve --board-uri kria:`): the board's
+/// ARM runs the transport behind the socket, the host the driver and the golden model.
+/// The buffer's physical address reaches the host in `info`, and its driver sets
+/// MEMORY_BASE through the wire; the passes are the golden sequencer's.
+#[test]
+fn a_kria_board_is_served_to_a_host_elsewhere() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use tern_host::kria::{KriaDevices, KriaTransport, DEFAULT_BUFFER, DEFAULT_UIO};
+    use tern_host::one_top::OneTop;
+    use tern_host::server::{serve, Listen, ServeOptions};
+    const PHYS: u64 = 0x7000_0000;
+    let run = tiny_run(37, 1, 0, HeadFormat::Int8);
+    let (shape, memory) = (run.shape.clone(), run.memory);
+    let make = move || {
+        let cache = tern_sim::verilator::ModelCache::new(tern_sim::verilator::default_cache_root());
+        tern_host::one_top::ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap()
+    };
+    let Some(stand_in) = kria_stand_in::mount(make, PHYS, run.memory.bytes) else {
+        return;
+    };
+    let devices = KriaDevices::find(stand_in.root(), DEFAULT_UIO, DEFAULT_BUFFER).unwrap();
+    let mut board = KriaTransport::with_registers(devices, stand_in.registers()).unwrap();
+    let socket = stand_in.root().join("tern.sock");
+    let listen = Listen::parse(&format!("unix:{}", socket.display())).unwrap();
+    let shutdown = AtomicBool::new(false);
+    std::thread::scope(|scope| {
+        let (tx, rx) = std::sync::mpsc::channel();
+        let (listen, board, shutdown) = (&listen, &mut board, &shutdown);
+        let server = scope.spawn(move || {
+            serve(listen, board, &ServeOptions::default(), shutdown, |_| {
+                tx.send(()).unwrap()
+            })
+        });
+        rx.recv().unwrap();
+        let client = tern_host::device::connect(
+            &format!("unix:{}", socket.display()),
+            &tern_host::OpenOptions::default(),
+        )
+        .unwrap();
+        let mut top = OneTop::open(client, Some(common::DESIGN)).unwrap();
+        assert_eq!(top.info().memory_base, PHYS);
+        assert_eq!(memory_base_register(&mut top), PHYS);
+        top.write_memory(0, &run.image.memory).unwrap();
+        let feeds: [&[usize]; 2] = [&[7, 3, 99, 4, 250], &[11]];
+        passes_match_golden(&mut top, &run, &feeds, "kria: served over a socket");
+        drop(top);
+        shutdown.store(true, Ordering::Relaxed);
+        server.join().unwrap().unwrap();
+    });
+}
+
 /// The tiny run's one top behind its shell on a fresh simulated board.
 fn shell_board(run: &TinyRun) -> tern_host::one_top::ShellBoard {
     let cache = tern_sim::verilator::ModelCache::new(tern_sim::verilator::default_cache_root());

@@ -20,6 +20,8 @@ pub struct FramedTransport<P: BytePipe> {
     tag: u32,
     timeout: Duration,
     card_bytes: u64,
+    /// The served board's memory base, as its last `info` said.
+    memory_base: u64,
     /// Set once the stream cannot be trusted (a timeout or a malformed reply).
     broken: Option<String>,
 }
@@ -53,6 +55,7 @@ impl<P: BytePipe> FramedTransport<P> {
             tag: 0,
             timeout,
             card_bytes: 0,
+            memory_base: 0,
             broken: None,
         };
         if let Some(secret) = secret {
@@ -284,8 +287,15 @@ impl<P: BytePipe> Transport for FramedTransport<P> {
             Duration::ZERO,
             ReplyInto::Message(&mut msg),
         )?;
-        serde_json::from_slice(&msg)
-            .map_err(|e| self.fail(HostError::Protocol(format!("info reply: {e}"))))
+        let info: Info = serde_json::from_slice(&msg)
+            .map_err(|e| self.fail(HostError::Protocol(format!("info reply: {e}"))))?;
+        self.memory_base = info.memory_base;
+        Ok(info)
+    }
+
+    /// The served board's, from the last `info` (one is asked when connecting).
+    fn memory_base(&self) -> u64 {
+        self.memory_base
     }
 
     fn read32(&mut self, offset: u64) -> Result<u32> {

@@ -344,6 +344,7 @@ impl<R: RegisterWindow> Transport for KriaTransport<R> {
             hw_id,
             design_id,
             card_bytes: d.buffer_bytes,
+            memory_base: d.phys_addr,
         })
     }
 

@@ -232,6 +232,7 @@ mod sim_board {
                 hw_id: model.read32(HW_ID).data,
                 design_id: model.read32(DESIGN_ID).data,
                 card_bytes: memory.bytes,
+                memory_base: 0,
             };
             Ok(ShellBoard {
                 model,
@@ -246,6 +247,7 @@ mod sim_board {
         pub fn place_memory_at(&mut self, base: u64) {
             self.model.set_memory_window(base);
             self.base = base;
+            self.info.memory_base = base;
         }
 
         /// What the DRAM did since the board was made.

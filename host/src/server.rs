@@ -301,7 +301,8 @@ fn handle(
         return Handled::Reply(Status::BadRequest, 0, 0, text);
     }
     let result: Result<(u32, usize)> = match op {
-        Opcode::Info => board.info().map(|i| {
+        Opcode::Info => board.info().map(|mut i| {
+            i.memory_base = board.memory_base();
             let json = serde_json::to_vec(&i).expect("info serialises");
             if body.len() < json.len() {
                 body.resize(json.len(), 0);

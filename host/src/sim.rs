@@ -122,6 +122,7 @@ impl Transport for SimBoard {
             card_bytes: (u64::from(self.model.reg_read(regmap::MEMORY_MIB).map_err(no_response)?)
                 << 20)
                 .min(self.memory.bytes),
+            memory_base: 0,
         })
     }
 

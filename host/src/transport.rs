@@ -15,6 +15,10 @@ pub struct Info {
     pub hw_id: u32,
     pub design_id: u32,
     pub card_bytes: u64,
+    /// Where card memory starts on the accelerator's bus ([`Transport::memory_base`]):
+    /// what `tern serve` tells a client of a board whose memory is a lent buffer.
+    #[serde(default)]
+    pub memory_base: u64,
 }
 
 /// A connection to one accelerator: its registers, its card memory and its interrupt.

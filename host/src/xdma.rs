@@ -88,6 +88,7 @@ impl Transport for XdmaTransport {
             hw_id: self.read32(regmap::HW_ID.into())?,
             design_id: self.read32(regmap::DESIGN_ID.into())?,
             card_bytes: self.card_bytes,
+            memory_base: 0,
         })
     }
 

@@ -3,7 +3,7 @@
 use anyhow::Result;
 use std::path::PathBuf;
 
-use super::options::{read_token, TopOrAccelerator};
+use super::options::read_token;
 use tern_hdl::config::accelerator::Accelerator;
 use tern_hdl::DesignConfig;
 
@@ -16,10 +16,22 @@ pub enum Part {
 
 #[derive(clap::Args)]
 pub struct Args {
-    /// The top to serve: its config, or an accelerator description with --part (one
-    /// daemon a top; run one per attention engine).
-    #[command(flatten)]
-    pub design: TopOrAccelerator,
+    /// The top to serve: its config (tern.toml).
+    #[arg(
+        long,
+        required_unless_present_any = ["accelerator", "board_uri"],
+        conflicts_with_all = ["accelerator", "board_uri"]
+    )]
+    pub config: Option<PathBuf>,
+    /// An accelerator description (docs/files.md) with --part or --one-top (one daemon a
+    /// top; run one per attention engine).
+    #[arg(long, conflicts_with = "board_uri")]
+    pub accelerator: Option<PathBuf>,
+    /// Serve a real board instead of a simulated one: the Kria board this runs on
+    /// (`kria:`, docs/kria.md) or a card (`xdma:PREFIX`), so that a host elsewhere drives
+    /// it over the socket.
+    #[arg(long, value_name = "URI", conflicts_with = "waveform")]
+    pub board_uri: Option<String>,
     /// Which of the accelerator's tops to serve.
     #[arg(long, value_enum, requires = "accelerator", conflicts_with = "one_top")]
     pub part: Option<Part>,
@@ -68,10 +80,9 @@ pub struct Args {
 
 pub fn run(a: Args) -> Result<()> {
     let Args {
-        design: TopOrAccelerator {
-            config,
-            accelerator,
-        },
+        config,
+        accelerator,
+        board_uri,
         part,
         one_top,
         lanes,
@@ -103,6 +114,9 @@ pub fn run(a: Args) -> Result<()> {
         socket_group,
         ..tern_host::server::ServeOptions::default()
     };
+    if let Some(uri) = &board_uri {
+        return crate::serve::serve_uri(uri, &listen, &opts);
+    }
     if let (Some(model), Some(path)) = (&one_top, &accelerator) {
         return crate::serve::serve_one_top(
             &crate::serve::OneTopServe {
