@@ -641,6 +641,30 @@ fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
     );
     assert!(table("gnn")["errors"][0]["median_ape"].as_f64().is_some());
     assert!(!report["block_points"].as_array().unwrap().is_empty());
+    // The per-class breakdown: every evaluated row in exactly one class of its split,
+    // and the committed eval's breakdown is this one (the errors are deterministic).
+    let classes = report["block_classes"].as_array().unwrap();
+    for split in ["test", "held_out_region", "extrapolation"] {
+        let in_classes: u64 = classes
+            .iter()
+            .filter(|c| c["split"] == split)
+            .map(|c| c["errors"][0]["rows"].as_u64().unwrap())
+            .sum();
+        let rows = report["tables"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|t| t["split"] == split && t["predictor"] == "blocks")
+            .unwrap()["errors"][0]["rows"]
+            .as_u64()
+            .unwrap();
+        assert_eq!(in_classes, rows, "{split}");
+    }
+    let committed: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(repo("docs/surrogate/tlmm-kv260/eval.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(committed["block_classes"], report["block_classes"]);
 
     // Whole tops: the same block model prices the shell too, on tops many times larger
     // than any it was fitted on.

@@ -7,6 +7,8 @@ use serde::{Deserialize, Serialize};
 use std::path::Path;
 use std::time::Instant;
 
+use tern_hdl::DesignConfig;
+
 use tern_surrogate::baseline::LinearBaseline;
 use tern_surrogate::blocks::{BlockModel, BlockPrediction};
 use tern_surrogate::dataset::Split;
@@ -79,6 +81,39 @@ pub struct EvalReport {
     /// The block model per RTL block of every evaluated row that has per-block labels.
     #[serde(default)]
     pub block_points: Vec<BlockPoint>,
+    /// The block model's errors per split and design class (`design_class`): where in
+    /// the space it misses.
+    #[serde(default)]
+    pub block_classes: Vec<ClassErrors>,
+}
+
+/// The block model's errors on one split's rows of one design class.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ClassErrors {
+    pub split: Split,
+    pub class: String,
+    /// Per block target (`tern_surrogate::blocks::BLOCK_TARGETS` order): LUT, FF, DSP,
+    /// BRAM, LUT-RAM.
+    pub errors: Vec<Option<Errors>>,
+}
+
+/// A design's class for the breakdown: a matmul engine's kind and table storage (the
+/// choices that change its structure most), or an attention engine's mode.
+pub fn design_class(config: &DesignConfig) -> String {
+    // The names as the config file spells them.
+    fn name<T: Serialize>(v: &T) -> String {
+        serde_json::to_value(v)
+            .ok()
+            .and_then(|j| j.as_str().map(str::to_string))
+            .unwrap_or_else(|| "?".into())
+    }
+    match config {
+        DesignConfig::Matmul(c) => match name(&c.engine.kind).as_str() {
+            "tlmm" => format!("tlmm, {} tables", name(&c.engine.table_storage)),
+            other => other.to_string(),
+        },
+        DesignConfig::Attention(c) => format!("attention, {}", name(&c.attention.mode)),
+    }
 }
 
 /// One RTL block of one row: kept-hierarchy cells against the block model's cost.
@@ -105,6 +140,39 @@ pub struct EvalArgs<'a> {
 
 /// The block model's targets that are also GNN targets: (GNN index, block index).
 const SHARED_TARGETS: [(usize, usize); 4] = [(LUTS, 0), (FFS, 1), (DSPS, 2), (BRAMS, 3)];
+
+/// The block model's design totals against the flat synthesis, per design class.
+fn class_errors(
+    which: Split,
+    items: &[&Item],
+    predictions: &[BlockPrediction],
+) -> Vec<ClassErrors> {
+    let mut by: std::collections::BTreeMap<String, Vec<(usize, f64, f64)>> = Default::default();
+    for (item, p) in items.iter().zip(predictions) {
+        let class = by.entry(design_class(&item.config)).or_default();
+        for (g, b) in SHARED_TARGETS {
+            if let Some(actual) = item.example.targets[g] {
+                class.push((b, p.total[b], actual));
+            }
+        }
+    }
+    by.into_iter()
+        .map(|(class, pairs)| ClassErrors {
+            split: which,
+            class,
+            errors: (0..tern_surrogate::blocks::BLOCK_TARGET_COUNT)
+                .map(|b| {
+                    let of: Vec<(f64, f64)> = pairs
+                        .iter()
+                        .filter(|(t, _, _)| *t == b)
+                        .map(|&(_, p, a)| (p, a))
+                        .collect();
+                    errors(&of)
+                })
+                .collect(),
+        })
+        .collect()
+}
 
 fn median_seconds(items: &[&Item]) -> f64 {
     let mut v: Vec<f64> = items.iter().map(|i| i.tool_seconds).collect();
@@ -194,6 +262,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
     let mut tables = vec![];
     let mut points = vec![];
     let mut block_points = vec![];
+    let mut block_classes = vec![];
     let mut timing = vec![];
     for (which, items) in groups.into_iter().filter(|(_, i)| !i.is_empty()) {
         let graphs: Vec<&EncodedGraph> = items.iter().map(|i| &i.example.graph).collect();
@@ -209,6 +278,9 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
             }
             None => (None, None),
         };
+        if let Some(bps) = &block_predictions {
+            block_classes.extend(class_errors(which, &items, bps));
+        }
         for (item, bp) in items.iter().zip(block_predictions.iter().flatten()) {
             for (block, actual) in item.blocks.iter().flatten() {
                 if let Some(p) = bp.blocks.get(block) {
@@ -330,6 +402,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
         timing,
         points,
         block_points,
+        block_classes,
     };
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let md = eval_markdown(&report, &model, blocks.as_ref());
@@ -444,6 +517,24 @@ fn eval_markdown(r: &EvalReport, model: &Surrogate, blocks: Option<&BlockModel>)
                 "**{} of these rows' {} predictions flagged parts the model could not cost** \
                  (their totals are lower bounds; `tern predict` names the parts).\n",
                 table.flagged, table.predictor
+            );
+        }
+        s += "\n";
+    }
+    if !r.block_classes.is_empty() {
+        s += "## The block model by design class\n\nMedian APE % of the design totals (rows in brackets): where in the space the model misses.\n\n| split | class | LUT | FF | BRAM |\n|---|---|---|---|---|\n";
+        for c in &r.block_classes {
+            let cell = |t: usize| match &c.errors[t] {
+                Some(e) if e.nonzero > 0 => format!("{} ({})", fmt(e.median_ape), e.nonzero),
+                _ => "–".into(),
+            };
+            s += &format!(
+                "| {} | {} | {} | {} | {} |\n",
+                split_title(c.split),
+                c.class,
+                cell(0),
+                cell(1),
+                cell(3)
             );
         }
         s += "\n";
