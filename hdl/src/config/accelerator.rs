@@ -154,28 +154,29 @@ impl Accelerator {
         }
         let head_format = match &file.lm_head {
             None => HeadFormat::Int8,
-            Some(LmHeadPart { format, group }) => match (format.as_str(), *group) {
-                ("int8", None) => HeadFormat::Int8,
-                ("int8", Some(_)) => {
-                    return Err(invalid(
+            Some(LmHeadPart { format, group }) => {
+                match (format.as_str(), *group) {
+                    ("int8", None) => HeadFormat::Int8,
+                    ("int8", Some(_)) => return Err(invalid(
                         "`lm_head.group` is for an \"int4\" head; an int8 head has a scale a row"
                             .into(),
-                    ))
+                    )),
+                    ("int4", Some(g)) if g >= 2 && g.is_power_of_two() && g <= 1 << 16 => {
+                        HeadFormat::Int4 { group: g }
+                    }
+                    ("int4", g) => {
+                        let given = g.map_or("absent".to_string(), |g| g.to_string());
+                        return Err(invalid(format!(
+                        "`lm_head.group` = {given}: an \"int4\" head needs a group of weights a scale, a power of two in 2..=65536"
+                    )));
+                    }
+                    (f, _) => {
+                        return Err(invalid(format!(
+                            "`lm_head.format` = \"{f}\": allowed \"int8\" or \"int4\""
+                        )))
+                    }
                 }
-                ("int4", Some(g)) if g >= 2 && g.is_power_of_two() && g <= 1 << 16 => {
-                    HeadFormat::Int4 { group: g }
-                }
-                ("int4", g) => {
-                    return Err(invalid(format!(
-                        "`lm_head.group` = {g:?}: an \"int4\" head needs a group of weights a scale, a power of two in 2..=65536"
-                    )))
-                }
-                (f, _) => {
-                    return Err(invalid(format!(
-                        "`lm_head.format` = \"{f}\": allowed \"int8\" or \"int4\""
-                    )))
-                }
-            },
+            }
         };
         let window_beats = file
             .matmul
@@ -317,11 +318,11 @@ mod tests {
             ),
             (
                 format!("{good}[lm_head]\nformat = \"int4\"\ngroup = 24\n"),
-                "lm_head.group",
+                "`lm_head.group` = 24:",
             ),
             (
                 format!("{good}[lm_head]\nformat = \"int4\"\n"),
-                "lm_head.group",
+                "`lm_head.group` = absent:",
             ),
             (
                 format!("{good}[lm_head]\nformat = \"int8\"\ngroup = 32\n"),
