@@ -833,20 +833,14 @@ fn passes_match_golden<T: tern_host::Transport>(
 #[test]
 fn a_kria_board_runs_passes_through_uio_and_u_dma_buf() {
     use std::sync::atomic::Ordering;
-    use tern_host::kria::{KriaDevices, KriaTransport, DEFAULT_BUFFER, DEFAULT_UIO};
+    use tern_host::kria::KriaTransport;
     use tern_host::one_top::OneTop;
     use tern_host::Transport;
     const PHYS: u64 = 0x6000_0000;
     let run = tiny_run(37, 1, 0, HeadFormat::Int8);
-    let (shape, memory) = (run.shape.clone(), run.memory);
-    let make = move || {
-        let cache = tern_sim::verilator::ModelCache::new(tern_sim::verilator::default_cache_root());
-        tern_host::one_top::ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap()
-    };
-    let Some(stand_in) = kria_stand_in::mount(make, PHYS, run.memory.bytes) else {
+    let Some((stand_in, devices)) = kria_board(&run, PHYS) else {
         return;
     };
-    let devices = KriaDevices::find(stand_in.root(), DEFAULT_UIO, DEFAULT_BUFFER).unwrap();
     assert_eq!(
         devices.uio,
         stand_in.root().join("dev").join(kria_stand_in::UIO_NODE)
@@ -911,20 +905,14 @@ fn a_kria_board_runs_passes_through_uio_and_u_dma_buf() {
 #[test]
 fn a_kria_board_is_served_to_a_host_elsewhere() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use tern_host::kria::{KriaDevices, KriaTransport, DEFAULT_BUFFER, DEFAULT_UIO};
+    use tern_host::kria::KriaTransport;
     use tern_host::one_top::OneTop;
     use tern_host::server::{serve, Listen, ServeOptions};
     const PHYS: u64 = 0x7000_0000;
     let run = tiny_run(37, 1, 0, HeadFormat::Int8);
-    let (shape, memory) = (run.shape.clone(), run.memory);
-    let make = move || {
-        let cache = tern_sim::verilator::ModelCache::new(tern_sim::verilator::default_cache_root());
-        tern_host::one_top::ShellBoard::new(&shape, &memory, &cache, None, "tiny".into()).unwrap()
-    };
-    let Some(stand_in) = kria_stand_in::mount(make, PHYS, run.memory.bytes) else {
+    let Some((stand_in, devices)) = kria_board(&run, PHYS) else {
         return;
     };
-    let devices = KriaDevices::find(stand_in.root(), DEFAULT_UIO, DEFAULT_BUFFER).unwrap();
     let mut board = KriaTransport::with_registers(devices, stand_in.registers()).unwrap();
     let socket = stand_in.root().join("tern.sock");
     let listen = Listen::parse(&format!("unix:{}", socket.display())).unwrap();
@@ -957,7 +945,27 @@ fn a_kria_board_is_served_to_a_host_elsewhere() {
 
 /// The tiny run's one top behind its shell on a fresh simulated board.
 fn shell_board(run: &TinyRun) -> tern_host::one_top::ShellBoard {
+    shell_board_of(&run.shape, &run.memory)
+}
+
+fn shell_board_of(
+    shape: &AcceleratorShape,
+    memory: &tern_sim::top_model::MemoryModel,
+) -> tern_host::one_top::ShellBoard {
     let cache = tern_sim::verilator::ModelCache::new(tern_sim::verilator::default_cache_root());
-    tern_host::one_top::ShellBoard::new(&run.shape, &run.memory, &cache, None, "tiny".into())
-        .unwrap()
+    tern_host::one_top::ShellBoard::new(shape, memory, &cache, None, "tiny".into()).unwrap()
+}
+
+/// The Kria stand-in around the tiny run's one top, its buffer at `phys`, and the
+/// devices the transport finds there by their default names (None: no FUSE here).
+fn kria_board(
+    run: &TinyRun,
+    phys: u64,
+) -> Option<(kria_stand_in::KriaStandIn, tern_host::kria::KriaDevices)> {
+    use tern_host::kria::{KriaDevices, DEFAULT_BUFFER, DEFAULT_UIO};
+    let (shape, memory) = (run.shape.clone(), run.memory);
+    let stand_in =
+        kria_stand_in::mount(move || shell_board_of(&shape, &memory), phys, memory.bytes)?;
+    let devices = KriaDevices::find(stand_in.root(), DEFAULT_UIO, DEFAULT_BUFFER).unwrap();
+    Some((stand_in, devices))
 }

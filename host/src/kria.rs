@@ -319,13 +319,6 @@ impl<R: RegisterWindow> KriaTransport<R> {
     pub fn devices(&self) -> &KriaDevices {
         &self.devices
     }
-
-    fn io(&self, what: String) -> impl FnOnce(std::io::Error) -> HostError {
-        move |cause| HostError::Io {
-            context: what,
-            cause,
-        }
-    }
 }
 
 impl<R: RegisterWindow> Transport for KriaTransport<R> {
@@ -371,7 +364,7 @@ impl<R: RegisterWindow> Transport for KriaTransport<R> {
         );
         self.buffer
             .write_all_at(data, card_addr)
-            .map_err(self.io(what))
+            .map_err(crate::error::io(what))
     }
 
     fn dma_read(&mut self, card_addr: u64, out: &mut [u8]) -> Result<()> {
@@ -383,7 +376,7 @@ impl<R: RegisterWindow> Transport for KriaTransport<R> {
         );
         self.buffer
             .read_exact_at(out, card_addr)
-            .map_err(self.io(what))
+            .map_err(crate::error::io(what))
     }
 
     fn wait_irq(&mut self, mask: u32, timeout: Duration) -> Result<u32> {
@@ -401,7 +394,7 @@ impl<R: RegisterWindow> Transport for KriaTransport<R> {
         // shell holds until ISR is acknowledged fires again only once unmasked.
         (&self.uio)
             .write_all(&1i32.to_ne_bytes())
-            .map_err(self.io(format!("enabling the interrupt of {uio}")))?;
+            .map_err(crate::error::io(format!("enabling the interrupt of {uio}")))?;
         if !wait_readable(&self.uio, deadline, &uio)? {
             return Err(timed_out());
         }
@@ -409,7 +402,7 @@ impl<R: RegisterWindow> Transport for KriaTransport<R> {
         let mut count = [0u8; 4];
         (&self.uio)
             .read_exact(&mut count)
-            .map_err(self.io(format!("reading the interrupt of {uio}")))?;
+            .map_err(crate::error::io(format!("reading the interrupt of {uio}")))?;
         Ok(1)
     }
 

@@ -206,10 +206,9 @@ mod sim_board {
     /// memory: what `sim:` and `tern serve --one-top` carry.
     pub struct ShellBoard {
         model: AcceleratorShellModel,
-        /// Where its memory sits on the accelerator's bus.
-        base: u64,
         /// Read once when made: asking again costs no clocks, so a board's history (and
-        /// its DRAM's refresh phase) does not depend on who asked.
+        /// its DRAM's refresh phase) does not depend on who asked. Its `memory_base` is
+        /// where the memory was placed.
         info: Info,
     }
 
@@ -234,11 +233,7 @@ mod sim_board {
                 card_bytes: memory.bytes,
                 memory_base: 0,
             };
-            Ok(ShellBoard {
-                model,
-                info,
-                base: 0,
-            })
+            Ok(ShellBoard { model, info })
         }
 
         /// Put the board's memory at `base` on the accelerator's bus, as a host's buffer
@@ -246,7 +241,6 @@ mod sim_board {
         /// [`Transport::memory_base`] tells the driver the base.
         pub fn place_memory_at(&mut self, base: u64) {
             self.model.set_memory_window(base);
-            self.base = base;
             self.info.memory_base = base;
         }
 
@@ -315,7 +309,7 @@ mod sim_board {
         }
 
         fn memory_base(&self) -> u64 {
-            self.base
+            self.info.memory_base
         }
     }
 }

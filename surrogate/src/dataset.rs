@@ -191,18 +191,16 @@ impl Dataset {
             path: name.clone(),
             cause,
         };
-        let json =
-            |v: serde_json::Result<String>| v.map_err(|e| write_err(std::io::Error::other(e)));
-        let mut text = json(serde_json::to_string(&d.header))? + "\n";
-        for row in &d.rows {
+        let mut text = json_line(&d.header);
+        for (i, row) in d.rows.iter().enumerate() {
             if let Some(why) = row.inconsistency(true) {
                 return Err(DatasetError::Corrupt {
                     path: name.clone(),
-                    line: 0,
+                    line: i + 2,
                     message: format!("after the new graphs: {why}"),
                 });
             }
-            text += &(json(serde_json::to_string(row))? + "\n");
+            text += &json_line(row);
         }
         let tmp = path.with_extension("jsonl.regraph");
         std::fs::write(&tmp, text).map_err(write_err)?;
@@ -363,6 +361,11 @@ impl Row {
     }
 }
 
+/// One line of a dataset file: the header or a row, as JSON.
+fn json_line<T: Serialize>(v: &T) -> String {
+    serde_json::to_string(v).expect("headers and rows serialise") + "\n"
+}
+
 /// Appends rows to a dataset file, creating it with its header when new.
 #[derive(Debug)]
 pub struct Writer {
@@ -440,8 +443,8 @@ impl Writer {
         let rows = match existing {
             Some(rows) => rows,
             None => {
-                let line = serde_json::to_string(header).expect("serialises") + "\n";
-                file.write_all(line.as_bytes()).map_err(write_err)?;
+                file.write_all(json_line(header).as_bytes())
+                    .map_err(write_err)?;
                 file.sync_data().map_err(write_err)?;
                 vec![]
             }
@@ -456,7 +459,7 @@ impl Writer {
     }
 
     pub fn append(&mut self, row: &Row) -> Result<(), DatasetError> {
-        let line = serde_json::to_string(row).expect("serialises") + "\n";
+        let line = json_line(row);
         let path = self.path.display().to_string();
         let err = |cause| DatasetError::Write { path, cause };
         self.file

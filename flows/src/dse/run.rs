@@ -409,9 +409,7 @@ fn predict(
     let refs: Vec<_> = graphs.iter().collect();
     let predictions = model.predict(&refs);
     let predict_seconds = start.elapsed().as_secs_f64();
-    let trained_space = tern_dse::space::Space::resolve(&model.header.space)
-        .ok()
-        .filter(|s| s.hash == model.header.space_hash);
+    let trained_space = crate::surrogate::predict::trained_space(model);
 
     let mut results = vec![];
     for (i, ((engine, t), pred)) in engines.iter().zip(&plans).zip(&predictions).enumerate() {
@@ -443,11 +441,8 @@ fn predict(
         };
         let mut error = None;
         let mut outside = match &trained_space {
-            Some(s) => s.outside(&DesignConfig::Matmul(t.tile.clone())),
-            None => vec![format!(
-                "the GNN's space `{}` is not this tern's",
-                model.header.space
-            )],
+            Ok(s) => s.outside(&DesignConfig::Matmul(t.tile.clone())),
+            Err(why) => vec![why.clone()],
         };
         if let Some((_, blocks)) = &plan.blocks {
             // The engine (or whole top) as synthesised and as the top runs it (tiles of

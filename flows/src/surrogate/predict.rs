@@ -152,6 +152,20 @@ pub fn predict_blocks(
     best
 }
 
+/// The space the GNN was trained on, as this tern has it; or why a prediction cannot
+/// be checked against it.
+pub fn trained_space(model: &Surrogate) -> Result<Space, String> {
+    Space::resolve(&model.header.space)
+        .ok()
+        .filter(|s| s.hash == model.header.space_hash)
+        .ok_or_else(|| {
+            format!(
+                "the model's space `{}` is not available in this tern (or has changed)",
+                model.header.space
+            )
+        })
+}
+
 pub fn predict_one(
     config: &DesignConfig,
     board: &Board,
@@ -172,17 +186,14 @@ pub fn predict_one(
             model.header.datapath, raw.datapath
         ));
     }
-    match Space::resolve(&model.header.space) {
-        Ok(space) if space.hash == model.header.space_hash => {
+    match trained_space(model) {
+        Ok(space) => {
             extrapolation.extend(space.outside(config));
             if let Some(why) = space.limits.exceeded(config) {
                 extrapolation.push(format!("beyond the space's limits: {why}"));
             }
         }
-        _ => extrapolation.push(format!(
-            "the model's space `{}` is not available in this tern (or has changed)",
-            model.header.space
-        )),
+        Err(why) => extrapolation.push(why),
     }
     if model.header.family != board.family.name() {
         extrapolation.push(format!(
