@@ -213,6 +213,11 @@ impl AttentionConfigBuilder {
         self.file.attention.macs = macs;
         self
     }
+    /// Tiles of `keys` keys.
+    pub fn tile(mut self, keys: usize) -> Self {
+        self.file.attention.tile = keys;
+        self
+    }
     pub fn query_block(mut self, rows: usize) -> Self {
         self.file.attention.query_block = rows;
         self

@@ -5,19 +5,22 @@
 //! memory and a layer's units from the layer's attention record.
 //!
 //! ```text
-//! cmd ─► reader A: the layer's record (2 beats) ─► checked (code 3) ─► the
+//! cmd ─► reader B: the layer's record (2 beats) ─► checked (code 3) ─► the
 //!        threshold's reciprocal, ceil(2^S / threshold), by a restoring divider
-//!    ─► appends: per KV head, per row, its key and its value: reader A ─► row writer,
+//!    ─► appends: per KV head, per row, its key and its value: reader B ─► row writer,
 //!        at the cache's tile-major place for the row's position; all answered first
 //!    ─► calls (per KV head: a decoded token's query heads as one block, or a prompt's
 //!        rows per query head, causal); three walkers over the same rows:
-//!        A: per row its header beat, then reader A: its query ─► gearbox ─► act
-//!        B: per block, the longest row's keys and values: reader B ─► gearbox ─► wgt
+//!        A: per row its header beat, then reader B: its query ─► gearbox ─► act
+//!        B: per block, the longest row's keys and values: reader A ─► gearbox ─► wgt
 //!        W: per row the row writer at its output place ◄─ gearbox ◄─ the engine's res
 //! ```
 //!
-//! Readers A and B are stripe readers on port 0 through a read arbiter; the row writer
-//! uses port 0's write channels. The engine is the standalone engine's core (its
+//! Reader A (the caches) is a stripe reader on port 0, or ports 0 and 1; reader B (the
+//! rest) shares port 0 with it through a read arbiter; the row writer uses port 0's
+//! write channels. What a command costs — its calls, its bytes, its clocks — is
+//! modelled beside the Verilog (`AttentionUnitShape::calls`, `traffic`, `cycles`;
+//! docs/program.md, "Its clocks"). The engine is the standalone engine's core (its
 //! Verilog the same whatever the scales): its units are the record's.
 
 use super::ReaderWiring;
@@ -27,7 +30,9 @@ use crate::interconnect::{
     read_arbiter_verilog, row_writer_verilog, stripe_reader_verilog, stripe_reader_verilog_named,
     StripeShape, STRIPE_READER_MODULE,
 };
-use crate::program::{int8_row_bytes, KvCacheFormat};
+use crate::program::{int8_row_bytes, KvCacheFormat, ATTENTION_RECORD_BYTES};
+use crate::streams::attention::{schedule, RowSchedule};
+use crate::timing::attention_cycles;
 
 pub const ATTENTION_UNIT_MODULE: &str = "tern_attention_unit";
 pub const ATTENTION_UNIT_FILE: &str = "tern_attention_unit.v";
@@ -111,6 +116,223 @@ impl AttentionUnitShape {
         }
     }
 }
+
+/// One engine call the unit makes: its KV head and its rows.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UnitCall {
+    pub kv_head: usize,
+    pub rows: Vec<RowSchedule>,
+}
+
+/// Bytes an `Attention` command moves through the unit's memory ports.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnitTraffic {
+    /// The record, the appends' sources, the queries, the keys and values.
+    pub read: u64,
+    /// The appends and the outputs.
+    pub written: u64,
+    /// Of `read`: the keys and values streamed to the engine.
+    pub kv_read: u64,
+}
+
+impl AttentionUnitShape {
+    /// The engine calls of an `Attention` in a pass of `rows` rows from `position`, in
+    /// the unit's order: per KV head, a decoded token's query heads as one call of
+    /// non-causal rows, or a prompt's rows per query head, causal (the walkers'
+    /// `tern_attention_rows`).
+    pub fn calls(&self, rows: usize, position: usize) -> Vec<UnitCall> {
+        let group = self.heads / self.kv_heads;
+        let seq = position + rows;
+        let tile = self.engine.attention.tile;
+        (0..self.kv_heads)
+            .flat_map(|kv_head| {
+                let calls: Vec<UnitCall> = if rows == 1 {
+                    vec![UnitCall {
+                        kv_head,
+                        rows: schedule(position, group, seq, false, tile),
+                    }]
+                } else {
+                    (0..group)
+                        .map(|_| UnitCall {
+                            kv_head,
+                            rows: schedule(position, rows, seq, true, tile),
+                        })
+                        .collect()
+                };
+                calls
+            })
+            .collect()
+    }
+
+    /// The bytes the unit reads and writes for an `Attention` of `rows` rows from
+    /// `position`: the record (2 beats); per KV head and row its key and value, read
+    /// from q/k/v's rows and written to the cache; per call and row its query; per block
+    /// of `query_block` rows the keys and values of its longest row (whole tiles as one
+    /// region, a partial tile's keys and values as two); per row its outputs. Whatever
+    /// the memory's timing, these are the bytes (the co-simulation counts them).
+    pub fn traffic(&self, rows: usize, position: usize) -> UnitTraffic {
+        let d = self.engine.attention.head_dim as u64;
+        let tile = self.engine.attention.tile;
+        let cache = self.cache();
+        let t = rows as u64;
+        let appends = t * self.kv_heads as u64 * 2 * d;
+        let calls = self.calls(rows, position);
+        let query_rows: u64 = calls.iter().map(|c| c.rows.len() as u64).sum();
+        let kv_read: u64 = calls
+            .iter()
+            .flat_map(|c| c.rows.chunks(self.engine.attention.query_block.max(1)))
+            .map(|block| {
+                let kv = block.iter().map(|r| r.kv_len).max().unwrap_or(0);
+                (kv / tile) as u64 * cache.tile_bytes() + (kv % tile) as u64 * 2 * d
+            })
+            .sum();
+        UnitTraffic {
+            read: ATTENTION_RECORD_BYTES as u64 + appends + query_rows * d + kv_read,
+            written: appends + query_rows * d,
+            kv_read,
+        }
+    }
+
+    /// The clocks of an `Attention` of `rows` rows from `position` on a memory of
+    /// `latency_clocks`, given per call ([`Self::calls`]) each row's rescaled tiles (the
+    /// data decides them: `tern_sim::golden::sequencer::attention_work` counts them; 0
+    /// and a row's tiles bound them). The engine's share is exact; the waiting is a model
+    /// (see the constants above), within 5 % of co-simulation on commands of a few
+    /// thousand clocks and more at latencies of 1 to 40 clocks with no DRAM timing; DRAM
+    /// timing (refresh, row misses) adds a few percent it does not count.
+    pub fn cycles(
+        &self,
+        rows: usize,
+        position: usize,
+        rescaled: &[Vec<usize>],
+        latency_clocks: u32,
+    ) -> Result<UnitCycles, String> {
+        let calls = self.calls(rows, position);
+        if rescaled.len() != calls.len()
+            || calls
+                .iter()
+                .zip(rescaled)
+                .any(|(c, r)| c.rows.len() != r.len())
+        {
+            return Err(format!(
+                "rescaled tiles for {} call(s) of {:?} rows; the command makes {} of {:?}",
+                rescaled.len(),
+                rescaled.iter().map(Vec::len).collect::<Vec<_>>(),
+                calls.len(),
+                calls.iter().map(|c| c.rows.len()).collect::<Vec<_>>()
+            ));
+        }
+        let a = &self.engine.attention;
+        let block = a.query_block.max(1);
+        let engine = calls
+            .iter()
+            .zip(rescaled)
+            .map(|(c, r)| attention_cycles(&self.engine, &c.rows, r))
+            .sum();
+        let latency = u64::from(latency_clocks);
+        let blocks: Vec<&[RowSchedule]> = calls.iter().flat_map(|c| c.rows.chunks(block)).collect();
+        let later_rows = blocks.iter().map(|b| b.len() as u64 - 1).sum::<u64>();
+        let partial = blocks
+            .iter()
+            .filter(|b| {
+                !b.iter()
+                    .map(|r| r.kv_len)
+                    .max()
+                    .unwrap_or(0)
+                    .is_multiple_of(a.tile)
+            })
+            .count() as u64;
+        let appends = (rows * self.kv_heads * 2) as u64;
+        let query_rows = calls.iter().map(|c| c.rows.len() as u64).sum::<u64>();
+        // A query of C engine beats comes on one port, 16 bytes a clock.
+        let query_gearbox =
+            query_rows * self.engine.chunks() as u64 * (a.macs.div_ceil(16) as u64 - 1);
+        // The keys and values come on `ports` ports, 16 bytes a clock each.
+        let kv = self.traffic(rows, position).kv_read;
+        let kv_rate = kv
+            .div_ceil(16 * self.ports as u64)
+            .saturating_sub(kv / a.macs as u64);
+        let divider = u64::from(self.engine.constants.threshold_shift) + 1;
+        let waiting = divider
+            + COMMAND_CLOCKS
+            + COMMAND_ROUND_TRIPS * latency
+            + appends * (APPEND_CLOCKS + APPEND_ROUND_TRIPS * latency)
+            + later_rows * (QUERY_CLOCKS + latency)
+            + partial * (PARTIAL_TILE_CLOCKS + latency)
+            + query_gearbox
+            + kv_rate;
+        Ok(UnitCycles {
+            engine,
+            waiting,
+            extrapolated: !MEASURED_LATENCY_CLOCKS.contains(&latency_clocks),
+        })
+    }
+
+    /// Rescaled tiles for [`Self::cycles`] at either bound: none, or every tile of every
+    /// row after its first.
+    pub fn rescale_bound(&self, rows: usize, position: usize, every: bool) -> Vec<Vec<usize>> {
+        let tile = self.engine.attention.tile;
+        self.calls(rows, position)
+            .iter()
+            .map(|c| {
+                c.rows
+                    .iter()
+                    .map(|r| {
+                        if every {
+                            r.kv_len.div_ceil(tile).saturating_sub(1)
+                        } else {
+                            0
+                        }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+}
+
+/// What an `Attention` command costs the unit, in clocks.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct UnitCycles {
+    /// The engine's own clocks over the unit's calls: its exact cycle model
+    /// (`timing::attention_cycles`), as if every beat were there when it asks.
+    pub engine: u64,
+    /// What the unit adds waiting on memory: the record, the divider, the appends, each
+    /// row's query, a partial tile's values, the reader's rate, the last write.
+    pub waiting: u64,
+    /// The memory's latency lies beyond what the model was measured at
+    /// ([`MEASURED_LATENCY_CLOCKS`]).
+    pub extrapolated: bool,
+}
+
+impl UnitCycles {
+    pub fn total(&self) -> u64 {
+        self.engine + self.waiting
+    }
+}
+
+/// The memory latencies (clocks from a burst's address to its first beat) the unit's
+/// model was measured at. Beyond about 40, reader A's 4 bursts of 16 beats a port no
+/// longer cover a round trip and the keys and values arrive slower than the engine
+/// takes them.
+pub const MEASURED_LATENCY_CLOCKS: std::ops::RangeInclusive<u32> = 1..=40;
+
+/// The unit's waiting, each part a fixed count of clocks plus a count of the memory's
+/// round trips (its latency in clocks each). Measured against co-simulation on memories
+/// of 1 to 40 clocks' latency (docs/accelerator.md, "The attention unit's clocks";
+/// `docs/bench/attention_unit_model.txt`); the round trips are the unit's structure.
+/// Per command: starting, the record's read, the last row's write and its answer.
+const COMMAND_CLOCKS: u64 = 105;
+const COMMAND_ROUND_TRIPS: u64 = 5;
+/// Per key or value appended: read from q/k/v's rows, then written and answered, one
+/// copy at a time.
+const APPEND_CLOCKS: u64 = 24;
+const APPEND_ROUND_TRIPS: u64 = 2;
+/// Per row of a block after its first: its query is read once the previous row's is in
+/// the engine (the block's first row's query was read ahead).
+const QUERY_CLOCKS: u64 = 6;
+/// Per block whose longest row ends in a partial tile: that tile's values are read only
+/// once its keys have arrived.
+const PARTIAL_TILE_CLOCKS: u64 = 5;
 
 /// The attention unit's Verilog for `shape`.
 pub fn attention_unit_verilog(
@@ -733,3 +955,77 @@ module tern_beat_resize #(
 endmodule
 
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AttentionConfigBuilder;
+
+    /// 8 query heads on 2 KV heads of 64, 16 MACs, tiles of 16, blocks of 4.
+    fn shape() -> AttentionUnitShape {
+        AttentionUnitShape {
+            engine: AttentionConfigBuilder::new(64, 16, 16, 256)
+                .mode(true, true)
+                .query_block(4)
+                .build()
+                .unwrap(),
+            heads: 8,
+            kv_heads: 2,
+            ports: 1,
+        }
+    }
+
+    /// A decoded token is one call of its KV head's 4 query heads; a prompt one call of
+    /// its rows per query head.
+    #[test]
+    fn a_command_makes_the_calls_of_its_pass() {
+        let s = shape();
+        let decode = s.calls(1, 20);
+        assert_eq!(decode.len(), 2);
+        assert!(decode[1]
+            .rows
+            .iter()
+            .all(|r| r.kv_len == 21 && r.visible == 21));
+        assert_eq!(decode[1].rows.len(), 4);
+        let prompt = s.calls(5, 0);
+        assert_eq!(prompt.len(), 8);
+        assert_eq!(prompt[7].kv_head, 1);
+        assert_eq!(
+            prompt[0].rows.iter().map(|r| r.visible).collect::<Vec<_>>(),
+            [1, 2, 3, 4, 5]
+        );
+    }
+
+    /// A decoded token at position 20 (21 keys: a whole tile of 16 and 5 more): the
+    /// record, 2 KV heads' key and value appended, 8 queries, per KV head its keys and
+    /// values once; the appends and 8 output rows written.
+    #[test]
+    fn the_traffic_counts_every_byte_once() {
+        let t = shape().traffic(1, 20);
+        let kv = 2 * (2 * 16 * 64 + 5 * 2 * 64);
+        assert_eq!(t.kv_read, kv);
+        assert_eq!(t.read, 32 + 2 * 2 * 64 + 8 * 64 + kv);
+        assert_eq!(t.written, 2 * 2 * 64 + 8 * 64);
+    }
+
+    /// More latency costs more; the engine's share does not move; rescales are the
+    /// engine's; a latency beyond the measured range says so; rescaled tiles for
+    /// another set of calls are refused.
+    #[test]
+    fn the_clocks_follow_latency_rescales_and_the_pass() {
+        let s = shape();
+        let none = s.rescale_bound(5, 30, false);
+        let every = s.rescale_bound(5, 30, true);
+        let near = s.cycles(5, 30, &none, 1).unwrap();
+        let far = s.cycles(5, 30, &none, 30).unwrap();
+        assert_eq!(near.engine, far.engine);
+        assert!(far.waiting > near.waiting);
+        assert!(!far.extrapolated);
+        assert!(s.cycles(5, 30, &every, 30).unwrap().engine > far.engine);
+        assert!(s.cycles(5, 30, &none, 60).unwrap().extrapolated);
+        let e = s
+            .cycles(5, 30, &s.rescale_bound(1, 30, false), 30)
+            .unwrap_err();
+        assert!(e.contains("the command makes 8"), "{e}");
+    }
+}

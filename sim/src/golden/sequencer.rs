@@ -15,11 +15,11 @@ use tern_hdl::program::{
     Header, Int4Head, Int8Head, KvCacheFormat, ProgramError, Scale, ATTENTION_RECORD_BYTES,
     COMMAND_BYTES, FACTOR_BYTES, HEADER_BYTES,
 };
-use tern_hdl::streams::attention::schedule;
+use tern_hdl::streams::attention::{schedule, RowSchedule};
 use tern_hdl::AttentionConfig;
 use tern_model::ModelConfig;
 
-use super::attention::streamed_attention;
+use super::attention::{streamed_attention, streamed_row};
 use super::bitnet::{check_tokens, AttentionCalls, Fabric, InputError};
 use super::vector::{
     argmax, dequant, embed, factor, head4_scores, head_scores, norm_quant, relu2_mul, rope,
@@ -250,35 +250,166 @@ fn attention_in_memory(
             )?;
         }
     }
+    let calls = call_operands(
+        &|access, at, len| bus.read(access, at, len).map(<[u8]>::to_vec),
+        model,
+        record,
+        cache,
+        position,
+        &plan,
+        t,
+    )?;
+    let outs: Vec<_> = calls
+        .iter()
+        .map(|c| streamed_attention(layer, &c.rows, c.view(0), c.view(1), c.view(2)))
+        .collect();
+    Ok(plan.gather(model, t, &outs))
+}
+
+/// One engine call's operands as the engine streams them: its KV head, its rows, the
+/// rows' queries and the head's keys and values up to the pass's end (each row-major,
+/// `head_dim` a row).
+struct CallOperands {
+    kv_head: usize,
+    rows: Vec<RowSchedule>,
+    /// Queries, keys, values.
+    operands: [Vec<i8>; 3],
+    head_dim: usize,
+}
+
+impl CallOperands {
+    fn view(&self, which: usize) -> ArrayView2<'_, i8> {
+        let m = &self.operands[which];
+        ArrayView2::from_shape((m.len() / self.head_dim, self.head_dim), m).expect("whole rows")
+    }
+}
+
+/// The layer's calls (`plan`) with their keys and values read back from the caches
+/// through `read(access, at, len)`.
+fn call_operands(
+    read: &dyn Fn(&'static str, u64, u64) -> Result<Vec<u8>, ProgramError>,
+    model: &ModelConfig,
+    record: &AttentionRecord,
+    cache: KvCacheFormat,
+    position: usize,
+    plan: &AttentionCalls,
+    t: usize,
+) -> Result<Vec<CallOperands>, ProgramError> {
+    let d = model.head_dim;
     let seq = position + t;
-    let mut outs = vec![];
+    let as_i8 = |b: Vec<u8>| b.into_iter().map(|x| x as i8).collect::<Vec<i8>>();
+    let mut calls = vec![];
     for (kvh, queries) in &plan.calls {
+        let at = record
+            .cache_at
+            .saturating_add((*kvh as u64).saturating_mul(record.head_stride));
         let (mut keys, mut values) = (Vec::with_capacity(seq * d), Vec::with_capacity(seq * d));
         for i in 0..seq {
-            let at = head_at(*kvh);
-            keys.extend(bus.read("a key", at.saturating_add(cache.key_offset(i)), d as u64)?);
-            values.extend(bus.read(
+            keys.extend(read(
+                "a key",
+                at.saturating_add(cache.key_offset(i)),
+                d as u64,
+            )?);
+            values.extend(read(
                 "a value",
                 at.saturating_add(cache.value_offset(i)),
                 d as u64,
             )?);
         }
-        let as_i8 = |b: Vec<u8>| b.into_iter().map(|x| x as i8).collect::<Vec<i8>>();
-        let (keys, values) = (as_i8(keys), as_i8(values));
-        let rows = queries.len() / d;
-        fn view(m: &[i8], n: usize, d: usize) -> ArrayView2<'_, i8> {
-            ArrayView2::from_shape((n, d), m).expect("whole rows")
-        }
-        let schedule = schedule(position, rows, seq, t > 1, cache.tile);
-        outs.push(streamed_attention(
-            layer,
-            &schedule,
-            view(queries, rows, d),
-            view(&keys, seq, d),
-            view(&values, seq, d),
-        ));
+        calls.push(CallOperands {
+            kv_head: *kvh,
+            rows: schedule(position, queries.len() / d, seq, t > 1, cache.tile),
+            operands: [queries.clone(), as_i8(keys), as_i8(values)],
+            head_dim: d,
+        });
     }
-    Ok(plan.gather(model, t, &outs))
+    Ok(calls)
+}
+
+/// One engine call of an `Attention` command as the engine runs it: its KV head, its
+/// rows, and per row how many of its tiles raised the running maximum by a nonzero
+/// rescale index (the data decides it; each costs the engine a rescale,
+/// `tern_hdl::timing`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AttentionCallWork {
+    pub kv_head: usize,
+    pub rows: Vec<RowSchedule>,
+    pub rescaled_tiles: Vec<usize>,
+}
+
+/// The engine calls of `command` (an `Attention`) in a pass of `t` rows from
+/// `position`, in the order the unit makes them, read from `mem` as the command left it:
+/// the caches then hold the pass's keys and values, the queries are where the command
+/// reads them. `attention` is the accelerator's engine; the layer's units (which decide
+/// the rescales) come from its record.
+pub fn attention_work(
+    model: &ModelConfig,
+    attention: &AttentionConfig,
+    mem: &[u8],
+    header: &Header,
+    command: &Command,
+    position: usize,
+    t: usize,
+) -> Result<Vec<AttentionCallWork>, ProgramError> {
+    let Command::Attention { layer, q, .. } = *command else {
+        return Err(ProgramError::Field {
+            command: None,
+            field: "opcode",
+            why: format!("{command:?} is not an Attention"),
+        });
+    };
+    let read = |access: &'static str, at: u64, len: u64| -> Result<Vec<u8>, ProgramError> {
+        at.checked_add(len)
+            .and_then(|end| mem.get(at as usize..end as usize))
+            .map(<[u8]>::to_vec)
+            .ok_or_else(|| ProgramError::Truncated {
+                what: format!("{access} at 0x{at:x}"),
+                need: len,
+                have: (mem.len() as u64).saturating_sub(at),
+            })
+    };
+    let record = AttentionRecord::decode(&read(
+        "the attention record",
+        row_at(
+            header.attention_at,
+            layer as usize,
+            ATTENTION_RECORD_BYTES as u64,
+        ),
+        ATTENTION_RECORD_BYTES as u64,
+    )?);
+    let mut queries = Vec::with_capacity(t * model.hidden);
+    for j in 0..t {
+        let row = read(
+            "the queries",
+            row_at(q, j, int8_row_bytes(model.hidden)),
+            model.hidden as u64,
+        )?;
+        queries.extend(row.into_iter().map(|b| b as i8));
+    }
+    // Only the queries matter here: the keys and values are read from the caches.
+    let none = vec![0i8; t * model.kv_width()];
+    let plan = AttentionCalls::of(model, t, [&queries, &none, &none]);
+    let cache = KvCacheFormat {
+        tile: attention.attention.tile,
+        head_dim: model.head_dim,
+    };
+    let layer = layer_engine(attention, &record);
+    let calls = call_operands(&read, model, &record, cache, position, &plan, t)?;
+    Ok(calls
+        .iter()
+        .map(|c| AttentionCallWork {
+            kv_head: c.kv_head,
+            rescaled_tiles: c
+                .rows
+                .iter()
+                .enumerate()
+                .map(|(i, row)| {
+                    streamed_row(&layer, row, c.view(0).row(i), c.view(1), c.view(2)).rescaled_tiles
+                })
+                .collect(),
+            rows: c.rows.clone(),
+        })
+        .collect())
 }
 
 /// Where row `row` of `bytes` each starts after `at`; an address past the end of the
