@@ -363,6 +363,112 @@ fn predict_answers_in_milliseconds_and_flags_extrapolation() {
     );
 }
 
+/// A TLMM engine with register tables: the block model refuses it with the reason, in
+/// the print and the JSON, and prints no totals; the GNN still answers.
+#[test]
+fn tern_predict_refuses_a_shared_table_engine_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("registers.toml");
+    let mut file = tern_hdl::Config::from_path(Path::new(&repo("examples/default.toml")))
+        .unwrap()
+        .to_file();
+    file.engine.table_storage = Some(tern_hdl::config::TableStorage::Registers);
+    let registers = tern_hdl::Config::validate(file, "registers").unwrap();
+    std::fs::write(&cfg, registers.to_toml()).unwrap();
+    let json = dir.path().join("registers.json");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "predict",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--board",
+            "kv260",
+            "--json",
+            json.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    assert!(
+        t.contains("REFUSED: a TLMM engine with shared tables"),
+        "{t}"
+    );
+    assert!(
+        !t.contains("(flattened; LUT"),
+        "no totals for a refused design: {t}"
+    );
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
+    assert!(
+        report["blocks"]["refused"]
+            .as_str()
+            .is_some_and(|w| w.contains("shared tables")),
+        "{report}"
+    );
+}
+
+/// A DSE over the `tlmm` space (every table storage) with the block model: the
+/// shared-table engines are not priced, so none fits or is picked; the per-lane ones
+/// are priced as before.
+#[test]
+fn the_dse_does_not_price_shared_table_engines() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("dse");
+    let o = tern_in(
+        dir.path(),
+        &[],
+        &[
+            "dse",
+            "--space",
+            "tlmm",
+            "--board",
+            "kv260",
+            "--model",
+            &repo("models/tlmm-kv260.tgnn"),
+            "--blocks",
+            &repo("models/tlmm-kv260.blocks.json"),
+            "--n",
+            "60",
+            "--top-k",
+            "0",
+            "--out",
+            out.to_str().unwrap(),
+        ],
+    );
+    let t = text(&o);
+    assert!(o.status.success(), "{t}");
+    let report: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("dse.json")).unwrap()).unwrap();
+    let (mut shared, mut priced) = (0, 0);
+    for c in report["results"].as_array().unwrap() {
+        let cfg = tern_hdl::Config::from_toml(c["config_toml"].as_str().unwrap(), "dse").unwrap();
+        let is_shared = cfg.engine.kind == tern_hdl::config::EngineKind::Tlmm
+            && cfg.geometry.storage != tern_hdl::config::TableStorage::LaneLutram;
+        if is_shared {
+            shared += 1;
+            assert!(
+                c["error"]
+                    .as_str()
+                    .is_some_and(|e| e.starts_with("not priced: a TLMM engine with shared tables")),
+                "{c}"
+            );
+            assert_eq!(
+                (&c["fits"], &c["on_front"]),
+                (&false.into(), &false.into()),
+                "{c}"
+            );
+        } else if c["error"].is_null() {
+            priced += 1;
+        }
+    }
+    assert!(
+        shared > 0 && priced > 0,
+        "{shared} shared, {priced} priced: {t}"
+    );
+}
+
 #[test]
 fn damaged_weights_and_datasets_are_clear_errors() {
     let dir = tempfile::tempdir().unwrap();
@@ -641,24 +747,40 @@ fn the_block_model_is_refitted_exactly_and_evaluated_on_larger_designs() {
     );
     assert!(table("gnn")["errors"][0]["median_ape"].as_f64().is_some());
     assert!(!report["block_points"].as_array().unwrap().is_empty());
-    // The per-class breakdown: every evaluated row in exactly one class of its split,
-    // and the committed eval's breakdown is this one (the errors are deterministic).
+    // The per-class breakdown: every evaluated row in exactly one class of its split;
+    // the priced classes hold the rows of the error table, the refused ones (the
+    // shared-table TLMMs) the rows it counts as refused; and the committed eval's
+    // breakdown is this one (the errors are deterministic).
     let classes = report["block_classes"].as_array().unwrap();
     for split in ["test", "held_out_region", "extrapolation"] {
-        let in_classes: u64 = classes
-            .iter()
-            .filter(|c| c["split"] == split)
-            .map(|c| c["errors"][0]["rows"].as_u64().unwrap())
-            .sum();
-        let rows = report["tables"]
+        let in_classes = |refused: bool| -> u64 {
+            classes
+                .iter()
+                .filter(|c| c["split"] == split && c["refused"] == refused)
+                .map(|c| c["errors"][0]["rows"].as_u64().unwrap())
+                .sum()
+        };
+        let table = report["tables"]
             .as_array()
             .unwrap()
             .iter()
             .find(|t| t["split"] == split && t["predictor"] == "blocks")
-            .unwrap()["errors"][0]["rows"]
-            .as_u64()
-            .unwrap();
-        assert_eq!(in_classes, rows, "{split}");
+            .unwrap()
+            .clone();
+        assert_eq!(
+            (in_classes(false), in_classes(true)),
+            (
+                table["errors"][0]["rows"].as_u64().unwrap(),
+                table["refused"].as_u64().unwrap()
+            ),
+            "{split}"
+        );
+        if split != "extrapolation" {
+            assert!(
+                in_classes(true) > 0,
+                "{split}: the space has shared-table engines"
+            );
+        }
     }
     let committed: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(repo("docs/surrogate/tlmm-kv260/eval.json")).unwrap(),

@@ -360,6 +360,29 @@ pub struct BlockPrediction {
     pub unknown: Vec<String>,
     /// The graph has more nodes than any trained on.
     pub extrapolating: bool,
+    /// Why the model does not price this design ([`refusal`]); its totals are then not
+    /// a prediction and callers must not use them.
+    pub refused: Option<String>,
+}
+
+/// Why the block model does not price a design of `graph`, if it does not: a TLMM
+/// engine with shared tables (`engine.table_storage` = "registers", "distributed" or
+/// "block": one table per lane group and a multiplexer per lane, kept to measure the
+/// per-lane copies against). How Yosys shares those multiplexers between lanes is not
+/// in the model's features: engines of one predicted table cost synthesise 25 % apart,
+/// and its error on them is beyond its target (eval.md, "by design class").
+pub fn refusal(graph: &DesignGraph) -> Option<String> {
+    let shared = graph.engine == "tlmm"
+        && graph
+            .nodes
+            .iter()
+            .any(|n| n.kind == BlockKind::TableMemory && n.params.select_inputs == 0);
+    shared.then(|| {
+        "a TLMM engine with shared tables (`engine.table_storage` other than \"lane-lutram\"): \
+         the block model does not price them (how Yosys shares their lanes' multiplexers \
+         is beyond its features); synthesise it with `tern synth`"
+            .to_string()
+    })
 }
 
 /// A band as people read it: `± 12.3 %`, or why there is none.
@@ -590,7 +613,8 @@ impl BlockModel {
 
     /// Fit on the training rows of several datasets of one board (engines, and whole
     /// tops for the shell): see `fit_blocks` for which rows cost which block; the
-    /// flattening factor comes from the first dataset, the band from every row.
+    /// flattening factor comes from the first dataset, the band from every row it prices
+    /// (not the designs it refuses, [`refusal`], though they train the blocks they share).
     pub fn fit_many(datasets: &[&Dataset]) -> Result<BlockModel, BlockModelError> {
         let Some(dataset) = datasets.first() else {
             return Err(BlockModelError::NoBlockLabels);
@@ -626,7 +650,8 @@ impl BlockModel {
                 let kept: Vec<Labelled> = kept.into_iter().map(|(_, r)| *r).collect();
                 let fold_blocks = fit_blocks(&kept);
                 let fold_flatten = flatten_factors(&kept);
-                for (_, r) in held {
+                // Designs the model refuses to price state no band.
+                for (_, r) in held.into_iter().filter(|(_, r)| refusal(r.graph).is_none()) {
                     let (sum, _, _) = compose(&fold_blocks, r.graph);
                     for t in 0..BLOCK_TARGET_COUNT {
                         if let Some(a) = r.design[t].filter(|a| *a > 0.0) {
@@ -726,6 +751,7 @@ impl BlockModel {
             blocks,
             unknown,
             extrapolating,
+            refused: refusal(graph),
         }
     }
 

@@ -379,3 +379,43 @@ fn model_files_round_trip_and_damage_is_named() {
     let e = BlockModel::load(&path).unwrap_err().to_string();
     assert!(e.contains("version 99"), "{e}");
 }
+
+/// A TLMM engine with shared tables (one per lane group, a multiplexer per lane) is
+/// refused with the reason, whatever else the model knows; its per-lane and adder-tree
+/// siblings of the same shape are priced.
+#[test]
+fn shared_table_engines_are_refused_not_priced() {
+    let model = BlockModel::fit(&dataset(&small_engines(), true)).unwrap();
+    let engine = |kind, storage| {
+        design_graph(&DesignConfig::Matmul(
+            ConfigBuilder::new(kind, 3, 4, 2)
+                .storage(storage)
+                .workload(256, 512, 8)
+                .build()
+                .unwrap(),
+        ))
+    };
+    for storage in [
+        TableStorage::Registers,
+        TableStorage::Distributed,
+        TableStorage::Block,
+    ] {
+        let p = model.predict(&engine(EngineKind::Tlmm, storage));
+        let why = p
+            .refused
+            .unwrap_or_else(|| panic!("{storage:?} tables were priced"));
+        assert!(why.contains("shared tables"), "{why}");
+    }
+    assert_eq!(
+        model
+            .predict(&engine(EngineKind::Tlmm, TableStorage::LaneLutram))
+            .refused,
+        None
+    );
+    assert_eq!(
+        model
+            .predict(&engine(EngineKind::AdderTree, TableStorage::Registers))
+            .refused,
+        None
+    );
+}

@@ -452,7 +452,9 @@ fn predict(
             predicted.resources = r;
             predicted.lut_spread = p.band[0];
             outside = blocks.outside(&engine.to_toml());
-            if !p.unknown.is_empty() {
+            if let Some(why) = &p.refused {
+                error = Some(format!("not priced: {why}"));
+            } else if !p.unknown.is_empty() {
                 error = Some(format!(
                     "block model could not cost: {}",
                     p.unknown.join("; ")

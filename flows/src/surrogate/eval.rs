@@ -45,6 +45,10 @@ pub struct EvalTable {
     /// blocks or feature columns; such a total is a lower bound).
     #[serde(default)]
     pub flagged: usize,
+    /// Rows the predictor does not price (block model: `tern_surrogate::blocks::refusal`),
+    /// left out of its errors.
+    #[serde(default)]
+    pub refused: usize,
 }
 
 /// Prediction and synthesis time on one split.
@@ -95,6 +99,10 @@ pub struct ClassErrors {
     /// Per block target (`tern_surrogate::blocks::BLOCK_TARGETS` order): LUT, FF, DSP,
     /// BRAM, LUT-RAM.
     pub errors: Vec<Option<Errors>>,
+    /// The model refuses to price this class (its errors are what it would say, kept to
+    /// show why).
+    #[serde(default)]
+    pub refused: bool,
 }
 
 /// A design's class for the breakdown: a matmul engine's kind and table storage (the
@@ -147,19 +155,22 @@ fn class_errors(
     items: &[&Item],
     predictions: &[BlockPrediction],
 ) -> Vec<ClassErrors> {
-    let mut by: std::collections::BTreeMap<String, Vec<(usize, f64, f64)>> = Default::default();
+    type Pairs = Vec<(usize, f64, f64)>;
+    let mut by: std::collections::BTreeMap<String, (Pairs, bool)> = Default::default();
     for (item, p) in items.iter().zip(predictions) {
         let class = by.entry(design_class(&item.config)).or_default();
+        class.1 |= p.refused.is_some();
         for (g, b) in SHARED_TARGETS {
             if let Some(actual) = item.example.targets[g] {
-                class.push((b, p.total[b], actual));
+                class.0.push((b, p.total[b], actual));
             }
         }
     }
     by.into_iter()
-        .map(|(class, pairs)| ClassErrors {
+        .map(|(class, (pairs, refused))| ClassErrors {
             split: which,
             class,
+            refused,
             errors: (0..tern_surrogate::blocks::BLOCK_TARGET_COUNT)
                 .map(|b| {
                     let of: Vec<(f64, f64)> = pairs
@@ -328,6 +339,9 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
                 }
                 if let (Some(bp), Some(b)) = (&block_predictions, shared) {
                     let bp = &bp[n];
+                    if bp.refused.is_some() {
+                        continue;
+                    }
                     let v = bp.total[b];
                     b_pairs.push((v, actual));
                     if let Some(band) = bp.band[b] {
@@ -350,6 +364,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
             errors: gnn.0,
             coverage: gnn.1,
             flagged: 0,
+            refused: 0,
         });
         tables.push(EvalTable {
             predictor: "linear".into(),
@@ -357,6 +372,7 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
             coverage: vec![None; TARGET_COUNT],
             errors: lin,
             flagged: 0,
+            refused: 0,
         });
         if blocks.is_some() {
             tables.push(EvalTable {
@@ -367,7 +383,12 @@ pub fn eval(a: &EvalArgs) -> Result<EvalReport> {
                 flagged: block_predictions
                     .iter()
                     .flatten()
-                    .filter(|p| !p.unknown.is_empty())
+                    .filter(|p| p.refused.is_none() && !p.unknown.is_empty())
+                    .count(),
+                refused: block_predictions
+                    .iter()
+                    .flatten()
+                    .filter(|p| p.refused.is_some())
                     .count(),
             });
         }
@@ -512,6 +533,13 @@ fn eval_markdown(r: &EvalReport, model: &Surrogate, blocks: Option<&BlockModel>)
                 );
             }
         }
+        for table in tables.iter().filter(|t| t.refused > 0) {
+            s += &format!(
+                "\n**The {} model does not price {} of these rows** (TLMM engines with shared \
+                 tables: `tern predict` says why); they are left out of its errors.\n",
+                table.predictor, table.refused
+            );
+        }
         for table in tables.iter().filter(|t| t.flagged > 0) {
             s += &format!(
                 "**{} of these rows' {} predictions flagged parts the model could not cost** \
@@ -522,16 +550,17 @@ fn eval_markdown(r: &EvalReport, model: &Surrogate, blocks: Option<&BlockModel>)
         s += "\n";
     }
     if !r.block_classes.is_empty() {
-        s += "## The block model by design class\n\nMedian APE % of the design totals (rows in brackets): where in the space the model misses.\n\n| split | class | LUT | FF | BRAM |\n|---|---|---|---|---|\n";
+        s += "## The block model by design class\n\nMedian APE % of the design totals (rows in brackets): where in the space the model misses. A class marked refused is one the model does not price; its errors are what it would say.\n\n| split | class | LUT | FF | BRAM |\n|---|---|---|---|---|\n";
         for c in &r.block_classes {
             let cell = |t: usize| match &c.errors[t] {
                 Some(e) if e.nonzero > 0 => format!("{} ({})", fmt(e.median_ape), e.nonzero),
                 _ => "–".into(),
             };
             s += &format!(
-                "| {} | {} | {} | {} | {} |\n",
+                "| {} | {}{} | {} | {} | {} |\n",
                 split_title(c.split),
                 c.class,
+                if c.refused { " (refused)" } else { "" },
                 cell(0),
                 cell(1),
                 cell(3)

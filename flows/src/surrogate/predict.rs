@@ -100,6 +100,10 @@ pub struct BlockReport {
     /// each, `BlockModel::outside`); the band does not cover them.
     #[serde(default)]
     pub outside: Vec<String>,
+    /// Why the model does not price this design (`tern_surrogate::blocks::refusal`):
+    /// its totals are then no prediction.
+    #[serde(default)]
+    pub refused: Option<String>,
     pub milliseconds: f64,
 }
 
@@ -140,6 +144,7 @@ pub fn predict_blocks(
             unknown: p.unknown,
             extrapolating: p.extrapolating,
             outside: model.outside(&config_toml),
+            refused: p.refused,
             milliseconds: start.elapsed().as_secs_f64() * 1e3,
         };
         if best
@@ -269,6 +274,10 @@ pub fn print_prediction(r: &PredictReport, board: &Board) {
             "engine alone (no top's shell; --whole-top prices it)"
         }
     );
+    if let Some(why) = &b.refused {
+        println!("  REFUSED: {why}");
+        return;
+    }
     println!(
         "  {:<18} {:>10} {:>10} {:>6} {:>8} {:>10}",
         "block", "LUT", "FF", "DSP", "BRAM", "LUT-RAM"
