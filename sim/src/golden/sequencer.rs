@@ -328,8 +328,8 @@ fn call_operands(
 
 /// One engine call of an `Attention` command as the engine runs it: its KV head, its
 /// rows, and per row how many of its tiles raised the running maximum by a nonzero
-/// rescale index (the data decides it; each costs the engine a rescale,
-/// `tern_hdl::timing`).
+/// rescale index (the data decides it; each costs the engine a rescale in its cycle
+/// model).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct AttentionCallWork {
     pub kv_head: usize,
