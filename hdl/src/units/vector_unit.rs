@@ -103,6 +103,149 @@ impl VectorUnitShape {
     }
 }
 
+/// The element-wise commands as the unit times them (`Dequant` adding into the residual
+/// and `NormQuant` of int8 rows read a second stream and so differ from their plain
+/// forms).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Timed {
+    Embed,
+    NormQuant,
+    NormQuantInt8,
+    Dequant,
+    DequantAdd,
+    Rope,
+    ToInt8,
+    Relu2Mul,
+}
+
+impl Timed {
+    /// Round trips of the memory's latency per row (its reads one after another, then
+    /// the row's last write answered) and per command.
+    fn round_trips(self) -> (u64, u64) {
+        match self {
+            Timed::Embed | Timed::DequantAdd => (3, 0),
+            Timed::NormQuant | Timed::NormQuantInt8 => (3, 1),
+            Timed::Dequant | Timed::Rope | Timed::ToInt8 | Timed::Relu2Mul => (2, 0),
+        }
+    }
+}
+
+/// Clocks beyond the block's own, per row and per command, with no latency (each
+/// round trip then adds the memory's latency), at lanes/ports 1/1, 2/1, 4/1, 1/2, 2/2,
+/// 4/2 in [`Timed`]'s order: measured on co-simulation at a latency of one clock
+/// (`bench_the_vector_unit_model` in flows/tests/program.rs, rows 1 and 8 of the
+/// 0.73B's commands), the gearboxes', the readers' and the writer's clocks.
+const WAITING: [[(u64, u64); 6]; 8] = [
+    // Embed
+    [(27, 9), (31, 7), (36, 3), (25, 9), (29, 7), (34, 3)],
+    // NormQuant
+    [(57, 7), (57, 7), (39, 9), (40, 8), (40, 8), (39, 8)],
+    // NormQuantInt8
+    [(55, 9), (55, 9), (55, 9), (38, 8), (38, 8), (38, 8)],
+    // Dequant
+    [(24, 9), (28, 7), (33, 3), (23, 9), (27, 7), (32, 3)],
+    // DequantAdd
+    [(58, 9), (61, 7), (0, 5), (28, 9), (32, 7), (37, 3)],
+    // Rope
+    [(34, 9), (38, 7), (43, 3), (21, 9), (25, 7), (30, 3)],
+    // ToInt8
+    [(31, 3), (31, 3), (31, 3), (30, 3), (30, 3), (30, 3)],
+    // Relu2Mul
+    [(39, 9), (41, 7), (30, 3), (22, 9), (26, 7), (30, 3)],
+];
+
+impl VectorUnitShape {
+    /// The clocks of an element-wise `command` over `rows` rows on a memory of
+    /// `latency_clocks` with no DRAM timing: per row the block's exact cycle model
+    /// (`crate::vector`), the clocks the row's input streams need beyond the block's
+    /// when they share port 0 at a memory beat a clock, and the unit's waiting (the
+    /// readers, the gearboxes, the writer; [`WAITING`] and a round trip of the latency
+    /// per read or answered write in turn); per command a few clocks more. Within 8
+    /// clocks of co-simulation on 1,080 commands at latencies of 1 to 30 clocks
+    /// (`docs/bench/vector_unit_model.txt`); DRAM timing (refresh, bus turnarounds,
+    /// row misses) is not counted: on the KV260's DDR model at 250 MHz the model is
+    /// optimistic, most at 4 lanes, where port 0 streams at its peak and every DRAM
+    /// stall shows.
+    pub fn cycles(
+        &self,
+        command: &crate::program::Command,
+        rows: usize,
+        latency_clocks: u32,
+    ) -> Result<u64, String> {
+        use crate::program::Command;
+        use crate::vector::{
+            dequant_clocks, embed_clocks, norm_quant_clocks, relu2_mul_clocks, rope_clocks,
+            to_int8_clocks,
+        };
+        self.check()?;
+        let lanes = self.lanes;
+        let vector = |n: usize| 16 + 4 * n as u64;
+        // Per kind: the block's clocks a row, its elements, and the bytes its input
+        // streams read on readers A and B while the block takes a lane beat a clock.
+        let (timed, block, n, (a, b)) = match *command {
+            Command::Embed { n, .. } => {
+                let n = n as usize;
+                (Timed::Embed, embed_clocks(lanes, n), n, (0, 0))
+            }
+            Command::NormQuant { n, int8_unit, .. } => {
+                let n = n as usize;
+                let shape = crate::vector::NormQuantShape {
+                    lanes,
+                    max_n: self.max_n,
+                };
+                let (timed, input) = match int8_unit {
+                    Some(_) => (Timed::NormQuantInt8, n as u64),
+                    None => (Timed::NormQuant, vector(n)),
+                };
+                (timed, norm_quant_clocks(shape, n), n, (input, 2 * n as u64))
+            }
+            Command::Dequant { m, add, .. } => {
+                let n = m as usize;
+                let (timed, residual) = if add {
+                    (Timed::DequantAdd, vector(n))
+                } else {
+                    (Timed::Dequant, 0)
+                };
+                (timed, dequant_clocks(lanes, n), n, (4 * n as u64, residual))
+            }
+            Command::Rope {
+                heads, head_dim, ..
+            } => {
+                let n = (heads * head_dim) as usize;
+                let block = rope_clocks(lanes, heads as usize, head_dim as usize);
+                (Timed::Rope, block, n, (0, 0))
+            }
+            Command::ToInt8 { n, .. } => {
+                let n = n as usize;
+                (Timed::ToInt8, to_int8_clocks(lanes, n), n, (0, 0))
+            }
+            Command::Relu2Mul { n, .. } => {
+                let n = n as usize;
+                (
+                    Timed::Relu2Mul,
+                    relu2_mul_clocks(lanes, n),
+                    n,
+                    (vector(n), vector(n)),
+                )
+            }
+            ref other => return Err(format!("{other:?} is not an element-wise command")),
+        };
+        // Two streams on one port: port 0 brings both at a memory beat a clock.
+        let on_port0 = a + if self.ports == 1 { b } else { 0 };
+        let excess = on_port0.div_ceil(16).saturating_sub((n / lanes) as u64);
+        let config = [(1, 1), (2, 1), (4, 1), (1, 2), (2, 2), (4, 2)]
+            .iter()
+            .position(|&c| c == (lanes, self.ports))
+            .ok_or_else(|| format!("{lanes} lanes on {} ports: not measured", self.ports))?;
+        let (row, once) = WAITING[timed as usize][config];
+        let (row_trips, command_trips) = timed.round_trips();
+        let latency = u64::from(latency_clocks);
+        Ok(once
+            + command_trips * latency
+            + rows as u64 * (block + excess + row + row_trips * latency))
+    }
+}
+
 /// The unit's Verilog, one file: the unit, its blocks, the stripe reader, the read
 /// arbiter and the row writer.
 pub fn vector_unit_verilog(shape: VectorUnitShape) -> Result<String, String> {
@@ -812,3 +955,67 @@ module {{MODULE}} (
 endmodule
 `default_nettype wire
 "#;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::program::Command;
+
+    fn shape(lanes: usize, ports: usize) -> VectorUnitShape {
+        VectorUnitShape {
+            lanes,
+            max_n: 4096,
+            max_head_dim: 96,
+            ports,
+        }
+    }
+
+    fn relu2_mul(n: u32) -> Command {
+        Command::Relu2Mul {
+            gate: 0,
+            up: 0,
+            dst: 0,
+            n,
+        }
+    }
+
+    /// Rows, latency and lanes move the clocks the way the unit's structure says: a
+    /// row more costs a row's clocks; a clock more of latency costs a Relu2Mul row two
+    /// (its reads, then its answered write); twice the lanes take about half the clocks;
+    /// at 4 lanes the gate's and the up's rows on one port take a memory beat each a
+    /// clock, one row's beats more than on two ports.
+    #[test]
+    fn the_clocks_follow_rows_latency_lanes_and_ports() {
+        let s = shape(2, 2);
+        let c = relu2_mul(4096);
+        let one = s.cycles(&c, 1, 1).unwrap();
+        let two = s.cycles(&c, 2, 1).unwrap();
+        let row = two - one;
+        assert_eq!(s.cycles(&c, 3, 1).unwrap() - two, row);
+        assert_eq!(s.cycles(&c, 1, 2).unwrap() - one, 2);
+        let four = shape(4, 2).cycles(&c, 1, 1).unwrap();
+        assert!(four < one && 2 * four > one, "{four} against {one}");
+        let shared = shape(4, 1).cycles(&c, 1, 1).unwrap();
+        assert_eq!(shared - four, (16 + 4 * 4096) / 16);
+    }
+
+    #[test]
+    fn a_command_of_another_unit_is_refused() {
+        let e = shape(2, 1)
+            .cycles(
+                &Command::Matmul {
+                    layer: 0,
+                    which: 0,
+                    src: 0,
+                    weights: 0,
+                    dst: 0,
+                    m: 8,
+                    k: 8,
+                },
+                1,
+                1,
+            )
+            .unwrap_err();
+        assert!(e.contains("not an element-wise command"), "{e}");
+    }
+}
