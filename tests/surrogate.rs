@@ -323,36 +323,15 @@ fn predict_answers_in_milliseconds_and_flags_extrapolation() {
 
     // G = 5 is beyond the block model's trained G 2..4: flagged by name, although the
     // engine is smaller than designs it was fitted on.
-    let cfg = dir.path().join("g5.toml");
-    let mut file = tern_hdl::Config::from_path(Path::new(&repo("examples/default.toml")))
-        .unwrap()
-        .to_file();
-    (file.engine.group_size, file.engine.rows_parallel) = (5, 1);
-    let g5 = tern_hdl::Config::validate(file, "g5").unwrap();
-    std::fs::write(&cfg, g5.to_toml()).unwrap();
-    let json = dir.path().join("g5.json");
-    let o = tern_in(
-        dir.path(),
-        &[],
-        &[
-            "predict",
-            "--config",
-            cfg.to_str().unwrap(),
-            "--board",
-            "kv260",
-            "--json",
-            json.to_str().unwrap(),
-        ],
-    );
+    let (o, report) = predict_changed(dir.path(), "g5", |file| {
+        (file.engine.group_size, file.engine.rows_parallel) = (5, 1);
+    });
     let t = text(&o);
-    assert!(o.status.success(), "{t}");
     assert!(
         t.contains("OUTSIDE THE TRAINED RANGE")
             && t.contains("engine.group_size = 5 (trained on 2..=4)"),
         "{t}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert_eq!(report["blocks"]["extrapolating"], false, "{report}");
     let outside = report["blocks"]["outside"].as_array().unwrap();
     assert!(
@@ -363,21 +342,23 @@ fn predict_answers_in_milliseconds_and_flags_extrapolation() {
     );
 }
 
-/// A TLMM engine with register tables: the block model refuses it with the reason, in
-/// the print and the JSON, and prints no totals; the GNN still answers.
-#[test]
-fn tern_predict_refuses_a_shared_table_engine_by_name() {
-    let dir = tempfile::tempdir().unwrap();
-    let cfg = dir.path().join("registers.toml");
+/// `tern predict --board kv260` on examples/default.toml changed by `edit` (written as
+/// `NAME.toml` in `dir`): its output and its `--json` report.
+fn predict_changed(
+    dir: &Path,
+    name: &str,
+    edit: impl FnOnce(&mut tern_hdl::config::ConfigFile),
+) -> (std::process::Output, serde_json::Value) {
+    let cfg = dir.join(format!("{name}.toml"));
     let mut file = tern_hdl::Config::from_path(Path::new(&repo("examples/default.toml")))
         .unwrap()
         .to_file();
-    file.engine.table_storage = Some(tern_hdl::config::TableStorage::Registers);
-    let registers = tern_hdl::Config::validate(file, "registers").unwrap();
-    std::fs::write(&cfg, registers.to_toml()).unwrap();
-    let json = dir.path().join("registers.json");
+    edit(&mut file);
+    let changed = tern_hdl::Config::validate(file, name).unwrap();
+    std::fs::write(&cfg, changed.to_toml()).unwrap();
+    let json = dir.join(format!("{name}.json"));
     let o = tern_in(
-        dir.path(),
+        dir,
         &[],
         &[
             "predict",
@@ -389,6 +370,20 @@ fn tern_predict_refuses_a_shared_table_engine_by_name() {
             json.to_str().unwrap(),
         ],
     );
+    let report = std::fs::read_to_string(&json)
+        .map(|j| serde_json::from_str(&j).unwrap())
+        .unwrap_or(serde_json::Value::Null);
+    (o, report)
+}
+
+/// A TLMM engine with register tables: the block model refuses it with the reason, in
+/// the print and the JSON, and prints no totals; the GNN still answers.
+#[test]
+fn tern_predict_refuses_a_shared_table_engine_by_name() {
+    let dir = tempfile::tempdir().unwrap();
+    let (o, report) = predict_changed(dir.path(), "registers", |file| {
+        file.engine.table_storage = Some(tern_hdl::config::TableStorage::Registers);
+    });
     let t = text(&o);
     assert!(o.status.success(), "{t}");
     assert!(
@@ -399,8 +394,6 @@ fn tern_predict_refuses_a_shared_table_engine_by_name() {
         !t.contains("(flattened; LUT"),
         "no totals for a refused design: {t}"
     );
-    let report: serde_json::Value =
-        serde_json::from_str(&std::fs::read_to_string(&json).unwrap()).unwrap();
     assert!(
         report["blocks"]["refused"]
             .as_str()
