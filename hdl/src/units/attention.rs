@@ -171,12 +171,16 @@ impl AttentionUnitShape {
     /// region, a partial tile's keys and values as two); per row its outputs. Whatever
     /// the memory's timing, these are the bytes (the co-simulation counts them).
     pub fn traffic(&self, rows: usize, position: usize) -> UnitTraffic {
+        self.traffic_of(rows, &self.calls(rows, position))
+    }
+
+    /// [`Self::traffic`] of a command of `rows` rows making `calls`.
+    fn traffic_of(&self, rows: usize, calls: &[UnitCall]) -> UnitTraffic {
         let d = self.engine.attention.head_dim as u64;
         let tile = self.engine.attention.tile;
         let cache = self.cache();
         let t = rows as u64;
         let appends = t * self.kv_heads as u64 * 2 * d;
-        let calls = self.calls(rows, position);
         let query_rows: u64 = calls.iter().map(|c| c.rows.len() as u64).sum();
         let kv_read: u64 = calls
             .iter()
@@ -248,7 +252,7 @@ impl AttentionUnitShape {
         let query_gearbox =
             query_rows * self.engine.chunks() as u64 * (a.macs.div_ceil(16) as u64 - 1);
         // The keys and values come on `ports` ports, 16 bytes a clock each.
-        let kv = self.traffic(rows, position).kv_read;
+        let kv = self.traffic_of(rows, &calls).kv_read;
         let kv_rate = kv
             .div_ceil(16 * self.ports as u64)
             .saturating_sub(kv / a.macs as u64);
@@ -318,7 +322,7 @@ pub const MEASURED_LATENCY_CLOCKS: std::ops::RangeInclusive<u32> = 1..=40;
 
 /// The unit's waiting, each part a fixed count of clocks plus a count of the memory's
 /// round trips (its latency in clocks each). Measured against co-simulation on memories
-/// of 1 to 40 clocks' latency (docs/accelerator.md, "The attention unit's clocks";
+/// of 1 to 40 clocks' latency (docs/program.md, the attention unit's "Its clocks";
 /// `docs/bench/attention_unit_model.txt`); the round trips are the unit's structure.
 /// Per command: starting, the record's read, the last row's write and its answer.
 const COMMAND_CLOCKS: u64 = 105;

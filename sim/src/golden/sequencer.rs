@@ -225,11 +225,7 @@ fn attention_in_memory(
 ) -> Result<Vec<Vec<i8>>, ProgramError> {
     let d = model.head_dim;
     let t = qkv[0].len() / model.hidden;
-    let head_at = |kvh: usize| {
-        record
-            .cache_at
-            .saturating_add((kvh as u64).saturating_mul(record.head_stride))
-    };
+    let head_at = |kvh: usize| head_cache_at(record, kvh);
     let plan = AttentionCalls::of(model, t, qkv);
     for (kvh, (keys, values)) in plan.appends.iter().enumerate() {
         for (j, (key, value)) in keys.chunks(d).zip(values.chunks(d)).enumerate() {
@@ -266,6 +262,14 @@ fn attention_in_memory(
     Ok(plan.gather(model, t, &outs))
 }
 
+/// Where KV head `kvh`'s cache starts (an address past the address space saturates and
+/// is then refused as outside memory).
+fn head_cache_at(record: &AttentionRecord, kvh: usize) -> u64 {
+    record
+        .cache_at
+        .saturating_add((kvh as u64).saturating_mul(record.head_stride))
+}
+
 /// One engine call's operands as the engine streams them: its KV head, its rows, the
 /// rows' queries and the head's keys and values up to the pass's end (each row-major,
 /// `head_dim` a row).
@@ -300,9 +304,7 @@ fn call_operands(
     let as_i8 = |b: Vec<u8>| b.into_iter().map(|x| x as i8).collect::<Vec<i8>>();
     let mut calls = vec![];
     for (kvh, queries) in &plan.calls {
-        let at = record
-            .cache_at
-            .saturating_add((*kvh as u64).saturating_mul(record.head_stride));
+        let at = head_cache_at(record, *kvh);
         let (mut keys, mut values) = (Vec::with_capacity(seq * d), Vec::with_capacity(seq * d));
         for i in 0..seq {
             keys.extend(read(
